@@ -1,0 +1,3 @@
+from pymailsrv.cli import main
+
+raise SystemExit(main())

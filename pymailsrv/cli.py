@@ -1,0 +1,229 @@
+"""The ``pymailsrv`` command: serve, init, db, domain/mailbox/alias admin, pw, auth, queue,
+postconf, postmap. Each subcommand is a thin adapter over the package that does the work;
+errors are one clear line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from pymailsrv.errors import ConfigError, PymailsrvError
+
+DEFAULT_CONFIG = "/etc/pymailsrv/pymailsrv.conf"
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _config_path(args: argparse.Namespace) -> str:
+    return args.config or os.environ.get("PYMAILSRV_CONFIG") or DEFAULT_CONFIG
+
+
+def load_settings(args: argparse.Namespace) -> Any:
+    """The Settings of ``--config`` / $PYMAILSRV_CONFIG; the built-in defaults if the default
+    path does not exist (so ``postconf -d`` and ``pw hash`` work before ``init``)."""
+    from pymailsrv.config.settings import Settings
+
+    path = _config_path(args)
+    if not args.config and not os.environ.get("PYMAILSRV_CONFIG") and not os.path.exists(path):
+        return Settings()
+    return Settings.load(path)
+
+
+def run_async(coro: Coroutine[Any, Any, int]) -> int:
+    return asyncio.run(coro)
+
+
+# --- subcommand handlers (each imports its implementation lazily) ---------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pymailsrv import app
+
+    return app.serve(load_settings(args), config_path=_config_path(args))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from pymailsrv import app
+
+    return app.init(args, config_path=_config_path(args))
+
+
+def cmd_postconf(args: argparse.Namespace) -> int:
+    from pymailsrv.config.postconf import postconf
+
+    return postconf(load_settings(args), args.names, defaults=args.d, non_default=args.n,
+                    expand=args.x, out=sys.stdout)
+
+
+def cmd_postmap(args: argparse.Namespace) -> int:
+    from pymailsrv.policy.postmap import postmap
+
+    return run_async(postmap(load_settings(args), args.query, args.table, out=sys.stdout))
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from pymailsrv.db import admin
+
+    return run_async(admin.cli_db(load_settings(args), args))
+
+
+def cmd_directory(args: argparse.Namespace) -> int:
+    from pymailsrv.db import admin
+
+    return run_async(admin.cli(load_settings(args), args))
+
+
+def cmd_pw(args: argparse.Namespace) -> int:
+    from pymailsrv.auth import tools
+
+    return tools.cli_pw(load_settings(args), args)
+
+
+def cmd_auth(args: argparse.Namespace) -> int:
+    from pymailsrv.auth import tools
+
+    return run_async(tools.cli_auth(load_settings(args), args))
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    from pymailsrv.queue import admin
+
+    return run_async(admin.cli(load_settings(args), args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pymailsrv", description=__doc__.splitlines()[0])
+    p.add_argument("--config", "-c",
+                   help=f"configuration file (default $PYMAILSRV_CONFIG or {DEFAULT_CONFIG})")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the server")
+    s.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("init", help="write a configuration, create the database and a certificate")
+    s.add_argument("--data-dir", default=None, help="data directory (default: ./data)")
+    s.add_argument("--hostname", default=None, help="this host's name (default: the machine's FQDN)")
+    s.add_argument("--demo", action="store_true", help="also add a demo domain and mailbox, local ports")
+    s.add_argument("--force", action="store_true", help="overwrite an existing configuration")
+    s.set_defaults(func=cmd_init)
+
+    s = sub.add_parser("postconf", help="print parameters, like Postfix's postconf")
+    s.add_argument("-d", action="store_true", help="print defaults")
+    s.add_argument("-n", action="store_true", help="print only parameters set in the file")
+    s.add_argument("-x", action="store_true", help="expand $name references")
+    s.add_argument("names", nargs="*")
+    s.set_defaults(func=cmd_postconf)
+
+    s = sub.add_parser("postmap", help="query a lookup table: postmap -q KEY type:name")
+    s.add_argument("-q", dest="query", required=True, metavar="KEY")
+    s.add_argument("table", metavar="type:name")
+    s.set_defaults(func=cmd_postmap)
+
+    s = sub.add_parser("db", help="database schema")
+    dsub = s.add_subparsers(dest="action", required=True)
+    dsub.add_parser("upgrade", help="create or upgrade the PostfixAdmin schema")
+    dsub.add_parser("current", help="show the schema version")
+    s.set_defaults(func=cmd_db)
+
+    s = sub.add_parser("domain", help="hosted domains")
+    dsub = s.add_subparsers(dest="action", required=True)
+    a = dsub.add_parser("add")
+    a.add_argument("domain")
+    a.add_argument("--description", default="")
+    a.add_argument("--transport", default="virtual")
+    a.add_argument("--backupmx", action="store_true")
+    dsub.add_parser("list")
+    for verb in ("del", "disable", "enable"):
+        dsub.add_parser(verb).add_argument("domain")
+    s.set_defaults(func=cmd_directory, object="domain")
+
+    s = sub.add_parser("mailbox", help="mailboxes")
+    dsub = s.add_subparsers(dest="action", required=True)
+    a = dsub.add_parser("add")
+    a.add_argument("address")
+    a.add_argument("--password")
+    a.add_argument("--password-stdin", action="store_true")
+    a.add_argument("--name", default="")
+    a.add_argument("--quota", type=int, default=0, help="quota in MB (times quota_multiplier)")
+    a = dsub.add_parser("passwd")
+    a.add_argument("address")
+    a.add_argument("--password")
+    a.add_argument("--password-stdin", action="store_true")
+    a = dsub.add_parser("list")
+    a.add_argument("domain", nargs="?")
+    for verb in ("del", "disable", "enable"):
+        dsub.add_parser(verb).add_argument("address")
+    s.set_defaults(func=cmd_directory, object="mailbox")
+
+    s = sub.add_parser("alias", help="aliases")
+    dsub = s.add_subparsers(dest="action", required=True)
+    a = dsub.add_parser("add")
+    a.add_argument("address")
+    a.add_argument("goto", help="target[,target…]")
+    a = dsub.add_parser("list")
+    a.add_argument("domain", nargs="?")
+    dsub.add_parser("del").add_argument("address")
+    s.set_defaults(func=cmd_directory, object="alias")
+
+    s = sub.add_parser("alias-domain", help="alias domains")
+    dsub = s.add_subparsers(dest="action", required=True)
+    a = dsub.add_parser("add")
+    a.add_argument("alias_domain")
+    a.add_argument("target_domain")
+    dsub.add_parser("list")
+    dsub.add_parser("del").add_argument("alias_domain")
+    s.set_defaults(func=cmd_directory, object="alias-domain")
+
+    s = sub.add_parser("resolve", help="show where mail for an address goes")
+    s.add_argument("address")
+    s.set_defaults(func=cmd_directory, object="resolve", action="resolve")
+
+    s = sub.add_parser("pw", help="passwords")
+    dsub = s.add_subparsers(dest="action", required=True)
+    a = dsub.add_parser("hash", help="hash a password, like doveadm pw")
+    a.add_argument("--scheme", "-s")
+    a.add_argument("--password", "-p")
+    a = dsub.add_parser("verify", help="check a password against a stored hash")
+    a.add_argument("hash")
+    a.add_argument("--password", "-p")
+    s.set_defaults(func=cmd_pw)
+
+    s = sub.add_parser("auth", help="authentication")
+    dsub = s.add_subparsers(dest="action", required=True)
+    a = dsub.add_parser("test", help="check a login, like doveadm auth test")
+    a.add_argument("address")
+    a.add_argument("password", nargs="?")
+    s.set_defaults(func=cmd_auth)
+
+    s = sub.add_parser("queue", help="the mail queue, like mailq/postqueue/postsuper")
+    dsub = s.add_subparsers(dest="action", required=True)
+    dsub.add_parser("list")
+    dsub.add_parser("flush").add_argument("queue_id", nargs="?")
+    for verb in ("delete", "hold", "release", "requeue"):
+        dsub.add_parser(verb).add_argument("queue_id")
+    s.set_defaults(func=cmd_queue)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"pymailsrv: fatal: {exc}", file=sys.stderr)
+        return 1
+    except PymailsrvError as exc:
+        print(f"pymailsrv: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

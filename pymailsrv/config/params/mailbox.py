@@ -1,0 +1,20 @@
+"""IMAP and POP3 parameters (Dovecot's names where they exist)."""
+
+from pymailsrv.config.params.spec import Param
+
+PARAMS = (
+    Param("imap_listen", "listen", "", "IMAP listener (port 143); empty = off."),
+    Param("imaps_listen", "listen", "", "IMAP over implicit TLS (port 993); empty = off."),
+    Param("pop3_listen", "listen", "", "POP3 listener (port 110); empty = off."),
+    Param("pop3s_listen", "listen", "", "POP3 over implicit TLS (port 995); empty = off."),
+    Param("imap_max_line_length", "size", "65536", "Longest IMAP command line (without literals)."),
+    Param("imap_max_literal_size", "size", "$message_size_limit", "Largest literal accepted (APPEND)."),
+    Param("imap_idle_notify_interval", "time", "2m", "How often IDLE sends a keep-alive."),
+    Param("imap_timeout", "time", "30m", "Idle time before an IMAP session is closed."),
+    Param("pop3_timeout", "time", "10m", "Idle time before a POP3 session is closed."),
+    Param("pop3_uidl_format", "str", "%08Xu%08Xv", "UIDL format (Dovecot's)."),
+    Param("pop3_enable_apop", "bool", "no", "Offer APOP (needs plaintext passwords)."),
+    Param("pop3_hide_deleted", "bool", "yes", "Hide messages IMAP flagged \\Deleted."),
+    Param("mail_max_userip_connections", "int", "20", "Sessions per user and client IP."),
+    Param("protocol_error_limit", "int", "10", "Bad commands before an IMAP/POP3 session is closed."),
+)

@@ -1,0 +1,1 @@
+"""pymailsrv.db"""

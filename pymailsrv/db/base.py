@@ -1,0 +1,59 @@
+"""The Directory: what the mail protocols ask of the PostfixAdmin database (interfaces only).
+
+Every key is lower-cased and stripped in Python before it reaches SQL (SQLite and PostgreSQL
+compare exactly, MySQL does not; POSTFIXADMIN-SCHEMA §1). Lookups follow POSTFIXADMIN-SCHEMA §4.
+Implementations raise ``pymailsrv.errors.TemporaryFailure`` when the database cannot be reached,
+so callers answer 4xx / ``NO [UNAVAILABLE]`` rather than "user unknown".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from pymailsrv.types import Account
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordEntry:
+    """A ``mailbox`` row as the Authenticator needs it (the hash is never compared in SQL)."""
+
+    username: str  # the stored spelling, adopted as the login (Dovecot's ``username AS user``)
+    password: str  # the stored hash, with or without a {SCHEME} prefix
+    active: bool
+    account: Account
+
+
+class Directory(Protocol):
+    async def is_local_domain(self, domain: str) -> bool:
+        """A domain we deliver for: an active ``domain`` row, not backupmx, or an active alias domain."""
+        ...
+
+    async def is_relay_domain(self, domain: str) -> bool:
+        """A domain we accept and forward (backupmx = 1, or transport smtp:/relay:)."""
+        ...
+
+    async def transport(self, domain: str) -> str | None:
+        """The ``domain.transport`` column of the active domain row (``virtual``, ``smtp:[h]`` …)."""
+        ...
+
+    async def resolve(self, address: str) -> list[str]:
+        """Final recipients of ``address`` after virtual alias expansion (recursive, alias domains,
+        catch-all, recipient delimiter); an address with no alias resolves to ``[address]``.
+        Order is stable (first seen first), duplicates removed, vacation pseudo-targets dropped."""
+        ...
+
+    async def mailbox(self, address: str) -> Account | None:
+        """The active mailbox for ``address`` (also through an alias domain), or None."""
+        ...
+
+    async def password_entry(self, login: str) -> PasswordEntry | None:
+        """The mailbox row for a login name, active or not (the caller refuses inactive ones)."""
+        ...
+
+    async def login_owns(self, login: str, address: str) -> bool:
+        """smtpd_sender_login_maps semantics: may ``login`` send as ``address``? True for its own
+        mailbox address and for aliases whose targets include the login."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,81 @@
+"""Logging: Postfix-style event lines, debug lines with a session id, and opt-in protocol traces.
+
+Every mail event is one INFO line in the shape admins and pflogsumm know::
+
+    Nov 22 04:15:01 mx pymailsrv/smtpd[812]: connect from unknown[192.0.2.7]
+    Nov 22 04:15:02 mx pymailsrv/virtual[812]: 4F3A2B1C0D: to=<a@example.com>, relay=virtual, ...
+
+A component logs through ``get_logger("smtpd")`` (etc.); the part after ``pymailsrv.`` becomes the
+Postfix-style program name. Pass ``--syslog-name=pymailsrv`` to pflogsumm (or set
+``syslog_name = postfix`` in the configuration) to read these logs.
+
+Credentials and message bodies are never given to these loggers; protocol traces that may carry
+them go to ``pymailsrv.trace.<proto>`` at level ``TRACE`` and are off unless asked for.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import socket
+import sys
+import time
+
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+
+session_id: contextvars.ContextVar[str] = contextvars.ContextVar("session_id", default="")
+
+
+def get_logger(component: str) -> logging.Logger:
+    """The logger of one component (``smtpd``, ``qmgr``, ``virtual``, ``imap``, ``pop3`` …)."""
+    return logging.getLogger(f"pymailsrv.{component}")
+
+
+def trace_logger(protocol: str) -> logging.Logger:
+    """Wire traces; enabled only when log_level is TRACE."""
+    return logging.getLogger(f"pymailsrv.trace.{protocol}")
+
+
+class PostfixFormatter(logging.Formatter):
+    """``Mon DD HH:MM:SS host name/component[pid]: message`` (syslog style, as Postfix logs)."""
+
+    def __init__(self, syslog_name: str = "pymailsrv", hostname: str | None = None) -> None:
+        super().__init__()
+        self.syslog_name = syslog_name
+        self.hostname = (hostname or socket.gethostname()).split(".")[0]
+        self.pid = os.getpid()
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%b %e %H:%M:%S", time.localtime(record.created))
+        component = record.name.rpartition(".")[2] if record.name.startswith("pymailsrv.") else record.name
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR and not message.startswith(("fatal:", "panic:", "error:")):
+            message = f"error: {message}"
+        elif record.levelno == logging.WARNING and not message.startswith("warning:"):
+            message = f"warning: {message}"
+        elif record.levelno <= logging.DEBUG:
+            sid = session_id.get()
+            if sid:
+                message = f"[{sid}] {message}"
+        line = f"{stamp} {self.hostname} {self.syslog_name}/{component}[{self.pid}]: {message}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup_logging(
+    *, level: str = "info", log_file: str = "", syslog_name: str = "pymailsrv", hostname: str | None = None
+) -> None:
+    """Install one handler on the ``pymailsrv`` logger (stderr, or ``log_file`` when set)."""
+    root = logging.getLogger("pymailsrv")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PostfixFormatter(syslog_name, hostname))
+    root.addHandler(handler)
+    levels = {"trace": TRACE, "debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+              "error": logging.ERROR}
+    root.setLevel(levels.get(level.lower(), logging.INFO))
+    root.propagate = False

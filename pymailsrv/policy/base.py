@@ -1,0 +1,69 @@
+"""The policy seam: lookup tables and the restriction engine as the SMTP side sees them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Stage = Literal["connect", "helo", "mail", "rcpt", "data", "end_of_data"]
+
+
+class LookupTable(Protocol):
+    """A Postfix ``type:name`` table. Keys are matched as Postfix does for the type (exact,
+    case-folded for texthash/hash; first match for cidr/regexp)."""
+
+    async def get(self, key: str) -> str | None: ...
+
+
+@dataclass(slots=True)
+class SmtpState:
+    """Everything a restriction may look at; the SMTP session keeps it current."""
+
+    client_address: str
+    client_name: str = "unknown"
+    reverse_client_name: str = "unknown"
+    client_port: int = 0
+    helo_name: str = ""
+    protocol: str = "SMTP"
+    sender: str | None = None  # None before MAIL FROM; "" for the null sender
+    recipient: str = ""
+    recipient_count: int = 0
+    sasl_method: str = ""
+    sasl_username: str = ""
+    tls: bool = False
+    size: int = 0
+    queue_id: str = ""
+    instance: str = ""
+    service: str = "smtpd"  # smtpd | submission | smtps
+    pipelining_violation: bool = False  # commands sent ahead before it was allowed
+    encryption_cipher: str = ""
+
+
+Action = Literal["permit", "reject", "defer", "dunno"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer of a restriction list: ``permit``/``dunno`` let the command through."""
+
+    action: Action = "dunno"
+    code: int = 0  # SMTP reply code for reject/defer
+    dsn: str = ""  # enhanced status code
+    text: str = ""  # reply text after the enhanced code
+    # Side effects of access-map actions that do not decide (HOLD, DISCARD, REDIRECT, FILTER,
+    # PREPEND): (kind, value) pairs the session applies to the transaction.
+    effects: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def refused(self) -> bool:
+        return self.action in ("reject", "defer")
+
+    def reply(self) -> str:
+        return f"{self.code} {self.dsn} {self.text}".replace("  ", " ").strip()
+
+
+class Restrictions(Protocol):
+    async def check(self, stage: Stage, state: SmtpState) -> Decision:
+        """Evaluate the restriction lists due at ``stage`` (with smtpd_delay_reject the client,
+        helo and sender lists run at ``rcpt``). Logs rejects as Postfix does."""
+        ...
