@@ -1,0 +1,67 @@
+"""TLS contexts for the listeners and self-signed certificate generation (like
+``postfix tls new-server-cert``)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import ssl
+
+from pymailsrv.errors import ConfigError
+
+
+def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """A server context with modern defaults (TLS 1.2+); errors name the file."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(cert_file, key_file or None)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"TLS certificate or key not found: {exc.filename}") from exc
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"cannot load TLS certificate {cert_file} / key {key_file}: {exc}") from exc
+    return ctx
+
+
+def client_context(verify: bool = False) -> ssl.SSLContext:
+    """Outbound TLS: opportunistic (no verification) unless ``verify``."""
+    ctx = ssl.create_default_context()
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def generate_self_signed(hostname: str, cert_file: str, key_file: str, *, days: int = 3650) -> None:
+    """Write a self-signed certificate (RSA 2048, SHA-256, SAN = hostname) and its key (mode 0600)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.datetime.now(datetime.UTC)
+    alt: list[x509.GeneralName] = [x509.DNSName(hostname)]
+    if hostname != "localhost":
+        alt.append(x509.DNSName("localhost"))
+    alt.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))
+    with open(cert_file, "wb") as fh:
+        fh.write(cert.public_bytes(serialization.Encoding.PEM))
