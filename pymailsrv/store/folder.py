@@ -27,8 +27,9 @@ from dataclasses import dataclass
 
 from pymailsrv.errors import Refusal, TemporaryFailure
 from pymailsrv.store import mdfiles, quota
-from pymailsrv.store.base import DELETED, MessageInfo
-from pymailsrv.store.index import FolderIndex
+from pymailsrv.store.base import DELETED, FlagMode, MessageInfo
+from pymailsrv.store.index import FolderIndex, stored_uidvalidity
+from pymailsrv.store.view import apply_flags
 
 UIDLIST = "dovecot-uidlist"
 UIDLIST_LOCK = "dovecot-uidlist.lock"
@@ -205,7 +206,8 @@ class Folder:
                 self.uidlist = mdfiles.parse_uidlist(raw[:end].decode("utf-8", "replace"))
                 self._ul_stamp = (ino, end)
                 return  # another process wrote a good one meanwhile
-            ul = mdfiles.UidList(uidvalidity=self._new_validity())
+            old = self.uidlist.uidvalidity if self.uidlist is not None else stored_uidvalidity(self.path)
+            ul = mdfiles.UidList(uidvalidity=max(self._new_validity(), old + 1))
             self._write_uidlist(fd, ul)
             self.uidlist = ul
         self.entries.clear()
@@ -319,11 +321,15 @@ class Folder:
                 continue
             src = os.path.join(self.path, "new", base if info is None else f"{base}{mdfiles.INFO_SEP}{info}")
             dst_info = info or ""
+            dst = os.path.join(self.path, "cur", f"{base}{mdfiles.INFO_SEP}{dst_info}")
             try:
-                os.rename(src, os.path.join(self.path, "cur", f"{base}{mdfiles.INFO_SEP}{dst_info}"))
+                os.rename(src, dst)
                 files[base] = ("cur", dst_info)
             except FileNotFoundError:
-                files.pop(base)  # moved or expunged by someone else; the next scan finds it
+                if os.path.exists(dst):  # another session moved it first
+                    files[base] = ("cur", dst_info)
+                else:
+                    files.pop(base)  # gone or renamed again; the next scan finds it
 
     def _apply(self, files: dict[str, tuple[str, str | None]]) -> bool:
         records = self.uidlist.records if self.uidlist is not None else {}
@@ -435,28 +441,40 @@ class Folder:
                 self._flag_memo.clear()
         return {name: i for i, name in enumerate(self.keywords) if name}
 
-    def set_flags(self, changes: list[tuple[int, frozenset[str]]]) -> list[MessageInfo]:
+    def set_flags(self, uids: list[int], wanted: frozenset[str], mode: FlagMode) -> list[MessageInfo]:
+        """Apply ``mode`` to each message's current flags; a file renamed under us (another
+        session's change) is found again and its new flags are the ones changed."""
         with self.lock:
-            kw = self._keyword_index(f for _, flags in changes for f in flags)
+            kw = self._keyword_index(wanted)
             out: list[MessageInfo] = []
-            for uid, flags in changes:
+            for uid in uids:
                 e = self.entries.get(uid)
                 if e is None:
                     continue
-                info = mdfiles.build_info(flags, kw, keep=e.info or "")
-                if not (e.sub == "cur" and info == e.info):
-                    src = self.locate(e)
-                    if src is None:
-                        continue
+                src = os.path.join(self.path, e.sub, e.filename)
+                for _ in range(3):
+                    flags = apply_flags(self.flags_of(e.info), wanted, mode)
+                    info = mdfiles.build_info(flags, kw, keep=e.info or "")
+                    if e.sub == "cur" and info == e.info:
+                        break
                     dst = os.path.join(self.path, "cur", f"{e.base}{mdfiles.INFO_SEP}{info}")
                     try:
                         os.rename(src, dst)
+                        e.sub, e.info = "cur", info
+                        break
                     except FileNotFoundError:
-                        continue
-                    e.sub, e.info = "cur", info
+                        found = self.locate(e)
+                        if found is None:
+                            break
+                        src = found
+                else:
+                    continue
+                current = self.infos.get(uid)
+                flags = self.flags_of(e.info)
+                if current is None or current.flags != flags:
                     self.modseq += 1
-                    self.infos[uid] = MessageInfo(uid, self.flags_of(info), e.vsize, e.idate, self.modseq)
-                out.append(self.infos[uid])
+                    current = self.infos[uid] = MessageInfo(uid, flags, e.vsize, e.idate, self.modseq)
+                out.append(current)
             if out:
                 self.generation += 1
                 self.save_meta()

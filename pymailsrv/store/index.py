@@ -38,6 +38,23 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+def stored_uidvalidity(folder_path: str) -> int:
+    """The UIDVALIDITY an existing index was built for (0 if none), so a rebuilt uidlist can
+    pick a different one even within the same second."""
+    path = os.path.join(folder_path, INDEX_FILE)
+    if not os.path.exists(path):
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key='uidvalidity'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+    return int(row[0]) if row else 0
+
+
 class FolderIndex:
     def __init__(self, folder_path: str, uidvalidity: int) -> None:
         self.path = os.path.join(folder_path, INDEX_FILE)

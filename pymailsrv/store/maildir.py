@@ -44,7 +44,6 @@ from pymailsrv.store.base import (
 from pymailsrv.store.folder import Folder, NewFile, ensure_maildir
 from pymailsrv.store.view import (
     SessionView,
-    apply_flags,
     check_rename,
     clean_flags,
     folder_infos,
@@ -182,7 +181,7 @@ class MaildirStore:
             length = quota.append(root, len(stored), 1)
         if self.fsync:
             _fsync_dir(os.path.join(path, "new"))
-        if length > quota.RECALC_SIZE:
+        if length > quota.RECALC_SIZE or length < 0:
             quota.recalculate(root, limit)
         return Delivered(folder=name, filename=base, size=len(stored), extra={"path": final})
 
@@ -520,12 +519,7 @@ class MaildirMailbox:
         chosen = [m.uid for m in select_uids(self._view, uids)]
         f = self._f
 
-        def change() -> list[MessageInfo]:
-            with f.lock:
-                cur = [(u, f.infos[u].flags) for u in chosen if u in f.infos]
-                return f.set_flags([(u, apply_flags(fl, wanted, mode)) for u, fl in cur])
-
-        out = await asyncio.to_thread(change)
+        out = await asyncio.to_thread(f.set_flags, chosen, wanted, mode)
         self._view.update(out)
         if out:
             self._changed()
