@@ -212,7 +212,7 @@ class Connection(asyncio.Protocol):
             new = await asyncio.wait_for(
                 loop.start_tls(self.transport, self, context, server_side=True), timeout
             )
-        except (OSError, ssl.SSLError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
             self.close()
             raise ConnectionClosed() from exc
         if new is None:
