@@ -115,7 +115,7 @@ class ConnectionRegistry:
 class Server:
     """A listening socket set; ``port`` is the real port (useful after binding port 0)."""
 
-    server: asyncio.AbstractServer
+    server: asyncio.Server
     registry: ConnectionRegistry
     name: str = ""
     sockets: list[socket.socket] = field(default_factory=list)
