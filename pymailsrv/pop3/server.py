@@ -139,7 +139,7 @@ class Pop3Server:
         if implicit_tls and self.options.tls_context is None:
             raise ValueError("implicit TLS needs tls_cert_file and tls_key_file")
         loop = asyncio.get_running_loop()
-        ports = []
+        ports: list[int] = []
         for addr in addresses:
             server = await loop.create_server(
                 lambda: self._protocol(implicit_tls), host=addr.host or None, port=addr.port,

@@ -298,7 +298,7 @@ class Session:
                 except Exception:
                     log.exception("%s: cannot mark messages seen", self.username)
             s = self.stats
-            count, size = self.maildrop.stat()
+            _, size = self.maildrop.stat()
             log.info("%s: Disconnected: %s top=%d/%d, retr=%d/%d, del=%d/%d, size=%d", self.username,
                      "Logged out" if self.logged_out else "Connection closed", s.top, s.top_bytes,
                      s.retr, s.retr_bytes, s.dele if self.logged_out else 0, len(self.maildrop), size)
