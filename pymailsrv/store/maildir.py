@@ -119,9 +119,7 @@ class MaildirStore:
     def unique_base(self, size: int, vsize: int) -> str:
         now = self.clock.time()
         sec = int(now)
-        return mdfiles.unique_base(
-            sec, int((now - sec) * 1e6), self._pid, next(self._seq), self.host, size, vsize
-        )
+        return mdfiles.unique_base(sec, int((now - sec) * 1e6), self._pid, next(self._seq), self.host, size, vsize)
 
     def _acquire(self, account: Account, path: str) -> _Hub:
         hub = self._hubs.get(path)
@@ -147,9 +145,7 @@ class MaildirStore:
         name = names.normalize(folder)
         path = self.folder_path(account, name)
         stored = normalize_content(data)
-        result = await asyncio.to_thread(
-            self._deliver, self.root(account), path, name, stored, account.quota_bytes
-        )
+        result = await asyncio.to_thread(self._deliver, self.root(account), path, name, stored, account.quota_bytes)
         self._notify(path)
         return result
 
@@ -198,9 +194,7 @@ class MaildirStore:
         return base, tmp
 
     # -- folders ------------------------------------------------------------------------------------
-    async def open(
-        self, account: Account, folder: str = "INBOX", *, readonly: bool = False
-    ) -> MaildirMailbox:
+    async def open(self, account: Account, folder: str = "INBOX", *, readonly: bool = False) -> MaildirMailbox:
         name = names.normalize(folder)
         path = self.folder_path(account, name)
         root = self.root(account)
@@ -468,13 +462,19 @@ class MaildirMailbox:
             return result
 
     async def read(self, uid: int) -> bytes:
-        e = self._f.entries.get(uid)
-        if e is None or self._view.get(uid) is None:
+        if uid not in self._f.loc or self._view.get(uid) is None:
             raise KeyError(uid)
 
         def load() -> bytes:
             for _ in range(3):
-                path = self._f.locate(e)
+                path = self._f.file_path(uid)
+                try:
+                    if path is not None:
+                        with open(path, "rb") as fh:
+                            return fh.read()
+                except FileNotFoundError:
+                    pass
+                path = self._f.locate(uid)  # renamed under us (another session's flags)
                 if path is None:
                     break
                 try:
@@ -487,10 +487,10 @@ class MaildirMailbox:
         return await asyncio.to_thread(load)
 
     def path(self, uid: int) -> str:
-        e = self._f.entries.get(uid)
-        if e is None or self._view.get(uid) is None:
+        path = self._f.file_path(uid)
+        if path is None or self._view.get(uid) is None:
             raise KeyError(uid)
-        return os.path.join(self._f.path, e.sub, e.filename)
+        return path
 
     async def append(self, data: bytes, flags: Iterable[str] = (), internal_date: float | None = None) -> int:
         stored = normalize_content(data)
@@ -542,9 +542,7 @@ class MaildirMailbox:
         self._writable()
         return await self._transfer(uids, dest, move=True)
 
-    async def _transfer(
-        self, uids: Iterable[int], dest: str, move: bool
-    ) -> tuple[int, list[tuple[int, int]]]:
+    async def _transfer(self, uids: Iterable[int], dest: str, move: bool) -> tuple[int, list[tuple[int, int]]]:
         name = names.normalize(dest)
         path = self.store.folder_path(self.account, name)
         if name != names.INBOX and not await asyncio.to_thread(os.path.isdir, path):
@@ -562,24 +560,26 @@ class MaildirMailbox:
                 self._changed()
         return validity, pairs
 
-    def _transfer_files(
-        self, chosen: list[int], target: Folder, move: bool
-    ) -> tuple[int, list[tuple[int, int]]]:
+    def _transfer_files(self, chosen: list[int], target: Folder, move: bool) -> tuple[int, list[tuple[int, int]]]:
         f, limit = self._f, self.account.quota_bytes
         files: list[NewFile] = []
         sources: list[int] = []
         with f.lock:
             for uid in chosen:
-                e, info = f.entries.get(uid), f.infos.get(uid)
-                src = f.locate(e) if e is not None else None
-                if e is None or info is None or src is None:
+                info = f.infos.get(uid)
+                src = f.locate(uid)
+                if info is None or src is None:
                     continue
-                base = self.store.unique_base(e.size, e.vsize)
-                files.append(
-                    NewFile(base, info.flags, e.idate, e.size, e.vsize, src, link=not move, charge=not move)
-                )
+                size = f.stored_size(uid)
+                base = self.store.unique_base(size, info.size)
+                nf = NewFile(base, info.flags, info.internal_date, size, info.size, src, link=not move, charge=not move)
+                files.append(nf)
                 sources.append(uid)
-        if not move and limit > 0 and quota.over_quota(f.root, limit, sum(nf.size for nf in files), self.store.usage_cache):
+        if (
+            not move
+            and limit > 0
+            and quota.over_quota(f.root, limit, sum(nf.size for nf in files), self.store.usage_cache)
+        ):
             raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
         if target.uidlist is None:
             target.refresh(move_new=False)
