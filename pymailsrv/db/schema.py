@@ -150,14 +150,20 @@ async def create_schema(target: AsyncEngine | str) -> None:
     await upgrade(target)
 
 
-async def seed(target: AsyncEngine | str, rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> None:
+async def seed(target: AsyncEngine | str, rows: Mapping[str, Iterable[Mapping[str, Any]]], *,
+               enforce_foreign_keys: bool = True) -> None:
     """Insert rows given as ``{table: [row, ...]}`` (PostfixAdmin column names; NOT NULL columns
-    without a default are filled as PostfixAdmin would, e.g. mailbox.maildir = domain/local/)."""
+    without a default are filled as PostfixAdmin would, e.g. mailbox.maildir = domain/local/).
+
+    ``enforce_foreign_keys=False`` lets PostgreSQL take rows that break its foreign keys (data
+    written by other tools; needs a superuser); MySQL and SQLite have no such keys to break."""
     engine, owned = await _with_engine(target)
     try:
         tables = tables_for(engine.dialect.name)
         order = [t for t in SEED_ORDER if t in rows] + [t for t in rows if t not in SEED_ORDER]
         async with translate_errors(), engine.begin() as conn:
+            if not enforce_foreign_keys and engine.dialect.name == "postgresql":
+                await conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
             for name in order:
                 for row in rows[name]:
                     await conn.execute(tables[name].insert().values(**complete_row(name, dict(row))))
