@@ -13,7 +13,6 @@ so SMTP answers 4xx and IMAP ``NO [UNAVAILABLE]`` instead of "user unknown".
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -96,7 +95,7 @@ async def translate_errors(what: str = "database") -> AsyncIterator[None]:
         if exc.connection_invalidated:
             raise TemporaryFailure(f"{what} unavailable: {_short(exc)}") from exc
         raise
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise TemporaryFailure(f"{what} unavailable: {exc}") from exc
 
 

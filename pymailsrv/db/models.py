@@ -42,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import TIMESTAMP
+from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.types import TypeEngine, UserDefinedType
 
 SCHEMA_VERSION = 1847
@@ -50,7 +51,7 @@ TABLES = (
     "mailbox", "quota", "quota2", "vacation", "vacation_notification",
 )
 # ``active = '1'`` is true in MySQL, SQLite and PostgreSQL alike (POSTFIXADMIN-SCHEMA §1).
-TRUE = literal_column("'1'")
+TRUE: ColumnClause[Any] = literal_column("'1'")
 FETCHMAIL_AUTH = ("password", "kerberos_v5", "kerberos", "kerberos_v4", "gssapi", "cram-md5", "otp",
                   "ntlm", "msn", "ssh", "any")
 FETCHMAIL_PROTOCOLS = ("POP3", "IMAP", "POP2", "ETRN", "AUTO")

@@ -10,13 +10,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from db_sample import BASE, SAMPLE
 
 from pymailsrv.db.base import Directory
 from pymailsrv.db.directory import SqlDirectory
 from pymailsrv.db.memory import MemoryDirectory
 from pymailsrv.db.schema import create_schema, seed
-
-from db_sample import BASE, SAMPLE
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 MARIADB = os.environ.get("PYMAILSRV_TEST_MARIADB", "127.0.0.1:3306")
@@ -66,7 +65,7 @@ def scratch_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[s
             _pg_admin(f'CREATE DATABASE "{name}"')
             drops.append(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             return f"postgresql+asyncpg://postgres@{POSTGRES}/{name}"
-        except Exception as exc:  # noqa: BLE001 - any connect error means "not here"
+        except Exception as exc:
             if IN_CI and backend == "mariadb":
                 pytest.fail(f"MariaDB is required under CI=true but is unreachable: {exc}")
             pytest.skip(f"{backend} unreachable: {exc}")
