@@ -68,20 +68,25 @@ def inspect_state(conn: Connection) -> DbState:
     return DbState("postfixadmin", version)
 
 
+def refuse(state: DbState) -> None:
+    """Raise ConfigError for a database pymailsrv must not touch (see the module docstring)."""
+    if state.kind == "partial":
+        raise ConfigError(f"database has an incomplete PostfixAdmin schema ({state.describe()}); "
+                          "run PostfixAdmin's upgrade.php or point database_url at an empty database")
+    if state.kind == "postfixadmin" and (state.version is None or state.version < SCHEMA_VERSION):
+        raise ConfigError(f"PostfixAdmin schema version {state.version} is older than {SCHEMA_VERSION}; "
+                          "run PostfixAdmin's upgrade.php first")
+
+
 def migrate_0001(conn: Connection) -> str:
     """Revision 0001 (see the module docstring); returns what it did."""
     state = inspect_state(conn)
+    refuse(state)
     if state.kind == "empty":
         metadata_for(conn.dialect.name).create_all(conn)
         cfg = tables_for(conn.dialect.name)["config"]
         conn.execute(cfg.insert().values(name="version", value=str(SCHEMA_VERSION)))
         return f"created the PostfixAdmin schema (version {SCHEMA_VERSION})"
-    if state.kind == "partial":
-        raise ConfigError(f"database has an incomplete PostfixAdmin schema ({state.describe()}); "
-                          "run PostfixAdmin's upgrade.php or point database_url at an empty database")
-    if state.version is None or state.version < SCHEMA_VERSION:
-        raise ConfigError(f"PostfixAdmin schema version {state.version} is older than {SCHEMA_VERSION}; "
-                          "run PostfixAdmin's upgrade.php first")
     return f"recognised an existing PostfixAdmin database (version {state.version}); changed nothing"
 
 
@@ -98,6 +103,7 @@ def _alembic_config(conn: Connection, messages: list[str]) -> Any:
 def _upgrade_sync(conn: Connection) -> list[str]:
     from alembic import command
 
+    refuse(inspect_state(conn))  # before alembic creates its version table (MySQL DDL commits)
     messages: list[str] = []
     command.upgrade(_alembic_config(conn, messages), "head")
     return messages
