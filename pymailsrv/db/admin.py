@@ -33,11 +33,12 @@ async def cli_db(settings: Any, args: argparse.Namespace, *, out: TextIO | None 
     """``db upgrade`` (create or recognise the schema) and ``db current``."""
     out = out or sys.stdout
     url = settings.expanded("database_url")
+    prefix = settings.expanded("database_table_prefix")
     if args.action == "upgrade":
-        for line in await schema.upgrade(url):
+        for line in await schema.upgrade(url, prefix):
             print(f"{describe(url)}: {line}", file=out)
         return 0
-    revision, state = await schema.current(url)
+    revision, state = await schema.current(url, prefix)
     print(f"database: {describe(url)}", file=out)
     print(f"pymailsrv revision: {revision or 'none (run: pymailsrv db upgrade)'}", file=out)
     print(f"contents: {state.describe()}", file=out)
@@ -71,7 +72,9 @@ class _Cli:
                  out: TextIO, stdin: TextIO | None) -> None:
         self.settings = settings
         self.engine = engine
-        self.admin = Admin(engine, quota_multiplier=settings.get_int("quota_multiplier"))
+        self.prefix = settings.expanded("database_table_prefix")
+        self.admin = Admin(engine, quota_multiplier=settings.get_int("quota_multiplier"),
+                           table_prefix=self.prefix)
         self.hash_password = hash_password
         self.out = out
         self.stdin = stdin
@@ -194,7 +197,7 @@ class _Cli:
         """Final recipients, and each one's Maildir (like ``postmap -q`` over the virtual maps);
         exit 1 if a recipient in a hosted domain has no mailbox (user unknown)."""
         d = SqlDirectory(self.engine, self.base, self.settings.expanded("recipient_delimiter"),
-                         cache_ttl=0)
+                         cache_ttl=0, table_prefix=self.prefix)
         key = a.address.strip().lower()
         finals = await d.resolve(key)
         self.say(f"{key} -> {', '.join(finals) if finals else '(nothing)'}")

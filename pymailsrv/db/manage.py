@@ -63,9 +63,10 @@ class Admin:
     """The operations behind ``pymailsrv domain|mailbox|alias|alias-domain``."""
 
     def __init__(self, engine: AsyncEngine, *, quota_multiplier: int = 1024000,
-                 actor: str = "CLI (pymailsrv)", clock: Clock | None = None) -> None:
+                 actor: str = "CLI (pymailsrv)", clock: Clock | None = None,
+                 table_prefix: str = "") -> None:
         self.engine = engine
-        self.t: dict[str, Table] = tables_for(engine.dialect.name)
+        self.t: dict[str, Table] = tables_for(engine.dialect.name, table_prefix)
         self.quota_multiplier = quota_multiplier
         self.actor = actor
         self.clock = clock or SystemClock()

@@ -201,3 +201,22 @@ def test_mailbox_del_and_enable(env: Env) -> None:
     assert env.rows("SELECT active FROM alias") == [{"active": 1}]
     assert env.run("mailbox", "del", "alice@example.com") == 0
     assert env.rows("SELECT * FROM mailbox") == [] and env.rows("SELECT * FROM alias") == []
+
+
+def test_table_prefix(tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    e = Env(tmp_path, sqlite_url)
+    e.config.write_text(e.config.read_text() + "database_table_prefix = pfa_\n")
+    for argv in (("db", "upgrade"), ("domain", "add", "example.com"),
+                 ("mailbox", "add", "alice@example.com", "--password", "a"),
+                 ("alias", "add", "info@example.com", "alice@example.com")):
+        assert e.run(*argv) == 0, argv
+    assert e.rows("SELECT goto FROM pfa_alias WHERE address = 'info@example.com'") == \
+        [{"goto": "alice@example.com"}]
+    names = {r["name"] for r in e.rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"pfa_mailbox", "pfa_config", "pfa_pymailsrv_alembic_version"} <= names
+    assert "mailbox" not in names
+    capsys.readouterr()
+    assert e.run("resolve", "info@example.com") == 0
+    assert f"maildir {e.vmail}/example.com/alice/" in capsys.readouterr().out
+    assert e.run("db", "current") == 0
+    e.engine.dispose()
