@@ -23,12 +23,12 @@ import ipaddress
 from collections.abc import Iterable
 
 from pymailsrv.auth.base import AuthUnavailable
-from pymailsrv.auth.schemes import MAX_PASSWORD_BYTES, hash_password, verify_password
+from pymailsrv.auth.schemes import MAX_PASSWORD_BYTES, UnknownScheme, hash_password, lookup, verify_password
 from pymailsrv.auth.throttle import Throttle
 from pymailsrv.clock import Clock
 from pymailsrv.config.settings import Settings
 from pymailsrv.db.base import Directory, PasswordEntry
-from pymailsrv.errors import TemporaryFailure
+from pymailsrv.errors import ConfigError, TemporaryFailure
 from pymailsrv.log import get_logger
 from pymailsrv.types import Account
 
@@ -67,6 +67,9 @@ class DirectoryAuthenticator:
         self.directory = directory
         self.clock = clock
         self.default_scheme = settings.get_str("default_pass_scheme") or "CRYPT"
+        if lookup(self.default_scheme) is None:
+            raise ConfigError(f'default_pass_scheme: unknown password scheme "{self.default_scheme}"')
+        new_scheme = settings.get_str("password_scheme") or "SHA512-CRYPT"
         self.throttle = throttle or Throttle(
             clock,
             delay=settings.get_seconds("auth_failure_delay"),
@@ -75,7 +78,10 @@ class DirectoryAuthenticator:
             exempt=exempt,
         )
         # what an unknown user's password is checked against, to cost what a real check costs
-        self._dummy = hash_password("pymailsrv-no-such-user", settings.get_str("password_scheme") or "SHA512-CRYPT")
+        try:
+            self._dummy = hash_password("pymailsrv-no-such-user", new_scheme)
+        except UnknownScheme:
+            raise ConfigError(f'password_scheme: unknown password scheme "{new_scheme}"') from None
 
     async def authenticate(
         self, username: str, password: str, *, service: str, remote_ip: str

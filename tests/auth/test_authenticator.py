@@ -10,6 +10,7 @@ from pymailsrv.auth.authenticator import DirectoryAuthenticator, sanitize
 from pymailsrv.auth.base import AuthUnavailable
 from pymailsrv.auth.schemes import hash_password
 from pymailsrv.config.settings import Settings
+from pymailsrv.errors import ConfigError
 from tests.auth.conftest import InstantClock, ListHandler, RecordingClock
 from tests.auth.memory_directory import MemoryDirectory
 
@@ -151,6 +152,12 @@ async def test_event_loop_stays_free_while_hashing(directory: MemoryDirectory) -
     assert await auth.authenticate("slow@example.com", "x", service="imap", remote_ip="192.0.2.7")
     t.cancel()
     assert ticks > 5
+
+
+@pytest.mark.parametrize("param", ["default_pass_scheme", "password_scheme"])
+def test_unknown_scheme_settings_are_config_errors(directory: MemoryDirectory, param: str) -> None:
+    with pytest.raises(ConfigError, match=param):
+        make(directory, InstantClock(), **{param: "NOSUCH"})
 
 
 def test_sanitize() -> None:
