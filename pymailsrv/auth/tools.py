@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from pymailsrv.auth.authenticator import DirectoryAuthenticator
 from pymailsrv.auth.base import AuthUnavailable
@@ -85,9 +85,9 @@ async def auth_test(directory: Directory, settings: Settings, address: str, pass
     return 0
 
 
-def _open_directory(settings: Settings) -> Any:
-    # The db engineer's SqlDirectory (engine from database_url). Imported lazily: only this CLI
-    # command needs a concrete Directory; the servers get theirs from app.py.
+def _open_directory(settings: Settings) -> Directory:
+    # The SQL Directory (engine from database_url), imported lazily: only this CLI command needs
+    # a concrete Directory here; the servers get theirs from app.py.
     from pymailsrv.db.directory import SqlDirectory
 
     return SqlDirectory.from_settings(settings)
@@ -101,11 +101,7 @@ async def cli_auth(settings: Settings, args: argparse.Namespace, *, out: TextIO 
     password = args.password if args.password is not None else getpass.getpass("Password: ")
     own = directory is None
     if directory is None:
-        try:
-            directory = _open_directory(settings)
-        except ImportError:
-            return _err("fatal: this build has no SQL directory (pymailsrv.db.directory)")
-    assert directory is not None
+        directory = _open_directory(settings)
     try:
         return await auth_test(directory, settings, args.address, password, out=out)
     finally:

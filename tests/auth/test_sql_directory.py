@@ -14,10 +14,9 @@ from pymailsrv import cli
 from pymailsrv.auth.authenticator import DirectoryAuthenticator
 from pymailsrv.auth.schemes import hash_password
 from pymailsrv.config.settings import Settings
+from pymailsrv.db import directory as directory_mod
+from pymailsrv.db import schema
 from tests.auth.conftest import InstantClock
-
-directory_mod = pytest.importorskip("pymailsrv.db.directory")
-schema = pytest.importorskip("pymailsrv.db.schema")
 
 # (login, password, stored value, PostfixAdmin encrypt setting that writes it, the
 # default_pass_scheme a Dovecot admin pairs with it: its docs map md5crypt -> MD5-CRYPT,
