@@ -43,7 +43,7 @@ class OneUser:
 
 async def logins(scheme: str, seconds: float, concurrency: int = 8) -> float:
     clock = SystemClock()
-    auth = DirectoryAuthenticator(OneUser(hash_password("pw", scheme)), Settings(), clock,  # type: ignore[arg-type]
+    auth = DirectoryAuthenticator(OneUser(hash_password("pw", scheme)), Settings(), clock,
                                   throttle=Throttle(clock, limit=10**9))
     done, deadline = 0, time.perf_counter() + seconds
     start = time.perf_counter()

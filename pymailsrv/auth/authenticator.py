@@ -21,13 +21,14 @@ import asyncio
 import dataclasses
 import ipaddress
 from collections.abc import Iterable
+from typing import Protocol
 
 from pymailsrv.auth.base import AuthUnavailable
 from pymailsrv.auth.schemes import MAX_PASSWORD_BYTES, UnknownScheme, hash_password, lookup, verify_password
 from pymailsrv.auth.throttle import Throttle
 from pymailsrv.clock import Clock
 from pymailsrv.config.settings import Settings
-from pymailsrv.db.base import Directory, PasswordEntry
+from pymailsrv.db.base import PasswordEntry
 from pymailsrv.errors import ConfigError, TemporaryFailure
 from pymailsrv.log import get_logger
 from pymailsrv.types import Account
@@ -44,6 +45,12 @@ def sanitize(text: str, limit: int = _LOG_LOGIN_CHARS) -> str:
     return clean if len(clean) <= limit else clean[:limit] + "..."
 
 
+class PasswordSource(Protocol):
+    """The part of ``db.base.Directory`` the Authenticator uses (any Directory is one)."""
+
+    async def password_entry(self, login: str) -> PasswordEntry | None: ...
+
+
 def _where(user: str, remote_ip: str, service: str) -> str:
     return f"user=<{sanitize(user)}>, rip={sanitize(remote_ip, 64)}, service={sanitize(service, 16)}"
 
@@ -57,7 +64,7 @@ class DirectoryAuthenticator:
 
     def __init__(
         self,
-        directory: Directory,
+        directory: PasswordSource,
         settings: Settings,
         clock: Clock,
         *,
