@@ -72,7 +72,8 @@ async def auth_test(directory: Directory, settings: Settings, address: str, pass
     try:
         account = await authenticator.authenticate(address, password, service="cli", remote_ip="local")
     except AuthUnavailable as exc:
-        print(f"passdb: {address} auth temporarily failed: {exc}", file=out)
+        detail = f" ({exc.__cause__})" if exc.__cause__ is not None else ""  # an admin's view: say why
+        print(f"passdb: {address} auth temporarily failed: {exc}{detail}", file=out)
         return EX_TEMPFAIL
     if account is None:
         print(f"passdb: {address} auth failed", file=out)
