@@ -115,14 +115,14 @@ async def defer(engine: RestrictionEngine, ctx: Ctx) -> Decision:
 @simple("defer_if_permit")
 async def defer_if_permit(engine: RestrictionEngine, ctx: Ctx) -> Decision:
     if ctx.defer_if_permit is None:
-        ctx.defer_if_permit = ctx.rejected(450, "4.7.1")
+        ctx.defer_if_permit = ctx.rejected(450, "4.7.1", replies.DEFER_IF_PERMIT_TEXT)
     return DUNNO
 
 
 @simple("defer_if_reject")
 async def defer_if_reject(engine: RestrictionEngine, ctx: Ctx) -> Decision:
     if ctx.defer_if_reject is None:
-        ctx.defer_if_reject = ctx.rejected(450, "4.7.1")
+        ctx.defer_if_reject = ctx.rejected(450, "4.7.1", replies.DEFER_IF_REJECT_TEXT)
     return DUNNO
 
 
@@ -275,14 +275,19 @@ async def reject_unknown_helo_hostname(engine: RestrictionEngine, ctx: Ctx) -> D
     status = await engine.resolver.host_status(helo.rstrip("."))
     if status is Status.FOUND:
         return DUNNO
-    if status is Status.TEMPFAIL:
-        r = replies.UNKNOWN_HELO_TEMP
-        return refuse(450, r.dsn, r.format(name=helo))
     r = replies.UNKNOWN_HELO
+    if status is Status.TEMPFAIL:  # Postfix: DEFER_IF_PERMIT on a temporary DNS error
+        return _defer_if_permit(ctx, refuse(450, r.dsn, r.format(name=helo)))
     return refuse(code(engine, "unknown_hostname_reject_code"), r.dsn, r.format(name=helo))
 
 
-async def _unknown_domain(engine: RestrictionEngine, address: str | None, klass: str) -> Decision:
+def _defer_if_permit(ctx: Ctx, decision: Decision) -> Decision:
+    if ctx.defer_if_permit is None:
+        ctx.defer_if_permit = decision
+    return DUNNO
+
+
+async def _unknown_domain(engine: RestrictionEngine, ctx: Ctx, address: str | None, klass: str) -> Decision:
     if not address:
         return DUNNO
     address = strip_brackets(address)
@@ -301,19 +306,18 @@ async def _unknown_domain(engine: RestrictionEngine, address: str | None, klass:
         return DUNNO
     r = replies.UNKNOWN_SENDER_DOMAIN if sender else replies.UNKNOWN_RECIPIENT_DOMAIN
     if status is Status.TEMPFAIL:
-        text = replies.REJECTED.format(name=address, klass=klass, text=replies.UNKNOWN_DOMAIN_TEMP_TEXT)
-        return refuse(450, r.dsn, text)
+        return _defer_if_permit(ctx, refuse(450, r.dsn, r.format(name=address)))
     return refuse(code(engine, "unknown_address_reject_code"), r.dsn, r.format(name=address))
 
 
 @simple("reject_unknown_sender_domain")
 async def reject_unknown_sender_domain(engine: RestrictionEngine, ctx: Ctx) -> Decision:
-    return await _unknown_domain(engine, ctx.state.sender, replies.SENDER)
+    return await _unknown_domain(engine, ctx, ctx.state.sender, replies.SENDER)
 
 
 @simple("reject_unknown_recipient_domain")
 async def reject_unknown_recipient_domain(engine: RestrictionEngine, ctx: Ctx) -> Decision:
-    return await _unknown_domain(engine, ctx.state.recipient, replies.RECIPIENT)
+    return await _unknown_domain(engine, ctx, ctx.state.recipient, replies.RECIPIENT)
 
 
 @simple("reject_unknown_client_hostname", "reject_unknown_client")

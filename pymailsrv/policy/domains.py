@@ -128,13 +128,18 @@ class Domains:
             base, _ = strip_extension(local, self.delimiter)
             if base in ("postmaster", "mailer-daemon", "abuse"):
                 return True
-            full = f"{local}@{routed.domain or self.myhostname}"
-            if await self._in_directory(full):
-                return True
+            # local users are one namespace across mydestination: user@any-local == user@myhostname
+            names = [f"{local}@{self.myhostname}"]
+            if routed.domain and not routed.domain.startswith("["):
+                names.insert(0, f"{local}@{routed.domain}")
+            for full in dict.fromkeys(names):
+                if await self._in_directory(full) or \
+                        await self._in_tables(self.alias_maps, full, catchall=False):
+                    return True
             for table in self.local_alias_maps:
                 if await table.get(base) is not None:
                     return True
-            return await self._in_tables(self.alias_maps, full, catchall=False)
+            return False
         if klass == "virtual_alias":
             return await self._in_tables(self.alias_maps, address, catchall=True) or \
                 await self._in_directory(address)

@@ -206,7 +206,7 @@ async def test_defer_if_permit_but_reject_wins(make_engine: EngineFactory) -> No
     engine = make_engine(smtpd_client_restrictions="defer_if_permit",
                          smtpd_recipient_restrictions="check_recipient_access inline:{ bob@example.com=REJECT }")
     assert (await rcpt(engine, "alice@example.com")).reply() == \
-        "450 4.7.1 <unknown[192.0.2.10]>: Client host rejected: Access denied"
+        "450 4.7.1 <unknown[192.0.2.10]>: Client host rejected: defer_if_permit requested"
     assert (await rcpt(engine, "bob@example.com")).reply().startswith("554 5.7.1 <bob@example.com>")
 
 
