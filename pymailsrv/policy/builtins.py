@@ -336,7 +336,8 @@ async def reject_unknown_reverse_client_hostname(engine: RestrictionEngine, ctx:
                   f"Client host rejected: cannot find your reverse hostname, [{ctx.state.client_address}]")
 
 
-_OCTET = re.compile(r"^(?:\d{1,3}|\[[\d.;]+\])$")
+_OCT = r"(\d{1,3}|\[[\d.;]+\])"
+_FILTER = re.compile(r"\.".join([_OCT] * 4))
 
 
 def _rbl_zone(engine: RestrictionEngine, arg: str) -> tuple[str, list[str] | None]:
@@ -346,10 +347,10 @@ def _rbl_zone(engine: RestrictionEngine, arg: str) -> tuple[str, list[str] | Non
         raise ConfigError(f'bad DNSBL zone "{arg}"')
     if not eq:
         return zone, None
-    octets = filt.strip().split(".")
-    if len(octets) != 4 or not all(_OCTET.match(o) for o in octets):
+    m = _FILTER.fullmatch(filt.strip())
+    if not m:
         raise ConfigError(f'bad DNSBL reply filter "{filt}" (d.d.d.d, an octet may be [a..b] or [a;b])')
-    return zone, octets
+    return zone, list(m.groups())
 
 
 def _octet_matches(pattern: str, value: str) -> bool:
