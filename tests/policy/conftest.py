@@ -13,6 +13,7 @@ from pymailsrv.config.settings import Settings
 from pymailsrv.policy.base import SmtpState
 from pymailsrv.policy.dns import Resolver
 from pymailsrv.policy.restrictions import RestrictionEngine
+
 from .fakes import DnsResponder, MemoryDirectory
 
 BASE = {

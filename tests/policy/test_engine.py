@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (Postfix reply texts are compared whole)
 """The restriction engine: stages, evaluation rules, every access action and the non-DNS
 built-ins, against the in-memory Directory. Replies are compared with Postfix's texts."""
 
