@@ -1,0 +1,175 @@
+"""Test doubles for the policy tests: a dict-backed Directory, a UDP DNS responder built with
+dnspython, and a tiny policy-delegation server (asyncio, port 0)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from pymailsrv.errors import TemporaryFailure
+from pymailsrv.types import Account
+
+
+@dataclass
+class MemoryDirectory:
+    domains: set[str] = field(default_factory=set)
+    relay_domains: set[str] = field(default_factory=set)
+    mailboxes: set[str] = field(default_factory=set)
+    aliases: dict[str, list[str]] = field(default_factory=dict)
+    delimiter: str = "+"
+    broken: bool = False
+
+    def _check(self) -> None:
+        if self.broken:
+            raise TemporaryFailure("database down")
+
+    async def is_local_domain(self, domain: str) -> bool:
+        self._check()
+        return domain.lower() in self.domains
+
+    async def is_relay_domain(self, domain: str) -> bool:
+        self._check()
+        return domain.lower() in self.relay_domains
+
+    async def transport(self, domain: str) -> str | None:
+        return "virtual" if domain in self.domains else None
+
+    def _base(self, address: str) -> str:
+        local, _, domain = address.lower().rpartition("@")
+        if self.delimiter and self.delimiter in local:
+            local = local.split(self.delimiter, 1)[0]
+        return f"{local}@{domain}"
+
+    async def resolve(self, address: str) -> list[str]:
+        self._check()
+        out: list[str] = []
+        self._expand(address.lower(), out, 0)
+        return out
+
+    def _expand(self, address: str, out: list[str], depth: int) -> None:
+        base = self._base(address)
+        targets = self.aliases.get(address) or self.aliases.get(base)
+        if targets is None and base not in self.mailboxes:
+            targets = self.aliases.get("@" + base.rpartition("@")[2])
+        if targets is None or depth > 10:
+            if address not in out:
+                out.append(address)
+            return
+        for target in targets:
+            if target == address:
+                out.append(target)
+            else:
+                self._expand(target, out, depth + 1)
+
+    async def mailbox(self, address: str) -> Account | None:
+        self._check()
+        base = self._base(address)
+        if base in self.mailboxes:
+            return Account(base, f"/vmail/{base}/")
+        return None
+
+    async def password_entry(self, login: str) -> None:
+        return None
+
+    async def login_owns(self, login: str, address: str) -> bool:
+        self._check()
+        login, address = login.lower(), self._base(address)
+        if address == login:
+            return True
+        return login in self.aliases.get(address, [])
+
+    async def close(self) -> None:
+        return None
+
+
+class DnsResponder(asyncio.DatagramProtocol):
+    """Answers from ``records[(name, type)]``; names in ``servfail`` get SERVFAIL, names in
+    ``drop`` no answer at all; a name with some other record type gets NOERROR/no data;
+    everything else NXDOMAIN."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], list[str]] = {}
+        self.servfail: set[str] = set()
+        self.drop: set[str] = set()
+        self.queries: list[tuple[str, str]] = []
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def add(self, name: str, rdtype: str, *values: str) -> None:
+        self.records.setdefault((name.lower().rstrip(".") + ".", rdtype), []).extend(values)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        query = dns.message.from_wire(data)
+        question = query.question[0]
+        name = question.name.to_text().lower()
+        rdtype = dns.rdatatype.to_text(question.rdtype)
+        self.queries.append((name, rdtype))
+        if name.rstrip(".") in self.drop:
+            return
+        response = dns.message.make_response(query)
+        if name.rstrip(".") in self.servfail:
+            response.set_rcode(dns.rcode.SERVFAIL)
+        elif (name, rdtype) in self.records:
+            response.answer.append(dns.rrset.from_text_list(question.name, 300, "IN", rdtype,
+                                                            self.records[(name, rdtype)]))
+        elif not any(key[0] == name for key in self.records):
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)
+
+
+class PolicyServer:
+    """Answers each request with ``decide(attrs)``; ``delay`` seconds before answering (of real
+    time), ``hang`` never answers; counts connections and requests."""
+
+    def __init__(self, decide: Callable[[dict[str, str]], str]) -> None:
+        self.decide = decide
+        self.requests: list[dict[str, str]] = []
+        self.connections = 0
+        self.hang = False
+        self.close_after_reply = False
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                attrs: dict[str, str] = {}
+                while True:
+                    line = await reader.readline()
+                    if not line:
+                        return
+                    text = line.decode().rstrip("\n")
+                    if not text:
+                        break
+                    name, _, value = text.partition("=")
+                    attrs[name] = value
+                self.requests.append(attrs)
+                if self.hang:
+                    await asyncio.sleep(3600)
+                writer.write(f"action={self.decide(attrs)}\n\n".encode())
+                await writer.drain()
+                if self.close_after_reply:
+                    return
+        except (ConnectionError, asyncio.CancelledError):
+            return
+        finally:
+            writer.close()
