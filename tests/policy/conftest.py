@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from pymailsrv.config.settings import Settings
+from pymailsrv.db.memory import MemoryDirectory
 from pymailsrv.policy.base import SmtpState
 from pymailsrv.policy.dns import Resolver
 from pymailsrv.policy.restrictions import RestrictionEngine
 
-from .fakes import DnsResponder, MemoryDirectory
+from .fakes import DnsResponder
 
 BASE = {
     "myhostname": "mx.example.test",
@@ -26,16 +27,18 @@ BASE = {
 
 @pytest.fixture
 def directory() -> MemoryDirectory:
-    return MemoryDirectory(
-        domains={"example.com", "alias.example"},
-        relay_domains={"backup.example"},
-        mailboxes={"alice@example.com", "bob@example.com", "carol@mx.example.test"},
-        aliases={
-            "info@example.com": ["alice@example.com"],
-            "sales@example.com": ["alice@example.com", "bob@example.com"],
-            "@alias.example": ["alice@example.com"],
-        },
-    )
+    """db's in-memory Directory (the same lookup rules as the SQL one)."""
+    d = MemoryDirectory("/vmail", recipient_delimiter="+")
+    d.add_domain("example.com")
+    d.add_domain("alias.example")
+    d.add_domain("backup.example", backupmx=True)
+    d.add_domain("mx.example.test")
+    for address in ("alice@example.com", "bob@example.com", "carol@mx.example.test"):
+        d.add_mailbox(address)
+    d.add_alias("info@example.com", "alice@example.com")
+    d.add_alias("sales@example.com", ["alice@example.com", "bob@example.com"])
+    d.add_alias("@alias.example", "alice@example.com")
+    return d
 
 
 @pytest.fixture

@@ -1,91 +1,15 @@
-"""Test doubles for the policy tests: a dict-backed Directory, a UDP DNS responder built with
-dnspython, and a tiny policy-delegation server (asyncio, port 0)."""
+"""Test doubles for the policy tests: a UDP DNS responder built with dnspython and a tiny
+policy-delegation server (asyncio, port 0)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import dns.message
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
-
-from pymailsrv.errors import TemporaryFailure
-from pymailsrv.types import Account
-
-
-@dataclass
-class MemoryDirectory:
-    domains: set[str] = field(default_factory=set)
-    relay_domains: set[str] = field(default_factory=set)
-    mailboxes: set[str] = field(default_factory=set)
-    aliases: dict[str, list[str]] = field(default_factory=dict)
-    delimiter: str = "+"
-    broken: bool = False
-
-    def _check(self) -> None:
-        if self.broken:
-            raise TemporaryFailure("database down")
-
-    async def is_local_domain(self, domain: str) -> bool:
-        self._check()
-        return domain.lower() in self.domains
-
-    async def is_relay_domain(self, domain: str) -> bool:
-        self._check()
-        return domain.lower() in self.relay_domains
-
-    async def transport(self, domain: str) -> str | None:
-        return "virtual" if domain in self.domains else None
-
-    def _base(self, address: str) -> str:
-        local, _, domain = address.lower().rpartition("@")
-        if self.delimiter and self.delimiter in local:
-            local = local.split(self.delimiter, 1)[0]
-        return f"{local}@{domain}"
-
-    async def resolve(self, address: str) -> list[str]:
-        self._check()
-        out: list[str] = []
-        self._expand(address.lower(), out, 0)
-        return out
-
-    def _expand(self, address: str, out: list[str], depth: int) -> None:
-        base = self._base(address)
-        targets = self.aliases.get(address) or self.aliases.get(base)
-        if targets is None and base not in self.mailboxes:
-            targets = self.aliases.get("@" + base.rpartition("@")[2])
-        if targets is None or depth > 10:
-            if address not in out:
-                out.append(address)
-            return
-        for target in targets:
-            if target == address:
-                out.append(target)
-            else:
-                self._expand(target, out, depth + 1)
-
-    async def mailbox(self, address: str) -> Account | None:
-        self._check()
-        base = self._base(address)
-        if base in self.mailboxes:
-            return Account(base, f"/vmail/{base}/")
-        return None
-
-    async def password_entry(self, login: str) -> None:
-        return None
-
-    async def login_owns(self, login: str, address: str) -> bool:
-        self._check()
-        login, address = login.lower(), self._base(address)
-        if address == login:
-            return True
-        return login in self.aliases.get(address, [])
-
-    async def close(self) -> None:
-        return None
 
 
 class DnsResponder(asyncio.DatagramProtocol):

@@ -1,4 +1,4 @@
-# ruff: noqa: E501  (Postfix reply texts are compared whole)
+
 """DNS restrictions against a local DNS responder on 127.0.0.1 (dnspython-built answers):
 unknown HELO/sender/recipient domains, null MX, DNSBL and RHSBL with reply filters."""
 

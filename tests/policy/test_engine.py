@@ -1,4 +1,4 @@
-# ruff: noqa: E501  (Postfix reply texts are compared whole)
+
 """The restriction engine: stages, evaluation rules, every access action and the non-DNS
 built-ins, against the in-memory Directory. Replies are compared with Postfix's texts."""
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pymailsrv.errors import ConfigError
+from pymailsrv.db.memory import MemoryDirectory
+from pymailsrv.errors import ConfigError, TemporaryFailure
 from pymailsrv.policy.base import Decision
 from pymailsrv.policy.context import format_reject
 from pymailsrv.policy.restrictions import RestrictionEngine
@@ -100,9 +101,14 @@ async def test_unlisted_sender(make_engine: EngineFactory) -> None:
     assert not (await rcpt(engine, "alice@example.com", sender="")).refused
 
 
-async def test_temporary_directory_failure_is_451(make_engine: EngineFactory, directory) -> None:  # type: ignore[no-untyped-def]
+async def test_temporary_directory_failure_is_451(make_engine: EngineFactory, directory: MemoryDirectory,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     engine = make_engine()
-    directory.broken = True
+
+    async def down(*args: object) -> None:
+        raise TemporaryFailure("database down")
+
+    monkeypatch.setattr(directory.data, "domain", down)
     d = await rcpt(engine, "alice@example.com")
     assert d.reply() == "451 4.3.0 <alice@example.com>: Temporary lookup failure"
 

@@ -1,4 +1,4 @@
-# ruff: noqa: E501  (Postfix reply texts are compared whole)
+
 """check_policy_service against a small in-test policy server (asyncio, port 0): the request
 attributes, postgrey's answers, one reused connection, reconnects, an unreachable server and a
 timeout driven by FakeClock."""
@@ -12,11 +12,12 @@ import pytest
 
 from pymailsrv.clock import FakeClock
 from pymailsrv.config.settings import Settings
+from pymailsrv.db.memory import MemoryDirectory
 from pymailsrv.policy.dns import Resolver
 from pymailsrv.policy.restrictions import RestrictionEngine
 
 from .conftest import BASE, EngineFactory, smtp_state
-from .fakes import MemoryDirectory, PolicyServer
+from .fakes import PolicyServer
 
 GREYLISTED = "Greylisted, see http://postgrey.schweikert.ch/help/example.com.html"
 
