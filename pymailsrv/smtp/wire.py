@@ -68,6 +68,10 @@ class LineBuffer:
         lf = buf.find(b"\n", 0, self.max_line + 2)
         if lf < 0:
             if len(buf) > self.max_line + 1:
+                lf = buf.find(b"\n")
+                if lf >= 0:
+                    del buf[:lf + 1]
+                    return LINE_TOO_LONG
                 self._buf = bytearray()
                 self._skipping = True
             return None
@@ -251,13 +255,23 @@ def _strip_source_route(path: str) -> str:
 
 
 def _valid_address(address: str) -> bool:
-    if len(address) > 512:
+    """No controls, no surrogates (invalid UTF-8), no space or angle bracket outside quotes."""
+    if len(address) > 512 or address.startswith("@"):
         return False
+    quoted = escaped = False
     for c in address:
         o = ord(c)
-        if (o < 33 and not (o == 32 and '"' in address)) or o == 127 or 0xD800 <= o <= 0xDFFF:
+        if o < 32 or o == 127 or 0xD800 <= o <= 0xDFFF:
             return False
-    return not (address.startswith("@") or "<" in address or ">" in address.replace("\\>", ""))
+        if escaped:
+            escaped = False
+        elif c == "\\" and quoted:
+            escaped = True
+        elif c == '"':
+            quoted = not quoted
+        elif not quoted and c in " <>":
+            return False
+    return not quoted
 
 
 # --- RFC 3461 (DSN) parameter values ----------------------------------------------------------
