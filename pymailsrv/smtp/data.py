@@ -100,6 +100,7 @@ async def _finish_message(s: SmtpSession, txn: Transaction, content: bytes) -> N
         s.reply(R.QUEUE_WRITE_ERROR)
         return
     _log_queued(s, queue_id, message_id)
+    s.errors = 0  # the error limits count errors "without delivering mail" (Postfix)
     s.reply(R.QUEUED.format(queue_id=queue_id))
 
 

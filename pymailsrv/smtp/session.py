@@ -174,8 +174,9 @@ class SmtpSession(AiosmtpdSMTP):
         if limiter is not None:
             verdict = limiter.open(ip)
             if verdict:
-                log.warning("%s connection %s limit exceeded for service %s", "Connection count"
-                            if verdict == "count" else "Connection rate", ip, self.listener.service)
+                log.warning("Connection %s limit exceeded: %d from %s for service %s",
+                            "concurrency" if verdict == "count" else "rate", limiter.active(ip) + 1,
+                            self.client, self.listener.service)
                 self.reply(R.TOO_MANY_CONNECTIONS.format(host=host, ip=ip))
                 return False
             self._limiter_ip = ip
