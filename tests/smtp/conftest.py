@@ -4,8 +4,8 @@ server factory listening on port 0, and a raw line client for malformed input.""
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import itertools
+import re
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -184,7 +184,8 @@ class RawClient:
 
     async def expect(self, pattern: str, timeout: float = 5) -> str:
         text = (await self.reply(timeout))[-1]
-        assert fnmatch.fnmatchcase(text, pattern), f"{text!r} !~ {pattern!r}"
+        regex = re.escape(pattern).replace(r"\*", ".*")  # only * is a wildcard
+        assert re.fullmatch(regex, text, re.S), f"{text!r} !~ {pattern!r}"
         return text
 
     async def cmd(self, line: str, pattern: str) -> str:
@@ -221,3 +222,7 @@ async def raw(smtp: Harness) -> AsyncIterator[Callable[..., Any]]:
     yield connect
     for c in clients:
         await c.close()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", default=False, help="rewrite golden files")
