@@ -88,7 +88,8 @@ class RegexpTable:
 async def test_header_checks_actions() -> None:
     table = RegexpTable([
         (r"^X-Drop:", "IGNORE"), (r"^X-Warn:", "WARN looks odd"), (r"^X-Old:", "REPLACE X-New: yes"),
-        (r"^X-Tag:", "PREPEND X-Tagged: 1"), (r"^X-Hold:", "HOLD"), (r"^Subject:.*multi\n\s+line", "WARN folded"),
+        (r"^X-Tag:", "PREPEND X-Tagged: 1"), (r"^X-Hold:", "HOLD"),
+        (r"^Subject:.*multi\n\s+line", "WARN folded"),
     ])
     headers = [b"X-Drop: a\r\n", b"X-Warn: b\r\n", b"X-Old: c\r\n", b"X-Tag: d\r\n", b"X-Hold: e\r\n",
                b"Subject: multi\r\n line\r\n", b"X-Keep: f\r\n"]
@@ -101,7 +102,8 @@ async def test_header_checks_actions() -> None:
 
 
 async def test_header_checks_reject_and_discard() -> None:
-    r = await cleanup.header_checks([b"Subject: buy now\r\n"], [RegexpTable([(r"buy now", "REJECT no spam")])])
+    table = RegexpTable([(r"buy now", "REJECT no spam")])
+    r = await cleanup.header_checks([b"Subject: buy now\r\n"], [table])
     assert r.reject == "no spam"
     r = await cleanup.header_checks([b"Subject: x\r\n"], [RegexpTable([(r"x", "DISCARD")])])
     assert r.discard

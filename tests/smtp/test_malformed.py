@@ -100,7 +100,7 @@ async def test_pipelined_burst(smtp, raw):
     c = await raw()
     burst = ["EHLO c"]
     for i in range(50):
-        burst += [f"MAIL FROM:<s{i}@b.test>", f"RCPT TO:<bob@example.test>", "RCPT TO:<x@far.test>",
+        burst += [f"MAIL FROM:<s{i}@b.test>", "RCPT TO:<bob@example.test>", "RCPT TO:<x@far.test>",
                   "DATA"]
         burst.append(f"Subject: {i}\r\n\r\nbody {i}\r\n.")
     burst.append("QUIT")

@@ -43,7 +43,8 @@ async def test_postfix_log_lines(smtp, caplog):
         ("pymailsrv.smtpd", "connect from unknown[127.0.0.1]"),
         ("pymailsrv.smtpd", "A0000: client=unknown[127.0.0.1]"),
         ("pymailsrv.cleanup", "A0000: message-id=<m1@client.test>"),
-        ("pymailsrv.smtpd", "disconnect from unknown[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5"),
+        ("pymailsrv.smtpd",
+         "disconnect from unknown[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5"),
     ]
 
 

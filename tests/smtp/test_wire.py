@@ -74,7 +74,8 @@ def test_line_buffer_any_split(chunk: int) -> None:
 
 
 # --- DATA --------------------------------------------------------------------------------------
-def read_all(data: bytes, chunk: int, limit: int = 10**9, mode: str = "normalize") -> tuple[DataReader, bytes]:
+def read_all(data: bytes, chunk: int, limit: int = 10**9,
+             mode: str = "normalize") -> tuple[DataReader, bytes]:
     r = DataReader(limit, mode)
     rest = None
     i = 0
