@@ -106,7 +106,7 @@ async def test_pipelined_burst(smtp, raw):
     burst.append("QUIT")
     await c.send("\r\n".join(burst) + "\r\n")
     await c.reply()
-    for i in range(50):
+    for _ in range(50):
         await c.expect(R.MAIL_OK)
         await c.expect(R.RCPT_OK)
         await c.expect("554 5.7.1 <x@far.test>: Relay access denied")
