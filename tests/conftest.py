@@ -36,7 +36,7 @@ def mariadb_url() -> Iterator[str]:
     """A scratch MariaDB database, dropped afterwards; fails (not skips) under CI=true."""
     try:
         conn = _mariadb_admin()
-    except Exception as exc:  # noqa: BLE001 - any connect error means "not here"
+    except Exception as exc:
         _unavailable("MariaDB", exc)
     name = f"pymailsrv_t_{uuid.uuid4().hex[:12]}"
     with conn.cursor() as cur:
@@ -70,7 +70,7 @@ def postgres_url() -> Iterator[str]:
 
     try:
         asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         _unavailable("PostgreSQL", exc)
     try:
         yield f"postgresql+asyncpg://postgres@{POSTGRES_HOST}/{name}"

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from pymailsrv.errors import ConfigError
+from pymailsrv.errors import ConfigError, ConfigErrors
 
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 
@@ -33,6 +33,7 @@ def parse_text(text: str, filename: str = "<string>") -> list[Entry]:
     current: list[str] | None = None
     start = 0
     name = ""
+    skipping = False  # continuation lines of a line already reported as bad
 
     def flush() -> None:
         if current is not None:
@@ -43,6 +44,8 @@ def parse_text(text: str, filename: str = "<string>") -> list[Entry]:
         if not stripped or stripped.startswith("#"):
             continue
         if raw[0] in " \t":
+            if skipping:
+                continue
             if current is None:
                 errors.append(ConfigError("continuation line without a parameter before it",
                                           file=filename, line=number))
@@ -51,6 +54,7 @@ def parse_text(text: str, filename: str = "<string>") -> list[Entry]:
             continue
         flush()
         current = None
+        skipping = True
         key, eq, value = raw.partition("=")
         key = key.strip()
         if not eq:
@@ -60,13 +64,11 @@ def parse_text(text: str, filename: str = "<string>") -> list[Entry]:
         if not _NAME.fullmatch(key):
             errors.append(ConfigError(f'bad parameter name: "{key[:60]}"', file=filename, line=number))
             continue
-        name, start, current = key, number, [value.strip()]
+        name, start, current, skipping = key, number, [value.strip()], False
     flush()
     if errors:
         if len(errors) == 1:
             raise errors[0]
-        from pymailsrv.errors import ConfigErrors
-
         raise ConfigErrors(errors)
     return entries
 

@@ -1,0 +1,84 @@
+"""The commented configuration that ``pymailsrv init`` writes (and config/pymailsrv.conf ships)."""
+
+from __future__ import annotations
+
+PRODUCTION_PORTS = {
+    "smtpd_listen": "0.0.0.0:25",
+    "submission_listen": "0.0.0.0:587",
+    "smtps_listen": "0.0.0.0:465",
+    "imap_listen": "0.0.0.0:143",
+    "imaps_listen": "0.0.0.0:993",
+    "pop3_listen": "0.0.0.0:110",
+    "pop3s_listen": "0.0.0.0:995",
+}
+
+DEMO_PORTS = {
+    "smtpd_listen": "127.0.0.1:2525",
+    "submission_listen": "127.0.0.1:2587",
+    "smtps_listen": "127.0.0.1:2465",
+    "imap_listen": "127.0.0.1:1143",
+    "imaps_listen": "127.0.0.1:1993",
+    "pop3_listen": "127.0.0.1:1110",
+    "pop3s_listen": "127.0.0.1:1995",
+}
+
+TEMPLATE = """\
+# pymailsrv configuration (main.cf syntax: "name = value", a line starting with white space
+# continues the previous one, "#" starts a comment only at the start of a line, $name expands
+# another parameter). "pymailsrv postconf -d" lists every parameter with its default;
+# "pymailsrv postconf -n" shows what this file changes.
+
+# --- Identity ---------------------------------------------------------------------------------
+myhostname = {hostname}
+# mydomain = $myhostname minus its first label; myorigin = $myhostname
+# Clients allowed to relay without authentication (besides loopback with mynetworks_style=host).
+mynetworks_style = host
+# mynetworks = 127.0.0.0/8, [::1]/128, 192.0.2.0/24
+# recipient_delimiter = +
+
+# --- Storage ----------------------------------------------------------------------------------
+data_directory = {data_dir}
+# queue_directory = $data_directory/spool
+# virtual_mailbox_base = $data_directory/vmail
+# The PostfixAdmin database. Embedded default: SQLite in the data directory. For MariaDB/MySQL:
+#   database_url = mysql+aiomysql://postfix:secret@127.0.0.1:3306/postfix?charset=utf8mb4
+# PostgreSQL (pip install 'pymailsrv[postgres]'):
+#   database_url = postgresql+asyncpg://postfix:secret@127.0.0.1/postfix
+# database_url = sqlite+aiosqlite:///$data_directory/pymailsrv.db
+
+# --- TLS (shared by every listener unless smtpd_tls_cert_file/smtpd_tls_key_file are set) -----
+tls_cert_file = {cert_file}
+tls_key_file = {key_file}
+
+# --- Listeners (host:port lists; empty = off) -------------------------------------------------
+smtpd_listen = {smtpd_listen}
+submission_listen = {submission_listen}
+smtps_listen = {smtps_listen}
+imap_listen = {imap_listen}
+imaps_listen = {imaps_listen}
+pop3_listen = {pop3_listen}
+pop3s_listen = {pop3s_listen}
+
+# --- SMTP policy (Postfix names and defaults) -------------------------------------------------
+# message_size_limit = 10240000
+# smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination
+# smtpd_recipient_restrictions = reject_non_fqdn_recipient, reject_unknown_recipient_domain
+# smtpd_helo_required = no
+# relayhost = [smtp.example.net]:587
+
+# --- Passwords (Dovecot's names) ------------------------------------------------------------------
+# Scheme of stored hashes without a {{SCHEME}} prefix, and the scheme pymailsrv writes.
+# default_pass_scheme = CRYPT
+# password_scheme = SHA512-CRYPT
+# disable_plaintext_auth = yes
+
+# --- Logging ----------------------------------------------------------------------------------
+# log_file =
+# log_level = info
+"""
+
+
+def render(*, hostname: str, data_dir: str, cert_file: str, key_file: str, demo: bool) -> str:
+    ports = DEMO_PORTS if demo else PRODUCTION_PORTS
+    return TEMPLATE.format(hostname=hostname, data_dir=data_dir, cert_file=cert_file,
+                           key_file=key_file, **ports)
