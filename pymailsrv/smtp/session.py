@@ -116,6 +116,7 @@ class SmtpSession(AiosmtpdSMTP):
         self._out: list[bytes] = []
         self._sleep_due = False
         self._limiter_ip = ""
+        self._deadline = 0.0
 
     # --- connection plumbing ------------------------------------------------------------------
     def connection_lost(self, error: Exception | None) -> None:
@@ -134,8 +135,18 @@ class SmtpSession(AiosmtpdSMTP):
             return False  # half-close has no meaning over TLS
         return keep_open
 
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """smtpd_timeout as a deadline: moving it is one float store, the timer re-arms itself
+        when it fires early (aiosmtpd cancels and re-creates a TimerHandle per read)."""
+        self._deadline = self.loop.time() + (duration or self._timeout_duration)
+        if self._timeout_handle is None:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_cb)
+
     def _timeout_cb(self) -> None:
         if self.transport is None or self._conn_lost or self.closing:
+            return
+        if self.loop.time() < self._deadline:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_cb)
             return
         self._timed_out = True
         log.info("timeout after %s from %s", self.last_command, self.client)
