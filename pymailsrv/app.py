@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import logging
 import signal
+from typing import Any
 
 from pymailsrv.config.settings import Settings
 from pymailsrv.log import get_logger, setup_logging
@@ -36,3 +37,18 @@ async def _serve(settings: Settings) -> int:
 def init(args: argparse.Namespace, *, config_path: str) -> int:
     logging.getLogger("pymailsrv").error("init is not built yet")
     return 1
+
+
+# --- SMTP listeners (smtp engineer) -----------------------------------------------------------
+async def start_smtp(settings: Settings, *, authenticator: Any, restrictions: Any, queue: Any,
+                     directory: Any) -> list[Any]:
+    """Start smtpd_listen / submission_listen / smtps_listen / reinject_listen in this loop.
+
+    Returns ``pymailsrv.smtp.server.SmtpServer`` objects: ``.close()`` each, then
+    ``await s.server.wait_closed()``. Raises ConfigError (port taken, missing certificate)."""
+    from pymailsrv.policy.tables import open_table
+    from pymailsrv.smtp.server import start_servers
+
+    header_checks = [open_table(spec, settings) for spec in settings.get_list("header_checks")]
+    return await start_servers(settings, authenticator=authenticator, restrictions=restrictions,
+                               queue=queue, directory=directory, header_checks=header_checks)
