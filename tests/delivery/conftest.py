@@ -8,7 +8,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "queue"))
 
-from peers import DnsResponder, SmtpPeer  # noqa: E402
+from delivery_peers import DnsResponder, SmtpPeer
 
 
 @pytest.fixture
@@ -30,3 +30,5 @@ async def peer_factory():
     yield make
     for p in peers:
         await p.stop()
+
+from qfakes import clock, directory, harness, qsettings  # noqa: E402, F401  (fixtures)

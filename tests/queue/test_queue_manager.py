@@ -5,8 +5,7 @@ import email.policy
 import logging
 import os
 
-from conftest import MSG, envelope
-from qfakes import ScriptedAgents, maildir_messages
+from qfakes import MSG, ScriptedAgents, envelope, maildir_messages
 
 from pymailsrv.delivery.base import Route
 
