@@ -78,7 +78,7 @@ async def test_commands_on_running_manager_via_socket(harness, clock, tmp_path):
             agents.default = "deferred"
             qid = await h.manager.submit(envelope("s@example.test", "x@remote.test"), MSG)
             await h.manager.wait_idle()
-            rc, text = await run(h.settings, "list")
+            _rc, text = await run(h.settings, "list")
             assert qid in text and "(scripted)" in text
             assert await run(h.settings, "flush", qid) == (0, "1 message(s) scheduled for delivery\n")
             await h.manager.wait_idle()
