@@ -78,6 +78,8 @@ class Session:
     features: dict[str, str] = field(default_factory=dict)
     tls: bool = False
     last_used: float = 0.0
+    reused: bool = False
+    dirty: bool = False  # a transaction was left open (needs RSET before the next one)
 
     @property
     def relay(self) -> str:
@@ -203,6 +205,8 @@ class SmtpClient:
     async def close(self) -> None:
         for sessions in self._idle.values():
             for s in sessions:
+                with contextlib.suppress(Exception):
+                    s.send(b"QUIT\r\n")
                 s.close()
         self._idle.clear()
         if self._reaper:
@@ -237,10 +241,14 @@ class SmtpClient:
         pool = self._idle.get((host, ip, port))
         while pool:
             s = pool.pop()
-            if time.monotonic() - s.last_used < IDLE_SECONDS:
+            if time.monotonic() - s.last_used < IDLE_SECONDS and not s.reader.at_eof():
+                s.reused = True
+                if not s.dirty:  # after a completed transaction the server is ready for MAIL
+                    return s
                 try:
                     reply = await s.command("RSET", self.helo_timeout)
                     if reply.code == 250:
+                        s.dirty = False
                         return s
                 except SessionError:
                     pass
@@ -342,11 +350,21 @@ class SmtpClient:
                            content: bytes, lmtp: bool) -> list[DeliveryResult]:
         s = await self._session(host, ip, port, lmtp)
         try:
-            await self._auth(s, host)
+            if not s.reused:
+                await self._auth(s, host)
             results = await self._transaction(s, sender, recipients, content, lmtp)
         except SessionError:
             s.close()
-            raise
+            if not s.reused:
+                raise
+            # a cached connection the server had already dropped: once more on a fresh one
+            s = await self._connect(host, ip, port, lmtp)
+            try:
+                await self._auth(s, host)
+                results = await self._transaction(s, sender, recipients, content, lmtp)
+            except BaseException:
+                s.close()
+                raise
         except BaseException:
             s.close()
             raise
@@ -369,6 +387,7 @@ class SmtpClient:
             return self._all(recipients, "bounced", "5.6.7",
                              f"SMTPUTF8 is required, but was not offered by host {s.relay}", s.relay)
         t = self.helo_timeout
+        s.dirty = True
         mail = f"MAIL FROM:<{sender}>{self._mail_params(s, sender, recipients, content)}"
         rcpts = [f"RCPT TO:<{r}>" for r in recipients]
         if "PIPELINING" in s.features:  # RFC 2920 §3.1: DATA ends the group
@@ -408,6 +427,7 @@ class SmtpClient:
         s.send(dot_stuff(content))
         await s.flush(self.data_timeout)
         finals = [await s.read_reply(self.data_timeout) for _ in (accepted if lmtp else [0])]
+        s.dirty = False
         for n, i in enumerate(accepted):
             reply = finals[n if lmtp else 0]
             if reply.code == 250:

@@ -44,9 +44,26 @@ async def test_mx_delivery_to_sink(dns_server, peer_factory):
     [got] = peer.received
     assert got.sender == "s@example.test" and got.recipients == ["a@example.net", "b@example.net"]
     assert got.data == MSG
-    # connection reuse: the second message goes over the same connection (after RSET)
+    # connection reuse: the second message goes over the same connection (no RSET needed after a
+    # completed transaction)
+    await c.deliver_to("example.net", "s@example.test", ["a@example.net"], MSG)
+    assert peer.connections == 1 and "RSET" not in peer.commands
+    # after a refused transaction the cached connection gets an RSET first
+    peer.reject["bad@example.net"] = "550 5.1.1 no"
+    await c.deliver_to("example.net", "s@example.test", ["bad@example.net"], MSG)
     await c.deliver_to("example.net", "s@example.test", ["a@example.net"], MSG)
     assert peer.connections == 1 and "RSET" in peer.commands
+
+
+async def test_dropped_cached_connection_is_replaced(dns_server, peer_factory):
+    peer = await peer_factory()
+    c = client(dns_server, peer.port)
+    [r] = await c.deliver_to(f"[127.0.0.1]:{peer.port}", "s@x.test", ["a@far.test"], MSG)
+    for s in c._idle[("127.0.0.1", "127.0.0.1", peer.port)]:
+        s.writer.transport.abort()  # the server side would see EOF; ours sees a dead socket
+    [r] = await c.deliver_to(f"[127.0.0.1]:{peer.port}", "s@x.test", ["a@far.test"], MSG)
+    assert r.outcome == "sent" and peer.connections == 2
+    await c.close()
     await c.close()
 
 
