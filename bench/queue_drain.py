@@ -20,17 +20,17 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pymailsrv.clock import SystemClock  # noqa: E402
-from pymailsrv.config.settings import Settings  # noqa: E402
-from pymailsrv.db.memory import MemoryDirectory  # noqa: E402
-from pymailsrv.delivery.agents import AgentTable  # noqa: E402
-from pymailsrv.delivery.dns import MxResolver, make_resolver  # noqa: E402
-from pymailsrv.delivery.maildir import MaildirAgent  # noqa: E402
-from pymailsrv.delivery.router import DirectoryRouter  # noqa: E402
-from pymailsrv.delivery.smtp_client import SmtpClient  # noqa: E402
-from pymailsrv.queue.base import Envelope, Recipient  # noqa: E402
-from pymailsrv.queue.manager import QueueManager  # noqa: E402
-from pymailsrv.queue.spool import FileSpool  # noqa: E402
+from pymailsrv.clock import SystemClock
+from pymailsrv.config.settings import Settings
+from pymailsrv.db.memory import MemoryDirectory
+from pymailsrv.delivery.agents import AgentTable
+from pymailsrv.delivery.dns import MxResolver, make_resolver
+from pymailsrv.delivery.maildir import MaildirAgent
+from pymailsrv.delivery.router import DirectoryRouter
+from pymailsrv.delivery.smtp_client import SmtpClient
+from pymailsrv.queue.base import Envelope, Recipient
+from pymailsrv.queue.manager import QueueManager
+from pymailsrv.queue.spool import FileSpool
 
 
 def message(i: int, size: int) -> bytes:
