@@ -9,9 +9,17 @@ import asyncio
 import logging
 import signal
 from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from pymailsrv.config.settings import Settings
 from pymailsrv.log import get_logger, setup_logging
+from pymailsrv.queue.manager import QueueManager
+
+if TYPE_CHECKING:
+    from pymailsrv.clock import Clock
+    from pymailsrv.db.base import Directory
+    from pymailsrv.store.base import MailStore
 
 log = get_logger("master")
 
@@ -52,3 +60,54 @@ async def start_smtp(settings: Settings, *, authenticator: Any, restrictions: An
     header_checks = [open_table(spec, settings) for spec in settings.get_list("header_checks")]
     return await start_servers(settings, authenticator=authenticator, restrictions=restrictions,
                                queue=queue, directory=directory, header_checks=header_checks)
+# --- queue manager and delivery (queue engineer) -------------------------------------------------
+async def start_queue(settings: Settings, directory: Directory, store: MailStore,
+                      *, clock: Clock | None = None) -> tuple[QueueManager, Callable[[], Awaitable[None]]]:
+    """Build and start the spool, router, delivery agents and queue manager, and the control
+    socket ``queue_directory/qmgr.sock``. Returns ``(queue, stop)``: ``queue`` implements
+    ``queue.base.Queue`` (hand it to the SMTP listeners); ``await stop()`` at shutdown."""
+    import os
+
+    from pymailsrv.clock import SystemClock
+    from pymailsrv.delivery.agents import AgentTable
+    from pymailsrv.delivery.dns import MxResolver, make_resolver
+    from pymailsrv.delivery.maildir import MaildirAgent
+    from pymailsrv.delivery.router import DirectoryRouter
+    from pymailsrv.delivery.smtp_client import SmtpClient
+    from pymailsrv.policy.tables import close_table, open_table
+    from pymailsrv.queue.admin import socket_path
+    from pymailsrv.queue.control import serve_control
+    from pymailsrv.queue.spool import FileSpool
+
+    clk = clock or SystemClock()
+    transport_tables = [open_table(spec, settings) for spec in settings.get_list("transport_maps")]
+    password_tables = [open_table(spec, settings) for spec in settings.get_list("smtp_sasl_password_maps")]
+
+    async def passwords(key: str) -> str | None:
+        for table in password_tables:
+            value = await table.get(key)
+            if value:
+                return value
+        return None
+
+    spool = FileSpool(settings.get_str("queue_directory"), clk)
+    router = DirectoryRouter(settings, directory, transport_tables)
+    maildir = MaildirAgent(settings, directory, store)
+    mx = MxResolver(make_resolver(settings.get_list("dns_nameservers")))
+    smtp = SmtpClient(settings, mx, passwords=passwords if password_tables else None)
+    manager = QueueManager(settings, spool, router, AgentTable(maildir, smtp), clk)
+    await manager.start()
+    control = await serve_control(manager, socket_path(settings))
+
+    async def stop() -> None:
+        control.close()
+        await manager.stop()
+        await smtp.close()
+        for table in transport_tables + password_tables:
+            await close_table(table)
+        try:
+            os.unlink(socket_path(settings))
+        except OSError:
+            pass
+
+    return manager, stop
