@@ -32,7 +32,7 @@ FLUSH_AT = 256 * 1024
 PERMANENT_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
 
-@dataclass
+@dataclass(eq=False)
 class Session:
     conn: Connection
     parser: CommandParser

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pymailsrv.auth.sasl import (
-    LOGIN_PASSWORD_PROMPT,
-    LOGIN_USERNAME_PROMPT,
-    SaslError,
-    decode_login_field,
-    decode_plain,
-)
+from pymailsrv.auth.sasl import MECHANISMS, SaslCancelled, SaslError, SaslExchange
 from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.imap import wire
 from pymailsrv.imap.commands.base import Done
@@ -77,27 +71,19 @@ async def login(srv: ImapServer, s: Session, cmd: Command) -> Done:
     return await _login(srv, s, user.decode("utf-8", "replace"), password.decode("utf-8", "replace"), "LOGIN")
 
 
-async def _sasl_step(s: Session, challenge: str) -> bytes:
-    s.write(f"+ {challenge}\r\n".encode())
-    line = await s.client_line()
-    if line.strip() == b"*":
-        raise ClientSyntaxError("Authentication aborted by client.")
-    return line
-
-
 async def authenticate(srv: ImapServer, s: Session, cmd: Command) -> Done:
+    """RFC 3501 §6.2.2 with SASL-IR (RFC 4959): ``=`` is an empty initial response."""
     mech, ir = cmd.args
-    if mech not in ("PLAIN", "LOGIN"):
+    if mech not in MECHANISMS:
         raise Refusal("Unsupported authentication mechanism.")
     _check_plaintext(srv, s)
     try:
-        if mech == "PLAIN":
-            data = (b"" if ir == b"=" else ir) if ir is not None else await _sasl_step(s, "")
-            _authz, user, password = decode_plain(data)
-        else:
-            raw_user = (b"" if ir == b"=" else ir) if ir is not None else await _sasl_step(s, LOGIN_USERNAME_PROMPT)
-            user = decode_login_field(raw_user)
-            password = decode_login_field(await _sasl_step(s, LOGIN_PASSWORD_PROMPT))
+        ex = SaslExchange(mech, None if ir is None else (b"" if ir == b"=" else ir))
+        while ex.challenge is not None:
+            s.write(f"+ {ex.challenge}\r\n".encode())
+            ex.respond(await s.client_line())
+    except SaslCancelled as exc:
+        raise ClientSyntaxError("Authentication aborted by client.") from exc
     except SaslError as exc:
         raise ClientSyntaxError("Invalid base64 data in continued response") from exc
-    return await _login(srv, s, user, password, mech)
+    return await _login(srv, s, ex.authcid, ex.password, mech)
