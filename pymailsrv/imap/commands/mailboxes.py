@@ -12,7 +12,7 @@ from pymailsrv.imap import utf7, wire
 from pymailsrv.imap.commands.base import Done, mailbox_name, wire_name
 from pymailsrv.imap.grammar import AppendArgs, Command, ListArgs
 from pymailsrv.imap.session import AUTH, SELECTED
-from pymailsrv.store.base import RECENT, FolderInfo, FolderNotFound, FolderStatus
+from pymailsrv.store.base import RECENT, FolderExists, FolderInfo, FolderNotFound, FolderStatus
 
 if TYPE_CHECKING:
     from pymailsrv.imap.server import ImapServer
@@ -62,6 +62,12 @@ async def create(srv: ImapServer, s: Session, cmd: Command) -> Done:
     name = mailbox_name(cmd.args).rstrip(SEP)
     if name.upper() == "INBOX":
         raise Refusal("Mailbox already exists", code="ALREADYEXISTS")
+    parts = name.split(SEP)
+    for i in range(1, len(parts)):  # RFC 3501 §6.3.3: create the superior names too
+        try:
+            await srv.store.create_folder(_account(s), SEP.join(parts[:i]))
+        except FolderExists:
+            pass
     await srv.store.create_folder(_account(s), name)
     return Done("Create completed.")
 
