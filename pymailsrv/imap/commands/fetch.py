@@ -140,9 +140,10 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
                     seen_changed.add(info.uid)
     has_flags = any(x.name == "FLAGS" for x in atts)
     for uid in uids:
-        info = s.info.get(uid)
-        if info is None:
+        cur = s.info.get(uid)
+        if cur is None:
             continue
+        info = cur
         msg = Loaded(s.mailbox, uid)
         try:
             items = [await _item(s, info, msg, att) for att in atts]

@@ -8,7 +8,8 @@ Implementation notes:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+from typing import TYPE_CHECKING, Any
 
 from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.imap import mime, threads, wire
@@ -134,7 +135,7 @@ def _first_mailbox(c: Cand, field: str) -> str:
     return ""
 
 
-def _sort_value(c: Cand, key: str) -> object:
+def _sort_value(c: Cand, key: str) -> Any:
     if key == "ARRIVAL":
         return c.internal_date
     if key == "SIZE":
@@ -165,7 +166,7 @@ async def sort(srv: object, s: Session, cmd: Command) -> Done:
     hits = await _matching(s, a, want_headers=any(k not in ("ARRIVAL", "SIZE") for k, _ in crit))
     hits.sort(key=lambda c: c.seq)  # RFC 5256: ties keep sequence order
     for key, rev in reversed(crit):
-        hits.sort(key=lambda c, k=key: _sort_value(c, k), reverse=rev)  # type: ignore[misc]
+        hits.sort(key=functools.partial(_sort_value, key=key), reverse=rev)
     s.untagged("SORT" + "".join(f" {c.uid if cmd.uid else c.seq}" for c in hits))
     return Done("Sort completed.")
 
