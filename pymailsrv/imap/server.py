@@ -199,7 +199,7 @@ class ImapServer:
         try:
             done = await spec.handler(self, s, cmd)
             if s.state == SELECTED:
-                await s.sync(allow_expunge=spec.expunge_ok)
+                await s.sync(allow_expunge=spec.expunge_ok, force=spec.sync, now=self.clock.monotonic())
             done = done or Done()
             code = f"[{done.code}] " if done.code else ""
             if not done.sent:

@@ -54,6 +54,8 @@ class Session:
     bytes_out: int = 0
     uid_command: bool = False
     sid: str = ""
+    dirty: bool = False  # this session wrote to the selected folder: the next sync must run
+    last_sync: float = 0.0
     _seq: dict[int, int] | None = None
 
     # --- output ---------------------------------------------------------------------------
@@ -138,10 +140,20 @@ class Session:
         perm = ([*flags, "\\*"]) if not self.readonly else []
         self.untagged(b"OK [PERMANENTFLAGS " + wire.flag_list(perm) + b"] Flags permitted.")
 
-    async def sync(self, allow_expunge: bool) -> None:
-        """Pick up other sessions' and deliveries' changes and queue the untagged responses."""
+    async def sync(self, allow_expunge: bool, *, force: bool = True, now: float = 0.0,
+                   max_age: float = 1.0) -> None:
+        """Pick up other sessions' and deliveries' changes and queue the untagged responses.
+        Unless ``force``, the store's change notice decides, with a full sync at least every
+        ``max_age`` seconds (changes made by other processes)."""
         if self.mailbox is None:
             return
+        if not (force or self.dirty or now - self.last_sync >= max_age):
+            if not await self.mailbox.wait_for_change(0):
+                if allow_expunge and self.gone:
+                    self.announce_expunges()
+                return
+        self.dirty = False
+        self.last_sync = now
         res = await self.mailbox.sync()
         self.gone.update(u for u in res.expunged if u in self.info)
         if allow_expunge:

@@ -49,12 +49,12 @@ def test_golden(path: Path, request: pytest.FixtureRequest) -> None:
     golden = path.with_suffix(".golden")
     failed = path.with_suffix(".golden.failed")
     if request.config.getoption("--update-golden") or not golden.exists():
-        golden.write_text(actual)
+        golden.write_bytes(actual.encode())
         failed.unlink(missing_ok=True)
         return
-    expected = golden.read_text()
+    expected = golden.read_bytes().decode()
     if actual != expected:
-        failed.write_text(actual)
+        failed.write_bytes(actual.encode())
         pytest.fail(f"{path.name}: output differs from {golden.name}; see {failed.name}")
     failed.unlink(missing_ok=True)
 

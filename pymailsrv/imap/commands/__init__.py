@@ -19,7 +19,7 @@ SEL = frozenset({SELECTED})
 COMMANDS: dict[str, Spec] = {
     # any state (RFC 3501 §6.1)
     "CAPABILITY": Spec(ANY, any_.capability),
-    "NOOP": Spec(ANY, any_.noop),
+    "NOOP": Spec(ANY, any_.noop, sync=True),
     "LOGOUT": Spec(ANY, any_.logout),
     "ID": Spec(ANY, any_.id_, caps=("ID",)),
     "ENABLE": Spec(POST, any_.enable, caps=("ENABLE", "CONDSTORE")),
@@ -44,7 +44,7 @@ COMMANDS: dict[str, Spec] = {
     "GETQUOTAROOT": Spec(POST, mailboxes.getquotaroot),
     "IDLE": Spec(POST, selected.idle, caps=("IDLE",)),
     # selected (§6.4)
-    "CHECK": Spec(SEL, selected.check),
+    "CHECK": Spec(SEL, selected.check, sync=True),
     "CLOSE": Spec(SEL, selected.close),
     "UNSELECT": Spec(SEL, selected.unselect, caps=("UNSELECT",)),
     "EXPUNGE": Spec(SEL, selected.expunge),

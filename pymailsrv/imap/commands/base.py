@@ -34,6 +34,8 @@ class Spec:
     caps: tuple[str, ...] = ()  # capabilities this command brings (CAPABILITY is derived)
     # True when the command may see EXPUNGE responses at its end (RFC 3501 §7.4.1)
     expunge_ok: bool = True
+    # True for commands whose purpose is to hear about changes (NOOP, CHECK): always sync
+    sync: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 

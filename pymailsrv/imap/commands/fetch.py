@@ -86,19 +86,37 @@ async def _section_bytes(msg: Loaded, sec: Section) -> bytes | None:
     return mime.section(await msg.root(), await msg.data(), sec)
 
 
-async def _item(s: Session, info: MessageInfo, msg: Loaded, att: FetchAtt) -> bytes:
-    name = att.name
+_INFO_ATTS = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})
+_flag_cache: dict[tuple[frozenset[str], bool], bytes] = {}
+
+
+def _flags_item(flags: frozenset[str], recent: bool) -> bytes:
+    key = (flags, recent)
+    got = _flag_cache.get(key)
+    if got is None:
+        if len(_flag_cache) > 4096:
+            _flag_cache.clear()
+        got = _flag_cache[key] = b"FLAGS " + wire.flag_list(sorted(flags) + (["\\Recent"] if recent else []))
+    return got
+
+
+def _info_item(s: Session, info: MessageInfo, name: str) -> bytes:
+    """Items answered from the MessageInfo alone (no file access)."""
     if name == "FLAGS":
-        flags = sorted(info.flags) + (["\\Recent"] if info.uid in s.recent else [])
-        return b"FLAGS " + wire.flag_list(flags)
+        return _flags_item(info.flags, info.uid in s.recent)
     if name == "UID":
         return b"UID %d" % info.uid
     if name == "INTERNALDATE":
         return b"INTERNALDATE " + wire.internal_date(info.internal_date)
     if name == "RFC822.SIZE":
         return b"RFC822.SIZE %d" % info.size
-    if name == "MODSEQ":
-        return b"MODSEQ (%d)" % info.modseq
+    return b"MODSEQ (%d)" % info.modseq
+
+
+async def _item(s: Session, info: MessageInfo, msg: Loaded, att: FetchAtt) -> bytes:
+    name = att.name
+    if name in _INFO_ATTS:
+        return _info_item(s, info, name)
     if name in CACHE_KEYS:
         return name.encode() + b" " + await msg.structure(name)
     if name == "RFC822":
@@ -139,6 +157,14 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
                     s.info[info.uid] = info
                     seen_changed.add(info.uid)
     has_flags = any(x.name == "FLAGS" for x in atts)
+    if all(x.name in _INFO_ATTS for x in atts):
+        names = [x.name for x in atts]
+        for uid in uids:
+            info = s.info.get(uid)
+            if info is not None:
+                s.write(b"* %d FETCH (" % s.seq_of(uid) + b" ".join([_info_item(s, info, n) for n in names])
+                        + b")\r\n")
+        return Done("Fetch completed.")
     for uid in uids:
         cur = s.info.get(uid)
         if cur is None:
@@ -150,7 +176,7 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
         except KeyError:
             continue  # the file vanished under us: expunged by another session
         if uid in seen_changed and not has_flags:
-            items.append(await _item(s, info, msg, FetchAtt("FLAGS")))
+            items.append(_info_item(s, info, "FLAGS"))
         s.write(b"* %d FETCH (" % s.seq_of(uid) + b" ".join(items) + b")\r\n")
         await s.maybe_flush()
     return Done("Fetch completed.")

@@ -42,6 +42,7 @@ async def select(srv: ImapServer, s: Session, cmd: Command) -> Done:
     res = await mailbox.sync()
     s.readonly = readonly or mailbox.readonly
     s.load_view(mailbox, res.recent)
+    s.last_sync = srv.clock.monotonic()
     s.state = SELECTED
     s.flags_untagged()
     s.untagged(b"%d EXISTS" % len(s.uids))
@@ -220,6 +221,8 @@ async def append(srv: ImapServer, s: Session, cmd: Command) -> Done:
         raise Refusal("Mailbox doesn't exist: " + name, code="TRYCREATE") from exc
     try:
         uid = await mailbox.append(a.message, flags, a.date if a.date is not None else srv.clock.time())
+        if current is not None:
+            s.dirty = True
         validity = mailbox.uidvalidity
     finally:
         if current is None:

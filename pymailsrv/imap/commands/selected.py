@@ -104,6 +104,8 @@ async def copy(srv: ImapServer, s: Session, cmd: Command) -> Done:
         validity, pairs = await op(uids, dest)
     except FolderNotFound as exc:
         raise Refusal("Mailbox doesn't exist: " + dest, code="TRYCREATE") from exc
+    if s.mailbox is not None and dest == s.mailbox.folder:
+        s.dirty = True
     code = ""
     if pairs:
         code = f"COPYUID {validity} {wire.seq_set(p[0] for p in pairs)} {wire.seq_set(p[1] for p in pairs)}"
