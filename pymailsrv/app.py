@@ -111,3 +111,29 @@ async def start_queue(settings: Settings, directory: Directory, store: MailStore
             pass
 
     return manager, stop
+# --- IMAP (imap engineer) ----------------------------------------------------------------------
+async def start_imap(settings: Settings, authenticator: Any, store: Any, servers: list[Any]) -> None:
+    """Start the imap_listen (STARTTLS offered when a certificate is configured) and imaps_listen
+    (implicit TLS) listeners; appends net.Server objects to ``servers`` (``await s.close()`` each
+    on shutdown, after ``imap_server.notify_shutdown()`` if a goodbye is wanted)."""
+    from pymailsrv.config.tls import server_context
+    from pymailsrv.imap.server import ImapConfig, ImapServer
+    from pymailsrv.net import ConnectionRegistry, start_server
+    plain, implicit = settings.get_listen("imap_listen"), settings.get_listen("imaps_listen")
+    if not plain and not implicit:
+        return
+    cert, key = settings.get_str("tls_cert_file"), settings.get_str("tls_key_file")
+    tls = server_context(cert, key) if cert else None
+    config = ImapConfig.from_settings(settings)
+    imap = ImapServer(config, authenticator, store, tls=tls)
+    registry = ConnectionRegistry(idle_timeout=config.timeout)
+    for listen in plain:
+        servers.append(await start_server(imap.handle, listen.host, listen.port, registry=registry, name="imap"))
+        log.info("imap listening on %s", listen)
+    for listen in implicit:
+        if tls is None:
+            log.warning("imaps_listen %s ignored: no tls_cert_file", listen)
+            continue
+        servers.append(await start_server(imap.handle, listen.host, listen.port, ssl=tls, registry=registry,
+                                          name="imaps"))
+        log.info("imaps listening on %s", listen)
