@@ -132,6 +132,7 @@ class Pop3Server:
         self.options = options
         self.services = services
         self.servers: list[asyncio.Server] = []
+        self.ports: list[int] = []  # every bound port, in listen order
         self._sessions: set[asyncio.Task[None]] = set()
 
     async def listen(self, addresses: Iterable[Listen], *, implicit_tls: bool = False) -> list[int]:
@@ -146,6 +147,7 @@ class Pop3Server:
                 ssl=self.options.tls_context if implicit_tls else None, reuse_address=True)
             self.servers.append(server)
             ports.extend(sock.getsockname()[1] for sock in server.sockets)
+        self.ports.extend(ports)
         return ports
 
     def _protocol(self, implicit_tls: bool) -> SocketConnection:
