@@ -36,6 +36,9 @@ PARAMS = (
           "SQLAlchemy URL of the PostfixAdmin database (sqlite+aiosqlite, mysql+aiomysql, "
           "postgresql+asyncpg)."),
     Param("database_table_prefix", "str", "", "PostfixAdmin's $CONF['database_prefix']."),
+    Param("directory_cache_ttl", "time", "5s",
+          "How long a domain/alias/mailbox lookup result is reused (password lookups never are); "
+          "0 disables the cache."),
     Param("tls_cert_file", "file", "", "PEM certificate chain for every TLS listener."),
     Param("tls_key_file", "file", "", "PEM private key for tls_cert_file."),
     Param("log_file", "str", "", "Log file; empty = standard error."),

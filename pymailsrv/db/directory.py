@@ -1,0 +1,92 @@
+"""``SqlDirectory``: the Directory over a PostfixAdmin database (SQLite, MariaDB/MySQL, PostgreSQL).
+
+The rules live in ``db.rules``; this module only fetches rows, each by its primary key with
+``active = '1'`` where PostfixAdmin's own queries require it (the literal works on all three
+databases; POSTFIXADMIN-SCHEMA §1). Connection failures become ``errors.TemporaryFailure``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pymailsrv.clock import Clock
+from pymailsrv.db.engine import make_engine, translate_errors
+from pymailsrv.db.models import TRUE, tables_for
+from pymailsrv.db.rules import DomainRow, MailboxRow, RulesDirectory
+
+DEFAULT_CACHE_TTL = 5.0
+
+
+class SqlSource:
+    def __init__(self, engine: AsyncEngine, *, owns_engine: bool) -> None:
+        self.engine = engine
+        self.owns_engine = owns_engine
+        t = tables_for(engine.dialect.name)
+        self.domain_t, self.mailbox_t = t["domain"], t["mailbox"]
+        self.alias_t, self.alias_domain_t = t["alias"], t["alias_domain"]
+
+    async def _first(self, stmt: Select[Any]) -> Any:
+        async with translate_errors(), self.engine.connect() as conn:
+            return (await conn.execute(stmt)).first()
+
+    async def domain(self, name: str) -> DomainRow | None:
+        d = self.domain_t
+        r = await self._first(select(d.c.domain, d.c.transport, d.c.backupmx, d.c.active)
+                              .where(d.c.domain == name))
+        if r is None:
+            return None
+        return DomainRow(r.domain, r.transport, bool(r.backupmx), bool(r.active))
+
+    async def alias_domain_target(self, name: str) -> str | None:
+        ad = self.alias_domain_t
+        r = await self._first(select(ad.c.target_domain)
+                              .where(ad.c.alias_domain == name, ad.c.active == TRUE))
+        return str(r.target_domain).strip().lower() if r is not None else None
+
+    async def alias_goto(self, address: str) -> str | None:
+        a = self.alias_t
+        r = await self._first(select(a.c.goto).where(a.c.address == address, a.c.active == TRUE))
+        return str(r.goto) if r is not None and r.goto is not None else None
+
+    async def mailbox(self, username: str) -> MailboxRow | None:
+        m = self.mailbox_t
+        r = await self._first(select(m.c.username, m.c.password, m.c.name, m.c.maildir, m.c.quota,
+                                     m.c.active).where(m.c.username == username))
+        if r is None:
+            return None
+        return MailboxRow(username=r.username, password=r.password or "", name=r.name or "",
+                          maildir=r.maildir or "", quota=int(r.quota or 0), active=bool(r.active))
+
+    async def close(self) -> None:
+        if self.owns_engine:
+            await self.engine.dispose()
+
+
+class SqlDirectory(RulesDirectory):
+    """``db.base.Directory`` over the PostfixAdmin tables.
+
+    ``engine_or_url``: an AsyncEngine (left open on close) or a database_url (engine owned).
+    ``cache_ttl``: seconds a lookup result is reused (parameter ``directory_cache_ttl``); 0 = off.
+    Password lookups are never cached."""
+
+    def __init__(self, engine_or_url: AsyncEngine | str, virtual_mailbox_base: str,
+                 recipient_delimiter: str = "", *, cache_ttl: float = DEFAULT_CACHE_TTL,
+                 clock: Clock | None = None) -> None:
+        if isinstance(engine_or_url, str):
+            source = SqlSource(make_engine(engine_or_url), owns_engine=True)
+        else:
+            source = SqlSource(engine_or_url, owns_engine=False)
+        self.engine = source.engine
+        super().__init__(source, virtual_mailbox_base, recipient_delimiter, cache_ttl=cache_ttl,
+                         clock=clock)
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, clock: Clock | None = None) -> SqlDirectory:
+        """Built from ``database_url``, ``virtual_mailbox_base``, ``recipient_delimiter`` and
+        ``directory_cache_ttl``."""
+        return cls(settings.expanded("database_url"), settings.expanded("virtual_mailbox_base"),
+                   settings.expanded("recipient_delimiter"),
+                   cache_ttl=settings.get_seconds("directory_cache_ttl"), clock=clock)

@@ -1,0 +1,106 @@
+"""The async engine for ``database_url``, and the one place database errors become our errors.
+
+* ``sqlite+aiosqlite``: the parent directory is created; every connection gets WAL journaling
+  (readers never block the writer) and a busy timeout (a writer waits instead of failing).
+* ``mysql+aiomysql``: ``charset=utf8mb4`` (POSTFIXADMIN-SCHEMA §1: human text is utf8mb4, the
+  latin1 key columns read back right over it), pool recycling below MariaDB's wait_timeout and a
+  pre-ping, so a restarted server costs one retry, not a failed lookup.
+* ``postgresql+asyncpg``: pre-ping.
+
+``translate_errors`` maps "cannot reach / talk to the database" to ``errors.TemporaryFailure``,
+so SMTP answers 4xx and IMAP ``NO [UNAVAILABLE]`` instead of "user unknown".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from pymailsrv.errors import ConfigError, TemporaryFailure
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+MYSQL_POOL_RECYCLE = 3600
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "mysql": "mysql+aiomysql", "mariadb": "mysql+aiomysql",
+            "postgresql": "postgresql+asyncpg"}
+
+
+def parse_url(database_url: str) -> URL:
+    """The URL with the async driver filled in (``mysql://`` -> ``mysql+aiomysql://``)."""
+    try:
+        url = make_url(database_url)
+    except sa_exc.ArgumentError as exc:
+        raise ConfigError(f"database_url: cannot parse {database_url!r}") from exc
+    backend = url.get_backend_name()
+    if backend not in _DRIVERS:
+        raise ConfigError(f"database_url: unsupported database {backend!r} "
+                          "(sqlite+aiosqlite, mysql+aiomysql or postgresql+asyncpg)")
+    if url.get_driver_name() in ("", "pysqlite", "mysqldb", "psycopg2", "pymysql"):
+        url = url.set(drivername=_DRIVERS[backend])
+    if backend in ("mysql", "mariadb") and "charset" not in url.query:
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.close()
+
+
+def make_engine(database_url: str | URL, **kw: Any) -> AsyncEngine:
+    """An AsyncEngine configured for the backend (see the module docstring)."""
+    url = parse_url(str(database_url) if isinstance(database_url, str) else
+                    database_url.render_as_string(hide_password=False))
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        path = url.database or ""
+        if path and path != ":memory:" and not path.startswith("file:"):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = create_async_engine(url, **kw)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    if backend in ("mysql", "mariadb"):
+        kw.setdefault("pool_recycle", MYSQL_POOL_RECYCLE)
+    kw.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **kw)
+
+
+def describe(url: str | URL) -> str:
+    """The URL without its password, for log lines and messages."""
+    try:
+        return (make_url(url) if isinstance(url, str) else url).render_as_string(hide_password=True)
+    except sa_exc.ArgumentError:
+        return "<unparseable database_url>"
+
+
+@asynccontextmanager
+async def translate_errors(what: str = "database") -> AsyncIterator[None]:
+    """Raise TemporaryFailure for connection and operational failures inside the block.
+
+    Programming errors (a bad query) stay what they are: they are bugs, not outages."""
+    try:
+        yield
+    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
+            sa_exc.DisconnectionError) as exc:
+        raise TemporaryFailure(f"{what} unavailable: {_short(exc)}") from exc
+    except sa_exc.DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise TemporaryFailure(f"{what} unavailable: {_short(exc)}") from exc
+        raise
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise TemporaryFailure(f"{what} unavailable: {exc}") from exc
+
+
+def _short(exc: sa_exc.SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc)
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -1,0 +1,105 @@
+"""An in-memory Directory (dict-backed) for other packages' tests; same rules as SqlDirectory.
+
+Rows use the PostfixAdmin column names, so one data set seeds both this and a real database
+(``db.schema.seed``). Keys are stored as given and compared exactly, like SQLite.
+
+    d = MemoryDirectory("/var/mail/vmail", recipient_delimiter="+")
+    d.add_domain("example.com")
+    d.add_mailbox("alice@example.com", password="{PLAIN}secret")
+    d.add_alias("postmaster@example.com", "alice@example.com")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pymailsrv.clock import Clock
+from pymailsrv.db.models import complete_row
+from pymailsrv.db.rules import DomainRow, MailboxRow, RulesDirectory
+
+Rows = Mapping[str, Iterable[Mapping[str, Any]]]
+
+
+class MemorySource:
+    def __init__(self) -> None:
+        self.domains: dict[str, dict[str, Any]] = {}
+        self.mailboxes: dict[str, dict[str, Any]] = {}
+        self.aliases: dict[str, dict[str, Any]] = {}
+        self.alias_domains: dict[str, dict[str, Any]] = {}
+
+    def load(self, rows: Rows) -> None:
+        keys = {"domain": ("domain", self.domains), "mailbox": ("username", self.mailboxes),
+                "alias": ("address", self.aliases), "alias_domain": ("alias_domain", self.alias_domains)}
+        for table, items in rows.items():
+            if table not in keys:
+                continue  # tables the Directory does not read (vacation, log, ...)
+            key, store = keys[table]
+            for row in items:
+                full = complete_row(table, dict(row))
+                store[str(full[key])] = full
+
+    async def domain(self, name: str) -> DomainRow | None:
+        r = self.domains.get(name)
+        if r is None:
+            return None
+        return DomainRow(str(r["domain"]), r.get("transport"), bool(r.get("backupmx", False)),
+                         bool(r.get("active", True)))
+
+    async def alias_domain_target(self, name: str) -> str | None:
+        r = self.alias_domains.get(name)
+        if r is None or not r.get("active", True):
+            return None
+        return str(r["target_domain"]).strip().lower()
+
+    async def alias_goto(self, address: str) -> str | None:
+        r = self.aliases.get(address)
+        return str(r["goto"]) if r is not None and r.get("active", True) else None
+
+    async def mailbox(self, username: str) -> MailboxRow | None:
+        r = self.mailboxes.get(username)
+        if r is None:
+            return None
+        return MailboxRow(username=str(r["username"]), password=str(r["password"]), name=str(r["name"]),
+                          maildir=str(r["maildir"]), quota=int(r.get("quota", 0)),
+                          active=bool(r.get("active", True)))
+
+    async def close(self) -> None:
+        return None
+
+
+class MemoryDirectory(RulesDirectory):
+    """``db.base.Directory`` over dicts."""
+
+    def __init__(self, virtual_mailbox_base: str = "/var/mail/vmail", recipient_delimiter: str = "", *,
+                 rows: Rows | None = None, cache_ttl: float = 0.0, clock: Clock | None = None) -> None:
+        self.data = MemorySource()
+        super().__init__(self.data, virtual_mailbox_base, recipient_delimiter, cache_ttl=cache_ttl,
+                         clock=clock)
+        if rows:
+            self.data.load(rows)
+
+    def add_domain(self, domain: str, *, transport: str = "virtual", backupmx: bool = False,
+                   active: bool = True) -> None:
+        self.data.load({"domain": [{"domain": domain, "transport": transport, "backupmx": backupmx,
+                                    "active": active}]})
+
+    def add_mailbox(self, address: str, *, password: str = "", name: str = "", quota: int = 0,
+                    maildir: str | None = None, active: bool = True, identity_alias: bool = True) -> None:
+        """A mailbox row and, as PostfixAdmin writes it, its identity alias row."""
+        row: dict[str, Any] = {"username": address, "password": password, "name": name, "quota": quota,
+                               "active": active}
+        if maildir is not None:
+            row["maildir"] = maildir
+        rows: dict[str, list[dict[str, Any]]] = {"mailbox": [row]}
+        if identity_alias:
+            rows["alias"] = [{"address": address, "goto": address, "active": active}]
+        self.data.load(rows)
+
+    def add_alias(self, address: str, goto: str | Iterable[str], *, active: bool = True) -> None:
+        targets = goto if isinstance(goto, str) else ",".join(goto)
+        self.data.load({"alias": [{"address": address, "goto": targets, "active": active}]})
+
+    def add_alias_domain(self, alias_domain: str, target_domain: str, *, active: bool = True) -> None:
+        self.data.load({"alias_domain": [{"alias_domain": alias_domain, "target_domain": target_domain,
+                                          "active": active}]})
