@@ -137,3 +137,25 @@ async def start_imap(settings: Settings, authenticator: Any, store: Any, servers
         servers.append(await start_server(imap.handle, listen.host, listen.port, ssl=tls, registry=registry,
                                           name="imaps"))
         log.info("imaps listening on %s", listen)
+# --- POP3 (issue 6) -------------------------------------------------------------------------------
+if TYPE_CHECKING:
+    from pymailsrv.auth.base import Authenticator
+    from pymailsrv.clock import Clock
+    from pymailsrv.pop3.server import Pop3Server
+    from pymailsrv.store.base import MailStore
+async def start_pop3(settings: Settings, authenticator: Authenticator, store: MailStore,
+                     clock: Clock | None = None) -> Pop3Server | None:
+    """Start pop3_listen (with STLS when a certificate is set) and pop3s_listen (implicit TLS).
+    Returns the server (``await server.close()`` on shutdown), or None when both are empty."""
+    from pymailsrv.pop3.options import Pop3Options, Pop3Services
+    from pymailsrv.pop3.server import Pop3Server
+    plain, implicit = settings.get_listen("pop3_listen"), settings.get_listen("pop3s_listen")
+    cert = settings.get_str("tls_cert_file")
+    tls = server_context(cert, settings.get_str("tls_key_file")) if cert else None
+    server = Pop3Server(Pop3Options.from_settings(settings, tls),
+                        Pop3Services(authenticator, store, clock or SystemClock()))
+    ports = await server.listen(plain)
+    if implicit:
+        ports += await server.listen(implicit, implicit_tls=True)
+    log.info("pop3 listening on port(s) %s", ", ".join(map(str, ports)))
+    return server
