@@ -23,3 +23,36 @@ class Transport(Protocol):
         """Deliver one message to some recipients; one result per recipient, in order. Must not
         raise for per-recipient failures; raises only for bugs."""
         ...
+
+
+# --- additions by the queue engineer (additive) ----------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one final recipient goes: Postfix's ``transport:nexthop``.
+
+    transport: ``virtual`` (Maildir), ``smtp`` (``relay`` is an alias), ``lmtp``, ``discard`` or
+    ``error``; nexthop: ``[host]:port`` (no MX lookup), ``domain`` (MX lookup) or, for ``error``,
+    the text (optionally starting with an enhanced status code)."""
+
+    transport: str
+    nexthop: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.transport}:{self.nexthop}"
+
+
+class Router(Protocol):
+    async def route(self, address: str, *, skip_filter: bool = False, filter: str = "") -> list[tuple[str, Route]]:
+        """The final recipients of one envelope recipient and their routes (alias expansion,
+        virtual mailbox, relay, transport_maps, content_filter). Raises TemporaryFailure when a
+        lookup fails in a way that may heal."""
+        ...
+
+
+class Agents(Protocol):
+    async def deliver(
+        self, route: Route, sender: str, recipients: Sequence[str], content: bytes
+    ) -> list[DeliveryResult]:
+        """Hand the recipients of one route to the agent that serves its transport; same contract
+        as ``Transport.deliver``."""
+        ...

@@ -1,1 +1,10 @@
-"""pymailsrv.net"""
+"""Socket plumbing shared by the IMAP and POP3 servers (bounded reads, STARTTLS, timeouts).
+
+Use ``start_server(handler, host, port, ssl=None)``; ``handler(conn)`` gets a ``Connection``.
+"""
+
+from pymailsrv.net.conn import Connection, ConnectionClosed, LineTooLong, PlaintextPending
+from pymailsrv.net.server import ConnectionRegistry, Server, is_local, start_server
+
+__all__ = ["Connection", "ConnectionClosed", "ConnectionRegistry", "LineTooLong", "PlaintextPending",
+           "Server", "is_local", "start_server"]

@@ -12,6 +12,8 @@ PARAMS = (
     Param("imap_idle_notify_interval", "time", "2m", "How often IDLE sends a keep-alive."),
     Param("imap_timeout", "time", "30m", "Idle time before an IMAP session is closed."),
     Param("pop3_timeout", "time", "10m", "Idle time before a POP3 session is closed."),
+    Param("pop3_max_line_length", "size", "8192",
+          "Longest POP3 command line (RFC 2449 allows 255; SASL initial responses need more)."),
     Param("pop3_uidl_format", "str", "%08Xu%08Xv", "UIDL format (Dovecot's)."),
     Param("pop3_enable_apop", "bool", "no", "Offer APOP (needs plaintext passwords)."),
     Param("pop3_hide_deleted", "bool", "yes", "Hide messages IMAP flagged \\Deleted."),

@@ -1,0 +1,151 @@
+"""Failed-login throttling per client IP and per login name (pure state + an injected Clock).
+
+Implementation notes:
+
+* Failures are counted in a sliding window (``auth_failure_window``) separately per client
+  address and per login. IPv6 clients are counted per /64, the smallest block one host usually
+  holds; IPv4 per address.
+* Each failure is answered after a growing delay: ``auth_failure_delay`` doubled per earlier
+  failure in the window, capped at ``max_delay``. Dovecot delays failed logins the same way
+  (auth_failure_delay); the delay is the caller's to sleep, on the injected Clock.
+* Once either count reaches ``auth_failure_limit``, logins from that address or for that name
+  are refused without checking the password (``AuthUnavailable``: a temporary failure) until
+  enough failures age out of the window. A success clears the login's count, not the address's.
+* Memory is bounded: at most ``max_entries`` addresses and as many logins, least recently failed
+  evicted first, stale entries dropped as new ones arrive. Loopback is not exempt unless listed in
+  ``exempt`` (tests and local webmail would otherwise differ from production).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+
+from pymailsrv.auth.base import AuthUnavailable
+from pymailsrv.clock import Clock
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def client_key(remote_ip: str) -> str:
+    """The counting key of a client address: the address itself, or its /64 for IPv6."""
+    try:
+        addr = ipaddress.ip_address(remote_ip.strip().strip("[]"))
+    except ValueError:
+        return remote_ip.strip()
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)
+
+
+class _Counter:
+    """Recent failure times per key, bounded in keys and in times kept per key."""
+
+    def __init__(self, limit: int, window: float, max_entries: int) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_entries = max_entries
+        self.entries: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def count(self, key: str, now: float) -> int:
+        times = self.entries.get(key)
+        if times is None:
+            return 0
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self.entries[key]
+            return 0
+        return len(times)
+
+    def add(self, key: str, now: float) -> int:
+        self.count(key, now)
+        times = self.entries.get(key)
+        if times is None:
+            times = self.entries[key] = deque(maxlen=self.limit)
+        times.append(now)
+        self.entries.move_to_end(key)
+        self._evict(now)
+        return len(times)
+
+    def forget(self, key: str) -> None:
+        self.entries.pop(key, None)
+
+    def _evict(self, now: float) -> None:
+        while self.entries:
+            oldest_key, oldest = next(iter(self.entries.items()))
+            stale = not oldest or oldest[-1] <= now - self.window
+            if not stale and len(self.entries) <= self.max_entries:
+                return
+            del self.entries[oldest_key]
+
+
+class Throttle:
+    """Counts failed logins; tells the Authenticator how long to delay and when to refuse."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        delay: float = 2.0,
+        limit: int = 10,
+        window: float = 300.0,
+        max_delay: float = 30.0,
+        max_entries: int = 10_000,
+        exempt: Iterable[Network] = (),
+    ) -> None:
+        self.clock = clock
+        self.delay = max(0.0, delay)
+        self.max_delay = max(self.delay, max_delay)
+        self.limit = max(1, limit)
+        self.exempt = tuple(exempt)
+        self._clients = _Counter(self.limit, window, max_entries)
+        self._logins = _Counter(self.limit, window, max_entries)
+
+    def _exempt(self, remote_ip: str) -> bool:
+        if not self.exempt:
+            return False
+        try:
+            addr = ipaddress.ip_address(remote_ip.strip().strip("[]"))
+        except ValueError:
+            return False
+        return any(addr in net for net in self.exempt)
+
+    def refusal(self, remote_ip: str, login: str) -> str | None:
+        """Why a login must be refused now ("client" or "login" over the limit), or None."""
+        if self._exempt(remote_ip):
+            return None
+        now = self.clock.monotonic()
+        if self._clients.count(client_key(remote_ip), now) >= self.limit:
+            return "too many failed logins from this client"
+        if login and self._logins.count(login, now) >= self.limit:
+            return "too many failed logins for this user"
+        return None
+
+    def check(self, remote_ip: str, login: str) -> None:
+        """Raise AuthUnavailable while the client or the login is over the failure limit."""
+        reason = self.refusal(remote_ip, login)
+        if reason is not None:
+            raise AuthUnavailable(reason)
+
+    def failure(self, remote_ip: str, login: str) -> float:
+        """Record a failed login; return the seconds to wait before answering it."""
+        if self._exempt(remote_ip):
+            return self.delay
+        now = self.clock.monotonic()
+        n = self._clients.add(client_key(remote_ip), now)
+        if login:
+            n = max(n, self._logins.add(login, now))
+        return float(min(self.delay * 2 ** min(n - 1, 32), self.max_delay))
+
+    def success(self, remote_ip: str, login: str) -> None:
+        """A correct password: the login's failures are forgiven (the address's are not)."""
+        if login:
+            self._logins.forget(login)
+
+    def tracked(self) -> tuple[int, int]:
+        """(client keys, login keys) currently held — for tests and the status line."""
+        return len(self._clients.entries), len(self._logins.entries)

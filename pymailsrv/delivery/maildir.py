@@ -1,0 +1,78 @@
+"""The virtual delivery agent: into the recipient's Maildir through the MailStore.
+
+Implementation notes:
+- ``Return-Path:`` and ``Delivered-To:`` are prepended, as Postfix's virtual(8) does; a message
+  that already carries our ``Delivered-To:`` for the same address is a mail loop → 5.4.6.
+- Files are stored with LF line endings (POSTFIX-SEMANTICS §7; store.base).
+- Over quota: bounce 5.2.2 when virtual_overquota_bounce = yes, otherwise defer 4.2.2.
+- The store's ``deliver`` returns only once the file and its directory entry are durable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pymailsrv.config.settings import Settings
+from pymailsrv.db.base import Directory
+from pymailsrv.delivery.base import DeliveryResult
+from pymailsrv.errors import TemporaryFailure
+from pymailsrv.log import get_logger
+from pymailsrv.store.base import MailStore, QuotaExceeded
+
+log = get_logger("virtual")
+
+RELAY = "virtual"
+
+
+def header_block(content: bytes) -> bytes:
+    end = content.find(b"\n\n")
+    return content if end < 0 else content[: end + 1]
+
+
+def has_delivered_to(content: bytes, address: str) -> bool:
+    """Does the header carry ``Delivered-To: address`` (case-insensitive)? Content uses LF."""
+    pattern = rb"^delivered-to:[ \t]*<?" + re.escape(address.lower().encode()) + rb">?[ \t]*$"
+    return re.search(pattern, header_block(content).lower(), re.MULTILINE) is not None
+
+
+def to_lf(content: bytes) -> bytes:
+    return content.replace(b"\r\n", b"\n") if b"\r\n" in content else content
+
+
+class MaildirAgent:
+    def __init__(self, settings: Settings, directory: Directory, store: MailStore) -> None:
+        self.directory = directory
+        self.store = store
+        self.overquota_bounce = settings.get_bool("virtual_overquota_bounce")
+        self.size_limit = settings.get_size("virtual_mailbox_limit")
+
+    async def deliver(self, sender: str, recipients: Sequence[str], content: bytes) -> list[DeliveryResult]:
+        body = to_lf(content)
+        return [await self._one(sender, r, body) for r in recipients]
+
+    async def _one(self, sender: str, recipient: str, body: bytes) -> DeliveryResult:
+        try:
+            account = await self.directory.mailbox(recipient)
+        except TemporaryFailure:
+            return DeliveryResult(recipient, "deferred", "4.3.0", "mailbox lookup failed", RELAY)
+        if account is None:
+            return DeliveryResult(recipient, "bounced", "5.1.1", f'unknown user: "{recipient.lower()}"', RELAY)
+        if has_delivered_to(body, recipient):
+            return DeliveryResult(recipient, "bounced", "5.4.6", "mail forwarding loop for " + recipient, RELAY)
+        if self.size_limit and len(body) > self.size_limit:
+            return DeliveryResult(recipient, "bounced", "5.2.3", "message file too big", RELAY)
+        head = f"Return-Path: <{sender}>\nDelivered-To: {recipient}\n".encode()
+        try:
+            await self.store.deliver(account, head + body)
+        except QuotaExceeded:
+            if self.overquota_bounce:
+                return DeliveryResult(recipient, "bounced", "5.2.2",
+                                      f"maildir delivery failed: {recipient}: mailbox full", RELAY)
+            return DeliveryResult(recipient, "deferred", "4.2.2",
+                                  f"maildir delivery failed: {recipient}: mailbox full", RELAY)
+        except (OSError, TemporaryFailure) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "temporary failure"
+            log.warning("maildir delivery to %s failed: %s", recipient, why)
+            return DeliveryResult(recipient, "deferred", "4.2.0", f"maildir delivery failed: {why}", RELAY)
+        return DeliveryResult(recipient, "sent", "2.0.0", "delivered to maildir", RELAY)

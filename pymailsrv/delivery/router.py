@@ -1,0 +1,94 @@
+"""The router: where each recipient goes (Postfix's trivial-rewrite + virtual alias expansion).
+
+Order for one envelope recipient: a content filter takes the whole message unchanged; otherwise
+the Directory expands aliases (recursive, alias domains, catch-all, +extension) and each final
+address goes to the first of: transport_maps (address, domain, parent domains), the domain's
+``transport`` column when it names something other than ``virtual``, the virtual mailbox
+(Maildir), "user unknown" for a domain we host, the relayhost, or the domain itself by MX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from pymailsrv.config.settings import Settings
+from pymailsrv.db.base import Directory
+from pymailsrv.delivery.base import Route
+
+UNKNOWN_USER = "5.1.1 User unknown in virtual mailbox table"
+
+
+class Table(Protocol):
+    """A lookup table (structurally the policy package's LookupTable)."""
+
+    async def get(self, key: str) -> str | None: ...
+
+
+def parse_transport(value: str, domain: str) -> Route:
+    """``transport:nexthop`` as in transport_maps and the domain column; an empty nexthop means
+    the recipient's domain; ``relay`` is delivered by the SMTP client; ``error:text`` bounces."""
+    value = value.strip()
+    transport, _, nexthop = value.partition(":")
+    transport = transport.strip().lower() or "smtp"
+    if transport == "relay":
+        transport = "smtp"
+    if transport in ("virtual", "maildrop", "dovecot", "local"):
+        return Route("virtual", "")
+    if transport in ("smtp", "lmtp"):
+        return Route(transport, nexthop.strip() or domain)
+    if transport in ("error", "discard"):
+        return Route(transport, nexthop.strip())
+    return Route("error", f"4.3.5 unknown mail transport {transport!r}")
+
+
+class DirectoryRouter:
+    """Implements ``delivery.base.Router``."""
+
+    def __init__(self, settings: Settings, directory: Directory, transport_tables: Sequence[Table] = ()) -> None:
+        self.directory = directory
+        self.tables = list(transport_tables)
+        self.relayhost = settings.get_str("relayhost")
+
+    async def route(self, address: str, *, skip_filter: bool = False, filter: str = "") -> list[tuple[str, Route]]:
+        if filter and not skip_filter:
+            return [(address, parse_transport(filter, address.rpartition("@")[2]))]
+        out: list[tuple[str, Route]] = []
+        for final in await self.directory.resolve(address):
+            out.append((final, await self._route_final(final)))
+        return out
+
+    async def _route_final(self, address: str) -> Route:
+        domain = address.rpartition("@")[2].lower()
+        mapped = await self._transport_map(address.lower(), domain)
+        if mapped is not None:
+            return mapped
+        if await self.directory.is_local_domain(domain):
+            column = (await self.directory.transport(domain) or "virtual").strip()
+            if column and column.split(":")[0].lower() not in ("virtual", "maildrop", "dovecot", "local"):
+                return parse_transport(column, domain)
+            if await self.directory.mailbox(address) is not None:
+                return Route("virtual", "")
+            return Route("error", UNKNOWN_USER)
+        if await self.directory.is_relay_domain(domain):
+            column = await self.directory.transport(domain)
+            if column and column.strip().split(":")[0].lower() in ("smtp", "relay", "lmtp"):
+                route = parse_transport(column, domain)
+                if route.nexthop != domain or not self.relayhost:
+                    return route
+        if self.relayhost:
+            return Route("smtp", self.relayhost)
+        return Route("smtp", domain)
+
+    async def _transport_map(self, address: str, domain: str) -> Route | None:
+        if not self.tables:
+            return None
+        keys = [address, domain]
+        parts = domain.split(".")
+        keys += ["." + ".".join(parts[i:]) for i in range(1, len(parts))]
+        for table in self.tables:
+            for key in keys:
+                value = await table.get(key)
+                if value:
+                    return parse_transport(value, domain)
+        return None

@@ -1,0 +1,252 @@
+"""One client connection over an asyncio Protocol, with an input buffer we own.
+
+Implementation notes:
+- Input is bounded: when more than ``high_water`` bytes are waiting unread, the transport stops
+  reading (back-pressure to the kernel and the client); it resumes below ``low_water``.
+- ``read_line(max_len)`` never buffers more than ``max_len`` bytes of one line: a longer line
+  raises LineTooLong (the caller answers and usually closes).
+- ``start_tls`` refuses while unread plaintext is buffered: a client that pipelines commands
+  after STARTTLS would otherwise have them executed as if they had arrived encrypted
+  (CVE-2011-0411 and its IMAP/POP3 cousins). The caller answers BAD/-ERR and closes.
+- Every byte received or sent updates ``last_activity`` (monotonic clock time) for the idle
+  sweeper of ConnectionRegistry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+from pymailsrv.clock import Clock, SystemClock
+
+
+class ConnectionClosed(Exception):
+    """The peer closed the connection (or it was closed under us) before the read completed."""
+
+
+class LineTooLong(Exception):
+    """A line exceeded the maximum length; the offending bytes were discarded up to ``max_len``."""
+
+
+class PlaintextPending(Exception):
+    """STARTTLS was asked for while unread plaintext was buffered (command injection attempt)."""
+
+
+class Connection(asyncio.Protocol):
+    """Buffered reads (lines, exact sizes, whatever is there), writes with flow control, STARTTLS.
+
+    Create through ``net.server.start_server``; the handler gets a connected instance.
+    """
+
+    high_water = 256 * 1024
+    low_water = 64 * 1024
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._eof = False
+        self._closed = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._read_paused = False
+        self._tls_handshaking = False
+        self.peer_ip = ""
+        self.peer_port = 0
+        self.local_port = 0
+        self.tls = False
+        self.last_activity = self.clock.monotonic()
+        self.connected = asyncio.Event()
+
+    # --- asyncio.Protocol callbacks -----------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer_ip, self.peer_port = str(peer[0]), int(peer[1])
+        sock = transport.get_extra_info("sockname")
+        if sock:
+            self.local_port = int(sock[1])
+        self.tls = transport.get_extra_info("sslcontext") is not None
+        self.connected.set()
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        self.last_activity = self.clock.monotonic()
+        if len(self._buf) > self.high_water and not self._read_paused and self.transport:
+            self._read_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        self._eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._closed = True
+        self._wake()
+        if self._drain_waiter and not self._drain_waiter.done():
+            self._drain_waiter.set_exception(ConnectionClosed())
+            # nobody may await it anymore; don't warn about an unretrieved exception
+            self._drain_waiter.exception()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain_waiter and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def _wake(self) -> None:
+        if self._waiter and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _wait_data(self) -> None:
+        if self._eof:
+            raise ConnectionClosed()
+        self._maybe_resume()
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def _maybe_resume(self) -> None:
+        if self._read_paused and len(self._buf) < self.low_water and self.transport and not self._closed:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    # --- reading ----------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        """Bytes received and not yet read."""
+        return len(self._buf)
+
+    @property
+    def at_eof(self) -> bool:
+        return self._eof and not self._buf
+
+    async def read_some(self, max_bytes: int = 65536) -> bytes:
+        """Whatever is buffered (waiting for at least one byte), at most ``max_bytes``."""
+        while not self._buf:
+            await self._wait_data()
+        data = bytes(self._buf[:max_bytes])
+        del self._buf[:max_bytes]
+        self._maybe_resume()
+        return data
+
+    async def read_line(self, max_len: int = 8192) -> bytes:
+        """One line including its LF (CRLF or bare LF ends a line). Raises LineTooLong once the
+        line passes ``max_len`` bytes (the rest of the line is skipped), ConnectionClosed at EOF."""
+        start = 0
+        while True:
+            idx = self._buf.find(b"\n", start, max_len)
+            if idx >= 0:
+                line = bytes(self._buf[: idx + 1])
+                del self._buf[: idx + 1]
+                self._maybe_resume()
+                return line
+            if len(self._buf) >= max_len:
+                await self._skip_line()
+                raise LineTooLong(max_len)
+            start = len(self._buf)
+            await self._wait_data()
+
+    async def _skip_line(self) -> None:
+        while True:
+            idx = self._buf.find(b"\n")
+            if idx >= 0:
+                del self._buf[: idx + 1]
+                return
+            self._buf.clear()
+            await self._wait_data()
+
+    async def read_exactly(self, n: int) -> bytes:
+        """Exactly ``n`` bytes (a literal); the caller bounds ``n`` before calling."""
+        while len(self._buf) < n:
+            await self._wait_data()
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        self._maybe_resume()
+        return data
+
+    # --- writing ----------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self._closed or self.transport is None or self.transport.is_closing():
+            return
+        self.transport.write(data)
+        self.last_activity = self.clock.monotonic()
+
+    async def drain(self) -> None:
+        """Wait until the transport's write buffer is below its high-water mark."""
+        if self._closed:
+            raise ConnectionClosed()
+        if not self._write_paused:
+            return
+        self._drain_waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._drain_waiter
+        finally:
+            self._drain_waiter = None
+
+    async def send(self, data: bytes) -> None:
+        self.write(data)
+        await self.drain()
+
+    # --- TLS ---------------------------------------------------------------------------------
+    async def start_tls(self, context: ssl.SSLContext, *, timeout: float = 30.0) -> None:
+        """Upgrade to TLS (server side). Raises PlaintextPending if the client already sent
+        bytes after the STARTTLS command: they must not be read as if they were encrypted."""
+        if self._buf:
+            raise PlaintextPending()
+        if self.transport is None or self._closed:
+            raise ConnectionClosed()
+        loop = asyncio.get_running_loop()
+        try:
+            new = await asyncio.wait_for(
+                loop.start_tls(self.transport, self, context, server_side=True), timeout
+            )
+        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
+            self.close()
+            raise ConnectionClosed() from exc
+        if new is None:
+            raise ConnectionClosed()
+        assert isinstance(new, asyncio.Transport)
+        self.transport = new
+        self.tls = True
+        self.last_activity = self.clock.monotonic()
+
+    def tls_info(self) -> dict[str, Any]:
+        """Protocol version and cipher for log lines (empty without TLS)."""
+        if not self.tls or self.transport is None:
+            return {}
+        obj = self.transport.get_extra_info("ssl_object")
+        if obj is None:
+            return {}
+        cipher = obj.cipher()
+        return {"version": obj.version(), "cipher": cipher[0] if cipher else ""}
+
+    # --- closing -------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close after flushing what was written; idempotent."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        self._eof = True
+        self._wake()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+        self._eof = True
+        self._closed = True
+        self._wake()

@@ -1,0 +1,186 @@
+"""Listeners for IMAP and POP3: ``start_server``, a connection registry, ``is_local``.
+
+Implementation notes:
+- One task per connection runs ``handler(conn)``; the registry knows every live connection, so
+  shutdown can stop listening, let sessions say goodbye, then cancel what is left.
+- Idle timeouts use the injected Clock: one sweeper task per registry closes connections whose
+  ``last_activity`` is older than ``idle_timeout`` (no per-connection timer).
+- A handler's exception is logged with its traceback and the connection closed; nothing of it
+  reaches the client (the protocol layer maps its own errors first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import ssl as ssl_module
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from pymailsrv.clock import Clock, SystemClock
+from pymailsrv.net.conn import Connection
+
+log = logging.getLogger("pymailsrv.net")
+
+Handler = Callable[[Connection], Awaitable[None]]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def is_local(peer_ip: str, mynetworks: Iterable[Network]) -> bool:
+    """True for loopback and for addresses inside ``mynetworks`` (IPv4-mapped IPv6 unwrapped).
+    Used for disable_plaintext_auth: local clients may authenticate without TLS."""
+    try:
+        addr = ipaddress.ip_address(peer_ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if addr.is_loopback:
+        return True
+    return any(addr.version == net.version and addr in net for net in mynetworks)
+
+
+class ConnectionRegistry:
+    """Live connections of one or more listeners: per-IP counts, idle sweep, graceful close."""
+
+    def __init__(self, clock: Clock | None = None, *, idle_timeout: float = 0.0,
+                 sweep_interval: float = 0.0) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.idle_timeout = idle_timeout
+        self.sweep_interval = sweep_interval or (max(1.0, min(idle_timeout / 4, 30.0)) if idle_timeout else 0)
+        self.conns: dict[Connection, asyncio.Task[None]] = {}
+        self.per_ip: Counter[str] = Counter()
+        self._sweeper: asyncio.Task[None] | None = None
+        self.timed_out: set[Connection] = set()
+
+    def __len__(self) -> int:
+        return len(self.conns)
+
+    def add(self, conn: Connection, task: asyncio.Task[None]) -> None:
+        self.conns[conn] = task
+        self.per_ip[conn.peer_ip] += 1
+        if self.idle_timeout and self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
+
+    def remove(self, conn: Connection) -> None:
+        if self.conns.pop(conn, None) is not None:
+            self.per_ip[conn.peer_ip] -= 1
+            if self.per_ip[conn.peer_ip] <= 0:
+                del self.per_ip[conn.peer_ip]
+        self.timed_out.discard(conn)
+
+    def count(self, ip: str) -> int:
+        return self.per_ip.get(ip, 0)
+
+    def sweep(self) -> int:
+        """Close connections idle longer than idle_timeout; returns how many."""
+        if not self.idle_timeout:
+            return 0
+        now = self.clock.monotonic()
+        n = 0
+        for conn in list(self.conns):
+            if now - conn.last_activity >= self.idle_timeout and conn not in self.timed_out:
+                self.timed_out.add(conn)
+                conn.close()
+                n += 1
+        return n
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.sweep_interval)
+            self.sweep()
+
+    async def close_all(self, grace: float = 5.0) -> None:
+        """Close every connection: transports closed at once (sessions see EOF and end), then
+        tasks still running after ``grace`` seconds are cancelled."""
+        for conn in list(self.conns):
+            conn.close()
+        tasks = list(self.conns.values())
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=grace)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        if self._sweeper:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+
+
+@dataclass
+class Server:
+    """A listening socket set; ``port`` is the real port (useful after binding port 0)."""
+
+    server: asyncio.Server
+    registry: ConnectionRegistry
+    name: str = ""
+    sockets: list[socket.socket] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.sockets[0].getsockname()[1])
+
+    @property
+    def host(self) -> str:
+        return str(self.server.sockets[0].getsockname()[0])
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop listening, then close this listener's connections (graceful shutdown)."""
+        self.server.close()
+        await self.server.wait_closed()
+        await self.registry.close_all(grace)
+
+
+async def start_server(
+    handler: Handler,
+    host: str | None,
+    port: int,
+    ssl: ssl_module.SSLContext | None = None,
+    *,
+    clock: Clock | None = None,
+    registry: ConnectionRegistry | None = None,
+    name: str = "",
+) -> Server:
+    """Listen on host:port (``""``/None = every interface; port 0 = any) and run
+    ``handler(conn)`` per connection; with ``ssl`` the listener is implicit TLS (993/995)."""
+    loop = asyncio.get_running_loop()
+    clk: Clock = clock or SystemClock()
+    reg = registry if registry is not None else ConnectionRegistry(clk)
+
+    def factory() -> Connection:
+        return _ServerConnection(clk, handler, reg)
+
+    srv = await loop.create_server(factory, host or None, port, ssl=ssl, reuse_address=True,
+                                   ssl_handshake_timeout=30 if ssl else None)
+    return Server(srv, reg, name)
+
+
+class _ServerConnection(Connection):
+    """A Connection that starts its session task once connected (after the TLS handshake on
+    implicit-TLS listeners)."""
+
+    def __init__(self, clock: Clock, handler: Handler, registry: ConnectionRegistry) -> None:
+        super().__init__(clock)
+        self._handler = handler
+        self._registry = registry
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        task = asyncio.get_running_loop().create_task(_run(self._handler, self, self._registry))
+        self._registry.add(self, task)
+
+
+async def _run(handler: Handler, conn: Connection, reg: ConnectionRegistry) -> None:
+    try:
+        await handler(conn)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unexpected error in %s session from [%s]", "network", conn.peer_ip)
+    finally:
+        conn.close()
+        reg.remove(conn)

@@ -1,0 +1,148 @@
+"""AUTHORIZATION-state commands: CAPA, USER, PASS, AUTH (RFC 5034), STLS (RFC 2595), and QUIT."""
+
+from __future__ import annotations
+
+from pymailsrv.auth import sasl
+from pymailsrv.errors import ClientSyntaxError, Refusal
+from pymailsrv.pop3 import replies
+from pymailsrv.pop3.parser import TOO_LONG, Command
+from pymailsrv.pop3.session import Session, State, login_log
+
+MECHANISMS = ("PLAIN", "LOGIN")
+
+
+def _no_args(cmd: Command) -> None:
+    if cmd.args:
+        raise ClientSyntaxError(replies.NO_ARGUMENTS_ALLOWED)
+
+
+def _loggable(name: str) -> str:
+    """A user-supplied login name made safe for one log line."""
+    cleaned = "".join(c if c.isprintable() and c not in "<>" else "?" for c in name[:64])
+    return cleaned + ("…" if len(name) > 64 else "")
+
+
+def _require_plaintext_allowed(s: Session) -> None:
+    if not s.plaintext_allowed():
+        raise Refusal(replies.PLAINTEXT_DISALLOWED, code=replies.CODE_AUTH)
+
+
+async def cmd_capa(s: Session, cmd: Command) -> None:
+    """RFC 2449 §5: derived from the command table, so only implemented commands appear."""
+    _no_args(cmd)
+    s.send(replies.multiline(replies.ok(replies.CAPA_HEADER), s.capabilities()))
+
+
+async def cmd_user(s: Session, cmd: Command) -> None:
+    """RFC 1939 §7 USER."""
+    name = cmd.rest.strip()
+    if not name:
+        raise ClientSyntaxError(replies.MISSING_ARGUMENT)
+    _require_plaintext_allowed(s)
+    s.user_arg = name
+    s.send(replies.ok())
+
+
+async def cmd_pass(s: Session, cmd: Command) -> None:
+    """RFC 1939 §7 PASS; the password is the rest of the line (it may contain spaces)."""
+    if not cmd.rest:
+        raise ClientSyntaxError(replies.MISSING_ARGUMENT)
+    _require_plaintext_allowed(s)
+    user, s.user_arg = s.user_arg, None
+    if user is None:
+        raise Refusal(replies.NO_USERNAME)
+    await authenticate(s, user, cmd.rest, "USER")
+
+
+async def authenticate(s: Session, user: str, password: str, method: str) -> None:
+    account = await s.services.authenticator.authenticate(
+        user, password, service="pop3", remote_ip=s.conn.peer_ip)
+    if account is None:
+        login_log.info("Aborted login (auth failed): user=<%s>, method=%s, rip=%s, lip=%s%s",
+                       _loggable(user), method, s.conn.peer_ip, s.conn.local_ip,
+                       ", TLS" if s.conn.is_tls else "")
+        raise Refusal(replies.AUTH_FAILED, code=replies.CODE_AUTH)
+    await s.login(account, method)
+    s.send(replies.ok(replies.LOGGED_IN))
+
+
+async def _challenge(s: Session, text: str) -> str:
+    """RFC 5034 §4: send ``+ base64`` and read the client's line; ``*`` cancels."""
+    s.send(f"+ {text}\r\n".encode("ascii"))
+    line = await s.read_line()
+    if line is None:
+        raise ConnectionResetError("client closed during AUTH")
+    if line is TOO_LONG:
+        raise ClientSyntaxError(replies.LINE_TOO_LONG)
+    assert isinstance(line, bytes)
+    if line.strip() == b"*":
+        raise Refusal(replies.AUTH_ABORTED)
+    return line.decode("ascii", "replace")
+
+
+def _initial(arg: str | None) -> str | None:
+    # RFC 5034 §4: "=" is an empty initial response
+    return "" if arg == "=" else arg
+
+
+async def cmd_auth(s: Session, cmd: Command) -> None:
+    """RFC 5034 AUTH mechanism [initial-response]; bare AUTH lists mechanisms (as Dovecot)."""
+    if not cmd.args:
+        s.send(replies.multiline(replies.ok(replies.AUTH_MECHS_HEADER), list(MECHANISMS)))
+        return
+    if len(cmd.args) > 2:
+        raise ClientSyntaxError(replies.TOO_MANY_ARGUMENTS)
+    mech = cmd.args[0].upper()
+    if mech not in MECHANISMS:
+        raise Refusal(replies.AUTH_UNKNOWN_MECH)
+    _require_plaintext_allowed(s)
+    initial = _initial(cmd.args[1] if len(cmd.args) > 1 else None)
+    try:
+        if mech == "PLAIN":
+            response = initial if initial is not None else await _challenge(s, "")
+            authzid, user, password = sasl.decode_plain(response)
+            if authzid and authzid != user:
+                raise Refusal(replies.AUTH_FAILED, code=replies.CODE_AUTH)  # no proxy logins
+        else:
+            response = initial if initial is not None else await _challenge(
+                s, sasl.LOGIN_USERNAME_PROMPT)
+            user = sasl.decode_login_field(response)
+            password = sasl.decode_login_field(await _challenge(s, sasl.LOGIN_PASSWORD_PROMPT))
+    except sasl.SaslError as exc:
+        text = replies.AUTH_INVALID_BASE64 if "base64" in str(exc) else replies.AUTH_MALFORMED
+        raise ClientSyntaxError(text) from None
+    await authenticate(s, user, password, mech)
+
+
+def capa_sasl(s: Session) -> str:
+    """RFC 5034 §6: the SASL capability lists only mechanisms usable on this connection."""
+    return "SASL " + " ".join(MECHANISMS) if s.plaintext_allowed() else ""
+
+
+def capa_stls(s: Session) -> str:
+    return "STLS" if s.options.tls_context is not None and not s.conn.is_tls else ""
+
+
+async def cmd_stls(s: Session, cmd: Command) -> None:
+    """RFC 2595 §4 STLS; the session upgrades after this reply is flushed."""
+    _no_args(cmd)
+    if s.conn.is_tls:
+        raise Refusal(replies.TLS_ACTIVE)
+    if s.options.tls_context is None:
+        raise Refusal(replies.TLS_UNAVAILABLE)
+    s.send(replies.ok(replies.BEGIN_TLS))
+    s.starttls_requested = True
+
+
+async def cmd_quit(s: Session, cmd: Command) -> None:
+    """RFC 1939 §5/§6: QUIT in TRANSACTION enters UPDATE and removes the DELE'd messages."""
+    s.quit = True
+    if s.state is State.AUTHORIZATION:
+        s.send(replies.ok(replies.LOGGING_OUT))
+        return
+    s.logged_out = True
+    deleted = bool(s.maildrop and s.maildrop.deleted_uids())
+    if not await s.update():
+        s.send(replies.err(replies.DELETE_FAILED, replies.CODE_SYS_TEMP))
+        return
+    s.send(replies.ok(replies.LOGGING_OUT_DELETED if deleted else replies.LOGGING_OUT))

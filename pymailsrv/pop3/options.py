@@ -1,0 +1,68 @@
+"""What a POP3 listener needs to know, read once from Settings (no settings lookups per command)."""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from dataclasses import dataclass, field
+
+from pymailsrv.auth.base import Authenticator
+from pymailsrv.clock import Clock, SystemClock
+from pymailsrv.config.settings import Settings
+from pymailsrv.pop3.maildrop import compile_uidl_format
+from pymailsrv.store.base import MailStore
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Pop3Options:
+    mail_name: str = "pymailsrv"
+    max_line_length: int = 8192
+    error_limit: int = 10
+    timeout: float = 600.0
+    uidl_format: str = "{uid:08X}{uidvalidity:08X}"
+    hide_deleted: bool = True
+    disable_plaintext_auth: bool = True
+    mynetworks: tuple[Network, ...] = ()
+    userip_limit: int = 20
+    tls_context: ssl.SSLContext | None = None  # None: no STLS
+
+    @classmethod
+    def from_settings(cls, settings: Settings, tls_context: ssl.SSLContext | None) -> Pop3Options:
+        return cls(
+            mail_name=settings.get_str("mail_name"),
+            max_line_length=settings.get_size("pop3_max_line_length"),
+            error_limit=settings.get_int("protocol_error_limit"),
+            timeout=settings.get_seconds("pop3_timeout"),
+            uidl_format=compile_uidl_format(settings.get_str("pop3_uidl_format")),
+            hide_deleted=settings.get_bool("pop3_hide_deleted"),
+            disable_plaintext_auth=settings.get_bool("disable_plaintext_auth"),
+            mynetworks=tuple(settings.mynetworks()),
+            userip_limit=settings.get_int("mail_max_userip_connections"),
+            tls_context=tls_context,
+        )
+
+    def plaintext_allowed(self, remote_ip: str, secure: bool) -> bool:
+        """disable_plaintext_auth: TLS, loopback and mynetworks clients may send passwords."""
+        if secure or not self.disable_plaintext_auth:
+            return True
+        try:
+            addr = ipaddress.ip_address(remote_ip.partition("%")[0])
+        except ValueError:
+            return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        if addr.is_loopback:
+            return True
+        return any(addr.version == net.version and addr in net for net in self.mynetworks)
+
+
+@dataclass(slots=True)
+class Pop3Services:
+    """Shared by every session of a listener: the seams and the per-user+IP connection counts."""
+
+    authenticator: Authenticator
+    store: MailStore
+    clock: Clock = field(default_factory=SystemClock)
+    userip: dict[tuple[str, str], int] = field(default_factory=dict)

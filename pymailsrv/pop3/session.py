@@ -1,0 +1,311 @@
+"""One POP3 session: the read loop, the dispatcher with state gating and the error budget, and
+the one place where errors become replies (STYLE.md rules 2 and 3).
+
+Implementation notes:
+- Replies are buffered and written when the session is about to wait for input, so pipelined
+  commands (RFC 2449 §6.6) get one write; a large reply (RETR) goes out as one write.
+- The maildrop is a snapshot at login; deletions and \\Seen are applied only when the session
+  ends: deletions only after QUIT (RFC 1939 §6), \\Seen also after a dropped connection.
+- STLS discards plaintext that arrived after the STLS line (RFC 2595 §4, the CVE-2011-0411 class).
+- The exclusive POP3 lock is held from login to the end of the session; nothing is written to
+  the socket while the store is being updated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from pymailsrv.auth.base import AuthUnavailable
+from pymailsrv.errors import ClientSyntaxError, Refusal
+from pymailsrv.log import get_logger, session_id
+from pymailsrv.pop3 import replies
+from pymailsrv.pop3.maildrop import Maildrop
+from pymailsrv.pop3.options import Pop3Options, Pop3Services
+from pymailsrv.pop3.parser import TOO_LONG, Command, Line, LineSplitter, parse_command
+from pymailsrv.store.base import DELETED, SEEN, Mailbox, MailboxInUse
+from pymailsrv.types import Account
+
+log = get_logger("pop3")
+login_log = get_logger("pop3-login")
+debug = logging.getLogger("pymailsrv.pop3.session")
+
+FLUSH_AT = 64 * 1024
+
+
+class State(Enum):
+    AUTHORIZATION = "AUTHORIZATION"
+    TRANSACTION = "TRANSACTION"
+
+
+AUTH_STATE = frozenset({State.AUTHORIZATION})
+TRANS_STATE = frozenset({State.TRANSACTION})
+ANY_STATE = frozenset(State)
+
+
+class Connection(Protocol):
+    """The byte pipe a session runs over (a socket in production, a fake in unit tests)."""
+
+    peer_ip: str
+    local_ip: str
+
+    @property
+    def is_tls(self) -> bool: ...
+
+    async def read(self) -> bytes:
+        """Some bytes, or b"" at end of input (peer closed, or ``close()`` was called)."""
+        ...
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    async def start_tls(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+Handler = Callable[["Session", Command], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One row of the command table: where the command is valid, and what it advertises."""
+
+    states: frozenset[State]
+    handler: Handler
+    # RFC 2449 CAPA line this command contributes ("" = none), or a function of the session
+    capability: str | Callable[[Session], str] = ""
+
+
+@dataclass(slots=True)
+class Stats:
+    top: int = 0
+    top_bytes: int = 0
+    retr: int = 0
+    retr_bytes: int = 0
+    dele: int = 0
+
+
+class SessionClosed(Exception):
+    """Raised by a handler to end the session after its reply (QUIT, too many errors)."""
+
+
+class Session:
+    def __init__(self, conn: Connection, options: Pop3Options, services: Pop3Services,
+                 commands: dict[str, Spec]) -> None:
+        self.conn = conn
+        self.options = options
+        self.services = services
+        self.commands = commands
+        self.state = State.AUTHORIZATION
+        self.user_arg: str | None = None  # USER given, waiting for PASS
+        self.account: Account | None = None
+        self.mailbox: Mailbox | None = None
+        self.maildrop: Maildrop | None = None
+        self.seen: set[int] = set()  # UIDs RETR'd that were not \Seen yet
+        self.stats = Stats()
+        self.quit = False  # leave the loop after flushing
+        self.logged_out = False  # QUIT was given
+        self.starttls_requested = False
+        self._splitter = LineSplitter(options.max_line_length)
+        self._lines: deque[Line] = deque()
+        self._out: list[bytes] = []
+        self._outsize = 0
+        self._errors = 0
+        self._last_input = services.clock.monotonic()
+        self._locks = contextlib.AsyncExitStack()
+        self._userip_key: tuple[str, str] | None = None
+        self.read_ahead: dict[int, bytes] = {}  # uid -> stored bytes read ahead of RETR
+
+    # --- output -------------------------------------------------------------------------------
+    def send(self, data: bytes) -> None:
+        self._out.append(data)
+        self._outsize += len(data)
+
+    async def flush(self) -> None:
+        if self._out:
+            data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+            self._out.clear()
+            self._outsize = 0
+            self.conn.write(data)
+        await self.conn.drain()
+
+    # --- input --------------------------------------------------------------------------------
+    async def read_line(self) -> Line | None:
+        """The next line from the client (flushing replies first if we must wait); None at EOF."""
+        while not self._lines:
+            await self.flush()
+            data = await self.conn.read()
+            if not data:
+                return None
+            self._last_input = self.services.clock.monotonic()
+            self._lines.extend(self._splitter.feed(data))
+        return self._lines.popleft()
+
+    def capabilities(self) -> list[str]:
+        """RFC 2449 §5, derived from the command table: in TRANSACTION only what is usable there."""
+        caps = []
+        for spec in self.commands.values():
+            if self.state is State.TRANSACTION and State.TRANSACTION not in spec.states:
+                continue
+            cap = spec.capability(self) if callable(spec.capability) else spec.capability
+            if cap:
+                caps.append(cap)
+        caps.extend(replies.SERVER_CAPABILITIES)
+        return caps
+
+    def plaintext_allowed(self) -> bool:
+        return self.options.plaintext_allowed(self.conn.peer_ip, self.conn.is_tls)
+
+    # --- the loop -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        token = session_id.set(f"pop3-{id(self):x}")
+        watchdog = asyncio.ensure_future(self._watchdog())
+        try:
+            self.send(replies.ok(replies.GREETING.format(mail_name=self.options.mail_name)))
+            while not self.quit:
+                line = await self.read_line()
+                if line is None:
+                    break
+                await self.dispatch(line)
+                if self.starttls_requested:
+                    await self._start_tls()
+                elif self._outsize >= FLUSH_AT:
+                    await self.flush()
+            if self.quit:
+                await self.flush()
+        except (ConnectionError, OSError) as exc:
+            debug.debug("connection lost: %s", exc)
+        finally:
+            watchdog.cancel()
+            await self._finish()
+            session_id.reset(token)
+            self.conn.close()
+
+    async def dispatch(self, line: Line) -> None:
+        """One command: parse, gate by state, run, map the three error kinds to -ERR once."""
+        try:
+            if line is TOO_LONG:
+                raise ClientSyntaxError(replies.LINE_TOO_LONG)
+            assert isinstance(line, bytes)
+            cmd = parse_command(line)
+            spec = self.commands.get(cmd.name)
+            if spec is None:
+                raise ClientSyntaxError(replies.UNKNOWN_COMMAND)
+            if self.state not in spec.states:
+                text = replies.NOT_AUTHENTICATED if self.state is State.AUTHORIZATION \
+                    else replies.ALREADY_AUTHENTICATED
+                raise ClientSyntaxError(text)
+            await spec.handler(self, cmd)
+        except ClientSyntaxError as exc:
+            self._errors += 1
+            if self._errors >= self.options.error_limit:
+                self.send(replies.err(replies.TOO_MANY_BAD))
+                self.quit = True
+            else:
+                self.send(replies.err(exc.text))
+        except MailboxInUse:
+            self.send(replies.err(replies.IN_USE, replies.CODE_IN_USE))
+        except AuthUnavailable:
+            self.send(replies.err(replies.AUTH_TEMP, replies.CODE_SYS_TEMP))
+        except Refusal as exc:
+            self.send(replies.err(exc.text, exc.code))
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("error: internal error in POP3 command (user=<%s>)", self.username)
+            self.send(replies.err(replies.INTERNAL_ERROR, replies.CODE_SYS_TEMP))
+
+    @property
+    def username(self) -> str:
+        return self.account.username if self.account else ""
+
+    async def _start_tls(self) -> None:
+        self.starttls_requested = False
+        if self._lines or self._splitter.pending():
+            # RFC 2595 §4 / RFC 3207 §4.2: plaintext after STLS must not survive the upgrade
+            login_log.warning("STLS with pipelined plaintext discarded: rip=%s", self.conn.peer_ip)
+            self._lines.clear()
+        self._splitter.reset()
+        await self.flush()
+        await self.conn.start_tls()
+
+    async def _watchdog(self) -> None:
+        clock = self.services.clock
+        while True:
+            remaining = self._last_input + self.options.timeout - clock.monotonic()
+            if remaining <= 0:
+                debug.debug("idle timeout")
+                with contextlib.suppress(Exception):
+                    self.conn.write(replies.err(replies.TIMEOUT))
+                self.conn.close()
+                return
+            await clock.sleep(remaining)
+
+    # --- login and the end of the session -----------------------------------------------------
+    async def login(self, account: Account, method: str) -> None:
+        """Take the POP3 lock, snapshot INBOX, enter TRANSACTION (RFC 1939 §4)."""
+        key = (account.username, self.conn.peer_ip)
+        counts = self.services.userip
+        if self.options.userip_limit and counts.get(key, 0) >= self.options.userip_limit:
+            raise Refusal(replies.USERIP_LIMIT.format(limit=self.options.userip_limit),
+                          code=replies.CODE_IN_USE)
+        await self._locks.enter_async_context(self.services.store.exclusive(account))
+        try:
+            mailbox = await self.services.store.open(account, "INBOX")
+            self._locks.push_async_callback(mailbox.close)
+            await mailbox.sync()
+        except BaseException:
+            await self._locks.aclose()
+            raise
+        counts[key] = counts.get(key, 0) + 1
+        self._userip_key = key
+        self.account, self.mailbox, self.user_arg = account, mailbox, None
+        self.maildrop = Maildrop(mailbox.messages(), mailbox.uidvalidity, self.options.uidl_format,
+                                 hide_deleted=self.options.hide_deleted)
+        self.state = State.TRANSACTION
+        login_log.info("Login: user=<%s>, method=%s, rip=%s, lip=%s%s", account.username, method,
+                       self.conn.peer_ip, self.conn.local_ip, ", TLS" if self.conn.is_tls else "")
+
+    async def update(self) -> bool:
+        """The UPDATE state (RFC 1939 §6): expunge what DELE marked; False if that failed."""
+        assert self.mailbox is not None and self.maildrop is not None
+        uids = self.maildrop.deleted_uids()
+        if not uids:
+            return True
+        try:
+            await self.mailbox.set_flags(uids, [DELETED], "add")
+            gone = await self.mailbox.expunge(uids)
+        except Exception:
+            log.exception("%s: expunge failed", self.username)
+            return False
+        self.seen.difference_update(uids)
+        return len(gone) == len(uids)
+
+    async def _finish(self) -> None:
+        if self.mailbox is not None and self.maildrop is not None:
+            seen = sorted(self.seen.difference(self.maildrop.deleted_uids()))
+            if seen:
+                try:
+                    await self.mailbox.set_flags(seen, [SEEN], "add")
+                except Exception:
+                    log.exception("%s: cannot mark messages seen", self.username)
+            s = self.stats
+            _, size = self.maildrop.stat()
+            log.info("%s: Disconnected: %s top=%d/%d, retr=%d/%d, del=%d/%d, size=%d", self.username,
+                     "Logged out" if self.logged_out else "Connection closed", s.top, s.top_bytes,
+                     s.retr, s.retr_bytes, s.dele if self.logged_out else 0, len(self.maildrop), size)
+        if self._userip_key is not None:
+            counts = self.services.userip
+            counts[self._userip_key] -= 1
+            if counts[self._userip_key] <= 0:
+                del counts[self._userip_key]
+        with contextlib.suppress(Exception):
+            await self._locks.aclose()

@@ -1,0 +1,567 @@
+"""The queue manager: takes mail from SMTP, delivers it, retries, bounces (Postfix's qmgr).
+
+Implementation notes:
+- ``submit`` returns only when every recipient is delivered or the message is in the spool
+  durably: "250 means durable". Fast path: when every recipient routes to a local Maildir and no
+  content filter applies, the message is delivered before anything is spooled; if any recipient is
+  not delivered, the message is spooled with the finished recipients recorded, and the rest goes
+  through the normal retry path.
+- Per-recipient results are appended to the spool file as each destination finishes, so a retry
+  never repeats a finished recipient. When an attempt finishes every recipient successfully the
+  record is skipped and the file removed at once: a crash in between repeats a delivery at most
+  once (DESIGN.md, Durability).
+- Retries back off exponentially from minimal_backoff_time to maximal_backoff_time; after
+  maximal_queue_lifetime (bounce_queue_lifetime for null-sender mail) the message expires and is
+  returned. One delay notice after delay_warning_time. All timing goes through the Clock.
+- Concurrency: at most default_process_limit messages in delivery, and per destination (transport
+  and next hop; per mailbox for virtual delivery) the configured concurrency limit.
+- A notice about a null-sender message goes to postmaster (or nowhere); a notice about a notice to
+  postmaster is dropped: a bounce is never bounced in a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymailsrv.clock import Clock
+from pymailsrv.config.settings import Settings
+from pymailsrv.delivery.base import Agents, DeliveryResult, Route, Router
+from pymailsrv.errors import NotFound, TemporaryFailure
+from pymailsrv.log import get_logger
+from pymailsrv.queue.base import Envelope, Recipient
+from pymailsrv.queue.bounce import Kind, NoticeInfo, RecipientReport, build_notice, wants_notice
+from pymailsrv.queue.spool import Done, FileSpool, QueueFile
+from pymailsrv.types import QueueId
+
+log = get_logger("qmgr")
+bounce_log = get_logger("bounce")
+
+_INLINE_READ = 256 * 1024  # larger contents are read in a thread
+
+
+def fmt_delay(x: float) -> str:
+    """Postfix's delay figures: two significant digits below 10 s, whole seconds above."""
+    if x < 0.005:
+        return "0"
+    if x < 1:
+        return f"{x:.2f}".rstrip("0").rstrip(".")
+    if x < 10:
+        return f"{x:.1f}".rstrip("0").rstrip(".")
+    return str(round(x))
+
+
+@dataclass(slots=True)
+class _Outcome:
+    index: int
+    final: str
+    route: Route
+    result: DeliveryResult
+    started: float
+    finished: float
+
+
+class QueueManager:
+    """Implements ``queue.base.Queue``; also the control surface for ``pymailsrv queue``."""
+
+    def __init__(self, settings: Settings, spool: FileSpool, router: Router, agents: Agents,
+                 clock: Clock, *, hostname: str | None = None, fast_path: bool = True) -> None:
+        self.settings = settings
+        self.spool = spool
+        self.router = router
+        self.agents = agents
+        self.clock = clock
+        self.hostname = hostname or settings.expanded("myhostname")
+        self.fast_path = fast_path
+        self.entries: dict[QueueId, QueueFile] = {}
+        self._busy: set[QueueId] = set()
+        self._ops: dict[QueueId, str] = {}
+        self._heap: list[tuple[float, QueueId]] = []
+        self._ready: asyncio.Queue[QueueId] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sems: dict[str, asyncio.Semaphore] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._seq = 0
+        s = settings
+        self.min_backoff = s.get_seconds("minimal_backoff_time")
+        self.max_backoff = max(self.min_backoff, s.get_seconds("maximal_backoff_time"))
+        self.run_delay = s.get_seconds("queue_run_delay")
+        self.lifetime = s.get_seconds("maximal_queue_lifetime")
+        self.bounce_lifetime = s.get_seconds("bounce_queue_lifetime")
+        self.warn_after = s.get_seconds("delay_warning_time")
+        self.process_limit = s.get_int("default_process_limit")
+        self.dest_limit = s.get_int("default_destination_concurrency_limit")
+        self.virtual_limit = s.get_int("virtual_destination_concurrency_limit")
+        self.null_failures = s.get_str("notify_null_sender_failures")
+        self.postmaster = s.expanded("bounce_notice_recipient") or "postmaster"
+        self.content_filter = s.get_str("content_filter")
+
+    # --- life cycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Recover the spool and start the scheduler and the delivery workers."""
+        removed = self.spool.clean_incoming()
+        if removed:
+            log.info("removed %d unfinished incoming file(s)", removed)
+        n = 0
+        for qf in self.spool.scan():
+            n += 1
+            self.entries[qf.queue_id] = qf
+            if qf.state == "active":
+                self._ready.put_nowait(qf.queue_id)
+            elif qf.state == "deferred":
+                heapq.heappush(self._heap, (qf.next_attempt, qf.queue_id))
+        if n:
+            log.info("recovered %d queued message(s)", n)
+        self._spawn(self._scheduler())
+        for _ in range(self.process_limit):
+            self._spawn(self._worker())
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        """Tests: wait until nothing is ready or in delivery (deferred mail may remain)."""
+        async def idle() -> None:
+            while self._busy or not self._ready.empty():
+                await asyncio.sleep(0.001)
+        await asyncio.wait_for(idle(), timeout)
+
+    # --- submission -----------------------------------------------------------------------------
+    async def submit(self, envelope: Envelope, content: bytes) -> QueueId:
+        if not envelope.arrival:
+            envelope.arrival = self.clock.time()
+        qid = self.spool.new_id()
+        if self._fast_path_allowed(envelope):
+            done = await self._try_fast(qid, envelope, content)
+            if done:
+                return qid
+        return await self.enqueue(envelope, content, queue_id=qid)
+
+    async def enqueue(self, envelope: Envelope, content: bytes, *, queue_id: QueueId | None = None,
+                      records: list[dict[str, Any]] | None = None) -> QueueId:
+        """Spool a message durably and schedule it (mail from SMTP, notices, the fast path's rest)."""
+        if not envelope.arrival:
+            envelope.arrival = self.clock.time()
+        state = "hold" if envelope.hold else "active"
+        qid = await self.spool.put(envelope, content, state=state, records=records, queue_id=queue_id)
+        qf = QueueFile(qid, state, envelope, len(content), 0)
+        for rec in records or ():
+            qf.apply(rec)
+        qf.content_offset = -1  # unknown until loaded; read_content reloads
+        self.entries[qid] = qf
+        if state == "active":
+            self._ready.put_nowait(qid)
+        else:
+            log.info("%s: from=<%s>, size=%d, nrcpt=%d (queue hold)", qid, envelope.sender, len(content),
+                     len(envelope.recipients))
+        return qid
+
+    def _fast_path_allowed(self, env: Envelope) -> bool:
+        if not self.fast_path or env.hold or env.filter:
+            return False
+        return not (self.content_filter and not env.skip_filter)
+
+    async def _try_fast(self, qid: QueueId, env: Envelope, content: bytes) -> bool:
+        """Deliver to local Maildirs before answering; False if the message must be spooled."""
+        try:
+            plan = await self._plan(env, {})
+        except TemporaryFailure:
+            return False
+        if not plan or any(route.transport != "virtual" for _, _, route in plan):
+            return False
+        qf = QueueFile(qid, "active", env, len(content), -1)
+        self._log_active(qf)
+        outcomes = await asyncio.gather(*(self._deliver_one(i, f, r, env.sender, content)
+                                          for i, f, r in plan))
+        if all(o.result.outcome == "sent" for o in outcomes):
+            for o in outcomes:
+                self._log_result(qf, o)
+            log.info("%s: removed", qid)
+            return True
+        # Some recipient is not done: spool with the finished ones recorded, conclude later.
+        records = [self._record(o) for o in outcomes]
+        await self.enqueue_after_fast(qf, content, records, outcomes)
+        return True
+
+    async def enqueue_after_fast(self, qf: QueueFile, content: bytes, records: list[dict[str, Any]],
+                                 outcomes: Sequence[_Outcome]) -> None:
+        qid = await self.spool.put(qf.envelope, content, state="active", records=records,
+                                   queue_id=qf.queue_id)
+        for rec in records:
+            qf.apply(rec)
+        for o in outcomes:
+            self._log_result(qf, o)
+        self.entries[qid] = qf
+        self._busy.add(qid)
+        incomplete = {o.index: (o.result.dsn, o.result.text) for o in outcomes
+                      if o.result.outcome == "deferred"}
+        self._spawn(self._finish_fast(qf, content, incomplete))
+
+    async def _finish_fast(self, qf: QueueFile, content: bytes, incomplete: dict[int, tuple[str, str]]) -> None:
+        try:
+            await self._conclude(qf, content, incomplete)
+        finally:
+            self._busy.discard(qf.queue_id)
+            await self._apply_op(qf)
+
+    # --- scheduling -----------------------------------------------------------------------------
+    async def _scheduler(self) -> None:
+        while True:
+            now = self.clock.time()
+            while self._heap and self._heap[0][0] <= now:
+                due, qid = heapq.heappop(self._heap)
+                qf = self.entries.get(qid)
+                if qf is None or qf.state != "deferred" or qf.next_attempt != due or qid in self._busy:
+                    continue
+                await self._activate(qf)
+            wait = self.run_delay
+            if self._heap:
+                wait = min(wait, max(0.0, self._heap[0][0] - now))
+            self._wake.clear()
+            await self._sleep_or_wake(wait)
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+
+    async def _activate(self, qf: QueueFile) -> None:
+        try:
+            await self.spool.move(qf.queue_id, qf.state, "active")
+        except NotFound:
+            self.entries.pop(qf.queue_id, None)
+            return
+        qf.state = "active"
+        self._ready.put_nowait(qf.queue_id)
+
+    def backoff(self, attempts: int) -> float:
+        """Wait after the ``attempts``-th failed try: doubling from minimal to maximal backoff."""
+        return float(min(self.max_backoff, self.min_backoff * (2 ** max(0, attempts - 1))))
+
+    async def _worker(self) -> None:
+        while True:
+            qid = await self._ready.get()
+            qf = self.entries.get(qid)
+            if qf is None or qid in self._busy or qf.state != "active":
+                continue
+            self._busy.add(qid)
+            try:
+                await self._process(qf)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: unexpected error in delivery; will retry", qid)
+                await self._defer_after_error(qf)
+            finally:
+                self._busy.discard(qid)
+                await self._apply_op(qf)
+
+    async def _defer_after_error(self, qf: QueueFile) -> None:
+        with contextlib.suppress(Exception):
+            await self._defer(qf, self.clock.time())
+
+    # --- one delivery attempt -------------------------------------------------------------------
+    async def _load_content(self, qf: QueueFile) -> bytes:
+        if qf.content_offset < 0:
+            fresh = await asyncio.to_thread(self.spool.load, qf.queue_id, qf.state)
+            qf.content_offset = fresh.content_offset
+        if qf.size > _INLINE_READ:
+            return await asyncio.to_thread(self.spool.read_content, qf)
+        return self.spool.read_content(qf)
+
+    async def _process(self, qf: QueueFile) -> None:
+        try:
+            content = await self._load_content(qf)
+        except FileNotFoundError:
+            self.entries.pop(qf.queue_id, None)
+            return
+        except Exception as exc:
+            self.spool.quarantine(qf.queue_id, qf.state, str(exc))
+            self.entries.pop(qf.queue_id, None)
+            return
+        self._log_active(qf)
+        env = qf.envelope
+        try:
+            plan = await self._plan(env, qf.done)
+        except TemporaryFailure as exc:
+            failed = {i: ("4.3.0", f"lookup failed: {exc}") for i in range(len(env.recipients))
+                      if not self._index_done(qf, i)}
+            await self._conclude(qf, content, failed)
+            return
+        groups = self._group(plan)
+        incomplete: dict[int, tuple[str, str]] = {}
+        last_group = len(groups) == 1
+
+        async def run(route: Route, items: list[tuple[int, str]]) -> None:
+            outcomes = await self._deliver_group(route, items, env.sender, content)
+            all_sent = all(o.result.outcome == "sent" for o in outcomes)
+            if not (last_group and all_sent):
+                await self.spool.append(qf.queue_id, qf.state, [self._record(o) for o in outcomes])
+            for o in outcomes:
+                qf.apply(self._record(o))
+                self._log_result(qf, o)
+                if o.result.outcome == "deferred":
+                    incomplete[o.index] = (o.result.dsn, o.result.text)
+
+        await asyncio.gather(*(run(route, items) for route, items in groups.items()))
+        await self._conclude(qf, content, incomplete)
+
+    async def _plan(self, env: Envelope, done: dict[tuple[int, str], Done]) -> list[tuple[int, str, Route]]:
+        """(recipient index, final address, route) for everything not yet finished."""
+        flt = env.filter or ("" if env.skip_filter else self.content_filter)
+        plan = []
+        for i, rcpt in enumerate(env.recipients):
+            for final, route in await self.router.route(rcpt.address, skip_filter=not flt, filter=flt):
+                if (i, final) not in done:
+                    plan.append((i, final, route))
+        return plan
+
+    def _group(self, plan: list[tuple[int, str, Route]]) -> dict[Route, list[tuple[int, str]]]:
+        groups: dict[Route, list[tuple[int, str]]] = {}
+        for i, final, route in plan:
+            key = Route(route.transport, final) if route.transport == "virtual" else route
+            groups.setdefault(key, []).append((i, final))
+        return groups
+
+    def _sem(self, route: Route) -> asyncio.Semaphore:
+        key = str(route)
+        sem = self._sems.get(key)
+        if sem is None:
+            limit = self.virtual_limit if route.transport == "virtual" else self.dest_limit
+            sem = self._sems[key] = asyncio.Semaphore(max(1, limit))
+        return sem
+
+    async def _deliver_group(self, route: Route, items: list[tuple[int, str]], sender: str,
+                             content: bytes) -> list[_Outcome]:
+        agent_route = Route("virtual", "") if route.transport == "virtual" else route
+        async with self._sem(route):
+            began = self.clock.time()
+            finals = [f for _, f in items]
+            try:
+                results = await self.agents.deliver(agent_route, sender, finals, content)
+            except Exception:
+                log.exception("delivery agent %s failed", route.transport)
+                results = [DeliveryResult(f, "deferred", "4.3.0", "delivery agent failure") for f in finals]
+        finished = self.clock.time()
+        return [_Outcome(i, f, route, r, began, finished) for (i, f), r in zip(items, results, strict=True)]
+
+    async def _deliver_one(self, index: int, final: str, route: Route, sender: str, content: bytes) -> _Outcome:
+        return (await self._deliver_group(Route(route.transport, final), [(index, final)], sender, content))[0]
+
+    @staticmethod
+    def _record(o: _Outcome) -> dict[str, Any]:
+        r = o.result
+        return {"k": "r", "i": o.index, "to": o.final, "s": r.outcome, "d": r.dsn, "t": r.text, "relay": r.relay}
+
+    @staticmethod
+    def _index_done(qf: QueueFile, index: int) -> bool:
+        return any(i == index for i, _ in qf.done)
+
+    # --- after an attempt -----------------------------------------------------------------------
+    async def _conclude(self, qf: QueueFile, content: bytes, incomplete: dict[int, tuple[str, str]]) -> None:
+        now = self.clock.time()
+        await self._notify_bounced(qf, content, now)
+        if not incomplete:
+            self._remove(qf)
+            return
+        lifetime = self.bounce_lifetime if not qf.envelope.sender else self.lifetime
+        if now - qf.envelope.arrival >= lifetime:
+            await self._expire(qf, content, incomplete, now)
+            return
+        await self._defer(qf, now)
+        if self.warn_after > 0 and not qf.warned and now - qf.envelope.arrival >= self.warn_after:
+            await self._delay_notice(qf, content, incomplete, now)
+
+    async def _defer(self, qf: QueueFile, now: float) -> None:
+        qf.attempts += 1
+        qf.next_attempt = now + self.backoff(qf.attempts)
+        await self.spool.append(qf.queue_id, qf.state, [{"k": "a", "n": qf.attempts, "next": qf.next_attempt}])
+        if qf.state == "active":
+            await self.spool.move(qf.queue_id, "active", "deferred")
+            qf.state = "deferred"
+        heapq.heappush(self._heap, (qf.next_attempt, qf.queue_id))
+        self._wake.set()
+
+    def _remove(self, qf: QueueFile) -> None:
+        self.spool.remove(qf.queue_id, qf.state)
+        self.entries.pop(qf.queue_id, None)
+        log.info("%s: removed", qf.queue_id)
+
+    async def _expire(self, qf: QueueFile, content: bytes, incomplete: dict[int, tuple[str, str]],
+                      now: float) -> None:
+        log.info("%s: from=<%s>, status=expired, returned to sender", qf.queue_id, qf.envelope.sender)
+        records = []
+        for i, (dsn, text) in sorted(incomplete.items()):
+            records.append({"k": "r", "i": i, "to": qf.envelope.recipients[i].address, "s": "bounced",
+                            "d": dsn, "t": text})
+        await self.spool.append(qf.queue_id, qf.state, records)
+        for rec in records:
+            qf.apply(rec)
+        await self._notify_bounced(qf, content, now)
+        self._remove(qf)
+
+    # --- notices --------------------------------------------------------------------------------
+    def _reports(self, qf: QueueFile, keys: Sequence[tuple[int, str]]) -> list[RecipientReport]:
+        out = []
+        for i, final in keys:
+            rcpt = qf.envelope.recipients[i]
+            d = qf.done.get((i, final))
+            dsn, text = (d.dsn, d.text) if d else qf.last.get(i, ("4.0.0", ""))
+            original = rcpt.orcpt or (rcpt.original or rcpt.address)
+            out.append(RecipientReport(final, original, dsn, text, d.relay if d else "none"))
+        return out
+
+    async def _notify_bounced(self, qf: QueueFile, content: bytes, now: float) -> None:
+        keys = [k for k, d in qf.done.items() if d.status == "bounced" and k not in qf.notified]
+        if not keys:
+            return
+        wanted = [k for k in keys if wants_notice("failure", qf.envelope.recipients[k[0]].notify)]
+        if wanted:
+            await self._send_notice("failure", qf, content, self._reports(qf, wanted), now)
+        if qf.state in ("active", "deferred", "hold") and os.path.exists(self.spool.path_of(qf.state, qf.queue_id)):
+            await self.spool.append(qf.queue_id, qf.state, [{"k": "n", "keys": [list(k) for k in keys]}])
+        qf.notified.update(keys)
+
+    async def _delay_notice(self, qf: QueueFile, content: bytes, incomplete: dict[int, tuple[str, str]],
+                            now: float) -> None:
+        keys = [(i, qf.envelope.recipients[i].address) for i in sorted(incomplete)
+                if wants_notice("delay", qf.envelope.recipients[i].notify)]
+        await self.spool.append(qf.queue_id, qf.state, [{"k": "w"}])
+        qf.warned = True
+        if keys and qf.envelope.sender:  # never a delay notice about a notice
+            reports = [RecipientReport(f, qf.envelope.recipients[i].orcpt or qf.envelope.recipients[i].original,
+                                       *incomplete[i]) for i, f in keys]
+            await self._send_notice("delay", qf, content, reports, now)
+
+    async def _send_notice(self, kind: Kind, qf: QueueFile, content: bytes,
+                           reports: list[RecipientReport], now: float) -> None:
+        env = qf.envelope
+        to, pm_copy = env.sender, False
+        if not env.sender:
+            if env.attributes.get("notice") == "postmaster" or self.null_failures == "drop":
+                bounce_log.info("%s: undeliverable notice dropped", qf.queue_id)
+                return
+            to, pm_copy = self._postmaster_address(), True
+        lifetime = self.bounce_lifetime if not env.sender else self.lifetime
+        info = NoticeInfo(kind=kind, queue_id=qf.queue_id, sender=env.sender, to=to, hostname=self.hostname,
+                          arrival=env.arrival, now=now, envid=env.dsn_envid, ret=env.dsn_ret,
+                          retry_until=env.arrival + lifetime, postmaster_copy=pm_copy,
+                          mail_name=self.settings.get_str("mail_name"))
+        self._seq += 1
+        msgid = f"{qf.queue_id}.{self._seq}@{self.hostname}"
+        data = build_notice(info, reports, content, message_id=msgid)
+        notice_env = Envelope(sender="", recipients=[Recipient(to)], client_name="localhost",
+                              client_address="127.0.0.1", protocol="local",
+                              attributes={"notice": "postmaster" if pm_copy else kind})
+        new_id = await self.enqueue(notice_env, data)
+        what = {"failure": "non-delivery", "delay": "delay status", "success": "delivery status"}[kind]
+        who = "postmaster" if pm_copy else "sender"
+        bounce_log.info("%s: %s %s notification: %s", qf.queue_id, who, what, new_id)
+
+    def _postmaster_address(self) -> str:
+        pm = self.postmaster
+        return pm if "@" in pm else f"{pm}@{self.hostname}"
+
+    # --- logging --------------------------------------------------------------------------------
+    def _log_active(self, qf: QueueFile) -> None:
+        log.info("%s: from=<%s>, size=%d, nrcpt=%d (queue active)", qf.queue_id, qf.envelope.sender,
+                 qf.size, len(qf.envelope.recipients))
+
+    def _log_result(self, qf: QueueFile, o: _Outcome) -> None:
+        r = o.result
+        rcpt = qf.envelope.recipients[o.index]
+        orig = rcpt.original or rcpt.address
+        orig_part = f", orig_to=<{orig}>" if orig.lower() != o.final.lower() else ""
+        arrival = qf.envelope.arrival
+        a = 0.0
+        b = max(0.0, o.started - arrival)
+        d = max(0.0, o.finished - o.started)
+        total = max(0.0, o.finished - arrival)
+        status = {"sent": "sent", "deferred": "deferred", "bounced": "bounced"}[r.outcome]
+        get_logger(o.route.transport if o.route.transport in ("virtual", "smtp", "lmtp") else "qmgr").info(
+            "%s: to=<%s>%s, relay=%s, delay=%s, delays=%s/%s/0/%s, dsn=%s, status=%s (%s)",
+            qf.queue_id, o.final, orig_part, r.relay, fmt_delay(total), fmt_delay(a), fmt_delay(b),
+            fmt_delay(d), r.dsn, status, r.text)
+
+    # --- control (pymailsrv queue …) ------------------------------------------------------------
+    async def control(self, command: str, arg: str = "") -> tuple[bool, str]:
+        """flush [ID] | delete ID|ALL | hold ID | release ID | requeue ID → (ok, message)."""
+        if command == "flush":
+            targets = [QueueId(arg)] if arg else [q for q, f in self.entries.items() if f.state == "deferred"]
+            n = 0
+            for qid in targets:
+                qf = self.entries.get(qid)
+                if qf is None:
+                    return False, f"{arg}: no such message"
+                if qf.state == "deferred" and qid not in self._busy:
+                    await self._activate(qf)
+                    n += 1
+            return True, f"{n} message(s) scheduled for delivery"
+        if command not in ("delete", "hold", "release", "requeue"):
+            return False, f"unknown command {command}"
+        targets = list(self.entries) if arg == "ALL" else [QueueId(arg)]
+        n = 0
+        for qid in targets:
+            qf = self.entries.get(qid)
+            if qf is None:
+                if arg != "ALL":
+                    return False, f"{arg}: no such message"
+                continue
+            if qid in self._busy:
+                self._ops[qid] = command
+                n += 1
+                continue
+            n += await self._do_op(qf, command)
+        verb = {"delete": "deleted", "hold": "placed on hold", "release": "released from hold",
+                "requeue": "requeued"}[command]
+        return True, f"{n} message(s) {verb}"
+
+    async def _apply_op(self, qf: QueueFile) -> None:
+        op = self._ops.pop(qf.queue_id, None)
+        if op and qf.queue_id in self.entries:
+            await self._do_op(qf, op)
+
+    async def _do_op(self, qf: QueueFile, op: str) -> int:
+        qid = qf.queue_id
+        if op == "delete":
+            self.spool.remove(qid, qf.state)
+            self.entries.pop(qid, None)
+            log.info("%s: removed", qid)
+            return 1
+        if op == "hold" and qf.state != "hold":
+            await self.spool.move(qid, qf.state, "hold", durable=True)
+            qf.state = "hold"
+            log.info("%s: placed on hold", qid)
+            return 1
+        if op == "release" and qf.state == "hold":
+            log.info("%s: released from hold", qid)
+            await self._activate(qf)
+            return 1
+        if op == "requeue" and qf.state != "hold":
+            await self.spool.append(qid, qf.state, [{"k": "reset"}])
+            qf.attempts, qf.next_attempt = 0, 0.0
+            if qf.state == "deferred":
+                await self._activate(qf)
+            return 1
+        return 0

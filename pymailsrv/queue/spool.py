@@ -1,0 +1,348 @@
+"""The durable spool: one file per message in ``queue_directory/<state>/<QUEUEID>``.
+
+File layout (one file is cheaper than an envelope file plus a content file)::
+
+    PYMQ1 <envelope length> <content length>\\n
+    <envelope JSON>\\n
+    <content bytes>
+    <status record JSON>\\n      (appended, one line each, fdatasync'ed)
+    ...
+
+Implementation notes:
+- ``put`` writes ``incoming/<ID>``, fdatasyncs it, renames it into ``active/`` and fsyncs the
+  directory; only then does it return (the caller answers 250). Directory fsyncs of concurrent puts
+  are shared (group commit): one fsync covers every rename that happened before it started.
+- Status records are append-only (a recipient done, an attempt counted, a delay notice sent); a torn
+  last line after a crash is ignored, so a record is either there whole or not at all.
+- Moving a file between ``active`` and ``deferred`` needs no fsync: after a crash either place is
+  recovered and retried. ``hold`` is fsynced because an admin expects it to stick.
+- Files in ``incoming/`` at start-up were never acknowledged and are removed. Files that do not
+  parse are moved to ``corrupt/`` with a log line, never deleted.
+- Blocking disk work runs in a thread (asyncio.to_thread), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymailsrv.clock import Clock
+from pymailsrv.errors import NotFound, TemporaryFailure
+from pymailsrv.log import get_logger
+from pymailsrv.queue.base import Envelope, Recipient
+from pymailsrv.types import QueueId
+
+log = get_logger("qmgr")
+
+MAGIC = b"PYMQ1"
+STATES = ("active", "deferred", "hold")
+_DIRS = ("incoming", *STATES, "corrupt")
+
+
+class CorruptFile(Exception):
+    """A spool file that does not parse."""
+
+
+@dataclass(slots=True)
+class Done:
+    """A final result for one (envelope recipient, final address) pair."""
+
+    status: str  # sent | bounced
+    dsn: str
+    text: str
+    relay: str = "none"
+
+
+@dataclass(slots=True)
+class QueueFile:
+    """What a spool file says, minus the content (read on demand)."""
+
+    queue_id: QueueId
+    state: str
+    envelope: Envelope
+    size: int
+    content_offset: int
+    attempts: int = 0
+    next_attempt: float = 0.0
+    warned: bool = False
+    done: dict[tuple[int, str], Done] = field(default_factory=dict)
+    last: dict[int, tuple[str, str]] = field(default_factory=dict)  # rcpt index -> (dsn, reason)
+    notified: set[tuple[int, str]] = field(default_factory=set)  # bounced keys whose notice is queued
+
+    def apply(self, record: dict[str, Any]) -> None:
+        kind = record.get("k")
+        if kind == "r":
+            key = (int(record["i"]), str(record["to"]))
+            status = str(record["s"])
+            if status in ("sent", "bounced"):
+                self.done[key] = Done(status, str(record.get("d", "")), str(record.get("t", "")),
+                                      str(record.get("relay", "none")))
+            else:
+                self.last[key[0]] = (str(record.get("d", "")), str(record.get("t", "")))
+        elif kind == "a":
+            self.attempts = int(record.get("n", self.attempts))
+            self.next_attempt = float(record.get("next", self.next_attempt))
+        elif kind == "n":
+            self.notified.update((int(i), str(to)) for i, to in record.get("keys", ()))
+        elif kind == "w":
+            self.warned = True
+        elif kind == "reset":
+            self.attempts = 0
+            self.next_attempt = 0.0
+
+
+def encode_envelope(env: Envelope) -> bytes:
+    return json.dumps(dataclasses.asdict(env), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    raw = json.loads(data)
+    if not isinstance(raw, dict) or not isinstance(raw.get("recipients"), list):
+        raise CorruptFile("envelope is not an object with recipients")
+    names = {f.name for f in dataclasses.fields(Envelope)}
+    rnames = {f.name for f in dataclasses.fields(Recipient)}
+    rcpts = []
+    for r in raw["recipients"]:
+        item = {k: v for k, v in r.items() if k in rnames}
+        if "notify" in item:
+            item["notify"] = tuple(item["notify"])
+        rcpts.append(Recipient(**item))
+    kwargs = {k: v for k, v in raw.items() if k in names and k != "recipients"}
+    return Envelope(recipients=rcpts, **kwargs)
+
+
+def encode_file(env: Envelope, content: bytes, records: list[dict[str, Any]] | None = None) -> bytes:
+    head = encode_envelope(env)
+    parts = [b"%s %d %d\n" % (MAGIC, len(head), len(content)), head, b"\n", content]
+    for rec in records or ():
+        parts.append(encode_record(rec))
+    return b"".join(parts)
+
+
+def encode_record(rec: dict[str, Any]) -> bytes:
+    return json.dumps(rec, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def parse_file(queue_id: QueueId, state: str, data: bytes) -> QueueFile:
+    """Parse a whole spool file (pure). Raises CorruptFile."""
+    nl = data.find(b"\n", 0, 64)
+    if nl < 0:
+        raise CorruptFile("no header line")
+    fields = data[:nl].split(b" ")
+    if len(fields) != 3 or fields[0] != MAGIC or not fields[1].isdigit() or not fields[2].isdigit():
+        raise CorruptFile("bad header line")
+    hlen, clen = int(fields[1]), int(fields[2])
+    start = nl + 1
+    end_head = start + hlen
+    if len(data) < end_head + 1 + clen or data[end_head:end_head + 1] != b"\n":
+        raise CorruptFile("truncated")
+    try:
+        env = decode_envelope(data[start:end_head])
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CorruptFile(f"bad envelope: {exc}") from None
+    qf = QueueFile(queue_id, state, env, clen, end_head + 1)
+    tail = data[end_head + 1 + clen:]
+    for line in tail.split(b"\n")[:-1]:  # the part after the last newline is a torn write
+        try:
+            rec = json.loads(line)
+            if isinstance(rec, dict):
+                qf.apply(rec)
+        except (ValueError, TypeError, KeyError):
+            continue
+    return qf
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _DirSyncer:
+    """Group commit of one directory's fsync: every caller waits for an fsync that started after
+    it called, and callers that arrive while one runs share the next one."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._running = False
+        self._pending: asyncio.Future[None] | None = None
+
+    async def sync(self) -> None:
+        if self._pending is None:
+            self._pending = asyncio.get_running_loop().create_future()
+        fut = self._pending
+        if not self._running:
+            self._start()
+        await asyncio.shield(fut)
+
+    def _start(self) -> None:
+        fut = self._pending
+        assert fut is not None
+        self._pending = None
+        self._running = True
+        asyncio.get_running_loop().create_task(self._run(fut))
+
+    async def _run(self, fut: asyncio.Future[None]) -> None:
+        try:
+            await asyncio.to_thread(_fsync_dir, self.path)
+        except OSError as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(None)
+        finally:
+            self._running = False
+            if self._pending is not None:
+                self._start()
+
+
+class FileSpool:
+    """The spool directory. Implements ``queue.base.Spool``."""
+
+    def __init__(self, directory: str, clock: Clock, *, fsync: bool = True) -> None:
+        self.directory = directory
+        self.clock = clock
+        self.fsync = fsync
+        self._last_us = 0
+        for name in _DIRS:
+            os.makedirs(os.path.join(directory, name), exist_ok=True)
+        self._syncers = {s: _DirSyncer(self.path_of(s)) for s in STATES}
+
+    # --- names ----------------------------------------------------------------------------------
+    def path_of(self, state: str, queue_id: str = "") -> str:
+        return os.path.join(self.directory, state, queue_id) if queue_id else os.path.join(self.directory, state)
+
+    def new_id(self) -> QueueId:
+        """Unique, sortable: microseconds since the epoch, 14 upper-case hex digits, bumped so
+        that two ids from this process never collide."""
+        us = max(int(self.clock.time() * 1_000_000), self._last_us + 1)
+        self._last_us = us
+        return QueueId(f"{us:014X}")
+
+    def locate(self, queue_id: str) -> str | None:
+        """The state directory a message is in, or None."""
+        if not _valid_id(queue_id):
+            return None
+        for state in STATES:
+            if os.path.exists(self.path_of(state, queue_id)):
+                return state
+        return None
+
+    # --- writing --------------------------------------------------------------------------------
+    async def put(self, envelope: Envelope, content: bytes, *, state: str = "active",
+                  records: list[dict[str, Any]] | None = None, queue_id: QueueId | None = None) -> QueueId:
+        qid = queue_id or self.new_id()
+        data = encode_file(envelope, content, records)
+        try:
+            await asyncio.to_thread(self._write_new, qid, state, data)
+            if self.fsync:
+                await self._syncers[state].sync()
+        except OSError as exc:
+            log.error("%s: cannot write queue file: %s", qid, exc.strerror)
+            raise TemporaryFailure("queue file write error") from exc
+        return qid
+
+    def _write_new(self, qid: str, state: str, data: bytes) -> None:
+        tmp = self.path_of("incoming", qid)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            if self.fsync:
+                os.fdatasync(fd)
+            os.close(fd)
+            fd = -1
+            os.rename(tmp, self.path_of(state, qid))
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            os.unlink(tmp)
+            raise
+
+    async def append(self, queue_id: str, state: str, records: list[dict[str, Any]]) -> None:
+        """Append status records durably (one write, one fdatasync)."""
+        data = b"".join(encode_record(r) for r in records)
+        await asyncio.to_thread(self._append, self.path_of(state, queue_id), data)
+
+    def _append(self, path: str, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, data)
+            if self.fsync:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+
+    async def move(self, queue_id: str, src: str, dst: str, *, durable: bool = False) -> None:
+        if src == dst:
+            return
+        try:
+            os.rename(self.path_of(src, queue_id), self.path_of(dst, queue_id))
+        except FileNotFoundError:
+            raise NotFound(queue_id) from None
+        if durable and self.fsync:
+            await self._syncers[dst].sync()
+
+    def remove(self, queue_id: str, state: str) -> None:
+        try:
+            os.unlink(self.path_of(state, queue_id))
+        except FileNotFoundError:
+            pass
+
+    # --- reading --------------------------------------------------------------------------------
+    def read_content(self, qf: QueueFile) -> bytes:
+        with open(self.path_of(qf.state, qf.queue_id), "rb") as fh:
+            fh.seek(qf.content_offset)
+            data = fh.read(qf.size)
+        if len(data) != qf.size:
+            raise CorruptFile("content truncated")
+        return data
+
+    def load(self, queue_id: str, state: str) -> QueueFile:
+        with open(self.path_of(state, queue_id), "rb") as fh:
+            data = fh.read()
+        return parse_file(QueueId(queue_id), state, data)
+
+    def scan(self, states: tuple[str, ...] = STATES) -> Iterator[QueueFile]:
+        """Every readable message, oldest first per state; corrupt files are quarantined."""
+        for state in states:
+            for name in sorted(os.listdir(self.path_of(state))):
+                if not _valid_id(name):
+                    continue
+                try:
+                    yield self.load(name, state)
+                except CorruptFile as exc:
+                    self.quarantine(name, state, str(exc))
+                except FileNotFoundError:
+                    continue
+
+    def quarantine(self, queue_id: str, state: str, why: str) -> None:
+        try:
+            os.rename(self.path_of(state, queue_id), self.path_of("corrupt", queue_id))
+        except OSError as exc:
+            log.error("%s: cannot quarantine corrupt queue file: %s", queue_id, exc.strerror)
+            return
+        log.warning("%s: corrupt queue file (%s), moved to corrupt/", queue_id, why)
+
+    def clean_incoming(self) -> int:
+        """Remove files that were never acknowledged (a crash during put)."""
+        n = 0
+        for name in os.listdir(self.path_of("incoming")):
+            try:
+                os.unlink(self.path_of("incoming", name))
+                n += 1
+            except OSError:
+                pass
+        return n
+
+
+def _valid_id(name: str) -> bool:
+    return 10 <= len(name) <= 32 and all(c in "0123456789ABCDEF" for c in name)

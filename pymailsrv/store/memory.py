@@ -1,0 +1,384 @@
+"""In-memory MailStore: the reference implementation of store/base.py (STYLE.md rule 5).
+
+Everything lives in dicts of one process; the contract suite runs against it and the Maildir
+store alike, and protocol tests can use it when disk behaviour is not the point.
+
+Implementation notes:
+- A folder's state changes only inside one (non-awaiting) call, so no asyncio lock is needed.
+- Other sessions of the folder are woken after each change; the originator is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from pymailsrv.clock import Clock, SystemClock
+from pymailsrv.errors import Refusal
+from pymailsrv.store import names
+from pymailsrv.store.base import (
+    DELETED,
+    SEEN,
+    Delivered,
+    FlagMode,
+    FolderExists,
+    FolderInfo,
+    FolderNotFound,
+    FolderStatus,
+    MailboxInUse,
+    MessageInfo,
+    QuotaExceeded,
+    QuotaUsage,
+    SyncResult,
+)
+from pymailsrv.store.view import (
+    SessionView,
+    apply_flags,
+    clean_flags,
+    normalize_content,
+    rfc822_size,
+    select_uids,
+    wait_event,
+)
+from pymailsrv.types import Account
+
+
+@dataclass(slots=True)
+class _Msg:
+    data: bytes
+    info: MessageInfo
+
+
+@dataclass(slots=True)
+class _Folder:
+    uidvalidity: int
+    uidnext: int = 1
+    first_recent: int = 1
+    modseq: int = 1
+    msgs: dict[int, _Msg] = field(default_factory=dict)
+    cache: dict[tuple[int, str], bytes] = field(default_factory=dict)
+    waiters: set[asyncio.Event] = field(default_factory=set)
+
+    def notify(self, exclude: asyncio.Event | None = None) -> None:
+        for ev in self.waiters:
+            if ev is not exclude:
+                ev.set()
+
+    def add(self, data: bytes, flags: frozenset[str], internal_date: float) -> int:
+        uid = self.uidnext
+        self.uidnext += 1
+        self.modseq += 1
+        info = MessageInfo(uid, flags, rfc822_size(data), internal_date, self.modseq)
+        self.msgs[uid] = _Msg(data, info)
+        return uid
+
+
+@dataclass(slots=True)
+class _Account:
+    folders: dict[str, _Folder] = field(default_factory=dict)
+    subscribed: set[str] = field(default_factory=set)
+
+
+class MemoryStore:
+    """A MailStore kept in memory, keyed by the account's username."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or SystemClock()
+        self._accounts: dict[str, _Account] = {}
+        self._locks: set[str] = set()
+        self._validity = itertools.count(int(self.clock.time()))
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _account(self, account: Account) -> _Account:
+        acct = self._accounts.get(account.username)
+        if acct is None:
+            acct = self._accounts[account.username] = _Account()
+            acct.folders[names.INBOX] = self._new_folder()
+        return acct
+
+    def _new_folder(self) -> _Folder:
+        return _Folder(uidvalidity=next(self._validity))
+
+    def _folder(self, account: Account, name: str) -> tuple[str, _Folder]:
+        name = names.normalize(name)
+        folder = self._account(account).folders.get(name)
+        if folder is None:
+            raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
+        return name, folder
+
+    def _check_quota(self, account: Account, adding: int, count: int = 1) -> None:
+        if account.quota_bytes <= 0:
+            return
+        used = self._usage(account)
+        if used.bytes_used + adding > account.quota_bytes:
+            raise QuotaExceeded("Quota exceeded (mailbox for user is full)", code="OVERQUOTA")
+
+    def _usage(self, account: Account) -> QuotaUsage:
+        total = count = 0
+        for folder in self._account(account).folders.values():
+            for msg in folder.msgs.values():
+                total += len(msg.data)
+                count += 1
+        return QuotaUsage(total, count, account.quota_bytes)
+
+    # -- MailStore ------------------------------------------------------------------------------
+    async def open(self, account: Account, folder: str = "INBOX", *, readonly: bool = False) -> MemoryMailbox:
+        name, state = self._folder(account, folder)
+        return MemoryMailbox(self, account, name, state, readonly)
+
+    async def list_folders(self, account: Account) -> list[FolderInfo]:
+        acct = self._account(account)
+        for special in names.SPECIAL_USE:
+            if special not in acct.folders:
+                acct.folders[special] = self._new_folder()
+                acct.subscribed.add(special)
+        return folder_infos(set(acct.folders), acct.subscribed)
+
+    async def create_folder(self, account: Account, name: str) -> None:
+        name = names.normalize(name.removesuffix(names.SEP) or name)
+        acct = self._account(account)
+        if name in acct.folders:
+            raise FolderExists("Mailbox already exists", code="ALREADYEXISTS")
+        acct.folders[name] = self._new_folder()
+
+    async def delete_folder(self, account: Account, name: str) -> None:
+        name, folder = self._folder(account, name)
+        if name == names.INBOX:
+            raise Refusal("INBOX can't be deleted.", code="CANNOT")
+        del self._account(account).folders[name]
+        folder.msgs.clear()
+        folder.notify()
+
+    async def rename_folder(self, account: Account, old: str, new: str) -> None:
+        old, folder = self._folder(account, old)
+        new = names.normalize(new)
+        acct = self._account(account)
+        check_rename(old, new, set(acct.folders))
+        if old == names.INBOX:
+            dest = acct.folders[new] = self._new_folder()
+            for msg in folder.msgs.values():
+                dest.add(msg.data, msg.info.flags, msg.info.internal_date)
+            folder.msgs.clear()
+            folder.modseq += 1
+            folder.notify()
+            return
+        for name in sorted(acct.folders):
+            if name == old or name.startswith(old + names.SEP):
+                target = new + name[len(old) :]
+                acct.folders[target] = acct.folders.pop(name)
+                if name in acct.subscribed:
+                    acct.subscribed.discard(name)
+                    acct.subscribed.add(target)
+
+    async def set_subscribed(self, account: Account, name: str, subscribed: bool) -> None:
+        name = names.normalize(name)
+        acct = self._account(account)
+        if subscribed:
+            acct.subscribed.add(name)
+        else:
+            acct.subscribed.discard(name)
+
+    async def status(self, account: Account, name: str) -> FolderStatus:
+        _, folder = self._folder(account, name)
+        infos = [m.info for m in folder.msgs.values()]
+        return FolderStatus(
+            messages=len(infos),
+            recent=sum(1 for m in infos if m.uid >= folder.first_recent),
+            unseen=sum(1 for m in infos if SEEN not in m.flags),
+            uidnext=folder.uidnext,
+            uidvalidity=folder.uidvalidity,
+            size=sum(m.size for m in infos),
+            highestmodseq=folder.modseq,
+        )
+
+    async def quota(self, account: Account) -> QuotaUsage:
+        return self._usage(account)
+
+    async def deliver(self, account: Account, data: bytes, *, folder: str = "INBOX") -> Delivered:
+        name = names.normalize(folder)
+        stored = normalize_content(data)
+        self._check_quota(account, len(stored))
+        acct = self._account(account)
+        state = acct.folders.get(name)
+        if state is None:
+            state = acct.folders[name] = self._new_folder()
+        uid = state.add(stored, frozenset(), self.clock.time())
+        state.notify()
+        return Delivered(folder=name, filename=f"memory:{uid}", size=len(stored))
+
+    def exclusive(self, account: Account) -> MemoryLock:
+        return MemoryLock(self._locks, account.username)
+
+
+class MemoryLock:
+    def __init__(self, registry: set[str], key: str) -> None:
+        self._registry = registry
+        self._key = key
+        self._held = False
+
+    async def __aenter__(self) -> None:
+        if self._key in self._registry:
+            raise MailboxInUse("Mailbox is locked by another session")
+        self._registry.add(self._key)
+        self._held = True
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._held:
+            self._registry.discard(self._key)
+            self._held = False
+
+
+def check_rename(old: str, new: str, existing: set[str]) -> None:
+    """Shared RENAME rules (RFC 3501 §6.3.5)."""
+    if new == names.INBOX or new in existing:
+        raise FolderExists("Target mailbox already exists", code="ALREADYEXISTS")
+    if old != names.INBOX and new.startswith(old + names.SEP):
+        raise Refusal("Can't rename mailbox under its own child.", code="CANNOT")
+
+
+def folder_infos(existing: set[str], subscribed: set[str]) -> list[FolderInfo]:
+    """INBOX first, then every folder and every implied parent (not selectable), sorted."""
+    implied = {p for n in existing for p in names.parent_names(n)} - existing
+    parents = {p for n in existing | implied for p in names.parent_names(n)}
+    out = []
+    for name in sorted(existing | implied, key=lambda n: (n != names.INBOX, n)):
+        out.append(
+            FolderInfo(
+                name=name,
+                special_use=names.SPECIAL_USE.get(name),
+                subscribed=name in subscribed,
+                has_children=name in parents,
+                selectable=name in existing,
+            )
+        )
+    return out
+
+
+class MemoryMailbox:
+    def __init__(
+        self, store: MemoryStore, account: Account, folder: str, state: _Folder, readonly: bool
+    ) -> None:
+        self.store = store
+        self.account = account
+        self.folder = folder
+        self.readonly = readonly
+        self.uidvalidity = state.uidvalidity
+        self._state = state
+        self._view = SessionView()
+        self._uidnext = state.uidnext
+        self._event = asyncio.Event()
+        state.waiters.add(self._event)
+
+    @property
+    def uidnext(self) -> int:
+        return self._uidnext
+
+    def messages(self) -> Sequence[MessageInfo]:
+        return self._view.infos
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise Refusal("Mailbox is read-only.", code="READ-ONLY")
+
+    async def sync(self) -> SyncResult:
+        state = self._state
+        result = self._view.sync_to({u: m.info for u, m in state.msgs.items()}, state.first_recent)
+        self._uidnext = state.uidnext
+        if not self.readonly:
+            state.first_recent = state.uidnext
+        return result
+
+    async def read(self, uid: int) -> bytes:
+        msg = self._state.msgs.get(uid)
+        if msg is None or self._view.get(uid) is None:
+            raise KeyError(uid)
+        return msg.data
+
+    def path(self, uid: int) -> str:
+        if self._view.get(uid) is None:
+            raise KeyError(uid)
+        return f"memory:{self.folder}/{uid}"
+
+    async def append(self, data: bytes, flags: Iterable[str] = (), internal_date: float | None = None) -> int:
+        stored = normalize_content(data)
+        self.store._check_quota(self.account, len(stored))
+        when = self.store.clock.time() if internal_date is None else internal_date
+        uid = self._state.add(stored, clean_flags(flags), when)
+        self._state.notify(self._event)
+        return uid
+
+    async def set_flags(self, uids: Iterable[int], flags: Iterable[str], mode: FlagMode) -> list[MessageInfo]:
+        self._writable()
+        wanted = clean_flags(flags)
+        state = self._state
+        out: list[MessageInfo] = []
+        for info in select_uids(self._view, uids):
+            msg = state.msgs.get(info.uid)
+            if msg is None:
+                continue
+            new = apply_flags(msg.info.flags, wanted, mode)
+            if new != msg.info.flags:
+                state.modseq += 1
+                msg.info = MessageInfo(info.uid, new, info.size, info.internal_date, state.modseq)
+            out.append(msg.info)
+        self._view.update(out)
+        if out:
+            state.notify(self._event)
+        return out
+
+    async def expunge(self, uids: Iterable[int] | None = None) -> list[int]:
+        self._writable()
+        state = self._state
+        gone = []
+        for info in select_uids(self._view, uids):
+            msg = state.msgs.get(info.uid)
+            if msg is not None and DELETED in msg.info.flags:
+                del state.msgs[info.uid]
+                gone.append(info.uid)
+        return self._forget(gone)
+
+    def _forget(self, gone: list[int]) -> list[int]:
+        if gone:
+            state = self._state
+            state.modseq += 1
+            for key in [k for k in state.cache if k[0] in set(gone)]:
+                del state.cache[key]
+            self._view.drop(gone)
+            state.notify(self._event)
+        return gone
+
+    async def copy(self, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
+        _, target = self.store._folder(self.account, dest)
+        msgs = [
+            (i.uid, self._state.msgs[i.uid])
+            for i in select_uids(self._view, uids)
+            if i.uid in self._state.msgs
+        ]
+        self.store._check_quota(self.account, sum(len(m.data) for _, m in msgs), len(msgs))
+        pairs = [(uid, target.add(m.data, m.info.flags, m.info.internal_date)) for uid, m in msgs]
+        if pairs:
+            target.notify(self._event)
+        return target.uidvalidity, pairs
+
+    async def move(self, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
+        self._writable()
+        validity, pairs = await self.copy(uids, dest)
+        for uid, _ in pairs:
+            self._state.msgs.pop(uid, None)
+        self._forget([uid for uid, _ in pairs])
+        return validity, pairs
+
+    async def cache_get(self, uid: int, key: str) -> bytes | None:
+        return self._state.cache.get((uid, key))
+
+    async def cache_put(self, uid: int, key: str, value: bytes) -> None:
+        if uid in self._state.msgs:
+            self._state.cache[(uid, key)] = value
+
+    async def wait_for_change(self, timeout: float) -> bool:
+        return await wait_event(self._event, timeout, self.store.clock)
+
+    async def close(self) -> None:
+        self._state.waiters.discard(self._event)

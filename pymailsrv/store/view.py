@@ -1,0 +1,109 @@
+"""Pieces every store implementation shares: a session's view of a folder and its diff against the
+folder's current state (the SyncResult), flag arithmetic, content normalisation, change waits.
+
+Pure except ``wait_event`` (asyncio only, no disk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+
+from pymailsrv.clock import Clock
+from pymailsrv.store.base import RECENT, FlagMode, MessageInfo, SyncResult
+
+
+def normalize_content(data: bytes) -> bytes:
+    """Messages are stored with LF line endings, as Postfix's agents write Maildir files."""
+    if b"\r\n" in data:
+        return data.replace(b"\r\n", b"\n")
+    return data
+
+
+def rfc822_size(stored: bytes) -> int:
+    """Size with CRLF line endings (IMAP RFC822.SIZE, POP3 LIST) of LF-stored content."""
+    return len(stored) + stored.count(b"\n")
+
+
+def clean_flags(flags: Iterable[str]) -> frozenset[str]:
+    """Flags as stored: system flags kept as given, ``\\Recent`` dropped (it is never stored)."""
+    return frozenset(f for f in flags if f and f.lower() != RECENT.lower())
+
+
+def apply_flags(current: frozenset[str], flags: frozenset[str], mode: FlagMode) -> frozenset[str]:
+    if mode == "set":
+        return flags
+    if mode == "add":
+        return current | flags
+    return current - flags
+
+
+class SessionView:
+    """The messages one Mailbox object shows, ascending by UID, and the diff that moves it on."""
+
+    def __init__(self) -> None:
+        self.infos: list[MessageInfo] = []
+        self.index: dict[int, int] = {}  # uid -> position in infos
+
+    def get(self, uid: int) -> MessageInfo | None:
+        pos = self.index.get(uid)
+        return None if pos is None else self.infos[pos]
+
+    def _reindex(self) -> None:
+        self.index = {m.uid: i for i, m in enumerate(self.infos)}
+
+    def update(self, changed: Iterable[MessageInfo]) -> None:
+        """Replace infos in place (the session's own flag changes)."""
+        for m in changed:
+            pos = self.index.get(m.uid)
+            if pos is not None:
+                self.infos[pos] = m
+
+    def drop(self, uids: Iterable[int]) -> None:
+        gone = set(uids) & self.index.keys()
+        if gone:
+            self.infos = [m for m in self.infos if m.uid not in gone]
+            self._reindex()
+
+    def sync_to(self, state: Mapping[int, MessageInfo], first_recent: int) -> SyncResult:
+        """Move the view to ``state`` (uid -> info); UIDs >= ``first_recent`` that this view did
+        not have yet are reported recent (RFC 3501 §2.3.2)."""
+        expunged = [m.uid for m in self.infos if m.uid not in state]
+        changed: list[MessageInfo] = []
+        for m in self.infos:
+            cur = state.get(m.uid)
+            if cur is not None and cur != m:
+                changed.append(cur)
+        added = sorted((m for uid, m in state.items() if uid not in self.index), key=lambda m: m.uid)
+        if not (expunged or changed or added):
+            return SyncResult()
+        kept = [state[m.uid] for m in self.infos if m.uid in state]
+        if added and kept and added[0].uid < kept[-1].uid:
+            self.infos = sorted(kept + added, key=lambda m: m.uid)
+        else:
+            self.infos = kept + added
+        self._reindex()
+        recent = frozenset(m.uid for m in added if m.uid >= first_recent)
+        return SyncResult(added=added, expunged=expunged, flags_changed=changed, recent=recent)
+
+
+def select_uids(view: SessionView, uids: Iterable[int] | None) -> Sequence[MessageInfo]:
+    if uids is None:
+        return list(view.infos)
+    out = [view.get(u) for u in sorted(set(uids))]
+    return [m for m in out if m is not None]
+
+
+async def wait_event(event: asyncio.Event, timeout: float, clock: Clock) -> bool:
+    """Wait for ``event`` at most ``timeout`` seconds of ``clock``; True if it fired (and clear it)."""
+    if not event.is_set() and timeout > 0:
+        waiter = asyncio.ensure_future(event.wait())
+        sleeper = asyncio.ensure_future(clock.sleep(timeout))
+        try:
+            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+    fired = event.is_set()
+    event.clear()
+    return fired

@@ -1,0 +1,129 @@
+"""Below the socket: a fake connection and an injected clock (STYLE.md rule 9) for what a real
+socket can't show cheaply: idle timeouts, non-local client addresses."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pymailsrv.clock import FakeClock
+from pymailsrv.pop3 import replies
+from pymailsrv.pop3.commands import COMMANDS
+from pymailsrv.pop3.options import Pop3Options, Pop3Services
+from pymailsrv.pop3.session import Session
+from pymailsrv.store.memory import MemoryStore
+from pymailsrv.types import Account
+from tests.pop3.conftest import PASSWORD, MemoryAuthenticator
+
+ALICE = Account("alice@example.test", "/nonexistent/")
+
+
+class FakeConnection:
+    def __init__(self, peer_ip: str = "192.0.2.7", tls: bool = False) -> None:
+        self.peer_ip, self.local_ip = peer_ip, "192.0.2.1"
+        self._tls = tls
+        self.inbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self.written = bytearray()
+        self.closed = False
+
+    @property
+    def is_tls(self) -> bool:
+        return self._tls
+
+    async def read(self) -> bytes:
+        if self.closed:
+            return b""
+        return await self.inbox.get()
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    async def drain(self) -> None:
+        pass
+
+    async def start_tls(self) -> None:
+        self._tls = True
+
+    def close(self) -> None:
+        self.closed = True
+        self.inbox.put_nowait(b"")
+
+    def lines(self) -> list[str]:
+        return self.written.decode().split("\r\n")
+
+
+def _session(conn: FakeConnection, clock: FakeClock | None = None, **options: object) -> Session:
+    auth = MemoryAuthenticator({ALICE.username: (PASSWORD, ALICE)})
+    services = Pop3Services(auth, MemoryStore(), clock or FakeClock())
+    return Session(conn, Pop3Options(**options), services, COMMANDS)  # type: ignore[arg-type]
+
+
+async def test_idle_timeout_closes_session() -> None:
+    clock = FakeClock()
+    conn = FakeConnection()
+    task = asyncio.ensure_future(_session(conn, clock, timeout=600.0).run())
+    await asyncio.sleep(0.01)
+    await clock.advance(599)
+    assert not conn.closed
+    conn.inbox.put_nowait(b"CAPA\r\n")
+    await asyncio.sleep(0.01)
+    await clock.advance(599)  # input reset the idle timer
+    assert not conn.closed
+    await clock.advance(2)
+    await asyncio.wait_for(task, 1)
+    assert conn.closed
+    assert f"-ERR {replies.TIMEOUT}" in conn.lines()
+
+
+async def _dialogue(conn: FakeConnection, data: bytes, **options: object) -> list[str]:
+    conn.inbox.put_nowait(data)
+    await asyncio.wait_for(_session(conn, **options).run(), 2)  # type: ignore[arg-type]
+    return conn.lines()
+
+
+async def test_plaintext_refused_from_remote_clients() -> None:
+    conn = FakeConnection("192.0.2.7")
+    lines = await _dialogue(conn, b"CAPA\r\nUSER alice@example.test\r\nAUTH PLAIN\r\nQUIT\r\n")
+    disallowed = f"-ERR [AUTH] {replies.PLAINTEXT_DISALLOWED}"
+    assert lines.count(disallowed) == 2
+    assert disallowed == ("-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) "
+                          "connections.")
+    assert "SASL PLAIN LOGIN" not in lines
+
+
+async def test_plaintext_allowed_over_tls_mynetworks_and_when_enabled() -> None:
+    import ipaddress
+
+    line = f"USER {ALICE.username}\r\nPASS {PASSWORD}\r\nQUIT\r\n".encode()
+    for conn, opts in ((FakeConnection(tls=True), {}),
+                       (FakeConnection("192.0.2.7"), {"mynetworks": (ipaddress.ip_network("192.0.2.0/24"),)}),
+                       (FakeConnection("::ffff:127.0.0.1"), {}),
+                       (FakeConnection("203.0.113.9"), {"disable_plaintext_auth": False})):
+        assert "+OK Logged in." in await _dialogue(conn, line, **opts)
+
+
+async def test_userip_limit() -> None:
+    auth = MemoryAuthenticator({ALICE.username: (PASSWORD, ALICE)})
+    services = Pop3Services(auth, MemoryStore(), FakeClock())
+    services.userip[(ALICE.username, "127.0.0.1")] = 1
+    conn = FakeConnection("127.0.0.1")
+    conn.inbox.put_nowait(f"USER {ALICE.username}\r\nPASS {PASSWORD}\r\nQUIT\r\n".encode())
+    await asyncio.wait_for(Session(conn, Pop3Options(userip_limit=1), services, COMMANDS).run(), 2)
+    assert any(line.startswith("-ERR [IN-USE] Maximum number of connections") for line in conn.lines())
+    assert services.userip == {(ALICE.username, "127.0.0.1"): 1}
+
+
+async def test_internal_error_is_a_fixed_text() -> None:
+    class Broken(MemoryStore):
+        async def open(self, account, folder="INBOX", *, readonly=False):  # type: ignore[no-untyped-def]
+            raise RuntimeError("secret internal detail /var/mail")
+
+    auth = MemoryAuthenticator({ALICE.username: (PASSWORD, ALICE)})
+    conn = FakeConnection("127.0.0.1")
+    conn.inbox.put_nowait(f"USER {ALICE.username}\r\nPASS {PASSWORD}\r\nQUIT\r\n".encode())
+    session = Session(conn, Pop3Options(), Pop3Services(auth, Broken(), FakeClock()), COMMANDS)
+    await asyncio.wait_for(session.run(), 2)
+    assert f"-ERR [SYS/TEMP] {replies.INTERNAL_ERROR}" in conn.lines()
+    assert b"secret" not in conn.written
+    # the lock taken before the failure was released: the store can be locked again
+    async with session.services.store.exclusive(ALICE):
+        pass
