@@ -100,10 +100,14 @@ class DirectoryAuthenticator:
         except AuthUnavailable as exc:
             log.info("login refused: %s, reason=%s", where, exc)
             raise
-        entry = await self._entry(login, where)
-        stored = entry.password if entry is not None else self._dummy
-        scheme = self.default_scheme if entry is not None else "CRYPT"
-        ok = await asyncio.to_thread(verify_password, password, stored, scheme)
+        try:
+            entry = await self._entry(login, where)
+            stored = entry.password if entry is not None else self._dummy
+            scheme = self.default_scheme if entry is not None else "CRYPT"
+            ok = await asyncio.to_thread(verify_password, password, stored, scheme)
+        except BaseException:  # undecided (database down, cancelled session): not a failed login
+            self.throttle.cancel(remote_ip, login)
+            raise
         reason = self._refusal(entry, ok, password)
         if reason is None and entry is not None:
             self.throttle.success(remote_ip, login)

@@ -80,6 +80,8 @@ class _Counter:
         times = self.entries.get(key)
         if times:
             times.pop()
+        if not times:
+            self.entries.pop(key, None)
 
     def _evict(self, now: float) -> None:
         while self.entries:
@@ -153,6 +155,14 @@ class Throttle:
         attempt as a failure (``success`` takes it back) and return the delay to apply if it fails."""
         self.check(remote_ip, login)
         return self.failure(remote_ip, login)
+
+    def cancel(self, remote_ip: str, login: str) -> None:
+        """Take back an ``attempt`` that could not be decided (database down): not a failure."""
+        if self._exempt(remote_ip):
+            return
+        self._clients.retract(client_key(remote_ip))
+        if login:
+            self._logins.retract(login)
 
     def success(self, remote_ip: str, login: str) -> None:
         """A correct password after ``attempt``: the attempt is taken back and the login's earlier

@@ -103,6 +103,17 @@ async def test_database_down_is_unavailable(directory: MemoryDirectory, auth_log
     assert any(line.startswith("login unavailable: user=<alice@example.com>") for line in auth_log.lines)
 
 
+async def test_database_outage_does_not_count_as_failures(directory: MemoryDirectory) -> None:
+    auth = make(directory, InstantClock(), auth_failure_limit="3")
+    directory.down = True
+    for _ in range(5):
+        with pytest.raises(AuthUnavailable):
+            await auth.authenticate("alice@example.com", PASSWORD, service="imap", remote_ip="192.0.2.7")
+    directory.down = False
+    assert await auth.authenticate("alice@example.com", PASSWORD, service="imap", remote_ip="192.0.2.7")
+    assert auth.throttle.tracked() == (0, 0)
+
+
 async def test_throttling_refuses_even_the_right_password(directory: MemoryDirectory,
                                                           auth_log: ListHandler) -> None:
     clock = InstantClock()

@@ -108,3 +108,11 @@ async def test_memory_is_bounded_and_stale_entries_go() -> None:
     await clock.advance(301)
     t.failure("192.0.2.1", "a@example.com")
     assert t.tracked() == (1, 1)
+
+
+async def test_cancel_takes_back_an_attempt() -> None:
+    t = make(FakeClock(), limit=2)
+    t.attempt("192.0.2.1", "a@example.com")
+    t.cancel("192.0.2.1", "a@example.com")
+    t.attempt("192.0.2.1", "a@example.com")
+    t.check("192.0.2.1", "a@example.com")  # one failure so far, limit 2
