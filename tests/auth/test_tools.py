@@ -105,3 +105,15 @@ async def test_auth_test_against_a_directory() -> None:
     assert rc == tools.EX_TEMPFAIL
     assert out == ("passdb: alice@example.com auth temporarily failed: authentication database unavailable "
                    "(database connection lost)\n")
+
+
+def test_pw_verify_prompts(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    prompts: list[str] = []
+
+    def fake_getpass(prompt: str = "") -> str:
+        prompts.append(prompt)
+        return "typed"
+
+    monkeypatch.setattr("getpass.getpass", fake_getpass)
+    rc, out, _ = run(capsys, "pw", "verify", "{PLAIN}typed")
+    assert rc == 0 and out == "{PLAIN}typed (verified)\n" and prompts == ["Enter password to verify: "]
