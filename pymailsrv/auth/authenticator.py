@@ -6,8 +6,10 @@ Implementation notes:
   ``username`` is adopted as the account name (Dovecot's ``username AS user``).
 * Inactive mailboxes are refused; ``domain.active`` is not consulted (POSTFIXADMIN-SCHEMA §4:
   Dovecot's documented passdb query does not either).
-* Password hashing runs in a worker thread (``asyncio.to_thread``). An unknown user costs one
-  hash too, so response times do not tell which logins exist.
+* Password hashing runs in a worker thread (``asyncio.to_thread``), at most ``hash_threads``
+  at a time (default: one per CPU) so a login flood cannot take every thread of the default
+  executor from the Maildir and spool writers. An unknown user costs one hash too, so response
+  times do not tell which logins exist.
 * Throttling (auth/throttle.py) refuses before any lookup, and every failure is answered only
   after its delay, slept on the injected Clock.
 * One INFO line per outcome, Dovecot/Postfix style, never with the password:
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import os
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -70,9 +73,11 @@ class DirectoryAuthenticator:
         *,
         throttle: Throttle | None = None,
         exempt: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
+        hash_threads: int = 0,
     ) -> None:
         self.directory = directory
         self.clock = clock
+        self._hash_slots = asyncio.Semaphore(hash_threads or os.cpu_count() or 2)
         self.default_scheme = settings.get_str("default_pass_scheme") or "CRYPT"
         if lookup(self.default_scheme) is None:
             raise ConfigError(f'default_pass_scheme: unknown password scheme "{self.default_scheme}"')
@@ -104,7 +109,8 @@ class DirectoryAuthenticator:
             entry = await self._entry(login, where)
             stored = entry.password if entry is not None else self._dummy
             scheme = self.default_scheme if entry is not None else "CRYPT"
-            ok = await asyncio.to_thread(verify_password, password, stored, scheme)
+            async with self._hash_slots:
+                ok = await asyncio.to_thread(verify_password, password, stored, scheme)
         except BaseException:  # undecided (database down, cancelled session): not a failed login
             self.throttle.cancel(remote_ip, login)
             raise

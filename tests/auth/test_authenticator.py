@@ -171,6 +171,14 @@ def test_unknown_scheme_settings_are_config_errors(directory: MemoryDirectory, p
         make(directory, InstantClock(), **{param: "NOSUCH"})
 
 
+async def test_concurrent_logins_share_bounded_hash_threads(directory: MemoryDirectory) -> None:
+    auth = DirectoryAuthenticator(directory, Settings(), InstantClock(), hash_threads=1)
+    results = await asyncio.gather(*(
+        auth.authenticate("alice@example.com", PASSWORD if i % 2 == 0 else "bad", service="imap",
+                          remote_ip=f"192.0.2.{i}") for i in range(8)))
+    assert [r is not None for r in results] == [True, False] * 4
+
+
 def test_sanitize() -> None:
     assert sanitize("a\r\nb\x00c") == "a??b?c"
     assert sanitize("x" * 200) == "x" * 100 + "..."
