@@ -14,7 +14,8 @@ Implementation notes:
   after its delay, slept on the injected Clock.
 * One INFO line per outcome, Dovecot/Postfix style, never with the password:
   ``login failed: user=<alice@example.com>, rip=192.0.2.7, service=imap, reason=password mismatch``.
-  The login is sanitised (control characters replaced, length cut) before it is logged.
+  The login is sanitised (control characters, blanks, ``<>,`` replaced, length cut) before it
+  is logged, so it can neither break the line nor forge a field.
 """
 
 from __future__ import annotations
@@ -54,8 +55,14 @@ class PasswordSource(Protocol):
     async def password_entry(self, login: str) -> PasswordEntry | None: ...
 
 
+def _log_user(user: str) -> str:
+    """The login for ``user=<…>``: also no ``<>,`` or blanks, so a crafted name cannot forge a
+    ``rip=`` field for log scanners such as fail2ban."""
+    return "".join("?" if c in "<>," or c.isspace() else c for c in sanitize(user))
+
+
 def _where(user: str, remote_ip: str, service: str) -> str:
-    return f"user=<{sanitize(user)}>, rip={sanitize(remote_ip, 64)}, service={sanitize(service, 16)}"
+    return f"user=<{_log_user(user)}>, rip={sanitize(remote_ip, 64)}, service={sanitize(service, 16)}"
 
 
 def normalize_login(username: str) -> str:

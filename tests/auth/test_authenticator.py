@@ -55,6 +55,7 @@ async def test_stored_spelling_is_adopted(directory: MemoryDirectory) -> None:
     ("", PASSWORD, "unknown user"),
     ("a" * 400 + "@example.com", PASSWORD, "unknown user"),
     ("alice@example.com\r\nforged line", PASSWORD, "unknown user"),
+    ("x>, rip=10.9.9.9, service=imap, reason=y <", PASSWORD, "unknown user"),
     ("bob@example.com", "", "empty password"),
     ("bob@example.com", "x" * 5000, "password too long"),
 ])
@@ -66,6 +67,7 @@ async def test_refusals(directory: MemoryDirectory, auth_log: ListHandler, user:
     line = auth_log.lines[-1]
     assert line.startswith("login failed: user=<") and line.endswith(f", rip=192.0.2.7, service=smtp, reason={reason}")
     assert "\r" not in line and "\n" not in line
+    assert line.count("rip=") == 1 and "10.9.9.9" not in line.partition("rip=")[2]
     assert clock.requested == [2.0]  # the failure was answered after auth_failure_delay
 
 
