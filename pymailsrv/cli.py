@@ -72,7 +72,16 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_directory(args: argparse.Namespace) -> int:
     from pymailsrv.db import admin
 
-    return run_async(admin.cli(load_settings(args), args))
+    settings = load_settings(args)
+
+    def hash_password(password: str) -> str:
+        try:
+            from pymailsrv.auth.schemes import hash_password as hash_with
+        except ImportError as exc:
+            raise PymailsrvError("password hashing is not available (pymailsrv.auth.schemes)") from exc
+        return str(hash_with(password, settings.get_str("password_scheme")))
+
+    return run_async(admin.cli(settings, args, hash_password=hash_password))
 
 
 def cmd_pw(args: argparse.Namespace) -> int:
