@@ -14,7 +14,7 @@ from typing import TextIO
 
 from pymailsrv.auth.authenticator import DirectoryAuthenticator
 from pymailsrv.auth.base import AuthUnavailable
-from pymailsrv.auth.schemes import UnknownScheme, hash_password, identify, verify_password
+from pymailsrv.auth.schemes import SCHEMES, UnknownScheme, hash_password, identify, verify_password
 from pymailsrv.auth.throttle import Throttle
 from pymailsrv.clock import SystemClock
 from pymailsrv.config.settings import Settings
@@ -50,6 +50,9 @@ def cli_pw(settings: Settings, args: argparse.Namespace, *, out: TextIO | None =
             print(hash_password(password, scheme, rounds=getattr(args, "rounds", 0) or 0), file=out)
         except UnknownScheme as exc:
             return _err(f"fatal: {exc}")
+        return 0
+    if args.action == "list":
+        print(" ".join(SCHEMES), file=out)
         return 0
     if args.action == "verify":
         password = args.password if args.password is not None else getpass.getpass("Enter password to verify: ")

@@ -117,3 +117,9 @@ def test_pw_verify_prompts(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
     monkeypatch.setattr("getpass.getpass", fake_getpass)
     rc, out, _ = run(capsys, "pw", "verify", "{PLAIN}typed")
     assert rc == 0 and out == "{PLAIN}typed (verified)\n" and prompts == ["Enter password to verify: "]
+
+
+def test_pw_list(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "pw", "list")
+    names = out.split()
+    assert rc == 0 and {"SHA512-CRYPT", "BLF-CRYPT", "ARGON2ID", "PLAIN-MD5", "CRAM-MD5", "PBKDF2"} <= set(names)
