@@ -16,7 +16,6 @@ Implementation notes:
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pymailsrv.policy.delegation import PolicyClient
 from pymailsrv.policy.dns import Resolver
 from pymailsrv.policy.domains import Domains
 from pymailsrv.policy.tables import close_table, open_table
+from pymailsrv.policy.tables.cidr import parse_ip
 
 log = get_logger("smtpd")
 debug = logging.getLogger("pymailsrv.policy")
@@ -278,12 +278,9 @@ class RestrictionEngine:
 
     # --- shared helpers for the built-ins ---------------------------------------------------------
     def in_mynetworks(self, address: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(address.strip("[]"))
-        except ValueError:
+        addr = parse_ip(address)
+        if addr is None:
             return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
         return any(addr.version == net.version and addr in net for net in self.mynetworks)
 
     async def access(self, ctx: Ctx, table: LookupTable, keys: list[str], name: str, klass: str,
