@@ -64,6 +64,20 @@ RELAY_GUARDS = {"reject_unauth_destination", "defer_unauth_destination", "reject
                 "defer_if_permit", "check_relay_domains"}
 
 
+def own_ip_addresses(settings: Settings) -> set[str]:
+    """Addresses whose ``user@[addr]`` literals are local (trivial-rewrite's resolve_local):
+    loopback, the explicit listener hosts and inet_interfaces entries that are addresses."""
+    own = {"127.0.0.1", "::1"}
+    candidates = list(settings.get_list("inet_interfaces"))
+    for param in ("smtpd_listen", "submission_listen", "smtps_listen"):
+        candidates += [listen.host for listen in settings.get_listen(param)]
+    for item in candidates:
+        addr = parse_ip(item)
+        if addr is not None and not addr.is_unspecified:
+            own.add(str(addr))
+    return own
+
+
 def reply_name(which: str, state: SmtpState) -> str:
     if which == "client":
         return client_label(state)
@@ -96,7 +110,8 @@ class RestrictionEngine:
         self.delimiter = settings.get_str("recipient_delimiter")
         self.null_key = settings.get_str("smtpd_null_access_lookup_key")
         self.mynetworks = settings.mynetworks()
-        self.domains = Domains(settings, directory, self.table, own_addresses)
+        self.domains = Domains(settings, directory, self.table,
+                               own_addresses if own_addresses is not None else own_ip_addresses(settings))
         self.login_maps = [self.table(s) for s in settings.get_list("smtpd_sender_login_maps")]
         self.classes: dict[str, list[Step]] = {}
         class_names = settings.get_list("smtpd_restriction_classes")
