@@ -12,6 +12,7 @@ Pattern tables (cidr, regexp, pcre) get only the whole string: no parents, no sp
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -61,10 +62,15 @@ def address_keys(address: str, *, delimiter: str = "", null_key: str = "<>") -> 
 def ip_keys(address: str) -> list[str]:
     """``1.2.3.4`` → ``1.2.3.4``, ``1.2.3``, ``1.2``, ``1``; IPv6 in compressed lower-case form
     split at ``:`` from the right, as Postfix's check_addr_access does."""
+    return list(_ip_keys(address))
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_keys(address: str) -> tuple[str, ...]:
     try:
         addr = ipaddress.ip_address(address.strip("[]"))
     except ValueError:
-        return [address] if address else []
+        return (address,) if address else ()
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
     text = str(addr)
@@ -74,7 +80,7 @@ def ip_keys(address: str) -> list[str]:
         text = text.rsplit(delim, 1)[0]
         if text:
             keys.append(text)
-    return keys
+    return tuple(keys)
 
 
 def client_keys(name: str, address: str) -> list[str]:

@@ -158,6 +158,13 @@ async def reject_multi_recipient_bounce(engine: RestrictionEngine, ctx: Ctx) -> 
     return DUNNO
 
 
+@simple("reject_plaintext_session")
+async def reject_plaintext_session(engine: RestrictionEngine, ctx: Ctx) -> Decision:
+    if ctx.state.tls:
+        return DUNNO
+    return refuse(code(engine, "plaintext_reject_code"), "4.7.1", "Session encryption is required")
+
+
 # --- relay control ----------------------------------------------------------------------------------
 
 async def auth_destination(engine: RestrictionEngine, recipient: str) -> bool:
@@ -418,6 +425,30 @@ for _which in ("sender", "recipient", "helo", "client", "reverse_client"):
     with_arg(_rbl_zone, f"reject_rhsbl_{_which}")(_rhsbl(_which))
 
 
+async def _listed(engine: RestrictionEngine, query: str, zone: str, filt: list[str] | None) -> bool:
+    status, answers = await engine.resolver.query(f"{query}.{zone}", "A")
+    if status is not Status.FOUND:
+        return False
+    return filt is None or any(
+        all(_octet_matches(p, v) for p, v in zip(filt, a.split("."), strict=False)) for a in answers)
+
+
+@with_arg(_rbl_zone, "permit_dnswl_client")
+async def permit_dnswl_client(engine: RestrictionEngine, ctx: Ctx, arg: object) -> Decision:
+    zone, filt = cast(tuple[str, list[str] | None], arg)
+    query = reverse_ip(ctx.state.client_address)
+    return PERMIT if query is not None and await _listed(engine, query, zone, filt) else DUNNO
+
+
+@with_arg(_rbl_zone, "permit_rhswl_client")
+async def permit_rhswl_client(engine: RestrictionEngine, ctx: Ctx, arg: object) -> Decision:
+    zone, filt = cast(tuple[str, list[str] | None], arg)
+    name = ctx.state.client_name.rstrip(".").lower()
+    if not name or name == "unknown":
+        return DUNNO
+    return PERMIT if await _listed(engine, name, zone, filt) else DUNNO
+
+
 # --- SASL sender ownership ----------------------------------------------------------------------------
 
 async def _owners(engine: RestrictionEngine, address: str) -> list[str] | None:
@@ -516,6 +547,15 @@ async def check_helo_access(engine: RestrictionEngine, ctx: Ctx, table: object) 
     keys = [helo] if _pattern(table) else domain_keys(helo)
     return await engine.access(ctx, table, keys, helo, replies.HELO,  # type: ignore[arg-type]
                                "check_helo_access")
+
+
+@with_arg(_open, "check_sasl_access")
+async def check_sasl_access(engine: RestrictionEngine, ctx: Ctx, table: object) -> Decision:
+    login = ctx.state.sasl_username
+    if not login:
+        return DUNNO
+    return await engine.access(ctx, table, [login], login, replies.CLIENT,  # type: ignore[arg-type]
+                               "check_sasl_access")
 
 
 def _mail_keys(engine: RestrictionEngine, table: object, address: str) -> list[str]:

@@ -16,7 +16,6 @@ Implementation notes:
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pymailsrv.policy.delegation import PolicyClient
 from pymailsrv.policy.dns import Resolver
 from pymailsrv.policy.domains import Domains
 from pymailsrv.policy.tables import close_table, open_table
+from pymailsrv.policy.tables.cidr import parse_ip
 
 log = get_logger("smtpd")
 debug = logging.getLogger("pymailsrv.policy")
@@ -62,6 +62,20 @@ LISTS: dict[str, tuple[str, str]] = {
 }
 RELAY_GUARDS = {"reject_unauth_destination", "defer_unauth_destination", "reject", "defer",
                 "defer_if_permit", "check_relay_domains"}
+
+
+def own_ip_addresses(settings: Settings) -> set[str]:
+    """Addresses whose ``user@[addr]`` literals are local (trivial-rewrite's resolve_local):
+    loopback, the explicit listener hosts and inet_interfaces entries that are addresses."""
+    own = {"127.0.0.1", "::1"}
+    candidates = list(settings.get_list("inet_interfaces"))
+    for param in ("smtpd_listen", "submission_listen", "smtps_listen"):
+        candidates += [listen.host for listen in settings.get_listen(param)]
+    for item in candidates:
+        addr = parse_ip(item)
+        if addr is not None and not addr.is_unspecified:
+            own.add(str(addr))
+    return own
 
 
 def reply_name(which: str, state: SmtpState) -> str:
@@ -96,7 +110,8 @@ class RestrictionEngine:
         self.delimiter = settings.get_str("recipient_delimiter")
         self.null_key = settings.get_str("smtpd_null_access_lookup_key")
         self.mynetworks = settings.mynetworks()
-        self.domains = Domains(settings, directory, self.table, own_addresses)
+        self.domains = Domains(settings, directory, self.table,
+                               own_addresses if own_addresses is not None else own_ip_addresses(settings))
         self.login_maps = [self.table(s) for s in settings.get_list("smtpd_sender_login_maps")]
         self.classes: dict[str, list[Step]] = {}
         class_names = settings.get_list("smtpd_restriction_classes")
@@ -278,12 +293,9 @@ class RestrictionEngine:
 
     # --- shared helpers for the built-ins ---------------------------------------------------------
     def in_mynetworks(self, address: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(address.strip("[]"))
-        except ValueError:
+        addr = parse_ip(address)
+        if addr is None:
             return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
         return any(addr.version == net.version and addr in net for net in self.mynetworks)
 
     async def access(self, ctx: Ctx, table: LookupTable, keys: list[str], name: str, klass: str,

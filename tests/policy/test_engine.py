@@ -1,4 +1,3 @@
-
 """The restriction engine: stages, evaluation rules, every access action and the non-DNS
 built-ins, against the in-memory Directory. Replies are compared with Postfix's texts."""
 
@@ -400,3 +399,12 @@ def test_format_reject_helper() -> None:
                     "limit; from=<sender@sender.example> to=<a@b.example> proto=ESMTP helo=<client.example.net>")
     helo = format_reject("helo", smtp_state(sender=None), refuse(501, "5.5.2", "x"))
     assert helo.startswith("NOQUEUE: reject: EHLO from unknown[192.0.2.10]: 501 5.5.2 x; proto=ESMTP")
+
+
+async def test_plaintext_session_and_sasl_access(make_engine: EngineFactory) -> None:
+    engine = make_engine(smtpd_client_restrictions="reject_plaintext_session",
+                         smtpd_sender_restrictions="check_sasl_access inline:{ { mallory@x.example = REJECT stolen } }")
+    assert (await rcpt(engine, "alice@example.com")).reply() == "450 4.7.1 Session encryption is required"
+    assert not (await rcpt(engine, "alice@example.com", tls=True)).refused
+    d = await rcpt(engine, "alice@example.com", tls=True, sasl_username="mallory@x.example")
+    assert d.reply() == "554 5.7.1 <mallory@x.example>: Client host rejected: stolen"

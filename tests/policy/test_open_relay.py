@@ -64,3 +64,10 @@ async def test_route_details() -> None:
     assert (r.local, r.domain, r.routed, r.local_domain) == ("Carol", "mx.example.test", False, True)
     r = await route("a@b@c@d%e!f@localhost", local)
     assert r.routed
+
+
+async def test_ip_literal_of_our_listener_is_local(make_engine: EngineFactory) -> None:
+    engine = make_engine(smtpd_listen="192.0.2.25:25, [2001:db8::25]:25")
+    for recipient in ("carol@[192.0.2.25]", "carol@[IPv6:2001:db8::25]"):
+        assert not (await engine.check("rcpt", smtp_state(recipient=recipient))).refused, recipient
+    assert (await engine.check("rcpt", smtp_state(recipient="carol@[192.0.2.26]"))).refused

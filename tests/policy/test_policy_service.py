@@ -1,4 +1,3 @@
-
 """check_policy_service against a small in-test policy server (asyncio, port 0): the request
 attributes, postgrey's answers, one reused connection, reconnects, an unreachable server and a
 timeout driven by FakeClock."""
