@@ -72,7 +72,16 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_directory(args: argparse.Namespace) -> int:
     from pymailsrv.db import admin
 
-    return run_async(admin.cli(load_settings(args), args))
+    settings = load_settings(args)
+
+    def hash_password(password: str) -> str:
+        try:
+            from pymailsrv.auth.schemes import hash_password as hash_with
+        except ImportError as exc:
+            raise PymailsrvError("password hashing is not available (pymailsrv.auth.schemes)") from exc
+        return str(hash_with(password, settings.get_str("password_scheme")))
+
+    return run_async(admin.cli(settings, args, hash_password=hash_password))
 
 
 def cmd_pw(args: argparse.Namespace) -> int:
@@ -184,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("pw", help="passwords")
     dsub = s.add_subparsers(dest="action", required=True)
     a = dsub.add_parser("hash", help="hash a password, like doveadm pw")
-    a.add_argument("--scheme", "-s")
-    a.add_argument("--password", "-p")
+    a.add_argument("--scheme", "-s", help="password scheme (default: password_scheme)")
+    a.add_argument("--password", "-p", help="the password (default: prompt twice)")
+    a.add_argument("--rounds", "-r", type=int, default=0, help="rounds/cost (default: the scheme's)")
     a = dsub.add_parser("verify", help="check a password against a stored hash")
     a.add_argument("hash")
     a.add_argument("--password", "-p")

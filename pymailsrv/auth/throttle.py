@@ -11,6 +11,8 @@ Implementation notes:
 * Once either count reaches ``auth_failure_limit``, logins from that address or for that name
   are refused without checking the password (``AuthUnavailable``: a temporary failure) until
   enough failures age out of the window. A success clears the login's count, not the address's.
+* ``attempt`` counts a login as failed *before* the password is checked and ``success`` takes
+  that back, so many parallel attempts from one client cannot all slip past the limit.
 * Memory is bounded: at most ``max_entries`` addresses and as many logins, least recently failed
   evicted first, stale entries dropped as new ones arrive. Loopback is not exempt unless listed in
   ``exempt`` (tests and local webmail would otherwise differ from production).
@@ -73,6 +75,11 @@ class _Counter:
 
     def forget(self, key: str) -> None:
         self.entries.pop(key, None)
+
+    def retract(self, key: str) -> None:
+        times = self.entries.get(key)
+        if times:
+            times.pop()
 
     def _evict(self, now: float) -> None:
         while self.entries:
@@ -141,8 +148,18 @@ class Throttle:
             n = max(n, self._logins.add(login, now))
         return float(min(self.delay * 2 ** min(n - 1, 32), self.max_delay))
 
+    def attempt(self, remote_ip: str, login: str) -> float:
+        """Before checking a password: raise AuthUnavailable when over the limit, else count the
+        attempt as a failure (``success`` takes it back) and return the delay to apply if it fails."""
+        self.check(remote_ip, login)
+        return self.failure(remote_ip, login)
+
     def success(self, remote_ip: str, login: str) -> None:
-        """A correct password: the login's failures are forgiven (the address's are not)."""
+        """A correct password after ``attempt``: the attempt is taken back and the login's earlier
+        failures are forgiven (the address's are not)."""
+        if self._exempt(remote_ip):
+            return
+        self._clients.retract(client_key(remote_ip))
         if login:
             self._logins.forget(login)
 

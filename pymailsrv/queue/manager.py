@@ -42,7 +42,8 @@ from pymailsrv.types import QueueId
 log = get_logger("qmgr")
 bounce_log = get_logger("bounce")
 
-_INLINE_READ = 256 * 1024  # larger contents are read in a thread
+_INLINE_READ = 256 * 1024
+_AGENT_NAMES = ("virtual", "smtp", "lmtp", "error", "discard")  # larger contents are read in a thread
 
 
 def fmt_delay(x: float) -> str:
@@ -138,8 +139,15 @@ class QueueManager:
 
     async def wait_idle(self, timeout: float = 10.0) -> None:
         """Tests: wait until nothing is ready or in delivery (deferred mail may remain)."""
+        def due() -> bool:
+            now = self.clock.time()
+            return any(t <= now and (qf := self.entries.get(q)) is not None and qf.state == "deferred"
+                       and qf.next_attempt == t for t, q in self._heap)
+
         async def idle() -> None:
-            while self._busy or not self._ready.empty():
+            for _ in range(3):
+                await asyncio.sleep(0)
+            while self._busy or not self._ready.empty() or due():
                 await asyncio.sleep(0.001)
         await asyncio.wait_for(idle(), timeout)
 
@@ -224,21 +232,35 @@ class QueueManager:
     # --- scheduling -----------------------------------------------------------------------------
     async def _scheduler(self) -> None:
         while True:
-            now = self.clock.time()
-            while self._heap and self._heap[0][0] <= now:
-                due, qid = heapq.heappop(self._heap)
-                qf = self.entries.get(qid)
-                if qf is None or qf.state != "deferred" or qf.next_attempt != due or qid in self._busy:
-                    continue
-                await self._activate(qf)
-            wait = self.run_delay
-            if self._heap:
-                wait = min(wait, max(0.0, self._heap[0][0] - now))
-            self._wake.clear()
-            await self._sleep_or_wake(wait)
+            try:
+                await self._schedule_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler error")
+                await asyncio.sleep(1)
+
+    async def _schedule_once(self) -> None:
+        now = self.clock.time()
+        while self._heap and self._heap[0][0] <= now:
+            due, qid = heapq.heappop(self._heap)
+            qf = self.entries.get(qid)
+            if qf is None or qf.state != "deferred" or qf.next_attempt != due or qid in self._busy:
+                continue
+            await self._activate(qf)
+        wait = self.run_delay
+        if self._heap:
+            wait = min(wait, max(0.0, self._heap[0][0] - now))
+        self._wake.clear()
+        await self._sleep_or_wake(wait)
 
     async def _sleep_or_wake(self, seconds: float) -> None:
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        target = self.clock.monotonic() + seconds
+
+        async def sleep() -> None:  # the task may start late: sleep until the deadline, not for a span
+            await self.clock.sleep(target - self.clock.monotonic())
+
+        sleeper = asyncio.ensure_future(sleep())
         waker = asyncio.ensure_future(self._wake.wait())
         try:
             await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
@@ -499,7 +521,7 @@ class QueueManager:
         d = max(0.0, o.finished - o.started)
         total = max(0.0, o.finished - arrival)
         status = {"sent": "sent", "deferred": "deferred", "bounced": "bounced"}[r.outcome]
-        get_logger(o.route.transport if o.route.transport in ("virtual", "smtp", "lmtp") else "qmgr").info(
+        get_logger(o.route.transport if o.route.transport in _AGENT_NAMES else "qmgr").info(
             "%s: to=<%s>%s, relay=%s, delay=%s, delays=%s/%s/0/%s, dsn=%s, status=%s (%s)",
             qf.queue_id, o.final, orig_part, r.relay, fmt_delay(total), fmt_delay(a), fmt_delay(b),
             fmt_delay(d), r.dsn, status, r.text)

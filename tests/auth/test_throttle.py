@@ -64,11 +64,20 @@ async def test_sliding_window_releases_one_at_a_time() -> None:
 
 async def test_success_forgives_the_login_not_the_client() -> None:
     t = make(FakeClock())
-    for _ in range(4):
+    for _ in range(3):
         t.failure("192.0.2.1", "alice@example.com")
+    assert t.attempt("192.0.2.1", "alice@example.com") == 16.0  # would be the 4th failure
     t.success("192.0.2.1", "alice@example.com")
     assert t.failure("192.0.2.7", "alice@example.com") == 2.0
-    assert t.failure("192.0.2.1", "bob@example.com") == 30.0  # the 5th from this client
+    assert t.failure("192.0.2.1", "bob@example.com") == 16.0  # the 4th failure from this client
+
+
+async def test_parallel_attempts_are_counted_before_the_answer() -> None:
+    t = make(FakeClock())
+    for i in range(5):
+        t.attempt("192.0.2.1", f"u{i}@example.com")  # none answered yet
+    with pytest.raises(AuthUnavailable):
+        t.attempt("192.0.2.1", "u9@example.com")
 
 
 async def test_loopback_not_exempt_by_default_but_can_be() -> None:
