@@ -60,6 +60,8 @@ async def start_smtp(settings: Settings, *, authenticator: Any, restrictions: An
     header_checks = [open_table(spec, settings) for spec in settings.get_list("header_checks")]
     return await start_servers(settings, authenticator=authenticator, restrictions=restrictions,
                                queue=queue, directory=directory, header_checks=header_checks)
+
+
 # --- queue manager and delivery (queue engineer) -------------------------------------------------
 async def start_queue(settings: Settings, directory: Directory, store: MailStore,
                       *, clock: Clock | None = None) -> tuple[QueueManager, Callable[[], Awaitable[None]]]:
