@@ -28,7 +28,7 @@ def parse(data: bytes):
 def test_failure_headers_only_when_ret_hdrs():
     data = build_notice(info(ret="HDRS"), [RecipientReport("r@x.test", "", "5.1.1", "user unknown")], MSG,
                         message_id="id@mx")
-    human, report, returned = parse(data).get_payload()
+    _human, report, returned = parse(data).get_payload()
     assert returned.get_content_type() == "text/rfc822-headers"
     assert returned["Content-Description"] == "Undelivered Message Headers"
     assert b"body line" not in data and b"Subject: hello" in data
