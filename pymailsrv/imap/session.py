@@ -104,7 +104,7 @@ class Session:
         msgs = mailbox.messages()
         self.uids = [m.uid for m in msgs]
         self.info = {m.uid: m for m in msgs}
-        self.recent = set(recent)
+        self.recent = set(recent) & self.info.keys()
         self.gone = set()
         self._seq = None
         self.keywords = {f for m in msgs for f in m.flags if not f.startswith("\\")}

@@ -86,7 +86,7 @@ class Harness:
         return c
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["memory", "maildir"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
