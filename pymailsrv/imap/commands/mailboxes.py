@@ -59,8 +59,9 @@ async def select(srv: ImapServer, s: Session, cmd: Command) -> Done:
         s.untagged(b"OK [UNSEEN %d] First unseen." % first_unseen)
     s.untagged(b"OK [UIDVALIDITY %d] UIDs valid" % mailbox.uidvalidity)
     s.untagged(b"OK [UIDNEXT %d] Predicted next UID" % mailbox.uidnext)
-    if "CONDSTORE" in s.enabled:
-        top = max((m.modseq for m in s.info.values()), default=1)
+    if "CONDSTORE" in s.enabled:  # RFC 7162 §3.1.2.1
+        top = (await srv.store.status(_account(s), name)).highestmodseq
+        top = max([top, *(m.modseq for m in s.info.values())])
         s.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % top)
     return Done(("Examine" if readonly else "Select") + " completed.",
                 code="READ-ONLY" if s.readonly else "READ-WRITE")
