@@ -69,7 +69,7 @@ def test_two_sessions_flags_reach_each_other(imap) -> None:  # type: ignore[no-u
     a.select("INBOX")
     b.select("INBOX")
     a.store("1", "+FLAGS", "(\\Answered $Forwarded)")
-    typ, data = b.noop()
+    _typ, _data = b.noop()
     assert any(b"$Forwarded" in (x or b"") for x in b.untagged_responses.get("FETCH", [b""])) or \
         b"$Forwarded" in b.fetch("1", "(FLAGS)")[1][0]
     a.logout()
