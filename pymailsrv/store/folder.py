@@ -345,6 +345,7 @@ class Folder:
         with self.lock:
             stamp = self._dir_stamp()
             if stamp is not None and stamp == self._stamp and not (move_new and self._in["new"]):
+                self._open_index()  # closed while the folder sat idle
                 return False
             self.poll_seen = self.poll_stamp()
             if not os.path.isdir(self.path):

@@ -21,6 +21,7 @@ import os
 import shutil
 import socket
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -55,6 +56,7 @@ from pymailsrv.store.view import (
 from pymailsrv.types import Account
 
 SUBSCRIPTIONS = "subscriptions"
+IDLE_FOLDERS = 64
 POP3_LOCK = "pymailsrv-pop3.lock"
 OVER_QUOTA = "Quota exceeded (mailbox for user is full)"
 
@@ -85,6 +87,7 @@ class MaildirStore:
         *,
         poll_interval: float = 1.0,
         fsync: bool = True,
+        idle_messages: int = 200_000,
     ) -> None:
         self.base = virtual_mailbox_base
         self.host = mdfiles.escape_host(hostname or socket.gethostname())
@@ -99,6 +102,9 @@ class MaildirStore:
         self._subs_lock = threading.Lock()
         self._pop3: dict[str, int] = {}
         self.usage_cache = quota.UsageCache()
+        self._idle: OrderedDict[str, Folder] = OrderedDict()  # released folders, oldest first
+        self._idle_messages = 0
+        self.idle_messages = idle_messages
 
     # -- paths and registry ------------------------------------------------------------------------
     def root(self, account: Account) -> str:
@@ -124,16 +130,31 @@ class MaildirStore:
     def _acquire(self, account: Account, path: str) -> _Hub:
         hub = self._hubs.get(path)
         if hub is None:
-            folder = Folder(path, self.root(account), account.quota_bytes, self.new_validity)
+            folder = self._idle.pop(path, None)
+            if folder is None:
+                folder = Folder(path, self.root(account), account.quota_bytes, self.new_validity)
+            else:
+                self._idle_messages -= len(folder.infos)
             hub = self._hubs[path] = _Hub(folder)
         hub.refs += 1
         return hub
 
-    def _release(self, hub: _Hub) -> None:
+    async def _release(self, hub: _Hub) -> None:
+        """The last session gone: write the snapshot, and keep the picture a while (a client
+        that reconnects, POP3 polling) within a bound on the messages kept."""
         hub.refs -= 1
-        if hub.refs <= 0 and self._hubs.get(hub.folder.path) is hub:
-            del self._hubs[hub.folder.path]
-            hub.folder.close()
+        if hub.refs > 0 or self._hubs.get(hub.folder.path) is not hub:
+            return
+        del self._hubs[hub.folder.path]
+        folder = hub.folder
+        await asyncio.to_thread(folder.close)
+        if hub.refs > 0 or folder.path in self._hubs:
+            return
+        self._idle[folder.path] = folder
+        self._idle_messages += len(folder.infos)
+        while self._idle and (self._idle_messages > self.idle_messages or len(self._idle) > IDLE_FOLDERS):
+            _, old = self._idle.popitem(last=False)
+            self._idle_messages -= len(old.infos)
 
     def _notify(self, path: str) -> None:
         hub = self._hubs.get(path)
@@ -210,7 +231,7 @@ class MaildirStore:
         try:
             await asyncio.to_thread(hub.folder.refresh, not readonly)
         except BaseException:
-            self._release(hub)
+            await self._release(hub)
             raise
         return MaildirMailbox(self, account, name, hub, readonly)
 
@@ -334,7 +355,7 @@ class MaildirStore:
         try:
             return await asyncio.to_thread(self._status, hub.folder)
         finally:
-            self._release(hub)
+            await self._release(hub)
 
     @staticmethod
     def _status(f: Folder) -> FolderStatus:
@@ -552,7 +573,7 @@ class MaildirMailbox:
         try:
             validity, pairs = await asyncio.to_thread(self._transfer_files, chosen, target.folder, move)
         finally:
-            self.store._release(target)
+            await self.store._release(target)
         if pairs:
             target.notify()
             if move:
@@ -645,4 +666,4 @@ class MaildirMailbox:
         self._closed = True
         await self._flush_cache()
         self._hub.waiters.discard(self._event)
-        self.store._release(self._hub)
+        await self.store._release(self._hub)

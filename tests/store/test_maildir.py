@@ -330,3 +330,22 @@ async def test_snapshot_ignored_when_uidvalidity_changes(acct: Account) -> None:
     box2 = await new_store().open(acct)
     await box2.sync()
     assert box2.uidvalidity != box.uidvalidity and [m.uid for m in box2.messages()] == [1]
+
+
+async def test_released_folder_reused_and_cache_survives(acct: Account) -> None:
+    store = new_store()
+    await store.deliver(acct, MSG)
+    box = await store.open(acct)
+    await box.sync()
+    await box.cache_put(1, "envelope", b"(x)")
+    await box.close()
+    await new_store().deliver(acct, MSG)  # another process while nobody has it open
+    again = await store.open(acct)
+    res = await again.sync()
+    assert [m.uid for m in res.added] == [1, 2]
+    assert await again.cache_get(1, "envelope") == b"(x)"
+    await again.cache_put(2, "envelope", b"(y)")
+    await again.close()
+    third = await new_store().open(acct)
+    await third.sync()
+    assert await third.cache_get(2, "envelope") == b"(y)"
