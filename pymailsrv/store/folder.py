@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import marshal
 import os
 import threading
@@ -41,7 +40,7 @@ UIDLIST = "dovecot-uidlist"
 UIDLIST_LOCK = "dovecot-uidlist.lock"
 KEYWORDS = "dovecot-keywords"
 SNAPSHOT = "pymailsrv-snapshot"
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 LOCK_STALE = 120.0  # Dovecot's uidlist dotlock stale timeout
 LOCK_TIMEOUT = 30.0
 TRUST_AFTER = 1.0
@@ -286,7 +285,7 @@ class Folder:
                 map(groups.__getitem__, snap["gis"]),
                 snap["vsizes"],
                 snap["idates"],
-                itertools.repeat(modseq),
+                snap["modseqs"],
             )
             self.infos = dict(zip(uids, infos, strict=True))
             self.loc = dict(zip(uids, snap["rels"], strict=True))
@@ -305,13 +304,14 @@ class Folder:
         if self.uidlist is None or self._ul_stamp is None or not self.loaded:
             return
         gmap: dict[str | None, int] = {}
-        uids, rels, vsizes, idates, gis = [], [], [], [], []
+        uids, rels, vsizes, idates, gis, modseqs = [], [], [], [], [], []
         for uid, m in self.infos.items():
             rel = self.loc[uid]
             uids.append(uid)
             rels.append(rel)
             vsizes.append(m.size)
             idates.append(m.internal_date)
+            modseqs.append(m.modseq)
             gis.append(gmap.setdefault(info_of(rel), len(gmap)))
         snap = {
             "v": SNAPSHOT_VERSION,
@@ -328,6 +328,7 @@ class Folder:
             "vsizes": vsizes,
             "idates": idates,
             "gis": gis,
+            "modseqs": modseqs,
         }
         for sub in ("cur", "new"):
             snap[sub] = list(self._in[sub])
@@ -368,6 +369,7 @@ class Folder:
             self._stamp = stamp
             if changed:
                 self.generation += 1
+                self.save_meta()
             return changed
 
     def _listdir(self, sub: str) -> set[str]:

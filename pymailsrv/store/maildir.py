@@ -642,6 +642,10 @@ class MaildirMailbox:
         if self._f.generation != self._generation:
             self._event.clear()
             return True
+        if timeout <= 0:  # a probe: only what this process already knows
+            fired = self._event.is_set()
+            self._event.clear()
+            return fired
         hub.idle += 1
         if hub.poller is None or hub.poller.done():
             hub.poller = asyncio.create_task(self._poll(hub))
