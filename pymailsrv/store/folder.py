@@ -43,10 +43,8 @@ SNAPSHOT = "pymailsrv-snapshot"
 SNAPSHOT_VERSION = 3
 LOCK_STALE = 120.0  # Dovecot's uidlist dotlock stale timeout
 LOCK_TIMEOUT = 30.0
-TRUST_AFTER = 1.0
+TRUST_AFTER = 0.1  # seconds; several kernel timestamp ticks (use more on NFS)
 SNAPSHOT_EVERY = 2000  # changes between snapshot rewrites while the folder stays open
-
-Stamp = tuple[int, int, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +100,7 @@ class Folder:
         self.generation = 0
         self.modseq = 1
         self.first_recent = 1
-        self._stamp: Stamp | None = None
+        self._seen: dict[str, tuple[int, ...]] = {}  # trusted stamps of the last scan
         self.index: FolderIndex | None = None
         self.loaded = False
         self._unsaved = 0
@@ -133,20 +131,19 @@ class Folder:
                 os.unlink(lock)
 
     # -- change detection ------------------------------------------------------------------------
-    def _dir_stamp(self) -> Stamp | None:
-        try:
-            n = os.stat(os.path.join(self.path, "new")).st_mtime_ns
-            c = os.stat(os.path.join(self.path, "cur")).st_mtime_ns
-        except FileNotFoundError:
-            return None
-        try:
-            st = os.stat(os.path.join(self.path, UIDLIST))
-            u = (st.st_ino, st.st_size, st.st_mtime_ns)
-        except FileNotFoundError:
-            u = (0, 0, 0)
-        if time.time_ns() - max(n, c, u[2]) < TRUST_AFTER * 1e9:
-            return None
-        return (n, c, *u)
+    def _dir_stamps(self) -> dict[str, tuple[int, ...]]:
+        """mtimes of new/ and cur/, identity of the uidlist (absent ones left out)."""
+        out: dict[str, tuple[int, ...]] = {}
+        for key, name in (("new", "new"), ("cur", "cur"), ("ul", UIDLIST)):
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(os.path.join(self.path, name))
+                out[key] = (st.st_mtime_ns, st.st_ino, st.st_size if key == "ul" else 0)
+        return out
+
+    def _remember(self, stamps: dict[str, tuple[int, ...]], taken: int) -> None:
+        """Keep a stamp only if it was already older than TRUST_AFTER when the scan started:
+        a later change then always shows as a different mtime."""
+        self._seen = {k: v for k, v in stamps.items() if taken - v[0] >= TRUST_AFTER * 1e9}
 
     def poll_stamp(self) -> tuple[int, ...]:
         """Cheap change detector for waiters: mtimes of new/, cur/ and the uidlist."""
@@ -344,8 +341,10 @@ class Folder:
     def refresh(self, move_new: bool) -> bool:
         """Bring the picture up to date with the disk; True if anything changed."""
         with self.lock:
-            stamp = self._dir_stamp()
-            if stamp is not None and stamp == self._stamp and not (move_new and self._in["new"]):
+            taken = time.time_ns()
+            stamps = self._dir_stamps()
+            same = {k for k, v in stamps.items() if self._seen.get(k) == v}
+            if len(same) == 3 and not (move_new and self._in["new"]):
                 self._open_index()  # closed while the folder sat idle
                 return False
             self.poll_seen = self.poll_stamp()
@@ -360,13 +359,13 @@ class Folder:
             self._load_uidlist()
             self._open_index()
             self._load_keywords()
-            changed = self._rescan()
+            changed = self._rescan(skip={"new", "cur"} & same)
             if move_new and self._in["new"]:
                 self._move_new()
                 changed = True
             if self._unsaved >= SNAPSHOT_EVERY:
                 self.save_snapshot()
-            self._stamp = stamp
+            self._remember(stamps, taken)
             if changed:
                 self.generation += 1
                 self.save_meta()
@@ -379,10 +378,13 @@ class Folder:
             return set()
         return set(names)  # dot files are skipped where new names are looked at (_rescan)
 
-    def _rescan(self) -> bool:
+    def _rescan(self, skip: set[str]) -> bool:
+        """Diff the listings of new/ and cur/ (those whose mtime moved) against the picture."""
         appeared: list[tuple[str, str]] = []
         vanished: set[int] = set()
         for sub in ("new", "cur"):  # new/ first: a file moving new/ → cur/ meanwhile is seen at least once
+            if sub in skip:
+                continue
             now = self._listdir(sub)
             known = self._in[sub]
             for name in known.keys() - now:
