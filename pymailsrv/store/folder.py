@@ -20,6 +20,7 @@ Implementation notes:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import marshal
@@ -45,6 +46,7 @@ LOCK_STALE = 120.0  # Dovecot's uidlist dotlock stale timeout
 LOCK_TIMEOUT = 30.0
 TRUST_AFTER = 0.1  # seconds; several kernel timestamp ticks (use more on NFS)
 SNAPSHOT_EVERY = 2000  # changes between snapshot rewrites while the folder stays open
+CHANGE_LOG = 20_000  # entries kept; a session further behind does one full diff
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,9 @@ class Folder:
         self.modseq = 1
         self.first_recent = 1
         self._seen: dict[str, tuple[int, ...]] = {}  # trusted stamps of the last scan
+        self._log_gens: list[int] = []  # change log: generation of each change, ascending
+        self._log_uids: list[int] = []
+        self._log_floor = 0  # sessions older than this generation need a full diff
         self.index: FolderIndex | None = None
         self.loaded = False
         self._unsaved = 0
@@ -213,8 +218,24 @@ class Folder:
         self._reset()
         self.uidlist, self._records_complete = ul, True
 
+    def _touch(self, uid: int) -> None:
+        """Log that ``uid``'s info changed in the coming generation (sessions diff only these)."""
+        self._log_gens.append(self.generation + 1)
+        self._log_uids.append(uid)
+        if len(self._log_uids) > CHANGE_LOG:
+            cut = len(self._log_uids) // 2
+            self._log_floor = self._log_gens[cut - 1]
+            del self._log_gens[:cut], self._log_uids[:cut]
+
+    def changes_since(self, generation: int) -> list[int] | None:
+        """UIDs whose info changed after ``generation``; None if the log doesn't reach back."""
+        if generation < self._log_floor or generation < 0:
+            return None
+        return self._log_uids[bisect.bisect_right(self._log_gens, generation) :]
+
     def _reset(self) -> None:
         """Forget every UID (the uidlist was lost or replaced with another UIDVALIDITY)."""
+        self._log_floor = self.generation + 1
         self.loc.clear()
         self._in = {"cur": {}, "new": {}}
         if self.index is not None:
@@ -427,6 +448,7 @@ class Folder:
         if info is not None and info.flags != flags:
             self.modseq += 1
             self.infos[uid] = MessageInfo(uid, flags, info.size, info.internal_date, self.modseq)
+            self._touch(uid)
             self._unsaved += 1
 
     def _drop(self, uids: list[int]) -> bool:
@@ -434,7 +456,8 @@ class Folder:
             return False
         for uid in uids:
             rel = self.loc.pop(uid, None)
-            self.infos.pop(uid, None)
+            if self.infos.pop(uid, None) is not None:
+                self._touch(uid)
             if rel is not None and self._in[rel[:3]].get(rel[4:]) == uid:
                 del self._in[rel[:3]][rel[4:]]
         if self.index is not None:
@@ -469,6 +492,7 @@ class Folder:
             self.loc[uid] = rel
             self._in[sub][name] = uid
             self.infos[uid] = MessageInfo(uid, self.flags_of(info_of(rel)), got[1], got[0], self.modseq)
+            self._touch(uid)
             added = True
         if self.index is not None:
             self.index.put(rows)
