@@ -173,7 +173,7 @@ async def auth_destination(engine: RestrictionEngine, recipient: str) -> bool:
     if routed.routed:
         return False
     if not routed.domain and routed.local_domain:
-        return True
+        return bool(routed.local)  # a bare local name is ours (myorigin); "" or "@" is nothing
     return await engine.domains.classify(routed) != "default"
 
 
