@@ -56,7 +56,7 @@ class ImapConfig:
     error_limit: int = 10
     max_userip: int = 20
     hostname: str = "localhost"
-    idle_poll: float = 1.0  # how often IDLE looks at the folder without a change notice
+    idle_poll_max: float = 30.0  # longest single wait inside IDLE (the store wakes us sooner)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImapConfig:

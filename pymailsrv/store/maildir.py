@@ -98,6 +98,7 @@ class MaildirStore:
         self._last_validity = 0
         self._subs_lock = threading.Lock()
         self._pop3: dict[str, int] = {}
+        self.usage_cache = quota.UsageCache()
 
     # -- paths and registry ------------------------------------------------------------------------
     def root(self, account: Account) -> str:
@@ -153,7 +154,7 @@ class MaildirStore:
         return result
 
     def _deliver(self, root: str, path: str, name: str, stored: bytes, limit: int) -> Delivered:
-        if limit > 0 and quota.over_quota(root, limit, len(stored)):
+        if limit > 0 and quota.over_quota(root, limit, len(stored), self.usage_cache):
             raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
         base = self.unique_base(len(stored), rfc822_size(stored))
         tmp = os.path.join(path, "tmp", base)
@@ -365,7 +366,7 @@ class MaildirStore:
         def usage() -> QuotaUsage:
             if not os.path.isdir(root):
                 return QuotaUsage(0, 0, account.quota_bytes)
-            cur = quota.current(root, account.quota_bytes)
+            cur = quota.current(root, account.quota_bytes, self.usage_cache)
             return QuotaUsage(cur.bytes_used, cur.count_used, account.quota_bytes)
 
         return await asyncio.to_thread(usage)
@@ -497,7 +498,7 @@ class MaildirMailbox:
         f, limit = self._f, self.account.quota_bytes
 
         def save() -> int:
-            if limit > 0 and quota.over_quota(f.root, limit, len(stored)):
+            if limit > 0 and quota.over_quota(f.root, limit, len(stored), self.store.usage_cache):
                 raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
             base, tmp = self.store.write_tmp(f.path, stored)
             nf = NewFile(base, clean_flags(flags), when, len(stored), rfc822_size(stored), tmp)
@@ -578,7 +579,7 @@ class MaildirMailbox:
                     NewFile(base, info.flags, e.idate, e.size, e.vsize, src, link=not move, charge=not move)
                 )
                 sources.append(uid)
-        if not move and limit > 0 and quota.over_quota(f.root, limit, sum(nf.size for nf in files)):
+        if not move and limit > 0 and quota.over_quota(f.root, limit, sum(nf.size for nf in files), self.store.usage_cache):
             raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
         if target.uidlist is None:
             target.refresh(move_new=False)
