@@ -17,7 +17,7 @@ from pymailsrv.config.settings import parse_time
 from pymailsrv.errors import ConfigError
 from pymailsrv.log import get_logger
 from pymailsrv.policy import replies
-from pymailsrv.policy.access import Action, address_keys, client_keys, domain_keys, ip_keys
+from pymailsrv.policy.access import Action, address_keys, client_keys, domain_keys, ip_keys, split_dsn
 from pymailsrv.policy.address import (
     is_fqdn_domain,
     is_ip,
@@ -634,6 +634,9 @@ async def apply_action(engine: RestrictionEngine, ctx: Ctx, action: Action, name
                        label: str) -> Decision:
     """check_table_result(): what an access-map (or policy server) result does."""
     verb, text = action.verb, action.text
+    dsn = action.dsn
+    if verb in ("REJECT", "DEFER", "DEFER_IF_REJECT", "DEFER_IF_PERMIT"):
+        dsn, text = split_dsn(text)  # "REJECT 5.7.0 text": the text may open with an enhanced code
     rejected = replies.REJECTED.format(name=name, klass=klass, text=text or replies.ACCESS_DENIED)
     triggers = f"<{name}>: {klass} {text or f'triggers {verb} action'}"
     if verb == "OK":
@@ -641,15 +644,15 @@ async def apply_action(engine: RestrictionEngine, ctx: Ctx, action: Action, name
     if verb == "DUNNO":
         return DUNNO
     if verb == "REJECT":
-        return refuse(code(engine, "access_map_reject_code"), "5.7.1", rejected)
+        return refuse(code(engine, "access_map_reject_code"), dsn or "5.7.1", rejected)
     if verb == "DEFER":
-        return refuse(code(engine, "access_map_defer_code"), "4.7.1", rejected)
+        return refuse(code(engine, "access_map_defer_code"), dsn or "4.7.1", rejected)
     if verb == "CODE":
-        return refuse(action.code, action.dsn or ("4.7.1" if action.code < 500 else "5.7.1"), rejected)
+        return refuse(action.code, dsn or ("4.7.1" if action.code < 500 else "5.7.1"), rejected)
     if verb in ("DEFER_IF_REJECT", "DEFER_IF_PERMIT"):
         attr = "defer_if_reject" if verb == "DEFER_IF_REJECT" else "defer_if_permit"
         if getattr(ctx, attr) is None:
-            setattr(ctx, attr, refuse(450, "4.7.1", rejected))
+            setattr(ctx, attr, refuse(450, dsn or "4.7.1", rejected))
         return DUNNO
     if verb in ("HOLD", "DISCARD"):
         ctx.effects.append((verb.lower(), text))
