@@ -16,6 +16,7 @@ Implementation notes:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from pymailsrv.errors import ConfigError, TemporaryFailure
 from pymailsrv.log import get_logger
 from pymailsrv.policy import replies
 from pymailsrv.policy.access import parse_action
+from pymailsrv.policy.address import address_syntax_ok, normalize
 from pymailsrv.policy.base import Decision, LookupTable, SmtpState, Stage
 from pymailsrv.policy.context import DUNNO, PERMIT, Ctx, client_label, format_log, refuse
 from pymailsrv.policy.delegation import PolicyClient
@@ -76,6 +78,27 @@ def own_ip_addresses(settings: Settings) -> set[str]:
         if addr is not None and not addr.is_unspecified:
             own.add(str(addr))
     return own
+
+
+def normalized(state: SmtpState) -> SmtpState:
+    """The state with sender/recipient in the internal form smtpd keeps (no brackets, no source
+    route, local part unquoted), so replies and logs name them as Postfix does."""
+    sender = None if state.sender is None else normalize(state.sender)
+    recipient = normalize(state.recipient) if state.recipient else state.recipient
+    if sender == state.sender and recipient == state.recipient:
+        return state
+    return dataclasses.replace(state, sender=sender, recipient=recipient)
+
+
+def syntax_check(stage: Stage, state: SmtpState) -> Decision | None:
+    """smtpd's own address check before any restriction: 501 5.1.3 / 5.1.7."""
+    if stage == "rcpt" and state.recipient and not address_syntax_ok(state.recipient):
+        r = replies.BAD_RECIPIENT_SYNTAX
+    elif stage == "mail" and state.sender and not address_syntax_ok(state.sender):
+        r = replies.BAD_SENDER_SYNTAX
+    else:
+        return None
+    return refuse(r.code, r.dsn, r.text)
 
 
 def reply_name(which: str, state: SmtpState) -> str:
@@ -196,9 +219,10 @@ class RestrictionEngine:
 
     # --- evaluation -----------------------------------------------------------------------------
     async def check(self, stage: Stage, state: SmtpState) -> Decision:
+        state = normalized(state)
         ctx = Ctx(stage, state)
         try:
-            decision = await self._check(ctx)
+            decision = syntax_check(stage, state) or await self._check(ctx)
         except TemporaryFailure as exc:
             debug.warning("temporary lookup failure: %s", exc)
             decision = refuse(replies.TEMP_LOOKUP.code, replies.TEMP_LOOKUP.dsn,
