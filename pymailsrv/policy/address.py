@@ -19,7 +19,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$", re.IGNORECASE)
 MAX_ROUTE_STEPS = 20
 
 
@@ -84,7 +84,7 @@ def address_syntax_ok(address: str) -> bool:
         domain = domain[:-1]
     if is_ip_literal(domain):
         return literal_address(domain) is not None
-    return valid_hostname(domain.replace("_", "a"))
+    return valid_hostname(domain)
 
 
 def split_address(address: str) -> tuple[str, str]:
@@ -132,8 +132,8 @@ def is_ip(text: str) -> bool:
 
 
 def valid_hostname(name: str) -> bool:
-    """Postfix valid_hostname(): letters, digits and hyphens in labels of 1-63 characters, no
-    hyphen at either end of a label, at most 255 characters, not all-numeric."""
+    """Postfix valid_hostname(): letters, digits, hyphens and underscores in labels of 1-63
+    characters, no hyphen at either end of a label, at most 255 characters, not all-numeric."""
     name = name[:-1] if name.endswith(".") else name
     if not name or len(name) > 255:
         return False

@@ -246,7 +246,7 @@ async def reject_invalid_helo_hostname(engine: RestrictionEngine, ctx: Ctx) -> D
 @simple("reject_non_fqdn_helo_hostname", "reject_non_fqdn_hostname")
 async def reject_non_fqdn_helo_hostname(engine: RestrictionEngine, ctx: Ctx) -> Decision:
     helo = ctx.state.helo_name
-    if not helo or is_ip(helo) or is_fqdn_domain(helo):
+    if not helo or is_fqdn_domain(helo):  # a bare IP address is not (Postfix answers 504 to it)
         return DUNNO
     r = replies.NON_FQDN_HELO
     return refuse(code(engine, "non_fqdn_reject_code"), r.dsn, r.format(name=helo))
@@ -519,7 +519,7 @@ def _pattern(table: object) -> bool:
 @with_arg(_open, "check_client_access")
 async def check_client_access(engine: RestrictionEngine, ctx: Ctx, table: object) -> Decision:
     state = ctx.state
-    keys = client_keys(state.client_name, state.client_address)
+    keys = client_keys(state.client_name, state.client_address, parent_style=engine.parent_style)
     if _pattern(table):
         keys = [k for k in (state.client_name if state.client_name != "unknown" else "",
                             ip_keys(state.client_address)[0] if state.client_address else "") if k]
@@ -531,7 +531,7 @@ async def check_client_access(engine: RestrictionEngine, ctx: Ctx, table: object
 async def check_reverse_client_access(engine: RestrictionEngine, ctx: Ctx, table: object) -> Decision:
     state = ctx.state
     name = state.reverse_client_name
-    keys = client_keys(name, state.client_address)
+    keys = client_keys(name, state.client_address, parent_style=engine.parent_style)
     if _pattern(table):
         keys = [k for k in (name if name != "unknown" else "", state.client_address) if k]
     label = f"{name or 'unknown'}[{state.client_address}]"
@@ -544,7 +544,7 @@ async def check_helo_access(engine: RestrictionEngine, ctx: Ctx, table: object) 
     helo = ctx.state.helo_name
     if not helo:
         return DUNNO
-    keys = [helo] if _pattern(table) else domain_keys(helo)
+    keys = [helo] if _pattern(table) else domain_keys(helo, parent_style=engine.parent_style)
     return await engine.access(ctx, table, keys, helo, replies.HELO,  # type: ignore[arg-type]
                                "check_helo_access")
 
@@ -561,7 +561,8 @@ async def check_sasl_access(engine: RestrictionEngine, ctx: Ctx, table: object) 
 def _mail_keys(engine: RestrictionEngine, table: object, address: str) -> list[str]:
     if _pattern(table):
         return [address or engine.null_key]
-    return address_keys(address, delimiter=engine.delimiter, null_key=engine.null_key)
+    return address_keys(address, delimiter=engine.delimiter, null_key=engine.null_key,
+                        parent_style=engine.parent_style)
 
 
 @with_arg(_open, "check_sender_access")

@@ -132,6 +132,7 @@ class RestrictionEngine:
         self.delay_reject = settings.get_bool("smtpd_delay_reject")
         self.delimiter = settings.get_str("recipient_delimiter")
         self.null_key = settings.get_str("smtpd_null_access_lookup_key")
+        self.parent_style = "smtpd_access_maps" in settings.get_list("parent_domain_matches_subdomains")
         self.mynetworks = settings.mynetworks()
         self.domains = Domains(settings, directory, self.table,
                                own_addresses if own_addresses is not None else own_ip_addresses(settings))
@@ -243,6 +244,8 @@ class RestrictionEngine:
 
     async def _check(self, ctx: Ctx) -> Decision:
         state = ctx.state
+        if ctx.stage == "rcpt" and state.recipient.lower() == "postmaster":
+            return PERMIT  # RFC 5321 §4.5.1: <postmaster> is always accepted (smtpd_check_rcpt)
         result = DUNNO
         for param in self._due(ctx.stage):
             klass, which = LISTS[param]
@@ -251,6 +254,8 @@ class RestrictionEngine:
             if which == "sender" and state.sender is None:
                 continue
             ctx.reply_class, ctx.reply_name = klass, reply_name(which, state)
+            if param != "smtpd_recipient_restrictions":
+                ctx.defer_if_reject = None  # smtpd_check.c resets it per check; relay+recipient share one
             decision = await self.run_list(self.lists[param], ctx)
             if decision.refused:
                 return decision
