@@ -221,9 +221,12 @@ class RestrictionEngine:
     # --- evaluation -----------------------------------------------------------------------------
     async def check(self, stage: Stage, state: SmtpState) -> Decision:
         state = normalized(state)
+        bad_syntax = syntax_check(stage, state)
+        if bad_syntax is not None:
+            return bad_syntax  # smtpd answers these without a "NOQUEUE: reject" log line
         ctx = Ctx(stage, state)
         try:
-            decision = syntax_check(stage, state) or await self._check(ctx)
+            decision = await self._check(ctx)
         except TemporaryFailure as exc:
             debug.warning("temporary lookup failure: %s", exc)
             decision = refuse(replies.TEMP_LOOKUP.code, replies.TEMP_LOOKUP.dsn,

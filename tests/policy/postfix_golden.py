@@ -26,7 +26,8 @@ MAIL FROM:<sender@sender.example>, one RCPT per connection).
 
 ``python tests/policy/postfix_golden.py restrictions > golden/postfix_restriction_replies.txt``
 records the HELO/MAIL/RCPT scenarios of :data:`SCENARIOS` with :data:`RESTRICTIONS` appended to
-that main.cf (``postfix -c DIR reload``): helo, sender, recipient, MAIL reply, RCPT reply.
+that main.cf (``postfix -c DIR reload``): helo, sender, recipient, MAIL reply, RCPT reply;
+golden/postfix_restriction_log.txt is the ``NOQUEUE: ...`` part of the maillog lines of that run.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ restrictions of postfix_golden.RESTRICTIONS; the engine is configured the same w
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def test_every_scenario_recorded() -> None:
 @pytest.mark.parametrize(("helo", "sender", "rcpt", "mail_reply", "rcpt_reply"), ROWS)
 async def test_same_replies_as_postfix(helo: str, sender: str, rcpt: str, mail_reply: str, rcpt_reply: str) -> None:
     e = engine()
-    state = smtp_state(client_address="127.0.0.1", client_name="localhost", helo_name=helo, sender=sender)
+    state = smtp_state(client_address="127.0.0.1", client_name="unknown", helo_name=helo, sender=sender)
     mail = await e.check("mail", state)
     assert (mail.reply() if mail.refused else "250 2.1.0 Ok") == mail_reply
     if mail.refused:
@@ -49,3 +50,16 @@ async def test_same_replies_as_postfix(helo: str, sender: str, rcpt: str, mail_r
     state.recipient = rcpt
     d = await e.check("rcpt", state)
     assert (d.reply() if d.refused else "250 2.1.5 Ok") == rcpt_reply
+
+
+async def test_same_log_lines_as_postfix(caplog: pytest.LogCaptureFixture) -> None:
+    """The "NOQUEUE: reject: RCPT from …" lines Postfix wrote for the same scenarios."""
+    expected = (Path(__file__).parent / "golden" / "postfix_restriction_log.txt").read_text().splitlines()
+    caplog.set_level(logging.INFO, logger="pymailsrv.smtpd")
+    e = engine()
+    for helo, sender, rcpt, _, _ in ROWS:
+        state = smtp_state(client_address="127.0.0.1", client_name="unknown", helo_name=helo, sender=sender)
+        if not (await e.check("mail", state)).refused:
+            state.recipient = rcpt
+            await e.check("rcpt", state)
+    assert [m for m in caplog.messages if m.startswith("NOQUEUE:")] == expected
