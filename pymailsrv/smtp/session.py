@@ -117,6 +117,7 @@ class SmtpSession(AiosmtpdSMTP):
         self._sleep_due = False
         self._limiter_ip = ""
         self._deadline = 0.0
+        self.idle = False  # waiting for the next command (shutdown may close at once)
 
     # --- connection plumbing ------------------------------------------------------------------
     def connection_lost(self, error: Exception | None) -> None:
@@ -174,6 +175,7 @@ class SmtpSession(AiosmtpdSMTP):
         self.state.protocol = "SMTP"
         self.client = f"unknown[{ip}]"
         log.info("connect from %s", self.client)
+        self.listener.sessions.add(self)
         if self.tls_active:
             self._note_tls()
         host = self.cfg.myhostname
@@ -198,7 +200,17 @@ class SmtpSession(AiosmtpdSMTP):
         self.reply(R.GREETING.format(banner=self.cfg.banner))
         return True
 
+    def shutdown(self) -> None:
+        """Server shutdown: an idle session gets 421 and is closed now; a busy one after its
+        current command (a message being received is still queued and acknowledged)."""
+        self.closing = True
+        if self.idle and self.transport is not None and not self._conn_lost:
+            self.reply(R.SHUTTING_DOWN.format(host=self.cfg.myhostname))
+            self._write_out()
+            self.transport.close()
+
     async def _finish(self) -> None:
+        self.listener.sessions.discard(self)
         if self.svc.limiter is not None and self._limiter_ip:
             self.svc.limiter.close(self._limiter_ip)
         self._write_out()
@@ -230,9 +242,11 @@ class SmtpSession(AiosmtpdSMTP):
         from pymailsrv.smtp.commands import COMMANDS
 
         while not self.closing:
+            self.idle = True
             item = await self.next_line()
+            self.idle = False
             if item is None:
-                self.lost = True
+                self.lost = not self.closing
                 return
             if item is LINE_TOO_LONG:
                 self.reply(R.LINE_TOO_LONG)
