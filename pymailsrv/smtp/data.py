@@ -128,8 +128,9 @@ async def _cleanup(s: SmtpSession, txn: Transaction, content: bytes) -> tuple[by
     if s.svc.header_checks and s.listener.kind != "reinject":
         result = await cleanup.header_checks(headers, s.svc.header_checks)
         for action, header, text in result.events:
-            cleanup_log.info("%s: %s: header %s from %s; from=<%s> proto=%s helo=<%s>%s", "NOQUEUE",
-                             action, header.replace("\n", " ")[:200], s.client, txn.sender,
+            cleanup_log.info("NOQUEUE: %s: header %s from %s; from=<%s> proto=%s helo=<%s>%s",
+                             "warning" if action == "warn" else action,
+                             header.replace("\n", " ")[:200], s.client, txn.sender,
                              s.state.protocol, s.helo, f": {text}" if text else "")
         if result.reject:
             s.reply(R.CONTENT_REJECTED.format(text=result.reject or R.CONTENT_REJECTED_DEFAULT))
