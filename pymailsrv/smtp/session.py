@@ -280,6 +280,10 @@ class SmtpSession(AiosmtpdSMTP):
         if verb != "AUTH":
             trace.log(5, "%s > %r", self.client, text[:1000])
         self.last_command = verb
+        if not self.extended and self.lines.pending:
+            # commands sent ahead before PIPELINING was advertised (RFC 2920 §3.1);
+            # reject_unauth_pipelining acts on it
+            self.state.pipelining_violation = True
         self._reset_timeout()
         arg = arg_b.decode("utf-8", "surrogateescape").strip()
         before = len(self._out), self.errors

@@ -131,3 +131,20 @@ async def test_authenticated_and_trusted_clients_may_relay(smtp_factory, setting
     await c.cmd(f"AUTH PLAIN {token}", "235 2.7.0 Authentication successful")
     await c.cmd("MAIL FROM:<alice@example.test>", "250 2.1.0 Ok")
     await c.cmd("RCPT TO:<x@remote.example>", "250 2.1.5 Ok")
+
+
+async def test_reject_unauth_pipelining(smtp_factory, settings_factory):
+    h = await start(smtp_factory, settings_factory, smtpd_data_restrictions="reject_unauth_pipelining")
+    rude = await RawClient.connect(h.port())
+    await rude.expect("220 *")
+    await rude.send("HELO spam.test\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n")
+    for pattern in ("250 mx.example.test", "250 2.1.0 Ok", "250 2.1.5 Ok"):
+        await rude.expect(pattern)
+    refused = await rude.expect("5* 5.5.* <DATA>: Data command rejected: Improper use of SMTP command pipelining")
+    assert refused.startswith("503") or refused.startswith("554")
+    polite = await RawClient.connect(h.port())
+    await polite.expect("220 *")
+    await polite.cmd("EHLO good.test", "250 *")
+    await polite.send("MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n")
+    for pattern in ("250 2.1.0 Ok", "250 2.1.5 Ok", "354 *"):
+        await polite.expect(pattern)
