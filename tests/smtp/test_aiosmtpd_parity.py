@@ -24,7 +24,7 @@ class Capture:
     def __init__(self) -> None:
         self.contents: list[bytes] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook name
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd hook name
         self.contents.append(envelope.original_content)
         return "250 OK"
 
