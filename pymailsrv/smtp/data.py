@@ -109,6 +109,8 @@ def _envelope(s: SmtpSession, txn: Transaction) -> Envelope:
     if txn.redirect:  # Postfix REDIRECT: every recipient is replaced, the original kept
         recipients = [Recipient(address=txn.redirect, original=r.address, notify=r.notify,
                                 orcpt=r.orcpt) for r in recipients[:1]]
+    if txn.bcc:
+        recipients = recipients + [Recipient(address=a, notify=("NEVER",)) for a in txn.bcc]
     return Envelope(
         sender=txn.sender, recipients=recipients, client_name="unknown",
         client_address=s.state.client_address, helo=s.helo, protocol=_protocol(s, txn),

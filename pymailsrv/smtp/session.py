@@ -65,6 +65,7 @@ class Transaction:
     filter: str = ""
     redirect: str = ""
     prepend: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
 
 
 class SmtpSession(AiosmtpdSMTP):
@@ -416,7 +417,7 @@ class SmtpSession(AiosmtpdSMTP):
             return Decision("defer", 451, "4.3.5", "Server configuration error")
 
     def apply_effects(self, decision: Decision) -> None:
-        """HOLD, DISCARD, REDIRECT, FILTER, PREPEND from access maps (POSTFIX-SEMANTICS §4)."""
+        """HOLD, DISCARD, REDIRECT, FILTER, PREPEND, BCC from access maps (POSTFIX-SEMANTICS §4)."""
         if not decision.effects:
             return
         if self.txn is None:
@@ -480,3 +481,5 @@ def apply_effect(txn: Transaction, kind: str, value: str) -> None:
         txn.filter = value
     elif kind == "PREPEND" and value:
         txn.prepend.append(value)
+    elif kind == "BCC" and value and value not in txn.bcc:
+        txn.bcc.append(value)
