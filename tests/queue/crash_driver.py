@@ -9,17 +9,17 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from qfakes import MiniMaildirStore  # noqa: E402
+from qfakes import MiniMaildirStore
 
-from pymailsrv.clock import SystemClock  # noqa: E402
-from pymailsrv.config.settings import Settings  # noqa: E402
-from pymailsrv.db.memory import MemoryDirectory  # noqa: E402
-from pymailsrv.delivery.agents import AgentTable  # noqa: E402
-from pymailsrv.delivery.maildir import MaildirAgent  # noqa: E402
-from pymailsrv.delivery.router import DirectoryRouter  # noqa: E402
-from pymailsrv.queue.base import Envelope, Recipient  # noqa: E402
-from pymailsrv.queue.manager import QueueManager  # noqa: E402
-from pymailsrv.queue.spool import FileSpool  # noqa: E402
+from pymailsrv.clock import SystemClock
+from pymailsrv.config.settings import Settings
+from pymailsrv.db.memory import MemoryDirectory
+from pymailsrv.delivery.agents import AgentTable
+from pymailsrv.delivery.maildir import MaildirAgent
+from pymailsrv.delivery.router import DirectoryRouter
+from pymailsrv.queue.base import Envelope, Recipient
+from pymailsrv.queue.manager import QueueManager
+from pymailsrv.queue.spool import FileSpool
 
 
 async def main(root: str, start: int, count: int, fast: bool) -> None:
