@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pymailsrv.auth.base import Authenticator
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Settings
+from pymailsrv.net.server import is_local
 from pymailsrv.pop3.maildrop import compile_uidl_format
 from pymailsrv.store.base import MailStore
 
@@ -47,15 +48,7 @@ class Pop3Options:
         """disable_plaintext_auth: TLS, loopback and mynetworks clients may send passwords."""
         if secure or not self.disable_plaintext_auth:
             return True
-        try:
-            addr = ipaddress.ip_address(remote_ip.partition("%")[0])
-        except ValueError:
-            return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        if addr.is_loopback:
-            return True
-        return any(addr.version == net.version and addr in net for net in self.mynetworks)
+        return is_local(remote_ip, self.mynetworks)
 
 
 @dataclass(slots=True)

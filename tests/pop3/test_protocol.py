@@ -379,16 +379,26 @@ def test_pop3s_implicit_tls(pop3, client_tls: ssl.SSLContext) -> None:  # type: 
     p.quit()
 
 
-def test_stls_discards_pipelined_plaintext(pop3, raw, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
+def test_stls_with_pipelined_plaintext_closes(pop3, raw, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
     c = raw()
     c.expect("+OK*")
     c.send(f"STLS\r\nUSER {ALICE}\r\n")  # injected after STLS in the same write
     c.expect("+OK Begin TLS negotiation now.")
+    with pytest.raises((ssl.SSLError, OSError)):  # the injected USER is never executed
+        c.starttls(client_tls)
+
+
+def test_stls_then_tls_refused_twice(pop3, raw, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
+    c = raw()
+    c.expect("+OK*")
+    c.send("STLS")
+    c.expect("+OK Begin TLS negotiation now.")
     c.starttls(client_tls)
-    c.send(f"PASS {PASSWORD}")
-    c.expect(f"-ERR {replies.NO_USERNAME}")  # the injected USER did not survive
     c.send("STLS")
     c.expect(f"-ERR {replies.TLS_ACTIVE}")
+    c.send(f"USER {ALICE}\r\nPASS {PASSWORD}")
+    c.expect("+OK")
+    c.expect("+OK Logged in.")
 
 
 def test_no_stls_without_certificate(pop3_factory) -> None:  # type: ignore[no-untyped-def]
@@ -423,3 +433,19 @@ def test_no_password_in_logs(pop3, caplog: pytest.LogCaptureFixture) -> None:  #
     assert "Aborted login (auth failed)" in text
     assert "Disconnected: Logged out" in text
     assert PASSWORD not in text and PASSWORD.split()[0] not in text
+
+
+def test_idle_timeout_on_injected_clock(pop3_factory, raw) -> None:  # type: ignore[no-untyped-def]
+    from pymailsrv.clock import FakeClock
+
+    clock = FakeClock()
+    pop3 = pop3_factory(timeout=600.0, clock=clock)
+    c = RawClient(pop3.port)
+    c.expect("+OK*")
+    pop3.run(clock.advance(500))
+    c.send("CAPA")
+    c.expect("+OK*")
+    c.multiline()
+    pop3.run(clock.advance(700))
+    assert c.closed()
+    c.close()
