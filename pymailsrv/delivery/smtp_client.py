@@ -384,7 +384,7 @@ class SmtpClient:
         params = ""
         if "SIZE" in s.features:
             params += f" SIZE={len(content)}"
-        if any(b > 127 for b in content) and "8BITMIME" in s.features:
+        if not content.isascii() and "8BITMIME" in s.features:
             params += " BODY=8BITMIME"
         if (not sender.isascii() or any(not r.isascii() for r in recipients)) and "SMTPUTF8" in s.features:
             params += " SMTPUTF8"
