@@ -137,7 +137,7 @@ class QueueManager:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def wait_idle(self, timeout: float = 10.0) -> None:
+    async def wait_idle(self, timeout: float = 30.0) -> None:
         """Tests: wait until nothing is ready or in delivery (deferred mail may remain)."""
         def due() -> bool:
             now = self.clock.time()
