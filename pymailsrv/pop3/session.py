@@ -124,6 +124,7 @@ class Session:
         self._locks = contextlib.AsyncExitStack()
         self._userip_key: tuple[str, str] | None = None
         self.read_ahead: dict[int, bytes] = {}  # uid -> stored bytes read ahead of RETR
+        self.files_readable = True  # Mailbox.path() gives files we may read ahead in a thread
 
     # --- output -------------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
