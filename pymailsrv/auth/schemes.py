@@ -347,7 +347,10 @@ _SUFFIXES: dict[str, Encoding] = {"HEX": "hex", "B64": "base64", "BASE64": "base
 def split_scheme(stored: str) -> tuple[str | None, str]:
     """``{SCHEME}data`` → (SCHEME, data); ``$1$…`` → MD5-CRYPT; else (None, stored)."""
     if stored.startswith("$1$"):
-        return "MD5-CRYPT", stored
+        # Dovecot: "$1$<salt>$<hash>[$<ignored>]" — anything after a third "$" is dropped
+        salt_end = stored.find("$", 3)
+        extra = stored.find("$", salt_end + 1) if salt_end >= 0 else -1
+        return "MD5-CRYPT", stored[:extra] if extra >= 0 else stored
     if stored.startswith("{"):
         end = stored.find("}")
         if end > 0:

@@ -21,10 +21,10 @@ DEFAULT_CACHE_TTL = 5.0
 
 
 class SqlSource:
-    def __init__(self, engine: AsyncEngine, *, owns_engine: bool) -> None:
+    def __init__(self, engine: AsyncEngine, *, owns_engine: bool, table_prefix: str = "") -> None:
         self.engine = engine
         self.owns_engine = owns_engine
-        t = tables_for(engine.dialect.name)
+        t = tables_for(engine.dialect.name, table_prefix)
         self.domain_t, self.mailbox_t = t["domain"], t["mailbox"]
         self.alias_t, self.alias_domain_t = t["alias"], t["alias_domain"]
 
@@ -70,23 +70,25 @@ class SqlDirectory(RulesDirectory):
 
     ``engine_or_url``: an AsyncEngine (left open on close) or a database_url (engine owned).
     ``cache_ttl``: seconds a lookup result is reused (parameter ``directory_cache_ttl``); 0 = off.
+    ``table_prefix``: PostfixAdmin's ``database_prefix`` (parameter ``database_table_prefix``).
     Password lookups are never cached."""
 
     def __init__(self, engine_or_url: AsyncEngine | str, virtual_mailbox_base: str,
                  recipient_delimiter: str = "", *, cache_ttl: float = DEFAULT_CACHE_TTL,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, table_prefix: str = "") -> None:
         if isinstance(engine_or_url, str):
-            source = SqlSource(make_engine(engine_or_url), owns_engine=True)
+            source = SqlSource(make_engine(engine_or_url), owns_engine=True, table_prefix=table_prefix)
         else:
-            source = SqlSource(engine_or_url, owns_engine=False)
+            source = SqlSource(engine_or_url, owns_engine=False, table_prefix=table_prefix)
         self.engine = source.engine
         super().__init__(source, virtual_mailbox_base, recipient_delimiter, cache_ttl=cache_ttl,
                          clock=clock)
 
     @classmethod
     def from_settings(cls, settings: Any, *, clock: Clock | None = None) -> SqlDirectory:
-        """Built from ``database_url``, ``virtual_mailbox_base``, ``recipient_delimiter`` and
-        ``directory_cache_ttl``."""
+        """Built from ``database_url``, ``virtual_mailbox_base``, ``recipient_delimiter``,
+        ``directory_cache_ttl`` and ``database_table_prefix``."""
         return cls(settings.expanded("database_url"), settings.expanded("virtual_mailbox_base"),
                    settings.expanded("recipient_delimiter"),
-                   cache_ttl=settings.get_seconds("directory_cache_ttl"), clock=clock)
+                   cache_ttl=settings.get_seconds("directory_cache_ttl"), clock=clock,
+                   table_prefix=settings.expanded("database_table_prefix"))

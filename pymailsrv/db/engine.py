@@ -13,7 +13,6 @@ so SMTP answers 4xx and IMAP ``NO [UNAVAILABLE]`` instead of "user unknown".
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,7 +41,8 @@ def parse_url(database_url: str) -> URL:
     if backend not in _DRIVERS:
         raise ConfigError(f"database_url: unsupported database {backend!r} "
                           "(sqlite+aiosqlite, mysql+aiomysql or postgresql+asyncpg)")
-    if url.get_driver_name() in ("", "pysqlite", "mysqldb", "psycopg2", "pymysql"):
+    driver = url.drivername.partition("+")[2]
+    if driver in ("", "pysqlite", "mysqldb", "pymysql", "mysqlconnector", "psycopg2", "psycopg"):
         url = url.set(drivername=_DRIVERS[backend])
     if backend in ("mysql", "mariadb") and "charset" not in url.query:
         url = url.update_query_dict({"charset": "utf8mb4"})
@@ -96,7 +96,7 @@ async def translate_errors(what: str = "database") -> AsyncIterator[None]:
         if exc.connection_invalidated:
             raise TemporaryFailure(f"{what} unavailable: {_short(exc)}") from exc
         raise
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise TemporaryFailure(f"{what} unavailable: {exc}") from exc
 
 

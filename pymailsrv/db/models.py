@@ -19,6 +19,7 @@ Queries use ``metadata_for(dialect)``; column names are the same on every dialec
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from functools import cache
@@ -42,6 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import TIMESTAMP
+from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.types import TypeEngine, UserDefinedType
 
 SCHEMA_VERSION = 1847
@@ -50,7 +52,7 @@ TABLES = (
     "mailbox", "quota", "quota2", "vacation", "vacation_notification",
 )
 # ``active = '1'`` is true in MySQL, SQLite and PostgreSQL alike (POSTFIXADMIN-SCHEMA §1).
-TRUE = literal_column("'1'")
+TRUE: ColumnClause[Any] = literal_column("'1'")
 FETCHMAIL_AUTH = ("password", "kerberos_v5", "kerberos", "kerberos_v4", "gssapi", "cram-md5", "otp",
                   "ntlm", "msn", "ssh", "any")
 FETCHMAIL_PROTOCOLS = ("POP3", "IMAP", "POP2", "ETRN", "AUTO")
@@ -90,11 +92,16 @@ class Declared(UserDefinedType[Any]):
 class Kit:
     """upgrade.php's placeholder table for one dialect, as Column factories."""
 
-    def __init__(self, family: str) -> None:
+    def __init__(self, family: str, prefix: str = "") -> None:
         self.family = family
+        self.prefix = prefix
         self.mysql = family == "mysql"
         self.sqlite = family == "sqlite"
         self.pg = family == "postgresql"
+
+    def name(self, table: str) -> str:
+        """A table name with PostfixAdmin's ``$CONF['database_prefix']``."""
+        return f"{self.prefix}{table}"
 
     def _col(self, name: str, type_: TypeEngine[Any], *, null: bool = False, default: str | None = None,
              pk: bool = False, **kw: Any) -> Column[Any]:
@@ -190,18 +197,19 @@ class Kit:
 
 
 def _pg_index(k: Kit, name: str, *cols: str) -> list[Index]:
-    return [Index(name, *cols)] if k.pg else []
+    return [Index(k.name(name), *cols)] if k.pg else []  # PostgreSQL index names are schema-wide
 
 
 def _pg_fk(k: Kit, col: str, cascade: bool = False) -> list[ForeignKeyConstraint]:
     if not k.pg:
         return []
-    return [ForeignKeyConstraint([col], ["domain.domain"], ondelete="CASCADE" if cascade else None)]
+    target = f"{k.name('domain')}.domain"
+    return [ForeignKeyConstraint([col], [target], ondelete="CASCADE" if cascade else None)]
 
 
 def _admin(k: Kit, m: MetaData) -> Table:
     return Table(
-        "admin", m,
+        k.name("admin"), m,
         k.varchar("username", pk=True),
         k.varchar("password", default="''" if k.pg else None),
         k.boolean("superadmin", False),
@@ -225,7 +233,7 @@ def _contact(k: Kit) -> list[Column[Any]]:
 
 def _alias(k: Kit, m: MetaData) -> Table:
     return Table(
-        "alias", m,
+        k.name("alias"), m,
         k.varchar("address", pk=True),
         k.text("goto"),
         k.varchar("domain"),
@@ -242,7 +250,7 @@ def _alias(k: Kit, m: MetaData) -> Table:
 
 def _alias_domain(k: Kit, m: MetaData) -> Table:
     return Table(
-        "alias_domain", m,
+        k.name("alias_domain"), m,
         k.varchar("alias_domain", pk=True, default="''" if k.mysql else None),
         k.varchar("target_domain", default="''" if k.mysql else None),
         k.datetime("created", pg_now=True),
@@ -263,13 +271,14 @@ def _config(k: Kit, m: MetaData) -> Table:
     else:
         cols = [k.varchar("name", 20, default=None if k.pg else "''"),
                 k.varchar("value", 20, default=None if k.pg else "''")]
-    return Table("config", m, k.serial(), *cols, UniqueConstraint("name", name=None if k.pg else "name"),
+    unique = UniqueConstraint("name", name=None if k.pg else "name")
+    return Table(k.name("config"), m, k.serial(), *cols, unique,
                  **k.table_args(collate=None, comment="PostfixAdmin settings"))
 
 
 def _domain(k: Kit, m: MetaData) -> Table:
     return Table(
-        "domain", m,
+        k.name("domain"), m,
         k.varchar("domain", pk=True),
         k.varchar("description", cs="utf8mb4", default="''" if k.pg else None),
         k.integer("aliases", 10, default="0" if not k.mysql else "'0'"),
@@ -298,7 +307,7 @@ def _domain_admins(k: Kit, m: MetaData) -> Table:
         cols.append(k.serial())
     if k.mysql:
         cols.append(Index("username", "username"))
-    return Table("domain_admins", m, *cols, *_pg_fk(k, "domain"),
+    return Table(k.name("domain_admins"), m, *cols, *_pg_fk(k, "domain"),
                  **k.table_args(comment="Postfix Admin - Domain Admins"))
 
 
@@ -316,7 +325,7 @@ def _fetchmail(k: Kit, m: MetaData) -> Table:
         proto = Column("protocol", String(15), nullable=False)
     empty = None if k.sqlite else ("''" if k.pg else None)
     return Table(
-        "fetchmail", m,
+        k.name("fetchmail"), m,
         k.serial(unsigned=True),
         k.varchar("domain", null=True, default="''"),
         k.varchar("mailbox", default=empty),
@@ -348,7 +357,7 @@ def _fetchmail(k: Kit, m: MetaData) -> Table:
 def _log(k: Kit, m: MetaData) -> Table:
     empty = "''" if k.pg else None
     return Table(
-        "log", m,
+        k.name("log"), m,
         k.datetime("timestamp", pg_now=True),
         k.varchar("username", default=empty),
         k.varchar("domain", default=empty),
@@ -365,7 +374,7 @@ def _log(k: Kit, m: MetaData) -> Table:
 def _mailbox(k: Kit, m: MetaData) -> Table:
     empty = "''" if k.pg else None
     return Table(
-        "mailbox", m,
+        k.name("mailbox"), m,
         k.varchar("username", pk=True),
         k.varchar("password", default=empty),
         k.varchar("name", cs="utf8mb4", default=empty),
@@ -387,12 +396,13 @@ def _mailbox(k: Kit, m: MetaData) -> Table:
 
 
 def _quota(k: Kit, m: MetaData) -> Table:
-    return Table("quota", m, k.varchar("username"), k.varchar("path", 100), k.bigint("current"),
+    return Table(k.name("quota"), m, k.varchar("username"), k.varchar("path", 100), k.bigint("current"),
                  PrimaryKeyConstraint("username", "path"), **k.table_args())
 
 
 def _quota2(k: Kit, m: MetaData) -> Table:
-    return Table("quota2", m, k.varchar("username", 255 if k.sqlite else 100, pk=True), k.bigint("bytes"),
+    return Table(k.name("quota2"), m, k.varchar("username", 255 if k.sqlite else 100, pk=True),
+                 k.bigint("bytes"),
                  k.integer("messages", default="0" if not k.mysql else "'0'"), **k.table_args())
 
 
@@ -415,19 +425,19 @@ def _vacation(k: Kit, m: MetaData) -> Table:
     ]
     if k.mysql:
         cols.append(Index("email", "email"))
-    return Table("vacation", m, *cols, *_pg_index(k, "vacation_email_active", "email", "active"),
+    return Table(k.name("vacation"), m, *cols, *_pg_index(k, "vacation_email_active", "email", "active"),
                  *_pg_fk(k, "domain"), **k.table_args(comment="Postfix Admin - Virtual Vacation"))
 
 
 def _vacation_notification(k: Kit, m: MetaData) -> Table:
     return Table(
-        "vacation_notification", m,
+        k.name("vacation_notification"), m,
         k.varchar("on_vacation"),
         k.varchar("notified", default="''" if k.mysql else None),
         k.datecurrent("notified_at"),
         PrimaryKeyConstraint("on_vacation", "notified",
                              name="vacation_notification_pkey" if k.pg else None),
-        ForeignKeyConstraint(["on_vacation"], ["vacation.email"], ondelete="CASCADE",
+        ForeignKeyConstraint(["on_vacation"], [f"{k.name('vacation')}.email"], ondelete="CASCADE",
                              name=None if k.pg else "vacation_notification_pkey"),
         **k.table_args(collate="utf8mb3", comment="Postfix Admin - Virtual Vacation Notifications"),
     )
@@ -438,17 +448,21 @@ _BUILDERS = (_domain, _admin, _alias, _alias_domain, _config, _domain_admins, _f
 
 
 @cache
-def metadata_for(dialect: str) -> MetaData:
-    """The PostfixAdmin tables as that dialect's upgrader creates them (cached, read-only)."""
-    k = Kit(dialect_family(dialect))
+def metadata_for(dialect: str, prefix: str = "") -> MetaData:
+    """The PostfixAdmin tables as that dialect's upgrader creates them (cached, read-only);
+    ``prefix`` is PostfixAdmin's ``database_prefix`` (parameter database_table_prefix)."""
+    if prefix and not re.fullmatch(r"[A-Za-z0-9_]+", prefix):
+        raise ValueError(f"bad table prefix {prefix!r} (letters, digits, _)")
+    k = Kit(dialect_family(dialect), prefix)
     m = MetaData()
     for build in _BUILDERS:
         build(k, m)
     return m
 
 
-def tables_for(dialect: str) -> dict[str, Table]:
-    return dict(metadata_for(dialect).tables)
+def tables_for(dialect: str, prefix: str = "") -> dict[str, Table]:
+    """The tables by their PostfixAdmin key (``mailbox``, ``alias`` …), whatever the prefix."""
+    return {name[len(prefix):]: t for name, t in metadata_for(dialect, prefix).tables.items()}
 
 
 def complete_row(table: str, row: dict[str, Any]) -> dict[str, Any]:

@@ -49,15 +49,15 @@ class DbState:
         return f"PostfixAdmin schema version {self.version}"
 
 
-def inspect_state(conn: Connection) -> DbState:
-    present = set(inspect(conn).get_table_names())
+def inspect_state(conn: Connection, prefix: str = "") -> DbState:
+    present = {name[len(prefix):] for name in inspect(conn).get_table_names() if name.startswith(prefix)}
     ours = [t for t in TABLES if t in present]
     if not ours:
         return DbState("empty")
-    missing = [t for t in TABLES if t not in present]
+    missing = [prefix + t for t in TABLES if t not in present]
     version = None
     if "config" in present:
-        cfg = tables_for(conn.dialect.name)["config"]
+        cfg = tables_for(conn.dialect.name, prefix)["config"]
         value = conn.execute(select(cfg.c.value).where(cfg.c.name == "version")).scalar()
         try:
             version = int(str(value).strip()) if value is not None else None
@@ -68,46 +68,53 @@ def inspect_state(conn: Connection) -> DbState:
     return DbState("postfixadmin", version)
 
 
-def migrate_0001(conn: Connection) -> str:
-    """Revision 0001 (see the module docstring); returns what it did."""
-    state = inspect_state(conn)
-    if state.kind == "empty":
-        metadata_for(conn.dialect.name).create_all(conn)
-        cfg = tables_for(conn.dialect.name)["config"]
-        conn.execute(cfg.insert().values(name="version", value=str(SCHEMA_VERSION)))
-        return f"created the PostfixAdmin schema (version {SCHEMA_VERSION})"
+def refuse(state: DbState) -> None:
+    """Raise ConfigError for a database pymailsrv must not touch (see the module docstring)."""
     if state.kind == "partial":
         raise ConfigError(f"database has an incomplete PostfixAdmin schema ({state.describe()}); "
                           "run PostfixAdmin's upgrade.php or point database_url at an empty database")
-    if state.version is None or state.version < SCHEMA_VERSION:
+    if state.kind == "postfixadmin" and (state.version is None or state.version < SCHEMA_VERSION):
         raise ConfigError(f"PostfixAdmin schema version {state.version} is older than {SCHEMA_VERSION}; "
                           "run PostfixAdmin's upgrade.php first")
+
+
+def migrate_0001(conn: Connection, prefix: str = "") -> str:
+    """Revision 0001 (see the module docstring); returns what it did."""
+    state = inspect_state(conn, prefix)
+    refuse(state)
+    if state.kind == "empty":
+        metadata_for(conn.dialect.name, prefix).create_all(conn)
+        cfg = tables_for(conn.dialect.name, prefix)["config"]
+        conn.execute(cfg.insert().values(name="version", value=str(SCHEMA_VERSION)))
+        return f"created the PostfixAdmin schema (version {SCHEMA_VERSION})"
     return f"recognised an existing PostfixAdmin database (version {state.version}); changed nothing"
 
 
-def _alembic_config(conn: Connection, messages: list[str]) -> Any:
+def _alembic_config(conn: Connection, messages: list[str], prefix: str) -> Any:
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = conn
     cfg.attributes["messages"] = messages
+    cfg.attributes["table_prefix"] = prefix
     return cfg
 
 
-def _upgrade_sync(conn: Connection) -> list[str]:
+def _upgrade_sync(conn: Connection, prefix: str) -> list[str]:
     from alembic import command
 
+    refuse(inspect_state(conn, prefix))  # before alembic creates its version table (MySQL DDL commits)
     messages: list[str] = []
-    command.upgrade(_alembic_config(conn, messages), "head")
+    command.upgrade(_alembic_config(conn, messages, prefix), "head")
     return messages
 
 
-def _current_sync(conn: Connection) -> tuple[str | None, DbState]:
+def _current_sync(conn: Connection, prefix: str) -> tuple[str | None, DbState]:
     from alembic.runtime.migration import MigrationContext
 
-    ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-    return ctx.get_current_revision(), inspect_state(conn)
+    ctx = MigrationContext.configure(conn, opts={"version_table": prefix + VERSION_TABLE})
+    return ctx.get_current_revision(), inspect_state(conn, prefix)
 
 
 def _head() -> str:
@@ -122,42 +129,49 @@ async def _with_engine(target: AsyncEngine | str) -> tuple[AsyncEngine, bool]:
     return make_engine(target), True
 
 
-async def upgrade(target: AsyncEngine | str) -> list[str]:
-    """Bring the database to the head revision; returns one line per step taken."""
+async def upgrade(target: AsyncEngine | str, prefix: str = "") -> list[str]:
+    """Bring the database to the head revision; returns one line per step taken.
+    ``prefix``: PostfixAdmin's ``database_prefix`` (also prefixes pymailsrv's version table)."""
     engine, owned = await _with_engine(target)
     try:
         async with translate_errors(), engine.begin() as conn:
-            messages = await conn.run_sync(_upgrade_sync)
+            messages = await conn.run_sync(_upgrade_sync, prefix)
     finally:
         if owned:
             await engine.dispose()
     return messages or [f"already at revision {_head()}; nothing to do"]
 
 
-async def current(target: AsyncEngine | str) -> tuple[str | None, DbState]:
+async def current(target: AsyncEngine | str, prefix: str = "") -> tuple[str | None, DbState]:
     """(pymailsrv's alembic revision or None, what the database holds)."""
     engine, owned = await _with_engine(target)
     try:
         async with translate_errors(), engine.connect() as conn:
-            return await conn.run_sync(_current_sync)
+            return await conn.run_sync(_current_sync, prefix)
     finally:
         if owned:
             await engine.dispose()
 
 
-async def create_schema(target: AsyncEngine | str) -> None:
+async def create_schema(target: AsyncEngine | str, prefix: str = "") -> None:
     """Create (or recognise) the schema: ``upgrade`` without the report."""
-    await upgrade(target)
+    await upgrade(target, prefix)
 
 
-async def seed(target: AsyncEngine | str, rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> None:
+async def seed(target: AsyncEngine | str, rows: Mapping[str, Iterable[Mapping[str, Any]]], *,
+               enforce_foreign_keys: bool = True, prefix: str = "") -> None:
     """Insert rows given as ``{table: [row, ...]}`` (PostfixAdmin column names; NOT NULL columns
-    without a default are filled as PostfixAdmin would, e.g. mailbox.maildir = domain/local/)."""
+    without a default are filled as PostfixAdmin would, e.g. mailbox.maildir = domain/local/).
+
+    ``enforce_foreign_keys=False`` lets PostgreSQL take rows that break its foreign keys (data
+    written by other tools; needs a superuser); MySQL and SQLite have no such keys to break."""
     engine, owned = await _with_engine(target)
     try:
-        tables = tables_for(engine.dialect.name)
+        tables = tables_for(engine.dialect.name, prefix)
         order = [t for t in SEED_ORDER if t in rows] + [t for t in rows if t not in SEED_ORDER]
         async with translate_errors(), engine.begin() as conn:
+            if not enforce_foreign_keys and engine.dialect.name == "postgresql":
+                await conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
             for name in order:
                 for row in rows[name]:
                     await conn.execute(tables[name].insert().values(**complete_row(name, dict(row))))

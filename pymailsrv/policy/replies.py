@@ -62,13 +62,13 @@ NON_FQDN_HELO = Reply(504, "5.5.2", "<{name}>: Helo command rejected: need fully
 NON_FQDN_ADDRESS = Reply(504, "5.5.2", "<{name}>: {klass} rejected: need fully-qualified address")
 INVALID_HELO = Reply(501, "5.5.2", "<{name}>: Helo command rejected: Invalid name")
 UNKNOWN_HELO = Reply(450, "4.7.1", "<{name}>: Helo command rejected: Host not found")
-UNKNOWN_HELO_TEMP = Reply(450, "4.7.1", "<{name}>: Helo command rejected: Host not found, try again")
 UNKNOWN_SENDER_DOMAIN = Reply(450, "4.1.8", "<{name}>: Sender address rejected: Domain not found")
 UNKNOWN_RECIPIENT_DOMAIN = Reply(450, "4.1.2", "<{name}>: Recipient address rejected: Domain not found")
 _NULL_MX = "<{name}>: {klass} rejected: Domain {domain} does not accept mail (nullMX)"
 NULL_MX_SENDER = Reply(550, "5.7.27", _NULL_MX)
 NULL_MX_RECIPIENT = Reply(556, "5.1.10", _NULL_MX)
-UNKNOWN_DOMAIN_TEMP_TEXT = "Domain not found, try again"
+DEFER_IF_PERMIT_TEXT = "defer_if_permit requested"
+DEFER_IF_REJECT_TEXT = "defer_if_reject requested"
 
 RBL = Reply(554, "5.7.1", "Service unavailable; {klass} [{what}] blocked using {zone}{reason}")
 

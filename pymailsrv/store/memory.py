@@ -36,7 +36,9 @@ from pymailsrv.store.base import (
 from pymailsrv.store.view import (
     SessionView,
     apply_flags,
+    check_rename,
     clean_flags,
+    folder_infos,
     normalize_content,
     rfc822_size,
     select_uids,
@@ -228,32 +230,6 @@ class MemoryLock:
         if self._held:
             self._registry.discard(self._key)
             self._held = False
-
-
-def check_rename(old: str, new: str, existing: set[str]) -> None:
-    """Shared RENAME rules (RFC 3501 §6.3.5)."""
-    if new == names.INBOX or new in existing:
-        raise FolderExists("Target mailbox already exists", code="ALREADYEXISTS")
-    if old != names.INBOX and new.startswith(old + names.SEP):
-        raise Refusal("Can't rename mailbox under its own child.", code="CANNOT")
-
-
-def folder_infos(existing: set[str], subscribed: set[str]) -> list[FolderInfo]:
-    """INBOX first, then every folder and every implied parent (not selectable), sorted."""
-    implied = {p for n in existing for p in names.parent_names(n)} - existing
-    parents = {p for n in existing | implied for p in names.parent_names(n)}
-    out = []
-    for name in sorted(existing | implied, key=lambda n: (n != names.INBOX, n)):
-        out.append(
-            FolderInfo(
-                name=name,
-                special_use=names.SPECIAL_USE.get(name),
-                subscribed=name in subscribed,
-                has_children=name in parents,
-                selectable=name in existing,
-            )
-        )
-    return out
 
 
 class MemoryMailbox:

@@ -5,7 +5,8 @@ from alembic import context
 
 from pymailsrv.db.schema import VERSION_TABLE
 
-connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=None, version_table=VERSION_TABLE)
+attributes = context.config.attributes
+context.configure(connection=attributes["connection"], target_metadata=None,
+                  version_table=attributes.get("table_prefix", "") + VERSION_TABLE)
 with context.begin_transaction():
     context.run_migrations()

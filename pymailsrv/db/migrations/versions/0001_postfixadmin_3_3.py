@@ -15,7 +15,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    message = migrate_0001(op.get_bind())
+    message = migrate_0001(op.get_bind(), context.config.attributes.get("table_prefix", ""))
     context.config.attributes.setdefault("messages", []).append(message)
 
 
