@@ -78,4 +78,7 @@ async def test_start_pop3_from_settings(settings_factory, client_tls: ssl.SSLCon
         assert await asyncio.to_thread(client) == (1, 1)
     finally:
         await server.close()
-    assert await start_pop3(settings_factory(), MemoryAuthenticator({}), store) is None
+    idle = await start_pop3(settings_factory(), MemoryAuthenticator({}), store)
+    assert idle is None or idle.ports == []  # nothing configured: nothing listens
+    if idle is not None:
+        await idle.close()
