@@ -275,19 +275,19 @@ class Session:
                        self.conn.peer_ip, self.local_ip, ", TLS" if self.conn.tls else "")
 
     async def update(self) -> bool:
-        """The UPDATE state (RFC 1939 §6): expunge what DELE marked; False if that failed."""
+        """The UPDATE state (RFC 1939 §6): expunge what DELE marked; False if that failed.
+        A message another session expunged meanwhile is gone already, which is success."""
         assert self.mailbox is not None and self.maildrop is not None
         uids = self.maildrop.deleted_uids()
         if not uids:
             return True
         try:
             await self.mailbox.set_flags(uids, [DELETED], "add")
-            gone = await self.mailbox.expunge(uids)
+            await self.mailbox.expunge(uids)
         except Exception:
             log.exception("%s: expunge failed", self.username)
             return False
-        self.seen.difference_update(uids)
-        return len(gone) == len(uids)
+        return True
 
     async def _finish(self) -> None:
         if self.mailbox is not None and self.maildrop is not None:

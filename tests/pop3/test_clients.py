@@ -7,6 +7,7 @@ import os
 import poplib
 import shutil
 import ssl
+import time
 import subprocess
 from pathlib import Path
 
@@ -82,3 +83,37 @@ async def test_start_pop3_from_settings(settings_factory, client_tls: ssl.SSLCon
     assert idle is None or idle.ports == []  # nothing configured: nothing listens
     if idle is not None:
         await idle.close()
+
+
+def test_imap_and_pop3_at_once(pop3, settings_factory) -> None:  # type: ignore[no-untyped-def]
+    """An IMAP session stays selected while POP3 logs in, deletes and quits; IMAP sees EXPUNGE."""
+    import imaplib
+
+    from pymailsrv.app import start_imap
+
+    for i in range(3):
+        pop3.deliver(ALICE, b"Subject: m%d\n\nbody\n" % i)
+    servers: list = []  # type: ignore[type-arg]
+    pop3.run(start_imap(settings_factory(imap_listen="127.0.0.1:0"), pop3.auth, pop3.store, servers))
+    try:
+        imap = imaplib.IMAP4("127.0.0.1", servers[0].port, timeout=10)
+        imap.login(ALICE, PASSWORD)
+        assert imap.select("INBOX")[1] == [b"3"]
+        p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
+        p.user(ALICE)
+        p.pass_(PASSWORD)
+        assert p.stat()[0] == 3
+        p.retr(2)
+        p.dele(1)
+        p.quit()
+        imap.noop()
+        deadline = time.monotonic() + 5
+        while b"2" not in (imap.search(None, "ALL")[1][0] or b"x").split()[-1:] and time.monotonic() < deadline:
+            time.sleep(0.05)
+            imap.noop()
+        assert imap.search(None, "ALL")[1] == [b"1 2"]
+        assert imap.search(None, "SEEN")[1] == [b"1"]  # POP3's RETR of message 2 set \Seen
+        imap.logout()
+    finally:
+        for s in servers:
+            pop3.run(s.close())

@@ -449,3 +449,22 @@ def test_idle_timeout_on_injected_clock(pop3_factory, raw) -> None:  # type: ign
     pop3.run(clock.advance(700))
     assert c.closed()
     c.close()
+
+
+def test_message_expunged_by_another_session(pop3) -> None:  # type: ignore[no-untyped-def]
+    _fill(pop3, MSG1, MSG2)
+    p = _login(pop3)
+    p.dele(2)
+
+    async def expunge_all() -> None:  # an IMAP session removes both meanwhile
+        box = await pop3.store.open(pop3.accounts[ALICE], "INBOX")
+        await box.sync()
+        await box.set_flags([m.uid for m in box.messages()], ["\\Deleted"], "add")
+        await box.expunge()
+        await box.close()
+
+    pop3.run(expunge_all())
+    with pytest.raises(poplib.error_proto, match="removed by another session"):
+        p.retr(1)
+    assert p.quit() == b"+OK Logging out, messages deleted."
+    assert pop3.inbox() == []
