@@ -7,8 +7,8 @@ import os
 import poplib
 import shutil
 import ssl
-import time
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
