@@ -47,7 +47,7 @@ async def cmd_list(s: Session, cmd: Command) -> None:
         return
     count, size = drop.stat()
     lines = [f"{n} {info.size}" for n, info in drop.live()]
-    s.send(replies.multiline(replies.ok(f"{count} messages ({size} octets)"), lines))
+    s.send(replies.multiline(replies.ok(replies.LIST_HEADER.format(count=count, octets=size)), lines))
 
 
 async def cmd_uidl(s: Session, cmd: Command) -> None:
