@@ -22,7 +22,7 @@ class Pop3Options:
     max_line_length: int = 8192
     error_limit: int = 10
     timeout: float = 600.0
-    uidl_format: str = "{uid:08X}{uidvalidity:08X}"
+    uidl_format: str = "{uid:08x}{uidvalidity:08x}"  # compile_uidl_format("%08Xu%08Xv")
     hide_deleted: bool = True
     disable_plaintext_auth: bool = True
     mynetworks: tuple[Network, ...] = ()

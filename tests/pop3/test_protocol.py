@@ -58,8 +58,8 @@ def test_poplib_session(pop3) -> None:  # type: ignore[no-untyped-def]
     infos = pop3.inbox()
     assert len(infos) == 2
     validity = pop3.run(_validity(pop3))
-    assert uidls[0] == b"1 %08X%08X" % (infos[0].uid, validity)
-    assert p.uidl(2).decode().endswith(f"{infos[1].uid:08X}{validity:08X}")
+    assert uidls[0] == b"1 %08x%08x" % (infos[0].uid, validity)
+    assert p.uidl(2).decode().endswith(f"{infos[1].uid:08x}{validity:08x}")
     _, top, _ = p.top(1, 0)
     assert top == [b"From: a@example.test", b"Subject: one", b""]
     _, top, _ = p.top(1, 2)
