@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from pymailsrv.auth.base import Authenticator
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Settings
+from pymailsrv.log import get_logger
 from pymailsrv.net.server import is_local
 from pymailsrv.pop3.maildrop import compile_uidl_format
 from pymailsrv.store.base import MailStore
 
+log = get_logger("pop3")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -31,6 +33,9 @@ class Pop3Options:
 
     @classmethod
     def from_settings(cls, settings: Settings, tls_context: ssl.SSLContext | None) -> Pop3Options:
+        if settings.get_bool("pop3_enable_apop"):
+            log.warning("pop3_enable_apop = yes ignored: APOP is not implemented (it needs plaintext "
+                        "passwords); use STLS or POP3S with USER/PASS or AUTH")
         return cls(
             mail_name=settings.get_str("mail_name"),
             max_line_length=settings.get_size("pop3_max_line_length"),

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from pymailsrv.auth.base import AuthUnavailable
 from pymailsrv.errors import ClientSyntaxError, Refusal
-from pymailsrv.log import get_logger, session_id
+from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
 from pymailsrv.net.conn import ConnectionClosed, PlaintextPending
 from pymailsrv.pop3 import replies
 from pymailsrv.pop3.maildrop import Maildrop
@@ -37,6 +37,8 @@ from pymailsrv.types import Account
 log = get_logger("pop3")
 login_log = get_logger("pop3-login")
 debug = logging.getLogger("pymailsrv.pop3.session")
+trace = trace_logger("pop3")
+SECRET_ARGS = frozenset({"PASS", "AUTH"})  # traced without their arguments (AUTH: mechanism only)
 
 FLUSH_AT = 64 * 1024
 
@@ -124,10 +126,13 @@ class Session:
         self._locks = contextlib.AsyncExitStack()
         self._userip_key: tuple[str, str] | None = None
         self.read_ahead: dict[int, bytes] = {}  # uid -> stored bytes read ahead of RETR
+        self.tracing = trace.isEnabledFor(TRACE)  # decided once: no cost per line when off
         self.files_readable = True  # Mailbox.path() gives files we may read ahead in a thread
 
     # --- output -------------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
+        if self.tracing:  # the status line only: message bodies never reach the trace
+            trace.log(TRACE, "S: %s", data[:200].partition(b"\r\n")[0].decode("utf-8", "replace"))
         self._out.append(data)
         self._outsize += len(data)
 
@@ -201,6 +206,9 @@ class Session:
                 raise ClientSyntaxError(replies.LINE_TOO_LONG)
             assert isinstance(line, bytes)
             cmd = parse_command(line)
+            if self.tracing:
+                shown = cmd.args[:1] if cmd.name == "AUTH" else () if cmd.name in SECRET_ARGS else cmd.args
+                trace.log(TRACE, "C: %s", " ".join((cmd.name, *shown)))
             spec = self.commands.get(cmd.name)
             if spec is None:
                 raise ClientSyntaxError(replies.UNKNOWN_COMMAND)

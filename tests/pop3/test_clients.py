@@ -117,3 +117,31 @@ def test_imap_and_pop3_at_once(pop3, settings_factory) -> None:  # type: ignore[
     finally:
         for s in servers:
             pop3.run(s.close())
+
+
+def test_real_authenticator_and_throttling(pop3_factory, settings_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The shared DirectoryAuthenticator over a PostfixAdmin-shaped Directory: the Maildir path
+    comes from the mailbox row; too many failures give -ERR [SYS/TEMP], not "wrong password"."""
+    from pymailsrv.auth.authenticator import DirectoryAuthenticator
+    from pymailsrv.clock import SystemClock
+    from pymailsrv.db.memory import MemoryDirectory
+
+    directory = MemoryDirectory(str(tmp_path / "vmail"))
+    directory.add_domain("example.test")
+    directory.add_mailbox("carol@example.test", password="{PLAIN}Secr3t!", maildir="example.test/carol/")
+    settings = settings_factory(auth_failure_delay="0s", auth_failure_limit="3")
+    pop3 = pop3_factory(authenticator=DirectoryAuthenticator(directory, settings, SystemClock()))
+    p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
+    p.user("Carol@Example.test")
+    p.pass_("Secr3t!")
+    assert p.stat() == (0, 0)
+    p.quit()
+    p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
+    for _ in range(3):
+        p.user("carol@example.test")
+        with pytest.raises(poplib.error_proto, match=r"\[AUTH\] Authentication failed"):
+            p.pass_("wrong")
+    p.user("carol@example.test")
+    with pytest.raises(poplib.error_proto, match=r"\[SYS/TEMP\]"):
+        p.pass_("Secr3t!")
+    p.quit()

@@ -413,26 +413,33 @@ def test_no_stls_without_certificate(pop3_factory) -> None:  # type: ignore[no-u
     c.close()
 
 
-def test_no_password_in_logs(pop3, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+def test_no_password_in_logs_even_in_traces(pop3, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
     import base64
-    import logging
 
-    caplog.set_level(logging.DEBUG, logger="pymailsrv")
+    from pymailsrv.log import TRACE
+
+    _fill(pop3, b"Subject: secret body\n\nthe body text\n")
+    caplog.set_level(TRACE, logger="pymailsrv")
     p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
     p.user(ALICE)
     with pytest.raises(poplib.error_proto):
         p.pass_("wrong-" + PASSWORD)
     p.user(ALICE)
     p.pass_(PASSWORD)
+    p.retr(1)
     p.quit()
     p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
-    p._shortcmd("AUTH PLAIN " + base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode())
+    b64 = base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode()
+    p._shortcmd("AUTH PLAIN " + b64)
     p.quit()
     text = caplog.text
     assert "Login: user=<alice@example.test>, method=USER" in text
     assert "Aborted login (auth failed)" in text
     assert "Disconnected: Logged out" in text
-    assert PASSWORD not in text and PASSWORD.split()[0] not in text
+    assert "C: PASS" in text and "C: AUTH PLAIN" in text and "S: +OK Logged in." in text
+    assert "C: RETR 1" in text and "octets" in text
+    assert PASSWORD not in text and PASSWORD.split()[0] not in text and b64 not in text
+    assert "the body text" not in text
 
 
 def test_idle_timeout_on_injected_clock(pop3_factory, raw) -> None:  # type: ignore[no-untyped-def]
@@ -468,3 +475,15 @@ def test_message_expunged_by_another_session(pop3) -> None:  # type: ignore[no-u
         p.retr(1)
     assert p.quit() == b"+OK Logging out, messages deleted."
     assert pop3.inbox() == []
+
+
+def test_large_message_with_back_pressure(pop3) -> None:  # type: ignore[no-untyped-def]
+    line = b"0123456789abcdef" * 4 + b"\n"
+    big = b"Subject: big\n\n" + line * 40000 + b".\n" * 10  # 2.6 MB, ending in dot lines
+    _fill(pop3, big, MSG1)
+    p = _login(pop3)
+    _, lines, _ = p.retr(1)
+    assert b"\r\n".join(lines) + b"\r\n" == _crlf(big)
+    _, lines, _ = p.retr(2)
+    assert b"\r\n".join(lines) + b"\r\n" == _crlf(MSG1)
+    p.quit()
