@@ -97,10 +97,6 @@ class Stats:
     dele: int = 0
 
 
-class SessionClosed(Exception):
-    """Raised by a handler to end the session after its reply (QUIT, too many errors)."""
-
-
 class Session:
     def __init__(self, conn: Connection, options: Pop3Options, services: Pop3Services,
                  commands: dict[str, Spec]) -> None:
