@@ -24,14 +24,26 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ANCHOR = os.environ.get("POP3_ANCHOR", "/work/shared/anchors/pop3-bench.py")
+CPU_ACCOUNT = os.path.join(os.path.dirname(ANCHOR), "cpu-account.py")
 
 
-def bench(port: int, a: argparse.Namespace, label: str) -> str:
+def bench(port: int, a: argparse.Namespace, label: str, server_pid: int) -> str:
+    """One rep of the anchor client; appends the server's CPU seconds (its process tree, from
+    /work/shared/anchors/cpu-account.py) to the printed line."""
+    snap = f"/tmp/pop3-compare-{os.getpid()}.json"
+    subprocess.run([sys.executable, CPU_ACCOUNT, "snap", snap], check=True, timeout=30)
     cmd = [sys.executable, ANCHOR, "127.0.0.1", str(port), "--users", str(a.users), "--reps", "1",
            "--warmup", "0", "--procs", str(a.procs), "--max-seconds", "200", "--label", label]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    cpu = subprocess.run([sys.executable, CPU_ACCOUNT, "diff", snap, str(server_pid)], capture_output=True,
+                         text=True, timeout=30).stdout.strip()
+    os.unlink(snap)
     line = next((x for x in out.stdout.splitlines() if x.startswith("rep 1")), out.stdout + out.stderr)
-    print(f"{label:10s} {line}", flush=True)
+    m = re.search(r"ours=([\d.]+)", cpu)
+    msgs = re.search(r"(\d+) msgs", line)
+    if m and msgs and int(msgs.group(1)):
+        line += f"; server cpu {float(m.group(1)):.2f}s = {float(m.group(1)) * 1e6 / int(msgs.group(1)):.0f} us/msg"
+    print(f"{label:10s} {line} [{cpu}]", flush=True)
     return line
 
 
@@ -47,6 +59,7 @@ def main() -> None:
     ap.add_argument("--mbox", default="/var/lab/data/bench.mbox")
     ap.add_argument("--dovecot-port", type=int, default=1110)
     ap.add_argument("--port", type=int, default=1111)
+    ap.add_argument("--dovecot-pidfile", default="/run/lab-dovecot/master.pid")
     a = ap.parse_args()
     if not 1 <= a.rounds <= 10:
         raise SystemExit("rounds out of range")
@@ -66,11 +79,13 @@ def main() -> None:
             print("server:", line.rstrip(), flush=True)
             if "listening" in line:
                 break
-        bench(a.port, a, "warmup")  # both servers read the files once (page cache, indexes)
-        bench(a.dovecot_port, a, "warmup")
+        with open(a.dovecot_pidfile) as fh:
+            dovecot_pid = int(fh.read().strip())
+        bench(a.port, a, "warmup", server.pid)  # both servers read the files once (page cache, indexes)
+        bench(a.dovecot_port, a, "warmup", dovecot_pid)
         for _ in range(a.rounds):
-            for label, port in (("pymailsrv", a.port), ("dovecot", a.dovecot_port)):
-                m = re.search(r"-> (\d+) msg/s, ([\d.]+) MiB/s", bench(port, a, label))
+            for label, port, pid in (("pymailsrv", a.port, server.pid), ("dovecot", a.dovecot_port, dovecot_pid)):
+                m = re.search(r"-> (\d+) msg/s, ([\d.]+) MiB/s", bench(port, a, label, pid))
                 if m:
                     results[label].append((float(m.group(1)), float(m.group(2))))
                 time.sleep(1)
