@@ -166,3 +166,12 @@ def test_default_options_match_the_default_parameter() -> None:
 
     fmt = compile_uidl_format(Settings({}).get_str("pop3_uidl_format"))
     assert fmt == Pop3Options().uidl_format
+
+
+@given(st.binary(max_size=200))
+def test_parse_command_only_raises_syntax_errors(line: bytes) -> None:
+    try:
+        cmd = parse_command(line)
+    except ClientSyntaxError:
+        return
+    assert cmd.name.isalpha() and cmd.name.isupper()

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pymailsrv.clock import FakeClock
 from pymailsrv.net.conn import ConnectionClosed
 from pymailsrv.pop3 import replies
@@ -152,3 +155,36 @@ async def test_failed_update_answers_sys_temp() -> None:
                                    COMMANDS).run(), 2)
     assert f"-ERR [SYS/TEMP] {replies.DELETE_FAILED}" in conn.lines()
     assert b"disk gone" not in conn.written
+
+
+COMMAND_WORDS = ["USER", "PASS", "STAT", "LIST", "RETR", "DELE", "RSET", "NOOP", "TOP", "UIDL", "CAPA",
+                 "AUTH", "STLS", "QUIT", "APOP", "XYZ"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(COMMAND_WORDS),
+                          st.lists(st.one_of(st.sampled_from(["1", "0", "-1", "2", "99999999999", "PLAIN",
+                                                              "LOGIN", "=", "*", PASSWORD, ALICE.username]),
+                                             st.text(max_size=8)), max_size=3)),
+                max_size=25))
+def test_random_sessions_never_fail_internally(commands: list[tuple[str, list[str]]]) -> None:
+    """Any sequence of (mostly valid-looking) commands: every reply is +OK, -ERR or a SASL "+ ",
+    never the internal-error text, and the session always ends."""
+
+    async def run() -> FakeConnection:
+        store = MemoryStore()
+        for i in range(3):
+            await store.deliver(ALICE, b"Subject: %d\n\n.x\nbody\n" % i)
+        conn = FakeConnection("127.0.0.1")
+        script = "".join(" ".join([w, *args]).replace("\r", "").replace("\n", "") + "\r\n"
+                         for w, args in commands)
+        conn.inbox.put_nowait(script.encode("utf-8", "replace") + b"QUIT\r\n")
+        conn.inbox.put_nowait(b"")
+        auth = MemoryAuthenticator({ALICE.username: (PASSWORD, ALICE)})
+        await asyncio.wait_for(Session(conn, Pop3Options(), Pop3Services(auth, store, FakeClock()),
+                                       COMMANDS).run(), 5)
+        return conn
+
+    conn = asyncio.run(run())
+    assert replies.INTERNAL_ERROR.encode() not in conn.written
+    assert conn.closed
