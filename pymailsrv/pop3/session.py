@@ -124,6 +124,7 @@ class Session:
         self.read_ahead: dict[int, bytes] = {}  # uid -> stored bytes read ahead of RETR
         self.tracing = trace.isEnabledFor(TRACE)  # decided once: no cost per line when off
         self.files_readable = True  # Mailbox.path() gives files we may read ahead in a thread
+        self.idle = False  # waiting for input with every reply flushed (a goodbye may be sent)
 
     # --- output -------------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
@@ -145,12 +146,20 @@ class Session:
         """The next line from the client (flushing replies first if we must wait); None at EOF."""
         while not self._lines:
             await self.flush()
+            self.idle = True
             try:
                 data = await self.conn.read_some()
             except ConnectionClosed:
                 return None
+            finally:
+                self.idle = False
             self._lines.extend(self._splitter.feed(data))
         return self._lines.popleft()
+
+    def notify_shutdown(self) -> None:
+        """Say goodbye if no reply is half-written (as Dovecot, RFC 3206 [SYS/TEMP])."""
+        if self.idle:
+            self.conn.write(replies.err(replies.SHUTDOWN, replies.CODE_SYS_TEMP))
 
     def capabilities(self) -> list[str]:
         """RFC 2449 §5, derived from the command table: in TRANSACTION only what is usable there."""

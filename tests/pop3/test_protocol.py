@@ -487,3 +487,17 @@ def test_large_message_with_back_pressure(pop3) -> None:  # type: ignore[no-unty
     _, lines, _ = p.retr(2)
     assert b"\r\n".join(lines) + b"\r\n" == _crlf(MSG1)
     p.quit()
+
+
+def test_shutdown_says_goodbye_and_deletes_nothing(pop3, raw) -> None:  # type: ignore[no-untyped-def]
+    _fill(pop3, MSG1)
+    c = raw()
+    c.expect("+OK*")
+    c.send(f"USER {ALICE}\r\nPASS {PASSWORD}\r\nDELE 1")
+    c.expect("+OK")
+    c.expect("+OK Logged in.")
+    c.expect("+OK Marked to be deleted.")
+    pop3.run(pop3.server.close())
+    c.expect(f"-ERR [SYS/TEMP] {replies.SHUTDOWN}")
+    assert c.closed()
+    assert len(pop3.inbox()) == 1
