@@ -295,6 +295,7 @@ async def test_snapshot_open_then_outside_changes(acct: Account) -> None:
     await box.sync()
     await box.set_flags([2], [SEEN, "$Work"], "add")
     await box.close()
+    await store.aclose()
     assert (root_of(acct) / "pymailsrv-snapshot").exists()
     other = new_store()  # a new process starts from the snapshot
     box2 = await other.open(acct)
