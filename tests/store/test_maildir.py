@@ -363,3 +363,45 @@ def test_delivery_order_is_numeric() -> None:
         "100.M123456P1Q1.h,S=1",
         "100.M123456P1Q10.h",
     ]
+
+
+async def test_uidlist_compaction_keeps_next_uid(acct: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pymailsrv.store import folder as folder_mod
+
+    monkeypatch.setattr(folder_mod, "COMPACT_MIN", 2)
+    store = new_store(fsync=False)
+    box = await store.open(acct)
+    for _ in range(6):
+        await box.append(MSG, [DELETED])
+    await box.sync()
+    await box.expunge([1, 2, 3, 4, 5])
+    uid = await box.append(MSG)
+    assert uid == 7
+    await box.sync()  # the rescan notices 5 stale records and rewrites the list
+    header, *records = (root_of(acct) / UIDLIST).read_text().splitlines()
+    assert " N8" in header and [r.split()[0] for r in records] == ["6", "7"]
+    other = await new_store().open(acct)
+    await other.sync()
+    assert [m.uid for m in other.messages()] == [6, 7] and other.uidnext == 8
+
+
+async def test_keyword_limit(acct: Account) -> None:
+    from pymailsrv.errors import Refusal
+
+    box = await new_store().open(acct)
+    await box.append(MSG)
+    await box.sync()
+    await box.set_flags([1], [f"$k{i}" for i in range(26)], "set")
+    with pytest.raises(Refusal):
+        await box.set_flags([1], ["$one-too-many"], "add")
+
+
+async def test_deleted_folder_empties_open_session(acct: Account) -> None:
+    store = new_store()
+    await store.create_folder(acct, "Tmp")
+    box = await store.open(acct, "Tmp")
+    await box.append(MSG)
+    await box.sync()
+    await store.delete_folder(acct, "Tmp")
+    res = await box.sync()
+    assert list(res.expunged) == [1] and box.messages() == []
