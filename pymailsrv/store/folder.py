@@ -109,6 +109,7 @@ class Folder:
         self._log_floor = 0  # sessions older than this generation need a full diff
         self.index: FolderIndex | None = None
         self.loaded = False
+        self.evicted = False  # moved away by DELETE/RENAME: not to be kept once released
         self._unsaved = 0
         self.poll_seen: tuple[int, ...] = ()
 
@@ -194,8 +195,7 @@ class Folder:
                 pass
         got = self._read_uidlist()
         if got is None:
-            if self.uidlist is None or self.loc:
-                self._create_uidlist()
+            self._create_uidlist()  # missing or unreadable: the UIDs are lost
             return
         ul, stamp = got
         if self.uidlist is not None and ul.uidvalidity != self.uidlist.uidvalidity:

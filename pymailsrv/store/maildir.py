@@ -166,13 +166,24 @@ class MaildirStore:
         except Exception:
             log.exception("closing folder %s", folder.path)
             return
-        if folder.path in self._hubs:
+        if folder.path in self._hubs or folder.evicted:
             return
         self._idle[folder.path] = folder
         self._idle_messages += len(folder.infos)
         while self._idle and (self._idle_messages > self.idle_messages or len(self._idle) > IDLE_FOLDERS):
             _, old = self._idle.popitem(last=False)
             self._idle_messages -= len(old.infos)
+
+    def _evict(self, prefix: str) -> None:
+        """Drop kept pictures of folders that a DELETE or RENAME moved away."""
+        def moved(path: str) -> bool:
+            return path == prefix or path.startswith(prefix + names.SEP)
+
+        for path in [p for p in self._idle if moved(p)]:
+            self._idle_messages -= len(self._idle.pop(path).infos)
+        for hub in self._hubs.values():
+            if moved(hub.folder.path):
+                hub.folder.evicted = True
 
     def _notify(self, path: str) -> None:
         hub = self._hubs.get(path)
@@ -305,15 +316,18 @@ class MaildirStore:
             shutil.rmtree(trash, ignore_errors=True)
 
         await asyncio.to_thread(delete)
+        self._evict(path)
         self._notify(path)
 
     async def rename_folder(self, account: Account, old: str, new: str) -> None:
         old, new = names.normalize(old), names.normalize(new)
         root = self.root(account)
         await asyncio.to_thread(self._rename, account, root, old, new)
-        for path in list(self._hubs):
-            if path.startswith(self.folder_path(account, old)):
-                self._notify(path)
+        for prefix in (self.folder_path(account, old), self.folder_path(account, new)):
+            self._evict(prefix)
+            for path in list(self._hubs):
+                if path == prefix or path.startswith(prefix + names.SEP):
+                    self._notify(path)
 
     def _rename(self, account: Account, root: str, old: str, new: str) -> None:
         entries = os.listdir(root) if os.path.isdir(root) else []

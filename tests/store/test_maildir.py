@@ -107,7 +107,9 @@ async def test_uidlist_format_and_persistence(acct: Account) -> None:
     text = (root_of(acct) / UIDLIST).read_text()
     header, *records = text.splitlines()
     assert re.match(rf"^3 V{box.uidvalidity} N\d+", header)
-    bases = sorted(os.listdir(root_of(acct) / "cur"))
+    from pymailsrv.store.folder import _delivery_order
+
+    bases = sorted(os.listdir(root_of(acct) / "cur"), key=_delivery_order)
     assert records == [f"{i + 1} :{b.split(':2,')[0]}" for i, b in enumerate(bases)]
     other = new_store()  # another process
     box2 = await other.open(acct)
@@ -405,3 +407,26 @@ async def test_deleted_folder_empties_open_session(acct: Account) -> None:
     await store.delete_folder(acct, "Tmp")
     res = await box.sync()
     assert list(res.expunged) == [1] and box.messages() == []
+
+
+async def test_rename_under_open_session_and_recreate(acct: Account) -> None:
+    store = new_store()
+    await store.create_folder(acct, "Work")
+    box = await store.open(acct, "Work")
+    await box.append(MSG)
+    await box.sync()
+    await box.close()
+    await store.aclose()
+    live = await store.open(acct, "Work")
+    await live.sync()
+    await store.rename_folder(acct, "Work", "Done")
+    res = await live.sync()
+    assert list(res.expunged) == [1]
+    await live.close()
+    await store.create_folder(acct, "Work")  # a new folder under the old name: new UIDVALIDITY
+    fresh = await store.open(acct, "Work")
+    await fresh.sync()
+    assert fresh.messages() == [] and fresh.uidvalidity != box.uidvalidity
+    done = await store.open(acct, "Done")
+    await done.sync()
+    assert [m.uid for m in done.messages()] == [1] and done.uidvalidity == box.uidvalidity
