@@ -7,7 +7,7 @@ Implementation notes:
 - All other disk work runs in ``asyncio.to_thread``, one hop per operation (a sync is one hop
   however many files it touches), under the folder's lock (store/folder.py).
 - Changes are announced to the other sessions of this process only after the rename; changes
-  by other processes are found by one poller per watched folder (mtimes of new/, cur/ and the
+  by other processes are found by one poller for all watched folders (mtimes of new/, cur/ and the
   uidlist), shared by every waiting session.
 """
 
@@ -71,8 +71,9 @@ class _Hub:
     folder: Folder
     refs: int = 0
     waiters: set[asyncio.Event] = field(default_factory=set)
-    idle: int = 0
-    poller: asyncio.Task[None] | None = None
+    idle: int = 0  # sessions waiting in wait_for_change
+    last: tuple[int, ...] = ()  # the poller's last stamp of the folder
+    refreshed: tuple[int, ...] = ()  # the folder's poll_seen when ``last`` was taken from it
     pending: dict[tuple[int, str], bytes] = field(default_factory=dict)  # cache_put not yet written
 
     def notify(self, exclude: asyncio.Event | None = None) -> None:
@@ -108,6 +109,8 @@ class MaildirStore:
         self._idle: OrderedDict[str, Folder] = OrderedDict()  # released folders, oldest first
         self._idle_messages = 0
         self._closing: set[asyncio.Task[None]] = set()
+        self._watched: dict[str, _Hub] = {}
+        self._poller: asyncio.Task[None] | None = None
         self.idle_messages = idle_messages
 
     # -- paths and registry ------------------------------------------------------------------------
@@ -173,6 +176,34 @@ class MaildirStore:
         while self._idle and (self._idle_messages > self.idle_messages or len(self._idle) > IDLE_FOLDERS):
             _, old = self._idle.popitem(last=False)
             self._idle_messages -= len(old.infos)
+
+    # -- outside writers: one poller for every watched folder -------------------------------------
+    def _watch(self, hub: _Hub, delta: int) -> None:
+        hub.idle += delta
+        path = hub.folder.path
+        if hub.idle > 0:
+            self._watched[path] = hub
+            if self._poller is None or self._poller.done():
+                self._poller = asyncio.create_task(self._poll())
+        elif self._watched.get(path) is hub:
+            del self._watched[path]
+
+    async def _poll(self) -> None:
+        """Every poll_interval, stat new/, cur/ and the uidlist of every folder someone waits on,
+        all in one thread hop (10,000 IDLE sessions cost one batch of stats, not 10,000 tasks)."""
+        while self._watched:
+            await self.clock.sleep(self.poll_interval)
+            hubs = list(self._watched.values())
+            for hub in hubs:
+                seen = hub.folder.poll_seen
+                if seen != hub.refreshed:  # a refresh happened since: start from what it saw
+                    hub.last = hub.refreshed = seen
+            stamps = await asyncio.to_thread(_poll_stamps, hubs)
+            for hub, stamp in zip(hubs, stamps, strict=True):
+                if stamp != hub.last:
+                    if hub.last:
+                        hub.notify()
+                    hub.last = stamp
 
     def _evict(self, prefix: str) -> None:
         """Drop kept pictures of folders that a DELETE or RENAME moved away."""
@@ -451,6 +482,10 @@ class MaildirLock:
             self._fd = -1
 
 
+def _poll_stamps(hubs: list[_Hub]) -> list[tuple[int, ...]]:
+    return [hub.folder.poll_stamp() for hub in hubs]
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -682,23 +717,11 @@ class MaildirMailbox:
             fired = self._event.is_set()
             self._event.clear()
             return fired
-        hub.idle += 1
-        if hub.poller is None or hub.poller.done():
-            hub.poller = asyncio.create_task(self._poll(hub))
+        self.store._watch(hub, +1)
         try:
             return await wait_event(self._event, timeout, self.store.clock)
         finally:
-            hub.idle -= 1
-
-    async def _poll(self, hub: _Hub) -> None:
-        last = hub.folder.poll_seen
-        while hub.idle > 0:
-            await self.store.clock.sleep(self.store.poll_interval)
-            stamp = await asyncio.to_thread(hub.folder.poll_stamp)
-            if stamp != last:
-                if last:
-                    hub.notify()
-                last = stamp
+            self.store._watch(hub, -1)
 
     async def close(self) -> None:
         if self._closed:

@@ -430,3 +430,21 @@ async def test_rename_under_open_session_and_recreate(acct: Account) -> None:
     done = await store.open(acct, "Done")
     await done.sync()
     assert [m.uid for m in done.messages()] == [1] and done.uidvalidity == box.uidvalidity
+
+
+async def test_one_poller_wakes_waiters_on_many_folders(tmp_path: Path) -> None:
+    store, outside = new_store(), new_store()
+    accts = [Account(f"u{i}@example.test", str(tmp_path / f"u{i}")) for i in range(20)]
+    boxes = [await store.open(a) for a in accts]
+    for b in boxes:
+        await b.sync()
+    waiters = [asyncio.create_task(b.wait_for_change(5)) for b in boxes]
+    await asyncio.sleep(0.05)
+    assert len(store._watched) == 20
+    await outside.deliver(accts[7], MSG)
+    done, _ = await asyncio.wait(waiters, timeout=3, return_when=asyncio.FIRST_COMPLETED)
+    assert [waiters.index(t) for t in done] == [7] and waiters[7].result() is True
+    for t in waiters:
+        t.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+    assert not store._watched
