@@ -290,6 +290,8 @@ class MaildirStore:
         hub = self._acquire(account, path)
         try:
             await asyncio.to_thread(hub.folder.refresh, not readonly)
+            if hub.folder.uidlist is None:  # deleted between the check and the scan
+                raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
         except BaseException:
             await self._release(hub)
             raise
@@ -427,7 +429,8 @@ class MaildirStore:
         f.refresh(move_new=False)
         with f.lock:
             infos = list(f.infos.values())
-            assert f.uidlist is not None
+            if f.uidlist is None:
+                raise FolderNotFound("Mailbox doesn't exist", code="NONEXISTENT")
             return FolderStatus(
                 messages=len(infos),
                 recent=sum(1 for m in infos if m.uid >= f.first_recent),
