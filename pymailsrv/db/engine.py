@@ -80,7 +80,7 @@ def make_lookup_engine(database_url: str | URL) -> AsyncEngine:
     the latest committed rows, nothing to roll back on return) and no pre-ping; the caller
     retries once when a pooled connection turns out to be dead (``is_disconnect``)."""
     return make_engine(database_url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
-                       pool_pre_ping=False)
+                       pool_pre_ping=False, skip_autocommit_rollback=True)
 
 
 def make_sqlite_reader(database_url: str | URL) -> Engine:
@@ -93,7 +93,7 @@ def make_sqlite_reader(database_url: str | URL) -> Engine:
     url = parse_url(str(database_url) if isinstance(database_url, str) else
                     database_url.render_as_string(hide_password=False))
     engine = create_engine(url.set(drivername="sqlite+pysqlite"), isolation_level="AUTOCOMMIT",
-                           pool_reset_on_return=None)
+                           pool_reset_on_return=None, skip_autocommit_rollback=True)
 
     def pragmas(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
