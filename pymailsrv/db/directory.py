@@ -29,7 +29,9 @@ class SqlSource:
         self.engine = engine
         self.owns_engine = owns_engine
         self.reader: Engine | None = None
-        if inline_sqlite and engine.dialect.name == "sqlite":
+        db_file = engine.url.database or ""
+        if inline_sqlite and engine.dialect.name == "sqlite" and db_file not in ("", ":memory:") \
+                and not db_file.startswith("file:"):
             self.reader = make_sqlite_reader(engine.url)
         t = tables_for(engine.dialect.name, table_prefix)
         d, m, a, ad = t["domain"], t["mailbox"], t["alias"], t["alias_domain"]
