@@ -1,38 +1,330 @@
 """Builds the services from the configuration, starts every enabled listener in one asyncio
-process, handles SIGTERM/SIGINT (graceful stop) and SIGHUP (reload). The only module that wires
-concrete implementations together (DESIGN.md, Boundaries)."""
+process, handles SIGTERM/SIGINT (graceful stop). The only module that wires concrete
+implementations together (DESIGN.md, Boundaries); also ``pymailsrv init`` and ``serve --demo``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import errno
+import os
+import secrets
 import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from pymailsrv.config.settings import Settings
+from pymailsrv.errors import ConfigError
 from pymailsrv.log import get_logger, setup_logging
+
+if TYPE_CHECKING:
+    from pymailsrv.auth.base import Authenticator
+    from pymailsrv.clock import Clock
+    from pymailsrv.db.base import Directory
+    from pymailsrv.pop3.server import Pop3Server
+    from pymailsrv.queue.manager import QueueManager
+    from pymailsrv.store.base import MailStore
 
 log = get_logger("master")
 
+DEMO_DIR = "data"
+DEMO_DOMAIN = "example.test"
+DEMO_USER = f"demo@{DEMO_DOMAIN}"
 
-def serve(settings: Settings, *, config_path: str) -> int:
+
+# --- serve --------------------------------------------------------------------------------------
+def serve(settings: Settings | None, *, config_path: str, demo: bool = False) -> int:
+    if demo:
+        config_path, password = prepare_demo()
+        settings = Settings.load(config_path)
+        print(f"pymailsrv demo: configuration {config_path}\n"
+              f"  mailbox {DEMO_USER}  password {password}\n"
+              f"  SMTP 127.0.0.1:2525 (MTA), 2587 (submission, STARTTLS), 2465 (SMTPS)\n"
+              f"  IMAP 127.0.0.1:1143 (STARTTLS), 1993 (IMAPS); POP3 127.0.0.1:1110 (STLS), 1995 (POP3S)\n"
+              f"  try: swaks --server 127.0.0.1:2525 --to {DEMO_USER}", file=sys.stderr, flush=True)
+    assert settings is not None
     setup_logging(level=settings.get_str("log_level"), log_file=settings.get_str("log_file"),
                   syslog_name=settings.get_str("syslog_name"), hostname=settings.get_str("myhostname"))
-    return asyncio.run(_serve(settings))
+    try:
+        return asyncio.run(_serve(settings))
+    except ConfigError as exc:
+        log.critical("fatal: %s", exc)
+        return 1
+
+
+def _bind_error(exc: OSError) -> ConfigError:
+    text = exc.strerror or str(exc)
+    if exc.errno == errno.EACCES:
+        text += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+    return ConfigError(f"cannot listen: {text}")
 
 
 async def _serve(settings: Settings) -> int:
+    from pymailsrv.auth.authenticator import DirectoryAuthenticator
+    from pymailsrv.clock import SystemClock
+    from pymailsrv.db import schema
+    from pymailsrv.db.directory import SqlDirectory
+    from pymailsrv.policy.restrictions import RestrictionEngine
+    from pymailsrv.store.maildir import MaildirStore
+
+    clock = SystemClock()
+    for name in ("data_directory", "queue_directory", "virtual_mailbox_base"):
+        os.makedirs(settings.get_str(name), exist_ok=True)
+    url = settings.get_str("database_url")
+    prefix = settings.get_str("database_table_prefix")
+    if url.startswith("sqlite"):
+        await schema.upgrade(url, prefix)  # the embedded default creates its own schema
+    directory = SqlDirectory(url, settings.get_str("virtual_mailbox_base"), settings.get_str("recipient_delimiter"),
+                             cache_ttl=settings.get_seconds("directory_cache_ttl"), clock=clock, table_prefix=prefix)
+    authenticator = DirectoryAuthenticator(directory, settings, clock)
+    store = MaildirStore(settings.get_str("virtual_mailbox_base"), settings.get_str("myhostname"), clock)
+    restrictions = RestrictionEngine(settings, directory, clock=clock)
+    stops: list[Callable[[], Awaitable[None]]] = []
+    try:
+        queue, stop_queue = await start_queue(settings, directory, store, clock=clock)
+        stops.append(stop_queue)
+        smtp = await start_smtp(settings, authenticator=authenticator, restrictions=restrictions,
+                                queue=queue, directory=directory)
+        for server in smtp:
+            stops.append(_closer(server))
+        imap: list[Any] = []
+        await start_imap(settings, authenticator, store, imap)
+        stops.extend(s.close for s in imap)
+        pop3 = await start_pop3(settings, authenticator, store, clock)
+        if pop3 is not None:
+            stops.append(pop3.close)
+    except OSError as exc:
+        await _stop_all(stops)
+        await directory.close()
+        raise _bind_error(exc) from None
+    except BaseException:
+        await _stop_all(stops)
+        await directory.close()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("daemon started -- version %s, configuration %s", __import__("pymailsrv").__version__,
+    log.info("daemon started -- version %s, data directory %s", __import__("pymailsrv").__version__,
              settings.get_str("data_directory"))
     await stop.wait()
     log.info("terminating on signal")
+    await _stop_all(stops)
+    await directory.close()
+    log.info("daemon stopped")
     return 0
 
 
+def _closer(server: Any) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        server.close()
+        await server.server.wait_closed()
+    return close
+
+
+async def _stop_all(stops: list[Callable[[], Awaitable[None]]]) -> None:
+    """Listeners first (newest first), the queue last, so accepted mail is spooled."""
+    for stop in reversed(stops):
+        try:
+            await asyncio.wait_for(stop(), 10)
+        except Exception:
+            log.exception("error during shutdown")
+
+
+# --- init and the demo --------------------------------------------------------------------------
 def init(args: argparse.Namespace, *, config_path: str) -> int:
-    logging.getLogger("pymailsrv").error("init is not built yet")
-    return 1
+    """``pymailsrv init``: a commented configuration, the database and a self-signed certificate."""
+    data_dir = os.path.abspath(args.data_dir or DEMO_DIR)
+    explicit = args.config or os.environ.get("PYMAILSRV_CONFIG")
+    path = os.path.abspath(explicit) if explicit else os.path.join(data_dir, "pymailsrv.conf")
+    if os.path.exists(path) and not args.force:
+        raise ConfigError(f"{path} exists (use --force to overwrite)")
+    hostname = args.hostname or Settings().get_str("myhostname")
+    password = asyncio.run(_init(path, data_dir, hostname, demo=args.demo))
+    print(f"wrote {path}; database and certificate under {data_dir}")
+    if password:
+        print(f"demo mailbox {DEMO_USER} password {password}")
+    if not explicit:
+        print(f"use it with: export PYMAILSRV_CONFIG={path}")
+    return 0
+
+
+async def _init(path: str, data_dir: str, hostname: str, *, demo: bool) -> str:
+    from pymailsrv.auth.schemes import hash_password
+    from pymailsrv.config import sample
+    from pymailsrv.config.tls import generate_self_signed
+    from pymailsrv.db import schema
+    from pymailsrv.db.admin import create_maildir
+    from pymailsrv.db.engine import make_engine
+    from pymailsrv.db.manage import Admin
+
+    tls_dir = os.path.join(data_dir, "tls")
+    os.makedirs(tls_dir, mode=0o700, exist_ok=True)
+    cert, key = os.path.join(tls_dir, "cert.pem"), os.path.join(tls_dir, "key.pem")
+    if not os.path.exists(cert):
+        generate_self_signed(hostname, cert, key)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(sample.render(hostname=hostname, data_dir=data_dir, cert_file=cert, key_file=key, demo=demo))
+    settings = Settings.load(path)
+    for name in ("queue_directory", "virtual_mailbox_base"):
+        os.makedirs(settings.get_str(name), exist_ok=True)
+    url = settings.get_str("database_url")
+    await schema.upgrade(url, settings.get_str("database_table_prefix"))
+    if not demo:
+        return ""
+    password = secrets.token_urlsafe(9)
+    engine = make_engine(url)
+    try:
+        admin = Admin(engine, quota_multiplier=settings.get_int("quota_multiplier"),
+                      table_prefix=settings.get_str("database_table_prefix"))
+        await admin.add_domain(DEMO_DOMAIN, description="pymailsrv demo")
+        hashed = await asyncio.to_thread(hash_password, password, settings.get_str("password_scheme"))
+        maildir = await admin.add_mailbox(DEMO_USER, hashed, name="Demo User")
+        await admin.add_alias(f"postmaster@{DEMO_DOMAIN}", DEMO_USER)
+    finally:
+        await engine.dispose()
+    create_maildir(settings.get_str("virtual_mailbox_base"), maildir)
+    with open(os.path.join(data_dir, "demo-password"), "w", encoding="utf-8") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(password + "\n")
+    return password
+
+
+def prepare_demo() -> tuple[str, str]:
+    """``serve --demo``: ./data with the demo configuration, created on first use."""
+    data_dir = os.path.abspath(DEMO_DIR)
+    path = os.path.join(data_dir, "pymailsrv.conf")
+    secret = os.path.join(data_dir, "demo-password")
+    if not (os.path.exists(path) and os.path.exists(secret)):
+        password = asyncio.run(_init(path, data_dir, "localhost", demo=True))
+    else:
+        with open(secret, encoding="utf-8") as fh:
+            password = fh.read().strip()
+    return path, password
+
+
+# --- SMTP listeners (smtp engineer) -----------------------------------------------------------
+async def start_smtp(settings: Settings, *, authenticator: Any, restrictions: Any, queue: Any,
+                     directory: Any) -> list[Any]:
+    """Start smtpd_listen / submission_listen / smtps_listen / reinject_listen in this loop.
+
+    Returns ``pymailsrv.smtp.server.SmtpServer`` objects: ``.close()`` each, then
+    ``await s.server.wait_closed()``. Raises ConfigError (port taken, missing certificate)."""
+    from pymailsrv.policy.tables import open_table
+    from pymailsrv.smtp.server import start_servers
+
+    header_checks = [open_table(spec, settings) for spec in settings.get_list("header_checks")]
+    return await start_servers(settings, authenticator=authenticator, restrictions=restrictions,
+                               queue=queue, directory=directory, header_checks=header_checks)
+
+
+# --- queue manager and delivery (queue engineer) -------------------------------------------------
+async def start_queue(settings: Settings, directory: Directory, store: MailStore,
+                      *, clock: Clock | None = None) -> tuple[QueueManager, Callable[[], Awaitable[None]]]:
+    """Build and start the spool, router, delivery agents and queue manager, and the control
+    socket ``queue_directory/qmgr.sock``. Returns ``(queue, stop)``: ``queue`` implements
+    ``queue.base.Queue`` (hand it to the SMTP listeners); ``await stop()`` at shutdown."""
+    import os
+
+    from pymailsrv.clock import SystemClock
+    from pymailsrv.delivery.agents import AgentTable
+    from pymailsrv.delivery.dns import MxResolver, make_resolver
+    from pymailsrv.delivery.maildir import MaildirAgent
+    from pymailsrv.delivery.router import DirectoryRouter
+    from pymailsrv.delivery.smtp_client import SmtpClient
+    from pymailsrv.policy.tables import close_table, open_table
+    from pymailsrv.queue.admin import socket_path
+    from pymailsrv.queue.control import serve_control
+    from pymailsrv.queue.manager import QueueManager
+    from pymailsrv.queue.spool import FileSpool
+
+    clk = clock or SystemClock()
+    transport_tables = [open_table(spec, settings) for spec in settings.get_list("transport_maps")]
+    password_tables = [open_table(spec, settings) for spec in settings.get_list("smtp_sasl_password_maps")]
+
+    async def passwords(key: str) -> str | None:
+        for table in password_tables:
+            value = await table.get(key)
+            if value:
+                return value
+        return None
+
+    spool = FileSpool(settings.get_str("queue_directory"), clk)
+    router = DirectoryRouter(settings, directory, transport_tables)
+    maildir = MaildirAgent(settings, directory, store)
+    mx = MxResolver(make_resolver(settings.get_list("dns_nameservers")))
+    smtp = SmtpClient(settings, mx, passwords=passwords if password_tables else None)
+    manager = QueueManager(settings, spool, router, AgentTable(maildir, smtp), clk)
+    await manager.start()
+    control = await serve_control(manager, socket_path(settings))
+
+    async def stop() -> None:
+        control.close()
+        await manager.stop()
+        await smtp.close()
+        for table in transport_tables + password_tables:
+            await close_table(table)
+        try:
+            os.unlink(socket_path(settings))
+        except OSError:
+            pass
+
+    return manager, stop
+
+
+# --- IMAP (imap engineer) ----------------------------------------------------------------------
+async def start_imap(settings: Settings, authenticator: Any, store: Any, servers: list[Any]) -> None:
+    """Start the imap_listen (STARTTLS offered when a certificate is configured) and imaps_listen
+    (implicit TLS) listeners; appends net.Server objects to ``servers`` (``await s.close()`` each
+    on shutdown, after ``imap_server.notify_shutdown()`` if a goodbye is wanted)."""
+    from pymailsrv.config.tls import server_context
+    from pymailsrv.imap.server import ImapConfig, ImapServer
+    from pymailsrv.net import ConnectionRegistry, start_server
+
+    plain, implicit = settings.get_listen("imap_listen"), settings.get_listen("imaps_listen")
+    if not plain and not implicit:
+        return
+    cert, key = settings.get_str("tls_cert_file"), settings.get_str("tls_key_file")
+    tls = server_context(cert, key) if cert else None
+    config = ImapConfig.from_settings(settings)
+    imap = ImapServer(config, authenticator, store, tls=tls)
+    registry = ConnectionRegistry(idle_timeout=config.timeout)
+    for listen in plain:
+        server = await start_server(imap.handle, listen.host, listen.port, registry=registry, name="imap")
+        servers.append(server)
+        log.info("imap listening on %s:%d", server.host, server.port)
+    for listen in implicit:
+        if tls is None:
+            log.warning("imaps_listen %s ignored: no tls_cert_file", listen)
+            continue
+        server = await start_server(imap.handle, listen.host, listen.port, ssl=tls, registry=registry,
+                                    name="imaps")
+        servers.append(server)
+        log.info("imaps listening on %s:%d", server.host, server.port)
+
+
+# --- POP3 (pop3 engineer) ----------------------------------------------------------------------
+async def start_pop3(settings: Settings, authenticator: Authenticator, store: MailStore,
+                     clock: Clock | None = None) -> Pop3Server | None:
+    """Start pop3_listen (with STLS when a certificate is set) and pop3s_listen (implicit TLS).
+    Returns the server (``await server.close()`` on shutdown), or None when both are empty."""
+    from pymailsrv.clock import SystemClock
+    from pymailsrv.config.tls import server_context
+    from pymailsrv.pop3.options import Pop3Options, Pop3Services
+    from pymailsrv.pop3.server import Pop3Server
+
+    plain, implicit = settings.get_listen("pop3_listen"), settings.get_listen("pop3s_listen")
+    if not plain and not implicit:
+        return None
+    cert = settings.get_str("tls_cert_file")
+    tls = server_context(cert, settings.get_str("tls_key_file")) if cert else None
+    server = Pop3Server(Pop3Options.from_settings(settings, tls),
+                        Pop3Services(authenticator, store, clock or SystemClock()))
+    for name, addresses in (("pop3", plain), ("pop3s", implicit)):
+        if addresses:
+            ports = await server.listen(addresses, implicit_tls=name == "pop3s")
+            for address, port in zip(addresses, ports, strict=True):
+                log.info("%s listening on %s:%d", name, address.host or "*", port)
+    return server

@@ -41,6 +41,8 @@ def run_async(coro: Coroutine[Any, Any, int]) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from pymailsrv import app
 
+    if args.demo:
+        return app.serve(None, config_path=_config_path(args), demo=True)
     return app.serve(load_settings(args), config_path=_config_path(args))
 
 
@@ -109,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("serve", help="run the server")
-    s.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)
+    s.add_argument("--demo", action="store_true",
+                   help="run the demo: ./data with a demo domain and mailbox on localhost ports")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("init", help="write a configuration, create the database and a certificate")
@@ -193,8 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("pw", help="passwords")
     dsub = s.add_subparsers(dest="action", required=True)
     a = dsub.add_parser("hash", help="hash a password, like doveadm pw")
-    a.add_argument("--scheme", "-s")
-    a.add_argument("--password", "-p")
+    a.add_argument("--scheme", "-s", help="password scheme (default: password_scheme)")
+    a.add_argument("--password", "-p", help="the password (default: prompt twice)")
+    a.add_argument("--rounds", "-r", type=int, default=0, help="rounds/cost (default: the scheme's)")
+    dsub.add_parser("list", help="list the password schemes, like doveadm pw -l")
     a = dsub.add_parser("verify", help="check a password against a stored hash")
     a.add_argument("hash")
     a.add_argument("--password", "-p")

@@ -70,8 +70,8 @@ def setup_logging(
 ) -> None:
     """Install one handler on the ``pymailsrv`` logger (stderr, or ``log_file`` when set)."""
     root = logging.getLogger("pymailsrv")
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(PostfixFormatter(syslog_name, hostname))
     root.addHandler(handler)

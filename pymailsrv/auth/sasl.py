@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 
 MAX_SASL_BYTES = 8192
 
@@ -133,3 +134,25 @@ class SaslExchange:
                 raise SaslError("empty password")
             self.password = password
             self.challenge = None
+
+
+def plaintext_allowed(disable_plaintext_auth: bool, *, tls: bool, remote_ip: str, local_ip: str = "") -> bool:
+    """May a plaintext login (SASL PLAIN/LOGIN, IMAP LOGIN, POP3 USER/PASS) go ahead here?
+
+    As Dovecot's ``disable_plaintext_auth``: always over TLS; without TLS only from a "secured"
+    client, i.e. loopback or the server's own address (same host); always when the setting is off.
+    """
+    if not disable_plaintext_auth or tls:
+        return True
+    try:
+        remote = ipaddress.ip_address(remote_ip.strip().strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(remote, ipaddress.IPv6Address) and remote.ipv4_mapped is not None:
+        remote = remote.ipv4_mapped
+    if remote.is_loopback:
+        return True
+    try:
+        return bool(local_ip) and remote == ipaddress.ip_address(local_ip.strip().strip("[]"))
+    except ValueError:
+        return False

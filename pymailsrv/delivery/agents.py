@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from pymailsrv.delivery.base import DeliveryResult, Route
+from pymailsrv.delivery.base import DeliveryResult, Outcome, Route
 
 
 class Transport(Protocol):
@@ -25,7 +25,7 @@ def error_results(text: str, recipients: Sequence[str]) -> list[DeliveryResult]:
     """``error:[d.d.d ]text``: bounce (5.x, the default) or defer (4.x) with that text."""
     m = _DSN_PREFIX.match(text)
     dsn, why = (m.group(1), m.group(2)) if m else ("5.0.0", text or "mail delivery disabled")
-    outcome = "deferred" if dsn.startswith("4") else "bounced"
+    outcome: Outcome = "deferred" if dsn.startswith("4") else "bounced"
     return [DeliveryResult(r, outcome, dsn, why, "none") for r in recipients]
 
 

@@ -71,9 +71,9 @@ class DirectoryRouter:
                 return Route("virtual", "")
             return Route("error", UNKNOWN_USER)
         if await self.directory.is_relay_domain(domain):
-            column = await self.directory.transport(domain)
-            if column and column.strip().split(":")[0].lower() in ("smtp", "relay", "lmtp"):
-                route = parse_transport(column, domain)
+            relay_column = await self.directory.transport(domain)
+            if relay_column and relay_column.strip().split(":")[0].lower() in ("smtp", "relay", "lmtp"):
+                route = parse_transport(relay_column, domain)
                 if route.nexthop != domain or not self.relayhost:
                     return route
         if self.relayhost:

@@ -62,18 +62,21 @@ NON_FQDN_HELO = Reply(504, "5.5.2", "<{name}>: Helo command rejected: need fully
 NON_FQDN_ADDRESS = Reply(504, "5.5.2", "<{name}>: {klass} rejected: need fully-qualified address")
 INVALID_HELO = Reply(501, "5.5.2", "<{name}>: Helo command rejected: Invalid name")
 UNKNOWN_HELO = Reply(450, "4.7.1", "<{name}>: Helo command rejected: Host not found")
-UNKNOWN_HELO_TEMP = Reply(450, "4.7.1", "<{name}>: Helo command rejected: Host not found, try again")
 UNKNOWN_SENDER_DOMAIN = Reply(450, "4.1.8", "<{name}>: Sender address rejected: Domain not found")
 UNKNOWN_RECIPIENT_DOMAIN = Reply(450, "4.1.2", "<{name}>: Recipient address rejected: Domain not found")
 _NULL_MX = "<{name}>: {klass} rejected: Domain {domain} does not accept mail (nullMX)"
 NULL_MX_SENDER = Reply(550, "5.7.27", _NULL_MX)
 NULL_MX_RECIPIENT = Reply(556, "5.1.10", _NULL_MX)
-UNKNOWN_DOMAIN_TEMP_TEXT = "Domain not found, try again"
+DEFER_IF_PERMIT_TEXT = "defer_if_permit requested"
+DEFER_IF_REJECT_TEXT = "defer_if_reject requested"
 
 RBL = Reply(554, "5.7.1", "Service unavailable; {klass} [{what}] blocked using {zone}{reason}")
 
 LOGIN_NOT_OWNER = Reply(553, "5.7.1", "<{name}>: Sender address rejected: not owned by user {login}")
 LOGIN_NOT_LOGGED_IN = Reply(553, "5.7.1", "<{name}>: Sender address rejected: not logged in")
+
+BAD_RECIPIENT_SYNTAX = Reply(501, "5.1.3", "Bad recipient address syntax")
+BAD_SENDER_SYNTAX = Reply(501, "5.1.7", "Bad sender address syntax")
 
 POLICY_FAILURE = Reply(451, "4.3.5", "Server configuration problem")
 SERVER_CONFIG = Reply(451, "4.3.5", "Server configuration error")

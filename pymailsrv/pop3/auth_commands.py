@@ -8,8 +8,6 @@ from pymailsrv.pop3 import replies
 from pymailsrv.pop3.parser import TOO_LONG, Command
 from pymailsrv.pop3.session import Session, State, login_log
 
-MECHANISMS = ("PLAIN", "LOGIN")
-
 
 def _no_args(cmd: Command) -> None:
     if cmd.args:
@@ -59,15 +57,15 @@ async def authenticate(s: Session, user: str, password: str, method: str) -> Non
         user, password, service="pop3", remote_ip=s.conn.peer_ip)
     if account is None:
         login_log.info("Aborted login (auth failed): user=<%s>, method=%s, rip=%s, lip=%s%s",
-                       _loggable(user), method, s.conn.peer_ip, s.conn.local_ip,
-                       ", TLS" if s.conn.is_tls else "")
+                       _loggable(user), method, s.conn.peer_ip, s.local_ip,
+                       ", TLS" if s.conn.tls else "")
         raise Refusal(replies.AUTH_FAILED, code=replies.CODE_AUTH)
     await s.login(account, method)
     s.send(replies.ok(replies.LOGGED_IN))
 
 
-async def _challenge(s: Session, text: str) -> str:
-    """RFC 5034 §4: send ``+ base64`` and read the client's line; ``*`` cancels."""
+async def _challenge(s: Session, text: str) -> bytes:
+    """RFC 5034 §4: send ``+ base64`` and read the client's line (``*`` cancels: SaslExchange)."""
     s.send(f"+ {text}\r\n".encode("ascii"))
     line = await s.read_line()
     if line is None:
@@ -75,58 +73,46 @@ async def _challenge(s: Session, text: str) -> str:
     if line is TOO_LONG:
         raise ClientSyntaxError(replies.LINE_TOO_LONG)
     assert isinstance(line, bytes)
-    if line.strip() == b"*":
-        raise Refusal(replies.AUTH_ABORTED)
-    return line.decode("ascii", "replace")
-
-
-def _initial(arg: str | None) -> str | None:
-    # RFC 5034 §4: "=" is an empty initial response
-    return "" if arg == "=" else arg
+    return line
 
 
 async def cmd_auth(s: Session, cmd: Command) -> None:
     """RFC 5034 AUTH mechanism [initial-response]; bare AUTH lists mechanisms (as Dovecot)."""
     if not cmd.args:
-        s.send(replies.multiline(replies.ok(replies.AUTH_MECHS_HEADER), list(MECHANISMS)))
+        s.send(replies.multiline(replies.ok(replies.AUTH_MECHS_HEADER), list(sasl.MECHANISMS)))
         return
     if len(cmd.args) > 2:
         raise ClientSyntaxError(replies.TOO_MANY_ARGUMENTS)
-    mech = cmd.args[0].upper()
-    if mech not in MECHANISMS:
+    if cmd.args[0].upper() not in sasl.MECHANISMS:
         raise Refusal(replies.AUTH_UNKNOWN_MECH)
     _require_plaintext_allowed(s)
-    initial = _initial(cmd.args[1] if len(cmd.args) > 1 else None)
     try:
-        if mech == "PLAIN":
-            response = initial if initial is not None else await _challenge(s, "")
-            authzid, user, password = sasl.decode_plain(response)
-            if authzid and authzid != user:
-                raise Refusal(replies.AUTH_FAILED, code=replies.CODE_AUTH)  # no proxy logins
-        else:
-            response = initial if initial is not None else await _challenge(
-                s, sasl.LOGIN_USERNAME_PROMPT)
-            user = sasl.decode_login_field(response)
-            password = sasl.decode_login_field(await _challenge(s, sasl.LOGIN_PASSWORD_PROMPT))
+        exchange = sasl.SaslExchange(cmd.args[0], cmd.args[1] if len(cmd.args) > 1 else None)
+        while exchange.challenge is not None:
+            exchange.respond(await _challenge(s, exchange.challenge))
+    except sasl.SaslCancelled:
+        raise Refusal(replies.AUTH_ABORTED) from None
     except sasl.SaslError as exc:
+        if "authorization identity" in str(exc):  # PLAIN authzid for another user: no proxying
+            raise Refusal(replies.AUTH_FAILED, code=replies.CODE_AUTH) from None
         text = replies.AUTH_INVALID_BASE64 if "base64" in str(exc) else replies.AUTH_MALFORMED
         raise ClientSyntaxError(text) from None
-    await authenticate(s, user, password, mech)
+    await authenticate(s, exchange.authcid, exchange.password, exchange.mechanism)
 
 
 def capa_sasl(s: Session) -> str:
     """RFC 5034 §6: the SASL capability lists only mechanisms usable on this connection."""
-    return "SASL " + " ".join(MECHANISMS) if s.plaintext_allowed() else ""
+    return "SASL " + " ".join(sasl.MECHANISMS) if s.plaintext_allowed() else ""
 
 
 def capa_stls(s: Session) -> str:
-    return "STLS" if s.options.tls_context is not None and not s.conn.is_tls else ""
+    return "STLS" if s.options.tls_context is not None and not s.conn.tls else ""
 
 
 async def cmd_stls(s: Session, cmd: Command) -> None:
     """RFC 2595 §4 STLS; the session upgrades after this reply is flushed."""
     _no_args(cmd)
-    if s.conn.is_tls:
+    if s.conn.tls:
         raise Refusal(replies.TLS_ACTIVE)
     if s.options.tls_context is None:
         raise Refusal(replies.TLS_UNAVAILABLE)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from typing import Protocol
 
 from pymailsrv.auth.base import AuthUnavailable
 from pymailsrv.errors import ClientSyntaxError, Refusal
-from pymailsrv.log import get_logger, session_id
+from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
+from pymailsrv.net.conn import ConnectionClosed, PlaintextPending
 from pymailsrv.pop3 import replies
 from pymailsrv.pop3.maildrop import Maildrop
 from pymailsrv.pop3.options import Pop3Options, Pop3Services
@@ -35,6 +37,8 @@ from pymailsrv.types import Account
 log = get_logger("pop3")
 login_log = get_logger("pop3-login")
 debug = logging.getLogger("pymailsrv.pop3.session")
+trace = trace_logger("pop3")
+SECRET_ARGS = frozenset({"PASS", "AUTH"})  # traced without their arguments (AUTH: mechanism only)
 
 FLUSH_AT = 64 * 1024
 
@@ -50,23 +54,23 @@ ANY_STATE = frozenset(State)
 
 
 class Connection(Protocol):
-    """The byte pipe a session runs over (a socket in production, a fake in unit tests)."""
+    """What a session needs of its byte pipe: the subset of ``net.conn.Connection`` we use
+    (a socket in production, a fake in unit tests)."""
 
     peer_ip: str
-    local_ip: str
+    tls: bool
+    last_activity: float
+    transport: asyncio.Transport | None
 
-    @property
-    def is_tls(self) -> bool: ...
-
-    async def read(self) -> bytes:
-        """Some bytes, or b"" at end of input (peer closed, or ``close()`` was called)."""
+    async def read_some(self, max_bytes: int = 65536) -> bytes:
+        """Some bytes; raises ConnectionClosed at end of input."""
         ...
 
     def write(self, data: bytes) -> None: ...
 
     async def drain(self) -> None: ...
 
-    async def start_tls(self) -> None: ...
+    async def start_tls(self, context: ssl.SSLContext, *, timeout: float = 30.0) -> None: ...
 
     def close(self) -> None: ...
 
@@ -93,10 +97,6 @@ class Stats:
     dele: int = 0
 
 
-class SessionClosed(Exception):
-    """Raised by a handler to end the session after its reply (QUIT, too many errors)."""
-
-
 class Session:
     def __init__(self, conn: Connection, options: Pop3Options, services: Pop3Services,
                  commands: dict[str, Spec]) -> None:
@@ -119,13 +119,17 @@ class Session:
         self._out: list[bytes] = []
         self._outsize = 0
         self._errors = 0
-        self._last_input = services.clock.monotonic()
         self._locks = contextlib.AsyncExitStack()
         self._userip_key: tuple[str, str] | None = None
         self.read_ahead: dict[int, bytes] = {}  # uid -> stored bytes read ahead of RETR
+        self.tracing = trace.isEnabledFor(TRACE)  # decided once: no cost per line when off
+        self.files_readable = True  # Mailbox.path() gives files we may read ahead in a thread
+        self.idle = False  # waiting for input with every reply flushed (a goodbye may be sent)
 
     # --- output -------------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
+        if self.tracing:  # the status line only: message bodies never reach the trace
+            trace.log(TRACE, "S: %s", data[:200].partition(b"\r\n")[0].decode("utf-8", "replace"))
         self._out.append(data)
         self._outsize += len(data)
 
@@ -142,12 +146,20 @@ class Session:
         """The next line from the client (flushing replies first if we must wait); None at EOF."""
         while not self._lines:
             await self.flush()
-            data = await self.conn.read()
-            if not data:
+            self.idle = True
+            try:
+                data = await self.conn.read_some()
+            except ConnectionClosed:
                 return None
-            self._last_input = self.services.clock.monotonic()
+            finally:
+                self.idle = False
             self._lines.extend(self._splitter.feed(data))
         return self._lines.popleft()
+
+    def notify_shutdown(self) -> None:
+        """Say goodbye if no reply is half-written (as Dovecot, RFC 3206 [SYS/TEMP])."""
+        if self.idle:
+            self.conn.write(replies.err(replies.SHUTDOWN, replies.CODE_SYS_TEMP))
 
     def capabilities(self) -> list[str]:
         """RFC 2449 §5, derived from the command table: in TRANSACTION only what is usable there."""
@@ -162,12 +174,16 @@ class Session:
         return caps
 
     def plaintext_allowed(self) -> bool:
-        return self.options.plaintext_allowed(self.conn.peer_ip, self.conn.is_tls)
+        return self.options.plaintext_allowed(self.conn.peer_ip, self.conn.tls)
+
+    @property
+    def local_ip(self) -> str:
+        sock = self.conn.transport.get_extra_info("sockname") if self.conn.transport else None
+        return str(sock[0]) if sock else ""
 
     # --- the loop -----------------------------------------------------------------------------
     async def run(self) -> None:
         token = session_id.set(f"pop3-{id(self):x}")
-        watchdog = asyncio.ensure_future(self._watchdog())
         try:
             self.send(replies.ok(replies.GREETING.format(mail_name=self.options.mail_name)))
             while not self.quit:
@@ -181,10 +197,9 @@ class Session:
                     await self.flush()
             if self.quit:
                 await self.flush()
-        except (ConnectionError, OSError) as exc:
-            debug.debug("connection lost: %s", exc)
+        except (ConnectionError, ConnectionClosed, OSError) as exc:
+            debug.debug("connection lost: %r", exc)
         finally:
-            watchdog.cancel()
             await self._finish()
             session_id.reset(token)
             self.conn.close()
@@ -196,6 +211,9 @@ class Session:
                 raise ClientSyntaxError(replies.LINE_TOO_LONG)
             assert isinstance(line, bytes)
             cmd = parse_command(line)
+            if self.tracing:
+                shown = cmd.args[:1] if cmd.name == "AUTH" else () if cmd.name in SECRET_ARGS else cmd.args
+                trace.log(TRACE, "C: %s", " ".join((cmd.name, *shown)))
             spec = self.commands.get(cmd.name)
             if spec is None:
                 raise ClientSyntaxError(replies.UNKNOWN_COMMAND)
@@ -217,7 +235,7 @@ class Session:
             self.send(replies.err(replies.AUTH_TEMP, replies.CODE_SYS_TEMP))
         except Refusal as exc:
             self.send(replies.err(exc.text, exc.code))
-        except (ConnectionError, asyncio.CancelledError):
+        except (ConnectionError, ConnectionClosed, asyncio.CancelledError):
             raise
         except Exception:
             log.exception("error: internal error in POP3 command (user=<%s>)", self.username)
@@ -228,26 +246,21 @@ class Session:
         return self.account.username if self.account else ""
 
     async def _start_tls(self) -> None:
+        """Called right after STLS's +OK is queued; no await may let input in before the upgrade."""
         self.starttls_requested = False
-        if self._lines or self._splitter.pending():
-            # RFC 2595 §4 / RFC 3207 §4.2: plaintext after STLS must not survive the upgrade
-            login_log.warning("STLS with pipelined plaintext discarded: rip=%s", self.conn.peer_ip)
-            self._lines.clear()
-        self._splitter.reset()
+        assert self.options.tls_context is not None
+        pending = bool(self._lines) or self._splitter.pending() > 0
         await self.flush()
-        await self.conn.start_tls()
-
-    async def _watchdog(self) -> None:
-        clock = self.services.clock
-        while True:
-            remaining = self._last_input + self.options.timeout - clock.monotonic()
-            if remaining <= 0:
-                debug.debug("idle timeout")
-                with contextlib.suppress(Exception):
-                    self.conn.write(replies.err(replies.TIMEOUT))
-                self.conn.close()
-                return
-            await clock.sleep(remaining)
+        try:
+            if pending:
+                raise PlaintextPending()
+            await self.conn.start_tls(self.options.tls_context)
+        except PlaintextPending:
+            # RFC 2595 §4 / RFC 3207 §4.2: plaintext pipelined after STLS must not be read as if
+            # it came encrypted (CVE-2011-0411); we close rather than guess (as net/ requires)
+            login_log.warning("Disconnected: STLS with pipelined plaintext: rip=%s", self.conn.peer_ip)
+            self.quit = True
+            self.conn.close()
 
     # --- login and the end of the session -----------------------------------------------------
     async def login(self, account: Account, method: str) -> None:
@@ -272,22 +285,22 @@ class Session:
                                  hide_deleted=self.options.hide_deleted)
         self.state = State.TRANSACTION
         login_log.info("Login: user=<%s>, method=%s, rip=%s, lip=%s%s", account.username, method,
-                       self.conn.peer_ip, self.conn.local_ip, ", TLS" if self.conn.is_tls else "")
+                       self.conn.peer_ip, self.local_ip, ", TLS" if self.conn.tls else "")
 
     async def update(self) -> bool:
-        """The UPDATE state (RFC 1939 §6): expunge what DELE marked; False if that failed."""
+        """The UPDATE state (RFC 1939 §6): expunge what DELE marked; False if that failed.
+        A message another session expunged meanwhile is gone already, which is success."""
         assert self.mailbox is not None and self.maildrop is not None
         uids = self.maildrop.deleted_uids()
         if not uids:
             return True
         try:
             await self.mailbox.set_flags(uids, [DELETED], "add")
-            gone = await self.mailbox.expunge(uids)
+            await self.mailbox.expunge(uids)
         except Exception:
             log.exception("%s: expunge failed", self.username)
             return False
-        self.seen.difference_update(uids)
-        return len(gone) == len(uids)
+        return True
 
     async def _finish(self) -> None:
         if self.mailbox is not None and self.maildrop is not None:

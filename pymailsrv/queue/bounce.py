@@ -7,6 +7,7 @@ Pure: ``build_notice`` turns a description of what happened into the bytes of a
 from __future__ import annotations
 
 import email.utils
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -88,8 +89,17 @@ def _lf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n")
 
 
-def _diag_type(text: str) -> str:
-    return "smtp" if text[:3].isdigit() else "X-Postfix"
+_SAID = re.compile(r"^host \S+ said: (\d{3} .*?)(?: \(in reply to .+ command\))?$", re.S)
+
+
+def diagnostic(text: str) -> str:
+    """RFC 3464 §2.3.6: ``smtp; <the remote reply>`` when a server said it, else ``X-Postfix; text``."""
+    m = _SAID.match(text)
+    if m:
+        return f"smtp; {m.group(1)}"
+    if text[:3].isdigit():
+        return f"smtp; {text}"
+    return f"X-Postfix; {text}"
 
 
 def _human(info: NoticeInfo, reports: Sequence[RecipientReport]) -> str:
@@ -130,7 +140,7 @@ def _status_part(info: NoticeInfo, reports: Sequence[RecipientReport]) -> str:
         if r.relay and r.relay not in ("none", "virtual", "local"):
             out.append(f"Remote-MTA: dns; {r.relay.partition('[')[0]}")
         if r.text:
-            out.append(f"Diagnostic-Code: {_diag_type(r.text)}; {r.text}")
+            out.append(f"Diagnostic-Code: {diagnostic(r.text)}")
         if info.kind == "delay" and info.retry_until:
             out.append(f"Will-Retry-Until: {email.utils.formatdate(info.retry_until, localtime=True)}")
     return "\n".join(out) + "\n"

@@ -42,7 +42,8 @@ from pymailsrv.types import QueueId
 log = get_logger("qmgr")
 bounce_log = get_logger("bounce")
 
-_INLINE_READ = 256 * 1024  # larger contents are read in a thread
+_INLINE_READ = 256 * 1024
+_AGENT_NAMES = ("virtual", "smtp", "lmtp", "error", "discard")  # larger contents are read in a thread
 
 
 def fmt_delay(x: float) -> str:
@@ -136,18 +137,29 @@ class QueueManager:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def wait_idle(self, timeout: float = 10.0) -> None:
+    async def wait_idle(self, timeout: float = 30.0) -> None:
         """Tests: wait until nothing is ready or in delivery (deferred mail may remain)."""
+        def due() -> bool:
+            now = self.clock.time()
+            return any(t <= now and (qf := self.entries.get(q)) is not None and qf.state == "deferred"
+                       and qf.next_attempt == t for t, q in self._heap)
+
         async def idle() -> None:
-            while self._busy or not self._ready.empty():
+            for _ in range(3):
+                await asyncio.sleep(0)
+            while self._busy or not self._ready.empty() or due():
                 await asyncio.sleep(0.001)
         await asyncio.wait_for(idle(), timeout)
 
     # --- submission -----------------------------------------------------------------------------
-    async def submit(self, envelope: Envelope, content: bytes) -> QueueId:
+    def new_queue_id(self) -> QueueId:
+        """A fresh queue id, for a caller that wants to log under it before ``submit``."""
+        return self.spool.new_id()
+
+    async def submit(self, envelope: Envelope, content: bytes, *, queue_id: QueueId | None = None) -> QueueId:
         if not envelope.arrival:
             envelope.arrival = self.clock.time()
-        qid = self.spool.new_id()
+        qid = queue_id or self.spool.new_id()
         if self._fast_path_allowed(envelope):
             done = await self._try_fast(qid, envelope, content)
             if done:
@@ -193,6 +205,7 @@ class QueueManager:
         if all(o.result.outcome == "sent" for o in outcomes):
             for o in outcomes:
                 self._log_result(qf, o)
+            await self._notify_success(qf, content, outcomes)
             log.info("%s: removed", qid)
             return True
         # Some recipient is not done: spool with the finished ones recorded, conclude later.
@@ -208,6 +221,7 @@ class QueueManager:
             qf.apply(rec)
         for o in outcomes:
             self._log_result(qf, o)
+        await self._notify_success(qf, content, outcomes)
         self.entries[qid] = qf
         self._busy.add(qid)
         incomplete = {o.index: (o.result.dsn, o.result.text) for o in outcomes
@@ -224,21 +238,35 @@ class QueueManager:
     # --- scheduling -----------------------------------------------------------------------------
     async def _scheduler(self) -> None:
         while True:
-            now = self.clock.time()
-            while self._heap and self._heap[0][0] <= now:
-                due, qid = heapq.heappop(self._heap)
-                qf = self.entries.get(qid)
-                if qf is None or qf.state != "deferred" or qf.next_attempt != due or qid in self._busy:
-                    continue
-                await self._activate(qf)
-            wait = self.run_delay
-            if self._heap:
-                wait = min(wait, max(0.0, self._heap[0][0] - now))
-            self._wake.clear()
-            await self._sleep_or_wake(wait)
+            try:
+                await self._schedule_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler error")
+                await asyncio.sleep(1)
+
+    async def _schedule_once(self) -> None:
+        now = self.clock.time()
+        while self._heap and self._heap[0][0] <= now:
+            due, qid = heapq.heappop(self._heap)
+            qf = self.entries.get(qid)
+            if qf is None or qf.state != "deferred" or qf.next_attempt != due or qid in self._busy:
+                continue
+            await self._activate(qf)
+        wait = self.run_delay
+        if self._heap:
+            wait = min(wait, max(0.0, self._heap[0][0] - now))
+        self._wake.clear()
+        await self._sleep_or_wake(wait)
 
     async def _sleep_or_wake(self, seconds: float) -> None:
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        target = self.clock.monotonic() + seconds
+
+        async def sleep() -> None:  # the task may start late: sleep until the deadline, not for a span
+            await self.clock.sleep(target - self.clock.monotonic())
+
+        sleeper = asyncio.ensure_future(sleep())
         waker = asyncio.ensure_future(self._wake.wait())
         try:
             await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
@@ -312,6 +340,7 @@ class QueueManager:
         groups = self._group(plan)
         incomplete: dict[int, tuple[str, str]] = {}
         last_group = len(groups) == 1
+        sent: list[_Outcome] = []
 
         async def run(route: Route, items: list[tuple[int, str]]) -> None:
             outcomes = await self._deliver_group(route, items, env.sender, content)
@@ -323,8 +352,11 @@ class QueueManager:
                 self._log_result(qf, o)
                 if o.result.outcome == "deferred":
                     incomplete[o.index] = (o.result.dsn, o.result.text)
+                elif o.result.outcome == "sent":
+                    sent.append(o)
 
         await asyncio.gather(*(run(route, items) for route, items in groups.items()))
+        await self._notify_success(qf, content, sent)
         await self._conclude(qf, content, incomplete)
 
     async def _plan(self, env: Envelope, done: dict[tuple[int, str], Done]) -> list[tuple[int, str, Route]]:
@@ -443,6 +475,17 @@ class QueueManager:
             await self.spool.append(qf.queue_id, qf.state, [{"k": "n", "keys": [list(k) for k in keys]}])
         qf.notified.update(keys)
 
+    async def _notify_success(self, qf: QueueFile, content: bytes, outcomes: Sequence[_Outcome]) -> None:
+        """RFC 3461 §4.1 NOTIFY=SUCCESS: one report for the recipients that asked for it."""
+        env = qf.envelope
+        wanted = [o for o in outcomes if o.result.outcome == "sent"
+                  and wants_notice("success", env.recipients[o.index].notify)]
+        if not wanted or not env.sender:
+            return
+        reports = [RecipientReport(o.final, env.recipients[o.index].orcpt or env.recipients[o.index].original,
+                                   o.result.dsn, o.result.text, o.result.relay) for o in wanted]
+        await self._send_notice("success", qf, content, reports, self.clock.time())
+
     async def _delay_notice(self, qf: QueueFile, content: bytes, incomplete: dict[int, tuple[str, str]],
                             now: float) -> None:
         keys = [(i, qf.envelope.recipients[i].address) for i in sorted(incomplete)
@@ -499,7 +542,7 @@ class QueueManager:
         d = max(0.0, o.finished - o.started)
         total = max(0.0, o.finished - arrival)
         status = {"sent": "sent", "deferred": "deferred", "bounced": "bounced"}[r.outcome]
-        get_logger(o.route.transport if o.route.transport in ("virtual", "smtp", "lmtp") else "qmgr").info(
+        get_logger(o.route.transport if o.route.transport in _AGENT_NAMES else "qmgr").info(
             "%s: to=<%s>%s, relay=%s, delay=%s, delays=%s/%s/0/%s, dsn=%s, status=%s (%s)",
             qf.queue_id, o.final, orig_part, r.relay, fmt_delay(total), fmt_delay(a), fmt_delay(b),
             fmt_delay(d), r.dsn, status, r.text)

@@ -36,7 +36,9 @@ from pymailsrv.store.base import (
 from pymailsrv.store.view import (
     SessionView,
     apply_flags,
+    check_rename,
     clean_flags,
+    folder_infos,
     normalize_content,
     rfc822_size,
     select_uids,
@@ -230,36 +232,8 @@ class MemoryLock:
             self._held = False
 
 
-def check_rename(old: str, new: str, existing: set[str]) -> None:
-    """Shared RENAME rules (RFC 3501 §6.3.5)."""
-    if new == names.INBOX or new in existing:
-        raise FolderExists("Target mailbox already exists", code="ALREADYEXISTS")
-    if old != names.INBOX and new.startswith(old + names.SEP):
-        raise Refusal("Can't rename mailbox under its own child.", code="CANNOT")
-
-
-def folder_infos(existing: set[str], subscribed: set[str]) -> list[FolderInfo]:
-    """INBOX first, then every folder and every implied parent (not selectable), sorted."""
-    implied = {p for n in existing for p in names.parent_names(n)} - existing
-    parents = {p for n in existing | implied for p in names.parent_names(n)}
-    out = []
-    for name in sorted(existing | implied, key=lambda n: (n != names.INBOX, n)):
-        out.append(
-            FolderInfo(
-                name=name,
-                special_use=names.SPECIAL_USE.get(name),
-                subscribed=name in subscribed,
-                has_children=name in parents,
-                selectable=name in existing,
-            )
-        )
-    return out
-
-
 class MemoryMailbox:
-    def __init__(
-        self, store: MemoryStore, account: Account, folder: str, state: _Folder, readonly: bool
-    ) -> None:
+    def __init__(self, store: MemoryStore, account: Account, folder: str, state: _Folder, readonly: bool) -> None:
         self.store = store
         self.account = account
         self.folder = folder
@@ -351,11 +325,7 @@ class MemoryMailbox:
 
     async def copy(self, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
         _, target = self.store._folder(self.account, dest)
-        msgs = [
-            (i.uid, self._state.msgs[i.uid])
-            for i in select_uids(self._view, uids)
-            if i.uid in self._state.msgs
-        ]
+        msgs = [(i.uid, self._state.msgs[i.uid]) for i in select_uids(self._view, uids) if i.uid in self._state.msgs]
         self.store._check_quota(self.account, sum(len(m.data) for _, m in msgs), len(msgs))
         pairs = [(uid, target.add(m.data, m.info.flags, m.info.internal_date)) for uid, m in msgs]
         if pairs:

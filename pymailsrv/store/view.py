@@ -10,7 +10,9 @@ import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 
 from pymailsrv.clock import Clock
-from pymailsrv.store.base import RECENT, FlagMode, MessageInfo, SyncResult
+from pymailsrv.errors import Refusal
+from pymailsrv.store import names
+from pymailsrv.store.base import RECENT, FlagMode, FolderExists, FolderInfo, MessageInfo, SyncResult
 
 
 def normalize_content(data: bytes) -> bytes:
@@ -107,3 +109,29 @@ async def wait_event(event: asyncio.Event, timeout: float, clock: Clock) -> bool
     fired = event.is_set()
     event.clear()
     return fired
+
+
+def check_rename(old: str, new: str, existing: set[str]) -> None:
+    """Shared RENAME rules (RFC 3501 §6.3.5)."""
+    if new == names.INBOX or new in existing:
+        raise FolderExists("Target mailbox already exists", code="ALREADYEXISTS")
+    if old != names.INBOX and new.startswith(old + names.SEP):
+        raise Refusal("Can't rename mailbox under its own child.", code="CANNOT")
+
+
+def folder_infos(existing: set[str], subscribed: set[str]) -> list[FolderInfo]:
+    """INBOX first, then every folder and every implied parent (not selectable), sorted."""
+    implied = {p for n in existing for p in names.parent_names(n)} - existing
+    parents = {p for n in existing | implied for p in names.parent_names(n)}
+    out = []
+    for name in sorted(existing | implied, key=lambda n: (n != names.INBOX, n)):
+        out.append(
+            FolderInfo(
+                name=name,
+                special_use=names.SPECIAL_USE.get(name),
+                subscribed=name in subscribed,
+                has_children=name in parents,
+                selectable=name in existing,
+            )
+        )
+    return out

@@ -19,6 +19,7 @@ from pymailsrv.auth.sasl import (
     decode_base64,
     decode_login_field,
     decode_plain,
+    plaintext_allowed,
 )
 
 
@@ -157,3 +158,19 @@ def test_any_decoded_bytes_is_value_or_sasl_error(raw: bytes) -> None:
     except SaslError:
         return
     assert authcid and password and "\0" not in authzid + authcid + password
+
+
+@pytest.mark.parametrize(("disable", "tls", "remote", "local", "allowed"), [
+    (True, True, "203.0.113.9", "192.0.2.1", True),
+    (True, False, "203.0.113.9", "192.0.2.1", False),
+    (True, False, "127.0.0.1", "", True),
+    (True, False, "::1", "", True),
+    (True, False, "::ffff:127.0.0.1", "", True),
+    (True, False, "192.0.2.1", "192.0.2.1", True),  # same host
+    (True, False, "[2001:db8::1]", "2001:db8::1", True),
+    (True, False, "unknown", "", False),
+    (True, False, "203.0.113.9", "garbage", False),
+    (False, False, "203.0.113.9", "", True),
+])
+def test_plaintext_allowed(disable: bool, tls: bool, remote: str, local: str, allowed: bool) -> None:
+    assert plaintext_allowed(disable, tls=tls, remote_ip=remote, local_ip=local) is allowed

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pymailsrv.auth import schemes
 from pymailsrv.auth.digests import cram_md5_context, md4
@@ -85,6 +87,13 @@ def test_unprefixed_md5_crypt_is_md5_crypt_whatever_the_default() -> None:
     v = next(v for v in VECTORS if v["scheme"] == "md5crypt")
     assert verify_password(v["password"], v["hash"], "PLAIN")
     assert verify_password(v["password"], v["hash"], "PLAIN-MD5")
+
+
+def test_unprefixed_md5_crypt_ignores_a_trailing_field_like_dovecot() -> None:
+    v = next(v for v in VECTORS if v["scheme"] == "md5crypt")
+    assert verify_password(v["password"], v["hash"] + "$ignored")
+    assert schemes.split_scheme("$1$salt$hash$x$y") == ("MD5-CRYPT", "$1$salt$hash")
+    assert schemes.split_scheme("$1$salt") == ("MD5-CRYPT", "$1$salt")
 
 
 def test_postfixadmin_md5_under_dovecot_md5_scheme() -> None:
@@ -215,3 +224,13 @@ def test_digests() -> None:
     long_key = hash_password("k" * 100, "CRAM-MD5")
     assert verify_password("k" * 100, long_key)
     assert cram_md5_context(b"k" * 100) == cram_md5_context(hashlib.md5(b"k" * 100).digest())
+
+
+SCHEME_NAMES = [*schemes.SCHEMES, "SHA512-CRYPT.B64", "SSHA.HEX", "NOSUCH", ""]
+
+
+@given(st.sampled_from(SCHEME_NAMES), st.text(max_size=120), st.text(max_size=20),
+       st.sampled_from(["CRYPT", "PLAIN", "MD5", "PLAIN-MD5.HEX", "X"]))
+def test_any_stored_value_is_true_or_false(scheme: str, data: str, password: str, default: str) -> None:
+    stored = "{" + scheme + "}" + data if scheme else data
+    assert verify_password(password, stored, default) in (True, False)

@@ -64,11 +64,20 @@ async def test_sliding_window_releases_one_at_a_time() -> None:
 
 async def test_success_forgives_the_login_not_the_client() -> None:
     t = make(FakeClock())
-    for _ in range(4):
+    for _ in range(3):
         t.failure("192.0.2.1", "alice@example.com")
+    assert t.attempt("192.0.2.1", "alice@example.com") == 16.0  # would be the 4th failure
     t.success("192.0.2.1", "alice@example.com")
     assert t.failure("192.0.2.7", "alice@example.com") == 2.0
-    assert t.failure("192.0.2.1", "bob@example.com") == 30.0  # the 5th from this client
+    assert t.failure("192.0.2.1", "bob@example.com") == 16.0  # the 4th failure from this client
+
+
+async def test_parallel_attempts_are_counted_before_the_answer() -> None:
+    t = make(FakeClock())
+    for i in range(5):
+        t.attempt("192.0.2.1", f"u{i}@example.com")  # none answered yet
+    with pytest.raises(AuthUnavailable):
+        t.attempt("192.0.2.1", "u9@example.com")
 
 
 async def test_loopback_not_exempt_by_default_but_can_be() -> None:
@@ -99,3 +108,27 @@ async def test_memory_is_bounded_and_stale_entries_go() -> None:
     await clock.advance(301)
     t.failure("192.0.2.1", "a@example.com")
     assert t.tracked() == (1, 1)
+
+
+async def test_cancel_takes_back_an_attempt() -> None:
+    t = make(FakeClock(), limit=2)
+    t.attempt("192.0.2.1", "a@example.com")
+    t.cancel("192.0.2.1", "a@example.com")
+    t.attempt("192.0.2.1", "a@example.com")
+    t.check("192.0.2.1", "a@example.com")  # one failure so far, limit 2
+
+
+async def test_a_known_client_is_not_locked_out_of_its_login() -> None:
+    clock = FakeClock()
+    t = make(clock)
+    t.attempt("192.0.2.50", "alice@example.com")
+    t.success("192.0.2.50", "alice@example.com")  # alice's phone
+    await clock.advance(3600)
+    for i in range(5):  # a botnet guesses alice's password
+        t.failure(f"198.51.100.{i}", "alice@example.com")
+    assert t.refusal("203.0.113.1", "alice@example.com") is not None
+    assert t.refusal("192.0.2.50", "alice@example.com") is None
+    await clock.advance(7 * 86400)
+    for i in range(5):
+        t.failure(f"198.51.100.{i + 10}", "alice@example.com")
+    assert t.refusal("192.0.2.50", "alice@example.com") is not None  # trust expired

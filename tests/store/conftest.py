@@ -35,9 +35,7 @@ def store(store_kind: str, tmp_path: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def account_factory(tmp_path: Path) -> Callable[..., Account]:
     def make(user: str = "alice@example.test", quota: int = 0) -> Account:
-        return Account(
-            username=user, maildir=str(tmp_path / "vmail" / user.replace("@", "_")) + "/", quota_bytes=quota
-        )
+        return Account(username=user, maildir=str(tmp_path / "vmail" / user.replace("@", "_")) + "/", quota_bytes=quota)
 
     return make
 

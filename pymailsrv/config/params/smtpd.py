@@ -6,6 +6,8 @@ PARAMS = (
     Param("smtpd_listen", "listen", "", "MTA listener (port 25), host:port list; empty = off."),
     Param("submission_listen", "listen", "", "Submission listener (port 587); empty = off."),
     Param("smtps_listen", "listen", "", "Implicit-TLS submission listener (port 465); empty = off."),
+    Param("reinject_listen", "listen", "", "Content-filter return path (like smtpd, only from "
+          "mynetworks, mail marked as already filtered); empty = off."),
     Param("smtpd_banner", "str", "$myhostname ESMTP $mail_name", "Text after 220 in the greeting."),
     Param("message_size_limit", "size", "10240000", "Largest message accepted, in bytes."),
     Param("smtpd_recipient_limit", "int", "1000", "Recipients per message.", minimum=1),
@@ -27,6 +29,11 @@ PARAMS = (
     Param("smtpd_end_of_data_restrictions", "list", "", "Restrictions after the final dot."),
     Param("smtpd_restriction_classes", "list", "", "Names of user-defined restriction lists."),
     Param("smtpd_null_access_lookup_key", "str", "<>", "Access-map key for the null sender."),
+    Param("parent_domain_matches_subdomains", "list",
+          "debug_peer_list, fast_flush_domains, mynetworks, permit_mx_backup_networks, "
+          "qmqpd_authorized_clients, relay_domains, smtpd_access_maps",
+          "Lists whose domain.tld also matches subdomains; without smtpd_access_maps here, access maps "
+          "match subdomains only through .domain.tld keys (as Postfix)."),
     Param("smtpd_reject_unlisted_recipient", "bool", "yes", "Reject unknown users of our domains."),
     Param("smtpd_reject_unlisted_sender", "bool", "no", "Reject unknown senders of our domains."),
     Param("unknown_local_recipient_reject_code", "int", "550", "Code for unknown local users."),
@@ -60,6 +67,10 @@ PARAMS = (
     Param("smtpd_client_connection_count_limit", "int", "50", "Concurrent sessions per client IP."),
     Param("smtpd_client_connection_rate_limit", "int", "0", "Connections per client IP per "
           "anvil_rate_time_unit (0 = off)."),
+    Param("smtpd_client_event_limit_exceptions", "list", "$mynetworks",
+          "Clients exempt from the per-client connection limits (networks)."),
+    Param("submission_reject_sender_login_mismatch", "bool", "yes",
+          "On submission/smtps, an authenticated user may only use MAIL FROM addresses it owns."),
     Param("anvil_rate_time_unit", "time", "60s", "Time unit of the per-client rate limits."),
     Param("smtpd_authorized_xforward_hosts", "list", "", "Clients allowed to use XFORWARD."),
     Param("smtpd_policy_service_timeout", "time", "100s", "Time limit of check_policy_service."),

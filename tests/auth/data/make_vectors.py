@@ -80,6 +80,8 @@ def main() -> None:
         add("mysql_encrypt", pw, perl_crypt(pw, "$6$Ab3dEf6hIj9lMn0p"), "mysql_encrypt $6$salt")
         add("php_crypt:MD5", pw, perl_crypt(pw, "$1$abcdefghijkl"), "php_crypt:MD5 (12-char salt)")
         add("php_crypt:BLOWFISH", pw, perl_crypt(pw, "$2y$05$abcdefghijklmnopqrstuu"), "php_crypt:BLOWFISH")
+        add("php_crypt:BLOWFISH", pw, perl_crypt(pw, "$2a$05$abcdefghijklmnopqrstuu"), "BLOWFISH $2a$ (PHP < 5.3.7)")
+        add("php_crypt:BLOWFISH", pw, perl_crypt(pw, "$2b$05$abcdefghijklmnopqrstuu"), "BLOWFISH $2b$ (OpenBSD)")
         add("php_crypt:SHA256", pw, "{SHA256-CRYPT}" + perl_crypt(pw, "$5$rounds=2000$abcdefghijklmnop"),
             "php_crypt:SHA256:2000:{SHA256-CRYPT}")
         add("php_crypt:DES", pw, perl_crypt(pw, "Xy"), "php_crypt:DES / system")

@@ -5,7 +5,7 @@ import logging
 import os
 
 import pytest
-from conftest import MSG, envelope
+from qfakes import MSG, envelope
 
 from pymailsrv.queue.base import Recipient
 from pymailsrv.queue.spool import CorruptFile, FileSpool, encode_file, parse_file

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Run pymailsrv's IMAP server alone for benchmarks: users u0..u99@bench.test password ``pw``.
+
+    bench/imap_serve.py [--port 1144] [--store memory|maildir] [--base /var/lab/postfix-vmail]
+        [--per-user 200]   (memory store: messages prefilled per user)
+
+With ``--store maildir`` it serves BASE/bench.test/u<i>/ — the same Maildirs Dovecot serves
+(bench/imap_load.py --prefill BASE fills them). Prints "ready <port> pid <pid>" when listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+
+from pymailsrv.clock import SystemClock
+from pymailsrv.imap.server import ImapConfig, ImapServer
+from pymailsrv.net import ConnectionRegistry, start_server
+from pymailsrv.types import Account
+
+
+class BenchAuth:
+    def __init__(self, base: str, users: int) -> None:
+        self.accounts = {f"u{i}@bench.test": Account(f"u{i}@bench.test", f"{base}/bench.test/u{i}/")
+                         for i in range(users)}
+
+    async def authenticate(self, username: str, password: str, *, service: str, remote_ip: str) -> Account | None:
+        acct = self.accounts.get(username.lower())
+        return acct if acct is not None and password == "pw" else None
+
+
+async def main_async(a: argparse.Namespace) -> None:
+    auth = BenchAuth(a.base, a.users)
+    if a.store == "memory":
+        from pymailsrv.store.memory import MemoryStore
+
+        store = MemoryStore(SystemClock())
+        for acct in list(auth.accounts.values())[: a.users]:
+            for n in range(a.per_user):
+                await store.deliver(acct, (f"From: b@example.org\nSubject: bench {n}\n\n" + "x" * 70 * (1 + n % 40)
+                                           + "\n").encode())
+    else:
+        from pymailsrv.store.maildir import MaildirStore  # type: ignore[import-not-found]
+
+        store = MaildirStore(hostname="bench", clock=SystemClock())
+    server = ImapServer(ImapConfig(disable_plaintext_auth=False, max_userip=10000), auth, store)
+    listener = await start_server(server.handle, "127.0.0.1", a.port, registry=ConnectionRegistry())
+    print(f"ready {listener.port} pid {os.getpid()}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await listener.close(grace=1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=1144)
+    ap.add_argument("--store", choices=("memory", "maildir"), default="memory")
+    ap.add_argument("--base", default="/var/lab/postfix-vmail")
+    ap.add_argument("--users", type=int, default=100)
+    ap.add_argument("--per-user", type=int, default=200)
+    a = ap.parse_args()
+    try:
+        import uvloop  # type: ignore[import-not-found]
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(main_async(a))
+
+
+if __name__ == "__main__":
+    main()

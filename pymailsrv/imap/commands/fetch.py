@@ -1,0 +1,208 @@
+"""FETCH and UID FETCH (RFC 3501 §6.4.5, §7.4.2; RFC 7162 CHANGEDSINCE/MODSEQ).
+
+Implementation notes:
+- FLAGS, UID, INTERNALDATE, RFC822.SIZE and MODSEQ come from the session's MessageInfo: the
+  message file is never read for them.
+- ENVELOPE, BODYSTRUCTURE, BODY and the top-level header block are cached per message through
+  ``Mailbox.cache_get/cache_put``, so a client listing (ENVELOPE or HEADER.FIELDS) reads each file
+  at most once for the life of the folder index.
+- Messages this session must not yet hear were expunged (``Session.gone``) are skipped; RFC 3501
+  §7.4.1 forbids sending EXPUNGE here.
+- Non-peek body sections set \\Seen first (one store call for the whole set) and report FLAGS.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pymailsrv.imap import mime, wire
+from pymailsrv.imap.cache import ContentCache, Key
+from pymailsrv.imap.commands.base import Done
+from pymailsrv.imap.grammar import Command, FetchArgs, FetchAtt, Section
+from pymailsrv.store.base import SEEN, Mailbox, MessageInfo
+
+if TYPE_CHECKING:
+    from pymailsrv.imap.session import Session
+
+CACHE_KEYS = {"ENVELOPE": "imap.envelope", "BODYSTRUCTURE": "imap.bodystructure", "BODY": "imap.body"}
+HEADER_KEY = "imap.header"
+_PREFETCH = 8
+
+
+class Loaded:
+    """One message's content, read and parsed at most once per FETCH; derived data goes
+    through the server-wide ContentCache, then the store's per-message cache."""
+
+    def __init__(self, mailbox: Mailbox, uid: int, cache: ContentCache | None = None, user: str = "") -> None:
+        self.mailbox = mailbox
+        self.uid = uid
+        self.cache = cache
+        self.user = user
+        self._data: bytes | None = None
+        self._root: mime.Part | None = None
+        self._header: bytes | None = None
+
+    async def data(self) -> bytes:
+        if self._data is None:
+            self._data = mime.crlf(await self.mailbox.read(self.uid))
+        return self._data
+
+    async def root(self) -> mime.Part:
+        if self._root is None:
+            self._root = mime.parse(await self.data())
+        return self._root
+
+    def _key(self, what: str) -> Key:
+        return (self.user, self.mailbox.folder, self.mailbox.uidvalidity, self.uid, what)
+
+    async def cached(self, what: str) -> bytes | None:
+        if self.cache is not None:
+            got = self.cache.get(self._key(what))
+            if got is not None:
+                return got
+        got = await self.mailbox.cache_get(self.uid, what)
+        if got is not None and self.cache is not None:
+            self.cache.put(self._key(what), got)
+        return got
+
+    async def remember(self, what: str, value: bytes) -> None:
+        if self.cache is not None:
+            self.cache.put(self._key(what), value)
+        await self.mailbox.cache_put(self.uid, what, value)
+
+    async def header(self) -> bytes:
+        if self._header is None:
+            if self._data is None:
+                cached = await self.cached(HEADER_KEY)
+                if cached is not None:
+                    self._header = cached
+                    return cached
+            self._header = mime.split_message(await self.data())[0]
+            await self.remember(HEADER_KEY, self._header)
+        return self._header
+
+    async def structure(self, name: str) -> bytes:
+        key = CACHE_KEYS[name]
+        cached = await self.cached(key)
+        if cached is not None:
+            return cached
+        root = await self.root()
+        if name == "ENVELOPE":
+            value = mime.envelope(root)
+        else:
+            value = mime.bodystructure(root, extended=name == "BODYSTRUCTURE")
+        await self.remember(key, value)
+        return value
+
+
+def _sets_seen(att: FetchAtt) -> bool:
+    return att.name in ("RFC822", "RFC822.TEXT") or (att.name == "BODY[]" and not att.peek)
+
+
+async def _section_bytes(msg: Loaded, sec: Section) -> bytes | None:
+    if not sec.part and sec.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+        header = await msg.header()
+        if sec.text == "HEADER":
+            return header
+        return mime.header_fields(header, sec.fields, sec.text.endswith(".NOT"))
+    return mime.section(await msg.root(), await msg.data(), sec)
+
+
+_INFO_ATTS = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})
+_flag_cache: dict[tuple[frozenset[str], bool], bytes] = {}
+
+
+def _flags_item(flags: frozenset[str], recent: bool) -> bytes:
+    key = (flags, recent)
+    got = _flag_cache.get(key)
+    if got is None:
+        if len(_flag_cache) > 4096:
+            _flag_cache.clear()
+        got = _flag_cache[key] = b"FLAGS " + wire.flag_list(sorted(flags) + (["\\Recent"] if recent else []))
+    return got
+
+
+def _info_item(s: Session, info: MessageInfo, name: str) -> bytes:
+    """Items answered from the MessageInfo alone (no file access)."""
+    if name == "FLAGS":
+        return _flags_item(info.flags, info.uid in s.recent)
+    if name == "UID":
+        return b"UID %d" % info.uid
+    if name == "INTERNALDATE":
+        return b"INTERNALDATE " + wire.internal_date(info.internal_date)
+    if name == "RFC822.SIZE":
+        return b"RFC822.SIZE %d" % info.size
+    return b"MODSEQ (%d)" % info.modseq
+
+
+async def _item(s: Session, info: MessageInfo, msg: Loaded, att: FetchAtt) -> bytes:
+    name = att.name
+    if name in _INFO_ATTS:
+        return _info_item(s, info, name)
+    if name in CACHE_KEYS:
+        return name.encode() + b" " + await msg.structure(name)
+    if name == "RFC822":
+        return b"RFC822 " + wire.literal(await msg.data())
+    if name == "RFC822.HEADER":
+        return b"RFC822.HEADER " + wire.literal(await msg.header())
+    if name == "RFC822.TEXT":
+        return b"RFC822.TEXT " + wire.literal(mime.split_message(await msg.data())[1])
+    assert att.section is not None
+    data = await _section_bytes(msg, att.section)
+    label = b"BODY[" + att.section.spec().encode() + b"]"
+    if att.partial is not None:
+        start, length = att.partial
+        label += b"<%d>" % start
+        if data is not None:
+            data = data[start: start + length]
+    return label + b" " + (wire.literal(data) if data is not None else b"NIL")
+
+
+async def fetch(srv: object, s: Session, cmd: Command) -> Done:
+    a: FetchArgs = cmd.args
+    assert s.mailbox is not None
+    user = s.account.username if s.account else ""
+    uids = [u for u in s.resolve(a.seqset, cmd.uid) if u not in s.gone]
+    atts = list(a.atts)
+    if cmd.uid and not any(x.name == "UID" for x in atts):
+        atts.insert(0, FetchAtt("UID"))
+    if a.changedsince is not None:
+        s.enabled.add("CONDSTORE")
+        uids = [u for u in uids if s.info[u].modseq > a.changedsince]
+    if "CONDSTORE" in s.enabled and a.changedsince is not None and not any(x.name == "MODSEQ" for x in atts):
+        atts.append(FetchAtt("MODSEQ"))
+    seen_changed: set[int] = set()
+    if not s.readonly and any(_sets_seen(x) for x in atts):
+        unseen = [u for u in uids if SEEN not in s.info[u].flags]
+        if unseen:
+            for info in await s.mailbox.set_flags(unseen, [SEEN], "add"):
+                if info.uid in s.info:
+                    s.info[info.uid] = info
+                    seen_changed.add(info.uid)
+    has_flags = any(x.name == "FLAGS" for x in atts)
+    if all(x.name in _INFO_ATTS for x in atts):
+        names = [x.name for x in atts]
+        info_of, seq_of = s.info.get, s.seq_of
+        lines = []
+        for uid in uids:
+            known = info_of(uid)
+            if known is not None:
+                joined = b" ".join([_info_item(s, known, n) for n in names])
+                lines.append(b"* %d FETCH (%s)\r\n" % (seq_of(uid), joined))
+        s.write(b"".join(lines))
+        return Done("Fetch completed.")
+    for uid in uids:
+        cur = s.info.get(uid)
+        if cur is None:
+            continue
+        info = cur
+        msg = Loaded(s.mailbox, uid, s.cache, user)
+        try:
+            items = [await _item(s, info, msg, att) for att in atts]
+        except KeyError:
+            continue  # the file vanished under us: expunged by another session
+        if uid in seen_changed and not has_flags:
+            items.append(_info_item(s, info, "FLAGS"))
+        s.write(b"* %d FETCH (" % s.seq_of(uid) + b" ".join(items) + b")\r\n")
+        await s.maybe_flush()
+    return Done("Fetch completed.")

@@ -1,0 +1,199 @@
+"""SEARCH (RFC 3501 §6.4.4, RFC 4731 ESEARCH, RFC 7162 MODSEQ), SORT and THREAD (RFC 5256).
+
+Implementation notes:
+- Keys on flags, UIDs, sizes and dates never read messages; header keys use the cached header
+  block; only BODY/TEXT read whole files.
+- Only UTF-8 and US-ASCII charsets are accepted (``NO [BADCHARSET]`` otherwise).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from pymailsrv.errors import ClientSyntaxError, Refusal
+from pymailsrv.imap import mime, threads, wire
+from pymailsrv.imap.commands.base import Done
+from pymailsrv.imap.commands.fetch import Loaded
+from pymailsrv.imap.grammar import Command, SearchArgs
+from pymailsrv.imap.search import SearchKey, matches, needs_content
+from pymailsrv.store.base import MessageInfo
+
+if TYPE_CHECKING:
+    from pymailsrv.imap.session import Session
+
+CHARSETS = ("UTF-8", "US-ASCII")
+SORT_KEYS = ("ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO")
+
+
+class Cand:
+    """A message as the search evaluator sees it (search.Candidate)."""
+
+    __slots__ = ("_text", "flags", "internal_date", "modseq", "recent", "root", "seq", "size", "uid")
+
+    def __init__(self, seq: int, info: MessageInfo, recent: bool, root: mime.Part | None) -> None:
+        self.seq = seq
+        self.uid = info.uid
+        self.flags = info.flags
+        self.recent = recent
+        self.size = info.size
+        self.internal_date = info.internal_date
+        self.modseq = info.modseq
+        self.root = root
+        self._text: str | None = None
+
+    def header(self, name: str) -> list[str]:
+        assert self.root is not None
+        return [mime.decode_header_value(v) for v in self.root.get_all(name.lower().encode("ascii", "replace"))]
+
+    def sent_date(self) -> float | None:
+        return mime.sent_date(self.root) if self.root is not None else None
+
+    def body_text(self) -> str:
+        if self._text is None:
+            self._text = mime.body_text(self.root) if self.root is not None else ""
+        return self._text
+
+    def all_headers_text(self) -> str:
+        return mime.headers_text(self.root) if self.root is not None else ""
+
+
+def _needs_body(key: SearchKey) -> bool:
+    return key.op in ("BODY", "TEXT") or any(_needs_body(c) for c in key.children)
+
+
+async def _candidates(s: Session, key: SearchKey | None, want_headers: bool) -> list[Cand]:
+    assert s.mailbox is not None
+    content = want_headers or (key is not None and needs_content(key))
+    body = key is not None and _needs_body(key)
+    out = []
+    for seq, uid in enumerate(s.uids, 1):
+        if uid in s.gone:
+            continue
+        root = None
+        if content:
+            msg = Loaded(s.mailbox, uid, s.cache, s.account.username if s.account else "")
+            try:
+                root = await msg.root() if body else mime.parse(await msg.header())
+            except KeyError:
+                continue
+        out.append(Cand(seq, s.info[uid], uid in s.recent, root))
+    return out
+
+
+async def _matching(s: Session, a: SearchArgs, want_headers: bool = False) -> list[Cand]:
+    if a.charset is not None and a.charset not in CHARSETS:
+        raise Refusal("Unsupported charset", code="BADCHARSET (UTF-8 US-ASCII)")
+    max_seq = len(s.uids)
+    max_uid = s.uids[-1] if s.uids else 0
+    return [c for c in await _candidates(s, a.key, want_headers) if matches(a.key, c, max_seq, max_uid)]
+
+
+def _uses_modseq(key: SearchKey) -> bool:
+    return key.op == "MODSEQ" or any(_uses_modseq(c) for c in key.children)
+
+
+async def search(srv: object, s: Session, cmd: Command) -> Done:
+    a: SearchArgs = cmd.args
+    hits = await _matching(s, a)
+    nums = [c.uid if cmd.uid else c.seq for c in hits]
+    modseq = _uses_modseq(a.key)
+    if modseq:
+        s.enabled.add("CONDSTORE")
+    if a.ret is None:
+        line = "SEARCH" + "".join(f" {n}" for n in nums)
+        if modseq and hits:
+            line += f" (MODSEQ {max(c.modseq for c in hits)})"
+        s.untagged(line)
+        return Done("Search completed.")
+    ret = set(a.ret) or {"ALL"}
+    unknown = ret - {"MIN", "MAX", "COUNT", "ALL", "SAVE"}
+    if unknown:
+        raise ClientSyntaxError("Unknown RETURN option " + sorted(unknown)[0])
+    parts = [f'ESEARCH (TAG "{cmd.tag}")'] + (["UID"] if cmd.uid else [])
+    if nums and "MIN" in ret:
+        parts.append(f"MIN {min(nums)}")
+    if nums and "MAX" in ret:
+        parts.append(f"MAX {max(nums)}")
+    if "COUNT" in ret:
+        parts.append(f"COUNT {len(nums)}")
+    if nums and "ALL" in ret:
+        parts.append("ALL " + wire.seq_set(nums))
+    if modseq and hits:
+        parts.append(f"MODSEQ {max(c.modseq for c in hits)}")
+    s.untagged(" ".join(parts))
+    return Done("Search completed.")
+
+
+def _first_mailbox(c: Cand, field: str) -> str:
+    assert c.root is not None
+    value = c.root.get(field.lower().encode())
+    if value is None:
+        return ""
+    addrs = mime.parse_address_list(value.replace(b"\r\n", b""))
+    for _name, _route, mbox, _host in addrs:
+        if mbox:
+            return mbox.decode("utf-8", "replace").casefold()
+    return ""
+
+
+def _sort_value(c: Cand, key: str) -> Any:
+    if key == "ARRIVAL":
+        return c.internal_date
+    if key == "SIZE":
+        return c.size
+    if key == "DATE":
+        sent = c.sent_date()
+        return sent if sent is not None else c.internal_date
+    if key == "SUBJECT":
+        subj = c.header("Subject")
+        return threads.base_subject(subj[0]) if subj else ""
+    return _first_mailbox(c, key)
+
+
+async def sort(srv: object, s: Session, cmd: Command) -> Done:
+    a: SearchArgs = cmd.args
+    crit: list[tuple[str, bool]] = []
+    reverse = False
+    for word in a.sort:
+        if word == "REVERSE":
+            reverse = True
+            continue
+        if word not in SORT_KEYS:
+            raise ClientSyntaxError("Unknown sort criterion " + word)
+        crit.append((word, reverse))
+        reverse = False
+    if reverse or not crit:
+        raise ClientSyntaxError("Invalid sort criteria")
+    hits = await _matching(s, a, want_headers=any(k not in ("ARRIVAL", "SIZE") for k, _ in crit))
+    hits.sort(key=lambda c: c.seq)  # RFC 5256: ties keep sequence order
+    for key, rev in reversed(crit):
+        hits.sort(key=functools.partial(_sort_value, key=key), reverse=rev)
+    s.untagged("SORT" + "".join(f" {c.uid if cmd.uid else c.seq}" for c in hits))
+    return Done("Sort completed.")
+
+
+async def thread(srv: object, s: Session, cmd: Command) -> Done:
+    a: SearchArgs = cmd.args
+    if a.algorithm not in ("REFERENCES", "ORDEREDSUBJECT"):
+        raise ClientSyntaxError("Unknown thread algorithm")
+    hits = await _matching(s, a, want_headers=True)
+    msgs = []
+    for c in hits:
+        subj = c.header("Subject")
+        mid = threads.message_ids(_raw(c, "message-id"))
+        refs = threads.message_ids(_raw(c, "references")) or threads.message_ids(_raw(c, "in-reply-to"))[:1]
+        sent = c.sent_date()
+        msgs.append(threads.ThreadMsg(c.uid if cmd.uid else c.seq, sent if sent is not None else c.internal_date,
+                                      threads.base_subject(subj[0]) if subj else "",
+                                      mid[0] if mid else "", refs))
+    fn = threads.references if a.algorithm == "REFERENCES" else threads.ordered_subject
+    s.untagged("THREAD " + fn(msgs) if msgs else "THREAD")
+    return Done("Thread completed.")
+
+
+def _raw(c: Cand, name: str) -> str | None:
+    assert c.root is not None
+    v = c.root.get(name.encode())
+    return v.decode("utf-8", "replace") if v is not None else None
+

@@ -1,0 +1,466 @@
+"""MIME structure for FETCH and SEARCH: ENVELOPE, BODYSTRUCTURE, sections (RFC 3501 §6.4.5,
+§7.4.2). Pure: bytes in, bytes out.
+
+Implementation notes:
+- Messages are normalised to CRLF first (Maildir files usually use LF); every size, offset and
+  line count is of the CRLF form, so they agree with ``MessageInfo.size`` (RFC822.SIZE).
+- Broken MIME never raises: a multipart without boundary is read as text/plain, a missing close
+  delimiter ends the last part at the end of the body, nesting deeper than MAX_DEPTH is flat.
+- Header values in ENVELOPE/BODYSTRUCTURE are sent as they are in the message (encoded words
+  stay encoded; RFC 3501 leaves decoding to the client).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.errors
+import email.header
+import email.utils
+import quopri
+import re
+from dataclasses import dataclass, field
+
+from pymailsrv.imap.grammar import Section
+from pymailsrv.imap.wire import nstring, string
+
+MAX_DEPTH = 20
+MAX_PARTS = 2000
+_HDR_END = re.compile(rb"\r\n\r\n")
+_FIELD_NAME = re.compile(rb"[!-9;-~]+\Z")
+_PARAM_RE = re.compile(rb'\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+
+
+def crlf(data: bytes) -> bytes:
+    """Normalise line endings to CRLF (bare CR left alone)."""
+    if b"\n" not in data:
+        return data
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+@dataclass(slots=True)
+class Part:
+    header: bytes  # the header block including the empty line that ends it ("" if none)
+    body: bytes
+    fields: list[tuple[bytes, bytes]]  # (lower-case name, raw unfolded value)
+    maintype: bytes = b"text"
+    subtype: bytes = b"plain"
+    params: list[tuple[bytes, bytes]] = field(default_factory=list)
+    children: list[Part] = field(default_factory=list)
+    message: Part | None = None  # the encapsulated message of message/rfc822
+
+    def get(self, name: bytes) -> bytes | None:
+        for n, v in self.fields:
+            if n == name:
+                return v
+        return None
+
+    def get_all(self, name: bytes) -> list[bytes]:
+        return [v for n, v in self.fields if n == name]
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.maintype == b"multipart"
+
+
+def parse_fields(header: bytes) -> list[tuple[bytes, bytes]]:
+    fields: list[tuple[bytes, bytes]] = []
+    for line in header.split(b"\r\n"):
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t"):
+            if fields:
+                name, value = fields[-1]
+                fields[-1] = (name, value + line)
+            continue
+        name, sep, value = line.partition(b":")
+        if sep and _FIELD_NAME.match(name):  # RFC 5322 ftext only
+            fields.append((name.lower(), value.lstrip(b" \t")))
+    return fields
+
+
+def split_message(data: bytes) -> tuple[bytes, bytes]:
+    """(header block incl. its blank line, body)."""
+    if data.startswith(b"\r\n"):
+        return b"\r\n", data[2:]
+    m = _HDR_END.search(data)
+    if m is None:
+        return data, b""
+    return data[: m.end()], data[m.end():]
+
+
+def parse_content_type(value: bytes | None) -> tuple[bytes, bytes, list[tuple[bytes, bytes]]]:
+    if value is None:
+        return b"text", b"plain", [(b"charset", b"us-ascii")]
+    main, _, rest = value.partition(b";")
+    mtype, slash, sub = main.strip().partition(b"/")
+    if not slash or not mtype.strip() or not sub.strip():
+        return b"text", b"plain", [(b"charset", b"us-ascii")]
+    return mtype.strip().lower(), sub.strip().lower(), parse_params(rest)
+
+
+def parse_params(text: bytes) -> list[tuple[bytes, bytes]]:
+    params: list[tuple[bytes, bytes]] = []
+    for m in _PARAM_RE.finditer(text):
+        value = m.group(2).strip()
+        if value.startswith(b'"') and value.endswith(b'"') and len(value) >= 2:
+            value = re.sub(rb"\\(.)", rb"\1", value[1:-1])
+        params.append((m.group(1).lower(), value))
+        if len(params) > 100:
+            break
+    return params
+
+
+def parse(data: bytes, depth: int = 0, default_type: bytes = b"text/plain",
+          counter: list[int] | None = None) -> Part:
+    """Parse a CRLF message (or a MIME part) into a Part tree."""
+    counter = counter if counter is not None else [0]
+    counter[0] += 1
+    header, body = split_message(data)
+    fields = parse_fields(header)
+    part = Part(header, body, fields)
+    ct = part.get(b"content-type")
+    if ct is None and default_type == b"message/rfc822":
+        part.maintype, part.subtype, part.params = b"message", b"rfc822", []
+    else:
+        part.maintype, part.subtype, part.params = parse_content_type(ct)
+        if part.maintype == b"text" and not any(k == b"charset" for k, _ in part.params):
+            part.params.insert(0, (b"charset", b"us-ascii"))
+    if depth >= MAX_DEPTH or counter[0] > MAX_PARTS:
+        if part.maintype in (b"multipart", b"message") and part.subtype != b"plain":
+            part.maintype, part.subtype = b"application", b"octet-stream"
+        return part
+    if part.is_multipart:
+        boundary = dict(part.params).get(b"boundary")
+        if not boundary:
+            part.maintype, part.subtype, part.params = b"text", b"plain", [(b"charset", b"us-ascii")]
+            return part
+        child_default = b"message/rfc822" if part.subtype == b"digest" else b"text/plain"
+        for chunk in split_multipart(body, boundary):
+            part.children.append(parse(chunk, depth + 1, child_default, counter))
+        if not part.children:
+            part.children.append(parse(b"", depth + 1, child_default, counter))
+    elif part.maintype == b"message" and part.subtype in (b"rfc822", b"global"):
+        part.message = parse(body, depth + 1, b"text/plain", counter)
+    return part
+
+
+def split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
+    """The parts between ``--boundary`` delimiter lines (RFC 2046 §5.1.1)."""
+    delim = re.compile(rb"(?:\A|\r\n)--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r\n|\Z)")
+    parts: list[bytes] = []
+    start = -1
+    for m in delim.finditer(body):
+        if start >= 0:
+            parts.append(body[start: m.start()])
+        if m.group(1):
+            return parts
+        start = m.end()
+        if len(parts) >= MAX_PARTS:
+            return parts
+    if start >= 0:
+        parts.append(body[start:])
+    return parts
+
+
+# --- ENVELOPE -------------------------------------------------------------------------------
+
+def _unfold(value: bytes | None) -> bytes | None:
+    if value is None:
+        return None
+    return value.replace(b"\r\n", b"").strip()
+
+
+def envelope(msg: Part) -> bytes:
+    """RFC 3501 §7.4.2 ENVELOPE of a message."""
+    def h(name: bytes) -> bytes:
+        return nstring(_unfold(msg.get(name)))
+
+    frm = _addresses(msg.get(b"from"))
+    sender = _addresses(msg.get(b"sender")) if msg.get(b"sender") else frm
+    reply_to = _addresses(msg.get(b"reply-to")) if msg.get(b"reply-to") else frm
+    items = [h(b"date"), h(b"subject"), frm, sender, reply_to, _addresses(msg.get(b"to")),
+             _addresses(msg.get(b"cc")), _addresses(msg.get(b"bcc")), h(b"in-reply-to"),
+             h(b"message-id")]
+    return b"(" + b" ".join(items) + b")"
+
+
+def _addresses(value: bytes | None) -> bytes:
+    if value is None:
+        return b"NIL"
+    addrs = parse_address_list(_unfold(value) or b"")
+    if not addrs:
+        return b"NIL"
+    out = []
+    for name, route, mailbox, host in addrs:
+        out.append(b"(" + b" ".join([nstring(name), nstring(route), nstring(mailbox), nstring(host)]) + b")")
+    return b"(" + b"".join(out) + b")"
+
+
+Addr = tuple[bytes | None, bytes | None, bytes | None, bytes | None]
+_TOKEN_RE = re.compile(rb'"(?:[^"\\]|\\.)*"?|\((?:[^()\\]|\\.)*\)?|[<>@,;:]|[^\s"<>@,;:()]+|\s+')
+
+
+def parse_address_list(text: bytes) -> list[Addr]:
+    """Addresses and groups of an address header as IMAP address structures."""
+    tokens = [t for t in _TOKEN_RE.findall(text) if not t.isspace() and not t.startswith(b"(")]
+    result: list[Addr] = []
+    i = 0
+    while i < len(tokens) and len(result) < 1000:
+        # a group "name: a, b;" or one mailbox, up to the next top-level comma
+        j = i
+        while j < len(tokens) and tokens[j] not in (b",", b":", b"<"):
+            j += 1
+        if j < len(tokens) and tokens[j] == b":":
+            result.append((None, None, _phrase(tokens[i:j]) or b"", None))
+            i = j + 1
+            while i < len(tokens) and tokens[i] != b";":
+                k = _mailbox_end(tokens, i, group=True)
+                addr = _mailbox(tokens[i:k])
+                if addr:
+                    result.append(addr)
+                i = k + 1 if k < len(tokens) and tokens[k] == b"," else k
+            result.append((None, None, None, None))
+            i += 1
+            while i < len(tokens) and tokens[i] == b",":
+                i += 1
+            continue
+        k = _mailbox_end(tokens, i, group=False)
+        addr = _mailbox(tokens[i:k])
+        if addr:
+            result.append(addr)
+        i = k + 1
+    return result
+
+
+def _mailbox_end(tokens: list[bytes], i: int, group: bool) -> int:
+    depth = 0
+    while i < len(tokens):
+        t = tokens[i]
+        if t == b"<":
+            depth += 1
+        elif t == b">":
+            depth = max(0, depth - 1)
+        elif depth == 0 and (t == b"," or (group and t == b";")):
+            return i
+        i += 1
+    return i
+
+
+def _phrase(tokens: list[bytes]) -> bytes | None:
+    words = [t[1:-1].replace(b'\\"', b'"').replace(b"\\\\", b"\\") if t.startswith(b'"') else t for t in tokens]
+    text = b" ".join(w for w in words if w)
+    return text or None
+
+
+def _mailbox(tokens: list[bytes]) -> Addr | None:
+    if not tokens:
+        return None
+    if b"<" in tokens:
+        lt = tokens.index(b"<")
+        gt = tokens.index(b">", lt) if b">" in tokens[lt:] else len(tokens)
+        name = _phrase(tokens[:lt])
+        spec = tokens[lt + 1: gt]
+        route = None
+        if b":" in spec:  # obsolete source route <@a,@b:user@host>
+            colon = spec.index(b":")
+            route = b"".join(spec[:colon]) or None
+            spec = spec[colon + 1:]
+    else:
+        name, spec, route = None, tokens, None
+    if b"@" in spec:
+        at = len(spec) - 1 - spec[::-1].index(b"@")
+        local = b"".join(spec[:at])
+        host = b"".join(spec[at + 1:])
+    else:
+        local, host = b"".join(spec), b""
+    if not local and not host and name is None:
+        return None
+    return (name, route, local, host or None)
+
+
+# --- BODYSTRUCTURE ----------------------------------------------------------------------------
+
+def _plist(params: list[tuple[bytes, bytes]]) -> bytes:
+    if not params:
+        return b"NIL"
+    return b"(" + b" ".join(string(k.upper()) + b" " + string(v) for k, v in params) + b")"
+
+
+def _disposition(part: Part) -> bytes:
+    value = part.get(b"content-disposition")
+    if value is None:
+        return b"NIL"
+    kind, _, rest = value.partition(b";")
+    if not kind.strip():
+        return b"NIL"
+    return b"(" + string(kind.strip().lower()) + b" " + _plist(parse_params(rest)) + b")"
+
+
+def _language(part: Part) -> bytes:
+    value = part.get(b"content-language")
+    if value is None:
+        return b"NIL"
+    langs = [x.strip() for x in _unfold(value).split(b",") if x.strip()]  # type: ignore[union-attr]
+    if not langs:
+        return b"NIL"
+    if len(langs) == 1:
+        return string(langs[0])
+    return b"(" + b" ".join(string(x) for x in langs) + b")"
+
+
+def _lines(body: bytes) -> int:
+    return body.count(b"\n") + (1 if body and not body.endswith(b"\n") else 0)
+
+
+def bodystructure(part: Part, extended: bool = True) -> bytes:
+    """BODYSTRUCTURE (``extended``) or BODY of a part (RFC 3501 §7.4.2)."""
+    if part.is_multipart:
+        kids = b"".join(bodystructure(c, extended) for c in part.children)
+        out = kids + b" " + string(part.subtype.upper())
+        if extended:
+            out += b" " + b" ".join([_plist(part.params), _disposition(part), _language(part),
+                                     nstring(_unfold(part.get(b"content-location")))])
+        return b"(" + out + b")"
+    items = [string(part.maintype.upper()), string(part.subtype.upper()), _plist(part.params),
+             nstring(_unfold(part.get(b"content-id"))), nstring(_unfold(part.get(b"content-description"))),
+             string((_unfold(part.get(b"content-transfer-encoding")) or b"7BIT").upper()),
+             str(len(part.body)).encode()]
+    if part.message is not None:
+        items += [envelope(part.message), bodystructure(part.message, extended),
+                  str(_lines(part.body)).encode()]
+    elif part.maintype == b"text":
+        items.append(str(_lines(part.body)).encode())
+    if extended:
+        items += [nstring(_unfold(part.get(b"content-md5"))), _disposition(part), _language(part),
+                  nstring(_unfold(part.get(b"content-location")))]
+    return b"(" + b" ".join(items) + b")"
+
+
+# --- sections ------------------------------------------------------------------------------------
+
+def _resolve(root: Part, path: tuple[int, ...]) -> Part | None:
+    """The part a section number names (RFC 3501 §6.4.5): children of multiparts; the body
+    of a message/rfc822 part continues the numbering; part 1 of a single part is itself."""
+    cur = root
+    for depth, k in enumerate(path):
+        if depth > 0 and not cur.is_multipart:
+            if cur.message is None:
+                return None
+            cur = cur.message
+        if cur.is_multipart:
+            if k > len(cur.children):
+                return None
+            cur = cur.children[k - 1]
+        elif k != 1:
+            return None
+    return cur
+
+
+def header_fields(header: bytes, names: tuple[str, ...], exclude: bool) -> bytes:
+    """The header lines named (or, with ``exclude``, not named) in ``names``, plus the blank line."""
+    wanted = {n.lower().encode("ascii", "replace") for n in names}
+    out: list[bytes] = []
+    keep = False
+    for line in header.split(b"\r\n"):
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                out.append(line)
+            continue
+        name = line.partition(b":")[0].strip().lower()
+        keep = (name in wanted) != exclude
+        if keep:
+            out.append(line)
+    return b"".join(x + b"\r\n" for x in out) + b"\r\n"
+
+
+def section(root: Part, whole: bytes, sec: Section) -> bytes | None:
+    """The bytes of BODY[section] (None when the part does not exist: the answer is NIL/empty)."""
+    if not sec.part:
+        target: Part | None = root
+        if not sec.text:
+            return whole
+    else:
+        target = _resolve(root, sec.part)
+        if target is None:
+            return None
+        if not sec.text:
+            return target.body
+        if sec.text == "MIME":
+            return target.header
+        if target.message is None:
+            return None
+        target = target.message
+    assert target is not None
+    if sec.text == "HEADER":
+        return target.header
+    if sec.text == "TEXT":
+        return target.body
+    return header_fields(target.header, sec.fields, sec.text.endswith(".NOT"))
+
+
+# --- SEARCH helpers ---------------------------------------------------------------------------
+
+def decode_header_value(value: bytes) -> str:
+    """Unfolded header value with RFC 2047 encoded words decoded (robust)."""
+    text = (_unfold(value) or b"").decode("utf-8", "replace")
+    try:
+        return str(email.header.make_header(email.header.decode_header(text)))
+    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+        return text
+
+
+def sent_date(msg: Part) -> float | None:
+    value = msg.get(b"date")
+    if value is None:
+        return None
+    try:
+        dt = email.utils.parsedate_to_datetime(value.decode("ascii", "replace"))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if dt is None:
+        return None
+    return dt.timestamp()
+
+
+def decoded_body(part: Part) -> bytes:
+    cte = (_unfold(part.get(b"content-transfer-encoding")) or b"").lower()
+    try:
+        if cte == b"base64":
+            return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", part.body) + b"==", validate=False)
+        if cte == b"quoted-printable":
+            return quopri.decodestring(part.body)
+    except (binascii.Error, ValueError):
+        return part.body
+    return part.body
+
+
+def body_text(root: Part) -> str:
+    """Decoded text of every text part (and of encapsulated messages), for BODY/TEXT search."""
+    out: list[str] = []
+    stack = [root]
+    while stack:
+        p = stack.pop()
+        if p.is_multipart:
+            stack.extend(reversed(p.children))
+        elif p.message is not None:
+            out.append(_headers_text(p.message))
+            stack.append(p.message)
+        elif p.maintype in (b"text", b"message"):
+            charset = dict(p.params).get(b"charset", b"utf-8").decode("ascii", "replace")
+            raw = decoded_body(p)
+            try:
+                out.append(raw.decode(charset, "replace"))
+            except LookupError:
+                out.append(raw.decode("utf-8", "replace"))
+    return "\n".join(out)
+
+
+def _headers_text(msg: Part) -> str:
+    return "\n".join(n.decode("ascii", "replace") + ": " + decode_header_value(v) for n, v in msg.fields)
+
+
+def headers_text(msg: Part) -> str:
+    return _headers_text(msg)

@@ -1,0 +1,235 @@
+"""The IMAP4rev1 server: one command loop per connection, one dispatcher, errors mapped once.
+
+Implementation notes:
+- The loop reads whatever the socket has, feeds the pure parser and runs complete commands one
+  at a time (pipelined commands wait in the parser's bounded buffer; the transport stops reading
+  when our buffer is full, so 100,000 pipelined commands use bounded memory).
+- ``dispatch`` is the only place that turns exceptions into responses (STYLE.md rule 3):
+  ClientSyntaxError → BAD (counts towards protocol_error_limit), Refusal → NO [code],
+  AuthUnavailable → NO [UNAVAILABLE], anything else → NO [SERVERBUG] with the traceback logged.
+- Untagged mailbox updates are queued after each command in the selected state; EXPUNGE only
+  after commands other than FETCH/STORE/SEARCH (RFC 3501 §7.4.1).
+- CAPABILITY is computed from the command table: nothing is advertised that isn't there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import ssl
+from collections import Counter
+from dataclasses import dataclass, field
+
+from pymailsrv.auth.base import Authenticator, AuthUnavailable
+from pymailsrv.clock import Clock, SystemClock
+from pymailsrv.config.settings import Settings
+from pymailsrv.errors import ClientSyntaxError, Refusal
+from pymailsrv.imap import wire
+from pymailsrv.imap.cache import ContentCache
+from pymailsrv.imap.commands import COMMANDS
+from pymailsrv.imap.commands.base import Done
+from pymailsrv.imap.grammar import Command
+from pymailsrv.imap.parser import Bad, CommandParser, NeedContinuation
+from pymailsrv.imap.session import AUTH, LOGOUT, NOT_AUTH, SELECTED, Session
+from pymailsrv.log import get_logger, session_id
+from pymailsrv.net import Connection, ConnectionClosed, is_local
+from pymailsrv.net.server import Network
+from pymailsrv.store.base import FolderExists, FolderNotFound, InvalidFolderName, MailStore, QuotaExceeded
+
+log = get_logger("imap")
+_ids = itertools.count(1)
+
+_CODES: tuple[tuple[type[Exception], str], ...] = (
+    (FolderNotFound, "NONEXISTENT"), (FolderExists, "ALREADYEXISTS"), (QuotaExceeded, "OVERQUOTA"),
+    (InvalidFolderName, "CANNOT"),
+)
+BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "LOGIN-REFERRALS", "ID", "ENABLE")
+
+
+@dataclass
+class ImapConfig:
+    max_line: int = 65536
+    max_literal: int = 64 * 1024 * 1024
+    idle_notify: float = 120.0
+    timeout: float = 1800.0
+    disable_plaintext_auth: bool = True
+    mynetworks: list[Network] = field(default_factory=list)
+    error_limit: int = 10
+    max_userip: int = 20
+    hostname: str = "localhost"
+    cache_bytes: int = 32 * 1024 * 1024  # process-wide cache of headers/ENVELOPE/BODYSTRUCTURE
+    idle_poll_max: float = 30.0  # longest single wait inside IDLE (the store wakes us sooner)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImapConfig:
+        return cls(
+            max_line=settings.get_size("imap_max_line_length"),
+            max_literal=settings.get_size("imap_max_literal_size"),
+            idle_notify=settings.get_seconds("imap_idle_notify_interval"),
+            timeout=settings.get_seconds("imap_timeout"),
+            disable_plaintext_auth=settings.get_bool("disable_plaintext_auth"),
+            mynetworks=list(settings.mynetworks()),
+            error_limit=settings.get_int("protocol_error_limit"),
+            max_userip=settings.get_int("mail_max_userip_connections"),
+            hostname=settings.get_str("myhostname") or "localhost",
+        )
+
+
+class ImapServer:
+    """Serves IMAP sessions; ``handle`` is the net.start_server handler."""
+
+    def __init__(self, config: ImapConfig, authenticator: Authenticator, store: MailStore, *,
+                 tls: ssl.SSLContext | None = None, clock: Clock | None = None) -> None:
+        self.config = config
+        self.auth = authenticator
+        self.store = store
+        self.tls = tls
+        self.clock: Clock = clock or SystemClock()
+        self.user_ip: Counter[tuple[str, str]] = Counter()
+        self.sessions: set[Session] = set()
+        self.cache = ContentCache(config.cache_bytes)
+
+    # --- capabilities ------------------------------------------------------------------------
+    def plaintext_ok(self, s: Session) -> bool:
+        c = s.conn
+        return c.tls or not self.config.disable_plaintext_auth or is_local(c.peer_ip, self.config.mynetworks)
+
+    def capabilities(self, s: Session) -> list[str]:
+        caps = list(BASE_CAPS)
+        if s.state == NOT_AUTH:
+            if self.tls is not None and not s.conn.tls:
+                caps.append("STARTTLS")
+            if self.plaintext_ok(s):
+                caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
+            else:
+                caps.append("LOGINDISABLED")
+            return caps
+        for name, spec in COMMANDS.items():
+            if name in ("STARTTLS", "AUTHENTICATE", "LOGIN"):
+                continue
+            caps += [c for c in spec.caps if c not in caps]
+        return caps
+
+    # --- connection --------------------------------------------------------------------------
+    async def handle(self, conn: Connection) -> None:
+        cfg = self.config
+        s = Session(conn, CommandParser(max_line=cfg.max_line, max_literal=cfg.max_literal), cache=self.cache)
+        s.sid = f"{next(_ids):X}"
+        session_id.set(s.sid)
+        self.sessions.add(s)
+        log.info("connect from [%s]%s", conn.peer_ip, ", TLS" if conn.tls else "")
+        reason = "Logged out"
+        try:
+            s.untagged("OK [CAPABILITY " + " ".join(self.capabilities(s)) + "] " + wire.GREETING)
+            await s.flush()
+            reason = await self.command_loop(s)
+        except ConnectionClosed:
+            reason = "Connection closed"
+        finally:
+            self.sessions.discard(s)
+            await self.end_session(s)
+            who = f"user=<{s.account.username}>, " if s.account else ""
+            log.info("Disconnected: %s %srip=%s, in=%d, out=%d", reason, who, conn.peer_ip,
+                     s.bytes_in, s.bytes_out)
+
+    async def end_session(self, s: Session) -> None:
+        try:
+            await s.close_mailbox()
+        except Exception:
+            log.exception("closing mailbox")
+        if s.account is not None:
+            key = (s.account.username, s.conn.peer_ip)
+            self.user_ip[key] -= 1
+            if self.user_ip[key] <= 0:
+                del self.user_ip[key]
+
+    async def command_loop(self, s: Session) -> str:
+        conn = s.conn
+        while s.state != LOGOUT:
+            event = s.parser.next()
+            if event is None:
+                await s.flush()
+                try:
+                    data = await conn.read_some()
+                except ConnectionClosed:
+                    if s.parser.in_command:
+                        return "Connection closed in the middle of a command"
+                    return "Connection closed" if not self._timed_out(s) else "Disconnected for inactivity"
+                s.bytes_in += len(data)
+                s.parser.feed(data)
+                continue
+            if isinstance(event, NeedContinuation):
+                s.write(b"+ OK\r\n")
+                await s.flush()
+                continue
+            if isinstance(event, Bad):
+                if self.bad(s, event.tag, f"[{event.code}] {event.text}" if event.code else event.text,
+                            kind=event.kind) or event.fatal:
+                    if event.fatal:
+                        s.untagged("BYE " + event.text)
+                    await s.flush()
+                    return "Protocol error"
+                continue
+            await self.dispatch(s, event)
+        await s.flush()
+        return "Logged out"
+
+    def _timed_out(self, s: Session) -> bool:
+        return self.clock.monotonic() - s.conn.last_activity >= self.config.timeout
+
+    def bad(self, s: Session, tag: str, text: str, kind: str = "BAD") -> bool:
+        """Answer BAD/NO; True when the error budget is spent (the session is then closed)."""
+        s.write(f"{tag} {kind} {text}\r\n".encode("utf-8", "replace"))
+        if kind != "BAD":
+            return False
+        s.errors += 1
+        if s.errors >= self.config.error_limit:
+            s.untagged("BYE " + wire.TOO_MANY_ERRORS)
+            s.state = LOGOUT
+            return True
+        return False
+
+    # --- the dispatcher ---------------------------------------------------------------------
+    async def dispatch(self, s: Session, cmd: Command) -> None:
+        spec = COMMANDS.get(cmd.name)
+        if spec is None:
+            self.bad(s, cmd.tag, wire.UNKNOWN_COMMAND)
+            return
+        if s.state not in spec.states:
+            self.bad(s, cmd.tag, wire.WRONG_STATE)
+            return
+        s.uid_command = cmd.uid
+        try:
+            done = await spec.handler(self, s, cmd)
+            if s.state == SELECTED:
+                await s.sync(allow_expunge=spec.expunge_ok, force=spec.sync, now=self.clock.monotonic())
+            done = done or Done()
+            code = f"[{done.code}] " if done.code else ""
+            if not done.sent:
+                s.write(f"{cmd.tag} OK {code}{done.text}\r\n".encode())
+        except ClientSyntaxError as exc:
+            self.bad(s, cmd.tag, exc.text)
+        except Refusal as exc:
+            code = exc.code or next((c for t, c in _CODES if isinstance(exc, t)), "")
+            if exc.temporary and not code:
+                code = "UNAVAILABLE"
+            s.write(f"{cmd.tag} NO {'[' + code + '] ' if code else ''}{exc.text}\r\n".encode("utf-8", "replace"))
+        except AuthUnavailable:
+            s.write(f"{cmd.tag} NO {wire.AUTH_UNAVAILABLE}\r\n".encode())
+        except (ConnectionClosed, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("%s command failed for %s", cmd.name,
+                          s.account.username if s.account else f"[{s.conn.peer_ip}]")
+            s.write(f"{cmd.tag} NO {wire.SERVERBUG}\r\n".encode())
+        finally:
+            s.uid_command = False
+
+    # --- shutdown ---------------------------------------------------------------------------
+    def notify_shutdown(self) -> None:
+        """Tell every session the server is going away (before the registry closes them)."""
+        for s in list(self.sessions):
+            s.conn.write(b"* BYE " + wire.BYE_SHUTDOWN.encode() + b"\r\n")
+
+
+__all__ = ["AUTH", "SELECTED", "ImapConfig", "ImapServer"]

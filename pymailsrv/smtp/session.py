@@ -1,0 +1,485 @@
+"""One SMTP connection: I/O, the command loop, the reply writer and the session state.
+
+Implementation notes
+- Built on aiosmtpd's ``SMTP`` protocol class for the connection plumbing it gets right: the
+  StreamReaderProtocol, the STARTTLS transport swap, and (since 1.4.6) discarding plaintext that
+  was buffered before the TLS handshake (RFC 3207 §4.2; we also clear our own line buffer). The
+  command loop, the command table, the replies and DATA reading are ours: aiosmtpd's texts are not
+  Postfix's, it dispatches by reflection, reads DATA line by line and puts exception text on the
+  wire. ``SMTP.__init__`` is not called: it introspects the handler and the class on every
+  connection (~0.25 ms); the attributes aiosmtpd's kept methods use are set here instead. aiosmtpd
+  is pinned to 1.4.x and tests/smtp/test_tls.py covers the kept methods.
+- Errors are mapped to the wire once, in ``_run_command`` (STYLE.md rule 3): a Refusal carries its
+  reply, TemporaryFailure answers 451 4.3.0, anything else 451 4.3.5 with the traceback in the log.
+- Replies are collected and written when the input buffer holds no further complete command
+  (RFC 2920 §3.1: a pipelined group gets its replies in one write).
+- Nothing is queued unless the final dot was read; the 250 goes out only after ``Queue.submit``
+  returned (the queue makes it durable).
+- Credentials are never logged: AUTH lines bypass the trace, SASL user names are sanitized.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.sslproto as sslproto
+import logging
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.smtp import SMTP as AiosmtpdSMTP
+
+from pymailsrv.errors import Refusal, TemporaryFailure
+from pymailsrv.log import get_logger, trace_logger
+from pymailsrv.policy.base import Decision, SmtpState, Stage
+from pymailsrv.queue.base import Recipient
+from pymailsrv.smtp import replies as R
+from pymailsrv.smtp.context import ListenerSpec, Services
+from pymailsrv.smtp.wire import LINE_TOO_LONG, Line, LineBuffer, LineTooLong
+
+log = get_logger("smtpd")
+debug = logging.getLogger("pymailsrv.smtp")
+trace = trace_logger("smtp")
+
+READ_SIZE = 256 * 1024
+# StreamReader flow-control limit: the transport pauses reading beyond 2x this many unread bytes.
+_READER_LIMIT = 256 * 1024
+
+# The order Postfix prints command counts in its "disconnect from" line.
+COUNTED = ("helo", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
+           "vrfy", "etrn", "quit", "unknown")
+
+
+@dataclass(slots=True)
+class Transaction:
+    """One MAIL FROM .. end of DATA."""
+
+    sender: str
+    recipients: list[Recipient] = field(default_factory=list)
+    smtputf8: bool = False
+    body_type: str = ""
+    ret: str = ""
+    envid: str = ""
+    hold: bool = False
+    discard: bool = False
+    filter: str = ""
+    redirect: str = ""
+    prepend: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+
+
+class SmtpSession(AiosmtpdSMTP):
+    def __init__(self, services: Services, listener: ListenerSpec,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        reader = asyncio.StreamReader(limit=_READER_LIMIT, loop=loop)
+        asyncio.StreamReaderProtocol.__init__(self, reader, client_connected_cb=self._cb_client_connected,
+                                              loop=loop)
+        # attributes aiosmtpd's connection_made / _reset_timeout / STARTTLS swap rely on (1.4.x)
+        self.loop = loop
+        self.event_handler = None
+        self.hostname = services.config.myhostname
+        self.tls_context = listener.tls
+        self._timeout_duration = services.config.timeout
+        self._timeout_handle: asyncio.TimerHandle | None = None
+        self._tls_handshake_okay = True
+        self._tls_protocol: sslproto.SSLProtocol | None = None
+        self._original_transport: asyncio.BaseTransport | None = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._handler_coroutine = None
+        self._handle_hooks: dict[str, Any] = {}
+        # ours
+        self.svc = services
+        self.cfg = services.config
+        self.listener = listener
+        self.lines = LineBuffer(self.cfg.max_line_length)
+        self.state = SmtpState(client_address="", service=listener.service)
+        self.client = "unknown[]"
+        self.helo = ""
+        self.extended = False
+        self.tls_active = listener.implicit_tls
+        self.tls_version = ""
+        self.tls_cipher = ""
+        self.tls_bits = 0
+        self.sasl_method = ""
+        self.sasl_username = ""
+        self.txn: Transaction | None = None
+        self.session_effects: list[tuple[str, str]] = []
+        self.connect_refusal: Decision | None = None
+        self.errors = 0
+        self.counts: dict[str, list[int]] = {}
+        self.last_command = "CONNECT"
+        self.closing = False
+        self.lost = False
+        self._conn_lost = False
+        self._timed_out = False
+        self._out: list[bytes] = []
+        self._sleep_due = False
+        self._limiter_ip = ""
+        self._deadline = 0.0
+        self.idle = False  # waiting for the next command (shutdown may close at once)
+
+    # --- connection plumbing ------------------------------------------------------------------
+    def connection_lost(self, error: Exception | None) -> None:
+        self._conn_lost = True
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        if self._original_transport is not None:
+            self._original_transport.close()
+        asyncio.StreamReaderProtocol.connection_lost(self, error)
+        # The command loop notices EOF on its next read; it is not cancelled mid-command, so a
+        # message being queued is either fully queued or not at all.
+
+    def eof_received(self) -> bool | None:
+        keep_open = asyncio.StreamReaderProtocol.eof_received(self)
+        if self._original_transport is not None:
+            return False  # half-close has no meaning over TLS
+        return keep_open
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """smtpd_timeout as a deadline: moving it is one float store, the timer re-arms itself
+        when it fires early (aiosmtpd cancels and re-creates a TimerHandle per read)."""
+        self._deadline = self.loop.time() + (duration or self._timeout_duration)
+        if self._timeout_handle is None:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_cb)
+
+    def _timeout_cb(self) -> None:
+        if self.transport is None or self._conn_lost or self.closing:
+            return
+        if self.loop.time() < self._deadline:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_cb)
+            return
+        self._timed_out = True
+        log.info("timeout after %s from %s", self.last_command, self.client)
+        self.reply(R.TIMEOUT.format(host=self.cfg.myhostname))
+        self._write_out()
+        self.closing = True
+        self.transport.close()
+
+    async def _handle_client(self) -> None:
+        try:
+            if await self._admit():
+                await self._serve()
+        except Exception:
+            log.exception("error: unexpected error in session with %s", self.client)
+        finally:
+            await self._finish()
+
+    async def _admit(self) -> bool:
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        ip, port = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+        if ip.startswith("::ffff:") and "." in ip:
+            ip = ip[7:]
+        self.state.client_address = ip
+        self.state.client_port = port
+        self.state.protocol = "SMTP"
+        self.client = f"unknown[{ip}]"
+        log.info("connect from %s", self.client)
+        self.listener.sessions.add(self)
+        if self.tls_active:
+            self._note_tls()
+        host = self.cfg.myhostname
+        if self.listener.kind == "reinject" and not self.cfg.in_mynetworks(ip):
+            log.warning("%s: reinjection refused: not in mynetworks", self.client)
+            self.reply(R.REINJECT_DENIED.format(host=host, ip=ip))
+            return False
+        limiter = self.svc.limiter
+        if limiter is not None:
+            verdict = limiter.open(ip)
+            if verdict:
+                log.warning("Connection %s limit exceeded: %d from %s for service %s",
+                            "concurrency" if verdict == "count" else "rate", limiter.active(ip) + 1,
+                            self.client, self.listener.service)
+                self.reply(R.TOO_MANY_CONNECTIONS.format(host=host, ip=ip))
+                return False
+            self._limiter_ip = ip
+        decision = await self.check("connect")
+        if decision.refused:
+            self.connect_refusal = decision
+        self.apply_effects(decision)
+        self.reply(R.GREETING.format(banner=self.cfg.banner))
+        return True
+
+    def shutdown(self) -> None:
+        """Server shutdown: an idle session gets 421 and is closed now; a busy one after its
+        current command (a message being received is still queued and acknowledged)."""
+        self.closing = True
+        if self.idle and self.transport is not None and not self._conn_lost:
+            self.reply(R.SHUTTING_DOWN.format(host=self.cfg.myhostname))
+            self._write_out()
+            self.transport.close()
+
+    async def _finish(self) -> None:
+        self.listener.sessions.discard(self)
+        if self.svc.limiter is not None and self._limiter_ip:
+            self.svc.limiter.close(self._limiter_ip)
+        self._write_out()
+        if self.lost and not self._timed_out:
+            log.info("lost connection after %s from %s", self.last_command, self.client)
+        log.info("disconnect from %s%s", self.client, self._count_summary())
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _count_summary(self) -> str:
+        parts = []
+        ok_total = [0, 0]
+        for name in COUNTED:
+            c = self.counts.get(name)
+            if c is None:
+                continue
+            ok, total = c
+            ok_total[0] += ok
+            ok_total[1] += total
+            parts.append(f" {name}={ok}" if ok == total else f" {name}={ok}/{total}")
+        ok, total = ok_total
+        parts.append(f" commands={ok}" if ok == total else f" commands={ok}/{total}")
+        return "".join(parts)
+
+    # --- the command loop -----------------------------------------------------------------------
+    async def _serve(self) -> None:
+        from pymailsrv.smtp.commands import COMMANDS
+
+        while not self.closing:
+            self.idle = True
+            item = await self.next_line()
+            self.idle = False
+            if item is None:
+                self.lost = not self.closing
+                return
+            if item is LINE_TOO_LONG:
+                self.reply(R.LINE_TOO_LONG)
+            else:
+                assert isinstance(item, Line)
+                if item.bare_lf and self.cfg.forbid_bare_newline == "yes":
+                    self._refuse_bare_lf()
+                    return
+                await self._run_command(item.text, COMMANDS)
+            if self.errors >= self.cfg.hard_error_limit and not self.closing:
+                log.info("too many errors after %s from %s", self.last_command, self.client)
+                self.reply(R.TOO_MANY_ERRORS.format(host=self.cfg.myhostname))
+                self.closing = True
+
+    def _refuse_bare_lf(self) -> None:
+        log.info("warning: disconnecting %s for sending bare <LF> after %s", self.client,
+                 self.last_command)
+        self.reply(R.BARE_LF.format(host=self.cfg.myhostname))
+        self.closing = True
+
+    async def _run_command(self, text: bytes, commands: dict[str, Any]) -> None:
+        verb_b, _, arg_b = text.strip(b" \t").partition(b" ")
+        verb = verb_b.decode("ascii", "replace").upper()
+        spec = commands.get(verb)
+        if spec is None or b"\0" in text:
+            self._count("unknown", False)
+            self.last_command = "UNKNOWN"
+            trace.log(5, "%s > %r", self.client, text[:200])
+            self.reply(R.UNKNOWN_COMMAND if text.strip() else R.BAD_SYNTAX)
+            return
+        if verb != "AUTH":
+            trace.log(5, "%s > %r", self.client, text[:1000])
+        self.last_command = verb
+        if not self.extended and self.lines.pending:
+            # commands sent ahead before PIPELINING was advertised (RFC 2920 §3.1);
+            # reject_unauth_pipelining acts on it
+            self.state.pipelining_violation = True
+        self._reset_timeout()
+        arg = arg_b.decode("utf-8", "surrogateescape").strip()
+        before = len(self._out), self.errors
+        try:
+            await self._gated(spec, arg)
+        except Refusal as exc:
+            self.reply(exc.text)
+        except TemporaryFailure:
+            debug.warning("temporary failure in %s", verb, exc_info=True)
+            self.reply(R.TEMPORARY_LOOKUP_FAILURE)
+        except Exception:
+            log.exception("error: %s command from %s failed", verb, self.client)
+            self.reply(R.SERVER_CONFIG_ERROR)
+        self._count(verb.lower(), self.errors == before[1])
+
+    async def _gated(self, spec: Any, arg: str) -> None:
+        if self.tls_required() and not spec.before_tls:
+            self.reply(R.TLS_REQUIRED)
+            return
+        if spec.policy_gated and self.connect_refusal is not None:
+            self.reply(self.connect_refusal.reply())
+            return
+        await spec.handler(self, arg)
+
+    def _count(self, name: str, ok: bool) -> None:
+        c = self.counts.setdefault(name if name in COUNTED else "unknown", [0, 0])
+        c[1] += 1
+        if ok:
+            c[0] += 1
+
+    # --- input ----------------------------------------------------------------------------------
+    async def read_chunk(self) -> bytes:
+        """Bytes from the socket (b"" at EOF or on a connection error); flushes replies first."""
+        await self.flush()
+        try:
+            data = await self._reader.read(READ_SIZE)
+        except (ConnectionError, OSError):
+            return b""
+        if data:
+            self._reset_timeout()
+        return data
+
+    async def next_line(self) -> Line | LineTooLong | None:
+        while True:
+            item = self.lines.next_line()
+            if item is not None:
+                return item
+            data = await self.read_chunk()
+            if not data:
+                return None
+            self.lines.feed(data)
+
+    # --- output ---------------------------------------------------------------------------------
+    def reply(self, text: str) -> None:
+        """Queue one reply (may be multi-line: lines joined by CRLF); counts errors."""
+        code = text[:3]
+        if code[:1] in ("4", "5") and code != "421":
+            self.errors += 1
+            if self.errors >= self.cfg.soft_error_limit:
+                self._sleep_due = True
+        self._out.append(text.encode("utf-8", "surrogateescape") + b"\r\n")
+        trace.log(5, "%s < %s", self.client, text)
+
+    def _write_out(self) -> None:
+        if not self._out:
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        transport = self.transport
+        if transport is not None and not self._conn_lost and not transport.is_closing():
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(data)
+
+    async def flush(self) -> None:
+        if self._sleep_due:
+            self._sleep_due = False
+            await self.svc.clock.sleep(self.cfg.error_sleep_time)
+        self._write_out()
+        transport = self.transport
+        if (isinstance(transport, asyncio.WriteTransport) and not self._conn_lost
+                and transport.get_write_buffer_size() > 65536):
+            try:
+                await self._writer.drain()
+            except (ConnectionError, OSError):
+                pass
+
+    # --- state helpers used by the command handlers -------------------------------------------
+    def tls_required(self) -> bool:
+        if self.tls_active:
+            return False
+        kind = self.listener.kind
+        return kind == "submission" or (kind == "smtpd" and self.cfg.tls_security_level == "encrypt")
+
+    def starttls_offered(self) -> bool:
+        return (not self.tls_active and self.listener.tls is not None and self.listener.kind
+                in ("smtpd", "submission") and self.cfg.tls_security_level != "none")
+
+    def auth_offered(self) -> bool:
+        if self.svc.authenticator is None or self.listener.kind == "reinject":
+            return False
+        if self.listener.is_submission:
+            return self.tls_active
+        return self.cfg.sasl_auth_enable and (self.tls_active or not self.cfg.tls_auth_only)
+
+    def reset_transaction(self) -> None:
+        self.txn = None
+        self.state.sender = None
+        self.state.recipient = ""
+        self.state.recipient_count = 0
+        self.state.size = 0
+        self.state.queue_id = ""
+
+    def reset_helo(self) -> None:
+        self.helo = ""
+        self.extended = False
+        self.state.helo_name = ""
+        self.reset_transaction()
+
+    async def check(self, stage: Stage) -> Decision:
+        """The restriction engine at ``stage``; reinjected mail skips it (already checked)."""
+        if self.listener.kind == "reinject":
+            return Decision("permit")
+        try:
+            return await self.svc.restrictions.check(stage, self.state)
+        except TemporaryFailure:
+            debug.warning("temporary failure in restrictions at %s", stage, exc_info=True)
+            return Decision("defer", 451, "4.3.0", "Temporary lookup failure")
+        except Exception:
+            log.exception("error: restriction check at %s failed for %s", stage, self.client)
+            return Decision("defer", 451, "4.3.5", "Server configuration error")
+
+    def apply_effects(self, decision: Decision) -> None:
+        """HOLD, DISCARD, REDIRECT, FILTER, PREPEND, BCC from access maps (POSTFIX-SEMANTICS §4)."""
+        if not decision.effects:
+            return
+        if self.txn is None:
+            self.session_effects.extend(decision.effects)
+            return
+        for kind, value in decision.effects:
+            apply_effect(self.txn, kind, value)
+
+    def noqueue_reject(self, command: str, reply: str, recipient: str = "") -> None:
+        """Postfix's ``NOQUEUE: reject:`` line for refusals decided here (not by the engine)."""
+        sender = self.txn.sender if self.txn else (self.state.sender or "")
+        to = f" to=<{recipient}>" if recipient else ""
+        log.info("NOQUEUE: reject: %s from %s: %s; from=<%s>%s proto=%s helo=<%s>", command,
+                 self.client, reply, sender, to, self.state.protocol, self.helo)
+
+    # --- TLS ------------------------------------------------------------------------------------
+    async def start_tls(self) -> bool:
+        """Swap the transport for TLS over it, as aiosmtpd's smtp_STARTTLS does (1.4.x)."""
+        ctx = self.listener.tls
+        assert ctx is not None and self.transport is not None
+        self.lines.clear()  # RFC 3207 §4.2: plaintext pipelined after STARTTLS is discarded
+        waiter = self.loop.create_future()
+        self._tls_protocol = sslproto.SSLProtocol(self.loop, self, ctx, waiter, server_side=True,
+                                                  ssl_handshake_timeout=self.cfg.timeout)  # type: ignore[arg-type]
+        self._original_transport = self.transport
+        self._original_transport.set_protocol(self._tls_protocol)
+        self.transport = self._tls_protocol._app_transport
+        self._tls_protocol.connection_made(self._original_transport)
+        try:
+            await waiter
+        except (TimeoutError, ssl.SSLError, ConnectionError, OSError) as exc:
+            log.info("warning: TLS handshake failed with %s: %s", self.client, type(exc).__name__)
+            return False
+        self.tls_active = True
+        self._note_tls()
+        return True
+
+    def _note_tls(self) -> None:
+        obj = self.transport.get_extra_info("ssl_object") if self.transport else None
+        if obj is None:
+            return
+        cipher = obj.cipher()
+        self.tls_version = obj.version() or ""
+        self.tls_cipher = cipher[0] if cipher else ""
+        self.tls_bits = int(cipher[2]) if cipher else 0
+        self.state.tls = True
+        self.state.encryption_cipher = self.tls_cipher
+        log.info("Anonymous TLS connection established from %s: %s with cipher %s (%d/%d bits)",
+                 self.client, self.tls_version, self.tls_cipher, self.tls_bits, self.tls_bits)
+
+
+def apply_effect(txn: Transaction, kind: str, value: str) -> None:
+    kind = kind.upper()
+    if kind == "HOLD":
+        txn.hold = True
+    elif kind == "DISCARD":
+        txn.discard = True
+    elif kind == "REDIRECT" and value:
+        txn.redirect = value
+    elif kind == "FILTER" and value:
+        txn.filter = value
+    elif kind == "PREPEND" and value:
+        txn.prepend.append(value)
+    elif kind == "BCC" and value and value not in txn.bcc:
+        txn.bcc.append(value)

@@ -1,0 +1,673 @@
+"""The Maildir / Maildir++ MailStore (Dovecot-compatible layout, POSTFIX-SEMANTICS §7).
+
+Implementation notes:
+- ``deliver`` is the SMTP→Maildir hot path: one thread hop doing tmp/ write, fsync, rename into
+  new/, a maildirsize line, fsync of new/. No uidlist work (like Postfix's virtual(8)); UIDs are
+  assigned by the next sync of a session, in delivery order.
+- All other disk work runs in ``asyncio.to_thread``, one hop per operation (a sync is one hop
+  however many files it touches), under the folder's lock (store/folder.py).
+- Changes are announced to the other sessions of this process only after the rename; changes
+  by other processes are found by one poller per watched folder (mtimes of new/, cur/ and the
+  uidlist), shared by every waiting session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import itertools
+import os
+import shutil
+import socket
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from pymailsrv.clock import Clock, SystemClock
+from pymailsrv.errors import Refusal
+from pymailsrv.store import mdfiles, names, quota
+from pymailsrv.store.base import (
+    SEEN,
+    Delivered,
+    FlagMode,
+    FolderExists,
+    FolderInfo,
+    FolderNotFound,
+    FolderStatus,
+    MailboxInUse,
+    MessageInfo,
+    QuotaExceeded,
+    QuotaUsage,
+    SyncResult,
+)
+from pymailsrv.store.folder import Folder, NewFile, ensure_maildir
+from pymailsrv.store.view import (
+    SessionView,
+    check_rename,
+    clean_flags,
+    folder_infos,
+    normalize_content,
+    rfc822_size,
+    select_uids,
+    wait_event,
+)
+from pymailsrv.types import Account
+
+SUBSCRIPTIONS = "subscriptions"
+IDLE_FOLDERS = 64
+POP3_LOCK = "pymailsrv-pop3.lock"
+OVER_QUOTA = "Quota exceeded (mailbox for user is full)"
+
+
+@dataclass(eq=False)
+class _Hub:
+    """The asyncio side of a Folder: its waiting sessions and the shared poller."""
+
+    folder: Folder
+    refs: int = 0
+    waiters: set[asyncio.Event] = field(default_factory=set)
+    idle: int = 0
+    poller: asyncio.Task[None] | None = None
+    pending: dict[tuple[int, str], bytes] = field(default_factory=dict)  # cache_put not yet written
+
+    def notify(self, exclude: asyncio.Event | None = None) -> None:
+        for ev in self.waiters:
+            if ev is not exclude:
+                ev.set()
+
+
+class MaildirStore:
+    def __init__(
+        self,
+        virtual_mailbox_base: str | None = None,
+        hostname: str | None = None,
+        clock: Clock | None = None,
+        *,
+        poll_interval: float = 1.0,
+        fsync: bool = True,
+        idle_messages: int = 200_000,
+    ) -> None:
+        self.base = virtual_mailbox_base
+        self.host = mdfiles.escape_host(hostname or socket.gethostname())
+        self.clock = clock or SystemClock()
+        self.poll_interval = poll_interval
+        self.fsync = fsync
+        self._hubs: dict[str, _Hub] = {}
+        self._seq = itertools.count()
+        self._pid = os.getpid()
+        self._validity_lock = threading.Lock()
+        self._last_validity = 0
+        self._subs_lock = threading.Lock()
+        self._pop3: dict[str, int] = {}
+        self.usage_cache = quota.UsageCache()
+        self._idle: OrderedDict[str, Folder] = OrderedDict()  # released folders, oldest first
+        self._idle_messages = 0
+        self.idle_messages = idle_messages
+
+    # -- paths and registry ------------------------------------------------------------------------
+    def root(self, account: Account) -> str:
+        path = account.maildir
+        if self.base and not os.path.isabs(path):
+            path = os.path.join(self.base, path)
+        return path.rstrip("/") or "/"
+
+    def folder_path(self, account: Account, name: str) -> str:
+        rel = names.dirname(name)
+        return self.root(account) if not rel else os.path.join(self.root(account), rel)
+
+    def new_validity(self) -> int:
+        with self._validity_lock:
+            self._last_validity = max(self._last_validity + 1, int(self.clock.time()))
+            return self._last_validity
+
+    def unique_base(self, size: int, vsize: int) -> str:
+        now = self.clock.time()
+        sec = int(now)
+        return mdfiles.unique_base(sec, int((now - sec) * 1e6), self._pid, next(self._seq), self.host, size, vsize)
+
+    def _acquire(self, account: Account, path: str) -> _Hub:
+        hub = self._hubs.get(path)
+        if hub is None:
+            folder = self._idle.pop(path, None)
+            if folder is None:
+                folder = Folder(path, self.root(account), account.quota_bytes, self.new_validity)
+            else:
+                self._idle_messages -= len(folder.infos)
+            hub = self._hubs[path] = _Hub(folder)
+        hub.refs += 1
+        return hub
+
+    async def _release(self, hub: _Hub) -> None:
+        """The last session gone: write the snapshot, and keep the picture a while (a client
+        that reconnects, POP3 polling) within a bound on the messages kept."""
+        hub.refs -= 1
+        if hub.refs > 0 or self._hubs.get(hub.folder.path) is not hub:
+            return
+        del self._hubs[hub.folder.path]
+        folder = hub.folder
+        await asyncio.to_thread(folder.close)
+        if hub.refs > 0 or folder.path in self._hubs:
+            return
+        self._idle[folder.path] = folder
+        self._idle_messages += len(folder.infos)
+        while self._idle and (self._idle_messages > self.idle_messages or len(self._idle) > IDLE_FOLDERS):
+            _, old = self._idle.popitem(last=False)
+            self._idle_messages -= len(old.infos)
+
+    def _notify(self, path: str) -> None:
+        hub = self._hubs.get(path)
+        if hub is not None:
+            hub.notify()
+
+    # -- delivery -----------------------------------------------------------------------------------
+    async def deliver(self, account: Account, data: bytes, *, folder: str = "INBOX") -> Delivered:
+        name = names.normalize(folder)
+        path = self.folder_path(account, name)
+        stored = normalize_content(data)
+        result = await asyncio.to_thread(self._deliver, self.root(account), path, name, stored, account.quota_bytes)
+        self._notify(path)
+        return result
+
+    def _deliver(self, root: str, path: str, name: str, stored: bytes, limit: int) -> Delivered:
+        if limit > 0 and quota.over_quota(root, limit, len(stored), self.usage_cache):
+            raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
+        base = self.unique_base(len(stored), rfc822_size(stored))
+        tmp = os.path.join(path, "tmp", base)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            ensure_maildir(root, subfolder=False)
+            if path != root:
+                ensure_maildir(path, subfolder=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(stored)
+            while view:
+                view = view[os.write(fd, view) :]
+            if self.fsync:
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        final = os.path.join(path, "new", base)
+        with quota.quota_lock(root, exclusive=False):
+            os.rename(tmp, final)
+            length = quota.append(root, len(stored), 1)
+        if self.fsync:
+            _fsync_dir(os.path.join(path, "new"))
+        if length > quota.RECALC_SIZE or length < 0:
+            quota.recalculate(root, limit)
+        return Delivered(folder=name, filename=base, size=len(stored), extra={"path": final})
+
+    def write_tmp(self, path: str, stored: bytes) -> tuple[str, str]:
+        """Write a new message into ``path``/tmp (fsynced); returns (base name, tmp path)."""
+        base = self.unique_base(len(stored), rfc822_size(stored))
+        tmp = os.path.join(path, "tmp", base)
+        with open(tmp, "xb") as f:
+            f.write(stored)
+            f.flush()
+            if self.fsync:
+                os.fsync(f.fileno())
+        return base, tmp
+
+    # -- folders ------------------------------------------------------------------------------------
+    async def open(self, account: Account, folder: str = "INBOX", *, readonly: bool = False) -> MaildirMailbox:
+        name = names.normalize(folder)
+        path = self.folder_path(account, name)
+        root = self.root(account)
+
+        def prepare() -> None:
+            if path == root:
+                ensure_maildir(root, subfolder=False)
+            elif not os.path.isdir(path):
+                raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
+
+        await asyncio.to_thread(prepare)
+        hub = self._acquire(account, path)
+        try:
+            await asyncio.to_thread(hub.folder.refresh, not readonly)
+        except BaseException:
+            await self._release(hub)
+            raise
+        return MaildirMailbox(self, account, name, hub, readonly)
+
+    def _list(self, account: Account) -> list[FolderInfo]:
+        root = self.root(account)
+        ensure_maildir(root, subfolder=False)
+        existing = {n for n in (names.from_dirname(e) for e in os.listdir(root)) if n and n != names.INBOX}
+        existing = {n for n in existing if os.path.isdir(os.path.join(root, names.dirname(n)))}
+        subs = self._read_subs(root)
+        created = [n for n in names.SPECIAL_USE if n not in existing]
+        for n in created:
+            ensure_maildir(os.path.join(root, names.dirname(n)), subfolder=True)
+            existing.add(n)
+        if created:
+            self._write_subs(root, subs + [n for n in created if n not in subs])
+            subs = self._read_subs(root)
+        return folder_infos(existing | {names.INBOX}, set(subs))
+
+    async def list_folders(self, account: Account) -> list[FolderInfo]:
+        return await asyncio.to_thread(self._list, account)
+
+    async def create_folder(self, account: Account, name: str) -> None:
+        name = names.normalize(name.removesuffix(names.SEP) or name)
+        if name == names.INBOX:
+            raise FolderExists("Mailbox already exists", code="ALREADYEXISTS")
+        root, path = self.root(account), self.folder_path(account, name)
+
+        def create() -> None:
+            ensure_maildir(root, subfolder=False)
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                raise FolderExists("Mailbox already exists", code="ALREADYEXISTS") from None
+            ensure_maildir(path, subfolder=True)
+
+        await asyncio.to_thread(create)
+
+    async def delete_folder(self, account: Account, name: str) -> None:
+        name = names.normalize(name)
+        if name == names.INBOX:
+            raise Refusal("INBOX can't be deleted.", code="CANNOT")
+        root, path = self.root(account), self.folder_path(account, name)
+
+        def delete() -> None:
+            if not os.path.isdir(path):
+                raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
+            trash = os.path.join(root, "tmp", f"deleted.{self.unique_base(0, 0)}")
+            with quota.quota_lock(root, exclusive=False):
+                size, count = quota.scan_usage_of(path)
+                os.rename(path, trash)
+                if count:
+                    quota.append(root, -size, -count)
+            shutil.rmtree(trash, ignore_errors=True)
+
+        await asyncio.to_thread(delete)
+        self._notify(path)
+
+    async def rename_folder(self, account: Account, old: str, new: str) -> None:
+        old, new = names.normalize(old), names.normalize(new)
+        root = self.root(account)
+        await asyncio.to_thread(self._rename, account, root, old, new)
+        for path in list(self._hubs):
+            if path.startswith(self.folder_path(account, old)):
+                self._notify(path)
+
+    def _rename(self, account: Account, root: str, old: str, new: str) -> None:
+        entries = os.listdir(root) if os.path.isdir(root) else []
+        existing = {n for n in (names.from_dirname(e) for e in entries) if n}
+        if old != names.INBOX and old not in existing:
+            raise FolderNotFound(f"Mailbox doesn't exist: {old}", code="NONEXISTENT")
+        check_rename(old, new, existing)
+        if old == names.INBOX:
+            dest = self.folder_path(account, new)
+            os.mkdir(dest, 0o700)
+            ensure_maildir(dest, subfolder=True)
+            for sub in ("new", "cur"):
+                for fn in os.listdir(os.path.join(root, sub)):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.rename(os.path.join(root, sub, fn), os.path.join(dest, sub, fn))
+            return
+        moves = sorted(n for n in existing if n == old or n.startswith(old + names.SEP))
+        for n in moves:
+            target = new + n[len(old) :]
+            os.rename(self.folder_path(account, n), self.folder_path(account, target))
+        subs = self._read_subs(root)
+        renamed = [new + s[len(old) :] if s == old or s.startswith(old + names.SEP) else s for s in subs]
+        if renamed != subs:
+            self._write_subs(root, renamed)
+
+    def _read_subs(self, root: str) -> list[str]:
+        try:
+            with open(os.path.join(root, SUBSCRIPTIONS), encoding="utf-8", errors="replace") as f:
+                return mdfiles.parse_subscriptions(f.read())
+        except FileNotFoundError:
+            return []
+
+    def _write_subs(self, root: str, subs: list[str]) -> None:
+        tmp = os.path.join(root, f"{SUBSCRIPTIONS}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(mdfiles.format_subscriptions(dict.fromkeys(subs)))
+        os.rename(tmp, os.path.join(root, SUBSCRIPTIONS))
+
+    async def set_subscribed(self, account: Account, name: str, subscribed: bool) -> None:
+        name = names.normalize(name)
+        root = self.root(account)
+
+        def update() -> None:
+            with self._subs_lock:
+                ensure_maildir(root, subfolder=False)
+                subs = [s for s in self._read_subs(root) if s != name]
+                self._write_subs(root, [*subs, name] if subscribed else subs)
+
+        await asyncio.to_thread(update)
+
+    async def status(self, account: Account, name: str) -> FolderStatus:
+        name = names.normalize(name)
+        path = self.folder_path(account, name)
+        if name != names.INBOX and not await asyncio.to_thread(os.path.isdir, path):
+            raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
+        hub = self._acquire(account, path)
+        try:
+            return await asyncio.to_thread(self._status, hub.folder)
+        finally:
+            await self._release(hub)
+
+    @staticmethod
+    def _status(f: Folder) -> FolderStatus:
+        if f.path == f.root:
+            ensure_maildir(f.root, subfolder=False)
+        f.refresh(move_new=False)
+        with f.lock:
+            infos = list(f.infos.values())
+            assert f.uidlist is not None
+            return FolderStatus(
+                messages=len(infos),
+                recent=sum(1 for m in infos if m.uid >= f.first_recent),
+                unseen=sum(1 for m in infos if SEEN not in m.flags),
+                uidnext=f.uidlist.next_uid,
+                uidvalidity=f.uidlist.uidvalidity,
+                size=sum(m.size for m in infos),
+                highestmodseq=f.modseq,
+            )
+
+    async def quota(self, account: Account) -> QuotaUsage:
+        root = self.root(account)
+
+        def usage() -> QuotaUsage:
+            if not os.path.isdir(root):
+                return QuotaUsage(0, 0, account.quota_bytes)
+            cur = quota.current(root, account.quota_bytes, self.usage_cache)
+            return QuotaUsage(cur.bytes_used, cur.count_used, account.quota_bytes)
+
+        return await asyncio.to_thread(usage)
+
+    def exclusive(self, account: Account) -> MaildirLock:
+        return MaildirLock(self._pop3, self.root(account))
+
+
+class MaildirLock:
+    """POP3's maildrop lock: an in-process registry plus ``flock`` on a lock file in the Maildir
+    root, so a second pymailsrv process (or a restart racing an old one) sees it too."""
+
+    def __init__(self, registry: dict[str, int], root: str) -> None:
+        self._registry = registry
+        self._root = root
+        self._fd = -1
+
+    async def __aenter__(self) -> None:
+        if self._root in self._registry:
+            raise MailboxInUse("Mailbox is locked by another session")
+        os.makedirs(self._root, exist_ok=True)
+        fd = os.open(os.path.join(self._root, POP3_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise MailboxInUse("Mailbox is locked by another session") from None
+        self._fd = fd
+        self._registry[self._root] = fd
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._fd >= 0:
+            self._registry.pop(self._root, None)
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class MaildirMailbox:
+    def __init__(self, store: MaildirStore, account: Account, folder: str, hub: _Hub, readonly: bool) -> None:
+        self.store = store
+        self.account = account
+        self.folder = folder
+        self.readonly = readonly
+        self._hub = hub
+        self._f = hub.folder
+        assert self._f.uidlist is not None
+        self.uidvalidity = self._f.uidlist.uidvalidity
+        self._uidnext = self._f.uidlist.next_uid
+        self._view = SessionView()
+        self._generation = -1
+        self._event = asyncio.Event()
+        self._closed = False
+        hub.waiters.add(self._event)
+
+    @property
+    def uidnext(self) -> int:
+        return self._uidnext
+
+    def messages(self) -> Sequence[MessageInfo]:
+        return self._view.infos
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise Refusal("Mailbox is read-only.", code="READ-ONLY")
+
+    def _changed(self) -> None:
+        self._hub.notify(self._event)
+
+    async def sync(self) -> SyncResult:
+        pending, self._hub.pending = self._hub.pending, {}
+        result = await asyncio.to_thread(self._sync, pending)
+        if result.added or result.expunged or result.flags_changed:
+            self._changed()  # our scan may have found another process's change first
+        return result
+
+    def _sync(self, pending: dict[tuple[int, str], bytes]) -> SyncResult:
+        f = self._f
+        if pending and f.index is not None:
+            f.index.cache_put([(u, k, v) for (u, k), v in pending.items()])
+        f.refresh(move_new=not self.readonly)
+        with f.lock:
+            assert f.uidlist is not None
+            self._uidnext = f.uidlist.next_uid
+            if f.generation == self._generation:
+                return SyncResult()
+            result = self._view.sync_to(f.infos, f.first_recent)
+            self._generation = f.generation
+            if not self.readonly and f.first_recent < self._uidnext:
+                f.first_recent = self._uidnext
+                f.save_meta()
+            return result
+
+    async def read(self, uid: int) -> bytes:
+        if uid not in self._f.loc or self._view.get(uid) is None:
+            raise KeyError(uid)
+
+        def load() -> bytes:
+            for _ in range(3):
+                path = self._f.file_path(uid)
+                try:
+                    if path is not None:
+                        with open(path, "rb") as fh:
+                            return fh.read()
+                except FileNotFoundError:
+                    pass
+                path = self._f.locate(uid)  # renamed under us (another session's flags)
+                if path is None:
+                    break
+                try:
+                    with open(path, "rb") as fh:
+                        return fh.read()
+                except FileNotFoundError:
+                    continue
+            raise KeyError(uid)
+
+        return await asyncio.to_thread(load)
+
+    def path(self, uid: int) -> str:
+        path = self._f.file_path(uid)
+        if path is None or self._view.get(uid) is None:
+            raise KeyError(uid)
+        return path
+
+    async def append(self, data: bytes, flags: Iterable[str] = (), internal_date: float | None = None) -> int:
+        stored = normalize_content(data)
+        when = self.store.clock.time() if internal_date is None else internal_date
+        f, limit = self._f, self.account.quota_bytes
+
+        def save() -> int:
+            if limit > 0 and quota.over_quota(f.root, limit, len(stored), self.store.usage_cache):
+                raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
+            base, tmp = self.store.write_tmp(f.path, stored)
+            nf = NewFile(base, clean_flags(flags), when, len(stored), rfc822_size(stored), tmp)
+            try:
+                (uid,) = f.add_files([nf])
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+            return uid
+
+        uid = await asyncio.to_thread(save)
+        self._changed()
+        return uid
+
+    async def set_flags(self, uids: Iterable[int], flags: Iterable[str], mode: FlagMode) -> list[MessageInfo]:
+        self._writable()
+        wanted = clean_flags(flags)
+        chosen = [m.uid for m in select_uids(self._view, uids)]
+        f = self._f
+
+        out = await asyncio.to_thread(f.set_flags, chosen, wanted, mode)
+        self._view.update(out)
+        if out:
+            self._changed()
+        return out
+
+    async def expunge(self, uids: Iterable[int] | None = None) -> list[int]:
+        self._writable()
+        chosen = [m.uid for m in select_uids(self._view, uids)]
+        removed = await asyncio.to_thread(self._f.expunge, chosen)
+        self._view.drop(removed)
+        if removed:
+            self._changed()
+        return removed
+
+    async def copy(self, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
+        return await self._transfer(uids, dest, move=False)
+
+    async def move(self, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
+        self._writable()
+        return await self._transfer(uids, dest, move=True)
+
+    async def _transfer(self, uids: Iterable[int], dest: str, move: bool) -> tuple[int, list[tuple[int, int]]]:
+        name = names.normalize(dest)
+        path = self.store.folder_path(self.account, name)
+        if name != names.INBOX and not await asyncio.to_thread(os.path.isdir, path):
+            raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
+        chosen = [m.uid for m in select_uids(self._view, uids)]
+        target = self.store._acquire(self.account, path)
+        try:
+            validity, pairs = await asyncio.to_thread(self._transfer_files, chosen, target.folder, move)
+        finally:
+            await self.store._release(target)
+        if pairs:
+            target.notify()
+            if move:
+                self._view.drop([u for u, _ in pairs])
+                self._changed()
+        return validity, pairs
+
+    def _transfer_files(self, chosen: list[int], target: Folder, move: bool) -> tuple[int, list[tuple[int, int]]]:
+        f, limit = self._f, self.account.quota_bytes
+        files: list[NewFile] = []
+        sources: list[int] = []
+        with f.lock:
+            for uid in chosen:
+                info = f.infos.get(uid)
+                src = f.locate(uid)
+                if info is None or src is None:
+                    continue
+                size = f.stored_size(uid)
+                base = self.store.unique_base(size, info.size)
+                nf = NewFile(base, info.flags, info.internal_date, size, info.size, src, link=not move, charge=not move)
+                files.append(nf)
+                sources.append(uid)
+        if (
+            not move
+            and limit > 0
+            and quota.over_quota(f.root, limit, sum(nf.size for nf in files), self.store.usage_cache)
+        ):
+            raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
+        if target.uidlist is None:
+            target.refresh(move_new=False)
+        new_uids = target.add_files(files)
+        pairs = [(s, n) for s, n in zip(sources, new_uids, strict=True) if n]
+        if move:
+            f.forget([s for s, _ in pairs])
+        assert target.uidlist is not None
+        return target.uidlist.uidvalidity, pairs
+
+    async def cache_get(self, uid: int, key: str) -> bytes | None:
+        got = self._hub.pending.get((uid, key))
+        if got is not None:
+            return got
+        index = self._f.index
+        return None if index is None else index.cache_get(uid, key)
+
+    async def cache_put(self, uid: int, key: str, value: bytes) -> None:
+        if self._view.get(uid) is None:
+            return
+        self._hub.pending[(uid, key)] = value
+        if len(self._hub.pending) >= 256:
+            await self._flush_cache()
+
+    async def _flush_cache(self) -> None:
+        pending, self._hub.pending = self._hub.pending, {}
+        f = self._f
+
+        def put() -> None:
+            with f.lock:
+                if f.index is not None:
+                    f.index.cache_put([(u, k, v) for (u, k), v in pending.items()])
+
+        if pending:
+            await asyncio.to_thread(put)
+
+    async def wait_for_change(self, timeout: float) -> bool:
+        hub = self._hub
+        if self._f.generation != self._generation:
+            self._event.clear()
+            return True
+        if timeout <= 0:  # a probe: only what this process already knows
+            fired = self._event.is_set()
+            self._event.clear()
+            return fired
+        hub.idle += 1
+        if hub.poller is None or hub.poller.done():
+            hub.poller = asyncio.create_task(self._poll(hub))
+        try:
+            return await wait_event(self._event, timeout, self.store.clock)
+        finally:
+            hub.idle -= 1
+
+    async def _poll(self, hub: _Hub) -> None:
+        last = hub.folder.poll_seen
+        while hub.idle > 0:
+            await self.store.clock.sleep(self.store.poll_interval)
+            stamp = await asyncio.to_thread(hub.folder.poll_stamp)
+            if stamp != last:
+                if last:
+                    hub.notify()
+                last = stamp
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._flush_cache()
+        self._hub.waiters.discard(self._event)
+        await self.store._release(self._hub)

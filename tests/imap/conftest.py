@@ -1,0 +1,203 @@
+"""IMAP test fixtures: an in-process server on 127.0.0.1:0 in a background event loop (so stdlib
+imaplib and external clients talk to it synchronously), an in-memory Authenticator, a raw
+transcript client for malformed input."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import imaplib
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from pymailsrv.clock import SystemClock
+from pymailsrv.config.tls import server_context
+from pymailsrv.imap.server import ImapConfig, ImapServer
+from pymailsrv.net import ConnectionRegistry, Server, start_server
+from pymailsrv.types import Account
+
+T = TypeVar("T")
+PASSWORD = "s3cret pass"
+USERS = ("alice@example.test", "bob@example.test")
+
+
+
+class MemoryAuthenticator:
+    """The Authenticator contract over a dict (until tests use the real one)."""
+
+    def __init__(self, accounts: dict[str, tuple[str, Account]]) -> None:
+        self.accounts = accounts
+        self.unavailable = False
+        self.calls: list[tuple[str, str]] = []
+
+    async def authenticate(self, username: str, password: str, *, service: str,
+                           remote_ip: str) -> Account | None:
+        from pymailsrv.auth.base import AuthUnavailable
+
+        self.calls.append((username, service))
+        if self.unavailable:
+            raise AuthUnavailable("database down")
+        entry = self.accounts.get(username.lower())
+        if entry is None or entry[0] != password:
+            return None
+        return entry[1]
+
+
+def make_store(kind: str, base: Path) -> Any:
+    if kind == "memory":
+        from pymailsrv.store.memory import MemoryStore
+
+        return MemoryStore(SystemClock())
+    try:
+        from pymailsrv.store.maildir import MaildirStore
+    except ImportError:
+        pytest.skip("Maildir store not built yet")
+    return MaildirStore(hostname="mx.example.test", clock=SystemClock(), poll_interval=0.02)
+
+
+class Harness:
+    def __init__(self, loop: asyncio.AbstractEventLoop, server: ImapServer, store: Any,
+                 auth: MemoryAuthenticator, accounts: dict[str, Account], listeners: list[Server]) -> None:
+        self.loop, self.server, self.store, self.auth = loop, server, store, auth
+        self.accounts = accounts
+        self.listeners = listeners
+        self.port = listeners[0].port
+        self.tls_port = listeners[1].port
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=20)
+
+    def deliver(self, data: bytes, user: str = USERS[0], folder: str = "INBOX") -> None:
+        self.run(self.store.deliver(self.accounts[user], data, folder=folder))
+
+    def client(self, user: str | None = USERS[0]) -> imaplib.IMAP4:
+        c = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
+        if user:
+            c.login(user, PASSWORD)
+        return c
+
+
+@pytest.fixture(params=["memory", "maildir"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def imap_factory(tmp_path: Path, tls_files: tuple[str, str], store_kind: str):  # type: ignore[no-untyped-def]
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    made: list[Harness] = []
+
+    def make(**overrides: Any) -> Harness:
+        store = make_store(store_kind, tmp_path)
+        accounts = {u: Account(u, str(tmp_path / "vmail" / u.replace("@", "_")) + "/") for u in USERS}
+        auth = MemoryAuthenticator({u: (PASSWORD, a) for u, a in accounts.items()})
+        cfg = ImapConfig(**overrides)
+        tls = server_context(*tls_files)
+        server = ImapServer(cfg, auth, store, tls=tls)
+
+        async def start() -> list[Server]:
+            reg = ConnectionRegistry()
+            return [await start_server(server.handle, "127.0.0.1", 0, registry=reg),
+                    await start_server(server.handle, "127.0.0.1", 0, ssl=tls, registry=reg)]
+
+        listeners = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+        h = Harness(loop, server, store, auth, accounts, listeners)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        for srv in h.listeners:
+            asyncio.run_coroutine_threadsafe(srv.close(grace=1), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+@pytest.fixture
+def imap(imap_factory):  # type: ignore[no-untyped-def]
+    return imap_factory()
+
+
+class RawClient:
+    """A transcript client: ``send(line)``, ``expect(glob)``, ``until(tag)``."""
+
+    def __init__(self, port: int, *, tls: ssl.SSLContext | None = None) -> None:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock: socket.socket = tls.wrap_socket(sock) if tls else sock
+        self.file = self.sock.makefile("rb")
+
+    def send(self, line: bytes | str) -> None:
+        data = line.encode() if isinstance(line, str) else line
+        self.sock.sendall(data if data.endswith(b"\n") else data + b"\r\n")
+
+    def sendraw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def line(self) -> bytes:
+        got = self.file.readline()
+        assert got.endswith(b"\r\n"), f"short or unterminated reply: {got!r}"
+        return got[:-2]
+
+    def expect(self, pattern: str) -> str:
+        got = self.line().decode("utf-8", "replace")
+        glob = pattern.replace("[", "[[]").replace("?", "[?]")
+        assert fnmatch.fnmatchcase(got, glob), f"expected {pattern!r}, got {got!r}"
+        return got
+
+    def until(self, tag: str) -> list[str]:
+        """Every line up to and including the tagged response of ``tag`` (literals inlined)."""
+        out = []
+        while True:
+            raw = self.line()
+            while raw.endswith(b"}") and b"{" in raw:
+                n = int(raw[raw.rindex(b"{") + 1: -1].rstrip(b"+"))
+                raw += b"\r\n" + self.file.read(n) + self.file.readline().rstrip(b"\r\n")
+            text = raw.decode("utf-8", "replace")
+            out.append(text)
+            if text.startswith(tag + " "):
+                return out
+
+    def login(self, user: str = USERS[0]) -> None:
+        self.send(f'L LOGIN {user} "{PASSWORD}"')
+        assert self.until("L")[-1].startswith("L OK")
+
+    def closed(self) -> bool:
+        try:
+            return self.file.read(1) == b""
+        except (ConnectionError, OSError):
+            return True
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def raw(imap) -> Iterator[Callable[..., RawClient]]:  # type: ignore[no-untyped-def]
+    clients: list[RawClient] = []
+
+    def connect(port: int | None = None, tls: ssl.SSLContext | None = None) -> RawClient:
+        c = RawClient(port or imap.port, tls=tls)
+        c.expect("* OK *")
+        clients.append(c)
+        return c
+
+    yield connect
+    for c in clients:
+        c.close()
+
+
+def msg(subject: str = "hello", body: str = "Hello world\n", frm: str = "Sender <sender@example.org>",
+        extra: str = "") -> bytes:
+    return (f"From: {frm}\nTo: alice@example.test\nSubject: {subject}\n"
+            f"Date: Mon, 2 Jan 2023 10:00:00 +0000\nMessage-ID: <{subject.replace(' ', '.')}@example.org>\n"
+            f"{extra}\n{body}").encode()

@@ -1,0 +1,430 @@
+"""IMAP dialogues over real sockets with a raw transcript client: auth, TLS, malformed input,
+literals, mailbox management, LIST variants, extensions."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ssl
+import time
+
+from pymailsrv.imap.server import ImapConfig
+from pymailsrv.net import start_server
+from tests.imap.conftest import PASSWORD, USERS, RawClient, msg
+
+
+def test_literal_login_and_sasl_ir(raw) -> None:  # type: ignore[no-untyped-def]
+    c = raw()
+    c.send(f"a LOGIN {{{len(USERS[0])}}}")
+    c.expect("+ OK")
+    c.send(f"{USERS[0]} {{{len(PASSWORD)}+}}\r\n{PASSWORD}")
+    assert c.until("a")[-1].startswith("a OK [CAPABILITY IMAP4rev1")
+    c2 = raw()
+    ir = base64.b64encode(f"\0{USERS[0]}\0{PASSWORD}".encode()).decode()
+    c2.send(f"b AUTHENTICATE PLAIN {ir}")
+    assert c2.until("b")[-1].startswith("b OK")
+    c3 = raw()
+    c3.send("c AUTHENTICATE LOGIN")
+    c3.expect("+ VXNlcm5hbWU6")
+    c3.send(base64.b64encode(USERS[1].encode()))
+    c3.expect("+ UGFzc3dvcmQ6")
+    c3.send(base64.b64encode(PASSWORD.encode()))
+    assert c3.until("c")[-1].startswith("c OK")
+    c4 = raw()
+    c4.send("d AUTHENTICATE PLAIN")
+    c4.expect("+ ")
+    c4.send("*")
+    c4.expect("d BAD *aborted*")
+    c4.send("e AUTHENTICATE PLAIN !!!notbase64")
+    c4.expect("e BAD *")
+
+
+def test_wrong_state_and_unknown_commands(raw) -> None:  # type: ignore[no-untyped-def]
+    c = raw()
+    c.send("a SELECT INBOX")
+    c.expect("a BAD Command not allowed in this state.")
+    c.send("b FOOBAR")
+    c.expect("b BAD Unknown command.")
+    c.login()
+    c.send("c FETCH 1 FLAGS")
+    c.expect("c BAD Command not allowed in this state.")
+    c.send("d LOGIN x y")
+    c.expect("d BAD Command not allowed in this state.")
+
+
+def test_error_budget_closes_session(imap_factory) -> None:  # type: ignore[no-untyped-def]
+    h = imap_factory(error_limit=3)
+    c = RawClient(h.port)
+    c.expect("* OK *")
+    for t in ("a", "b"):
+        c.send(f"{t} BOGUS")
+        c.expect(f"{t} BAD *")
+    c.send("c BOGUS")
+    c.expect("c BAD *")
+    c.expect("* BYE Too many invalid IMAP commands.")
+    assert c.closed()
+
+
+def test_malformed_input_keeps_serving(raw) -> None:  # type: ignore[no-untyped-def]
+    c = raw()
+    c.login()
+    c.send("s SELECT INBOX")
+    c.until("s")
+    for i, line in enumerate(["FETCH 1 (FLAGS", "FETCH 0 FLAGS", "FETCH 4294967296 FLAGS", "SEARCH ((ALL)",
+                              "FETCH 1:2 FLAGS", "STORE 1 +FLAGS (\\Bogus)"]):
+        c.send(f"m{i} {line}")
+        c.expect(f"m{i} BAD *")
+    c.send("z NOOP")
+    c.expect("z OK *")
+
+
+def test_star_range_on_nonempty_and_uid(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    imap.deliver(msg("one"))
+    c = raw()
+    c.login()
+    c.send("s SELECT INBOX")
+    c.until("s")
+    c.send("a FETCH *:* (UID)")
+    assert c.until("a") == ["* 1 FETCH (UID 1)", "a OK Fetch completed."]
+    c.send("b UID FETCH 5:* (FLAGS)")  # RFC 3501: "5:*" includes the highest UID even below 5
+    assert c.until("b")[0].startswith("* 1 FETCH (UID 1 FLAGS")
+    c.send("c UID FETCH 4294967295 (FLAGS)")
+    c.expect("c OK *")
+
+
+def test_huge_literal_refused_and_session_continues(raw) -> None:  # type: ignore[no-untyped-def]
+    c = raw()
+    c.login()
+    c.send("a APPEND INBOX {999999999}")
+    c.expect("a NO [TOOBIG] *")
+    c.send("b NOOP")
+    c.expect("b OK *")
+    c.send("c APPEND INBOX {999999999+}")
+    c.expect("c BAD [TOOBIG] *")
+    c.expect("* BYE *")
+    assert c.closed()
+
+
+def test_literal_interrupted_by_disconnect(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    c = raw()
+    c.login()
+    c.send("a APPEND INBOX {100}")
+    c.expect("+ OK")
+    c.sendraw(b"Subject: partial\r\n")
+    c.close()
+    time.sleep(0.2)
+    c2 = raw()
+    c2.login()
+    c2.send("s STATUS INBOX (MESSAGES)")
+    assert c2.until("s")[0] == '* STATUS "INBOX" (MESSAGES 0)'
+
+
+def test_pipelined_commands_bounded(raw) -> None:  # type: ignore[no-untyped-def]
+    c = raw()
+    c.login()
+    n = 20000
+    c.sendraw(b"".join(b"p%d NOOP\r\n" % i for i in range(n)))
+    for i in range(n):
+        assert c.line() == b"p%d OK NOOP completed." % i
+    c.send("z NOOP")
+    c.expect("z OK *")
+
+
+def test_starttls_plaintext_injection_refused(raw, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
+    c = raw()
+    c.sendraw(b"a STARTTLS\r\nb LOGIN alice@example.test x\r\n")
+    c.expect("a BAD *")
+    c.expect("* BYE *")
+    assert c.closed()
+
+
+def test_starttls_then_login(raw, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
+    c = raw()
+    c.send("a STARTTLS")
+    c.expect("a OK Begin TLS negotiation now.")
+    c.file.close()
+    c.sock = client_tls.wrap_socket(c.sock)
+    c.file = c.sock.makefile("rb")
+    c.send("b CAPABILITY")
+    caps = c.until("b")[0]
+    assert "STARTTLS" not in caps and "AUTH=PLAIN" in caps
+    c.login()
+
+
+def test_implicit_tls(imap, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
+    c = RawClient(imap.tls_port, tls=client_tls)
+    c.expect("* OK [CAPABILITY *")
+    c.login()
+    c.close()
+
+
+def test_logindisabled_for_remote_plaintext(imap) -> None:  # type: ignore[no-untyped-def]
+    async def as_remote(conn):  # type: ignore[no-untyped-def]
+        conn.peer_ip = "192.0.2.55"  # pretend the client is not local
+        await imap.server.handle(conn)
+
+    srv = imap.run(start_server(as_remote, "127.0.0.1", 0))
+    try:
+        c = RawClient(srv.port)
+        greeting = c.line().decode()
+        assert "LOGINDISABLED" in greeting and "AUTH=" not in greeting and "STARTTLS" in greeting
+        c.send(f'a LOGIN {USERS[0]} "{PASSWORD}"')
+        c.expect("a NO [PRIVACYREQUIRED] *")
+        c.send("b AUTHENTICATE PLAIN =")
+        c.expect("b NO [PRIVACYREQUIRED] *")
+        c.close()
+    finally:
+        imap.run(srv.close(grace=1))
+
+
+def test_auth_unavailable(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    imap.auth.unavailable = True
+    c = raw()
+    c.send(f'a LOGIN {USERS[0]} "{PASSWORD}"')
+    c.expect("a NO [UNAVAILABLE] *")
+
+
+def test_no_password_in_logs(raw, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level("DEBUG", logger="pymailsrv")
+    c = raw()
+    c.send(f'a LOGIN {USERS[0]} "{PASSWORD}"')
+    c.until("a")
+    c.send('b LOGOUT')
+    c.until("b")
+    time.sleep(0.1)
+    assert PASSWORD not in caplog.text
+    assert "Login: user=<alice@example.test>" in caplog.text
+
+
+def test_mailbox_management_and_list(raw) -> None:  # type: ignore[no-untyped-def]
+    c = raw()
+    c.login()
+    c.send('a LIST "" *')
+    lines = c.until("a")
+    assert '* LIST (\\HasNoChildren) "." "INBOX"' in lines
+    assert any("\\Sent" in x and '"Sent"' in x for x in lines)
+    assert any("\\Trash" in x for x in lines)
+    c.send('b CREATE "Entw&APw-rfe"')
+    c.expect("b OK *")
+    c.send("c CREATE Projects.2024")
+    c.expect("c OK *")
+    c.send("d CREATE INBOX")
+    c.expect("d NO [ALREADYEXISTS] *")
+    c.send('e LIST "" "Proj*"')
+    lines = c.until("e")
+    assert any(x.startswith("* LIST (") and "\\HasChildren" in x and x.endswith('"Projects"') for x in lines)
+    assert '* LIST (\\HasNoChildren) "." "Projects.2024"' in lines
+    c.send('f LIST "" %')
+    assert not any("2024" in x for x in c.until("f"))
+    c.send('g LIST "" "Entw&APw-rfe"')
+    assert c.until("g")[0] == '* LIST (\\HasNoChildren) "." "Entw&APw-rfe"'
+    c.send("h RENAME Projects Work")
+    c.expect("h OK *")
+    c.send('i LIST "" "Work*"')
+    assert len(c.until("i")) == 3
+    c.send("j SUBSCRIBE Work")
+    c.expect("j OK *")
+    c.send('k LSUB "" *')
+    assert '* LSUB () "." "Work"' in c.until("k")
+    c.send('l LIST (SUBSCRIBED) "" "*" RETURN (STATUS (MESSAGES UIDNEXT))')
+    lines = c.until("l")
+    assert any("\\HasChildren" in x and "\\Subscribed" in x and x.endswith('"Work"') for x in lines)
+    assert '* STATUS "Work" (MESSAGES 0 UIDNEXT 1)' in lines
+    c.send('m LIST (SPECIAL-USE) "" "*"')
+    assert all("\\" in x for x in c.until("m")[:-1])
+    c.send("n DELETE Work.2024")
+    c.expect("n OK *")
+    c.send("o DELETE INBOX")
+    c.expect("o NO *")
+    c.send("p SELECT Nope")
+    c.expect("p NO [NONEXISTENT] *")
+    c.send('q LIST "" ""')
+    assert c.until("q")[0] == '* LIST (\\Noselect) "." ""'
+    c.send("r CREATE ../escape")
+    c.expect("r NO *")
+
+
+def test_status_namespace_quota_id_enable(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    imap.deliver(msg("x"))
+    c = raw()
+    c.login()
+    c.send("a STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)")
+    line = c.until("a")[0]
+    assert line.startswith('* STATUS "INBOX" (MESSAGES 1 RECENT 1 UIDNEXT 2 UIDVALIDITY ')
+    c.send("b NAMESPACE")
+    assert c.until("b")[0] == '* NAMESPACE (("" ".")) NIL NIL'
+    c.send("c GETQUOTAROOT INBOX")
+    lines = c.until("c")
+    assert lines[0] == '* QUOTAROOT "INBOX" ""' and lines[1].startswith('* QUOTA "" (')
+    c.send('d ID ("name" "test")')
+    assert c.until("d")[0].startswith('* ID ("name" "pymailsrv"')
+    c.send("e ENABLE CONDSTORE X-UNKNOWN")
+    assert c.until("e")[0] == "* ENABLED CONDSTORE"
+    c.send("f STATUS INBOX (BOGUS)")
+    c.expect("f BAD *")
+
+
+def test_examine_is_readonly(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    imap.deliver(msg("x"))
+    c = raw()
+    c.login()
+    c.send("a EXAMINE INBOX")
+    assert c.until("a")[-1] == "a OK [READ-ONLY] Examine completed."
+    c.send("b STORE 1 +FLAGS (\\Seen)")
+    c.expect("b NO [READ-ONLY] *")
+    c.send("c FETCH 1 BODY[]")
+    c.until("c")
+    c.send("d FETCH 1 FLAGS")
+    assert "\\Seen" not in c.until("d")[0]
+
+
+def test_idle_push_from_delivery_and_other_session(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    imap.deliver(msg("first"))
+    c = raw()
+    c.login()
+    c.send("s SELECT INBOX")
+    c.until("s")
+    other = raw()
+    other.login()
+    other.send("s SELECT INBOX")
+    other.until("s")
+    c.send("i IDLE")
+    c.expect("+ idling")
+    t0 = time.monotonic()
+    imap.deliver(msg("second"))
+    c.expect("* 2 EXISTS")
+    c.expect("* * RECENT")
+    assert time.monotonic() - t0 < 1.5
+    other.send("f STORE 1 +FLAGS (\\Flagged)")
+    other.until("f")
+    c.expect("* 1 FETCH (FLAGS (*\\Flagged*))")
+    other.send("g STORE 1 +FLAGS (\\Deleted)")
+    other.until("g")
+    c.expect("* 1 FETCH (FLAGS (*))")
+    other.send("h EXPUNGE")
+    other.until("h")
+    c.expect("* 1 EXPUNGE")
+    c.send("DONE")
+    c.expect("i OK Idle completed.")
+
+
+def test_no_expunge_during_fetch_store_search(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    for i in range(3):
+        imap.deliver(msg(f"m{i}"))
+    a = raw()
+    a.login()
+    a.send("s SELECT INBOX")
+    a.until("s")
+    b = raw()
+    b.login()
+    b.send("s SELECT INBOX")
+    b.until("s")
+    b.send("x STORE 2 +FLAGS.SILENT (\\Deleted)")
+    b.until("x")
+    b.send("y EXPUNGE")
+    assert b.until("y")[0] == "* 2 EXPUNGE"
+    a.send("f FETCH 1:3 (UID)")
+    lines = a.until("f")
+    assert not any("EXPUNGE" in x for x in lines)
+    assert "* 3 FETCH (UID 3)" in lines  # numbers unchanged until we may be told
+    a.send("g SEARCH ALL")
+    lines = a.until("g")
+    assert not any("EXPUNGE" in x for x in lines) and "* SEARCH 1 3" in lines
+    a.send("n NOOP")
+    lines = a.until("n")
+    assert lines[0] == "* 2 EXPUNGE"
+    a.send("h FETCH 2 (UID)")
+    assert a.until("h")[0] == "* 2 FETCH (UID 3)"
+
+
+def test_copy_move_uidplus(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    for i in range(3):
+        imap.deliver(msg(f"m{i}"))
+    c = raw()
+    c.login()
+    c.send("s SELECT INBOX")
+    c.until("s")
+    c.send("a COPY 1:2 Trash")
+    line = c.until("a")[-1]
+    assert line.startswith("a OK [COPYUID ") and line.endswith(" 1:2 1:2] Copy completed.")
+    c.send("b UID MOVE 3 Archive")
+    lines = c.until("b")
+    assert lines[0].startswith("* OK [COPYUID ") and lines[1] == "* 3 EXPUNGE"
+    c.send("c COPY 1 Nowhere")
+    c.expect("c NO [TRYCREATE] *")
+    c.send("d STATUS Trash (MESSAGES)")
+    assert c.until("d")[0] == '* STATUS "Trash" (MESSAGES 2)'
+    c.send("e STORE 1:2 +FLAGS.SILENT (\\Deleted)")
+    assert c.until("e") == ["e OK Store completed."]
+    c.send("f UID EXPUNGE 2")
+    assert c.until("f") == ["* 2 EXPUNGE", "f OK Expunge completed."]
+    c.send("g CLOSE")
+    c.expect("g OK *")
+    c.send("h STATUS INBOX (MESSAGES)")
+    assert c.until("h")[0] == '* STATUS "INBOX" (MESSAGES 0)'
+
+
+def test_append_nonsync_literal_and_trycreate(raw) -> None:  # type: ignore[no-untyped-def]
+    c = raw()
+    c.login()
+    body = b"Subject: lit\r\n\r\nbody\r\n"
+    c.sendraw(b"a APPEND INBOX (\\Flagged $Work) {%d+}\r\n" % len(body) + body + b"\r\n")
+    assert c.until("a")[-1].startswith("a OK [APPENDUID ")
+    c.sendraw(b"b APPEND Missing {%d+}\r\n" % len(body) + body + b"\r\n")
+    c.expect("b NO [TRYCREATE] *")
+    c.send("s SELECT INBOX")
+    lines = c.until("s")
+    assert any(x.startswith("* FLAGS (") and "$Work" in x for x in lines)
+    c.send("f FETCH 1 (FLAGS RFC822.SIZE BODY[])")
+    line = c.until("f")[0]
+    assert "\\Flagged" in line and "$Work" in line and f"RFC822.SIZE {len(body)}" in line
+
+
+def test_partial_fetch_and_sections(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    imap.deliver(msg("part", body="0123456789\n"))
+    c = raw()
+    c.login()
+    c.send("s SELECT INBOX")
+    c.until("s")
+    c.send("a FETCH 1 (BODY.PEEK[TEXT]<2.5>)")
+    assert c.until("a")[0] == "* 1 FETCH (BODY[TEXT]<2> {5}\r\n23456)"
+    c.send("b FETCH 1 (BODY.PEEK[TEXT]<100.5>)")
+    assert c.until("b")[0] == "* 1 FETCH (BODY[TEXT]<100> {0}\r\n)"
+    c.send("c FETCH 1 (BODY.PEEK[1])")
+    assert c.until("c")[0] == "* 1 FETCH (BODY[1] {12}\r\n0123456789\r\n)"
+    c.send("d FETCH 1 (BODY.PEEK[2])")
+    assert c.until("d")[0] == "* 1 FETCH (BODY[2] NIL)"
+    c.send("e FETCH 1 (RFC822.SIZE BODY.PEEK[])")
+    line = c.until("e")[0]
+    size = int(line.split("RFC822.SIZE ")[1].split()[0])
+    assert f"BODY[] {{{size}}}" in line
+
+
+def test_sort_thread_esearch(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    imap.deliver(msg("beta", frm="b@x.test"))
+    imap.deliver(msg("Re: alpha", frm="a@x.test", extra="In-Reply-To: <alpha@example.org>\n"))
+    imap.deliver(msg("alpha", frm="c@x.test"))
+    c = raw()
+    c.login()
+    c.send("s SELECT INBOX")
+    c.until("s")
+    c.send("a SORT (SUBJECT) UTF-8 ALL")
+    assert c.until("a")[0] == "* SORT 2 3 1"
+    c.send("b SORT (REVERSE FROM) UTF-8 ALL")
+    assert c.until("b")[0] == "* SORT 3 1 2"
+    c.send("c THREAD ORDEREDSUBJECT UTF-8 ALL")
+    assert c.until("c")[0] == "* THREAD (1)(2 3)"
+    c.send("d THREAD REFERENCES UTF-8 ALL")
+    assert c.until("d")[0] == "* THREAD (1)(3 2)"
+    c.send("e SEARCH RETURN (MIN MAX COUNT ALL) ALL")
+    assert c.until("e")[0] == '* ESEARCH (TAG "e") MIN 1 MAX 3 COUNT 3 ALL 1:3'
+    c.send("f UID SEARCH RETURN () SUBJECT nothing")
+    assert c.until("f")[0] == '* ESEARCH (TAG "f") UID'
+    c.send("g SEARCH CHARSET KOI8-R ALL")
+    c.expect("g NO [BADCHARSET (UTF-8 US-ASCII)] *")
+
+
+def test_graceful_shutdown_config_from_settings(settings_factory) -> None:  # type: ignore[no-untyped-def]
+    cfg = ImapConfig.from_settings(settings_factory(message_size_limit="1000"))
+    assert cfg.max_literal == 1000 and cfg.disable_plaintext_auth
+    assert asyncio  # imported for type use in other tests

@@ -1,0 +1,351 @@
+"""Maildir specifics: exact file names, ``:2,`` info, dovecot-keywords, maildirsize, the uidlist
+across processes (two MaildirStore objects stand for two processes), the outside-writer poller."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from pymailsrv.clock import SystemClock
+from pymailsrv.store import mdfiles, quota
+from pymailsrv.store.base import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, MailboxInUse, QuotaExceeded
+from pymailsrv.store.folder import UIDLIST
+from pymailsrv.store.maildir import MaildirStore
+from pymailsrv.types import Account
+
+MSG = b"From: a@example.test\r\nSubject: hi\r\n\r\nbody\r\n"
+STORED = MSG.replace(b"\r\n", b"\n")
+
+
+def new_store(**kw: object) -> MaildirStore:
+    return MaildirStore(hostname="mx.example.test", clock=SystemClock(), poll_interval=0.02, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def acct(tmp_path: Path) -> Account:
+    return Account("alice@example.test", str(tmp_path / "example.test" / "alice") + "/", quota_bytes=0)
+
+
+def root_of(acct: Account) -> Path:
+    return Path(acct.maildir)
+
+
+def listing(path: Path) -> list[str]:
+    return sorted(os.listdir(path)) if path.exists() else []
+
+
+async def test_deliver_file_name_and_layout(acct: Account) -> None:
+    store = new_store()
+    d = await store.deliver(acct, MSG)
+    root = root_of(acct)
+    (name,) = listing(root / "new")
+    assert name == d.filename
+    pattern = rf"^\d+\.M\d+P{os.getpid()}Q\d+\.mx\.example\.test,S={len(STORED)},W={len(MSG)}$"
+    assert re.match(pattern, name)
+    assert listing(root / "tmp") == [] and listing(root / "cur") == []
+    assert (root / "new" / name).read_bytes() == STORED
+    assert (root / "new" / name).stat().st_mode & 0o777 == 0o600
+    d2 = await store.deliver(acct, MSG, folder="Lists.python")
+    assert (root / ".Lists.python" / "new" / d2.filename).exists()
+    assert (root / ".Lists.python" / "maildirfolder").exists()
+
+
+async def test_host_name_escaped() -> None:
+    assert mdfiles.escape_host("a/b:c") == "a\\057b\\072c"
+
+
+async def test_new_to_cur_only_when_read_write(acct: Account) -> None:
+    store = new_store()
+    d = await store.deliver(acct, MSG)
+    root = root_of(acct)
+    ro = await store.open(acct, readonly=True)
+    await ro.sync()
+    assert listing(root / "new") == [d.filename]
+    rw = await store.open(acct)
+    await rw.sync()
+    assert listing(root / "new") == [] and listing(root / "cur") == [d.filename + ":2,"]
+    await ro.sync()
+    assert await ro.read(1) == STORED  # found again after the rename under it
+
+
+async def test_flags_in_file_name_and_keywords(acct: Account) -> None:
+    store = new_store()
+    await store.deliver(acct, MSG)
+    box = await store.open(acct)
+    await box.sync()
+    await box.set_flags([1], [SEEN, FLAGGED, DRAFT, ANSWERED, DELETED, "$Label1", "Junk"], "set")
+    (name,) = listing(root_of(acct) / "cur")
+    assert name.endswith(":2,DFRSTab")
+    assert (root_of(acct) / "dovecot-keywords").read_text() == "0 $Label1\n1 Junk\n"
+    await box.set_flags([1], ["$Label1", DELETED, DRAFT], "remove")
+    (name,) = listing(root_of(acct) / "cur")
+    assert name.endswith(":2,FRSb")
+
+
+async def test_unknown_info_letters_preserved(acct: Account) -> None:
+    root = root_of(acct)
+    for sub in ("cur", "new", "tmp"):
+        (root / sub).mkdir(parents=True)
+    (root / "cur" / "100.M1P1.host,S=5:2,PS").write_bytes(b"x\n\nb\n")
+    box = await new_store().open(acct)
+    await box.sync()
+    assert box.messages()[0].flags == {SEEN}
+    await box.set_flags([1], [FLAGGED], "add")
+    assert listing(root / "cur") == ["100.M1P1.host,S=5:2,FPS"]
+
+
+async def test_uidlist_format_and_persistence(acct: Account) -> None:
+    store = new_store()
+    for _ in range(3):
+        await store.deliver(acct, MSG)
+    box = await store.open(acct)
+    await box.sync()
+    text = (root_of(acct) / UIDLIST).read_text()
+    header, *records = text.splitlines()
+    assert re.match(rf"^3 V{box.uidvalidity} N\d+", header)
+    bases = sorted(os.listdir(root_of(acct) / "cur"))
+    assert records == [f"{i + 1} :{b.split(':2,')[0]}" for i, b in enumerate(bases)]
+    other = new_store()  # another process
+    box2 = await other.open(acct)
+    await box2.sync()
+    assert box2.uidvalidity == box.uidvalidity
+    assert [m.uid for m in box2.messages()] == [1, 2, 3]
+
+
+async def test_uidlist_lost_changes_uidvalidity(acct: Account) -> None:
+    store = new_store()
+    await store.deliver(acct, MSG)
+    box = await store.open(acct)
+    await box.sync()
+    await box.close()
+    os.unlink(root_of(acct) / UIDLIST)
+    box2 = await new_store().open(acct)
+    await box2.sync()
+    assert box2.uidvalidity != box.uidvalidity
+    assert [m.uid for m in box2.messages()] == [1]
+
+
+async def test_two_processes_assign_distinct_uids(acct: Account) -> None:
+    a, b = new_store(), new_store()
+    box_a = await a.open(acct)
+    box_b = await b.open(acct)
+    await a.deliver(acct, MSG)
+    await b.deliver(acct, MSG)
+    await asyncio.gather(box_a.sync(), box_b.sync())
+    assert [m.uid for m in box_a.messages()] == [1, 2] == [m.uid for m in box_b.messages()]
+    uid = await box_a.append(MSG)
+    assert uid == 3
+    await box_a.sync()
+    await box_b.sync()
+    await box_b.set_flags([3], [SEEN], "add")
+    res = await box_a.sync()
+    assert [(m.uid, m.flags) for m in res.flags_changed] == [(3, {SEEN})]
+    assert await box_a.read(3) == STORED
+
+
+async def test_outside_writer_wakes_waiter(acct: Account) -> None:
+    a, b = new_store(), new_store()
+    box = await a.open(acct)
+    await box.sync()
+    waiter = asyncio.create_task(box.wait_for_change(5))
+    await asyncio.sleep(0.05)
+    await b.deliver(acct, MSG)
+    assert await asyncio.wait_for(waiter, 3) is True
+    assert [m.uid for m in (await box.sync()).added] == [1]
+
+
+async def test_maildirsize_tracks_deliveries_appends_expunges(tmp_path: Path) -> None:
+    acct = Account("q@example.test", str(tmp_path / "q"), quota_bytes=10_000)
+    store = new_store()
+    await store.deliver(acct, MSG)
+    await store.deliver(acct, MSG)
+    root = root_of(acct)
+    text = (root / "maildirsize").read_text()
+    assert text.splitlines()[0] == "10000S"
+    parsed = mdfiles.parse_maildirsize(text)
+    assert parsed is not None and (parsed.bytes_used, parsed.count_used) == (2 * len(STORED), 2)
+    box = await store.open(acct)
+    await box.sync()
+    await box.append(MSG + b"more\n")
+    await box.set_flags([1], [DELETED], "add")
+    await box.expunge()
+    parsed = mdfiles.parse_maildirsize((root / "maildirsize").read_text())
+    assert parsed is not None
+    assert (parsed.bytes_used, parsed.count_used) == quota.scan_usage(str(root)) == (2 * len(STORED) + 5, 2)
+    await store.create_folder(acct, "Old")
+    await box.copy([2], "Old")
+    await box.move([3], "Old")
+    parsed = mdfiles.parse_maildirsize((root / "maildirsize").read_text())
+    assert parsed is not None and (parsed.bytes_used, parsed.count_used) == quota.scan_usage(str(root))
+    await store.delete_folder(acct, "Old")
+    parsed = mdfiles.parse_maildirsize((root / "maildirsize").read_text())
+    assert parsed is not None and (parsed.bytes_used, parsed.count_used) == quota.scan_usage(str(root))
+
+
+async def test_maildirsize_recalculated(tmp_path: Path) -> None:
+    acct = Account("q@example.test", str(tmp_path / "q"), quota_bytes=1_000_000)
+    store = new_store()
+    await store.deliver(acct, MSG)
+    root = root_of(acct)
+    os.unlink(root / "maildirsize")
+    assert (await store.quota(acct)).messages == 1
+    assert (root / "maildirsize").read_text() == f"1000000S\n{len(STORED)} 1\n"
+    with open(root / "maildirsize", "a") as f:
+        f.write("1 0\n" * 1500)  # > 5120 bytes: recalculated on next read
+    assert (await store.quota(acct)).bytes_used == len(STORED)
+    assert (root / "maildirsize").stat().st_size < 100
+    changed = Account(acct.username, acct.maildir, quota_bytes=5)
+    with pytest.raises(QuotaExceeded):
+        await store.deliver(changed, MSG)
+    assert (root / "maildirsize").read_text().startswith("5S\n")
+
+
+async def test_concurrent_deliveries_keep_maildirsize_exact(tmp_path: Path) -> None:
+    acct = Account("q@example.test", str(tmp_path / "q"), quota_bytes=50_000_000)
+    stores = [new_store(fsync=False) for _ in range(3)]
+    box = await stores[0].open(acct)
+    await asyncio.gather(*(stores[i % 3].deliver(acct, MSG * (1 + i % 7)) for i in range(600)))
+    await asyncio.gather(*(box.append(MSG) for _ in range(30)))
+    root = str(root_of(acct))
+    parsed = mdfiles.parse_maildirsize(Path(root, "maildirsize").read_text())
+    assert parsed is not None
+    assert (parsed.bytes_used, parsed.count_used) == quota.scan_usage(root)
+    assert parsed.count_used == 630
+
+
+async def test_quota_refuses_when_full(tmp_path: Path) -> None:
+    acct = Account("q@example.test", str(tmp_path / "q"), quota_bytes=len(STORED) + 1)
+    store = new_store()
+    await store.deliver(acct, MSG)
+    with pytest.raises(QuotaExceeded):
+        await store.deliver(acct, MSG)
+    assert len(os.listdir(root_of(acct) / "new")) == 1 and os.listdir(root_of(acct) / "tmp") == []
+
+
+async def test_folder_dirs_modified_utf7_and_subscriptions(acct: Account) -> None:
+    store = new_store()
+    await store.create_folder(acct, "Straße.Ünter")
+    await store.set_subscribed(acct, "Straße.Ünter", True)
+    root = root_of(acct)
+    assert (root / ".Stra&AN8-e.&ANw-nter" / "cur").is_dir()
+    assert (root / ".Stra&AN8-e.&ANw-nter" / "maildirfolder").exists()
+    await store.list_folders(acct)
+    subs = (root / "subscriptions").read_text()
+    assert subs.startswith("V\t2\n\n") and "Straße\tÜnter\n" in subs and "Sent\n" in subs
+    for special in ("Sent", "Drafts", "Trash", "Junk", "Archive"):
+        assert (root / f".{special}" / "new").is_dir()
+
+
+async def test_escaping_names_touch_nothing(acct: Account, tmp_path: Path) -> None:
+    store = new_store()
+    await store.list_folders(acct)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    for bad in ("../x", "..", "/tmp/x", "a/../../b", "x\x00", "."):
+        with pytest.raises(Exception) as info:
+            await store.create_folder(acct, bad)
+        assert type(info.value).__name__ == "InvalidFolderName"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+async def test_exclusive_across_processes(acct: Account) -> None:
+    a, b = new_store(), new_store()
+    async with a.exclusive(acct):
+        with pytest.raises(MailboxInUse):
+            async with b.exclusive(acct):
+                pass
+    async with b.exclusive(acct):
+        pass
+
+
+async def test_index_keeps_internal_dates_without_stat(acct: Account) -> None:
+    store = new_store()
+    box = await store.open(acct)
+    await box.append(MSG, internal_date=1_234_567_890.0)
+    await box.sync()
+    await box.close()
+    for name in os.listdir(root_of(acct) / "cur"):
+        os.utime(root_of(acct) / "cur" / name, (1.0, 1.0))  # the index, not the mtime, is used
+    again = await new_store().open(acct)
+    await again.sync()
+    assert again.messages()[0].internal_date == pytest.approx(1_234_567_890.0)
+
+
+async def test_renamed_under_us_is_found(acct: Account) -> None:
+    store = new_store()
+    await store.deliver(acct, MSG)
+    box = await store.open(acct)
+    await box.sync()
+    cur = root_of(acct) / "cur"
+    (name,) = os.listdir(cur)
+    os.rename(cur / name, cur / (name.split(":2,")[0] + ":2,S"))  # another process's flag change
+    assert await box.read(1) == STORED
+    (info,) = await box.set_flags([1], [FLAGGED], "add")
+    assert info.flags == {SEEN, FLAGGED} and os.listdir(cur)[0].endswith(":2,FS")
+
+
+async def test_snapshot_open_then_outside_changes(acct: Account) -> None:
+    store = new_store()
+    for _ in range(4):
+        await store.deliver(acct, MSG)
+    box = await store.open(acct)
+    await box.sync()
+    await box.set_flags([2], [SEEN, "$Work"], "add")
+    await box.close()
+    assert (root_of(acct) / "pymailsrv-snapshot").exists()
+    other = new_store()  # a new process starts from the snapshot
+    box2 = await other.open(acct)
+    await box2.sync()
+    assert [(m.uid, m.flags) for m in box2.messages()] == [
+        (1, frozenset()),
+        (2, {SEEN, "$Work"}),
+        (3, frozenset()),
+        (4, frozenset()),
+    ]
+    third = new_store()  # meanwhile a third process changes things
+    box3 = await third.open(acct)
+    await box3.sync()
+    await box3.set_flags([1], [DELETED], "add")
+    await box3.expunge()
+    await box3.set_flags([3], [FLAGGED], "add")
+    await third.deliver(acct, MSG)
+    res = await box2.sync()
+    assert list(res.expunged) == [1]
+    assert [(m.uid, m.flags) for m in res.flags_changed] == [(3, {FLAGGED})]
+    assert [m.uid for m in res.added] == [5]
+    await box3.sync()
+    assert [m.uid for m in box3.messages()] == [2, 3, 4, 5]
+
+
+async def test_snapshot_ignored_when_uidvalidity_changes(acct: Account) -> None:
+    store = new_store()
+    await store.deliver(acct, MSG)
+    box = await store.open(acct)
+    await box.sync()
+    await box.close()
+    os.unlink(root_of(acct) / UIDLIST)
+    box2 = await new_store().open(acct)
+    await box2.sync()
+    assert box2.uidvalidity != box.uidvalidity and [m.uid for m in box2.messages()] == [1]
+
+
+async def test_released_folder_reused_and_cache_survives(acct: Account) -> None:
+    store = new_store()
+    await store.deliver(acct, MSG)
+    box = await store.open(acct)
+    await box.sync()
+    await box.cache_put(1, "envelope", b"(x)")
+    await box.close()
+    await new_store().deliver(acct, MSG)  # another process while nobody has it open
+    again = await store.open(acct)
+    res = await again.sync()
+    assert [m.uid for m in res.added] == [1, 2]
+    assert await again.cache_get(1, "envelope") == b"(x)"
+    await again.cache_put(2, "envelope", b"(y)")
+    await again.close()
+    third = await new_store().open(acct)
+    await third.sync()
+    assert await third.cache_get(2, "envelope") == b"(y)"
