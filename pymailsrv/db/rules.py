@@ -20,7 +20,7 @@ Implementation notes:
   (propagate_unmatched_extensions = canonical, virtual): ``alice+tag@d`` -> ``alice+tag@d``.
 * Expansion is recursive. A target equal to the address being expanded is final (the identity
   alias, kept once); a target already on the expansion path is final too (loop cut, logged),
-  so a loop never spins. More than ``RECURSION_LIMIT`` levels or ``EXPANSION_LIMIT`` results is
+  so a loop never spins. More than ``RECURSION_LIMIT`` (100) levels or ``EXPANSION_LIMIT`` results is
   a TemporaryFailure, as Postfix defers with "unreasonable virtual_alias_maps map nesting".
 * ``x#y@vacation-domain`` targets (PostfixAdmin's vacation pseudo-target: ``#`` in the local part,
   domain not hosted here) are dropped.
@@ -43,7 +43,7 @@ from pymailsrv.types import Account
 
 log = logging.getLogger("pymailsrv.db")
 
-RECURSION_LIMIT = 1000  # Postfix virtual_alias_recursion_limit
+RECURSION_LIMIT = 100  # Postfix virtual_alias_recursion_limit is 1000; real chains are a few deep
 EXPANSION_LIMIT = 1000  # Postfix virtual_alias_expansion_limit
 RELAY_TRANSPORTS = ("smtp", "relay")
 
