@@ -669,6 +669,12 @@ async def apply_action(engine: RestrictionEngine, ctx: Ctx, action: Action, name
             _log_action(ctx, verb.lower(), f"<{name}>: {klass} triggers {verb} {text}")
         return DUNNO
     if verb in ("WARN", "INFO"):
-        _log_action(ctx, verb.lower(), f"<{name}>: {klass} {text}")
+        _log_action(ctx, verb.lower(), text)
         return DUNNO
-    return await engine.run_named(ctx, action.text, label)
+    # nested restrictions reply about what the table was asked about (check_table_result())
+    saved = ctx.reply_name, ctx.reply_class
+    ctx.reply_name, ctx.reply_class = name, klass
+    try:
+        return await engine.run_named(ctx, action.text, label)
+    finally:
+        ctx.reply_name, ctx.reply_class = saved

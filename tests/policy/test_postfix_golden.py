@@ -63,3 +63,43 @@ async def test_same_log_lines_as_postfix(caplog: pytest.LogCaptureFixture) -> No
             state.recipient = rcpt
             await e.check("rcpt", state)
     assert [m for m in caplog.messages if m.startswith("NOQUEUE:")] == expected
+
+
+ACTION_ROWS = [tuple(line.split("\t")) for line in
+               (Path(__file__).parent / "golden" / "postfix_action_replies.txt").read_text().splitlines()]
+
+
+def action_engine() -> RestrictionEngine:
+    d = MemoryDirectory("/vmail", recipient_delimiter="+")
+    d.add_domain("example.com")
+    d.add_mailbox("alice@example.com")
+    values = {"myhostname": "mx.example.test", "mydomain": "example.test",
+              "mydestination": "mx.example.test, localhost", "mynetworks": "192.0.2.0/24",
+              "relay_domains": "backup.example", "recipient_delimiter": "+", **postfix_golden.ACTIONS}
+    del values["virtual_mailbox_maps"]
+    return RestrictionEngine(Settings(values), d, resolver=Resolver(["127.0.0.1:9"]), own_addresses={"127.0.0.1"})
+
+
+async def test_actions_through_end_of_data_like_postfix(caplog: pytest.LogCaptureFixture) -> None:
+    """MAIL, RCPT, DATA and end-of-data replies and the smtpd log lines of postfix_action_*.txt."""
+    assert [row[:3] for row in ACTION_ROWS] == [tuple(s) for s in postfix_golden.ACTION_SCENARIOS]
+    caplog.set_level(logging.INFO, logger="pymailsrv.smtpd")
+    e = action_engine()
+    ok = {"mail": "250 2.1.0 Ok", "rcpt": "250 2.1.5 Ok", "data": "354 End data with <CR><LF>.<CR><LF>",
+          "end_of_data": "250 2.0.0 Ok: queued as QUEUEID"}
+    for helo, sender, rcpt, *expected in ACTION_ROWS:
+        state = smtp_state(client_address="127.0.0.1", client_name="unknown", helo_name=helo, sender=sender)
+        got: list[str] = []
+        for stage in ("mail", "rcpt", "data", "end_of_data"):
+            if got and not got[-1].startswith(("250", "354")):
+                got.append("-")
+                continue
+            if stage == "rcpt":
+                state.recipient = rcpt
+            if stage == "data":
+                state.queue_id, state.recipient_count = "QUEUEID", 1
+            d = await e.check(stage, state)  # type: ignore[arg-type]
+            got.append(d.reply() if d.refused else ok[stage])
+        assert got == expected, sender
+    expected_log = (Path(__file__).parent / "golden" / "postfix_action_log.txt").read_text().splitlines()
+    assert [m for m in caplog.messages if ": " in m and m.split(":")[0] in ("NOQUEUE", "QUEUEID")] == expected_log
