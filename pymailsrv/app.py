@@ -316,6 +316,8 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
     from pymailsrv.pop3.server import Pop3Server
 
     plain, implicit = settings.get_listen("pop3_listen"), settings.get_listen("pop3s_listen")
+    if not plain and not implicit:
+        return None
     cert = settings.get_str("tls_cert_file")
     tls = server_context(cert, settings.get_str("tls_key_file")) if cert else None
     server = Pop3Server(Pop3Options.from_settings(settings, tls),
