@@ -32,6 +32,9 @@ golden/postfix_restriction_log.txt is the ``NOQUEUE: ...`` part of the maillog l
 ``… actions > golden/postfix_action_replies.txt`` does the same for :data:`ACTIONS` (replacing
 RESTRICTIONS) and :data:`ACTION_SCENARIOS`, through DATA and the final dot;
 golden/postfix_action_log.txt holds the smtpd lines of that run with queue ids masked.
+
+``… clients > golden/postfix_client_replies.txt``: :data:`CLIENTS` (CIDR_FILE = a file holding
+:data:`CIDR`) and :data:`CLIENT_SCENARIOS`, connecting from several 127.x.y.z source addresses.
 """
 
 from __future__ import annotations
@@ -103,6 +106,38 @@ ACTION_SCENARIOS = [(GOOD[0], f"a@{name}.example", GOOD[2]) for name in (
     "datarej", "eodrej")] + [(GOOD[0], "nofqdn", GOOD[2]), (GOOD[0], "a@class.example", "nobody@example.com")]
 
 
+CLIENTS = {
+    "smtpd_helo_restrictions": "",
+    "mynetworks": "127.0.3.0/24",
+    "smtpd_client_restrictions": "permit_mynetworks, check_client_access inline:{ 127.0.0.2=REJECT, "
+                                 "{ 127.0.1 = REJECT net }, { 127.1 = DEFER wide }, 127.0.0.9=OK, "
+                                 "127.0.0.7=reject_unknown_client_hostname }, "
+                                 "check_client_access cidr:CIDR_FILE",
+    "virtual_mailbox_maps": "inline:{ alice@example.com=x }",
+}
+CIDR = "127.0.2.0/24 REJECT cidr net\n!127.0.0.0/9 DEFER outside\n"
+CLIENT_SCENARIOS = [("127.0.0.1", "alice@example.com"), ("127.0.0.2", "alice@example.com"),
+                    ("127.0.1.5", "alice@example.com"), ("127.1.2.3", "alice@example.com"),
+                    ("127.0.0.9", "alice@example.com"), ("127.0.2.9", "alice@example.com"),
+                    ("127.0.0.7", "alice@example.com"), ("127.0.3.4", "x@remote.example"),
+                    ("127.200.0.1", "alice@example.com"), ("127.0.0.9", "x@remote.example")]
+
+
+def client_session(source: str, rcpt: str, port: int = 2626) -> str:
+    with socket.create_connection(("127.0.0.1", port), source_address=(source, 0)) as s, s.makefile("rb") as f:
+        def cmd(line: str | None) -> str:
+            if line is not None:
+                s.sendall(line.encode() + b"\r\n")
+            while True:
+                reply = f.readline().decode().rstrip("\r\n")
+                if len(reply) < 4 or reply[3] != "-":
+                    return reply
+        cmd(None)
+        cmd("EHLO client.example.net")
+        cmd("MAIL FROM:<a@good.example>")
+        return cmd(f"RCPT TO:<{rcpt}>")
+
+
 def session(helo: str, sender: str, rcpt: str, port: int = 2626) -> list[str]:
     """MAIL, RCPT, DATA and end-of-data replies ("-" once a step failed)."""
     with socket.create_connection(("127.0.0.1", port)) as s, s.makefile("rb") as f:
@@ -162,7 +197,10 @@ def ask(rcpt: str, port: int = 2626) -> str:
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:] == ["actions"]:
+    if sys.argv[1:] == ["clients"]:
+        for source, rcpt in CLIENT_SCENARIOS:
+            print(f"{source}\t{rcpt}\t{client_session(source, rcpt)}")
+    elif sys.argv[1:] == ["actions"]:
         for helo, sender, rcpt in ACTION_SCENARIOS:
             print("\t".join([helo, sender, rcpt, *session(helo, sender, rcpt)]))
     elif sys.argv[1:] == ["restrictions"]:

@@ -103,3 +103,31 @@ async def test_actions_through_end_of_data_like_postfix(caplog: pytest.LogCaptur
         assert got == expected, sender
     expected_log = (Path(__file__).parent / "golden" / "postfix_action_log.txt").read_text().splitlines()
     assert [m for m in caplog.messages if ": " in m and m.split(":")[0] in ("NOQUEUE", "QUEUEID")] == expected_log
+
+
+CLIENT_ROWS = [tuple(line.split("\t")) for line in
+               (Path(__file__).parent / "golden" / "postfix_client_replies.txt").read_text().splitlines()]
+
+
+async def test_client_restrictions_like_postfix(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """check_client_access (address and prefixes), cidr with negation, permit_mynetworks,
+    reject_unknown_client_hostname: the replies and log lines of postfix_client_*.txt."""
+    assert [row[:2] for row in CLIENT_ROWS] == [tuple(s) for s in postfix_golden.CLIENT_SCENARIOS]
+    cidr = tmp_path / "c.cidr"
+    cidr.write_text(postfix_golden.CIDR)
+    d = MemoryDirectory("/vmail", recipient_delimiter="+")
+    d.add_domain("example.com")
+    d.add_mailbox("alice@example.com")
+    values = {"myhostname": "mx.example.test", "mydomain": "example.test",
+              "mydestination": "mx.example.test, localhost", "relay_domains": "backup.example",
+              **{k: v.replace("CIDR_FILE", str(cidr)) for k, v in postfix_golden.CLIENTS.items()}}
+    del values["virtual_mailbox_maps"]
+    e = RestrictionEngine(Settings(values), d, resolver=Resolver(["127.0.0.1:9"]), own_addresses={"127.0.0.1"})
+    caplog.set_level(logging.INFO, logger="pymailsrv.smtpd")
+    for source, rcpt, expected in CLIENT_ROWS:
+        state = smtp_state(client_address=source, client_name="unknown", helo_name="client.example.net",
+                           sender="a@good.example", recipient=rcpt)
+        decision = await e.check("rcpt", state)
+        assert (decision.reply() if decision.refused else "250 2.1.5 Ok") == expected, source
+    expected_log = (Path(__file__).parent / "golden" / "postfix_client_log.txt").read_text().splitlines()
+    assert [m for m in caplog.messages if m.startswith("NOQUEUE:")] == expected_log
