@@ -598,20 +598,22 @@ def _policy_target(engine: RestrictionEngine, arg: str) -> object:
 
 
 def policy_attributes(ctx: Ctx) -> dict[str, str]:
+    """The request attributes, in Postfix 3.7's order (golden/postfix_policy_attributes.txt)."""
     s = ctx.state
     state_name = {"connect": "CONNECT", "helo": "HELO" if s.protocol == "SMTP" else "EHLO", "mail": "MAIL",
                   "rcpt": "RCPT", "data": "DATA", "end_of_data": "END-OF-MESSAGE"}[ctx.stage]
     return {
         "request": "smtpd_access_policy", "protocol_state": state_name,
-        "protocol_name": s.protocol or "SMTP", "helo_name": s.helo_name, "queue_id": s.queue_id,
-        "sender": s.sender or "", "recipient": s.recipient, "recipient_count": str(s.recipient_count),
-        "client_address": s.client_address, "client_name": s.client_name,
-        "reverse_client_name": s.reverse_client_name, "client_port": str(s.client_port),
-        "instance": s.instance, "sasl_method": s.sasl_method, "sasl_username": s.sasl_username,
-        "sasl_sender": "", "size": str(s.size), "ccert_subject": "", "ccert_issuer": "",
-        "ccert_fingerprint": "", "encryption_protocol": "", "encryption_cipher": s.encryption_cipher,
-        "encryption_keysize": "0", "etrn_domain": "", "stress": "", "policy_context": "",
-        "compatibility_level": "3.6", "service": s.service,
+        "protocol_name": s.protocol or "SMTP", "client_address": s.client_address,
+        "client_name": s.client_name, "client_port": str(s.client_port),
+        "reverse_client_name": s.reverse_client_name, "server_address": s.server_address,
+        "server_port": str(s.server_port), "helo_name": s.helo_name, "sender": s.sender or "",
+        "recipient": s.recipient, "recipient_count": str(s.recipient_count), "queue_id": s.queue_id,
+        "instance": s.instance, "size": str(s.size), "etrn_domain": "", "stress": "",
+        "sasl_method": s.sasl_method, "sasl_username": s.sasl_username, "sasl_sender": "",
+        "ccert_subject": "", "ccert_issuer": "", "ccert_fingerprint": "", "ccert_pubkey_fingerprint": "",
+        "encryption_protocol": s.encryption_protocol, "encryption_cipher": s.encryption_cipher,
+        "encryption_keysize": str(s.encryption_keysize), "policy_context": "",
     }
 
 
