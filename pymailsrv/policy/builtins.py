@@ -32,6 +32,7 @@ from pymailsrv.policy.context import DUNNO, PERMIT, Ctx, client_label, format_lo
 from pymailsrv.policy.delegation import PolicyClient, PolicyError, parse_target
 from pymailsrv.policy.dns import Status, reverse_ip
 from pymailsrv.policy.tables import is_table_spec
+from pymailsrv.policy.tables.cidr import parse_ip
 
 if TYPE_CHECKING:
     from pymailsrv.policy.restrictions import RestrictionEngine
@@ -134,6 +135,25 @@ async def permit_mynetworks(engine: RestrictionEngine, ctx: Ctx) -> Decision:
 @simple("permit_sasl_authenticated")
 async def permit_sasl_authenticated(engine: RestrictionEngine, ctx: Ctx) -> Decision:
     return PERMIT if ctx.state.sasl_username else DUNNO
+
+
+@simple("permit_inet_interfaces")
+async def permit_inet_interfaces(engine: RestrictionEngine, ctx: Ctx) -> Decision:
+    addr = parse_ip(ctx.state.client_address)
+    return PERMIT if addr is not None and str(addr) in engine.domains.own_addresses else DUNNO
+
+
+def _seconds(engine: RestrictionEngine, arg: str) -> object:
+    try:
+        return parse_time(arg)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+@with_arg(_seconds, "sleep")
+async def sleep(engine: RestrictionEngine, ctx: Ctx, arg: object) -> Decision:
+    await engine.clock.sleep(cast(float, arg))  # "sleep N": slows down zombie clients, then DUNNO
+    return DUNNO
 
 
 @simple("permit_tls_clientcerts", "permit_tls_all_clientcerts")
