@@ -8,6 +8,7 @@ MAIL, no HELO) answer DUNNO, as Postfix does.
 
 from __future__ import annotations
 
+import email.utils
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -645,6 +646,28 @@ async def check_policy_service(engine: RestrictionEngine, ctx: Ctx, arg: object)
     except PolicyError:
         action = default
     return await engine.action(ctx, action, ctx.reply_name, ctx.reply_class, "policy query")
+
+
+# --- greylisting (pymailsrv extension) ---------------------------------------------------------------
+
+@simple("check_greylist")
+async def check_greylist(engine: RestrictionEngine, ctx: Ctx) -> Decision:
+    """postgrey's answers without postgrey: DEFER_IF_PERMIT 4.2.0 on a new triplet, PREPEND
+    X-Greylist when a retry passes (policy/greylist.py)."""
+    state = ctx.state
+    if ctx.stage != "rcpt" or not state.recipient or state.sender is None:
+        return DUNNO
+    verdict = engine.greylist().check(state.client_address, state.sender, state.recipient)
+    if verdict.greylisted:
+        text = engine.settings.get_str("greylist_text")
+        return await engine.action(ctx, f"DEFER_IF_PERMIT 4.2.0 {text}", ctx.reply_name, ctx.reply_class,
+                                   "check_greylist")
+    if verdict.delayed:
+        stamp = email.utils.formatdate(engine.clock.time(), localtime=False, usegmt=True)
+        host = engine.settings.get_str("myhostname")
+        ctx.effects.append(("prepend", f"X-Greylist: delayed {int(verdict.delayed)} seconds by pymailsrv at "
+                                       f"{host}; {stamp}"))
+    return DUNNO
 
 
 # --- actions ------------------------------------------------------------------------------------
