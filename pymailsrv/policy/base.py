@@ -66,7 +66,7 @@ class Decision:
         return self.action in ("reject", "defer")
 
     def reply(self) -> str:
-        return f"{self.code} {self.dsn} {self.text}".replace("  ", " ").strip()
+        return " ".join(part for part in (str(self.code) if self.code else "", self.dsn, self.text) if part)
 
 
 class Restrictions(Protocol):
