@@ -426,9 +426,10 @@ class SmtpSession(AiosmtpdSMTP):
         for kind, value in decision.effects:
             apply_effect(self.txn, kind, value)
 
-    def noqueue_reject(self, command: str, reply: str, recipient: str = "") -> None:
+    def noqueue_reject(self, command: str, reply: str, recipient: str = "", sender: str | None = None) -> None:
         """Postfix's ``NOQUEUE: reject:`` line for refusals decided here (not by the engine)."""
-        sender = self.txn.sender if self.txn else (self.state.sender or "")
+        if sender is None:
+            sender = self.txn.sender if self.txn else (self.state.sender or "")
         to = f" to=<{recipient}>" if recipient else ""
         log.info("NOQUEUE: reject: %s from %s: %s; from=<%s>%s proto=%s helo=<%s>", command,
                  self.client, reply, sender, to, self.state.protocol, self.helo)
