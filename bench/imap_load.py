@@ -147,10 +147,10 @@ async def session(host: str, port: int, user: str, pw: str, mix: str, deadline: 
     c.close()
 
 
-def prefill(base: str, users: int, per_user: int) -> None:
+def prefill(base: str, users: int, per_user: int, first: int = 0) -> None:
     """Server-agnostic: write messages straight into BASE/bench.test/u<i>/new (Maildir)."""
     host = socket.gethostname()
-    for i in range(users):
+    for i in range(first, first + users):
         d = os.path.join(base, "bench.test", f"u{i}")
         for sub in ("tmp", "new", "cur"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
@@ -167,7 +167,7 @@ async def main_async(a: argparse.Namespace) -> None:
     deadline = time.monotonic() + a.seconds
     cpu0 = tree_cpu(a.server_pid) if a.server_pid else 0.0
     t0 = time.perf_counter()
-    tasks = [session(a.host, a.port, f"u{i % a.users}@bench.test", a.password, a.mix, deadline, lat,
+    tasks = [session(a.host, a.port, f"u{a.first_user + i % a.users}@bench.test", a.password, a.mix, deadline, lat,
                      random.Random(i)) for i in range(a.clients)]
     results = await asyncio.gather(*tasks, return_exceptions=True)
     elapsed = time.perf_counter() - t0
@@ -196,6 +196,7 @@ def main() -> None:
     ap.add_argument("port", type=int)
     ap.add_argument("--clients", type=int, default=10)
     ap.add_argument("--users", type=int, default=10)
+    ap.add_argument("--first-user", type=int, default=0, help="use u<first>..; keeps runs apart")
     ap.add_argument("--password", default="pw")
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--mix", choices=("long", "login"), default="long")
@@ -205,7 +206,7 @@ def main() -> None:
     ap.add_argument("--label", default="")
     a = ap.parse_args()
     if a.prefill:
-        prefill(a.prefill, a.users, a.per_user)
+        prefill(a.prefill, a.users, a.per_user, a.first_user)
         return
     asyncio.run(main_async(a))
 

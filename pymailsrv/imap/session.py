@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pymailsrv.errors import ClientSyntaxError
 from pymailsrv.imap import wire
+from pymailsrv.imap.cache import ContentCache
 from pymailsrv.imap.grammar import SeqSet
 from pymailsrv.imap.parser import CommandParser
 from pymailsrv.net import Connection
@@ -56,6 +57,7 @@ class Session:
     sid: str = ""
     dirty: bool = False  # this session wrote to the selected folder: the next sync must run
     last_sync: float = 0.0
+    cache: ContentCache | None = None
     _seq: dict[int, int] | None = None
 
     # --- output ---------------------------------------------------------------------------
@@ -104,7 +106,7 @@ class Session:
         msgs = mailbox.messages()
         self.uids = [m.uid for m in msgs]
         self.info = {m.uid: m for m in msgs}
-        self.recent = set(recent)
+        self.recent = set(recent) & self.info.keys()
         self.gone = set()
         self._seq = None
         self.keywords = {f for m in msgs for f in m.flags if not f.startswith("\\")}
@@ -147,11 +149,11 @@ class Session:
         ``max_age`` seconds (changes made by other processes)."""
         if self.mailbox is None:
             return
-        if not (force or self.dirty or now - self.last_sync >= max_age):
-            if not await self.mailbox.wait_for_change(0):
-                if allow_expunge and self.gone:
-                    self.announce_expunges()
-                return
+        lazy = not (force or self.dirty or now - self.last_sync >= max_age)
+        if lazy and not await self.mailbox.wait_for_change(0):
+            if allow_expunge and self.gone:
+                self.announce_expunges()
+            return
         self.dirty = False
         self.last_sync = now
         res = await self.mailbox.sync()

@@ -58,7 +58,6 @@ class Connection(asyncio.Protocol):
         self.local_port = 0
         self.tls = False
         self.last_activity = self.clock.monotonic()
-        self.connected = asyncio.Event()
 
     # --- asyncio.Protocol callbacks -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -71,7 +70,6 @@ class Connection(asyncio.Protocol):
         if sock:
             self.local_port = int(sock[1])
         self.tls = transport.get_extra_info("sslcontext") is not None
-        self.connected.set()
 
     def data_received(self, data: bytes) -> None:
         self._buf += data

@@ -27,9 +27,6 @@ PASSWORD = "s3cret pass"
 USERS = ("alice@example.test", "bob@example.test")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-golden", action="store_true", help="rewrite IMAP golden files")
-
 
 class MemoryAuthenticator:
     """The Authenticator contract over a dict (until tests use the real one)."""
@@ -86,7 +83,7 @@ class Harness:
         return c
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["memory", "maildir"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -102,7 +99,7 @@ def imap_factory(tmp_path: Path, tls_files: tuple[str, str], store_kind: str):  
         store = make_store(store_kind, tmp_path)
         accounts = {u: Account(u, str(tmp_path / "vmail" / u.replace("@", "_")) + "/") for u in USERS}
         auth = MemoryAuthenticator({u: (PASSWORD, a) for u, a in accounts.items()})
-        cfg = ImapConfig(**{"idle_poll": 0.2, **overrides})
+        cfg = ImapConfig(**overrides)
         tls = server_context(*tls_files)
         server = ImapServer(cfg, auth, store, tls=tls)
 

@@ -30,18 +30,25 @@ def _account(s: Session):  # type: ignore[no-untyped-def]
 async def select(srv: ImapServer, s: Session, cmd: Command) -> Done:
     raw, params = cmd.args
     readonly = cmd.name == "EXAMINE"
-    if s.mailbox is not None:
+    name = mailbox_name(raw)
+    reuse = s.mailbox if (s.mailbox is not None and s.mailbox.folder == name
+                          and s.mailbox.readonly == readonly and not s.gone) else None
+    if s.mailbox is not None and reuse is None:
         await s.close_mailbox()
         if "CONDSTORE" in s.enabled:
             s.untagged("OK [CLOSED] Previous mailbox closed.")
     s.state = AUTH
     if "CONDSTORE" in params:
         s.enabled.add("CONDSTORE")
-    name = mailbox_name(raw)
-    mailbox = await srv.store.open(_account(s), name, readonly=readonly)
-    res = await mailbox.sync()
+    if reuse is not None:
+        # re-SELECT of the open folder (clients do this often): keep the store's Mailbox
+        res = await reuse.sync()
+        mailbox, recent = reuse, frozenset(s.recent | set(res.recent))
+    else:
+        mailbox = await srv.store.open(_account(s), name, readonly=readonly)
+        recent = (await mailbox.sync()).recent
     s.readonly = readonly or mailbox.readonly
-    s.load_view(mailbox, res.recent)
+    s.load_view(mailbox, recent)
     s.last_sync = srv.clock.monotonic()
     s.state = SELECTED
     s.flags_untagged()
@@ -52,8 +59,9 @@ async def select(srv: ImapServer, s: Session, cmd: Command) -> Done:
         s.untagged(b"OK [UNSEEN %d] First unseen." % first_unseen)
     s.untagged(b"OK [UIDVALIDITY %d] UIDs valid" % mailbox.uidvalidity)
     s.untagged(b"OK [UIDNEXT %d] Predicted next UID" % mailbox.uidnext)
-    if "CONDSTORE" in s.enabled:
-        top = max((m.modseq for m in s.info.values()), default=1)
+    if "CONDSTORE" in s.enabled:  # RFC 7162 §3.1.2.1
+        top = (await srv.store.status(_account(s), name)).highestmodseq
+        top = max([top, *(m.modseq for m in s.info.values())])
         s.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % top)
     return Done(("Examine" if readonly else "Select") + " completed.",
                 code="READ-ONLY" if s.readonly else "READ-WRITE")

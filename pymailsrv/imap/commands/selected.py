@@ -120,24 +120,29 @@ async def copy(srv: ImapServer, s: Session, cmd: Command) -> Done:
 
 
 async def idle(srv: ImapServer, s: Session, cmd: Command) -> Done:
-    """RFC 2177: push EXISTS/EXPUNGE/FETCH until DONE; a keep-alive every idle_notify seconds."""
+    """RFC 2177: push EXISTS/EXPUNGE/FETCH until DONE; a keep-alive every idle_notify seconds.
+    The store wakes us on changes (its own poller finds other processes' changes), so an idle
+    session costs one pending read and one pending wait, not a timer tick per second."""
     s.write(b"+ idling\r\n")
     await s.flush()
     reader = asyncio.ensure_future(s.client_line())
-    last_note = srv.clock.monotonic()
+    clock = srv.clock
+    next_note = clock.monotonic() + srv.config.idle_notify
     try:
         while not reader.done():
+            wait = max(0.01, min(next_note - clock.monotonic(), srv.config.idle_poll_max))
             if s.mailbox is not None:
-                waiter = asyncio.ensure_future(s.mailbox.wait_for_change(srv.config.idle_poll))
+                waiter = asyncio.ensure_future(s.mailbox.wait_for_change(wait))
                 await asyncio.wait({reader, waiter}, return_when=asyncio.FIRST_COMPLETED)
                 if not waiter.done():
                     waiter.cancel()
-                await s.sync(allow_expunge=True)
+                elif waiter.result():
+                    await s.sync(allow_expunge=True)
             else:
-                await asyncio.wait({reader}, timeout=srv.config.idle_poll)
-            if srv.clock.monotonic() - last_note >= srv.config.idle_notify:
+                await asyncio.wait({reader}, timeout=wait)
+            if clock.monotonic() >= next_note:
                 s.untagged("OK Still here")
-                last_note = srv.clock.monotonic()
+                next_note = clock.monotonic() + srv.config.idle_notify
             await s.flush()
         line = reader.result()
     finally:
