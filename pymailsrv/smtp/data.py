@@ -50,7 +50,7 @@ async def _receive(s: SmtpSession) -> bytes | None:
         if not chunk:
             s.lost = True
             s.closing = True
-            log.debug("lost connection in DATA after %d bytes", reader.size)
+            s.last_command = f"DATA ({reader.size} bytes)"  # as Postfix logs it
             return None
         rest = reader.feed(chunk)
     if rest:

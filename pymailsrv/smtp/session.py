@@ -235,7 +235,7 @@ class SmtpSession(AiosmtpdSMTP):
             ok_total[1] += total
             parts.append(f" {name}={ok}" if ok == total else f" {name}={ok}/{total}")
         ok, total = ok_total
-        parts.append(f" commands={ok}" if ok == total else f" commands={ok}/{total}")
+        parts.append(f" commands={ok}" if ok == total and total else f" commands={ok}/{total}")
         return "".join(parts)
 
     # --- the command loop -----------------------------------------------------------------------
@@ -298,7 +298,7 @@ class SmtpSession(AiosmtpdSMTP):
         except Exception:
             log.exception("error: %s command from %s failed", verb, self.client)
             self.reply(R.SERVER_CONFIG_ERROR)
-        self._count(verb.lower(), self.errors == before[1])
+        self._count(verb.lower(), self.errors == before[1] and not self.lost)
 
     async def _gated(self, spec: Any, arg: str) -> None:
         if self.tls_required() and not spec.before_tls:
