@@ -32,8 +32,11 @@ def header_block(content: bytes) -> bytes:
 
 def has_delivered_to(content: bytes, address: str) -> bool:
     """Does the header carry ``Delivered-To: address`` (case-insensitive)? Content uses LF."""
+    head = header_block(content)
+    if b"elivered-" not in head and b"ELIVERED-" not in head:
+        return False
     pattern = rb"^delivered-to:[ \t]*<?" + re.escape(address.lower().encode()) + rb">?[ \t]*$"
-    return re.search(pattern, header_block(content).lower(), re.MULTILINE) is not None
+    return re.search(pattern, head.lower(), re.MULTILINE) is not None
 
 
 def to_lf(content: bytes) -> bytes:
