@@ -2,9 +2,10 @@
 PIPELINING, connection reuse, per-recipient results.
 
 Implementation notes:
-- Next hop ``[host]:port`` (relayhost, transport_maps, content_filter) skips the MX lookup and may
-  name any address; a plain ``domain`` is looked up by MX and never connects to an address in
-  smtp_deny_networks (default: loopback and private ranges), so a mis-route cannot loop to us.
+- Next hop ``[host]:port`` (relayhost, transport_maps, content_filter) skips the MX lookup. A
+  next hop that is just the recipients' domain never connects to an address in
+  smtp_deny_networks (default: loopback and private ranges), so a mis-route cannot loop to us;
+  one the configuration names (bracketed, or a host other than the recipients' domain) may.
 - 4xx → deferred, 5xx → bounced, per recipient; a failure before RCPT applies to all of them.
   Connection-level failures try the next MX host and end in "deferred".
 - TLS: ``may`` upgrades when STARTTLS is offered (no certificate verification, as Postfix);
@@ -185,9 +186,12 @@ class SmtpClient:
                 return await self._deliver_via("localhost", path, 0, sender, recipients, content, lmtp)
             except SessionError as exc:
                 return self._all(recipients, "bounced" if exc.permanent else "deferred", exc.dsn, exc.text)
-        host, port, explicit = parse_nexthop(nexthop, 24 if lmtp else self.port)
+        host, port, bracketed = parse_nexthop(nexthop, 24 if lmtp else self.port)
+        # a next hop the configuration names (relayhost, transport) may be a private address;
+        # one that is just the recipients' domain may not
+        named = bracketed or all(r.rpartition("@")[2].lower() != host.lower() for r in recipients)
         try:
-            targets = await self._targets(host, port, explicit)
+            targets = await self._targets(host, port, bracketed, named)
         except NullMX:
             return self._all(recipients, "bounced", "5.1.10",
                              f"Host or domain name not found. Domain {host} does not accept mail (nullMX)")
@@ -221,14 +225,14 @@ class SmtpClient:
             self._reaper.cancel()
 
     # --- targets --------------------------------------------------------------------------------
-    async def _targets(self, host: str, port: int, explicit: bool) -> list[tuple[str, str]]:
+    async def _targets(self, host: str, port: int, explicit: bool, named: bool) -> list[tuple[str, str]]:
         hosts = [host] if explicit else await self.mx.mx_hosts(host)
         out: list[tuple[str, str]] = []
         found = 0
         for h in hosts:
             ips = [h] if _is_ip(h) else await self.mx.addresses(h)
             found += len(ips)
-            out += [(h, ip) for ip in ips if explicit or not self._denied(ip)]
+            out += [(h, ip) for ip in ips if named or not self._denied(ip)]
         if not found:
             if hosts == [host]:  # implicit MX without addresses: the name has no mail host
                 raise NoSuchDomain(host)

@@ -150,6 +150,9 @@ async def test_deny_networks_unless_named(dns_server, peer_factory):
     assert peer.connections == 0
     [r] = await c.deliver_to(f"[127.0.0.1]:{peer.port}", "s@x.test", ["a@loop.test"], MSG)
     assert r.outcome == "sent"
+    # a relayhost/transport naming a host by name (MX lookup) is allowed too
+    [r] = await c.deliver_to("loop.test", "s@x.test", ["a@other.test"], MSG)
+    assert r.outcome == "sent"
     await c.close()
 
 
