@@ -311,12 +311,7 @@ class QueueManager:
 
     # --- one delivery attempt -------------------------------------------------------------------
     async def _load_content(self, qf: QueueFile) -> bytes:
-        if qf.content_offset < 0:
-            fresh = await asyncio.to_thread(self.spool.load, qf.queue_id, qf.state)
-            qf.content_offset = fresh.content_offset
-        if qf.size > _INLINE_READ:
-            return await asyncio.to_thread(self.spool.read_content, qf)
-        return self.spool.read_content(qf)
+        return await asyncio.to_thread(self.spool.read_content, qf)  # open/read can block on a busy disk
 
     async def _process(self, qf: QueueFile) -> None:
         try:
@@ -415,7 +410,7 @@ class QueueManager:
         now = self.clock.time()
         await self._notify_bounced(qf, content, now)
         if not incomplete:
-            self._remove(qf)
+            await self._remove(qf)
             return
         lifetime = self.bounce_lifetime if not qf.envelope.sender else self.lifetime
         if now - qf.envelope.arrival >= lifetime:
@@ -435,8 +430,8 @@ class QueueManager:
         heapq.heappush(self._heap, (qf.next_attempt, qf.queue_id))
         self._wake.set()
 
-    def _remove(self, qf: QueueFile) -> None:
-        self.spool.remove(qf.queue_id, qf.state)
+    async def _remove(self, qf: QueueFile) -> None:
+        await asyncio.to_thread(self.spool.remove, qf.queue_id, qf.state)  # unlink can block on a busy disk
         self.entries.pop(qf.queue_id, None)
         log.info("%s: removed", qf.queue_id)
 
@@ -451,7 +446,7 @@ class QueueManager:
         for rec in records:
             qf.apply(rec)
         await self._notify_bounced(qf, content, now)
-        self._remove(qf)
+        await self._remove(qf)
 
     # --- notices --------------------------------------------------------------------------------
     def _reports(self, qf: QueueFile, keys: Sequence[tuple[int, str]]) -> list[RecipientReport]:
@@ -588,7 +583,7 @@ class QueueManager:
     async def _do_op(self, qf: QueueFile, op: str) -> int:
         qid = qf.queue_id
         if op == "delete":
-            self.spool.remove(qid, qf.state)
+            await asyncio.to_thread(self.spool.remove, qid, qf.state)
             self.entries.pop(qid, None)
             log.info("%s: removed", qid)
             return 1
