@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import heapq
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,7 +86,7 @@ class QueueManager:
         self._ready: asyncio.Queue[QueueId] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._sems: dict[str, asyncio.Semaphore] = {}
+        self._sems: dict[str, list[Any]] = {}  # destination -> [Semaphore, users]
         self._idle = asyncio.Event()
         self._idle.set()
         self._seq = 0
@@ -371,18 +371,28 @@ class QueueManager:
             groups.setdefault(key, []).append((i, final))
         return groups
 
-    def _sem(self, route: Route) -> asyncio.Semaphore:
+    @contextlib.asynccontextmanager
+    async def _slot(self, route: Route) -> AsyncIterator[None]:
+        """A delivery slot for one destination; the semaphore lives only while it is in use,
+        so per-mailbox limits do not accumulate one entry per address ever seen."""
         key = str(route)
-        sem = self._sems.get(key)
-        if sem is None:
+        entry = self._sems.get(key)
+        if entry is None:
             limit = self.virtual_limit if route.transport == "virtual" else self.dest_limit
-            sem = self._sems[key] = asyncio.Semaphore(max(1, limit))
-        return sem
+            entry = self._sems[key] = [asyncio.Semaphore(max(1, limit)), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._sems[key]
 
     async def _deliver_group(self, route: Route, items: list[tuple[int, str]], sender: str,
                              content: bytes) -> list[_Outcome]:
         agent_route = Route("virtual", "") if route.transport == "virtual" else route
-        async with self._sem(route):
+        async with self._slot(route):
             began = self.clock.time()
             finals = [f for _, f in items]
             try:
