@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from pymailsrv.config.settings import Settings
 from pymailsrv.config.tls import client_context
-from pymailsrv.delivery.base import DeliveryResult, Outcome
+from pymailsrv.delivery.base import DeliveryResult, DsnOptions, Outcome
 from pymailsrv.delivery.dns import MxResolver, NoSuchDomain, NullMX
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.log import get_logger
@@ -151,6 +151,26 @@ def parse_nexthop(nexthop: str, default_port: int) -> tuple[str, int, bool]:
     return text, default_port, False
 
 
+def xtext(text: str) -> str:
+    """RFC 3461 §4: "+" followed by two hex digits for "+", "=", controls and non-ASCII."""
+    out = []
+    for b in text.encode("utf-8"):
+        out.append(f"+{b:02X}" if b < 33 or b > 126 or b in (0x2B, 0x3D) else chr(b))
+    return "".join(out)
+
+
+def _rcpt_params(s: Session, dsn: DsnOptions | None, i: int) -> str:
+    if not dsn or "DSN" not in s.features:
+        return ""
+    params = ""
+    if i < len(dsn.notify) and dsn.notify[i]:
+        params += " NOTIFY=" + ",".join(dsn.notify[i])  # RFC 3461 §4.1
+    if i < len(dsn.orcpt) and dsn.orcpt[i]:
+        kind, _, addr = dsn.orcpt[i].partition(";")
+        params += f" ORCPT={kind.strip() or 'rfc822'};{xtext(addr.strip())}"  # RFC 3461 §4.2
+    return params
+
+
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -179,11 +199,11 @@ class SmtpClient:
 
     # --- public ---------------------------------------------------------------------------------
     async def deliver_to(self, nexthop: str, sender: str, recipients: Sequence[str], content: bytes,
-                         *, lmtp: bool = False) -> list[DeliveryResult]:
+                         *, lmtp: bool = False, dsn: DsnOptions | None = None) -> list[DeliveryResult]:
         if nexthop.startswith("unix:"):  # lmtp:unix:/path (Dovecot's LMTP socket)
             path = nexthop[5:]
             try:
-                return await self._deliver_via("localhost", path, 0, sender, recipients, content, lmtp)
+                return await self._deliver_via("localhost", path, 0, sender, recipients, content, lmtp, dsn)
             except SessionError as exc:
                 return self._all(recipients, "bounced" if exc.permanent else "deferred", exc.dsn, exc.text)
         host, port, bracketed = parse_nexthop(nexthop, 24 if lmtp else self.port)
@@ -207,7 +227,7 @@ class SmtpClient:
         last = SessionError(f"connect to {host}: no usable address", "4.4.1")
         for mxhost, ip in targets:
             try:
-                return await self._deliver_via(mxhost, ip, port, sender, recipients, content, lmtp)
+                return await self._deliver_via(mxhost, ip, port, sender, recipients, content, lmtp, dsn)
             except SessionError as exc:
                 last = exc
                 log.debug("%s", exc.text)
@@ -360,12 +380,12 @@ class SmtpClient:
 
     # --- one transaction ------------------------------------------------------------------------
     async def _deliver_via(self, host: str, ip: str, port: int, sender: str, recipients: Sequence[str],
-                           content: bytes, lmtp: bool) -> list[DeliveryResult]:
+                           content: bytes, lmtp: bool, dsn: DsnOptions | None = None) -> list[DeliveryResult]:
         s = await self._session(host, ip, port, lmtp)
         try:
             if not s.reused:
                 await self._auth(s, host)
-            results = await self._transaction(s, sender, recipients, content, lmtp)
+            results = await self._transaction(s, sender, recipients, content, lmtp, dsn)
         except SessionError:
             s.close()
             if not s.reused:
@@ -374,7 +394,7 @@ class SmtpClient:
             s = await self._connect(host, ip, port, lmtp)
             try:
                 await self._auth(s, host)
-                results = await self._transaction(s, sender, recipients, content, lmtp)
+                results = await self._transaction(s, sender, recipients, content, lmtp, dsn)
             except BaseException:
                 s.close()
                 raise
@@ -384,8 +404,14 @@ class SmtpClient:
         self._release(s)
         return results
 
-    def _mail_params(self, s: Session, sender: str, recipients: Sequence[str], content: bytes) -> str:
+    def _mail_params(self, s: Session, sender: str, recipients: Sequence[str], content: bytes,
+                     dsn: DsnOptions | None) -> str:
         params = ""
+        if dsn and "DSN" in s.features:  # RFC 3461 §4.3, §4.4
+            if dsn.ret:
+                params += f" RET={dsn.ret}"
+            if dsn.envid:
+                params += f" ENVID={xtext(dsn.envid)}"
         if "SIZE" in s.features:
             params += f" SIZE={len(content)}"
         if not content.isascii() and "8BITMIME" in s.features:
@@ -395,14 +421,14 @@ class SmtpClient:
         return params
 
     async def _transaction(self, s: Session, sender: str, recipients: Sequence[str], content: bytes,
-                           lmtp: bool) -> list[DeliveryResult]:
+                           lmtp: bool, dsn: DsnOptions | None = None) -> list[DeliveryResult]:
         if (not sender.isascii() or any(not r.isascii() for r in recipients)) and "SMTPUTF8" not in s.features:
             return self._all(recipients, "bounced", "5.6.7",
                              f"SMTPUTF8 is required, but was not offered by host {s.relay}", s.relay)
         t = self.helo_timeout
         s.dirty = True
-        mail = f"MAIL FROM:<{sender}>{self._mail_params(s, sender, recipients, content)}"
-        rcpts = [f"RCPT TO:<{r}>" for r in recipients]
+        mail = f"MAIL FROM:<{sender}>{self._mail_params(s, sender, recipients, content, dsn)}"
+        rcpts = [f"RCPT TO:<{r}>{_rcpt_params(s, dsn, i)}" for i, r in enumerate(recipients)]
         if "PIPELINING" in s.features:  # RFC 2920 §3.1: DATA ends the group
             s.send("\r\n".join([mail, *rcpts, "DATA"]).encode() + b"\r\n")
             await s.flush(t)

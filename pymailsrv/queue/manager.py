@@ -31,7 +31,7 @@ from typing import Any
 
 from pymailsrv.clock import Clock
 from pymailsrv.config.settings import Settings
-from pymailsrv.delivery.base import Agents, DeliveryResult, Route, Router
+from pymailsrv.delivery.base import Agents, DeliveryResult, DsnOptions, Route, Router
 from pymailsrv.errors import NotFound, TemporaryFailure
 from pymailsrv.log import get_logger
 from pymailsrv.queue.base import Envelope, Recipient
@@ -65,6 +65,15 @@ class _Outcome:
     result: DeliveryResult
     started: float
     finished: float
+
+
+def _dsn_options(env: Envelope, items: list[tuple[int, str]]) -> DsnOptions | None:
+    """The RFC 3461 parameters to pass on for these recipients, or None when there are none."""
+    rcpts = [env.recipients[i] for i, _ in items]
+    if not (env.dsn_ret or env.dsn_envid or any(r.notify or r.orcpt for r in rcpts)):
+        return None
+    return DsnOptions(ret=env.dsn_ret, envid=env.dsn_envid, notify=tuple(r.notify for r in rcpts),
+                      orcpt=tuple(r.orcpt for r in rcpts))
 
 
 class QueueManager:
@@ -338,7 +347,7 @@ class QueueManager:
         sent: list[_Outcome] = []
 
         async def run(route: Route, items: list[tuple[int, str]]) -> None:
-            outcomes = await self._deliver_group(route, items, env.sender, content)
+            outcomes = await self._deliver_group(route, items, env.sender, content, env)
             all_sent = all(o.result.outcome == "sent" for o in outcomes)
             if not (last_group and all_sent):
                 await self.spool.append(qf.queue_id, qf.state, [self._record(o) for o in outcomes])
@@ -390,13 +399,17 @@ class QueueManager:
                 del self._sems[key]
 
     async def _deliver_group(self, route: Route, items: list[tuple[int, str]], sender: str,
-                             content: bytes) -> list[_Outcome]:
+                             content: bytes, env: Envelope | None = None) -> list[_Outcome]:
         agent_route = Route("virtual", "") if route.transport == "virtual" else route
+        dsn = _dsn_options(env, items) if env is not None and route.transport in ("smtp", "lmtp") else None
         async with self._slot(route):
             began = self.clock.time()
             finals = [f for _, f in items]
             try:
-                results = await self.agents.deliver(agent_route, sender, finals, content)
+                if dsn is None:
+                    results = await self.agents.deliver(agent_route, sender, finals, content)
+                else:
+                    results = await self.agents.deliver(agent_route, sender, finals, content, dsn=dsn)
             except Exception:
                 log.exception("delivery agent %s failed", route.transport)
                 results = [DeliveryResult(f, "deferred", "4.3.0", "delivery agent failure") for f in finals]
@@ -483,7 +496,7 @@ class QueueManager:
     async def _notify_success(self, qf: QueueFile, content: bytes, outcomes: Sequence[_Outcome]) -> None:
         """RFC 3461 §4.1 NOTIFY=SUCCESS: one report for the recipients that asked for it."""
         env = qf.envelope
-        wanted = [o for o in outcomes if o.result.outcome == "sent"
+        wanted = [o for o in outcomes if o.result.outcome == "sent" and o.route.transport not in ("smtp", "lmtp")
                   and wants_notice("success", env.recipients[o.index].notify)]
         if not wanted or not env.sender:
             return

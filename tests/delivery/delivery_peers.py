@@ -84,7 +84,7 @@ class SmtpPeer:
             self.commands.append(cmd)
             verb = cmd.split(" ", 1)[0].upper()
             if verb in ("EHLO", "LHLO"):
-                feats = ["SIZE 10240000", "8BITMIME"]
+                feats = ["SIZE 10240000", "8BITMIME", "DSN"]
                 if self.pipelining:
                     feats.append("PIPELINING")
                 if self.tls_context and not tls:

@@ -201,5 +201,22 @@ async def test_lmtp_over_unix_socket(dns_server, peer_factory, tmp_path):
     assert r.outcome == "deferred"
 
 
+async def test_dsn_parameters_on_the_wire(dns_server, peer_factory):
+    from pymailsrv.delivery.base import DsnOptions
+    from pymailsrv.delivery.smtp_client import xtext
+
+    assert xtext("a+b=c d\u00e9") == "a+2Bb+3Dc+20d+C3+A9"
+    peer = await peer_factory()
+    c = client(dns_server, peer.port)
+    dsn = DsnOptions(ret="HDRS", envid="id 1", notify=(("SUCCESS", "FAILURE"), ()), orcpt=("rfc822;A@x.test", ""))
+    rs = await c.deliver_to(f"[127.0.0.1]:{peer.port}", "s@x.test", ["a@x.test", "b@x.test"], MSG, dsn=dsn)
+    assert [r.outcome for r in rs] == ["sent", "sent"]
+    assert any(cmd.startswith("MAIL FROM:<s@x.test>") and " RET=HDRS" in cmd and " ENVID=id+201" in cmd
+               for cmd in peer.commands)
+    assert "RCPT TO:<a@x.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;A@x.test" in peer.commands
+    assert "RCPT TO:<b@x.test>" in peer.commands
+    await c.close()
+
+
 def test_ssl_module_available():
     assert ssl.OPENSSL_VERSION

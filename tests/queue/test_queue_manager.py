@@ -255,7 +255,7 @@ async def test_destination_concurrency_limit(harness):
         def __init__(self) -> None:
             self.now = self.peak = 0
 
-        async def deliver(self, route, sender, recipients, content):
+        async def deliver(self, route, sender, recipients, content, **kw):
             self.now += 1
             self.peak = max(self.peak, self.now)
             await asyncio.sleep(0.01)
