@@ -425,6 +425,11 @@ class SmtpClient:
         if (not sender.isascii() or any(not r.isascii() for r in recipients)) and "SMTPUTF8" not in s.features:
             return self._all(recipients, "bounced", "5.6.7",
                              f"SMTPUTF8 is required, but was not offered by host {s.relay}", s.relay)
+        limit = s.features.get("SIZE", "")
+        if limit.isdigit() and 0 < int(limit) < len(content):  # RFC 1870 §4
+            return self._all(recipients, "bounced", "5.3.4",
+                             f"message size {len(content)} exceeds size limit {limit} of server {s.relay}",
+                             s.relay)
         t = self.helo_timeout
         s.dirty = True
         mail = f"MAIL FROM:<{sender}>{self._mail_params(s, sender, recipients, content, dsn)}"

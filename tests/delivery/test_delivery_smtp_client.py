@@ -218,5 +218,16 @@ async def test_dsn_parameters_on_the_wire(dns_server, peer_factory):
     await c.close()
 
 
+async def test_message_larger_than_the_servers_size_bounces(dns_server, peer_factory):
+    peer = await peer_factory()
+    c = client(dns_server, peer.port)
+    [r] = await c.deliver_to(f"[127.0.0.1]:{peer.port}", "s@x.test", ["a@x.test"], b"x" * 10_240_001)
+    assert (r.outcome, r.dsn) == ("bounced", "5.3.4")
+    assert peer.received == []
+    [r] = await c.deliver_to(f"[127.0.0.1]:{peer.port}", "s@x.test", ["a@x.test"], MSG)  # session still usable
+    assert r.outcome == "sent" and peer.connections == 1
+    await c.close()
+
+
 def test_ssl_module_available():
     assert ssl.OPENSSL_VERSION
