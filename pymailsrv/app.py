@@ -220,16 +220,6 @@ async def start_smtp(settings: Settings, *, authenticator: Any, restrictions: An
                                queue=queue, directory=directory, header_checks=header_checks)
 
 
-# --- restriction engine (policy engineer) ------------------------------------------------------
-def build_restrictions(settings: Settings, directory: Directory) -> Any:
-    """The ``policy.base.Restrictions`` for ``start_smtp(restrictions=...)``. Compiles every
-    smtpd_*_restrictions list and opens their tables now: a bad list is a ConfigError naming the
-    parameter. At shutdown ``await restrictions.close()`` (policy-server connections, SQL pools)."""
-    from pymailsrv.policy.restrictions import RestrictionEngine
-
-    return RestrictionEngine(settings, directory)
-
-
 # --- queue manager and delivery (queue engineer) -------------------------------------------------
 async def start_queue(settings: Settings, directory: Directory, store: MailStore,
                       *, clock: Clock | None = None) -> tuple[QueueManager, Callable[[], Awaitable[None]]]:
@@ -326,6 +316,8 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
     from pymailsrv.pop3.server import Pop3Server
 
     plain, implicit = settings.get_listen("pop3_listen"), settings.get_listen("pop3s_listen")
+    if not plain and not implicit:
+        return None
     cert = settings.get_str("tls_cert_file")
     tls = server_context(cert, settings.get_str("tls_key_file")) if cert else None
     server = Pop3Server(Pop3Options.from_settings(settings, tls),
