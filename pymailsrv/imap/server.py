@@ -57,6 +57,9 @@ class ImapConfig:
     error_limit: int = 10
     max_userip: int = 20
     hostname: str = "localhost"
+    # a folder is re-read at least this often even without a change notice (writers in other
+    # processes); NOOP, CHECK and IDLE always look
+    sync_interval: float = 1.0
     cache_bytes: int = 32 * 1024 * 1024  # process-wide cache of headers/ENVELOPE/BODYSTRUCTURE
     idle_poll_max: float = 30.0  # longest single wait inside IDLE (the store wakes us sooner)
 
@@ -202,7 +205,8 @@ class ImapServer:
         try:
             done = await spec.handler(self, s, cmd)
             if s.state == SELECTED:
-                await s.sync(allow_expunge=spec.expunge_ok, force=spec.sync, now=self.clock.monotonic())
+                await s.sync(allow_expunge=spec.expunge_ok, force=spec.sync, now=self.clock.monotonic(),
+                             max_age=self.config.sync_interval)
             done = done or Done()
             code = f"[{done.code}] " if done.code else ""
             if not done.sent:
