@@ -119,6 +119,7 @@ class ImapServer:
         s = Session(conn, CommandParser(max_line=cfg.max_line, max_literal=cfg.max_literal), cache=self.cache)
         s.sid = f"{next(_ids):X}"
         session_id.set(s.sid)
+        conn.timeout_message = b"* BYE " + wire.BYE_TIMEOUT.encode() + b"\r\n"
         self.sessions.add(s)
         log.info("connect from [%s]%s", conn.peer_ip, ", TLS" if conn.tls else "")
         reason = "Logged out"
@@ -157,7 +158,7 @@ class ImapServer:
                 except ConnectionClosed:
                     if s.parser.in_command:
                         return "Connection closed in the middle of a command"
-                    return "Connection closed" if not self._timed_out(s) else "Disconnected for inactivity"
+                    return "Disconnected for inactivity" if conn.timed_out else "Connection closed"
                 s.bytes_in += len(data)
                 s.parser.feed(data)
                 continue
@@ -176,9 +177,6 @@ class ImapServer:
             await self.dispatch(s, event)
         await s.flush()
         return "Logged out"
-
-    def _timed_out(self, s: Session) -> bool:
-        return self.clock.monotonic() - s.conn.last_activity >= self.config.timeout
 
     def bad(self, s: Session, tag: str, text: str, kind: str = "BAD") -> bool:
         """Answer BAD/NO; True when the error budget is spent (the session is then closed)."""
@@ -209,6 +207,7 @@ class ImapServer:
                              max_age=self.config.sync_interval)
             done = done or Done()
             code = f"[{done.code}] " if done.code else ""
+            s.errors = 0  # the budget counts consecutive errors (as Dovecot does)
             if not done.sent:
                 s.write(f"{cmd.tag} OK {code}{done.text}\r\n".encode())
         except ClientSyntaxError as exc:

@@ -133,5 +133,6 @@ def test_idle_timeout_closes(imap_factory) -> None:  # type: ignore[no-untyped-d
     srv = h.run(start_server(h.server.handle, "127.0.0.1", 0, registry=reg))
     c = RawClient(srv.port)
     c.expect("* OK *")
+    c.expect("* BYE Disconnected for inactivity.")
     assert c.closed()
     h.run(srv.close(grace=1))
