@@ -292,15 +292,17 @@ async def start_imap(settings: Settings, authenticator: Any, store: Any, servers
     imap = ImapServer(config, authenticator, store, tls=tls)
     registry = ConnectionRegistry(idle_timeout=config.timeout)
     for listen in plain:
-        servers.append(await start_server(imap.handle, listen.host, listen.port, registry=registry, name="imap"))
-        log.info("imap listening on %s", listen)
+        server = await start_server(imap.handle, listen.host, listen.port, registry=registry, name="imap")
+        servers.append(server)
+        log.info("imap listening on %s:%d", server.host, server.port)
     for listen in implicit:
         if tls is None:
             log.warning("imaps_listen %s ignored: no tls_cert_file", listen)
             continue
-        servers.append(await start_server(imap.handle, listen.host, listen.port, ssl=tls, registry=registry,
-                                          name="imaps"))
-        log.info("imaps listening on %s", listen)
+        server = await start_server(imap.handle, listen.host, listen.port, ssl=tls, registry=registry,
+                                    name="imaps")
+        servers.append(server)
+        log.info("imaps listening on %s:%d", server.host, server.port)
 
 
 # --- POP3 (pop3 engineer) ----------------------------------------------------------------------
@@ -314,12 +316,15 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
     from pymailsrv.pop3.server import Pop3Server
 
     plain, implicit = settings.get_listen("pop3_listen"), settings.get_listen("pop3s_listen")
+    if not plain and not implicit:
+        return None
     cert = settings.get_str("tls_cert_file")
     tls = server_context(cert, settings.get_str("tls_key_file")) if cert else None
     server = Pop3Server(Pop3Options.from_settings(settings, tls),
                         Pop3Services(authenticator, store, clock or SystemClock()))
-    ports = await server.listen(plain)
-    if implicit:
-        ports += await server.listen(implicit, implicit_tls=True)
-    log.info("pop3 listening on port(s) %s", ", ".join(map(str, ports)))
+    for name, addresses in (("pop3", plain), ("pop3s", implicit)):
+        if addresses:
+            ports = await server.listen(addresses, implicit_tls=name == "pop3s")
+            for address, port in zip(addresses, ports, strict=True):
+                log.info("%s listening on %s:%d", name, address.host or "*", port)
     return server

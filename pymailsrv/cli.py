@@ -199,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--scheme", "-s", help="password scheme (default: password_scheme)")
     a.add_argument("--password", "-p", help="the password (default: prompt twice)")
     a.add_argument("--rounds", "-r", type=int, default=0, help="rounds/cost (default: the scheme's)")
+    dsub.add_parser("list", help="list the password schemes, like doveadm pw -l")
     a = dsub.add_parser("verify", help="check a password against a stored hash")
     a.add_argument("hash")
     a.add_argument("--password", "-p")

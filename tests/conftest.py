@@ -31,6 +31,11 @@ def _unavailable(what: str, exc: BaseException) -> None:
     pytest.skip(f"{what} unreachable: {exc}")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite golden files (BODYSTRUCTURE, Received headers, DSN bodies …)")
+
+
 @pytest.fixture
 def mariadb_url() -> Iterator[str]:
     """A scratch MariaDB database, dropped afterwards; fails (not skips) under CI=true."""

@@ -6,13 +6,16 @@ Implementation notes:
   ``username`` is adopted as the account name (Dovecot's ``username AS user``).
 * Inactive mailboxes are refused; ``domain.active`` is not consulted (POSTFIXADMIN-SCHEMA §4:
   Dovecot's documented passdb query does not either).
-* Password hashing runs in a worker thread (``asyncio.to_thread``). An unknown user costs one
-  hash too, so response times do not tell which logins exist.
+* Password hashing runs in a worker thread (``asyncio.to_thread``), at most ``hash_threads``
+  at a time (default: one per CPU) so a login flood cannot take every thread of the default
+  executor from the Maildir and spool writers. An unknown user costs one hash too, so response
+  times do not tell which logins exist.
 * Throttling (auth/throttle.py) refuses before any lookup, and every failure is answered only
   after its delay, slept on the injected Clock.
 * One INFO line per outcome, Dovecot/Postfix style, never with the password:
   ``login failed: user=<alice@example.com>, rip=192.0.2.7, service=imap, reason=password mismatch``.
-  The login is sanitised (control characters replaced, length cut) before it is logged.
+  The login is sanitised (control characters, blanks, ``<>,`` replaced, length cut) before it
+  is logged, so it can neither break the line nor forge a field.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import os
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -51,8 +55,14 @@ class PasswordSource(Protocol):
     async def password_entry(self, login: str) -> PasswordEntry | None: ...
 
 
+def _log_user(user: str) -> str:
+    """The login for ``user=<…>``: also no ``<>,`` or blanks, so a crafted name cannot forge a
+    ``rip=`` field for log scanners such as fail2ban."""
+    return "".join("?" if c in "<>," or c.isspace() else c for c in sanitize(user))
+
+
 def _where(user: str, remote_ip: str, service: str) -> str:
-    return f"user=<{sanitize(user)}>, rip={sanitize(remote_ip, 64)}, service={sanitize(service, 16)}"
+    return f"user=<{_log_user(user)}>, rip={sanitize(remote_ip, 64)}, service={sanitize(service, 16)}"
 
 
 def normalize_login(username: str) -> str:
@@ -70,9 +80,11 @@ class DirectoryAuthenticator:
         *,
         throttle: Throttle | None = None,
         exempt: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
+        hash_threads: int = 0,
     ) -> None:
         self.directory = directory
         self.clock = clock
+        self._hash_slots = asyncio.Semaphore(hash_threads or os.cpu_count() or 2)
         self.default_scheme = settings.get_str("default_pass_scheme") or "CRYPT"
         if lookup(self.default_scheme) is None:
             raise ConfigError(f'default_pass_scheme: unknown password scheme "{self.default_scheme}"')
@@ -100,10 +112,15 @@ class DirectoryAuthenticator:
         except AuthUnavailable as exc:
             log.info("login refused: %s, reason=%s", where, exc)
             raise
-        entry = await self._entry(login, where)
-        stored = entry.password if entry is not None else self._dummy
-        scheme = self.default_scheme if entry is not None else "CRYPT"
-        ok = await asyncio.to_thread(verify_password, password, stored, scheme)
+        try:
+            entry = await self._entry(login, where)
+            stored = entry.password if entry is not None else self._dummy
+            scheme = self.default_scheme if entry is not None else "CRYPT"
+            async with self._hash_slots:
+                ok = await asyncio.to_thread(verify_password, password, stored, scheme)
+        except BaseException:  # undecided (database down, cancelled session): not a failed login
+            self.throttle.cancel(remote_ip, login)
+            raise
         reason = self._refusal(entry, ok, password)
         if reason is None and entry is not None:
             self.throttle.success(remote_ip, login)

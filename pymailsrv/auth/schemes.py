@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from pymailsrv.auth import libcrypt
 from pymailsrv.auth.digests import cram_md5_context, md4
 
 log = logging.getLogger("pymailsrv.auth.schemes")
@@ -140,6 +141,10 @@ def crypt_verify(pw: bytes, raw: bytes) -> bool:
     text = _ascii(raw)
     if not text:
         return False
+    if text.startswith(("$1$", "$5$", "$6$")) and not text.startswith(("$5$$", "$6$$")):
+        fast = libcrypt.verify(pw, text)
+        if fast is not None:
+            return fast
     if text.startswith(("$2a$", "$2b$", "$2y$")):
         return bool(bcrypt.verify(_bcrypt_secret(pw), text))
     if text.startswith("$1$"):
@@ -347,7 +352,10 @@ _SUFFIXES: dict[str, Encoding] = {"HEX": "hex", "B64": "base64", "BASE64": "base
 def split_scheme(stored: str) -> tuple[str | None, str]:
     """``{SCHEME}data`` → (SCHEME, data); ``$1$…`` → MD5-CRYPT; else (None, stored)."""
     if stored.startswith("$1$"):
-        return "MD5-CRYPT", stored
+        # Dovecot: "$1$<salt>$<hash>[$<ignored>]" — anything after a third "$" is dropped
+        salt_end = stored.find("$", 3)
+        extra = stored.find("$", salt_end + 1) if salt_end >= 0 else -1
+        return "MD5-CRYPT", stored[:extra] if extra >= 0 else stored
     if stored.startswith("{"):
         end = stored.find("}")
         if end > 0:

@@ -11,6 +11,9 @@ Implementation notes:
 * Once either count reaches ``auth_failure_limit``, logins from that address or for that name
   are refused without checking the password (``AuthUnavailable``: a temporary failure) until
   enough failures age out of the window. A success clears the login's count, not the address's.
+* A client that logged in successfully as a user stays "known" for that user for
+  ``trust_window`` (7 days): the per-login refusal does not apply to it, so a botnet guessing
+  alice's password cannot lock alice out from her usual address (the per-client limit still does).
 * ``attempt`` counts a login as failed *before* the password is checked and ``success`` takes
   that back, so many parallel attempts from one client cannot all slip past the limit.
 * Memory is bounded: at most ``max_entries`` addresses and as many logins, least recently failed
@@ -80,6 +83,8 @@ class _Counter:
         times = self.entries.get(key)
         if times:
             times.pop()
+        if not times:
+            self.entries.pop(key, None)
 
     def _evict(self, now: float) -> None:
         while self.entries:
@@ -103,6 +108,7 @@ class Throttle:
         max_delay: float = 30.0,
         max_entries: int = 10_000,
         exempt: Iterable[Network] = (),
+        trust_window: float = 7 * 86400.0,
     ) -> None:
         self.clock = clock
         self.delay = max(0.0, delay)
@@ -111,6 +117,9 @@ class Throttle:
         self.exempt = tuple(exempt)
         self._clients = _Counter(self.limit, window, max_entries)
         self._logins = _Counter(self.limit, window, max_entries)
+        self.trust_window = trust_window
+        self.max_entries = max_entries
+        self._known: OrderedDict[tuple[str, str], float] = OrderedDict()  # (login, client) -> last success
 
     def _exempt(self, remote_ip: str) -> bool:
         if not self.exempt:
@@ -128,9 +137,13 @@ class Throttle:
         now = self.clock.monotonic()
         if self._clients.count(client_key(remote_ip), now) >= self.limit:
             return "too many failed logins from this client"
-        if login and self._logins.count(login, now) >= self.limit:
+        if login and self._logins.count(login, now) >= self.limit and not self._is_known(login, remote_ip, now):
             return "too many failed logins for this user"
         return None
+
+    def _is_known(self, login: str, remote_ip: str, now: float) -> bool:
+        last = self._known.get((login, client_key(remote_ip)))
+        return last is not None and now - last < self.trust_window
 
     def check(self, remote_ip: str, login: str) -> None:
         """Raise AuthUnavailable while the client or the login is over the failure limit."""
@@ -154,14 +167,27 @@ class Throttle:
         self.check(remote_ip, login)
         return self.failure(remote_ip, login)
 
+    def cancel(self, remote_ip: str, login: str) -> None:
+        """Take back an ``attempt`` that could not be decided (database down): not a failure."""
+        if self._exempt(remote_ip):
+            return
+        self._clients.retract(client_key(remote_ip))
+        if login:
+            self._logins.retract(login)
+
     def success(self, remote_ip: str, login: str) -> None:
         """A correct password after ``attempt``: the attempt is taken back and the login's earlier
         failures are forgiven (the address's are not)."""
         if self._exempt(remote_ip):
             return
-        self._clients.retract(client_key(remote_ip))
+        key = client_key(remote_ip)
+        self._clients.retract(key)
         if login:
             self._logins.forget(login)
+            self._known[(login, key)] = self.clock.monotonic()
+            self._known.move_to_end((login, key))
+            while len(self._known) > self.max_entries:
+                self._known.popitem(last=False)
 
     def tracked(self) -> tuple[int, int]:
         """(client keys, login keys) currently held — for tests and the status line."""

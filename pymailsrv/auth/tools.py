@@ -14,7 +14,7 @@ from typing import TextIO
 
 from pymailsrv.auth.authenticator import DirectoryAuthenticator
 from pymailsrv.auth.base import AuthUnavailable
-from pymailsrv.auth.schemes import UnknownScheme, hash_password, identify, verify_password
+from pymailsrv.auth.schemes import SCHEMES, UnknownScheme, hash_password, identify, split_scheme, verify_password
 from pymailsrv.auth.throttle import Throttle
 from pymailsrv.clock import SystemClock
 from pymailsrv.config.settings import Settings
@@ -51,11 +51,14 @@ def cli_pw(settings: Settings, args: argparse.Namespace, *, out: TextIO | None =
         except UnknownScheme as exc:
             return _err(f"fatal: {exc}")
         return 0
+    if args.action == "list":
+        print(" ".join(SCHEMES), file=out)
+        return 0
     if args.action == "verify":
         password = args.password if args.password is not None else getpass.getpass("Enter password to verify: ")
         default = settings.get_str("default_pass_scheme")
         if identify(args.hash, default) is None:
-            return _err(f"fatal: Unknown scheme in {args.hash.partition('}')[0] + '}'!r}")
+            return _err(f"fatal: Unknown scheme: {split_scheme(args.hash)[0] or default}")
         if verify_password(password, args.hash, default):
             print(f"{args.hash} (verified)", file=out)
             return 0

@@ -16,7 +16,7 @@ Implementation notes:
 
 from __future__ import annotations
 
-import ipaddress
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,12 +29,14 @@ from pymailsrv.errors import ConfigError, TemporaryFailure
 from pymailsrv.log import get_logger
 from pymailsrv.policy import replies
 from pymailsrv.policy.access import parse_action
+from pymailsrv.policy.address import address_syntax_ok, normalize
 from pymailsrv.policy.base import Decision, LookupTable, SmtpState, Stage
 from pymailsrv.policy.context import DUNNO, PERMIT, Ctx, client_label, format_log, refuse
 from pymailsrv.policy.delegation import PolicyClient
 from pymailsrv.policy.dns import Resolver
 from pymailsrv.policy.domains import Domains
 from pymailsrv.policy.tables import close_table, open_table
+from pymailsrv.policy.tables.cidr import parse_ip
 
 log = get_logger("smtpd")
 debug = logging.getLogger("pymailsrv.policy")
@@ -62,6 +64,41 @@ LISTS: dict[str, tuple[str, str]] = {
 }
 RELAY_GUARDS = {"reject_unauth_destination", "defer_unauth_destination", "reject", "defer",
                 "defer_if_permit", "check_relay_domains"}
+
+
+def own_ip_addresses(settings: Settings) -> set[str]:
+    """Addresses whose ``user@[addr]`` literals are local (trivial-rewrite's resolve_local):
+    loopback, the explicit listener hosts and inet_interfaces entries that are addresses."""
+    own = {"127.0.0.1", "::1"}
+    candidates = list(settings.get_list("inet_interfaces"))
+    for param in ("smtpd_listen", "submission_listen", "smtps_listen"):
+        candidates += [listen.host for listen in settings.get_listen(param)]
+    for item in candidates:
+        addr = parse_ip(item)
+        if addr is not None and not addr.is_unspecified:
+            own.add(str(addr))
+    return own
+
+
+def normalized(state: SmtpState) -> SmtpState:
+    """The state with sender/recipient in the internal form smtpd keeps (no brackets, no source
+    route, local part unquoted), so replies and logs name them as Postfix does."""
+    sender = None if state.sender is None else normalize(state.sender)
+    recipient = normalize(state.recipient) if state.recipient else state.recipient
+    if sender == state.sender and recipient == state.recipient:
+        return state
+    return dataclasses.replace(state, sender=sender, recipient=recipient)
+
+
+def syntax_check(stage: Stage, state: SmtpState) -> Decision | None:
+    """smtpd's own address check before any restriction: 501 5.1.3 / 5.1.7."""
+    if stage == "rcpt" and state.recipient and not address_syntax_ok(state.recipient):
+        r = replies.BAD_RECIPIENT_SYNTAX
+    elif stage == "mail" and state.sender and not address_syntax_ok(state.sender):
+        r = replies.BAD_SENDER_SYNTAX
+    else:
+        return None
+    return refuse(r.code, r.dsn, r.text)
 
 
 def reply_name(which: str, state: SmtpState) -> str:
@@ -95,8 +132,10 @@ class RestrictionEngine:
         self.delay_reject = settings.get_bool("smtpd_delay_reject")
         self.delimiter = settings.get_str("recipient_delimiter")
         self.null_key = settings.get_str("smtpd_null_access_lookup_key")
+        self.parent_style = "smtpd_access_maps" in settings.get_list("parent_domain_matches_subdomains")
         self.mynetworks = settings.mynetworks()
-        self.domains = Domains(settings, directory, self.table, own_addresses)
+        self.domains = Domains(settings, directory, self.table,
+                               own_addresses if own_addresses is not None else own_ip_addresses(settings))
         self.login_maps = [self.table(s) for s in settings.get_list("smtpd_sender_login_maps")]
         self.classes: dict[str, list[Step]] = {}
         class_names = settings.get_list("smtpd_restriction_classes")
@@ -181,6 +220,10 @@ class RestrictionEngine:
 
     # --- evaluation -----------------------------------------------------------------------------
     async def check(self, stage: Stage, state: SmtpState) -> Decision:
+        state = normalized(state)
+        bad_syntax = syntax_check(stage, state)
+        if bad_syntax is not None:
+            return bad_syntax  # smtpd answers these without a "NOQUEUE: reject" log line
         ctx = Ctx(stage, state)
         try:
             decision = await self._check(ctx)
@@ -204,6 +247,8 @@ class RestrictionEngine:
 
     async def _check(self, ctx: Ctx) -> Decision:
         state = ctx.state
+        if ctx.stage == "rcpt" and state.recipient.lower() == "postmaster":
+            return PERMIT  # RFC 5321 §4.5.1: <postmaster> is always accepted (smtpd_check_rcpt)
         result = DUNNO
         for param in self._due(ctx.stage):
             klass, which = LISTS[param]
@@ -212,6 +257,8 @@ class RestrictionEngine:
             if which == "sender" and state.sender is None:
                 continue
             ctx.reply_class, ctx.reply_name = klass, reply_name(which, state)
+            if param != "smtpd_recipient_restrictions":
+                ctx.defer_if_reject = None  # smtpd_check.c resets it per check; relay+recipient share one
             decision = await self.run_list(self.lists[param], ctx)
             if decision.refused:
                 return decision
@@ -278,12 +325,9 @@ class RestrictionEngine:
 
     # --- shared helpers for the built-ins ---------------------------------------------------------
     def in_mynetworks(self, address: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(address.strip("[]"))
-        except ValueError:
+        addr = parse_ip(address)
+        if addr is None:
             return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
         return any(addr.version == net.version and addr in net for net in self.mynetworks)
 
     async def access(self, ctx: Ctx, table: LookupTable, keys: list[str], name: str, klass: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.pop3 import replies
@@ -10,7 +11,7 @@ from pymailsrv.pop3.content import retr_payload, top_payload
 from pymailsrv.pop3.maildrop import Maildrop
 from pymailsrv.pop3.parser import Command, parse_number
 from pymailsrv.pop3.session import Session
-from pymailsrv.store.base import SEEN, MessageInfo
+from pymailsrv.store.base import SEEN, Mailbox, MessageInfo
 
 # Reads are batched off the event loop: one thread hop fetches the next few messages a client
 # that RETRs in order will ask for; bounded per session.
@@ -46,7 +47,7 @@ async def cmd_list(s: Session, cmd: Command) -> None:
         return
     count, size = drop.stat()
     lines = [f"{n} {info.size}" for n, info in drop.live()]
-    s.send(replies.multiline(replies.ok(f"{count} messages ({size} octets)"), lines))
+    s.send(replies.multiline(replies.ok(replies.LIST_HEADER.format(count=count, octets=size)), lines))
 
 
 async def cmd_uidl(s: Session, cmd: Command) -> None:
@@ -111,20 +112,26 @@ async def fetch(s: Session, n: int, info: MessageInfo) -> bytes:
         return cached
     mailbox = s.mailbox
     assert mailbox is not None
-    batch = _read_ahead_batch(_drop(s), n, info)
-    paths: list[tuple[int, str]] = []
-    try:
-        paths = [(m.uid, mailbox.path(m.uid)) for m in batch]
-    except (KeyError, NotImplementedError, OSError):
-        paths = []
-    s.read_ahead = await asyncio.to_thread(_read_files, paths) if paths else {}
-    data = s.read_ahead.pop(info.uid, None)
-    if data is not None:
-        return data
+    paths = _paths(mailbox, _read_ahead_batch(_drop(s), n, info)) if s.files_readable else []
+    if paths:
+        s.read_ahead = await asyncio.to_thread(_read_files, paths)
+        data = s.read_ahead.pop(info.uid, None)
+        if data is not None:
+            return data
+    else:
+        s.files_readable = False  # not a file-backed store: ask it for each message
     try:
         return await mailbox.read(info.uid)  # the store knows where a renamed file went
     except KeyError:
         raise Refusal(replies.MESSAGE_EXPUNGED.format(n=n)) from None
+
+
+def _paths(mailbox: Mailbox, batch: list[MessageInfo]) -> list[tuple[int, str]]:
+    try:
+        paths = [(m.uid, mailbox.path(m.uid)) for m in batch]
+    except (KeyError, NotImplementedError, OSError):
+        return []
+    return paths if os.path.isabs(paths[0][1]) else []
 
 
 def _read_ahead_batch(drop: Maildrop, n: int, info: MessageInfo) -> list[MessageInfo]:

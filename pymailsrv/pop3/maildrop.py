@@ -14,8 +14,10 @@ from pymailsrv.store.base import DELETED, MessageInfo
 
 DEFAULT_UIDL_FORMAT: Final = "%08Xu%08Xv"
 
-# Dovecot's %-variables: optional width (0-padded), modifiers (X = hex upper, x = hex lower, L/U
-# case), then the variable letter; %% is a literal %. We know %u (UID) and %v (UIDVALIDITY).
+# Dovecot's %-variables: optional width (0-padded), modifiers (X = hexadecimal, U = upper case),
+# then the variable letter; %% is a literal %. We know %u (UID) and %v (UIDVALIDITY). Dovecot's
+# hex is lower case: its default %08Xu%08Xv gives "000000016b027449" (checked against
+# Dovecot 2.3 pop3 on the same Maildir), so ours does too, or clients would download again.
 _VAR = re.compile(r"%(?:(%)|(0?\d*)([XxLU]*)([a-zA-Z]|\{[a-z]+\}))")
 _NAMES: Final = {"u": "uid", "v": "uidvalidity", "{uid}": "uid", "{uidvalidity}": "uidvalidity"}
 
@@ -34,7 +36,8 @@ def compile_uidl_format(fmt: str) -> str:
         name = _NAMES.get(var)
         if name is None:
             raise ConfigError(f"pop3_uidl_format: unsupported variable %{var} (use %u and %v)")
-        kind = "X" if "X" in mods else "x" if "x" in mods else "d"
+        hexa = "X" in mods or "x" in mods
+        kind = ("X" if "U" in mods else "x") if hexa else "d"
         out.append("{" + name + ":" + width + kind + "}")
     out.append(fmt[pos:].replace("{", "{{").replace("}", "}}"))
     result = "".join(out)

@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from pymailsrv.auth.base import Authenticator
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Settings
+from pymailsrv.log import get_logger
 from pymailsrv.net.server import is_local
 from pymailsrv.pop3.maildrop import compile_uidl_format
 from pymailsrv.store.base import MailStore
 
+log = get_logger("pop3")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -22,7 +24,7 @@ class Pop3Options:
     max_line_length: int = 8192
     error_limit: int = 10
     timeout: float = 600.0
-    uidl_format: str = "{uid:08X}{uidvalidity:08X}"
+    uidl_format: str = "{uid:08x}{uidvalidity:08x}"  # compile_uidl_format("%08Xu%08Xv")
     hide_deleted: bool = True
     disable_plaintext_auth: bool = True
     mynetworks: tuple[Network, ...] = ()
@@ -31,6 +33,9 @@ class Pop3Options:
 
     @classmethod
     def from_settings(cls, settings: Settings, tls_context: ssl.SSLContext | None) -> Pop3Options:
+        if settings.get_bool("pop3_enable_apop"):
+            log.warning("pop3_enable_apop = yes ignored: APOP is not implemented (it needs plaintext "
+                        "passwords); use STLS or POP3S with USER/PASS or AUTH")
         return cls(
             mail_name=settings.get_str("mail_name"),
             max_line_length=settings.get_size("pop3_max_line_length"),

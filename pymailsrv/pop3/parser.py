@@ -10,6 +10,7 @@ single spaces, terminated by CRLF. We also accept a bare LF (clients such as old
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
@@ -17,7 +18,8 @@ from typing import Final
 from pymailsrv.errors import ClientSyntaxError
 from pymailsrv.pop3 import replies
 
-MAX_NUMBER_DIGITS: Final = 10  # 2**32 fits; anything longer is not a message number
+MAX_NUMBER_DIGITS: Final = 10
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # 2**32 fits; anything longer is not a message number
 
 
 class Overflow(Enum):
@@ -97,7 +99,7 @@ def parse_command(line: bytes) -> Command:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         raise ClientSyntaxError(replies.INVALID_UTF8) from None
-    if any(ord(c) < 32 and c != "\t" for c in text) or "\x7f" in text:
+    if _CONTROL.search(text):
         raise ClientSyntaxError(replies.INVALID_UTF8)
     keyword, _, rest = text.partition(" ")
     if not keyword or not keyword.isascii() or not keyword.isalpha() or len(keyword) > 8:

@@ -14,21 +14,17 @@ END: Final = b".\r\n"  # RFC 1939 §3: a multi-line response ends with a lone do
 # RFC 3206 / RFC 2449 §8 response codes
 CODE_AUTH: Final = "AUTH"
 CODE_SYS_TEMP: Final = "SYS/TEMP"
-CODE_SYS_PERM: Final = "SYS/PERM"
 CODE_IN_USE: Final = "IN-USE"
-CODE_LOGIN_DELAY: Final = "LOGIN-DELAY"
 
 GREETING: Final = "{mail_name} ready."
-OK_EMPTY: Final = ""
 CAPA_HEADER: Final = "Capability list follows"
 LOGGED_IN: Final = "Logged in."
 LOGGING_OUT: Final = "Logging out."
 LOGGING_OUT_DELETED: Final = "Logging out, messages deleted."
 BEGIN_TLS: Final = "Begin TLS negotiation now."
 MARKED_DELETED: Final = "Marked to be deleted."
-MAILDROP_STATUS: Final = "{count} messages:"
+LIST_HEADER: Final = "{count} messages ({octets} octets)"
 RETR_OK: Final = "{octets} octets"
-USER_OK: Final = ""
 AUTH_MECHS_HEADER: Final = "Supported SASL mechanisms follow"
 
 UNKNOWN_COMMAND: Final = "Unknown command."

@@ -25,6 +25,7 @@ class Pop3Server:
         self.registry = ConnectionRegistry(services.clock, idle_timeout=options.timeout)
         self.servers: list[Server] = []
         self.ports: list[int] = []  # every bound port, in listen order
+        self.sessions: set[Session] = set()
 
     async def listen(self, addresses: Iterable[Listen], *, implicit_tls: bool = False) -> list[int]:
         """Start listening; returns the bound ports (port 0 gives an ephemeral one)."""
@@ -43,7 +44,12 @@ class Pop3Server:
         return ports
 
     async def _session(self, conn: Connection) -> None:
-        await Session(conn, self.options, self.services, COMMANDS).run()
+        session = Session(conn, self.options, self.services, COMMANDS)
+        self.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop listening and close every session (each applies its \\Seen flags, no deletions)."""
@@ -51,5 +57,7 @@ class Pop3Server:
             server.server.close()
         for server in self.servers:
             await server.server.wait_closed()
+        for session in list(self.sessions):
+            session.notify_shutdown()
         await self.registry.close_all(grace)
         self.servers.clear()

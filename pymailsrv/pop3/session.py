@@ -25,7 +25,7 @@ from typing import Protocol
 
 from pymailsrv.auth.base import AuthUnavailable
 from pymailsrv.errors import ClientSyntaxError, Refusal
-from pymailsrv.log import get_logger, session_id
+from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
 from pymailsrv.net.conn import ConnectionClosed, PlaintextPending
 from pymailsrv.pop3 import replies
 from pymailsrv.pop3.maildrop import Maildrop
@@ -37,6 +37,8 @@ from pymailsrv.types import Account
 log = get_logger("pop3")
 login_log = get_logger("pop3-login")
 debug = logging.getLogger("pymailsrv.pop3.session")
+trace = trace_logger("pop3")
+SECRET_ARGS = frozenset({"PASS", "AUTH"})  # traced without their arguments (AUTH: mechanism only)
 
 FLUSH_AT = 64 * 1024
 
@@ -95,10 +97,6 @@ class Stats:
     dele: int = 0
 
 
-class SessionClosed(Exception):
-    """Raised by a handler to end the session after its reply (QUIT, too many errors)."""
-
-
 class Session:
     def __init__(self, conn: Connection, options: Pop3Options, services: Pop3Services,
                  commands: dict[str, Spec]) -> None:
@@ -124,9 +122,14 @@ class Session:
         self._locks = contextlib.AsyncExitStack()
         self._userip_key: tuple[str, str] | None = None
         self.read_ahead: dict[int, bytes] = {}  # uid -> stored bytes read ahead of RETR
+        self.tracing = trace.isEnabledFor(TRACE)  # decided once: no cost per line when off
+        self.files_readable = True  # Mailbox.path() gives files we may read ahead in a thread
+        self.idle = False  # waiting for input with every reply flushed (a goodbye may be sent)
 
     # --- output -------------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
+        if self.tracing:  # the status line only: message bodies never reach the trace
+            trace.log(TRACE, "S: %s", data[:200].partition(b"\r\n")[0].decode("utf-8", "replace"))
         self._out.append(data)
         self._outsize += len(data)
 
@@ -143,12 +146,20 @@ class Session:
         """The next line from the client (flushing replies first if we must wait); None at EOF."""
         while not self._lines:
             await self.flush()
+            self.idle = True
             try:
                 data = await self.conn.read_some()
             except ConnectionClosed:
                 return None
+            finally:
+                self.idle = False
             self._lines.extend(self._splitter.feed(data))
         return self._lines.popleft()
+
+    def notify_shutdown(self) -> None:
+        """Say goodbye if no reply is half-written (as Dovecot, RFC 3206 [SYS/TEMP])."""
+        if self.idle:
+            self.conn.write(replies.err(replies.SHUTDOWN, replies.CODE_SYS_TEMP))
 
     def capabilities(self) -> list[str]:
         """RFC 2449 §5, derived from the command table: in TRANSACTION only what is usable there."""
@@ -200,6 +211,9 @@ class Session:
                 raise ClientSyntaxError(replies.LINE_TOO_LONG)
             assert isinstance(line, bytes)
             cmd = parse_command(line)
+            if self.tracing:
+                shown = cmd.args[:1] if cmd.name == "AUTH" else () if cmd.name in SECRET_ARGS else cmd.args
+                trace.log(TRACE, "C: %s", " ".join((cmd.name, *shown)))
             spec = self.commands.get(cmd.name)
             if spec is None:
                 raise ClientSyntaxError(replies.UNKNOWN_COMMAND)
@@ -274,19 +288,19 @@ class Session:
                        self.conn.peer_ip, self.local_ip, ", TLS" if self.conn.tls else "")
 
     async def update(self) -> bool:
-        """The UPDATE state (RFC 1939 §6): expunge what DELE marked; False if that failed."""
+        """The UPDATE state (RFC 1939 §6): expunge what DELE marked; False if that failed.
+        A message another session expunged meanwhile is gone already, which is success."""
         assert self.mailbox is not None and self.maildrop is not None
         uids = self.maildrop.deleted_uids()
         if not uids:
             return True
         try:
             await self.mailbox.set_flags(uids, [DELETED], "add")
-            gone = await self.mailbox.expunge(uids)
+            await self.mailbox.expunge(uids)
         except Exception:
             log.exception("%s: expunge failed", self.username)
             return False
-        self.seen.difference_update(uids)
-        return len(gone) == len(uids)
+        return True
 
     async def _finish(self) -> None:
         if self.mailbox is not None and self.maildrop is not None:

@@ -137,7 +137,7 @@ class QueueManager:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def wait_idle(self, timeout: float = 10.0) -> None:
+    async def wait_idle(self, timeout: float = 30.0) -> None:
         """Tests: wait until nothing is ready or in delivery (deferred mail may remain)."""
         def due() -> bool:
             now = self.clock.time()
@@ -152,10 +152,14 @@ class QueueManager:
         await asyncio.wait_for(idle(), timeout)
 
     # --- submission -----------------------------------------------------------------------------
-    async def submit(self, envelope: Envelope, content: bytes) -> QueueId:
+    def new_queue_id(self) -> QueueId:
+        """A fresh queue id, for a caller that wants to log under it before ``submit``."""
+        return self.spool.new_id()
+
+    async def submit(self, envelope: Envelope, content: bytes, *, queue_id: QueueId | None = None) -> QueueId:
         if not envelope.arrival:
             envelope.arrival = self.clock.time()
-        qid = self.spool.new_id()
+        qid = queue_id or self.spool.new_id()
         if self._fast_path_allowed(envelope):
             done = await self._try_fast(qid, envelope, content)
             if done:
@@ -201,6 +205,7 @@ class QueueManager:
         if all(o.result.outcome == "sent" for o in outcomes):
             for o in outcomes:
                 self._log_result(qf, o)
+            await self._notify_success(qf, content, outcomes)
             log.info("%s: removed", qid)
             return True
         # Some recipient is not done: spool with the finished ones recorded, conclude later.
@@ -216,6 +221,7 @@ class QueueManager:
             qf.apply(rec)
         for o in outcomes:
             self._log_result(qf, o)
+        await self._notify_success(qf, content, outcomes)
         self.entries[qid] = qf
         self._busy.add(qid)
         incomplete = {o.index: (o.result.dsn, o.result.text) for o in outcomes
@@ -334,6 +340,7 @@ class QueueManager:
         groups = self._group(plan)
         incomplete: dict[int, tuple[str, str]] = {}
         last_group = len(groups) == 1
+        sent: list[_Outcome] = []
 
         async def run(route: Route, items: list[tuple[int, str]]) -> None:
             outcomes = await self._deliver_group(route, items, env.sender, content)
@@ -345,8 +352,11 @@ class QueueManager:
                 self._log_result(qf, o)
                 if o.result.outcome == "deferred":
                     incomplete[o.index] = (o.result.dsn, o.result.text)
+                elif o.result.outcome == "sent":
+                    sent.append(o)
 
         await asyncio.gather(*(run(route, items) for route, items in groups.items()))
+        await self._notify_success(qf, content, sent)
         await self._conclude(qf, content, incomplete)
 
     async def _plan(self, env: Envelope, done: dict[tuple[int, str], Done]) -> list[tuple[int, str, Route]]:
@@ -464,6 +474,17 @@ class QueueManager:
         if qf.state in ("active", "deferred", "hold") and os.path.exists(self.spool.path_of(qf.state, qf.queue_id)):
             await self.spool.append(qf.queue_id, qf.state, [{"k": "n", "keys": [list(k) for k in keys]}])
         qf.notified.update(keys)
+
+    async def _notify_success(self, qf: QueueFile, content: bytes, outcomes: Sequence[_Outcome]) -> None:
+        """RFC 3461 §4.1 NOTIFY=SUCCESS: one report for the recipients that asked for it."""
+        env = qf.envelope
+        wanted = [o for o in outcomes if o.result.outcome == "sent"
+                  and wants_notice("success", env.recipients[o.index].notify)]
+        if not wanted or not env.sender:
+            return
+        reports = [RecipientReport(o.final, env.recipients[o.index].orcpt or env.recipients[o.index].original,
+                                   o.result.dsn, o.result.text, o.result.relay) for o in wanted]
+        await self._send_notice("success", qf, content, reports, self.clock.time())
 
     async def _delay_notice(self, qf: QueueFile, content: bytes, incomplete: dict[int, tuple[str, str]],
                             now: float) -> None:

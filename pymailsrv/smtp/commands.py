@@ -182,14 +182,16 @@ async def cmd_rcpt(s: SmtpSession, arg: str) -> None:
         if not path.address:
             raise ArgumentError(R.BAD_RECIPIENT)
         rcpt = _rcpt_params(path.address, path.params)
+        if path.raw != path.address:
+            rcpt.original = path.raw
     except ArgumentError as exc:
         s.reply(exc.reply)
         return
     if len(txn.recipients) >= s.cfg.recipient_limit:
-        s.noqueue_reject("RCPT", R.TOO_MANY_RECIPIENTS, rcpt.address)
+        s.noqueue_reject("RCPT", R.TOO_MANY_RECIPIENTS, rcpt.original or rcpt.address)
         s.reply(R.TOO_MANY_RECIPIENTS)
         return
-    s.state.recipient = rcpt.address
+    s.state.recipient = rcpt.original or rcpt.address
     decision = await s.check("rcpt")
     if decision.refused:
         s.reply(decision.reply())

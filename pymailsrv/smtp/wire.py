@@ -196,6 +196,7 @@ class ArgumentError(ValueError):
 class PathArgument:
     address: str  # without angle brackets and source route; "" = null path <>
     params: dict[str, str] = field(default_factory=dict)  # upper-cased keys; flag params map to ""
+    raw: str = ""  # as written, source route included (what the restrictions see, as in Postfix)
 
 
 _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
@@ -219,8 +220,9 @@ def parse_path_argument(arg: str, keyword: str, syntax_reply: str, bad_reply: st
             raise ArgumentError(bad_reply)
     else:
         path, _, tail = rest.partition(" ")
-    address = _strip_source_route(path.strip())
-    if not _valid_address(address):
+    raw = path.strip()
+    address = _strip_source_route(raw)
+    if not _valid_address(address) or not _valid_address(raw.lstrip("@")):
         raise ArgumentError(bad_reply)
     params: dict[str, str] = {}
     for item in tail.split():
@@ -228,7 +230,7 @@ def parse_path_argument(arg: str, keyword: str, syntax_reply: str, bad_reply: st
         if not _KEYWORD.match(key) or (eq and not value):
             raise ArgumentError(syntax_reply)
         params[key.upper()] = value
-    return PathArgument(address, params)
+    return PathArgument(address, params, raw)
 
 
 def _closing_bracket(text: str) -> int:

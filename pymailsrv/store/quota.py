@@ -17,7 +17,9 @@ import contextlib
 import errno
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from pymailsrv.store import mdfiles
 
@@ -95,21 +97,78 @@ def recalculate(root: str, bytes_limit: int) -> mdfiles.MaildirSize:
     return mdfiles.MaildirSize(bytes_limit, 0, total, count, 1)
 
 
-def _read(root: str) -> tuple[mdfiles.MaildirSize | None, int]:
+@dataclass(slots=True)
+class _Cached:
+    ino: int
+    offset: int
+    usage: mdfiles.MaildirSize
+
+
+class UsageCache:
+    """What this process last parsed of each maildirsize (inode, offset, sums), so a delivery
+    reads only the lines appended since, not the whole file (appends never rewrite; a
+    recalculation renames a new inode over it)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._entries: dict[str, _Cached] = {}
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def get(self, root: str) -> _Cached | None:
+        with self._lock:
+            return self._entries.get(root)
+
+    def put(self, root: str, entry: _Cached) -> None:
+        with self._lock:
+            if len(self._entries) >= self._limit:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[root] = entry
+
+
+def _read(root: str, cache: UsageCache | None) -> tuple[mdfiles.MaildirSize | None, int]:
     try:
-        with open(os.path.join(root, MAILDIRSIZE), "rb") as f:
-            raw = f.read(RECALC_SIZE + 1)
+        f = open(os.path.join(root, MAILDIRSIZE), "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         return None, 0
-    try:
-        return mdfiles.parse_maildirsize(raw.decode("ascii")), len(raw)
-    except UnicodeDecodeError:
-        return None, len(raw)
+    with f:
+        st = os.fstat(f.fileno())
+        hit = cache.get(root) if cache is not None else None
+        if hit is not None and hit.ino == st.st_ino and st.st_size >= hit.offset:
+            if st.st_size == hit.offset:
+                return hit.usage, st.st_size
+            f.seek(hit.offset)
+            tail = f.read(RECALC_SIZE + 1)
+            end = tail.rfind(b"\n") + 1
+            added = mdfiles.parse_maildirsize("0S\n" + tail[:end].decode("ascii", "replace"))
+            if added is None:
+                return None, st.st_size
+            u = hit.usage
+            usage = mdfiles.MaildirSize(
+                u.bytes_limit,
+                u.count_limit,
+                u.bytes_used + added.bytes_used,
+                u.count_used + added.count_used,
+                u.lines + added.lines,
+            )
+            offset = hit.offset + end
+        else:
+            raw = f.read(RECALC_SIZE + 1)
+            end = raw.rfind(b"\n") + 1
+            try:
+                parsed = mdfiles.parse_maildirsize(raw[:end].decode("ascii"))
+            except UnicodeDecodeError:
+                parsed = None
+            if parsed is None:
+                return None, len(raw)
+            usage, offset = parsed, end
+    if cache is not None:
+        cache.put(root, _Cached(st.st_ino, offset, usage))
+    return usage, st.st_size
 
 
-def current(root: str, bytes_limit: int) -> mdfiles.MaildirSize:
+def current(root: str, bytes_limit: int, cache: UsageCache | None = None) -> mdfiles.MaildirSize:
     """Usage from maildirsize, recalculating it when Courier/Dovecot would."""
-    parsed, length = _read(root)
+    parsed, length = _read(root, cache)
     if parsed is None and not os.path.isdir(root):
         return mdfiles.MaildirSize(bytes_limit, 0, 0, 0, 0)
     if parsed is None or length > RECALC_SIZE or parsed.bytes_limit != bytes_limit:
@@ -117,10 +176,10 @@ def current(root: str, bytes_limit: int) -> mdfiles.MaildirSize:
     return parsed
 
 
-def over_quota(root: str, bytes_limit: int, adding: int) -> bool:
+def over_quota(root: str, bytes_limit: int, adding: int, cache: UsageCache | None = None) -> bool:
     if bytes_limit <= 0:
         return False
-    usage = current(root, bytes_limit)
+    usage = current(root, bytes_limit, cache)
     return usage.bytes_used + adding > bytes_limit
 
 

@@ -55,6 +55,7 @@ async def test_stored_spelling_is_adopted(directory: MemoryDirectory) -> None:
     ("", PASSWORD, "unknown user"),
     ("a" * 400 + "@example.com", PASSWORD, "unknown user"),
     ("alice@example.com\r\nforged line", PASSWORD, "unknown user"),
+    ("x>, rip=10.9.9.9, service=imap, reason=y <", PASSWORD, "unknown user"),
     ("bob@example.com", "", "empty password"),
     ("bob@example.com", "x" * 5000, "password too long"),
 ])
@@ -66,6 +67,7 @@ async def test_refusals(directory: MemoryDirectory, auth_log: ListHandler, user:
     line = auth_log.lines[-1]
     assert line.startswith("login failed: user=<") and line.endswith(f", rip=192.0.2.7, service=smtp, reason={reason}")
     assert "\r" not in line and "\n" not in line
+    assert line.count(", rip=") == 1 and "10.9.9.9" not in line.partition(", rip=")[2]
     assert clock.requested == [2.0]  # the failure was answered after auth_failure_delay
 
 
@@ -103,6 +105,17 @@ async def test_database_down_is_unavailable(directory: MemoryDirectory, auth_log
     assert any(line.startswith("login unavailable: user=<alice@example.com>") for line in auth_log.lines)
 
 
+async def test_database_outage_does_not_count_as_failures(directory: MemoryDirectory) -> None:
+    auth = make(directory, InstantClock(), auth_failure_limit="3")
+    directory.down = True
+    for _ in range(5):
+        with pytest.raises(AuthUnavailable):
+            await auth.authenticate("alice@example.com", PASSWORD, service="imap", remote_ip="192.0.2.7")
+    directory.down = False
+    assert await auth.authenticate("alice@example.com", PASSWORD, service="imap", remote_ip="192.0.2.7")
+    assert auth.throttle.tracked() == (0, 0)
+
+
 async def test_throttling_refuses_even_the_right_password(directory: MemoryDirectory,
                                                           auth_log: ListHandler) -> None:
     clock = InstantClock()
@@ -138,7 +151,7 @@ async def test_failure_answer_waits_on_the_clock(directory: MemoryDirectory) -> 
 
 
 async def test_event_loop_stays_free_while_hashing(directory: MemoryDirectory) -> None:
-    directory.add("slow@example.com", hash_password("x", "SHA512-CRYPT", rounds=200_000))
+    directory.add("slow@example.com", hash_password("x", "SHA512-CRYPT", rounds=60_000))
     auth = make(directory, InstantClock())
     ticks = 0
 
@@ -158,6 +171,14 @@ async def test_event_loop_stays_free_while_hashing(directory: MemoryDirectory) -
 def test_unknown_scheme_settings_are_config_errors(directory: MemoryDirectory, param: str) -> None:
     with pytest.raises(ConfigError, match=param):
         make(directory, InstantClock(), **{param: "NOSUCH"})
+
+
+async def test_concurrent_logins_share_bounded_hash_threads(directory: MemoryDirectory) -> None:
+    auth = DirectoryAuthenticator(directory, Settings(), InstantClock(), hash_threads=1)
+    results = await asyncio.gather(*(
+        auth.authenticate("alice@example.com", PASSWORD if i % 2 == 0 else "bad", service="imap",
+                          remote_ip=f"192.0.2.{i}") for i in range(8)))
+    assert [r is not None for r in results] == [True, False] * 4
 
 
 def test_sanitize() -> None:

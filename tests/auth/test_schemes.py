@@ -89,6 +89,13 @@ def test_unprefixed_md5_crypt_is_md5_crypt_whatever_the_default() -> None:
     assert verify_password(v["password"], v["hash"], "PLAIN-MD5")
 
 
+def test_unprefixed_md5_crypt_ignores_a_trailing_field_like_dovecot() -> None:
+    v = next(v for v in VECTORS if v["scheme"] == "md5crypt")
+    assert verify_password(v["password"], v["hash"] + "$ignored")
+    assert schemes.split_scheme("$1$salt$hash$x$y") == ("MD5-CRYPT", "$1$salt$hash")
+    assert schemes.split_scheme("$1$salt") == ("MD5-CRYPT", "$1$salt")
+
+
 def test_postfixadmin_md5_under_dovecot_md5_scheme() -> None:
     # Dovecot's MD5 = MD5-CRYPT for $1$ data, else PLAIN-MD5
     v = next(v for v in VECTORS if v["scheme"] == "md5")

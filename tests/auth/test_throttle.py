@@ -108,3 +108,27 @@ async def test_memory_is_bounded_and_stale_entries_go() -> None:
     await clock.advance(301)
     t.failure("192.0.2.1", "a@example.com")
     assert t.tracked() == (1, 1)
+
+
+async def test_cancel_takes_back_an_attempt() -> None:
+    t = make(FakeClock(), limit=2)
+    t.attempt("192.0.2.1", "a@example.com")
+    t.cancel("192.0.2.1", "a@example.com")
+    t.attempt("192.0.2.1", "a@example.com")
+    t.check("192.0.2.1", "a@example.com")  # one failure so far, limit 2
+
+
+async def test_a_known_client_is_not_locked_out_of_its_login() -> None:
+    clock = FakeClock()
+    t = make(clock)
+    t.attempt("192.0.2.50", "alice@example.com")
+    t.success("192.0.2.50", "alice@example.com")  # alice's phone
+    await clock.advance(3600)
+    for i in range(5):  # a botnet guesses alice's password
+        t.failure(f"198.51.100.{i}", "alice@example.com")
+    assert t.refusal("203.0.113.1", "alice@example.com") is not None
+    assert t.refusal("192.0.2.50", "alice@example.com") is None
+    await clock.advance(7 * 86400)
+    for i in range(5):
+        t.failure(f"198.51.100.{i + 10}", "alice@example.com")
+    assert t.refusal("192.0.2.50", "alice@example.com") is not None  # trust expired

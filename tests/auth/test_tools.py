@@ -79,7 +79,7 @@ def test_pw_verify(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, err = run(capsys, "pw", "verify", stored, "-p", "wrong")
     assert rc == 1 and out == "" and "Password mismatch" in err
     rc, _, err = run(capsys, "pw", "verify", "{NOSUCH}abc", "-p", "x")
-    assert rc == 1 and "Unknown scheme" in err
+    assert rc == 1 and err == "pymailsrv: fatal: Unknown scheme: NOSUCH\n"
     # unprefixed crypt string under the default CRYPT
     rc, _, _ = run(capsys, "pw", "verify", stored.removeprefix("{SHA512-CRYPT}"), "-p", "pässwörd")
     assert rc == 0
@@ -105,3 +105,21 @@ async def test_auth_test_against_a_directory() -> None:
     assert rc == tools.EX_TEMPFAIL
     assert out == ("passdb: alice@example.com auth temporarily failed: authentication database unavailable "
                    "(database connection lost)\n")
+
+
+def test_pw_verify_prompts(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    prompts: list[str] = []
+
+    def fake_getpass(prompt: str = "") -> str:
+        prompts.append(prompt)
+        return "typed"
+
+    monkeypatch.setattr("getpass.getpass", fake_getpass)
+    rc, out, _ = run(capsys, "pw", "verify", "{PLAIN}typed")
+    assert rc == 0 and out == "{PLAIN}typed (verified)\n" and prompts == ["Enter password to verify: "]
+
+
+def test_pw_list(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "pw", "list")
+    names = out.split()
+    assert rc == 0 and {"SHA512-CRYPT", "BLF-CRYPT", "ARGON2ID", "PLAIN-MD5", "CRAM-MD5", "PBKDF2"} <= set(names)

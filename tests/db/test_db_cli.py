@@ -7,7 +7,6 @@ import io
 import os
 import stat
 import sys
-import types
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,19 +15,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from pymailsrv.auth.schemes import verify_password
 from pymailsrv.cli import main
-
-
-@pytest.fixture(autouse=True)
-def hasher(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until auth/ lands: a {PLAIN} stand-in for auth.schemes.hash_password (the real module is
-    used as soon as it exists)."""
-    try:
-        import pymailsrv.auth.schemes  # noqa: F401
-    except ImportError:
-        mod = types.ModuleType("pymailsrv.auth.schemes")
-        mod.hash_password = lambda pw, scheme: "{PLAIN}" + pw  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "pymailsrv.auth.schemes", mod)
 
 
 class Env:
@@ -85,7 +73,8 @@ def test_mailbox_rows_as_postfixadmin_writes_them(env: Env) -> None:
         (10, 10, 10, 2048, 365)
     (mb,) = env.rows("SELECT * FROM mailbox")
     assert mb["username"] == "mixed.case@example.com"
-    assert mb["password"] == "{PLAIN}pässwörd" or mb["password"].startswith("{")
+    assert mb["password"].startswith("{SHA512-CRYPT}$6$")  # password_scheme's default
+    assert verify_password("pässwörd", mb["password"]) and not verify_password("wrong", mb["password"])
     assert (mb["name"], mb["maildir"], mb["quota"]) == ("Carol 王", "example.com/mixed.case/", 51200000)
     assert (mb["local_part"], mb["domain"], mb["active"]) == ("mixed.case", "example.com", 1)
     created = mb["created"] if isinstance(mb["created"], datetime) else \
@@ -110,13 +99,14 @@ def test_password_stdin_and_passwd(env: Env, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(sys, "stdin", io.StringIO("first secret\nignored\n"))
     assert env.run("mailbox", "add", "bob@example.com", "--password-stdin") == 0
     (before,) = env.rows("SELECT password FROM mailbox")
-    assert "first secret" in before["password"] or before["password"].startswith("{")
+    assert verify_password("first secret", before["password"])
     assert env.run("mailbox", "passwd", "bob@example.com", "--password", "second") == 0
     (after,) = env.rows("SELECT password FROM mailbox")
-    assert after["password"] != before["password"]
+    assert verify_password("second", after["password"])
+    assert not verify_password("first secret", after["password"])
 
 
-@pytest.mark.parametrize(("argv", "message"), [
+ERRORS = [
     (("mailbox", "add", "x@nosuch.example", "--password", "p"), "domain nosuch.example does not exist"),
     (("mailbox", "add", "bob@example.com", "--password", "p"), "mailbox bob@example.com already exists"),
     (("mailbox", "add", "jürgen@example.com", "--password", "p"), "invalid address"),
@@ -130,15 +120,19 @@ def test_password_stdin_and_passwd(env: Env, monkeypatch: pytest.MonkeyPatch) ->
     (("alias-domain", "add", "example.org", "example.com"), "domain example.org does not exist"),
     (("mailbox", "del", "nobody@example.com"), "mailbox nobody@example.com does not exist"),
     (("domain", "disable", "nosuch.example"), "domain nosuch.example does not exist"),
-])
-def test_errors_are_one_line(env: Env, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...],
-                             message: str) -> None:
+]
+
+
+def test_errors_are_one_line(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     assert env.run("domain", "add", "example.com") == 0
     assert env.run("mailbox", "add", "bob@example.com", "--password", "p") == 0
-    capsys.readouterr()
-    assert env.run(*argv) == 1
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    before = env.rows("SELECT username, password FROM mailbox")
+    for argv, message in ERRORS:
+        capsys.readouterr()
+        assert env.run(*argv) == 1, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+    assert env.rows("SELECT username, password FROM mailbox") == before
 
 
 def test_aliases_alias_domains_and_resolve(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
@@ -220,3 +214,34 @@ def test_table_prefix(tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFix
     assert f"maildir {e.vmail}/example.com/alice/" in capsys.readouterr().out
     assert e.run("db", "current") == 0
     e.engine.dispose()
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        e = Env(tmp_path, f"mysql+aiomysql://root@127.0.0.1:{s.getsockname()[1]}/nosuch")
+        assert e.run("domain", "list") == 1
+        assert e.run("db", "upgrade") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and err.startswith("pymailsrv: database unavailable: ")
+    assert "Traceback" not in err
+    e.engine.dispose()
+
+
+def test_init_database_with_demo_is_idempotent(tmp_path: Path, sqlite_url: str) -> None:
+    import asyncio
+
+    from pymailsrv.config.settings import Settings
+    from pymailsrv.db.admin import init_database
+
+    settings = Settings({"data_directory": str(tmp_path), "database_url": sqlite_url})
+    first = asyncio.run(init_database(settings, demo_address="demo@example.test",
+                                      demo_password_hash="{PLAIN}demo"))
+    assert first == ["created the PostfixAdmin schema (version 1847)", "domain example.test added",
+                     "mailbox demo@example.test added"]
+    second = asyncio.run(init_database(settings, demo_address="demo@example.test",
+                                       demo_password_hash="{PLAIN}other"))
+    assert second == ["already at revision 0001; nothing to do"]
+    assert (tmp_path / "vmail" / "example.test" / "demo" / "new").is_dir()

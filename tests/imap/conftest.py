@@ -27,9 +27,6 @@ PASSWORD = "s3cret pass"
 USERS = ("alice@example.test", "bob@example.test")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-golden", action="store_true", help="rewrite IMAP golden files")
-
 
 class MemoryAuthenticator:
     """The Authenticator contract over a dict (until tests use the real one)."""

@@ -1,4 +1,3 @@
-
 """DNS restrictions against a local DNS responder on 127.0.0.1 (dnspython-built answers):
 unknown HELO/sender/recipient domains, null MX, DNSBL and RHSBL with reply filters."""
 
@@ -164,3 +163,11 @@ async def test_rhsbl(zone: DnsResponder, make_engine: EngineFactory) -> None:
     assert d.reply() == "554 5.7.1 Service unavailable; Client host [spammer.example] blocked using bl-rhs.test"
     assert not (await engine.check("rcpt", smtp_state(sender="x@good.example.net",
                                                        recipient="alice@example.com"))).refused
+
+
+async def test_dnswl_permits(zone: DnsResponder, make_engine: EngineFactory) -> None:
+    engine = make_engine(smtpd_client_restrictions="permit_dnswl_client bl.test=127.0.0.2, reject")
+    assert not (await engine.check("rcpt", smtp_state(client_address="192.0.2.66",
+                                                       recipient="alice@example.com"))).refused
+    assert (await engine.check("rcpt", smtp_state(client_address="192.0.2.77",
+                                                   recipient="alice@example.com"))).refused

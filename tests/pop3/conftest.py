@@ -121,8 +121,9 @@ def pop3_factory(tmp_path: Path, tls_files: tuple[str, str], store_kind: str):  
                                   "uidl_format": compile_uidl_format("%08Xu%08Xv")}
         values.update(overrides)
         clock = values.pop("clock", None) or SystemClock()
+        authenticator = values.pop("authenticator", None) or auth
         options = Pop3Options(**values)
-        server = Pop3Server(options, Pop3Services(auth, store, clock))
+        server = Pop3Server(options, Pop3Services(authenticator, store, clock))
 
         async def start() -> tuple[int, int]:
             plain = await server.listen([Listen("127.0.0.1", 0)])

@@ -8,6 +8,7 @@ import poplib
 import shutil
 import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -78,4 +79,69 @@ async def test_start_pop3_from_settings(settings_factory, client_tls: ssl.SSLCon
         assert await asyncio.to_thread(client) == (1, 1)
     finally:
         await server.close()
-    assert await start_pop3(settings_factory(), MemoryAuthenticator({}), store) is None
+    idle = await start_pop3(settings_factory(), MemoryAuthenticator({}), store)
+    assert idle is None or idle.ports == []  # nothing configured: nothing listens
+    if idle is not None:
+        await idle.close()
+
+
+def test_imap_and_pop3_at_once(pop3, settings_factory) -> None:  # type: ignore[no-untyped-def]
+    """An IMAP session stays selected while POP3 logs in, deletes and quits; IMAP sees EXPUNGE."""
+    import imaplib
+
+    from pymailsrv.app import start_imap
+
+    for i in range(3):
+        pop3.deliver(ALICE, b"Subject: m%d\n\nbody\n" % i)
+    servers: list = []  # type: ignore[type-arg]
+    pop3.run(start_imap(settings_factory(imap_listen="127.0.0.1:0"), pop3.auth, pop3.store, servers))
+    try:
+        imap = imaplib.IMAP4("127.0.0.1", servers[0].port, timeout=10)
+        imap.login(ALICE, PASSWORD)
+        assert imap.select("INBOX")[1] == [b"3"]
+        p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
+        p.user(ALICE)
+        p.pass_(PASSWORD)
+        assert p.stat()[0] == 3
+        p.retr(2)
+        p.dele(1)
+        p.quit()
+        imap.noop()
+        deadline = time.monotonic() + 5
+        while b"2" not in (imap.search(None, "ALL")[1][0] or b"x").split()[-1:] and time.monotonic() < deadline:
+            time.sleep(0.05)
+            imap.noop()
+        assert imap.search(None, "ALL")[1] == [b"1 2"]
+        assert imap.search(None, "SEEN")[1] == [b"1"]  # POP3's RETR of message 2 set \Seen
+        imap.logout()
+    finally:
+        for s in servers:
+            pop3.run(s.close())
+
+
+def test_real_authenticator_and_throttling(pop3_factory, settings_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The shared DirectoryAuthenticator over a PostfixAdmin-shaped Directory: the Maildir path
+    comes from the mailbox row; too many failures give -ERR [SYS/TEMP], not "wrong password"."""
+    from pymailsrv.auth.authenticator import DirectoryAuthenticator
+    from pymailsrv.clock import SystemClock
+    from pymailsrv.db.memory import MemoryDirectory
+
+    directory = MemoryDirectory(str(tmp_path / "vmail"))
+    directory.add_domain("example.test")
+    directory.add_mailbox("carol@example.test", password="{PLAIN}Secr3t!", maildir="example.test/carol/")
+    settings = settings_factory(auth_failure_delay="0s", auth_failure_limit="3")
+    pop3 = pop3_factory(authenticator=DirectoryAuthenticator(directory, settings, SystemClock()))
+    p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
+    p.user("Carol@Example.test")
+    p.pass_("Secr3t!")
+    assert p.stat() == (0, 0)
+    p.quit()
+    p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
+    for _ in range(3):
+        p.user("carol@example.test")
+        with pytest.raises(poplib.error_proto, match=r"\[AUTH\] Authentication failed"):
+            p.pass_("wrong")
+    p.user("carol@example.test")
+    with pytest.raises(poplib.error_proto, match=r"\[SYS/TEMP\]"):
+        p.pass_("Secr3t!")
+    p.quit()

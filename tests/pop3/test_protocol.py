@@ -58,8 +58,8 @@ def test_poplib_session(pop3) -> None:  # type: ignore[no-untyped-def]
     infos = pop3.inbox()
     assert len(infos) == 2
     validity = pop3.run(_validity(pop3))
-    assert uidls[0] == b"1 %08X%08X" % (infos[0].uid, validity)
-    assert p.uidl(2).decode().endswith(f"{infos[1].uid:08X}{validity:08X}")
+    assert uidls[0] == b"1 %08x%08x" % (infos[0].uid, validity)
+    assert p.uidl(2).decode().endswith(f"{infos[1].uid:08x}{validity:08x}")
     _, top, _ = p.top(1, 0)
     assert top == [b"From: a@example.test", b"Subject: one", b""]
     _, top, _ = p.top(1, 2)
@@ -413,26 +413,33 @@ def test_no_stls_without_certificate(pop3_factory) -> None:  # type: ignore[no-u
     c.close()
 
 
-def test_no_password_in_logs(pop3, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+def test_no_password_in_logs_even_in_traces(pop3, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
     import base64
-    import logging
 
-    caplog.set_level(logging.DEBUG, logger="pymailsrv")
+    from pymailsrv.log import TRACE
+
+    _fill(pop3, b"Subject: secret body\n\nthe body text\n")
+    caplog.set_level(TRACE, logger="pymailsrv")
     p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
     p.user(ALICE)
     with pytest.raises(poplib.error_proto):
         p.pass_("wrong-" + PASSWORD)
     p.user(ALICE)
     p.pass_(PASSWORD)
+    p.retr(1)
     p.quit()
     p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
-    p._shortcmd("AUTH PLAIN " + base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode())
+    b64 = base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode()
+    p._shortcmd("AUTH PLAIN " + b64)
     p.quit()
     text = caplog.text
     assert "Login: user=<alice@example.test>, method=USER" in text
     assert "Aborted login (auth failed)" in text
     assert "Disconnected: Logged out" in text
-    assert PASSWORD not in text and PASSWORD.split()[0] not in text
+    assert "C: PASS" in text and "C: AUTH PLAIN" in text and "S: +OK Logged in." in text
+    assert "C: RETR 1" in text and "octets" in text
+    assert PASSWORD not in text and PASSWORD.split()[0] not in text and b64 not in text
+    assert "the body text" not in text
 
 
 def test_idle_timeout_on_injected_clock(pop3_factory, raw) -> None:  # type: ignore[no-untyped-def]
@@ -449,3 +456,48 @@ def test_idle_timeout_on_injected_clock(pop3_factory, raw) -> None:  # type: ign
     pop3.run(clock.advance(700))
     assert c.closed()
     c.close()
+
+
+def test_message_expunged_by_another_session(pop3) -> None:  # type: ignore[no-untyped-def]
+    _fill(pop3, MSG1, MSG2)
+    p = _login(pop3)
+    p.dele(2)
+
+    async def expunge_all() -> None:  # an IMAP session removes both meanwhile
+        box = await pop3.store.open(pop3.accounts[ALICE], "INBOX")
+        await box.sync()
+        await box.set_flags([m.uid for m in box.messages()], ["\\Deleted"], "add")
+        await box.expunge()
+        await box.close()
+
+    pop3.run(expunge_all())
+    with pytest.raises(poplib.error_proto, match="removed by another session"):
+        p.retr(1)
+    assert p.quit() == b"+OK Logging out, messages deleted."
+    assert pop3.inbox() == []
+
+
+def test_large_message_with_back_pressure(pop3) -> None:  # type: ignore[no-untyped-def]
+    line = b"0123456789abcdef" * 4 + b"\n"
+    big = b"Subject: big\n\n" + line * 40000 + b".\n" * 10  # 2.6 MB, ending in dot lines
+    _fill(pop3, big, MSG1)
+    p = _login(pop3)
+    _, lines, _ = p.retr(1)
+    assert b"\r\n".join(lines) + b"\r\n" == _crlf(big)
+    _, lines, _ = p.retr(2)
+    assert b"\r\n".join(lines) + b"\r\n" == _crlf(MSG1)
+    p.quit()
+
+
+def test_shutdown_says_goodbye_and_deletes_nothing(pop3, raw) -> None:  # type: ignore[no-untyped-def]
+    _fill(pop3, MSG1)
+    c = raw()
+    c.expect("+OK*")
+    c.send(f"USER {ALICE}\r\nPASS {PASSWORD}\r\nDELE 1")
+    c.expect("+OK")
+    c.expect("+OK Logged in.")
+    c.expect("+OK Marked to be deleted.")
+    pop3.run(pop3.server.close())
+    c.expect(f"-ERR [SYS/TEMP] {replies.SHUTDOWN}")
+    assert c.closed()
+    assert len(pop3.inbox()) == 1

@@ -120,7 +120,8 @@ def test_top() -> None:
 
 def test_uidl_format() -> None:
     fmt = compile_uidl_format("%08Xu%08Xv")
-    assert format_uidl(fmt, 10, 0x5F00AB) == "0000000A005F00AB"
+    assert format_uidl(fmt, 10, 0x5F00AB) == "0000000a005f00ab"  # Dovecot's hex is lower case
+    assert format_uidl(compile_uidl_format("%08UXu"), 10, 1) == "0000000A"
     assert format_uidl(compile_uidl_format("%v.%u"), 3, 17) == "17.3"
     assert format_uidl(compile_uidl_format("u%%%xu{}"), 255, 1) == "u%ff{}"
     for bad in ("%m", "%v only"):
@@ -157,3 +158,20 @@ def test_reply_constants() -> None:
     assert replies.ok() == b"+OK\r\n"
     assert replies.multiline(replies.ok(), [".a", "b"]) == b"+OK\r\n..a\r\nb\r\n.\r\n"
     assert "\r" not in replies.PLAINTEXT_DISALLOWED
+
+
+def test_default_options_match_the_default_parameter() -> None:
+    from pymailsrv.config.settings import Settings
+    from pymailsrv.pop3.options import Pop3Options
+
+    fmt = compile_uidl_format(Settings({}).get_str("pop3_uidl_format"))
+    assert fmt == Pop3Options().uidl_format
+
+
+@given(st.binary(max_size=200))
+def test_parse_command_only_raises_syntax_errors(line: bytes) -> None:
+    try:
+        cmd = parse_command(line)
+    except ClientSyntaxError:
+        return
+    assert cmd.name.isalpha() and cmd.name.isupper()

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pymailsrv.clock import FakeClock
 from pymailsrv.net.conn import ConnectionClosed
 from pymailsrv.pop3 import replies
@@ -112,3 +115,76 @@ async def test_internal_error_is_a_fixed_text() -> None:
     # the lock taken before the failure was released: the store can be locked again
     async with session.services.store.exclusive(ALICE):
         pass
+
+
+async def test_seen_applied_after_dropped_connection_deletions_not() -> None:
+    store = MemoryStore()
+    for i in range(2):
+        await store.deliver(ALICE, b"Subject: %d\n\nx\n" % i)
+    conn = FakeConnection("127.0.0.1")
+    conn.inbox.put_nowait(f"USER {ALICE.username}\r\nPASS {PASSWORD}\r\nRETR 1\r\nDELE 2\r\n".encode())
+    conn.inbox.put_nowait(b"")  # the client vanishes without QUIT
+    auth = MemoryAuthenticator({ALICE.username: (PASSWORD, ALICE)})
+    await asyncio.wait_for(Session(conn, Pop3Options(), Pop3Services(auth, store, FakeClock()),
+                                   COMMANDS).run(), 2)
+    box = await store.open(ALICE)
+    await box.sync()
+    assert [("\\Seen" in m.flags) for m in box.messages()] == [True, False]
+
+
+async def test_failed_update_answers_sys_temp() -> None:
+    from pymailsrv.store.memory import MemoryMailbox
+
+    class NoExpunge(MemoryStore):
+        async def open(self, account, folder="INBOX", *, readonly=False):  # type: ignore[no-untyped-def]
+            box = await super().open(account, folder, readonly=readonly)
+
+            async def fail(uids=None):  # type: ignore[no-untyped-def]
+                raise OSError("disk gone")
+
+            box.expunge = fail  # type: ignore[method-assign]
+            assert isinstance(box, MemoryMailbox)
+            return box
+
+    store = NoExpunge()
+    await store.deliver(ALICE, b"Subject: x\n\nx\n")
+    conn = FakeConnection("127.0.0.1")
+    conn.inbox.put_nowait(f"USER {ALICE.username}\r\nPASS {PASSWORD}\r\nDELE 1\r\nQUIT\r\n".encode())
+    auth = MemoryAuthenticator({ALICE.username: (PASSWORD, ALICE)})
+    await asyncio.wait_for(Session(conn, Pop3Options(), Pop3Services(auth, store, FakeClock()),
+                                   COMMANDS).run(), 2)
+    assert f"-ERR [SYS/TEMP] {replies.DELETE_FAILED}" in conn.lines()
+    assert b"disk gone" not in conn.written
+
+
+COMMAND_WORDS = ["USER", "PASS", "STAT", "LIST", "RETR", "DELE", "RSET", "NOOP", "TOP", "UIDL", "CAPA",
+                 "AUTH", "STLS", "QUIT", "APOP", "XYZ"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(COMMAND_WORDS),
+                          st.lists(st.one_of(st.sampled_from(["1", "0", "-1", "2", "99999999999", "PLAIN",
+                                                              "LOGIN", "=", "*", PASSWORD, ALICE.username]),
+                                             st.text(max_size=8)), max_size=3)),
+                max_size=25))
+def test_random_sessions_never_fail_internally(commands: list[tuple[str, list[str]]]) -> None:
+    """Any sequence of (mostly valid-looking) commands: every reply is +OK, -ERR or a SASL "+ ",
+    never the internal-error text, and the session always ends."""
+
+    async def run() -> FakeConnection:
+        store = MemoryStore()
+        for i in range(3):
+            await store.deliver(ALICE, b"Subject: %d\n\n.x\nbody\n" % i)
+        conn = FakeConnection("127.0.0.1")
+        script = "".join(" ".join([w, *args]).replace("\r", "").replace("\n", "") + "\r\n"
+                         for w, args in commands)
+        conn.inbox.put_nowait(script.encode("utf-8", "replace") + b"QUIT\r\n")
+        conn.inbox.put_nowait(b"")
+        auth = MemoryAuthenticator({ALICE.username: (PASSWORD, ALICE)})
+        await asyncio.wait_for(Session(conn, Pop3Options(), Pop3Services(auth, store, FakeClock()),
+                                       COMMANDS).run(), 5)
+        return conn
+
+    conn = asyncio.run(run())
+    assert replies.INTERNAL_ERROR.encode() not in conn.written
+    assert conn.closed

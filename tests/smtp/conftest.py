@@ -223,6 +223,3 @@ async def raw(smtp: Harness) -> AsyncIterator[Callable[..., Any]]:
     for c in clients:
         await c.close()
 
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-golden", action="store_true", default=False, help="rewrite golden files")

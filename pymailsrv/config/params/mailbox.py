@@ -14,7 +14,8 @@ PARAMS = (
     Param("pop3_timeout", "time", "10m", "Idle time before a POP3 session is closed."),
     Param("pop3_max_line_length", "size", "8192",
           "Longest POP3 command line (RFC 2449 allows 255; SASL initial responses need more)."),
-    Param("pop3_uidl_format", "str", "%08Xu%08Xv", "UIDL format (Dovecot's)."),
+    Param("pop3_uidl_format", "str", "%08Xu%08Xv", "UIDL format (Dovecot's): %u UID, %v UIDVALIDITY, "
+          "width and X (hex, lower case as Dovecot prints it) / U (upper case) modifiers."),
     Param("pop3_enable_apop", "bool", "no", "Offer APOP (needs plaintext passwords)."),
     Param("pop3_hide_deleted", "bool", "yes", "Hide messages IMAP flagged \\Deleted."),
     Param("mail_max_userip_connections", "int", "20", "Sessions per user and client IP."),

@@ -7,6 +7,7 @@ does. Keys that are not IP addresses never match.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ def _walk(rules: list[CidrRule], addr: IPAddr) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_ip(text: str) -> IPAddr | None:
     text = text.strip()
     if text.startswith("[") and text.endswith("]"):
@@ -59,9 +61,12 @@ def parse_ip(text: str) -> IPAddr | None:
     if text.lower().startswith("ipv6:"):
         text = text[5:]
     try:
-        return ipaddress.ip_address(text)
+        addr = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
 
 
 def _network(pattern: str, where: str) -> Network | None:
@@ -116,8 +121,6 @@ class CidrTable:
         addr = parse_ip(key)
         if addr is None:
             return None
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
         return self._source.get().lookup(addr)
 
     def __repr__(self) -> str:

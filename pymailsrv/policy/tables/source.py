@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from pymailsrv.errors import ConfigError
+
+log = logging.getLogger("pymailsrv.policy")
 
 T = TypeVar("T")
 
@@ -67,6 +70,7 @@ class ReloadingSource(Generic[T]):
             if stamp != self._stamp:
                 try:
                     self._value = self._load()
-                except ConfigError:
-                    pass
+                except ConfigError as exc:
+                    self._stamp = stamp  # warn once per change, keep serving the last good copy
+                    log.warning("%s; keeping the previous contents of %s", exc, self.path)
         return self._value
