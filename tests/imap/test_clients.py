@@ -143,7 +143,7 @@ def test_fetch_many_bodies_in_order(imap) -> None:  # type: ignore[no-untyped-de
         imap.deliver(msg(f"n{i}", body=f"body number {i}\n"))
     c = imap.client()
     c.select("INBOX")
-    typ, data = c.fetch("1:*", "(BODY.PEEK[TEXT] BODY.PEEK[1.MIME])")
+    _typ, data = c.fetch("1:*", "(BODY.PEEK[TEXT] BODY.PEEK[1.MIME])")
     bodies = [d[1] for d in data if isinstance(d, tuple) and b"TEXT" in d[0]]
     assert bodies == [f"body number {i}\r\n".encode() for i in range(30)]
     c.logout()
