@@ -126,9 +126,8 @@ async def cmd_quit(s: Session, cmd: Command) -> None:
     if s.state is State.AUTHORIZATION:
         s.send(replies.ok(replies.LOGGING_OUT))
         return
-    s.logged_out = True
     deleted = bool(s.maildrop and s.maildrop.deleted_uids())
-    if not await s.update():
+    if not await s.end_maildrop(quit=True):
         s.send(replies.err(replies.DELETE_FAILED, replies.CODE_SYS_TEMP))
         return
     s.send(replies.ok(replies.LOGGING_OUT_DELETED if deleted else replies.LOGGING_OUT))

@@ -89,14 +89,12 @@ async def cmd_top(s: Session, cmd: Command) -> None:
 async def cmd_dele(s: Session, cmd: Command) -> None:
     n = parse_number(_args(cmd, 1, 1)[0])
     _drop(s).delete(n)
-    s.stats.dele += 1
     s.send(replies.ok(replies.MARKED_DELETED))
 
 
 async def cmd_rset(s: Session, cmd: Command) -> None:
     _args(cmd, 0, 0)
     _drop(s).reset()
-    s.stats.dele = 0
     s.send(replies.ok())
 
 

@@ -501,3 +501,14 @@ def test_shutdown_says_goodbye_and_deletes_nothing(pop3, raw) -> None:  # type: 
     c.expect(f"-ERR [SYS/TEMP] {replies.SHUTDOWN}")
     assert c.closed()
     assert len(pop3.inbox()) == 1
+
+
+def test_quit_releases_the_lock_before_answering(pop3) -> None:  # type: ignore[no-untyped-def]
+    """fetchmail-style polling: QUIT, reconnect at once; the lock and \\Seen are done already."""
+    _fill(pop3, MSG1, MSG2)
+    for _ in range(15):
+        p = _login(pop3)  # [IN-USE] here would fail the test
+        p.retr(1)
+        p.retr(2)
+        p.quit()
+    assert all("\\Seen" in m.flags for m in pop3.inbox())
