@@ -9,8 +9,10 @@ seconds per message and the server's peak RSS.
     python bench/smtp_load.py --driver smtp-source --sessions 20 --messages 20000 --size 2048
     python bench/smtp_load.py --target 127.0.0.1:2525 ...   # any server (no CPU/RSS figures)
 
-``--queue null`` (default) discards accepted mail; ``--queue spool`` uses the real spool when
-pymailsrv.queue provides one (``--spool-dir``).
+``--queue null`` (default) discards accepted mail (with a permit-all policy unless ``--policy
+real``); ``--queue spool`` runs the real stack: SQLite PostfixAdmin database with bench.test
+u0..u99, restriction engine, queue manager, fsynced spool and Maildir delivery (``--spool-dir``,
+default a temp dir). Acceptance is measured; delivery continues in the background.
 """
 
 from __future__ import annotations
@@ -53,10 +55,10 @@ async def _serve(args: argparse.Namespace) -> None:
 
     settings = Settings({"smtpd_listen": "127.0.0.1:0", "myhostname": "mx.bench.test",
                          "mynetworks": "127.0.0.0/8", "data_directory": args.spool_dir,
-                         "smtpd_client_connection_count_limit": "0"})
+                         "smtpd_client_connection_count_limit": "0", "dns_nameservers": "127.0.0.1:9"})
     queue = await _make_queue(args, settings)
     restrictions = PermitAll()
-    if args.policy == "real":
+    if args.policy == "real" or args.queue == "spool":
         restrictions = _real_policy(settings)
     servers = await start_servers(settings, authenticator=None, restrictions=restrictions, queue=queue)
     print(servers[0].port, flush=True)
@@ -64,19 +66,48 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 async def _make_queue(args: argparse.Namespace, settings):  # type: ignore[no-untyped-def]
+    """The null queue, or the real stack: SQLite PostfixAdmin db (bench.test, u0..u99), queue
+    manager, spool and Maildir delivery under the spool directory."""
     if args.queue == "null":
         return NullQueue()
-    import importlib
+    from pymailsrv import app
+    from pymailsrv.db import schema
+    from pymailsrv.db.directory import SqlDirectory
+    from pymailsrv.store.maildir import MaildirStore
 
-    app = importlib.import_module("pymailsrv.app")
-    return await app.bench_queue(settings)  # provided once the queue lands (see report)
+    url = settings.get_str("database_url")
+    await schema.create_schema(url)
+    users = [f"u{i}" for i in range(100)]
+    await schema.seed(url, {
+        "domain": [{"domain": "bench.test"}],
+        "mailbox": [{"username": f"{u}@bench.test", "password": "x", "maildir": f"bench.test/{u}/",
+                     "local_part": u, "domain": "bench.test", "active": True} for u in users],
+        "alias": [{"address": f"{u}@bench.test", "goto": f"{u}@bench.test", "domain": "bench.test",
+                   "active": True} for u in users],
+    })
+    base = settings.get_str("virtual_mailbox_base")
+    directory = SqlDirectory(url, base, "", cache_ttl=settings.get_seconds("directory_cache_ttl"))
+    store = MaildirStore(base, "mx.bench.test")
+    queue, _stop = await app.start_queue(settings, directory, store)
+    _STATE["directory"] = directory
+    return queue
+
+
+_STATE: dict[str, object] = {}
 
 
 def _real_policy(settings):  # type: ignore[no-untyped-def]
-    import importlib
+    from pymailsrv.policy.restrictions import RestrictionEngine
 
-    mod = importlib.import_module("pymailsrv.policy.restrictions")
-    return mod.build_restrictions(settings)
+    directory = _STATE.get("directory")
+    if directory is None:
+        from pymailsrv.db.memory import MemoryDirectory
+
+        directory = MemoryDirectory("/nonexistent")
+        directory.add_domain("bench.test")
+        for i in range(100):
+            directory.add_mailbox(f"u{i}@bench.test")
+    return RestrictionEngine(settings, directory)
 
 
 def _proc_cpu(pid: int) -> float:

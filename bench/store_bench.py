@@ -42,8 +42,10 @@ async def bench_deliver(base: str, n: int, conc: int, users: int, size: int, fsy
     t0, c0 = time.perf_counter(), cpu()
     await asyncio.gather(*(worker() for _ in range(conc)))
     dt, dc = time.perf_counter() - t0, cpu() - c0
-    print(f"deliver fsync={'on' if fsync else 'off'}: {n} msgs x {size} B, {conc} concurrent, {users} users: "
-          f"{n / dt:.0f} msgs/s, {dc / n * 1000:.2f} ms CPU/msg")
+    print(
+        f"deliver fsync={'on' if fsync else 'off'}: {n} msgs x {size} B, {conc} concurrent, {users} users: "
+        f"{n / dt:.0f} msgs/s, {dc / n * 1000:.2f} ms CPU/msg"
+    )
 
 
 def build_folder(root: str, n: int) -> None:
@@ -53,7 +55,9 @@ def build_folder(root: str, n: int) -> None:
     for i in range(n):
         name = f"{now + i}.M{i % 1000000}P1Q{i}.bench,S=100,W=104"
         flags = "S" if i % 3 else ""
-        with open(os.path.join(root, "new" if i % 10 == 0 else "cur", name + (f":2,{flags}" if i % 10 else "")), "wb") as f:
+        with open(
+            os.path.join(root, "new" if i % 10 == 0 else "cur", name + (f":2,{flags}" if i % 10 else "")), "wb"
+        ) as f:
             f.write(b"Subject: x\n\n" + b"y" * 87 + b"\n")
 
 
@@ -83,8 +87,12 @@ async def main() -> None:
     base = tempfile.mkdtemp(prefix="store-bench-", dir=args.dir)
     try:
         if args.deliveries:
-            await bench_deliver(os.path.join(base, "d1"), args.deliveries, args.concurrency, args.users, args.size, True)
-            await bench_deliver(os.path.join(base, "d2"), args.deliveries, args.concurrency, args.users, args.size, False)
+            await bench_deliver(
+                os.path.join(base, "d1"), args.deliveries, args.concurrency, args.users, args.size, True
+            )
+            await bench_deliver(
+                os.path.join(base, "d2"), args.deliveries, args.concurrency, args.users, args.size, False
+            )
         if args.messages:
             big = os.path.join(base, "big")
             t0 = time.perf_counter()
@@ -92,8 +100,9 @@ async def main() -> None:
             print(f"built {args.messages}-message folder in {time.perf_counter() - t0:.1f} s")
             await open_folder(big, "first open: no uidlist, no index")
             await open_folder(big, "uidlist and index exist")
-            os.unlink(os.path.join(big, "pymailsrv-index.sqlite"))
-            await open_folder(big, "uidlist, index removed")
+            for name in ("pymailsrv-index.sqlite", "pymailsrv-snapshot"):
+                os.unlink(os.path.join(big, name))
+            await open_folder(big, "uidlist kept, index and snapshot removed: stat every file")
             await open_folder(big, "uidlist and index exist, again")
     finally:
         shutil.rmtree(base, ignore_errors=True)

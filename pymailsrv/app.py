@@ -220,16 +220,6 @@ async def start_smtp(settings: Settings, *, authenticator: Any, restrictions: An
                                queue=queue, directory=directory, header_checks=header_checks)
 
 
-# --- restriction engine (policy engineer) ------------------------------------------------------
-def build_restrictions(settings: Settings, directory: Directory) -> Any:
-    """The ``policy.base.Restrictions`` for ``start_smtp(restrictions=...)``. Compiles every
-    smtpd_*_restrictions list and opens their tables now: a bad list is a ConfigError naming the
-    parameter. At shutdown ``await restrictions.close()`` (policy-server connections, SQL pools)."""
-    from pymailsrv.policy.restrictions import RestrictionEngine
-
-    return RestrictionEngine(settings, directory)
-
-
 # --- queue manager and delivery (queue engineer) -------------------------------------------------
 async def start_queue(settings: Settings, directory: Directory, store: MailStore,
                       *, clock: Clock | None = None) -> tuple[QueueManager, Callable[[], Awaitable[None]]]:

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from pymailsrv.auth import libcrypt
 from pymailsrv.auth.digests import cram_md5_context, md4
 
 log = logging.getLogger("pymailsrv.auth.schemes")
@@ -140,6 +141,10 @@ def crypt_verify(pw: bytes, raw: bytes) -> bool:
     text = _ascii(raw)
     if not text:
         return False
+    if text.startswith(("$1$", "$5$", "$6$")) and not text.startswith(("$5$$", "$6$$")):
+        fast = libcrypt.verify(pw, text)
+        if fast is not None:
+            return fast
     if text.startswith(("$2a$", "$2b$", "$2y$")):
         return bool(bcrypt.verify(_bcrypt_secret(pw), text))
     if text.startswith("$1$"):

@@ -13,7 +13,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pymailsrv.clock import Clock
-from pymailsrv.db.engine import make_engine, translate_errors
+from pymailsrv.db.engine import is_disconnect, make_lookup_engine, translate_errors
 from pymailsrv.db.models import TRUE, tables_for
 from pymailsrv.db.rules import DomainRow, MailboxRow, RulesDirectory
 
@@ -29,8 +29,15 @@ class SqlSource:
         self.alias_t, self.alias_domain_t = t["alias"], t["alias_domain"]
 
     async def _first(self, stmt: Select[Any]) -> Any:
-        async with translate_errors(), self.engine.connect() as conn:
-            return (await conn.execute(stmt)).first()
+        async with translate_errors():
+            try:
+                async with self.engine.connect() as conn:
+                    return (await conn.execute(stmt)).first()
+            except Exception as exc:
+                if not is_disconnect(exc):
+                    raise
+            async with self.engine.connect() as conn:  # once more, on a fresh connection
+                return (await conn.execute(stmt)).first()
 
     async def domain(self, name: str) -> DomainRow | None:
         d = self.domain_t
@@ -68,7 +75,9 @@ class SqlSource:
 class SqlDirectory(RulesDirectory):
     """``db.base.Directory`` over the PostfixAdmin tables.
 
-    ``engine_or_url``: an AsyncEngine (left open on close) or a database_url (engine owned).
+    ``engine_or_url``: an AsyncEngine (used as configured, left open on close) or a
+    database_url (an owned lookup engine: autocommit, one round trip per query, one retry on a
+    dropped connection).
     ``cache_ttl``: seconds a lookup result is reused (parameter ``directory_cache_ttl``); 0 = off.
     ``table_prefix``: PostfixAdmin's ``database_prefix`` (parameter ``database_table_prefix``).
     Password lookups are never cached."""
@@ -77,7 +86,7 @@ class SqlDirectory(RulesDirectory):
                  recipient_delimiter: str = "", *, cache_ttl: float = DEFAULT_CACHE_TTL,
                  clock: Clock | None = None, table_prefix: str = "") -> None:
         if isinstance(engine_or_url, str):
-            source = SqlSource(make_engine(engine_or_url), owns_engine=True, table_prefix=table_prefix)
+            source = SqlSource(make_lookup_engine(engine_or_url), owns_engine=True, table_prefix=table_prefix)
         else:
             source = SqlSource(engine_or_url, owns_engine=False, table_prefix=table_prefix)
         self.engine = source.engine

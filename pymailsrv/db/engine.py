@@ -74,6 +74,19 @@ def make_engine(database_url: str | URL, **kw: Any) -> AsyncEngine:
     return create_async_engine(url, **kw)
 
 
+def make_lookup_engine(database_url: str | URL) -> AsyncEngine:
+    """An engine for read-only lookups: one round trip per query. Autocommit (each SELECT sees
+    the latest committed rows, nothing to roll back on return) and no pre-ping; the caller
+    retries once when a pooled connection turns out to be dead (``is_disconnect``)."""
+    return make_engine(database_url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
+                       pool_pre_ping=False)
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """A DBAPI error on a connection the pool has now thrown away (a retry gets a fresh one)."""
+    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
 def describe(url: str | URL) -> str:
     """The URL without its password, for log lines and messages."""
     try:

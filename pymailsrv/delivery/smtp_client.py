@@ -83,6 +83,8 @@ class Session:
 
     @property
     def relay(self) -> str:
+        if self.port == 0:
+            return f"{self.host}[{self.ip}]"
         return f"{self.host}[{self.ip}]:{self.port}"
 
     async def read_reply(self, timeout: float) -> Reply:
@@ -177,6 +179,12 @@ class SmtpClient:
     # --- public ---------------------------------------------------------------------------------
     async def deliver_to(self, nexthop: str, sender: str, recipients: Sequence[str], content: bytes,
                          *, lmtp: bool = False) -> list[DeliveryResult]:
+        if nexthop.startswith("unix:"):  # lmtp:unix:/path (Dovecot's LMTP socket)
+            path = nexthop[5:]
+            try:
+                return await self._deliver_via("localhost", path, 0, sender, recipients, content, lmtp)
+            except SessionError as exc:
+                return self._all(recipients, "bounced" if exc.permanent else "deferred", exc.dsn, exc.text)
         host, port, explicit = parse_nexthop(nexthop, 24 if lmtp else self.port)
         try:
             targets = await self._targets(host, port, explicit)
@@ -198,7 +206,7 @@ class SmtpClient:
                 return await self._deliver_via(mxhost, ip, port, sender, recipients, content, lmtp)
             except SessionError as exc:
                 last = exc
-                log.info("%s", exc.text)
+                log.debug("%s", exc.text)
         outcome: Outcome = "bounced" if last.permanent else "deferred"
         return self._all(recipients, outcome, last.dsn, last.text)
 
@@ -257,8 +265,9 @@ class SmtpClient:
 
     async def _connect(self, host: str, ip: str, port: int, lmtp: bool) -> Session:
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port, limit=65536),
-                                                    self.connect_timeout)
+            opening = (asyncio.open_unix_connection(ip, limit=65536) if port == 0
+                       else asyncio.open_connection(ip, port, limit=65536))
+            reader, writer = await asyncio.wait_for(opening, self.connect_timeout)
         except TimeoutError:
             raise SessionError(f"connect to {host}[{ip}]:{port}: Connection timed out", "4.4.1") from None
         except OSError as exc:
@@ -375,7 +384,7 @@ class SmtpClient:
         params = ""
         if "SIZE" in s.features:
             params += f" SIZE={len(content)}"
-        if any(b > 127 for b in content) and "8BITMIME" in s.features:
+        if not content.isascii() and "8BITMIME" in s.features:
             params += " BODY=8BITMIME"
         if (not sender.isascii() or any(not r.isascii() for r in recipients)) and "SMTPUTF8" in s.features:
             params += " SMTPUTF8"

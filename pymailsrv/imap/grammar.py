@@ -643,8 +643,36 @@ GRAMMAR: dict[str, Callable[[Reader], Any]] = {
 }
 
 
+_CACHE: dict[bytes, Command] = {}
+_CACHE_MAX = 1024
+_CACHE_LINE_MAX = 512
+
+
 def parse_command(segments: list[Segment]) -> Command | Any:
-    """Tag, name and arguments of one complete command; a parser.Bad on any grammar error."""
+    """Tag, name and arguments of one complete command; a parser.Bad on any grammar error.
+
+    Clients repeat the same literal-free commands (``UID FETCH 1:* (FLAGS)``, ``NOOP``), so the
+    parsed form of a short line is remembered by its text after the tag (arguments are
+    immutable, so sharing them is safe)."""
+    line = segments[0] if len(segments) == 1 else b""
+    if line and len(line) <= _CACHE_LINE_MAX:
+        tag_b, sp, rest = line.partition(b" ")
+        hit = _CACHE.get(rest) if sp else None
+        if hit is not None and _TAG_OK.fullmatch(tag_b):
+            return Command(tag_b.decode("ascii"), hit.name, hit.args, hit.uid)
+        result = _parse(segments)
+        if isinstance(result, Command):
+            if len(_CACHE) >= _CACHE_MAX:
+                _CACHE.clear()
+            _CACHE[rest] = result
+        return result
+    return _parse(segments)
+
+
+_TAG_OK = re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in sorted(_TAG_CHARS)) + b"]+")
+
+
+def _parse(segments: list[Segment]) -> Command | Any:
     from pymailsrv.imap.parser import Bad
 
     r = Reader(segments)

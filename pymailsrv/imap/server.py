@@ -25,6 +25,7 @@ from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Settings
 from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.imap import wire
+from pymailsrv.imap.cache import ContentCache
 from pymailsrv.imap.commands import COMMANDS
 from pymailsrv.imap.commands.base import Done
 from pymailsrv.imap.grammar import Command
@@ -56,6 +57,7 @@ class ImapConfig:
     error_limit: int = 10
     max_userip: int = 20
     hostname: str = "localhost"
+    cache_bytes: int = 32 * 1024 * 1024  # process-wide cache of headers/ENVELOPE/BODYSTRUCTURE
     idle_poll_max: float = 30.0  # longest single wait inside IDLE (the store wakes us sooner)
 
     @classmethod
@@ -85,6 +87,7 @@ class ImapServer:
         self.clock: Clock = clock or SystemClock()
         self.user_ip: Counter[tuple[str, str]] = Counter()
         self.sessions: set[Session] = set()
+        self.cache = ContentCache(config.cache_bytes)
 
     # --- capabilities ------------------------------------------------------------------------
     def plaintext_ok(self, s: Session) -> bool:
@@ -110,7 +113,7 @@ class ImapServer:
     # --- connection --------------------------------------------------------------------------
     async def handle(self, conn: Connection) -> None:
         cfg = self.config
-        s = Session(conn, CommandParser(max_line=cfg.max_line, max_literal=cfg.max_literal))
+        s = Session(conn, CommandParser(max_line=cfg.max_line, max_literal=cfg.max_literal), cache=self.cache)
         s.sid = f"{next(_ids):X}"
         session_id.set(s.sid)
         self.sessions.add(s)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pymailsrv.errors import ClientSyntaxError
 from pymailsrv.imap import wire
+from pymailsrv.imap.cache import ContentCache
 from pymailsrv.imap.grammar import SeqSet
 from pymailsrv.imap.parser import CommandParser
 from pymailsrv.net import Connection
@@ -56,6 +57,7 @@ class Session:
     sid: str = ""
     dirty: bool = False  # this session wrote to the selected folder: the next sync must run
     last_sync: float = 0.0
+    cache: ContentCache | None = None
     _seq: dict[int, int] | None = None
 
     # --- output ---------------------------------------------------------------------------

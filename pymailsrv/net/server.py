@@ -144,6 +144,7 @@ async def start_server(
     clock: Clock | None = None,
     registry: ConnectionRegistry | None = None,
     name: str = "",
+    backlog: int = 1024,
 ) -> Server:
     """Listen on host:port (``""``/None = every interface; port 0 = any) and run
     ``handler(conn)`` per connection; with ``ssl`` the listener is implicit TLS (993/995)."""
@@ -154,7 +155,7 @@ async def start_server(
     def factory() -> Connection:
         return _ServerConnection(clk, handler, reg)
 
-    srv = await loop.create_server(factory, host or None, port, ssl=ssl, reuse_address=True,
+    srv = await loop.create_server(factory, host or None, port, ssl=ssl, reuse_address=True, backlog=backlog,
                                    ssl_handshake_timeout=30 if ssl else None)
     return Server(srv, reg, name)
 

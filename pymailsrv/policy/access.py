@@ -1,10 +1,11 @@
 """Access maps (access(5)): lookup-key expansion and the parsing of actions (pure).
 
 Key order (POSTFIX-SEMANTICS §4):
-- address: ``user+ext@domain``, ``user@domain``, ``domain`` and its parents (``parent`` then
-  ``.parent``), ``user+ext@``, ``user@``; the null sender is looked up as
-  smtpd_null_access_lookup_key only;
-- domain / host name: the name, then each parent as ``parent`` and ``.parent``;
+- address: ``user+ext@domain``, ``user@domain``, ``domain`` and its parents, ``user+ext@``,
+  ``user@``; the null sender is looked up as smtpd_null_access_lookup_key only;
+- domain / host name: the name, then each parent: as ``parent`` while parent_domain_matches_subdomains
+  names smtpd_access_maps (Postfix's default), else as ``.parent`` (so ``.domain.tld`` keys match
+  subdomains only). Verified against Postfix 3.7 (tests/policy/golden/);
 - client: the host name keys (unless ``unknown``), then the IP address and its shorter prefixes
   (``1.2.3.4``, ``1.2.3``, ``1.2``, ``1``; IPv6 split at ``:`` the way Postfix does).
 Pattern tables (cidr, regexp, pcre) get only the whole string: no parents, no split address.
@@ -25,8 +26,9 @@ _CODE = re.compile(r"^([45]\d\d)(?:\s+(.*))?$", re.S)
 _DSN = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?:\s+(.*))?$", re.S)
 
 
-def domain_keys(domain: str) -> list[str]:
-    """``a.b.example`` → ``a.b.example``, ``b.example``, ``.b.example``, ``example``, ``.example``."""
+def domain_keys(domain: str, *, parent_style: bool = True) -> list[str]:
+    """``a.b.example`` → ``a.b.example``, ``b.example``, ``example`` (``parent_style``) or
+    ``a.b.example``, ``.b.example``, ``.example``."""
     domain = domain.strip().rstrip(".").lower()
     if not domain:
         return []
@@ -36,11 +38,12 @@ def domain_keys(domain: str) -> list[str]:
     labels = domain.split(".")
     for i in range(1, len(labels)):
         parent = ".".join(labels[i:])
-        keys += [parent, "." + parent]
+        keys.append(parent if parent_style else "." + parent)
     return keys
 
 
-def address_keys(address: str, *, delimiter: str = "", null_key: str = "<>") -> list[str]:
+def address_keys(address: str, *, delimiter: str = "", null_key: str = "<>",
+                 parent_style: bool = True) -> list[str]:
     """Access-map keys for an envelope address, most specific first."""
     if address == "":
         return [null_key]
@@ -52,7 +55,7 @@ def address_keys(address: str, *, delimiter: str = "", null_key: str = "<>") -> 
         if ext:
             keys.append(f"{local}@{domain}")
         keys.append(f"{base}@{domain}")
-        keys += domain_keys(domain)
+        keys += domain_keys(domain, parent_style=parent_style)
     if ext:
         keys.append(f"{local}@")
     keys.append(f"{base}@")
@@ -83,8 +86,8 @@ def _ip_keys(address: str) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def client_keys(name: str, address: str) -> list[str]:
-    keys = [] if not name or name == "unknown" else domain_keys(name)
+def client_keys(name: str, address: str, *, parent_style: bool = True) -> list[str]:
+    keys = [] if not name or name == "unknown" else domain_keys(name, parent_style=parent_style)
     return keys + ip_keys(address)
 
 

@@ -5,7 +5,8 @@ Implementation notes:
 - :func:`internalize` turns the external (quoted) form into Postfix's internal form:
   ``"john@remote"@example.com`` → ``john@remote@example.com``.
 - :func:`route` follows trivial-rewrite's resolve loop: source routes (``@a,@b:user@c``) are
-  stripped, a local domain is stripped and the local part re-examined (an ``@``, a bang path or a
+  dropped (RFC 5321 §4.1.1.3: servers ignore them; Postfix too, and delivers to ``user@c``), a
+  local domain is stripped and the local part re-examined (an ``@``, a bang path or a
   ``%`` there makes the address *routed*), and a non-local address whose local part still holds
   ``@``, ``!`` or ``%`` is *routed* too. A routed address is never an authorized destination
   (``allow_untrusted_routing = no``), which closes the classic open-relay tricks.
@@ -18,7 +19,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$", re.IGNORECASE)
 MAX_ROUTE_STEPS = 20
 
 
@@ -49,6 +50,41 @@ def internalize(address: str) -> str:
             out.append(ch)
         i += 1
     return "".join(out)
+
+
+def strip_source_route(address: str) -> str:
+    """``@a,@b:user@c`` → ``user@c``, as smtpd does when it reads MAIL FROM / RCPT TO."""
+    if address.startswith("@") and ":" in address:
+        return address.split(":", 1)[1]
+    return address
+
+
+def normalize(address: str) -> str:
+    """The form Postfix's smtpd keeps and names in replies and logs: no angle brackets, an
+    unquoted source route dropped, the local part unquoted (``"a@b"@c`` → ``a@b@c``)."""
+    return internalize(strip_source_route(strip_brackets(address)))
+
+
+def address_syntax_ok(address: str) -> bool:
+    """Postfix's "Bad ... address syntax" check (trivial-rewrite's RESOLVE_FLAG_ERROR): the final
+    domain must be a host name (not all-numeric) or an address literal; ``user@`` is bad."""
+    addr = normalize(address)
+    for _ in range(MAX_ROUTE_STEPS):
+        local, at, domain = addr.rpartition("@")
+        if not at:
+            return True
+        if domain:
+            break
+        if "@" not in local:
+            return False
+        addr = local  # "user@example.com@": the trailing "@" goes
+    else:
+        return False
+    if domain.endswith(".") and not domain.endswith(".."):
+        domain = domain[:-1]
+    if is_ip_literal(domain):
+        return literal_address(domain) is not None
+    return valid_hostname(domain)
 
 
 def split_address(address: str) -> tuple[str, str]:
@@ -96,8 +132,8 @@ def is_ip(text: str) -> bool:
 
 
 def valid_hostname(name: str) -> bool:
-    """Postfix valid_hostname(): letters, digits and hyphens in labels of 1-63 characters, no
-    hyphen at either end of a label, at most 255 characters, not all-numeric."""
+    """Postfix valid_hostname(): letters, digits, hyphens and underscores in labels of 1-63
+    characters, no hyphen at either end of a label, at most 255 characters, not all-numeric."""
     name = name[:-1] if name.endswith(".") else name
     if not name or len(name) > 255:
         return False
@@ -145,7 +181,6 @@ async def route(address: str, is_local: Callable[[str], Awaitable[bool]], *,
     for _ in range(MAX_ROUTE_STEPS):
         if addr.startswith("@") and ":" in addr:  # source route @a,@b:user@c (RFC 5321 §4.1.2)
             addr = addr.split(":", 1)[1]
-            routed = True
             continue
         if addr.endswith(".") and not addr.endswith("..") and not addr.endswith("@."):
             addr = addr[:-1]

@@ -51,7 +51,9 @@ class Decision:
     dsn: str = ""  # enhanced status code
     text: str = ""  # reply text after the enhanced code
     # Side effects of access-map actions that do not decide (HOLD, DISCARD, REDIRECT, FILTER,
-    # PREPEND): (kind, value) pairs the session applies to the transaction.
+    # PREPEND): (kind, value) pairs the session applies to the transaction. Kinds are lower-case:
+    # ("hold", reason), ("discard", reason), ("redirect", address), ("filter", "transport:dest"),
+    # ("prepend", "Header: value"), ("bcc", address); a DISCARD decision also permits.
     effects: tuple[tuple[str, str], ...] = field(default=())
 
     @property

@@ -17,7 +17,7 @@ from pymailsrv.config.settings import parse_time
 from pymailsrv.errors import ConfigError
 from pymailsrv.log import get_logger
 from pymailsrv.policy import replies
-from pymailsrv.policy.access import Action, address_keys, client_keys, domain_keys, ip_keys
+from pymailsrv.policy.access import Action, address_keys, client_keys, domain_keys, ip_keys, split_dsn
 from pymailsrv.policy.address import (
     is_fqdn_domain,
     is_ip,
@@ -173,7 +173,7 @@ async def auth_destination(engine: RestrictionEngine, recipient: str) -> bool:
     if routed.routed:
         return False
     if not routed.domain and routed.local_domain:
-        return True
+        return bool(routed.local)  # a bare local name is ours (myorigin); "" or "@" is nothing
     return await engine.domains.classify(routed) != "default"
 
 
@@ -246,7 +246,7 @@ async def reject_invalid_helo_hostname(engine: RestrictionEngine, ctx: Ctx) -> D
 @simple("reject_non_fqdn_helo_hostname", "reject_non_fqdn_hostname")
 async def reject_non_fqdn_helo_hostname(engine: RestrictionEngine, ctx: Ctx) -> Decision:
     helo = ctx.state.helo_name
-    if not helo or is_ip(helo) or is_fqdn_domain(helo):
+    if not helo or is_fqdn_domain(helo):  # a bare IP address is not (Postfix answers 504 to it)
         return DUNNO
     r = replies.NON_FQDN_HELO
     return refuse(code(engine, "non_fqdn_reject_code"), r.dsn, r.format(name=helo))
@@ -519,7 +519,7 @@ def _pattern(table: object) -> bool:
 @with_arg(_open, "check_client_access")
 async def check_client_access(engine: RestrictionEngine, ctx: Ctx, table: object) -> Decision:
     state = ctx.state
-    keys = client_keys(state.client_name, state.client_address)
+    keys = client_keys(state.client_name, state.client_address, parent_style=engine.parent_style)
     if _pattern(table):
         keys = [k for k in (state.client_name if state.client_name != "unknown" else "",
                             ip_keys(state.client_address)[0] if state.client_address else "") if k]
@@ -531,7 +531,7 @@ async def check_client_access(engine: RestrictionEngine, ctx: Ctx, table: object
 async def check_reverse_client_access(engine: RestrictionEngine, ctx: Ctx, table: object) -> Decision:
     state = ctx.state
     name = state.reverse_client_name
-    keys = client_keys(name, state.client_address)
+    keys = client_keys(name, state.client_address, parent_style=engine.parent_style)
     if _pattern(table):
         keys = [k for k in (name if name != "unknown" else "", state.client_address) if k]
     label = f"{name or 'unknown'}[{state.client_address}]"
@@ -544,7 +544,7 @@ async def check_helo_access(engine: RestrictionEngine, ctx: Ctx, table: object) 
     helo = ctx.state.helo_name
     if not helo:
         return DUNNO
-    keys = [helo] if _pattern(table) else domain_keys(helo)
+    keys = [helo] if _pattern(table) else domain_keys(helo, parent_style=engine.parent_style)
     return await engine.access(ctx, table, keys, helo, replies.HELO,  # type: ignore[arg-type]
                                "check_helo_access")
 
@@ -561,7 +561,8 @@ async def check_sasl_access(engine: RestrictionEngine, ctx: Ctx, table: object) 
 def _mail_keys(engine: RestrictionEngine, table: object, address: str) -> list[str]:
     if _pattern(table):
         return [address or engine.null_key]
-    return address_keys(address, delimiter=engine.delimiter, null_key=engine.null_key)
+    return address_keys(address, delimiter=engine.delimiter, null_key=engine.null_key,
+                        parent_style=engine.parent_style)
 
 
 @with_arg(_open, "check_sender_access")
@@ -634,6 +635,9 @@ async def apply_action(engine: RestrictionEngine, ctx: Ctx, action: Action, name
                        label: str) -> Decision:
     """check_table_result(): what an access-map (or policy server) result does."""
     verb, text = action.verb, action.text
+    dsn = action.dsn
+    if verb in ("REJECT", "DEFER", "DEFER_IF_REJECT", "DEFER_IF_PERMIT"):
+        dsn, text = split_dsn(text)  # "REJECT 5.7.0 text": the text may open with an enhanced code
     rejected = replies.REJECTED.format(name=name, klass=klass, text=text or replies.ACCESS_DENIED)
     triggers = f"<{name}>: {klass} {text or f'triggers {verb} action'}"
     if verb == "OK":
@@ -641,15 +645,15 @@ async def apply_action(engine: RestrictionEngine, ctx: Ctx, action: Action, name
     if verb == "DUNNO":
         return DUNNO
     if verb == "REJECT":
-        return refuse(code(engine, "access_map_reject_code"), "5.7.1", rejected)
+        return refuse(code(engine, "access_map_reject_code"), dsn or "5.7.1", rejected)
     if verb == "DEFER":
-        return refuse(code(engine, "access_map_defer_code"), "4.7.1", rejected)
+        return refuse(code(engine, "access_map_defer_code"), dsn or "4.7.1", rejected)
     if verb == "CODE":
-        return refuse(action.code, action.dsn or ("4.7.1" if action.code < 500 else "5.7.1"), rejected)
+        return refuse(action.code, dsn or ("4.7.1" if action.code < 500 else "5.7.1"), rejected)
     if verb in ("DEFER_IF_REJECT", "DEFER_IF_PERMIT"):
         attr = "defer_if_reject" if verb == "DEFER_IF_REJECT" else "defer_if_permit"
         if getattr(ctx, attr) is None:
-            setattr(ctx, attr, refuse(450, "4.7.1", rejected))
+            setattr(ctx, attr, refuse(450, dsn or "4.7.1", rejected))
         return DUNNO
     if verb in ("HOLD", "DISCARD"):
         ctx.effects.append((verb.lower(), text))

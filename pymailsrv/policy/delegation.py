@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
 from typing import TypeVar
 
 from pymailsrv.clock import Clock, SystemClock
@@ -72,69 +73,84 @@ def encode_request(attrs: Mapping[str, str]) -> bytes:
     return ("".join(lines) + "\n").encode("utf-8", "surrogateescape")
 
 
+@dataclass(slots=True)
+class _Conn:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (OSError, asyncio.CancelledError):
+            pass
+
+
 class PolicyClient:
-    def __init__(self, target: str, *, timeout: float = 100.0, clock: Clock | None = None) -> None:
+    """Connections to one policy server: an idle one is reused (one connection when requests
+    come one at a time, as from a Postfix smtpd process); concurrent sessions open more, up to
+    ``max_connections``, and wait beyond that."""
+
+    def __init__(self, target: str, *, timeout: float = 100.0, clock: Clock | None = None,
+                 max_connections: int = 20) -> None:
         self.target = target
         self.timeout = timeout
         self.clock = clock or SystemClock()
-        self._lock = asyncio.Lock()
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._slots = asyncio.Semaphore(max_connections)
+        self._idle: list[_Conn] = []
 
-    async def _connect(self) -> None:
+    async def _connect(self) -> _Conn:
         if self.target.startswith("unix:"):
-            self._reader, self._writer = await asyncio.open_unix_connection(self.target[5:])
-            return
-        rest = self.target[5:] if self.target.startswith("inet:") else self.target
-        host, _, port = rest.rpartition(":")
-        self._reader, self._writer = await asyncio.open_connection(host.strip("[]") or "127.0.0.1",
-                                                                    int(port))
+            reader, writer = await asyncio.open_unix_connection(self.target[5:])
+        else:
+            rest = self.target[5:] if self.target.startswith("inet:") else self.target
+            host, _, port = rest.rpartition(":")
+            reader, writer = await asyncio.open_connection(host.strip("[]") or "127.0.0.1", int(port))
+        return _Conn(reader, writer)
 
     async def close(self) -> None:
-        writer, self._reader, self._writer = self._writer, None, None
-        if writer is not None:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (OSError, asyncio.CancelledError):
-                pass
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
 
     async def query(self, attrs: Mapping[str, str]) -> str:
         """The ``action`` the server returns; PolicyError on timeout, I/O error or a bad reply."""
         request = encode_request(attrs)
-        async with self._lock:
-            try:
-                return await with_timeout(self.clock, self.timeout, self._exchange(request))
-            except TimeoutError:
-                await self.close()
-                log.warning("timeout while talking to policy server %s", self.target)
-                raise PolicyError("timeout") from None
-            except (OSError, PolicyError, asyncio.IncompleteReadError, EOFError, ValueError) as exc:
-                await self.close()
-                log.warning("problem talking to server %s: %s", self.target, exc or type(exc).__name__)
-                raise PolicyError(str(exc)) from None
+        try:
+            return await with_timeout(self.clock, self.timeout, self._exchange(request))
+        except TimeoutError:
+            log.warning("timeout while talking to policy server %s", self.target)
+            raise PolicyError("timeout") from None
+        except (OSError, PolicyError, asyncio.IncompleteReadError, EOFError, ValueError) as exc:
+            log.warning("problem talking to server %s: %s", self.target, exc or type(exc).__name__)
+            raise PolicyError(str(exc)) from None
 
     async def _exchange(self, request: bytes) -> str:
-        for attempt in (1, 2):
-            fresh = self._writer is None
-            if fresh:
-                await self._connect()
-            try:
-                return await self._once(request)
-            except (OSError, asyncio.IncompleteReadError, EOFError):
-                await self.close()
-                if fresh or attempt == 2:
+        async with self._slots:
+            for attempt in (1, 2):
+                fresh = not self._idle
+                conn = await self._connect() if fresh else self._idle.pop()
+                try:
+                    action = await self._once(conn, request)
+                except (OSError, asyncio.IncompleteReadError, EOFError):
+                    await conn.close()
+                    if fresh or attempt == 2:  # a reused connection may have timed out: retry once
+                        raise
+                    continue
+                except BaseException:  # timeout (cancelled), bad reply: the stream is out of step
+                    await conn.close()
                     raise
+                self._idle.append(conn)
+                return action
         raise PolicyError("unreachable")
 
-    async def _once(self, request: bytes) -> str:
-        assert self._reader is not None and self._writer is not None
-        self._writer.write(request)
-        await self._writer.drain()
+    async def _once(self, conn: _Conn, request: bytes) -> str:
+        conn.writer.write(request)
+        await conn.writer.drain()
         action: str | None = None
         total = 0
         while True:
-            line = await self._reader.readline()
+            line = await conn.reader.readline()
             if not line:
                 raise EOFError("connection closed by policy server")
             total += len(line)

@@ -9,6 +9,7 @@ domains), else ``default`` (somebody else's). The first three are final destinat
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 
 from pymailsrv.config.settings import Settings
@@ -20,6 +21,7 @@ from pymailsrv.policy.tables import is_table_spec
 
 Opener = Callable[[str], LookupTable]
 FINAL = ("local", "virtual_alias", "virtual_mailbox")
+_DOMAIN = re.compile(r"[a-z0-9_.-]+|\[[0-9a-f:.]+\]|\[ipv6:[0-9a-f:.]+\]")
 
 
 class DomainList:
@@ -93,6 +95,8 @@ class Domains:
         if routed.local_domain:
             return "local"
         domain = routed.domain
+        if not _DOMAIN.fullmatch(domain):
+            return "default"  # not a domain name at all (white space, quotes ...): never ours
         if await self.virtual_alias.contains(domain):
             return "virtual_alias"
         if await self.virtual_mailbox.contains(domain) or await self.directory.is_local_domain(domain):

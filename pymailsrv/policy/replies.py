@@ -75,6 +75,9 @@ RBL = Reply(554, "5.7.1", "Service unavailable; {klass} [{what}] blocked using {
 LOGIN_NOT_OWNER = Reply(553, "5.7.1", "<{name}>: Sender address rejected: not owned by user {login}")
 LOGIN_NOT_LOGGED_IN = Reply(553, "5.7.1", "<{name}>: Sender address rejected: not logged in")
 
+BAD_RECIPIENT_SYNTAX = Reply(501, "5.1.3", "Bad recipient address syntax")
+BAD_SENDER_SYNTAX = Reply(501, "5.1.7", "Bad sender address syntax")
+
 POLICY_FAILURE = Reply(451, "4.3.5", "Server configuration problem")
 SERVER_CONFIG = Reply(451, "4.3.5", "Server configuration error")
 

@@ -16,6 +16,7 @@ Implementation notes:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from pymailsrv.errors import ConfigError, TemporaryFailure
 from pymailsrv.log import get_logger
 from pymailsrv.policy import replies
 from pymailsrv.policy.access import parse_action
+from pymailsrv.policy.address import address_syntax_ok, normalize
 from pymailsrv.policy.base import Decision, LookupTable, SmtpState, Stage
 from pymailsrv.policy.context import DUNNO, PERMIT, Ctx, client_label, format_log, refuse
 from pymailsrv.policy.delegation import PolicyClient
@@ -78,6 +80,27 @@ def own_ip_addresses(settings: Settings) -> set[str]:
     return own
 
 
+def normalized(state: SmtpState) -> SmtpState:
+    """The state with sender/recipient in the internal form smtpd keeps (no brackets, no source
+    route, local part unquoted), so replies and logs name them as Postfix does."""
+    sender = None if state.sender is None else normalize(state.sender)
+    recipient = normalize(state.recipient) if state.recipient else state.recipient
+    if sender == state.sender and recipient == state.recipient:
+        return state
+    return dataclasses.replace(state, sender=sender, recipient=recipient)
+
+
+def syntax_check(stage: Stage, state: SmtpState) -> Decision | None:
+    """smtpd's own address check before any restriction: 501 5.1.3 / 5.1.7."""
+    if stage == "rcpt" and state.recipient and not address_syntax_ok(state.recipient):
+        r = replies.BAD_RECIPIENT_SYNTAX
+    elif stage == "mail" and state.sender and not address_syntax_ok(state.sender):
+        r = replies.BAD_SENDER_SYNTAX
+    else:
+        return None
+    return refuse(r.code, r.dsn, r.text)
+
+
 def reply_name(which: str, state: SmtpState) -> str:
     if which == "client":
         return client_label(state)
@@ -109,6 +132,7 @@ class RestrictionEngine:
         self.delay_reject = settings.get_bool("smtpd_delay_reject")
         self.delimiter = settings.get_str("recipient_delimiter")
         self.null_key = settings.get_str("smtpd_null_access_lookup_key")
+        self.parent_style = "smtpd_access_maps" in settings.get_list("parent_domain_matches_subdomains")
         self.mynetworks = settings.mynetworks()
         self.domains = Domains(settings, directory, self.table,
                                own_addresses if own_addresses is not None else own_ip_addresses(settings))
@@ -196,6 +220,10 @@ class RestrictionEngine:
 
     # --- evaluation -----------------------------------------------------------------------------
     async def check(self, stage: Stage, state: SmtpState) -> Decision:
+        state = normalized(state)
+        bad_syntax = syntax_check(stage, state)
+        if bad_syntax is not None:
+            return bad_syntax  # smtpd answers these without a "NOQUEUE: reject" log line
         ctx = Ctx(stage, state)
         try:
             decision = await self._check(ctx)
@@ -219,6 +247,8 @@ class RestrictionEngine:
 
     async def _check(self, ctx: Ctx) -> Decision:
         state = ctx.state
+        if ctx.stage == "rcpt" and state.recipient.lower() == "postmaster":
+            return PERMIT  # RFC 5321 §4.5.1: <postmaster> is always accepted (smtpd_check_rcpt)
         result = DUNNO
         for param in self._due(ctx.stage):
             klass, which = LISTS[param]
@@ -227,6 +257,8 @@ class RestrictionEngine:
             if which == "sender" and state.sender is None:
                 continue
             ctx.reply_class, ctx.reply_name = klass, reply_name(which, state)
+            if param != "smtpd_recipient_restrictions":
+                ctx.defer_if_reject = None  # smtpd_check.c resets it per check; relay+recipient share one
             decision = await self.run_list(self.lists[param], ctx)
             if decision.refused:
                 return decision

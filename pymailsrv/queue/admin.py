@@ -45,7 +45,7 @@ def pending_lines(qf: QueueFile) -> list[tuple[str, str]]:
 
 def mailq(spool: FileSpool) -> str:
     """The queue in mailq / ``postqueue -p`` format."""
-    files = sorted(spool.scan(), key=lambda q: q.queue_id)
+    files = sorted(spool.scan(quarantine=False), key=lambda q: q.queue_id)
     if not files:
         return "Mail queue is empty\n"
     lines = ["-Queue ID-      --Size-- ----Arrival Time---- -Sender/Recipient-------"]
@@ -81,7 +81,7 @@ async def offline(spool: FileSpool, command: str, arg: str) -> tuple[bool, str]:
             elif arg and spool.locate(qid) is None:
                 return False, f"{arg}: no such message"
         return True, f"{n} message(s) scheduled for delivery"
-    targets: list[tuple[str, str]] = [(q.queue_id, q.state) for q in spool.scan()] if arg == "ALL" else []
+    targets: list[tuple[str, str]] = [(q.queue_id, q.state) for q in spool.scan(quarantine=False)] if arg == "ALL" else []
     if arg != "ALL":
         state = spool.locate(arg)
         if state is None:

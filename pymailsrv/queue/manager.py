@@ -137,7 +137,7 @@ class QueueManager:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def wait_idle(self, timeout: float = 10.0) -> None:
+    async def wait_idle(self, timeout: float = 30.0) -> None:
         """Tests: wait until nothing is ready or in delivery (deferred mail may remain)."""
         def due() -> bool:
             now = self.clock.time()
@@ -152,10 +152,14 @@ class QueueManager:
         await asyncio.wait_for(idle(), timeout)
 
     # --- submission -----------------------------------------------------------------------------
-    async def submit(self, envelope: Envelope, content: bytes) -> QueueId:
+    def new_queue_id(self) -> QueueId:
+        """A fresh queue id, for a caller that wants to log under it before ``submit``."""
+        return self.spool.new_id()
+
+    async def submit(self, envelope: Envelope, content: bytes, *, queue_id: QueueId | None = None) -> QueueId:
         if not envelope.arrival:
             envelope.arrival = self.clock.time()
-        qid = self.spool.new_id()
+        qid = queue_id or self.spool.new_id()
         if self._fast_path_allowed(envelope):
             done = await self._try_fast(qid, envelope, content)
             if done:

@@ -311,8 +311,9 @@ class FileSpool:
             data = fh.read()
         return parse_file(QueueId(queue_id), state, data)
 
-    def scan(self, states: tuple[str, ...] = STATES) -> Iterator[QueueFile]:
-        """Every readable message, oldest first per state; corrupt files are quarantined."""
+    def scan(self, states: tuple[str, ...] = STATES, *, quarantine: bool = True) -> Iterator[QueueFile]:
+        """Every readable message, oldest first per state; corrupt files are quarantined (only
+        the queue manager does that: a listing must not move files under a running server)."""
         for state in states:
             for name in sorted(os.listdir(self.path_of(state))):
                 if not _valid_id(name):
@@ -320,7 +321,8 @@ class FileSpool:
                 try:
                     yield self.load(name, state)
                 except CorruptFile as exc:
-                    self.quarantine(name, state, str(exc))
+                    if quarantine:
+                        self.quarantine(name, state, str(exc))
                 except FileNotFoundError:
                     continue
 

@@ -7,7 +7,7 @@ import ipaddress
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pymailsrv.auth.base import Authenticator
 from pymailsrv.clock import Clock, SystemClock
@@ -89,6 +89,8 @@ class ListenerSpec:
 
     kind: Kind
     tls: ssl.SSLContext | None = None
+    # the live sessions of this listener (for shutdown); not part of the value
+    sessions: set[Any] = field(default_factory=set, compare=False, hash=False)
 
     @property
     def implicit_tls(self) -> bool:

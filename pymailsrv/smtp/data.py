@@ -109,6 +109,8 @@ def _envelope(s: SmtpSession, txn: Transaction) -> Envelope:
     if txn.redirect:  # Postfix REDIRECT: every recipient is replaced, the original kept
         recipients = [Recipient(address=txn.redirect, original=r.address, notify=r.notify,
                                 orcpt=r.orcpt) for r in recipients[:1]]
+    if txn.bcc:
+        recipients = recipients + [Recipient(address=a, notify=("NEVER",)) for a in txn.bcc]
     return Envelope(
         sender=txn.sender, recipients=recipients, client_name="unknown",
         client_address=s.state.client_address, helo=s.helo, protocol=_protocol(s, txn),
@@ -128,8 +130,9 @@ async def _cleanup(s: SmtpSession, txn: Transaction, content: bytes) -> tuple[by
     if s.svc.header_checks and s.listener.kind != "reinject":
         result = await cleanup.header_checks(headers, s.svc.header_checks)
         for action, header, text in result.events:
-            cleanup_log.info("%s: %s: header %s from %s; from=<%s> proto=%s helo=<%s>%s", "NOQUEUE",
-                             action, header.replace("\n", " ")[:200], s.client, txn.sender,
+            cleanup_log.info("NOQUEUE: %s: header %s from %s; from=<%s> proto=%s helo=<%s>%s",
+                             "warning" if action == "warn" else action,
+                             header.replace("\n", " ")[:200], s.client, txn.sender,
                              s.state.protocol, s.helo, f": {text}" if text else "")
         if result.reject:
             s.reply(R.CONTENT_REJECTED.format(text=result.reject or R.CONTENT_REJECTED_DEFAULT))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pymailsrv.clock import Clock
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+MAX_TRACKED = 10_000  # clients with recent connection attempts kept before pruning
 
 
 @dataclass(slots=True)
@@ -42,6 +43,8 @@ class ConnectionLimiter:
             return "count"
         if self.rate_limit:
             now = self.clock.monotonic()
+            if len(self._recent) > MAX_TRACKED:
+                self._prune(now)
             recent = self._recent.setdefault(ip, deque())
             while recent and recent[0] <= now - self.rate_unit:
                 recent.popleft()
@@ -50,6 +53,11 @@ class ConnectionLimiter:
             recent.append(now)
         self._active[ip] = self._active.get(ip, 0) + 1
         return ""
+
+    def _prune(self, now: float) -> None:
+        """Forget clients whose last attempt is older than the rate window (bounded memory)."""
+        for ip in [ip for ip, q in self._recent.items() if not q or q[-1] <= now - self.rate_unit]:
+            del self._recent[ip]
 
     def close(self, ip: str) -> None:
         left = self._active.get(ip, 0) - 1

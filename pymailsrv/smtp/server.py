@@ -36,13 +36,24 @@ class SmtpServer:
     kind: Kind
     address: Listen
     server: asyncio.Server
+    spec: ListenerSpec
 
     @property
     def port(self) -> int:
         return int(self.server.sockets[0].getsockname()[1])
 
     def close(self) -> None:
+        """Stop listening; idle sessions get 421 and are closed, busy ones finish their command."""
         self.server.close()
+        for session in list(self.spec.sessions):
+            session.shutdown()
+
+    async def wait_closed(self, timeout: float = 10.0) -> None:
+        """Wait (bounded) until every session of this listener has ended."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.spec.sessions and loop.time() < deadline:
+            await asyncio.sleep(0.05)
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -115,4 +126,4 @@ async def listen(services: Services, spec: ListenerSpec, address: Listen, param:
     except OSError as exc:
         why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         raise ConfigError(f"{param or spec.kind}: cannot listen on {address}: {why}") from None
-    return SmtpServer(spec.kind, address, server)
+    return SmtpServer(spec.kind, address, server, spec)

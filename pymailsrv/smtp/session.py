@@ -65,6 +65,7 @@ class Transaction:
     filter: str = ""
     redirect: str = ""
     prepend: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
 
 
 class SmtpSession(AiosmtpdSMTP):
@@ -117,6 +118,7 @@ class SmtpSession(AiosmtpdSMTP):
         self._sleep_due = False
         self._limiter_ip = ""
         self._deadline = 0.0
+        self.idle = False  # waiting for the next command (shutdown may close at once)
 
     # --- connection plumbing ------------------------------------------------------------------
     def connection_lost(self, error: Exception | None) -> None:
@@ -174,6 +176,7 @@ class SmtpSession(AiosmtpdSMTP):
         self.state.protocol = "SMTP"
         self.client = f"unknown[{ip}]"
         log.info("connect from %s", self.client)
+        self.listener.sessions.add(self)
         if self.tls_active:
             self._note_tls()
         host = self.cfg.myhostname
@@ -198,7 +201,17 @@ class SmtpSession(AiosmtpdSMTP):
         self.reply(R.GREETING.format(banner=self.cfg.banner))
         return True
 
+    def shutdown(self) -> None:
+        """Server shutdown: an idle session gets 421 and is closed now; a busy one after its
+        current command (a message being received is still queued and acknowledged)."""
+        self.closing = True
+        if self.idle and self.transport is not None and not self._conn_lost:
+            self.reply(R.SHUTTING_DOWN.format(host=self.cfg.myhostname))
+            self._write_out()
+            self.transport.close()
+
     async def _finish(self) -> None:
+        self.listener.sessions.discard(self)
         if self.svc.limiter is not None and self._limiter_ip:
             self.svc.limiter.close(self._limiter_ip)
         self._write_out()
@@ -230,9 +243,11 @@ class SmtpSession(AiosmtpdSMTP):
         from pymailsrv.smtp.commands import COMMANDS
 
         while not self.closing:
+            self.idle = True
             item = await self.next_line()
+            self.idle = False
             if item is None:
-                self.lost = True
+                self.lost = not self.closing
                 return
             if item is LINE_TOO_LONG:
                 self.reply(R.LINE_TOO_LONG)
@@ -266,6 +281,10 @@ class SmtpSession(AiosmtpdSMTP):
         if verb != "AUTH":
             trace.log(5, "%s > %r", self.client, text[:1000])
         self.last_command = verb
+        if not self.extended and self.lines.pending:
+            # commands sent ahead before PIPELINING was advertised (RFC 2920 §3.1);
+            # reject_unauth_pipelining acts on it
+            self.state.pipelining_violation = True
         self._reset_timeout()
         arg = arg_b.decode("utf-8", "surrogateescape").strip()
         before = len(self._out), self.errors
@@ -398,7 +417,7 @@ class SmtpSession(AiosmtpdSMTP):
             return Decision("defer", 451, "4.3.5", "Server configuration error")
 
     def apply_effects(self, decision: Decision) -> None:
-        """HOLD, DISCARD, REDIRECT, FILTER, PREPEND from access maps (POSTFIX-SEMANTICS §4)."""
+        """HOLD, DISCARD, REDIRECT, FILTER, PREPEND, BCC from access maps (POSTFIX-SEMANTICS §4)."""
         if not decision.effects:
             return
         if self.txn is None:
@@ -462,3 +481,5 @@ def apply_effect(txn: Transaction, kind: str, value: str) -> None:
         txn.filter = value
     elif kind == "PREPEND" and value:
         txn.prepend.append(value)
+    elif kind == "BCC" and value and value not in txn.bcc:
+        txn.bcc.append(value)

@@ -143,9 +143,7 @@ class Mailbox(Protocol):
         """The current file path of a message (for sendfile); may go stale after a sync."""
         ...
 
-    async def append(
-        self, data: bytes, flags: Iterable[str] = (), internal_date: float | None = None
-    ) -> int:
+    async def append(self, data: bytes, flags: Iterable[str] = (), internal_date: float | None = None) -> int:
         """Store a new message in this folder; return its UID. Not visible in ``messages()``
         until the next ``sync()``. Raises QuotaExceeded."""
         ...

@@ -1,15 +1,18 @@
 """One Maildir folder on disk, shared by every session of this process (blocking; run in threads).
 
-A ``Folder`` keeps the process's current picture of a folder directory: the files in new/ and
-cur/, their UIDs from ``dovecot-uidlist``, flags from the ``:2,`` info and ``dovecot-keywords``,
-sizes and internal dates from the names and the index. Sessions (store/maildir.py) diff their own
-view against it, so N sessions on one folder cost one directory scan.
+A ``Folder`` keeps the process's current picture of a folder directory: which file in new/ or
+cur/ holds which UID (``dovecot-uidlist``), flags from the ``:2,`` info and ``dovecot-keywords``,
+sizes from the ``,W=`` field, internal dates from the index. Sessions (store/maildir.py) diff
+their own view against it, so N sessions on one folder cost one directory scan.
 
 Implementation notes:
 - Every method that touches disk runs in a worker thread and holds ``self.lock``; lock order is
-  folder lock → ``dovecot-uidlist.lock`` (dotlock, as Dovecot) → quota flock.
-- UIDs are assigned only under the dotlock, after re-reading the uidlist, and appended to it
-  (Dovecot does the same; readers take next uid = max(N, last uid + 1)).
+  folder lock → ``dovecot-uidlist.lock`` (a dotlock, as Dovecot takes it) → quota flock.
+- UIDs are assigned only under the dotlock, after re-reading the uidlist with every record, and
+  appended to it (Dovecot does the same; readers take next uid = max(N, last uid + 1)).
+- A rescan compares the listing with the picture as sets (C speed), so only files that appeared
+  or vanished cost Python work. A snapshot of the picture (``pymailsrv-snapshot``, marshal) lets a
+  new process open a 100,000-message folder with one listdir and no stat or uidlist parse.
 - A scan is skipped when the mtimes of new/, cur/ and the uidlist are unchanged and older than
   a second (coarse timestamps could hide a change made in the same tick).
 - A file renamed under us (another session changed flags) is looked up again by its base name.
@@ -19,11 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import marshal
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from pymailsrv.errors import Refusal, TemporaryFailure
 from pymailsrv.store import mdfiles, quota
@@ -34,26 +39,12 @@ from pymailsrv.store.view import apply_flags
 UIDLIST = "dovecot-uidlist"
 UIDLIST_LOCK = "dovecot-uidlist.lock"
 KEYWORDS = "dovecot-keywords"
+SNAPSHOT = "pymailsrv-snapshot"
+SNAPSHOT_VERSION = 3
 LOCK_STALE = 120.0  # Dovecot's uidlist dotlock stale timeout
 LOCK_TIMEOUT = 30.0
-TRUST_AFTER = 1.0
-
-Stamp = tuple[int, int, int, int, int]
-
-
-@dataclass(slots=True)
-class Entry:
-    uid: int
-    base: str
-    sub: str  # "new" or "cur"
-    info: str | None
-    size: int
-    vsize: int
-    idate: float
-
-    @property
-    def filename(self) -> str:
-        return self.base if self.info is None else f"{self.base}{mdfiles.INFO_SEP}{self.info}"
+TRUST_AFTER = 0.1  # seconds; several kernel timestamp ticks (use more on NFS)
+SNAPSHOT_EVERY = 2000  # changes between snapshot rewrites while the folder stays open
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +70,16 @@ def ensure_maildir(path: str, subfolder: bool) -> None:
             pass
 
 
+def base_of(rel: str) -> str:
+    """``cur/base:2,FS`` → ``base``."""
+    return rel[4:].partition(mdfiles.INFO_SEP)[0]
+
+
+def info_of(rel: str) -> str | None:
+    _, sep, info = rel.partition(mdfiles.INFO_SEP)
+    return info if sep else None
+
+
 class Folder:
     def __init__(self, path: str, root: str, bytes_limit: int, new_validity: Callable[[], int]) -> None:
         self.path = path
@@ -88,17 +89,21 @@ class Folder:
         self.lock = threading.RLock()
         self.uidlist: mdfiles.UidList | None = None
         self._ul_stamp: tuple[int, int] | None = None  # (inode, bytes parsed)
+        self._records_complete = False
         self.keywords: list[str] = []
         self._kw_stamp: tuple[int, int] | None = None
         self._flag_memo: dict[str | None, frozenset[str]] = {}
-        self.entries: dict[int, Entry] = {}
-        self.infos: dict[int, MessageInfo] = {}
+        self.infos: dict[int, MessageInfo] = {}  # ascending by UID
+        self.loc: dict[int, str] = {}  # uid -> "cur/<file name>" or "new/<file name>"
+        self._in: dict[str, dict[str, int]] = {"cur": {}, "new": {}}  # file name -> uid
+        self._bases: dict[str, int] | None = None  # base -> uid of live messages, built on demand
         self.generation = 0
         self.modseq = 1
         self.first_recent = 1
-        self._stamp: Stamp | None = None
+        self._seen: dict[str, tuple[int, ...]] = {}  # trusted stamps of the last scan
         self.index: FolderIndex | None = None
-        self.gone = False
+        self.loaded = False
+        self._unsaved = 0
         self.poll_seen: tuple[int, ...] = ()
 
     # -- locking ------------------------------------------------------------------------------
@@ -125,21 +130,20 @@ class Folder:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(lock)
 
-    # -- reading -------------------------------------------------------------------------------
-    def _dir_stamp(self) -> Stamp | None:
-        try:
-            n = os.stat(os.path.join(self.path, "new")).st_mtime_ns
-            c = os.stat(os.path.join(self.path, "cur")).st_mtime_ns
-        except FileNotFoundError:
-            return None
-        try:
-            st = os.stat(os.path.join(self.path, UIDLIST))
-            u = (st.st_ino, st.st_size, st.st_mtime_ns)
-        except FileNotFoundError:
-            u = (0, 0, 0)
-        if time.time_ns() - max(n, c, u[2]) < TRUST_AFTER * 1e9:
-            return None
-        return (n, c, *u)
+    # -- change detection ------------------------------------------------------------------------
+    def _dir_stamps(self) -> dict[str, tuple[int, ...]]:
+        """mtimes of new/ and cur/, identity of the uidlist (absent ones left out)."""
+        out: dict[str, tuple[int, ...]] = {}
+        for key, name in (("new", "new"), ("cur", "cur"), ("ul", UIDLIST)):
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(os.path.join(self.path, name))
+                out[key] = (st.st_mtime_ns, st.st_ino, st.st_size if key == "ul" else 0)
+        return out
+
+    def _remember(self, stamps: dict[str, tuple[int, ...]], taken: int) -> None:
+        """Keep a stamp only if it was already older than TRUST_AFTER when the scan started:
+        a later change then always shows as a different mtime."""
+        self._seen = {k: v for k, v in stamps.items() if taken - v[0] >= TRUST_AFTER * 1e9}
 
     def poll_stamp(self) -> tuple[int, ...]:
         """Cheap change detector for waiters: mtimes of new/, cur/ and the uidlist."""
@@ -152,68 +156,74 @@ class Folder:
                 out += [0, 0, 0]
         return tuple(out)
 
-    def _listdir(self) -> dict[str, tuple[str, str | None]]:
-        files: dict[str, tuple[str, str | None]] = {}
-        for sub in ("new", "cur"):
-            try:
-                names = os.listdir(os.path.join(self.path, sub))
-            except FileNotFoundError:
-                continue
-            for name in names:
-                if name[0] == ".":
-                    continue
-                base, info = mdfiles.split_name(name)
-                if sub == "new" or base not in files:
-                    files[base] = (sub, info)
-        return files
-
-    def _load_uidlist(self, create: bool = True) -> None:
-        path = os.path.join(self.path, UIDLIST)
+    # -- uidlist and keywords ---------------------------------------------------------------------
+    def _read_uidlist(self) -> tuple[mdfiles.UidList, tuple[int, int]] | None:
         try:
-            f = open(path, "rb")  # noqa: SIM115 - closed below
+            with open(os.path.join(self.path, UIDLIST), "rb") as f:
+                ino = os.fstat(f.fileno()).st_ino
+                raw = f.read()
         except FileNotFoundError:
-            if create and (self.uidlist is None or self.entries):
-                self._create_uidlist()
-            return
-        with f:
-            ino = os.fstat(f.fileno()).st_ino
-            if self.uidlist is not None and self._ul_stamp is not None and self._ul_stamp[0] == ino:
-                f.seek(self._ul_stamp[1])
-                chunk = f.read()
-                end = chunk.rfind(b"\n") + 1
-                mdfiles.parse_uidlist_records(chunk[:end].decode("utf-8", "replace"), self.uidlist)
-                self._ul_stamp = (ino, self._ul_stamp[1] + end)
-                return
-            raw = f.read()
+            return None
         end = raw.rfind(b"\n") + 1
         try:
-            ul = mdfiles.parse_uidlist(raw[:end].decode("utf-8", "replace"))
+            return mdfiles.parse_uidlist(raw[:end].decode("utf-8", "replace")), (ino, end)
         except mdfiles.UidListError:
-            self._create_uidlist()
+            return None
+
+    def _load_uidlist(self) -> None:
+        """Read what is new in the uidlist (appended records), or all of it if it was replaced.
+        A missing or unreadable list means the UIDs are lost: a new UIDVALIDITY."""
+        path = os.path.join(self.path, UIDLIST)
+        if self.uidlist is not None and self._ul_stamp is not None:
+            try:
+                with open(path, "rb") as f:
+                    if os.fstat(f.fileno()).st_ino == self._ul_stamp[0]:
+                        f.seek(self._ul_stamp[1])
+                        chunk = f.read()
+                        end = chunk.rfind(b"\n") + 1
+                        mdfiles.parse_uidlist_records(chunk[:end].decode("utf-8", "replace"), self.uidlist)
+                        self._ul_stamp = (self._ul_stamp[0], self._ul_stamp[1] + end)
+                        return
+            except FileNotFoundError:
+                pass
+        got = self._read_uidlist()
+        if got is None:
+            if self.uidlist is None or self.loc:
+                self._create_uidlist()
             return
-        self.uidlist = ul
-        self._ul_stamp = (ino, end)
+        ul, stamp = got
+        if self.uidlist is not None and ul.uidvalidity != self.uidlist.uidvalidity:
+            self._reset()
+        self.uidlist, self._ul_stamp, self._records_complete = ul, stamp, True
+
+    def _need_records(self) -> None:
+        if not self._records_complete:
+            self._ul_stamp = None
+            self._load_uidlist()
 
     def _create_uidlist(self) -> None:
-        """A missing or unreadable uidlist: the UIDs are lost, so a new UIDVALIDITY."""
         with self.uidlist_lock() as fd:
-            path = os.path.join(self.path, UIDLIST)
-            with contextlib.suppress(FileNotFoundError, mdfiles.UidListError):
-                with open(path, "rb") as f:
-                    raw = f.read()
-                    ino = os.fstat(f.fileno()).st_ino
-                end = raw.rfind(b"\n") + 1
-                self.uidlist = mdfiles.parse_uidlist(raw[:end].decode("utf-8", "replace"))
-                self._ul_stamp = (ino, end)
-                return  # another process wrote a good one meanwhile
+            got = self._read_uidlist()
+            if got is not None:  # another process wrote a good one meanwhile
+                self.uidlist, self._ul_stamp = got
+                self._records_complete = True
+                return
             old = self.uidlist.uidvalidity if self.uidlist is not None else stored_uidvalidity(self.path)
             ul = mdfiles.UidList(uidvalidity=max(self._new_validity(), old + 1))
             self._write_uidlist(fd, ul)
-            self.uidlist = ul
-        self.entries.clear()
+        self._reset()
+        self.uidlist, self._records_complete = ul, True
+
+    def _reset(self) -> None:
+        """Forget every UID (the uidlist was lost or replaced with another UIDVALIDITY)."""
+        self.loc.clear()
+        self._in = {"cur": {}, "new": {}}
+        self._bases = None
         if self.index is not None:
             self.index.close()
             self.index = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.path, SNAPSHOT))
 
     def _write_uidlist(self, fd: int, ul: mdfiles.UidList) -> None:
         """Write the whole list into the lock file and rename it over (Dovecot's way)."""
@@ -244,43 +254,252 @@ class Folder:
     def _open_index(self) -> None:
         if self.index is None and self.uidlist is not None:
             self.index = FolderIndex(self.path, self.uidlist.uidvalidity)
-            self.first_recent = self.index.get_meta("first_recent", 1)
-            self.modseq = self.index.get_meta("modseq", 1)
+            self.first_recent = max(self.first_recent, self.index.get_meta("first_recent", 1))
+            self.modseq = max(self.modseq, self.index.get_meta("modseq", 1))
 
-    # -- refresh --------------------------------------------------------------------------------
+    # -- snapshot ---------------------------------------------------------------------------------
+    def _load_snapshot(self) -> bool:
+        """Start from the last snapshot if it belongs to the current uidlist. Columns are turned
+        into dicts with zip/map (C loops): the Python cost is one MessageInfo per message."""
+        try:
+            with open(os.path.join(self.path, SNAPSHOT), "rb") as f:
+                snap: dict[str, Any] = marshal.loads(f.read())
+            if snap.get("v") != SNAPSHOT_VERSION:
+                return False
+            with open(os.path.join(self.path, UIDLIST), "rb") as f:
+                header = f.readline()
+                ino = os.fstat(f.fileno()).st_ino
+            ul = mdfiles.parse_uidlist_header(header.decode("utf-8", "replace"))
+            if ul.uidvalidity != snap["uidvalidity"]:
+                return False
+            self.keywords = list(snap["keywords"])
+            groups = [self.flags_of(info) for info in snap["groups"]]
+            uids: list[int] = snap["uids"]
+            modseq = snap["modseq"]
+            infos = map(
+                MessageInfo,
+                uids,
+                map(groups.__getitem__, snap["gis"]),
+                snap["vsizes"],
+                snap["idates"],
+                snap["modseqs"],
+            )
+            self.infos = dict(zip(uids, infos, strict=True))
+            self.loc = dict(zip(uids, snap["rels"], strict=True))
+            self._in = {sub: dict(zip(snap[sub], snap[sub + "_uids"], strict=True)) for sub in ("cur", "new")}
+        except (OSError, ValueError, EOFError, TypeError, KeyError, IndexError):
+            self.infos, self.loc, self._in = {}, {}, {"cur": {}, "new": {}}
+            return False
+        ul.next_uid = max(ul.next_uid, snap["next_uid"])
+        self.uidlist = ul
+        self._records_complete = False
+        self._ul_stamp = (ino, snap["ul_offset"]) if ino == snap["ul_ino"] else None
+        self.modseq, self.first_recent = modseq, snap["first_recent"]
+        return True
+
+    def save_snapshot(self) -> None:
+        if self.uidlist is None or self._ul_stamp is None or not self.loaded:
+            return
+        gmap: dict[str | None, int] = {}
+        uids, rels, vsizes, idates, gis, modseqs = [], [], [], [], [], []
+        for uid, m in self.infos.items():
+            rel = self.loc[uid]
+            uids.append(uid)
+            rels.append(rel)
+            vsizes.append(m.size)
+            idates.append(m.internal_date)
+            modseqs.append(m.modseq)
+            gis.append(gmap.setdefault(info_of(rel), len(gmap)))
+        snap = {
+            "v": SNAPSHOT_VERSION,
+            "uidvalidity": self.uidlist.uidvalidity,
+            "next_uid": self.uidlist.next_uid,
+            "ul_ino": self._ul_stamp[0],
+            "ul_offset": self._ul_stamp[1],
+            "modseq": self.modseq,
+            "first_recent": self.first_recent,
+            "keywords": self.keywords,
+            "groups": list(gmap),
+            "uids": uids,
+            "rels": rels,
+            "vsizes": vsizes,
+            "idates": idates,
+            "gis": gis,
+            "modseqs": modseqs,
+        }
+        for sub in ("cur", "new"):
+            snap[sub] = list(self._in[sub])
+            snap[sub + "_uids"] = list(self._in[sub].values())
+        tmp = os.path.join(self.path, "tmp", f"{SNAPSHOT}.{os.getpid()}.{threading.get_ident()}")
+        with contextlib.suppress(FileNotFoundError):
+            with open(tmp, "wb") as f:
+                f.write(marshal.dumps(snap))
+            os.rename(tmp, os.path.join(self.path, SNAPSHOT))
+            self._unsaved = 0
+
+    # -- refresh ----------------------------------------------------------------------------------
     def refresh(self, move_new: bool) -> bool:
         """Bring the picture up to date with the disk; True if anything changed."""
         with self.lock:
-            stamp = self._dir_stamp()
-            if stamp is not None and stamp == self._stamp and not (move_new and self._has_new()):
+            taken = time.time_ns()
+            stamps = self._dir_stamps()
+            same = {k for k, v in stamps.items() if self._seen.get(k) == v}
+            if len(same) == 3 and not (move_new and self._in["new"]):
+                self._open_index()  # closed while the folder sat idle
                 return False
-            if not os.path.isdir(self.path):
-                self.gone = True
-                return self._apply({})
             self.poll_seen = self.poll_stamp()
-            files = self._listdir()
+            if not os.path.isdir(self.path):
+                if self._drop(list(self.loc)):
+                    self.generation += 1
+                    return True
+                return False
+            if not self.loaded:
+                self.loaded = True
+                self._load_snapshot()
             self._load_uidlist()
             self._open_index()
             self._load_keywords()
-            assert self.uidlist is not None
-            records = self.uidlist.records
-            unknown = [b for b in files if b not in records]
-            if unknown:
-                self._assign(unknown)
-            if move_new:
-                self._move_new(files)
-            changed = self._apply(files)
-            self._maybe_compact(len(files))
-            self._stamp = stamp
+            changed = self._rescan(skip={"new", "cur"} & same)
+            if move_new and self._in["new"]:
+                self._move_new()
+                changed = True
+            if self._unsaved >= SNAPSHOT_EVERY:
+                self.save_snapshot()
+            self._remember(stamps, taken)
+            if changed:
+                self.generation += 1
+                self.save_meta()
             return changed
 
-    def _has_new(self) -> bool:
-        return any(e.sub == "new" for e in self.entries.values())
+    def _listdir(self, sub: str) -> set[str]:
+        try:
+            names = os.listdir(os.path.join(self.path, sub))
+        except FileNotFoundError:
+            return set()
+        return set(names)  # dot files are skipped where new names are looked at (_rescan)
+
+    def _rescan(self, skip: set[str]) -> bool:
+        """Diff the listings of new/ and cur/ (those whose mtime moved) against the picture."""
+        appeared: list[tuple[str, str]] = []
+        vanished: set[int] = set()
+        for sub in ("new", "cur"):  # new/ first: a file moving new/ → cur/ meanwhile is seen at least once
+            if sub in skip:
+                continue
+            now = self._listdir(sub)
+            known = self._in[sub]
+            for name in known.keys() - now:
+                vanished.add(known.pop(name))
+            appeared.extend((sub, name) for name in now - known.keys() if name[0] != ".")
+        if not appeared and not vanished:
+            return False
+        unknown: dict[str, tuple[str, str]] = {}
+        if appeared:
+            bases = self._base_index()
+            for sub, name in appeared:
+                base, _, _ = name.partition(mdfiles.INFO_SEP)
+                uid = bases.get(base)
+                if uid is None:
+                    unknown[base] = (sub, name)
+                else:
+                    self._relocate(uid, f"{sub}/{name}")
+                    vanished.discard(uid)
+        self._drop(list(vanished))
+        if unknown:
+            self._add_unknown(unknown)
+        return True
+
+    def _base_index(self) -> dict[str, int]:
+        if self._bases is None:
+            self._bases = {base_of(rel): uid for uid, rel in self.loc.items()}
+        return self._bases
+
+    def _relocate(self, uid: int, rel: str) -> None:
+        """A known message under a new name (flags changed, or new/ → cur/)."""
+        old = self.loc.get(uid)
+        if old is not None and self._in[old[:3]].get(old[4:]) == uid and old != rel:
+            del self._in[old[:3]][old[4:]]
+        self.loc[uid] = rel
+        self._in[rel[:3]][rel[4:]] = uid
+        info = self.infos.get(uid)
+        flags = self.flags_of(info_of(rel))
+        if info is not None and info.flags != flags:
+            self.modseq += 1
+            self.infos[uid] = MessageInfo(uid, flags, info.size, info.internal_date, self.modseq)
+            self._unsaved += 1
+
+    def _drop(self, uids: list[int]) -> bool:
+        if not uids:
+            return False
+        for uid in uids:
+            rel = self.loc.pop(uid, None)
+            self.infos.pop(uid, None)
+            if rel is not None:
+                if self._in[rel[:3]].get(rel[4:]) == uid:
+                    del self._in[rel[:3]][rel[4:]]
+                if self._bases is not None:
+                    self._bases.pop(base_of(rel), None)
+        if self.index is not None:
+            self.index.delete(uids)
+        self.modseq += 1
+        self._unsaved += len(uids)
+        return True
+
+    def _add_unknown(self, unknown: dict[str, tuple[str, str]]) -> None:
+        """Files this picture has no UID for: look them up in the whole uidlist, assign the rest."""
+        self._need_records()
+        uids = self._assign(list(unknown))
+        known = self.index.lookup(list(uids.values())) if self.index is not None else {}
+        rows: list[tuple[int, float, int]] = []
+        added = False
+        if self.infos and min(uids.values(), default=0) < next(reversed(self.infos)):
+            self.infos = dict(sorted(self.infos.items()))  # re-sorted below with the new ones
+            resort = True
+        else:
+            resort = False
+        for base, uid in sorted(uids.items(), key=lambda kv: kv[1]):
+            sub, name = unknown[base]
+            rel = f"{sub}/{name}"
+            got = known.get(uid)
+            if got is None:
+                got = self._stat(rel)
+                if got is None:
+                    continue
+                rows.append((uid, *got))
+            if uid in self.loc:  # the same message under two names: keep one
+                continue
+            self.loc[uid] = rel
+            self._in[sub][name] = uid
+            if self._bases is not None:
+                self._bases[base] = uid
+            self.infos[uid] = MessageInfo(uid, self.flags_of(info_of(rel)), got[1], got[0], self.modseq)
+            added = True
+        if self.index is not None:
+            self.index.put(rows)
+        if added:
+            self.modseq += 1
+            self._unsaved += len(uids)
+            if resort:
+                self.infos = dict(sorted(self.infos.items()))
+
+    def _stat(self, rel: str) -> tuple[float, int] | None:
+        """(internal date, RFC822 size) of a file seen for the first time."""
+        path = os.path.join(self.path, rel)
+        _, vsize = mdfiles.sizes_from_base(base_of(rel))
+        try:
+            mtime = os.stat(path).st_mtime
+            if vsize is None:
+                with open(path, "rb") as f:
+                    data = f.read()
+                vsize = len(data) + data.count(b"\n") - data.count(b"\r\n")
+        except FileNotFoundError:
+            return None
+        return mtime, vsize
 
     def _assign(self, bases: list[str]) -> dict[str, int]:
         """Give UIDs to ``bases`` (delivery order: the time in the name, then the name)."""
         with self.uidlist_lock() as fd:
-            self._load_uidlist(create=False)
+            if os.path.exists(os.path.join(self.path, UIDLIST)):
+                self._load_uidlist()
             if self.uidlist is None:
                 self.uidlist = mdfiles.UidList(uidvalidity=self._new_validity())
             ul = self.uidlist
@@ -302,135 +521,74 @@ class Folder:
                 self._ul_stamp = (self._ul_stamp[0], self._ul_stamp[1] + len(text))
             else:
                 self._write_uidlist(fd, ul)
+        self._maybe_compact()
         return out
 
-    def _maybe_compact(self, present: int) -> None:
+    def _maybe_compact(self) -> None:
+        """Rewrite the uidlist without expunged records once they outnumber the live ones."""
         ul = self.uidlist
-        if ul is None or len(ul.records) - present <= max(1024, present):
+        if ul is None or not self._records_complete or len(ul.records) - len(self.loc) <= max(1024, len(self.loc)):
             return
         with self.uidlist_lock() as fd:
-            self._load_uidlist(create=False)
-            live = {e.base for e in self.entries.values()}
+            if os.path.exists(os.path.join(self.path, UIDLIST)):
+                self._load_uidlist()
+            live = set(self._base_index())
             ul.records = {b: u for b, u in ul.records.items() if b in live}
             self._write_uidlist(fd, ul)
 
-    def _move_new(self, files: dict[str, tuple[str, str | None]]) -> None:
+    def _move_new(self) -> None:
         """new/ → cur/ for a read-write session (the Maildir spec's "seen by a reader")."""
-        for base, (sub, info) in list(files.items()):
-            if sub != "new":
-                continue
-            src = os.path.join(self.path, "new", base if info is None else f"{base}{mdfiles.INFO_SEP}{info}")
-            dst_info = info or ""
-            dst = os.path.join(self.path, "cur", f"{base}{mdfiles.INFO_SEP}{dst_info}")
+        for name, uid in list(self._in["new"].items()):
+            base, _, info = name.partition(mdfiles.INFO_SEP)
+            target = f"cur/{base}{mdfiles.INFO_SEP}{info}"
             try:
-                os.rename(src, dst)
-                files[base] = ("cur", dst_info)
+                os.rename(os.path.join(self.path, "new", name), os.path.join(self.path, target))
             except FileNotFoundError:
-                if os.path.exists(dst):  # another session moved it first
-                    files[base] = ("cur", dst_info)
-                else:
-                    files.pop(base)  # gone or renamed again; the next scan finds it
+                if not os.path.exists(os.path.join(self.path, target)):
+                    continue  # gone or renamed again; the next scan finds it
+            self._relocate(uid, target)
 
-    def _apply(self, files: dict[str, tuple[str, str | None]]) -> bool:
-        records = self.uidlist.records if self.uidlist is not None else {}
-        old = self.entries
-        entries: dict[int, Entry] = {}
-        fresh: list[Entry] = []
-        changed = False
-        for base, (sub, info) in files.items():
-            uid = records.get(base)
-            if uid is None:
-                continue
-            e = old.get(uid)
-            if e is not None and e.base == base:
-                if e.sub != sub or e.info != info:
-                    if e.info != info:
-                        changed = True
-                        self.modseq += 1
-                        self.infos[uid] = MessageInfo(uid, self.flags_of(info), e.vsize, e.idate, self.modseq)
-                    e.sub, e.info = sub, info
-                entries[uid] = e
-            else:
-                size, vsize = mdfiles.sizes_from_base(base)
-                e = Entry(uid, base, sub, info, size if size is not None else -1, vsize or -1, -1.0)
-                entries[uid] = e
-                fresh.append(e)
-        gone = [u for u in old if u not in entries]
-        if fresh:
-            self._fill(fresh)
-            fresh = [e for e in fresh if e.idate >= 0]
-            for e in fresh:
-                self.infos[e.uid] = MessageInfo(e.uid, self.flags_of(e.info), e.vsize, e.idate, self.modseq)
-        for uid in gone:
-            self.infos.pop(uid, None)
-        if fresh or gone:
-            changed = True
-            self.modseq += 1
-            entries = dict(sorted((u, e) for u, e in entries.items() if e.idate >= 0))
-            self.infos = {u: self.infos[u] for u in entries}
-            if self.index is not None and gone:
-                self.index.delete(gone)
-        self.entries = entries
-        if changed:
-            self.generation += 1
-        return changed
+    # -- lookups for sessions ---------------------------------------------------------------------
+    def file_path(self, uid: int) -> str | None:
+        rel = self.loc.get(uid)
+        return None if rel is None else os.path.join(self.path, rel)
 
-    def _fill(self, fresh: list[Entry]) -> None:
-        """Internal dates and RFC822 sizes from the index, else from the file (once)."""
-        self._open_index()
-        known = self.index.load() if self.index is not None and len(fresh) > 64 else {}
-        rows: list[tuple[int, float, int]] = []
-        for e in fresh:
-            got = known.get(e.uid)
-            if got is None and self.index is not None and len(fresh) <= 64:
-                r = self.index._run("SELECT idate, vsize FROM msg WHERE uid=?", (e.uid,))
-                got = (float(r[0][0]), int(r[0][1])) if r else None
-            if got is not None:
-                e.idate, vs = got
-                if e.vsize < 0:
-                    e.vsize = vs
-                if e.size < 0:
-                    e.size = e.vsize
-                continue
-            path = os.path.join(self.path, e.sub, e.filename)
-            try:
-                st = os.stat(path)
-                if e.vsize < 0 or e.size < 0:
-                    with open(path, "rb") as f:
-                        data = f.read()
-                    e.size = len(data)
-                    e.vsize = len(data) + data.count(b"\n") - data.count(b"\r\n")
-            except FileNotFoundError:
-                continue  # expunged meanwhile
-            e.idate = st.st_mtime
-            rows.append((e.uid, e.idate, e.vsize))
-        if self.index is not None:
-            self.index.put(rows)
+    def stored_size(self, uid: int) -> int:
+        rel = self.loc.get(uid)
+        if rel is None:
+            return 0
+        size, _ = mdfiles.sizes_from_base(base_of(rel))
+        if size is None:
+            with contextlib.suppress(FileNotFoundError):
+                size = os.stat(os.path.join(self.path, rel)).st_size
+        return size or 0
+
+    def locate(self, uid: int) -> str | None:
+        """The current path of a message, looking it up again if it was renamed under us."""
+        with self.lock:
+            rel = self.loc.get(uid)
+            if rel is None:
+                return None
+            path = os.path.join(self.path, rel)
+            if os.path.exists(path):
+                return path
+            base = base_of(rel)
+            for sub in ("cur", "new"):
+                for name in self._listdir(sub):
+                    if name.partition(mdfiles.INFO_SEP)[0] == base and name[0] != ".":
+                        self._relocate(uid, f"{sub}/{name}")
+                        return os.path.join(self.path, sub, name)
+            return None
 
     # -- writing ------------------------------------------------------------------------------------
-    def locate(self, e: Entry) -> str | None:
-        """The current path of an entry, looking it up again if it was renamed under us."""
-        path = os.path.join(self.path, e.sub, e.filename)
-        if os.path.exists(path):
-            return path
-        for sub in ("cur", "new"):
-            with contextlib.suppress(FileNotFoundError):
-                for name in os.listdir(os.path.join(self.path, sub)):
-                    base, info = mdfiles.split_name(name)
-                    if base == e.base:
-                        e.sub, e.info = sub, info
-                        return os.path.join(self.path, sub, name)
-        return None
-
     def _keyword_index(self, flags: Iterable[str]) -> dict[str, int]:
         """Indices for every keyword in ``flags``, adding new ones to dovecot-keywords."""
         wanted = {f for f in flags if not mdfiles.is_system_flag(f)}
-        missing = wanted - set(self.keywords)
-        if missing:
+        if wanted - set(self.keywords):
             with self.uidlist_lock():
                 self._kw_stamp = None
                 self._load_keywords()
-                for name in sorted(missing - set(self.keywords)):
+                for name in sorted(wanted - set(self.keywords)):
                     if len(self.keywords) >= mdfiles.MAX_KEYWORDS:
                         raise Refusal("Too many keywords in this mailbox", code="LIMIT")
                     self.keywords.append(name)
@@ -448,37 +606,33 @@ class Folder:
             kw = self._keyword_index(wanted)
             out: list[MessageInfo] = []
             for uid in uids:
-                e = self.entries.get(uid)
-                if e is None:
-                    continue
-                src = os.path.join(self.path, e.sub, e.filename)
-                for _ in range(3):
-                    flags = apply_flags(self.flags_of(e.info), wanted, mode)
-                    info = mdfiles.build_info(flags, kw, keep=e.info or "")
-                    if e.sub == "cur" and info == e.info:
-                        break
-                    dst = os.path.join(self.path, "cur", f"{e.base}{mdfiles.INFO_SEP}{info}")
-                    try:
-                        os.rename(src, dst)
-                        e.sub, e.info = "cur", info
-                        break
-                    except FileNotFoundError:
-                        found = self.locate(e)
-                        if found is None:
-                            break
-                        src = found
-                else:
-                    continue
-                current = self.infos.get(uid)
-                flags = self.flags_of(e.info)
-                if current is None or current.flags != flags:
-                    self.modseq += 1
-                    current = self.infos[uid] = MessageInfo(uid, flags, e.vsize, e.idate, self.modseq)
-                out.append(current)
+                if self._rename_flags(uid, wanted, mode, kw):
+                    out.append(self.infos[uid])
             if out:
                 self.generation += 1
                 self.save_meta()
             return out
+
+    def _rename_flags(self, uid: int, wanted: frozenset[str], mode: FlagMode, kw: dict[str, int]) -> bool:
+        for _ in range(3):
+            rel = self.loc.get(uid)
+            if rel is None:
+                return False
+            old_info = info_of(rel)
+            flags = apply_flags(self.flags_of(old_info), wanted, mode)
+            info = mdfiles.build_info(flags, kw, keep=old_info or "")
+            target = f"cur/{base_of(rel)}{mdfiles.INFO_SEP}{info}"
+            if target == rel:
+                return True
+            try:
+                os.rename(os.path.join(self.path, rel), os.path.join(self.path, target))
+            except FileNotFoundError:
+                if self.locate(uid) is None:
+                    return False
+                continue
+            self._relocate(uid, target)
+            return True
+        return False
 
     def expunge(self, uids: Iterable[int]) -> list[int]:
         with self.lock:
@@ -486,15 +640,15 @@ class Folder:
             freed = count = 0
             with quota.quota_lock(self.root, exclusive=False):
                 for uid in uids:
-                    e = self.entries.get(uid)
                     info = self.infos.get(uid)
-                    if e is None or info is None or DELETED not in info.flags:
+                    if info is None or DELETED not in info.flags:
                         continue
-                    path = self.locate(e)
+                    size = self.stored_size(uid)
+                    path = self.locate(uid)
                     if path is not None:
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(path)
-                            freed += e.size
+                            freed += size
                             count += 1
                     removed.append(uid)
                 if count:
@@ -503,22 +657,17 @@ class Folder:
             return removed
 
     def forget(self, uids: list[int]) -> None:
-        if not uids:
-            return
-        for uid in uids:
-            self.entries.pop(uid, None)
-            self.infos.pop(uid, None)
-        if self.index is not None:
-            self.index.delete(uids)
-        self.modseq += 1
-        self.generation += 1
-        self.save_meta()
+        if self._drop(uids):
+            self.generation += 1
+            self.save_meta()
 
     def add_files(self, files: list[NewFile]) -> list[int]:
         """Put files into cur/ with their flags and give them UIDs (APPEND, COPY, MOVE target).
-        Returns the UIDs, 0 where a source vanished."""
+        Returns the UIDs, 0 where a source vanished. Sessions see them at their next sync."""
         with self.lock:
-            self._load_uidlist()
+            if self.uidlist is None:
+                self._load_uidlist()
+            self._need_records()
             kw = self._keyword_index(f for nf in files for f in nf.flags)
             placed: list[str] = []
             added = count = 0
@@ -562,6 +711,8 @@ class Folder:
 
     def close(self) -> None:
         with self.lock:
+            if self._unsaved or not os.path.exists(os.path.join(self.path, SNAPSHOT)):
+                self.save_snapshot()
             if self.index is not None:
                 self.index.close()
                 self.index = None

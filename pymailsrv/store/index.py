@@ -99,6 +99,16 @@ class FolderIndex:
     def load(self) -> dict[int, tuple[float, int]]:
         return {int(u): (float(d), int(v)) for u, d, v in self._run("SELECT uid, idate, vsize FROM msg")}
 
+    def lookup(self, uids: list[int]) -> dict[int, tuple[float, int]]:
+        """(internal date, RFC822 size) of the given UIDs that the index knows."""
+        if self.conn is None or not uids:
+            return {}
+        if len(uids) > 500:
+            return self.load()
+        marks = ",".join("?" * len(uids))
+        rows = self._run(f"SELECT uid, idate, vsize FROM msg WHERE uid IN ({marks})", uids)
+        return {int(u): (float(d), int(v)) for u, d, v in rows}
+
     def put(self, rows: list[tuple[int, float, int]]) -> None:
         if self.conn is None or not rows:
             return

@@ -21,6 +21,7 @@ import os
 import shutil
 import socket
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -55,6 +56,7 @@ from pymailsrv.store.view import (
 from pymailsrv.types import Account
 
 SUBSCRIPTIONS = "subscriptions"
+IDLE_FOLDERS = 64
 POP3_LOCK = "pymailsrv-pop3.lock"
 OVER_QUOTA = "Quota exceeded (mailbox for user is full)"
 
@@ -85,6 +87,7 @@ class MaildirStore:
         *,
         poll_interval: float = 1.0,
         fsync: bool = True,
+        idle_messages: int = 200_000,
     ) -> None:
         self.base = virtual_mailbox_base
         self.host = mdfiles.escape_host(hostname or socket.gethostname())
@@ -99,6 +102,9 @@ class MaildirStore:
         self._subs_lock = threading.Lock()
         self._pop3: dict[str, int] = {}
         self.usage_cache = quota.UsageCache()
+        self._idle: OrderedDict[str, Folder] = OrderedDict()  # released folders, oldest first
+        self._idle_messages = 0
+        self.idle_messages = idle_messages
 
     # -- paths and registry ------------------------------------------------------------------------
     def root(self, account: Account) -> str:
@@ -119,23 +125,36 @@ class MaildirStore:
     def unique_base(self, size: int, vsize: int) -> str:
         now = self.clock.time()
         sec = int(now)
-        return mdfiles.unique_base(
-            sec, int((now - sec) * 1e6), self._pid, next(self._seq), self.host, size, vsize
-        )
+        return mdfiles.unique_base(sec, int((now - sec) * 1e6), self._pid, next(self._seq), self.host, size, vsize)
 
     def _acquire(self, account: Account, path: str) -> _Hub:
         hub = self._hubs.get(path)
         if hub is None:
-            folder = Folder(path, self.root(account), account.quota_bytes, self.new_validity)
+            folder = self._idle.pop(path, None)
+            if folder is None:
+                folder = Folder(path, self.root(account), account.quota_bytes, self.new_validity)
+            else:
+                self._idle_messages -= len(folder.infos)
             hub = self._hubs[path] = _Hub(folder)
         hub.refs += 1
         return hub
 
-    def _release(self, hub: _Hub) -> None:
+    async def _release(self, hub: _Hub) -> None:
+        """The last session gone: write the snapshot, and keep the picture a while (a client
+        that reconnects, POP3 polling) within a bound on the messages kept."""
         hub.refs -= 1
-        if hub.refs <= 0 and self._hubs.get(hub.folder.path) is hub:
-            del self._hubs[hub.folder.path]
-            hub.folder.close()
+        if hub.refs > 0 or self._hubs.get(hub.folder.path) is not hub:
+            return
+        del self._hubs[hub.folder.path]
+        folder = hub.folder
+        await asyncio.to_thread(folder.close)
+        if hub.refs > 0 or folder.path in self._hubs:
+            return
+        self._idle[folder.path] = folder
+        self._idle_messages += len(folder.infos)
+        while self._idle and (self._idle_messages > self.idle_messages or len(self._idle) > IDLE_FOLDERS):
+            _, old = self._idle.popitem(last=False)
+            self._idle_messages -= len(old.infos)
 
     def _notify(self, path: str) -> None:
         hub = self._hubs.get(path)
@@ -147,9 +166,7 @@ class MaildirStore:
         name = names.normalize(folder)
         path = self.folder_path(account, name)
         stored = normalize_content(data)
-        result = await asyncio.to_thread(
-            self._deliver, self.root(account), path, name, stored, account.quota_bytes
-        )
+        result = await asyncio.to_thread(self._deliver, self.root(account), path, name, stored, account.quota_bytes)
         self._notify(path)
         return result
 
@@ -198,9 +215,7 @@ class MaildirStore:
         return base, tmp
 
     # -- folders ------------------------------------------------------------------------------------
-    async def open(
-        self, account: Account, folder: str = "INBOX", *, readonly: bool = False
-    ) -> MaildirMailbox:
+    async def open(self, account: Account, folder: str = "INBOX", *, readonly: bool = False) -> MaildirMailbox:
         name = names.normalize(folder)
         path = self.folder_path(account, name)
         root = self.root(account)
@@ -216,7 +231,7 @@ class MaildirStore:
         try:
             await asyncio.to_thread(hub.folder.refresh, not readonly)
         except BaseException:
-            self._release(hub)
+            await self._release(hub)
             raise
         return MaildirMailbox(self, account, name, hub, readonly)
 
@@ -340,7 +355,7 @@ class MaildirStore:
         try:
             return await asyncio.to_thread(self._status, hub.folder)
         finally:
-            self._release(hub)
+            await self._release(hub)
 
     @staticmethod
     def _status(f: Folder) -> FolderStatus:
@@ -468,13 +483,19 @@ class MaildirMailbox:
             return result
 
     async def read(self, uid: int) -> bytes:
-        e = self._f.entries.get(uid)
-        if e is None or self._view.get(uid) is None:
+        if uid not in self._f.loc or self._view.get(uid) is None:
             raise KeyError(uid)
 
         def load() -> bytes:
             for _ in range(3):
-                path = self._f.locate(e)
+                path = self._f.file_path(uid)
+                try:
+                    if path is not None:
+                        with open(path, "rb") as fh:
+                            return fh.read()
+                except FileNotFoundError:
+                    pass
+                path = self._f.locate(uid)  # renamed under us (another session's flags)
                 if path is None:
                     break
                 try:
@@ -487,10 +508,10 @@ class MaildirMailbox:
         return await asyncio.to_thread(load)
 
     def path(self, uid: int) -> str:
-        e = self._f.entries.get(uid)
-        if e is None or self._view.get(uid) is None:
+        path = self._f.file_path(uid)
+        if path is None or self._view.get(uid) is None:
             raise KeyError(uid)
-        return os.path.join(self._f.path, e.sub, e.filename)
+        return path
 
     async def append(self, data: bytes, flags: Iterable[str] = (), internal_date: float | None = None) -> int:
         stored = normalize_content(data)
@@ -542,9 +563,7 @@ class MaildirMailbox:
         self._writable()
         return await self._transfer(uids, dest, move=True)
 
-    async def _transfer(
-        self, uids: Iterable[int], dest: str, move: bool
-    ) -> tuple[int, list[tuple[int, int]]]:
+    async def _transfer(self, uids: Iterable[int], dest: str, move: bool) -> tuple[int, list[tuple[int, int]]]:
         name = names.normalize(dest)
         path = self.store.folder_path(self.account, name)
         if name != names.INBOX and not await asyncio.to_thread(os.path.isdir, path):
@@ -554,7 +573,7 @@ class MaildirMailbox:
         try:
             validity, pairs = await asyncio.to_thread(self._transfer_files, chosen, target.folder, move)
         finally:
-            self.store._release(target)
+            await self.store._release(target)
         if pairs:
             target.notify()
             if move:
@@ -562,24 +581,26 @@ class MaildirMailbox:
                 self._changed()
         return validity, pairs
 
-    def _transfer_files(
-        self, chosen: list[int], target: Folder, move: bool
-    ) -> tuple[int, list[tuple[int, int]]]:
+    def _transfer_files(self, chosen: list[int], target: Folder, move: bool) -> tuple[int, list[tuple[int, int]]]:
         f, limit = self._f, self.account.quota_bytes
         files: list[NewFile] = []
         sources: list[int] = []
         with f.lock:
             for uid in chosen:
-                e, info = f.entries.get(uid), f.infos.get(uid)
-                src = f.locate(e) if e is not None else None
-                if e is None or info is None or src is None:
+                info = f.infos.get(uid)
+                src = f.locate(uid)
+                if info is None or src is None:
                     continue
-                base = self.store.unique_base(e.size, e.vsize)
-                files.append(
-                    NewFile(base, info.flags, e.idate, e.size, e.vsize, src, link=not move, charge=not move)
-                )
+                size = f.stored_size(uid)
+                base = self.store.unique_base(size, info.size)
+                nf = NewFile(base, info.flags, info.internal_date, size, info.size, src, link=not move, charge=not move)
+                files.append(nf)
                 sources.append(uid)
-        if not move and limit > 0 and quota.over_quota(f.root, limit, sum(nf.size for nf in files), self.store.usage_cache):
+        if (
+            not move
+            and limit > 0
+            and quota.over_quota(f.root, limit, sum(nf.size for nf in files), self.store.usage_cache)
+        ):
             raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
         if target.uidlist is None:
             target.refresh(move_new=False)
@@ -621,6 +642,10 @@ class MaildirMailbox:
         if self._f.generation != self._generation:
             self._event.clear()
             return True
+        if timeout <= 0:  # a probe: only what this process already knows
+            fired = self._event.is_set()
+            self._event.clear()
+            return fired
         hub.idle += 1
         if hub.poller is None or hub.poller.done():
             hub.poller = asyncio.create_task(self._poll(hub))
@@ -645,4 +670,4 @@ class MaildirMailbox:
         self._closed = True
         await self._flush_cache()
         self._hub.waiters.discard(self._event)
-        self.store._release(self._hub)
+        await self.store._release(self._hub)

@@ -233,9 +233,7 @@ class MemoryLock:
 
 
 class MemoryMailbox:
-    def __init__(
-        self, store: MemoryStore, account: Account, folder: str, state: _Folder, readonly: bool
-    ) -> None:
+    def __init__(self, store: MemoryStore, account: Account, folder: str, state: _Folder, readonly: bool) -> None:
         self.store = store
         self.account = account
         self.folder = folder
@@ -327,11 +325,7 @@ class MemoryMailbox:
 
     async def copy(self, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
         _, target = self.store._folder(self.account, dest)
-        msgs = [
-            (i.uid, self._state.msgs[i.uid])
-            for i in select_uids(self._view, uids)
-            if i.uid in self._state.msgs
-        ]
+        msgs = [(i.uid, self._state.msgs[i.uid]) for i in select_uids(self._view, uids) if i.uid in self._state.msgs]
         self.store._check_quota(self.account, sum(len(m.data) for _, m in msgs), len(msgs))
         pairs = [(uid, target.add(m.data, m.info.flags, m.info.internal_date)) for uid, m in msgs]
         if pairs:

@@ -42,6 +42,7 @@ SAMPLE: dict[str, list[dict[str, Any]]] = {
         _mb("zoe@example.com", maildir="legacy/zoe-old/"),  # stored maildir, not recomputed
         _mb("evil@example.com", maildir="../../etc/"),
         _mb("ivan@example.com"),  # no identity alias row (inserted by another tool)
+        {"username": "latin@example.com", "password": "{PLAIN}pässwörd"},  # latin1 bytes on MariaDB
     ],
     "alias": [
         _al("alice@example.com", "alice@example.com"),

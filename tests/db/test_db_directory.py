@@ -162,6 +162,8 @@ async def test_password_entry(directory: Directory) -> None:
     assert await directory.password_entry("bob@example.net") is None  # no login via alias domain
     assert await directory.password_entry("nobody@example.com") is None
     assert await directory.password_entry("evil@example.com") is None
+    latin = await directory.password_entry("latin@example.com")  # latin1 column, utf8mb4 connection
+    assert latin is not None and latin.password == "{PLAIN}pässwörd"
 
 
 @pytest.mark.parametrize(("login", "address", "owns"), [
@@ -174,6 +176,7 @@ async def test_password_entry(directory: Directory) -> None:
     ("bob@example.com", "sales@example.com", True),
     ("carol@example.com", "info@example.net", True),
     ("carol@example.com", "postmaster@example.com", False),
+    ("alice@example.com", "anyone@example.com", True),  # the catch-all's target (Postfix asks @domain too)
     ("carol@example.com", "bob@example.com", False),
     ("bob@example.com", "carol@example.net", False),
     ("carol@example.com", "old@example.com", False),  # inactive alias

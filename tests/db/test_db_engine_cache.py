@@ -146,3 +146,24 @@ def test_catch_all_and_domains() -> None:
     assert check_domain("Example.COM.") == "example.com"
     with pytest.raises(InvalidName):
         check_domain("example..com")
+
+
+async def test_dropped_connection_is_retried_once(mariadb_url: str) -> None:
+    import pymysql
+
+    await create_schema(mariadb_url)
+    await seed(mariadb_url, {"domain": [{"domain": "example.com"}]})
+    d = SqlDirectory(mariadb_url, BASE, cache_ttl=0)
+    try:
+        assert await d.is_local_domain("example.com")
+        dbname = mariadb_url.rsplit("/", 1)[1].split("?")[0]
+        admin = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+        with admin.cursor() as cur:  # what a server restart or wait_timeout does to pooled connections
+            cur.execute("SELECT id FROM information_schema.PROCESSLIST WHERE db = %s", (dbname,))
+            for (pid,) in cur.fetchall():
+                cur.execute(f"KILL {int(pid)}")
+        admin.close()
+        assert await d.is_local_domain("example.com")
+        assert not await d.is_local_domain("example.org")
+    finally:
+        await d.close()

@@ -164,12 +164,15 @@ def test_mariadb_collations_as_the_schema_document_says(mariadb_url: str) -> Non
     assert d["mailbox.quota"][0] == "bigint(20)"
     # what the collation buys (§1): case- and trailing-space-insensitive key comparisons
     asyncio.run(schema.seed(mariadb_url, {"domain": [{"domain": "example.com"}],
-                                          "mailbox": [{"username": "alice@example.com"}]}))
+                                          "mailbox": [{"username": "alice@example.com",
+                                                       "password": "pässwörd"}]}))
     engine = sync_engine(mariadb_url)
     with engine.connect() as conn:
         for key in ("ALICE@EXAMPLE.COM", "alice@example.com  "):
             assert conn.exec_driver_sql("SELECT username FROM mailbox WHERE username = %s",
                                         (key,)).scalar() == "alice@example.com"
+        # the password column is latin1: stored as latin1 bytes, read back as text over utf8mb4
+        assert conn.exec_driver_sql("SELECT HEX(password) FROM mailbox").scalar() == "70E4737377F67264"
     engine.dispose()
 
 

@@ -38,7 +38,12 @@ class SmtpPeer:
     server: asyncio.base_events.Server | None = None
     port: int = 0
 
+    unix_path: str = ""
+
     async def start(self) -> SmtpPeer:
+        if self.unix_path:
+            self.server = await asyncio.start_unix_server(self._handle, self.unix_path)
+            return self
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self

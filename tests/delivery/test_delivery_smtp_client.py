@@ -185,5 +185,18 @@ async def test_lmtp_per_recipient_replies(dns_server, peer_factory):
     await c.close()
 
 
+async def test_lmtp_over_unix_socket(dns_server, peer_factory, tmp_path):
+    path = str(tmp_path / "lmtp.sock")
+    peer = await peer_factory(lmtp=True, unix_path=path)
+    c = client(dns_server, 25)
+    rs = await c.deliver_to(f"unix:{path}", "s@x.test", ["a@l.test", "b@l.test"], MSG, lmtp=True)
+    assert [r.outcome for r in rs] == ["sent", "sent"]
+    assert rs[0].relay == f"localhost[{path}]"
+    assert peer.received[0].recipients == ["a@l.test", "b@l.test"]
+    await c.close()
+    [r] = await c.deliver_to(f"unix:{tmp_path}/missing.sock", "s@x.test", ["a@l.test"], MSG, lmtp=True)
+    assert r.outcome == "deferred"
+
+
 def test_ssl_module_available():
     assert ssl.OPENSSL_VERSION

@@ -208,3 +208,21 @@ def test_garbage_never_raises(data: bytes) -> None:
     for _ in range(1000):
         if p.next() is None:
             break
+
+
+def test_parse_cache_keeps_tags_apart() -> None:
+    a = one("x1 UID FETCH 1:* (FLAGS)")
+    b = one("x2 UID FETCH 1:* (FLAGS)")
+    assert (a.tag, b.tag) == ("x1", "x2") and a.args == b.args and b.uid
+    assert bad("x{ UID FETCH 1:* (FLAGS)").tag in ("*", "x")
+
+
+def test_content_cache_bounded() -> None:
+    from pymailsrv.imap.cache import ContentCache
+
+    c = ContentCache(max_bytes=1000)
+    for i in range(100):
+        c.put(("u", "INBOX", 1, i, "h"), b"x" * 50)
+    assert c.size <= 1000 and len(c) == 20
+    assert c.get(("u", "INBOX", 1, 99, "h")) == b"x" * 50
+    assert c.get(("u", "INBOX", 1, 0, "h")) is None

@@ -155,6 +155,9 @@ ACTIONS: list[tuple[str, str | None, tuple[tuple[str, str], ...]]] = [
     ("REJECT go away", "554 5.7.1 <x@spam.example>: Sender address rejected: go away", ()),
     ("DEFER", "450 4.7.1 <x@spam.example>: Sender address rejected: Access denied", ()),
     ("DEFER later", "450 4.7.1 <x@spam.example>: Sender address rejected: later", ()),
+    ("REJECT 5.7.0 go away", "554 5.7.0 <x@spam.example>: Sender address rejected: go away", ()),
+    ("DEFER 4.2.0 full", "450 4.2.0 <x@spam.example>: Sender address rejected: full", ()),
+    ("DEFER_IF_PERMIT 4.2.0 Greylisted", "450 4.2.0 <x@spam.example>: Sender address rejected: Greylisted", ()),
     ("421 busy", "421 4.7.1 <x@spam.example>: Sender address rejected: busy", ()),
     ("550 5.7.0 you are blocked", "550 5.7.0 <x@spam.example>: Sender address rejected: you are blocked", ()),
     ("DUNNO", None, ()),
@@ -233,8 +236,13 @@ async def test_key_order_and_subdomain_forms(make_engine: EngineFactory, tmp_pat
     assert await text("user+other@example.org") == "full"
     assert await text("other@example.org") == "domain"
     assert await text("other@deep.down.example.org") == "domain"
-    assert await text("x@a.sub.example.net") == "subdomains only"
-    assert not (await rcpt(engine, "alice@example.com", sender="x@sub.example.net")).refused
+    # Postfix's default (smtpd_access_maps in parent_domain_matches_subdomains): no .domain lookups
+    assert not (await rcpt(engine, "alice@example.com", sender="x@a.sub.example.net")).refused
+    dotted = make_engine(smtpd_sender_restrictions=f"check_sender_access texthash:{access}",
+                         parent_domain_matches_subdomains="relay_domains")
+    assert (await rcpt(dotted, "alice@example.com", sender="x@a.sub.example.net")).text.endswith("subdomains only")
+    assert not (await rcpt(dotted, "alice@example.com", sender="x@sub.example.net")).refused
+    assert not (await rcpt(dotted, "alice@example.com", sender="other@deep.down.example.org")).refused
     assert await text("user@elsewhere.test") == "localpart"
     assert await text("") == "null"
 
@@ -295,9 +303,10 @@ async def test_actions_are_logged(make_engine: EngineFactory, caplog: pytest.Log
 async def test_helo_syntax_checks(make_engine: EngineFactory) -> None:
     engine = make_engine(smtpd_helo_restrictions="reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname")
     cases = {
-        "mail.example.org": None, "[192.0.2.1]": None, "192.0.2.1": None, "[IPv6:2001:db8::1]": None,
+        "mail.example.org": None, "[192.0.2.1]": None, "[IPv6:2001:db8::1]": None, "under_score.example": None,
+        "192.0.2.1": "504 5.5.2 <192.0.2.1>: Helo command rejected: need fully-qualified hostname",
         "localhost": "504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname",
-        "bad_name.example": "501 5.5.2 <bad_name.example>: Helo command rejected: Invalid name",
+        "bad!name.example": "501 5.5.2 <bad!name.example>: Helo command rejected: Invalid name",
         "-x.example": "501 5.5.2 <-x.example>: Helo command rejected: Invalid name",
         "[300.1.1.1]": "501 5.5.2 <[300.1.1.1]>: Helo command rejected: Invalid name",
         "a..b": "501 5.5.2 <a..b>: Helo command rejected: Invalid name",
@@ -315,8 +324,10 @@ async def test_non_fqdn_addresses(make_engine: EngineFactory) -> None:
     assert (await rcpt(engine, "alice@example.com", sender="joe@localhost")).reply() == \
         "504 5.5.2 <joe@localhost>: Sender address rejected: need fully-qualified address"
     assert not (await rcpt(engine, "alice@example.com", sender="")).refused
-    assert (await rcpt(engine, "postmaster", client_address=INSIDE)).reply() == \
-        "504 5.5.2 <postmaster>: Recipient address rejected: need fully-qualified address"
+    assert (await rcpt(engine, "nofqdn", client_address=INSIDE)).reply() == \
+        "504 5.5.2 <nofqdn>: Recipient address rejected: need fully-qualified address"
+    # RFC 5321 §4.5.1: <postmaster> is accepted before any restriction
+    assert not (await rcpt(engine, "Postmaster")).refused
 
 
 async def test_unauth_pipelining_at_rcpt_and_data(make_engine: EngineFactory) -> None:

@@ -137,3 +137,39 @@ async def test_timeout_with_fake_clock(server: PolicyServer, directory: MemoryDi
         assert server.connections == 2
     finally:
         await engine.close()
+
+
+async def test_concurrent_sessions_use_a_bounded_pool(server: PolicyServer, make_engine: EngineFactory) -> None:
+    engine = policy_engine(make_engine, server.port)
+    try:
+        states = [smtp_state(recipient="alice@example.com", sender=f"new{i}@x.example") for i in range(30)]
+        results = await asyncio.gather(*(engine.check("rcpt", s) for s in states))
+        assert all(d.reply().startswith("450 4.7.1 <alice@example.com>: Recipient address rejected: Greylisted")
+                   for d in results)
+        assert len(server.requests) == 30
+        assert 1 <= server.connections <= 20
+        before = server.connections
+        for s in states[:5]:
+            await engine.check("rcpt", s)
+        assert server.connections == before  # idle connections are reused
+    finally:
+        await engine.close()
+
+
+async def test_bad_reply_is_a_policy_failure(make_engine: EngineFactory) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\n\n")
+        writer.write(b"no-action-here=1\n\n")
+        await writer.drain()
+        writer.close()
+
+    bad = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = bad.sockets[0].getsockname()[1]
+    engine = policy_engine(make_engine, port)
+    try:
+        d = await engine.check("rcpt", smtp_state(recipient="alice@example.com"))
+        assert d.reply() == "451 4.3.5 <alice@example.com>: Recipient address rejected: Server configuration problem"
+    finally:
+        await engine.close()
+        bad.close()
+        await bad.wait_closed()

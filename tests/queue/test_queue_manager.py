@@ -236,3 +236,11 @@ async def test_content_filter_routes_everything_to_filter(harness):
         await h.manager.submit(envelope("s@x.test", "y@remote.test", skip_filter=True), MSG)
         await h.manager.wait_idle()
         assert agents.calls[1][0] == Route("smtp", "remote.test")
+
+
+async def test_reserved_queue_id_is_used(harness, caplog):
+    caplog.set_level(logging.INFO, logger="pymailsrv")
+    async with harness() as h:
+        qid = h.manager.new_queue_id()
+        assert await h.manager.submit(envelope("s@x.test", "alice@example.test"), MSG, queue_id=qid) == qid
+    assert f"{qid}: removed" in caplog.text

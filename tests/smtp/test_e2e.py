@@ -99,7 +99,7 @@ async def test_inbound_mail_lands_in_the_maildir(stack):
 
 
 async def test_submission_auth_and_login_mismatch(stack, client_tls):
-    ports, queue, domain_dir, _ = stack
+    ports, _queue, domain_dir, _ = stack
 
     def run() -> tuple[Any, Any]:
         with smtplib.SMTP("127.0.0.1", ports["submission"], timeout=10) as c:

@@ -173,3 +173,27 @@ async def test_port_in_use_is_a_config_error(smtp_factory):
 async def test_submission_without_certificate_is_a_config_error(smtp_factory):
     with pytest.raises(ConfigError, match="submission needs a certificate"):
         await smtp_factory(tls_cert_file="", tls_key_file="", smtps_listen="")
+
+
+async def test_shutdown_closes_idle_sessions_and_finishes_busy_ones(smtp_factory):
+    h = await smtp_factory()
+    server = next(s for s in h.servers if s.kind == "smtpd")
+    idle = await RawClient.connect(server.port)
+    await idle.expect("220 *")
+    busy = await RawClient.connect(server.port)
+    await busy.expect("220 *")
+    await busy.cmd("EHLO c", "250 *")
+    await busy.cmd("MAIL FROM:<a@b.test>", R.MAIL_OK)
+    await busy.cmd("RCPT TO:<bob@example.test>", R.RCPT_OK)
+    await busy.cmd("DATA", R.DATA_GO)
+    await busy.send("Subject: in flight\r\n\r\n")
+    await asyncio.sleep(0.05)
+    server.close()
+    await idle.expect("421 4.3.2 mx.example.test Service shutting down, closing transmission channel")
+    assert await idle.closed()
+    await busy.send("still arriving\r\n.\r\n")
+    await busy.expect("250 2.0.0 Ok: queued as *")
+    assert await busy.closed()
+    await server.wait_closed(timeout=2)
+    assert not server.spec.sessions
+    assert len(h.queue.messages) == 1

@@ -131,3 +131,41 @@ async def test_authenticated_and_trusted_clients_may_relay(smtp_factory, setting
     await c.cmd(f"AUTH PLAIN {token}", "235 2.7.0 Authentication successful")
     await c.cmd("MAIL FROM:<alice@example.test>", "250 2.1.0 Ok")
     await c.cmd("RCPT TO:<x@remote.example>", "250 2.1.5 Ok")
+
+
+async def test_reject_unauth_pipelining(smtp_factory, settings_factory):
+    h = await start(smtp_factory, settings_factory, smtpd_data_restrictions="reject_unauth_pipelining")
+    rude = await RawClient.connect(h.port())
+    await rude.expect("220 *")
+    await rude.send("HELO spam.test\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n")
+    for pattern in ("250 mx.example.test", "250 2.1.0 Ok", "250 2.1.5 Ok"):
+        await rude.expect(pattern)
+    refused = await rude.expect("5* 5.5.* <DATA>: Data command rejected: Improper use of SMTP command pipelining")
+    assert refused.startswith("503") or refused.startswith("554")
+    polite = await RawClient.connect(h.port())
+    await polite.expect("220 *")
+    await polite.cmd("EHLO good.test", "250 *")
+    await polite.send("MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n")
+    for pattern in ("250 2.1.0 Ok", "250 2.1.5 Ok", "354 *"):
+        await polite.expect(pattern)
+
+
+async def test_engine_effects_reach_the_envelope(smtp_factory, settings_factory, tmp_path):
+    rcpt_map, sender_map = tmp_path / "rcpt_access", tmp_path / "sender_access"
+    rcpt_map.write_text("alice@example.com HOLD\nbob@example.com PREPEND X-Checked: yes\n")
+    sender_map.write_text("watched@remote.example BCC info@example.com\n")
+    h = await start(smtp_factory, settings_factory, smtpd_recipient_restrictions=(
+        f"check_recipient_access texthash:{rcpt_map}, check_sender_access texthash:{sender_map}"))
+    c = await RawClient.connect(h.port())
+    await c.expect("220 *")
+    await c.cmd("EHLO c", "250 *")
+    for rcpt in ("alice@example.com", "bob@example.com"):
+        await c.cmd("MAIL FROM:<watched@remote.example>", "250 2.1.0 Ok")
+        await c.cmd(f"RCPT TO:<{rcpt}>", "250 2.1.5 Ok")
+        await c.cmd("DATA", "354 *")
+        await c.send("Subject: s\r\n\r\nx\r\n.\r\n")
+        await c.expect("250 2.0.0 Ok: queued as *")
+    (held, _), (prepended, content) = h.queue.messages
+    assert held.hold and not prepended.hold
+    assert b"\r\nX-Checked: yes\r\nSubject: s\r\n" in content
+    assert [r.address for r in held.recipients] == ["alice@example.com", "info@example.com"]

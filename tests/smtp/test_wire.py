@@ -194,3 +194,41 @@ def test_dsn_values() -> None:
         with pytest.raises(ValueError):
             parse_notify(bad)
     assert parse_orcpt("rfc822;a+40b@c") == "rfc822;a@b@c"
+
+
+TRANSCRIPT = (b"EHLO client.test\r\nMAIL FROM:<a@b.test> SIZE=10\r\nRCPT TO:<c@d.test>\r\nDATA\r\n"
+              b"Subject: x\r\n\r\n..dot\r\nline\r\n.\r\nRSET\r\nQUIT\r\n")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=len(TRANSCRIPT)), max_size=12))
+def test_any_split_gives_the_same_dialogue(cuts: list[int]) -> None:
+    """STYLE.md rule 1: a valid transcript split anywhere parses to the same commands and content."""
+    points = sorted(set(cuts))
+    chunks = [TRANSCRIPT[a:b] for a, b in zip([0, *points], [*points, len(TRANSCRIPT)], strict=True)]
+    lines = LineBuffer(1000)
+    got: list[bytes] = []
+    reader: DataReader | None = None
+    content = b""
+    for chunk in chunks:
+        if reader is not None:
+            rest = reader.feed(chunk)
+            if rest is None:
+                continue
+            content = reader.content()
+            reader = None
+            chunk = rest
+        lines.feed(chunk)
+        while (item := lines.next_line()) is not None:
+            assert isinstance(item, Line)
+            got.append(item.text)
+            if item.text == b"DATA":
+                reader = DataReader(10**6)
+                rest = reader.feed(lines.take())
+                if rest is not None:
+                    content = reader.content()
+                    reader = None
+                    lines.feed(rest)
+    assert got == [b"EHLO client.test", b"MAIL FROM:<a@b.test> SIZE=10", b"RCPT TO:<c@d.test>", b"DATA",
+                   b"RSET", b"QUIT"]
+    assert content == b"Subject: x\r\n\r\n.dot\r\nline\r\n"

@@ -285,3 +285,67 @@ async def test_renamed_under_us_is_found(acct: Account) -> None:
     assert await box.read(1) == STORED
     (info,) = await box.set_flags([1], [FLAGGED], "add")
     assert info.flags == {SEEN, FLAGGED} and os.listdir(cur)[0].endswith(":2,FS")
+
+
+async def test_snapshot_open_then_outside_changes(acct: Account) -> None:
+    store = new_store()
+    for _ in range(4):
+        await store.deliver(acct, MSG)
+    box = await store.open(acct)
+    await box.sync()
+    await box.set_flags([2], [SEEN, "$Work"], "add")
+    await box.close()
+    assert (root_of(acct) / "pymailsrv-snapshot").exists()
+    other = new_store()  # a new process starts from the snapshot
+    box2 = await other.open(acct)
+    await box2.sync()
+    assert [(m.uid, m.flags) for m in box2.messages()] == [
+        (1, frozenset()),
+        (2, {SEEN, "$Work"}),
+        (3, frozenset()),
+        (4, frozenset()),
+    ]
+    third = new_store()  # meanwhile a third process changes things
+    box3 = await third.open(acct)
+    await box3.sync()
+    await box3.set_flags([1], [DELETED], "add")
+    await box3.expunge()
+    await box3.set_flags([3], [FLAGGED], "add")
+    await third.deliver(acct, MSG)
+    res = await box2.sync()
+    assert list(res.expunged) == [1]
+    assert [(m.uid, m.flags) for m in res.flags_changed] == [(3, {FLAGGED})]
+    assert [m.uid for m in res.added] == [5]
+    await box3.sync()
+    assert [m.uid for m in box3.messages()] == [2, 3, 4, 5]
+
+
+async def test_snapshot_ignored_when_uidvalidity_changes(acct: Account) -> None:
+    store = new_store()
+    await store.deliver(acct, MSG)
+    box = await store.open(acct)
+    await box.sync()
+    await box.close()
+    os.unlink(root_of(acct) / UIDLIST)
+    box2 = await new_store().open(acct)
+    await box2.sync()
+    assert box2.uidvalidity != box.uidvalidity and [m.uid for m in box2.messages()] == [1]
+
+
+async def test_released_folder_reused_and_cache_survives(acct: Account) -> None:
+    store = new_store()
+    await store.deliver(acct, MSG)
+    box = await store.open(acct)
+    await box.sync()
+    await box.cache_put(1, "envelope", b"(x)")
+    await box.close()
+    await new_store().deliver(acct, MSG)  # another process while nobody has it open
+    again = await store.open(acct)
+    res = await again.sync()
+    assert [m.uid for m in res.added] == [1, 2]
+    assert await again.cache_get(1, "envelope") == b"(x)"
+    await again.cache_put(2, "envelope", b"(y)")
+    await again.close()
+    third = await new_store().open(acct)
+    await third.sync()
+    assert await third.cache_get(2, "envelope") == b"(y)"

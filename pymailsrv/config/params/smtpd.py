@@ -29,6 +29,11 @@ PARAMS = (
     Param("smtpd_end_of_data_restrictions", "list", "", "Restrictions after the final dot."),
     Param("smtpd_restriction_classes", "list", "", "Names of user-defined restriction lists."),
     Param("smtpd_null_access_lookup_key", "str", "<>", "Access-map key for the null sender."),
+    Param("parent_domain_matches_subdomains", "list",
+          "debug_peer_list, fast_flush_domains, mynetworks, permit_mx_backup_networks, "
+          "qmqpd_authorized_clients, relay_domains, smtpd_access_maps",
+          "Lists whose domain.tld also matches subdomains; without smtpd_access_maps here, access maps "
+          "match subdomains only through .domain.tld keys (as Postfix)."),
     Param("smtpd_reject_unlisted_recipient", "bool", "yes", "Reject unknown users of our domains."),
     Param("smtpd_reject_unlisted_sender", "bool", "no", "Reject unknown senders of our domains."),
     Param("unknown_local_recipient_reject_code", "int", "550", "Code for unknown local users."),

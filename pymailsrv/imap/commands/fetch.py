@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pymailsrv.imap import mime, wire
+from pymailsrv.imap.cache import ContentCache, Key
 from pymailsrv.imap.commands.base import Done
 from pymailsrv.imap.grammar import Command, FetchArgs, FetchAtt, Section
 from pymailsrv.store.base import SEEN, Mailbox, MessageInfo
@@ -29,11 +30,14 @@ _PREFETCH = 8
 
 
 class Loaded:
-    """One message's content, read and parsed at most once per FETCH."""
+    """One message's content, read and parsed at most once per FETCH; derived data goes
+    through the server-wide ContentCache, then the store's per-message cache."""
 
-    def __init__(self, mailbox: Mailbox, uid: int) -> None:
+    def __init__(self, mailbox: Mailbox, uid: int, cache: ContentCache | None = None, user: str = "") -> None:
         self.mailbox = mailbox
         self.uid = uid
+        self.cache = cache
+        self.user = user
         self._data: bytes | None = None
         self._root: mime.Part | None = None
         self._header: bytes | None = None
@@ -48,20 +52,38 @@ class Loaded:
             self._root = mime.parse(await self.data())
         return self._root
 
+    def _key(self, what: str) -> Key:
+        return (self.user, self.mailbox.folder, self.mailbox.uidvalidity, self.uid, what)
+
+    async def cached(self, what: str) -> bytes | None:
+        if self.cache is not None:
+            got = self.cache.get(self._key(what))
+            if got is not None:
+                return got
+        got = await self.mailbox.cache_get(self.uid, what)
+        if got is not None and self.cache is not None:
+            self.cache.put(self._key(what), got)
+        return got
+
+    async def remember(self, what: str, value: bytes) -> None:
+        if self.cache is not None:
+            self.cache.put(self._key(what), value)
+        await self.mailbox.cache_put(self.uid, what, value)
+
     async def header(self) -> bytes:
         if self._header is None:
             if self._data is None:
-                cached = await self.mailbox.cache_get(self.uid, HEADER_KEY)
+                cached = await self.cached(HEADER_KEY)
                 if cached is not None:
                     self._header = cached
                     return cached
             self._header = mime.split_message(await self.data())[0]
-            await self.mailbox.cache_put(self.uid, HEADER_KEY, self._header)
+            await self.remember(HEADER_KEY, self._header)
         return self._header
 
     async def structure(self, name: str) -> bytes:
         key = CACHE_KEYS[name]
-        cached = await self.mailbox.cache_get(self.uid, key)
+        cached = await self.cached(key)
         if cached is not None:
             return cached
         root = await self.root()
@@ -69,7 +91,7 @@ class Loaded:
             value = mime.envelope(root)
         else:
             value = mime.bodystructure(root, extended=name == "BODYSTRUCTURE")
-        await self.mailbox.cache_put(self.uid, key, value)
+        await self.remember(key, value)
         return value
 
 
@@ -139,6 +161,7 @@ async def _item(s: Session, info: MessageInfo, msg: Loaded, att: FetchAtt) -> by
 async def fetch(srv: object, s: Session, cmd: Command) -> Done:
     a: FetchArgs = cmd.args
     assert s.mailbox is not None
+    user = s.account.username if s.account else ""
     uids = [u for u in s.resolve(a.seqset, cmd.uid) if u not in s.gone]
     atts = list(a.atts)
     if cmd.uid and not any(x.name == "UID" for x in atts):
@@ -159,18 +182,21 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
     has_flags = any(x.name == "FLAGS" for x in atts)
     if all(x.name in _INFO_ATTS for x in atts):
         names = [x.name for x in atts]
+        info_of, seq_of = s.info.get, s.seq_of
+        lines = []
         for uid in uids:
-            info = s.info.get(uid)
-            if info is not None:
-                s.write(b"* %d FETCH (" % s.seq_of(uid) + b" ".join([_info_item(s, info, n) for n in names])
-                        + b")\r\n")
+            known = info_of(uid)
+            if known is not None:
+                joined = b" ".join([_info_item(s, known, n) for n in names])
+                lines.append(b"* %d FETCH (%s)\r\n" % (seq_of(uid), joined))
+        s.write(b"".join(lines))
         return Done("Fetch completed.")
     for uid in uids:
         cur = s.info.get(uid)
         if cur is None:
             continue
         info = cur
-        msg = Loaded(s.mailbox, uid)
+        msg = Loaded(s.mailbox, uid, s.cache, user)
         try:
             items = [await _item(s, info, msg, att) for att in atts]
         except KeyError:

@@ -29,6 +29,8 @@ SORT_KEYS = ("ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO")
 class Cand:
     """A message as the search evaluator sees it (search.Candidate)."""
 
+    __slots__ = ("_text", "flags", "internal_date", "modseq", "recent", "root", "seq", "size", "uid")
+
     def __init__(self, seq: int, info: MessageInfo, recent: bool, root: mime.Part | None) -> None:
         self.seq = seq
         self.uid = info.uid
@@ -70,7 +72,7 @@ async def _candidates(s: Session, key: SearchKey | None, want_headers: bool) -> 
             continue
         root = None
         if content:
-            msg = Loaded(s.mailbox, uid)
+            msg = Loaded(s.mailbox, uid, s.cache, s.account.username if s.account else "")
             try:
                 root = await msg.root() if body else mime.parse(await msg.header())
             except KeyError:

@@ -1,0 +1,32 @@
+#!/bin/bash
+# Side-by-side IMAP load: Dovecot (anchor, 127.0.0.1:1143) and pymailsrv over the SAME Maildirs,
+# interleaved rounds (A B A B) of both mixes. Run as root from the worktree root:
+#   bench/imap_compare.sh [ROUNDS] [SECONDS]
+# Env: BASE (/var/lab/postfix-vmail), FIRST (50: users u50..u59), CLIENTS (10), PER_USER (200).
+set -euo pipefail
+ROUNDS="${1:-2}"; SECS="${2:-10}"
+BASE="${BASE:-/var/lab/postfix-vmail}"; FIRST="${FIRST:-50}"; CLIENTS="${CLIENTS:-10}"; PER_USER="${PER_USER:-200}"
+PY=/work/venv/bin/python; export PYTHONPATH=.
+LOAD="$PY bench/imap_load.py"
+/work/shared/anchors/dovecot-setup.sh >/dev/null
+DPID="$(cat /run/lab-dovecot/master.pid)"
+for ((i = FIRST; i < FIRST + 10; i++)); do rm -rf "$BASE/bench.test/u$i"; done
+$LOAD x 0 --prefill "$BASE" --users 10 --first-user "$FIRST" --per-user "$PER_USER"
+chown -R vmail:vmail "$BASE/bench.test"
+$PY bench/imap_serve.py --port 0 --store maildir --base "$BASE" > /tmp/imap_compare.srv 2>&1 &
+SPID=$!; trap 'kill $SPID 2>/dev/null; chown -R vmail:vmail "$BASE/bench.test"' EXIT
+for _ in $(seq 50); do grep -q ready /tmp/imap_compare.srv && break; sleep 0.2; done
+PORT="$(awk '/ready/{print $2}' /tmp/imap_compare.srv)"
+# warm both (Dovecot builds its index, pymailsrv its uidlist/cache)
+$LOAD 127.0.0.1 1143 --users 10 --first-user "$FIRST" --seconds 3 --clients "$CLIENTS" >/dev/null
+chown -R vmail:vmail "$BASE/bench.test"
+$LOAD 127.0.0.1 "$PORT" --users 10 --first-user "$FIRST" --seconds 3 --clients "$CLIENTS" >/dev/null
+for ((r = 1; r <= ROUNDS; r++)); do
+  for mix in long login; do
+    chown -R vmail:vmail "$BASE/bench.test"
+    $LOAD 127.0.0.1 1143 --users 10 --first-user "$FIRST" --seconds "$SECS" --clients "$CLIENTS" --mix $mix \
+      --server-pid "$DPID" --label "dovecot#$r" | sed -n 1,2p
+    $LOAD 127.0.0.1 "$PORT" --users 10 --first-user "$FIRST" --seconds "$SECS" --clients "$CLIENTS" --mix $mix \
+      --server-pid "$SPID" --label "pymailsrv#$r" | sed -n 1,2p
+  done
+done
