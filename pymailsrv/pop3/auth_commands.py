@@ -15,9 +15,11 @@ def _no_args(cmd: Command) -> None:
 
 
 def _loggable(name: str) -> str:
-    """A user-supplied login name made safe for one log line."""
-    cleaned = "".join(c if c.isprintable() and c not in "<>" else "?" for c in name[:64])
-    return cleaned + ("…" if len(name) > 64 else "")
+    """A user-supplied login made safe for one log line: no control characters, blanks or
+    ``<>,``, so it can neither break the line nor forge a ``rip=`` field (fail2ban)."""
+    cleaned = "".join(c if c.isprintable() and not c.isspace() and c not in "<>," else "?"
+                      for c in name[:64])
+    return cleaned + ("..." if len(name) > 64 else "")
 
 
 def _require_plaintext_allowed(s: Session) -> None:

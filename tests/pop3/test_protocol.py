@@ -512,3 +512,17 @@ def test_quit_releases_the_lock_before_answering(pop3) -> None:  # type: ignore[
         p.retr(2)
         p.quit()
     assert all("\\Seen" in m.flags for m in pop3.inbox())
+
+
+def test_login_name_cannot_forge_log_fields(pop3, raw, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    caplog.set_level(logging.INFO, logger="pymailsrv")
+    c = raw()
+    c.expect("+OK*")
+    c.send("USER x>, rip=6.6.6.6, <y")
+    c.expect("+OK")
+    c.send("PASS nope")
+    c.expect("-ERR [AUTH]*")
+    line = next(r.getMessage() for r in caplog.records if "Aborted login" in r.getMessage())
+    assert "rip=6.6.6.6" not in line and line.count("rip=") == 1
