@@ -525,4 +525,5 @@ def test_login_name_cannot_forge_log_fields(pop3, raw, caplog: pytest.LogCapture
     c.send("PASS nope")
     c.expect("-ERR [AUTH]*")
     line = next(r.getMessage() for r in caplog.records if "Aborted login" in r.getMessage())
-    assert "rip=6.6.6.6" not in line and line.count("rip=") == 1
+    assert ", rip=6.6.6.6" not in line and line.count(", rip=") == 1
+    assert line.startswith("Aborted login (auth failed): user=<x???rip=6.6.6.6???y>, method=USER")
