@@ -102,6 +102,11 @@ async def cmd_auth(s: Session, cmd: Command) -> None:
     await authenticate(s, exchange.authcid, exchange.password, exchange.mechanism)
 
 
+def capa_user(s: Session) -> str:
+    """RFC 2449 §6.8 / RFC 2595 §4: USER is not announced where plaintext passwords are refused."""
+    return "USER" if s.plaintext_allowed() else ""
+
+
 def capa_sasl(s: Session) -> str:
     """RFC 5034 §6: the SASL capability lists only mechanisms usable on this connection."""
     return "SASL " + " ".join(sasl.MECHANISMS) if s.plaintext_allowed() else ""
