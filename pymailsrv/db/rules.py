@@ -229,15 +229,20 @@ class RulesDirectory:
 
     async def resolve(self, address: str) -> list[str]:
         out: list[str] = []
-        await self._expand(normalize(address), (), out)
+        key = normalize(address)
+        local, domain = split(address.strip())
+        # No alias: the address keeps its local-part spelling (RFC 5321 §2.4: a remote server may
+        # treat case as significant); lookups themselves are case-folded.
+        spelled = f"{local}@{split(key)[1]}" if domain else key
+        await self._expand(key, (), out, spelled)
         return list(dict.fromkeys(out))
 
-    async def _expand(self, addr: str, path: tuple[str, ...], out: list[str]) -> None:
+    async def _expand(self, addr: str, path: tuple[str, ...], out: list[str], spelled: str = "") -> None:
         if len(path) >= RECURSION_LIMIT:
             raise TemporaryFailure(f"unreasonable virtual alias nesting for {addr}")
         found = await self.alias_lookup(addr)
         if found is None:
-            out.append(addr)
+            out.append(spelled or addr)
             return
         targets, ext = found
         for target in targets:
