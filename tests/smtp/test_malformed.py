@@ -3,7 +3,6 @@ was not acknowledged, and the server keeps serving."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
