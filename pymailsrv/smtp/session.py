@@ -8,7 +8,8 @@ Implementation notes
   Postfix's, it dispatches by reflection, reads DATA line by line and puts exception text on the
   wire. ``SMTP.__init__`` is not called: it introspects the handler and the class on every
   connection (~0.25 ms); the attributes aiosmtpd's kept methods use are set here instead. aiosmtpd
-  is pinned to 1.4.x and tests/smtp/test_tls.py covers the kept methods.
+  is pinned to 1.4.x; tests/smtp/test_auth_tls.py (STARTTLS, smtps) and test_aiosmtpd_pin.py
+  cover the kept methods.
 - Errors are mapped to the wire once, in ``_run_command`` (STYLE.md rule 3): a Refusal carries its
   reply, TemporaryFailure answers 451 4.3.0, anything else 451 4.3.5 with the traceback in the log.
 - Replies are collected and written when the input buffer holds no further complete command
