@@ -248,3 +248,9 @@ def test_dot_heavy_content_and_size_limit(lines: list[bytes], chunk: int, limit:
         assert r.too_big
     elif not r.too_big:
         assert r.content() == expected
+
+
+@pytest.mark.parametrize("mode", ["normalize", "yes", "no"])
+def test_unstuffing_in_every_mode(mode: str) -> None:
+    r, rest = read_all(b"..one\r\ntwo\r\n..\r\n.\r\n", 3, mode=mode)
+    assert r.content() == b".one\r\ntwo\r\n.\r\n" and rest == b""
