@@ -44,7 +44,7 @@ def crypt(password: bytes, setting: str) -> str | None:
         return None
     if not out or out.startswith(b"*"):
         return None
-    return out.decode("ascii", "replace")
+    return bytes(out).decode("ascii", "replace")
 
 
 def verify(password: bytes, stored: str) -> bool | None:
