@@ -182,10 +182,9 @@ class QueueManager:
             envelope.arrival = self.clock.time()
         state = "hold" if envelope.hold else "active"
         qid = await self.spool.put(envelope, content, state=state, records=records, queue_id=queue_id)
-        qf = QueueFile(qid, state, envelope, len(content), 0)
+        qf = QueueFile(qid, state, envelope, len(content), -1)  # content offset found on first read
         for rec in records or ():
             qf.apply(rec)
-        qf.content_offset = -1  # unknown until loaded; read_content reloads
         self.entries[qid] = qf
         if state == "active":
             self._ready.put_nowait(qid)
@@ -214,7 +213,10 @@ class QueueManager:
         if all(o.result.outcome == "sent" for o in outcomes):
             for o in outcomes:
                 self._log_result(qf, o)
-            await self._notify_success(qf, content, outcomes)
+            try:
+                await self._notify_success(qf, content, outcomes)
+            except TemporaryFailure:  # the mail is delivered: do not make the client send it again
+                log.error("%s: cannot queue the delivery status notification", qid)
             log.info("%s: removed", qid)
             return True
         # Some recipient is not done: spool with the finished ones recorded, conclude later.
@@ -364,12 +366,15 @@ class QueueManager:
         await self._conclude(qf, content, incomplete)
 
     async def _plan(self, env: Envelope, done: dict[tuple[int, str], Done]) -> list[tuple[int, str, Route]]:
-        """(recipient index, final address, route) for everything not yet finished."""
+        """(recipient index, final address, route) for everything not yet finished; a final
+        address reached through two envelope recipients is delivered once (as Postfix's qmgr)."""
         flt = env.filter or ("" if env.skip_filter else self.content_filter)
+        seen = {final.lower() for _, final in done}
         plan = []
         for i, rcpt in enumerate(env.recipients):
             for final, route in await self.router.route(rcpt.address, skip_filter=not flt, filter=flt):
-                if (i, final) not in done:
+                if final.lower() not in seen:
+                    seen.add(final.lower())
                     plan.append((i, final, route))
         return plan
 

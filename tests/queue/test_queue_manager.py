@@ -37,7 +37,7 @@ async def test_alias_expansion_and_unknown_user_bounce(harness, directory, tmp_p
         await h.manager.submit(envelope("sender@example.test", "team@example.test", "self@example.test",
                                         "nobody@example.test"), MSG)
         await h.manager.wait_idle()
-    assert len(maildir_messages(directory.mailboxes["alice@example.test"])) == 2
+    assert len(maildir_messages(directory.mailboxes["alice@example.test"])) == 1  # duplicates removed
     assert len(maildir_messages(directory.mailboxes["bob@example.test"])) == 1
     assert len(maildir_messages(directory.mailboxes["self@example.test"])) == 1
     bounces = maildir_messages(directory.mailboxes["sender@example.test"])
@@ -269,3 +269,13 @@ async def test_destination_concurrency_limit(harness):
         await h.manager.wait_idle()
         assert h.manager._sems == {}
     assert agents.peak == 3
+
+
+async def test_same_final_recipient_delivered_once(harness, directory):
+    directory.aliases["team@example.test"] = ["alice@example.test", "bob@example.test"]
+    async with harness() as h:
+        await h.manager.submit(envelope("s@x.test", "alice@example.test", "team@example.test",
+                                        "ALICE@example.test"), MSG)
+        await h.manager.wait_idle()
+    assert len(maildir_messages(directory.mailboxes["alice@example.test"])) == 1
+    assert len(maildir_messages(directory.mailboxes["bob@example.test"])) == 1
