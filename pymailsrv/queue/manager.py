@@ -96,8 +96,7 @@ class QueueManager:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sems: dict[str, list[Any]] = {}  # destination -> [Semaphore, users]
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._stopping = False
         self._seq = 0
         s = settings
         self.min_backoff = s.get_seconds("minimal_backoff_time")
@@ -133,7 +132,14 @@ class QueueManager:
         for _ in range(self.process_limit):
             self._spawn(self._worker())
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking work, let deliveries in progress finish (up to ``grace`` seconds: a
+        delivery cut short may be repeated after restart), then cancel what is left."""
+        self._stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._busy and loop.time() < deadline:
+            await asyncio.sleep(0.01)
         tasks = list(self._tasks)
         for t in tasks:
             t.cancel()
@@ -302,7 +308,7 @@ class QueueManager:
         while True:
             qid = await self._ready.get()
             qf = self.entries.get(qid)
-            if qf is None or qid in self._busy or qf.state != "active":
+            if qf is None or qid in self._busy or qf.state != "active" or self._stopping:
                 continue
             self._busy.add(qid)
             try:

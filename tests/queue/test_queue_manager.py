@@ -279,3 +279,22 @@ async def test_same_final_recipient_delivered_once(harness, directory):
         await h.manager.wait_idle()
     assert len(maildir_messages(directory.mailboxes["alice@example.test"])) == 1
     assert len(maildir_messages(directory.mailboxes["bob@example.test"])) == 1
+
+
+async def test_stop_lets_deliveries_in_progress_finish(harness, tmp_path):
+    import asyncio
+
+    from pymailsrv.delivery.base import DeliveryResult
+
+    class Slow:
+        async def deliver(self, route, sender, recipients, content, **kw):
+            await asyncio.sleep(0.2)
+            return [DeliveryResult(r, "sent", "2.0.0", "ok") for r in recipients]
+
+    h = harness(Slow())
+    await h.manager.start()
+    await h.manager.submit(envelope("s@x.test", "r@remote.test"), MSG)
+    await asyncio.sleep(0.05)
+    assert h.manager._busy
+    await h.manager.stop()
+    assert os.listdir(tmp_path / "q" / "active") == []
