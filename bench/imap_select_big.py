@@ -25,12 +25,12 @@ def main() -> None:
         c = imaplib.IMAP4(a.host, a.port)
         c.login(a.user, a.password)
         t = time.perf_counter()
-        typ, data = c.select("INBOX")
+        _typ, data = c.select("INBOX")
         t_select = time.perf_counter() - t
         t = time.perf_counter()
         c.send(b"F1 UID FETCH 1:* (FLAGS)\r\n")  # raw: imaplib's own parsing would dominate
         n = 0
-        while not (line := c.readline()).startswith(b"F1 "):
+        while not c.readline().startswith(b"F1 "):
             n += 1
         t_flags = time.perf_counter() - t
         print(f"round {r}: SELECT {int(data[0])} messages in {t_select:.3f}s, "
