@@ -485,3 +485,20 @@ def test_search_keys_over_socket(imap, raw) -> None:  # type: ignore[no-untyped-
         c.sendraw(data + b"\r\n")
         got = c.until(f"q{i}")
         assert got[0] == ("* SEARCH " + want).rstrip(), (key, got)
+
+
+def test_max_userip_connections(imap_factory) -> None:  # type: ignore[no-untyped-def]
+    h = imap_factory(max_userip=1)
+    a = RawClient(h.port)
+    a.expect("* OK *")
+    a.login()
+    b = RawClient(h.port)
+    b.expect("* OK *")
+    b.send(f'x LOGIN {USERS[0]} "{PASSWORD}"')
+    b.expect("x NO [LIMIT] *")
+    a.send("z LOGOUT")
+    a.until("z")
+    time.sleep(0.2)
+    b.login()
+    a.close()
+    b.close()
