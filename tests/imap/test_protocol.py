@@ -238,6 +238,13 @@ def test_mailbox_management_and_list(raw) -> None:  # type: ignore[no-untyped-de
     lines = c.until("l")
     assert any("\\HasChildren" in x and "\\Subscribed" in x and x.endswith('"Work"') for x in lines)
     assert '* STATUS "Work" (MESSAGES 0 UIDNEXT 1)' in lines
+    c.send("m1 CREATE Deep.Child")
+    c.expect("m1 OK *")
+    c.send("m2 SUBSCRIBE Deep.Child")
+    c.expect("m2 OK *")
+    c.send('m3 LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"')
+    lines = c.until("m3")
+    assert any(x.endswith('"Deep" ("CHILDINFO" ("SUBSCRIBED"))') for x in lines), lines
     c.send('m LIST (SPECIAL-USE) "" "*"')
     assert all("\\" in x for x in c.until("m")[:-1])
     c.send("n DELETE Work.2024")
