@@ -94,7 +94,6 @@ class Stats:
     top_bytes: int = 0
     retr: int = 0
     retr_bytes: int = 0
-    dele: int = 0
 
 
 class Session:
@@ -112,7 +111,6 @@ class Session:
         self.seen: set[int] = set()  # UIDs RETR'd that were not \Seen yet
         self.stats = Stats()
         self.quit = False  # leave the loop after flushing
-        self.logged_out = False  # QUIT was given
         self.starttls_requested = False
         self._splitter = LineSplitter(options.max_line_length)
         self._lines: deque[Line] = deque()
@@ -124,6 +122,7 @@ class Session:
         self.read_ahead: dict[int, bytes] = {}  # uid -> stored bytes read ahead of RETR
         self.tracing = trace.isEnabledFor(TRACE)  # decided once: no cost per line when off
         self.files_readable = True  # Mailbox.path() gives files we may read ahead in a thread
+        self._ended = False  # end_maildrop ran
         self.idle = False  # waiting for input with every reply flushed (a goodbye may be sent)
 
     # --- output -------------------------------------------------------------------------------
@@ -302,23 +301,38 @@ class Session:
             return False
         return True
 
-    async def _finish(self) -> None:
-        if self.mailbox is not None and self.maildrop is not None:
-            seen = sorted(self.seen.difference(self.maildrop.deleted_uids()))
-            if seen:
-                try:
-                    await self.mailbox.set_flags(seen, [SEEN], "add")
-                except Exception:
-                    log.exception("%s: cannot mark messages seen", self.username)
-            s = self.stats
-            _, size = self.maildrop.stat()
-            log.info("%s: Disconnected: %s top=%d/%d, retr=%d/%d, del=%d/%d, size=%d", self.username,
-                     "Logged out" if self.logged_out else "Connection closed", s.top, s.top_bytes,
-                     s.retr, s.retr_bytes, s.dele if self.logged_out else 0, len(self.maildrop), size)
+    async def end_maildrop(self, *, quit: bool) -> bool:
+        """Leave TRANSACTION once: expunge (QUIT only), mark RETR'd messages \\Seen, log, and
+        release the POP3 lock, all before QUIT's reply, so a client that reconnects at once
+        finds the mailbox free. Returns False if the expunge failed."""
+        if self.mailbox is None or self.maildrop is None or self._ended:
+            return True
+        self._ended = True
+        expunged = await self.update() if quit else True
+        seen = sorted(self.seen.difference(self.maildrop.deleted_uids()))
+        if seen:
+            try:
+                await self.mailbox.set_flags(seen, [SEEN], "add")
+            except Exception:
+                log.exception("%s: cannot mark messages seen", self.username)
+        s = self.stats
+        _, size = self.maildrop.stat()
+        log.info("%s: Disconnected: %s top=%d/%d, retr=%d/%d, del=%d/%d, size=%d", self.username,
+                 "Logged out" if quit else "Connection closed", s.top, s.top_bytes, s.retr, s.retr_bytes,
+                 len(self.maildrop.deleted_uids()) if quit else 0, len(self.maildrop), size)
+        await self._release()
+        return expunged
+
+    async def _release(self) -> None:
         if self._userip_key is not None:
             counts = self.services.userip
             counts[self._userip_key] -= 1
             if counts[self._userip_key] <= 0:
                 del counts[self._userip_key]
+            self._userip_key = None
         with contextlib.suppress(Exception):
             await self._locks.aclose()
+
+    async def _finish(self) -> None:
+        await self.end_maildrop(quit=False)
+        await self._release()

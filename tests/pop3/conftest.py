@@ -74,7 +74,15 @@ class Harness:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=10)
 
     def deliver(self, user: str, data: bytes) -> None:
-        self.run(self.store.deliver(self.accounts[user], data))
+        """Deliver, then sync once, so UIDs follow delivery order even within one second (the
+        Maildir store orders same-second new/ files by name, not by microseconds)."""
+        async def put() -> None:
+            await self.store.deliver(self.accounts[user], data)
+            box = await self.store.open(self.accounts[user], "INBOX")
+            await box.sync()
+            await box.close()
+
+        self.run(put())
 
     def inbox(self, user: str = USERS[0]) -> list[Any]:
         async def look() -> list[Any]:

@@ -501,3 +501,29 @@ def test_shutdown_says_goodbye_and_deletes_nothing(pop3, raw) -> None:  # type: 
     c.expect(f"-ERR [SYS/TEMP] {replies.SHUTDOWN}")
     assert c.closed()
     assert len(pop3.inbox()) == 1
+
+
+def test_quit_releases_the_lock_before_answering(pop3) -> None:  # type: ignore[no-untyped-def]
+    """fetchmail-style polling: QUIT, reconnect at once; the lock and \\Seen are done already."""
+    _fill(pop3, MSG1, MSG2)
+    for _ in range(15):
+        p = _login(pop3)  # [IN-USE] here would fail the test
+        p.retr(1)
+        p.retr(2)
+        p.quit()
+    assert all("\\Seen" in m.flags for m in pop3.inbox())
+
+
+def test_login_name_cannot_forge_log_fields(pop3, raw, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    caplog.set_level(logging.INFO, logger="pymailsrv")
+    c = raw()
+    c.expect("+OK*")
+    c.send("USER x>, rip=6.6.6.6, <y")
+    c.expect("+OK")
+    c.send("PASS nope")
+    c.expect("-ERR [AUTH]*")
+    line = next(r.getMessage() for r in caplog.records if "Aborted login" in r.getMessage())
+    assert ", rip=6.6.6.6" not in line and line.count(", rip=") == 1
+    assert line.startswith("Aborted login (auth failed): user=<x???rip=6.6.6.6???y>, method=USER")

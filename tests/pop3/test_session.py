@@ -69,13 +69,17 @@ async def _dialogue(conn: FakeConnection, data: bytes, **options: object) -> lis
 
 
 async def test_plaintext_refused_from_remote_clients() -> None:
+    import ssl
+
     conn = FakeConnection("192.0.2.7")
-    lines = await _dialogue(conn, b"CAPA\r\nUSER alice@example.test\r\nAUTH PLAIN\r\nQUIT\r\n")
+    lines = await _dialogue(conn, b"CAPA\r\nUSER alice@example.test\r\nAUTH PLAIN\r\nQUIT\r\n",
+                            tls_context=ssl.create_default_context(ssl.Purpose.CLIENT_AUTH))
     disallowed = f"-ERR [AUTH] {replies.PLAINTEXT_DISALLOWED}"
     assert lines.count(disallowed) == 2
     assert disallowed == ("-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) "
                           "connections.")
-    assert "SASL PLAIN LOGIN" not in lines
+    assert "SASL PLAIN LOGIN" not in lines and "USER" not in lines and "STLS" in lines
+    assert "TOP" in lines and "PIPELINING" in lines
 
 
 async def test_plaintext_allowed_over_tls_mynetworks_and_when_enabled() -> None:
