@@ -145,3 +145,11 @@ def test_real_authenticator_and_throttling(pop3_factory, settings_factory, tmp_p
     with pytest.raises(poplib.error_proto, match=r"\[SYS/TEMP\]"):
         p.pass_("Secr3t!")
     p.quit()
+
+
+async def test_pop3s_without_certificate_is_a_config_error(settings_factory) -> None:  # type: ignore[no-untyped-def]
+    from pymailsrv.errors import ConfigError
+
+    settings = settings_factory(pop3s_listen="127.0.0.1:0", tls_cert_file="", tls_key_file="")
+    with pytest.raises(ConfigError, match="pop3s_listen needs tls_cert_file"):
+        await start_pop3(settings, MemoryAuthenticator({}), MemoryStore())
