@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 from pymailsrv.clock import SystemClock
 from pymailsrv.imap.server import ImapConfig, ImapServer
@@ -32,6 +33,8 @@ class BenchAuth:
 
 
 async def main_async(a: argparse.Namespace) -> None:
+    if a.threads:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(a.threads))
     auth = BenchAuth(a.base, a.users)
     if a.store == "memory":
         from pymailsrv.store.memory import MemoryStore
@@ -45,7 +48,8 @@ async def main_async(a: argparse.Namespace) -> None:
         from pymailsrv.store.maildir import MaildirStore  # type: ignore[import-not-found]
 
         store = MaildirStore(hostname="bench", clock=SystemClock())
-    server = ImapServer(ImapConfig(disable_plaintext_auth=False, max_userip=10000), auth, store)
+    server = ImapServer(ImapConfig(disable_plaintext_auth=False, max_userip=10000, sync_interval=a.sync_interval),
+                        auth, store)
     listener = await start_server(server.handle, "127.0.0.1", a.port, registry=ConnectionRegistry())
     print(f"ready {listener.port} pid {os.getpid()}", flush=True)
     stop = asyncio.Event()
@@ -63,6 +67,8 @@ def main() -> None:
     ap.add_argument("--base", default="/var/lab/postfix-vmail")
     ap.add_argument("--users", type=int, default=100)
     ap.add_argument("--per-user", type=int, default=200)
+    ap.add_argument("--sync-interval", type=float, default=1.0)
+    ap.add_argument("--threads", type=int, default=0, help="default executor size (0 = asyncio's)")
     a = ap.parse_args()
     try:
         import uvloop  # type: ignore[import-not-found]

@@ -72,6 +72,15 @@ async def open_folder(root: str, label: str) -> None:
     t0 = time.perf_counter()
     await box.sync()
     print(f"  second sync (nothing changed): {(time.perf_counter() - t0) * 1000:.1f} ms")
+    await asyncio.sleep(0.2)
+    await box.sync()
+    await store.deliver(acct, b"Subject: one more\n\nbody\n")
+    t0, c0 = time.perf_counter(), cpu()
+    res = await box.sync()
+    print(
+        f"  sync picking up 1 new delivery ({len(res.added)} added): {(time.perf_counter() - t0) * 1000:.1f} ms wall, "
+        f"{(cpu() - c0) * 1000:.1f} ms CPU"
+    )
     await box.close()
 
 

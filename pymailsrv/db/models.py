@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     ForeignKeyConstraint,
     Index,
@@ -285,7 +286,7 @@ def _domain(k: Kit, m: MetaData) -> Table:
         k.integer("mailboxes", 10, default="0" if not k.mysql else "'0'"),
         k.bigint("maxquota"),
         k.bigint("quota"),
-        k.varchar("transport", null=k.pg),
+        k.varchar("transport", null=k.pg, default="NULL" if k.pg else None),
         k.boolean("backupmx", False),
         k.datetime("created", pg_now=True),
         k.datetime("modified", pg_now=True),
@@ -312,6 +313,7 @@ def _domain_admins(k: Kit, m: MetaData) -> Table:
 
 
 def _fetchmail(k: Kit, m: MetaData) -> Table:
+    checks: list[CheckConstraint] = []
     if k.mysql:
         auth: Column[Any] = Column("src_auth", mysql.ENUM(*FETCHMAIL_AUTH, charset="latin1",
                                                           collation="latin1_general_ci"), nullable=True)
@@ -323,6 +325,7 @@ def _fetchmail(k: Kit, m: MetaData) -> Table:
     else:
         auth = Column("src_auth", String(15), nullable=False)
         proto = Column("protocol", String(15), nullable=False)
+        checks = [CheckConstraint(auth.in_(FETCHMAIL_AUTH)), CheckConstraint(proto.in_(FETCHMAIL_PROTOCOLS))]
     empty = None if k.sqlite else ("''" if k.pg else None)
     return Table(
         k.name("fetchmail"), m,
@@ -350,6 +353,7 @@ def _fetchmail(k: Kit, m: MetaData) -> Table:
         k.date("created"),
         k.datecurrent("modified", null=k.pg),
         k.boolean("active", False),
+        *checks,
         **k.table_args(),
     )
 

@@ -39,7 +39,7 @@ def format_log(event: str, stage: str, state: SmtpState, text: str) -> str:
             f"{client_label(state)}: {text};")
     if state.sender is not None:
         line += f" from=<{state.sender}>"
-    if stage in ("rcpt",) and state.recipient:
+    if state.recipient:
         line += f" to=<{state.recipient}>"
     line += f" proto={state.protocol or 'SMTP'}"
     if state.helo_name:

@@ -81,7 +81,9 @@ async def offline(spool: FileSpool, command: str, arg: str) -> tuple[bool, str]:
             elif arg and spool.locate(qid) is None:
                 return False, f"{arg}: no such message"
         return True, f"{n} message(s) scheduled for delivery"
-    targets: list[tuple[str, str]] = [(q.queue_id, q.state) for q in spool.scan(quarantine=False)] if arg == "ALL" else []
+    targets: list[tuple[str, str]] = []
+    if arg == "ALL":
+        targets = [(q.queue_id, q.state) for q in spool.scan(quarantine=False)]
     if arg != "ALL":
         state = spool.locate(arg)
         if state is None:

@@ -235,7 +235,7 @@ class SmtpSession(AiosmtpdSMTP):
             ok_total[1] += total
             parts.append(f" {name}={ok}" if ok == total else f" {name}={ok}/{total}")
         ok, total = ok_total
-        parts.append(f" commands={ok}" if ok == total else f" commands={ok}/{total}")
+        parts.append(f" commands={ok}" if ok == total and total else f" commands={ok}/{total}")
         return "".join(parts)
 
     # --- the command loop -----------------------------------------------------------------------
@@ -298,7 +298,7 @@ class SmtpSession(AiosmtpdSMTP):
         except Exception:
             log.exception("error: %s command from %s failed", verb, self.client)
             self.reply(R.SERVER_CONFIG_ERROR)
-        self._count(verb.lower(), self.errors == before[1])
+        self._count(verb.lower(), self.errors == before[1] and not self.lost)
 
     async def _gated(self, spec: Any, arg: str) -> None:
         if self.tls_required() and not spec.before_tls:
@@ -426,9 +426,10 @@ class SmtpSession(AiosmtpdSMTP):
         for kind, value in decision.effects:
             apply_effect(self.txn, kind, value)
 
-    def noqueue_reject(self, command: str, reply: str, recipient: str = "") -> None:
+    def noqueue_reject(self, command: str, reply: str, recipient: str = "", sender: str | None = None) -> None:
         """Postfix's ``NOQUEUE: reject:`` line for refusals decided here (not by the engine)."""
-        sender = self.txn.sender if self.txn else (self.state.sender or "")
+        if sender is None:
+            sender = self.txn.sender if self.txn else (self.state.sender or "")
         to = f" to=<{recipient}>" if recipient else ""
         log.info("NOQUEUE: reject: %s from %s: %s; from=<%s>%s proto=%s helo=<%s>", command,
                  self.client, reply, sender, to, self.state.protocol, self.helo)

@@ -20,6 +20,7 @@ Implementation notes:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import marshal
@@ -40,11 +41,12 @@ UIDLIST = "dovecot-uidlist"
 UIDLIST_LOCK = "dovecot-uidlist.lock"
 KEYWORDS = "dovecot-keywords"
 SNAPSHOT = "pymailsrv-snapshot"
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4
 LOCK_STALE = 120.0  # Dovecot's uidlist dotlock stale timeout
 LOCK_TIMEOUT = 30.0
 TRUST_AFTER = 0.1  # seconds; several kernel timestamp ticks (use more on NFS)
 SNAPSHOT_EVERY = 2000  # changes between snapshot rewrites while the folder stays open
+CHANGE_LOG = 20_000  # entries kept; a session further behind does one full diff
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +98,13 @@ class Folder:
         self.infos: dict[int, MessageInfo] = {}  # ascending by UID
         self.loc: dict[int, str] = {}  # uid -> "cur/<file name>" or "new/<file name>"
         self._in: dict[str, dict[str, int]] = {"cur": {}, "new": {}}  # file name -> uid
-        self._bases: dict[str, int] | None = None  # base -> uid of live messages, built on demand
         self.generation = 0
         self.modseq = 1
         self.first_recent = 1
         self._seen: dict[str, tuple[int, ...]] = {}  # trusted stamps of the last scan
+        self._log_gens: list[int] = []  # change log: generation of each change, ascending
+        self._log_uids: list[int] = []
+        self._log_floor = 0  # sessions older than this generation need a full diff
         self.index: FolderIndex | None = None
         self.loaded = False
         self._unsaved = 0
@@ -214,11 +218,26 @@ class Folder:
         self._reset()
         self.uidlist, self._records_complete = ul, True
 
+    def _touch(self, uid: int) -> None:
+        """Log that ``uid``'s info changed in the coming generation (sessions diff only these)."""
+        self._log_gens.append(self.generation + 1)
+        self._log_uids.append(uid)
+        if len(self._log_uids) > CHANGE_LOG:
+            cut = len(self._log_uids) // 2
+            self._log_floor = self._log_gens[cut - 1]
+            del self._log_gens[:cut], self._log_uids[:cut]
+
+    def changes_since(self, generation: int) -> list[int] | None:
+        """UIDs whose info changed after ``generation``; None if the log doesn't reach back."""
+        if generation < self._log_floor or generation < 0:
+            return None
+        return self._log_uids[bisect.bisect_right(self._log_gens, generation) :]
+
     def _reset(self) -> None:
         """Forget every UID (the uidlist was lost or replaced with another UIDVALIDITY)."""
+        self._log_floor = self.generation + 1
         self.loc.clear()
         self._in = {"cur": {}, "new": {}}
-        self._bases = None
         if self.index is not None:
             self.index.close()
             self.index = None
@@ -287,18 +306,23 @@ class Folder:
             self.infos = dict(zip(uids, infos, strict=True))
             self.loc = dict(zip(uids, snap["rels"], strict=True))
             self._in = {sub: dict(zip(snap[sub], snap[sub + "_uids"], strict=True)) for sub in ("cur", "new")}
+            ul.records = dict(zip(snap["rec_bases"], snap["rec_uids"], strict=True))
         except (OSError, ValueError, EOFError, TypeError, KeyError, IndexError):
             self.infos, self.loc, self._in = {}, {}, {"cur": {}, "new": {}}
             return False
         ul.next_uid = max(ul.next_uid, snap["next_uid"])
         self.uidlist = ul
-        self._records_complete = False
-        self._ul_stamp = (ino, snap["ul_offset"]) if ino == snap["ul_ino"] else None
+        same_file = ino == snap["ul_ino"]
+        self._records_complete = same_file  # the tail is read next; else the whole list when needed
+        self._ul_stamp = (ino, snap["ul_offset"]) if same_file else None
         self.modseq, self.first_recent = modseq, snap["first_recent"]
         return True
 
     def save_snapshot(self) -> None:
-        if self.uidlist is None or self._ul_stamp is None or not self.loaded:
+        if self.uidlist is None or not self.loaded:
+            return
+        self._need_records()
+        if self._ul_stamp is None or self.uidlist is None:
             return
         gmap: dict[str | None, int] = {}
         uids, rels, vsizes, idates, gis, modseqs = [], [], [], [], [], []
@@ -326,6 +350,8 @@ class Folder:
             "idates": idates,
             "gis": gis,
             "modseqs": modseqs,
+            "rec_bases": list(self.uidlist.records),
+            "rec_uids": list(self.uidlist.records.values()),
         }
         for sub in ("cur", "new"):
             snap[sub] = list(self._in[sub])
@@ -394,11 +420,13 @@ class Folder:
             return False
         unknown: dict[str, tuple[str, str]] = {}
         if appeared:
-            bases = self._base_index()
+            self._need_records()
+            assert self.uidlist is not None
+            records = self.uidlist.records
             for sub, name in appeared:
                 base, _, _ = name.partition(mdfiles.INFO_SEP)
-                uid = bases.get(base)
-                if uid is None:
+                uid = records.get(base)
+                if uid is None or uid not in self.loc:
                     unknown[base] = (sub, name)
                 else:
                     self._relocate(uid, f"{sub}/{name}")
@@ -407,11 +435,6 @@ class Folder:
         if unknown:
             self._add_unknown(unknown)
         return True
-
-    def _base_index(self) -> dict[str, int]:
-        if self._bases is None:
-            self._bases = {base_of(rel): uid for uid, rel in self.loc.items()}
-        return self._bases
 
     def _relocate(self, uid: int, rel: str) -> None:
         """A known message under a new name (flags changed, or new/ → cur/)."""
@@ -425,6 +448,7 @@ class Folder:
         if info is not None and info.flags != flags:
             self.modseq += 1
             self.infos[uid] = MessageInfo(uid, flags, info.size, info.internal_date, self.modseq)
+            self._touch(uid)
             self._unsaved += 1
 
     def _drop(self, uids: list[int]) -> bool:
@@ -432,12 +456,10 @@ class Folder:
             return False
         for uid in uids:
             rel = self.loc.pop(uid, None)
-            self.infos.pop(uid, None)
-            if rel is not None:
-                if self._in[rel[:3]].get(rel[4:]) == uid:
-                    del self._in[rel[:3]][rel[4:]]
-                if self._bases is not None:
-                    self._bases.pop(base_of(rel), None)
+            if self.infos.pop(uid, None) is not None:
+                self._touch(uid)
+            if rel is not None and self._in[rel[:3]].get(rel[4:]) == uid:
+                del self._in[rel[:3]][rel[4:]]
         if self.index is not None:
             self.index.delete(uids)
         self.modseq += 1
@@ -469,9 +491,8 @@ class Folder:
                 continue
             self.loc[uid] = rel
             self._in[sub][name] = uid
-            if self._bases is not None:
-                self._bases[base] = uid
             self.infos[uid] = MessageInfo(uid, self.flags_of(info_of(rel)), got[1], got[0], self.modseq)
+            self._touch(uid)
             added = True
         if self.index is not None:
             self.index.put(rows)
@@ -532,7 +553,7 @@ class Folder:
         with self.uidlist_lock() as fd:
             if os.path.exists(os.path.join(self.path, UIDLIST)):
                 self._load_uidlist()
-            live = set(self._base_index())
+            live = {base_of(rel) for rel in self.loc.values()}
             ul.records = {b: u for b, u in ul.records.items() if b in live}
             self._write_uidlist(fd, ul)
 

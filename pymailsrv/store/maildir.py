@@ -475,7 +475,11 @@ class MaildirMailbox:
             self._uidnext = f.uidlist.next_uid
             if f.generation == self._generation:
                 return SyncResult()
-            result = self._view.sync_to(f.infos, f.first_recent)
+            uids = f.changes_since(self._generation)
+            if uids is None:
+                result = self._view.sync_to(f.infos, f.first_recent)
+            else:
+                result = self._view.sync_some(f.infos, uids, f.first_recent)
             self._generation = f.generation
             if not self.readonly and f.first_recent < self._uidnext:
                 f.first_recent = self._uidnext

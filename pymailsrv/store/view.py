@@ -89,6 +89,37 @@ class SessionView:
         return SyncResult(added=added, expunged=expunged, flags_changed=changed, recent=recent)
 
 
+    def sync_some(self, state: Mapping[int, MessageInfo], uids: Iterable[int], first_recent: int) -> SyncResult:
+        """Like ``sync_to`` but looking only at ``uids`` (those the folder logged as changed)."""
+        expunged: list[int] = []
+        changed: list[MessageInfo] = []
+        added: list[MessageInfo] = []
+        for uid in sorted(set(uids)):
+            cur = state.get(uid)
+            pos = self.index.get(uid)
+            if pos is None:
+                if cur is not None:
+                    added.append(cur)
+            elif cur is None:
+                expunged.append(uid)
+            elif cur != self.infos[pos]:
+                changed.append(cur)
+                self.infos[pos] = cur
+        if not (expunged or changed or added):
+            return SyncResult()
+        self.drop(expunged)
+        if added:
+            if self.infos and added[0].uid < self.infos[-1].uid:
+                self.infos = sorted(self.infos + added, key=lambda m: m.uid)
+                self._reindex()
+            else:
+                start = len(self.infos)
+                self.infos.extend(added)
+                self.index.update((m.uid, start + i) for i, m in enumerate(added))
+        recent = frozenset(m.uid for m in added if m.uid >= first_recent)
+        return SyncResult(added=added, expunged=expunged, flags_changed=changed, recent=recent)
+
+
 def select_uids(view: SessionView, uids: Iterable[int] | None) -> Sequence[MessageInfo]:
     if uids is None:
         return list(view.infos)

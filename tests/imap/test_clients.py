@@ -133,5 +133,17 @@ def test_idle_timeout_closes(imap_factory) -> None:  # type: ignore[no-untyped-d
     srv = h.run(start_server(h.server.handle, "127.0.0.1", 0, registry=reg))
     c = RawClient(srv.port)
     c.expect("* OK *")
+    c.expect("* BYE Disconnected for inactivity.")
     assert c.closed()
     h.run(srv.close(grace=1))
+
+
+def test_fetch_many_bodies_in_order(imap) -> None:  # type: ignore[no-untyped-def]
+    for i in range(30):
+        imap.deliver(msg(f"n{i}", body=f"body number {i}\n"))
+    c = imap.client()
+    c.select("INBOX")
+    _typ, data = c.fetch("1:*", "(BODY.PEEK[TEXT] BODY.PEEK[1.MIME])")
+    bodies = [d[1] for d in data if isinstance(d, tuple) and b"TEXT" in d[0]]
+    assert bodies == [f"body number {i}\r\n".encode() for i in range(30)]
+    c.logout()

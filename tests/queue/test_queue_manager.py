@@ -244,3 +244,28 @@ async def test_reserved_queue_id_is_used(harness, caplog):
         qid = h.manager.new_queue_id()
         assert await h.manager.submit(envelope("s@x.test", "alice@example.test"), MSG, queue_id=qid) == qid
     assert f"{qid}: removed" in caplog.text
+
+
+async def test_destination_concurrency_limit(harness):
+    import asyncio
+
+    from pymailsrv.delivery.base import DeliveryResult
+
+    class Slow:
+        def __init__(self) -> None:
+            self.now = self.peak = 0
+
+        async def deliver(self, route, sender, recipients, content, **kw):
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            await asyncio.sleep(0.01)
+            self.now -= 1
+            return [DeliveryResult(r, "sent", "2.0.0", "ok") for r in recipients]
+
+    agents = Slow()
+    async with harness(agents, default_process_limit="20", default_destination_concurrency_limit="3") as h:
+        for i in range(12):
+            await h.manager.submit(envelope("s@x.test", f"r{i}@remote.test"), MSG)
+        await h.manager.wait_idle()
+        assert h.manager._sems == {}
+    assert agents.peak == 3

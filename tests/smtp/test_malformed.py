@@ -128,7 +128,7 @@ async def test_abrupt_disconnect_mid_data(smtp, raw, caplog):
     c.writer.transport.abort()
     await asyncio.sleep(0.1)
     assert smtp.queue.messages == []
-    assert "lost connection after DATA from unknown[127.0.0.1]" in [r.getMessage() for r in caplog.records]
+    assert "lost connection after DATA (32 bytes) from unknown[127.0.0.1]" in [r.getMessage() for r in caplog.records]
     await still_serving(smtp.port())
 
 
