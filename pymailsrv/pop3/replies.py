@@ -53,7 +53,6 @@ TLS_ACTIVE: Final = "TLS is already active."
 TLS_UNAVAILABLE: Final = "TLS support isn't enabled."
 INTERNAL_ERROR: Final = "Internal error occurred. Refer to server log for more information."
 DELETE_FAILED: Final = "Some deleted messages were not removed."
-TIMEOUT: Final = "Disconnected for inactivity."
 SHUTDOWN: Final = "Server shutting down."
 USERIP_LIMIT: Final = "Maximum number of connections from user+IP exceeded (mail_max_userip_connections={limit})"
 
