@@ -24,7 +24,7 @@ from enum import Enum
 from typing import Protocol
 
 from pymailsrv.auth.base import AuthUnavailable
-from pymailsrv.errors import ClientSyntaxError, Refusal
+from pymailsrv.errors import ClientSyntaxError, Refusal, TemporaryFailure
 from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
 from pymailsrv.net.conn import ConnectionClosed, PlaintextPending
 from pymailsrv.pop3 import replies
@@ -232,6 +232,9 @@ class Session:
             self.send(replies.err(replies.IN_USE, replies.CODE_IN_USE))
         except AuthUnavailable:
             self.send(replies.err(replies.AUTH_TEMP, replies.CODE_SYS_TEMP))
+        except TemporaryFailure as exc:  # a dependency that may heal (disk, database): no traceback
+            log.warning("%s: temporary failure: %s", self.username or "-", exc)
+            self.send(replies.err(replies.TEMP_FAILURE, replies.CODE_SYS_TEMP))
         except Refusal as exc:
             self.send(replies.err(exc.text, exc.code))
         except (ConnectionError, ConnectionClosed, asyncio.CancelledError):
