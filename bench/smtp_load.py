@@ -111,9 +111,16 @@ def _real_policy(settings):  # type: ignore[no-untyped-def]
 
 
 def _proc_cpu(pid: int) -> float:
+    user, system = _proc_cpu_split(pid)
+    return user + system
+
+
+def _proc_cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process."""
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def _proc_hwm(pid: int) -> int:
@@ -214,6 +221,7 @@ def main() -> int:
             host, port = "127.0.0.1", int(child.stdout.readline())
         asyncio.run(_drive(host, port, 1, 20, args.size))  # warm-up
         cpu0 = _proc_cpu(child.pid) if child else 0.0
+        user0 = _proc_cpu_split(child.pid)[0] if child else 0.0
         t0 = time.perf_counter()
         latencies: list[float] = []
         if args.driver == "python":
@@ -222,6 +230,7 @@ def main() -> int:
             _smtp_source(host, port, args.sessions, args.messages, args.size)
         wall = time.perf_counter() - t0
         cpu = (_proc_cpu(child.pid) - cpu0) if child else 0.0
+        user = (_proc_cpu_split(child.pid)[0] - user0) if child else 0.0
         hwm = _proc_hwm(child.pid) if child else 0
         line = (f"driver={args.driver} sessions={args.sessions} messages={args.messages} size={args.size} "
                 f"queue={args.queue}: {args.messages / wall:.0f} msgs/s")
@@ -230,7 +239,8 @@ def main() -> int:
             p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
             line += f", p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
         if child:
-            line += f", server CPU {cpu / args.messages * 1000:.2f} ms/msg, peak RSS {hwm / 2**20:.1f} MiB"
+            line += (f", server CPU {cpu / args.messages * 1000:.2f} ms/msg "
+                     f"({user / args.messages * 1000:.2f} user), peak RSS {hwm / 2**20:.1f} MiB")
         print(line)
     finally:
         if child:

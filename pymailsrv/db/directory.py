@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Engine, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import BindParameter
 
 from pymailsrv.clock import Clock
-from pymailsrv.db.engine import is_disconnect, make_lookup_engine, translate_errors
+from pymailsrv.db.engine import is_disconnect, make_lookup_engine, make_sqlite_reader, translate_errors
 from pymailsrv.db.models import TRUE, tables_for
 from pymailsrv.db.rules import DomainRow, MailboxRow, RulesDirectory
 
@@ -21,59 +22,74 @@ DEFAULT_CACHE_TTL = 5.0
 
 
 class SqlSource:
-    def __init__(self, engine: AsyncEngine, *, owns_engine: bool, table_prefix: str = "") -> None:
+    """Row lookups by primary key; statements are built once (bound parameter ``k``)."""
+
+    def __init__(self, engine: AsyncEngine, *, owns_engine: bool, table_prefix: str = "",
+                 inline_sqlite: bool = True) -> None:
         self.engine = engine
         self.owns_engine = owns_engine
+        self.reader: Engine | None = None
+        db_file = engine.url.database or ""
+        if inline_sqlite and engine.dialect.name == "sqlite" and db_file not in ("", ":memory:") \
+                and not db_file.startswith("file:"):
+            self.reader = make_sqlite_reader(engine.url)
         t = tables_for(engine.dialect.name, table_prefix)
-        self.domain_t, self.mailbox_t = t["domain"], t["mailbox"]
-        self.alias_t, self.alias_domain_t = t["alias"], t["alias_domain"]
+        d, m, a, ad = t["domain"], t["mailbox"], t["alias"], t["alias_domain"]
+        k: BindParameter[str] = bindparam("k")
+        self.q_domain = select(d.c.domain, d.c.transport, d.c.backupmx, d.c.active).where(d.c.domain == k)
+        self.q_alias_domain = select(ad.c.target_domain).where(ad.c.alias_domain == k, ad.c.active == TRUE)
+        self.q_alias = select(a.c.goto).where(a.c.address == k, a.c.active == TRUE)
+        self.q_mailbox = select(m.c.username, m.c.password, m.c.name, m.c.maildir, m.c.quota,
+                                m.c.active).where(m.c.username == k)
 
-    async def _first(self, stmt: Select[Any]) -> Any:
+    async def _first(self, stmt: Select[Any], key: str) -> Any:
+        params = {"k": key}
         async with translate_errors():
+            if self.reader is not None:
+                with self.reader.connect() as sync_conn:
+                    return sync_conn.execute(stmt, params).first()
             try:
                 async with self.engine.connect() as conn:
-                    return (await conn.execute(stmt)).first()
+                    return (await conn.execute(stmt, params)).first()
             except Exception as exc:
                 if not is_disconnect(exc):
                     raise
             async with self.engine.connect() as conn:  # once more, on a fresh connection
-                return (await conn.execute(stmt)).first()
+                return (await conn.execute(stmt, params)).first()
 
     async def domain(self, name: str) -> DomainRow | None:
-        d = self.domain_t
-        r = await self._first(select(d.c.domain, d.c.transport, d.c.backupmx, d.c.active)
-                              .where(d.c.domain == name))
+        r = await self._first(self.q_domain, name)
         if r is None:
             return None
         return DomainRow(r.domain, r.transport, bool(r.backupmx), bool(r.active))
 
     async def alias_domain_target(self, name: str) -> str | None:
-        ad = self.alias_domain_t
-        r = await self._first(select(ad.c.target_domain)
-                              .where(ad.c.alias_domain == name, ad.c.active == TRUE))
+        r = await self._first(self.q_alias_domain, name)
         return str(r.target_domain).strip().lower() if r is not None else None
 
     async def alias_goto(self, address: str) -> str | None:
-        a = self.alias_t
-        r = await self._first(select(a.c.goto).where(a.c.address == address, a.c.active == TRUE))
+        r = await self._first(self.q_alias, address)
         return str(r.goto) if r is not None and r.goto is not None else None
 
     async def mailbox(self, username: str) -> MailboxRow | None:
-        m = self.mailbox_t
-        r = await self._first(select(m.c.username, m.c.password, m.c.name, m.c.maildir, m.c.quota,
-                                     m.c.active).where(m.c.username == username))
+        r = await self._first(self.q_mailbox, username)
         if r is None:
             return None
         return MailboxRow(username=r.username, password=r.password or "", name=r.name or "",
                           maildir=r.maildir or "", quota=int(r.quota or 0), active=bool(r.active))
 
     async def close(self) -> None:
+        if self.reader is not None:
+            self.reader.dispose()
         if self.owns_engine:
             await self.engine.dispose()
 
 
 class SqlDirectory(RulesDirectory):
     """``db.base.Directory`` over the PostfixAdmin tables.
+
+    On SQLite, lookups run inline on a synchronous reader (see engine.make_sqlite_reader);
+    ``inline_sqlite=False`` sends them through aiosqlite's thread instead.
 
     ``engine_or_url``: an AsyncEngine (used as configured, left open on close) or a
     database_url (an owned lookup engine: autocommit, one round trip per query, one retry on a
@@ -84,11 +100,13 @@ class SqlDirectory(RulesDirectory):
 
     def __init__(self, engine_or_url: AsyncEngine | str, virtual_mailbox_base: str,
                  recipient_delimiter: str = "", *, cache_ttl: float = DEFAULT_CACHE_TTL,
-                 clock: Clock | None = None, table_prefix: str = "") -> None:
+                 clock: Clock | None = None, table_prefix: str = "", inline_sqlite: bool = True) -> None:
         if isinstance(engine_or_url, str):
-            source = SqlSource(make_lookup_engine(engine_or_url), owns_engine=True, table_prefix=table_prefix)
+            source = SqlSource(make_lookup_engine(engine_or_url), owns_engine=True,
+                               table_prefix=table_prefix, inline_sqlite=inline_sqlite)
         else:
-            source = SqlSource(engine_or_url, owns_engine=False, table_prefix=table_prefix)
+            source = SqlSource(engine_or_url, owns_engine=False, table_prefix=table_prefix,
+                               inline_sqlite=inline_sqlite)
         self.engine = source.engine
         super().__init__(source, virtual_mailbox_base, recipient_delimiter, cache_ttl=cache_ttl,
                          clock=clock)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from pymailsrv.delivery.base import DeliveryResult, Outcome, Route
+from pymailsrv.delivery.base import DeliveryResult, DsnOptions, Outcome, Route
 
 
 class Transport(Protocol):
@@ -15,7 +15,7 @@ class Transport(Protocol):
 
 class NextHopTransport(Protocol):
     async def deliver_to(self, nexthop: str, sender: str, recipients: Sequence[str], content: bytes,
-                         *, lmtp: bool = False) -> list[DeliveryResult]: ...
+                         *, lmtp: bool = False, dsn: DsnOptions | None = None) -> list[DeliveryResult]: ...
 
 
 _DSN_PREFIX = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\s+(.*)$", re.S)
@@ -37,14 +37,15 @@ class AgentTable:
         self.smtp = smtp
 
     async def deliver(self, route: Route, sender: str, recipients: Sequence[str],
-                      content: bytes) -> list[DeliveryResult]:
+                      content: bytes, *, dsn: DsnOptions | None = None) -> list[DeliveryResult]:
         t = route.transport
         if t == "virtual":
             return await self.virtual.deliver(sender, recipients, content)
         if t in ("smtp", "lmtp"):
             if self.smtp is None:
                 return [DeliveryResult(r, "deferred", "4.3.5", "no SMTP client configured") for r in recipients]
-            return await self.smtp.deliver_to(route.nexthop, sender, recipients, content, lmtp=t == "lmtp")
+            return await self.smtp.deliver_to(route.nexthop, sender, recipients, content, lmtp=t == "lmtp",
+                                              dsn=dsn)
         if t == "discard":
             return [DeliveryResult(r, "sent", "2.0.0", route.nexthop or "discarded", "none") for r in recipients]
         if t == "error":

@@ -49,10 +49,22 @@ class Router(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class DsnOptions:
+    """RFC 3461 parameters to pass on to a next hop that offers DSN; ``notify`` and ``orcpt``
+    are aligned with the recipients of the call."""
+
+    ret: str = ""
+    envid: str = ""
+    notify: tuple[tuple[str, ...], ...] = ()
+    orcpt: tuple[str, ...] = ()
+
+
 class Agents(Protocol):
     async def deliver(
-        self, route: Route, sender: str, recipients: Sequence[str], content: bytes
+        self, route: Route, sender: str, recipients: Sequence[str], content: bytes,
+        *, dsn: DsnOptions | None = None,
     ) -> list[DeliveryResult]:
         """Hand the recipients of one route to the agent that serves its transport; same contract
-        as ``Transport.deliver``."""
+        as ``Transport.deliver``. ``dsn`` only matters to the SMTP/LMTP client."""
         ...

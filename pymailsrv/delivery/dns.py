@@ -60,10 +60,9 @@ class MxResolver:
             raise NoSuchDomain(name) from None
         except dns.resolver.NoAnswer:
             return None
-        except (dns.resolver.NoNameservers, dns.exception.Timeout, dns.resolver.LifetimeTimeout) as exc:
-            raise TemporaryFailure(f"Name service error for name={name} type={rdtype}: {exc}") from None
-        except dns.exception.DNSException as exc:
-            raise TemporaryFailure(f"Name service error for name={name} type={rdtype}: {exc}") from None
+        except dns.exception.DNSException:  # SERVFAIL, timeouts: Postfix's wording for TRY_AGAIN
+            raise TemporaryFailure(f"Name service error for name={name} type={rdtype}: "
+                                   "Host not found, try again") from None
         return list(answer)
 
     async def mx_hosts(self, domain: str) -> list[str]:

@@ -30,10 +30,13 @@ def header_block(content: bytes) -> bytes:
     return content if end < 0 else content[: end + 1]
 
 
+_DELIVERED_TO = re.compile(rb"^delivered-to:[ \t]*<?([^>\n]*?)>?[ \t]*$", re.IGNORECASE | re.MULTILINE)
+
+
 def has_delivered_to(content: bytes, address: str) -> bool:
     """Does the header carry ``Delivered-To: address`` (case-insensitive)? Content uses LF."""
-    pattern = rb"^delivered-to:[ \t]*<?" + re.escape(address.lower().encode()) + rb">?[ \t]*$"
-    return re.search(pattern, header_block(content).lower(), re.MULTILINE) is not None
+    want = address.lower().encode()
+    return any(m.lower() == want for m in _DELIVERED_TO.findall(header_block(content)))
 
 
 def to_lf(content: bytes) -> bytes:

@@ -2,9 +2,10 @@
 PIPELINING, connection reuse, per-recipient results.
 
 Implementation notes:
-- Next hop ``[host]:port`` (relayhost, transport_maps, content_filter) skips the MX lookup and may
-  name any address; a plain ``domain`` is looked up by MX and never connects to an address in
-  smtp_deny_networks (default: loopback and private ranges), so a mis-route cannot loop to us.
+- Next hop ``[host]:port`` (relayhost, transport_maps, content_filter) skips the MX lookup. A
+  next hop that is just the recipients' domain never connects to an address in
+  smtp_deny_networks (default: loopback and private ranges), so a mis-route cannot loop to us;
+  one the configuration names (bracketed, or a host other than the recipients' domain) may.
 - 4xx → deferred, 5xx → bounced, per recipient; a failure before RCPT applies to all of them.
   Connection-level failures try the next MX host and end in "deferred".
 - TLS: ``may`` upgrades when STARTTLS is offered (no certificate verification, as Postfix);
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 
 from pymailsrv.config.settings import Settings
 from pymailsrv.config.tls import client_context
-from pymailsrv.delivery.base import DeliveryResult, Outcome
+from pymailsrv.delivery.base import DeliveryResult, DsnOptions, Outcome
 from pymailsrv.delivery.dns import MxResolver, NoSuchDomain, NullMX
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.log import get_logger
@@ -79,6 +80,7 @@ class Session:
     tls: bool = False
     last_used: float = 0.0
     reused: bool = False
+    greeting_name: str = ""  # the first word of the EHLO reply: the peer's own name
     dirty: bool = False  # a transaction was left open (needs RSET before the next one)
 
     @property
@@ -150,6 +152,26 @@ def parse_nexthop(nexthop: str, default_port: int) -> tuple[str, int, bool]:
     return text, default_port, False
 
 
+def xtext(text: str) -> str:
+    """RFC 3461 §4: "+" followed by two hex digits for "+", "=", controls and non-ASCII."""
+    out = []
+    for b in text.encode("utf-8"):
+        out.append(f"+{b:02X}" if b < 33 or b > 126 or b in (0x2B, 0x3D) else chr(b))
+    return "".join(out)
+
+
+def _rcpt_params(s: Session, dsn: DsnOptions | None, i: int) -> str:
+    if not dsn or "DSN" not in s.features:
+        return ""
+    params = ""
+    if i < len(dsn.notify) and dsn.notify[i]:
+        params += " NOTIFY=" + ",".join(dsn.notify[i])  # RFC 3461 §4.1
+    if i < len(dsn.orcpt) and dsn.orcpt[i]:
+        kind, _, addr = dsn.orcpt[i].partition(";")
+        params += f" ORCPT={kind.strip() or 'rfc822'};{xtext(addr.strip())}"  # RFC 3461 §4.2
+    return params
+
+
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -178,16 +200,19 @@ class SmtpClient:
 
     # --- public ---------------------------------------------------------------------------------
     async def deliver_to(self, nexthop: str, sender: str, recipients: Sequence[str], content: bytes,
-                         *, lmtp: bool = False) -> list[DeliveryResult]:
+                         *, lmtp: bool = False, dsn: DsnOptions | None = None) -> list[DeliveryResult]:
         if nexthop.startswith("unix:"):  # lmtp:unix:/path (Dovecot's LMTP socket)
             path = nexthop[5:]
             try:
-                return await self._deliver_via("localhost", path, 0, sender, recipients, content, lmtp)
+                return await self._deliver_via("localhost", path, 0, sender, recipients, content, lmtp, dsn)
             except SessionError as exc:
                 return self._all(recipients, "bounced" if exc.permanent else "deferred", exc.dsn, exc.text)
-        host, port, explicit = parse_nexthop(nexthop, 24 if lmtp else self.port)
+        host, port, bracketed = parse_nexthop(nexthop, 24 if lmtp else self.port)
+        # a next hop the configuration names (relayhost, transport) may be a private address;
+        # one that is just the recipients' domain may not
+        named = bracketed or all(r.rpartition("@")[2].lower() != host.lower() for r in recipients)
         try:
-            targets = await self._targets(host, port, explicit)
+            targets = await self._targets(host, port, bracketed, named)
         except NullMX:
             return self._all(recipients, "bounced", "5.1.10",
                              f"Host or domain name not found. Domain {host} does not accept mail (nullMX)")
@@ -203,7 +228,7 @@ class SmtpClient:
         last = SessionError(f"connect to {host}: no usable address", "4.4.1")
         for mxhost, ip in targets:
             try:
-                return await self._deliver_via(mxhost, ip, port, sender, recipients, content, lmtp)
+                return await self._deliver_via(mxhost, ip, port, sender, recipients, content, lmtp, dsn)
             except SessionError as exc:
                 last = exc
                 log.debug("%s", exc.text)
@@ -221,14 +246,14 @@ class SmtpClient:
             self._reaper.cancel()
 
     # --- targets --------------------------------------------------------------------------------
-    async def _targets(self, host: str, port: int, explicit: bool) -> list[tuple[str, str]]:
+    async def _targets(self, host: str, port: int, explicit: bool, named: bool) -> list[tuple[str, str]]:
         hosts = [host] if explicit else await self.mx.mx_hosts(host)
         out: list[tuple[str, str]] = []
         found = 0
         for h in hosts:
             ips = [h] if _is_ip(h) else await self.mx.addresses(h)
             found += len(ips)
-            out += [(h, ip) for ip in ips if explicit or not self._denied(ip)]
+            out += [(h, ip) for ip in ips if named or not self._denied(ip)]
         if not found:
             if hosts == [host]:  # implicit MX without addresses: the name has no mail host
                 raise NoSuchDomain(host)
@@ -237,6 +262,8 @@ class SmtpClient:
 
     def _denied(self, ip: str) -> bool:
         addr = ipaddress.ip_address(ip)
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
         return any(addr.version == n.version and addr in n for n in self.deny)
 
     @staticmethod
@@ -279,6 +306,9 @@ class SmtpClient:
                 raise SessionError(f"host {s.relay} refused to talk to me: {greeting}", greeting.dsn(),
                                    permanent=greeting.code >= 500)
             await self._hello(s, lmtp)
+            if not lmtp and s.greeting_name.lower() == self.hostname.lower():
+                # Postfix: the peer calls itself by our name, so this is us (a mis-routed MX)
+                raise SessionError(f"mail for {host} loops back to myself", "5.4.6", permanent=True)
             if "STARTTLS" in s.features and self.tls_level != "none":
                 await self._starttls(s, lmtp)
             elif self.tls_level == "encrypt":
@@ -297,6 +327,7 @@ class SmtpClient:
             raise SessionError(f"host {s.relay} refused to talk to me: {reply} (in reply to {verb} command)",
                                reply.dsn(), permanent=reply.code >= 500)
         s.features = {}
+        s.greeting_name = reply.lines[0].split(" ", 1)[0] if reply.lines else ""
         for line in reply.lines[1:]:
             word, _, arg = line.partition(" ")
             s.features[word.upper()] = arg
@@ -356,12 +387,12 @@ class SmtpClient:
 
     # --- one transaction ------------------------------------------------------------------------
     async def _deliver_via(self, host: str, ip: str, port: int, sender: str, recipients: Sequence[str],
-                           content: bytes, lmtp: bool) -> list[DeliveryResult]:
+                           content: bytes, lmtp: bool, dsn: DsnOptions | None = None) -> list[DeliveryResult]:
         s = await self._session(host, ip, port, lmtp)
         try:
             if not s.reused:
                 await self._auth(s, host)
-            results = await self._transaction(s, sender, recipients, content, lmtp)
+            results = await self._transaction(s, sender, recipients, content, lmtp, dsn)
         except SessionError:
             s.close()
             if not s.reused:
@@ -370,7 +401,7 @@ class SmtpClient:
             s = await self._connect(host, ip, port, lmtp)
             try:
                 await self._auth(s, host)
-                results = await self._transaction(s, sender, recipients, content, lmtp)
+                results = await self._transaction(s, sender, recipients, content, lmtp, dsn)
             except BaseException:
                 s.close()
                 raise
@@ -380,8 +411,14 @@ class SmtpClient:
         self._release(s)
         return results
 
-    def _mail_params(self, s: Session, sender: str, recipients: Sequence[str], content: bytes) -> str:
+    def _mail_params(self, s: Session, sender: str, recipients: Sequence[str], content: bytes,
+                     dsn: DsnOptions | None) -> str:
         params = ""
+        if dsn and "DSN" in s.features:  # RFC 3461 §4.3, §4.4
+            if dsn.ret:
+                params += f" RET={dsn.ret}"
+            if dsn.envid:
+                params += f" ENVID={xtext(dsn.envid)}"
         if "SIZE" in s.features:
             params += f" SIZE={len(content)}"
         if not content.isascii() and "8BITMIME" in s.features:
@@ -391,14 +428,19 @@ class SmtpClient:
         return params
 
     async def _transaction(self, s: Session, sender: str, recipients: Sequence[str], content: bytes,
-                           lmtp: bool) -> list[DeliveryResult]:
+                           lmtp: bool, dsn: DsnOptions | None = None) -> list[DeliveryResult]:
         if (not sender.isascii() or any(not r.isascii() for r in recipients)) and "SMTPUTF8" not in s.features:
             return self._all(recipients, "bounced", "5.6.7",
                              f"SMTPUTF8 is required, but was not offered by host {s.relay}", s.relay)
+        limit = s.features.get("SIZE", "")
+        if limit.isdigit() and 0 < int(limit) < len(content):  # RFC 1870 §4
+            return self._all(recipients, "bounced", "5.3.4",
+                             f"message size {len(content)} exceeds size limit {limit} of server {s.relay}",
+                             s.relay)
         t = self.helo_timeout
         s.dirty = True
-        mail = f"MAIL FROM:<{sender}>{self._mail_params(s, sender, recipients, content)}"
-        rcpts = [f"RCPT TO:<{r}>" for r in recipients]
+        mail = f"MAIL FROM:<{sender}>{self._mail_params(s, sender, recipients, content, dsn)}"
+        rcpts = [f"RCPT TO:<{r}>{_rcpt_params(s, dsn, i)}" for i, r in enumerate(recipients)]
         if "PIPELINING" in s.features:  # RFC 2920 §3.1: DATA ends the group
             s.send("\r\n".join([mail, *rcpts, "DATA"]).encode() + b"\r\n")
             await s.flush(t)

@@ -43,7 +43,7 @@ _CODES: tuple[tuple[type[Exception], str], ...] = (
     (FolderNotFound, "NONEXISTENT"), (FolderExists, "ALREADYEXISTS"), (QuotaExceeded, "OVERQUOTA"),
     (InvalidFolderName, "CANNOT"),
 )
-BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "LOGIN-REFERRALS", "ID", "ENABLE")
+BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE")
 
 
 @dataclass
@@ -57,6 +57,9 @@ class ImapConfig:
     error_limit: int = 10
     max_userip: int = 20
     hostname: str = "localhost"
+    # a folder is re-read at least this often even without a change notice (writers in other
+    # processes); NOOP, CHECK and IDLE always look
+    sync_interval: float = 1.0
     cache_bytes: int = 32 * 1024 * 1024  # process-wide cache of headers/ENVELOPE/BODYSTRUCTURE
     idle_poll_max: float = 30.0  # longest single wait inside IDLE (the store wakes us sooner)
 
@@ -116,6 +119,7 @@ class ImapServer:
         s = Session(conn, CommandParser(max_line=cfg.max_line, max_literal=cfg.max_literal), cache=self.cache)
         s.sid = f"{next(_ids):X}"
         session_id.set(s.sid)
+        conn.timeout_message = b"* BYE " + wire.BYE_TIMEOUT.encode() + b"\r\n"
         self.sessions.add(s)
         log.info("connect from [%s]%s", conn.peer_ip, ", TLS" if conn.tls else "")
         reason = "Logged out"
@@ -154,7 +158,7 @@ class ImapServer:
                 except ConnectionClosed:
                     if s.parser.in_command:
                         return "Connection closed in the middle of a command"
-                    return "Connection closed" if not self._timed_out(s) else "Disconnected for inactivity"
+                    return "Disconnected for inactivity" if conn.timed_out else "Connection closed"
                 s.bytes_in += len(data)
                 s.parser.feed(data)
                 continue
@@ -173,9 +177,6 @@ class ImapServer:
             await self.dispatch(s, event)
         await s.flush()
         return "Logged out"
-
-    def _timed_out(self, s: Session) -> bool:
-        return self.clock.monotonic() - s.conn.last_activity >= self.config.timeout
 
     def bad(self, s: Session, tag: str, text: str, kind: str = "BAD") -> bool:
         """Answer BAD/NO; True when the error budget is spent (the session is then closed)."""
@@ -202,9 +203,11 @@ class ImapServer:
         try:
             done = await spec.handler(self, s, cmd)
             if s.state == SELECTED:
-                await s.sync(allow_expunge=spec.expunge_ok, force=spec.sync, now=self.clock.monotonic())
+                await s.sync(allow_expunge=spec.expunge_ok, force=spec.sync, now=self.clock.monotonic(),
+                             max_age=self.config.sync_interval)
             done = done or Done()
             code = f"[{done.code}] " if done.code else ""
+            s.errors = 0  # the budget counts consecutive errors (as Dovecot does)
             if not done.sent:
                 s.write(f"{cmd.tag} OK {code}{done.text}\r\n".encode())
         except ClientSyntaxError as exc:

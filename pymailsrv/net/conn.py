@@ -58,6 +58,9 @@ class Connection(asyncio.Protocol):
         self.local_port = 0
         self.tls = False
         self.last_activity = self.clock.monotonic()
+        # written just before an idle-timeout close (IMAP "* BYE ...", POP3 "-ERR ...")
+        self.timeout_message = b""
+        self.timed_out = False  # set by the idle sweeper
 
     # --- asyncio.Protocol callbacks -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -84,6 +84,9 @@ class ConnectionRegistry:
         for conn in list(self.conns):
             if now - conn.last_activity >= self.idle_timeout and conn not in self.timed_out:
                 self.timed_out.add(conn)
+                conn.timed_out = True
+                if conn.timeout_message:
+                    conn.write(conn.timeout_message)
                 conn.close()
                 n += 1
         return n

@@ -37,6 +37,11 @@ class SmtpState:
     service: str = "smtpd"  # smtpd | submission | smtps
     pipelining_violation: bool = False  # commands sent ahead before it was allowed
     encryption_cipher: str = ""
+    # additive (policy engineer): sent to policy servers as Postfix does
+    server_address: str = ""  # the local address the client connected to
+    server_port: int = 0
+    encryption_protocol: str = ""  # e.g. TLSv1.3
+    encryption_keysize: int = 0
 
 
 Action = Literal["permit", "reject", "defer", "dunno"]
@@ -61,7 +66,7 @@ class Decision:
         return self.action in ("reject", "defer")
 
     def reply(self) -> str:
-        return f"{self.code} {self.dsn} {self.text}".replace("  ", " ").strip()
+        return " ".join(part for part in (str(self.code) if self.code else "", self.dsn, self.text) if part)
 
 
 class Restrictions(Protocol):

@@ -35,6 +35,7 @@ from pymailsrv.policy.context import DUNNO, PERMIT, Ctx, client_label, format_lo
 from pymailsrv.policy.delegation import PolicyClient
 from pymailsrv.policy.dns import Resolver
 from pymailsrv.policy.domains import Domains
+from pymailsrv.policy.greylist import Greylist
 from pymailsrv.policy.tables import close_table, open_table
 from pymailsrv.policy.tables.cidr import parse_ip
 
@@ -128,6 +129,7 @@ class RestrictionEngine:
         self._tables: dict[str, LookupTable] = {}
         self._table_interval = table_check_interval
         self._policy: dict[str, PolicyClient] = {}
+        self._greylist: Greylist | None = None
         self._builtins = builtins.BUILTINS
         self.delay_reject = settings.get_bool("smtpd_delay_reject")
         self.delimiter = settings.get_str("recipient_delimiter")
@@ -154,6 +156,16 @@ class RestrictionEngine:
             table = open_table(spec, self.settings, check_interval=self._table_interval)
             self._tables[spec] = table
         return table
+
+    def greylist(self) -> Greylist:
+        if self._greylist is None:
+            s = self.settings
+            self._greylist = Greylist(self.clock, delay=s.get_seconds("greylist_delay"),
+                                      retry_window=s.get_seconds("greylist_retry_window"),
+                                      max_age=s.get_seconds("greylist_max_age"),
+                                      auto_whitelist=s.get_int("greylist_auto_whitelist_clients"),
+                                      delimiters=self.delimiter or "+")
+        return self._greylist
 
     def policy_client(self, target: str, timeout: float) -> PolicyClient:
         key = f"{target}/{timeout}"

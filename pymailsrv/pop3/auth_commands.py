@@ -15,9 +15,11 @@ def _no_args(cmd: Command) -> None:
 
 
 def _loggable(name: str) -> str:
-    """A user-supplied login name made safe for one log line."""
-    cleaned = "".join(c if c.isprintable() and c not in "<>" else "?" for c in name[:64])
-    return cleaned + ("…" if len(name) > 64 else "")
+    """A user-supplied login made safe for one log line: no control characters, blanks or
+    ``<>,``, so it can neither break the line nor forge a ``rip=`` field (fail2ban)."""
+    cleaned = "".join(c if c.isprintable() and not c.isspace() and c not in "<>," else "?"
+                      for c in name[:64])
+    return cleaned + ("..." if len(name) > 64 else "")
 
 
 def _require_plaintext_allowed(s: Session) -> None:
@@ -100,6 +102,11 @@ async def cmd_auth(s: Session, cmd: Command) -> None:
     await authenticate(s, exchange.authcid, exchange.password, exchange.mechanism)
 
 
+def capa_user(s: Session) -> str:
+    """RFC 2449 §6.8 / RFC 2595 §4: USER is not announced where plaintext passwords are refused."""
+    return "USER" if s.plaintext_allowed() else ""
+
+
 def capa_sasl(s: Session) -> str:
     """RFC 5034 §6: the SASL capability lists only mechanisms usable on this connection."""
     return "SASL " + " ".join(sasl.MECHANISMS) if s.plaintext_allowed() else ""
@@ -126,9 +133,8 @@ async def cmd_quit(s: Session, cmd: Command) -> None:
     if s.state is State.AUTHORIZATION:
         s.send(replies.ok(replies.LOGGING_OUT))
         return
-    s.logged_out = True
     deleted = bool(s.maildrop and s.maildrop.deleted_uids())
-    if not await s.update():
+    if not await s.end_maildrop(quit=True):
         s.send(replies.err(replies.DELETE_FAILED, replies.CODE_SYS_TEMP))
         return
     s.send(replies.ok(replies.LOGGING_OUT_DELETED if deleted else replies.LOGGING_OUT))

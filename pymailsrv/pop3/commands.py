@@ -11,7 +11,7 @@ from pymailsrv.pop3.session import ANY_STATE, AUTH_STATE, TRANS_STATE, Spec
 
 COMMANDS: Final[dict[str, Spec]] = {
     "CAPA": Spec(ANY_STATE, a.cmd_capa),  # RFC 2449 §5
-    "USER": Spec(AUTH_STATE, a.cmd_user, "USER"),  # RFC 1939 §7
+    "USER": Spec(AUTH_STATE, a.cmd_user, a.capa_user),  # RFC 1939 §7
     "PASS": Spec(AUTH_STATE, a.cmd_pass),
     "AUTH": Spec(AUTH_STATE, a.cmd_auth, a.capa_sasl),  # RFC 5034
     "STLS": Spec(AUTH_STATE, a.cmd_stls, a.capa_stls),  # RFC 2595 §4

@@ -89,14 +89,12 @@ async def cmd_top(s: Session, cmd: Command) -> None:
 async def cmd_dele(s: Session, cmd: Command) -> None:
     n = parse_number(_args(cmd, 1, 1)[0])
     _drop(s).delete(n)
-    s.stats.dele += 1
     s.send(replies.ok(replies.MARKED_DELETED))
 
 
 async def cmd_rset(s: Session, cmd: Command) -> None:
     _args(cmd, 0, 0)
     _drop(s).reset()
-    s.stats.dele = 0
     s.send(replies.ok())
 
 
@@ -112,26 +110,34 @@ async def fetch(s: Session, n: int, info: MessageInfo) -> bytes:
         return cached
     mailbox = s.mailbox
     assert mailbox is not None
-    paths = _paths(mailbox, _read_ahead_batch(_drop(s), n, info)) if s.files_readable else []
+    paths = _paths(s, mailbox, _read_ahead_batch(_drop(s), n, info)) if s.files_readable else []
     if paths:
         s.read_ahead = await asyncio.to_thread(_read_files, paths)
         data = s.read_ahead.pop(info.uid, None)
         if data is not None:
             return data
-    else:
-        s.files_readable = False  # not a file-backed store: ask it for each message
     try:
         return await mailbox.read(info.uid)  # the store knows where a renamed file went
     except KeyError:
         raise Refusal(replies.MESSAGE_EXPUNGED.format(n=n)) from None
 
 
-def _paths(mailbox: Mailbox, batch: list[MessageInfo]) -> list[tuple[int, str]]:
-    try:
-        paths = [(m.uid, mailbox.path(m.uid)) for m in batch]
-    except (KeyError, NotImplementedError, OSError):
-        return []
-    return paths if os.path.isabs(paths[0][1]) else []
+def _paths(s: Session, mailbox: Mailbox, batch: list[MessageInfo]) -> list[tuple[int, str]]:
+    """Files to read ahead; a store whose messages are not files turns read-ahead off."""
+    paths = []
+    for m in batch:
+        try:
+            path = mailbox.path(m.uid)
+        except KeyError:
+            continue  # expunged by another session: fetch() asks the store, which knows
+        except (NotImplementedError, OSError):
+            s.files_readable = False
+            return []
+        if not os.path.isabs(path):
+            s.files_readable = False
+            return []
+        paths.append((m.uid, path))
+    return paths
 
 
 def _read_ahead_batch(drop: Maildrop, n: int, info: MessageInfo) -> list[MessageInfo]:

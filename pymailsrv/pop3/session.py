@@ -6,9 +6,12 @@ Implementation notes:
   commands (RFC 2449 §6.6) get one write; a large reply (RETR) goes out as one write.
 - The maildrop is a snapshot at login; deletions and \\Seen are applied only when the session
   ends: deletions only after QUIT (RFC 1939 §6), \\Seen also after a dropped connection.
-- STLS discards plaintext that arrived after the STLS line (RFC 2595 §4, the CVE-2011-0411 class).
-- The exclusive POP3 lock is held from login to the end of the session; nothing is written to
-  the socket while the store is being updated.
+- The exclusive POP3 lock is held from login until the maildrop ends, which QUIT completes
+  before its reply (a client that reconnects at once finds the mailbox free); nothing is
+  written to the socket while the store is being updated.
+- Plaintext that arrived after the STLS line closes the connection instead of being read as if
+  it were encrypted (RFC 2595 §4, the CVE-2011-0411 class).
+- Idle sessions are closed by net's ConnectionRegistry (pop3_timeout, on the injected Clock).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from enum import Enum
 from typing import Protocol
 
 from pymailsrv.auth.base import AuthUnavailable
-from pymailsrv.errors import ClientSyntaxError, Refusal
+from pymailsrv.errors import ClientSyntaxError, Refusal, TemporaryFailure
 from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
 from pymailsrv.net.conn import ConnectionClosed, PlaintextPending
 from pymailsrv.pop3 import replies
@@ -94,7 +97,6 @@ class Stats:
     top_bytes: int = 0
     retr: int = 0
     retr_bytes: int = 0
-    dele: int = 0
 
 
 class Session:
@@ -112,7 +114,6 @@ class Session:
         self.seen: set[int] = set()  # UIDs RETR'd that were not \Seen yet
         self.stats = Stats()
         self.quit = False  # leave the loop after flushing
-        self.logged_out = False  # QUIT was given
         self.starttls_requested = False
         self._splitter = LineSplitter(options.max_line_length)
         self._lines: deque[Line] = deque()
@@ -124,6 +125,7 @@ class Session:
         self.read_ahead: dict[int, bytes] = {}  # uid -> stored bytes read ahead of RETR
         self.tracing = trace.isEnabledFor(TRACE)  # decided once: no cost per line when off
         self.files_readable = True  # Mailbox.path() gives files we may read ahead in a thread
+        self._ended = False  # end_maildrop ran
         self.idle = False  # waiting for input with every reply flushed (a goodbye may be sent)
 
     # --- output -------------------------------------------------------------------------------
@@ -233,6 +235,9 @@ class Session:
             self.send(replies.err(replies.IN_USE, replies.CODE_IN_USE))
         except AuthUnavailable:
             self.send(replies.err(replies.AUTH_TEMP, replies.CODE_SYS_TEMP))
+        except TemporaryFailure as exc:  # a dependency that may heal (disk, database): no traceback
+            log.warning("%s: temporary failure: %s", self.username or "-", exc)
+            self.send(replies.err(replies.TEMP_FAILURE, replies.CODE_SYS_TEMP))
         except Refusal as exc:
             self.send(replies.err(exc.text, exc.code))
         except (ConnectionError, ConnectionClosed, asyncio.CancelledError):
@@ -302,23 +307,38 @@ class Session:
             return False
         return True
 
-    async def _finish(self) -> None:
-        if self.mailbox is not None and self.maildrop is not None:
-            seen = sorted(self.seen.difference(self.maildrop.deleted_uids()))
-            if seen:
-                try:
-                    await self.mailbox.set_flags(seen, [SEEN], "add")
-                except Exception:
-                    log.exception("%s: cannot mark messages seen", self.username)
-            s = self.stats
-            _, size = self.maildrop.stat()
-            log.info("%s: Disconnected: %s top=%d/%d, retr=%d/%d, del=%d/%d, size=%d", self.username,
-                     "Logged out" if self.logged_out else "Connection closed", s.top, s.top_bytes,
-                     s.retr, s.retr_bytes, s.dele if self.logged_out else 0, len(self.maildrop), size)
+    async def end_maildrop(self, *, quit: bool) -> bool:
+        """Leave TRANSACTION once: expunge (QUIT only), mark RETR'd messages \\Seen, log, and
+        release the POP3 lock, all before QUIT's reply, so a client that reconnects at once
+        finds the mailbox free. Returns False if the expunge failed."""
+        if self.mailbox is None or self.maildrop is None or self._ended:
+            return True
+        self._ended = True
+        expunged = await self.update() if quit else True
+        seen = sorted(self.seen.difference(self.maildrop.deleted_uids()))
+        if seen:
+            try:
+                await self.mailbox.set_flags(seen, [SEEN], "add")
+            except Exception:
+                log.exception("%s: cannot mark messages seen", self.username)
+        s = self.stats
+        _, size = self.maildrop.stat()
+        log.info("%s: Disconnected: %s top=%d/%d, retr=%d/%d, del=%d/%d, size=%d", self.username,
+                 "Logged out" if quit else "Connection closed", s.top, s.top_bytes, s.retr, s.retr_bytes,
+                 len(self.maildrop.deleted_uids()) if quit else 0, len(self.maildrop), size)
+        await self._release()
+        return expunged
+
+    async def _release(self) -> None:
         if self._userip_key is not None:
             counts = self.services.userip
             counts[self._userip_key] -= 1
             if counts[self._userip_key] <= 0:
                 del counts[self._userip_key]
+            self._userip_key = None
         with contextlib.suppress(Exception):
             await self._locks.aclose()
+
+    async def _finish(self) -> None:
+        await self.end_maildrop(quit=False)
+        await self._release()

@@ -25,13 +25,13 @@ import asyncio
 import contextlib
 import heapq
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pymailsrv.clock import Clock
 from pymailsrv.config.settings import Settings
-from pymailsrv.delivery.base import Agents, DeliveryResult, Route, Router
+from pymailsrv.delivery.base import Agents, DeliveryResult, DsnOptions, Route, Router
 from pymailsrv.errors import NotFound, TemporaryFailure
 from pymailsrv.log import get_logger
 from pymailsrv.queue.base import Envelope, Recipient
@@ -67,6 +67,15 @@ class _Outcome:
     finished: float
 
 
+def _dsn_options(env: Envelope, items: list[tuple[int, str]]) -> DsnOptions | None:
+    """The RFC 3461 parameters to pass on for these recipients, or None when there are none."""
+    rcpts = [env.recipients[i] for i, _ in items]
+    if not (env.dsn_ret or env.dsn_envid or any(r.notify or r.orcpt for r in rcpts)):
+        return None
+    return DsnOptions(ret=env.dsn_ret, envid=env.dsn_envid, notify=tuple(r.notify for r in rcpts),
+                      orcpt=tuple(r.orcpt for r in rcpts))
+
+
 class QueueManager:
     """Implements ``queue.base.Queue``; also the control surface for ``pymailsrv queue``."""
 
@@ -86,9 +95,8 @@ class QueueManager:
         self._ready: asyncio.Queue[QueueId] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._sems: dict[str, asyncio.Semaphore] = {}
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._sems: dict[str, list[Any]] = {}  # destination -> [Semaphore, users]
+        self._stopping = False
         self._seq = 0
         s = settings
         self.min_backoff = s.get_seconds("minimal_backoff_time")
@@ -124,7 +132,14 @@ class QueueManager:
         for _ in range(self.process_limit):
             self._spawn(self._worker())
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking work, let deliveries in progress finish (up to ``grace`` seconds: a
+        delivery cut short may be repeated after restart), then cancel what is left."""
+        self._stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._busy and loop.time() < deadline:
+            await asyncio.sleep(0.01)
         tasks = list(self._tasks)
         for t in tasks:
             t.cancel()
@@ -173,10 +188,9 @@ class QueueManager:
             envelope.arrival = self.clock.time()
         state = "hold" if envelope.hold else "active"
         qid = await self.spool.put(envelope, content, state=state, records=records, queue_id=queue_id)
-        qf = QueueFile(qid, state, envelope, len(content), 0)
+        qf = QueueFile(qid, state, envelope, len(content), -1)  # content offset found on first read
         for rec in records or ():
             qf.apply(rec)
-        qf.content_offset = -1  # unknown until loaded; read_content reloads
         self.entries[qid] = qf
         if state == "active":
             self._ready.put_nowait(qid)
@@ -205,7 +219,10 @@ class QueueManager:
         if all(o.result.outcome == "sent" for o in outcomes):
             for o in outcomes:
                 self._log_result(qf, o)
-            await self._notify_success(qf, content, outcomes)
+            try:
+                await self._notify_success(qf, content, outcomes)
+            except TemporaryFailure:  # the mail is delivered: do not make the client send it again
+                log.error("%s: cannot queue the delivery status notification", qid)
             log.info("%s: removed", qid)
             return True
         # Some recipient is not done: spool with the finished ones recorded, conclude later.
@@ -291,7 +308,7 @@ class QueueManager:
         while True:
             qid = await self._ready.get()
             qf = self.entries.get(qid)
-            if qf is None or qid in self._busy or qf.state != "active":
+            if qf is None or qid in self._busy or qf.state != "active" or self._stopping:
                 continue
             self._busy.add(qid)
             try:
@@ -311,12 +328,7 @@ class QueueManager:
 
     # --- one delivery attempt -------------------------------------------------------------------
     async def _load_content(self, qf: QueueFile) -> bytes:
-        if qf.content_offset < 0:
-            fresh = await asyncio.to_thread(self.spool.load, qf.queue_id, qf.state)
-            qf.content_offset = fresh.content_offset
-        if qf.size > _INLINE_READ:
-            return await asyncio.to_thread(self.spool.read_content, qf)
-        return self.spool.read_content(qf)
+        return await asyncio.to_thread(self.spool.read_content, qf)  # open/read can block on a busy disk
 
     async def _process(self, qf: QueueFile) -> None:
         try:
@@ -343,7 +355,7 @@ class QueueManager:
         sent: list[_Outcome] = []
 
         async def run(route: Route, items: list[tuple[int, str]]) -> None:
-            outcomes = await self._deliver_group(route, items, env.sender, content)
+            outcomes = await self._deliver_group(route, items, env.sender, content, env)
             all_sent = all(o.result.outcome == "sent" for o in outcomes)
             if not (last_group and all_sent):
                 await self.spool.append(qf.queue_id, qf.state, [self._record(o) for o in outcomes])
@@ -360,12 +372,15 @@ class QueueManager:
         await self._conclude(qf, content, incomplete)
 
     async def _plan(self, env: Envelope, done: dict[tuple[int, str], Done]) -> list[tuple[int, str, Route]]:
-        """(recipient index, final address, route) for everything not yet finished."""
+        """(recipient index, final address, route) for everything not yet finished; a final
+        address reached through two envelope recipients is delivered once (as Postfix's qmgr)."""
         flt = env.filter or ("" if env.skip_filter else self.content_filter)
+        seen = {final.lower() for _, final in done}
         plan = []
         for i, rcpt in enumerate(env.recipients):
             for final, route in await self.router.route(rcpt.address, skip_filter=not flt, filter=flt):
-                if (i, final) not in done:
+                if final.lower() not in seen:
+                    seen.add(final.lower())
                     plan.append((i, final, route))
         return plan
 
@@ -376,22 +391,36 @@ class QueueManager:
             groups.setdefault(key, []).append((i, final))
         return groups
 
-    def _sem(self, route: Route) -> asyncio.Semaphore:
+    @contextlib.asynccontextmanager
+    async def _slot(self, route: Route) -> AsyncIterator[None]:
+        """A delivery slot for one destination; the semaphore lives only while it is in use,
+        so per-mailbox limits do not accumulate one entry per address ever seen."""
         key = str(route)
-        sem = self._sems.get(key)
-        if sem is None:
+        entry = self._sems.get(key)
+        if entry is None:
             limit = self.virtual_limit if route.transport == "virtual" else self.dest_limit
-            sem = self._sems[key] = asyncio.Semaphore(max(1, limit))
-        return sem
+            entry = self._sems[key] = [asyncio.Semaphore(max(1, limit)), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._sems[key]
 
     async def _deliver_group(self, route: Route, items: list[tuple[int, str]], sender: str,
-                             content: bytes) -> list[_Outcome]:
+                             content: bytes, env: Envelope | None = None) -> list[_Outcome]:
         agent_route = Route("virtual", "") if route.transport == "virtual" else route
-        async with self._sem(route):
+        dsn = _dsn_options(env, items) if env is not None and route.transport in ("smtp", "lmtp") else None
+        async with self._slot(route):
             began = self.clock.time()
             finals = [f for _, f in items]
             try:
-                results = await self.agents.deliver(agent_route, sender, finals, content)
+                if dsn is None:
+                    results = await self.agents.deliver(agent_route, sender, finals, content)
+                else:
+                    results = await self.agents.deliver(agent_route, sender, finals, content, dsn=dsn)
             except Exception:
                 log.exception("delivery agent %s failed", route.transport)
                 results = [DeliveryResult(f, "deferred", "4.3.0", "delivery agent failure") for f in finals]
@@ -415,7 +444,7 @@ class QueueManager:
         now = self.clock.time()
         await self._notify_bounced(qf, content, now)
         if not incomplete:
-            self._remove(qf)
+            await self._remove(qf)
             return
         lifetime = self.bounce_lifetime if not qf.envelope.sender else self.lifetime
         if now - qf.envelope.arrival >= lifetime:
@@ -435,8 +464,8 @@ class QueueManager:
         heapq.heappush(self._heap, (qf.next_attempt, qf.queue_id))
         self._wake.set()
 
-    def _remove(self, qf: QueueFile) -> None:
-        self.spool.remove(qf.queue_id, qf.state)
+    async def _remove(self, qf: QueueFile) -> None:
+        await asyncio.to_thread(self.spool.remove, qf.queue_id, qf.state)  # unlink can block on a busy disk
         self.entries.pop(qf.queue_id, None)
         log.info("%s: removed", qf.queue_id)
 
@@ -451,7 +480,7 @@ class QueueManager:
         for rec in records:
             qf.apply(rec)
         await self._notify_bounced(qf, content, now)
-        self._remove(qf)
+        await self._remove(qf)
 
     # --- notices --------------------------------------------------------------------------------
     def _reports(self, qf: QueueFile, keys: Sequence[tuple[int, str]]) -> list[RecipientReport]:
@@ -478,7 +507,7 @@ class QueueManager:
     async def _notify_success(self, qf: QueueFile, content: bytes, outcomes: Sequence[_Outcome]) -> None:
         """RFC 3461 §4.1 NOTIFY=SUCCESS: one report for the recipients that asked for it."""
         env = qf.envelope
-        wanted = [o for o in outcomes if o.result.outcome == "sent"
+        wanted = [o for o in outcomes if o.result.outcome == "sent" and o.route.transport not in ("smtp", "lmtp")
                   and wants_notice("success", env.recipients[o.index].notify)]
         if not wanted or not env.sender:
             return
@@ -588,7 +617,7 @@ class QueueManager:
     async def _do_op(self, qf: QueueFile, op: str) -> int:
         qid = qf.queue_id
         if op == "delete":
-            self.spool.remove(qid, qf.state)
+            await asyncio.to_thread(self.spool.remove, qid, qf.state)
             self.entries.pop(qid, None)
             log.info("%s: removed", qid)
             return 1

@@ -96,8 +96,15 @@ class QueueFile:
             self.next_attempt = 0.0
 
 
+_ENV_FIELDS = tuple(f.name for f in dataclasses.fields(Envelope) if f.name != "recipients")
+_RCPT_FIELDS = tuple(f.name for f in dataclasses.fields(Recipient))
+
+
 def encode_envelope(env: Envelope) -> bytes:
-    return json.dumps(dataclasses.asdict(env), separators=(",", ":"), ensure_ascii=False).encode()
+    # by hand rather than dataclasses.asdict (deep copies): this runs once per spooled message
+    raw: dict[str, Any] = {name: getattr(env, name) for name in _ENV_FIELDS}
+    raw["recipients"] = [{name: getattr(r, name) for name in _RCPT_FIELDS} for r in env.recipients]
+    return json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def decode_envelope(data: bytes) -> Envelope:
@@ -299,7 +306,15 @@ class FileSpool:
 
     # --- reading --------------------------------------------------------------------------------
     def read_content(self, qf: QueueFile) -> bytes:
+        """The message content (``qf.content_offset`` < 0: not known yet, found from the header)."""
         with open(self.path_of(qf.state, qf.queue_id), "rb") as fh:
+            if qf.content_offset < 0:
+                head = fh.read(64)
+                nl = head.find(b"\n")
+                fields = head[:nl].split(b" ") if nl > 0 else []
+                if len(fields) != 3 or fields[0] != MAGIC or not fields[1].isdigit():
+                    raise CorruptFile("bad header line")
+                qf.content_offset = nl + 1 + int(fields[1]) + 1
             fh.seek(qf.content_offset)
             data = fh.read(qf.size)
         if len(data) != qf.size:

@@ -73,6 +73,12 @@ def split_headers(content: bytes) -> tuple[list[bytes], bytes]:
     """The logical header fields (each with its folded lines and final CRLF) and the rest (the
     empty separator line and the body). A line that is not a header field ends the header block
     (RFC 5322 §2.1; lenient like Postfix)."""
+    headers, offset = header_block(content)
+    return headers, content[offset:]
+
+
+def header_block(content: bytes) -> tuple[list[bytes], int]:
+    """Like split_headers, but the rest as an offset into ``content`` (no copy of the body)."""
     headers: list[bytes] = []
     pos, n = 0, len(content)
     while pos < n:
@@ -80,15 +86,15 @@ def split_headers(content: bytes) -> tuple[list[bytes], bytes]:
         end = n if eol < 0 else eol + 2
         line = content[pos:end].rstrip(CRLF)
         if not line:
-            return headers, content[pos:]
+            return headers, pos
         if line[:1] in (b" ", b"\t") and headers:
             headers[-1] += content[pos:end]
         elif _FIELD.match(line):
             headers.append(content[pos:end])
         else:
-            return headers, content[pos:]
+            return headers, pos
         pos = end
-    return headers, b""
+    return headers, n
 
 
 _FIELD = re.compile(rb"[!-9;-~]+:")

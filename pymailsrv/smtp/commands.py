@@ -128,7 +128,7 @@ def _mail_params(s: SmtpSession, sender: str, params: dict[str, str]) -> Transac
                 raise ArgumentError(R.BAD_SIZE)
             limit = s.cfg.message_size_limit
             if limit and int(value) > limit:
-                s.noqueue_reject("MAIL", R.SIZE_EXCEEDED)
+                s.noqueue_reject("MAIL", R.SIZE_EXCEEDED, sender=sender)
                 raise ArgumentError(R.SIZE_EXCEEDED)
             s.state.size = int(value)
         elif key == "BODY":
@@ -164,7 +164,7 @@ async def _sender_owned(s: SmtpSession, sender: str) -> bool:
     if await s.svc.directory.login_owns(s.sasl_username, sender):
         return True
     reply = R.SENDER_NOT_OWNED.format(addr=sender, login=s.sasl_username)
-    s.noqueue_reject("MAIL", reply)
+    s.noqueue_reject("MAIL", reply, sender=sender)
     s.reply(reply)
     return False
 

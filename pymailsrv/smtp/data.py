@@ -50,7 +50,7 @@ async def _receive(s: SmtpSession) -> bytes | None:
         if not chunk:
             s.lost = True
             s.closing = True
-            log.debug("lost connection in DATA after %d bytes", reader.size)
+            s.last_command = f"DATA ({reader.size} bytes)"  # as Postfix logs it
             return None
         rest = reader.feed(chunk)
     if rest:
@@ -112,7 +112,7 @@ def _envelope(s: SmtpSession, txn: Transaction) -> Envelope:
     if txn.bcc:
         recipients = recipients + [Recipient(address=a, notify=("NEVER",)) for a in txn.bcc]
     return Envelope(
-        sender=txn.sender, recipients=recipients, client_name="unknown",
+        sender=txn.sender, recipients=recipients, client_name=s.state.client_name,
         client_address=s.state.client_address, helo=s.helo, protocol=_protocol(s, txn),
         sasl_method=s.sasl_method, sasl_username=s.sasl_username, arrival=s.svc.clock.time(),
         dsn_ret=txn.ret, dsn_envid=txn.envid, hold=txn.hold, filter=txn.filter,
@@ -126,7 +126,7 @@ def _protocol(s: SmtpSession, txn: Transaction) -> str:
 async def _cleanup(s: SmtpSession, txn: Transaction, content: bytes) -> tuple[bytes, str] | None:
     """Received:, submission headers, header_checks, PREPEND; None after a content reject."""
     cfg = s.cfg
-    headers, rest = cleanup.split_headers(content)
+    headers, body_at = cleanup.header_block(content)
     if s.svc.header_checks and s.listener.kind != "reinject":
         result = await cleanup.header_checks(headers, s.svc.header_checks)
         for action, header, text in result.events:
@@ -145,7 +145,7 @@ async def _cleanup(s: SmtpSession, txn: Transaction, content: bytes) -> tuple[by
     if s.listener.is_submission or s.sasl_username:
         headers += cleanup.missing_headers(headers, cfg.myhostname, s.svc.clock.time())
     trace = cleanup.TraceInfo(
-        helo=s.helo, client_name="unknown", client_address=s.state.client_address,
+        helo=s.helo, client_name=s.state.client_name, client_address=s.state.client_address,
         myhostname=cfg.myhostname, mail_name=cfg.mail_name, protocol=_protocol(s, txn),
         tls_version=s.tls_version if cfg.tls_received_header else "",
         tls_cipher=s.tls_cipher, tls_bits=s.tls_bits,
@@ -155,8 +155,8 @@ async def _cleanup(s: SmtpSession, txn: Transaction, content: bytes) -> tuple[by
     parts = [cleanup.received_header(trace)]
     parts += [p.encode("utf-8", "surrogateescape") + b"\r\n" for p in txn.prepend]
     parts += headers
-    parts.append(rest)
-    return b"".join(parts), cleanup.find_message_id(headers)
+    message = b"".join([*parts, memoryview(content)[body_at:]])  # the body is copied once, here
+    return message, cleanup.find_message_id(headers)
 
 
 def _log_queued(s: SmtpSession, queue_id: str, mid: str) -> None:

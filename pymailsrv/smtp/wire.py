@@ -100,6 +100,7 @@ class LineBuffer:
 
 
 _END_ANY = re.compile(rb"\n\.\r?\n")
+MAX_DOT_PROBES = 64  # dots examined one by one per chunk before falling back to a plain search
 
 
 class DataReader:
@@ -119,6 +120,7 @@ class DataReader:
         # starts with ".\r\n" is empty and a first line starting with "." is unstuffed.
         self._buf = bytearray(CRLF)
         self._scan = 0
+        self._stuffed = False  # a line starting with "." was seen (or could not be ruled out)
         self._dropped = 0  # bytes dropped from the front of _buf (too_big mode)
 
     def feed(self, chunk: bytes) -> bytes | None:
@@ -143,14 +145,31 @@ class DataReader:
 
     def _find_end(self, pos: int) -> tuple[int, int] | None:
         if self.mode == "no":
+            self._stuffed = True  # not tracked on this path
             m = _END_ANY.search(self._buf, pos)
             if m is None:
                 return None
             return m.start() + 1, m.end()  # content keeps the LF that ended its last line
-        i = self._buf.find(b"\r\n.\r\n", pos)
-        if i < 0:
-            return None
-        return i + 2, i + 5
+        # Every end marker and every dot-stuffed line has a "." at a line start: jump from dot to
+        # dot with memchr (bytes.find of one byte) instead of a multi-byte search, and note whether
+        # any line was stuffed, so content() can skip unstuffing.
+        buf = self._buf
+        find = buf.find
+        size = len(buf)
+        for _ in range(MAX_DOT_PROBES):
+            i = find(b".", pos)
+            if i < 0:
+                return None
+            if i >= 2 and buf[i - 2] == 13 and buf[i - 1] == 10:  # "." at a line start
+                if i + 3 > size:
+                    return None  # undecided until more arrives; the next scan starts before it
+                if buf[i + 1] == 13 and buf[i + 2] == 10:
+                    return i, i + 3
+                self._stuffed = True
+            pos = i + 1
+        self._stuffed = True  # dot-heavy text: a plain search, unstuffing not ruled out
+        j = find(b"\r\n.\r\n", max(2, pos - 2) - 2)
+        return None if j < 0 else (j + 2, j + 5)
 
     def _overflow(self) -> None:
         """Past the limit: keep only the tail the end-marker search still needs."""
@@ -164,14 +183,18 @@ class DataReader:
     def content(self) -> bytes:
         """The message as received, unstuffed, every line ending CRLF (call once, after done)."""
         assert self.done and not self.too_big
-        raw = bytes(self._buf[:self._message_end])
+        with memoryview(self._buf) as view:
+            raw = bytes(view[2:self._message_end])  # one copy, without the virtual CRLF
         self._buf = bytearray()
         if raw.count(b"\n") == raw.count(CRLF):
-            return raw.replace(b"\r\n.", CRLF)[2:]
+            if not self._stuffed:
+                return raw
+            if raw.startswith(b"."):
+                raw = raw[1:]
+            return raw.replace(b"\r\n.", CRLF)
         self.bare_lf = True
-        lines = raw.split(b"\n")
         out = []
-        for line in lines[1:-1]:  # the first is the virtual CRLF's, the last is empty
+        for line in raw.split(b"\n")[:-1]:  # the content ends with a line ending
             if line.endswith(b"\r"):
                 line = line[:-1]
             if line.startswith(b"."):

@@ -167,3 +167,23 @@ async def test_dropped_connection_is_retried_once(mariadb_url: str) -> None:
         assert not await d.is_local_domain("example.org")
     finally:
         await d.close()
+
+
+async def test_sqlite_through_aiosqlite_thread(small_db: str) -> None:
+    d = SqlDirectory(small_db, BASE, cache_ttl=0, inline_sqlite=False)
+    try:
+        assert await d.resolve("nobody@example.com") == ["nobody@example.com"]
+        acct = await d.mailbox("Alice@example.com")
+        assert acct is not None and acct.username == "alice@example.com"
+    finally:
+        await d.close()
+
+
+async def test_inline_sqlite_reader_never_writes(small_db: str) -> None:
+    d = SqlDirectory(small_db, BASE, cache_ttl=0)
+    try:
+        reader = d.raw.reader  # type: ignore[attr-defined]
+        with reader.connect() as conn, pytest.raises(sa.exc.OperationalError, match="readonly"):
+            conn.exec_driver_sql("DELETE FROM domain")
+    finally:
+        await d.close()

@@ -39,6 +39,7 @@ class SmtpPeer:
     port: int = 0
 
     unix_path: str = ""
+    on_message: object = None  # async callable(Received), e.g. a content filter re-injecting
 
     async def start(self) -> SmtpPeer:
         if self.unix_path:
@@ -83,7 +84,7 @@ class SmtpPeer:
             self.commands.append(cmd)
             verb = cmd.split(" ", 1)[0].upper()
             if verb in ("EHLO", "LHLO"):
-                feats = ["SIZE 10240000", "8BITMIME"]
+                feats = ["SIZE 10240000", "8BITMIME", "DSN"]
                 if self.pipelining:
                     feats.append("PIPELINING")
                 if self.tls_context and not tls:
@@ -137,7 +138,10 @@ class SmtpPeer:
                     if raw == b".\r\n" or not raw:
                         break
                     chunks.append(raw[1:] if raw.startswith(b"..") else raw)
-                self.received.append(Received(sender or "", rcpts, b"".join(chunks), tls, authed))
+                got = Received(sender or "", rcpts, b"".join(chunks), tls, authed)
+                self.received.append(got)
+                if self.on_message is not None:
+                    await self.on_message(got)  # type: ignore[operator]
                 n = len(self.received)
                 if self.lmtp:
                     for _ in rcpts:

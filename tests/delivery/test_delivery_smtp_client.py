@@ -150,6 +150,9 @@ async def test_deny_networks_unless_named(dns_server, peer_factory):
     assert peer.connections == 0
     [r] = await c.deliver_to(f"[127.0.0.1]:{peer.port}", "s@x.test", ["a@loop.test"], MSG)
     assert r.outcome == "sent"
+    # a relayhost/transport naming a host by name (MX lookup) is allowed too
+    [r] = await c.deliver_to("loop.test", "s@x.test", ["a@other.test"], MSG)
+    assert r.outcome == "sent"
     await c.close()
 
 
@@ -196,6 +199,47 @@ async def test_lmtp_over_unix_socket(dns_server, peer_factory, tmp_path):
     await c.close()
     [r] = await c.deliver_to(f"unix:{tmp_path}/missing.sock", "s@x.test", ["a@l.test"], MSG, lmtp=True)
     assert r.outcome == "deferred"
+
+
+async def test_dsn_parameters_on_the_wire(dns_server, peer_factory):
+    from pymailsrv.delivery.base import DsnOptions
+    from pymailsrv.delivery.smtp_client import xtext
+
+    assert xtext("a+b=c d\u00e9") == "a+2Bb+3Dc+20d+C3+A9"
+    peer = await peer_factory()
+    c = client(dns_server, peer.port)
+    dsn = DsnOptions(ret="HDRS", envid="id 1", notify=(("SUCCESS", "FAILURE"), ()), orcpt=("rfc822;A@x.test", ""))
+    rs = await c.deliver_to(f"[127.0.0.1]:{peer.port}", "s@x.test", ["a@x.test", "b@x.test"], MSG, dsn=dsn)
+    assert [r.outcome for r in rs] == ["sent", "sent"]
+    assert any(cmd.startswith("MAIL FROM:<s@x.test>") and " RET=HDRS" in cmd and " ENVID=id+201" in cmd
+               for cmd in peer.commands)
+    assert "RCPT TO:<a@x.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;A@x.test" in peer.commands
+    assert "RCPT TO:<b@x.test>" in peer.commands
+    await c.close()
+
+
+async def test_message_larger_than_the_servers_size_bounces(dns_server, peer_factory):
+    peer = await peer_factory()
+    c = client(dns_server, peer.port)
+    [r] = await c.deliver_to(f"[127.0.0.1]:{peer.port}", "s@x.test", ["a@x.test"], b"x" * 10_240_001)
+    assert (r.outcome, r.dsn) == ("bounced", "5.3.4")
+    assert peer.received == []
+    [r] = await c.deliver_to(f"[127.0.0.1]:{peer.port}", "s@x.test", ["a@x.test"], MSG)  # session still usable
+    assert r.outcome == "sent" and peer.connections == 1
+    await c.close()
+
+
+async def test_loop_to_myself_bounces(dns_server, peer_factory):
+    peer = await peer_factory()
+    c = client(dns_server, peer.port, myhostname="peer.test")  # the peer answers EHLO as peer.test
+    [r] = await c.deliver_to(f"[127.0.0.1]:{peer.port}", "s@x.test", ["a@x.test"], MSG)
+    assert (r.outcome, r.dsn) == ("bounced", "5.4.6")
+    assert "loops back to myself" in r.text and peer.received == []
+
+
+def test_ipv4_mapped_addresses_are_denied_too(dns_server):
+    c = client(dns_server, 25, smtp_deny_networks="127.0.0.0/8")
+    assert c._denied("::ffff:127.0.0.1") and c._denied("127.0.0.2") and not c._denied("192.0.2.1")
 
 
 def test_ssl_module_available():

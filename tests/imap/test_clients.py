@@ -133,5 +133,22 @@ def test_idle_timeout_closes(imap_factory) -> None:  # type: ignore[no-untyped-d
     srv = h.run(start_server(h.server.handle, "127.0.0.1", 0, registry=reg))
     c = RawClient(srv.port)
     c.expect("* OK *")
+    c.expect("* BYE Disconnected for inactivity.")
     assert c.closed()
     h.run(srv.close(grace=1))
+
+
+def test_fetch_many_bodies_in_order(imap) -> None:  # type: ignore[no-untyped-def]
+    """Read-ahead must not mix messages up: every body comes with its own header."""
+    for i in range(30):
+        imap.deliver(msg(f"n{i}", body=f"body number {i}\n"))
+    c = imap.client()
+    c.select("INBOX")
+    _typ, data = c.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[TEXT] BODY.PEEK[1.MIME])")
+    parts = [d[1] for d in data if isinstance(d, tuple)]
+    pairs = [(parts[i], parts[i + 1]) for i in range(0, len(parts), 3)]
+    assert len(pairs) == 30
+    for subject, body in pairs:
+        n = subject.split(b"n")[-1].strip()
+        assert body == b"body number " + n + b"\r\n"
+    c.logout()

@@ -236,8 +236,10 @@ async def test_key_order_and_subdomain_forms(make_engine: EngineFactory, tmp_pat
     assert await text("user+other@example.org") == "full"
     assert await text("other@example.org") == "domain"
     assert await text("other@deep.down.example.org") == "domain"
-    # Postfix's default (smtpd_access_maps in parent_domain_matches_subdomains): no .domain lookups
-    assert not (await rcpt(engine, "alice@example.com", sender="x@a.sub.example.net")).refused
+    # .domain keys match subdomains only (POSTFIX-SEMANTICS §4)
+    assert await text("x@a.sub.example.net") == "subdomains only"
+    assert not (await rcpt(engine, "alice@example.com", sender="x@sub.example.net")).refused
+    # without smtpd_access_maps in parent_domain_matches_subdomains: only .domain keys, as Postfix
     dotted = make_engine(smtpd_sender_restrictions=f"check_sender_access texthash:{access}",
                          parent_domain_matches_subdomains="relay_domains")
     assert (await rcpt(dotted, "alice@example.com", sender="x@a.sub.example.net")).text.endswith("subdomains only")
@@ -294,7 +296,7 @@ async def test_actions_are_logged(make_engine: EngineFactory, caplog: pytest.Log
     assert ("NOQUEUE: hold: RCPT from unknown[192.0.2.10]: <alice@example.com>: Recipient address triggers "
             "HOLD action; from=<sender@sender.example> to=<alice@example.com> proto=ESMTP "
             "helo=<client.example.net>") in caplog.messages
-    assert any("warn: RCPT from unknown[192.0.2.10]: <bob@example.com>: Recipient address odd one;" in m
+    assert any("warn: RCPT from unknown[192.0.2.10]: odd one; from=<sender@sender.example> to=<bob@example.com>" in m
                for m in caplog.messages)
 
 
@@ -419,3 +421,23 @@ async def test_plaintext_session_and_sasl_access(make_engine: EngineFactory) -> 
     assert not (await rcpt(engine, "alice@example.com", tls=True)).refused
     d = await rcpt(engine, "alice@example.com", tls=True, sasl_username="mallory@x.example")
     assert d.reply() == "554 5.7.1 <mallory@x.example>: Client host rejected: stolen"
+
+
+async def test_permit_inet_interfaces_and_sleep(directory: MemoryDirectory) -> None:
+    import asyncio
+
+    from pymailsrv.clock import FakeClock
+    from pymailsrv.config.settings import Settings
+    from pymailsrv.policy.dns import Resolver
+
+    from .conftest import BASE
+
+    clock = FakeClock()
+    settings = Settings({**BASE, "smtpd_client_restrictions": "permit_inet_interfaces, sleep 5s, reject"})
+    engine = RestrictionEngine(settings, directory, resolver=Resolver(["127.0.0.1:9"]), clock=clock)
+    assert not (await rcpt(engine, "alice@example.com", client_address="127.0.0.1")).refused
+    task = asyncio.ensure_future(rcpt(engine, "alice@example.com"))
+    await asyncio.sleep(0.01)
+    assert not task.done()
+    await clock.advance(5)
+    assert (await asyncio.wait_for(task, 2)).refused

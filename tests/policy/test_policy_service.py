@@ -173,3 +173,14 @@ async def test_bad_reply_is_a_policy_failure(make_engine: EngineFactory) -> None
         await engine.close()
         bad.close()
         await bad.wait_closed()
+
+
+def test_request_attributes_are_postfixs() -> None:
+    """The same attribute names in the same order as Postfix 3.7 sends (recorded)."""
+    from pathlib import Path
+
+    from pymailsrv.policy.builtins import policy_attributes
+    from pymailsrv.policy.context import Ctx
+
+    golden = (Path(__file__).parent / "golden" / "postfix_policy_attributes.txt").read_text().split()
+    assert list(policy_attributes(Ctx("rcpt", smtp_state()))) == golden

@@ -28,3 +28,12 @@ def test_postfix_texts() -> None:
         "<unknown[192.168.3.87]>: Client host rejected: Access denied"
     assert replies.RELAY_DEFERRED.format(name="obama@whitehouse.com") == \
         "<obama@whitehouse.com>: Relay access denied"
+
+
+def test_decision_reply_keeps_the_text() -> None:
+    from pymailsrv.policy.base import Decision
+
+    assert Decision("reject", 554, "5.7.1", "<a@b>: Sender address rejected: go  away").reply() == \
+        "554 5.7.1 <a@b>: Sender address rejected: go  away"
+    assert Decision("reject", 501, "", "Syntax error").reply() == "501 Syntax error"
+    assert Decision().reply() == ""

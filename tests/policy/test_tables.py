@@ -281,3 +281,15 @@ def test_regexp_errors(tmp_path: Path) -> None:
     for i, (text, message) in enumerate(cases.items()):
         with pytest.raises(ConfigError, match=message):
             open_table("regexp:" + _write(tmp_path / f"r{i}", text))
+
+
+async def test_broken_edit_keeps_the_last_good_table(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "r.regexp"
+    path.write_text("/^a/ OK\n")
+    table = open_table(f"regexp:{path}", check_interval=0)
+    assert await table.get("abc") == "OK"
+    path.write_text("/(unclosed/ REJECT\n")
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert await table.get("abc") == "OK"
+    assert any("keeping the previous contents" in m for m in caplog.messages)

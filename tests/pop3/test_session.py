@@ -69,13 +69,17 @@ async def _dialogue(conn: FakeConnection, data: bytes, **options: object) -> lis
 
 
 async def test_plaintext_refused_from_remote_clients() -> None:
+    import ssl
+
     conn = FakeConnection("192.0.2.7")
-    lines = await _dialogue(conn, b"CAPA\r\nUSER alice@example.test\r\nAUTH PLAIN\r\nQUIT\r\n")
+    lines = await _dialogue(conn, b"CAPA\r\nUSER alice@example.test\r\nAUTH PLAIN\r\nQUIT\r\n",
+                            tls_context=ssl.create_default_context(ssl.Purpose.CLIENT_AUTH))
     disallowed = f"-ERR [AUTH] {replies.PLAINTEXT_DISALLOWED}"
     assert lines.count(disallowed) == 2
     assert disallowed == ("-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) "
                           "connections.")
-    assert "SASL PLAIN LOGIN" not in lines
+    assert "SASL PLAIN LOGIN" not in lines and "USER" not in lines and "STLS" in lines
+    assert "TOP" in lines and "PIPELINING" in lines
 
 
 async def test_plaintext_allowed_over_tls_mynetworks_and_when_enabled() -> None:
@@ -98,6 +102,22 @@ async def test_userip_limit() -> None:
     await asyncio.wait_for(Session(conn, Pop3Options(userip_limit=1), services, COMMANDS).run(), 2)
     assert any(line.startswith("-ERR [IN-USE] Maximum number of connections") for line in conn.lines())
     assert services.userip == {(ALICE.username, "127.0.0.1"): 1}
+
+
+async def test_temporary_store_failure() -> None:
+    from pymailsrv.errors import TemporaryFailure
+
+    class Down(MemoryStore):
+        async def open(self, account, folder="INBOX", *, readonly=False):  # type: ignore[no-untyped-def]
+            raise TemporaryFailure("NFS server not responding: /srv/mail")
+
+    auth = MemoryAuthenticator({ALICE.username: (PASSWORD, ALICE)})
+    conn = FakeConnection("127.0.0.1")
+    conn.inbox.put_nowait(f"USER {ALICE.username}\r\nPASS {PASSWORD}\r\nQUIT\r\n".encode())
+    await asyncio.wait_for(Session(conn, Pop3Options(), Pop3Services(auth, Down(), FakeClock()),
+                                   COMMANDS).run(), 2)
+    assert f"-ERR [SYS/TEMP] {replies.TEMP_FAILURE}" in conn.lines()
+    assert b"NFS" not in conn.written
 
 
 async def test_internal_error_is_a_fixed_text() -> None:

@@ -155,10 +155,12 @@ class ScriptedAgents:
         self.default = default
         self.answers: dict[str, tuple[str, str, str]] = {}
         self.calls: list[tuple[Route, str, list[str], bytes]] = []
+        self.dsn: list[object] = []
 
     async def deliver(self, route: Route, sender: str, recipients: Sequence[str],
-                      content: bytes) -> list[DeliveryResult]:
+                      content: bytes, *, dsn: object = None) -> list[DeliveryResult]:
         self.calls.append((route, sender, list(recipients), content))
+        self.dsn.append(dsn)
         out = []
         for r in recipients:
             outcome, dsn, text = self.answers.get(r, (self.default, {"sent": "2.0.0", "deferred": "4.4.1",

@@ -6,7 +6,7 @@ import email
 import email.policy
 
 import pytest
-from qfakes import MSG, ScriptedAgents, envelope
+from qfakes import MSG, ScriptedAgents, envelope, maildir_messages
 
 from pymailsrv.queue.bounce import NoticeInfo, RecipientReport, build_notice, diagnostic, wants_notice
 
@@ -84,17 +84,32 @@ def test_wants_notice():
     assert wants_notice("delay", ("failure", "delay"))
 
 
-async def test_notify_success_sends_a_delivery_report(harness):
-    agents = ScriptedAgents("sent")
-    async with harness(agents) as h:
-        env = envelope("s@example.test", "x@remote.test", dsn_envid="E1", dsn_ret="HDRS")
+async def test_notify_success_sends_a_delivery_report(harness, directory, tmp_path):
+    directory.add_mailbox("s@example.test", str(tmp_path / "vmail"))
+    async with harness() as h:
+        env = envelope("s@example.test", "alice@example.test", dsn_envid="E1", dsn_ret="HDRS")
         env.recipients[0].notify = ("SUCCESS",)
         await h.manager.submit(env, MSG)
         await h.manager.wait_idle()
-    notice = agents.calls[1]
-    assert notice[1] == "" and notice[2] == ["s@example.test"]
-    msg = parse(notice[3])
+    [notice] = maildir_messages(directory.mailboxes["s@example.test"])
+    msg = parse(notice)
     assert msg["Subject"] == "Successful Mail Delivery Report"
     per_msg, per_rcpt = msg.get_payload()[1].get_payload()
     assert per_msg["Original-Envelope-Id"] == "E1"
+    assert per_rcpt["Final-Recipient"] == "rfc822; alice@example.test"
     assert per_rcpt["Action"] == "delivered" and per_rcpt["Status"] == "2.0.0"
+    assert msg.get_payload()[2].get_content_type() == "text/rfc822-headers"
+
+
+async def test_dsn_parameters_passed_to_relay_not_reported_here(harness):
+    agents = ScriptedAgents("sent")
+    async with harness(agents) as h:
+        env = envelope("s@example.test", "x@remote.test", dsn_envid="E1", dsn_ret="HDRS")
+        env.recipients[0].notify = ("SUCCESS", "FAILURE")
+        env.recipients[0].orcpt = "rfc822;X@remote.test"
+        await h.manager.submit(env, MSG)
+        await h.manager.wait_idle()
+    assert len(agents.calls) == 1  # the next hop reports success, not us
+    dsn = agents.dsn[0]
+    assert (dsn.ret, dsn.envid, dsn.notify, dsn.orcpt) == ("HDRS", "E1", (("SUCCESS", "FAILURE"),),
+                                                           ("rfc822;X@remote.test",))

@@ -38,9 +38,9 @@ async def test_aliases_alias_domains_catchall_and_extension(qsettings, clock, tm
     remote = ScriptedAgents("sent")
 
     class Agents(AgentTable):
-        async def deliver(self, route, sender, recipients, content):
+        async def deliver(self, route, sender, recipients, content, **kw):
             if route.transport == "smtp":
-                return await remote.deliver(route, sender, recipients, content)
+                return await remote.deliver(route, sender, recipients, content, **kw)
             return await super().deliver(route, sender, recipients, content)
 
     spool = FileSpool(settings.get_str("queue_directory"), clock)

@@ -37,7 +37,7 @@ async def test_alias_expansion_and_unknown_user_bounce(harness, directory, tmp_p
         await h.manager.submit(envelope("sender@example.test", "team@example.test", "self@example.test",
                                         "nobody@example.test"), MSG)
         await h.manager.wait_idle()
-    assert len(maildir_messages(directory.mailboxes["alice@example.test"])) == 2
+    assert len(maildir_messages(directory.mailboxes["alice@example.test"])) == 1  # duplicates removed
     assert len(maildir_messages(directory.mailboxes["bob@example.test"])) == 1
     assert len(maildir_messages(directory.mailboxes["self@example.test"])) == 1
     bounces = maildir_messages(directory.mailboxes["sender@example.test"])
@@ -244,3 +244,57 @@ async def test_reserved_queue_id_is_used(harness, caplog):
         qid = h.manager.new_queue_id()
         assert await h.manager.submit(envelope("s@x.test", "alice@example.test"), MSG, queue_id=qid) == qid
     assert f"{qid}: removed" in caplog.text
+
+
+async def test_destination_concurrency_limit(harness):
+    import asyncio
+
+    from pymailsrv.delivery.base import DeliveryResult
+
+    class Slow:
+        def __init__(self) -> None:
+            self.now = self.peak = 0
+
+        async def deliver(self, route, sender, recipients, content, **kw):
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            await asyncio.sleep(0.01)
+            self.now -= 1
+            return [DeliveryResult(r, "sent", "2.0.0", "ok") for r in recipients]
+
+    agents = Slow()
+    async with harness(agents, default_process_limit="20", default_destination_concurrency_limit="3") as h:
+        for i in range(12):
+            await h.manager.submit(envelope("s@x.test", f"r{i}@remote.test"), MSG)
+        await h.manager.wait_idle()
+        assert h.manager._sems == {}
+    assert agents.peak == 3
+
+
+async def test_same_final_recipient_delivered_once(harness, directory):
+    directory.aliases["team@example.test"] = ["alice@example.test", "bob@example.test"]
+    async with harness() as h:
+        await h.manager.submit(envelope("s@x.test", "alice@example.test", "team@example.test",
+                                        "ALICE@example.test"), MSG)
+        await h.manager.wait_idle()
+    assert len(maildir_messages(directory.mailboxes["alice@example.test"])) == 1
+    assert len(maildir_messages(directory.mailboxes["bob@example.test"])) == 1
+
+
+async def test_stop_lets_deliveries_in_progress_finish(harness, tmp_path):
+    import asyncio
+
+    from pymailsrv.delivery.base import DeliveryResult
+
+    class Slow:
+        async def deliver(self, route, sender, recipients, content, **kw):
+            await asyncio.sleep(0.2)
+            return [DeliveryResult(r, "sent", "2.0.0", "ok") for r in recipients]
+
+    h = harness(Slow())
+    await h.manager.start()
+    await h.manager.submit(envelope("s@x.test", "r@remote.test"), MSG)
+    await asyncio.sleep(0.05)
+    assert h.manager._busy
+    await h.manager.stop()
+    assert os.listdir(tmp_path / "q" / "active") == []

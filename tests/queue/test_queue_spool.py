@@ -93,3 +93,21 @@ async def test_put_failure_is_temporary(tmp_path, clock):
     with pytest.raises(TemporaryFailure):
         await spool.put(envelope("s@a.test", "r@b.test"), MSG)
     assert os.listdir(tmp_path / "incoming") == []
+
+
+async def test_directory_fsyncs_are_shared_by_concurrent_puts(tmp_path, clock, monkeypatch):
+    import time
+
+    from pymailsrv.queue import spool as spool_mod
+
+    calls = []
+
+    def slow_fsync(path: str) -> None:
+        calls.append(path)
+        time.sleep(0.02)
+
+    monkeypatch.setattr(spool_mod, "_fsync_dir", slow_fsync)
+    spool = FileSpool(str(tmp_path), clock)
+    ids = await asyncio.gather(*(spool.put(envelope("s@a.test", "r@b.test"), MSG) for _ in range(60)))
+    assert len(set(ids)) == 60
+    assert 1 <= len(calls) <= 15  # group commit: far fewer directory fsyncs than messages

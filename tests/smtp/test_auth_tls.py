@@ -252,3 +252,23 @@ async def test_smtps_plaintext_client_is_dropped(smtp, raw):
     assert await c.closed()
     c2 = await raw("smtps", tls=ssl._create_unverified_context())
     await c2.cmd("NOOP", R.OK)
+
+
+async def test_tls_security_levels_on_port25(smtp_factory, client_tls):
+    from tests.smtp.conftest import RawClient
+
+    h = await smtp_factory(smtpd_tls_security_level="encrypt")
+    c = await RawClient.connect(h.port())
+    await c.expect("220 *")
+    await c.cmd("EHLO c", "250 *")
+    await c.cmd("MAIL FROM:<a@b.test>", R.TLS_REQUIRED)
+    await c.cmd("STARTTLS", R.STARTTLS_GO)
+    await c.starttls(client_tls)
+    await c.cmd("EHLO c", "250 *")
+    await c.cmd("MAIL FROM:<a@b.test>", R.MAIL_OK)
+    h2 = await smtp_factory(smtpd_tls_security_level="none")
+    c = await RawClient.connect(h2.port())
+    await c.expect("220 *")
+    await c.send("EHLO c\r\n")
+    assert not any("STARTTLS" in ln for ln in await c.reply())
+    await c.cmd("STARTTLS", R.NOT_IMPLEMENTED)

@@ -186,3 +186,19 @@ def test_limiter_memory_is_bounded(monkeypatch):
         if i % 100 == 0:
             clock._mono += 61  # older attempts fall out of the window
     assert len(lim._recent) <= 201
+
+
+async def test_limit_rejects_are_logged_like_postfix(smtp_factory, caplog):
+    caplog.set_level(logging.INFO, logger="pymailsrv")
+    h = await smtp_factory(message_size_limit="1000", smtpd_recipient_limit="1")
+    c = await connect(h.port())
+    await c.cmd("EHLO c.test", "250 *")
+    await c.cmd("MAIL FROM:<a@b.test> SIZE=5000", R.SIZE_EXCEEDED)
+    await c.cmd("MAIL FROM:<a@b.test>", R.MAIL_OK)
+    await c.cmd("RCPT TO:<u1@example.test>", R.RCPT_OK)
+    await c.cmd("RCPT TO:<u2@example.test>", R.TOO_MANY_RECIPIENTS)
+    msgs = [r.getMessage() for r in caplog.records]
+    assert ("NOQUEUE: reject: MAIL from unknown[127.0.0.1]: 552 5.3.4 Message size exceeds fixed limit; "
+            "from=<a@b.test> proto=ESMTP helo=<c.test>") in msgs
+    assert ("NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 452 4.5.3 Error: too many recipients; "
+            "from=<a@b.test> to=<u2@example.test> proto=ESMTP helo=<c.test>") in msgs

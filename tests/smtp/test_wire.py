@@ -142,14 +142,14 @@ def reference_decode(data: bytes) -> tuple[bytes, bytes]:
 line_st = st.binary(max_size=80).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.one_of(line_st, st.sampled_from([b".", b"..", b".x", b""])), max_size=30),
-       st.integers(min_value=1, max_value=64))
-def test_matches_aiosmtpd_line_reader(lines: list[bytes], chunk: int) -> None:
+       st.integers(min_value=1, max_value=64), st.sampled_from(["normalize", "yes", "no"]))
+def test_matches_aiosmtpd_line_reader(lines: list[bytes], chunk: int, mode: str) -> None:
     stuffed = b"".join((b"." + ln if ln.startswith(b".") else ln) + b"\r\n" for ln in lines)
     data = stuffed + b".\r\nNEXT\r\n"
     expected, expected_rest = reference_decode(data)
-    r, rest = read_all(data, chunk)
+    r, rest = read_all(data, chunk, mode=mode)
     assert r.content() == expected == b"".join(ln + b"\r\n" for ln in lines)
     assert rest == expected_rest == b"NEXT\r\n"
 
@@ -232,3 +232,25 @@ def test_any_split_gives_the_same_dialogue(cuts: list[int]) -> None:
     assert got == [b"EHLO client.test", b"MAIL FROM:<a@b.test> SIZE=10", b"RCPT TO:<c@d.test>", b"DATA",
                    b"RSET", b"QUIT"]
     assert content == b"Subject: x\r\n\r\n.dot\r\nline\r\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b".", b"..", b".x", b"a.b", b"", b"x", b". ", b"\r", b"q.\r"]), max_size=120),
+       st.integers(min_value=1, max_value=40), st.integers(min_value=50, max_value=400))
+def test_dot_heavy_content_and_size_limit(lines: list[bytes], chunk: int, limit: int) -> None:
+    """Many dots (the plain-search fallback) and the size limit keep the end marker exact."""
+    stuffed = b"".join((b"." + ln if ln.startswith(b".") else ln) + b"\r\n" for ln in lines)
+    data = stuffed + b".\r\nNEXT\r\n"
+    r, rest = read_all(data, chunk, limit=limit)
+    assert rest == b"NEXT\r\n"
+    expected = b"".join(ln + b"\r\n" for ln in lines)
+    if len(stuffed) > limit + 3:
+        assert r.too_big
+    elif not r.too_big:
+        assert r.content() == expected
+
+
+@pytest.mark.parametrize("mode", ["normalize", "yes", "no"])
+def test_unstuffing_in_every_mode(mode: str) -> None:
+    r, rest = read_all(b"..one\r\ntwo\r\n..\r\n.\r\n", 3, mode=mode)
+    assert r.content() == b".one\r\ntwo\r\n.\r\n" and rest == b""

@@ -13,6 +13,7 @@ Implementation notes:
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from pymailsrv.imap import mime, wire
@@ -33,18 +34,21 @@ class Loaded:
     """One message's content, read and parsed at most once per FETCH; derived data goes
     through the server-wide ContentCache, then the store's per-message cache."""
 
-    def __init__(self, mailbox: Mailbox, uid: int, cache: ContentCache | None = None, user: str = "") -> None:
+    def __init__(self, mailbox: Mailbox, uid: int, cache: ContentCache | None = None, user: str = "",
+                 pending: asyncio.Task[bytes] | None = None) -> None:
         self.mailbox = mailbox
         self.uid = uid
         self.cache = cache
         self.user = user
+        self.pending = pending  # a read already started by the prefetcher
         self._data: bytes | None = None
         self._root: mime.Part | None = None
         self._header: bytes | None = None
 
     async def data(self) -> bytes:
         if self._data is None:
-            self._data = mime.crlf(await self.mailbox.read(self.uid))
+            raw = await self.pending if self.pending is not None else await self.mailbox.read(self.uid)
+            self._data = mime.crlf(raw)
         return self._data
 
     async def root(self) -> mime.Part:
@@ -135,6 +139,36 @@ def _info_item(s: Session, info: MessageInfo, name: str) -> bytes:
     return b"MODSEQ (%d)" % info.modseq
 
 
+_TEMPLATE = {"FLAGS": b"FLAGS %s", "UID": b"UID %d", "INTERNALDATE": b"INTERNALDATE %s",
+             "RFC822.SIZE": b"RFC822.SIZE %d", "MODSEQ": b"MODSEQ (%d)"}
+
+
+def _info_lines(s: Session, uids: list[int], names: list[str]) -> bytes:
+    """Untagged FETCH lines for info-only items, formatted with one template per command (the
+    hot path of clients that list a whole folder's flags right after SELECT)."""
+    template = b"* %d FETCH (" + b" ".join(_TEMPLATE[n] for n in names) + b")\r\n"
+    info_of, recent, seq_of = s.info.get, s.recent, s.seq_of
+    lines = []
+    for uid in uids:
+        m = info_of(uid)
+        if m is None:
+            continue
+        values: list[object] = [seq_of(uid)]
+        for n in names:
+            if n == "UID":
+                values.append(uid)
+            elif n == "FLAGS":
+                values.append(_flags_item(m.flags, uid in recent)[6:])
+            elif n == "RFC822.SIZE":
+                values.append(m.size)
+            elif n == "MODSEQ":
+                values.append(m.modseq)
+            else:
+                values.append(wire.internal_date(m.internal_date))
+        lines.append(template % tuple(values))
+    return b"".join(lines)
+
+
 async def _item(s: Session, info: MessageInfo, msg: Loaded, att: FetchAtt) -> bytes:
     name = att.name
     if name in _INFO_ATTS:
@@ -181,28 +215,63 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
                     seen_changed.add(info.uid)
     has_flags = any(x.name == "FLAGS" for x in atts)
     if all(x.name in _INFO_ATTS for x in atts):
-        names = [x.name for x in atts]
-        info_of, seq_of = s.info.get, s.seq_of
-        lines = []
-        for uid in uids:
-            known = info_of(uid)
-            if known is not None:
-                joined = b" ".join([_info_item(s, known, n) for n in names])
-                lines.append(b"* %d FETCH (%s)\r\n" % (seq_of(uid), joined))
-        s.write(b"".join(lines))
+        s.write(_info_lines(s, uids, [x.name for x in atts]))
         return Done("Fetch completed.")
-    for uid in uids:
-        cur = s.info.get(uid)
-        if cur is None:
-            continue
-        info = cur
-        msg = Loaded(s.mailbox, uid, s.cache, user)
-        try:
-            items = [await _item(s, info, msg, att) for att in atts]
-        except KeyError:
-            continue  # the file vanished under us: expunged by another session
-        if uid in seen_changed and not has_flags:
-            items.append(_info_item(s, info, "FLAGS"))
-        s.write(b"* %d FETCH (" % s.seq_of(uid) + b" ".join(items) + b")\r\n")
-        await s.maybe_flush()
+    reads = _Prefetch(s.mailbox, uids) if any(_needs_file(x) for x in atts) else None
+    try:
+        for uid in uids:
+            cur = s.info.get(uid)
+            if cur is None:
+                continue
+            info = cur
+            msg = Loaded(s.mailbox, uid, s.cache, user, reads.start(uid) if reads else None)
+            try:
+                items = [await _item(s, info, msg, att) for att in atts]
+            except KeyError:
+                continue  # the file vanished under us: expunged by another session
+            if uid in seen_changed and not has_flags:
+                items.append(_info_item(s, info, "FLAGS"))
+            s.write(b"* %d FETCH (" % s.seq_of(uid) + b" ".join(items) + b")\r\n")
+            await s.maybe_flush()
+    finally:
+        if reads is not None:
+            reads.cancel()
     return Done("Fetch completed.")
+
+
+def _needs_file(att: FetchAtt) -> bool:
+    """True when the item needs the whole message (not just cached header/structure data)."""
+    if att.name in ("RFC822", "RFC822.TEXT"):
+        return True
+    sec = att.section
+    return att.name == "BODY[]" and sec is not None and (bool(sec.part) or sec.text in ("", "TEXT"))
+
+
+class _Prefetch:
+    """Reads of the next few messages run concurrently (the store reads in threads), so a
+    FETCH of many bodies is not one thread round trip after another."""
+
+    WINDOW = 8
+
+    def __init__(self, mailbox: Mailbox, uids: list[int]) -> None:
+        self.mailbox = mailbox
+        self.uids = uids
+        self.pos = {u: i for i, u in enumerate(uids)}
+        self.tasks: dict[int, asyncio.Task[bytes]] = {}
+
+    def start(self, uid: int) -> asyncio.Task[bytes]:
+        i = self.pos[uid]
+        for u in self.uids[i: i + self.WINDOW]:
+            if u not in self.tasks:
+                self.tasks[u] = asyncio.ensure_future(self.mailbox.read(u))
+        task = self.tasks.pop(uid)
+        return task
+
+    def cancel(self) -> None:
+        for t in self.tasks.values():
+            if t.done():
+                if not t.cancelled():
+                    t.exception()  # retrieved: a vanished file is not an error here
+            else:
+                t.cancel()
+        self.tasks.clear()
