@@ -210,13 +210,21 @@ async def test_concurrent_deliveries_keep_maildirsize_exact(tmp_path: Path) -> N
     acct = Account("q@example.test", str(tmp_path / "q"), quota_bytes=50_000_000)
     stores = [new_store(fsync=False) for _ in range(3)]
     box = await stores[0].open(acct)
-    await asyncio.gather(*(stores[i % 3].deliver(acct, MSG * (1 + i % 7)) for i in range(600)))
-    await asyncio.gather(*(box.append(MSG) for _ in range(30)))
+    other = await stores[1].open(acct)
+    await box.sync()
+    work = [stores[i % 3].deliver(acct, MSG * (1 + i % 7)) for i in range(600)]
+    work += [(box if i % 2 else other).append(MSG) for i in range(40)]
+    await asyncio.gather(*work)  # deliveries (which recalculate past 5120 bytes) racing APPENDs
+    await box.sync()
+    await box.set_flags([m.uid for m in box.messages()[:50]], [DELETED], "add")
+    await asyncio.gather(box.expunge(), *(stores[2].deliver(acct, MSG) for _ in range(20)))
     root = str(root_of(acct))
     parsed = mdfiles.parse_maildirsize(Path(root, "maildirsize").read_text())
     assert parsed is not None
     assert (parsed.bytes_used, parsed.count_used) == quota.scan_usage(root)
-    assert parsed.count_used == 630
+    assert parsed.count_used == 610
+    await other.sync()
+    assert len({m.uid for m in other.messages()}) == 610
 
 
 async def test_quota_refuses_when_full(tmp_path: Path) -> None:
