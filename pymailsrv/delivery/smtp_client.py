@@ -349,9 +349,11 @@ class SmtpClient:
     async def _auth(self, s: Session, nexthop_host: str) -> None:
         if self.passwords is None or "AUTH" not in s.features:
             return
-        cred = await self.passwords(nexthop_host) or await self.passwords(f"[{nexthop_host}]")
-        if not cred:
-            cred = await self.passwords(f"[{nexthop_host}]:{s.port}")
+        cred = None
+        for key in (f"[{nexthop_host}]:{s.port}", f"[{nexthop_host}]", f"{nexthop_host}:{s.port}", nexthop_host):
+            cred = await self.passwords(key)
+            if cred:
+                break
         if not cred:
             return
         user, _, password = cred.partition(":")
