@@ -357,8 +357,16 @@ class SmtpClient:
         if not cred:
             return
         user, _, password = cred.partition(":")
-        token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
-        reply = await s.command(f"AUTH PLAIN {token}", self.helo_timeout)
+        mechanisms = s.features.get("AUTH", "").upper().split()
+        if "PLAIN" not in mechanisms and "LOGIN" in mechanisms:
+            reply = await s.command("AUTH LOGIN", self.helo_timeout)
+            for value in (user, password):
+                if reply.code != 334:
+                    break
+                reply = await s.command(base64.b64encode(value.encode()).decode(), self.helo_timeout)
+        else:  # RFC 4616
+            token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+            reply = await s.command(f"AUTH PLAIN {token}", self.helo_timeout)
         if reply.code != 235:
             raise SessionError(f"SASL authentication failed; server {s.relay} said: {reply}", reply.dsn(),
                                permanent=False)
