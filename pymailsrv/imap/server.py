@@ -120,6 +120,7 @@ class ImapServer:
         s.sid = f"{next(_ids):X}"
         session_id.set(s.sid)
         conn.timeout_message = b"* BYE " + wire.BYE_TIMEOUT.encode() + b"\r\n"
+        conn.shutdown_message = b"* BYE " + wire.BYE_SHUTDOWN.encode() + b"\r\n"
         self.sessions.add(s)
         log.info("connect from [%s]%s", conn.peer_ip, ", TLS" if conn.tls else "")
         reason = "Logged out"
@@ -227,12 +228,6 @@ class ImapServer:
             s.write(f"{cmd.tag} NO {wire.SERVERBUG}\r\n".encode())
         finally:
             s.uid_command = False
-
-    # --- shutdown ---------------------------------------------------------------------------
-    def notify_shutdown(self) -> None:
-        """Tell every session the server is going away (before the registry closes them)."""
-        for s in list(self.sessions):
-            s.conn.write(b"* BYE " + wire.BYE_SHUTDOWN.encode() + b"\r\n")
 
 
 __all__ = ["AUTH", "SELECTED", "ImapConfig", "ImapServer"]

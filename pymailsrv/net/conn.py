@@ -61,6 +61,7 @@ class Connection(asyncio.Protocol):
         # written just before an idle-timeout close (IMAP "* BYE ...", POP3 "-ERR ...")
         self.timeout_message = b""
         self.timed_out = False  # set by the idle sweeper
+        self.shutdown_message = b""  # written by ConnectionRegistry.close_all before closing
 
     # --- asyncio.Protocol callbacks -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
