@@ -31,12 +31,13 @@ from pymailsrv.imap.commands.base import Done
 from pymailsrv.imap.grammar import Command
 from pymailsrv.imap.parser import Bad, CommandParser, NeedContinuation
 from pymailsrv.imap.session import AUTH, LOGOUT, NOT_AUTH, SELECTED, Session
-from pymailsrv.log import get_logger, session_id
+from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
 from pymailsrv.net import Connection, ConnectionClosed, is_local
 from pymailsrv.net.server import Network
 from pymailsrv.store.base import FolderExists, FolderNotFound, InvalidFolderName, MailStore, QuotaExceeded
 
 log = get_logger("imap")
+trace = trace_logger("imap")  # command names only: arguments (credentials, bodies) never logged
 _ids = itertools.count(1)
 
 _CODES: tuple[tuple[type[Exception], str], ...] = (
@@ -201,6 +202,8 @@ class ImapServer:
             self.bad(s, cmd.tag, wire.WRONG_STATE)
             return
         s.uid_command = cmd.uid
+        if trace.isEnabledFor(TRACE):
+            trace.log(TRACE, "C: %s %s", cmd.tag, cmd.name)
         try:
             done = await spec.handler(self, s, cmd)
             if s.state == SELECTED:
