@@ -2,7 +2,7 @@
 """Run pymailsrv's POP3 server alone for benchmarks: users u0..u<N-1>@bench.test, password ``pw``,
 Maildirs BASE/bench.test/u<i>/ (the layout of /work/shared/anchors, shared with Dovecot).
 
-usage: pop3_server.py [--base /var/lab/postfix-vmail] [--port 1111] [--users 100]
+usage: pop3_server.py [--base /var/lab/postfix-vmail] [--port 1111] [--users 100] [--first-user 0]
                       [--store maildir|memory] [--seconds 900]
 
 ``--store memory`` loads the Maildirs into the in-memory store first (protocol cost without disk).
@@ -27,10 +27,10 @@ from pymailsrv.types import Account
 
 
 class BenchAuthenticator:
-    def __init__(self, base: str, users: int) -> None:
+    def __init__(self, base: str, users: int, first: int = 0) -> None:
         self.accounts = {f"u{i}@bench.test": Account(f"u{i}@bench.test",
                                                      os.path.join(base, "bench.test", f"u{i}") + "/")
-                         for i in range(users)}
+                         for i in range(first, first + users)}
 
     async def authenticate(self, username: str, password: str, *, service: str,
                            remote_ip: str) -> Account | None:
@@ -59,8 +59,9 @@ async def main() -> None:
     ap.add_argument("--users", type=int, default=100)
     ap.add_argument("--store", choices=("maildir", "memory"), default="maildir")
     ap.add_argument("--seconds", type=float, default=900)
+    ap.add_argument("--first-user", type=int, default=0)
     a = ap.parse_args()
-    auth = BenchAuthenticator(a.base, a.users)
+    auth = BenchAuthenticator(a.base, a.users, a.first_user)
     if a.store == "memory":
         from pymailsrv.store.memory import MemoryStore
 

@@ -41,20 +41,32 @@ def retr_payload(data: bytes) -> bytes:
 
 
 def top_payload(data: bytes, lines: int) -> bytes:
-    """RFC 1939 §7 TOP: the header, the blank line, and the first ``lines`` body lines."""
-    wire = to_crlf(data)
-    if wire.startswith(_CRLF):
-        sep = 0
-    else:
-        sep = wire.find(b"\r\n\r\n")
-        if sep < 0:
-            return dot_stuff(wire)  # all header, no body
-        sep += 2
-    end = sep + 2  # just after the blank line
+    """RFC 1939 §7 TOP: the header, the blank line, and the first ``lines`` body lines.
+
+    Works on the stored bytes and converts only the part sent, so ``TOP n 0`` of a large
+    message costs what its header costs."""
+    end = _header_end(data)
+    if end < 0:
+        return dot_stuff(to_crlf(data))  # all header, no body
     for _ in range(lines):
-        nl = wire.find(_CRLF, end)
+        nl = data.find(b"\n", end)
         if nl < 0:
-            end = len(wire)
+            end = len(data)
             break
-        end = nl + 2
-    return dot_stuff(wire[:end])
+        end = nl + 1
+    return dot_stuff(to_crlf(data[:end]))
+
+
+def _header_end(data: bytes) -> int:
+    """Offset just after the blank line that ends the header (LF or CRLF), or -1."""
+    if data.startswith(b"\n"):
+        return 1
+    if data.startswith(b"\r\n"):
+        return 2
+    lf = data.find(b"\n\n")
+    crlf = data.find(b"\n\r\n")
+    if lf < 0 and crlf < 0:
+        return -1
+    if crlf < 0 or 0 <= lf < crlf:
+        return lf + 2
+    return crlf + 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pymailsrv.config.settings import Listen
+from pymailsrv.errors import ConfigError
 from pymailsrv.net.conn import Connection
 from pymailsrv.net.server import ConnectionRegistry, Server, start_server
 from pymailsrv.pop3.commands import COMMANDS
@@ -30,7 +31,7 @@ class Pop3Server:
     async def listen(self, addresses: Iterable[Listen], *, implicit_tls: bool = False) -> list[int]:
         """Start listening; returns the bound ports (port 0 gives an ephemeral one)."""
         if implicit_tls and self.options.tls_context is None:
-            raise ValueError("implicit TLS needs tls_cert_file and tls_key_file")
+            raise ConfigError("pop3s_listen needs tls_cert_file and tls_key_file")
         ports = []
         for addr in addresses:
             server = await start_server(

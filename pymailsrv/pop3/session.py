@@ -6,9 +6,12 @@ Implementation notes:
   commands (RFC 2449 §6.6) get one write; a large reply (RETR) goes out as one write.
 - The maildrop is a snapshot at login; deletions and \\Seen are applied only when the session
   ends: deletions only after QUIT (RFC 1939 §6), \\Seen also after a dropped connection.
-- STLS discards plaintext that arrived after the STLS line (RFC 2595 §4, the CVE-2011-0411 class).
-- The exclusive POP3 lock is held from login to the end of the session; nothing is written to
-  the socket while the store is being updated.
+- The exclusive POP3 lock is held from login until the maildrop ends, which QUIT completes
+  before its reply (a client that reconnects at once finds the mailbox free); nothing is
+  written to the socket while the store is being updated.
+- Plaintext that arrived after the STLS line closes the connection instead of being read as if
+  it were encrypted (RFC 2595 §4, the CVE-2011-0411 class).
+- Idle sessions are closed by net's ConnectionRegistry (pop3_timeout, on the injected Clock).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from enum import Enum
 from typing import Protocol
 
 from pymailsrv.auth.base import AuthUnavailable
-from pymailsrv.errors import ClientSyntaxError, Refusal
+from pymailsrv.errors import ClientSyntaxError, Refusal, TemporaryFailure
 from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
 from pymailsrv.net.conn import ConnectionClosed, PlaintextPending
 from pymailsrv.pop3 import replies
@@ -232,6 +235,9 @@ class Session:
             self.send(replies.err(replies.IN_USE, replies.CODE_IN_USE))
         except AuthUnavailable:
             self.send(replies.err(replies.AUTH_TEMP, replies.CODE_SYS_TEMP))
+        except TemporaryFailure as exc:  # a dependency that may heal (disk, database): no traceback
+            log.warning("%s: temporary failure: %s", self.username or "-", exc)
+            self.send(replies.err(replies.TEMP_FAILURE, replies.CODE_SYS_TEMP))
         except Refusal as exc:
             self.send(replies.err(exc.text, exc.code))
         except (ConnectionError, ConnectionClosed, asyncio.CancelledError):

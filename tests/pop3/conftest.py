@@ -71,7 +71,7 @@ class Harness:
         self.accounts, self.port, self.tls_port = accounts, port, tls_port
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=10)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
 
     def deliver(self, user: str, data: bytes) -> None:
         """Deliver, then sync once, so UIDs follow delivery order even within one second (the
@@ -139,13 +139,13 @@ def pop3_factory(tmp_path: Path, tls_files: tuple[str, str], store_kind: str):  
                 if options.tls_context else [0]
             return plain[0], tls[0]
 
-        port, tls_port = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+        port, tls_port = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
         servers.append(server)
         return Harness(loop, server, store, auth, accounts, port, tls_port)
 
     yield make
     for server in servers:
-        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(30)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
     loop.close()
@@ -160,7 +160,7 @@ class RawClient:
     """A line client for malformed input: ``send(line)``, ``expect(glob)``, ``multiline()``."""
 
     def __init__(self, port: int, *, tls: ssl.SSLContext | None = None) -> None:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
         self.sock: socket.socket = tls.wrap_socket(sock) if tls else sock
         self.file = self.sock.makefile("rb")
 

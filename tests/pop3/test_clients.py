@@ -62,13 +62,13 @@ async def test_start_pop3_from_settings(settings_factory, client_tls: ssl.SSLCon
     assert server is not None and len(server.ports) == 2
 
     def client() -> tuple[int, int]:
-        p = poplib.POP3("127.0.0.1", server.ports[0], timeout=10)
+        p = poplib.POP3("127.0.0.1", server.ports[0], timeout=30)
         p.stls(client_tls)
         p.user(ALICE)
         p.pass_(PASSWORD)
         count = p.stat()[0]
         p.quit()
-        s = poplib.POP3_SSL("127.0.0.1", server.ports[1], context=client_tls, timeout=10)
+        s = poplib.POP3_SSL("127.0.0.1", server.ports[1], context=client_tls, timeout=30)
         s.user(ALICE)
         s.pass_(PASSWORD)
         count2 = s.stat()[0]
@@ -96,10 +96,10 @@ def test_imap_and_pop3_at_once(pop3, settings_factory) -> None:  # type: ignore[
     servers: list = []  # type: ignore[type-arg]
     pop3.run(start_imap(settings_factory(imap_listen="127.0.0.1:0"), pop3.auth, pop3.store, servers))
     try:
-        imap = imaplib.IMAP4("127.0.0.1", servers[0].port, timeout=10)
+        imap = imaplib.IMAP4("127.0.0.1", servers[0].port, timeout=30)
         imap.login(ALICE, PASSWORD)
         assert imap.select("INBOX")[1] == [b"3"]
-        p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
+        p = poplib.POP3("127.0.0.1", pop3.port, timeout=30)
         p.user(ALICE)
         p.pass_(PASSWORD)
         assert p.stat()[0] == 3
@@ -131,12 +131,12 @@ def test_real_authenticator_and_throttling(pop3_factory, settings_factory, tmp_p
     directory.add_mailbox("carol@example.test", password="{PLAIN}Secr3t!", maildir="example.test/carol/")
     settings = settings_factory(auth_failure_delay="0s", auth_failure_limit="3")
     pop3 = pop3_factory(authenticator=DirectoryAuthenticator(directory, settings, SystemClock()))
-    p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
+    p = poplib.POP3("127.0.0.1", pop3.port, timeout=30)
     p.user("Carol@Example.test")
     p.pass_("Secr3t!")
     assert p.stat() == (0, 0)
     p.quit()
-    p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
+    p = poplib.POP3("127.0.0.1", pop3.port, timeout=30)
     for _ in range(3):
         p.user("carol@example.test")
         with pytest.raises(poplib.error_proto, match=r"\[AUTH\] Authentication failed"):
@@ -145,3 +145,11 @@ def test_real_authenticator_and_throttling(pop3_factory, settings_factory, tmp_p
     with pytest.raises(poplib.error_proto, match=r"\[SYS/TEMP\]"):
         p.pass_("Secr3t!")
     p.quit()
+
+
+async def test_pop3s_without_certificate_is_a_config_error(settings_factory) -> None:  # type: ignore[no-untyped-def]
+    from pymailsrv.errors import ConfigError
+
+    settings = settings_factory(pop3s_listen="127.0.0.1:0", tls_cert_file="", tls_key_file="")
+    with pytest.raises(ConfigError, match="pop3s_listen needs tls_cert_file"):
+        await start_pop3(settings, MemoryAuthenticator({}), MemoryStore())

@@ -25,7 +25,7 @@ def _fill(pop3, *msgs: bytes) -> None:  # type: ignore[no-untyped-def]
 
 
 def _login(pop3) -> poplib.POP3:  # type: ignore[no-untyped-def]
-    p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
+    p = poplib.POP3("127.0.0.1", pop3.port, timeout=30)
     p.user(ALICE)
     p.pass_(PASSWORD)
     return p
@@ -148,7 +148,7 @@ def test_imap_side_sees_expunge_after_quit(pop3) -> None:  # type: ignore[no-unt
 
 def test_two_logins_in_use(pop3) -> None:  # type: ignore[no-untyped-def]
     p1 = _login(pop3)
-    p2 = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
+    p2 = poplib.POP3("127.0.0.1", pop3.port, timeout=30)
     p2.user(ALICE)
     with pytest.raises(poplib.error_proto, match=r"\[IN-USE\]"):
         p2.pass_(PASSWORD)
@@ -359,7 +359,7 @@ def test_auth_plain_and_login(pop3, raw) -> None:  # type: ignore[no-untyped-def
 
 def test_stls_with_poplib(pop3, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
     _fill(pop3, MSG1)
-    p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
+    p = poplib.POP3("127.0.0.1", pop3.port, timeout=30)
     assert "STLS" in p.capa()
     p.stls(client_tls)
     assert "STLS" not in p.capa()
@@ -371,7 +371,7 @@ def test_stls_with_poplib(pop3, client_tls: ssl.SSLContext) -> None:  # type: ig
 
 def test_pop3s_implicit_tls(pop3, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
     _fill(pop3, MSG2)
-    p = poplib.POP3_SSL("127.0.0.1", pop3.tls_port, context=client_tls, timeout=10)
+    p = poplib.POP3_SSL("127.0.0.1", pop3.tls_port, context=client_tls, timeout=30)
     p.user(ALICE)
     p.pass_(PASSWORD)
     _, lines, _ = p.retr(1)
@@ -420,7 +420,7 @@ def test_no_password_in_logs_even_in_traces(pop3, caplog: pytest.LogCaptureFixtu
 
     _fill(pop3, b"Subject: secret body\n\nthe body text\n")
     caplog.set_level(TRACE, logger="pymailsrv")
-    p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
+    p = poplib.POP3("127.0.0.1", pop3.port, timeout=30)
     p.user(ALICE)
     with pytest.raises(poplib.error_proto):
         p.pass_("wrong-" + PASSWORD)
@@ -428,7 +428,7 @@ def test_no_password_in_logs_even_in_traces(pop3, caplog: pytest.LogCaptureFixtu
     p.pass_(PASSWORD)
     p.retr(1)
     p.quit()
-    p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
+    p = poplib.POP3("127.0.0.1", pop3.port, timeout=30)
     b64 = base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode()
     p._shortcmd("AUTH PLAIN " + b64)
     p.quit()

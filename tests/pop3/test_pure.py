@@ -175,3 +175,30 @@ def test_parse_command_only_raises_syntax_errors(line: bytes) -> None:
     except ClientSyntaxError:
         return
     assert cmd.name.isalpha() and cmd.name.isupper()
+
+
+def _reference_top(data: bytes, lines: int) -> bytes:
+    """TOP the slow, obvious way: convert everything, then cut (the previous implementation)."""
+    wire = to_crlf(data)
+    if wire.startswith(b"\r\n"):
+        sep = 0
+    else:
+        sep = wire.find(b"\r\n\r\n")
+        if sep < 0:
+            return retr_payload(data)
+        sep += 2
+    end = sep + 2
+    for _ in range(lines):
+        nl = wire.find(b"\r\n", end)
+        if nl < 0:
+            end = len(wire)
+            break
+        end = nl + 2
+    return retr_payload(wire[:end])
+
+
+@given(st.lists(st.sampled_from([b"a", b".", b"\n", b"\r\n", b"\r", b"H: v", b" "]), max_size=40),
+       st.integers(min_value=0, max_value=6))
+def test_top_matches_reference(parts: list[bytes], lines: int) -> None:
+    data = b"".join(parts)
+    assert top_payload(data, lines) == _reference_top(data, lines)

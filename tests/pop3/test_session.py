@@ -104,6 +104,22 @@ async def test_userip_limit() -> None:
     assert services.userip == {(ALICE.username, "127.0.0.1"): 1}
 
 
+async def test_temporary_store_failure() -> None:
+    from pymailsrv.errors import TemporaryFailure
+
+    class Down(MemoryStore):
+        async def open(self, account, folder="INBOX", *, readonly=False):  # type: ignore[no-untyped-def]
+            raise TemporaryFailure("NFS server not responding: /srv/mail")
+
+    auth = MemoryAuthenticator({ALICE.username: (PASSWORD, ALICE)})
+    conn = FakeConnection("127.0.0.1")
+    conn.inbox.put_nowait(f"USER {ALICE.username}\r\nPASS {PASSWORD}\r\nQUIT\r\n".encode())
+    await asyncio.wait_for(Session(conn, Pop3Options(), Pop3Services(auth, Down(), FakeClock()),
+                                   COMMANDS).run(), 2)
+    assert f"-ERR [SYS/TEMP] {replies.TEMP_FAILURE}" in conn.lines()
+    assert b"NFS" not in conn.written
+
+
 async def test_internal_error_is_a_fixed_text() -> None:
     class Broken(MemoryStore):
         async def open(self, account, folder="INBOX", *, readonly=False):  # type: ignore[no-untyped-def]
