@@ -189,7 +189,7 @@ async def _item(s: Session, info: MessageInfo, msg: Loaded, att: FetchAtt) -> by
         label += b"<%d>" % start
         if data is not None:
             data = data[start: start + length]
-    return label + b" " + (wire.literal(data) if data is not None else b"NIL")
+    return label + b" " + wire.literal(data if data is not None else b"")  # absent part: empty
 
 
 async def fetch(srv: object, s: Session, cmd: Command) -> Done:
