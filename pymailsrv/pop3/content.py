@@ -28,8 +28,7 @@ def dot_stuff(wire: bytes) -> bytes:
     """RFC 1939 §3 byte-stuffing of CRLF text, ending with CRLF so the terminator can follow."""
     if wire.startswith(b"."):
         wire = b"." + wire
-    if b"\n." in wire:
-        wire = wire.replace(b"\n.", b"\n..")
+    wire = wire.replace(b"\n.", b"\n..")  # one scan; returns the same object when nothing matches
     if wire and not wire.endswith(_CRLF):
         wire += _CRLF
     return wire
