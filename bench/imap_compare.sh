@@ -25,8 +25,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for mix in long login; do
     chown -R vmail:vmail "$BASE/bench.test"
     $LOAD 127.0.0.1 1143 --users 10 --first-user "$FIRST" --seconds "$SECS" --clients "$CLIENTS" --mix $mix \
-      --server-pid "$DPID" --label "dovecot#$r" | sed -n 1,20p
+      --server-pid "$DPID" --label "dovecot#$r" | sed -n 1,2p
     $LOAD 127.0.0.1 "$PORT" --users 10 --first-user "$FIRST" --seconds "$SECS" --clients "$CLIENTS" --mix $mix \
-      --server-pid "$SPID" --label "pymailsrv#$r" | sed -n 1,20p
+      --server-pid "$SPID" --label "pymailsrv#$r" | sed -n 1,2p
   done
 done

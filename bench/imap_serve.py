@@ -32,6 +32,28 @@ class BenchAuth:
         return acct if acct is not None and password == "pw" else None
 
 
+STATS: dict[str, list[float]] = {}
+
+
+def _instrument(server: ImapServer) -> None:
+    """Main-thread CPU per command name (time.thread_time around each dispatch; awaits of
+    other sessions interleave, so figures are indicative under concurrency)."""
+    import time
+
+    orig = server.dispatch
+
+    async def dispatch(s, cmd):  # type: ignore[no-untyped-def]
+        t = time.thread_time()
+        try:
+            await orig(s, cmd)
+        finally:
+            st = STATS.setdefault(cmd.name, [0, 0.0])
+            st[0] += 1
+            st[1] += time.thread_time() - t
+
+    server.dispatch = dispatch  # type: ignore[method-assign]
+
+
 async def main_async(a: argparse.Namespace) -> None:
     if a.threads:
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(a.threads))
@@ -50,6 +72,8 @@ async def main_async(a: argparse.Namespace) -> None:
         store = MaildirStore(hostname="bench", clock=SystemClock())
     server = ImapServer(ImapConfig(disable_plaintext_auth=False, max_userip=10000, sync_interval=a.sync_interval),
                         auth, store)
+    if a.cmd_stats:
+        _instrument(server)
     listener = await start_server(server.handle, "127.0.0.1", a.port, registry=ConnectionRegistry())
     print(f"ready {listener.port} pid {os.getpid()}", flush=True)
     stop = asyncio.Event()
@@ -58,6 +82,9 @@ async def main_async(a: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await listener.close(grace=1)
+    if a.cmd_stats:
+        for name, (n, cpu) in sorted(STATS.items(), key=lambda kv: -kv[1][1]):
+            print(f"{name:14s} n={n:6d} main-thread cpu {cpu:6.2f}s  {cpu / n * 1000:6.3f} ms/cmd", flush=True)
 
 
 def main() -> None:
@@ -68,6 +95,7 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=100)
     ap.add_argument("--per-user", type=int, default=200)
     ap.add_argument("--sync-interval", type=float, default=1.0)
+    ap.add_argument("--cmd-stats", action="store_true", help="print CPU per command at exit")
     ap.add_argument("--threads", type=int, default=0, help="default executor size (0 = asyncio's)")
     a = ap.parse_args()
     try:

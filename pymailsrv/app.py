@@ -80,7 +80,7 @@ async def _serve(settings: Settings) -> int:
     authenticator = DirectoryAuthenticator(directory, settings, clock)
     store = MaildirStore(settings.get_str("virtual_mailbox_base"), settings.get_str("myhostname"), clock)
     restrictions = RestrictionEngine(settings, directory, clock=clock)
-    stops: list[Callable[[], Awaitable[None]]] = []
+    stops: list[Callable[[], Awaitable[None]]] = [restrictions.close]
     try:
         queue, stop_queue = await start_queue(settings, directory, store, clock=clock)
         stops.append(stop_queue)
@@ -119,7 +119,7 @@ async def _serve(settings: Settings) -> int:
 def _closer(server: Any) -> Callable[[], Awaitable[None]]:
     async def close() -> None:
         server.close()
-        await server.server.wait_closed()
+        await server.wait_closed()
     return close
 
 

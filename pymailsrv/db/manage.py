@@ -18,10 +18,13 @@ Password hashing is not done here (auth/ sits above db/): callers pass the store
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, delete, func, or_, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pymailsrv.clock import Clock, SystemClock
@@ -37,6 +40,23 @@ PASSWORD_EXPIRY_DAYS = 365
 
 class InvalidName(PymailsrvError):
     """A domain or address PostfixAdmin would refuse."""
+
+
+@asynccontextmanager
+async def _writing() -> AsyncIterator[None]:
+    """translate_errors, plus: a key written concurrently -> AlreadyExists; a value the column
+    cannot hold (MySQL strict mode: too long, not latin1) -> one clear line."""
+    try:
+        async with translate_errors():
+            yield
+    except sa_exc.IntegrityError as exc:
+        raise AlreadyExists(f"cannot store: {_first_line(exc)}") from exc
+    except sa_exc.DataError as exc:
+        raise PymailsrvError(f"cannot store: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: sa_exc.DBAPIError) -> str:
+    return str(exc.orig).splitlines()[0][:200] if exc.orig is not None else type(exc).__name__
 
 
 def check_domain(domain: str) -> str:
@@ -95,7 +115,7 @@ class Admin:
     async def add_domain(self, domain: str, *, description: str = "", transport: str = "virtual",
                          backupmx: bool = False) -> str:
         d = check_domain(domain)
-        async with translate_errors(), self.engine.begin() as conn:
+        async with _writing(), self.engine.begin() as conn:
             if await self._one(conn, "domain", "domain", d) is not None:
                 raise AlreadyExists(f"domain {d} already exists")
             await conn.execute(self.t["domain"].insert().values(
@@ -117,7 +137,7 @@ class Admin:
     async def set_domain_active(self, domain: str, active: bool) -> None:
         d = check_domain(domain)
         t = self.t["domain"]
-        async with translate_errors(), self.engine.begin() as conn:
+        async with _writing(), self.engine.begin() as conn:
             await self._require_domain(conn, d)
             await conn.execute(update(t).where(t.c.domain == d).values(active=active, modified=func.now()))
             await self._log(conn, "edit_domain_state", d, d)
@@ -125,7 +145,7 @@ class Admin:
     async def delete_domain(self, domain: str) -> None:
         d = check_domain(domain)
         t = self.t
-        async with translate_errors(), self.engine.begin() as conn:
+        async with _writing(), self.engine.begin() as conn:
             await self._require_domain(conn, d)
             users = [r[0] for r in await conn.execute(select(t["mailbox"].c.username)
                                                       .where(t["mailbox"].c.domain == d))]
@@ -152,7 +172,7 @@ class Admin:
         if quota_mb < 0:
             raise InvalidName("quota must be 0 (unlimited) or a positive number of MB")
         maildir = f"{domain}/{local}/"
-        async with translate_errors(), self.engine.begin() as conn:
+        async with _writing(), self.engine.begin() as conn:
             dom = await self._require_domain(conn, domain)
             if await self._one(conn, "mailbox", "username", addr) is not None:
                 raise AlreadyExists(f"mailbox {addr} already exists")
@@ -173,7 +193,7 @@ class Admin:
     async def set_password(self, address: str, password_hash: str) -> None:
         addr, _, domain = check_address(address)
         m = self.t["mailbox"]
-        async with translate_errors(), self.engine.begin() as conn:
+        async with _writing(), self.engine.begin() as conn:
             dom = await self._require_domain(conn, domain)
             if await self._one(conn, "mailbox", "username", addr) is None:
                 raise NotFound(f"mailbox {addr} does not exist")
@@ -186,7 +206,7 @@ class Admin:
     async def set_mailbox_active(self, address: str, active: bool) -> None:
         addr, _, domain = check_address(address)
         m, a = self.t["mailbox"], self.t["alias"]
-        async with translate_errors(), self.engine.begin() as conn:
+        async with _writing(), self.engine.begin() as conn:
             if await self._one(conn, "mailbox", "username", addr) is None:
                 raise NotFound(f"mailbox {addr} does not exist")
             await conn.execute(update(m).where(m.c.username == addr).values(active=active,
@@ -198,7 +218,7 @@ class Admin:
     async def delete_mailbox(self, address: str) -> None:
         addr, _, domain = check_address(address)
         t = self.t
-        async with translate_errors(), self.engine.begin() as conn:
+        async with _writing(), self.engine.begin() as conn:
             if await self._one(conn, "mailbox", "username", addr) is None:
                 raise NotFound(f"mailbox {addr} does not exist")
             await conn.execute(delete(t["vacation_notification"])
@@ -223,7 +243,7 @@ class Admin:
         if not targets:
             raise InvalidName("an alias needs at least one target")
         value = ",".join(dict.fromkeys(targets))
-        async with translate_errors(), self.engine.begin() as conn:
+        async with _writing(), self.engine.begin() as conn:
             await self._require_domain(conn, domain)
             if await self._one(conn, "alias", "address", addr) is not None:
                 raise AlreadyExists(f"alias {addr} already exists")
@@ -236,7 +256,7 @@ class Admin:
     async def delete_alias(self, address: str) -> None:
         addr, _, domain = check_address(address, catch_all=True)
         a = self.t["alias"]
-        async with translate_errors(), self.engine.begin() as conn:
+        async with _writing(), self.engine.begin() as conn:
             if await self._one(conn, "alias", "address", addr) is None:
                 raise NotFound(f"alias {addr} does not exist")
             if await self._one(conn, "mailbox", "username", addr) is not None:
@@ -257,7 +277,7 @@ class Admin:
         alias, target = check_domain(alias_domain), check_domain(target_domain)
         if alias == target:
             raise InvalidName("an alias domain cannot point to itself")
-        async with translate_errors(), self.engine.begin() as conn:
+        async with _writing(), self.engine.begin() as conn:
             await self._require_domain(conn, alias)
             await self._require_domain(conn, target)
             if await self._one(conn, "alias_domain", "alias_domain", alias) is not None:
@@ -270,7 +290,7 @@ class Admin:
     async def delete_alias_domain(self, alias_domain: str) -> None:
         alias = check_domain(alias_domain)
         ad = self.t["alias_domain"]
-        async with translate_errors(), self.engine.begin() as conn:
+        async with _writing(), self.engine.begin() as conn:
             row = await self._one(conn, "alias_domain", "alias_domain", alias)
             if row is None:
                 raise NotFound(f"alias domain {alias} does not exist")

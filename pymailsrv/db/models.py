@@ -11,8 +11,8 @@ upgrader leaves it (POSTFIXADMIN-SCHEMA §1, §2, §5):
 * SQLite: PostfixAdmin's declarations (``varchar(255)``, ``tinyint(1)``, ``bigint(20)``,
   ``datetime`` …), no secondary indexes, ``domain_admins`` without ``id``.
 * PostgreSQL: ``boolean``, ``timestamp with time zone``, SERIAL ids, the foreign keys to
-  ``domain`` and the composite ``(key, active)`` indexes. The ``merge_quota``/``merge_quota2``
-  triggers are not created (pymailsrv does not write the quota tables).
+  ``domain``, the composite ``(key, active)`` indexes, the fetchmail CHECKs and the
+  ``merge_quota``/``merge_quota2`` triggers Dovecot's quota dict relies on.
 
 Queries use ``metadata_for(dialect)``; column names are the same on every dialect.
 """
@@ -26,6 +26,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -39,6 +40,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     literal_column,
     text,
 )
@@ -399,15 +401,36 @@ def _mailbox(k: Kit, m: MetaData) -> Table:
     )
 
 
+def _merge_trigger(k: Kit, table: Table, function: str, sets: str, where: str) -> None:
+    """PostgreSQL: Dovecot's dict quota INSERTs a row per change; a BEFORE INSERT trigger turns an
+    insert for an existing key into an add-to-counter UPDATE (PostfixAdmin upgrade 730)."""
+    if not k.pg:
+        return
+    fn = k.name(function)
+    body = (f"CREATE OR REPLACE FUNCTION {fn}() RETURNS TRIGGER AS $$ BEGIN "
+            f"UPDATE {table.name} SET {sets} WHERE {where}; "
+            "IF FOUND THEN RETURN NULL; END IF; RETURN NEW; END; $$ LANGUAGE plpgsql")
+    trigger = (f"CREATE TRIGGER {k.name(function.replace('_', ''))} BEFORE INSERT ON {table.name} "
+               f"FOR EACH ROW EXECUTE PROCEDURE {fn}()")
+    event.listen(table, "after_create", DDL(body))  # type: ignore[no-untyped-call]
+    event.listen(table, "after_create", DDL(trigger))  # type: ignore[no-untyped-call]
+
+
 def _quota(k: Kit, m: MetaData) -> Table:
-    return Table(k.name("quota"), m, k.varchar("username"), k.varchar("path", 100), k.bigint("current"),
-                 PrimaryKeyConstraint("username", "path"), **k.table_args())
+    t = Table(k.name("quota"), m, k.varchar("username"), k.varchar("path", 100), k.bigint("current"),
+              PrimaryKeyConstraint("username", "path"), **k.table_args())
+    _merge_trigger(k, t, "merge_quota", "current = NEW.current + current",
+                   "username = NEW.username AND path = NEW.path")
+    return t
 
 
 def _quota2(k: Kit, m: MetaData) -> Table:
-    return Table(k.name("quota2"), m, k.varchar("username", 255 if k.sqlite else 100, pk=True),
-                 k.bigint("bytes"),
-                 k.integer("messages", default="0" if not k.mysql else "'0'"), **k.table_args())
+    t = Table(k.name("quota2"), m, k.varchar("username", 255 if k.sqlite else 100, pk=True),
+              k.bigint("bytes"),
+              k.integer("messages", default="0" if not k.mysql else "'0'"), **k.table_args())
+    _merge_trigger(k, t, "merge_quota2", "bytes = bytes + NEW.bytes, messages = messages + NEW.messages",
+                   "username = NEW.username")
+    return t
 
 
 def _vacation(k: Kit, m: MetaData) -> Table:

@@ -20,7 +20,7 @@ Implementation notes:
   (propagate_unmatched_extensions = canonical, virtual): ``alice+tag@d`` -> ``alice+tag@d``.
 * Expansion is recursive. A target equal to the address being expanded is final (the identity
   alias, kept once); a target already on the expansion path is final too (loop cut, logged),
-  so a loop never spins. More than ``RECURSION_LIMIT`` levels or ``EXPANSION_LIMIT`` results is
+  so a loop never spins. More than ``RECURSION_LIMIT`` (100) levels or ``EXPANSION_LIMIT`` results is
   a TemporaryFailure, as Postfix defers with "unreasonable virtual_alias_maps map nesting".
 * ``x#y@vacation-domain`` targets (PostfixAdmin's vacation pseudo-target: ``#`` in the local part,
   domain not hosted here) are dropped.
@@ -43,7 +43,7 @@ from pymailsrv.types import Account
 
 log = logging.getLogger("pymailsrv.db")
 
-RECURSION_LIMIT = 1000  # Postfix virtual_alias_recursion_limit
+RECURSION_LIMIT = 100  # Postfix virtual_alias_recursion_limit is 1000; real chains are a few deep
 EXPANSION_LIMIT = 1000  # Postfix virtual_alias_expansion_limit
 RELAY_TRANSPORTS = ("smtp", "relay")
 
@@ -229,15 +229,20 @@ class RulesDirectory:
 
     async def resolve(self, address: str) -> list[str]:
         out: list[str] = []
-        await self._expand(normalize(address), (), out)
+        key = normalize(address)
+        local, domain = split(address.strip())
+        # No alias: the address keeps its local-part spelling (RFC 5321 §2.4: a remote server may
+        # treat case as significant); lookups themselves are case-folded.
+        spelled = f"{local}@{split(key)[1]}" if domain else key
+        await self._expand(key, (), out, spelled)
         return list(dict.fromkeys(out))
 
-    async def _expand(self, addr: str, path: tuple[str, ...], out: list[str]) -> None:
+    async def _expand(self, addr: str, path: tuple[str, ...], out: list[str], spelled: str = "") -> None:
         if len(path) >= RECURSION_LIMIT:
             raise TemporaryFailure(f"unreasonable virtual alias nesting for {addr}")
         found = await self.alias_lookup(addr)
         if found is None:
-            out.append(addr)
+            out.append(spelled or addr)
             return
         targets, ext = found
         for target in targets:

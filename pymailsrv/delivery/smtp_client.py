@@ -80,6 +80,7 @@ class Session:
     tls: bool = False
     last_used: float = 0.0
     reused: bool = False
+    greeting_name: str = ""  # the first word of the EHLO reply: the peer's own name
     dirty: bool = False  # a transaction was left open (needs RSET before the next one)
 
     @property
@@ -261,6 +262,8 @@ class SmtpClient:
 
     def _denied(self, ip: str) -> bool:
         addr = ipaddress.ip_address(ip)
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
         return any(addr.version == n.version and addr in n for n in self.deny)
 
     @staticmethod
@@ -303,6 +306,9 @@ class SmtpClient:
                 raise SessionError(f"host {s.relay} refused to talk to me: {greeting}", greeting.dsn(),
                                    permanent=greeting.code >= 500)
             await self._hello(s, lmtp)
+            if not lmtp and s.greeting_name.lower() == self.hostname.lower():
+                # Postfix: the peer calls itself by our name, so this is us (a mis-routed MX)
+                raise SessionError(f"mail for {host} loops back to myself", "5.4.6", permanent=True)
             if "STARTTLS" in s.features and self.tls_level != "none":
                 await self._starttls(s, lmtp)
             elif self.tls_level == "encrypt":
@@ -321,6 +327,7 @@ class SmtpClient:
             raise SessionError(f"host {s.relay} refused to talk to me: {reply} (in reply to {verb} command)",
                                reply.dsn(), permanent=reply.code >= 500)
         s.features = {}
+        s.greeting_name = reply.lines[0].split(" ", 1)[0] if reply.lines else ""
         for line in reply.lines[1:]:
             word, _, arg = line.partition(" ")
             s.features[word.upper()] = arg

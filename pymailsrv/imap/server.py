@@ -43,7 +43,7 @@ _CODES: tuple[tuple[type[Exception], str], ...] = (
     (FolderNotFound, "NONEXISTENT"), (FolderExists, "ALREADYEXISTS"), (QuotaExceeded, "OVERQUOTA"),
     (InvalidFolderName, "CANNOT"),
 )
-BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "LOGIN-REFERRALS", "ID", "ENABLE")
+BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE")
 
 
 @dataclass

@@ -3,11 +3,11 @@
 Key order (POSTFIX-SEMANTICS §4):
 - address: ``user+ext@domain``, ``user@domain``, ``domain`` and its parents, ``user+ext@``,
   ``user@``; the null sender is looked up as smtpd_null_access_lookup_key only;
-- domain / host name: the name, then each parent: as ``parent`` while parent_domain_matches_subdomains
-  names smtpd_access_maps (Postfix's default), else as ``.parent`` (so ``.domain.tld`` keys match
-  subdomains only). Verified against Postfix 3.7 (tests/policy/golden/);
-- client: the host name keys (unless ``unknown``), then the IP address and its shorter prefixes
-  (``1.2.3.4``, ``1.2.3``, ``1.2``, ``1``; IPv6 split at ``:`` the way Postfix does).
+- domain / host name: the name, then each parent as ``parent`` and ``.parent``, so that
+  ``domain.tld`` matches its subdomains and ``.domain.tld`` matches only subdomains
+  (POSTFIX-SEMANTICS §4). Without smtpd_access_maps in parent_domain_matches_subdomains only the
+  ``.parent`` form is tried, exactly as Postfix. (Postfix's default tries only ``parent``, so a
+  ``.domain.tld`` key is inert there and active here: the one deliberate difference.)
 Pattern tables (cidr, regexp, pcre) get only the whole string: no parents, no split address.
 """
 
@@ -27,8 +27,8 @@ _DSN = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?:\s+(.*))?$", re.S)
 
 
 def domain_keys(domain: str, *, parent_style: bool = True) -> list[str]:
-    """``a.b.example`` → ``a.b.example``, ``b.example``, ``example`` (``parent_style``) or
-    ``a.b.example``, ``.b.example``, ``.example``."""
+    """``a.b.example`` → ``a.b.example``, ``b.example``, ``.b.example``, ``example``, ``.example``
+    (``parent_style``) or ``a.b.example``, ``.b.example``, ``.example``."""
     domain = domain.strip().rstrip(".").lower()
     if not domain:
         return []
@@ -38,7 +38,7 @@ def domain_keys(domain: str, *, parent_style: bool = True) -> list[str]:
     labels = domain.split(".")
     for i in range(1, len(labels)):
         parent = ".".join(labels[i:])
-        keys.append(parent if parent_style else "." + parent)
+        keys += [parent, "." + parent] if parent_style else ["." + parent]
     return keys
 
 

@@ -10,13 +10,12 @@ from pymailsrv.config.settings import parse_time
 from pymailsrv.errors import ConfigError
 from pymailsrv.policy import replies
 from pymailsrv.policy.access import Action, address_keys, client_keys, domain_keys, ip_keys, split_dsn
-from pymailsrv.policy.address import (
-    strip_brackets,
-)
-from pymailsrv.policy.base import Decision
+from pymailsrv.policy.address import is_ip, is_ip_literal, split_address, strip_brackets
+from pymailsrv.policy.base import Decision, LookupTable
 from pymailsrv.policy.context import DUNNO, PERMIT, Ctx, client_label, format_log, refuse
 from pymailsrv.policy.delegation import PolicyClient, PolicyError, parse_target
-from pymailsrv.policy.registry import code, log, simple, with_arg
+from pymailsrv.policy.dns import Status
+from pymailsrv.policy.registry import CheckArg, code, log, simple, with_arg
 from pymailsrv.policy.tables import is_table_spec
 
 if TYPE_CHECKING:
@@ -221,3 +220,63 @@ async def apply_action(engine: RestrictionEngine, ctx: Ctx, action: Action, name
         return await engine.run_named(ctx, action.text, label)
     finally:
         ctx.reply_name, ctx.reply_class = saved
+
+
+# --- DNS-derived access: check_*_{a,mx,ns}_access ---------------------------------------------------------
+
+MAX_SERVERS = 10
+
+
+def _server_subject(which: str, ctx: Ctx) -> tuple[str, str, str]:
+    """(reply name, reply class, domain to ask DNS about)."""
+    s = ctx.state
+    if which == "sender":
+        return s.sender or "", replies.SENDER, split_address(s.sender or "")[1]
+    if which == "recipient":
+        return s.recipient, replies.RECIPIENT, split_address(s.recipient)[1]
+    if which == "helo":
+        return s.helo_name, replies.HELO, s.helo_name
+    name = s.client_name if which == "client" else s.reverse_client_name
+    return client_label(ctx.state), replies.CLIENT, "" if name == "unknown" else name
+
+
+async def _servers(engine: RestrictionEngine, domain: str, rtype: str) -> list[str]:
+    if rtype == "A":
+        return [domain]
+    status, records = await engine.resolver.query(domain, rtype)
+    if status is not Status.FOUND:
+        return [domain] if rtype == "MX" and status is Status.NOTFOUND else []  # implicit MX
+    hosts = [r.split()[-1].rstrip(".").lower() for r in records]
+    return [h for h in hosts if h][:MAX_SERVERS]
+
+
+def _server_access(which: str, rtype: str) -> CheckArg:
+    async def check(engine: RestrictionEngine, ctx: Ctx, table: object) -> Decision:
+        name, klass, domain = _server_subject(which, ctx)
+        domain = domain.rstrip(".").lower()
+        if not domain or is_ip_literal(domain) or is_ip(domain):
+            return DUNNO
+        lookup = cast(LookupTable, table)
+        label = f"check_{which}_{rtype.lower()}_access"
+        for host in await _servers(engine, domain, rtype):
+            keys = [host] if _pattern(table) else domain_keys(host, parent_style=engine.parent_style)
+            for family in ("A", "AAAA"):
+                status, addresses = await engine.resolver.query(host, family)
+                if status is Status.FOUND:
+                    for address in addresses:
+                        keys += [address] if _pattern(table) else ip_keys(address)
+            for key in keys:
+                value = await lookup.get(key)
+                if value is None:
+                    continue
+                if value.strip().upper() == "OK":  # Postfix refuses OK here "for safety reasons"
+                    log.warning("%s: %s: OK is not allowed here, using DUNNO", label, key)
+                    return DUNNO
+                return await engine.action(ctx, value, name, klass, label)
+        return DUNNO
+    return check
+
+
+for _which in ("client", "reverse_client", "helo", "sender", "recipient"):
+    for _rtype in ("A", "MX", "NS"):
+        with_arg(_open, f"check_{_which}_{_rtype.lower()}_access")(_server_access(_which, _rtype))

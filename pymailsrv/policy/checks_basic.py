@@ -10,6 +10,7 @@ from pymailsrv.config.settings import parse_time
 from pymailsrv.errors import ConfigError
 from pymailsrv.policy import replies
 from pymailsrv.policy.address import (
+    Routed,
     is_fqdn_domain,
     split_address,
     strip_brackets,
@@ -128,27 +129,38 @@ async def reject_plaintext_session(engine: RestrictionEngine, ctx: Ctx) -> Decis
 
 # --- relay control ----------------------------------------------------------------------------------
 
-async def auth_destination(engine: RestrictionEngine, recipient: str) -> bool:
+async def resolve(engine: RestrictionEngine, address: str, ctx: Ctx | None = None) -> tuple[Routed, str]:
+    """(where ``address`` routes to, its address class), remembered for the rest of the check."""
+    hit = ctx.resolved.get(address) if ctx is not None else None
+    if hit is None:
+        routed = await engine.domains.route(address)
+        hit = (routed, "local" if routed.local_domain else await engine.domains.classify(routed))
+        if ctx is not None:
+            ctx.resolved[address] = hit
+    return hit
+
+
+async def auth_destination(engine: RestrictionEngine, recipient: str, ctx: Ctx | None = None) -> bool:
     """permit_auth_destination: a final or relay domain of ours, and not a routed address."""
-    routed = await engine.domains.route(recipient)
+    routed, cls = await resolve(engine, recipient, ctx)
     if routed.routed:
         return False
     if not routed.domain and routed.local_domain:
         return bool(routed.local)  # a bare local name is ours (myorigin); "" or "@" is nothing
-    return await engine.domains.classify(routed) != "default"
+    return cls != "default"
 
 
 @simple("permit_auth_destination")
 async def permit_auth_destination(engine: RestrictionEngine, ctx: Ctx) -> Decision:
     if not ctx.state.recipient:
         return DUNNO
-    return PERMIT if await auth_destination(engine, ctx.state.recipient) else DUNNO
+    return PERMIT if await auth_destination(engine, ctx.state.recipient, ctx) else DUNNO
 
 
 @simple("reject_unauth_destination", "check_relay_domains")
 async def reject_unauth_destination(engine: RestrictionEngine, ctx: Ctx) -> Decision:
     recipient = ctx.state.recipient
-    if not recipient or await auth_destination(engine, recipient):
+    if not recipient or await auth_destination(engine, recipient, ctx):
         return DUNNO
     r = replies.RELAY_DENIED
     return refuse(code(engine, "relay_domains_reject_code"), r.dsn, r.format(name=recipient))
@@ -157,7 +169,7 @@ async def reject_unauth_destination(engine: RestrictionEngine, ctx: Ctx) -> Deci
 @simple("defer_unauth_destination")
 async def defer_unauth_destination(engine: RestrictionEngine, ctx: Ctx) -> Decision:
     recipient = ctx.state.recipient
-    if not recipient or await auth_destination(engine, recipient):
+    if not recipient or await auth_destination(engine, recipient, ctx):
         return DUNNO
     r = replies.RELAY_DEFERRED
     return refuse(r.code, r.dsn, r.format(name=recipient))
@@ -168,8 +180,7 @@ async def unlisted(engine: RestrictionEngine, ctx: Ctx, address: str, klass: str
     address = strip_brackets(address)
     if not address:
         return DUNNO
-    routed = await engine.domains.route(address)
-    cls = await engine.domains.classify(routed)
+    routed, cls = await resolve(engine, address, ctx)
     if await engine.domains.known(routed, cls):
         return DUNNO
     reply = {"local": replies.UNKNOWN_LOCAL, "virtual_alias": replies.UNKNOWN_VIRTUAL_ALIAS,

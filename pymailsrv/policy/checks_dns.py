@@ -15,6 +15,7 @@ from pymailsrv.policy.address import (
     strip_brackets,
 )
 from pymailsrv.policy.base import Decision
+from pymailsrv.policy.checks_basic import resolve
 from pymailsrv.policy.context import DUNNO, PERMIT, Ctx, refuse
 from pymailsrv.policy.dns import Status, reverse_ip
 from pymailsrv.policy.registry import CheckArg, code, log, simple, with_arg
@@ -52,8 +53,8 @@ async def _unknown_domain(engine: RestrictionEngine, ctx: Ctx, address: str | No
     _, domain = split_address(address)
     if not domain or is_ip_literal(domain):
         return DUNNO
-    routed = await engine.domains.route(address)
-    if routed.local_domain or await engine.domains.classify(routed) != "default":
+    routed, cls = await resolve(engine, address, ctx)
+    if routed.local_domain or cls != "default":
         return DUNNO  # Postfix checks only domains it is not the final destination for
     status, null_mx = await engine.resolver.mail_domain_status(domain.rstrip("."))
     sender = klass == replies.SENDER

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pymailsrv.policy import replies
+from pymailsrv.policy.address import Routed
 from pymailsrv.policy.base import Decision, SmtpState, Stage
 
 PERMIT = Decision("permit")
@@ -66,6 +67,8 @@ class Ctx:
     defer_if_permit: Decision | None = None
     defer_if_reject: Decision | None = None
     depth: int = 0
+    # route() + classify() results per address for this check (one Directory round trip each)
+    resolved: dict[str, tuple[Routed, str]] = field(default_factory=dict)
 
     def rejected(self, code: int, dsn: str, text: str = replies.ACCESS_DENIED) -> Decision:
         """``<name>: Class rejected: text`` for the list being evaluated."""

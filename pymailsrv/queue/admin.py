@@ -19,6 +19,7 @@ from pymailsrv.clock import SystemClock
 from pymailsrv.config.settings import Settings
 from pymailsrv.errors import NotFound
 from pymailsrv.log import get_logger
+from pymailsrv.queue.control import short_socket_path
 from pymailsrv.queue.spool import STATES, FileSpool, QueueFile
 
 log = get_logger("postsuper")
@@ -126,7 +127,8 @@ async def _offline_one(spool: FileSpool, command: str, qid: str, state: str) -> 
 async def send_control(path: str, command: str, arg: str, timeout: float = 30.0) -> dict[str, Any] | None:
     """Ask a running server; None when nothing listens on the socket."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), 5)
+        with short_socket_path(path) as address:
+            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(address), 5)
     except (OSError, TimeoutError):
         return None
     try:

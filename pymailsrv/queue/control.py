@@ -7,11 +7,29 @@ import asyncio
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 
 from pymailsrv.log import get_logger
 from pymailsrv.queue.manager import QueueManager
 
 log = get_logger("qmgr")
+
+
+_SUN_PATH_MAX = 100  # sockaddr_un.sun_path is 108 bytes on Linux
+
+
+@contextlib.contextmanager
+def short_socket_path(path: str) -> Iterator[str]:
+    """``path``, or for a path too long for a unix socket address the same file reached through
+    ``/proc/self/fd/N/`` of its directory (Linux)."""
+    if len(path.encode()) <= _SUN_PATH_MAX:
+        yield path
+        return
+    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{fd}/{os.path.basename(path)}"
+    finally:
+        os.close(fd)
 
 
 async def serve_control(manager: QueueManager, path: str) -> asyncio.AbstractServer:
@@ -39,7 +57,8 @@ async def serve_control(manager: QueueManager, path: str) -> asyncio.AbstractSer
 
     old = os.umask(0o077)
     try:
-        server = await asyncio.start_unix_server(handle, path)
+        with short_socket_path(path) as address:
+            server = await asyncio.start_unix_server(handle, address)
     finally:
         os.umask(old)
     return server

@@ -96,8 +96,7 @@ class QueueManager:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sems: dict[str, list[Any]] = {}  # destination -> [Semaphore, users]
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._stopping = False
         self._seq = 0
         s = settings
         self.min_backoff = s.get_seconds("minimal_backoff_time")
@@ -133,7 +132,14 @@ class QueueManager:
         for _ in range(self.process_limit):
             self._spawn(self._worker())
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking work, let deliveries in progress finish (up to ``grace`` seconds: a
+        delivery cut short may be repeated after restart), then cancel what is left."""
+        self._stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._busy and loop.time() < deadline:
+            await asyncio.sleep(0.01)
         tasks = list(self._tasks)
         for t in tasks:
             t.cancel()
@@ -182,10 +188,9 @@ class QueueManager:
             envelope.arrival = self.clock.time()
         state = "hold" if envelope.hold else "active"
         qid = await self.spool.put(envelope, content, state=state, records=records, queue_id=queue_id)
-        qf = QueueFile(qid, state, envelope, len(content), 0)
+        qf = QueueFile(qid, state, envelope, len(content), -1)  # content offset found on first read
         for rec in records or ():
             qf.apply(rec)
-        qf.content_offset = -1  # unknown until loaded; read_content reloads
         self.entries[qid] = qf
         if state == "active":
             self._ready.put_nowait(qid)
@@ -214,7 +219,10 @@ class QueueManager:
         if all(o.result.outcome == "sent" for o in outcomes):
             for o in outcomes:
                 self._log_result(qf, o)
-            await self._notify_success(qf, content, outcomes)
+            try:
+                await self._notify_success(qf, content, outcomes)
+            except TemporaryFailure:  # the mail is delivered: do not make the client send it again
+                log.error("%s: cannot queue the delivery status notification", qid)
             log.info("%s: removed", qid)
             return True
         # Some recipient is not done: spool with the finished ones recorded, conclude later.
@@ -300,7 +308,7 @@ class QueueManager:
         while True:
             qid = await self._ready.get()
             qf = self.entries.get(qid)
-            if qf is None or qid in self._busy or qf.state != "active":
+            if qf is None or qid in self._busy or qf.state != "active" or self._stopping:
                 continue
             self._busy.add(qid)
             try:
@@ -364,12 +372,15 @@ class QueueManager:
         await self._conclude(qf, content, incomplete)
 
     async def _plan(self, env: Envelope, done: dict[tuple[int, str], Done]) -> list[tuple[int, str, Route]]:
-        """(recipient index, final address, route) for everything not yet finished."""
+        """(recipient index, final address, route) for everything not yet finished; a final
+        address reached through two envelope recipients is delivered once (as Postfix's qmgr)."""
         flt = env.filter or ("" if env.skip_filter else self.content_filter)
+        seen = {final.lower() for _, final in done}
         plan = []
         for i, rcpt in enumerate(env.recipients):
             for final, route in await self.router.route(rcpt.address, skip_filter=not flt, filter=flt):
-                if (i, final) not in done:
+                if final.lower() not in seen:
+                    seen.add(final.lower())
                     plan.append((i, final, route))
         return plan
 

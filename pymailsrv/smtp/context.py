@@ -44,6 +44,7 @@ class SmtpConfig:
     sasl_authenticated_header: bool
     tls_received_header: bool
     submission_sender_login_mismatch: bool
+    peername_lookup: bool = False
     mynetworks: tuple[Network, ...] = ()
 
     @classmethod
@@ -69,6 +70,7 @@ class SmtpConfig:
             sasl_authenticated_header=settings.get_bool("smtpd_sasl_authenticated_header"),
             tls_received_header=settings.get_bool("smtpd_tls_received_header"),
             submission_sender_login_mismatch=settings.get_bool("submission_reject_sender_login_mismatch"),
+            peername_lookup=settings.get_bool("smtpd_peername_lookup"),
             mynetworks=tuple(settings.mynetworks()),
         )
 

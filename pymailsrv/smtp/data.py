@@ -112,7 +112,7 @@ def _envelope(s: SmtpSession, txn: Transaction) -> Envelope:
     if txn.bcc:
         recipients = recipients + [Recipient(address=a, notify=("NEVER",)) for a in txn.bcc]
     return Envelope(
-        sender=txn.sender, recipients=recipients, client_name="unknown",
+        sender=txn.sender, recipients=recipients, client_name=s.state.client_name,
         client_address=s.state.client_address, helo=s.helo, protocol=_protocol(s, txn),
         sasl_method=s.sasl_method, sasl_username=s.sasl_username, arrival=s.svc.clock.time(),
         dsn_ret=txn.ret, dsn_envid=txn.envid, hold=txn.hold, filter=txn.filter,
@@ -145,7 +145,7 @@ async def _cleanup(s: SmtpSession, txn: Transaction, content: bytes) -> tuple[by
     if s.listener.is_submission or s.sasl_username:
         headers += cleanup.missing_headers(headers, cfg.myhostname, s.svc.clock.time())
     trace = cleanup.TraceInfo(
-        helo=s.helo, client_name="unknown", client_address=s.state.client_address,
+        helo=s.helo, client_name=s.state.client_name, client_address=s.state.client_address,
         myhostname=cfg.myhostname, mail_name=cfg.mail_name, protocol=_protocol(s, txn),
         tls_version=s.tls_version if cfg.tls_received_header else "",
         tls_cipher=s.tls_cipher, tls_bits=s.tls_bits,

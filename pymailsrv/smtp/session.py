@@ -8,7 +8,8 @@ Implementation notes
   Postfix's, it dispatches by reflection, reads DATA line by line and puts exception text on the
   wire. ``SMTP.__init__`` is not called: it introspects the handler and the class on every
   connection (~0.25 ms); the attributes aiosmtpd's kept methods use are set here instead. aiosmtpd
-  is pinned to 1.4.x and tests/smtp/test_tls.py covers the kept methods.
+  is pinned to 1.4.x; tests/smtp/test_auth_tls.py (STARTTLS, smtps) and test_aiosmtpd_pin.py
+  cover the kept methods.
 - Errors are mapped to the wire once, in ``_run_command`` (STYLE.md rule 3): a Refusal carries its
   reply, TemporaryFailure answers 451 4.3.0, anything else 451 4.3.5 with the traceback in the log.
 - Replies are collected and written when the input buffer holds no further complete command
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.sslproto as sslproto
 import logging
+import socket
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +44,7 @@ debug = logging.getLogger("pymailsrv.smtp")
 trace = trace_logger("smtp")
 
 READ_SIZE = 256 * 1024
+PEERNAME_TIMEOUT = 10.0
 # StreamReader flow-control limit: the transport pauses reading beyond 2x this many unread bytes.
 _READER_LIMIT = 256 * 1024
 
@@ -174,7 +177,9 @@ class SmtpSession(AiosmtpdSMTP):
         self.state.client_address = ip
         self.state.client_port = port
         self.state.protocol = "SMTP"
-        self.client = f"unknown[{ip}]"
+        if self.cfg.peername_lookup and ip:
+            await self._lookup_peername(ip)
+        self.client = f"{self.state.client_name}[{ip}]"
         log.info("connect from %s", self.client)
         self.listener.sessions.add(self)
         if self.tls_active:
@@ -200,6 +205,19 @@ class SmtpSession(AiosmtpdSMTP):
         self.apply_effects(decision)
         self.reply(R.GREETING.format(banner=self.cfg.banner))
         return True
+
+    async def _lookup_peername(self, ip: str) -> None:
+        """Postfix's client name: the PTR name if it resolves back to the address, else
+        "unknown" (the unverified PTR name stays in reverse_client_name)."""
+        try:
+            name, _ = await asyncio.wait_for(
+                self.loop.getnameinfo((ip, 0), socket.NI_NAMEREQD), PEERNAME_TIMEOUT)
+            self.state.reverse_client_name = name
+            infos = await asyncio.wait_for(self.loop.getaddrinfo(name, None), PEERNAME_TIMEOUT)
+        except (OSError, TimeoutError, UnicodeError):
+            return
+        if any(info[4][0] == ip for info in infos):
+            self.state.client_name = name
 
     def shutdown(self) -> None:
         """Server shutdown: an idle session gets 421 and is closed now; a busy one after its

@@ -145,6 +145,7 @@ class DataReader:
 
     def _find_end(self, pos: int) -> tuple[int, int] | None:
         if self.mode == "no":
+            self._stuffed = True  # not tracked on this path
             m = _END_ANY.search(self._buf, pos)
             if m is None:
                 return None

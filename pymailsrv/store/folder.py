@@ -25,6 +25,7 @@ import contextlib
 import errno
 import marshal
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -484,6 +485,10 @@ class Folder:
             got = known.get(uid)
             if got is None:
                 got = self._stat(rel)
+                if got is None and sub == "new":  # another reader moved it to cur/ meanwhile
+                    sub, name = "cur", f"{base}{mdfiles.INFO_SEP}{info_of(name) or ''}"
+                    rel = f"cur/{name}"
+                    got = self._stat(rel)
                 if got is None:
                     continue
                 rows.append((uid, *got))
@@ -747,6 +752,13 @@ def _copy_file(src: str, dst: str, tmp: str) -> None:
     os.rename(tmp, dst)
 
 
-def _delivery_order(base: str) -> tuple[int, str]:
-    head = base.split(".", 1)[0]
-    return (int(head) if head.isdigit() else 0, base)
+_ORDER_RE = re.compile(r"(\d+)\.(?:M(\d+))?(?:P\d+)?(?:Q(\d+))?")
+
+
+def _delivery_order(base: str) -> tuple[int, int, int, str]:
+    """Seconds, microseconds and the per-process counter of a Maildir name (not zero-padded, so
+    compared as numbers), then the name."""
+    m = _ORDER_RE.match(base)
+    if m is None:
+        return (0, 0, 0, base)
+    return (int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0), base)

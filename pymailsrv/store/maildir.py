@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import fcntl
 import itertools
+import logging
 import os
 import shutil
 import socket
@@ -54,6 +55,8 @@ from pymailsrv.store.view import (
     wait_event,
 )
 from pymailsrv.types import Account
+
+log = logging.getLogger("pymailsrv.store")
 
 SUBSCRIPTIONS = "subscriptions"
 IDLE_FOLDERS = 64
@@ -104,6 +107,7 @@ class MaildirStore:
         self.usage_cache = quota.UsageCache()
         self._idle: OrderedDict[str, Folder] = OrderedDict()  # released folders, oldest first
         self._idle_messages = 0
+        self._closing: set[asyncio.Task[None]] = set()
         self.idle_messages = idle_messages
 
     # -- paths and registry ------------------------------------------------------------------------
@@ -140,15 +144,29 @@ class MaildirStore:
         return hub
 
     async def _release(self, hub: _Hub) -> None:
-        """The last session gone: write the snapshot, and keep the picture a while (a client
+        """The last session gone: write the snapshot in the background (the caller, e.g. a POP3
+        QUIT releasing its lock, doesn't wait for it), then keep the picture a while (a client
         that reconnects, POP3 polling) within a bound on the messages kept."""
         hub.refs -= 1
         if hub.refs > 0 or self._hubs.get(hub.folder.path) is not hub:
             return
         del self._hubs[hub.folder.path]
-        folder = hub.folder
-        await asyncio.to_thread(folder.close)
-        if hub.refs > 0 or folder.path in self._hubs:
+        task = asyncio.create_task(self._retire(hub.folder))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def aclose(self) -> None:
+        """Wait for background folder closes (snapshots) to finish; for shutdown and tests."""
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    async def _retire(self, folder: Folder) -> None:
+        try:
+            await asyncio.to_thread(folder.close)
+        except Exception:
+            log.exception("closing folder %s", folder.path)
+            return
+        if folder.path in self._hubs:
             return
         self._idle[folder.path] = folder
         self._idle_messages += len(folder.infos)

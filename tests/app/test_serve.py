@@ -142,3 +142,20 @@ def test_shipped_sample_config_is_what_init_writes() -> None:
     assert shipped == sample.render(hostname="mail.example.com", data_dir="/var/lib/pymailsrv",
                                     cert_file="/etc/pymailsrv/cert.pem", key_file="/etc/pymailsrv/key.pem",
                                     demo=False)
+
+
+def test_demo_setup_creates_a_working_mailbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """What the README's first command prepares before serving: ./data, demo domain and mailbox."""
+    from pymailsrv import app
+
+    monkeypatch.chdir(tmp_path)
+    path, password = app.prepare_demo()
+    assert path == str(tmp_path / "data" / "pymailsrv.conf")
+    assert app.prepare_demo() == (path, password)  # a second start reuses it
+    text = Path(path).read_text()
+    assert "smtpd_listen = 127.0.0.1:2525" in text and "imaps_listen = 127.0.0.1:1993" in text
+    assert (tmp_path / "data" / "vmail" / "example.test" / "demo" / "new").is_dir()
+    assert main(["--config", path, "auth", "test", app.DEMO_USER, password]) == 0
+    assert main(["--config", path, "resolve", f"postmaster@{app.DEMO_DOMAIN}"]) == 0
+    assert app.DEMO_USER in capsys.readouterr().out

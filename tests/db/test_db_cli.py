@@ -245,3 +245,15 @@ def test_init_database_with_demo_is_idempotent(tmp_path: Path, sqlite_url: str) 
                                        demo_password_hash="{PLAIN}other"))
     assert second == ["already at revision 0001; nothing to do"]
     assert (tmp_path / "vmail" / "example.test" / "demo" / "new").is_dir()
+
+
+def test_value_the_column_cannot_hold(tmp_path: Path, mariadb_url: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    e = Env(tmp_path, mariadb_url)
+    assert e.run("db", "upgrade") == 0 and e.run("domain", "add", "example.com") == 0
+    capsys.readouterr()
+    assert e.run("mailbox", "add", "x@example.com", "--password", "p", "--name", "N" * 300) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pymailsrv: cannot store: ") and "too long" in err and err.count("\n") == 1
+    assert e.rows("SELECT * FROM mailbox") == []
+    e.engine.dispose()

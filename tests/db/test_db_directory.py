@@ -45,8 +45,11 @@ RESOLVE = [
     # mixed case and stray spaces in the key
     ("  Carol@Example.COM  ", ["carol@example.com"]),
     ("CAROL@EXAMPLE.NET.", ["carol@example.com"]),
-    # not hosted: the address itself
+    # not hosted: the address itself, its local part spelled as given (RFC 5321 §2.4)
     ("someone@elsewhere.example", ["someone@elsewhere.example"]),
+    (" John.Doe@Elsewhere.EXAMPLE ", ["John.Doe@elsewhere.example"]),
+    # matched: the table's spelling
+    ("POSTMASTER@example.com", ["alice@example.com"]),
     # a '#' address in a hosted domain is an ordinary alias
     ("hash#tag@example.com", ["carol@example.com"]),
     # a mailbox without an identity alias row: the catch-all wins (Postfix resolves aliases first)

@@ -231,8 +231,22 @@ def test_sqlite_file_and_parent_directory_are_created(tmp_path: Path) -> None:
         assert conn.execute("SELECT value FROM config WHERE name = 'version'").fetchone() == ("1847",)
 
 
+async def _merge_quota2(url: str) -> list[Any]:
+    """Two Dovecot-style quota dict INSERTs for one user (the trigger adds them up)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        for _ in range(2):
+            await conn.execute("INSERT INTO quota2 (username, bytes, messages) VALUES ('a@b.c', 10, 1)")
+        return list(await conn.fetchrow("SELECT bytes, messages FROM quota2"))
+    finally:
+        await conn.close()
+
+
 def test_postgresql_schema_created_and_recognised(postgres_url: str) -> None:
     asyncio.run(schema.create_schema(postgres_url))
+    assert asyncio.run(_merge_quota2(postgres_url)) == [20, 2]
     revision, state = asyncio.run(schema.current(postgres_url))
     assert (revision, state.kind, state.version) == ("0001", "postfixadmin", 1847)
     assert asyncio.run(schema.upgrade(postgres_url)) == ["already at revision 0001; nothing to do"]
@@ -254,6 +268,9 @@ async def _pg_describe(url: str) -> dict[str, Any]:
                 "SELECT c.conrelid::regclass::text, c.contype, pg_get_constraintdef(c.oid)"
                 " FROM pg_constraint c WHERE c.conrelid::regclass::text = ANY($1)", names):
             out[f"{r[0]} {r[1]} {r[2]}"] = True  # PK/FK/UNIQUE/CHECK by definition (names vary)
+        for r in await conn.fetch("SELECT tgname, tgrelid::regclass::text, tgfoid::regproc::text, tgtype"
+                                  " FROM pg_trigger WHERE NOT tgisinternal"):
+            out[f"trigger {r[0]}"] = tuple(r[1:])
         for r in await conn.fetch("SELECT tablename, indexname, indexdef FROM pg_indexes"
                                   " WHERE schemaname = 'public' AND tablename = ANY($1)", names):
             if not r[1].endswith(("_pkey", "_key")):
@@ -273,6 +290,7 @@ def test_postgresql_schema_matches_postfixadmin(postgres_url: str) -> None:
         try:
             for t in TABLES:
                 await conn.execute(f'DROP TABLE IF EXISTS "{t}" CASCADE')
+            await conn.execute("DROP FUNCTION merge_quota, merge_quota2")
             await conn.execute(f"DROP TABLE {schema.VERSION_TABLE}")
             await conn.execute((DATA / "postfixadmin-3.3-postgresql.sql").read_text())
         finally:
@@ -282,5 +300,7 @@ def test_postgresql_schema_matches_postfixadmin(postgres_url: str) -> None:
     got, want = asyncio.run(run())
     assert sorted(got) == sorted(want)
     assert {k: got[k] for k in want if got[k] != want[k]} == {}
+    assert {"trigger mergequota", "trigger mergequota2"} <= set(got)
     assert asyncio.run(schema.upgrade(postgres_url)) == [
         "recognised an existing PostfixAdmin database (version 1847); changed nothing"]
+

@@ -229,5 +229,18 @@ async def test_message_larger_than_the_servers_size_bounces(dns_server, peer_fac
     await c.close()
 
 
+async def test_loop_to_myself_bounces(dns_server, peer_factory):
+    peer = await peer_factory()
+    c = client(dns_server, peer.port, myhostname="peer.test")  # the peer answers EHLO as peer.test
+    [r] = await c.deliver_to(f"[127.0.0.1]:{peer.port}", "s@x.test", ["a@x.test"], MSG)
+    assert (r.outcome, r.dsn) == ("bounced", "5.4.6")
+    assert "loops back to myself" in r.text and peer.received == []
+
+
+def test_ipv4_mapped_addresses_are_denied_too(dns_server):
+    c = client(dns_server, 25, smtp_deny_networks="127.0.0.0/8")
+    assert c._denied("::ffff:127.0.0.1") and c._denied("127.0.0.2") and not c._denied("192.0.2.1")
+
+
 def test_ssl_module_available():
     assert ssl.OPENSSL_VERSION

@@ -7,7 +7,7 @@ from pymailsrv.policy.access import Action, address_keys, client_keys, domain_ke
 
 def test_address_keys_order() -> None:
     assert address_keys("User@Sub.Example.COM") == [
-        "User@sub.example.com", "sub.example.com", "example.com", "com", "User@",
+        "User@sub.example.com", "sub.example.com", "example.com", ".example.com", "com", ".com", "User@",
     ]
     # parent_domain_matches_subdomains without smtpd_access_maps: .parent keys instead
     assert address_keys("u@a.example.com", parent_style=False) == [
@@ -17,7 +17,7 @@ def test_address_keys_order() -> None:
 
 def test_address_keys_with_extension_first() -> None:
     assert address_keys("user+tag@example.com", delimiter="+") == [
-        "user+tag@example.com", "user@example.com", "example.com", "com", "user+tag@", "user@",
+        "user+tag@example.com", "user@example.com", "example.com", "com", ".com", "user+tag@", "user@",
     ]
     # several delimiter characters, the first found splits
     assert address_keys("user-a+b@x.org", delimiter="+-")[:2] == ["user-a+b@x.org", "user@x.org"]
@@ -33,7 +33,7 @@ def test_null_sender_and_bare_names() -> None:
 
 
 def test_domain_keys() -> None:
-    assert domain_keys("a.b.example.") == ["a.b.example", "b.example", "example"]
+    assert domain_keys("a.b.example.") == ["a.b.example", "b.example", ".b.example", "example", ".example"]
     assert domain_keys("a.b.example", parent_style=False) == ["a.b.example", ".b.example", ".example"]
     assert domain_keys("[1.2.3.4]") == ["[1.2.3.4]"]
     assert domain_keys("") == []
@@ -49,7 +49,7 @@ def test_ip_keys_v4_v6_and_mapped() -> None:
 
 def test_client_keys() -> None:
     assert client_keys("mail.example.org", "10.0.0.1") == [
-        "mail.example.org", "example.org", "org", "10.0.0.1", "10.0.0", "10.0", "10",
+        "mail.example.org", "example.org", ".example.org", "org", ".org", "10.0.0.1", "10.0.0", "10.0", "10",
     ]
     assert client_keys("unknown", "10.0.0.1") == ["10.0.0.1", "10.0.0", "10.0", "10"]
 

@@ -171,3 +171,28 @@ async def test_dnswl_permits(zone: DnsResponder, make_engine: EngineFactory) -> 
                                                        recipient="alice@example.com"))).refused
     assert (await engine.check("rcpt", smtp_state(client_address="192.0.2.77",
                                                    recipient="alice@example.com"))).refused
+
+
+async def test_mx_ns_a_access(zone: DnsResponder, make_engine: EngineFactory) -> None:
+    zone.add("bogus-mx.example", "MX", "10 mx.bogus-mx.example.")
+    zone.add("mx.bogus-mx.example", "A", "127.0.0.1")
+    zone.add("fine.example", "MX", "10 mail.fine.example.")
+    zone.add("mail.fine.example", "A", "192.0.2.25")
+    zone.add("noMX.example", "A", "10.9.9.9")
+    zone.add("bad-ns.example", "NS", "ns1.spamhost.example.")
+    zone.add("bad-ns.example", "MX", "10 mail.fine.example.")
+    table = "inline:{ { 127.0.0.1 = REJECT loopback MX }, { 10.9 = REJECT private }, " \
+            "{ spamhost.example = REJECT bad NS }, { mail.fine.example = OK } }"
+    engine = make_engine(smtpd_sender_restrictions=f"check_sender_mx_access {table}, check_sender_ns_access {table}",
+                         smtpd_helo_restrictions=f"check_helo_a_access {table}")
+
+    async def reply(sender: str, helo: str = "client.example.net") -> str | None:
+        d = await engine.check("rcpt", smtp_state(sender=sender, helo_name=helo, recipient="alice@example.com"))
+        return d.reply() if d.refused else None
+
+    assert await reply("a@bogus-mx.example") == "554 5.7.1 <a@bogus-mx.example>: Sender address rejected: loopback MX"
+    assert await reply("a@noMX.example") == "554 5.7.1 <a@noMX.example>: Sender address rejected: private"
+    assert await reply("a@bad-ns.example") == "554 5.7.1 <a@bad-ns.example>: Sender address rejected: bad NS"
+    assert await reply("a@fine.example") is None  # OK is not honoured (DUNNO), as in Postfix
+    assert await reply("a@fine.example", helo="noMX.example") == \
+        "554 5.7.1 <noMX.example>: Helo command rejected: private"

@@ -236,8 +236,10 @@ async def test_key_order_and_subdomain_forms(make_engine: EngineFactory, tmp_pat
     assert await text("user+other@example.org") == "full"
     assert await text("other@example.org") == "domain"
     assert await text("other@deep.down.example.org") == "domain"
-    # Postfix's default (smtpd_access_maps in parent_domain_matches_subdomains): no .domain lookups
-    assert not (await rcpt(engine, "alice@example.com", sender="x@a.sub.example.net")).refused
+    # .domain keys match subdomains only (POSTFIX-SEMANTICS §4)
+    assert await text("x@a.sub.example.net") == "subdomains only"
+    assert not (await rcpt(engine, "alice@example.com", sender="x@sub.example.net")).refused
+    # without smtpd_access_maps in parent_domain_matches_subdomains: only .domain keys, as Postfix
     dotted = make_engine(smtpd_sender_restrictions=f"check_sender_access texthash:{access}",
                          parent_domain_matches_subdomains="relay_domains")
     assert (await rcpt(dotted, "alice@example.com", sender="x@a.sub.example.net")).text.endswith("subdomains only")

@@ -23,6 +23,13 @@ LINES = (Path(__file__).parent / "golden" / "postfix_restriction_replies.txt").r
 ROWS = [tuple(line.split("\t")) for line in LINES]
 
 
+# The one deliberate difference: Postfix's default never looks up ".domain" keys, pymailsrv does
+# (POSTFIX-SEMANTICS §4: ".domain.tld matches only subdomains"); see policy/access.py.
+DIFFERENCES = {
+    ("a@x.sub.example", "alice@example.com"): "554 5.7.1 <a@x.sub.example>: Sender address rejected: subdomains",
+}
+
+
 def engine() -> RestrictionEngine:
     d = MemoryDirectory("/vmail", recipient_delimiter="+")
     d.add_domain("example.com")
@@ -49,7 +56,7 @@ async def test_same_replies_as_postfix(helo: str, sender: str, rcpt: str, mail_r
         return
     state.recipient = rcpt
     d = await e.check("rcpt", state)
-    assert (d.reply() if d.refused else "250 2.1.5 Ok") == rcpt_reply
+    assert (d.reply() if d.refused else "250 2.1.5 Ok") == DIFFERENCES.get((sender, rcpt), rcpt_reply)
 
 
 async def test_same_log_lines_as_postfix(caplog: pytest.LogCaptureFixture) -> None:
@@ -62,7 +69,10 @@ async def test_same_log_lines_as_postfix(caplog: pytest.LogCaptureFixture) -> No
         if not (await e.check("mail", state)).refused:
             state.recipient = rcpt
             await e.check("rcpt", state)
-    assert [m for m in caplog.messages if m.startswith("NOQUEUE:")] == expected
+    extra = ("NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 554 5.7.1 <a@x.sub.example>: Sender address "
+             "rejected: subdomains; from=<a@x.sub.example> to=<alice@example.com> proto=ESMTP "
+             "helo=<client.example.net>")
+    assert [m for m in caplog.messages if m.startswith("NOQUEUE:") and m != extra] == expected
 
 
 ACTION_ROWS = [tuple(line.split("\t")) for line in

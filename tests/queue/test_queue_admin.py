@@ -4,6 +4,7 @@ import argparse
 import io
 import os
 
+import pytest
 from qfakes import MSG, ScriptedAgents, envelope
 
 from pymailsrv.queue.admin import cli, mailq
@@ -61,9 +62,11 @@ async def test_commands_on_stopped_spool(qsettings, clock):
     assert spool.locate(b) is None
 
 
-async def test_commands_on_running_manager_via_socket(harness, clock, tmp_path):
+@pytest.mark.parametrize("long_path", [False, True])
+async def test_commands_on_running_manager_via_socket(harness, clock, tmp_path, long_path):
     agents = ScriptedAgents("deferred")
-    async with harness(agents) as h:
+    params = {"queue_directory": str(tmp_path / ("q" * 120 if long_path else "q"))}
+    async with harness(agents, **params) as h:
         path = os.path.join(h.settings.get_str("queue_directory"), "qmgr.sock")
         server = await serve_control(h.manager, path)
         try:

@@ -37,7 +37,7 @@ async def test_alias_expansion_and_unknown_user_bounce(harness, directory, tmp_p
         await h.manager.submit(envelope("sender@example.test", "team@example.test", "self@example.test",
                                         "nobody@example.test"), MSG)
         await h.manager.wait_idle()
-    assert len(maildir_messages(directory.mailboxes["alice@example.test"])) == 2
+    assert len(maildir_messages(directory.mailboxes["alice@example.test"])) == 1  # duplicates removed
     assert len(maildir_messages(directory.mailboxes["bob@example.test"])) == 1
     assert len(maildir_messages(directory.mailboxes["self@example.test"])) == 1
     bounces = maildir_messages(directory.mailboxes["sender@example.test"])
@@ -269,3 +269,32 @@ async def test_destination_concurrency_limit(harness):
         await h.manager.wait_idle()
         assert h.manager._sems == {}
     assert agents.peak == 3
+
+
+async def test_same_final_recipient_delivered_once(harness, directory):
+    directory.aliases["team@example.test"] = ["alice@example.test", "bob@example.test"]
+    async with harness() as h:
+        await h.manager.submit(envelope("s@x.test", "alice@example.test", "team@example.test",
+                                        "ALICE@example.test"), MSG)
+        await h.manager.wait_idle()
+    assert len(maildir_messages(directory.mailboxes["alice@example.test"])) == 1
+    assert len(maildir_messages(directory.mailboxes["bob@example.test"])) == 1
+
+
+async def test_stop_lets_deliveries_in_progress_finish(harness, tmp_path):
+    import asyncio
+
+    from pymailsrv.delivery.base import DeliveryResult
+
+    class Slow:
+        async def deliver(self, route, sender, recipients, content, **kw):
+            await asyncio.sleep(0.2)
+            return [DeliveryResult(r, "sent", "2.0.0", "ok") for r in recipients]
+
+    h = harness(Slow())
+    await h.manager.start()
+    await h.manager.submit(envelope("s@x.test", "r@remote.test"), MSG)
+    await asyncio.sleep(0.05)
+    assert h.manager._busy
+    await h.manager.stop()
+    assert os.listdir(tmp_path / "q" / "active") == []

@@ -223,3 +223,12 @@ async def raw(smtp: Harness) -> AsyncIterator[Callable[..., Any]]:
     for c in clients:
         await c.close()
 
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait (bounded) until the server has caught up with something the client cannot observe."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)

@@ -3,13 +3,12 @@ was not acknowledged, and the server keeps serving."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
 
 from pymailsrv.smtp import replies as R
-from tests.smtp.conftest import RawClient, TinyRestrictions
+from tests.smtp.conftest import RawClient, TinyRestrictions, eventually
 
 
 async def still_serving(port: int) -> None:
@@ -126,9 +125,9 @@ async def test_abrupt_disconnect_mid_data(smtp, raw, caplog):
     await c.cmd("DATA", R.DATA_GO)
     await c.send("Subject: cut\r\n\r\nhalf a message\r\n")
     c.writer.transport.abort()
-    await asyncio.sleep(0.1)
+    line = "lost connection after DATA (32 bytes) from unknown[127.0.0.1]"
+    await eventually(lambda: line in [r.getMessage() for r in caplog.records])
     assert smtp.queue.messages == []
-    assert "lost connection after DATA (32 bytes) from unknown[127.0.0.1]" in [r.getMessage() for r in caplog.records]
     await still_serving(smtp.port())
 
 

@@ -197,3 +197,19 @@ async def test_shutdown_closes_idle_sessions_and_finishes_busy_ones(smtp_factory
     await server.wait_closed(timeout=2)
     assert not server.spec.sessions
     assert len(h.queue.messages) == 1
+
+
+async def test_peername_lookup(smtp_factory, caplog):
+    caplog.set_level(logging.INFO, logger="pymailsrv")
+    h = await smtp_factory(smtpd_peername_lookup="yes")
+    await send_one(h.port(), ["bob@example.test"])
+    env, content = h.queue.messages[0]
+    try:  # what this machine's resolver says (localhost here; maybe nothing in a container)
+        name = socket.getnameinfo(("127.0.0.1", 0), socket.NI_NAMEREQD)[0]
+        confirmed = "127.0.0.1" in {i[4][0] for i in socket.getaddrinfo(name, None)}
+    except OSError:
+        name, confirmed = "", False
+    expected = name if confirmed else "unknown"
+    assert env.client_name == expected
+    assert f"Received: from client.test ({expected} [127.0.0.1])".encode() in content
+    assert f"connect from {expected}[127.0.0.1]" in [r.getMessage() for r in caplog.records]

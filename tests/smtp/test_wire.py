@@ -142,14 +142,14 @@ def reference_decode(data: bytes) -> tuple[bytes, bytes]:
 line_st = st.binary(max_size=80).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.one_of(line_st, st.sampled_from([b".", b"..", b".x", b""])), max_size=30),
-       st.integers(min_value=1, max_value=64))
-def test_matches_aiosmtpd_line_reader(lines: list[bytes], chunk: int) -> None:
+       st.integers(min_value=1, max_value=64), st.sampled_from(["normalize", "yes", "no"]))
+def test_matches_aiosmtpd_line_reader(lines: list[bytes], chunk: int, mode: str) -> None:
     stuffed = b"".join((b"." + ln if ln.startswith(b".") else ln) + b"\r\n" for ln in lines)
     data = stuffed + b".\r\nNEXT\r\n"
     expected, expected_rest = reference_decode(data)
-    r, rest = read_all(data, chunk)
+    r, rest = read_all(data, chunk, mode=mode)
     assert r.content() == expected == b"".join(ln + b"\r\n" for ln in lines)
     assert rest == expected_rest == b"NEXT\r\n"
 
@@ -248,3 +248,9 @@ def test_dot_heavy_content_and_size_limit(lines: list[bytes], chunk: int, limit:
         assert r.too_big
     elif not r.too_big:
         assert r.content() == expected
+
+
+@pytest.mark.parametrize("mode", ["normalize", "yes", "no"])
+def test_unstuffing_in_every_mode(mode: str) -> None:
+    r, rest = read_all(b"..one\r\ntwo\r\n..\r\n.\r\n", 3, mode=mode)
+    assert r.content() == b".one\r\ntwo\r\n.\r\n" and rest == b""

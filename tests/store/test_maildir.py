@@ -295,6 +295,7 @@ async def test_snapshot_open_then_outside_changes(acct: Account) -> None:
     await box.sync()
     await box.set_flags([2], [SEEN, "$Work"], "add")
     await box.close()
+    await store.aclose()
     assert (root_of(acct) / "pymailsrv-snapshot").exists()
     other = new_store()  # a new process starts from the snapshot
     box2 = await other.open(acct)
@@ -349,3 +350,16 @@ async def test_released_folder_reused_and_cache_survives(acct: Account) -> None:
     third = await new_store().open(acct)
     await third.sync()
     assert await third.cache_get(2, "envelope") == b"(y)"
+
+
+def test_delivery_order_is_numeric() -> None:
+    from pymailsrv.store.folder import _delivery_order
+
+    names = ["100.M99999P1Q2.h,S=1", "100.M123456P1Q1.h,S=1", "99.M5P1Q9.h", "100.M123456P1Q10.h", "x"]
+    assert sorted(names, key=_delivery_order) == [
+        "x",
+        "99.M5P1Q9.h",
+        "100.M99999P1Q2.h,S=1",
+        "100.M123456P1Q1.h,S=1",
+        "100.M123456P1Q10.h",
+    ]

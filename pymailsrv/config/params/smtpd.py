@@ -8,6 +8,9 @@ PARAMS = (
     Param("smtps_listen", "listen", "", "Implicit-TLS submission listener (port 465); empty = off."),
     Param("reinject_listen", "listen", "", "Content-filter return path (like smtpd, only from "
           "mynetworks, mail marked as already filtered); empty = off."),
+    Param("smtpd_peername_lookup", "bool", "no",
+          "Look up the client's hostname (reverse DNS, forward-confirmed) for logs, Received: and "
+          "restrictions. Postfix defaults to yes; pymailsrv to no (a DNS round trip per connection)."),
     Param("smtpd_banner", "str", "$myhostname ESMTP $mail_name", "Text after 220 in the greeting."),
     Param("message_size_limit", "size", "10240000", "Largest message accepted, in bytes."),
     Param("smtpd_recipient_limit", "int", "1000", "Recipients per message.", minimum=1),

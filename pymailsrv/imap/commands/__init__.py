@@ -30,7 +30,7 @@ COMMANDS: dict[str, Spec] = {
     # authenticated (§6.3)
     "SELECT": Spec(POST, mailboxes.select),
     "EXAMINE": Spec(POST, mailboxes.select),
-    "CREATE": Spec(POST, mailboxes.create, caps=("CREATE-SPECIAL-USE",)),
+    "CREATE": Spec(POST, mailboxes.create),
     "DELETE": Spec(POST, mailboxes.delete),
     "RENAME": Spec(POST, mailboxes.rename),
     "SUBSCRIBE": Spec(POST, mailboxes.subscribe),

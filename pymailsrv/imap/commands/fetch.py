@@ -139,6 +139,36 @@ def _info_item(s: Session, info: MessageInfo, name: str) -> bytes:
     return b"MODSEQ (%d)" % info.modseq
 
 
+_TEMPLATE = {"FLAGS": b"FLAGS %s", "UID": b"UID %d", "INTERNALDATE": b"INTERNALDATE %s",
+             "RFC822.SIZE": b"RFC822.SIZE %d", "MODSEQ": b"MODSEQ (%d)"}
+
+
+def _info_lines(s: Session, uids: list[int], names: list[str]) -> bytes:
+    """Untagged FETCH lines for info-only items, formatted with one template per command (the
+    hot path of clients that list a whole folder's flags right after SELECT)."""
+    template = b"* %d FETCH (" + b" ".join(_TEMPLATE[n] for n in names) + b")\r\n"
+    info_of, recent, seq_of = s.info.get, s.recent, s.seq_of
+    lines = []
+    for uid in uids:
+        m = info_of(uid)
+        if m is None:
+            continue
+        values: list[object] = [seq_of(uid)]
+        for n in names:
+            if n == "UID":
+                values.append(uid)
+            elif n == "FLAGS":
+                values.append(_flags_item(m.flags, uid in recent)[6:])
+            elif n == "RFC822.SIZE":
+                values.append(m.size)
+            elif n == "MODSEQ":
+                values.append(m.modseq)
+            else:
+                values.append(wire.internal_date(m.internal_date))
+        lines.append(template % tuple(values))
+    return b"".join(lines)
+
+
 async def _item(s: Session, info: MessageInfo, msg: Loaded, att: FetchAtt) -> bytes:
     name = att.name
     if name in _INFO_ATTS:
@@ -185,15 +215,7 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
                     seen_changed.add(info.uid)
     has_flags = any(x.name == "FLAGS" for x in atts)
     if all(x.name in _INFO_ATTS for x in atts):
-        names = [x.name for x in atts]
-        info_of, seq_of = s.info.get, s.seq_of
-        lines = []
-        for uid in uids:
-            known = info_of(uid)
-            if known is not None:
-                joined = b" ".join([_info_item(s, known, n) for n in names])
-                lines.append(b"* %d FETCH (%s)\r\n" % (seq_of(uid), joined))
-        s.write(b"".join(lines))
+        s.write(_info_lines(s, uids, [x.name for x in atts]))
         return Done("Fetch completed.")
     reads = _Prefetch(s.mailbox, uids) if any(_needs_file(x) for x in atts) else None
     try:

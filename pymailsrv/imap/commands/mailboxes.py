@@ -140,14 +140,20 @@ async def list_(srv: ImapServer, s: Session, cmd: Command) -> Done:
     rxs = [_pattern(a.ref, p) for p in a.patterns]
     folders = await srv.store.list_folders(_account(s))
     want_sub = "SUBSCRIBED" in a.select or "SUBSCRIBED" in a.ret
+    recursive = "RECURSIVEMATCH" in a.select and "SUBSCRIBED" in a.select
+    subscribed_children = {f.name.rpartition(SEP)[0] for f in folders if f.subscribed and SEP in f.name}
     for f in folders:
         if not any(rx.match(f.name) for rx in rxs):
             continue
-        if "SUBSCRIBED" in a.select and not f.subscribed:
+        childinfo = recursive and any(c == f.name or c.startswith(f.name + SEP) for c in subscribed_children)
+        if "SUBSCRIBED" in a.select and not f.subscribed and not childinfo:
             continue
         if "SPECIAL-USE" in a.select and not f.special_use:
             continue
-        s.untagged(_list_line("LIST", _attrs(f, want_sub), f.name))
+        line = _list_line("LIST", _attrs(f, want_sub), f.name)
+        if childinfo:  # RFC 5258 §3.5
+            line += b' ("CHILDINFO" ("SUBSCRIBED"))'
+        s.untagged(line)
         if "STATUS" in a.ret and f.selectable:
             try:
                 st = await srv.store.status(_account(s), f.name)

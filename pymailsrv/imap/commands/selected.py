@@ -97,7 +97,7 @@ async def copy(srv: ImapServer, s: Session, cmd: Command) -> Done:
     uids = [u for u in s.resolve(seqset, cmd.uid) if u not in s.gone]
     if not uids:
         if not cmd.uid:
-            raise Refusal("No messages found.")
+            raise Refusal("Some of the requested messages no longer exist.", code="EXPUNGEISSUED")
         return Done(("Move" if is_move else "Copy") + " completed.")
     try:
         op = _mb(s).move if is_move else _mb(s).copy

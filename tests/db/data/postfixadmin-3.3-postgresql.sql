@@ -1,7 +1,7 @@
 -- The tables PostfixAdmin 3.3's upgrade.php leaves on PostgreSQL (config version 1847), from its
 -- pgsql steps (2, 4, 344, 438, 439, 479, 495, 655, 729, 945, 946, 968, 1050, 1283, 1519, 1610,
--- 1762, 1837, 1839, 1840, 1842-1844). The merge_quota/merge_quota2 triggers (730) are left out:
--- pymailsrv does not create them. Independent of pymailsrv.db.models.
+-- 1762, 1837, 1839, 1840, 1842-1844). The triggers of 730 are compared by name and event only.
+-- Independent of pymailsrv.db.models.
 CREATE TABLE config (id SERIAL, name VARCHAR(20) NOT NULL UNIQUE, value VARCHAR(20) NOT NULL, PRIMARY KEY(id));
 CREATE TABLE domain (
     domain character varying(255) NOT NULL,
@@ -136,4 +136,13 @@ CREATE TABLE quota2 (
     bytes bigint NOT NULL DEFAULT 0,
     messages integer NOT NULL DEFAULT 0,
     PRIMARY KEY (username));
+-- upgrade 730: Dovecot's dict quota inserts become add-to-counter updates (bodies simplified here)
+CREATE OR REPLACE FUNCTION merge_quota() RETURNS TRIGGER AS $q$ BEGIN
+    UPDATE quota SET current = NEW.current + current WHERE username = NEW.username AND path = NEW.path;
+    IF found THEN RETURN NULL; END IF; RETURN NEW; END; $q$ LANGUAGE plpgsql;
+CREATE TRIGGER mergequota BEFORE INSERT ON quota FOR EACH ROW EXECUTE PROCEDURE merge_quota();
+CREATE OR REPLACE FUNCTION merge_quota2() RETURNS TRIGGER AS $q$ BEGIN
+    UPDATE quota2 SET bytes = bytes + NEW.bytes, messages = messages + NEW.messages WHERE username = NEW.username;
+    IF found THEN RETURN NULL; END IF; RETURN NEW; END; $q$ LANGUAGE plpgsql;
+CREATE TRIGGER mergequota2 BEFORE INSERT ON quota2 FOR EACH ROW EXECUTE PROCEDURE merge_quota2();
 INSERT INTO config (name, value) VALUES ('version', '1847');
