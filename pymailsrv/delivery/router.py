@@ -4,7 +4,8 @@ Order for one envelope recipient: a content filter takes the whole message uncha
 the Directory expands aliases (recursive, alias domains, catch-all, +extension) and each final
 address goes to the first of: transport_maps (address, domain, parent domains), the domain's
 ``transport`` column when it names something other than ``virtual``, the virtual mailbox
-(Maildir), "user unknown" for a domain we host, the relayhost, or the domain itself by MX.
+(Maildir), "user unknown" for a domain we host or a mydestination domain (there is no local(8)
+agent), the relayhost, or the domain itself by MX.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pymailsrv.db.base import Directory
 from pymailsrv.delivery.base import Route
 
 UNKNOWN_USER = "5.1.1 User unknown in virtual mailbox table"
+UNKNOWN_LOCAL = "5.1.1 User unknown in local recipient table"
 
 
 class Table(Protocol):
@@ -49,6 +51,9 @@ class DirectoryRouter:
         self.directory = directory
         self.tables = list(transport_tables)
         self.relayhost = settings.get_str("relayhost")
+        # mydestination names this host; without local(8) and alias_maps nothing is delivered
+        # there except through the Directory, and it must never go out by MX (it is us)
+        self.mydestination = {d.lower().rstrip(".") for d in settings.get_list("mydestination")}
 
     async def route(self, address: str, *, skip_filter: bool = False, filter: str = "") -> list[tuple[str, Route]]:
         if filter and not skip_filter:
@@ -70,6 +75,8 @@ class DirectoryRouter:
             if await self.directory.mailbox(address) is not None:
                 return Route("virtual", "")
             return Route("error", UNKNOWN_USER)
+        if domain in self.mydestination:
+            return Route("error", UNKNOWN_LOCAL)
         if await self.directory.is_relay_domain(domain):
             relay_column = await self.directory.transport(domain)
             if relay_column and relay_column.strip().split(":")[0].lower() in ("smtp", "relay", "lmtp"):

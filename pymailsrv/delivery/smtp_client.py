@@ -349,14 +349,24 @@ class SmtpClient:
     async def _auth(self, s: Session, nexthop_host: str) -> None:
         if self.passwords is None or "AUTH" not in s.features:
             return
-        cred = await self.passwords(nexthop_host) or await self.passwords(f"[{nexthop_host}]")
-        if not cred:
-            cred = await self.passwords(f"[{nexthop_host}]:{s.port}")
+        cred = None
+        for key in (f"[{nexthop_host}]:{s.port}", f"[{nexthop_host}]", f"{nexthop_host}:{s.port}", nexthop_host):
+            cred = await self.passwords(key)
+            if cred:
+                break
         if not cred:
             return
         user, _, password = cred.partition(":")
-        token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
-        reply = await s.command(f"AUTH PLAIN {token}", self.helo_timeout)
+        mechanisms = s.features.get("AUTH", "").upper().split()
+        if "PLAIN" not in mechanisms and "LOGIN" in mechanisms:
+            reply = await s.command("AUTH LOGIN", self.helo_timeout)
+            for value in (user, password):
+                if reply.code != 334:
+                    break
+                reply = await s.command(base64.b64encode(value.encode()).decode(), self.helo_timeout)
+        else:  # RFC 4616
+            token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+            reply = await s.command(f"AUTH PLAIN {token}", self.helo_timeout)
         if reply.code != 235:
             raise SessionError(f"SASL authentication failed; server {s.relay} said: {reply}", reply.dsn(),
                                permanent=False)

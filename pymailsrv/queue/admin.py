@@ -143,8 +143,15 @@ async def send_control(path: str, command: str, arg: str, timeout: float = 30.0)
 
 async def cli(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    spool = FileSpool(settings.get_str("queue_directory"), SystemClock())
     action = str(args.action)
+    qdir = settings.get_str("queue_directory")
+    if not os.path.isdir(os.path.join(qdir, "active")):  # never started: create nothing as this user
+        if action == "list":
+            out.write("Mail queue is empty\n")
+            return 0
+        print(f"pymailsrv: no queue at {qdir}", file=sys.stderr)
+        return 1
+    spool = FileSpool(qdir, SystemClock())
     if action == "list":
         out.write(mailq(spool))
         return 0

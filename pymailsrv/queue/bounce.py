@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -110,8 +111,12 @@ def _human(info: NoticeInfo, reports: Sequence[RecipientReport]) -> str:
     lines = [f"This is the mail system at host {info.hostname}.", "", intro, "                   The mail system", ""]
     for r in reports:
         tail = f": {r.text}" if r.text else ""
-        lines.append(f"<{r.final}>{' (expanded from <' + _addr(r.original) + '>)' if _show_orig(r) else ''}{tail}")
-    return "\n".join(lines) + "\n"
+        line = f"<{r.final}>{' (expanded from <' + _addr(r.original) + '>)' if _show_orig(r) else ''}{tail}"
+        # Postfix wraps each recipient's line, continuation lines indented by four spaces
+        lines.extend(textwrap.wrap(line, 76, subsequent_indent="    ", break_long_words=False,
+                                   break_on_hyphens=False) or [line])
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _addr(original: str) -> str:
@@ -133,7 +138,7 @@ def _status_part(info: NoticeInfo, reports: Sequence[RecipientReport]) -> str:
         out.append("")
         out.append(f"Final-Recipient: rfc822; {r.final}")
         if r.original:
-            orig = r.original if ";" in r.original else f"rfc822; {r.original}"
+            orig = r.original if ";" in r.original else f"rfc822;{r.original}"
             out.append(f"Original-Recipient: {orig}")
         out.append(f"Action: {_ACTION[info.kind]}")
         out.append(f"Status: {r.dsn}")
@@ -143,7 +148,7 @@ def _status_part(info: NoticeInfo, reports: Sequence[RecipientReport]) -> str:
             out.append(f"Diagnostic-Code: {diagnostic(r.text)}")
         if info.kind == "delay" and info.retry_until:
             out.append(f"Will-Retry-Until: {email.utils.formatdate(info.retry_until, localtime=True)}")
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n\n"
 
 
 def build_notice(info: NoticeInfo, reports: Sequence[RecipientReport], original: bytes,

@@ -36,7 +36,7 @@ from pymailsrv.errors import NotFound, TemporaryFailure
 from pymailsrv.log import get_logger
 from pymailsrv.queue.base import Envelope, Recipient
 from pymailsrv.queue.bounce import Kind, NoticeInfo, RecipientReport, build_notice, wants_notice
-from pymailsrv.queue.spool import Done, FileSpool, QueueFile
+from pymailsrv.queue.spool import CorruptFile, Done, FileSpool, QueueFile
 from pymailsrv.types import QueueId
 
 log = get_logger("qmgr")
@@ -323,8 +323,16 @@ class QueueManager:
                 await self._apply_op(qf)
 
     async def _defer_after_error(self, qf: QueueFile) -> None:
-        with contextlib.suppress(Exception):
+        try:
             await self._defer(qf, self.clock.time())
+        except Exception:  # the file cannot even be updated: retry from memory
+            log.warning("%s: cannot update queue file; retrying in %ds", qf.queue_id, int(self.min_backoff))
+            self._spawn(self._retry_later(qf.queue_id, self.min_backoff))
+
+    async def _retry_later(self, qid: QueueId, delay: float) -> None:
+        await self.clock.sleep(delay)
+        if qid in self.entries:
+            self._ready.put_nowait(qid)
 
     # --- one delivery attempt -------------------------------------------------------------------
     async def _load_content(self, qf: QueueFile) -> bytes:
@@ -336,9 +344,13 @@ class QueueManager:
         except FileNotFoundError:
             self.entries.pop(qf.queue_id, None)
             return
-        except Exception as exc:
+        except CorruptFile as exc:
             self.spool.quarantine(qf.queue_id, qf.state, str(exc))
             self.entries.pop(qf.queue_id, None)
+            return
+        except OSError as exc:  # EIO, EMFILE …: not the file's fault, try again later
+            log.warning("%s: cannot read queue file: %s", qf.queue_id, exc.strerror or exc)
+            await self._defer_after_error(qf)
             return
         self._log_active(qf)
         env = qf.envelope

@@ -30,6 +30,7 @@ class SmtpPeer:
     tls_context: ssl.SSLContext | None = None
     pipelining: bool = True
     auth: dict[str, str] = field(default_factory=dict)  # user -> password; offered when non-empty
+    auth_mechanisms: str = "PLAIN LOGIN"
     reject: dict[str, str] = field(default_factory=dict)  # rcpt -> reply line
     lmtp: bool = False
     received: list[Received] = field(default_factory=list)
@@ -90,7 +91,7 @@ class SmtpPeer:
                 if self.tls_context and not tls:
                     feats.append("STARTTLS")
                 if self.auth:
-                    feats.append("AUTH PLAIN LOGIN")
+                    feats.append("AUTH " + self.auth_mechanisms)
                 say("250-peer.test")
                 for f in feats[:-1]:
                     say("250-" + f)
@@ -100,6 +101,18 @@ class SmtpPeer:
                 await writer.drain()
                 await writer.start_tls(self.tls_context)
                 tls = True
+            elif verb == "AUTH" and cmd.upper() == "AUTH LOGIN":
+                say("334 VXNlcm5hbWU6")
+                await writer.drain()
+                user = base64.b64decode(await reader.readline()).decode()
+                say("334 UGFzc3dvcmQ6")
+                await writer.drain()
+                pw = base64.b64decode(await reader.readline()).decode()
+                if self.auth.get(user) == pw:
+                    authed = user
+                    say("235 2.7.0 Authentication successful")
+                else:
+                    say("535 5.7.8 Error: authentication failed")
             elif verb == "AUTH":
                 _, _, token = cmd.split(" ", 2)
                 _, user, pw = base64.b64decode(token).decode().split("\0")

@@ -58,6 +58,14 @@ async def test_routes(directory):
     assert flt == [("alice@example.com", Route("smtp", "[127.0.0.1]:10024"))]
 
 
+async def test_mydestination_never_goes_out(directory):
+    from pymailsrv.delivery.router import UNKNOWN_LOCAL
+
+    router = DirectoryRouter(Settings({"myhostname": "mx.example.org", "relayhost": "[smart.test]"}), directory)
+    assert await router.route("root@mx.example.org") == [("root@mx.example.org", Route("error", UNKNOWN_LOCAL))]
+    assert await router.route("root@localhost") == [("root@localhost", Route("error", UNKNOWN_LOCAL))]
+
+
 async def test_relayhost_and_transport_maps(directory):
     tables = [DictTable({"special.test": "smtp:[10.1.1.1]", ".sub.test": "error:5.1.2 no mail here",
                          "vip@far.test": "discard:"})]

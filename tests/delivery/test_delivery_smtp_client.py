@@ -156,9 +156,11 @@ async def test_deny_networks_unless_named(dns_server, peer_factory):
     await c.close()
 
 
-async def test_starttls_and_auth_to_relayhost(dns_server, peer_factory, tls_files):
+@pytest.mark.parametrize("mechanisms", ["PLAIN LOGIN", "LOGIN"])
+async def test_starttls_and_auth_to_relayhost(dns_server, peer_factory, tls_files, mechanisms):
     cert, key = tls_files
-    peer = await peer_factory(tls_context=server_context(cert, key), auth={"relayuser": "s3cret"})
+    peer = await peer_factory(tls_context=server_context(cert, key), auth={"relayuser": "s3cret"},
+                              auth_mechanisms=mechanisms)
 
     async def passwords(key: str) -> str | None:
         return {"[127.0.0.1]": "relayuser:s3cret"}.get(key)

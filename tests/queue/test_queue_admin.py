@@ -90,3 +90,10 @@ async def test_commands_on_running_manager_via_socket(harness, clock, tmp_path, 
             assert not h.manager.entries
         finally:
             server.close()
+
+
+async def test_no_queue_directory_yet(qsettings, tmp_path):
+    settings = qsettings(queue_directory=str(tmp_path / "nothing"))
+    assert await run(settings, "list") == (0, "Mail queue is empty\n")
+    assert (await run(settings, "flush"))[0] == 1
+    assert not (tmp_path / "nothing").exists()

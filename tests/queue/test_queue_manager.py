@@ -298,3 +298,17 @@ async def test_stop_lets_deliveries_in_progress_finish(harness, tmp_path):
     assert h.manager._busy
     await h.manager.stop()
     assert os.listdir(tmp_path / "q" / "active") == []
+
+
+async def test_corrupt_file_found_at_delivery_is_quarantined(harness, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="pymailsrv")
+    agents = ScriptedAgents("deferred")
+    async with harness(agents, minimal_backoff_time="10s") as h:
+        qid = await h.manager.submit(envelope("s@x.test", "r@remote.test"), MSG)
+        await h.manager.wait_idle()
+        (tmp_path / "q" / "deferred" / qid).write_bytes(b"garbage")
+        await h.clock.advance(11)
+        await h.manager.wait_idle()
+        assert qid not in h.manager.entries
+    assert os.listdir(tmp_path / "q" / "corrupt") == [qid]
+    assert f"{qid}: corrupt queue file" in caplog.text
