@@ -7,6 +7,7 @@ Pure except ``wait_event`` (asyncio only, no disk).
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections.abc import Iterable, Mapping, Sequence
 
 from pymailsrv.clock import Clock
@@ -70,6 +71,8 @@ class SessionView:
     def sync_to(self, state: Mapping[int, MessageInfo], first_recent: int) -> SyncResult:
         """Move the view to ``state`` (uid -> info); UIDs >= ``first_recent`` that this view did
         not have yet are reported recent (RFC 3501 §2.3.2)."""
+        if not self.infos:
+            return self._first(state, first_recent)
         expunged = [m.uid for m in self.infos if m.uid not in state]
         changed: list[MessageInfo] = []
         for m in self.infos:
@@ -88,6 +91,20 @@ class SessionView:
         recent = frozenset(m.uid for m in added if m.uid >= first_recent)
         return SyncResult(added=added, expunged=expunged, flags_changed=changed, recent=recent)
 
+
+    def _first(self, state: Mapping[int, MessageInfo], first_recent: int) -> SyncResult:
+        """An empty view taking everything: C-level copies, no per-message Python work."""
+        if not state:
+            return SyncResult()
+        uids = list(state)
+        infos = list(state.values())
+        if uids != sorted(uids):
+            infos.sort(key=lambda m: m.uid)
+            uids = [m.uid for m in infos]
+        self.infos = infos
+        self.index = dict(zip(uids, range(len(uids)), strict=True))
+        recent = frozenset(uids[bisect.bisect_left(uids, first_recent) :])
+        return SyncResult(added=list(infos), recent=recent)
 
     def sync_some(self, state: Mapping[int, MessageInfo], uids: Iterable[int], first_recent: int) -> SyncResult:
         """Like ``sync_to`` but looking only at ``uids`` (those the folder logged as changed)."""
