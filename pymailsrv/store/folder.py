@@ -42,7 +42,7 @@ UIDLIST = "dovecot-uidlist"
 UIDLIST_LOCK = "dovecot-uidlist.lock"
 KEYWORDS = "dovecot-keywords"
 SNAPSHOT = "pymailsrv-snapshot"
-SNAPSHOT_VERSION = 4
+SNAPSHOT_VERSION = 5
 LOCK_STALE = 120.0  # Dovecot's uidlist dotlock stale timeout
 LOCK_TIMEOUT = 30.0
 TRUST_AFTER = 0.1  # seconds; several kernel timestamp ticks (use more on NFS)
@@ -104,6 +104,7 @@ class Folder:
         self.modseq = 1
         self.first_recent = 1
         self._seen: dict[str, tuple[int, ...]] = {}  # trusted stamps of the last scan
+        self._snap_seen: dict[str, tuple[int, ...]] = {}  # those stored in the snapshot on disk
         self._log_gens: list[int] = []  # change log: generation of each change, ascending
         self._log_uids: list[int] = []
         self._log_floor = 0  # sessions older than this generation need a full diff
@@ -318,6 +319,8 @@ class Folder:
         self._records_complete = same_file  # the tail is read next; else the whole list when needed
         self._ul_stamp = (ino, snap["ul_offset"]) if same_file else None
         self.modseq, self.first_recent = modseq, snap["first_recent"]
+        self._seen = dict(snap["seen"])
+        self._snap_seen = dict(self._seen)
         return True
 
     def save_snapshot(self) -> None:
@@ -354,6 +357,7 @@ class Folder:
             "modseqs": modseqs,
             "rec_bases": list(self.uidlist.records),
             "rec_uids": list(self.uidlist.records.values()),
+            "seen": self._seen,  # trusted stamps of the scan the picture comes from (or older)
         }
         for sub in ("cur", "new"):
             snap[sub] = list(self._in[sub])
@@ -364,6 +368,7 @@ class Folder:
                 f.write(marshal.dumps(snap))
             os.rename(tmp, os.path.join(self.path, SNAPSHOT))
             self._unsaved = 0
+            self._snap_seen = dict(self._seen)
 
     # -- refresh ----------------------------------------------------------------------------------
     def refresh(self, move_new: bool) -> bool:
@@ -383,7 +388,8 @@ class Folder:
                 return False
             if not self.loaded:
                 self.loaded = True
-                self._load_snapshot()
+                if self._load_snapshot():  # unchanged since the snapshot's scan: no listing at all
+                    same = {k for k, v in stamps.items() if self._seen.get(k) == v}
             self._load_uidlist()
             self._open_index()
             self._load_keywords()
@@ -743,7 +749,8 @@ class Folder:
 
     def close(self) -> None:
         with self.lock:
-            if self._unsaved or not os.path.exists(os.path.join(self.path, SNAPSHOT)):
+            stale = self._unsaved or self._seen != self._snap_seen  # changes, or newly trusted stamps
+            if stale or not os.path.exists(os.path.join(self.path, SNAPSHOT)):
                 self.save_snapshot()
             if self.index is not None:
                 self.index.close()
