@@ -95,15 +95,14 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=100)
     ap.add_argument("--per-user", type=int, default=200)
     ap.add_argument("--sync-interval", type=float, default=1.0)
+    ap.add_argument("--uvloop", action="store_true", help="run on uvloop (pip install uvloop)")
     ap.add_argument("--cmd-stats", action="store_true", help="print CPU per command at exit")
     ap.add_argument("--threads", type=int, default=0, help="default executor size (0 = asyncio's)")
     a = ap.parse_args()
-    try:
+    if a.uvloop:
         import uvloop  # type: ignore[import-not-found]
 
         uvloop.install()
-    except ImportError:
-        pass
     asyncio.run(main_async(a))
 
 

@@ -277,8 +277,8 @@ async def start_queue(settings: Settings, directory: Directory, store: MailStore
 # --- IMAP (imap engineer) ----------------------------------------------------------------------
 async def start_imap(settings: Settings, authenticator: Any, store: Any, servers: list[Any]) -> None:
     """Start the imap_listen (STARTTLS offered when a certificate is configured) and imaps_listen
-    (implicit TLS) listeners; appends net.Server objects to ``servers`` (``await s.close()`` each
-    on shutdown, after ``imap_server.notify_shutdown()`` if a goodbye is wanted)."""
+    (implicit TLS) listeners; appends net.Server objects to ``servers``. ``await s.close()`` on
+    shutdown stops listening and ends every session with ``* BYE Server shutting down.``"""
     from pymailsrv.config.tls import server_context
     from pymailsrv.imap.server import ImapConfig, ImapServer
     from pymailsrv.net import ConnectionRegistry, start_server

@@ -99,7 +99,39 @@ def parse_content_type(value: bytes | None) -> tuple[bytes, bytes, list[tuple[by
     return mtype.strip().lower(), sub.strip().lower(), parse_params(rest)
 
 
+_CONT = re.compile(rb"(.+)\*(\d+)(\*?)\Z")
+
+
 def parse_params(text: bytes) -> list[tuple[bytes, bytes]]:
+    """Parameters in order; RFC 2231 continuations (name*0*, name*1 …) joined into one
+    ``name*`` (or ``name``) value, as Dovecot shows them."""
+    params = _raw_params(text)
+    if not any(_CONT.match(k) for k, _ in params):
+        return params
+    out: list[tuple[bytes, bytes]] = []
+    groups: dict[bytes, list[tuple[int, bool, bytes]]] = {}
+    for k, v in params:
+        m = _CONT.match(k)
+        if m is None:
+            out.append((k, v))
+            continue
+        if m.group(1) not in groups:
+            groups[m.group(1)] = []
+            out.append((m.group(1), b""))  # placeholder keeps the position
+        groups[m.group(1)].append((int(m.group(2)), bool(m.group(3)), v))
+    result = []
+    for k, v in out:
+        pieces = groups.get(k)
+        if pieces is None:
+            result.append((k, v))
+            continue
+        pieces.sort()
+        extended = any(e for _, e, _ in pieces)
+        result.append((k + b"*" if extended else k, b"".join(p for _, _, p in pieces)))
+    return result
+
+
+def _raw_params(text: bytes) -> list[tuple[bytes, bytes]]:
     params: list[tuple[bytes, bytes]] = []
     for m in _PARAM_RE.finditer(text):
         value = m.group(2).strip()
@@ -136,8 +168,11 @@ def parse(data: bytes, depth: int = 0, default_type: bytes = b"text/plain",
             part.maintype, part.subtype, part.params = b"text", b"plain", [(b"charset", b"us-ascii")]
             return part
         child_default = b"message/rfc822" if part.subtype == b"digest" else b"text/plain"
-        for chunk in split_multipart(body, boundary):
-            part.children.append(parse(chunk, depth + 1, child_default, counter))
+        for chunk, followed_by_crlf in split_multipart(body, boundary):
+            child = parse(chunk, depth + 1, child_default, counter)
+            if followed_by_crlf and _ends_closed(child):
+                _extend(child, b"\r\n")
+            part.children.append(child)
         if not part.children:
             part.children.append(parse(b"", depth + 1, child_default, counter))
     elif part.maintype == b"message" and part.subtype in (b"rfc822", b"global"):
@@ -145,21 +180,38 @@ def parse(data: bytes, depth: int = 0, default_type: bytes = b"text/plain",
     return part
 
 
-def split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
-    """The parts between ``--boundary`` delimiter lines (RFC 2046 §5.1.1)."""
+def _ends_closed(part: Part) -> bool:
+    """True when a multipart (possibly inside message/rfc822) ends right at its close
+    delimiter: the line end after it then counts as the part's (Dovecot's sizes)."""
+    inner = part.message if part.message is not None else part
+    if not inner.is_multipart:
+        return False
+    boundary = dict(inner.params).get(b"boundary", b"")
+    return bool(boundary) and re.search(b"--" + re.escape(boundary) + rb"--[ \t]*\Z", inner.body) is not None
+
+
+def _extend(part: Part, tail: bytes) -> None:
+    part.body += tail
+    if part.message is not None:
+        part.message.body += tail
+
+
+def split_multipart(body: bytes, boundary: bytes) -> list[tuple[bytes, bool]]:
+    """The parts between ``--boundary`` delimiter lines (RFC 2046 §5.1.1), each with whether a
+    line end (the delimiter's) follows it."""
     delim = re.compile(rb"(?:\A|\r\n)--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r\n|\Z)")
-    parts: list[bytes] = []
+    parts: list[tuple[bytes, bool]] = []
     start = -1
     for m in delim.finditer(body):
         if start >= 0:
-            parts.append(body[start: m.start()])
+            parts.append((body[start: m.start()], body.startswith(b"\r\n", m.start())))
         if m.group(1):
             return parts
         start = m.end()
         if len(parts) >= MAX_PARTS:
             return parts
     if start >= 0:
-        parts.append(body[start:])
+        parts.append((body[start:], False))
     return parts
 
 
@@ -270,13 +322,20 @@ def _mailbox(tokens: list[bytes]) -> Addr | None:
         name, spec, route = None, tokens, None
     if b"@" in spec:
         at = len(spec) - 1 - spec[::-1].index(b"@")
-        local = b"".join(spec[:at])
+        local = b"".join(_unquote(t) for t in spec[:at])
         host = b"".join(spec[at + 1:])
     else:
-        local, host = b"".join(spec), b""
+        local, host = b"".join(_unquote(t) for t in spec), b""
     if not local and not host and name is None:
         return None
-    return (name, route, local, host or None)
+    # a NIL host would mean "group start" (RFC 3501 §7.4.2); Dovecot's placeholders instead
+    return (name, route, local or b"MISSING_MAILBOX", host or b"MISSING_DOMAIN")
+
+
+def _unquote(token: bytes) -> bytes:
+    if token.startswith(b'"'):
+        return re.sub(rb"\\(.)", rb"\1", token[1:-1] if token.endswith(b'"') and len(token) > 1 else token[1:])
+    return token
 
 
 # --- BODYSTRUCTURE ----------------------------------------------------------------------------
@@ -310,7 +369,8 @@ def _language(part: Part) -> bytes:
 
 
 def _lines(body: bytes) -> int:
-    return body.count(b"\n") + (1 if body and not body.endswith(b"\n") else 0)
+    """Line count as Dovecot reports it: the number of line ends."""
+    return body.count(b"\n")
 
 
 def bodystructure(part: Part, extended: bool = True) -> bytes:
@@ -344,9 +404,7 @@ def _resolve(root: Part, path: tuple[int, ...]) -> Part | None:
     of a message/rfc822 part continues the numbering; part 1 of a single part is itself."""
     cur = root
     for depth, k in enumerate(path):
-        if depth > 0 and not cur.is_multipart:
-            if cur.message is None:
-                return None
+        if depth > 0 and not cur.is_multipart and cur.message is not None:
             cur = cur.message
         if cur.is_multipart:
             if k > len(cur.children):

@@ -31,12 +31,13 @@ from pymailsrv.imap.commands.base import Done
 from pymailsrv.imap.grammar import Command
 from pymailsrv.imap.parser import Bad, CommandParser, NeedContinuation
 from pymailsrv.imap.session import AUTH, LOGOUT, NOT_AUTH, SELECTED, Session
-from pymailsrv.log import get_logger, session_id
+from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
 from pymailsrv.net import Connection, ConnectionClosed, is_local
 from pymailsrv.net.server import Network
 from pymailsrv.store.base import FolderExists, FolderNotFound, InvalidFolderName, MailStore, QuotaExceeded
 
 log = get_logger("imap")
+trace = trace_logger("imap")  # command names only: arguments (credentials, bodies) never logged
 _ids = itertools.count(1)
 
 _CODES: tuple[tuple[type[Exception], str], ...] = (
@@ -120,6 +121,7 @@ class ImapServer:
         s.sid = f"{next(_ids):X}"
         session_id.set(s.sid)
         conn.timeout_message = b"* BYE " + wire.BYE_TIMEOUT.encode() + b"\r\n"
+        conn.shutdown_message = b"* BYE " + wire.BYE_SHUTDOWN.encode() + b"\r\n"
         self.sessions.add(s)
         log.info("connect from [%s]%s", conn.peer_ip, ", TLS" if conn.tls else "")
         reason = "Logged out"
@@ -200,6 +202,8 @@ class ImapServer:
             self.bad(s, cmd.tag, wire.WRONG_STATE)
             return
         s.uid_command = cmd.uid
+        if trace.isEnabledFor(TRACE):
+            trace.log(TRACE, "C: %s %s", cmd.tag, cmd.name)
         try:
             done = await spec.handler(self, s, cmd)
             if s.state == SELECTED:
@@ -227,12 +231,6 @@ class ImapServer:
             s.write(f"{cmd.tag} NO {wire.SERVERBUG}\r\n".encode())
         finally:
             s.uid_command = False
-
-    # --- shutdown ---------------------------------------------------------------------------
-    def notify_shutdown(self) -> None:
-        """Tell every session the server is going away (before the registry closes them)."""
-        for s in list(self.sessions):
-            s.conn.write(b"* BYE " + wire.BYE_SHUTDOWN.encode() + b"\r\n")
 
 
 __all__ = ["AUTH", "SELECTED", "ImapConfig", "ImapServer"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
+from typing import Any, cast
 
 from pymailsrv.clock import Clock, SystemClock
 
@@ -61,11 +61,11 @@ class Connection(asyncio.Protocol):
         # written just before an idle-timeout close (IMAP "* BYE ...", POP3 "-ERR ...")
         self.timeout_message = b""
         self.timed_out = False  # set by the idle sweeper
+        self.shutdown_message = b""  # written by ConnectionRegistry.close_all before closing
 
     # --- asyncio.Protocol callbacks -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer_ip, self.peer_port = str(peer[0]), int(peer[1])
@@ -218,7 +218,6 @@ class Connection(asyncio.Protocol):
             raise ConnectionClosed() from exc
         if new is None:
             raise ConnectionClosed()
-        assert isinstance(new, asyncio.Transport)
         self.transport = new
         self.tls = True
         self.last_activity = self.clock.monotonic()

@@ -100,6 +100,8 @@ class ConnectionRegistry:
         """Close every connection: transports closed at once (sessions see EOF and end), then
         tasks still running after ``grace`` seconds are cancelled."""
         for conn in list(self.conns):
+            if conn.shutdown_message:
+                conn.write(conn.shutdown_message)
             conn.close()
         tasks = list(self.conns.values())
         if tasks:

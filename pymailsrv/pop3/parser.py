@@ -41,8 +41,12 @@ class LineSplitter:
         self._discarding = False
 
     def feed(self, data: bytes) -> list[Line]:
-        out: list[Line] = []
         buf = self._buf
+        # fast path: one whole, short line (a client waiting for each reply sends exactly that)
+        if not buf and not self._discarding and data.endswith(b"\n") and data.count(b"\n") == 1 \
+                and len(data) <= self.max_length + 1:
+            return [data[:-2] if data.endswith(b"\r\n") else data[:-1]]
+        out: list[Line] = []
         start = 0
         while True:
             nl = data.find(b"\n", start)
@@ -99,7 +103,7 @@ def parse_command(line: bytes) -> Command:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         raise ClientSyntaxError(replies.INVALID_UTF8) from None
-    if _CONTROL.search(text):
+    if not text.isprintable() and _CONTROL.search(text):  # isprintable: the fast common case
         raise ClientSyntaxError(replies.INVALID_UTF8)
     keyword, _, rest = text.partition(" ")
     if not keyword or not keyword.isascii() or not keyword.isalpha() or len(keyword) > 8:

@@ -47,6 +47,7 @@ LOCK_STALE = 120.0  # Dovecot's uidlist dotlock stale timeout
 LOCK_TIMEOUT = 30.0
 TRUST_AFTER = 0.1  # seconds; several kernel timestamp ticks (use more on NFS)
 SNAPSHOT_EVERY = 2000  # changes between snapshot rewrites while the folder stays open
+COMPACT_MIN = 1024  # stale uidlist records tolerated before a rewrite
 CHANGE_LOG = 20_000  # entries kept; a session further behind does one full diff
 
 
@@ -108,6 +109,7 @@ class Folder:
         self._log_floor = 0  # sessions older than this generation need a full diff
         self.index: FolderIndex | None = None
         self.loaded = False
+        self.evicted = False  # moved away by DELETE/RENAME: not to be kept once released
         self._unsaved = 0
         self.poll_seen: tuple[int, ...] = ()
 
@@ -193,8 +195,7 @@ class Folder:
                 pass
         got = self._read_uidlist()
         if got is None:
-            if self.uidlist is None or self.loc:
-                self._create_uidlist()
+            self._create_uidlist()  # missing or unreadable: the UIDs are lost
             return
         ul, stamp = got
         if self.uidlist is not None and ul.uidvalidity != self.uidlist.uidvalidity:
@@ -387,6 +388,8 @@ class Folder:
             self._open_index()
             self._load_keywords()
             changed = self._rescan(skip={"new", "cur"} & same)
+            if changed:
+                self._maybe_compact()
             if move_new and self._in["new"]:
                 self._move_new()
                 changed = True
@@ -547,19 +550,22 @@ class Folder:
                 self._ul_stamp = (self._ul_stamp[0], self._ul_stamp[1] + len(text))
             else:
                 self._write_uidlist(fd, ul)
-        self._maybe_compact()
         return out
 
     def _maybe_compact(self) -> None:
-        """Rewrite the uidlist without expunged records once they outnumber the live ones."""
+        """Rewrite the uidlist without expunged records once they outnumber the live ones (called
+        right after a rescan). Which records live is decided from a fresh listing under the lock,
+        never from the picture, and records newer than the picture are always kept."""
         ul = self.uidlist
-        if ul is None or not self._records_complete or len(ul.records) - len(self.loc) <= max(1024, len(self.loc)):
+        stale = len(ul.records) - len(self.loc) if ul is not None else 0
+        if ul is None or not self._records_complete or stale <= max(COMPACT_MIN, len(self.loc)):
             return
+        newest = next(reversed(self.infos), 0)
         with self.uidlist_lock() as fd:
             if os.path.exists(os.path.join(self.path, UIDLIST)):
                 self._load_uidlist()
-            live = {base_of(rel) for rel in self.loc.values()}
-            ul.records = {b: u for b, u in ul.records.items() if b in live}
+            on_disk = {n.partition(mdfiles.INFO_SEP)[0] for sub in ("new", "cur") for n in self._listdir(sub)}
+            ul.records = {b: u for b, u in ul.records.items() if b in on_disk or u > newest}
             self._write_uidlist(fd, ul)
 
     def _move_new(self) -> None:

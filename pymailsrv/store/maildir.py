@@ -7,7 +7,7 @@ Implementation notes:
 - All other disk work runs in ``asyncio.to_thread``, one hop per operation (a sync is one hop
   however many files it touches), under the folder's lock (store/folder.py).
 - Changes are announced to the other sessions of this process only after the rename; changes
-  by other processes are found by one poller per watched folder (mtimes of new/, cur/ and the
+  by other processes are found by one poller for all watched folders (mtimes of new/, cur/ and the
   uidlist), shared by every waiting session.
 """
 
@@ -71,8 +71,9 @@ class _Hub:
     folder: Folder
     refs: int = 0
     waiters: set[asyncio.Event] = field(default_factory=set)
-    idle: int = 0
-    poller: asyncio.Task[None] | None = None
+    idle: int = 0  # sessions waiting in wait_for_change
+    last: tuple[int, ...] = ()  # the poller's last stamp of the folder
+    refreshed: tuple[int, ...] = ()  # the folder's poll_seen when ``last`` was taken from it
     pending: dict[tuple[int, str], bytes] = field(default_factory=dict)  # cache_put not yet written
 
     def notify(self, exclude: asyncio.Event | None = None) -> None:
@@ -108,6 +109,8 @@ class MaildirStore:
         self._idle: OrderedDict[str, Folder] = OrderedDict()  # released folders, oldest first
         self._idle_messages = 0
         self._closing: set[asyncio.Task[None]] = set()
+        self._watched: dict[str, _Hub] = {}
+        self._poller: asyncio.Task[None] | None = None
         self.idle_messages = idle_messages
 
     # -- paths and registry ------------------------------------------------------------------------
@@ -166,13 +169,52 @@ class MaildirStore:
         except Exception:
             log.exception("closing folder %s", folder.path)
             return
-        if folder.path in self._hubs:
+        if folder.path in self._hubs or folder.evicted:
             return
         self._idle[folder.path] = folder
         self._idle_messages += len(folder.infos)
         while self._idle and (self._idle_messages > self.idle_messages or len(self._idle) > IDLE_FOLDERS):
             _, old = self._idle.popitem(last=False)
             self._idle_messages -= len(old.infos)
+
+    # -- outside writers: one poller for every watched folder -------------------------------------
+    def _watch(self, hub: _Hub, delta: int) -> None:
+        hub.idle += delta
+        path = hub.folder.path
+        if hub.idle > 0:
+            self._watched[path] = hub
+            if self._poller is None or self._poller.done():
+                self._poller = asyncio.create_task(self._poll())
+        elif self._watched.get(path) is hub:
+            del self._watched[path]
+
+    async def _poll(self) -> None:
+        """Every poll_interval, stat new/, cur/ and the uidlist of every folder someone waits on,
+        all in one thread hop (10,000 IDLE sessions cost one batch of stats, not 10,000 tasks)."""
+        while self._watched:
+            await self.clock.sleep(self.poll_interval)
+            hubs = list(self._watched.values())
+            for hub in hubs:
+                seen = hub.folder.poll_seen
+                if seen != hub.refreshed:  # a refresh happened since: start from what it saw
+                    hub.last = hub.refreshed = seen
+            stamps = await asyncio.to_thread(_poll_stamps, hubs)
+            for hub, stamp in zip(hubs, stamps, strict=True):
+                if stamp != hub.last:
+                    if hub.last:
+                        hub.notify()
+                    hub.last = stamp
+
+    def _evict(self, prefix: str) -> None:
+        """Drop kept pictures of folders that a DELETE or RENAME moved away."""
+        def moved(path: str) -> bool:
+            return path == prefix or path.startswith(prefix + names.SEP)
+
+        for path in [p for p in self._idle if moved(p)]:
+            self._idle_messages -= len(self._idle.pop(path).infos)
+        for hub in self._hubs.values():
+            if moved(hub.folder.path):
+                hub.folder.evicted = True
 
     def _notify(self, path: str) -> None:
         hub = self._hubs.get(path)
@@ -248,6 +290,8 @@ class MaildirStore:
         hub = self._acquire(account, path)
         try:
             await asyncio.to_thread(hub.folder.refresh, not readonly)
+            if hub.folder.uidlist is None:  # deleted between the check and the scan
+                raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
         except BaseException:
             await self._release(hub)
             raise
@@ -305,15 +349,18 @@ class MaildirStore:
             shutil.rmtree(trash, ignore_errors=True)
 
         await asyncio.to_thread(delete)
+        self._evict(path)
         self._notify(path)
 
     async def rename_folder(self, account: Account, old: str, new: str) -> None:
         old, new = names.normalize(old), names.normalize(new)
         root = self.root(account)
         await asyncio.to_thread(self._rename, account, root, old, new)
-        for path in list(self._hubs):
-            if path.startswith(self.folder_path(account, old)):
-                self._notify(path)
+        for prefix in (self.folder_path(account, old), self.folder_path(account, new)):
+            self._evict(prefix)
+            for path in list(self._hubs):
+                if path == prefix or path.startswith(prefix + names.SEP):
+                    self._notify(path)
 
     def _rename(self, account: Account, root: str, old: str, new: str) -> None:
         entries = os.listdir(root) if os.path.isdir(root) else []
@@ -382,7 +429,8 @@ class MaildirStore:
         f.refresh(move_new=False)
         with f.lock:
             infos = list(f.infos.values())
-            assert f.uidlist is not None
+            if f.uidlist is None:
+                raise FolderNotFound("Mailbox doesn't exist", code="NONEXISTENT")
             return FolderStatus(
                 messages=len(infos),
                 recent=sum(1 for m in infos if m.uid >= f.first_recent),
@@ -435,6 +483,10 @@ class MaildirLock:
             self._registry.pop(self._root, None)
             os.close(self._fd)
             self._fd = -1
+
+
+def _poll_stamps(hubs: list[_Hub]) -> list[tuple[int, ...]]:
+    return [hub.folder.poll_stamp() for hub in hubs]
 
 
 def _fsync_dir(path: str) -> None:
@@ -668,23 +720,11 @@ class MaildirMailbox:
             fired = self._event.is_set()
             self._event.clear()
             return fired
-        hub.idle += 1
-        if hub.poller is None or hub.poller.done():
-            hub.poller = asyncio.create_task(self._poll(hub))
+        self.store._watch(hub, +1)
         try:
             return await wait_event(self._event, timeout, self.store.clock)
         finally:
-            hub.idle -= 1
-
-    async def _poll(self, hub: _Hub) -> None:
-        last = hub.folder.poll_seen
-        while hub.idle > 0:
-            await self.store.clock.sleep(self.store.poll_interval)
-            stamp = await asyncio.to_thread(hub.folder.poll_stamp)
-            if stamp != last:
-                if last:
-                    hub.notify()
-                last = stamp
+            self.store._watch(hub, -1)
 
     async def close(self) -> None:
         if self._closed:

@@ -74,7 +74,15 @@ class Harness:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=20)
 
     def deliver(self, data: bytes, user: str = USERS[0], folder: str = "INBOX") -> None:
-        self.run(self.store.deliver(self.accounts[user], data, folder=folder))
+        """Deliver, then let a read-only look assign the UID at once, so that tests see UIDs in
+        delivery order (the Maildir store numbers the files one scan finds by name)."""
+        async def go() -> None:
+            await self.store.deliver(self.accounts[user], data, folder=folder)
+            box = await self.store.open(self.accounts[user], folder, readonly=True)
+            await box.sync()
+            await box.close()
+
+        self.run(go())
 
     def client(self, user: str | None = USERS[0]) -> imaplib.IMAP4:
         c = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)

@@ -152,3 +152,14 @@ def test_fetch_many_bodies_in_order(imap) -> None:  # type: ignore[no-untyped-de
         n = subject.split(b"n")[-1].strip()
         assert body == b"body number " + n + b"\r\n"
     c.logout()
+
+
+def test_shutdown_says_bye(imap_factory) -> None:  # type: ignore[no-untyped-def]
+    h = imap_factory()
+    c = RawClient(h.port)
+    c.expect("* OK *")
+    c.login()
+    for srv in h.listeners:
+        h.run(srv.close(grace=1))
+    c.expect("* BYE Server shutting down.")
+    assert c.closed()

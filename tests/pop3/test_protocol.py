@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import poplib
 import ssl
+import time
 
 import pytest
 
@@ -527,3 +528,58 @@ def test_login_name_cannot_forge_log_fields(pop3, raw, caplog: pytest.LogCapture
     line = next(r.getMessage() for r in caplog.records if "Aborted login" in r.getMessage())
     assert ", rip=6.6.6.6" not in line and line.count(", rip=") == 1
     assert line.startswith("Aborted login (auth failed): user=<x???rip=6.6.6.6???y>, method=USER")
+
+
+def test_concurrent_sessions_and_abrupt_disconnects(pop3) -> None:  # type: ignore[no-untyped-def]
+    """Two users, many sessions at once, half of them cut off mid-RETR: the server keeps
+    answering, nothing is deleted, and no POP3 lock or user+IP count leaks."""
+    import socket
+    import threading
+
+    for user in USERS:
+        for i in range(20):
+            pop3.deliver(user, MSG2 + b"msg %d\n" % i)
+    errors: list[str] = []
+
+    def worker(k: int) -> None:
+        user = USERS[k % 2]
+        try:
+            if k % 4 < 2:  # a client that vanishes with pipelined RETRs still being answered
+                s = socket.create_connection(("127.0.0.1", pop3.port), timeout=30)
+                s.sendall(f"USER {user}\r\nPASS {PASSWORD}\r\n".encode() + b"RETR 1\r\n" * 20)
+                s.recv(100)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                s.close()  # RST
+                return
+            for _ in range(200):  # the other user waits for the lock, politely
+                try:
+                    p = poplib.POP3("127.0.0.1", pop3.port, timeout=30)
+                    p.user(user)
+                    p.pass_(PASSWORD)
+                    break
+                except poplib.error_proto as exc:
+                    assert b"IN-USE" in exc.args[0], exc
+                    p.close()
+                    time.sleep(0.05)
+            else:
+                raise AssertionError("lock never released")
+            count = p.stat()[0]
+            for n in range(1, count + 1):
+                p.retr(n)
+            p.quit()
+        except Exception as exc:
+            errors.append(f"{k}: {exc!r}")
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    for user in USERS:
+        p = poplib.POP3("127.0.0.1", pop3.port, timeout=30)
+        p.user(user)
+        p.pass_(PASSWORD)  # no leaked lock
+        assert p.stat()[0] == 20
+        p.quit()
+    assert pop3.server.services.userip == {}

@@ -202,3 +202,22 @@ def _reference_top(data: bytes, lines: int) -> bytes:
 def test_top_matches_reference(parts: list[bytes], lines: int) -> None:
     data = b"".join(parts)
     assert top_payload(data, lines) == _reference_top(data, lines)
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (b"A" * 64 + b"\r\n", [b"A" * 64]), (b"A" * 64 + b"\n", [b"A" * 64]),
+    (b"A" * 65 + b"\r\n", [TOO_LONG]), (b"A" * 65 + b"\n", [TOO_LONG]),
+    (b"STAT\r\n", [b"STAT"]), (b"STAT\n", [b"STAT"]), (b"\r\n", [b""]), (b"\n", [b""]),
+])
+def test_single_line_feeds(data: bytes, expected: list[object]) -> None:
+    """One read holding one whole line (the fast path) agrees with byte-by-byte feeding."""
+    assert LineSplitter(64).feed(data) == expected == _split(data, 1, limit=64)
+
+
+def test_read_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pymailsrv.pop3.mail_commands import _read_files
+
+    (tmp_path / "a").write_bytes(b"x" * 100_000)
+    (tmp_path / "b").write_bytes(b"")
+    got = _read_files([(1, str(tmp_path / "a")), (2, str(tmp_path / "b")), (3, str(tmp_path / "gone"))])
+    assert got == {1: b"x" * 100_000, 2: b""}

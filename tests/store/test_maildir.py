@@ -107,7 +107,9 @@ async def test_uidlist_format_and_persistence(acct: Account) -> None:
     text = (root_of(acct) / UIDLIST).read_text()
     header, *records = text.splitlines()
     assert re.match(rf"^3 V{box.uidvalidity} N\d+", header)
-    bases = sorted(os.listdir(root_of(acct) / "cur"))
+    from pymailsrv.store.folder import _delivery_order
+
+    bases = sorted(os.listdir(root_of(acct) / "cur"), key=_delivery_order)
     assert records == [f"{i + 1} :{b.split(':2,')[0]}" for i, b in enumerate(bases)]
     other = new_store()  # another process
     box2 = await other.open(acct)
@@ -363,3 +365,86 @@ def test_delivery_order_is_numeric() -> None:
         "100.M123456P1Q1.h,S=1",
         "100.M123456P1Q10.h",
     ]
+
+
+async def test_uidlist_compaction_keeps_next_uid(acct: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pymailsrv.store import folder as folder_mod
+
+    monkeypatch.setattr(folder_mod, "COMPACT_MIN", 2)
+    store = new_store(fsync=False)
+    box = await store.open(acct)
+    for _ in range(6):
+        await box.append(MSG, [DELETED])
+    await box.sync()
+    await box.expunge([1, 2, 3, 4, 5])
+    uid = await box.append(MSG)
+    assert uid == 7
+    await box.sync()  # the rescan notices 5 stale records and rewrites the list
+    header, *records = (root_of(acct) / UIDLIST).read_text().splitlines()
+    assert " N8" in header and [r.split()[0] for r in records] == ["6", "7"]
+    other = await new_store().open(acct)
+    await other.sync()
+    assert [m.uid for m in other.messages()] == [6, 7] and other.uidnext == 8
+
+
+async def test_keyword_limit(acct: Account) -> None:
+    from pymailsrv.errors import Refusal
+
+    box = await new_store().open(acct)
+    await box.append(MSG)
+    await box.sync()
+    await box.set_flags([1], [f"$k{i}" for i in range(26)], "set")
+    with pytest.raises(Refusal):
+        await box.set_flags([1], ["$one-too-many"], "add")
+
+
+async def test_deleted_folder_empties_open_session(acct: Account) -> None:
+    store = new_store()
+    await store.create_folder(acct, "Tmp")
+    box = await store.open(acct, "Tmp")
+    await box.append(MSG)
+    await box.sync()
+    await store.delete_folder(acct, "Tmp")
+    res = await box.sync()
+    assert list(res.expunged) == [1] and box.messages() == []
+
+
+async def test_rename_under_open_session_and_recreate(acct: Account) -> None:
+    store = new_store()
+    await store.create_folder(acct, "Work")
+    box = await store.open(acct, "Work")
+    await box.append(MSG)
+    await box.sync()
+    await box.close()
+    await store.aclose()
+    live = await store.open(acct, "Work")
+    await live.sync()
+    await store.rename_folder(acct, "Work", "Done")
+    res = await live.sync()
+    assert list(res.expunged) == [1]
+    await live.close()
+    await store.create_folder(acct, "Work")  # a new folder under the old name: new UIDVALIDITY
+    fresh = await store.open(acct, "Work")
+    await fresh.sync()
+    assert fresh.messages() == [] and fresh.uidvalidity != box.uidvalidity
+    done = await store.open(acct, "Done")
+    await done.sync()
+    assert [m.uid for m in done.messages()] == [1] and done.uidvalidity == box.uidvalidity
+
+
+async def test_one_poller_wakes_waiters_on_many_folders(tmp_path: Path) -> None:
+    store, outside = new_store(), new_store()
+    accts = [Account(f"u{i}@example.test", str(tmp_path / f"u{i}")) for i in range(20)]
+    boxes = [await store.open(a) for a in accts]
+    for b in boxes:
+        await b.sync()
+    waiters = [asyncio.create_task(b.wait_for_change(5)) for b in boxes]
+    await asyncio.sleep(0.05)
+    assert len(store._watched) == 20
+    await outside.deliver(accts[7], MSG)
+    done, _ = await asyncio.wait(waiters, timeout=3, return_when=asyncio.FIRST_COMPLETED)
+    assert [waiters.index(t) for t in done] == [7] and waiters[7].result() is True
+    for t in waiters:
+        t.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+    assert not store._watched

@@ -25,7 +25,10 @@ from pymailsrv.store.base import SEEN, Mailbox, MessageInfo
 if TYPE_CHECKING:
     from pymailsrv.imap.session import Session
 
-CACHE_KEYS = {"ENVELOPE": "imap.envelope", "BODYSTRUCTURE": "imap.bodystructure", "BODY": "imap.body"}
+# Bump the version when mime.py's output changes: the store's cache outlives the process.
+_V = "2"
+CACHE_KEYS = {"ENVELOPE": f"imap.envelope.{_V}", "BODYSTRUCTURE": f"imap.bodystructure.{_V}",
+              "BODY": f"imap.body.{_V}"}
 HEADER_KEY = "imap.header"
 _PREFETCH = 8
 
@@ -189,7 +192,7 @@ async def _item(s: Session, info: MessageInfo, msg: Loaded, att: FetchAtt) -> by
         label += b"<%d>" % start
         if data is not None:
             data = data[start: start + length]
-    return label + b" " + (wire.literal(data) if data is not None else b"NIL")
+    return label + b" " + wire.literal(data if data is not None else b"")  # absent part: empty
 
 
 async def fetch(srv: object, s: Session, cmd: Command) -> Done:
