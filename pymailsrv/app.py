@@ -12,6 +12,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pymailsrv.config.settings import Settings
@@ -69,6 +70,9 @@ async def _serve(settings: Settings) -> int:
     from pymailsrv.store.maildir import MaildirStore
 
     clock = SystemClock()
+    # fsyncs of concurrent deliveries and spool writes wait in this pool; the default (cpu+4)
+    # serialises 20 SMTP sessions behind a handful of threads
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="io"))
     for name in ("data_directory", "queue_directory", "virtual_mailbox_base"):
         os.makedirs(settings.get_str(name), exist_ok=True)
     url = settings.get_str("database_url")

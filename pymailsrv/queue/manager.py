@@ -107,7 +107,7 @@ class QueueManager:
         self.warn_after = s.get_seconds("delay_warning_time")
         self.process_limit = s.get_int("default_process_limit")
         self.dest_limit = s.get_int("default_destination_concurrency_limit")
-        self.virtual_limit = s.get_int("virtual_destination_concurrency_limit")
+        self.limits = {t: s.get_int(f"{t}_destination_concurrency_limit") for t in ("virtual", "smtp", "lmtp")}
         self.null_failures = s.get_str("notify_null_sender_failures")
         self.postmaster = s.expanded("bounce_notice_recipient") or "postmaster"
         self.content_filter = s.get_str("content_filter")
@@ -410,7 +410,7 @@ class QueueManager:
         key = str(route)
         entry = self._sems.get(key)
         if entry is None:
-            limit = self.virtual_limit if route.transport == "virtual" else self.dest_limit
+            limit = self.limits.get(route.transport, self.dest_limit)
             entry = self._sems[key] = [asyncio.Semaphore(max(1, limit)), 0]
         entry[1] += 1
         try:

@@ -13,6 +13,10 @@ PARAMS = (
     Param("default_destination_concurrency_limit", "int", "20", "Parallel deliveries per destination."),
     Param("virtual_destination_concurrency_limit", "int", "$default_destination_concurrency_limit",
           "Parallel Maildir deliveries per mailbox."),
+    Param("smtp_destination_concurrency_limit", "int", "$default_destination_concurrency_limit",
+          "Parallel SMTP deliveries per next hop."),
+    Param("lmtp_destination_concurrency_limit", "int", "$default_destination_concurrency_limit",
+          "Parallel LMTP deliveries per next hop."),
     Param("default_process_limit", "int", "100", "Parallel deliveries overall."),
     Param("content_filter", "str", "", "transport:destination every message is sent to first "
           "(e.g. smtp:[127.0.0.1]:10024)."),
