@@ -603,6 +603,8 @@ class MaildirMailbox:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
+            if self.store.fsync:  # the tagged OK of APPEND means durable, as 250 does for SMTP
+                _fsync_dir(os.path.join(f.path, "cur"))
             return uid
 
         uid = await asyncio.to_thread(save)
@@ -679,6 +681,8 @@ class MaildirMailbox:
         if target.uidlist is None:
             target.refresh(move_new=False)
         new_uids = target.add_files(files)
+        if self.store.fsync and files:
+            _fsync_dir(os.path.join(target.path, "cur"))
         pairs = [(s, n) for s, n in zip(sources, new_uids, strict=True) if n]
         if move:
             f.forget([s for s, _ in pairs])
