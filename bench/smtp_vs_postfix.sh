@@ -28,12 +28,11 @@ CONF
 pym() { PYTHONPATH="$ROOT" "$PY" -m pymailsrv --config "$WORK/pymailsrv.conf" "$@"; }
 pym db upgrade >/dev/null
 pym domain add bench.test >/dev/null
-for i in $(seq 0 99); do echo "u$i@bench.test"; done | PYTHONPATH="$ROOT" "$PY" - "$WORK/pymailsrv.conf" <<'PYEOF'
-import sys
+PYTHONPATH="$ROOT" "$PY" -c 'import sys
 from pymailsrv.cli import main
-for line in sys.stdin:
-    main(["--config", sys.argv[1], "mailbox", "add", line.strip(), "--password", "pw"])
-PYEOF
+for i in range(100):
+    main(["--config", sys.argv[1], "mailbox", "add", f"u{i}@bench.test", "--password", "{PLAIN}pw"])
+' "$WORK/pymailsrv.conf" >/dev/null
 PYTHONPATH="$ROOT" "$PY" -m pymailsrv --config "$WORK/pymailsrv.conf" serve >/dev/null 2>&1 &
 echo $! > "$WORK/pymailsrv.pid"
 trap 'kill $(cat $WORK/pymailsrv.pid) 2>/dev/null || true' EXIT

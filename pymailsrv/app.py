@@ -115,6 +115,7 @@ async def _serve(settings: Settings) -> int:
     await stop.wait()
     log.info("terminating on signal")
     await _stop_all(stops)
+    await store.aclose()  # index snapshots still being written in the background
     await directory.close()
     log.info("daemon stopped")
     return 0
