@@ -31,7 +31,7 @@ pym domain add bench.test >/dev/null
 PYTHONPATH="$ROOT" "$PY" -c 'import sys
 from pymailsrv.cli import main
 for i in range(100):
-    main(["--config", sys.argv[1], "mailbox", "add", f"u{i}@bench.test", "--password", "{PLAIN}pw"])
+    main(["--config", sys.argv[1], "mailbox", "add", f"u{i}@bench.test", "--password", "pw"])
 ' "$WORK/pymailsrv.conf" >/dev/null
 PYTHONPATH="$ROOT" "$PY" -m pymailsrv --config "$WORK/pymailsrv.conf" serve >/dev/null 2>&1 &
 echo $! > "$WORK/pymailsrv.pid"
