@@ -7,8 +7,7 @@ encoded as Dovecot does (RFC 3501 §5.1.3).
 
 from __future__ import annotations
 
-import base64
-
+from pymailsrv import mutf7
 from pymailsrv.store.base import InvalidFolderName
 
 SEP = "."
@@ -42,7 +41,7 @@ def normalize(name: str) -> str:
     parts = name.split(SEP)
     if any(p == "" for p in parts):
         raise InvalidFolderName("Invalid hierarchy in folder name", code="CANNOT")
-    if len(encode_mutf7(name).encode("ascii")) > MAX_NAME_BYTES:
+    if len(mutf7.encode(name).encode("ascii")) > MAX_NAME_BYTES:
         raise InvalidFolderName("Folder name too long", code="CANNOT")
     return name
 
@@ -58,7 +57,7 @@ def dirname(name: str) -> str:
     name = normalize(name)
     if name == INBOX:
         return ""
-    return SEP + encode_mutf7(name)
+    return SEP + mutf7.encode(name)
 
 
 def from_dirname(entry: str) -> str | None:
@@ -67,59 +66,9 @@ def from_dirname(entry: str) -> str | None:
     if not entry.startswith(SEP) or entry in (".", ".."):
         return None
     try:
-        name = decode_mutf7(entry[1:])
+        name = mutf7.decode(entry[1:])
         return normalize(name)
     except (ValueError, InvalidFolderName):
         return None
 
 
-def _b64_encode(chunk: str) -> str:
-    raw = chunk.encode("utf-16-be")
-    return base64.b64encode(raw).decode("ascii").rstrip("=").replace("/", ",")
-
-
-def encode_mutf7(text: str) -> str:
-    """Modified UTF-7 (RFC 3501 §5.1.3): printable ASCII as is, ``&`` as ``&-``, the rest as
-    ``&<modified base64 of UTF-16BE>-``."""
-    out: list[str] = []
-    pending: list[str] = []
-    for ch in text:
-        if 0x20 <= ord(ch) <= 0x7E:
-            if pending:
-                out.append("&" + _b64_encode("".join(pending)) + "-")
-                pending = []
-            out.append("&-" if ch == "&" else ch)
-        else:
-            pending.append(ch)
-    if pending:
-        out.append("&" + _b64_encode("".join(pending)) + "-")
-    return "".join(out)
-
-
-def decode_mutf7(text: str) -> str:
-    """Inverse of encode_mutf7; raises ValueError on malformed input."""
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch != "&":
-            if not 0x20 <= ord(ch) <= 0x7E:
-                raise ValueError("non-ASCII in modified UTF-7")
-            out.append(ch)
-            i += 1
-            continue
-        end = text.find("-", i + 1)
-        if end < 0:
-            raise ValueError("unterminated modified base64")
-        if end == i + 1:
-            out.append("&")
-        else:
-            b64 = text[i + 1 : end].replace(",", "/")
-            b64 += "=" * (-len(b64) % 4)
-            try:
-                raw = base64.b64decode(b64, validate=True)
-                out.append(raw.decode("utf-16-be"))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise ValueError("bad modified base64") from exc
-        i = end + 1
-    return "".join(out)

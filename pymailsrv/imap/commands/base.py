@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pymailsrv import mutf7 as utf7
 from pymailsrv.errors import ClientSyntaxError, Refusal
-from pymailsrv.imap import utf7
 from pymailsrv.imap.grammar import Command
 
 if TYPE_CHECKING:

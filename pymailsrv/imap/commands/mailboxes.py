@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from pymailsrv import mutf7 as utf7
 from pymailsrv.errors import ClientSyntaxError, Refusal
-from pymailsrv.imap import utf7, wire
+from pymailsrv.imap import wire
 from pymailsrv.imap.commands.base import Done, mailbox_name, wire_name
 from pymailsrv.imap.grammar import AppendArgs, Command, ListArgs
 from pymailsrv.imap.session import AUTH, SELECTED

@@ -1,4 +1,5 @@
-"""Modified UTF-7 for mailbox names on the wire (RFC 3501 §5.1.3). Pure."""
+"""Modified UTF-7 (RFC 3501 §5.1.3): mailbox names on the IMAP wire and Maildir++ folder names on
+disk (as Dovecot stores them). Pure leaf module shared by imap/ and store/."""
 
 from __future__ import annotations
 
