@@ -43,6 +43,7 @@ from pymailsrv.store.base import (
     QuotaUsage,
     SyncResult,
 )
+from pymailsrv.store.dirsync import DirSyncer, fsync_dir
 from pymailsrv.store.folder import Folder, NewFile, ensure_maildir
 from pymailsrv.store.view import (
     SessionView,
@@ -105,6 +106,7 @@ class MaildirStore:
         self._last_validity = 0
         self._subs_lock = threading.Lock()
         self._pop3: dict[str, int] = {}
+        self._dirsync = DirSyncer()
         self.usage_cache = quota.UsageCache()
         self._idle: OrderedDict[str, Folder] = OrderedDict()  # released folders, oldest first
         self._idle_messages = 0
@@ -258,7 +260,7 @@ class MaildirStore:
             os.rename(tmp, final)
             length = quota.append(root, len(stored), 1)
         if self.fsync:
-            _fsync_dir(os.path.join(path, "new"))
+            self._dirsync.sync(os.path.join(path, "new"))
         if length > quota.RECALC_SIZE or length < 0:
             quota.recalculate(root, limit)
         return Delivered(folder=name, filename=base, size=len(stored), extra={"path": final})
@@ -489,14 +491,6 @@ def _poll_stamps(hubs: list[_Hub]) -> list[tuple[int, ...]]:
     return [hub.folder.poll_stamp() for hub in hubs]
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class MaildirMailbox:
     def __init__(self, store: MaildirStore, account: Account, folder: str, hub: _Hub, readonly: bool) -> None:
         self.store = store
@@ -604,7 +598,7 @@ class MaildirMailbox:
                     os.unlink(tmp)
                 raise
             if self.store.fsync:  # the tagged OK of APPEND means durable, as 250 does for SMTP
-                _fsync_dir(os.path.join(f.path, "cur"))
+                fsync_dir(os.path.join(f.path, "cur"))
             return uid
 
         uid = await asyncio.to_thread(save)
@@ -682,7 +676,7 @@ class MaildirMailbox:
             target.refresh(move_new=False)
         new_uids = target.add_files(files)
         if self.store.fsync and files:
-            _fsync_dir(os.path.join(target.path, "cur"))
+            fsync_dir(os.path.join(target.path, "cur"))
         pairs = [(s, n) for s, n in zip(sources, new_uids, strict=True) if n]
         if move:
             f.forget([s for s, _ in pairs])
