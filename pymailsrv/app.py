@@ -257,7 +257,8 @@ async def start_queue(settings: Settings, directory: Directory, store: MailStore
         return None
 
     spool = FileSpool(settings.get_str("queue_directory"), clk)
-    router = DirectoryRouter(settings, directory, transport_tables)
+    alias_tables = [open_table(spec, settings) for spec in settings.get_list("virtual_alias_maps")]
+    router = DirectoryRouter(settings, directory, transport_tables, alias_tables)
     maildir = MaildirAgent(settings, directory, store)
     mx = MxResolver(make_resolver(settings.get_list("dns_nameservers")))
     smtp = SmtpClient(settings, mx, passwords=passwords if password_tables else None)
@@ -269,7 +270,7 @@ async def start_queue(settings: Settings, directory: Directory, store: MailStore
         control.close()
         await manager.stop()
         await smtp.close()
-        for table in transport_tables + password_tables:
+        for table in transport_tables + password_tables + alias_tables:
             await close_table(table)
         try:
             os.unlink(socket_path(settings))

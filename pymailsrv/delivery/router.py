@@ -19,6 +19,7 @@ from pymailsrv.delivery.base import Route
 
 UNKNOWN_USER = "5.1.1 User unknown in virtual mailbox table"
 UNKNOWN_LOCAL = "5.1.1 User unknown in local recipient table"
+MAX_ALIAS_DEPTH = 100
 
 
 class Table(Protocol):
@@ -47,9 +48,12 @@ def parse_transport(value: str, domain: str) -> Route:
 class DirectoryRouter:
     """Implements ``delivery.base.Router``."""
 
-    def __init__(self, settings: Settings, directory: Directory, transport_tables: Sequence[Table] = ()) -> None:
+    def __init__(self, settings: Settings, directory: Directory, transport_tables: Sequence[Table] = (),
+                 alias_tables: Sequence[Table] = ()) -> None:
         self.directory = directory
         self.tables = list(transport_tables)
+        # virtual_alias_maps beyond the database (regexp:, hash: …), consulted before it
+        self.alias_tables = list(alias_tables)
         self.relayhost = settings.get_str("relayhost")
         # mydestination names this host; without local(8) and alias_maps nothing is delivered
         # there except through the Directory, and it must never go out by MX (it is us)
@@ -59,9 +63,35 @@ class DirectoryRouter:
         if filter and not skip_filter:
             return [(address, parse_transport(filter, address.rpartition("@")[2]))]
         out: list[tuple[str, Route]] = []
-        for final in await self.directory.resolve(address):
+        for final in await self._expand(address, 0):
             out.append((final, await self._route_final(final)))
         return out
+
+    async def _expand(self, address: str, depth: int) -> list[str]:
+        """Extra virtual_alias_maps first (key ``user@domain``, then ``@domain``), recursively
+        (a target equal to the key ends the recursion, as in Postfix); then the Directory."""
+        value = await self._alias_lookup(address) if self.alias_tables and depth < MAX_ALIAS_DEPTH else None
+        if value is None:
+            return await self.directory.resolve(address)
+        out: list[str] = []
+        for target in (t.strip() for t in value.split(",")):
+            if not target:
+                continue
+            if target.lower() == address.lower():
+                expanded = await self.directory.resolve(target)
+            else:
+                expanded = await self._expand(target, depth + 1)
+            out += [x for x in expanded if x not in out]
+        return out
+
+    async def _alias_lookup(self, address: str) -> str | None:
+        domain = address.rpartition("@")[2]
+        for key in (address.lower(), "@" + domain.lower()):
+            for table in self.alias_tables:
+                value = await table.get(key)
+                if value:
+                    return value
+        return None
 
     async def _route_final(self, address: str) -> Route:
         domain = address.rpartition("@")[2].lower()

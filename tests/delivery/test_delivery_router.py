@@ -76,6 +76,22 @@ async def test_relayhost_and_transport_maps(directory):
     assert await router.route("vip@far.test") == [("vip@far.test", Route("discard", ""))]
 
 
+async def test_extra_virtual_alias_maps_before_the_database(directory):
+    """virtual_alias_maps tables (regexp, hash …) beside PostfixAdmin's: exact key, then
+    @domain, recursive, a target equal to its key ends the recursion."""
+    tables = [DictTable({"7u@example.com": "alice@example.com",
+                         "team@example.com": "helper@example.com,list@example.com",
+                         "helper@example.com": "helper@example.com", "@far.test": "alice@example.com"})]
+    router = DirectoryRouter(Settings({}), directory, alias_tables=tables)
+    assert await router.route("7u@example.com") == [("alice@example.com", Route("virtual"))]
+    assert await router.route("team@example.com") == [
+        ("helper@example.com", Route("error", UNKNOWN_USER)), ("alice@example.com", Route("virtual")),
+        ("x@far.test", Route("smtp", "far.test"))]
+    assert await router.route("whoever@far.test") == [("alice@example.com", Route("virtual"))]
+    assert await router.route("list@example.com") == [("alice@example.com", Route("virtual")),
+                                                       ("x@far.test", Route("smtp", "far.test"))]
+
+
 async def test_error_and_discard_agents():
     [r] = error_results("5.7.1 go away", ["a@x.test"])
     assert (r.outcome, r.dsn, r.text) == ("bounced", "5.7.1", "go away")
