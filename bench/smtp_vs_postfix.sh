@@ -24,7 +24,13 @@ virtual_mailbox_base = $BASE
 smtpd_listen = 127.0.0.1:$PORT
 mynetworks = 127.0.0.0/8
 log_file = $WORK/pymailsrv.log
+# SPREAD=1: fold smtp-source's <seq>u@bench.test onto u0..u99, as the Postfix anchor does
+virtual_alias_maps = regexp:$WORK/valias.regexp
 CONF
+cat > "$WORK/valias.regexp" <<'RE'
+/([1-9][0-9])u@bench\.test$/    u$1@bench.test
+/([0-9])u@bench\.test$/         u$1@bench.test
+RE
 pym() { PYTHONPATH="$ROOT" "$PY" -m pymailsrv --config "$WORK/pymailsrv.conf" "$@"; }
 pym db upgrade >/dev/null
 pym domain add bench.test >/dev/null
