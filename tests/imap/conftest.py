@@ -16,49 +16,16 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pymailsrv.clock import SystemClock
 from pymailsrv.config.tls import server_context
 from pymailsrv.imap.server import ImapConfig, ImapServer
 from pymailsrv.net import ConnectionRegistry, Server, start_server
 from pymailsrv.types import Account
+from tests.fakes import MemoryAuthenticator, make_store
 
 T = TypeVar("T")
 PASSWORD = "s3cret pass"
 USERS = ("alice@example.test", "bob@example.test")
 
-
-
-class MemoryAuthenticator:
-    """The Authenticator contract over a dict (until tests use the real one)."""
-
-    def __init__(self, accounts: dict[str, tuple[str, Account]]) -> None:
-        self.accounts = accounts
-        self.unavailable = False
-        self.calls: list[tuple[str, str]] = []
-
-    async def authenticate(self, username: str, password: str, *, service: str,
-                           remote_ip: str) -> Account | None:
-        from pymailsrv.auth.base import AuthUnavailable
-
-        self.calls.append((username, service))
-        if self.unavailable:
-            raise AuthUnavailable("database down")
-        entry = self.accounts.get(username.lower())
-        if entry is None or entry[0] != password:
-            return None
-        return entry[1]
-
-
-def make_store(kind: str, base: Path) -> Any:
-    if kind == "memory":
-        from pymailsrv.store.memory import MemoryStore
-
-        return MemoryStore(SystemClock())
-    try:
-        from pymailsrv.store.maildir import MaildirStore
-    except ImportError:
-        pytest.skip("Maildir store not built yet")
-    return MaildirStore(hostname="mx.example.test", clock=SystemClock(), poll_interval=0.02)
 
 
 class Harness:
