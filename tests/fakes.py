@@ -3,6 +3,9 @@ each implementation."""
 
 from __future__ import annotations
 
+import fnmatch
+import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +46,41 @@ def make_store(kind: str, base: Path) -> Any:
     except ImportError:
         pytest.skip("Maildir store not built yet")
     return MaildirStore(hostname="mx.example.test", clock=SystemClock(), poll_interval=0.02)
+
+
+class LineClient:
+    """A raw CRLF line client for transcripts and malformed input: ``send(line)``,
+    ``expect(glob)`` (only ``*`` is a wildcard), ``closed()``; protocols add their own reads."""
+
+    def __init__(self, port: int, *, tls: ssl.SSLContext | None = None, timeout: float = 10) -> None:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock: socket.socket = tls.wrap_socket(sock) if tls else sock
+        self.file = self.sock.makefile("rb")
+
+    def send(self, line: bytes | str) -> None:
+        data = line.encode() if isinstance(line, str) else line
+        self.sock.sendall(data if data.endswith(b"\n") else data + b"\r\n")
+
+    def sendraw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def line(self) -> bytes:
+        got = self.file.readline()
+        assert got.endswith(b"\r\n"), f"short or unterminated reply: {got!r}"
+        return got[:-2]
+
+    def expect(self, pattern: str) -> str:
+        got = self.line().decode("utf-8", "replace")
+        glob = pattern.replace("[", "[[]").replace("?", "[?]")
+        assert fnmatch.fnmatchcase(got, glob), f"expected {pattern!r}, got {got!r}"
+        return got
+
+    def closed(self) -> bool:
+        try:
+            return self.file.read(1) == b""
+        except (ConnectionError, OSError):
+            return True
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()

@@ -5,9 +5,7 @@ transcript client for malformed input."""
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import imaplib
-import socket
 import ssl
 import threading
 from collections.abc import Callable, Coroutine, Iterator
@@ -20,7 +18,7 @@ from pymailsrv.config.tls import server_context
 from pymailsrv.imap.server import ImapConfig, ImapServer
 from pymailsrv.net import ConnectionRegistry, Server, start_server
 from pymailsrv.types import Account
-from tests.fakes import MemoryAuthenticator, make_store
+from tests.fakes import LineClient, MemoryAuthenticator, make_store
 
 T = TypeVar("T")
 PASSWORD = "s3cret pass"
@@ -102,31 +100,8 @@ def imap(imap_factory):  # type: ignore[no-untyped-def]
     return imap_factory()
 
 
-class RawClient:
+class RawClient(LineClient):
     """A transcript client: ``send(line)``, ``expect(glob)``, ``until(tag)``."""
-
-    def __init__(self, port: int, *, tls: ssl.SSLContext | None = None) -> None:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.sock: socket.socket = tls.wrap_socket(sock) if tls else sock
-        self.file = self.sock.makefile("rb")
-
-    def send(self, line: bytes | str) -> None:
-        data = line.encode() if isinstance(line, str) else line
-        self.sock.sendall(data if data.endswith(b"\n") else data + b"\r\n")
-
-    def sendraw(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def line(self) -> bytes:
-        got = self.file.readline()
-        assert got.endswith(b"\r\n"), f"short or unterminated reply: {got!r}"
-        return got[:-2]
-
-    def expect(self, pattern: str) -> str:
-        got = self.line().decode("utf-8", "replace")
-        glob = pattern.replace("[", "[[]").replace("?", "[?]")
-        assert fnmatch.fnmatchcase(got, glob), f"expected {pattern!r}, got {got!r}"
-        return got
 
     def until(self, tag: str) -> list[str]:
         """Every line up to and including the tagged response of ``tag`` (literals inlined)."""
@@ -144,16 +119,6 @@ class RawClient:
     def login(self, user: str = USERS[0]) -> None:
         self.send(f'L LOGIN {user} "{PASSWORD}"')
         assert self.until("L")[-1].startswith("L OK")
-
-    def closed(self) -> bool:
-        try:
-            return self.file.read(1) == b""
-        except (ConnectionError, OSError):
-            return True
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ client for malformed input, and the store over every implementation."""
 from __future__ import annotations
 
 import asyncio
-import fnmatch
-import socket
 import ssl
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -22,7 +20,7 @@ from pymailsrv.pop3.maildrop import compile_uidl_format
 from pymailsrv.pop3.options import Pop3Options, Pop3Services
 from pymailsrv.pop3.server import Pop3Server
 from pymailsrv.types import Account
-from tests.fakes import MemoryAuthenticator, make_store
+from tests.fakes import LineClient, MemoryAuthenticator, make_store
 
 T = TypeVar("T")
 PASSWORD = "s3cret pass"  # with a space: PASS takes the rest of the line
@@ -124,28 +122,11 @@ def pop3(pop3_factory):  # type: ignore[no-untyped-def]
     return pop3_factory()
 
 
-class RawClient:
+class RawClient(LineClient):
     """A line client for malformed input: ``send(line)``, ``expect(glob)``, ``multiline()``."""
 
     def __init__(self, port: int, *, tls: ssl.SSLContext | None = None) -> None:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.sock: socket.socket = tls.wrap_socket(sock) if tls else sock
-        self.file = self.sock.makefile("rb")
-
-    def send(self, line: bytes | str) -> None:
-        data = line.encode() if isinstance(line, str) else line
-        self.sock.sendall(data if data.endswith(b"\n") else data + b"\r\n")
-
-    def line(self) -> bytes:
-        got = self.file.readline()
-        assert got.endswith(b"\r\n"), f"short or unterminated reply: {got!r}"
-        return got[:-2]
-
-    def expect(self, pattern: str) -> str:
-        got = self.line().decode("utf-8", "replace")
-        glob = pattern.replace("[", "[[]").replace("?", "[?]")  # only * is a wildcard
-        assert fnmatch.fnmatchcase(got, glob), f"expected {pattern!r}, got {got!r}"
-        return got
+        super().__init__(port, tls=tls, timeout=30)
 
     def multiline(self) -> list[bytes]:
         out = []
@@ -155,20 +136,10 @@ class RawClient:
                 return out
             out.append(got[1:] if got.startswith(b".") else got)
 
-    def closed(self) -> bool:
-        try:
-            return self.file.read(1) == b""
-        except (ConnectionError, OSError):
-            return True
-
     def starttls(self, ctx: ssl.SSLContext) -> None:
         self.file.close()
         self.sock = ctx.wrap_socket(self.sock)
         self.file = self.sock.makefile("rb")
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
 
 
 @pytest.fixture
