@@ -46,9 +46,17 @@ class PostfixFormatter(logging.Formatter):
         self.syslog_name = syslog_name
         self.hostname = (hostname or socket.gethostname()).split(".")[0]
         self.pid = os.getpid()
+        self._second = -1
+        self._stamp = ""
+
+    def _time(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:  # strftime once a second, not once a line
+            self._second, self._stamp = second, time.strftime("%b %e %H:%M:%S", time.localtime(second))
+        return self._stamp
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%b %e %H:%M:%S", time.localtime(record.created))
+        stamp = self._time(record.created)
         component = record.name.rpartition(".")[2] if record.name.startswith("pymailsrv.") else record.name
         message = record.getMessage()
         if record.levelno >= logging.ERROR and not message.startswith(("fatal:", "panic:", "error:")):
@@ -69,6 +77,8 @@ def setup_logging(
     *, level: str = "info", log_file: str = "", syslog_name: str = "pymailsrv", hostname: str | None = None
 ) -> None:
     """Install one handler on the ``pymailsrv`` logger (stderr, or ``log_file`` when set)."""
+    # what our format does not print, LogRecord need not look up (getpid, thread and process names)
+    logging.logProcesses = logging.logThreads = logging.logMultiprocessing = False
     root = logging.getLogger("pymailsrv")
     for old in list(root.handlers):
         root.removeHandler(old)
