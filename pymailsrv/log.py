@@ -79,6 +79,7 @@ def setup_logging(
     """Install one handler on the ``pymailsrv`` logger (stderr, or ``log_file`` when set)."""
     # what our format does not print, LogRecord need not look up (getpid, thread and process names)
     logging.logProcesses = logging.logThreads = logging.logMultiprocessing = False
+    logging._srcfile = None  # nor the caller's file and line (a frame walk per record)
     root = logging.getLogger("pymailsrv")
     for old in list(root.handlers):
         root.removeHandler(old)

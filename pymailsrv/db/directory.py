@@ -17,8 +17,8 @@ from sqlalchemy.sql.elements import BindParameter
 from pymailsrv.clock import Clock
 from pymailsrv.db.engine import is_disconnect, make_lookup_engine, make_sqlite_reader, translate_errors
 from pymailsrv.db.models import TRUE, tables_for
-from pymailsrv.errors import TemporaryFailure
 from pymailsrv.db.rules import DomainRow, MailboxRow, RulesDirectory
+from pymailsrv.errors import TemporaryFailure
 
 DEFAULT_CACHE_TTL = 5.0
 

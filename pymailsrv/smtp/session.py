@@ -373,8 +373,7 @@ class SmtpSession(AiosmtpdSMTP):
         self._out.clear()
         transport = self.transport
         if transport is not None and not self._conn_lost and not transport.is_closing():
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(data)
+            transport.write(data)  # type: ignore[attr-defined]  # uvloop's are not WriteTransport subclasses
 
     async def flush(self) -> None:
         if self._sleep_due:
@@ -382,8 +381,8 @@ class SmtpSession(AiosmtpdSMTP):
             await self.svc.clock.sleep(self.cfg.error_sleep_time)
         self._write_out()
         transport = self.transport
-        if (isinstance(transport, asyncio.WriteTransport) and not self._conn_lost
-                and transport.get_write_buffer_size() > 65536):
+        if (transport is not None and not self._conn_lost
+                and transport.get_write_buffer_size() > 65536):  # type: ignore[attr-defined]
             try:
                 await self._writer.drain()
             except (ConnectionError, OSError):

@@ -1,8 +1,9 @@
 """The Maildir / Maildir++ MailStore (Dovecot-compatible layout, POSTFIX-SEMANTICS §7).
 
 Implementation notes:
-- ``deliver`` is the SMTP→Maildir hot path: one thread hop doing tmp/ write, fsync, rename into
-  new/, a maildirsize line, fsync of new/. No uidlist work (like Postfix's virtual(8)); UIDs are
+- ``deliver`` is the SMTP→Maildir hot path: the tmp/ file is written on the loop, its fsync, the
+  rename into new/ and the fsync of new/ are batched with concurrent deliveries into one thread
+  hop (pymailsrv/durable.py), then a maildirsize line is appended. No uidlist work (like Postfix's virtual(8)); UIDs are
   assigned by the next sync of a session, in delivery order.
 - All other disk work runs in ``asyncio.to_thread``, one hop per operation (a sync is one hop
   however many files it touches), under the folder's lock (store/folder.py).
@@ -26,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from pymailsrv import durable
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.errors import Refusal
 from pymailsrv.store import mdfiles, names, quota
@@ -43,7 +45,6 @@ from pymailsrv.store.base import (
     QuotaUsage,
     SyncResult,
 )
-from pymailsrv.store.dirsync import DirSyncer, fsync_dir
 from pymailsrv.store.folder import Folder, NewFile, ensure_maildir
 from pymailsrv.store.view import (
     SessionView,
@@ -106,7 +107,7 @@ class MaildirStore:
         self._last_validity = 0
         self._subs_lock = threading.Lock()
         self._pop3: dict[str, int] = {}
-        self._dirsync = DirSyncer()
+        self._commits = durable.CommitBatcher(fsync=fsync)
         self.usage_cache = quota.UsageCache()
         self._idle: OrderedDict[str, Folder] = OrderedDict()  # released folders, oldest first
         self._idle_messages = 0
@@ -225,45 +226,44 @@ class MaildirStore:
 
     # -- delivery -----------------------------------------------------------------------------------
     async def deliver(self, account: Account, data: bytes, *, folder: str = "INBOX") -> Delivered:
+        """The file is written on the loop (page cache); its fsync, the rename into new/ and the
+        fsync of new/ go to the commit batcher, shared with concurrent deliveries."""
         name = names.normalize(folder)
         path = self.folder_path(account, name)
+        root = self.root(account)
         stored = normalize_content(data)
-        result = await asyncio.to_thread(self._deliver, self.root(account), path, name, stored, account.quota_bytes)
-        self._notify(path)
-        return result
-
-    def _deliver(self, root: str, path: str, name: str, stored: bytes, limit: int) -> Delivered:
+        limit = account.quota_bytes
         if limit > 0 and quota.over_quota(root, limit, len(stored), self.usage_cache):
             raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
         base = self.unique_base(len(stored), rfc822_size(stored))
         tmp = os.path.join(path, "tmp", base)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            fd = await durable.create(tmp, stored)
         except FileNotFoundError:
-            ensure_maildir(root, subfolder=False)
-            if path != root:
-                ensure_maildir(path, subfolder=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            await asyncio.to_thread(self._create_maildir, root, path)
+            fd = await durable.create(tmp, stored)
+        final = os.path.join(path, "new", base)
         try:
-            view = memoryview(stored)
-            while view:
-                view = view[os.write(fd, view) :]
-            if self.fsync:
-                os.fsync(fd)
+            lock = await quota.shared_lock(root)
         except BaseException:
             os.close(fd)
             os.unlink(tmp)
             raise
-        os.close(fd)
-        final = os.path.join(path, "new", base)
-        with quota.quota_lock(root, exclusive=False):
-            os.rename(tmp, final)
+        try:
+            await self._commits.commit(fd, tmp, final)
             length = quota.append(root, len(stored), 1)
-        if self.fsync:
-            self._dirsync.sync(os.path.join(path, "new"))
+        finally:
+            os.close(lock)
         if length > quota.RECALC_SIZE or length < 0:
-            quota.recalculate(root, limit)
+            await asyncio.to_thread(quota.recalculate, root, limit)
+        self._notify(path)
         return Delivered(folder=name, filename=base, size=len(stored), extra={"path": final})
+
+    @staticmethod
+    def _create_maildir(root: str, path: str) -> None:
+        ensure_maildir(root, subfolder=False)
+        if path != root:
+            ensure_maildir(path, subfolder=True)
 
     def write_tmp(self, path: str, stored: bytes) -> tuple[str, str]:
         """Write a new message into ``path``/tmp (fsynced); returns (base name, tmp path)."""
@@ -598,7 +598,7 @@ class MaildirMailbox:
                     os.unlink(tmp)
                 raise
             if self.store.fsync:  # the tagged OK of APPEND means durable, as 250 does for SMTP
-                fsync_dir(os.path.join(f.path, "cur"))
+                durable.fsync_dir(os.path.join(f.path, "cur"))
             return uid
 
         uid = await asyncio.to_thread(save)
@@ -676,7 +676,7 @@ class MaildirMailbox:
             target.refresh(move_new=False)
         new_uids = target.add_files(files)
         if self.store.fsync and files:
-            fsync_dir(os.path.join(target.path, "cur"))
+            durable.fsync_dir(os.path.join(target.path, "cur"))
         pairs = [(s, n) for s, n in zip(sources, new_uids, strict=True) if n]
         if move:
             f.forget([s for s, _ in pairs])

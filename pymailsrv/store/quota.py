@@ -1,4 +1,5 @@
-"""Maildir++ quota: the ``maildirsize`` file in the Maildir root (blocking; call from a thread).
+"""Maildir++ quota: the ``maildirsize`` file in the Maildir root (blocking; call from a thread,
+except ``shared_lock`` and the small reads and appends of a delivery).
 
 Writers append one ``<bytes> <count>`` line with a single O_APPEND write (atomic for small writes,
 as Courier and Dovecot rely on). The file is recalculated (a scan of every folder's cur/ and new/,
@@ -13,6 +14,7 @@ file of that name would look like a held lock to Dovecot.)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
@@ -36,6 +38,21 @@ def quota_lock(root: str, exclusive: bool) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+async def shared_lock(root: str) -> int:
+    """The shared lock for a writer on the event loop: the fd to close when done. Taken without
+    blocking unless a recalculation holds it, then waited for in a thread."""
+    fd = os.open(os.path.join(root, LOCKFILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_SH)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def folder_dirs(root: str) -> list[str]:

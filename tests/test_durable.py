@@ -1,0 +1,103 @@
+"""The commit batcher: every file is fsynced, renamed and its directory fsynced before its commit
+returns; concurrent commits share thread hops and directory fsyncs; errors reach their writer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from pymailsrv import durable
+
+
+def _calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, object]]:
+    calls: list[tuple[str, object]] = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd: int) -> None:
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def rename(a: str, b: str) -> None:
+        calls.append(("rename", b))
+        real_rename(a, b)
+
+    monkeypatch.setattr(durable.os, "fsync", fsync)
+    monkeypatch.setattr(durable.os, "rename", rename)
+    return calls
+
+
+def test_commit_order_file_fsync_rename_dir_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "new").mkdir()
+    calls = _calls(monkeypatch)
+
+    async def main() -> None:
+        batcher = durable.CommitBatcher()
+        fd = await durable.create(str(tmp_path / "tmp" / "m1"), b"hello")
+        await batcher.commit(fd, str(tmp_path / "tmp" / "m1"), str(tmp_path / "new" / "m1"))
+
+    asyncio.run(main())
+    assert (tmp_path / "new" / "m1").read_bytes() == b"hello"
+    assert not (tmp_path / "tmp" / "m1").exists()
+    assert calls == [("fsync", str(tmp_path / "tmp" / "m1")), ("rename", str(tmp_path / "new" / "m1")),
+                     ("fsync", str(tmp_path / "new"))]
+
+
+def test_concurrent_commits_share_batches_and_directory_fsyncs(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "new").mkdir()
+    calls = _calls(monkeypatch)
+    batches: list[int] = []
+    real_run = durable._run_batch
+
+    def run(batch: list[tuple[int, str, str]]) -> list[OSError | None]:
+        batches.append(len(batch))
+        return real_run(batch)
+
+    monkeypatch.setattr(durable, "_run_batch", run)
+
+    async def one(batcher: durable.CommitBatcher, i: int) -> None:
+        tmp = str(tmp_path / "tmp" / f"m{i}")
+        fd = await durable.create(tmp, b"x" * i)
+        await batcher.commit(fd, tmp, str(tmp_path / "new" / f"m{i}"))
+        # durable when it returns: the file and a directory fsync after its rename
+        mine = calls.index(("rename", str(tmp_path / "new" / f"m{i}")))
+        assert ("fsync", str(tmp_path / "new")) in calls[mine:]
+
+    async def main() -> None:
+        batcher = durable.CommitBatcher(parallel=2)
+        await asyncio.gather(*(one(batcher, i) for i in range(50)))
+
+    asyncio.run(main())
+    assert sorted(os.listdir(tmp_path / "new")) == sorted(f"m{i}" for i in range(50))
+    assert sum(batches) == 50 and len(batches) < 50
+    assert sum(1 for c in calls if c == ("fsync", str(tmp_path / "new"))) == len(batches)
+
+
+def test_a_failed_commit_raises_and_leaves_no_file(tmp_path: Path) -> None:
+    (tmp_path / "tmp").mkdir()
+
+    async def main() -> None:
+        batcher = durable.CommitBatcher()
+        tmp = str(tmp_path / "tmp" / "m")
+        fd = await durable.create(tmp, b"data")
+        with pytest.raises(FileNotFoundError):  # the target directory does not exist
+            await batcher.commit(fd, tmp, str(tmp_path / "missing" / "m"))
+        assert not os.path.exists(tmp)
+        ok = str(tmp_path / "tmp" / "n")
+        fd = await durable.create(ok, b"data")  # the batcher keeps working
+        await batcher.commit(fd, ok, str(tmp_path / "n"))
+
+    asyncio.run(main())
+    assert (tmp_path / "n").read_bytes() == b"data"
+
+
+def test_create_refuses_an_existing_file(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"old")
+    with pytest.raises(FileExistsError):
+        asyncio.run(durable.create(str(tmp_path / "f"), b"new"))
+    assert (tmp_path / "f").read_bytes() == b"old"
