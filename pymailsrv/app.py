@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import os
 import secrets
@@ -13,6 +14,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pymailsrv.config.settings import Settings
@@ -23,9 +25,13 @@ if TYPE_CHECKING:
     from pymailsrv.auth.base import Authenticator
     from pymailsrv.clock import Clock
     from pymailsrv.db.base import Directory
+    from pymailsrv.db.directory import SqlDirectory
+    from pymailsrv.policy.restrictions import RestrictionEngine
     from pymailsrv.pop3.server import Pop3Server
     from pymailsrv.queue.manager import QueueManager
     from pymailsrv.store.base import MailStore
+    from pymailsrv.store.maildir import MaildirStore
+    from pymailsrv.workers import WorkerSpec
 
 log = get_logger("master")
 
@@ -35,7 +41,9 @@ DEMO_USER = f"demo@{DEMO_DOMAIN}"
 
 
 # --- serve --------------------------------------------------------------------------------------
-def serve(settings: Settings | None, *, config_path: str, demo: bool = False) -> int:
+def serve(settings: Settings | None, *, config_path: str, demo: bool = False, worker: str = "") -> int:
+    """``pymailsrv serve``; ``worker`` is the internal spec of an SMTP worker process
+    (pymailsrv/workers.py) that the main process starts itself."""
     if demo:
         config_path, password = prepare_demo()
         settings = Settings.load(config_path)
@@ -48,7 +56,11 @@ def serve(settings: Settings | None, *, config_path: str, demo: bool = False) ->
     setup_logging(level=settings.get_str("log_level"), log_file=settings.get_str("log_file"),
                   syslog_name=settings.get_str("syslog_name"), hostname=settings.get_str("myhostname"))
     try:
-        return asyncio.run(_serve(settings))
+        if worker:
+            from pymailsrv.workers import WorkerSpec
+
+            return asyncio.run(_serve_worker(settings, WorkerSpec.parse(worker)))
+        return asyncio.run(_serve(settings, config_path))
     except ConfigError as exc:
         log.critical("fatal: %s", exc)
         return 1
@@ -61,10 +73,25 @@ def _bind_error(exc: OSError) -> ConfigError:
     return ConfigError(f"cannot listen: {text}")
 
 
-async def _serve(settings: Settings) -> int:
+@dataclass(slots=True)
+class _Core:
+    """What every serving process builds from the configuration."""
+
+    clock: Clock
+    directory: SqlDirectory
+    authenticator: Authenticator
+    store: MaildirStore
+    restrictions: RestrictionEngine
+
+    async def close(self) -> None:
+        await self.restrictions.close()
+        await self.store.aclose()  # index snapshots still being written in the background
+        await self.directory.close()
+
+
+def _core(settings: Settings) -> _Core:
     from pymailsrv.auth.authenticator import DirectoryAuthenticator
     from pymailsrv.clock import SystemClock
-    from pymailsrv.db import schema
     from pymailsrv.db.directory import SqlDirectory
     from pymailsrv.policy.restrictions import RestrictionEngine
     from pymailsrv.store.maildir import MaildirStore
@@ -73,51 +100,100 @@ async def _serve(settings: Settings) -> int:
     # fsyncs of concurrent deliveries and spool writes wait in this pool; the default (cpu+4)
     # serialises 20 SMTP sessions behind a handful of threads
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="io"))
-    for name in ("data_directory", "queue_directory", "virtual_mailbox_base"):
-        os.makedirs(settings.get_str(name), exist_ok=True)
     url = settings.get_str("database_url")
-    prefix = settings.get_str("database_table_prefix")
-    if url.startswith("sqlite"):
-        await schema.upgrade(url, prefix)  # the embedded default creates its own schema
     directory = SqlDirectory(url, settings.get_str("virtual_mailbox_base"), settings.get_str("recipient_delimiter"),
-                             cache_ttl=settings.get_seconds("directory_cache_ttl"), clock=clock, table_prefix=prefix)
-    authenticator = DirectoryAuthenticator(directory, settings, clock)
-    store = MaildirStore(settings.get_str("virtual_mailbox_base"), settings.get_str("myhostname"), clock)
-    restrictions = RestrictionEngine(settings, directory, clock=clock)
-    stops: list[Callable[[], Awaitable[None]]] = [restrictions.close]
-    try:
-        queue, stop_queue = await start_queue(settings, directory, store, clock=clock)
-        stops.append(stop_queue)
-        smtp = await start_smtp(settings, authenticator=authenticator, restrictions=restrictions,
-                                queue=queue, directory=directory)
-        for server in smtp:
-            stops.append(_closer(server))
-        imap: list[Any] = []
-        await start_imap(settings, authenticator, store, imap)
-        stops.extend(s.close for s in imap)
-        pop3 = await start_pop3(settings, authenticator, store, clock)
-        if pop3 is not None:
-            stops.append(pop3.close)
-    except OSError as exc:
-        await _stop_all(stops)
-        await directory.close()
-        raise _bind_error(exc) from None
-    except BaseException:
-        await _stop_all(stops)
-        await directory.close()
-        raise
+                             cache_ttl=settings.get_seconds("directory_cache_ttl"), clock=clock,
+                             table_prefix=settings.get_str("database_table_prefix"))
+    return _Core(clock, directory, DirectoryAuthenticator(directory, settings, clock),
+                 MaildirStore(settings.get_str("virtual_mailbox_base"), settings.get_str("myhostname"), clock),
+                 RestrictionEngine(settings, directory, clock=clock))
+
+
+def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _serve(settings: Settings, config_path: str) -> int:
+    from pymailsrv.db import schema
+    from pymailsrv.smtp.server import listening_sockets, make_limiter
+
+    for name in ("data_directory", "queue_directory", "virtual_mailbox_base"):
+        os.makedirs(settings.get_str(name), exist_ok=True)
+    url = settings.get_str("database_url")
+    if url.startswith("sqlite"):  # the embedded default creates its own schema
+        await schema.upgrade(url, settings.get_str("database_table_prefix"))
+    core = _core(settings)
+    limiter = make_limiter(settings, core.clock)
+    stops: list[Callable[[], Awaitable[None]]] = []
+    try:
+        queue, stop_queue = await start_queue(settings, core.directory, core.store, clock=core.clock)
+        stops.append(stop_queue)
+        smtp = await start_smtp(settings, authenticator=core.authenticator, restrictions=core.restrictions,
+                                queue=queue, directory=core.directory, limiter=limiter)
+        processes = settings.get_int("smtpd_processes")
+        if smtp and processes > 1:
+            from pymailsrv.workers import WorkerPool
+
+            workers = WorkerPool(processes - 1, config_path, listening_sockets(smtp), limiter, queue.pickup)
+            await workers.start()
+            stops.append(workers.stop)
+        for server in smtp:  # stopped first: no new sessions here while the workers finish theirs
+            stops.append(_closer(server))
+        imap: list[Any] = []
+        await start_imap(settings, core.authenticator, core.store, imap)
+        stops.extend(s.close for s in imap)
+        pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock)
+        if pop3 is not None:
+            stops.append(pop3.close)
+    except OSError as exc:
+        await _stop_all(stops)
+        await core.close()
+        raise _bind_error(exc) from None
+    except BaseException:
+        await _stop_all(stops)
+        await core.close()
+        raise
+    stop = _stop_event()
     log.info("daemon started -- version %s, data directory %s", __import__("pymailsrv").__version__,
              settings.get_str("data_directory"))
     await stop.wait()
     log.info("terminating on signal")
     await _stop_all(stops)
-    await store.aclose()  # index snapshots still being written in the background
-    await directory.close()
+    await core.close()
     log.info("daemon stopped")
+    return 0
+
+
+async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
+    """An SMTP worker process: serves the inherited SMTP listeners, delivers on the fast path,
+    hands the rest to the main process; stops on SIGTERM or when the main process is gone."""
+    from pymailsrv.smtp.server import make_limiter
+    from pymailsrv.workers import MainChannel, RemoteLimiter
+
+    core = _core(settings)
+    channel = await MainChannel.connect(spec.channel)
+    stops: list[Callable[[], Awaitable[None]]] = [channel.close]
+    try:
+        queue, stop_queue = await start_queue(settings, core.directory, core.store, clock=core.clock,
+                                              worker=(spec.slot, channel.pickup))
+        stops.append(stop_queue)
+        limiter = RemoteLimiter(channel, make_limiter(settings, core.clock))
+        for server in await start_smtp(settings, authenticator=core.authenticator, restrictions=core.restrictions,
+                                       queue=queue, directory=core.directory, limiter=limiter,
+                                       inherited=spec.sockets()):
+            stops.append(_closer(server))
+        stop = _stop_event()
+        gone = asyncio.ensure_future(channel.closed.wait())
+        await asyncio.wait([asyncio.ensure_future(stop.wait()), gone], return_when=asyncio.FIRST_COMPLETED)
+        if gone.done():
+            log.warning("the main process is gone; stopping")
+    finally:
+        await _stop_all(stops)
+        await core.close()
     return 0
 
 
@@ -212,8 +288,9 @@ def prepare_demo() -> tuple[str, str]:
 
 # --- SMTP listeners (smtp engineer) -----------------------------------------------------------
 async def start_smtp(settings: Settings, *, authenticator: Any, restrictions: Any, queue: Any,
-                     directory: Any) -> list[Any]:
-    """Start smtpd_listen / submission_listen / smtps_listen / reinject_listen in this loop.
+                     directory: Any, limiter: Any = None, inherited: Any = None) -> list[Any]:
+    """Start smtpd_listen / submission_listen / smtps_listen / reinject_listen in this loop
+    (``inherited``: on the main process's sockets, in an SMTP worker).
 
     Returns ``pymailsrv.smtp.server.SmtpServer`` objects: ``.close()`` each, then
     ``await s.server.wait_closed()``. Raises ConfigError (port taken, missing certificate)."""
@@ -222,15 +299,21 @@ async def start_smtp(settings: Settings, *, authenticator: Any, restrictions: An
 
     header_checks = [open_table(spec, settings) for spec in settings.get_list("header_checks")]
     return await start_servers(settings, authenticator=authenticator, restrictions=restrictions,
-                               queue=queue, directory=directory, header_checks=header_checks)
+                               queue=queue, directory=directory, header_checks=header_checks,
+                               limiter=limiter, inherited=inherited)
 
 
 # --- queue manager and delivery (queue engineer) -------------------------------------------------
 async def start_queue(settings: Settings, directory: Directory, store: MailStore,
-                      *, clock: Clock | None = None) -> tuple[QueueManager, Callable[[], Awaitable[None]]]:
+                      *, clock: Clock | None = None,
+                      worker: tuple[int, Callable[[str], Awaitable[None]]] | None = None,
+                      ) -> tuple[QueueManager, Callable[[], Awaitable[None]]]:
     """Build and start the spool, router, delivery agents and queue manager, and the control
     socket ``queue_directory/qmgr.sock``. Returns ``(queue, stop)``: ``queue`` implements
-    ``queue.base.Queue`` (hand it to the SMTP listeners); ``await stop()`` at shutdown."""
+    ``queue.base.Queue`` (hand it to the SMTP listeners); ``await stop()`` at shutdown.
+
+    ``worker`` = (slot, handoff) in an SMTP worker process: the manager is not started and has
+    no control socket; what it spools goes to ``handoff`` (the main process's pickup)."""
     import os
 
     from pymailsrv.clock import SystemClock
@@ -256,26 +339,29 @@ async def start_queue(settings: Settings, directory: Directory, store: MailStore
                 return value
         return None
 
-    spool = FileSpool(settings.get_str("queue_directory"), clk)
+    spool = FileSpool(settings.get_str("queue_directory"), clk, id_suffix=f"{worker[0]:X}" if worker else "")
     alias_tables = [open_table(spec, settings) for spec in settings.get_list("virtual_alias_maps")]
     router = DirectoryRouter(settings, directory, transport_tables, alias_tables)
     maildir = MaildirAgent(settings, directory, store)
     mx = MxResolver(make_resolver(settings.get_list("dns_nameservers")))
     smtp = SmtpClient(settings, mx, passwords=passwords if password_tables else None)
-    manager = QueueManager(settings, spool, router, AgentTable(maildir, smtp), clk)
-    await manager.start()
-    control = await serve_control(manager, socket_path(settings))
+    manager = QueueManager(settings, spool, router, AgentTable(maildir, smtp), clk,
+                           handoff=worker[1] if worker else None)
+    control = None
+    if worker is None:
+        await manager.start()
+        control = await serve_control(manager, socket_path(settings))
 
     async def stop() -> None:
-        control.close()
-        await manager.stop()
+        if control is not None:
+            control.close()
+            await manager.stop()
         await smtp.close()
         for table in transport_tables + password_tables + alias_tables:
             await close_table(table)
-        try:
-            os.unlink(socket_path(settings))
-        except OSError:
-            pass
+        if control is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(socket_path(settings))
 
     return manager, stop
 

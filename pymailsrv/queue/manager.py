@@ -17,6 +17,10 @@ Implementation notes:
   and next hop; per mailbox for virtual delivery) the configured concurrency limit.
 - A notice about a null-sender message goes to postmaster (or nowhere); a notice about a notice to
   postmaster is dropped: a bounce is never bounced in a loop.
+- In an SMTP worker process (smtpd_processes > 1) the manager is not started: it delivers on the
+  fast path and spools the rest, then ``handoff`` tells the main process, whose manager ``pickup``s
+  the file and owns every retry, bounce and outbound delivery. The main manager also looks for
+  files it was not told about (a handoff lost with a dying process) once per queue_run_delay.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import asyncio
 import contextlib
 import heapq
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,8 +84,10 @@ class QueueManager:
     """Implements ``queue.base.Queue``; also the control surface for ``pymailsrv queue``."""
 
     def __init__(self, settings: Settings, spool: FileSpool, router: Router, agents: Agents,
-                 clock: Clock, *, hostname: str | None = None, fast_path: bool = True) -> None:
+                 clock: Clock, *, hostname: str | None = None, fast_path: bool = True,
+                 handoff: Callable[[QueueId], Awaitable[None]] | None = None) -> None:
         self.settings = settings
+        self.handoff = handoff
         self.spool = spool
         self.router = router
         self.agents = agents
@@ -188,6 +194,9 @@ class QueueManager:
             envelope.arrival = self.clock.time()
         state = "hold" if envelope.hold else "active"
         qid = await self.spool.put(envelope, content, state=state, records=records, queue_id=queue_id)
+        if self.handoff is not None:
+            await self.handoff(qid)
+            return qid
         qf = QueueFile(qid, state, envelope, len(content), -1)  # content offset found on first read
         for rec in records or ():
             qf.apply(rec)
@@ -236,11 +245,15 @@ class QueueManager:
                                    queue_id=qf.queue_id)
         for rec in records:
             qf.apply(rec)
+        if self.handoff is None:
+            self.entries[qid] = qf
+            self._busy.add(qid)
         for o in outcomes:
             self._log_result(qf, o)
         await self._notify_success(qf, content, outcomes)
-        self.entries[qid] = qf
-        self._busy.add(qid)
+        if self.handoff is not None:  # the main process concludes it (see ``pickup``)
+            await self.handoff(qid)
+            return
         incomplete = {o.index: (o.result.dsn, o.result.text) for o in outcomes
                       if o.result.outcome == "deferred"}
         self._spawn(self._finish_fast(qf, content, incomplete))
@@ -252,10 +265,62 @@ class QueueManager:
             self._busy.discard(qf.queue_id)
             await self._apply_op(qf)
 
+    async def pickup(self, queue_id: str) -> None:
+        """Take over a file another process spooled (an SMTP worker's handoff): schedule it as if
+        submitted here; one that already holds fast-path results is concluded like ours."""
+        qid = QueueId(queue_id)
+        if qid in self.entries or self._stopping:
+            return
+        state = self.spool.locate(qid)
+        if state is None or state == "deferred":
+            return
+        try:
+            qf = await asyncio.to_thread(self.spool.load, qid, state)
+        except FileNotFoundError:
+            return
+        except CorruptFile as exc:
+            self.spool.quarantine(qid, state, str(exc))
+            return
+        if qid in self.entries:  # found by the scan meanwhile
+            return
+        self.entries[qid] = qf
+        if state == "hold":
+            log.info("%s: from=<%s>, size=%d, nrcpt=%d (queue hold)", qid, qf.envelope.sender, qf.size,
+                     len(qf.envelope.recipients))
+            return
+        if (qf.done or qf.last) and not qf.attempts:  # the fast path's rest: back off, don't retry now
+            incomplete = {i: qf.last.get(i, ("4.3.0", "delivery incomplete"))
+                          for i in range(len(qf.envelope.recipients)) if not self._index_done(qf, i)}
+            self._busy.add(qid)
+            try:
+                content = await self._load_content(qf)
+            except (OSError, CorruptFile):
+                self._busy.discard(qid)
+                self._ready.put_nowait(qid)
+                return
+            self._spawn(self._finish_fast(qf, content, incomplete))
+            return
+        self._ready.put_nowait(qid)
+
+    async def _pick_up_strays(self) -> None:
+        """Files in active/ or hold/ that nobody handed to us (their process died first)."""
+        for state in ("active", "hold"):
+            try:
+                names = await asyncio.to_thread(os.listdir, self.spool.path_of(state))
+            except OSError:
+                continue
+            for name in names:
+                if QueueId(name) not in self.entries and self.spool.valid_id(name):
+                    await self.pickup(name)
+
     # --- scheduling -----------------------------------------------------------------------------
     async def _scheduler(self) -> None:
+        next_scan = self.clock.monotonic() + self.run_delay
         while True:
             try:
+                if self.clock.monotonic() >= next_scan:
+                    next_scan = self.clock.monotonic() + self.run_delay
+                    await self._pick_up_strays()
                 await self._schedule_once()
             except asyncio.CancelledError:
                 raise

@@ -212,10 +212,11 @@ class _DirSyncer:
 class FileSpool:
     """The spool directory. Implements ``queue.base.Spool``."""
 
-    def __init__(self, directory: str, clock: Clock, *, fsync: bool = True) -> None:
+    def __init__(self, directory: str, clock: Clock, *, fsync: bool = True, id_suffix: str = "") -> None:
         self.directory = directory
         self.clock = clock
         self.fsync = fsync
+        self.id_suffix = id_suffix
         self._last_us = 0
         for name in _DIRS:
             os.makedirs(os.path.join(directory, name), exist_ok=True)
@@ -227,10 +228,15 @@ class FileSpool:
 
     def new_id(self) -> QueueId:
         """Unique, sortable: microseconds since the epoch, 14 upper-case hex digits, bumped so
-        that two ids from this process never collide."""
+        that two ids from this process never collide; an SMTP worker process appends its own
+        hex digit, so ids of different processes never collide either."""
         us = max(int(self.clock.time() * 1_000_000), self._last_us + 1)
         self._last_us = us
-        return QueueId(f"{us:014X}")
+        return QueueId(f"{us:014X}{self.id_suffix}")
+
+    @staticmethod
+    def valid_id(name: str) -> bool:
+        return _valid_id(name)
 
     def locate(self, queue_id: str) -> str | None:
         """The state directory a message is in, or None."""

@@ -15,7 +15,7 @@ from pymailsrv.config.settings import Settings
 from pymailsrv.db.base import Directory
 from pymailsrv.policy.base import LookupTable, Restrictions
 from pymailsrv.queue.base import Queue
-from pymailsrv.smtp.limits import ConnectionLimiter, Network
+from pymailsrv.smtp.limits import Network, SessionLimiter
 
 Kind = Literal["smtpd", "submission", "smtps", "reinject"]
 
@@ -115,5 +115,5 @@ class Services:
     queue: Queue
     directory: Directory | None = None
     clock: Clock = field(default_factory=SystemClock)
-    limiter: ConnectionLimiter | None = None
+    limiter: SessionLimiter | None = None
     header_checks: Sequence[LookupTable] = ()

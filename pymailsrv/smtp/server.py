@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pymailsrv.auth.base import Authenticator
 from pymailsrv.clock import Clock, SystemClock
@@ -18,7 +20,7 @@ from pymailsrv.log import get_logger
 from pymailsrv.policy.base import LookupTable, Restrictions
 from pymailsrv.queue.base import Queue
 from pymailsrv.smtp.context import Kind, ListenerSpec, Services, SmtpConfig
-from pymailsrv.smtp.limits import ConnectionLimiter
+from pymailsrv.smtp.limits import ConnectionLimiter, SessionLimiter, parse_exceptions
 from pymailsrv.smtp.session import SmtpSession
 
 log = get_logger("smtpd")
@@ -37,6 +39,7 @@ class SmtpServer:
     address: Listen
     server: asyncio.Server
     spec: ListenerSpec
+    index: int = 0  # of ``address`` in its listen parameter
 
     @property
     def port(self) -> int:
@@ -63,36 +66,43 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return server_context(cert, settings.get_str("smtpd_tls_key_file"))
 
 
+def make_limiter(settings: Settings, clock: Clock) -> ConnectionLimiter:
+    """The per-client session limiter; exempt are smtpd_client_event_limit_exceptions
+    (default: mynetworks), as in Postfix."""
+    exceptions = list(SmtpConfig.from_settings(settings).mynetworks)
+    if settings.is_set("smtpd_client_event_limit_exceptions"):
+        exceptions, bad = parse_exceptions(settings.get_list("smtpd_client_event_limit_exceptions"))
+        for item in bad:
+            log.warning('smtpd_client_event_limit_exceptions: ignoring "%s"', item)
+    return ConnectionLimiter(clock, count_limit=settings.get_int("smtpd_client_connection_count_limit"),
+                             rate_limit=settings.get_int("smtpd_client_connection_rate_limit"),
+                             rate_unit=settings.get_seconds("anvil_rate_time_unit"),
+                             exceptions=tuple(exceptions))
+
+
 def make_services(settings: Settings, *, authenticator: Authenticator | None, restrictions: Restrictions,
                   queue: Queue, directory: Directory | None = None, clock: Clock | None = None,
-                  header_checks: Sequence[LookupTable] = ()) -> Services:
+                  header_checks: Sequence[LookupTable] = (),
+                  limiter: SessionLimiter | None = None) -> Services:
     config = SmtpConfig.from_settings(settings)
     clock = clock or SystemClock()
-    exceptions = list(config.mynetworks)
-    if settings.is_set("smtpd_client_event_limit_exceptions"):
-        from ipaddress import ip_network
-
-        exceptions = []
-        for item in settings.get_list("smtpd_client_event_limit_exceptions"):
-            try:
-                exceptions.append(ip_network(item.strip("[]").replace("]/", "/"), strict=False))
-            except ValueError:
-                log.warning('smtpd_client_event_limit_exceptions: ignoring "%s"', item)
-    limiter = ConnectionLimiter(clock, count_limit=settings.get_int("smtpd_client_connection_count_limit"),
-                                rate_limit=settings.get_int("smtpd_client_connection_rate_limit"),
-                                rate_unit=settings.get_seconds("anvil_rate_time_unit"),
-                                exceptions=tuple(exceptions))
     return Services(config=config, authenticator=authenticator, restrictions=restrictions, queue=queue,
-                    directory=directory, clock=clock, limiter=limiter, header_checks=tuple(header_checks))
+                    directory=directory, clock=clock, limiter=limiter or make_limiter(settings, clock),
+                    header_checks=tuple(header_checks))
 
 
 async def start_servers(settings: Settings, *, authenticator: Authenticator | None,
                         restrictions: Restrictions, queue: Queue, directory: Directory | None = None,
-                        clock: Clock | None = None,
-                        header_checks: Sequence[LookupTable] = ()) -> list[SmtpServer]:
-    """Listen on every configured address; on failure close what was opened and raise ConfigError."""
+                        clock: Clock | None = None, header_checks: Sequence[LookupTable] = (),
+                        limiter: SessionLimiter | None = None,
+                        inherited: Mapping[tuple[str, int], Sequence[socket.socket]] | None = None,
+                        ) -> list[SmtpServer]:
+    """Listen on every configured address; on failure close what was opened and raise ConfigError.
+
+    ``inherited``: an SMTP worker process serves the listening sockets of the main process
+    instead, keyed by (parameter, index of the address in it)."""
     services = make_services(settings, authenticator=authenticator, restrictions=restrictions, queue=queue,
-                             directory=directory, clock=clock, header_checks=header_checks)
+                             directory=directory, clock=clock, header_checks=header_checks, limiter=limiter)
     tls = tls_context(settings)
     started: list[SmtpServer] = []
     try:
@@ -100,10 +110,16 @@ async def start_servers(settings: Settings, *, authenticator: Authenticator | No
             addresses = settings.get_listen(param)
             if addresses and kind in ("submission", "smtps") and tls is None:
                 raise ConfigError(f"{param}: {kind} needs a certificate (smtpd_tls_cert_file)")
-            for address in addresses:
-                server = await listen(services, ListenerSpec(kind, tls), address, param)
-                started.append(server)
-                log.info("%s listening on %s", kind, server_address(server))
+            for index, address in enumerate(addresses):
+                spec = ListenerSpec(kind, tls)
+                if inherited is None:
+                    started.append(await listen(services, spec, address, param))
+                    started[-1].index = index
+                    log.info("%s listening on %s", kind, server_address(started[-1]))
+                else:
+                    for sock in inherited.get((param, index), ()):
+                        started.append(await listen(services, spec, address, param, sock=sock))
+                        started[-1].index = index
     except BaseException:
         for s in started:
             s.close()
@@ -116,14 +132,27 @@ def server_address(server: SmtpServer) -> str:
     return f"{host}:{port}"
 
 
-async def listen(services: Services, spec: ListenerSpec, address: Listen, param: str = "") -> SmtpServer:
+async def listen(services: Services, spec: ListenerSpec, address: Listen, param: str = "",
+                 sock: socket.socket | None = None) -> SmtpServer:
     loop = asyncio.get_running_loop()
+    where: dict[str, Any] = ({"sock": sock} if sock is not None else
+                             {"host": address.host or None, "port": address.port, "reuse_address": True})
     try:
         server = await loop.create_server(
-            lambda: SmtpSession(services, spec, loop), address.host or None, address.port,
-            ssl=spec.tls if spec.implicit_tls else None, reuse_address=True,
-            ssl_handshake_timeout=services.config.timeout if spec.implicit_tls else None)
+            lambda: SmtpSession(services, spec, loop), ssl=spec.tls if spec.implicit_tls else None,
+            ssl_handshake_timeout=services.config.timeout if spec.implicit_tls else None, **where)
     except OSError as exc:
         why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         raise ConfigError(f"{param or spec.kind}: cannot listen on {address}: {why}") from None
     return SmtpServer(spec.kind, address, server, spec)
+
+
+def listening_sockets(servers: Sequence[SmtpServer]) -> dict[tuple[str, int], list[socket.socket]]:
+    """The sockets of ``servers`` as ``start_servers(inherited=...)`` takes them."""
+    params = dict((kind, param) for param, kind in LISTEN_PARAMS)
+    out: dict[tuple[str, int], list[socket.socket]] = {}
+    for server in servers:
+        param = params[server.kind]
+        for sock in server.server.sockets:
+            out.setdefault((param, server.index), []).append(sock)
+    return out

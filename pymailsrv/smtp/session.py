@@ -191,10 +191,10 @@ class SmtpSession(AiosmtpdSMTP):
             return False
         limiter = self.svc.limiter
         if limiter is not None:
-            verdict = limiter.open(ip)
+            verdict, count = await limiter.admit(ip)
             if verdict:
                 log.warning("Connection %s limit exceeded: %d from %s for service %s",
-                            "concurrency" if verdict == "count" else "rate", limiter.active(ip) + 1,
+                            "concurrency" if verdict == "count" else "rate", count,
                             self.client, self.listener.service)
                 self.reply(R.TOO_MANY_CONNECTIONS.format(host=host, ip=ip))
                 return False
@@ -231,7 +231,7 @@ class SmtpSession(AiosmtpdSMTP):
     async def _finish(self) -> None:
         self.listener.sessions.discard(self)
         if self.svc.limiter is not None and self._limiter_ip:
-            self.svc.limiter.close(self._limiter_ip)
+            self.svc.limiter.release(self._limiter_ip)
         self._write_out()
         if self.lost and not self._timed_out:
             log.info("lost connection after %s from %s", self.last_command, self.client)

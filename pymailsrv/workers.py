@@ -1,0 +1,276 @@
+"""SMTP worker processes (``smtpd_processes`` > 1): more cores for SMTP, still one queue manager.
+
+The main process binds every SMTP listener and serves it as before. Each worker is a child
+process (``pymailsrv serve`` with the internal ``--smtpd-worker`` option) that inherits those
+listening sockets and accepts from the same ones (the kernel gives each new connection to one
+process), runs the SMTP sessions with its own restriction engine and Directory, and delivers to
+local Maildirs itself (the fast path). What it cannot finish before the 250 it spools and hands
+to the main process, whose queue manager owns every retry, bounce and outbound delivery. The log
+lines are the same, each process logging under its own pid, as Postfix's smtpd processes do.
+
+Each worker has one socketpair to the main process; one request per line:
+  ``open IP``     → ``ok N`` | ``count N`` | ``rate N``: the per-client connection limits, counted
+                    across all processes by the main one (anvil's job in Postfix); not asked for
+                    exempt clients (smtpd_client_event_limit_exceptions, default mynetworks)
+  ``close IP``    (no answer) the session admitted by ``open`` has ended
+  ``pickup ID``   (no answer) queue file ID is spooled: the main queue manager takes it over
+EOF on the socketpair tells a worker that the main process is gone: it stops as on SIGTERM; the
+main process releases what a dead worker held. A worker that dies is restarted after a pause,
+as Postfix's master(8) does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymailsrv.log import get_logger
+from pymailsrv.smtp.limits import ConnectionLimiter, Network, is_exempt
+
+log = get_logger("master")
+
+ANSWER_TIMEOUT = 5.0  # an anvil question the main process does not answer in time is allowed
+RESTART_PAUSE = 1.0  # Postfix's master waits too before it restarts a failed service
+RESTART_PAUSE_MAX = 60.0
+STOP_TIMEOUT = 15.0
+
+
+# --- the main process's side -------------------------------------------------------------------
+@dataclass(eq=False)
+class _Worker:
+    slot: int
+    process: asyncio.subprocess.Process | None = None
+    started: float = 0.0
+    failures: int = 0
+    held: Counter[str] = field(default_factory=Counter)  # sessions admitted and not yet closed
+
+
+class WorkerPool:
+    """Starts ``count`` SMTP worker processes on ``sockets`` and answers their requests."""
+
+    def __init__(self, count: int, config_path: str,
+                 sockets: Mapping[tuple[str, int], Sequence[socket.socket]],
+                 limiter: ConnectionLimiter, pickup: Callable[[str], Awaitable[None]]) -> None:
+        self.count = count
+        self.config_path = os.path.abspath(config_path)
+        self.sockets = sockets
+        self.limiter = limiter
+        self.pickup = pickup
+        self.workers = [_Worker(slot) for slot in range(1, count + 1)]
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+
+    async def start(self) -> None:
+        for worker in self.workers:
+            self._spawn(self._supervise(worker))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self.workers if w.process is not None and w.process.returncode is None]
+
+    async def _supervise(self, worker: _Worker) -> None:
+        pause = RESTART_PAUSE
+        while not self._stopping:
+            try:
+                await self._run_once(worker)
+            except OSError as exc:
+                log.warning("cannot start an SMTP worker process: %s", exc.strerror or exc)
+            if self._stopping:
+                return
+            quick = time.monotonic() - worker.started < 10
+            pause = min(RESTART_PAUSE_MAX, pause * 2) if quick else RESTART_PAUSE
+            await asyncio.sleep(pause)
+
+    async def _run_once(self, worker: _Worker) -> None:
+        ours, theirs = socket.socketpair()
+        fds = {key: [s.fileno() for s in socks] for key, socks in self.sockets.items()}
+        spec = {"slot": worker.slot, "channel": theirs.fileno(),
+                "listen": [[param, index, fd_list] for (param, index), fd_list in fds.items()]}
+        pass_fds = [theirs.fileno(), *(fd for fd_list in fds.values() for fd in fd_list)]
+        try:
+            worker.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "pymailsrv", "--config", self.config_path, "serve",
+                "--smtpd-worker", json.dumps(spec), pass_fds=pass_fds, stdin=asyncio.subprocess.DEVNULL)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        worker.started = time.monotonic()
+        proc = worker.process
+        reader, writer = await asyncio.open_connection(sock=ours)
+        answering = asyncio.get_running_loop().create_task(self._answer(worker, reader, writer))
+        try:
+            status = await proc.wait()
+        finally:
+            answering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await answering
+            writer.close()
+            self._release(worker)
+        if not self._stopping:
+            how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
+            log.warning("process pymailsrv/smtpd pid %d %s", proc.pid, how)
+
+    async def _answer(self, worker: _Worker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            verb, _, arg = line.decode("ascii", "replace").strip().partition(" ")
+            if verb == "open":
+                verdict = self.limiter.open(arg)
+                if not verdict:
+                    worker.held[arg] += 1
+                count = self.limiter.active(arg) + (1 if verdict else 0)
+                writer.write(f"{verdict or 'ok'} {count}\n".encode())
+            elif verb == "close" and worker.held[arg] > 0:
+                worker.held[arg] -= 1
+                self.limiter.close(arg)
+            elif verb == "pickup":
+                self._spawn(self._pickup(arg))
+
+    async def _pickup(self, queue_id: str) -> None:
+        try:
+            await self.pickup(queue_id)
+        except Exception:
+            log.exception("%s: cannot take over the queue file", queue_id)
+
+    def _release(self, worker: _Worker) -> None:
+        """A worker ended: its sessions are gone."""
+        for ip, n in worker.held.items():
+            for _ in range(n):
+                self.limiter.close(ip)
+        worker.held.clear()
+
+    async def stop(self) -> None:
+        """SIGTERM to every worker (each finishes its sessions), SIGKILL after STOP_TIMEOUT."""
+        self._stopping = True
+        procs = [w.process for w in self.workers if w.process is not None and w.process.returncode is None]
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        if procs:
+            _, late = await asyncio.wait([asyncio.ensure_future(p.wait()) for p in procs], timeout=STOP_TIMEOUT)
+            for proc in procs:
+                if proc.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+            if late:
+                await asyncio.wait(late, timeout=5)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+# --- a worker's side ---------------------------------------------------------------------------
+@dataclass(slots=True)
+class WorkerSpec:
+    slot: int
+    channel: int
+    listen: dict[tuple[str, int], list[int]]
+
+    @classmethod
+    def parse(cls, text: str) -> WorkerSpec:
+        raw = json.loads(text)
+        return cls(int(raw["slot"]), int(raw["channel"]),
+                   {(str(p), int(i)): [int(fd) for fd in fds] for p, i, fds in raw["listen"]})
+
+    def sockets(self) -> dict[tuple[str, int], list[socket.socket]]:
+        return {key: [socket.socket(fileno=fd) for fd in fds] for key, fds in self.listen.items()}
+
+
+class MainChannel:
+    """A worker's line to the main process (see the module notes)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self._answers: list[asyncio.Future[str]] = []
+        self.closed = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def connect(cls, fd: int) -> MainChannel:
+        reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=fd))
+        return cls(reader, writer)
+
+    async def _read(self) -> None:
+        try:
+            while line := await self.reader.readline():
+                if self._answers:
+                    answer = self._answers.pop(0)
+                    if not answer.done():
+                        answer.set_result(line.decode("ascii", "replace").strip())
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.closed.set()
+            for answer in self._answers:
+                if not answer.done():
+                    answer.set_result("")
+            self._answers.clear()
+
+    def send(self, line: str) -> None:
+        if not self.closed.is_set() and not self.writer.is_closing():
+            self.writer.write(line.encode() + b"\n")
+
+    async def ask(self, line: str) -> str:
+        """The answer line, or "" when the main process is gone or slow."""
+        if self.closed.is_set():
+            return ""
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._answers.append(answer)
+        self.send(line)
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), ANSWER_TIMEOUT)
+        except TimeoutError:
+            log.warning("no answer from the main process to %s", line.split()[0])
+            return ""
+
+    async def pickup(self, queue_id: str) -> None:
+        self.send(f"pickup {queue_id}")
+
+    async def close(self) -> None:
+        self.writer.close()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+class RemoteLimiter:
+    """``smtp.limits.SessionLimiter`` of a worker: the main process counts (anvil)."""
+
+    def __init__(self, channel: MainChannel, limiter: ConnectionLimiter) -> None:
+        self.channel = channel
+        self.exceptions: Sequence[Network] = limiter.exceptions
+        self.off = not limiter.count_limit and not limiter.rate_limit
+
+    def _asks(self, ip: str) -> bool:
+        return not self.off and not is_exempt(ip, self.exceptions)
+
+    async def admit(self, ip: str) -> tuple[str, int]:
+        if not self._asks(ip):
+            return "", 0
+        verdict, _, count = (await self.channel.ask(f"open {ip}")).partition(" ")
+        if verdict in ("count", "rate"):
+            return verdict, int(count) if count.isdigit() else 0
+        return "", int(count) if count.isdigit() else 0
+
+    def release(self, ip: str) -> None:
+        if self._asks(ip):
+            self.channel.send(f"close {ip}")
