@@ -132,16 +132,16 @@ async def _serve(settings: Settings, config_path: str) -> int:
     try:
         queue, stop_queue = await start_queue(settings, core.directory, core.store, clock=core.clock)
         stops.append(stop_queue)
-        smtp = await start_smtp(settings, authenticator=core.authenticator, restrictions=core.restrictions,
-                                queue=queue, directory=core.directory, limiter=limiter)
         processes = settings.get_int("smtpd_processes")
-        if smtp and processes > 1:
+        smtp = await start_smtp(settings, authenticator=core.authenticator, restrictions=core.restrictions,
+                                queue=queue, directory=core.directory, limiter=limiter, serve=not processes)
+        if smtp and processes:
             from pymailsrv.workers import WorkerPool
 
-            workers = WorkerPool(processes - 1, config_path, listening_sockets(smtp), limiter, queue.pickup)
+            workers = WorkerPool(processes, config_path, listening_sockets(smtp), limiter, queue.pickup)
             await workers.start()
             stops.append(workers.stop)
-        for server in smtp:  # stopped first: no new sessions here while the workers finish theirs
+        for server in smtp:
             stops.append(_closer(server))
         imap: list[Any] = []
         await start_imap(settings, core.authenticator, core.store, imap)
@@ -182,10 +182,11 @@ async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
                                               worker=(spec.slot, channel.pickup))
         stops.append(stop_queue)
         limiter = RemoteLimiter(channel, make_limiter(settings, core.clock))
-        for server in await start_smtp(settings, authenticator=core.authenticator, restrictions=core.restrictions,
-                                       queue=queue, directory=core.directory, limiter=limiter,
-                                       inherited=spec.sockets()):
-            stops.append(_closer(server))
+        servers = await start_smtp(settings, authenticator=core.authenticator, restrictions=core.restrictions,
+                                   queue=queue, directory=core.directory, limiter=limiter,
+                                   inherited=spec.sockets())
+        stops.extend(_closer(server) for server in servers)
+        log.info("smtpd process %d serving %d listening socket(s)", spec.slot, len(servers))
         stop = _stop_event()
         gone = asyncio.ensure_future(channel.closed.wait())
         await asyncio.wait([asyncio.ensure_future(stop.wait()), gone], return_when=asyncio.FIRST_COMPLETED)
@@ -288,9 +289,11 @@ def prepare_demo() -> tuple[str, str]:
 
 # --- SMTP listeners (smtp engineer) -----------------------------------------------------------
 async def start_smtp(settings: Settings, *, authenticator: Any, restrictions: Any, queue: Any,
-                     directory: Any, limiter: Any = None, inherited: Any = None) -> list[Any]:
+                     directory: Any, limiter: Any = None, inherited: Any = None,
+                     serve: bool = True) -> list[Any]:
     """Start smtpd_listen / submission_listen / smtps_listen / reinject_listen in this loop
-    (``inherited``: on the main process's sockets, in an SMTP worker).
+    (``inherited``: on the main process's sockets, in an SMTP worker; ``serve`` False: only bind
+    them, for the workers).
 
     Returns ``pymailsrv.smtp.server.SmtpServer`` objects: ``.close()`` each, then
     ``await s.server.wait_closed()``. Raises ConfigError (port taken, missing certificate)."""
@@ -300,7 +303,7 @@ async def start_smtp(settings: Settings, *, authenticator: Any, restrictions: An
     header_checks = [open_table(spec, settings) for spec in settings.get_list("header_checks")]
     return await start_servers(settings, authenticator=authenticator, restrictions=restrictions,
                                queue=queue, directory=directory, header_checks=header_checks,
-                               limiter=limiter, inherited=inherited)
+                               limiter=limiter, inherited=inherited, serve=serve)
 
 
 # --- queue manager and delivery (queue engineer) -------------------------------------------------

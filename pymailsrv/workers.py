@@ -1,10 +1,10 @@
-"""SMTP worker processes (``smtpd_processes`` > 1): more cores for SMTP, still one queue manager.
+"""SMTP worker processes (``smtpd_processes`` > 0): more cores for SMTP, still one queue manager.
 
-The main process binds every SMTP listener and serves it as before. Each worker is a child
+The main process binds every SMTP listener but does not accept on them. Each worker is a child
 process (``pymailsrv serve`` with the internal ``--smtpd-worker`` option) that inherits those
-listening sockets and accepts from the same ones (the kernel gives each new connection to one
-process), runs the SMTP sessions with its own restriction engine and Directory, and delivers to
-local Maildirs itself (the fast path). What it cannot finish before the 250 it spools and hands
+listening sockets and accepts from them (the kernel gives each new connection to one of the
+workers, so one that is busy takes fewer), runs the SMTP sessions with its own restriction engine
+and Directory, and delivers to local Maildirs itself (the fast path). What it cannot finish before the 250 it spools and hands
 to the main process, whose queue manager owns every retry, bounce and outbound delivery. The log
 lines are the same, each process logging under its own pid, as Postfix's smtpd processes do.
 

@@ -96,11 +96,12 @@ async def start_servers(settings: Settings, *, authenticator: Authenticator | No
                         clock: Clock | None = None, header_checks: Sequence[LookupTable] = (),
                         limiter: SessionLimiter | None = None,
                         inherited: Mapping[tuple[str, int], Sequence[socket.socket]] | None = None,
-                        ) -> list[SmtpServer]:
+                        serve: bool = True) -> list[SmtpServer]:
     """Listen on every configured address; on failure close what was opened and raise ConfigError.
 
     ``inherited``: an SMTP worker process serves the listening sockets of the main process
-    instead, keyed by (parameter, index of the address in it)."""
+    instead, keyed by (parameter, index of the address in it). ``serve`` False: bind only (the
+    main process of SMTP workers holds the sockets they accept on)."""
     services = make_services(settings, authenticator=authenticator, restrictions=restrictions, queue=queue,
                              directory=directory, clock=clock, header_checks=header_checks, limiter=limiter)
     tls = tls_context(settings)
@@ -113,7 +114,7 @@ async def start_servers(settings: Settings, *, authenticator: Authenticator | No
             for index, address in enumerate(addresses):
                 spec = ListenerSpec(kind, tls)
                 if inherited is None:
-                    started.append(await listen(services, spec, address, param))
+                    started.append(await listen(services, spec, address, param, serve=serve))
                     started[-1].index = index
                     log.info("%s listening on %s", kind, server_address(started[-1]))
                 else:
@@ -133,14 +134,15 @@ def server_address(server: SmtpServer) -> str:
 
 
 async def listen(services: Services, spec: ListenerSpec, address: Listen, param: str = "",
-                 sock: socket.socket | None = None) -> SmtpServer:
+                 sock: socket.socket | None = None, serve: bool = True) -> SmtpServer:
     loop = asyncio.get_running_loop()
     where: dict[str, Any] = ({"sock": sock} if sock is not None else
                              {"host": address.host or None, "port": address.port, "reuse_address": True})
     try:
         server = await loop.create_server(
             lambda: SmtpSession(services, spec, loop), ssl=spec.tls if spec.implicit_tls else None,
-            ssl_handshake_timeout=services.config.timeout if spec.implicit_tls else None, **where)
+            ssl_handshake_timeout=services.config.timeout if spec.implicit_tls else None,
+            start_serving=serve, **where)
     except OSError as exc:
         why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         raise ConfigError(f"{param or spec.kind}: cannot listen on {address}: {why}") from None

@@ -6,9 +6,10 @@ PARAMS = (
     Param("smtpd_listen", "listen", "", "MTA listener (port 25), host:port list; empty = off."),
     Param("submission_listen", "listen", "", "Submission listener (port 587); empty = off."),
     Param("smtps_listen", "listen", "", "Implicit-TLS submission listener (port 465); empty = off."),
-    Param("smtpd_processes", "int", "1", "Processes accepting SMTP connections, the main one "
-          "included: more use more CPU cores (each delivers to local Maildirs itself; the main "
-          "process keeps the one queue manager).", minimum=1),
+    Param("smtpd_processes", "int", "0", "SMTP processes beside the main one, to use more CPU "
+          "cores: each serves every SMTP listener and delivers to local Maildirs itself; the main "
+          "process keeps the queue manager, IMAP and POP3. 0: the main process serves SMTP.",
+          minimum=0),
     Param("reinject_listen", "listen", "", "Content-filter return path (like smtpd, only from "
           "mynetworks, mail marked as already filtered); empty = off."),
     Param("smtpd_peername_lookup", "bool", "no",
