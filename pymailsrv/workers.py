@@ -4,9 +4,10 @@ The main process binds every SMTP listener but does not accept on them. Each wor
 process (``pymailsrv serve`` with the internal ``--smtpd-worker`` option) that inherits those
 listening sockets and accepts from them (the kernel gives each new connection to one of the
 workers, so one that is busy takes fewer), runs the SMTP sessions with its own restriction engine
-and Directory, and delivers to local Maildirs itself (the fast path). What it cannot finish before the 250 it spools and hands
-to the main process, whose queue manager owns every retry, bounce and outbound delivery. The log
-lines are the same, each process logging under its own pid, as Postfix's smtpd processes do.
+and Directory, and delivers to local Maildirs itself (the fast path). What it cannot finish
+before the 250 it spools and hands to the main process, whose queue manager owns every retry,
+bounce and outbound delivery. The log lines are the same, each process logging under its own
+pid, as Postfix's smtpd processes do.
 
 Each worker has one socketpair to the main process; one request per line:
   ``open IP``     → ``ok N`` | ``count N`` | ``rate N``: the per-client connection limits, counted
