@@ -6,7 +6,7 @@
 set -euo pipefail
 ROUNDS="${1:-2}"; SECS="${2:-10}"
 BASE="${BASE:-/var/lab/postfix-vmail}"; FIRST="${FIRST:-50}"; CLIENTS="${CLIENTS:-10}"; PER_USER="${PER_USER:-200}"
-PY=/work/venv/bin/python; export PYTHONPATH=.
+PY="${PYTHON:-$(pwd)/.venv/bin/python}"; export PYTHONPATH=.
 LOAD="$PY bench/imap_load.py"
 /work/shared/anchors/dovecot-setup.sh >/dev/null
 DPID="$(cat /run/lab-dovecot/master.pid)"
