@@ -1,4 +1,5 @@
-"""One Maildir folder on disk, shared by every session of this process (blocking; run in threads).
+"""One Maildir folder on disk, shared by every session of this process (blocking: threads, or
+short work on the event loop).
 
 A ``Folder`` keeps the process's current picture of a folder directory: which file in new/ or
 cur/ holds which UID (``dovecot-uidlist``), flags from the ``:2,`` info and ``dovecot-keywords``,
@@ -6,8 +7,13 @@ sizes from the ``,W=`` field, internal dates from the index. Sessions (store/mai
 their own view against it, so N sessions on one folder cost one directory scan.
 
 Implementation notes:
-- Every method that touches disk runs in a worker thread and holds ``self.lock``; lock order is
-  folder lock → ``dovecot-uidlist.lock`` (a dotlock, as Dovecot takes it) → quota flock.
+- Every method that touches disk holds ``self.lock``; lock order is folder lock →
+  ``dovecot-uidlist.lock`` (a dotlock, as Dovecot takes it) → quota flock.
+- Work that costs a few system calls runs on the event loop under ``on_loop()`` (a thread hop
+  costs more CPU than the calls themselves): the folder lock is taken only if free, and nothing
+  there waits — not for the dotlock, the quota flock or another process's index writer. Where
+  waiting, a directory listing or a whole-file read would be needed, the method stops and
+  leaves that work (and what follows) to the same method in a thread.
 - UIDs are assigned only under the dotlock, after re-reading the uidlist with every record, and
   appended to it (Dovecot does the same; readers take next uid = max(N, last uid + 1)).
 - A rescan compares the listing with the picture as sets (C speed), so only files that appeared
@@ -35,7 +41,7 @@ from typing import Any
 from pymailsrv.errors import Refusal, TemporaryFailure
 from pymailsrv.store import mdfiles, quota
 from pymailsrv.store.base import DELETED, FlagMode, MessageInfo
-from pymailsrv.store.index import FolderIndex, stored_uidvalidity
+from pymailsrv.store.index import FolderIndex, IndexBusy, stored_uidvalidity
 from pymailsrv.store.view import apply_flags
 
 UIDLIST = "dovecot-uidlist"
@@ -49,6 +55,8 @@ TRUST_AFTER = 0.1  # seconds; several kernel timestamp ticks (use more on NFS)
 SNAPSHOT_EVERY = 2000  # changes between snapshot rewrites while the folder stays open
 COMPACT_MIN = 1024  # stale uidlist records tolerated before a rewrite
 CHANGE_LOG = 20_000  # entries kept; a session further behind does one full diff
+INLINE_FILES = 32  # renames or unlinks done on the event loop in one call (~10 µs each)
+INLINE_UNLINK_BYTES = 8 << 20  # freeing a big file's blocks can take milliseconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +117,8 @@ class Folder:
         self._log_uids: list[int] = []
         self._log_floor = 0  # sessions older than this generation need a full diff
         self.index: FolderIndex | None = None
+        self.index_backlog: list[Callable[[FolderIndex], None]] = []  # loop writes that found it busy
+        self._on_loop = False  # the event loop holds the lock (``on_loop``): never wait
         self.loaded = False
         self.evicted = False  # moved away by DELETE/RENAME: not to be kept once released
         self._unsaved = 0
@@ -116,14 +126,42 @@ class Folder:
 
     # -- locking ------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def uidlist_lock(self) -> Iterator[int]:
+    def on_loop(self) -> Iterator[bool]:
+        """The lock for short work on the event loop, taken only if free: False means a thread
+        holds it (the caller goes to a thread too). While held, nothing waits (module notes)."""
+        if not self.lock.acquire(blocking=False):
+            yield False
+            return
+        self._on_loop = True
+        try:
+            yield True
+        finally:
+            self._on_loop = False
+            self.lock.release()
+
+    @contextlib.contextmanager
+    def uidlist_lock(self) -> Iterator[int | None]:
+        """The dotlock's fd; None at once on the loop if another holder has it."""
         lock = os.path.join(self.path, UIDLIST_LOCK)
+        fd = self._take_dotlock(lock)
+        if fd is None:
+            yield None
+            return
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+
+    def _take_dotlock(self, lock: str) -> int | None:
         deadline = time.monotonic() + LOCK_TIMEOUT
         while True:
             try:
-                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-                break
+                return os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             except FileExistsError:
+                if self._on_loop:
+                    return None
                 with contextlib.suppress(FileNotFoundError):
                     if time.time() - os.stat(lock).st_mtime > LOCK_STALE:
                         os.unlink(lock)
@@ -131,12 +169,6 @@ class Folder:
                 if time.monotonic() > deadline:
                     raise TemporaryFailure(f"{lock}: lock timeout") from None
                 time.sleep(0.005)
-        try:
-            yield fd
-        finally:
-            os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(lock)
 
     # -- change detection ------------------------------------------------------------------------
     def _dir_stamps(self) -> dict[str, tuple[int, ...]]:
@@ -147,6 +179,13 @@ class Folder:
                 st = os.stat(os.path.join(self.path, name))
                 out[key] = (st.st_mtime_ns, st.st_ino, st.st_size if key == "ul" else 0)
         return out
+
+    def _unchanged(self, stamps: dict[str, tuple[int, ...]], move_new: bool) -> bool:
+        return len(stamps) == 3 and stamps == self._seen and not (move_new and self._in["new"])
+
+    def unchanged(self, move_new: bool) -> bool:
+        """True when ``refresh`` would find nothing to do: three stat calls (caller holds the lock)."""
+        return self.index is not None and self._unchanged(self._dir_stamps(), move_new)
 
     def _remember(self, stamps: dict[str, tuple[int, ...]], taken: int) -> None:
         """Keep a stamp only if it was already older than TRUST_AFTER when the scan started:
@@ -178,9 +217,10 @@ class Folder:
         except mdfiles.UidListError:
             return None
 
-    def _load_uidlist(self) -> None:
+    def _load_uidlist(self) -> bool:
         """Read what is new in the uidlist (appended records), or all of it if it was replaced.
-        A missing or unreadable list means the UIDs are lost: a new UIDVALIDITY."""
+        A missing or unreadable list means the UIDs are lost: a new UIDVALIDITY. On the loop only
+        an appended tail is read: False (nothing done) when more would be needed."""
         path = os.path.join(self.path, UIDLIST)
         if self.uidlist is not None and self._ul_stamp is not None:
             try:
@@ -191,17 +231,20 @@ class Folder:
                         end = chunk.rfind(b"\n") + 1
                         mdfiles.parse_uidlist_records(chunk[:end].decode("utf-8", "replace"), self.uidlist)
                         self._ul_stamp = (self._ul_stamp[0], self._ul_stamp[1] + end)
-                        return
+                        return True
             except FileNotFoundError:
                 pass
+        if self._on_loop:
+            return False
         got = self._read_uidlist()
         if got is None:
             self._create_uidlist()  # missing or unreadable: the UIDs are lost
-            return
+            return True
         ul, stamp = got
         if self.uidlist is not None and ul.uidvalidity != self.uidlist.uidvalidity:
             self._reset()
         self.uidlist, self._ul_stamp, self._records_complete = ul, stamp, True
+        return True
 
     def _need_records(self) -> None:
         if not self._records_complete:
@@ -210,6 +253,7 @@ class Folder:
 
     def _create_uidlist(self) -> None:
         with self.uidlist_lock() as fd:
+            assert fd is not None  # never on the loop (_load_uidlist)
             got = self._read_uidlist()
             if got is not None:  # another process wrote a good one meanwhile
                 self.uidlist, self._ul_stamp = got
@@ -241,6 +285,7 @@ class Folder:
         self._log_floor = self.generation + 1
         self.loc.clear()
         self._in = {"cur": {}, "new": {}}
+        self.index_backlog.clear()  # writes for the old UIDVALIDITY
         if self.index is not None:
             self.index.close()
             self.index = None
@@ -278,6 +323,42 @@ class Folder:
             self.index = FolderIndex(self.path, self.uidlist.uidvalidity)
             self.first_recent = max(self.first_recent, self.index.get_meta("first_recent", 1))
             self.modseq = max(self.modseq, self.index.get_meta("modseq", 1))
+
+    def _index_write(self, write: Callable[[FolderIndex], None]) -> None:
+        """Index writes keep their order: on the loop one is tried without waiting and, if another
+        process is writing, queued with those after it for ``flush_index`` (in a thread, which the
+        caller then makes); in a thread, the queue goes first."""
+        if self.index is None:
+            return
+        if self._on_loop:
+            if not self.index_backlog:
+                try:
+                    with self.index.nowait():
+                        write(self.index)
+                    return
+                except IndexBusy:
+                    pass
+            self.index_backlog.append(write)
+            return
+        self._drain_backlog()
+        write(self.index)
+
+    def _drain_backlog(self) -> None:
+        while self.index_backlog and self.index is not None:
+            self.index_backlog[0](self.index)
+            del self.index_backlog[0]
+
+    def flush_index(self) -> None:
+        """The writes ``on_loop`` work queued (``index_backlog``); in a thread."""
+        with self.lock:
+            self._drain_backlog()
+
+    def save_meta(self) -> None:
+        # read when written: a queued write stores the then current values
+        self._index_write(lambda ix: ix.set_meta({"modseq": self.modseq, "first_recent": self.first_recent}))
+
+    def cache_put(self, rows: list[tuple[int, str, bytes]]) -> None:
+        self._index_write(lambda ix: ix.cache_put(rows))
 
     # -- snapshot ---------------------------------------------------------------------------------
     def _load_snapshot(self) -> bool:
@@ -376,10 +457,10 @@ class Folder:
         with self.lock:
             taken = time.time_ns()
             stamps = self._dir_stamps()
-            same = {k for k, v in stamps.items() if self._seen.get(k) == v}
-            if len(same) == 3 and not (move_new and self._in["new"]):
+            if self._unchanged(stamps, move_new):
                 self._open_index()  # closed while the folder sat idle
                 return False
+            same = {k for k, v in stamps.items() if self._seen.get(k) == v}
             self.poll_seen = self.poll_stamp()
             if not os.path.isdir(self.path):
                 if self._drop(list(self.loc)):
@@ -470,8 +551,7 @@ class Folder:
                 self._touch(uid)
             if rel is not None and self._in[rel[:3]].get(rel[4:]) == uid:
                 del self._in[rel[:3]][rel[4:]]
-        if self.index is not None:
-            self.index.delete(uids)
+        self._index_write(lambda ix: ix.delete(uids))
         self.modseq += 1
         self._unsaved += len(uids)
         return True
@@ -480,6 +560,7 @@ class Folder:
         """Files this picture has no UID for: look them up in the whole uidlist, assign the rest."""
         self._need_records()
         uids = self._assign(list(unknown))
+        assert uids is not None  # never on the loop (refresh)
         known = self.index.lookup(list(uids.values())) if self.index is not None else {}
         rows: list[tuple[int, float, int]] = []
         added = False
@@ -508,8 +589,7 @@ class Folder:
             self.infos[uid] = MessageInfo(uid, self.flags_of(info_of(rel)), got[1], got[0], self.modseq)
             self._touch(uid)
             added = True
-        if self.index is not None:
-            self.index.put(rows)
+        self._index_write(lambda ix: ix.put(rows))
         if added:
             self.modseq += 1
             self._unsaved += len(uids)
@@ -530,11 +610,17 @@ class Folder:
             return None
         return mtime, vsize
 
-    def _assign(self, bases: list[str]) -> dict[str, int]:
-        """Give UIDs to ``bases`` (delivery order: the time in the name, then the name)."""
+    def _assign(self, bases: list[str]) -> dict[str, int] | None:
+        """Give UIDs to ``bases`` (delivery order: the time in the name, then the name). None on
+        the loop if that means waiting for the dotlock or reading the whole uidlist."""
         with self.uidlist_lock() as fd:
+            if fd is None:
+                return None
             if os.path.exists(os.path.join(self.path, UIDLIST)):
-                self._load_uidlist()
+                if not self._load_uidlist():
+                    return None  # on the loop: the list was replaced; a thread reads it whole
+            elif self._on_loop:
+                return None  # lost: a thread writes a new one
             if self.uidlist is None:
                 self.uidlist = mdfiles.UidList(uidvalidity=self._new_validity())
             ul = self.uidlist
@@ -568,6 +654,7 @@ class Folder:
             return
         newest = next(reversed(self.infos), 0)
         with self.uidlist_lock() as fd:
+            assert fd is not None  # never on the loop (refresh)
             if os.path.exists(os.path.join(self.path, UIDLIST)):
                 self._load_uidlist()
             on_disk = {n.partition(mdfiles.INFO_SEP)[0] for sub in ("new", "cur") for n in self._listdir(sub)}
@@ -619,39 +706,56 @@ class Folder:
             return None
 
     # -- writing ------------------------------------------------------------------------------------
-    def _keyword_index(self, flags: Iterable[str]) -> dict[str, int]:
-        """Indices for every keyword in ``flags``, adding new ones to dovecot-keywords."""
-        wanted = {f for f in flags if not mdfiles.is_system_flag(f)}
-        if wanted - set(self.keywords):
-            with self.uidlist_lock():
-                self._kw_stamp = None
-                self._load_keywords()
-                for name in sorted(wanted - set(self.keywords)):
-                    if len(self.keywords) >= mdfiles.MAX_KEYWORDS:
-                        raise Refusal("Too many keywords in this mailbox", code="LIMIT")
-                    self.keywords.append(name)
-                tmp = os.path.join(self.path, "tmp", f"{KEYWORDS}.{os.getpid()}.{threading.get_ident()}")
-                with open(tmp, "w", encoding="utf-8") as f:
-                    f.write(mdfiles.format_keywords(self.keywords))
-                os.rename(tmp, os.path.join(self.path, KEYWORDS))
-                self._flag_memo.clear()
-        return {name: i for i, name in enumerate(self.keywords) if name}
-
-    def set_flags(self, uids: list[int], wanted: frozenset[str], mode: FlagMode) -> list[MessageInfo]:
-        """Apply ``mode`` to each message's current flags; a file renamed under us (another
-        session's change) is found again and its new flags are the ones changed."""
+    # set_flags, expunge and adopt return (done, left): on the loop they stop where waiting or a
+    # listing would be needed and leave the rest to the same call in a thread (``left``).
+    def keyword_index(self, flags: Iterable[str]) -> dict[str, int] | None:
+        """Indices for every keyword in ``flags``, adding new ones to dovecot-keywords (under the
+        dotlock: on the loop, None instead)."""
         with self.lock:
-            kw = self._keyword_index(wanted)
+            wanted = {f for f in flags if not mdfiles.is_system_flag(f)}
+            if wanted - set(self.keywords):
+                if self._on_loop:
+                    return None
+                with self.uidlist_lock():
+                    self._kw_stamp = None
+                    self._load_keywords()
+                    for name in sorted(wanted - set(self.keywords)):
+                        if len(self.keywords) >= mdfiles.MAX_KEYWORDS:
+                            raise Refusal("Too many keywords in this mailbox", code="LIMIT")
+                        self.keywords.append(name)
+                    tmp = os.path.join(self.path, "tmp", f"{KEYWORDS}.{os.getpid()}.{threading.get_ident()}")
+                    with open(tmp, "w", encoding="utf-8") as f:
+                        f.write(mdfiles.format_keywords(self.keywords))
+                    os.rename(tmp, os.path.join(self.path, KEYWORDS))
+                    self._flag_memo.clear()
+            return {name: i for i, name in enumerate(self.keywords) if name}
+
+    def set_flags(
+        self, uids: list[int], wanted: frozenset[str], mode: FlagMode
+    ) -> tuple[list[MessageInfo], list[int]]:
+        """Apply ``mode`` to each message's current flags; a file renamed under us (another
+        session's change) is found again and its new flags are the ones changed. Applying a mode
+        twice changes nothing more, so a thread may redo what the loop left."""
+        with self.lock:
+            kw = self.keyword_index(wanted)
+            if kw is None or (self._on_loop and len(uids) > INLINE_FILES):
+                return [], uids
             out: list[MessageInfo] = []
-            for uid in uids:
-                if self._rename_flags(uid, wanted, mode, kw):
+            left: list[int] = []
+            for i, uid in enumerate(uids):
+                done = self._rename_flags(uid, wanted, mode, kw)
+                if done is None:
+                    left = uids[i:]
+                    break
+                if done:
                     out.append(self.infos[uid])
             if out:
                 self.generation += 1
                 self.save_meta()
-            return out
+            return out, left
 
-    def _rename_flags(self, uid: int, wanted: frozenset[str], mode: FlagMode, kw: dict[str, int]) -> bool:
+    def _rename_flags(self, uid: int, wanted: frozenset[str], mode: FlagMode, kw: dict[str, int]) -> bool | None:
+        """None: on the loop, the file was renamed under us (finding it again is a listing)."""
         for _ in range(3):
             rel = self.loc.get(uid)
             if rel is None:
@@ -665,6 +769,8 @@ class Folder:
             try:
                 os.rename(os.path.join(self.path, rel), os.path.join(self.path, target))
             except FileNotFoundError:
+                if self._on_loop:
+                    return None
                 if self.locate(uid) is None:
                     return False
                 continue
@@ -672,27 +778,37 @@ class Folder:
             return True
         return False
 
-    def expunge(self, uids: Iterable[int]) -> list[int]:
+    def expunge(self, uids: list[int]) -> tuple[list[int], list[int]]:
+        """Unlink the messages among ``uids`` flagged \\Deleted; (removed, left)."""
         with self.lock:
+            doomed = [u for u in uids if (m := self.infos.get(u)) is not None and DELETED in m.flags]
+            if self._on_loop and (
+                len(doomed) > INLINE_FILES or sum(map(self.stored_size, doomed)) > INLINE_UNLINK_BYTES
+            ):
+                return [], uids
             removed: list[int] = []
+            left: list[int] = []
             freed = count = 0
-            with quota.quota_lock(self.root, exclusive=False):
-                for uid in uids:
-                    info = self.infos.get(uid)
-                    if info is None or DELETED not in info.flags:
-                        continue
+            with quota.quota_lock(self.root, exclusive=False, wait=not self._on_loop) as locked:
+                if not locked:
+                    return [], uids
+                for i, uid in enumerate(doomed):
                     size = self.stored_size(uid)
-                    path = self.locate(uid)
+                    path = self.file_path(uid) if self._on_loop else self.locate(uid)
                     if path is not None:
-                        with contextlib.suppress(FileNotFoundError):
+                        try:
                             os.unlink(path)
                             freed += size
                             count += 1
+                        except FileNotFoundError:
+                            if self._on_loop:  # renamed under us: a thread finds it again
+                                left = doomed[i:]
+                                break
                     removed.append(uid)
                 if count:
                     quota.append(self.root, -freed, -count)
             self.forget(removed)
-            return removed
+            return removed, left
 
     def forget(self, uids: list[int]) -> None:
         if self._drop(uids):
@@ -700,30 +816,50 @@ class Folder:
             self.save_meta()
 
     def add_files(self, files: list[NewFile]) -> list[int]:
-        """Put files into cur/ with their flags and give them UIDs (APPEND, COPY, MOVE target).
-        Returns the UIDs, 0 where a source vanished. Sessions see them at their next sync."""
+        """Put files into cur/ with their flags and give them UIDs (COPY, MOVE target). Returns
+        the UIDs, 0 where a source vanished. Sessions see them at their next sync."""
         with self.lock:
             if self.uidlist is None:
                 self._load_uidlist()
             self._need_records()
-            kw = self._keyword_index(f for nf in files for f in nf.flags)
-            placed: list[str] = []
+            kw = self.keyword_index(f for nf in files for f in nf.flags)
+            assert kw is not None  # in a thread
+            placed: list[NewFile] = []
             added = count = 0
             with quota.quota_lock(self.root, exclusive=False):
                 for nf in files:
-                    name = f"{nf.base}{mdfiles.INFO_SEP}{mdfiles.build_info(nf.flags, kw)}"
-                    if self._place(nf, os.path.join(self.path, "cur", name)):
-                        placed.append(nf.base)
+                    if self._place(nf, os.path.join(self.path, "cur", self.file_name(nf, kw))):
+                        placed.append(nf)
                         if nf.charge:
                             added += nf.size
                             count += 1
                 if count:
                     quota.append(self.root, added, count)
-            uids = self._assign(placed)
+            uids, _ = self.adopt(placed)
+            got = dict(zip((nf.base for nf in placed), uids, strict=True))
+            return [got.get(nf.base, 0) for nf in files]
+
+    @staticmethod
+    def file_name(nf: NewFile, kw: dict[str, int]) -> str:
+        return f"{nf.base}{mdfiles.INFO_SEP}{mdfiles.build_info(nf.flags, kw)}"
+
+    def adopt(self, files: list[NewFile]) -> tuple[list[int], list[NewFile]]:
+        """UIDs for files already in cur/ under ``file_name`` (APPEND commits its file durably
+        itself, then calls this), and their index rows. On the loop all or nothing: nothing when
+        the dotlock is taken, the uidlist must be read whole or the index opened."""
+        with self.lock:
+            if self._on_loop and (self.uidlist is None or not self._records_complete or self.index is None):
+                return [], files
+            if self.uidlist is None:
+                self._load_uidlist()
+            self._need_records()
+            uids = self._assign([nf.base for nf in files])
+            if uids is None:
+                return [], files
             self._open_index()
-            if self.index is not None:
-                self.index.put([(uids[nf.base], nf.idate, nf.vsize) for nf in files if nf.base in uids])
-            return [uids.get(nf.base, 0) for nf in files]
+            rows = [(uids[nf.base], nf.idate, nf.vsize) for nf in files]
+            self._index_write(lambda ix: ix.put(rows))
+            return [uids[nf.base] for nf in files], []
 
     def _place(self, nf: NewFile, dst: str) -> bool:
         try:
@@ -742,16 +878,12 @@ class Folder:
             os.utime(dst, (nf.idate, nf.idate))
         return True
 
-    def save_meta(self) -> None:
-        if self.index is not None:
-            self.index.set_meta("modseq", self.modseq)
-            self.index.set_meta("first_recent", self.first_recent)
-
     def close(self) -> None:
         with self.lock:
             stale = self._unsaved or self._seen != self._snap_seen  # changes, or newly trusted stamps
             if stale or not os.path.exists(os.path.join(self.path, SNAPSHOT)):
                 self.save_snapshot()
+            self._drain_backlog()
             if self.index is not None:
                 self.index.close()
                 self.index = None

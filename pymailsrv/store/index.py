@@ -5,9 +5,11 @@ RFC822 size of files without ``,W=``, the ``\\Recent`` watermark and modseq, and
 (envelope, bodystructure) that IMAP puts there. It is a cache: if it is missing or unreadable it
 is rebuilt from the files, and nothing in it is needed to keep UIDs (dovecot-uidlist does that).
 
-Blocking; each Folder uses it from threads under the folder's lock, except ``cache_get`` which
-uses a separate read connection on the event loop (a point query on a WAL database never waits
-for a writer).
+Each Folder uses it under the folder's lock, from threads or, for short writes, from the event
+loop inside ``nowait()``: there a write that would wait for another process's writer raises
+IndexBusy instead (with ``synchronous=OFF`` a write is a page-cache copy, cheaper than the thread
+hop; waiting for a lock is not). ``cache_get`` uses a separate read connection on the event loop
+(a point query on a WAL database never waits for a writer).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 log = logging.getLogger("pymailsrv.store")
 
 INDEX_FILE = "pymailsrv-index.sqlite"
+BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -31,8 +34,12 @@ CREATE TABLE IF NOT EXISTS cache (uid INTEGER NOT NULL, key TEXT NOT NULL, value
 """
 
 
+class IndexBusy(Exception):
+    """A write inside ``FolderIndex.nowait()`` found the database locked by another writer."""
+
+
 def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
     return conn
@@ -60,6 +67,7 @@ class FolderIndex:
         self.path = os.path.join(folder_path, INDEX_FILE)
         self.conn: sqlite3.Connection | None = None
         self.reader: sqlite3.Connection | None = None
+        self._wait = True
         self._open(uidvalidity)
 
     def _open(self, uidvalidity: int) -> None:
@@ -87,6 +95,36 @@ class FolderIndex:
                 conn.close()
         self.conn = self.reader = None
 
+    @contextlib.contextmanager
+    def nowait(self) -> Iterator[None]:
+        """Writes in this block raise IndexBusy rather than wait for another writer."""
+        if self.conn is None:
+            yield
+            return
+        self.conn.execute("PRAGMA busy_timeout=0")
+        self._wait = False
+        try:
+            yield
+        finally:
+            self._wait = True
+            if self.conn is not None:
+                self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    def _write(self, fill: Callable[[sqlite3.Connection], object]) -> None:
+        """One transaction; errors are logged (it is a cache), except IndexBusy in ``nowait``."""
+        if self.conn is None:
+            return
+        try:
+            with self.conn:
+                self.conn.execute("BEGIN")
+                fill(self.conn)
+        except sqlite3.OperationalError as exc:
+            if not self._wait and exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise IndexBusy(self.path) from exc
+            log.warning("index %s: %s", self.path, exc)
+        except sqlite3.Error as exc:
+            log.warning("index %s: %s", self.path, exc)
+
     def _run(self, sql: str, args: Iterable[object] = ()) -> list[tuple[Any, ...]]:
         if self.conn is None:
             return []
@@ -110,42 +148,30 @@ class FolderIndex:
         return {int(u): (float(d), int(v)) for u, d, v in rows}
 
     def put(self, rows: list[tuple[int, float, int]]) -> None:
-        if self.conn is None or not rows:
-            return
-        try:
-            with self.conn:
-                self.conn.execute("BEGIN")
-                self.conn.executemany("INSERT OR REPLACE INTO msg VALUES (?, ?, ?)", rows)
-        except sqlite3.Error as exc:
-            log.warning("index %s: %s", self.path, exc)
+        if rows:
+            self._write(lambda c: c.executemany("INSERT OR REPLACE INTO msg VALUES (?, ?, ?)", rows))
 
     def delete(self, uids: list[int]) -> None:
-        if self.conn is None or not uids:
+        if not uids:
             return
-        try:
-            with self.conn:
-                self.conn.execute("BEGIN")
-                self.conn.executemany("DELETE FROM msg WHERE uid=?", [(u,) for u in uids])
-                self.conn.executemany("DELETE FROM cache WHERE uid=?", [(u,) for u in uids])
-        except sqlite3.Error as exc:
-            log.warning("index %s: %s", self.path, exc)
+        keys = [(u,) for u in uids]
+
+        def fill(c: sqlite3.Connection) -> None:
+            c.executemany("DELETE FROM msg WHERE uid=?", keys)
+            c.executemany("DELETE FROM cache WHERE uid=?", keys)
+
+        self._write(fill)
 
     def get_meta(self, key: str, default: int) -> int:
         rows = self._run("SELECT value FROM meta WHERE key=?", (key,))
         return int(rows[0][0]) if rows else default
 
-    def set_meta(self, key: str, value: int) -> None:
-        self._run("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+    def set_meta(self, values: dict[str, int]) -> None:
+        self._write(lambda c: c.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items()))
 
     def cache_put(self, rows: list[tuple[int, str, bytes]]) -> None:
-        if self.conn is None or not rows:
-            return
-        try:
-            with self.conn:
-                self.conn.execute("BEGIN")
-                self.conn.executemany("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", rows)
-        except sqlite3.Error as exc:
-            log.warning("index %s: %s", self.path, exc)
+        if rows:
+            self._write(lambda c: c.executemany("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", rows))
 
     def cache_get(self, uid: int, key: str) -> bytes | None:
         """A point read on the reader connection (event-loop side)."""

@@ -3,10 +3,14 @@
 Implementation notes:
 - ``deliver`` is the SMTP→Maildir hot path: the tmp/ file is written on the loop, its fsync, the
   rename into new/ and the fsync of new/ are batched with concurrent deliveries into one thread
-  hop (pymailsrv/durable.py), then a maildirsize line is appended. No uidlist work (like Postfix's virtual(8)); UIDs are
-  assigned by the next sync of a session, in delivery order.
-- All other disk work runs in ``asyncio.to_thread``, one hop per operation (a sync is one hop
-  however many files it touches), under the folder's lock (store/folder.py).
+  hop (pymailsrv/durable.py), then a maildirsize line is appended. No uidlist work (like
+  Postfix's virtual(8)); UIDs are assigned by the next sync of a session, in delivery order.
+  APPEND commits its file into cur/ the same way, then takes its UID.
+- A thread hop costs more CPU than a few system calls (GIL hand-offs, futex wake-ups), so the
+  common cases run on the loop under ``Folder.on_loop``: a sync that finds the directory stamps
+  unchanged, a STORE's renames, an EXPUNGE's unlinks, a UID assignment, index writes. Only what
+  waits or scans (a listing, a whole uidlist, a held lock) goes to ``asyncio.to_thread``, one hop
+  per operation (a sync is one hop however many files it touches).
 - Changes are announced to the other sessions of this process only after the rename; changes
   by other processes are found by one poller for all watched folders (mtimes of new/, cur/ and the
   uidlist), shared by every waiting session.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import itertools
 import logging
 import os
@@ -24,8 +29,9 @@ import shutil
 import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pymailsrv import durable
 from pymailsrv.clock import Clock, SystemClock
@@ -64,6 +70,10 @@ SUBSCRIPTIONS = "subscriptions"
 IDLE_FOLDERS = 64
 POP3_LOCK = "pymailsrv-pop3.lock"
 OVER_QUOTA = "Quota exceeded (mailbox for user is full)"
+INLINE_DIFF = 500  # changed messages a sync diffs on the event loop (~1 µs each)
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+_Op = Callable[[list[_T]], tuple[list[_R], list[_T]]]  # a Folder write: todo -> (done, left)
 
 
 @dataclass(eq=False)
@@ -264,17 +274,6 @@ class MaildirStore:
         ensure_maildir(root, subfolder=False)
         if path != root:
             ensure_maildir(path, subfolder=True)
-
-    def write_tmp(self, path: str, stored: bytes) -> tuple[str, str]:
-        """Write a new message into ``path``/tmp (fsynced); returns (base name, tmp path)."""
-        base = self.unique_base(len(stored), rfc822_size(stored))
-        tmp = os.path.join(path, "tmp", base)
-        with open(tmp, "xb") as f:
-            f.write(stored)
-            f.flush()
-            if self.fsync:
-                os.fsync(f.fileno())
-        return base, tmp
 
     # -- folders ------------------------------------------------------------------------------------
     async def open(self, account: Account, folder: str = "INBOX", *, readonly: bool = False) -> MaildirMailbox:
@@ -524,31 +523,91 @@ class MaildirMailbox:
 
     async def sync(self) -> SyncResult:
         pending, self._hub.pending = self._hub.pending, {}
-        result = await asyncio.to_thread(self._sync, pending)
+        result = self._sync_on_loop(pending)
+        if result is None:
+            result = await asyncio.to_thread(self._sync, pending)
+        await self._flush_index()
         if result.added or result.expunged or result.flags_changed:
             self._changed()  # our scan may have found another process's change first
         return result
 
+    def _sync_on_loop(self, pending: dict[tuple[int, str], bytes]) -> SyncResult | None:
+        """The common case without a thread hop: the disk unchanged since the last scan (three
+        stat calls) and few changes of other sessions to diff. None: it takes a thread."""
+        f = self._f
+        with f.on_loop() as held:
+            if not held or not f.unchanged(move_new=not self.readonly):
+                return None
+            result = self._catch_up(INLINE_DIFF)
+            if result is not None and pending:
+                f.cache_put([(u, k, v) for (u, k), v in pending.items()])
+            return result
+
     def _sync(self, pending: dict[tuple[int, str], bytes]) -> SyncResult:
         f = self._f
-        if pending and f.index is not None:
-            f.index.cache_put([(u, k, v) for (u, k), v in pending.items()])
-        f.refresh(move_new=not self.readonly)
         with f.lock:
-            assert f.uidlist is not None
-            self._uidnext = f.uidlist.next_uid
-            if f.generation == self._generation:
-                return SyncResult()
-            uids = f.changes_since(self._generation)
-            if uids is None:
-                result = self._view.sync_to(f.infos, f.first_recent)
-            else:
-                result = self._view.sync_some(f.infos, uids, f.first_recent)
-            self._generation = f.generation
-            if not self.readonly and f.first_recent < self._uidnext:
-                f.first_recent = self._uidnext
-                f.save_meta()
+            if pending:
+                f.cache_put([(u, k, v) for (u, k), v in pending.items()])
+            f.refresh(move_new=not self.readonly)
+            result = self._catch_up()
+            assert result is not None
             return result
+
+    def _catch_up(self, limit: int | None = None) -> SyncResult | None:
+        """Move the view to the folder's picture (caller holds the lock); None, having done
+        nothing, if that is a diff of more than ``limit`` messages."""
+        f = self._f
+        assert f.uidlist is not None
+        if f.generation == self._generation:
+            self._uidnext = f.uidlist.next_uid
+            return SyncResult()
+        uids = f.changes_since(self._generation)
+        if limit is not None and (uids is None or len(uids) > limit):
+            return None
+        self._uidnext = f.uidlist.next_uid
+        if uids is None:
+            result = self._view.sync_to(f.infos, f.first_recent)
+        else:
+            result = self._view.sync_some(f.infos, uids, f.first_recent)
+        self._generation = f.generation
+        if not self.readonly and f.first_recent < self._uidnext:
+            f.first_recent = self._uidnext
+            f.save_meta()
+        return result
+
+    async def _flush_index(self) -> None:
+        """Index writes that work on the loop queued (another process was writing the index)."""
+        if self._f.index_backlog:
+            await asyncio.to_thread(self._f.flush_index)
+
+    def _own(self, op: _Op[int, _R]) -> _Op[int, _R]:
+        """A folder write whose result the caller applies to the view: if the view was current
+        before it, it is current after, so the session's next sync has nothing to catch up."""
+
+        def own_write(todo: list[int]) -> tuple[list[_R], list[int]]:
+            f = self._f
+            with f.lock:
+                current = f.generation == self._generation
+                result = op(todo)
+                if current:
+                    self._generation = f.generation
+                return result
+
+        return own_write
+
+    async def _loop_first(self, op: _Op[_T, _R], todo: list[_T]) -> list[_R]:
+        """``op`` (a Folder method returning (done, left)) on the loop while the folder lock is
+        free, then what it left in one thread hop."""
+        f = self._f
+        done: list[_R] = []
+        with f.on_loop() as held:
+            if held:
+                done, todo = op(todo)
+        if todo:
+            more, _ = await asyncio.to_thread(op, todo)
+            done = done + more
+        await self._flush_index()
+        return done
 
     async def read(self, uid: int) -> bytes:
         if uid not in self._f.loc or self._view.get(uid) is None:
@@ -582,26 +641,36 @@ class MaildirMailbox:
         return path
 
     async def append(self, data: bytes, flags: Iterable[str] = (), internal_date: float | None = None) -> int:
+        """Like a delivery: the file is written on the loop, its fsync, the rename into cur/ and
+        the fsync of cur/ batched with concurrent writers (the tagged OK means durable, as 250
+        does for SMTP); then the UID, on the loop unless the uidlist's dotlock is taken."""
         stored = normalize_content(data)
         when = self.store.clock.time() if internal_date is None else internal_date
         f, limit = self._f, self.account.quota_bytes
-
-        def save() -> int:
-            if limit > 0 and quota.over_quota(f.root, limit, len(stored), self.store.usage_cache):
-                raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
-            base, tmp = self.store.write_tmp(f.path, stored)
-            nf = NewFile(base, clean_flags(flags), when, len(stored), rfc822_size(stored), tmp)
-            try:
-                (uid,) = f.add_files([nf])
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
-            if self.store.fsync:  # the tagged OK of APPEND means durable, as 250 does for SMTP
-                durable.fsync_dir(os.path.join(f.path, "cur"))
-            return uid
-
-        uid = await asyncio.to_thread(save)
+        if limit > 0 and quota.over_quota(f.root, limit, len(stored), self.store.usage_cache):
+            raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
+        wanted = clean_flags(flags)
+        with f.on_loop() as held:
+            kw = f.keyword_index(wanted) if held else None
+        if kw is None:
+            kw = await asyncio.to_thread(f.keyword_index, wanted)
+            assert kw is not None
+        base = self.store.unique_base(len(stored), rfc822_size(stored))
+        nf = NewFile(base, wanted, when, len(stored), rfc822_size(stored), os.path.join(f.path, "tmp", base))
+        fd = await durable.create(nf.source, stored)
+        try:
+            os.utime(fd, (when, when))  # before the rename: a scanner may stat it at once
+            lock = await quota.shared_lock(f.root)
+        except BaseException:
+            os.close(fd)
+            os.unlink(nf.source)
+            raise
+        try:
+            await self.store._commits.commit(fd, nf.source, os.path.join(f.path, "cur", f.file_name(nf, kw)))
+            quota.append(f.root, nf.size, 1)
+        finally:
+            os.close(lock)
+        (uid,) = await self._loop_first(f.adopt, [nf])
         self._changed()
         return uid
 
@@ -609,9 +678,7 @@ class MaildirMailbox:
         self._writable()
         wanted = clean_flags(flags)
         chosen = [m.uid for m in select_uids(self._view, uids)]
-        f = self._f
-
-        out = await asyncio.to_thread(f.set_flags, chosen, wanted, mode)
+        out = await self._loop_first(self._own(functools.partial(self._f.set_flags, wanted=wanted, mode=mode)), chosen)
         self._view.update(out)
         if out:
             self._changed()
@@ -620,7 +687,7 @@ class MaildirMailbox:
     async def expunge(self, uids: Iterable[int] | None = None) -> list[int]:
         self._writable()
         chosen = [m.uid for m in select_uids(self._view, uids)]
-        removed = await asyncio.to_thread(self._f.expunge, chosen)
+        removed = await self._loop_first(self._own(self._f.expunge), chosen)
         self._view.drop(removed)
         if removed:
             self._changed()
@@ -699,15 +766,13 @@ class MaildirMailbox:
 
     async def _flush_cache(self) -> None:
         pending, self._hub.pending = self._hub.pending, {}
-        f = self._f
-
-        def put() -> None:
-            with f.lock:
-                if f.index is not None:
-                    f.index.cache_put([(u, k, v) for (u, k), v in pending.items()])
-
         if pending:
-            await asyncio.to_thread(put)
+            await self._loop_first(self._put_cache, [(u, k, v) for (u, k), v in pending.items()])
+
+    def _put_cache(self, rows: list[tuple[int, str, bytes]]) -> tuple[list[None], list[tuple[int, str, bytes]]]:
+        with self._f.lock:
+            self._f.cache_put(rows)
+        return [], []
 
     async def wait_for_change(self, timeout: float) -> bool:
         hub = self._hub

@@ -1,5 +1,6 @@
 """Maildir++ quota: the ``maildirsize`` file in the Maildir root (blocking; call from a thread,
-except ``shared_lock`` and the small reads and appends of a delivery).
+except ``shared_lock``, ``quota_lock`` without waiting and the small reads and appends of a
+delivery or an expunge).
 
 Writers append one ``<bytes> <count>`` line with a single O_APPEND write (atomic for small writes,
 as Courier and Dovecot rely on). The file is recalculated (a scan of every folder's cur/ and new/,
@@ -31,11 +32,16 @@ RECALC_SIZE = 5120
 
 
 @contextlib.contextmanager
-def quota_lock(root: str, exclusive: bool) -> Iterator[None]:
+def quota_lock(root: str, exclusive: bool, *, wait: bool = True) -> Iterator[bool]:
+    """Without ``wait`` (the event loop), yields False at once if the lock is held otherwise."""
     fd = os.open(os.path.join(root, LOCKFILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB))
+            locked = True
+        except BlockingIOError:
+            locked = False
+        yield locked
     finally:
         os.close(fd)  # releases the lock
 

@@ -1,0 +1,219 @@
+"""Work the Maildir store does on the event loop (store/folder.py ``on_loop``): the common cases
+take no thread hop, and each falls back to a thread when the cheap way would wait — the folder
+lock held by a thread, the uidlist dotlock or the quota flock held by another process, the index
+locked by another process's writer, a file renamed under us."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pymailsrv.clock import SystemClock
+from pymailsrv.store import quota
+from pymailsrv.store.base import DELETED, SEEN, SyncResult
+from pymailsrv.store.folder import UIDLIST, UIDLIST_LOCK
+from pymailsrv.store.index import INDEX_FILE
+from pymailsrv.store.maildir import MaildirMailbox, MaildirStore
+from pymailsrv.types import Account
+
+MSG = b"From: a@example.test\r\nSubject: hi\r\n\r\nbody\r\n"
+
+
+@pytest.fixture
+def acct(tmp_path: Path) -> Account:
+    return Account("alice@example.test", str(tmp_path / "alice") + "/", quota_bytes=0)
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the functions the store sends to a thread."""
+    calls: list[str] = []
+    real = asyncio.to_thread
+
+    async def to_thread(fn: Callable[..., Any], /, *args: Any, **kw: Any) -> Any:
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await real(fn, *args, **kw)
+
+    monkeypatch.setattr(asyncio, "to_thread", to_thread)
+    return calls
+
+
+async def opened(acct: Account, n: int = 3, **kw: Any) -> tuple[MaildirStore, MaildirMailbox]:
+    store = MaildirStore(hostname="mx.example.test", clock=SystemClock(), poll_interval=0.02, **kw)
+    for _ in range(n):
+        await store.deliver(acct, MSG)
+    box = await store.open(acct)
+    await box.sync()
+    return store, box
+
+
+def settle(acct: Account) -> None:
+    """Age the folder's directories and uidlist past TRUST_AFTER, as time would."""
+    root = Path(acct.maildir)
+    for p in (root / "new", root / "cur", root / UIDLIST):
+        os.utime(p, (1_000_000.0, 1_000_000.0))
+
+
+async def test_sync_of_an_unchanged_folder_takes_no_thread(acct: Account, hops: list[str]) -> None:
+    _, box = await opened(acct)
+    settle(acct)
+    await box.sync()  # reads the aged stamps (in a thread)
+    hops.clear()
+    for _ in range(5):
+        assert await box.sync() == SyncResult()
+    assert hops == []
+    await box.cache_put(1, "k", b"v")  # a queued cache row is written on the loop as well
+    await box.sync()
+    assert hops == [] and await box.cache_get(1, "k") == b"v"
+
+
+async def test_sync_goes_to_a_thread_when_the_disk_changed(acct: Account, hops: list[str]) -> None:
+    _, box = await opened(acct)
+    settle(acct)
+    await box.sync()
+    await MaildirStore(hostname="other", clock=SystemClock()).deliver(acct, MSG)  # another process
+    hops.clear()
+    res = await box.sync()
+    assert [m.uid for m in res.added] == [4] and hops == ["_sync"]
+
+
+async def test_sync_goes_to_a_thread_while_a_thread_holds_the_folder(acct: Account, hops: list[str]) -> None:
+    _, box = await opened(acct)
+    settle(acct)
+    await box.sync()
+    hops.clear()
+    folder = box._f
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with folder.lock:
+            held.set()
+            release.wait(5)
+
+    holder = asyncio.ensure_future(asyncio.to_thread(hold))
+    await asyncio.to_thread(held.wait, 5)
+    syncing = asyncio.ensure_future(box.sync())
+    await asyncio.sleep(0.05)
+    assert not syncing.done()  # waiting in its thread, the loop free
+    release.set()
+    await syncing
+    await holder
+    assert "_sync" in hops
+
+
+async def test_store_and_expunge_on_the_loop_keep_the_view_current(acct: Account, hops: list[str]) -> None:
+    _, box = await opened(acct)
+    settle(acct)
+    await box.sync()
+    hops.clear()
+    (info,) = await box.set_flags([2], [SEEN, DELETED], "add")
+    assert info.flags == {SEEN, DELETED}
+    assert await box.wait_for_change(0) is False  # our own change: nothing for the next sync
+    assert await box.expunge() == [2]
+    assert [m.uid for m in box.messages()] == [1, 3] and await box.wait_for_change(0) is False
+    assert hops == []
+    assert sorted(n.rsplit(":2,", 1)[1] for n in os.listdir(Path(acct.maildir) / "cur")) == ["", ""]
+    assert quota.current(acct.maildir.rstrip("/"), 0).count_used == 2
+    other = await MaildirStore(hostname="other", clock=SystemClock()).open(acct)  # the index too
+    await other.sync()
+    assert [m.uid for m in other.messages()] == [1, 3]
+
+
+async def test_store_finds_a_file_renamed_under_it_in_a_thread(acct: Account, hops: list[str]) -> None:
+    _, box = await opened(acct)
+    cur = Path(acct.maildir) / "cur"
+    for name in os.listdir(cur):  # another process sets \Seen on every message
+        os.rename(cur / name, cur / (name.split(":2,")[0] + ":2,S"))
+    hops.clear()
+    out = await box.set_flags([1, 2, 3], ["\\Flagged"], "add")
+    assert [(m.uid, m.flags) for m in out] == [(u, {SEEN, "\\Flagged"}) for u in (1, 2, 3)]
+    assert hops == ["own_write"]  # the first rename failed on the loop: everything left went to a thread
+    assert sorted(n.rsplit(":2,", 1)[1] for n in os.listdir(cur)) == ["FS"] * 3
+
+
+async def test_new_keyword_is_added_in_a_thread(acct: Account, hops: list[str]) -> None:
+    _, box = await opened(acct)
+    hops.clear()
+    await box.set_flags([1], ["$Work"], "add")
+    assert hops == ["own_write"]
+    hops.clear()
+    await box.set_flags([2], ["$Work"], "add")  # known now: on the loop
+    assert hops == []
+    assert (Path(acct.maildir) / "dovecot-keywords").read_text() == "0 $Work\n"
+
+
+async def test_expunge_waits_for_the_quota_lock_in_a_thread(acct: Account, hops: list[str]) -> None:
+    _, box = await opened(acct)
+    await box.set_flags([1], [DELETED], "add")
+    root = acct.maildir.rstrip("/")
+    fd = os.open(os.path.join(root, quota.LOCKFILE), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a recalculation in another process
+    hops.clear()
+    try:
+        expunging = asyncio.ensure_future(box.expunge())
+        await asyncio.sleep(0.05)
+        assert not expunging.done() and hops == ["own_write"]
+    finally:
+        os.close(fd)
+    assert await expunging == [1]
+
+
+async def test_append_is_durable_and_takes_its_uid_on_the_loop(acct: Account, hops: list[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _, box = await opened(acct, n=1)
+    cur = Path(acct.maildir) / "cur"
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    hops.clear()
+    uid = await box.append(MSG, [SEEN], internal_date=1_234_567_890.0)
+    assert uid == 2 and hops == []  # the fsyncs and rename go through the commit batcher
+    (name,) = [n for n in os.listdir(cur) if n.endswith(":2,S")]
+    assert synced == [str(Path(acct.maildir) / "tmp" / name.split(":2,")[0]), str(cur)]
+    assert (cur / name).stat().st_mtime == 1_234_567_890.0
+    res = await box.sync()
+    assert [(m.uid, m.flags, m.internal_date) for m in res.added] == [(2, {SEEN}, 1_234_567_890.0)]
+
+
+async def test_append_waits_for_the_uidlist_dotlock_in_a_thread(acct: Account, hops: list[str]) -> None:
+    _, box = await opened(acct, n=1)
+    lock = Path(acct.maildir) / UIDLIST_LOCK
+    lock.write_bytes(b"")  # Dovecot is assigning UIDs
+    hops.clear()
+    appending = asyncio.ensure_future(box.append(MSG))
+    await asyncio.sleep(0.05)
+    assert not appending.done() and hops == ["adopt"]
+    lock.unlink()
+    assert await appending == 2
+
+
+async def test_index_write_queued_while_another_process_writes_it(acct: Account, hops: list[str]) -> None:
+    _, box = await opened(acct)
+    settle(acct)
+    await box.sync()
+    other = sqlite3.connect(Path(acct.maildir) / INDEX_FILE, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    hops.clear()
+    storing = asyncio.ensure_future(box.set_flags([1], [SEEN], "add"))
+    await asyncio.sleep(0.1)
+    assert not storing.done()  # the file is renamed; the index write waits in a thread
+    assert hops == ["flush_index"] and box._f.index_backlog
+    await asyncio.to_thread(other.execute, "COMMIT")
+    (info,) = await storing
+    assert not box._f.index_backlog
+    row = other.execute("SELECT value FROM meta WHERE key='modseq'").fetchone()
+    assert row[0] == box._f.modseq and info.modseq == box._f.modseq
+    other.close()
