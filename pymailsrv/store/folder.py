@@ -35,7 +35,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pymailsrv.errors import Refusal, TemporaryFailure
@@ -57,6 +57,7 @@ COMPACT_MIN = 1024  # stale uidlist records tolerated before a rewrite
 CHANGE_LOG = 20_000  # entries kept; a session further behind does one full diff
 INLINE_FILES = 32  # renames or unlinks done on the event loop in one call (~10 µs each)
 INLINE_UNLINK_BYTES = 8 << 20  # freeing a big file's blocks can take milliseconds
+INLINE_LISTING = 2000  # names a directory listed on the loop may hold (~0.3 µs each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,10 +183,6 @@ class Folder:
 
     def _unchanged(self, stamps: dict[str, tuple[int, ...]], move_new: bool) -> bool:
         return len(stamps) == 3 and stamps == self._seen and not (move_new and self._in["new"])
-
-    def unchanged(self, move_new: bool) -> bool:
-        """True when ``refresh`` would find nothing to do: three stat calls (caller holds the lock)."""
-        return self.index is not None and self._unchanged(self._dir_stamps(), move_new)
 
     def _remember(self, stamps: dict[str, tuple[int, ...]], taken: int) -> None:
         """Keep a stamp only if it was already older than TRUST_AFTER when the scan started:
@@ -475,8 +472,7 @@ class Folder:
             self._open_index()
             self._load_keywords()
             changed = self._rescan(skip={"new", "cur"} & same)
-            if changed:
-                self._maybe_compact()
+            self._maybe_compact()
             if move_new and self._in["new"]:
                 self._move_new()
                 changed = True
@@ -487,6 +483,36 @@ class Folder:
                 self.generation += 1
                 self.save_meta()
             return changed
+
+    def refresh_on_loop(self, move_new: bool) -> bool:
+        """``refresh`` in the common cases, cheap enough for the loop (caller holds ``on_loop``):
+        True if the picture is current — the stamps unchanged (three stat calls), or changed only
+        by what the picture already holds (this process's renames, unlinks and appends), which a
+        listing of each changed directory, if small, confirms name for name. False, having
+        changed nothing but the uidlist records: a thread must refresh."""
+        taken = time.time_ns()
+        stamps = self._dir_stamps()
+        if self.index is None or not self.loaded or (move_new and self._in["new"]):
+            return False
+        if self._unchanged(stamps, move_new):
+            return True
+        if len(stamps) != 3 or self._unsaved >= SNAPSHOT_EVERY or self._compaction_due():
+            return False
+        for sub in ("new", "cur"):
+            if self._seen.get(sub) == stamps[sub]:
+                continue
+            known = self._in[sub]
+            if len(known) > INLINE_LISTING:
+                return False
+            now = self._listdir(sub)
+            if known.keys() - now or any(name[0] != "." for name in now - known.keys()):
+                return False
+        if not self._load_uidlist():  # records appended for files the listing showed: harmless
+            return False
+        self._load_keywords()
+        self.poll_seen = self.poll_stamp()
+        self._remember(stamps, taken)
+        return True
 
     def _listdir(self, sub: str) -> set[str]:
         try:
@@ -563,38 +589,39 @@ class Folder:
         assert uids is not None  # never on the loop (refresh)
         known = self.index.lookup(list(uids.values())) if self.index is not None else {}
         rows: list[tuple[int, float, int]] = []
-        added = False
-        if self.infos and min(uids.values(), default=0) < next(reversed(self.infos)):
-            self.infos = dict(sorted(self.infos.items()))  # re-sorted below with the new ones
-            resort = True
-        else:
-            resort = False
+        found: list[tuple[int, str, str, float, int]] = []
         for base, uid in sorted(uids.items(), key=lambda kv: kv[1]):
             sub, name = unknown[base]
-            rel = f"{sub}/{name}"
             got = known.get(uid)
             if got is None:
-                got = self._stat(rel)
+                got = self._stat(f"{sub}/{name}")
                 if got is None and sub == "new":  # another reader moved it to cur/ meanwhile
                     sub, name = "cur", f"{base}{mdfiles.INFO_SEP}{info_of(name) or ''}"
-                    rel = f"cur/{name}"
-                    got = self._stat(rel)
+                    got = self._stat(f"cur/{name}")
                 if got is None:
                     continue
                 rows.append((uid, *got))
-            if uid in self.loc:  # the same message under two names: keep one
-                continue
-            self.loc[uid] = rel
-            self._in[sub][name] = uid
-            self.infos[uid] = MessageInfo(uid, self.flags_of(info_of(rel)), got[1], got[0], self.modseq)
-            self._touch(uid)
-            added = True
+            found.append((uid, sub, name, *got))
         self._index_write(lambda ix: ix.put(rows))
-        if added:
-            self.modseq += 1
-            self._unsaved += len(uids)
-            if resort:
-                self.infos = dict(sorted(self.infos.items()))
+        self._insert(found)
+
+    def _insert(self, found: list[tuple[int, str, str, float, int]]) -> bool:
+        """Add messages to the picture: (uid, "new" or "cur", file name, internal date, size),
+        ascending by UID. True if any was new to it."""
+        found = [f for f in found if f[0] not in self.loc]  # the same message under two names: keep one
+        if not found:
+            return False
+        resort = bool(self.infos) and found[0][0] < next(reversed(self.infos))
+        for uid, sub, name, idate, size in found:
+            self.loc[uid] = rel = f"{sub}/{name}"
+            self._in[sub][name] = uid
+            self.infos[uid] = MessageInfo(uid, self.flags_of(info_of(rel)), size, idate, self.modseq)
+            self._touch(uid)
+        self.modseq += 1
+        self._unsaved += len(found)
+        if resort:
+            self.infos = dict(sorted(self.infos.items()))
+        return True
 
     def _stat(self, rel: str) -> tuple[float, int] | None:
         """(internal date, RFC822 size) of a file seen for the first time."""
@@ -644,13 +671,17 @@ class Folder:
                 self._write_uidlist(fd, ul)
         return out
 
+    def _compaction_due(self) -> bool:
+        ul = self.uidlist
+        stale = len(ul.records) - len(self.loc) if ul is not None else 0
+        return ul is not None and self._records_complete and stale > max(COMPACT_MIN, len(self.loc))
+
     def _maybe_compact(self) -> None:
         """Rewrite the uidlist without expunged records once they outnumber the live ones (called
         right after a rescan). Which records live is decided from a fresh listing under the lock,
         never from the picture, and records newer than the picture are always kept."""
         ul = self.uidlist
-        stale = len(ul.records) - len(self.loc) if ul is not None else 0
-        if ul is None or not self._records_complete or stale <= max(COMPACT_MIN, len(self.loc)):
+        if ul is None or not self._compaction_due():
             return
         newest = next(reversed(self.infos), 0)
         with self.uidlist_lock() as fd:
@@ -828,8 +859,9 @@ class Folder:
             added = count = 0
             with quota.quota_lock(self.root, exclusive=False):
                 for nf in files:
-                    if self._place(nf, os.path.join(self.path, "cur", self.file_name(nf, kw))):
-                        placed.append(nf)
+                    dst = os.path.join(self.path, "cur", self.file_name(nf, kw))
+                    if self._place(nf, dst):
+                        placed.append(replace(nf, source=dst))
                         if nf.charge:
                             added += nf.size
                             count += 1
@@ -844,9 +876,11 @@ class Folder:
         return f"{nf.base}{mdfiles.INFO_SEP}{mdfiles.build_info(nf.flags, kw)}"
 
     def adopt(self, files: list[NewFile]) -> tuple[list[int], list[NewFile]]:
-        """UIDs for files already in cur/ under ``file_name`` (APPEND commits its file durably
-        itself, then calls this), and their index rows. On the loop all or nothing: nothing when
-        the dotlock is taken, the uidlist must be read whole or the index opened."""
+        """UIDs for files already in cur/ (``source`` is the file's path there; APPEND commits
+        its file durably itself, then calls this), their index rows, and their place in the
+        picture (sessions see them at their next sync, which then needs no listing of its own
+        unless someone else changed cur/). On the loop all or nothing: nothing when the dotlock
+        is taken, the uidlist must be read whole or the index opened."""
         with self.lock:
             if self._on_loop and (self.uidlist is None or not self._records_complete or self.index is None):
                 return [], files
@@ -859,6 +893,10 @@ class Folder:
             self._open_index()
             rows = [(uids[nf.base], nf.idate, nf.vsize) for nf in files]
             self._index_write(lambda ix: ix.put(rows))
+            found = sorted((uids[nf.base], "cur", os.path.basename(nf.source), nf.idate, nf.vsize) for nf in files)
+            if self._insert(found):
+                self.generation += 1
+                self.save_meta()
             return [uids[nf.base] for nf in files], []
 
     def _place(self, nf: NewFile, dst: str) -> bool:

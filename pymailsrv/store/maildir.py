@@ -30,7 +30,7 @@ import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from pymailsrv import durable
@@ -532,11 +532,11 @@ class MaildirMailbox:
         return result
 
     def _sync_on_loop(self, pending: dict[tuple[int, str], bytes]) -> SyncResult | None:
-        """The common case without a thread hop: the disk unchanged since the last scan (three
-        stat calls) and few changes of other sessions to diff. None: it takes a thread."""
+        """The common case without a thread hop: the disk as the picture has it (Folder.
+        refresh_on_loop) and few changes of other sessions to diff. None: it takes a thread."""
         f = self._f
         with f.on_loop() as held:
-            if not held or not f.unchanged(move_new=not self.readonly):
+            if not held or not f.refresh_on_loop(move_new=not self.readonly):
                 return None
             result = self._catch_up(INLINE_DIFF)
             if result is not None and pending:
@@ -656,17 +656,19 @@ class MaildirMailbox:
             kw = await asyncio.to_thread(f.keyword_index, wanted)
             assert kw is not None
         base = self.store.unique_base(len(stored), rfc822_size(stored))
-        nf = NewFile(base, wanted, when, len(stored), rfc822_size(stored), os.path.join(f.path, "tmp", base))
-        fd = await durable.create(nf.source, stored)
+        tmp = os.path.join(f.path, "tmp", base)
+        nf = NewFile(base, wanted, when, len(stored), rfc822_size(stored), tmp)
+        nf = replace(nf, source=os.path.join(f.path, "cur", f.file_name(nf, kw)))
+        fd = await durable.create(tmp, stored)
         try:
             os.utime(fd, (when, when))  # before the rename: a scanner may stat it at once
             lock = await quota.shared_lock(f.root)
         except BaseException:
             os.close(fd)
-            os.unlink(nf.source)
+            os.unlink(tmp)
             raise
         try:
-            await self.store._commits.commit(fd, nf.source, os.path.join(f.path, "cur", f.file_name(nf, kw)))
+            await self.store._commits.commit(fd, tmp, nf.source)
             quota.append(f.root, nf.size, 1)
         finally:
             os.close(lock)

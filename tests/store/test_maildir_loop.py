@@ -184,8 +184,27 @@ async def test_append_is_durable_and_takes_its_uid_on_the_loop(acct: Account, ho
     (name,) = [n for n in os.listdir(cur) if n.endswith(":2,S")]
     assert synced == [str(Path(acct.maildir) / "tmp" / name.split(":2,")[0]), str(cur)]
     assert (cur / name).stat().st_mtime == 1_234_567_890.0
-    res = await box.sync()
+    res = await box.sync()  # the picture has it already: a listing on the loop confirms it
     assert [(m.uid, m.flags, m.internal_date) for m in res.added] == [(2, {SEEN}, 1_234_567_890.0)]
+    assert hops == []
+
+
+async def test_a_changed_directory_listed_on_the_loop_if_the_picture_has_it(acct: Account,
+                                                                          hops: list[str]) -> None:
+    _, box = await opened(acct)
+    settle(acct)
+    await box.sync()
+    await box.set_flags([1], [SEEN], "add")  # cur/ changed (by us), its stamp no longer trusted
+    await box.expunge()
+    hops.clear()
+    for _ in range(3):
+        assert await box.sync() == SyncResult()
+    assert hops == []
+    cur = Path(acct.maildir) / "cur"
+    name = box._f.loc[2].removeprefix("cur/")
+    os.rename(cur / name, cur / (name.split(":2,")[0] + ":2,F"))  # another process: a listing differs
+    res = await box.sync()
+    assert [(m.uid, m.flags) for m in res.flags_changed] == [(2, {"\\Flagged"})] and hops == ["_sync"]
 
 
 async def test_append_waits_for_the_uidlist_dotlock_in_a_thread(acct: Account, hops: list[str]) -> None:
