@@ -7,10 +7,12 @@ Implementation notes:
   Postfix's virtual(8)); UIDs are assigned by the next sync of a session, in delivery order.
   APPEND commits its file into cur/ the same way, then takes its UID.
 - A thread hop costs more CPU than a few system calls (GIL hand-offs, futex wake-ups), so the
-  common cases run on the loop under ``Folder.on_loop``: a sync that finds the directory stamps
-  unchanged, a STORE's renames, an EXPUNGE's unlinks, a UID assignment, index writes. Only what
-  waits or scans (a listing, a whole uidlist, a held lock) goes to ``asyncio.to_thread``, one hop
-  per operation (a sync is one hop however many files it touches).
+  common cases run on the loop under ``Folder.on_loop``: a sync that finds the disk as the
+  picture has it (stamps unchanged, or a small listing that matches), a STORE's renames, an
+  EXPUNGE's unlinks, a UID assignment, index writes, reading a message the page cache holds
+  (pymailsrv/pagecache.py). Only what waits or scans (a big listing, a whole uidlist, a held
+  lock, a read from the disk) goes to ``asyncio.to_thread``, one hop per operation (a sync is
+  one hop however many files it touches).
 - Changes are announced to the other sessions of this process only after the rename; changes
   by other processes are found by one poller for all watched folders (mtimes of new/, cur/ and the
   uidlist), shared by every waiting session.
@@ -33,7 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from pymailsrv import durable
+from pymailsrv import durable, pagecache
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.errors import Refusal
 from pymailsrv.store import mdfiles, names, quota
@@ -632,6 +634,12 @@ class MaildirMailbox:
                     continue
             raise KeyError(uid)
 
+        path = self._f.file_path(uid)
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):  # renamed under us: load() finds it
+                cached = pagecache.read_cached(path)
+                if cached is not None:
+                    return cached
         return await asyncio.to_thread(load)
 
     def path(self, uid: int) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from pymailsrv import pagecache
 from pymailsrv.clock import SystemClock
 from pymailsrv.store import quota
 from pymailsrv.store.base import DELETED, SEEN, SyncResult
@@ -205,6 +206,15 @@ async def test_a_changed_directory_listed_on_the_loop_if_the_picture_has_it(acct
     os.rename(cur / name, cur / (name.split(":2,")[0] + ":2,F"))  # another process: a listing differs
     res = await box.sync()
     assert [(m.uid, m.flags) for m in res.flags_changed] == [(2, {"\\Flagged"})] and hops == ["_sync"]
+
+
+async def test_read_from_the_page_cache_on_the_loop_else_in_a_thread(acct: Account, hops: list[str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _, box = await opened(acct)
+    hops.clear()
+    assert await box.read(1) == MSG.replace(b"\r\n", b"\n") and hops == []
+    monkeypatch.setattr(pagecache, "read_cached", lambda path: None)  # as if it were on the disk only
+    assert await box.read(2) == MSG.replace(b"\r\n", b"\n") and hops == ["load"]
 
 
 async def test_append_waits_for_the_uidlist_dotlock_in_a_thread(acct: Account, hops: list[str]) -> None:
