@@ -101,6 +101,12 @@ class Session:
             self._seq = {u: i for i, u in enumerate(self.uids, 1)}
         return self._seq[uid]
 
+    def seqs(self, uids: list[int]) -> list[int]:
+        """``seq_of`` of each (every one in the view)."""
+        if self._seq is None:
+            self._seq = {u: i for i, u in enumerate(self.uids, 1)}
+        return list(map(self._seq.__getitem__, uids))
+
     def load_view(self, mailbox: Mailbox, recent: frozenset[int]) -> None:
         self.mailbox = mailbox
         msgs = mailbox.messages()
@@ -109,7 +115,7 @@ class Session:
         self.recent = set(recent) & self.info.keys()
         self.gone = set()
         self._seq = None
-        self.keywords = {f for m in msgs for f in m.flags if not f.startswith("\\")}
+        self.keywords = {f for flags in {m.flags for m in msgs} for f in flags if not f.startswith("\\")}
 
     async def close_mailbox(self) -> None:
         if self.mailbox is not None:
@@ -225,6 +231,8 @@ class Session:
                 raise ClientSyntaxError(wire.BAD_SEQSET)
             if b - a > n:
                 b = a + n
+            if len(seqset) == 1:  # the usual "1:*" or "n": already ascending, no duplicates
+                return self.uids[a - 1 : b]
             picked.update(range(a, b + 1))
         return [self.uids[i - 1] for i in sorted(picked)]
 
@@ -240,5 +248,7 @@ class Session:
                 a, b = b, a
             i = bisect.bisect_left(self.uids, a)
             j = bisect.bisect_right(self.uids, b)
+            if len(seqset) == 1:
+                return self.uids[i:j]
             out.update(self.uids[i:j])
         return sorted(out)

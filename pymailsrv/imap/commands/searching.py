@@ -81,12 +81,47 @@ async def _candidates(s: Session, key: SearchKey | None, want_headers: bool) -> 
     return out
 
 
-async def _matching(s: Session, a: SearchArgs, want_headers: bool = False) -> list[Cand]:
+def _check_charset(a: SearchArgs) -> None:
     if a.charset is not None and a.charset not in CHARSETS:
         raise Refusal("Unsupported charset", code="BADCHARSET (UTF-8 US-ASCII)")
+
+
+async def _matching(s: Session, a: SearchArgs, want_headers: bool = False) -> list[Cand]:
+    _check_charset(a)
     max_seq = len(s.uids)
     max_uid = s.uids[-1] if s.uids else 0
     return [c for c in await _candidates(s, a.key, want_headers) if matches(a.key, c, max_seq, max_uid)]
+
+
+_FLAG_OPS = frozenset({"AND", "OR", "NOT", "ALL", "FLAG", "NOFLAG", "NEW", "OLD", "RECENT"})
+
+
+def _on_flags_only(key: SearchKey) -> bool:
+    """Whether the verdict depends on nothing but a message's flags and \\Recent."""
+    return key.op in _FLAG_OPS and all(_on_flags_only(c) for c in key.children)
+
+
+async def _hits(s: Session, a: SearchArgs) -> list[tuple[int, MessageInfo]]:
+    """(sequence number, info) of the matching messages, ascending. A key on flags only (UNSEEN,
+    DELETED, ...) is evaluated once per distinct flag set, not once per message."""
+    if not _on_flags_only(a.key):
+        return [(c.seq, s.info[c.uid]) for c in await _matching(s, a)]
+    _check_charset(a)
+    verdicts: tuple[dict[frozenset[str], bool], dict[frozenset[str], bool]] = ({}, {})  # [recent]
+    out = []
+    info, recent, gone = s.info, s.recent, s.gone
+    for seq, uid in enumerate(s.uids, 1):
+        if uid in gone:
+            continue
+        m = info[uid]
+        is_recent = uid in recent
+        known = verdicts[is_recent]
+        hit = known.get(m.flags)
+        if hit is None:
+            hit = known[m.flags] = matches(a.key, Cand(seq, m, is_recent, None), 0, 0)
+        if hit:
+            out.append((seq, m))
+    return out
 
 
 def _uses_modseq(key: SearchKey) -> bool:
@@ -95,15 +130,15 @@ def _uses_modseq(key: SearchKey) -> bool:
 
 async def search(srv: object, s: Session, cmd: Command) -> Done:
     a: SearchArgs = cmd.args
-    hits = await _matching(s, a)
-    nums = [c.uid if cmd.uid else c.seq for c in hits]
+    hits = await _hits(s, a)
+    nums = [m.uid for _, m in hits] if cmd.uid else [seq for seq, _ in hits]
     modseq = _uses_modseq(a.key)
     if modseq:
         s.enabled.add("CONDSTORE")
     if a.ret is None:
         line = "SEARCH" + "".join(f" {n}" for n in nums)
         if modseq and hits:
-            line += f" (MODSEQ {max(c.modseq for c in hits)})"
+            line += f" (MODSEQ {max(m.modseq for _, m in hits)})"
         s.untagged(line)
         return Done("Search completed.")
     ret = set(a.ret) or {"ALL"}
@@ -120,7 +155,7 @@ async def search(srv: object, s: Session, cmd: Command) -> Done:
     if nums and "ALL" in ret:
         parts.append("ALL " + wire.seq_set(nums))
     if modseq and hits:
-        parts.append(f"MODSEQ {max(c.modseq for c in hits)}")
+        parts.append(f"MODSEQ {max(m.modseq for _, m in hits)}")
     s.untagged(" ".join(parts))
     return Done("Search completed.")
 
