@@ -512,3 +512,43 @@ def test_max_userip_connections(imap_factory) -> None:  # type: ignore[no-untype
     b.login()
     a.close()
     b.close()
+
+
+def test_flag_searches_and_info_fetch_agree_with_the_general_paths(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    """SEARCH on flags only is decided once per flag set, FETCH of info items column by column:
+    both must answer as the per-message paths do (a SEQ key and a header item force those)."""
+    for i in range(6):
+        imap.deliver(msg(f"m{i}"))
+    first = raw()  # the first to select sees 1-6 as \Recent; the session under test sees only 7 so
+    first.login()
+    first.send("s SELECT INBOX")
+    first.until("s")
+    c = raw()
+    c.login()
+    c.send("s SELECT INBOX")
+    c.until("s")
+    c.send("t STORE 1,3 +FLAGS (\\Seen $Work)")
+    c.send("u STORE 2,3,6 +FLAGS (\\Deleted \\Flagged)")
+    c.until("t"), c.until("u")
+    imap.deliver(msg("late"))
+    c.send("n NOOP")
+    c.until("n")
+    keys = ["UNSEEN", "SEEN DELETED", "NOT DELETED", "OR FLAGGED SEEN", "NEW", "OLD", "RECENT",
+            "KEYWORD $Work", "UNKEYWORD $Work", "NOT (UNSEEN OR DELETED NEW)", "ALL", "UNDELETED UNFLAGGED"]
+    for i, key in enumerate(keys):
+        c.send(f"a{i} SEARCH {key}")
+        c.send(f"b{i} SEARCH 1:* {key}")
+        c.send(f"c{i} UID SEARCH {key}")
+        c.send(f"d{i} UID SEARCH UID 1:* {key}")
+        fast, general = c.until(f"a{i}")[0], c.until(f"b{i}")[0]
+        assert fast == general, key
+        assert c.until(f"c{i}")[0] == c.until(f"d{i}")[0], key
+    c.send("f FETCH 1:* (FLAGS UID RFC822.SIZE INTERNALDATE)")
+    c.send("g FETCH 1:* (FLAGS UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (X-NONE)])")
+    columns = [x for x in c.until("f") if x.startswith("* ")]
+    per_message = [x.replace(' BODY[HEADER.FIELDS (X-NONE)] {2}\r\n\r\n', "") for x in c.until("g")[:-1]]
+    assert columns == per_message and len(columns) == 7
+    assert [("\\Recent" in x, "$Work" in x) for x in columns] == [
+        (False, True), (False, False), (False, True), (False, False), (False, False), (False, False), (True, False)]
+    c.send("r SEARCH RECENT")
+    assert c.until("r")[0] == "* SEARCH 7"
