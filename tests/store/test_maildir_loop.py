@@ -20,7 +20,7 @@ from pymailsrv import pagecache
 from pymailsrv.clock import SystemClock
 from pymailsrv.store import quota
 from pymailsrv.store.base import DELETED, SEEN, SyncResult
-from pymailsrv.store.folder import UIDLIST, UIDLIST_LOCK
+from pymailsrv.store.folder_state import UIDLIST, UIDLIST_LOCK
 from pymailsrv.store.index import INDEX_FILE
 from pymailsrv.store.maildir import MaildirMailbox, MaildirStore
 from pymailsrv.types import Account

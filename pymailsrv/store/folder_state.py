@@ -1,0 +1,463 @@
+"""What this process knows of one Maildir folder directory, and the files that describe it:
+``dovecot-uidlist`` (which file holds which UID), ``dovecot-keywords``, the index
+(store/index.py) and the snapshot of the picture. store/folder.py keeps it up to date and
+changes it; the locking rules are in its notes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import marshal
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pymailsrv.errors import TemporaryFailure
+from pymailsrv.store import mdfiles
+from pymailsrv.store.base import MessageInfo
+from pymailsrv.store.index import FolderIndex, IndexBusy, stored_uidvalidity
+
+UIDLIST = "dovecot-uidlist"
+UIDLIST_LOCK = "dovecot-uidlist.lock"
+KEYWORDS = "dovecot-keywords"
+SNAPSHOT = "pymailsrv-snapshot"
+SNAPSHOT_VERSION = 5
+LOCK_STALE = 120.0  # Dovecot's uidlist dotlock stale timeout
+LOCK_TIMEOUT = 30.0
+TRUST_AFTER = 0.1  # seconds; several kernel timestamp ticks (use more on NFS)
+CHANGE_LOG = 20_000  # entries kept; a session further behind does one full diff
+
+
+def base_of(rel: str) -> str:
+    """``cur/base:2,FS`` → ``base``."""
+    return rel[4:].partition(mdfiles.INFO_SEP)[0]
+
+
+def info_of(rel: str) -> str | None:
+    _, sep, info = rel.partition(mdfiles.INFO_SEP)
+    return info if sep else None
+
+
+class FolderState:
+    """The picture and the files behind it; ``store.folder.Folder`` is the one to use."""
+
+    def __init__(self, path: str, root: str, bytes_limit: int, new_validity: Callable[[], int]) -> None:
+        self.path = path
+        self.root = root
+        self.bytes_limit = bytes_limit
+        self._new_validity = new_validity
+        self.lock = threading.RLock()
+        self.uidlist: mdfiles.UidList | None = None
+        self._ul_stamp: tuple[int, int] | None = None  # (inode, bytes parsed)
+        self._records_complete = False
+        self.keywords: list[str] = []
+        self._kw_stamp: tuple[int, int] | None = None
+        self._flag_memo: dict[str | None, frozenset[str]] = {}
+        self.infos: dict[int, MessageInfo] = {}  # ascending by UID
+        self.loc: dict[int, str] = {}  # uid -> "cur/<file name>" or "new/<file name>"
+        self._in: dict[str, dict[str, int]] = {"cur": {}, "new": {}}  # file name -> uid
+        self.generation = 0
+        self.modseq = 1
+        self.first_recent = 1
+        self._seen: dict[str, tuple[int, ...]] = {}  # trusted stamps of the last scan
+        self._snap_seen: dict[str, tuple[int, ...]] = {}  # those stored in the snapshot on disk
+        self._log_gens: list[int] = []  # change log: generation of each change, ascending
+        self._log_uids: list[int] = []
+        self._log_floor = 0  # sessions older than this generation need a full diff
+        self.index: FolderIndex | None = None
+        self.index_backlog: list[Callable[[FolderIndex], None]] = []  # loop writes that found it busy
+        self._on_loop = False  # the event loop holds the lock (``on_loop``): never wait
+        self.loaded = False
+        self.evicted = False  # moved away by DELETE/RENAME: not to be kept once released
+        self._unsaved = 0
+        self.poll_seen: tuple[int, ...] = ()
+
+    # -- locking ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def on_loop(self) -> Iterator[bool]:
+        """The lock for short work on the event loop, taken only if free: False means a thread
+        holds it (the caller goes to a thread too). While held, nothing waits (module notes)."""
+        if not self.lock.acquire(blocking=False):
+            yield False
+            return
+        self._on_loop = True
+        try:
+            yield True
+        finally:
+            self._on_loop = False
+            self.lock.release()
+
+    @contextlib.contextmanager
+    def uidlist_lock(self) -> Iterator[int | None]:
+        """The dotlock's fd; None at once on the loop if another holder has it."""
+        lock = os.path.join(self.path, UIDLIST_LOCK)
+        fd = self._take_dotlock(lock)
+        if fd is None:
+            yield None
+            return
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+
+    def _take_dotlock(self, lock: str) -> int | None:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                return os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except FileExistsError:
+                if self._on_loop:
+                    return None
+                with contextlib.suppress(FileNotFoundError):
+                    if time.time() - os.stat(lock).st_mtime > LOCK_STALE:
+                        os.unlink(lock)
+                        continue
+                if time.monotonic() > deadline:
+                    raise TemporaryFailure(f"{lock}: lock timeout") from None
+                time.sleep(0.005)
+
+    # -- change detection ------------------------------------------------------------------------
+    def _dir_stamps(self) -> dict[str, tuple[int, ...]]:
+        """mtimes of new/ and cur/, identity of the uidlist (absent ones left out)."""
+        out: dict[str, tuple[int, ...]] = {}
+        for key, name in (("new", "new"), ("cur", "cur"), ("ul", UIDLIST)):
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(os.path.join(self.path, name))
+                out[key] = (st.st_mtime_ns, st.st_ino, st.st_size if key == "ul" else 0)
+        return out
+
+    def _unchanged(self, stamps: dict[str, tuple[int, ...]], move_new: bool) -> bool:
+        return len(stamps) == 3 and stamps == self._seen and not (move_new and self._in["new"])
+
+    def _remember(self, stamps: dict[str, tuple[int, ...]], taken: int) -> None:
+        """Keep a stamp only if it was already older than TRUST_AFTER when the scan started:
+        a later change then always shows as a different mtime."""
+        self._seen = {k: v for k, v in stamps.items() if taken - v[0] >= TRUST_AFTER * 1e9}
+
+    def poll_stamp(self) -> tuple[int, ...]:
+        """Cheap change detector for waiters: mtimes of new/, cur/ and the uidlist."""
+        out: list[int] = []
+        for name in ("new", "cur", UIDLIST):
+            try:
+                st = os.stat(os.path.join(self.path, name))
+                out += [st.st_mtime_ns, st.st_size, st.st_ino]
+            except FileNotFoundError:
+                out += [0, 0, 0]
+        return tuple(out)
+
+    # -- uidlist and keywords ---------------------------------------------------------------------
+    def _read_uidlist(self) -> tuple[mdfiles.UidList, tuple[int, int]] | None:
+        try:
+            with open(os.path.join(self.path, UIDLIST), "rb") as f:
+                ino = os.fstat(f.fileno()).st_ino
+                raw = f.read()
+        except FileNotFoundError:
+            return None
+        end = raw.rfind(b"\n") + 1
+        try:
+            return mdfiles.parse_uidlist(raw[:end].decode("utf-8", "replace")), (ino, end)
+        except mdfiles.UidListError:
+            return None
+
+    def _load_uidlist(self) -> bool:
+        """Read what is new in the uidlist (appended records), or all of it if it was replaced.
+        A missing or unreadable list means the UIDs are lost: a new UIDVALIDITY. On the loop only
+        an appended tail is read: False (nothing done) when more would be needed."""
+        path = os.path.join(self.path, UIDLIST)
+        if self.uidlist is not None and self._ul_stamp is not None:
+            try:
+                with open(path, "rb") as f:
+                    if os.fstat(f.fileno()).st_ino == self._ul_stamp[0]:
+                        f.seek(self._ul_stamp[1])
+                        chunk = f.read()
+                        end = chunk.rfind(b"\n") + 1
+                        mdfiles.parse_uidlist_records(chunk[:end].decode("utf-8", "replace"), self.uidlist)
+                        self._ul_stamp = (self._ul_stamp[0], self._ul_stamp[1] + end)
+                        return True
+            except FileNotFoundError:
+                pass
+        if self._on_loop:
+            return False
+        got = self._read_uidlist()
+        if got is None:
+            self._create_uidlist()  # missing or unreadable: the UIDs are lost
+            return True
+        ul, stamp = got
+        if self.uidlist is not None and ul.uidvalidity != self.uidlist.uidvalidity:
+            self._reset()
+        self.uidlist, self._ul_stamp, self._records_complete = ul, stamp, True
+        return True
+
+    def _need_records(self) -> None:
+        if not self._records_complete:
+            self._ul_stamp = None
+            self._load_uidlist()
+
+    def _create_uidlist(self) -> None:
+        with self.uidlist_lock() as fd:
+            assert fd is not None  # never on the loop (_load_uidlist)
+            got = self._read_uidlist()
+            if got is not None:  # another process wrote a good one meanwhile
+                self.uidlist, self._ul_stamp = got
+                self._records_complete = True
+                return
+            old = self.uidlist.uidvalidity if self.uidlist is not None else stored_uidvalidity(self.path)
+            ul = mdfiles.UidList(uidvalidity=max(self._new_validity(), old + 1))
+            self._write_uidlist(fd, ul)
+        self._reset()
+        self.uidlist, self._records_complete = ul, True
+
+    def _touch(self, uid: int) -> None:
+        """Log that ``uid``'s info changed in the coming generation (sessions diff only these)."""
+        self._log_gens.append(self.generation + 1)
+        self._log_uids.append(uid)
+        if len(self._log_uids) > CHANGE_LOG:
+            cut = len(self._log_uids) // 2
+            self._log_floor = self._log_gens[cut - 1]
+            del self._log_gens[:cut], self._log_uids[:cut]
+
+    def changes_since(self, generation: int) -> list[int] | None:
+        """UIDs whose info changed after ``generation``; None if the log doesn't reach back."""
+        if generation < self._log_floor or generation < 0:
+            return None
+        return self._log_uids[bisect.bisect_right(self._log_gens, generation) :]
+
+    def _reset(self) -> None:
+        """Forget every UID (the uidlist was lost or replaced with another UIDVALIDITY)."""
+        self._log_floor = self.generation + 1
+        self.loc.clear()
+        self._in = {"cur": {}, "new": {}}
+        self.index_backlog.clear()  # writes for the old UIDVALIDITY
+        if self.index is not None:
+            self.index.close()
+            self.index = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.path, SNAPSHOT))
+
+    def _write_uidlist(self, fd: int, ul: mdfiles.UidList) -> None:
+        """Write the whole list into the lock file and rename it over (Dovecot's way)."""
+        data = ul.format().encode("utf-8")
+        os.write(fd, data)
+        os.rename(os.path.join(self.path, UIDLIST_LOCK), os.path.join(self.path, UIDLIST))
+        self._ul_stamp = (os.stat(os.path.join(self.path, UIDLIST)).st_ino, len(data))
+
+    def _load_keywords(self) -> None:
+        path = os.path.join(self.path, KEYWORDS)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return
+        if self._kw_stamp == (st.st_ino, st.st_mtime_ns):
+            return
+        with open(path, encoding="utf-8", errors="replace") as f:
+            self.keywords = mdfiles.parse_keywords(f.read())
+        self._kw_stamp = (st.st_ino, st.st_mtime_ns)
+        self._flag_memo.clear()
+
+    def flags_of(self, info: str | None) -> frozenset[str]:
+        flags = self._flag_memo.get(info)
+        if flags is None:
+            flags = self._flag_memo[info] = mdfiles.parse_info(info, self.keywords)
+        return flags
+
+    def _open_index(self) -> None:
+        if self.index is None and self.uidlist is not None:
+            self.index = FolderIndex(self.path, self.uidlist.uidvalidity)
+            self.first_recent = max(self.first_recent, self.index.get_meta("first_recent", 1))
+            self.modseq = max(self.modseq, self.index.get_meta("modseq", 1))
+
+    def _index_write(self, write: Callable[[FolderIndex], None]) -> None:
+        """Index writes keep their order: on the loop one is tried without waiting and, if another
+        process is writing, queued with those after it for ``flush_index`` (in a thread, which the
+        caller then makes); in a thread, the queue goes first."""
+        if self.index is None:
+            return
+        if self._on_loop:
+            if not self.index_backlog:
+                try:
+                    with self.index.nowait():
+                        write(self.index)
+                    return
+                except IndexBusy:
+                    pass
+            self.index_backlog.append(write)
+            return
+        self._drain_backlog()
+        write(self.index)
+
+    def _drain_backlog(self) -> None:
+        while self.index_backlog and self.index is not None:
+            self.index_backlog[0](self.index)
+            del self.index_backlog[0]
+
+    def flush_index(self) -> None:
+        """The writes ``on_loop`` work queued (``index_backlog``); in a thread."""
+        with self.lock:
+            self._drain_backlog()
+
+    def save_meta(self) -> None:
+        # read when written: a queued write stores the then current values
+        self._index_write(lambda ix: ix.set_meta({"modseq": self.modseq, "first_recent": self.first_recent}))
+
+    def cache_put(self, rows: list[tuple[int, str, bytes]]) -> None:
+        self._index_write(lambda ix: ix.cache_put(rows))
+
+    # -- snapshot ---------------------------------------------------------------------------------
+    def _load_snapshot(self) -> bool:
+        """Start from the last snapshot if it belongs to the current uidlist. Columns are turned
+        into dicts with zip/map (C loops): the Python cost is one MessageInfo per message."""
+        try:
+            with open(os.path.join(self.path, SNAPSHOT), "rb") as f:
+                snap: dict[str, Any] = marshal.loads(f.read())
+            if snap.get("v") != SNAPSHOT_VERSION:
+                return False
+            with open(os.path.join(self.path, UIDLIST), "rb") as f:
+                header = f.readline()
+                ino = os.fstat(f.fileno()).st_ino
+            ul = mdfiles.parse_uidlist_header(header.decode("utf-8", "replace"))
+            if ul.uidvalidity != snap["uidvalidity"]:
+                return False
+            self.keywords = list(snap["keywords"])
+            groups = [self.flags_of(info) for info in snap["groups"]]
+            uids: list[int] = snap["uids"]
+            modseq = snap["modseq"]
+            infos = map(
+                MessageInfo,
+                uids,
+                map(groups.__getitem__, snap["gis"]),
+                snap["vsizes"],
+                snap["idates"],
+                snap["modseqs"],
+            )
+            self.infos = dict(zip(uids, infos, strict=True))
+            self.loc = dict(zip(uids, snap["rels"], strict=True))
+            self._in = {sub: dict(zip(snap[sub], snap[sub + "_uids"], strict=True)) for sub in ("cur", "new")}
+            ul.records = dict(zip(snap["rec_bases"], snap["rec_uids"], strict=True))
+        except (OSError, ValueError, EOFError, TypeError, KeyError, IndexError):
+            self.infos, self.loc, self._in = {}, {}, {"cur": {}, "new": {}}
+            return False
+        ul.next_uid = max(ul.next_uid, snap["next_uid"])
+        self.uidlist = ul
+        same_file = ino == snap["ul_ino"]
+        self._records_complete = same_file  # the tail is read next; else the whole list when needed
+        self._ul_stamp = (ino, snap["ul_offset"]) if same_file else None
+        self.modseq, self.first_recent = modseq, snap["first_recent"]
+        self._seen = dict(snap["seen"])
+        self._snap_seen = dict(self._seen)
+        return True
+
+    def save_snapshot(self) -> None:
+        if self.uidlist is None or not self.loaded:
+            return
+        self._need_records()
+        if self._ul_stamp is None or self.uidlist is None:
+            return
+        gmap: dict[str | None, int] = {}
+        uids, rels, vsizes, idates, gis, modseqs = [], [], [], [], [], []
+        for uid, m in self.infos.items():
+            rel = self.loc[uid]
+            uids.append(uid)
+            rels.append(rel)
+            vsizes.append(m.size)
+            idates.append(m.internal_date)
+            modseqs.append(m.modseq)
+            gis.append(gmap.setdefault(info_of(rel), len(gmap)))
+        snap = {
+            "v": SNAPSHOT_VERSION,
+            "uidvalidity": self.uidlist.uidvalidity,
+            "next_uid": self.uidlist.next_uid,
+            "ul_ino": self._ul_stamp[0],
+            "ul_offset": self._ul_stamp[1],
+            "modseq": self.modseq,
+            "first_recent": self.first_recent,
+            "keywords": self.keywords,
+            "groups": list(gmap),
+            "uids": uids,
+            "rels": rels,
+            "vsizes": vsizes,
+            "idates": idates,
+            "gis": gis,
+            "modseqs": modseqs,
+            "rec_bases": list(self.uidlist.records),
+            "rec_uids": list(self.uidlist.records.values()),
+            "seen": self._seen,  # trusted stamps of the scan the picture comes from (or older)
+        }
+        for sub in ("cur", "new"):
+            snap[sub] = list(self._in[sub])
+            snap[sub + "_uids"] = list(self._in[sub].values())
+        tmp = os.path.join(self.path, "tmp", f"{SNAPSHOT}.{os.getpid()}.{threading.get_ident()}")
+        with contextlib.suppress(FileNotFoundError):
+            with open(tmp, "wb") as f:
+                f.write(marshal.dumps(snap))
+            os.rename(tmp, os.path.join(self.path, SNAPSHOT))
+            self._unsaved = 0
+            self._snap_seen = dict(self._seen)
+
+    def _listdir(self, sub: str) -> set[str]:
+        try:
+            names = os.listdir(os.path.join(self.path, sub))
+        except FileNotFoundError:
+            return set()
+        return set(names)  # dot files are skipped where new names are looked at (_rescan)
+
+    def _relocate(self, uid: int, rel: str) -> None:
+        """A known message under a new name (flags changed, or new/ → cur/)."""
+        old = self.loc.get(uid)
+        if old is not None and self._in[old[:3]].get(old[4:]) == uid and old != rel:
+            del self._in[old[:3]][old[4:]]
+        self.loc[uid] = rel
+        self._in[rel[:3]][rel[4:]] = uid
+        info = self.infos.get(uid)
+        flags = self.flags_of(info_of(rel))
+        if info is not None and info.flags != flags:
+            self.modseq += 1
+            self.infos[uid] = MessageInfo(uid, flags, info.size, info.internal_date, self.modseq)
+            self._touch(uid)
+            self._unsaved += 1
+
+    # -- lookups for sessions ---------------------------------------------------------------------
+    def file_path(self, uid: int) -> str | None:
+        rel = self.loc.get(uid)
+        return None if rel is None else os.path.join(self.path, rel)
+
+    def stored_size(self, uid: int) -> int:
+        rel = self.loc.get(uid)
+        if rel is None:
+            return 0
+        size, _ = mdfiles.sizes_from_base(base_of(rel))
+        if size is None:
+            with contextlib.suppress(FileNotFoundError):
+                size = os.stat(os.path.join(self.path, rel)).st_size
+        return size or 0
+
+    def locate(self, uid: int) -> str | None:
+        """The current path of a message, looking it up again if it was renamed under us."""
+        with self.lock:
+            rel = self.loc.get(uid)
+            if rel is None:
+                return None
+            path = os.path.join(self.path, rel)
+            if os.path.exists(path):
+                return path
+            base = base_of(rel)
+            for sub in ("cur", "new"):
+                for name in self._listdir(sub):
+                    if name.partition(mdfiles.INFO_SEP)[0] == base and name[0] != ".":
+                        self._relocate(uid, f"{sub}/{name}")
+                        return os.path.join(self.path, sub, name)
+            return None
+
+    def close(self) -> None:
+        with self.lock:
+            stale = self._unsaved or self._seen != self._snap_seen  # changes, or newly trusted stamps
+            if stale or not os.path.exists(os.path.join(self.path, SNAPSHOT)):
+                self.save_snapshot()
+            self._drain_backlog()
+            if self.index is not None:
+                self.index.close()
+                self.index = None
