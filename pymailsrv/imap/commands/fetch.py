@@ -14,7 +14,6 @@ Implementation notes:
 from __future__ import annotations
 
 import asyncio
-import functools
 from typing import TYPE_CHECKING
 
 from pymailsrv.imap import mime, wire
@@ -89,10 +88,11 @@ class Loaded:
             await self.remember(HEADER_KEY, self._header)
         return self._header
 
-    async def header_fields(self, sec: Section) -> bytes:
-        """HEADER.FIELDS (.NOT) of the top-level header; kept in the ContentCache only (clients
-        list the same few fields again and again; the store's cache has the header itself)."""
-        key = self._key("fields " + sec.spec())
+    async def header_fields(self, sec: Section, spec: str) -> bytes:
+        """HEADER.FIELDS (.NOT) of the top-level header (``spec`` is ``sec.spec()``); kept in the
+        ContentCache only (clients list the same few fields again and again; the store's cache
+        has the header itself)."""
+        key = self._key("fields " + spec)
         got = self.cache.get(key) if self.cache is not None else None
         if got is None:
             got = mime.header_fields(await self.header(), sec.fields, sec.text.endswith(".NOT"))
@@ -118,11 +118,11 @@ def _sets_seen(att: FetchAtt) -> bool:
     return att.name in ("RFC822", "RFC822.TEXT") or (att.name == "BODY[]" and not att.peek)
 
 
-async def _section_bytes(msg: Loaded, sec: Section) -> bytes | None:
+async def _section_bytes(msg: Loaded, sec: Section, spec: str) -> bytes | None:
     if not sec.part and sec.text == "HEADER":
         return await msg.header()
     if not sec.part and sec.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
-        return await msg.header_fields(sec)
+        return await msg.header_fields(sec, spec)
     return mime.section(await msg.root(), await msg.data(), sec)
 
 
@@ -183,7 +183,22 @@ def _info_lines(s: Session, uids: list[int], names: list[str]) -> bytes:
     return b"".join(map(template.__mod__, zip(*columns, strict=True)))
 
 
-async def _item(s: Session, info: MessageInfo, msg: Loaded, att: FetchAtt) -> bytes:
+class _Planned:
+    """A FETCH item with its section text and response label, computed once per command."""
+
+    __slots__ = ("att", "label", "spec")
+
+    def __init__(self, att: FetchAtt) -> None:
+        self.att = att
+        self.spec = att.section.spec() if att.section is not None else ""
+        label = b"BODY[" + self.spec.encode() + b"]"
+        if att.partial is not None:
+            label += b"<%d>" % att.partial[0]
+        self.label = label + b" "
+
+
+async def _item(s: Session, info: MessageInfo, msg: Loaded, item: _Planned) -> bytes:
+    att = item.att
     name = att.name
     if name in _INFO_ATTS:
         return _info_item(s, info, name)
@@ -196,21 +211,11 @@ async def _item(s: Session, info: MessageInfo, msg: Loaded, att: FetchAtt) -> by
     if name == "RFC822.TEXT":
         return b"RFC822.TEXT " + wire.literal(mime.split_message(await msg.data())[1])
     assert att.section is not None
-    data = await _section_bytes(msg, att.section)
+    data = await _section_bytes(msg, att.section, item.spec)
     if att.partial is not None and data is not None:
         start, length = att.partial
         data = data[start: start + length]
-    return _label(att) + wire.literal(data if data is not None else b"")  # absent part: empty
-
-
-@functools.lru_cache(maxsize=1024)
-def _label(att: FetchAtt) -> bytes:
-    """``BODY[section]<start> `` (parsed commands are cached, so the same FetchAtt comes back)."""
-    assert att.section is not None
-    label = b"BODY[" + att.section.spec().encode() + b"]"
-    if att.partial is not None:
-        label += b"<%d>" % att.partial[0]
-    return label + b" "
+    return item.label + wire.literal(data if data is not None else b"")  # absent part: empty
 
 
 async def fetch(srv: object, s: Session, cmd: Command) -> Done:
@@ -238,7 +243,8 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
     if all(x.name in _INFO_ATTS for x in atts):
         s.write(_info_lines(s, uids, [x.name for x in atts]))
         return Done("Fetch completed.")
-    reads = _Prefetch(s.mailbox, uids) if any(_needs_file(x) for x in atts) else None
+    reads = _Prefetch(s.mailbox, uids) if len(uids) > 1 and any(_needs_file(x) for x in atts) else None
+    plan = [_Planned(att) for att in atts]
     try:
         for uid in uids:
             cur = s.info.get(uid)
@@ -247,7 +253,7 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
             info = cur
             msg = Loaded(s.mailbox, uid, s.cache, user, reads.start(uid) if reads else None)
             try:
-                items = [await _item(s, info, msg, att) for att in atts]
+                items = [await _item(s, info, msg, item) for item in plan]
             except KeyError:
                 continue  # the file vanished under us: expunged by another session
             if uid in seen_changed and not has_flags:
