@@ -126,9 +126,15 @@ class Reader:
     i: int = 0
     pos: int = 0
     depth: int = field(default=0)
+    single: bool = field(init=False)  # one line, no literal: most commands (the fast path)
+
+    def __post_init__(self) -> None:
+        self.single = len(self.segs) == 1 and not isinstance(self.segs[0], Literal)
 
     # --- low level --------------------------------------------------------------------------
     def _line(self) -> bytes | None:
+        if self.single:
+            return self.segs[0]
         while self.i < len(self.segs):
             seg = self.segs[self.i]
             if isinstance(seg, Literal):
@@ -653,11 +659,14 @@ def parse_command(segments: list[Segment]) -> Command | Any:
 
     Clients repeat the same literal-free commands (``UID FETCH 1:* (FLAGS)``, ``NOOP``), so the
     parsed form of a short line is remembered by its text after the tag (arguments are
-    immutable, so sharing them is safe)."""
+    immutable, so sharing them is safe); FETCH, STORE, COPY and MOVE also by their text after
+    the sequence set (``FETCH 17 (BODY.PEEK[])`` then ``FETCH 42 (BODY.PEEK[])``)."""
     line = segments[0] if len(segments) == 1 else b""
     if line and len(line) <= _CACHE_LINE_MAX:
         tag_b, sp, rest = line.partition(b" ")
         hit = _CACHE.get(rest) if sp else None
+        if hit is None and sp:
+            hit = _same_shape(rest)
         if hit is not None and _TAG_OK.fullmatch(tag_b):
             return Command(tag_b.decode("ascii"), hit.name, hit.args, hit.uid)
         result = _parse(segments)
@@ -665,8 +674,51 @@ def parse_command(segments: list[Segment]) -> Command | Any:
             if len(_CACHE) >= _CACHE_MAX:
                 _CACHE.clear()
             _CACHE[rest] = result
+            _remember_shape(rest, result)
         return result
     return _parse(segments)
+
+
+# name, sequence set, the rest: the rest parses the same whatever the set (RFC 3501 §9)
+_SEQ_FIRST = re.compile(rb"((?:UID )?(?:FETCH|STORE|COPY|MOVE)) ([0-9:,*]+) ", re.IGNORECASE)
+_SHAPES: dict[bytes, Command] = {}
+
+
+def _shape_of(rest: bytes) -> tuple[bytes, bytes] | None:
+    m = _SEQ_FIRST.match(rest)
+    if m is None:
+        return None
+    return m.group(1).upper() + b" " + rest[m.end():], m.group(2)
+
+
+def _remember_shape(rest: bytes, cmd: Command) -> None:
+    shape = _shape_of(rest)
+    if shape is not None:
+        if len(_SHAPES) >= _CACHE_MAX:
+            _SHAPES.clear()
+        _SHAPES[shape[0]] = cmd
+
+
+def _same_shape(rest: bytes) -> Command | None:
+    """A remembered command of the same shape with this line's sequence set, or None."""
+    shape = _shape_of(rest)
+    hit = _SHAPES.get(shape[0]) if shape is not None else None
+    if hit is None or shape is None:
+        return None
+    r = Reader([shape[1]])
+    try:
+        seqset = r.seq_set()
+        r.end()
+    except GrammarError:
+        return None  # the full parse reports it
+    a = hit.args
+    if isinstance(a, FetchArgs):
+        args: Any = FetchArgs(seqset, a.atts, a.changedsince)
+    elif isinstance(a, StoreArgs):
+        args = StoreArgs(seqset, a.mode, a.silent, a.flags, a.unchangedsince)
+    else:  # COPY, MOVE: (sequence set, mailbox)
+        args = (seqset, *a[1:])
+    return Command(hit.tag, hit.name, args, hit.uid)
 
 
 _TAG_OK = re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in sorted(_TAG_CHARS)) + b"]+")

@@ -177,9 +177,10 @@ class Session:
                 if m.uid not in self.info:
                     self.uids.append(m.uid)
                     self.info[m.uid] = m
+                    if self._seq is not None:  # appended: the numbers before it stand
+                        self._seq[m.uid] = len(self.uids)
                     keyword_change |= self.note_keywords(m.flags)
             self.recent |= set(res.recent)
-            self._seq = None
             if keyword_change:
                 self.flags_untagged()
             if len(self.uids) != before:

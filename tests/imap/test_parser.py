@@ -226,3 +226,22 @@ def test_content_cache_bounded() -> None:
     assert c.size <= 1000 and len(c) == 20
     assert c.get(("u", "INBOX", 1, 99, "h")) == b"x" * 50
     assert c.get(("u", "INBOX", 1, 0, "h")) is None
+
+
+@pytest.mark.parametrize("shape", [
+    "FETCH {} (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE)])", "FETCH {} FLAGS",
+    "UID FETCH {} (FLAGS) (CHANGEDSINCE 5)", "STORE {} +FLAGS.SILENT (\\Deleted)", "uid store {} -flags \\Seen",
+    "STORE {} (UNCHANGEDSINCE 9) FLAGS ($x)", "COPY {} Archive", "UID MOVE {} \"Sent Items\"",
+])
+def test_same_shape_with_another_sequence_set_parses_as_the_full_grammar(shape: str) -> None:
+    """The parse of a FETCH/STORE/COPY/MOVE is reused for the same text after another sequence
+    set: the result must be what the full grammar gives, errors included."""
+    from pymailsrv.imap.grammar import _parse, parse_command
+
+    for i, seqset in enumerate(["1", "5:7", "1:*", "3,9:*,12", "*:4"]):
+        line = f"t{i} {shape.format(seqset)}".encode()
+        assert parse_command([line]) == _parse([line]), line
+    for i, broken in enumerate(["0", "1::2", "4:", ",5", "1:0"]):
+        line = f"b{i} {shape.format(broken)}".encode()
+        got = parse_command([line])
+        assert isinstance(got, Bad) and got == _parse([line]), line
