@@ -83,11 +83,11 @@ class FolderState:
         if not self.lock.acquire(blocking=False):
             yield False
             return
-        self._on_loop = True
+        outer, self._on_loop = self._on_loop, True
         try:
             yield True
         finally:
-            self._on_loop = False
+            self._on_loop = outer
             self.lock.release()
 
     @contextlib.contextmanager

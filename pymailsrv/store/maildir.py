@@ -655,8 +655,12 @@ class MaildirMailbox:
         stored = normalize_content(data)
         when = self.store.clock.time() if internal_date is None else internal_date
         f, limit = self._f, self.account.quota_bytes
-        if limit > 0 and quota.over_quota(f.root, limit, len(stored), self.store.usage_cache):
-            raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
+        if limit > 0:
+            usage = quota.known_usage(f.root, limit, self.store.usage_cache)
+            if usage is None:  # maildirsize to be recalculated: a scan, in a thread
+                usage = await asyncio.to_thread(quota.current, f.root, limit, self.store.usage_cache)
+            if usage.bytes_used + len(stored) > limit:
+                raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
         wanted = clean_flags(flags)
         with f.on_loop() as held:
             kw = f.keyword_index(wanted) if held else None

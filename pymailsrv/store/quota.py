@@ -189,14 +189,21 @@ def _read(root: str, cache: UsageCache | None) -> tuple[mdfiles.MaildirSize | No
     return usage, st.st_size
 
 
-def current(root: str, bytes_limit: int, cache: UsageCache | None = None) -> mdfiles.MaildirSize:
-    """Usage from maildirsize, recalculating it when Courier/Dovecot would."""
+def known_usage(root: str, bytes_limit: int, cache: UsageCache | None = None) -> mdfiles.MaildirSize | None:
+    """Usage from maildirsize as it stands (small reads, fine on the event loop); None when
+    Courier/Dovecot would recalculate it (a scan of every folder under the exclusive lock)."""
     parsed, length = _read(root, cache)
     if parsed is None and not os.path.isdir(root):
         return mdfiles.MaildirSize(bytes_limit, 0, 0, 0, 0)
     if parsed is None or length > RECALC_SIZE or parsed.bytes_limit != bytes_limit:
-        return recalculate(root, bytes_limit)
+        return None
     return parsed
+
+
+def current(root: str, bytes_limit: int, cache: UsageCache | None = None) -> mdfiles.MaildirSize:
+    """Usage from maildirsize, recalculating it when Courier/Dovecot would."""
+    usage = known_usage(root, bytes_limit, cache)
+    return usage if usage is not None else recalculate(root, bytes_limit)
 
 
 def over_quota(root: str, bytes_limit: int, adding: int, cache: UsageCache | None = None) -> bool:

@@ -246,3 +246,22 @@ async def test_index_write_queued_while_another_process_writes_it(acct: Account,
     row = other.execute("SELECT value FROM meta WHERE key='modseq'").fetchone()
     assert row[0] == box._f.modseq and info.modseq == box._f.modseq
     other.close()
+
+
+async def test_append_quota_check_on_the_loop_unless_maildirsize_needs_a_recalculation(
+        tmp_path: Path, hops: list[str]) -> None:
+    from pymailsrv.store.base import QuotaExceeded
+
+    acct = Account("q@example.test", str(tmp_path / "q") + "/", quota_bytes=len(MSG) * 3)
+    store = MaildirStore(hostname="mx.example.test", clock=SystemClock())
+    box = await store.open(acct)
+    await box.sync()
+    hops.clear()
+    await box.append(MSG)  # no maildirsize yet: recalculated (a scan) in a thread
+    assert hops == ["current"]
+    hops.clear()
+    await box.append(MSG)
+    assert hops == []
+    with pytest.raises(QuotaExceeded):
+        await box.append(MSG * 2)
+    assert hops == [] and quota.current(acct.maildir.rstrip("/"), acct.quota_bytes).count_used == 2
