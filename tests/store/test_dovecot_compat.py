@@ -145,3 +145,27 @@ async def test_dovecot_maildir_keeps_uids(dovecot: Dovecot) -> None:
     res = await box.sync()
     assert list(res.expunged) == [2] and [m.uid for m in res.added] == [5]
     await box.close()
+
+
+async def test_dovecot_and_our_loop_side_writes_interleave(dovecot: Dovecot) -> None:
+    """APPEND, STORE and EXPUNGE done on the event loop (no thread hop) take the dotlock and
+    write the uidlist as Dovecot expects, and each side sees the other's changes."""
+    dovecot.adm("save", "-u", "tester", stdin=b"From: x@y\nSubject: d1\n\nbody\n")
+    acct = Account("tester", str(dovecot.mail))
+    store = MaildirStore(hostname="mx.example.test", clock=SystemClock(), poll_interval=0.05)
+    box = await store.open(acct)
+    await box.sync()
+    assert await box.append(b"From: z@y\nSubject: ours\n\nbody\n", [SEEN]) == 2
+    await box.sync()
+    await box.set_flags([1], [FLAGGED], "add")
+    assert dovecot.uids_flags() == {1: {"\\Flagged"}, 2: {"\\Seen"}}
+    dovecot.adm("save", "-u", "tester", stdin=b"From: x@y\nSubject: d3\n\nbody\n")
+    dovecot.adm("flags", "add", "-u", "tester", "\\Deleted", "mailbox", "INBOX", "uid", "2")
+    res = await box.sync()
+    assert [m.uid for m in res.added] == [3] and [(m.uid, m.flags) for m in res.flags_changed] == [
+        (2, {SEEN, DELETED})]
+    assert await box.append(b"From: z@y\nSubject: ours 2\n\nbody\n") == 4
+    assert await box.expunge() == [2]
+    assert dovecot.uids_flags() == {1: {"\\Flagged"}, 3: set(), 4: set()}
+    assert dovecot.status()["uidnext"] == 5
+    await box.close()
