@@ -163,9 +163,9 @@ def _info_column(s: Session, ms: list[MessageInfo], name: str) -> list[object]:
         return [m.uid for m in ms]
     if name == "FLAGS":
         recent = s.recent
-        if not recent:
-            return [_flag_list(m.flags, False) for m in ms]
-        return [_flag_list(m.flags, m.uid in recent) for m in ms]
+        plain = _flag_lists[False]  # looked up inline: a call per message costs as much again
+        return [_flag_list(m.flags, True) if m.uid in recent else plain.get(m.flags) or _flag_list(m.flags, False)
+                for m in ms]
     if name == "RFC822.SIZE":
         return [m.size for m in ms]
     if name == "MODSEQ":
@@ -222,7 +222,9 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
     a: FetchArgs = cmd.args
     assert s.mailbox is not None
     user = s.account.username if s.account else ""
-    uids = [u for u in s.resolve(a.seqset, cmd.uid) if u not in s.gone]
+    uids = s.resolve(a.seqset, cmd.uid)
+    if s.gone:
+        uids = [u for u in uids if u not in s.gone]
     atts = list(a.atts)
     if cmd.uid and not any(x.name == "UID" for x in atts):
         atts.insert(0, FetchAtt("UID"))
