@@ -1,6 +1,6 @@
 """Password verification rate per scheme, and Authenticator logins per second.
 
-    /work/venv/bin/python bench/bench_auth.py [--seconds 1.0]
+    .venv/bin/python bench/bench_auth.py [--seconds 1.0]
 
 Each figure is single-process; verification runs in asyncio.to_thread worker threads, so
 pure-Python schemes (sha-crypt, md5-crypt, DES via libpass' builtin backend) share one core

@@ -1,7 +1,7 @@
 """Directory lookup rate: what SMTP does per RCPT (is_local_domain, resolve, mailbox of each final
 recipient), against SQLite and MariaDB, with the TTL cache off and on.
 
-    /work/venv/bin/python bench/bench_directory.py [--rcpts 1000] [--mariadb 127.0.0.1:3306]
+    .venv/bin/python bench/bench_directory.py [--rcpts 1000] [--mariadb 127.0.0.1:3306]
 
 Prints one line per (backend, cache) with RCPT lookups per second. Seeds 500 mailboxes (identity
 aliases), 100 aliases and a catch-all in a scratch database, dropped afterwards.

@@ -2,7 +2,7 @@
 (permit_mynetworks, reject_unauth_destination, two hash access maps, a cidr map,
 reject_non_fqdn_*, and the default reject_unlisted_recipient) over db's in-memory Directory.
 
-    /work/venv/bin/python bench/policy_bench.py [N]
+    .venv/bin/python bench/policy_bench.py [N]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Drain benchmark: time to deliver a deferred queue of N messages to an SMTP sink.
 
-    /work/venv/bin/python bench/queue_drain.py [--messages 10000] [--size 2048] [--concurrency 20]
+    .venv/bin/python bench/queue_drain.py [--messages 10000] [--size 2048] [--concurrency 20]
 
 The sink runs in its own process (bench/_smtp_sink.py) on loopback; the queue manager delivers
 through the real SMTP client with relayhost = [127.0.0.1]:PORT (connection reuse, PIPELINING),

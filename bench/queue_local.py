@@ -1,7 +1,7 @@
 """Local-delivery rate of the Queue: ``Queue.submit`` from N concurrent producers, every message
 to a local mailbox (fast path: delivered into the Maildir before submit returns), 100 users.
 
-    /work/venv/bin/python bench/queue_local.py [--messages 5000] [--size 2048] [--sessions 20]
+    .venv/bin/python bench/queue_local.py [--messages 5000] [--size 2048] [--sessions 20]
                                                [--no-fast-path]
 
 Uses the store package's MaildirStore (tmp → fsync → rename, maildirsize) and the db package's

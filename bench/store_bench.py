@@ -1,7 +1,7 @@
 """Store benchmark: deliver rate into Maildirs, and opening a large folder with and without its
 index (a 100,000-message INBOX by default).
 
-    /work/venv/bin/python bench/store_bench.py [--messages 100000] [--deliveries 5000]
+    .venv/bin/python bench/store_bench.py [--messages 100000] [--deliveries 5000]
         [--concurrency 20] [--users 100] [--size 2048] [--dir /tmp/x]
 
 Prints one line per figure. The folder is built by writing files directly (as a delivery agent

@@ -22,6 +22,7 @@ from pymailsrv.errors import ConfigError
 from pymailsrv.log import get_logger, setup_logging
 
 if TYPE_CHECKING:
+    from pymailsrv.auth.authenticator import DirectoryAuthenticator
     from pymailsrv.auth.base import Authenticator
     from pymailsrv.clock import Clock
     from pymailsrv.db.base import Directory
@@ -79,7 +80,7 @@ class _Core:
 
     clock: Clock
     directory: SqlDirectory
-    authenticator: Authenticator
+    authenticator: DirectoryAuthenticator
     store: MaildirStore
     restrictions: RestrictionEngine
 
@@ -138,7 +139,8 @@ async def _serve(settings: Settings, config_path: str) -> int:
         if smtp and processes:
             from pymailsrv.workers import WorkerPool
 
-            workers = WorkerPool(processes, config_path, listening_sockets(smtp), limiter, queue.pickup)
+            workers = WorkerPool(processes, config_path, listening_sockets(smtp), limiter, queue.pickup,
+                                 core.authenticator.throttle)
             await workers.start()
             stops.append(workers.stop)
         for server in smtp:
@@ -172,10 +174,11 @@ async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
     """An SMTP worker process: serves the inherited SMTP listeners, delivers on the fast path,
     hands the rest to the main process; stops on SIGTERM or when the main process is gone."""
     from pymailsrv.smtp.server import make_limiter
-    from pymailsrv.workers import MainChannel, RemoteLimiter
+    from pymailsrv.workers import MainChannel, RemoteLimiter, RemoteThrottle
 
-    core = _core(settings)
     channel = await MainChannel.connect(spec.channel)
+    core = _core(settings)
+    core.authenticator.throttle = RemoteThrottle(channel, core.authenticator.throttle)
     stops: list[Callable[[], Awaitable[None]]] = [channel.close]
     try:
         queue, stop_queue = await start_queue(settings, core.directory, core.store, clock=core.clock,

@@ -3,11 +3,13 @@
 The write into the page cache is cheap and runs on the event loop; the fsyncs block and run in a
 thread. A thread hop per system call costs more CPU than the write itself: every hop is a GIL
 hand-off (with 20 SMTP sessions delivering to Maildirs, one hop per syscall cost 0.66 ms of CPU
-per message). So the commits of concurrent writers are batched: a batch is one hop that does
-every file's fsync and rename, then one fsync per distinct directory (a directory fsync that
-starts after a rename makes that rename durable). A batch starts at once while fewer than
-``parallel`` are running, so a lone writer waits only for its own fsyncs; requests made while
-``parallel`` batches run form the next one (group commit).
+per message). So the commits of concurrent writers are batched into one thread hop each. A
+single file is fsynced, renamed, and its directory fsynced (a directory fsync that starts after a
+rename makes the rename durable). Two or more share a group commit: syncfs(2) of their
+filesystem makes every file's data durable, then they are renamed, then a second syncfs makes
+the names durable: two system calls instead of two fsyncs per file (measured: 0.3 ms less CPU
+per SMTP message under load). A batch starts at once while fewer than ``parallel`` run, so a
+lone writer waits only for its own fsyncs; requests made meanwhile form the next batch.
 
 A leaf module: the Maildir store and the queue's spool both create their files through it.
 """
@@ -15,7 +17,9 @@ A leaf module: the Maildir store and the queue's spool both create their files t
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -59,8 +63,29 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _load_syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syncfs  # Linux 2.6.39+, glibc 2.14+
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_syncfs = _load_syncfs()
+
+
 def _run_batch(batch: list[tuple[int, str, str]]) -> list[OSError | None]:
-    """In a thread: fsync, close and rename each file, then fsync each target directory once."""
+    """In a thread: make every (fd, tmp, final) durable as ``final``; one error (or None) each."""
+    if len(batch) > 1 and _syncfs is not None:
+        return _commit_by_syncfs(batch)
+    return _commit_by_fsync(batch)
+
+
+def _commit_by_fsync(batch: list[tuple[int, str, str]]) -> list[OSError | None]:
+    """fsync, close and rename each file, then fsync each target directory once."""
     errors: list[OSError | None] = []
     dirs: dict[str, list[int]] = {}
     for i, (fd, tmp, final) in enumerate(batch):
@@ -78,10 +103,7 @@ def _run_batch(batch: list[tuple[int, str, str]]) -> list[OSError | None]:
             except OSError as exc:
                 error = exc
         if error is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            _discard(tmp)
         errors.append(error)
     for path, members in dirs.items():
         try:
@@ -92,11 +114,60 @@ def _run_batch(batch: list[tuple[int, str, str]]) -> list[OSError | None]:
     return errors
 
 
+def _commit_by_syncfs(batch: list[tuple[int, str, str]]) -> list[OSError | None]:
+    """Group commit for a batch: per filesystem one syncfs(2) makes every file's data durable,
+    then the renames, then a second syncfs makes the new names durable: two system calls however
+    many files (each fsync of a file or a directory is a journal commit of its own)."""
+    assert _syncfs is not None
+    errors: list[OSError | None] = [None] * len(batch)
+    renamed: set[int] = set()
+    by_fs: dict[int, list[int]] = {}
+    for i, (fd, _, _) in enumerate(batch):
+        try:
+            by_fs.setdefault(os.fstat(fd).st_dev, []).append(i)
+        except OSError as exc:
+            errors[i] = exc
+    for members in by_fs.values():
+        fd = batch[members[0]][0]
+        if _syncfs(fd) != 0:
+            failure = _errno_error()
+            for i in members:
+                errors[i] = failure
+            continue
+        for i in members:
+            try:
+                os.rename(batch[i][1], batch[i][2])
+                renamed.add(i)
+            except OSError as exc:
+                errors[i] = exc
+        if _syncfs(fd) != 0:
+            failure = _errno_error()
+            for i in members:
+                errors[i] = errors[i] or failure
+    for i, (fd, tmp, _) in enumerate(batch):
+        os.close(fd)
+        if i not in renamed:
+            _discard(tmp)
+    return errors
+
+
+def _errno_error() -> OSError:
+    code = ctypes.get_errno()
+    return OSError(code, os.strerror(code))
+
+
+def _discard(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
 class CommitBatcher:
     """Makes written files durable under their final names, in batches (see the module notes).
     With ``fsync`` False (tests, benchmarks that say so) a commit is just the rename."""
 
-    def __init__(self, *, parallel: int = 4, fsync: bool = True) -> None:
+    def __init__(self, *, parallel: int = 1, fsync: bool = True) -> None:
         self.parallel = parallel
         self.fsync = fsync
         self._pending: list[_Commit] = []

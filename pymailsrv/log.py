@@ -15,12 +15,14 @@ them go to ``pymailsrv.trace.<proto>`` at level ``TRACE`` and are off unless ask
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import os
 import socket
 import sys
 import time
+from typing import Any
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -73,6 +75,44 @@ class PostfixFormatter(logging.Formatter):
         return line
 
 
+class _FlushPerLoopIteration:
+    """Mixin for a StreamHandler: a record logged on a running event loop is written to the
+    stream's buffer and flushed when the loop's current iteration ends, so the lines of every
+    session served in that iteration go out in one write(2) (one per line cost ~10 % of the CPU
+    of an SMTP message). Anywhere else (threads, no loop, shutdown) each record is flushed."""
+
+    _flush_scheduled = False
+
+    def flush_later(self: Any) -> None:
+        loop = asyncio._get_running_loop()  # this thread's loop, not a loop running elsewhere
+        if loop is None or loop.is_closed():
+            self.flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush_now)
+
+    def _flush_now(self: Any) -> None:
+        self._flush_scheduled = False
+        self.flush()
+
+    def emit(self: Any, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+            self.flush_later()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+class LoopFileHandler(_FlushPerLoopIteration, logging.FileHandler):
+    pass
+
+
+class LoopStreamHandler(_FlushPerLoopIteration, logging.StreamHandler):  # type: ignore[type-arg]
+    pass
+
+
 def setup_logging(
     *, level: str = "info", log_file: str = "", syslog_name: str = "pymailsrv", hostname: str | None = None
 ) -> None:
@@ -83,7 +123,7 @@ def setup_logging(
     root = logging.getLogger("pymailsrv")
     for old in list(root.handlers):
         root.removeHandler(old)
-    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    handler: logging.Handler = LoopFileHandler(log_file) if log_file else LoopStreamHandler(sys.stderr)
     handler.setFormatter(PostfixFormatter(syslog_name, hostname))
     root.addHandler(handler)
     levels = {"trace": TRACE, "debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,

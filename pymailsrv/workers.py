@@ -15,6 +15,10 @@ Each worker has one socketpair to the main process; one request per line:
                     exempt clients (smtpd_client_event_limit_exceptions, default mynetworks)
   ``close IP``    (no answer) the session admitted by ``open`` has ended
   ``pickup ID``   (no answer) queue file ID is spooled: the main queue manager takes it over
+  ``auth IP LOGIN`` → ``ok DELAY`` | ``no TEXT``: failed-login throttling (auth/throttle.py)
+                    counted once for SMTP AUTH in every worker and IMAP/POP3 in the main process
+  ``auth-cancel IP LOGIN``, ``auth-ok IP LOGIN`` (no answer) how that attempt ended
+(IP and LOGIN percent-encoded.)
 EOF on the socketpair tells a worker that the main process is gone: it stops as on SIGTERM; the
 main process releases what a dead worker held. A worker that dies is restarted after a pause,
 as Postfix's master(8) does.
@@ -34,7 +38,10 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, unquote
 
+from pymailsrv.auth.base import AuthUnavailable
+from pymailsrv.auth.throttle import LoginThrottle
 from pymailsrv.log import get_logger
 from pymailsrv.smtp.limits import ConnectionLimiter, Network, is_exempt
 
@@ -61,8 +68,10 @@ class WorkerPool:
 
     def __init__(self, count: int, config_path: str,
                  sockets: Mapping[tuple[str, int], Sequence[socket.socket]],
-                 limiter: ConnectionLimiter, pickup: Callable[[str], Awaitable[None]]) -> None:
+                 limiter: ConnectionLimiter, pickup: Callable[[str], Awaitable[None]],
+                 throttle: LoginThrottle | None = None) -> None:
         self.count = count
+        self.throttle = throttle
         self.config_path = os.path.abspath(config_path)
         self.sockets = sockets
         self.limiter = limiter
@@ -144,6 +153,24 @@ class WorkerPool:
                 self.limiter.close(arg)
             elif verb == "pickup":
                 self._spawn(self._pickup(arg))
+            elif verb.startswith("auth"):
+                answer = await self._auth(verb, *(unquote(x) for x in arg.split(" ", 1)))
+                if answer:
+                    writer.write(answer.encode() + b"\n")
+
+    async def _auth(self, verb: str, ip: str = "", login: str = "") -> str:
+        if self.throttle is None:
+            return "ok 0" if verb == "auth" else ""
+        if verb == "auth-cancel":
+            self.throttle.cancel(ip, login)
+        elif verb == "auth-ok":
+            self.throttle.success(ip, login)
+        elif verb == "auth":
+            try:
+                return f"ok {await self.throttle.admit(ip, login)}"
+            except AuthUnavailable as exc:
+                return f"no {exc}"
+        return ""
 
     async def _pickup(self, queue_id: str) -> None:
         try:
@@ -275,3 +302,33 @@ class RemoteLimiter:
     def release(self, ip: str) -> None:
         if self._asks(ip):
             self.channel.send(f"close {ip}")
+
+
+class RemoteThrottle:
+    """``auth.throttle.LoginThrottle`` of a worker: the main process counts."""
+
+    def __init__(self, channel: MainChannel, fallback: LoginThrottle) -> None:
+        self.channel = channel
+        self.fallback = fallback  # when the main process does not answer
+
+    @staticmethod
+    def _args(ip: str, login: str) -> str:
+        return f"{quote(ip, safe='')} {quote(login, safe='')}"
+
+    async def admit(self, remote_ip: str, login: str) -> float:
+        answer = await self.channel.ask(f"auth {self._args(remote_ip, login)}")
+        verdict, _, rest = answer.partition(" ")
+        if verdict == "no":
+            raise AuthUnavailable(rest)
+        if verdict == "ok":
+            try:
+                return float(rest)
+            except ValueError:
+                pass
+        return await self.fallback.admit(remote_ip, login)
+
+    def cancel(self, remote_ip: str, login: str) -> None:
+        self.channel.send(f"auth-cancel {self._args(remote_ip, login)}")
+
+    def success(self, remote_ip: str, login: str) -> None:
+        self.channel.send(f"auth-ok {self._args(remote_ip, login)}")

@@ -29,7 +29,7 @@ from typing import Protocol
 
 from pymailsrv.auth.base import AuthUnavailable
 from pymailsrv.auth.schemes import MAX_PASSWORD_BYTES, UnknownScheme, hash_password, lookup, verify_password
-from pymailsrv.auth.throttle import Throttle
+from pymailsrv.auth.throttle import LoginThrottle, Throttle
 from pymailsrv.clock import Clock
 from pymailsrv.config.settings import Settings
 from pymailsrv.db.base import PasswordEntry
@@ -78,7 +78,7 @@ class DirectoryAuthenticator:
         settings: Settings,
         clock: Clock,
         *,
-        throttle: Throttle | None = None,
+        throttle: LoginThrottle | None = None,
         exempt: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
         hash_threads: int = 0,
     ) -> None:
@@ -89,7 +89,7 @@ class DirectoryAuthenticator:
         if lookup(self.default_scheme) is None:
             raise ConfigError(f'default_pass_scheme: unknown password scheme "{self.default_scheme}"')
         new_scheme = settings.get_str("password_scheme") or "SHA512-CRYPT"
-        self.throttle = throttle or Throttle(
+        self.throttle: LoginThrottle = throttle or Throttle(
             clock,
             delay=settings.get_seconds("auth_failure_delay"),
             limit=settings.get_int("auth_failure_limit"),
@@ -108,7 +108,7 @@ class DirectoryAuthenticator:
         login = normalize_login(username)
         where = _where(login, remote_ip, service)
         try:
-            delay = self.throttle.attempt(remote_ip, login)
+            delay = await self.throttle.admit(remote_ip, login)
         except AuthUnavailable as exc:
             log.info("login refused: %s, reason=%s", where, exc)
             raise

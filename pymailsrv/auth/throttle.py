@@ -26,11 +26,24 @@ from __future__ import annotations
 import ipaddress
 from collections import OrderedDict, deque
 from collections.abc import Iterable
+from typing import Protocol
 
 from pymailsrv.auth.base import AuthUnavailable
 from pymailsrv.clock import Clock
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class LoginThrottle(Protocol):
+    """What the Authenticator asks: a Throttle, or an SMTP worker process's proxy to the main
+    process's (one count for every process, pymailsrv/workers.py)."""
+
+    async def admit(self, remote_ip: str, login: str) -> float:
+        """``Throttle.attempt``: the delay for a failure, or AuthUnavailable when over the limit."""
+
+    def cancel(self, remote_ip: str, login: str) -> None: ...
+
+    def success(self, remote_ip: str, login: str) -> None: ...
 
 
 def client_key(remote_ip: str) -> str:
@@ -166,6 +179,9 @@ class Throttle:
         attempt as a failure (``success`` takes it back) and return the delay to apply if it fails."""
         self.check(remote_ip, login)
         return self.failure(remote_ip, login)
+
+    async def admit(self, remote_ip: str, login: str) -> float:
+        return self.attempt(remote_ip, login)
 
     def cancel(self, remote_ip: str, login: str) -> None:
         """Take back an ``attempt`` that could not be decided (database down): not a failure."""

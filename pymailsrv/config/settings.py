@@ -204,7 +204,10 @@ class Settings:
         kind = param.type
         if kind == "int":
             try:
-                value = int(text.strip())
+                if param.auto is not None and text.strip().lower() == "auto":
+                    value = param.auto()
+                else:
+                    value = int(text.strip())
             except ValueError:
                 raise ValueError(f'bad number "{text}"') from None
             if param.minimum is not None and value < param.minimum:

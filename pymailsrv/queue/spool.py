@@ -9,9 +9,9 @@ File layout (one file is cheaper than an envelope file plus a content file)::
     ...
 
 Implementation notes:
-- ``put`` writes ``incoming/<ID>``, fdatasyncs it, renames it into ``active/`` and fsyncs the
-  directory; only then does it return (the caller answers 250). Directory fsyncs of concurrent puts
-  are shared (group commit): one fsync covers every rename that happened before it started.
+- ``put`` writes ``incoming/<ID>``, makes it durable, renames it into ``active/`` and makes the
+  rename durable; only then does it return (the caller answers 250). Concurrent puts share their
+  flushes (group commit, pymailsrv/durable.py).
 - Status records are append-only (a recipient done, an attempt counted, a delay notice sent); a torn
   last line after a crash is ignored, so a record is either there whole or not at all.
 - Moving a file between ``active`` and ``deferred`` needs no fsync: after a crash either place is
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymailsrv.clock import Clock
+from pymailsrv.durable import CommitBatcher, create, fsync_dir
 from pymailsrv.errors import NotFound, TemporaryFailure
 from pymailsrv.log import get_logger
 from pymailsrv.queue.base import Envelope, Recipient
@@ -164,51 +165,6 @@ def parse_file(queue_id: QueueId, state: str, data: bytes) -> QueueFile:
     return qf
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _DirSyncer:
-    """Group commit of one directory's fsync: every caller waits for an fsync that started after
-    it called, and callers that arrive while one runs share the next one."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._running = False
-        self._pending: asyncio.Future[None] | None = None
-
-    async def sync(self) -> None:
-        if self._pending is None:
-            self._pending = asyncio.get_running_loop().create_future()
-        fut = self._pending
-        if not self._running:
-            self._start()
-        await asyncio.shield(fut)
-
-    def _start(self) -> None:
-        fut = self._pending
-        assert fut is not None
-        self._pending = None
-        self._running = True
-        asyncio.get_running_loop().create_task(self._run(fut))
-
-    async def _run(self, fut: asyncio.Future[None]) -> None:
-        try:
-            await asyncio.to_thread(_fsync_dir, self.path)
-        except OSError as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(None)
-        finally:
-            self._running = False
-            if self._pending is not None:
-                self._start()
-
-
 class FileSpool:
     """The spool directory. Implements ``queue.base.Spool``."""
 
@@ -220,7 +176,7 @@ class FileSpool:
         self._last_us = 0
         for name in _DIRS:
             os.makedirs(os.path.join(directory, name), exist_ok=True)
-        self._syncers = {s: _DirSyncer(self.path_of(s)) for s in STATES}
+        self._commits = CommitBatcher(fsync=fsync)
 
     # --- names ----------------------------------------------------------------------------------
     def path_of(self, state: str, queue_id: str = "") -> str:
@@ -252,33 +208,14 @@ class FileSpool:
                   records: list[dict[str, Any]] | None = None, queue_id: QueueId | None = None) -> QueueId:
         qid = queue_id or self.new_id()
         data = encode_file(envelope, content, records)
+        tmp = self.path_of("incoming", qid)
         try:
-            await asyncio.to_thread(self._write_new, qid, state, data)
-            if self.fsync:
-                await self._syncers[state].sync()
+            fd = await create(tmp, data)
+            await self._commits.commit(fd, tmp, self.path_of(state, qid))
         except OSError as exc:
             log.error("%s: cannot write queue file: %s", qid, exc.strerror)
             raise TemporaryFailure("queue file write error") from exc
         return qid
-
-    def _write_new(self, qid: str, state: str, data: bytes) -> None:
-        tmp = self.path_of("incoming", qid)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            if self.fsync:
-                os.fdatasync(fd)
-            os.close(fd)
-            fd = -1
-            os.rename(tmp, self.path_of(state, qid))
-        except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            os.unlink(tmp)
-            raise
 
     async def append(self, queue_id: str, state: str, records: list[dict[str, Any]]) -> None:
         """Append status records durably (one write, one fdatasync)."""
@@ -302,7 +239,7 @@ class FileSpool:
         except FileNotFoundError:
             raise NotFound(queue_id) from None
         if durable and self.fsync:
-            await self._syncers[dst].sync()
+            await asyncio.to_thread(fsync_dir, self.path_of(dst))
 
     def remove(self, queue_id: str, state: str) -> None:
         try:

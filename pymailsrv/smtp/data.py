@@ -78,19 +78,28 @@ async def _finish_message(s: SmtpSession, txn: Transaction, content: bytes) -> N
         return
     for kind, value in decision.effects:
         apply_effect(txn, kind, value)
-    cleaned = await _cleanup(s, txn, content)
+    # the id first, as Postfix has it: in Received: and in the client= line before the queue's
+    reserve = getattr(s.svc.queue, "new_queue_id", None)
+    queue_id = reserve() if reserve is not None else ""
+    cleaned = await _cleanup(s, txn, content, queue_id)
     if cleaned is None:
         return
     message, message_id = cleaned
     envelope = _envelope(s, txn)
     if txn.discard:
-        queue_id = secrets.token_hex(5).upper()
+        queue_id = queue_id or secrets.token_hex(5).upper()
         log.info("%s: discard: END-OF-MESSAGE from %s; from=<%s> proto=%s helo=<%s>", queue_id,
                  s.client, txn.sender, s.state.protocol, s.helo)
         s.reply(R.QUEUED.format(queue_id=queue_id))
         return
+    if queue_id:
+        _log_queued(s, queue_id, message_id)
     try:
-        queue_id = await s.svc.queue.submit(envelope, message)
+        if queue_id:
+            await s.svc.queue.submit(envelope, message, queue_id=queue_id)  # type: ignore[call-arg]
+        else:
+            queue_id = await s.svc.queue.submit(envelope, message)
+            _log_queued(s, queue_id, message_id)
     except TemporaryFailure:
         log.warning("%s: queue file write error", s.client, exc_info=True)
         s.reply(R.QUEUE_WRITE_ERROR)
@@ -99,7 +108,6 @@ async def _finish_message(s: SmtpSession, txn: Transaction, content: bytes) -> N
         log.exception("error: %s: queue submission failed", s.client)
         s.reply(R.QUEUE_WRITE_ERROR)
         return
-    _log_queued(s, queue_id, message_id)
     s.errors = 0  # the error limits count errors "without delivering mail" (Postfix)
     s.reply(R.QUEUED.format(queue_id=queue_id))
 
@@ -123,7 +131,8 @@ def _protocol(s: SmtpSession, txn: Transaction) -> str:
     return cleanup.with_protocol(s.extended, s.tls_active, bool(s.sasl_username), txn.smtputf8)
 
 
-async def _cleanup(s: SmtpSession, txn: Transaction, content: bytes) -> tuple[bytes, str] | None:
+async def _cleanup(s: SmtpSession, txn: Transaction, content: bytes,
+                   queue_id: str = "") -> tuple[bytes, str] | None:
     """Received:, submission headers, header_checks, PREPEND; None after a content reject."""
     cfg = s.cfg
     headers, body_at = cleanup.header_block(content)
@@ -151,7 +160,7 @@ async def _cleanup(s: SmtpSession, txn: Transaction, content: bytes) -> tuple[by
         tls_cipher=s.tls_cipher, tls_bits=s.tls_bits,
         sasl_username=s.sasl_username if cfg.sasl_authenticated_header else "",
         recipient=txn.recipients[0].address if len(txn.recipients) == 1 else "",
-        timestamp=s.svc.clock.time())
+        timestamp=s.svc.clock.time(), queue_id=queue_id)
     parts = [cleanup.received_header(trace)]
     parts += [p.encode("utf-8", "surrogateescape") + b"\r\n" for p in txn.prepend]
     parts += headers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 import ssl
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from pymailsrv.smtp.session import SmtpSession
 
 log = get_logger("smtpd")
 
+LISTEN_BACKLOG = 100  # asyncio's default
 LISTEN_PARAMS: tuple[tuple[str, Kind], ...] = (
     ("smtpd_listen", "smtpd"),
     ("submission_listen", "submission"),
@@ -146,6 +148,10 @@ async def listen(services: Services, spec: ListenerSpec, address: Listen, param:
     except OSError as exc:
         why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         raise ConfigError(f"{param or spec.kind}: cannot listen on {address}: {why}") from None
+    if not serve:  # listen anyway: connections wait in the backlog while the workers (re)start
+        for bound in server.sockets:
+            with socket.socket(fileno=os.dup(bound.fileno())) as dup:
+                dup.listen(LISTEN_BACKLOG)
     return SmtpServer(spec.kind, address, server, spec)
 
 

@@ -7,12 +7,14 @@ stops by itself."""
 
 from __future__ import annotations
 
+import imaplib
 import os
 import re
 import signal
 import smtplib
 import socket
 import socketserver
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -205,6 +207,30 @@ def test_connection_count_limit_is_counted_across_processes(tmp_path: Path, tls_
         for s in held:
             s.close()
         assert "Connection concurrency limit exceeded: 4 from unknown[127.0.0.1] for service smtpd" in server.text()
+    finally:
+        server.stop()
+
+
+def test_failed_logins_are_counted_once_across_smtp_workers_and_imap(tmp_path: Path,
+                                                                    tls_files: tuple[str, str]) -> None:
+    conf = _configure(tmp_path, tls_files, auth_failure_limit="4", auth_failure_delay="0")
+    server = _start(conf)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    try:
+        for _ in range(2):  # smtplib tries PLAIN, then LOGIN: four failures of one client
+            with smtplib.SMTP_SSL("127.0.0.1", server.ports["smtps"], timeout=10, context=ctx) as s:
+                with pytest.raises(smtplib.SMTPAuthenticationError) as failed:
+                    s.login("alice@example.test", "wrong")
+                assert failed.value.smtp_code == 535
+        with smtplib.SMTP_SSL("127.0.0.1", server.ports["smtps"], timeout=10, context=ctx) as s:
+            with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+                s.login("alice@example.test", "pw")  # the right password, but over the limit
+            assert refused.value.smtp_code == 454
+        imap = imaplib.IMAP4_SSL("127.0.0.1", server.ports["imaps"], ssl_context=ctx)
+        with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
+            imap.login("alice@example.test", "pw")  # the main process counted the workers' failures
+        imap.logout()
     finally:
         server.stop()
 

@@ -157,3 +157,15 @@ def test_cli_reports_bad_config_in_one_line(tmp_path: Path, capsys: pytest.Captu
     assert main(["--config", str(conf), "postconf"]) == 1
     err = capsys.readouterr().err
     assert err.strip() == f"pymailsrv: fatal: {conf}:1: smtpd_listen: bad port 70000 in \"127.0.0.1:70000\" (0-65535)"
+
+
+def test_an_int_parameter_may_be_auto() -> None:
+    from pymailsrv.config.params.smtpd import _one_per_core
+
+    assert Settings().get_int("smtpd_processes") == _one_per_core()
+    assert Settings({"smtpd_processes": "AUTO"}).get_int("smtpd_processes") == _one_per_core()
+    assert Settings({"smtpd_processes": "3"}).get_int("smtpd_processes") == 3
+    with pytest.raises(ConfigError, match="smtpd_processes: bad number"):
+        Settings({"smtpd_processes": "many"}).get_int("smtpd_processes")
+    with pytest.raises(ConfigError, match="bad number"):
+        Settings({"smtpd_recipient_limit": "auto"}).get_int("smtpd_recipient_limit")  # not every int

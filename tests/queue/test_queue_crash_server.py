@@ -37,7 +37,7 @@ def cli(conf: str, *args: str) -> None:
 def start(conf: str, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([sys.executable, "-m", "pymailsrv", "-c", conf, "serve"], cwd=ROOT,
                             env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -82,12 +82,14 @@ def delivered(vmail: str) -> dict[tuple[int, int], int]:
 
 
 @pytest.mark.slow
-def test_sigkill_the_server_loses_no_acknowledged_mail(tmp_path):
+@pytest.mark.parametrize("processes", [0, 2])
+def test_sigkill_the_server_loses_no_acknowledged_mail(tmp_path, processes):
+    """``processes``: smtpd_processes; with SMTP worker processes every process is killed at once."""
     port = free_port()
     conf = str(tmp_path / "pymailsrv.conf")
     with open(conf, "w") as fh:
         fh.write(f"data_directory = {tmp_path}\nsmtpd_listen = 127.0.0.1:{port}\nmyhostname = mx.crash.test\n"
-                 f"log_file = {tmp_path}/mail.log\nmynetworks = 127.0.0.0/8\n")
+                 f"log_file = {tmp_path}/mail.log\nmynetworks = 127.0.0.0/8\nsmtpd_processes = {processes}\n")
     cli(conf, "db", "upgrade")
     cli(conf, "domain", "add", "crash.test")
     for u in range(USERS):
@@ -102,8 +104,8 @@ def test_sigkill_the_server_loses_no_acknowledged_mail(tmp_path):
         senders = [Sender(port, counter, acked, lock) for _ in range(4)]
         for s in senders:
             s.start()
-        time.sleep(rng.uniform(0.5, 1.5))
-        proc.send_signal(signal.SIGKILL)
+        time.sleep(rng.uniform(0.5, 1.5) + (1.0 if processes else 0.0))  # workers take a moment to start
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
         kills += 1
         for s in senders:

@@ -98,16 +98,18 @@ async def test_put_failure_is_temporary(tmp_path, clock):
 async def test_directory_fsyncs_are_shared_by_concurrent_puts(tmp_path, clock, monkeypatch):
     import time
 
-    from pymailsrv.queue import spool as spool_mod
+    from pymailsrv import durable
 
     calls = []
+    real = durable._run_batch
 
-    def slow_fsync(path: str) -> None:
-        calls.append(path)
+    def slow_batch(batch):  # one flush of the directory (or the filesystem) per batch
+        calls.append(len(batch))
         time.sleep(0.02)
+        return real(batch)
 
-    monkeypatch.setattr(spool_mod, "_fsync_dir", slow_fsync)
+    monkeypatch.setattr(durable, "_run_batch", slow_batch)
     spool = FileSpool(str(tmp_path), clock)
     ids = await asyncio.gather(*(spool.put(envelope("s@a.test", "r@b.test"), MSG) for _ in range(60)))
-    assert len(set(ids)) == 60
+    assert len(set(ids)) == 60 and sum(calls) == 60
     assert 1 <= len(calls) <= 15  # group commit: far fewer directory fsyncs than messages

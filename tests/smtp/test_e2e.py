@@ -98,6 +98,33 @@ async def test_inbound_mail_lands_in_the_maildir(stack):
     assert b"Subject: e2e" in alice[0] and b"hello" in alice[0]
 
 
+async def test_received_carries_the_queue_id_and_client_is_logged_first(stack, caplog):
+    """As Postfix: ``Received: … with ESMTP id QUEUEID``, and the id's first log line is
+    ``QUEUEID: client=…``, before the queue manager's from= / to= / removed."""
+    ports, queue, domain_dir, _ = stack
+
+    def send() -> bytes:
+        with smtplib.SMTP("127.0.0.1", ports["smtpd"], timeout=10) as c:
+            c.ehlo("client.example.net")
+            c.mail("someone@remote.example")
+            c.rcpt("alice@example.com")
+            code, reply = c.data(b"Subject: ids\r\nMessage-ID: <ids@remote.example>\r\n\r\nhello\r\n")
+            assert code == 250
+            return reply
+
+    caplog.set_level("INFO", logger="pymailsrv")
+    reply = await asyncio.to_thread(send)
+    queue_id = reply.decode().rsplit(" ", 1)[1]
+    await queue.wait_idle()
+    (alice,) = maildir_files(domain_dir / "alice")
+    assert f"by mx.example.test (pymailsrv) with ESMTP id {queue_id}\n".encode() in alice
+    ours = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"{queue_id}: ")]
+    assert ours[0] == f"{queue_id}: client=unknown[127.0.0.1]"
+    assert ours[1] == f"{queue_id}: message-id=<ids@remote.example>"
+    assert ours[2].startswith(f"{queue_id}: from=<someone@remote.example>")
+    assert ours[-1] == f"{queue_id}: removed"
+
+
 async def test_submission_auth_and_login_mismatch(stack, client_tls):
     ports, _queue, domain_dir, _ = stack
 

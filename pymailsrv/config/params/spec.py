@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,3 +19,4 @@ class Param:
     unit: str = "s"  # default time unit for "time" values without a suffix
     minimum: int | None = None
     maximum: int | None = None
+    auto: Callable[[], int] | None = None  # an "int" that may be "auto": the value it stands for
