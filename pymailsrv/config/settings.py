@@ -203,11 +203,9 @@ class Settings:
         value: object
         kind = param.type
         if kind == "int":
+            auto = param.auto is not None and text.strip().lower() == "auto"
             try:
-                if param.auto is not None and text.strip().lower() == "auto":
-                    value = param.auto()
-                else:
-                    value = int(text.strip())
+                value = param.auto() if auto and param.auto is not None else int(text.strip())
             except ValueError:
                 raise ValueError(f'bad number "{text}"') from None
             if param.minimum is not None and value < param.minimum:
