@@ -3,7 +3,7 @@
 # pymailsrv (127.0.0.1:2526) under the same smtp-source load, interleaved A B A B.
 # Uses ../shared/anchors (bench-smtp.sh measures accept and delivery rates and CPU).
 #   ROUNDS=2 SESSIONS=20 MSGS=20000 SIZE=2048 REPS=1 PROCS=2 bench/smtp_vs_postfix.sh
-# (PROCS: pymailsrv's smtpd_processes)
+# (PROCS: pymailsrv's worker_processes)
 # Needs root (Postfix), Debian's postfix package, and the repo's .venv or PYTHON.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(dirname "$HERE")"
@@ -23,7 +23,7 @@ myhostname = mx.bench.test
 data_directory = $WORK
 virtual_mailbox_base = $BASE
 smtpd_listen = 127.0.0.1:$PORT
-smtpd_processes = ${PROCS:-2}
+worker_processes = ${PROCS:-2}
 mynetworks = 127.0.0.0/8
 log_file = $WORK/pymailsrv.log
 # SPREAD=1: fold smtp-source's <seq>u@bench.test onto u0..u99, as the Postfix anchor does

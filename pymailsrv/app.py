@@ -11,6 +11,7 @@ import errno
 import os
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -119,6 +120,7 @@ def _stop_event() -> asyncio.Event:
 
 
 async def _serve(settings: Settings, config_path: str) -> int:
+    from pymailsrv.auth.base import UserIpCounter
     from pymailsrv.db import schema
     from pymailsrv.smtp.server import listening_sockets, make_limiter
 
@@ -129,28 +131,33 @@ async def _serve(settings: Settings, config_path: str) -> int:
         await schema.upgrade(url, settings.get_str("database_table_prefix"))
     core = _core(settings)
     limiter = make_limiter(settings, core.clock)
+    user_ip = {"imap": UserIpCounter(), "pop3": UserIpCounter()}
+    processes = settings.get_int("worker_processes")
+    here = not processes  # with workers this process only holds the listening sockets
+    sockets: Sockets = {}
     stops: list[Callable[[], Awaitable[None]]] = []
     try:
         queue, stop_queue = await start_queue(settings, core.directory, core.store, clock=core.clock)
         stops.append(stop_queue)
-        processes = settings.get_int("smtpd_processes")
         smtp = await start_smtp(settings, authenticator=core.authenticator, restrictions=core.restrictions,
-                                queue=queue, directory=core.directory, limiter=limiter, serve=not processes)
-        if smtp and processes:
-            from pymailsrv.workers import WorkerPool
-
-            workers = WorkerPool(processes, config_path, listening_sockets(smtp), limiter, queue.pickup,
-                                 core.authenticator.throttle)
-            await workers.start()
-            stops.append(workers.stop)
-        for server in smtp:
-            stops.append(_closer(server))
+                                queue=queue, directory=core.directory, limiter=limiter, serve=here)
+        stops.extend(_closer(server) for server in smtp)
+        sockets.update(listening_sockets(smtp))
         imap: list[Any] = []
-        await start_imap(settings, core.authenticator, core.store, imap)
+        await start_imap(settings, core.authenticator, core.store, imap, user_ip=user_ip["imap"], serve=here,
+                         sockets=sockets)
         stops.extend(s.close for s in imap)
-        pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock)
+        pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock, user_ip=user_ip["pop3"],
+                                serve=here, sockets=sockets)
         if pop3 is not None:
             stops.append(pop3.close)
+        if processes and sockets:
+            from pymailsrv.workers import WorkerPool
+
+            workers = WorkerPool(processes, config_path, sockets, limiter, queue.pickup,
+                                 core.authenticator.throttle, user_ip)
+            await workers.start()
+            stops.append(workers.stop)  # stopped first: each finishes its sessions
     except OSError as exc:
         await _stop_all(stops)
         await core.close()
@@ -174,7 +181,7 @@ async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
     """An SMTP worker process: serves the inherited SMTP listeners, delivers on the fast path,
     hands the rest to the main process; stops on SIGTERM or when the main process is gone."""
     from pymailsrv.smtp.server import make_limiter
-    from pymailsrv.workers import MainChannel, RemoteLimiter, RemoteThrottle
+    from pymailsrv.workers import MainChannel, RemoteLimiter, RemoteSessionCounter, RemoteThrottle
 
     channel = await MainChannel.connect(spec.channel)
     core = _core(settings)
@@ -185,11 +192,21 @@ async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
                                               worker=(spec.slot, channel.pickup))
         stops.append(stop_queue)
         limiter = RemoteLimiter(channel, make_limiter(settings, core.clock))
-        servers = await start_smtp(settings, authenticator=core.authenticator, restrictions=core.restrictions,
-                                   queue=queue, directory=core.directory, limiter=limiter,
-                                   inherited=spec.sockets())
+        inherited = spec.sockets()
+        servers: list[Any] = await start_smtp(settings, authenticator=core.authenticator,
+                                              restrictions=core.restrictions, queue=queue,
+                                              directory=core.directory, limiter=limiter, inherited=inherited)
         stops.extend(_closer(server) for server in servers)
-        log.info("smtpd process %d serving %d listening socket(s)", spec.slot, len(servers))
+        imap: list[Any] = []
+        await start_imap(settings, core.authenticator, core.store, imap,
+                         user_ip=RemoteSessionCounter(channel, "imap"), inherited=inherited)
+        stops.extend(s.close for s in imap)
+        pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock,
+                                user_ip=RemoteSessionCounter(channel, "pop3"), inherited=inherited)
+        if pop3 is not None:
+            stops.append(pop3.close)
+        log.info("worker process %d serving %d listening socket(s)", spec.slot,
+                 sum(len(socks) for socks in inherited.values()))
         stop = _stop_event()
         gone = asyncio.ensure_future(channel.closed.wait())
         await asyncio.wait([asyncio.ensure_future(stop.wait()), gone], return_when=asyncio.FIRST_COMPLETED)
@@ -372,11 +389,22 @@ async def start_queue(settings: Settings, directory: Directory, store: MailStore
     return manager, stop
 
 
-# --- IMAP (imap engineer) ----------------------------------------------------------------------
-async def start_imap(settings: Settings, authenticator: Any, store: Any, servers: list[Any]) -> None:
+# --- IMAP and POP3 --------------------------------------------------------------------------------
+Sockets = dict[tuple[str, int], list[socket.socket]]  # (listen parameter, address index) -> sockets
+
+
+def _where(inherited: Sockets | None, param: str, index: int) -> list[socket.socket | None]:
+    """The sockets to serve for one configured address: our own (None: bind it) or inherited."""
+    return [None] if inherited is None else list(inherited.get((param, index), ()))
+
+
+async def start_imap(settings: Settings, authenticator: Any, store: Any, servers: list[Any], *,
+                     user_ip: Any = None, inherited: Sockets | None = None, serve: bool = True,
+                     sockets: Sockets | None = None) -> None:
     """Start the imap_listen (STARTTLS offered when a certificate is configured) and imaps_listen
     (implicit TLS) listeners; appends net.Server objects to ``servers``. ``await s.close()`` on
-    shutdown stops listening and ends every session with ``* BYE Server shutting down.``"""
+    shutdown stops listening and ends every session with ``* BYE Server shutting down.``
+    ``inherited``/``serve``: as for start_smtp; ``sockets`` collects what was bound, for workers."""
     from pymailsrv.config.tls import server_context
     from pymailsrv.imap.server import ImapConfig, ImapServer
     from pymailsrv.net import ConnectionRegistry, start_server
@@ -387,27 +415,30 @@ async def start_imap(settings: Settings, authenticator: Any, store: Any, servers
     cert, key = settings.get_str("tls_cert_file"), settings.get_str("tls_key_file")
     tls = server_context(cert, key) if cert else None
     config = ImapConfig.from_settings(settings)
-    imap = ImapServer(config, authenticator, store, tls=tls)
+    imap = ImapServer(config, authenticator, store, tls=tls, user_ip=user_ip)
     registry = ConnectionRegistry(idle_timeout=config.timeout)
-    for listen in plain:
-        server = await start_server(imap.handle, listen.host, listen.port, registry=registry, name="imap")
-        servers.append(server)
-        log.info("imap listening on %s:%d", server.host, server.port)
-    for listen in implicit:
-        if tls is None:
-            log.warning("imaps_listen %s ignored: no tls_cert_file", listen)
+    for param, name, addresses in (("imap_listen", "imap", plain), ("imaps_listen", "imaps", implicit)):
+        if name == "imaps" and addresses and tls is None:
+            log.warning("imaps_listen %s ignored: no tls_cert_file", ", ".join(map(str, addresses)))
             continue
-        server = await start_server(imap.handle, listen.host, listen.port, ssl=tls, registry=registry,
-                                    name="imaps")
-        servers.append(server)
-        log.info("imaps listening on %s:%d", server.host, server.port)
+        for index, listen in enumerate(addresses):
+            for sock in _where(inherited, param, index):
+                server = await start_server(imap.handle, listen.host, listen.port,
+                                            ssl=tls if name == "imaps" else None, registry=registry,
+                                            name=name, sock=sock, serve=serve)
+                servers.append(server)
+                if inherited is None:
+                    log.info("%s listening on %s:%d", name, server.host, server.port)
+                if sockets is not None:
+                    sockets.setdefault((param, index), []).extend(server.server.sockets)
 
 
-# --- POP3 (pop3 engineer) ----------------------------------------------------------------------
 async def start_pop3(settings: Settings, authenticator: Authenticator, store: MailStore,
-                     clock: Clock | None = None) -> Pop3Server | None:
+                     clock: Clock | None = None, *, user_ip: Any = None, inherited: Sockets | None = None,
+                     serve: bool = True, sockets: Sockets | None = None) -> Pop3Server | None:
     """Start pop3_listen (with STLS when a certificate is set) and pop3s_listen (implicit TLS).
-    Returns the server (``await server.close()`` on shutdown), or None when both are empty."""
+    Returns the server (``await server.close()`` on shutdown), or None when both are empty.
+    ``inherited``/``serve``/``sockets``: as for start_imap."""
     from pymailsrv.clock import SystemClock
     from pymailsrv.config.tls import server_context
     from pymailsrv.pop3.options import Pop3Options, Pop3Services
@@ -418,11 +449,16 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
         return None
     cert = settings.get_str("tls_cert_file")
     tls = server_context(cert, settings.get_str("tls_key_file")) if cert else None
-    server = Pop3Server(Pop3Options.from_settings(settings, tls),
-                        Pop3Services(authenticator, store, clock or SystemClock()))
-    for name, addresses in (("pop3", plain), ("pop3s", implicit)):
-        if addresses:
-            ports = await server.listen(addresses, implicit_tls=name == "pop3s")
-            for address, port in zip(addresses, ports, strict=True):
-                log.info("%s listening on %s:%d", name, address.host or "*", port)
+    services = Pop3Services(authenticator, store, clock or SystemClock())
+    if user_ip is not None:
+        services.userip = user_ip
+    server = Pop3Server(Pop3Options.from_settings(settings, tls), services)
+    for param, name, addresses in (("pop3_listen", "pop3", plain), ("pop3s_listen", "pop3s", implicit)):
+        for index, address in enumerate(addresses):
+            for sock in _where(inherited, param, index):
+                bound = await server.listen_on(address, implicit_tls=name == "pop3s", sock=sock, serve=serve)
+                if inherited is None:
+                    log.info("%s listening on %s:%d", name, address.host or "*", bound.port)
+                if sockets is not None:
+                    sockets.setdefault((param, index), []).extend(bound.server.sockets)
     return server

@@ -43,7 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.demo:
         return app.serve(None, config_path=_config_path(args), demo=True)
-    return app.serve(load_settings(args), config_path=_config_path(args), worker=args.smtpd_worker or "")
+    return app.serve(load_settings(args), config_path=_config_path(args), worker=args.worker or "")
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the server")
     s.add_argument("--demo", action="store_true",
                    help="run the demo: ./data with a demo domain and mailbox on localhost ports")
-    s.add_argument("--smtpd-worker", default="", help=argparse.SUPPRESS)  # started by serve itself
+    s.add_argument("--worker", default="", help=argparse.SUPPRESS)  # started by serve itself
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("init", help="write a configuration, create the database and a certificate")

@@ -1,7 +1,7 @@
-"""SMTP worker processes (``smtpd_processes`` > 0): more cores for SMTP, still one queue manager.
+"""SMTP worker processes (``worker_processes`` > 0): more cores for SMTP, still one queue manager.
 
 The main process binds every SMTP listener but does not accept on them. Each worker is a child
-process (``pymailsrv serve`` with the internal ``--smtpd-worker`` option) that inherits those
+process (``pymailsrv serve`` with the internal ``--worker`` option) that inherits those
 listening sockets and accepts from them (the kernel gives each new connection to one of the
 workers, so one that is busy takes fewer), runs the SMTP sessions with its own restriction engine
 and Directory, and delivers to local Maildirs itself (the fast path). What it cannot finish
@@ -18,7 +18,9 @@ Each worker has one socketpair to the main process; one request per line:
   ``auth IP LOGIN`` → ``ok DELAY`` | ``no TEXT``: failed-login throttling (auth/throttle.py)
                     counted once for SMTP AUTH in every worker and IMAP/POP3 in the main process
   ``auth-cancel IP LOGIN``, ``auth-ok IP LOGIN`` (no answer) how that attempt ended
-(IP and LOGIN percent-encoded.)
+  ``userip SERVICE USER IP LIMIT`` → ``ok`` | ``no``: mail_max_userip_connections for IMAP or
+                    POP3, counted across processes; ``userip-close SERVICE USER IP`` (no answer)
+(IP, LOGIN and USER percent-encoded.)
 EOF on the socketpair tells a worker that the main process is gone: it stops as on SIGTERM; the
 main process releases what a dead worker held. A worker that dies is restarted after a pause,
 as Postfix's master(8) does.
@@ -40,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
-from pymailsrv.auth.base import AuthUnavailable
+from pymailsrv.auth.base import AuthUnavailable, UserIpCounter
 from pymailsrv.auth.throttle import LoginThrottle
 from pymailsrv.log import get_logger
 from pymailsrv.smtp.limits import ConnectionLimiter, Network, is_exempt
@@ -61,6 +63,7 @@ class _Worker:
     started: float = 0.0
     failures: int = 0
     held: Counter[str] = field(default_factory=Counter)  # sessions admitted and not yet closed
+    logins: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (service, user, ip)
 
 
 class WorkerPool:
@@ -69,9 +72,11 @@ class WorkerPool:
     def __init__(self, count: int, config_path: str,
                  sockets: Mapping[tuple[str, int], Sequence[socket.socket]],
                  limiter: ConnectionLimiter, pickup: Callable[[str], Awaitable[None]],
-                 throttle: LoginThrottle | None = None) -> None:
+                 throttle: LoginThrottle | None = None,
+                 user_ip: Mapping[str, UserIpCounter] | None = None) -> None:
         self.count = count
         self.throttle = throttle
+        self.user_ip = user_ip or {}
         self.config_path = os.path.abspath(config_path)
         self.sockets = sockets
         self.limiter = limiter
@@ -114,7 +119,7 @@ class WorkerPool:
         try:
             worker.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "pymailsrv", "--config", self.config_path, "serve",
-                "--smtpd-worker", json.dumps(spec), pass_fds=pass_fds, stdin=asyncio.subprocess.DEVNULL)
+                "--worker", json.dumps(spec), pass_fds=pass_fds, stdin=asyncio.subprocess.DEVNULL)
         except BaseException:
             ours.close()
             raise
@@ -153,10 +158,30 @@ class WorkerPool:
                 self.limiter.close(arg)
             elif verb == "pickup":
                 self._spawn(self._pickup(arg))
+            elif verb.startswith("userip"):
+                answer = self._userip(worker, verb, *(unquote(x) for x in arg.split(" ")))
+                if answer:
+                    writer.write(answer.encode() + b"\n")
             elif verb.startswith("auth"):
                 answer = await self._auth(verb, *(unquote(x) for x in arg.split(" ", 1)))
                 if answer:
                     writer.write(answer.encode() + b"\n")
+
+    def _userip(self, worker: _Worker, verb: str, service: str = "", user: str = "", ip: str = "",
+                limit: str = "0") -> str:
+        counter = self.user_ip.get(service)
+        key = (service, user, ip)
+        if verb == "userip-close":
+            if counter is not None and worker.logins[key] > 0:
+                worker.logins[key] -= 1
+                counter.close(user, ip)
+            return ""
+        if counter is None:
+            return "ok"
+        if not counter.try_open(user, ip, int(limit) if limit.isdigit() else 0):
+            return "no"
+        worker.logins[key] += 1
+        return "ok"
 
     async def _auth(self, verb: str, ip: str = "", login: str = "") -> str:
         if self.throttle is None:
@@ -184,6 +209,10 @@ class WorkerPool:
             for _ in range(n):
                 self.limiter.close(ip)
         worker.held.clear()
+        for (service, user, ip), n in worker.logins.items():
+            for _ in range(n):
+                self.user_ip[service].close(user, ip)
+        worker.logins.clear()
 
     async def stop(self) -> None:
         """SIGTERM to every worker (each finishes its sessions), SIGKILL after STOP_TIMEOUT."""
@@ -332,3 +361,21 @@ class RemoteThrottle:
 
     def success(self, remote_ip: str, login: str) -> None:
         self.channel.send(f"auth-ok {self._args(remote_ip, login)}")
+
+
+class RemoteSessionCounter:
+    """``auth.base.SessionCounter`` of a worker: the main process counts (one per service)."""
+
+    def __init__(self, channel: MainChannel, service: str) -> None:
+        self.channel = channel
+        self.service = service
+
+    def _args(self, user: str, ip: str) -> str:
+        return f"{self.service} {quote(user, safe='')} {quote(ip, safe='')}"
+
+    async def open(self, user: str, ip: str, limit: int) -> bool:
+        answer = await self.channel.ask(f"userip {self._args(user, ip)} {limit}")
+        return answer != "no"  # no answer (the main process is gone): do not lock users out
+
+    def close(self, user: str, ip: str) -> None:
+        self.channel.send(f"userip-close {self._args(user, ip)}")

@@ -24,3 +24,41 @@ class Authenticator(Protocol):
         ``service`` is ``smtp``, ``imap`` or ``pop3``; ``remote_ip`` drives throttling.
         Raises AuthUnavailable when the answer must be "try later"."""
         ...
+
+
+class SessionCounter(Protocol):
+    """Logged-in sessions per (user, client IP) for mail_max_userip_connections. IMAP and POP3
+    each have one; with worker processes it is the main process's, asked over the worker channel
+    (pymailsrv/workers.py), so the limit holds across processes."""
+
+    async def open(self, user: str, ip: str, limit: int) -> bool:
+        """Count one more session unless ``limit`` (> 0) are open already; False: not counted."""
+        ...
+
+    def close(self, user: str, ip: str) -> None: ...
+
+
+class UserIpCounter:
+    """The in-process SessionCounter."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def try_open(self, user: str, ip: str, limit: int) -> bool:
+        key = (user, ip)
+        n = self.counts.get(key, 0)
+        if 0 < limit <= n:
+            return False
+        self.counts[key] = n + 1
+        return True
+
+    async def open(self, user: str, ip: str, limit: int) -> bool:
+        return self.try_open(user, ip, limit)
+
+    def close(self, user: str, ip: str) -> None:
+        key = (user, ip)
+        n = self.counts.get(key, 0) - 1
+        if n > 0:
+            self.counts[key] = n
+        else:
+            self.counts.pop(key, None)

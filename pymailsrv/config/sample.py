@@ -59,7 +59,7 @@ imaps_listen = {imaps_listen}
 pop3_listen = {pop3_listen}
 pop3s_listen = {pop3s_listen}
 # SMTP worker processes beside the main one (auto: one per CPU core, at most 4; 0: none)
-# smtpd_processes = auto
+# worker_processes = auto
 
 # --- SMTP policy (Postfix names and defaults) -------------------------------------------------
 # message_size_limit = 10240000

@@ -17,10 +17,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import ssl
-from collections import Counter
 from dataclasses import dataclass, field
 
-from pymailsrv.auth.base import Authenticator, AuthUnavailable
+from pymailsrv.auth.base import Authenticator, AuthUnavailable, SessionCounter, UserIpCounter
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Settings
 from pymailsrv.errors import ClientSyntaxError, Refusal
@@ -83,13 +82,14 @@ class ImapServer:
     """Serves IMAP sessions; ``handle`` is the net.start_server handler."""
 
     def __init__(self, config: ImapConfig, authenticator: Authenticator, store: MailStore, *,
-                 tls: ssl.SSLContext | None = None, clock: Clock | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, clock: Clock | None = None,
+                 user_ip: SessionCounter | None = None) -> None:
         self.config = config
         self.auth = authenticator
         self.store = store
         self.tls = tls
         self.clock: Clock = clock or SystemClock()
-        self.user_ip: Counter[tuple[str, str]] = Counter()
+        self.user_ip: SessionCounter = user_ip if user_ip is not None else UserIpCounter()
         self.sessions: set[Session] = set()
         self.cache = ContentCache(config.cache_bytes)
 
@@ -144,10 +144,7 @@ class ImapServer:
         except Exception:
             log.exception("closing mailbox")
         if s.account is not None:
-            key = (s.account.username, s.conn.peer_ip)
-            self.user_ip[key] -= 1
-            if self.user_ip[key] <= 0:
-                del self.user_ip[key]
+            self.user_ip.close(s.account.username, s.conn.peer_ip)
 
     async def command_loop(self, s: Session) -> str:
         conn = s.conn

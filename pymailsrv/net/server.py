@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import socket
 import ssl as ssl_module
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.net.conn import Connection
@@ -150,9 +152,13 @@ async def start_server(
     registry: ConnectionRegistry | None = None,
     name: str = "",
     backlog: int = 1024,
+    sock: socket.socket | None = None,
+    serve: bool = True,
 ) -> Server:
     """Listen on host:port (``""``/None = every interface; port 0 = any) and run
-    ``handler(conn)`` per connection; with ``ssl`` the listener is implicit TLS (993/995)."""
+    ``handler(conn)`` per connection; with ``ssl`` the listener is implicit TLS (993/995).
+    ``sock``: serve this listening socket instead (a worker process's, inherited); ``serve``
+    False: bind and listen only (the main process holds the sockets its workers accept on)."""
     loop = asyncio.get_running_loop()
     clk: Clock = clock or SystemClock()
     reg = registry if registry is not None else ConnectionRegistry(clk)
@@ -160,9 +166,21 @@ async def start_server(
     def factory() -> Connection:
         return _ServerConnection(clk, handler, reg)
 
-    srv = await loop.create_server(factory, host or None, port, ssl=ssl, reuse_address=True, backlog=backlog,
-                                   ssl_handshake_timeout=30 if ssl else None)
+    where: dict[str, Any] = ({"sock": sock} if sock is not None else
+                             {"host": host or None, "port": port, "reuse_address": True})
+    srv = await loop.create_server(factory, ssl=ssl, backlog=backlog, ssl_handshake_timeout=30 if ssl else None,
+                                   start_serving=serve, **where)
+    if not serve:
+        hold_listening(srv, backlog)
     return Server(srv, reg, name)
+
+
+def hold_listening(server: asyncio.Server, backlog: int) -> None:
+    """Listen on a server's sockets without accepting: connections wait in the backlog until a
+    worker process that shares the sockets accepts them (asyncio listens only when serving)."""
+    for bound in server.sockets:
+        with socket.socket(fileno=os.dup(bound.fileno())) as dup:
+            dup.listen(backlog)
 
 
 class _ServerConnection(Connection):

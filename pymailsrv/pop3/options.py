@@ -6,7 +6,7 @@ import ipaddress
 import ssl
 from dataclasses import dataclass, field
 
-from pymailsrv.auth.base import Authenticator
+from pymailsrv.auth.base import Authenticator, SessionCounter, UserIpCounter
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Settings
 from pymailsrv.log import get_logger
@@ -63,4 +63,4 @@ class Pop3Services:
     authenticator: Authenticator
     store: MailStore
     clock: Clock = field(default_factory=SystemClock)
-    userip: dict[tuple[str, str], int] = field(default_factory=dict)
+    userip: SessionCounter = field(default_factory=UserIpCounter)

@@ -6,6 +6,7 @@ Clock) and lets shutdown close every session; each connection runs one Session.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable
 
 from pymailsrv.config.settings import Listen
@@ -30,19 +31,20 @@ class Pop3Server:
 
     async def listen(self, addresses: Iterable[Listen], *, implicit_tls: bool = False) -> list[int]:
         """Start listening; returns the bound ports (port 0 gives an ephemeral one)."""
+        return [(await self.listen_on(addr, implicit_tls=implicit_tls)).port for addr in addresses]
+
+    async def listen_on(self, addr: Listen, *, implicit_tls: bool = False, sock: socket.socket | None = None,
+                        serve: bool = True) -> Server:
+        """One listener (``sock``, ``serve``: as net.start_server takes them)."""
         if implicit_tls and self.options.tls_context is None:
             raise ConfigError("pop3s_listen needs tls_cert_file and tls_key_file")
-        ports = []
-        for addr in addresses:
-            server = await start_server(
-                self._session, addr.host or None, addr.port,
-                self.options.tls_context if implicit_tls else None,
-                clock=self.services.clock, registry=self.registry,
-                name="pop3s" if implicit_tls else "pop3")
-            self.servers.append(server)
-            ports.append(server.port)
-        self.ports.extend(ports)
-        return ports
+        server = await start_server(
+            self._session, addr.host or None, addr.port, self.options.tls_context if implicit_tls else None,
+            clock=self.services.clock, registry=self.registry, name="pop3s" if implicit_tls else "pop3",
+            sock=sock, serve=serve)
+        self.servers.append(server)
+        self.ports.append(server.port)
+        return server
 
     async def _session(self, conn: Connection) -> None:
         session = Session(conn, self.options, self.services, COMMANDS)

@@ -271,19 +271,18 @@ class Session:
     async def login(self, account: Account, method: str) -> None:
         """Take the POP3 lock, snapshot INBOX, enter TRANSACTION (RFC 1939 §4)."""
         key = (account.username, self.conn.peer_ip)
-        counts = self.services.userip
-        if self.options.userip_limit and counts.get(key, 0) >= self.options.userip_limit:
+        if not await self.services.userip.open(*key, self.options.userip_limit):
             raise Refusal(replies.USERIP_LIMIT.format(limit=self.options.userip_limit),
                           code=replies.CODE_IN_USE)
-        await self._locks.enter_async_context(self.services.store.exclusive(account))
         try:
+            await self._locks.enter_async_context(self.services.store.exclusive(account))
             mailbox = await self.services.store.open(account, "INBOX")
             self._locks.push_async_callback(mailbox.close)
             await mailbox.sync()
         except BaseException:
+            self.services.userip.close(*key)
             await self._locks.aclose()
             raise
-        counts[key] = counts.get(key, 0) + 1
         self._userip_key = key
         self.account, self.mailbox, self.user_arg = account, mailbox, None
         self.maildrop = Maildrop(mailbox.messages(), mailbox.uidvalidity, self.options.uidl_format,
@@ -331,10 +330,7 @@ class Session:
 
     async def _release(self) -> None:
         if self._userip_key is not None:
-            counts = self.services.userip
-            counts[self._userip_key] -= 1
-            if counts[self._userip_key] <= 0:
-                del counts[self._userip_key]
+            self.services.userip.close(*self._userip_key)
             self._userip_key = None
         with contextlib.suppress(Exception):
             await self._locks.aclose()

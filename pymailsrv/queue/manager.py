@@ -17,7 +17,7 @@ Implementation notes:
   and next hop; per mailbox for virtual delivery) the configured concurrency limit.
 - A notice about a null-sender message goes to postmaster (or nowhere); a notice about a notice to
   postmaster is dropped: a bounce is never bounced in a loop.
-- In an SMTP worker process (smtpd_processes > 1) the manager is not started: it delivers on the
+- In an SMTP worker process (worker_processes > 1) the manager is not started: it delivers on the
   fast path and spools the rest, then ``handoff`` tells the main process, whose manager ``pickup``s
   the file and owns every retry, bounce and outbound delivery. The main manager also looks for
   files it was not told about (a handoff lost with a dying process) once per queue_run_delay.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
 import socket
 import ssl
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from pymailsrv.config.tls import server_context
 from pymailsrv.db.base import Directory
 from pymailsrv.errors import ConfigError
 from pymailsrv.log import get_logger
+from pymailsrv.net.server import hold_listening
 from pymailsrv.policy.base import LookupTable, Restrictions
 from pymailsrv.queue.base import Queue
 from pymailsrv.smtp.context import Kind, ListenerSpec, Services, SmtpConfig
@@ -148,10 +148,8 @@ async def listen(services: Services, spec: ListenerSpec, address: Listen, param:
     except OSError as exc:
         why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         raise ConfigError(f"{param or spec.kind}: cannot listen on {address}: {why}") from None
-    if not serve:  # listen anyway: connections wait in the backlog while the workers (re)start
-        for bound in server.sockets:
-            with socket.socket(fileno=os.dup(bound.fileno())) as dup:
-                dup.listen(LISTEN_BACKLOG)
+    if not serve:  # connections wait in the backlog while the workers (re)start
+        hold_listening(server, LISTEN_BACKLOG)
     return SmtpServer(spec.kind, address, server, spec)
 
 

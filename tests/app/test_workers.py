@@ -1,4 +1,4 @@
-"""``smtpd_processes``: SMTP worker processes beside the main one, as a real ``pymailsrv serve``.
+"""``worker_processes``: SMTP worker processes beside the main one, as a real ``pymailsrv serve``.
 
 Mail accepted by the workers reaches the Maildir; mail they cannot deliver themselves is handed
 to the main process's queue manager (which relays it); per-client connection limits count across
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import imaplib
 import os
+import poplib
 import re
 import signal
 import smtplib
@@ -25,8 +26,8 @@ import pytest
 from pymailsrv.cli import main
 from tests.app.server_process import ServerProcess, write_config
 
-READY = re.compile(r"\[(\d+)\]: smtpd process (\d+) serving")
-PID = re.compile(r"pymailsrv/(\w+)\[(\d+)\]: (.*)$")
+READY = re.compile(r"\[(\d+)\]: worker process (\d+) serving")
+PID = re.compile(r"pymailsrv/([\w-]+)\[(\d+)\]: (.*)$")
 
 
 class _Sink(socketserver.ThreadingTCPServer):
@@ -78,7 +79,7 @@ def sink() -> Iterator[_Sink]:
 
 
 def _configure(tmp_path: Path, tls_files: tuple[str, str], **extra: str) -> Path:
-    conf = write_config(tmp_path, *tls_files, smtpd_processes="2", **extra)
+    conf = write_config(tmp_path, *tls_files, worker_processes="2", **extra)
     assert main(["--config", str(conf), "db", "upgrade"]) == 0
     assert main(["--config", str(conf), "domain", "add", "example.test"]) == 0
     assert main(["--config", str(conf), "mailbox", "add", "alice@example.test", "--password", "pw"]) == 0
@@ -231,6 +232,90 @@ def test_failed_logins_are_counted_once_across_smtp_workers_and_imap(tmp_path: P
         with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
             imap.login("alice@example.test", "pw")  # the main process counted the workers' failures
         imap.logout()
+    finally:
+        server.stop()
+
+
+def _imap(server: ServerProcess) -> imaplib.IMAP4:
+    imap = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=10)
+    imap.login("alice@example.test", "pw")  # plaintext from loopback is allowed
+    return imap
+
+
+def test_imap_and_pop3_are_served_by_the_workers(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    server = _start(_configure(tmp_path, tls_files))
+    try:
+        assert server.proc is not None
+        workers = _ready(server)
+        for i in range(3):
+            _send(server.ports["smtpd"], "alice@example.test", f"m{i}")
+        new = tmp_path / "data" / "vmail" / "example.test" / "alice" / "new"
+        _wait(lambda: len(list(new.iterdir())) == 3, server)
+        for _ in range(6):
+            imap = _imap(server)
+            _, data = imap.select("INBOX")
+            assert data == [b"3"]
+            imap.logout()
+        pop = poplib.POP3("127.0.0.1", server.ports["pop3"], timeout=10)
+        pop.user("alice@example.test")
+        pop.pass_("pw")
+        assert pop.stat()[0] == 3
+        pop.quit()
+        _wait(lambda: sum(1 for n, _, t in _lines(server) if t.startswith("Login: user=<alice")) == 7, server)
+        logins = [pid for name, pid, text in _lines(server) if text.startswith("Login: user=<alice")]
+        assert set(logins) <= set(workers) and server.proc.pid not in logins
+    finally:
+        server.stop()
+    assert "Traceback" not in server.text()
+
+
+def test_userip_limit_is_counted_across_processes(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    server = _start(_configure(tmp_path, tls_files, mail_max_userip_connections="2"))
+    try:
+        held = [_imap(server), _imap(server)]
+        for _ in range(3):  # wherever they land, a third session of alice from 127.0.0.1 is refused
+            with pytest.raises(imaplib.IMAP4.error, match="LIMIT"):
+                _imap(server)
+        held.pop().logout()
+        _wait(lambda: "Disconnected: Logged out user=<alice" in server.text(), server)
+        deadline = time.monotonic() + 10
+        while True:  # the close reaches the main process a moment after the logout
+            try:
+                held.append(_imap(server))
+                break
+            except imaplib.IMAP4.error:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        for imap in held:
+            imap.logout()
+    finally:
+        server.stop()
+
+
+def test_idle_sees_a_delivery_made_by_another_process(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    server = _start(_configure(tmp_path, tls_files))
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.ports["imap"]), timeout=10)
+        f = sock.makefile("rwb")
+        f.readline()
+        for cmd in (b"a LOGIN alice@example.test pw", b"b SELECT INBOX"):
+            f.write(cmd + b"\r\n")
+            f.flush()
+            while not f.readline().startswith(cmd[:2]):
+                pass
+        f.write(b"c IDLE\r\n")
+        f.flush()
+        assert f.readline().startswith(b"+ ")
+        t0 = time.monotonic()
+        for i in range(4):  # from whichever processes; at least one is not the IDLE session's
+            _send(server.ports["smtpd"], "alice@example.test", f"idle{i}")
+        line = f.readline()
+        assert line.endswith(b" EXISTS\r\n"), line
+        assert time.monotonic() - t0 < 3.0  # the poller looks every second
+        f.write(b"DONE\r\n")
+        f.flush()
+        sock.close()
     finally:
         server.stop()
 

@@ -160,12 +160,12 @@ def test_cli_reports_bad_config_in_one_line(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_an_int_parameter_may_be_auto() -> None:
-    from pymailsrv.config.params.smtpd import _one_per_core
+    from pymailsrv.config.params.core import _one_per_core
 
-    assert Settings().get_int("smtpd_processes") == _one_per_core()
-    assert Settings({"smtpd_processes": "AUTO"}).get_int("smtpd_processes") == _one_per_core()
-    assert Settings({"smtpd_processes": "3"}).get_int("smtpd_processes") == 3
-    with pytest.raises(ConfigError, match="smtpd_processes: bad number"):
-        Settings({"smtpd_processes": "many"}).get_int("smtpd_processes")
+    assert Settings().get_int("worker_processes") == _one_per_core()
+    assert Settings({"worker_processes": "AUTO"}).get_int("worker_processes") == _one_per_core()
+    assert Settings({"worker_processes": "3"}).get_int("worker_processes") == 3
+    with pytest.raises(ConfigError, match="worker_processes: bad number"):
+        Settings({"worker_processes": "many"}).get_int("worker_processes")
     with pytest.raises(ConfigError, match="bad number"):
         Settings({"smtpd_recipient_limit": "auto"}).get_int("smtpd_recipient_limit")  # not every int

@@ -582,4 +582,4 @@ def test_concurrent_sessions_and_abrupt_disconnects(pop3) -> None:  # type: igno
         p.pass_(PASSWORD)  # no leaked lock
         assert p.stat()[0] == 20
         p.quit()
-    assert pop3.server.services.userip == {}
+    assert pop3.server.services.userip.counts == {}

@@ -96,12 +96,12 @@ async def test_plaintext_allowed_over_tls_mynetworks_and_when_enabled() -> None:
 async def test_userip_limit() -> None:
     auth = MemoryAuthenticator({ALICE.username: (PASSWORD, ALICE)})
     services = Pop3Services(auth, MemoryStore(), FakeClock())
-    services.userip[(ALICE.username, "127.0.0.1")] = 1
+    services.userip.counts[(ALICE.username, "127.0.0.1")] = 1
     conn = FakeConnection("127.0.0.1")
     conn.inbox.put_nowait(f"USER {ALICE.username}\r\nPASS {PASSWORD}\r\nQUIT\r\n".encode())
     await asyncio.wait_for(Session(conn, Pop3Options(userip_limit=1), services, COMMANDS).run(), 2)
     assert any(line.startswith("-ERR [IN-USE] Maximum number of connections") for line in conn.lines())
-    assert services.userip == {(ALICE.username, "127.0.0.1"): 1}
+    assert services.userip.counts == {(ALICE.username, "127.0.0.1"): 1}
 
 
 async def test_temporary_store_failure() -> None:

@@ -84,12 +84,12 @@ def delivered(vmail: str) -> dict[tuple[int, int], int]:
 @pytest.mark.slow
 @pytest.mark.parametrize("processes", [0, 2])
 def test_sigkill_the_server_loses_no_acknowledged_mail(tmp_path, processes):
-    """``processes``: smtpd_processes; with SMTP worker processes every process is killed at once."""
+    """``processes``: worker_processes; with SMTP worker processes every process is killed at once."""
     port = free_port()
     conf = str(tmp_path / "pymailsrv.conf")
     with open(conf, "w") as fh:
         fh.write(f"data_directory = {tmp_path}\nsmtpd_listen = 127.0.0.1:{port}\nmyhostname = mx.crash.test\n"
-                 f"log_file = {tmp_path}/mail.log\nmynetworks = 127.0.0.0/8\nsmtpd_processes = {processes}\n")
+                 f"log_file = {tmp_path}/mail.log\nmynetworks = 127.0.0.0/8\nworker_processes = {processes}\n")
     cli(conf, "db", "upgrade")
     cli(conf, "domain", "add", "crash.test")
     for u in range(USERS):

@@ -1,8 +1,21 @@
-"""Site-wide parameters: names, paths, database, TLS files, logging, authentication."""
+"""Site-wide parameters: names, paths, database, TLS files, logging, authentication, processes."""
+
+import os
 
 from pymailsrv.config.params.spec import Param
 
+
+def _one_per_core() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 0 if cores < 2 else min(cores, 4)
+
+
 PARAMS = (
+    Param("worker_processes", "int", "auto", "Processes beside the main one that serve SMTP, IMAP "
+          "and POP3, to use more CPU cores: each accepts on every listener and delivers to local "
+          "Maildirs itself; the main process holds the listening sockets, the queue manager and "
+          "the per-client counts. 0: the main process serves everything; auto: one per CPU core, "
+          "at most 4, none on a single core.", minimum=0, auto=_one_per_core),
     # Postfix names (POSTFIX-SEMANTICS §2)
     Param("myhostname", "str", "", "This host's fully-qualified name (default: the machine's FQDN)."),
     Param("mydomain", "str", "", "The local domain (default: $myhostname minus its first label)."),

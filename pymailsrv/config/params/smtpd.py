@@ -1,23 +1,11 @@
 """SMTP server parameters (POSTFIX-SEMANTICS §2-§4)."""
 
-import os
-
 from pymailsrv.config.params.spec import Param
-
-
-def _one_per_core() -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 0 if cores < 2 else min(cores, 4)
-
 
 PARAMS = (
     Param("smtpd_listen", "listen", "", "MTA listener (port 25), host:port list; empty = off."),
     Param("submission_listen", "listen", "", "Submission listener (port 587); empty = off."),
     Param("smtps_listen", "listen", "", "Implicit-TLS submission listener (port 465); empty = off."),
-    Param("smtpd_processes", "int", "auto", "SMTP processes beside the main one, to use more CPU "
-          "cores: each serves every SMTP listener and delivers to local Maildirs itself; the main "
-          "process keeps the queue manager, IMAP and POP3. 0: the main process serves SMTP; "
-          "auto: one per CPU core, at most 4, none on a single core.", minimum=0, auto=_one_per_core),
     Param("reinject_listen", "listen", "", "Content-filter return path (like smtpd, only from "
           "mynetworks, mail marked as already filtered); empty = off."),
     Param("smtpd_peername_lookup", "bool", "no",

@@ -49,13 +49,11 @@ async def _login(srv: ImapServer, s: Session, user: str, password: str, method: 
     if account is None:
         log.info("Aborted login (auth failed): user=<%s>, method=%s, rip=%s", user, method, s.conn.peer_ip)
         raise Refusal("Authentication failed.", code="AUTHENTICATIONFAILED")
-    key = (account.username, s.conn.peer_ip)
-    if srv.user_ip[key] >= srv.config.max_userip:
+    if not await srv.user_ip.open(account.username, s.conn.peer_ip, srv.config.max_userip):
         log.info("Maximum number of connections from user+IP exceeded: user=<%s>, rip=%s",
                  account.username, s.conn.peer_ip)
         raise Refusal("Maximum number of connections from user+IP exceeded "
                       f"(mail_max_userip_connections={srv.config.max_userip})", code="LIMIT")
-    srv.user_ip[key] += 1
     s.account = account
     s.state = AUTH
     tls = ", TLS" if s.conn.tls else ""
