@@ -2,21 +2,49 @@
 # Side-by-side IMAP load: Dovecot (anchor, 127.0.0.1:1143) and pymailsrv over the SAME Maildirs,
 # interleaved rounds (A B A B) of both mixes. Run as root from the worktree root:
 #   bench/imap_compare.sh [ROUNDS] [SECONDS]
-# Env: BASE (/var/lab/postfix-vmail), FIRST (50: users u50..u59), CLIENTS (10), PER_USER (200).
+# Env: BASE (/var/lab/postfix-vmail), FIRST (50: users u50..u59), CLIENTS (10), PER_USER (200),
+#      SERVER (serve: the real `pymailsrv serve` with its SQLite database, {PLAIN} passwords as the
+#      Dovecot anchor has them, worker_processes=$PROCS (auto); bench: bench/imap_serve.py alone),
+#      DRIVERS (1: load driver processes the clients are split over).
 set -euo pipefail
 ROUNDS="${1:-2}"; SECS="${2:-10}"
 BASE="${BASE:-/var/lab/postfix-vmail}"; FIRST="${FIRST:-50}"; CLIENTS="${CLIENTS:-10}"; PER_USER="${PER_USER:-200}"
 PY="${PYTHON:-$(pwd)/.venv/bin/python}"; export PYTHONPATH=.
-LOAD="$PY bench/imap_load.py"
+LOAD="$PY bench/imap_load.py --procs ${DRIVERS:-1}"
 /work/shared/anchors/dovecot-setup.sh >/dev/null
 DPID="$(cat /run/lab-dovecot/master.pid)"
 for ((i = FIRST; i < FIRST + 10; i++)); do rm -rf "$BASE/bench.test/u$i"; done
 $LOAD x 0 --prefill "$BASE" --users 10 --first-user "$FIRST" --per-user "$PER_USER"
 chown -R vmail:vmail "$BASE/bench.test"
-$PY bench/imap_serve.py --port 0 --store maildir --base "$BASE" > /tmp/imap_compare.srv 2>&1 &
-SPID=$!; trap 'kill $SPID 2>/dev/null; chown -R vmail:vmail "$BASE/bench.test"' EXIT
-for _ in $(seq 50); do grep -q ready /tmp/imap_compare.srv && break; sleep 0.2; done
-PORT="$(awk '/ready/{print $2}' /tmp/imap_compare.srv)"
+if [ "${SERVER:-serve}" = bench ]; then
+  $PY bench/imap_serve.py --port 0 --store maildir --base "$BASE" > /tmp/imap_compare.srv 2>&1 &
+  SPID=$!
+  for _ in $(seq 50); do grep -q ready /tmp/imap_compare.srv && break; sleep 0.2; done
+  PORT="$(awk '/ready/{print $2}' /tmp/imap_compare.srv)"
+else
+  WORK=/var/lab/pymailsrv-imap; rm -rf "$WORK"; mkdir -p "$WORK"
+  cat > "$WORK/pymailsrv.conf" <<CONF
+myhostname = mx.bench.test
+data_directory = $WORK
+virtual_mailbox_base = $BASE
+log_file = $WORK/pymailsrv.log
+password_scheme = PLAIN
+worker_processes = ${PROCS:-auto}
+mail_max_userip_connections = 1000
+smtpd_listen =
+imap_listen = 127.0.0.1:1144
+CONF
+  pym() { "$PY" -m pymailsrv --config "$WORK/pymailsrv.conf" "$@"; }
+  pym db upgrade >/dev/null; pym domain add bench.test >/dev/null
+  "$PY" -c 'import sys
+from pymailsrv.cli import main
+for i in range(100):
+    main(["--config", sys.argv[1], "mailbox", "add", f"u{i}@bench.test", "--password", "pw"])' "$WORK/pymailsrv.conf" >/dev/null
+  "$PY" -m pymailsrv --config "$WORK/pymailsrv.conf" serve > /dev/null 2>&1 &
+  SPID=$!; PORT=1144
+  for _ in $(seq 100); do grep -q "serving" "$WORK/pymailsrv.log" 2>/dev/null && break; sleep 0.2; done
+fi
+trap 'kill $SPID 2>/dev/null; chown -R vmail:vmail "$BASE/bench.test"' EXIT
 # warm both (Dovecot builds its index, pymailsrv its uidlist/cache)
 $LOAD 127.0.0.1 1143 --users 10 --first-user "$FIRST" --seconds 3 --clients "$CLIENTS" >/dev/null
 chown -R vmail:vmail "$BASE/bench.test"

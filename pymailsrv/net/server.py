@@ -166,18 +166,26 @@ async def start_server(
     def factory() -> Connection:
         return _ServerConnection(clk, handler, reg)
 
-    where: dict[str, Any] = ({"sock": sock} if sock is not None else
-                             {"host": host or None, "port": port, "reuse_address": True})
-    srv = await loop.create_server(factory, ssl=ssl, backlog=backlog, ssl_handshake_timeout=30 if ssl else None,
+    where: dict[str, Any] = ({"sock": sock, "backlog": SHARED_ACCEPT_BATCH} if sock is not None else
+                             {"host": host or None, "port": port, "reuse_address": True, "backlog": backlog})
+    srv = await loop.create_server(factory, ssl=ssl, ssl_handshake_timeout=30 if ssl else None,
                                    start_serving=serve, **where)
-    if not serve:
+    if not serve or sock is not None:
         hold_listening(srv, backlog)
     return Server(srv, reg, name)
 
 
+# A worker accepts one connection per wake-up of a socket it shares with the other workers:
+# asyncio accepts up to its "backlog" connections at once, so a burst (ten IMAP clients logging
+# in together) would all go to whichever process woke first; one at a time, a busy worker
+# leaves the next one to an idle worker.
+SHARED_ACCEPT_BATCH = 1
+
+
 def hold_listening(server: asyncio.Server, backlog: int) -> None:
-    """Listen on a server's sockets without accepting: connections wait in the backlog until a
-    worker process that shares the sockets accepts them (asyncio listens only when serving)."""
+    """Listen on a server's sockets with this backlog: for the main process, which holds the
+    sockets its workers accept on (asyncio listens only when it serves), and for a worker, after
+    asyncio set the backlog to its accept batch (the kernel's queue must stay long)."""
     for bound in server.sockets:
         with socket.socket(fileno=os.dup(bound.fileno())) as dup:
             dup.listen(backlog)
