@@ -175,10 +175,10 @@ async def start_server(
     return Server(srv, reg, name)
 
 
-# A worker accepts one connection per wake-up of a socket it shares with the other workers:
-# asyncio accepts up to its "backlog" connections at once, so a burst (ten IMAP clients logging
-# in together) would all go to whichever process woke first; one at a time, a busy worker
-# leaves the next one to an idle worker.
+# A worker accepts one IMAP/POP3 connection per wake-up of a socket it shares with the other
+# workers: asyncio accepts up to its "backlog" connections at once, so a burst (ten IMAP clients
+# logging in together) would all go to whichever process woke first, for the whole of their long
+# sessions; one at a time, a busy worker leaves the next one to an idle worker.
 SHARED_ACCEPT_BATCH = 1
 
 
