@@ -96,6 +96,7 @@ class QueueManager:
         self.fast_path = fast_path
         self.entries: dict[QueueId, QueueFile] = {}
         self._busy: set[QueueId] = set()
+        self._spooling: set[QueueId] = set()  # being put by this manager: not strays (see _put)
         self._ops: dict[QueueId, str] = {}
         self._heap: list[tuple[float, QueueId]] = []
         self._ready: asyncio.Queue[QueueId] = asyncio.Queue()
@@ -193,7 +194,7 @@ class QueueManager:
         if not envelope.arrival:
             envelope.arrival = self.clock.time()
         state = "hold" if envelope.hold else "active"
-        qid = await self.spool.put(envelope, content, state=state, records=records, queue_id=queue_id)
+        qid = await self._put(envelope, content, state, records, queue_id or self.spool.new_id())
         if self.handoff is not None:
             await self.handoff(qid)
             return qid
@@ -207,6 +208,17 @@ class QueueManager:
             log.info("%s: from=<%s>, size=%d, nrcpt=%d (queue hold)", qid, envelope.sender, len(content),
                      len(envelope.recipients))
         return qid
+
+    async def _put(self, envelope: Envelope, content: bytes, state: str,
+                   records: list[dict[str, Any]] | None, qid: QueueId) -> QueueId:
+        """``spool.put`` with the id marked as ours meanwhile: the file is in active/ before put
+        returns (a group commit renames, then syncs the names), and the stray scan must not take
+        it over. Callers put it in ``entries`` before their next await."""
+        self._spooling.add(qid)
+        try:
+            return await self.spool.put(envelope, content, state=state, records=records, queue_id=qid)
+        finally:
+            self._spooling.discard(qid)
 
     def _fast_path_allowed(self, env: Envelope) -> bool:
         if not self.fast_path or env.hold or env.filter:
@@ -241,8 +253,7 @@ class QueueManager:
 
     async def enqueue_after_fast(self, qf: QueueFile, content: bytes, records: list[dict[str, Any]],
                                  outcomes: Sequence[_Outcome]) -> None:
-        qid = await self.spool.put(qf.envelope, content, state="active", records=records,
-                                   queue_id=qf.queue_id)
+        qid = await self._put(qf.envelope, content, "active", records, qf.queue_id)
         for rec in records:
             qf.apply(rec)
         if self.handoff is None:
@@ -269,7 +280,7 @@ class QueueManager:
         """Take over a file another process spooled (an SMTP worker's handoff): schedule it as if
         submitted here; one that already holds fast-path results is concluded like ours."""
         qid = QueueId(queue_id)
-        if qid in self.entries or self._stopping:
+        if qid in self.entries or qid in self._spooling or self._stopping:
             return
         state = self.spool.locate(qid)
         if state is None or state == "deferred":

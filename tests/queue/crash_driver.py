@@ -23,6 +23,7 @@ from pymailsrv.queue.spool import FileSpool
 
 
 async def main(root: str, start: int, count: int, fast: bool) -> None:
+    # test_queue_crash.py bounds the repeats per kill by this process limit and the 2 recipients
     settings = Settings({"data_directory": root, "queue_directory": f"{root}/q", "myhostname": "crash.test",
                          "default_process_limit": "8"})
     directory = MemoryDirectory(f"{root}/vmail")

@@ -312,3 +312,42 @@ async def test_corrupt_file_found_at_delivery_is_quarantined(harness, tmp_path, 
         assert qid not in h.manager.entries
     assert os.listdir(tmp_path / "q" / "corrupt") == [qid]
     assert f"{qid}: corrupt queue file" in caplog.text
+
+
+async def test_stray_scan_leaves_alone_a_file_still_being_spooled(harness, clock, tmp_path):
+    """The spool's group commit renames a file into active/ before put returns (a second syncfs
+    makes the names durable): the scan for strays must not take that file from the submit."""
+    import asyncio
+
+    agents = ScriptedAgents()
+    agents.answers["bob@example.test"] = ("deferred", "4.2.0", "try later")
+    async with harness(agents, minimal_backoff_time="300s") as h:
+        renamed, release = asyncio.Event(), asyncio.Event()
+        commit = h.spool._commits.commit
+
+        async def slow_commit(fd: int, tmp: str, final: str) -> None:
+            await commit(fd, tmp, final)
+            renamed.set()
+            await release.wait()
+
+        h.spool._commits.commit = slow_commit
+        qid = h.manager.new_queue_id()
+        submit = asyncio.ensure_future(h.manager.submit(
+            envelope("s@x.test", "alice@example.test", "bob@example.test"), MSG, queue_id=qid))
+        await renamed.wait()  # the fast path delivered to alice; the rest is in active/
+        assert os.listdir(tmp_path / "q" / "active") == [qid]
+        await h.manager._pick_up_strays()
+        assert qid not in h.manager.entries
+        release.set()
+        await submit
+        await h.manager.wait_idle()
+        qf = h.manager.entries[qid]
+        assert (qf.state, qf.attempts) == ("deferred", 1)
+        assert os.listdir(tmp_path / "q" / "deferred") == [qid]
+        agents.answers.clear()
+        await clock.advance(301)
+        await h.manager.wait_idle()
+        assert qid not in h.manager.entries
+    assert agents.delivered_to().count("alice@example.test") == 1
+    assert agents.delivered_to().count("bob@example.test") == 2  # the fast path's try, the retry
+    assert os.listdir(tmp_path / "q" / "deferred") == []
