@@ -143,19 +143,20 @@ async def _serve(settings: Settings, config_path: str) -> int:
                                 queue=queue, directory=core.directory, limiter=limiter, serve=here)
         stops.extend(_closer(server) for server in smtp)
         sockets.update(listening_sockets(smtp))
+        passed: Sockets = {}  # IMAP/POP3: accepted here, each connection passed to a worker
         imap: list[Any] = []
         await start_imap(settings, core.authenticator, core.store, imap, user_ip=user_ip["imap"], serve=here,
-                         sockets=sockets)
+                         sockets=passed)
         stops.extend(s.close for s in imap)
         pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock, user_ip=user_ip["pop3"],
-                                serve=here, sockets=sockets)
+                                serve=here, sockets=passed)
         if pop3 is not None:
             stops.append(pop3.close)
-        if processes and sockets:
+        if processes and (sockets or passed):
             from pymailsrv.workers import WorkerPool
 
             workers = WorkerPool(processes, config_path, sockets, limiter, queue.pickup,
-                                 core.authenticator.throttle, user_ip)
+                                 core.authenticator.throttle, user_ip, passed)
             await workers.start()
             stops.append(workers.stop)  # stopped first: each finishes its sessions
     except OSError as exc:
@@ -181,7 +182,7 @@ async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
     """An SMTP worker process: serves the inherited SMTP listeners, delivers on the fast path,
     hands the rest to the main process; stops on SIGTERM or when the main process is gone."""
     from pymailsrv.smtp.server import make_limiter
-    from pymailsrv.workers import MainChannel, RemoteLimiter, RemoteSessionCounter, RemoteThrottle
+    from pymailsrv.workers import Inbox, MainChannel, RemoteLimiter, RemoteSessionCounter, RemoteThrottle
 
     channel = await MainChannel.connect(spec.channel)
     core = _core(settings)
@@ -197,16 +198,24 @@ async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
                                               restrictions=core.restrictions, queue=queue,
                                               directory=core.directory, limiter=limiter, inherited=inherited)
         stops.extend(_closer(server) for server in servers)
+        adopters: dict[tuple[str, int], Any] = {}
         imap: list[Any] = []
+
+        def ended() -> None:
+            channel.send("gone")
+
         await start_imap(settings, core.authenticator, core.store, imap,
-                         user_ip=RemoteSessionCounter(channel, "imap"), inherited=inherited)
+                         user_ip=RemoteSessionCounter(channel, "imap"), adopters=adopters, on_end=ended)
         stops.extend(s.close for s in imap)
         pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock,
-                                user_ip=RemoteSessionCounter(channel, "pop3"), inherited=inherited)
+                                user_ip=RemoteSessionCounter(channel, "pop3"), adopters=adopters, on_end=ended)
         if pop3 is not None:
             stops.append(pop3.close)
-        log.info("worker process %d serving %d listening socket(s)", spec.slot,
-                 sum(len(socks) for socks in inherited.values()))
+        inbox = Inbox(spec.inbox, adopters, channel)
+        stops.append(_closer_sync(inbox.close))
+        channel.send("ready")
+        log.info("worker process %d serving %d listening socket(s) and %d passed", spec.slot,
+                 sum(len(socks) for socks in inherited.values()), len(adopters))
         stop = _stop_event()
         gone = asyncio.ensure_future(channel.closed.wait())
         await asyncio.wait([asyncio.ensure_future(stop.wait()), gone], return_when=asyncio.FIRST_COMPLETED)
@@ -216,6 +225,12 @@ async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
         await _stop_all(stops)
         await core.close()
     return 0
+
+
+def _closer_sync(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        close()
+    return run
 
 
 def _closer(server: Any) -> Callable[[], Awaitable[None]]:
@@ -393,21 +408,19 @@ async def start_queue(settings: Settings, directory: Directory, store: MailStore
 Sockets = dict[tuple[str, int], list[socket.socket]]  # (listen parameter, address index) -> sockets
 
 
-def _where(inherited: Sockets | None, param: str, index: int) -> list[socket.socket | None]:
-    """The sockets to serve for one configured address: our own (None: bind it) or inherited."""
-    return [None] if inherited is None else list(inherited.get((param, index), ()))
-
-
 async def start_imap(settings: Settings, authenticator: Any, store: Any, servers: list[Any], *,
-                     user_ip: Any = None, inherited: Sockets | None = None, serve: bool = True,
-                     sockets: Sockets | None = None) -> None:
+                     user_ip: Any = None, serve: bool = True, sockets: Sockets | None = None,
+                     adopters: dict[tuple[str, int], Any] | None = None,
+                     on_end: Callable[[], None] = lambda: None) -> None:
     """Start the imap_listen (STARTTLS offered when a certificate is configured) and imaps_listen
     (implicit TLS) listeners; appends net.Server objects to ``servers``. ``await s.close()`` on
     shutdown stops listening and ends every session with ``* BYE Server shutting down.``
-    ``inherited``/``serve``: as for start_smtp; ``sockets`` collects what was bound, for workers."""
+    ``serve`` False: bind only (for workers); ``sockets`` collects what was bound. ``adopters``:
+    in a worker process, no listener but a net.Adopter per configured address, keyed like
+    ``sockets``, for the connections the main process passes (``on_end`` when each ends)."""
     from pymailsrv.config.tls import server_context
     from pymailsrv.imap.server import ImapConfig, ImapServer
-    from pymailsrv.net import ConnectionRegistry, start_server
+    from pymailsrv.net import Adopter, ConnectionRegistry, start_server
 
     plain, implicit = settings.get_listen("imap_listen"), settings.get_listen("imaps_listen")
     if not plain and not implicit:
@@ -421,24 +434,27 @@ async def start_imap(settings: Settings, authenticator: Any, store: Any, servers
         if name == "imaps" and addresses and tls is None:
             log.warning("imaps_listen %s ignored: no tls_cert_file", ", ".join(map(str, addresses)))
             continue
+        ssl = tls if name == "imaps" else None
         for index, listen in enumerate(addresses):
-            for sock in _where(inherited, param, index):
-                server = await start_server(imap.handle, listen.host, listen.port,
-                                            ssl=tls if name == "imaps" else None, registry=registry,
-                                            name=name, sock=sock, serve=serve)
-                servers.append(server)
-                if inherited is None:
-                    log.info("%s listening on %s:%d", name, server.host, server.port)
-                if sockets is not None:
-                    sockets.setdefault((param, index), []).extend(server.server.sockets)
+            if adopters is not None:
+                adopters[(param, index)] = Adopter(imap.handle, ssl, registry=registry, name=name, on_end=on_end)
+                servers.append(adopters[(param, index)])
+                continue
+            server = await start_server(imap.handle, listen.host, listen.port, ssl=ssl, registry=registry,
+                                        name=name, serve=serve)
+            servers.append(server)
+            log.info("%s listening on %s:%d", name, server.host, server.port)
+            if sockets is not None:
+                sockets.setdefault((param, index), []).extend(server.server.sockets)
 
 
 async def start_pop3(settings: Settings, authenticator: Authenticator, store: MailStore,
-                     clock: Clock | None = None, *, user_ip: Any = None, inherited: Sockets | None = None,
-                     serve: bool = True, sockets: Sockets | None = None) -> Pop3Server | None:
+                     clock: Clock | None = None, *, user_ip: Any = None, serve: bool = True,
+                     sockets: Sockets | None = None, adopters: dict[tuple[str, int], Any] | None = None,
+                     on_end: Callable[[], None] = lambda: None) -> Pop3Server | None:
     """Start pop3_listen (with STLS when a certificate is set) and pop3s_listen (implicit TLS).
     Returns the server (``await server.close()`` on shutdown), or None when both are empty.
-    ``inherited``/``serve``/``sockets``: as for start_imap."""
+    ``serve``/``sockets``/``adopters``/``on_end``: as for start_imap."""
     from pymailsrv.clock import SystemClock
     from pymailsrv.config.tls import server_context
     from pymailsrv.pop3.options import Pop3Options, Pop3Services
@@ -455,10 +471,11 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
     server = Pop3Server(Pop3Options.from_settings(settings, tls), services)
     for param, name, addresses in (("pop3_listen", "pop3", plain), ("pop3s_listen", "pop3s", implicit)):
         for index, address in enumerate(addresses):
-            for sock in _where(inherited, param, index):
-                bound = await server.listen_on(address, implicit_tls=name == "pop3s", sock=sock, serve=serve)
-                if inherited is None:
-                    log.info("%s listening on %s:%d", name, address.host or "*", bound.port)
-                if sockets is not None:
-                    sockets.setdefault((param, index), []).extend(bound.server.sockets)
+            if adopters is not None:
+                adopters[(param, index)] = server.adopter(implicit_tls=name == "pop3s", on_end=on_end)
+                continue
+            bound = await server.listen_on(address, implicit_tls=name == "pop3s", serve=serve)
+            log.info("%s listening on %s:%d", name, address.host or "*", bound.port)
+            if sockets is not None:
+                sockets.setdefault((param, index), []).extend(bound.server.sockets)
     return server

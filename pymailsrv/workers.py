@@ -64,17 +64,30 @@ class _Worker:
     failures: int = 0
     held: Counter[str] = field(default_factory=Counter)  # sessions admitted and not yet closed
     logins: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (service, user, ip)
+    inbox: socket.socket | None = None  # where its IMAP/POP3 connections are passed
+    ready: bool = False  # it said it serves
+    sessions: int = 0  # IMAP/POP3 connections passed to it and not yet ended
 
 
 class WorkerPool:
-    """Starts ``count`` SMTP worker processes on ``sockets`` and answers their requests."""
+    """Starts ``count`` worker processes, answers their requests, and passes them connections.
+
+    ``sockets`` (SMTP) are inherited: each worker accepts on them itself, taking every pending
+    connection per wake-up; short sessions even out. ``passed`` (IMAP, POP3) are accepted here and
+    each connection goes to the ready worker with the fewest sessions: long sessions that connect
+    together (ten clients after a restart) would otherwise all stay on whichever worker woke first."""
 
     def __init__(self, count: int, config_path: str,
                  sockets: Mapping[tuple[str, int], Sequence[socket.socket]],
                  limiter: ConnectionLimiter, pickup: Callable[[str], Awaitable[None]],
                  throttle: LoginThrottle | None = None,
-                 user_ip: Mapping[str, UserIpCounter] | None = None) -> None:
+                 user_ip: Mapping[str, UserIpCounter] | None = None,
+                 passed: Mapping[tuple[str, int], Sequence[socket.socket]] | None = None) -> None:
         self.count = count
+        # asyncio hands out wrappers that cannot accept; a dup shares the listening socket
+        self.passed = {key: [_nonblocking(socket.socket(fileno=os.dup(s.fileno()))) for s in socks]
+                       for key, socks in (passed or {}).items()}
+        self._accepting = False
         self.throttle = throttle
         self.user_ip = user_ip or {}
         self.config_path = os.path.abspath(config_path)
@@ -112,19 +125,25 @@ class WorkerPool:
 
     async def _run_once(self, worker: _Worker) -> None:
         ours, theirs = socket.socketpair()
+        inbox, inbox_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         fds = {key: [s.fileno() for s in socks] for key, socks in self.sockets.items()}
-        spec = {"slot": worker.slot, "channel": theirs.fileno(),
-                "listen": [[param, index, fd_list] for (param, index), fd_list in fds.items()]}
-        pass_fds = [theirs.fileno(), *(fd for fd_list in fds.values() for fd in fd_list)]
+        spec = {"slot": worker.slot, "channel": theirs.fileno(), "inbox": inbox_theirs.fileno(),
+                "listen": [[param, index, fd_list] for (param, index), fd_list in fds.items()],
+                "passed": [[param, index] for param, index in self.passed]}
+        pass_fds = [theirs.fileno(), inbox_theirs.fileno(), *(fd for fd_list in fds.values() for fd in fd_list)]
         try:
             worker.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "pymailsrv", "--config", self.config_path, "serve",
                 "--worker", json.dumps(spec), pass_fds=pass_fds, stdin=asyncio.subprocess.DEVNULL)
         except BaseException:
             ours.close()
+            inbox.close()
             raise
         finally:
             theirs.close()
+            inbox_theirs.close()
+        inbox.setblocking(False)
+        worker.inbox = inbox
         worker.started = time.monotonic()
         proc = worker.process
         reader, writer = await asyncio.open_connection(sock=ours)
@@ -136,6 +155,10 @@ class WorkerPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await answering
             writer.close()
+            worker.ready, worker.sessions = False, 0
+            inbox.close()
+            worker.inbox = None
+            self._update_accepting()
             self._release(worker)
         if not self._stopping:
             how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
@@ -158,6 +181,11 @@ class WorkerPool:
                 self.limiter.close(arg)
             elif verb == "pickup":
                 self._spawn(self._pickup(arg))
+            elif verb == "gone":
+                worker.sessions = max(0, worker.sessions - 1)
+            elif verb == "ready":
+                worker.ready = True
+                self._update_accepting()
             elif verb.startswith("userip"):
                 answer = self._userip(worker, verb, *(unquote(x) for x in arg.split(" ")))
                 if answer:
@@ -197,6 +225,45 @@ class WorkerPool:
                 return f"no {exc}"
         return ""
 
+    # --- IMAP/POP3 connections, accepted here and passed on ---------------------------------------
+    def _update_accepting(self) -> None:
+        """Accept while some worker can take connections; else they wait in the backlog."""
+        want = not self._stopping and any(w.ready and w.inbox is not None for w in self.workers)
+        if want == self._accepting:
+            return
+        loop = asyncio.get_running_loop()
+        for key, socks in self.passed.items():
+            for sock in socks:
+                if want:
+                    loop.add_reader(sock.fileno(), self._accept, sock, key)
+                else:
+                    loop.remove_reader(sock.fileno())
+        self._accepting = want
+
+    def _accept(self, listener: socket.socket, key: tuple[str, int]) -> None:
+        for _ in range(64):  # what is pending now; then back to the loop
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and the like: the connection waits, we log
+                log.warning("cannot accept a %s connection: %s", key[0].split("_")[0], exc.strerror or exc)
+                return
+            with conn:
+                self._pass(conn, key)
+
+    def _pass(self, conn: socket.socket, key: tuple[str, int]) -> None:
+        ready = [w for w in self.workers if w.ready and w.inbox is not None]
+        for worker in sorted(ready, key=lambda w: w.sessions):
+            assert worker.inbox is not None
+            try:
+                socket.send_fds(worker.inbox, [f"{key[0]} {key[1]}".encode()], [conn.fileno()])
+            except OSError:
+                continue  # its inbox is full or gone: the next one
+            worker.sessions += 1
+            return
+        log.warning("no worker process could take a %s connection; closed", key[0].split("_")[0])
+
     async def _pickup(self, queue_id: str) -> None:
         try:
             await self.pickup(queue_id)
@@ -217,6 +284,7 @@ class WorkerPool:
     async def stop(self) -> None:
         """SIGTERM to every worker (each finishes its sessions), SIGKILL after STOP_TIMEOUT."""
         self._stopping = True
+        self._update_accepting()
         procs = [w.process for w in self.workers if w.process is not None and w.process.returncode is None]
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
@@ -235,17 +303,25 @@ class WorkerPool:
 
 
 # --- a worker's side ---------------------------------------------------------------------------
+def _nonblocking(sock: socket.socket) -> socket.socket:
+    sock.setblocking(False)
+    return sock
+
+
 @dataclass(slots=True)
 class WorkerSpec:
     slot: int
     channel: int
+    inbox: int
     listen: dict[tuple[str, int], list[int]]
+    passed: list[tuple[str, int]]
 
     @classmethod
     def parse(cls, text: str) -> WorkerSpec:
         raw = json.loads(text)
-        return cls(int(raw["slot"]), int(raw["channel"]),
-                   {(str(p), int(i)): [int(fd) for fd in fds] for p, i, fds in raw["listen"]})
+        return cls(int(raw["slot"]), int(raw["channel"]), int(raw["inbox"]),
+                   {(str(p), int(i)): [int(fd) for fd in fds] for p, i, fds in raw["listen"]},
+                   [(str(p), int(i)) for p, i in raw["passed"]])
 
     def sockets(self) -> dict[tuple[str, int], list[socket.socket]]:
         return {key: [socket.socket(fileno=fd) for fd in fds] for key, fds in self.listen.items()}
@@ -379,3 +455,42 @@ class RemoteSessionCounter:
 
     def close(self, user: str, ip: str) -> None:
         self.channel.send(f"userip-close {self._args(user, ip)}")
+
+
+class Inbox:
+    """A worker's end of the connections the main process passes: each goes to the Adopter of
+    its listener (net.Adopter); ``gone`` tells the main process when a session has ended."""
+
+    def __init__(self, fd: int, adopters: Mapping[tuple[str, int], Any], channel: MainChannel) -> None:
+        self.sock = socket.socket(fileno=fd)
+        self.sock.setblocking(False)
+        self.adopters = adopters
+        self.channel = channel
+        asyncio.get_running_loop().add_reader(fd, self._receive)
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                msg, fds, _, _ = socket.recv_fds(self.sock, 256, 4)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.close()
+                return
+            if not msg and not fds:  # the main process is gone
+                self.close()
+                return
+            param, _, index = msg.decode("ascii", "replace").partition(" ")
+            adopter = self.adopters.get((param, int(index) if index.isdigit() else -1))
+            for fd in fds:
+                conn = socket.socket(fileno=fd)
+                if adopter is None:
+                    conn.close()
+                    self.channel.send("gone")
+                else:
+                    adopter.adopt(conn)
+
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            self.sock.close()

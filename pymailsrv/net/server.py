@@ -166,29 +166,66 @@ async def start_server(
     def factory() -> Connection:
         return _ServerConnection(clk, handler, reg)
 
-    where: dict[str, Any] = ({"sock": sock, "backlog": SHARED_ACCEPT_BATCH} if sock is not None else
-                             {"host": host or None, "port": port, "reuse_address": True, "backlog": backlog})
-    srv = await loop.create_server(factory, ssl=ssl, ssl_handshake_timeout=30 if ssl else None,
+    where: dict[str, Any] = ({"sock": sock} if sock is not None else
+                             {"host": host or None, "port": port, "reuse_address": True})
+    srv = await loop.create_server(factory, ssl=ssl, backlog=backlog, ssl_handshake_timeout=30 if ssl else None,
                                    start_serving=serve, **where)
-    if not serve or sock is not None:
+    if not serve:
         hold_listening(srv, backlog)
     return Server(srv, reg, name)
 
 
-# A worker accepts one IMAP/POP3 connection per wake-up of a socket it shares with the other
-# workers: asyncio accepts up to its "backlog" connections at once, so a burst (ten IMAP clients
-# logging in together) would all go to whichever process woke first, for the whole of their long
-# sessions; one at a time, a busy worker leaves the next one to an idle worker.
-SHARED_ACCEPT_BATCH = 1
-
-
 def hold_listening(server: asyncio.Server, backlog: int) -> None:
-    """Listen on a server's sockets with this backlog: for the main process, which holds the
-    sockets its workers accept on (asyncio listens only when it serves), and for a worker, after
-    asyncio set the backlog to its accept batch (the kernel's queue must stay long)."""
+    """Listen on a server's sockets without accepting (asyncio listens only when it serves): the
+    main process holds the sockets its worker processes are given connections from."""
     for bound in server.sockets:
         with socket.socket(fileno=os.dup(bound.fileno())) as dup:
             dup.listen(backlog)
+
+
+class Adopter:
+    """Serves connections accepted elsewhere: the main process accepts IMAP/POP3 connections and
+    passes each to the worker process with the fewest sessions (pymailsrv/workers.py); a worker
+    serves them here as ``start_server`` would. ``on_end`` is called once per connection, when its
+    session ends (or its TLS handshake fails)."""
+
+    def __init__(self, handler: Handler, ssl: ssl_module.SSLContext | None = None, *,
+                 clock: Clock | None = None, registry: ConnectionRegistry | None = None, name: str = "",
+                 on_end: Callable[[], None] = lambda: None) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.registry = registry if registry is not None else ConnectionRegistry(self.clock)
+        self.ssl = ssl
+        self.name = name
+        self._on_end = on_end
+        self._tasks: set[asyncio.Task[None]] = set()
+
+        async def session(conn: Connection) -> None:
+            try:
+                await handler(conn)
+            finally:
+                on_end()
+
+        self._handler: Handler = session
+
+    def adopt(self, sock: socket.socket) -> None:
+        task = asyncio.get_running_loop().create_task(self._start(sock))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.connect_accepted_socket(lambda: _ServerConnection(self.clock, self._handler, self.registry),
+                                               sock, ssl=self.ssl, ssl_handshake_timeout=30 if self.ssl else None)
+        except (OSError, ssl_module.SSLError, TimeoutError, ConnectionError):
+            sock.close()  # the session never began
+            self._on_end()
+
+    async def close(self, grace: float = 5.0) -> None:
+        """End every session (graceful shutdown), as Server.close does after it stops listening."""
+        for task in list(self._tasks):
+            task.cancel()
+        await self.registry.close_all(grace)
 
 
 class _ServerConnection(Connection):

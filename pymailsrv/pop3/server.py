@@ -7,12 +7,12 @@ Clock) and lets shutdown close every session; each connection runs one Session.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from pymailsrv.config.settings import Listen
 from pymailsrv.errors import ConfigError
 from pymailsrv.net.conn import Connection
-from pymailsrv.net.server import ConnectionRegistry, Server, start_server
+from pymailsrv.net.server import Adopter, ConnectionRegistry, Server, start_server
 from pymailsrv.pop3.commands import COMMANDS
 from pymailsrv.pop3.options import Pop3Options, Pop3Services
 from pymailsrv.pop3.session import Session
@@ -53,6 +53,13 @@ class Pop3Server:
             await session.run()
         finally:
             self.sessions.discard(session)
+
+    def adopter(self, *, implicit_tls: bool = False, on_end: Callable[[], None] = lambda: None) -> Adopter:
+        """Serves connections the main process accepted and passed to this worker process."""
+        if implicit_tls and self.options.tls_context is None:
+            raise ConfigError("pop3s_listen needs tls_cert_file and tls_key_file")
+        return Adopter(self._session, self.options.tls_context if implicit_tls else None, clock=self.services.clock,
+                       registry=self.registry, name="pop3s" if implicit_tls else "pop3", on_end=on_end)
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop listening and close every session (each applies its \\Seen flags, no deletions)."""

@@ -18,6 +18,7 @@ import socketserver
 import ssl
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -264,6 +265,31 @@ def test_imap_and_pop3_are_served_by_the_workers(tmp_path: Path, tls_files: tupl
         _wait(lambda: sum(1 for n, _, t in _lines(server) if t.startswith("Login: user=<alice")) == 7, server)
         logins = [pid for name, pid, text in _lines(server) if text.startswith("Login: user=<alice")]
         assert set(logins) <= set(workers) and server.proc.pid not in logins
+    finally:
+        server.stop()
+    assert "Traceback" not in server.text()
+
+
+def test_long_sessions_that_connect_together_are_spread_over_the_workers(
+        tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    server = _start(_configure(tmp_path, tls_files, mail_max_userip_connections="0"))
+    try:
+        workers = _ready(server)
+        held = [_imap(server) for _ in range(10)]  # each passed to the worker with fewest sessions
+        _wait(lambda: sum(1 for *_, t in _lines(server) if t.startswith("Login: user=<alice")) == 10, server)
+        per_worker = Counter(pid for _, pid, text in _lines(server) if text.startswith("Login: user=<alice"))
+        assert set(per_worker) == set(workers) and sorted(per_worker.values()) == [5, 5]
+        for imap in held[:4]:
+            imap.logout()
+        _wait(lambda: server.text().count("Disconnected: Logged out") == 4, server)
+        time.sleep(0.3)  # the "gone" of each reaches the main process
+        ends = Counter(pid for _, pid, text in _lines(server) if text.startswith("Disconnected: Logged out"))
+        more = [_imap(server) for _ in range(4)]  # they refill the worker that lost sessions
+        _wait(lambda: sum(1 for *_, t in _lines(server) if t.startswith("Login: user=<alice")) == 14, server)
+        now = Counter(pid for _, pid, text in _lines(server) if text.startswith("Login: user=<alice"))
+        assert {pid: now[pid] - ends[pid] for pid in now} == {pid: 5 for pid in workers}
+        for imap in held[4:] + more:
+            imap.logout()
     finally:
         server.stop()
     assert "Traceback" not in server.text()
