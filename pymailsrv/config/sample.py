@@ -58,7 +58,7 @@ imap_listen = {imap_listen}
 imaps_listen = {imaps_listen}
 pop3_listen = {pop3_listen}
 pop3s_listen = {pop3s_listen}
-# SMTP worker processes beside the main one (auto: one per CPU core, at most 4; 0: none)
+# Worker processes (SMTP, IMAP, POP3) beside the main one (auto: one per CPU core, at most 4; 0: none)
 # worker_processes = auto
 
 # --- SMTP policy (Postfix names and defaults) -------------------------------------------------

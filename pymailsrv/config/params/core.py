@@ -12,9 +12,10 @@ def _one_per_core() -> int:
 
 PARAMS = (
     Param("worker_processes", "int", "auto", "Processes beside the main one that serve SMTP, IMAP "
-          "and POP3, to use more CPU cores: each accepts on every listener and delivers to local "
-          "Maildirs itself; the main process holds the listening sockets, the queue manager and "
-          "the per-client counts. 0: the main process serves everything; auto: one per CPU core, "
+          "and POP3, to use more CPU cores: each accepts SMTP on every listener and delivers to local "
+          "Maildirs itself; IMAP/POP3 connections are accepted by the main process and passed to "
+          "the worker with the fewest sessions. The main process holds the listening sockets, the "
+          "queue manager and the per-client counts. 0: the main process serves everything; auto: one per CPU core, "
           "at most 4, none on a single core.", minimum=0, auto=_one_per_core),
     # Postfix names (POSTFIX-SEMANTICS §2)
     Param("myhostname", "str", "", "This host's fully-qualified name (default: the machine's FQDN)."),
