@@ -179,8 +179,9 @@ async def _serve(settings: Settings, config_path: str) -> int:
 
 
 async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
-    """An SMTP worker process: serves the inherited SMTP listeners, delivers on the fast path,
-    hands the rest to the main process; stops on SIGTERM or when the main process is gone."""
+    """A worker process: serves the inherited SMTP listeners (delivering on the fast path, handing
+    the rest to the main process) and the IMAP/POP3 connections the main process passes it; stops
+    on SIGTERM or when the main process is gone."""
     from pymailsrv.smtp.server import make_limiter
     from pymailsrv.workers import Inbox, MainChannel, RemoteLimiter, RemoteSessionCounter, RemoteThrottle
 
