@@ -282,7 +282,7 @@ def test_long_sessions_that_connect_together_are_spread_over_the_workers(
         for imap in held[:4]:
             imap.logout()
         _wait(lambda: server.text().count("Disconnected: Logged out") == 4, server)
-        time.sleep(0.3)  # the "gone" of each reaches the main process
+        time.sleep(1.0)  # the "gone" of each reaches the main process
         ends = Counter(pid for _, pid, text in _lines(server) if text.startswith("Disconnected: Logged out"))
         more = [_imap(server) for _ in range(4)]  # they refill the worker that lost sessions
         _wait(lambda: sum(1 for *_, t in _lines(server) if t.startswith("Login: user=<alice")) == 14, server)
