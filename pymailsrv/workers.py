@@ -300,6 +300,9 @@ class WorkerPool:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for socks in self.passed.values():  # our duplicates; the servers close the originals
+            for sock in socks:
+                sock.close()
 
 
 # --- a worker's side ---------------------------------------------------------------------------
