@@ -85,7 +85,7 @@ class Folder(FolderState):
             if self._unchanged(stamps, move_new):
                 self._open_index()  # closed while the folder sat idle
                 return False
-            same = {k for k, v in stamps.items() if self._seen.get(k) == v}
+            same = self._accepted_subs(stamps, taken)
             self.poll_seen = self.poll_stamp()
             if not os.path.isdir(self.path):
                 if self._drop(list(self.loc)):
@@ -95,14 +95,18 @@ class Folder(FolderState):
             if not self.loaded:
                 self.loaded = True
                 if self._load_snapshot():  # unchanged since the snapshot's scan: no listing at all
-                    same = {k for k, v in stamps.items() if self._seen.get(k) == v}
+                    same = self._accepted_subs(stamps, taken)
             self._load_uidlist()
             self._open_index()
             self._load_keywords()
-            changed = self._rescan(skip={"new", "cur"} & same)
+            changed = self._rescan(skip=same)
+            listed = {k: v for k, v in stamps.items() if k in ("new", "cur")}
+            for sub in listed.keys() - same:
+                self._vouch(sub, listed[sub], taken)
             self._maybe_compact()
             if move_new and self._in["new"]:
                 self._move_new()
+                self.own_changes((taken, listed))
                 changed = True
             if self._unsaved >= SNAPSHOT_EVERY:
                 self.save_snapshot()
@@ -127,7 +131,7 @@ class Folder(FolderState):
         if len(stamps) != 3 or self._unsaved >= SNAPSHOT_EVERY or self._compaction_due():
             return False
         for sub in ("new", "cur"):
-            if self._seen.get(sub) == stamps[sub]:
+            if self._accepted(sub, stamps[sub], taken):
                 continue
             known = self._in[sub]
             if len(known) > INLINE_LISTING:
@@ -135,12 +139,16 @@ class Folder(FolderState):
             now = self._listdir(sub)
             if known.keys() != now and (known.keys() - now or any(name[0] != "." for name in now - known.keys())):
                 return False  # (the equality test allocates nothing: the usual case)
+            self._vouch(sub, stamps[sub], taken)
         if not self._load_uidlist():  # records appended for files the listing showed: harmless
             return False
         self._load_keywords()
         self.poll_seen = self.poll_stamp()
         self._remember(stamps, taken)
         return True
+
+    def _accepted_subs(self, stamps: dict[str, tuple[int, ...]], now: int) -> set[str]:
+        return {sub for sub in ("new", "cur") if self._accepted(sub, stamps.get(sub), now)}
 
     def _rescan(self, skip: set[str]) -> bool:
         """Diff the listings of new/ and cur/ (those whose mtime moved) against the picture."""
@@ -246,8 +254,8 @@ class Folder(FolderState):
     def _assign(self, bases: list[str]) -> dict[str, int] | None:
         """Give UIDs to ``bases`` (delivery order: the time in the name, then the name). None on
         the loop if that means waiting for the dotlock or reading the whole uidlist."""
-        with self.uidlist_lock() as fd:
-            if fd is None:
+        with self.uidlist_lock() as held:
+            if not held:
                 return None
             if os.path.exists(os.path.join(self.path, UIDLIST)):
                 if not self._load_uidlist():
@@ -274,7 +282,7 @@ class Folder(FolderState):
                     os.close(afd)
                 self._ul_stamp = (self._ul_stamp[0], self._ul_stamp[1] + len(text))
             else:
-                self._write_uidlist(fd, ul)
+                self._write_uidlist(ul)
         return out
 
     def _compaction_due(self) -> bool:
@@ -290,13 +298,13 @@ class Folder(FolderState):
         if ul is None or not self._compaction_due():
             return
         newest = next(reversed(self.infos), 0)
-        with self.uidlist_lock() as fd:
-            assert fd is not None  # never on the loop (refresh)
+        with self.uidlist_lock() as held:
+            assert held  # never on the loop (refresh)
             if os.path.exists(os.path.join(self.path, UIDLIST)):
                 self._load_uidlist()
             on_disk = {n.partition(mdfiles.INFO_SEP)[0] for sub in ("new", "cur") for n in self._listdir(sub)}
             ul.records = {b: u for b, u in ul.records.items() if b in on_disk or u > newest}
-            self._write_uidlist(fd, ul)
+            self._write_uidlist(ul)
 
     def _move_new(self) -> None:
         """new/ → cur/ for a read-write session (the Maildir spec's "seen by a reader")."""
@@ -347,6 +355,7 @@ class Folder(FolderState):
                 return [], uids
             out: list[MessageInfo] = []
             left: list[int] = []
+            before = self.sub_stamps()
             for i, uid in enumerate(uids):
                 done = self._rename_flags(uid, wanted, mode, kw)
                 if done is None:
@@ -355,6 +364,7 @@ class Folder(FolderState):
                 if done:
                     out.append(self.infos[uid])
             if out:
+                self.own_changes(before)
                 self.generation += 1
                 self.save_meta()
             return out, left
@@ -394,6 +404,7 @@ class Folder(FolderState):
             removed: list[int] = []
             left: list[int] = []
             freed = count = 0
+            before = self.sub_stamps()
             with quota.quota_lock(self.root, exclusive=False, wait=not self._on_loop) as locked:
                 if not locked:
                     return [], uids
@@ -413,6 +424,8 @@ class Folder(FolderState):
                 if count:
                     quota.append(self.root, -freed, -count)
             self.forget(removed)
+            if count:
+                self.own_changes(before)
             return removed, left
 
     def forget(self, uids: list[int]) -> None:
@@ -429,6 +442,7 @@ class Folder(FolderState):
             self._need_records()
             kw = self.keyword_index(f for nf in files for f in nf.flags)
             assert kw is not None  # in a thread
+            before = self.sub_stamps()
             placed: list[NewFile] = []
             added = count = 0
             with quota.quota_lock(self.root, exclusive=False):
@@ -441,7 +455,7 @@ class Folder(FolderState):
                             count += 1
                 if count:
                     quota.append(self.root, added, count)
-            uids, _ = self.adopt(placed)
+            uids, _ = self.adopt(placed, before)
             got = dict(zip((nf.base for nf in placed), uids, strict=True))
             return [got.get(nf.base, 0) for nf in files]
 
@@ -449,12 +463,15 @@ class Folder(FolderState):
     def file_name(nf: NewFile, kw: dict[str, int]) -> str:
         return f"{nf.base}{mdfiles.INFO_SEP}{mdfiles.build_info(nf.flags, kw)}"
 
-    def adopt(self, files: list[NewFile]) -> tuple[list[int], list[NewFile]]:
+    def adopt(
+        self, files: list[NewFile], before: tuple[int, dict[str, tuple[int, ...]]] | None = None
+    ) -> tuple[list[int], list[NewFile]]:
         """UIDs for files already in cur/ (``source`` is the file's path there; APPEND commits
         its file durably itself, then calls this), their index rows, and their place in the
         picture (sessions see them at their next sync, which then needs no listing of its own
-        unless someone else changed cur/). On the loop all or nothing: nothing when the dotlock
-        is taken, the uidlist must be read whole or the index opened."""
+        unless someone else changed cur/ since ``before``, the ``sub_stamps`` taken before the
+        files went in). On the loop all or nothing: nothing when the dotlock is taken, the
+        uidlist must be read whole or the index opened."""
         with self.lock:
             if self._on_loop and (self.uidlist is None or not self._records_complete or self.index is None):
                 return [], files
@@ -471,6 +488,8 @@ class Folder(FolderState):
             if self._insert(found):
                 self.generation += 1
                 self.save_meta()
+            if before is not None:
+                self.own_changes(before)
             return [uids[nf.base] for nf in files], []
 
     def _place(self, nf: NewFile, dst: str) -> bool:

@@ -679,12 +679,13 @@ class MaildirMailbox:
             os.close(fd)
             os.unlink(tmp)
             raise
+        before = f.sub_stamps()
         try:
             await self.store._commits.commit(fd, tmp, nf.source)
             quota.append(f.root, nf.size, 1)
         finally:
             os.close(lock)
-        (uid,) = await self._loop_first(f.adopt, [nf])
+        (uid,) = await self._loop_first(functools.partial(f.adopt, before=before), [nf])
         self._changed()
         return uid
 

@@ -10,6 +10,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,9 @@ import pytest
 
 from pymailsrv import pagecache
 from pymailsrv.clock import SystemClock
-from pymailsrv.store import quota
+from pymailsrv.store import folder_state, quota
 from pymailsrv.store.base import DELETED, SEEN, SyncResult
-from pymailsrv.store.folder_state import UIDLIST, UIDLIST_LOCK
+from pymailsrv.store.folder_state import LOCK_SOURCE, TRUST_AFTER, UIDLIST, UIDLIST_LOCK
 from pymailsrv.store.index import INDEX_FILE
 from pymailsrv.store.maildir import MaildirMailbox, MaildirStore
 from pymailsrv.types import Account
@@ -40,7 +41,7 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     real = asyncio.to_thread
 
     async def to_thread(fn: Callable[..., Any], /, *args: Any, **kw: Any) -> Any:
-        calls.append(getattr(fn, "__name__", repr(fn)))
+        calls.append(getattr(getattr(fn, "func", fn), "__name__", repr(fn)))  # func: of a partial
         return await real(fn, *args, **kw)
 
     monkeypatch.setattr(asyncio, "to_thread", to_thread)
@@ -203,9 +204,74 @@ async def test_a_changed_directory_listed_on_the_loop_if_the_picture_has_it(acct
     assert hops == []
     cur = Path(acct.maildir) / "cur"
     name = box._f.loc[2].removeprefix("cur/")
+    own = os.stat(cur).st_mtime_ns
     os.rename(cur / name, cur / (name.split(":2,")[0] + ":2,F"))  # another process: a listing differs
+    os.utime(cur, ns=(own, own + 10_000_000))  # in a later timestamp tick (kernels with coarse ones)
     res = await box.sync()
     assert [(m.uid, m.flags) for m in res.flags_changed] == [(2, {"\\Flagged"})] and hops == ["_sync"]
+
+
+async def test_own_changes_need_no_listing_and_a_hidden_change_shows_within_trust_after(
+        acct: Account, hops: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, box = await opened(acct)
+    settle(acct)
+    await box.sync()
+    listed: list[str] = []
+    real_listdir = os.listdir
+
+    def listdir(path: str) -> list[str]:
+        listed.append(os.path.basename(path))
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    hops.clear()
+    await box.set_flags([1], [SEEN], "add")
+    uid = await box.append(MSG)
+    assert [m.uid for m in (await box.sync()).added] == [uid]
+    await box.set_flags([uid], [DELETED], "add")
+    assert await box.expunge() == [uid]
+    for _ in range(3):
+        assert await box.sync() == SyncResult()
+    assert listed == [] and hops == []  # every change was ours: cur/ is as the picture has it
+    cur = Path(acct.maildir) / "cur"
+    own = os.stat(cur).st_mtime_ns
+    name = box._f.loc[2].removeprefix("cur/")
+    os.rename(cur / name, cur / (name.split(":2,")[0] + ":2,F"))  # another process
+    os.utime(cur, ns=(own, own))  # ... in the same timestamp tick as our last change
+    await asyncio.sleep(TRUST_AFTER)
+    res = await box.sync()  # the picture was last confirmed TRUST_AFTER ago: a listing
+    assert [(m.uid, m.flags) for m in res.flags_changed] == [(2, {"\\Flagged"})] and "cur" in listed
+
+
+async def test_the_uidlist_dotlock_is_a_hard_link_of_a_file_in_tmp(acct: Account) -> None:
+    store, box = await opened(acct, n=1)
+    f, root = box._f, Path(acct.maildir)
+    lock, src = root / UIDLIST_LOCK, root / "tmp" / f"{LOCK_SOURCE}.{os.getpid()}"
+    with f.lock, f.uidlist_lock() as held:
+        assert held and lock.stat().st_ino == src.stat().st_ino and lock.stat().st_nlink == 2
+        assert time.time() - lock.stat().st_mtime < 5  # fresh: not taken for a stale one
+        with f.on_loop() as on_loop, f.uidlist_lock() as again:
+            assert on_loop and again is False  # held: the loop doesn't wait for it
+    assert not lock.exists() and src.exists()
+    await box.append(MSG)  # takes and releases it again from the same file
+    assert not lock.exists()
+    await box.close()
+    await store.aclose()
+    assert not src.exists()
+
+
+async def test_a_dotlock_left_by_a_dead_process_with_our_pid_goes_stale(
+        acct: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, box = await opened(acct, n=1)
+    root = Path(acct.maildir)
+    lock, src = root / UIDLIST_LOCK, root / "tmp" / f"{LOCK_SOURCE}.{os.getpid()}"
+    src.write_bytes(b"")
+    os.link(src, lock)  # it died holding the lock just now; we have its pid
+    monkeypatch.setattr(folder_state, "LOCK_STALE", 0.5)
+    box._f._lock_source = None  # as in a new process
+    t = time.monotonic()
+    assert await asyncio.wait_for(box.append(MSG), 10) == 2  # our new lock file is not the dead one's
+    assert time.monotonic() - t > 0.4 and not lock.exists()
 
 
 async def test_read_from_the_page_cache_on_the_loop_else_in_a_thread(acct: Account, hops: list[str],
