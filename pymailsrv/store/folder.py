@@ -21,8 +21,13 @@ Implementation notes:
   new process open a 100,000-message folder with one listdir and no stat or uidlist parse.
 - A scan is skipped when the mtimes of new/, cur/ and the uidlist are unchanged and were older
   than TRUST_AFTER at the last scan (coarse timestamps could hide a change made in the same
-  tick). A changed directory of at most INLINE_LISTING names is listed on the loop: if it holds
-  exactly the picture's names (the change was this process's own), that is the whole refresh.
+  tick). A directory this process changed itself (rename, unlink, APPEND) keeps the stamp it
+  left accepted for OWN_TRUST after the picture was last known to match it: under a steady
+  stream of our own changes a directory is listed about once a second, not at every sync. A
+  changed directory of at most INLINE_LISTING names is listed on the loop: if it holds exactly
+  the picture's names (the change was this process's own), that is the whole refresh.
+- The uidlist dotlock is a hard link of an empty per-process file in tmp/ (Dovecot's
+  protocol: the lock name is created atomically); a link costs far less than a new inode.
 - A file renamed under us (another session changed flags) is looked up again by its base name.
 """
 

@@ -29,6 +29,7 @@ SNAPSHOT_VERSION = 5
 LOCK_STALE = 120.0  # Dovecot's uidlist dotlock stale timeout
 LOCK_TIMEOUT = 30.0
 TRUST_AFTER = 0.1  # seconds; several kernel timestamp ticks (use more on NFS)
+OWN_TRUST = 1.0  # seconds a young stamp left by our own change is taken as read (IDLE polls as often)
 CHANGE_LOG = 20_000  # entries kept; a session further behind does one full diff
 
 
@@ -180,14 +181,15 @@ class FolderState:
     def _accepted(self, sub: str, stamp: tuple[int, ...] | None, now: int) -> bool:
         """The picture holds new/ or cur/ as it is: its stamp is trusted (old enough when last
         listed), or one that this process's own change left while the picture was known to
-        match the directory less than TRUST_AFTER ago. A change by another process in the same
-        timestamp tick as ours is thus seen at the next listing, TRUST_AFTER later at most,
-        instead of every sync listing the directory while the folder keeps changing."""
+        match the directory less than OWN_TRUST ago. A change by another process in the same
+        timestamp tick as ours (kernels with coarse timestamps) is thus seen at the next
+        listing, OWN_TRUST later at most, instead of every sync listing the directory while
+        the folder keeps changing."""
         if stamp is None:
             return False
         if self._seen.get(sub) == stamp:
             return True
-        return self._own.get(sub) == stamp and now - self._vouched.get(sub, 0) < TRUST_AFTER * 1e9
+        return self._own.get(sub) == stamp and now - self._vouched.get(sub, 0) < OWN_TRUST * 1e9
 
     def _vouch(self, sub: str, stamp: tuple[int, ...], when: int) -> None:
         """A listing at ``when`` matched the picture: ``stamp`` is accepted for a while."""

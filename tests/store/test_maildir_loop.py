@@ -21,7 +21,7 @@ from pymailsrv import pagecache
 from pymailsrv.clock import SystemClock
 from pymailsrv.store import folder_state, quota
 from pymailsrv.store.base import DELETED, SEEN, SyncResult
-from pymailsrv.store.folder_state import LOCK_SOURCE, TRUST_AFTER, UIDLIST, UIDLIST_LOCK
+from pymailsrv.store.folder_state import LOCK_SOURCE, OWN_TRUST, UIDLIST, UIDLIST_LOCK
 from pymailsrv.store.index import INDEX_FILE
 from pymailsrv.store.maildir import MaildirMailbox, MaildirStore
 from pymailsrv.types import Account
@@ -211,7 +211,7 @@ async def test_a_changed_directory_listed_on_the_loop_if_the_picture_has_it(acct
     assert [(m.uid, m.flags) for m in res.flags_changed] == [(2, {"\\Flagged"})] and hops == ["_sync"]
 
 
-async def test_own_changes_need_no_listing_and_a_hidden_change_shows_within_trust_after(
+async def test_own_changes_need_no_listing_and_a_hidden_change_shows_within_own_trust(
         acct: Account, hops: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     _, box = await opened(acct)
     settle(acct)
@@ -238,8 +238,8 @@ async def test_own_changes_need_no_listing_and_a_hidden_change_shows_within_trus
     name = box._f.loc[2].removeprefix("cur/")
     os.rename(cur / name, cur / (name.split(":2,")[0] + ":2,F"))  # another process
     os.utime(cur, ns=(own, own))  # ... in the same timestamp tick as our last change
-    await asyncio.sleep(TRUST_AFTER)
-    res = await box.sync()  # the picture was last confirmed TRUST_AFTER ago: a listing
+    await asyncio.sleep(OWN_TRUST)
+    res = await box.sync()  # the picture was last confirmed OWN_TRUST ago: a listing
     assert [(m.uid, m.flags) for m in res.flags_changed] == [(2, {"\\Flagged"})] and "cur" in listed
 
 
