@@ -17,7 +17,8 @@ Each worker has one socketpair to the main process; one request per line:
   ``pickup ID``   (no answer) queue file ID is spooled: the main queue manager takes it over
   ``auth IP LOGIN`` → ``ok DELAY`` | ``no TEXT``: failed-login throttling (auth/throttle.py)
                     counted once for SMTP AUTH in every worker and IMAP/POP3 in the main process
-  ``auth-cancel IP LOGIN``, ``auth-ok IP LOGIN`` (no answer) how that attempt ended
+  ``auth-cancel IP LOGIN``, ``auth-ok IP LOGIN``, ``auth-failed IP LOGIN`` (no answer) how
+                    that attempt ended
   ``userip SERVICE USER IP LIMIT`` → ``ok`` | ``no``: mail_max_userip_connections for IMAP or
                     POP3, counted across processes; ``userip-close SERVICE USER IP`` (no answer)
 (IP, LOGIN and USER percent-encoded.)
@@ -218,6 +219,8 @@ class WorkerPool:
             self.throttle.cancel(ip, login)
         elif verb == "auth-ok":
             self.throttle.success(ip, login)
+        elif verb == "auth-failed":
+            self.throttle.failed(ip, login)
         elif verb == "auth":
             try:
                 return f"ok {await self.throttle.admit(ip, login)}"
@@ -440,6 +443,9 @@ class RemoteThrottle:
 
     def success(self, remote_ip: str, login: str) -> None:
         self.channel.send(f"auth-ok {self._args(remote_ip, login)}")
+
+    def failed(self, remote_ip: str, login: str) -> None:
+        self.channel.send(f"auth-failed {self._args(remote_ip, login)}")
 
 
 class RemoteSessionCounter:

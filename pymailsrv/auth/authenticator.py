@@ -126,6 +126,7 @@ class DirectoryAuthenticator:
             self.throttle.success(remote_ip, login)
             log.info("login: %s", _where(entry.username, remote_ip, service))
             return dataclasses.replace(entry.account, username=entry.username)
+        self.throttle.failed(remote_ip, login)
         log.info("login failed: %s, reason=%s", where, reason)
         await self.clock.sleep(delay)
         return None

@@ -15,7 +15,10 @@ Implementation notes:
   ``trust_window`` (7 days): the per-login refusal does not apply to it, so a botnet guessing
   alice's password cannot lock alice out from her usual address (the per-client limit still does).
 * ``attempt`` counts a login as failed *before* the password is checked and ``success`` takes
-  that back, so many parallel attempts from one client cannot all slip past the limit.
+  that back, so many parallel attempts from one client cannot all slip past the limit. From an
+  address that logged in successfully within ``trust_window`` (a webmail host, an office NAT
+  whose clients all reconnect after a restart) the attempts not yet answered are left out of
+  the per-client count: only decided failures (``failed``) count there.
 * Memory is bounded: at most ``max_entries`` addresses and as many logins, least recently failed
   evicted first, stale entries dropped as new ones arrive. Loopback is not exempt unless listed in
   ``exempt`` (tests and local webmail would otherwise differ from production).
@@ -44,6 +47,8 @@ class LoginThrottle(Protocol):
     def cancel(self, remote_ip: str, login: str) -> None: ...
 
     def success(self, remote_ip: str, login: str) -> None: ...
+
+    def failed(self, remote_ip: str, login: str) -> None: ...
 
 
 def client_key(remote_ip: str) -> str:
@@ -133,6 +138,8 @@ class Throttle:
         self.trust_window = trust_window
         self.max_entries = max_entries
         self._known: OrderedDict[tuple[str, str], float] = OrderedDict()  # (login, client) -> last success
+        self._good: OrderedDict[str, float] = OrderedDict()  # client -> last success of any login
+        self._pending: dict[str, int] = {}  # client -> attempts not yet answered
 
     def _exempt(self, remote_ip: str) -> bool:
         if not self.exempt:
@@ -148,7 +155,12 @@ class Throttle:
         if self._exempt(remote_ip):
             return None
         now = self.clock.monotonic()
-        if self._clients.count(client_key(remote_ip), now) >= self.limit:
+        key = client_key(remote_ip)
+        count = self._clients.count(key, now)
+        good = self._good.get(key)
+        if good is not None and now - good < self.trust_window:
+            count -= self._pending.get(key, 0)
+        if count >= self.limit:
             return "too many failed logins from this client"
         if login and self._logins.count(login, now) >= self.limit and not self._is_known(login, remote_ip, now):
             return "too many failed logins for this user"
@@ -178,7 +190,23 @@ class Throttle:
         """Before checking a password: raise AuthUnavailable when over the limit, else count the
         attempt as a failure (``success`` takes it back) and return the delay to apply if it fails."""
         self.check(remote_ip, login)
-        return self.failure(remote_ip, login)
+        delay = self.failure(remote_ip, login)
+        if not self._exempt(remote_ip):
+            key = client_key(remote_ip)
+            self._pending[key] = self._pending.get(key, 0) + 1
+        return delay
+
+    def _answered(self, key: str) -> None:
+        left = self._pending.get(key, 0) - 1
+        if left > 0:
+            self._pending[key] = left
+        else:
+            self._pending.pop(key, None)
+
+    def failed(self, remote_ip: str, login: str) -> None:
+        """The password of an ``attempt`` was wrong: it stays counted, now as decided."""
+        if not self._exempt(remote_ip):
+            self._answered(client_key(remote_ip))
 
     async def admit(self, remote_ip: str, login: str) -> float:
         return self.attempt(remote_ip, login)
@@ -188,6 +216,7 @@ class Throttle:
         if self._exempt(remote_ip):
             return
         self._clients.retract(client_key(remote_ip))
+        self._answered(client_key(remote_ip))
         if login:
             self._logins.retract(login)
 
@@ -198,9 +227,15 @@ class Throttle:
             return
         key = client_key(remote_ip)
         self._clients.retract(key)
+        self._answered(key)
+        now = self.clock.monotonic()
+        self._good[key] = now
+        self._good.move_to_end(key)
+        while len(self._good) > self.max_entries:
+            self._good.popitem(last=False)
         if login:
             self._logins.forget(login)
-            self._known[(login, key)] = self.clock.monotonic()
+            self._known[(login, key)] = now
             self._known.move_to_end((login, key))
             while len(self._known) > self.max_entries:
                 self._known.popitem(last=False)

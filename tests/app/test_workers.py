@@ -7,6 +7,7 @@ stops by itself."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import imaplib
 import os
 import poplib
@@ -233,6 +234,26 @@ def test_failed_logins_are_counted_once_across_smtp_workers_and_imap(tmp_path: P
         with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
             imap.login("alice@example.test", "pw")  # the main process counted the workers' failures
         imap.logout()
+    finally:
+        server.stop()
+
+
+def test_many_clients_logging_in_at_once_from_an_address_known_good(tmp_path: Path,
+                                                                   tls_files: tuple[str, str]) -> None:
+    conf = _configure(tmp_path, tls_files, auth_failure_limit="3")
+    server = _start(conf)
+    try:
+        _imap(server).logout()  # this address has logged in before
+
+        def login(_: int) -> bytes:
+            imap = _imap(server)
+            try:
+                return imap.noop()[0].encode()
+            finally:
+                imap.logout()
+
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:  # they all reconnect together
+            assert list(pool.map(login, range(40))) == [b"OK"] * 40
     finally:
         server.stop()
 

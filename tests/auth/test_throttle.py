@@ -80,6 +80,25 @@ async def test_parallel_attempts_are_counted_before_the_answer() -> None:
         t.attempt("192.0.2.1", "u9@example.com")
 
 
+async def test_parallel_attempts_from_a_client_known_good_count_only_once_answered() -> None:
+    t = make(FakeClock())
+    t.attempt("192.0.2.1", "alice@example.com")
+    t.success("192.0.2.1", "alice@example.com")  # e.g. a webmail host, an office NAT
+    for i in range(50):  # the server restarted: every client reconnects at once
+        t.attempt("192.0.2.1", f"u{i}@example.com")
+    for i in range(50):
+        t.success("192.0.2.1", f"u{i}@example.com")
+    for i in range(5):  # wrong passwords still add up
+        t.attempt("192.0.2.1", f"x{i}@example.com")
+        t.failed("192.0.2.1", f"x{i}@example.com")
+    with pytest.raises(AuthUnavailable):
+        t.attempt("192.0.2.1", "alice@example.com")
+    for i in range(5):  # an address never seen to log in: pending attempts count at once
+        t.attempt("192.0.2.9", f"u{i}@example.com")
+    with pytest.raises(AuthUnavailable):
+        t.attempt("192.0.2.9", "u9@example.com")
+
+
 async def test_loopback_not_exempt_by_default_but_can_be() -> None:
     t = make(FakeClock(), limit=1)
     t.failure("127.0.0.1", "")
