@@ -18,7 +18,7 @@ Implementation notes:
   that back, so many parallel attempts from one client cannot all slip past the limit. From an
   address that logged in successfully within ``trust_window`` (a webmail host, an office NAT
   whose clients all reconnect after a restart) the attempts not yet answered are left out of
-  the per-client count: only decided failures (``failed``) count there.
+  the per-client and per-login counts: only decided failures (``failed``) count there.
 * Memory is bounded: at most ``max_entries`` addresses and as many logins, least recently failed
   evicted first, stale entries dropped as new ones arrive. Loopback is not exempt unless listed in
   ``exempt`` (tests and local webmail would otherwise differ from production).
@@ -139,7 +139,7 @@ class Throttle:
         self.max_entries = max_entries
         self._known: OrderedDict[tuple[str, str], float] = OrderedDict()  # (login, client) -> last success
         self._good: OrderedDict[str, float] = OrderedDict()  # client -> last success of any login
-        self._pending: dict[str, int] = {}  # client -> attempts not yet answered
+        self._pending: dict[tuple[str, str], int] = {}  # ("client", key) / ("login", name) -> unanswered
 
     def _exempt(self, remote_ip: str) -> bool:
         if not self.exempt:
@@ -156,14 +156,15 @@ class Throttle:
             return None
         now = self.clock.monotonic()
         key = client_key(remote_ip)
-        count = self._clients.count(key, now)
         good = self._good.get(key)
-        if good is not None and now - good < self.trust_window:
-            count -= self._pending.get(key, 0)
+        decided = good is not None and now - good < self.trust_window  # leave out the unanswered
+        count = self._clients.count(key, now) - (self._pending.get(("client", key), 0) if decided else 0)
         if count >= self.limit:
             return "too many failed logins from this client"
-        if login and self._logins.count(login, now) >= self.limit and not self._is_known(login, remote_ip, now):
-            return "too many failed logins for this user"
+        if login and not self._is_known(login, remote_ip, now):
+            count = self._logins.count(login, now) - (self._pending.get(("login", login), 0) if decided else 0)
+            if count >= self.limit:
+                return "too many failed logins for this user"
         return None
 
     def _is_known(self, login: str, remote_ip: str, now: float) -> bool:
@@ -192,21 +193,21 @@ class Throttle:
         self.check(remote_ip, login)
         delay = self.failure(remote_ip, login)
         if not self._exempt(remote_ip):
-            key = client_key(remote_ip)
-            self._pending[key] = self._pending.get(key, 0) + 1
+            self._pend(remote_ip, login, +1)
         return delay
 
-    def _answered(self, key: str) -> None:
-        left = self._pending.get(key, 0) - 1
-        if left > 0:
-            self._pending[key] = left
-        else:
-            self._pending.pop(key, None)
+    def _pend(self, remote_ip: str, login: str, delta: int) -> None:
+        for key in (("client", client_key(remote_ip)), ("login", login)):
+            left = self._pending.get(key, 0) + delta
+            if left > 0:
+                self._pending[key] = left
+            else:
+                self._pending.pop(key, None)
 
     def failed(self, remote_ip: str, login: str) -> None:
         """The password of an ``attempt`` was wrong: it stays counted, now as decided."""
         if not self._exempt(remote_ip):
-            self._answered(client_key(remote_ip))
+            self._pend(remote_ip, login, -1)
 
     async def admit(self, remote_ip: str, login: str) -> float:
         return self.attempt(remote_ip, login)
@@ -216,7 +217,7 @@ class Throttle:
         if self._exempt(remote_ip):
             return
         self._clients.retract(client_key(remote_ip))
-        self._answered(client_key(remote_ip))
+        self._pend(remote_ip, login, -1)
         if login:
             self._logins.retract(login)
 
@@ -227,7 +228,7 @@ class Throttle:
             return
         key = client_key(remote_ip)
         self._clients.retract(key)
-        self._answered(key)
+        self._pend(remote_ip, login, -1)
         now = self.clock.monotonic()
         self._good[key] = now
         self._good.move_to_end(key)
