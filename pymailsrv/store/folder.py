@@ -104,7 +104,7 @@ class Folder(FolderState):
             self._load_uidlist()
             self._open_index()
             self._load_keywords()
-            changed = self._rescan(skip=same)
+            changed = self._rescan(skip=same, stamps=stamps)
             listed = {k: v for k, v in stamps.items() if k in ("new", "cur")}
             for sub in listed.keys() - same:
                 self._vouch(sub, listed[sub], taken)
@@ -135,9 +135,11 @@ class Folder(FolderState):
             return True
         if len(stamps) != 3 or self._unsaved >= SNAPSHOT_EVERY or self._compaction_due():
             return False
+        listed_new = False
         for sub in ("new", "cur"):
-            if self._accepted(sub, stamps[sub], taken):
+            if self._accepted(sub, stamps[sub], taken) and not (listed_new and self._moved_since(sub, stamps)):
                 continue
+            listed_new = sub == "new"
             known = self._in[sub]
             if len(known) > INLINE_LISTING:
                 return False
@@ -152,15 +154,24 @@ class Folder(FolderState):
         self._remember(stamps, taken)
         return True
 
+    def _moved_since(self, sub: str, stamps: dict[str, tuple[int, ...]]) -> bool:
+        """cur/ changed after ``stamps`` were taken, e.g. while new/ was listed: a file moved
+        new/ → cur/ meanwhile is in neither listing unless cur/ is listed after new/."""
+        try:
+            st = os.stat(os.path.join(self.path, sub))
+        except FileNotFoundError:
+            return True
+        return (st.st_mtime_ns, st.st_ino, 0) != stamps.get(sub)
+
     def _accepted_subs(self, stamps: dict[str, tuple[int, ...]], now: int) -> set[str]:
         return {sub for sub in ("new", "cur") if self._accepted(sub, stamps.get(sub), now)}
 
-    def _rescan(self, skip: set[str]) -> bool:
+    def _rescan(self, skip: set[str], stamps: dict[str, tuple[int, ...]]) -> bool:
         """Diff the listings of new/ and cur/ (those whose mtime moved) against the picture."""
         appeared: list[tuple[str, str]] = []
         vanished: set[int] = set()
         for sub in ("new", "cur"):  # new/ first: a file moving new/ → cur/ meanwhile is seen at least once
-            if sub in skip:
+            if sub in skip and not (sub == "cur" and "new" not in skip and self._moved_since("cur", stamps)):
                 continue
             now = self._listdir(sub)
             known = self._in[sub]

@@ -21,7 +21,7 @@ from pymailsrv import pagecache
 from pymailsrv.clock import SystemClock
 from pymailsrv.store import folder_state, quota
 from pymailsrv.store.base import DELETED, SEEN, SyncResult
-from pymailsrv.store.folder_state import LOCK_SOURCE, OWN_TRUST, UIDLIST, UIDLIST_LOCK
+from pymailsrv.store.folder_state import LOCK_SOURCE, OWN_TRUST, UIDLIST, UIDLIST_LOCK, FolderState
 from pymailsrv.store.index import INDEX_FILE
 from pymailsrv.store.maildir import MaildirMailbox, MaildirStore
 from pymailsrv.types import Account
@@ -241,6 +241,27 @@ async def test_own_changes_need_no_listing_and_a_hidden_change_shows_within_own_
     await asyncio.sleep(OWN_TRUST)
     res = await box.sync()  # the picture was last confirmed OWN_TRUST ago: a listing
     assert [(m.uid, m.flags) for m in res.flags_changed] == [(2, {"\\Flagged"})] and "cur" in listed
+
+
+@pytest.mark.parametrize("on_loop", [True, False])
+async def test_a_file_moved_from_new_to_cur_while_new_is_listed_is_not_missed(
+        acct: Account, monkeypatch: pytest.MonkeyPatch, on_loop: bool) -> None:
+    _, box = await opened(acct)  # cur/ as our own move left it: accepted without a listing
+    await MaildirStore(hostname="other", clock=SystemClock()).deliver(acct, MSG)
+    root = Path(acct.maildir)
+    real_listdir = FolderState._listdir
+
+    def listdir(self: FolderState, sub: str) -> set[str]:
+        if sub == "new":  # another process moves it on between our stat of cur/ and this listing
+            for name in os.listdir(root / "new"):
+                os.rename(root / "new" / name, root / "cur" / f"{name}:2,S")
+        return real_listdir(self, sub)
+
+    monkeypatch.setattr(FolderState, "_listdir", listdir)
+    if not on_loop:
+        monkeypatch.setattr(MaildirMailbox, "_sync_on_loop", lambda self, pending: None)
+    res = await box.sync()
+    assert [(m.uid, m.flags) for m in res.added] == [(4, {SEEN})] and not res.expunged
 
 
 async def test_the_uidlist_dotlock_is_a_hard_link_of_a_file_in_tmp(acct: Account) -> None:
