@@ -292,7 +292,8 @@ class MaildirStore:
         await asyncio.to_thread(prepare)
         hub = self._acquire(account, path)
         try:
-            await asyncio.to_thread(hub.folder.refresh, not readonly)
+            if await asyncio.to_thread(hub.folder.refresh, not readonly):
+                hub.notify()  # another process's change, found by this scan before the poller
             if hub.folder.uidlist is None:  # deleted between the check and the scan
                 raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
         except BaseException:
@@ -525,11 +526,12 @@ class MaildirMailbox:
 
     async def sync(self) -> SyncResult:
         pending, self._hub.pending = self._hub.pending, {}
+        generation = self._f.generation
         result = self._sync_on_loop(pending)
         if result is None:
             result = await asyncio.to_thread(self._sync, pending)
         await self._flush_index()
-        if result.added or result.expunged or result.flags_changed:
+        if self._f.generation != generation:
             self._changed()  # our scan may have found another process's change first
         return result
 

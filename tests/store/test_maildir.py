@@ -456,3 +456,21 @@ async def test_one_poller_wakes_waiters_on_many_folders(tmp_path: Path) -> None:
         t.cancel()
     await asyncio.gather(*waiters, return_exceptions=True)
     assert not store._watched
+
+
+async def test_a_session_opening_the_folder_does_not_wake_those_waiting_on_it(acct: Account) -> None:
+    store = new_store()
+    await store.deliver(acct, MSG)
+    idlers = [await store.open(acct) for _ in range(3)]
+    for b in idlers:
+        await b.sync()
+    waiters = [asyncio.create_task(b.wait_for_change(5)) for b in idlers]
+    await asyncio.sleep(0.05)
+    newcomer = await store.open(acct)  # its first sync shows it every message: nothing new
+    assert [m.uid for m in (await newcomer.sync()).added] == [1]
+    done, _ = await asyncio.wait(waiters, timeout=0.3)
+    assert not done  # (10,000 IDLE sessions each woken by every login: quadratic)
+    await new_store().deliver(acct, MSG)  # another process: the newcomer's scan finds it first
+    assert [m.uid for m in (await newcomer.sync()).added] == [2]
+    done, _ = await asyncio.wait(waiters, timeout=3, return_when=asyncio.ALL_COMPLETED)
+    assert len(done) == 3 and all(t.result() for t in done)
