@@ -157,11 +157,8 @@ class Folder(FolderState):
     def _moved_since(self, sub: str, stamps: dict[str, tuple[int, ...]]) -> bool:
         """cur/ changed after ``stamps`` were taken, e.g. while new/ was listed: a file moved
         new/ → cur/ meanwhile is in neither listing unless cur/ is listed after new/."""
-        try:
-            st = os.stat(os.path.join(self.path, sub))
-        except FileNotFoundError:
-            return True
-        return (st.st_mtime_ns, st.st_ino, 0) != stamps.get(sub)
+        stamp = self.sub_stamp(sub)
+        return stamp is None or stamp != stamps.get(sub)
 
     def _accepted_subs(self, stamps: dict[str, tuple[int, ...]], now: int) -> set[str]:
         return {sub for sub in ("new", "cur") if self._accepted(sub, stamps.get(sub), now)}

@@ -168,15 +168,18 @@ class FolderState:
     def _unchanged(self, stamps: dict[str, tuple[int, ...]], move_new: bool) -> bool:
         return len(stamps) == 3 and stamps == self._seen and not (move_new and self._in["new"])
 
+    def sub_stamp(self, sub: str) -> tuple[int, ...] | None:
+        """The stamp of new/ or cur/ as ``_dir_stamps`` has it; None if missing."""
+        try:
+            st = os.stat(os.path.join(self.path, sub))
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_ino, 0)
+
     def sub_stamps(self) -> tuple[int, dict[str, tuple[int, ...]]]:
         """(now, stamps of new/ and cur/): what ``own_changes`` compares with."""
         now = time.time_ns()
-        out: dict[str, tuple[int, ...]] = {}
-        for sub in ("new", "cur"):
-            with contextlib.suppress(FileNotFoundError):
-                st = os.stat(os.path.join(self.path, sub))
-                out[sub] = (st.st_mtime_ns, st.st_ino, 0)
-        return now, out
+        return now, {sub: stamp for sub in ("new", "cur") if (stamp := self.sub_stamp(sub)) is not None}
 
     def _accepted(self, sub: str, stamp: tuple[int, ...] | None, now: int) -> bool:
         """The picture holds new/ or cur/ as it is: its stamp is trusted (old enough when last
