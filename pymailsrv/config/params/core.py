@@ -64,7 +64,9 @@ PARAMS = (
     Param("quota_multiplier", "int", "1024000", "Bytes per 'MB' of quota, as PostfixAdmin.", minimum=1),
     Param("auth_failure_delay", "time", "2s", "Base delay after a failed login; grows per failure."),
     Param("auth_failure_limit", "int", "10",
-          "Failed logins per client IP or login within auth_failure_window before temporary refusal."),
+          "Failed logins per client IP or login within auth_failure_window before temporary refusal. "
+          "Logins still being checked count as failed, except from an address that logged in "
+          "successfully in the last 7 days."),
     Param("auth_failure_window", "time", "300s", "Window for counting failed logins."),
     Param("disable_plaintext_auth", "bool", "yes",
           "Refuse plaintext authentication on unencrypted connections from non-local clients."),
