@@ -197,7 +197,7 @@ class Throttle:
         return delay
 
     def _pend(self, remote_ip: str, login: str, delta: int) -> None:
-        for key in (("client", client_key(remote_ip)), ("login", login)):
+        for key in (("client", client_key(remote_ip)), ("login", login))[: 2 if login else 1]:
             left = self._pending.get(key, 0) + delta
             if left > 0:
                 self._pending[key] = left

@@ -118,8 +118,7 @@ class FolderState:
                 if self._on_loop:
                     return False
                 with contextlib.suppress(FileNotFoundError):
-                    st = os.stat(lock)
-                    if time.time() - st.st_mtime > LOCK_STALE:
+                    if time.time() - os.stat(lock).st_mtime > LOCK_STALE:
                         os.unlink(lock)
                         continue
                 if time.monotonic() > deadline:
@@ -203,13 +202,12 @@ class FolderState:
         """After this process changed new/ or cur/ and put the change into the picture: the new
         stamps are accepted where the ones ``before`` (``sub_stamps``) were."""
         when, stamps = before
-        after = self.sub_stamps()[1]
         for sub, stamp in stamps.items():
-            if sub not in after or not self._accepted(sub, stamp, when):
+            if not self._accepted(sub, stamp, when) or (after := self.sub_stamp(sub)) is None:
                 continue
             if self._seen.get(sub) == stamp:  # matched exactly until ``when``
                 self._vouched[sub] = when
-            self._own[sub] = after[sub]
+            self._own[sub] = after
 
     def _remember(self, stamps: dict[str, tuple[int, ...]], taken: int) -> None:
         """Keep a stamp only if it was already older than TRUST_AFTER when the scan started:
