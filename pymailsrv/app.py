@@ -1,5 +1,6 @@
-"""Builds the services from the configuration, starts every enabled listener in one asyncio
-process, handles SIGTERM/SIGINT (graceful stop). The only module that wires concrete
+"""Builds the services from the configuration, starts every enabled listener, handles SIGTERM/SIGINT
+(graceful stop), SIGHUP (reload: the configuration is read again, sessions in progress finish on
+what they began with) and SIGUSR1 (the log file is reopened). The only module that wires concrete
 implementations together (DESIGN.md, Boundaries); also ``pymailsrv init`` and ``serve --demo``."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,8 +56,7 @@ def serve(settings: Settings | None, *, config_path: str, demo: bool = False, wo
               f"  IMAP 127.0.0.1:1143 (STARTTLS), 1993 (IMAPS); POP3 127.0.0.1:1110 (STLS), 1995 (POP3S)\n"
               f"  try: swaks --server 127.0.0.1:2525 --to {DEMO_USER}", file=sys.stderr, flush=True)
     assert settings is not None
-    setup_logging(level=settings.get_str("log_level"), log_file=settings.get_str("log_file"),
-                  syslog_name=settings.get_str("syslog_name"), hostname=settings.get_str("myhostname"))
+    _setup_logging(settings)
     try:
         if worker:
             from pymailsrv.workers import WorkerSpec
@@ -85,13 +85,15 @@ class _Core:
     store: MaildirStore
     restrictions: RestrictionEngine
 
-    async def close(self) -> None:
+    async def close(self, *, store: bool = True) -> None:
         await self.restrictions.close()
-        await self.store.aclose()  # index snapshots still being written in the background
+        if store:
+            await self.store.aclose()  # index snapshots still being written in the background
         await self.directory.close()
 
 
-def _core(settings: Settings) -> _Core:
+def _core(settings: Settings, store: MaildirStore | None = None) -> _Core:
+    """``store``: a reload in this process keeps the store (its sessions' change feed)."""
     from pymailsrv.auth.authenticator import DirectoryAuthenticator
     from pymailsrv.clock import SystemClock
     from pymailsrv.db.directory import SqlDirectory
@@ -106,8 +108,9 @@ def _core(settings: Settings) -> _Core:
     directory = SqlDirectory(url, settings.get_str("virtual_mailbox_base"), settings.get_str("recipient_delimiter"),
                              cache_ttl=settings.get_seconds("directory_cache_ttl"), clock=clock,
                              table_prefix=settings.get_str("database_table_prefix"))
-    return _Core(clock, directory, DirectoryAuthenticator(directory, settings, clock),
-                 MaildirStore(settings.get_str("virtual_mailbox_base"), settings.get_str("myhostname"), clock),
+    if store is None:
+        store = MaildirStore(settings.get_str("virtual_mailbox_base"), settings.get_str("myhostname"), clock)
+    return _Core(clock, directory, DirectoryAuthenticator(directory, settings, clock), store,
                  RestrictionEngine(settings, directory, clock=clock))
 
 
@@ -117,6 +120,141 @@ def _stop_event() -> asyncio.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+def _reopen_log_on_usr1(settings: Settings, also: Callable[[], None] = lambda: None) -> None:
+    """SIGUSR1: reopen the log file (logrotate moved it), as ``postfix logrotate`` has the
+    daemons do; ``also`` passes the signal on to the worker processes."""
+    def reopen() -> None:
+        _setup_logging(settings)
+        also()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, reopen)
+
+
+def _setup_logging(settings: Settings) -> None:
+    setup_logging(level=settings.get_str("log_level"), log_file=settings.get_str("log_file"),
+                  syslog_name=settings.get_str("syslog_name"), hostname=settings.get_str("myhostname"))
+
+
+# Parameters a reload cannot apply to a running main process: where it listens, what it holds
+# open, how many processes it runs.
+RESTART_ONLY = ("smtpd_listen", "submission_listen", "smtps_listen", "reinject_listen", "imap_listen",
+                "imaps_listen", "pop3_listen", "pop3s_listen", "worker_processes", "data_directory",
+                "queue_directory", "virtual_mailbox_base", "database_url", "database_table_prefix",
+                "default_process_limit", "myhostname")
+
+
+def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
+    return [name for name in RESTART_ONLY if old.raw(name) != new.raw(name)]
+
+
+class _Serving:
+    """The SMTP, IMAP and POP3 servers of one configuration in this process, on listening
+    sockets (or connections passed to it) that outlive it: a reload starts the next ones beside
+    it, and it stops accepting and ends once its sessions have (``retire``)."""
+
+    def __init__(self, core: _Core, smtp: list[Any], imap: list[Any], pop3: Pop3Server | None, *,
+                 owns_core: bool, inbox: Any = None) -> None:
+        self.core = core
+        self.smtp = smtp
+        self.imap = imap
+        self.pop3 = pop3
+        self.owns_core = owns_core
+        self.inbox = inbox
+
+    @classmethod
+    async def start(cls, settings: Settings, core: _Core, queue: Any, limiter: Any, user_ip: Mapping[str, Any], *,
+                    owns_core: bool, smtp_sockets: Sockets, sockets: Sockets | None = None,
+                    adopters: dict[tuple[str, int], Any] | None = None,
+                    on_end: Callable[[], None] = lambda: None) -> _Serving:
+        """``sockets``: the IMAP/POP3 listening sockets to accept on; ``adopters``: in a worker
+        process, collects what serves the connections the main process passes instead."""
+        smtp: list[Any] = []
+        imap: list[Any] = []
+        pop3 = None
+        try:
+            smtp = await start_smtp(settings, authenticator=core.authenticator, restrictions=core.restrictions,
+                                    queue=queue, directory=core.directory, limiter=limiter, inherited=smtp_sockets)
+            await start_imap(settings, core.authenticator, core.store, imap, user_ip=user_ip["imap"],
+                             inherited=sockets, adopters=adopters, on_end=on_end)
+            pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock, user_ip=user_ip["pop3"],
+                                    inherited=sockets, adopters=adopters, on_end=on_end)
+        except BaseException:
+            await cls(core, smtp, imap, pop3, owns_core=owns_core).close()
+            raise
+        return cls(core, smtp, imap, pop3, owns_core=owns_core)
+
+    def sessions(self) -> int:
+        registries = {id(s.registry): s.registry for s in self.imap}
+        if self.pop3 is not None:
+            registries[id(self.pop3.registry)] = self.pop3.registry
+        smtp: int = sum(len(s.spec.sessions) for s in self.smtp)
+        starting: int = sum(s.starting for s in self.imap)
+        return smtp + starting + sum(len(r) for r in registries.values())
+
+    def stop_accepting(self) -> None:
+        if self.inbox is not None:
+            self.inbox.stop()
+        for server in self.smtp:
+            server.server.close()  # the listening socket lives on in the main process
+        for listener in self.imap + (self.pop3.servers if self.pop3 is not None else []):
+            listener.stop_accepting()
+
+    async def retire(self) -> None:
+        """Stop accepting; end once every session has (a reload: they finish on what they began with)."""
+        self.stop_accepting()
+        while self.sessions():
+            await asyncio.sleep(0.2)
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop: idle sessions are told so and closed, busy ones finish their command."""
+        stops: list[Callable[[], Awaitable[None]]] = [_closer(s) for s in self.smtp]
+        stops.extend(s.close for s in self.imap)
+        if self.pop3 is not None:
+            stops.append(self.pop3.close)
+        if self.inbox is not None:
+            stops.append(_closer_sync(self.inbox.close))
+        await _stop_all(stops)
+        if self.owns_core:
+            await self.core.close(store=False)
+
+
+def _dup_sockets(sockets: Sockets) -> Sockets:
+    """Copies of listening sockets for a server that closes its own when it stops accepting."""
+    return {key: [socket.socket(fileno=os.dup(s.fileno())) for s in socks] for key, socks in sockets.items()}
+
+
+def _write_pid(settings: Settings) -> str:
+    """``queue_directory/pid/master.pid``, as Postfix's master writes it (``pymailsrv reload``)."""
+    path = pid_path(settings)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w", encoding="ascii") as fh:
+        fh.write(f"{os.getpid():>10}\n")
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def pid_path(settings: Settings) -> str:
+    return os.path.join(settings.get_str("queue_directory"), "pid", "master.pid")
+
+
+def signal_master(settings: Settings, sig: int) -> int:
+    """Send ``sig`` to the running main process (``pymailsrv reload``, ``log reopen``); its pid."""
+    path = pid_path(settings)
+    try:
+        with open(path, encoding="ascii") as fh:
+            pid = int(fh.read().strip())
+        os.kill(pid, sig)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file: is pymailsrv running?") from None
+    except ValueError:
+        raise ConfigError(f"{path}: not a process id") from None
+    except ProcessLookupError:
+        raise ConfigError(f"{path}: process {pid} is not running") from None
+    except PermissionError:
+        raise ConfigError(f"cannot signal process {pid}: permission denied") from None
+    return pid
 
 
 async def _serve(settings: Settings, config_path: str) -> int:
@@ -133,32 +271,35 @@ async def _serve(settings: Settings, config_path: str) -> int:
     limiter = make_limiter(settings, core.clock)
     user_ip = {"imap": UserIpCounter(), "pop3": UserIpCounter()}
     processes = settings.get_int("worker_processes")
-    here = not processes  # with workers this process only holds the listening sockets
+    # this process holds every listening socket; workers, or the servers of the current
+    # configuration in this process, serve them (a reload replaces those, not the sockets)
     sockets: Sockets = {}
+    passed: Sockets = {}  # IMAP/POP3: with workers, accepted here and each connection passed on
     stops: list[Callable[[], Awaitable[None]]] = []
+    workers = serving = None
     try:
-        queue, stop_queue = await start_queue(settings, core.directory, core.store, clock=core.clock)
-        stops.append(stop_queue)
+        queue = await QueueService.start(settings, core.directory, core.store, clock=core.clock)
+        stops.append(queue.stop)
         smtp = await start_smtp(settings, authenticator=core.authenticator, restrictions=core.restrictions,
-                                queue=queue, directory=core.directory, limiter=limiter, serve=here)
+                                queue=queue.manager, directory=core.directory, limiter=limiter, serve=False)
         stops.extend(_closer(server) for server in smtp)
         sockets.update(listening_sockets(smtp))
-        passed: Sockets = {}  # IMAP/POP3: accepted here, each connection passed to a worker
-        imap: list[Any] = []
-        await start_imap(settings, core.authenticator, core.store, imap, user_ip=user_ip["imap"], serve=here,
-                         sockets=passed)
-        stops.extend(s.close for s in imap)
-        pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock, user_ip=user_ip["pop3"],
-                                serve=here, sockets=passed)
+        held: list[Any] = []
+        await start_imap(settings, core.authenticator, core.store, held, serve=False, sockets=passed)
+        pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock, serve=False, sockets=passed)
+        stops.extend(s.close for s in held)
         if pop3 is not None:
             stops.append(pop3.close)
         if processes and (sockets or passed):
             from pymailsrv.workers import WorkerPool
 
-            workers = WorkerPool(processes, config_path, sockets, limiter, queue.pickup,
+            workers = WorkerPool(processes, config_path, sockets, limiter, queue.manager.pickup,
                                  core.authenticator.throttle, user_ip, passed)
             await workers.start()
             stops.append(workers.stop)  # stopped first: each finishes its sessions
+        elif sockets or passed:
+            serving = await _Serving.start(settings, core, queue.manager, limiter, user_ip, owns_core=False,
+                                           smtp_sockets=_dup_sockets(sockets), sockets=_dup_sockets(passed))
     except OSError as exc:
         await _stop_all(stops)
         await core.close()
@@ -168,12 +309,66 @@ async def _serve(settings: Settings, config_path: str) -> int:
         await core.close()
         raise
     stop = _stop_event()
+    _reopen_log_on_usr1(settings, workers.reopen_logs if workers is not None else lambda: None)
+    reloading = asyncio.Lock()
+    retiring: set[asyncio.Task[None]] = set()
+
+    async def reload() -> None:
+        nonlocal settings, serving
+        async with reloading:
+            try:
+                new = await asyncio.to_thread(Settings.load, config_path)
+            except ConfigError as exc:
+                log.error("reload: %s; still serving the previous configuration", exc)
+                return
+            log.info("reload -- version %s, configuration %s", __import__("pymailsrv").__version__, config_path)
+            changed = _restart_only_changes(settings, new)
+            if changed:
+                log.warning("reload: %s changed: restart pymailsrv to apply", ", ".join(changed))
+            _setup_logging(new)
+            fresh_limits = make_limiter(new, core.clock)  # the counts of live sessions stay
+            limiter.count_limit, limiter.rate_limit = fresh_limits.count_limit, fresh_limits.rate_limit
+            limiter.rate_unit, limiter.exceptions = fresh_limits.rate_unit, fresh_limits.exceptions
+            if workers is not None:
+                await workers.reload()
+            elif serving is not None:
+                try:
+                    fresh = _core(new, store=core.store)
+                    following = await _Serving.start(new, fresh, queue.manager, limiter, user_ip, owns_core=True,
+                                                     smtp_sockets=_dup_sockets(sockets),
+                                                     sockets=_dup_sockets(passed))
+                except (ConfigError, OSError) as exc:
+                    log.error("reload: %s; still serving the previous configuration", exc)
+                    return
+                retire = asyncio.get_running_loop().create_task(serving.retire())
+                retiring.add(retire)
+                retire.add_done_callback(retiring.discard)
+                serving = following
+            settings = new
+            await queue.reload(new, core.directory, core.store)
+
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hup() -> None:
+        task = asyncio.get_running_loop().create_task(reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hup)
+    pid_file = _write_pid(settings)
     log.info("daemon started -- version %s, data directory %s", __import__("pymailsrv").__version__,
              settings.get_str("data_directory"))
     await stop.wait()
     log.info("terminating on signal")
+    for task in reloads | retiring:
+        task.cancel()
+    await asyncio.gather(*reloads, *retiring, return_exceptions=True)
+    if serving is not None:
+        stops.append(serving.close)
     await _stop_all(stops)
     await core.close()
+    with contextlib.suppress(OSError):
+        os.unlink(pid_file)
     log.info("daemon stopped")
     return 0
 
@@ -181,7 +376,8 @@ async def _serve(settings: Settings, config_path: str) -> int:
 async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
     """A worker process: serves the inherited SMTP listeners (delivering on the fast path, handing
     the rest to the main process) and the IMAP/POP3 connections the main process passes it; stops
-    on SIGTERM or when the main process is gone."""
+    on SIGTERM or when the main process is gone; on SIGHUP (a reload) it stops accepting and ends
+    once its sessions have, while the next worker serves the new ones."""
     from pymailsrv.smtp.server import make_limiter
     from pymailsrv.workers import Inbox, MainChannel, RemoteLimiter, RemoteSessionCounter, RemoteThrottle
 
@@ -189,40 +385,48 @@ async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
     core = _core(settings)
     core.authenticator.throttle = RemoteThrottle(channel, core.authenticator.throttle)
     stops: list[Callable[[], Awaitable[None]]] = [channel.close]
+    serving: _Serving | None = None
     try:
         queue, stop_queue = await start_queue(settings, core.directory, core.store, clock=core.clock,
                                               worker=(spec.slot, channel.pickup))
         stops.append(stop_queue)
         limiter = RemoteLimiter(channel, make_limiter(settings, core.clock))
         inherited = spec.sockets()
-        servers: list[Any] = await start_smtp(settings, authenticator=core.authenticator,
-                                              restrictions=core.restrictions, queue=queue,
-                                              directory=core.directory, limiter=limiter, inherited=inherited)
-        stops.extend(_closer(server) for server in servers)
         adopters: dict[tuple[str, int], Any] = {}
-        imap: list[Any] = []
 
         def ended() -> None:
             channel.send("gone")
 
-        await start_imap(settings, core.authenticator, core.store, imap,
-                         user_ip=RemoteSessionCounter(channel, "imap"), adopters=adopters, on_end=ended)
-        stops.extend(s.close for s in imap)
-        pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock,
-                                user_ip=RemoteSessionCounter(channel, "pop3"), adopters=adopters, on_end=ended)
-        if pop3 is not None:
-            stops.append(pop3.close)
-        inbox = Inbox(spec.inbox, adopters, channel)
-        stops.append(_closer_sync(inbox.close))
+        user_ip = {"imap": RemoteSessionCounter(channel, "imap"), "pop3": RemoteSessionCounter(channel, "pop3")}
+        serving = await _Serving.start(settings, core, queue, limiter, user_ip, owns_core=False,
+                                       smtp_sockets=inherited, adopters=adopters, on_end=ended)
+        serving.inbox = Inbox(spec.inbox, adopters, channel)
         channel.send("ready")
         log.info("worker process %d serving %d listening socket(s) and %d passed", spec.slot,
                  sum(len(socks) for socks in inherited.values()), len(adopters))
         stop = _stop_event()
-        gone = asyncio.ensure_future(channel.closed.wait())
-        await asyncio.wait([asyncio.ensure_future(stop.wait()), gone], return_when=asyncio.FIRST_COMPLETED)
-        if gone.done():
+        retire = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, retire.set)
+        _reopen_log_on_usr1(settings)
+        ends = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(channel.closed.wait())]
+        await asyncio.wait([*ends, asyncio.ensure_future(retire.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if retire.is_set() and not any(end.done() for end in ends):
+            log.info("worker process %d retiring: no new sessions; it stops when its %d session(s) end",
+                     spec.slot, serving.sessions())
+            finished = asyncio.ensure_future(serving.retire())
+            await asyncio.wait([*ends, finished], return_when=asyncio.FIRST_COMPLETED)
+            if finished.done():
+                serving = None
+                log.info("worker process %d retired: its sessions have ended", spec.slot)
+            else:  # stopped meanwhile: the sessions left are closed below
+                finished.cancel()
+                await asyncio.gather(finished, return_exceptions=True)
+        if channel.closed.is_set():
             log.warning("the main process is gone; stopping")
     finally:
+        if serving is not None:
+            await serving.close()
         await _stop_all(stops)
         await core.close()
     return 0
@@ -343,6 +547,43 @@ async def start_smtp(settings: Settings, *, authenticator: Any, restrictions: An
 
 
 # --- queue manager and delivery (queue engineer) -------------------------------------------------
+class _Delivery:
+    """The queue manager's router and delivery agents, built from one configuration (a reload
+    builds new ones; the old ones are closed once the deliveries that use them are done)."""
+
+    def __init__(self, settings: Settings, directory: Directory, store: MailStore) -> None:
+        from pymailsrv.delivery.agents import AgentTable
+        from pymailsrv.delivery.dns import MxResolver, make_resolver
+        from pymailsrv.delivery.maildir import MaildirAgent
+        from pymailsrv.delivery.router import DirectoryRouter
+        from pymailsrv.delivery.smtp_client import SmtpClient
+        from pymailsrv.policy.tables import open_table
+
+        transport_tables = [open_table(spec, settings) for spec in settings.get_list("transport_maps")]
+        password_tables = [open_table(spec, settings) for spec in settings.get_list("smtp_sasl_password_maps")]
+        alias_tables = [open_table(spec, settings) for spec in settings.get_list("virtual_alias_maps")]
+        self.tables = transport_tables + password_tables + alias_tables
+
+        async def passwords(key: str) -> str | None:
+            for table in password_tables:
+                value = await table.get(key)
+                if value:
+                    return value
+            return None
+
+        self.router = DirectoryRouter(settings, directory, transport_tables, alias_tables)
+        mx = MxResolver(make_resolver(settings.get_list("dns_nameservers")))
+        self.smtp = SmtpClient(settings, mx, passwords=passwords if password_tables else None)
+        self.agents = AgentTable(MaildirAgent(settings, directory, store), self.smtp)
+
+    async def close(self) -> None:
+        from pymailsrv.policy.tables import close_table
+
+        await self.smtp.close()
+        for table in self.tables:
+            await close_table(table)
+
+
 async def start_queue(settings: Settings, directory: Directory, store: MailStore,
                       *, clock: Clock | None = None,
                       worker: tuple[int, Callable[[str], Awaitable[None]]] | None = None,
@@ -353,56 +594,57 @@ async def start_queue(settings: Settings, directory: Directory, store: MailStore
 
     ``worker`` = (slot, handoff) in an SMTP worker process: the manager is not started and has
     no control socket; what it spools goes to ``handoff`` (the main process's pickup)."""
-    import os
+    service = await QueueService.start(settings, directory, store, clock=clock, worker=worker)
+    return service.manager, service.stop
 
-    from pymailsrv.clock import SystemClock
-    from pymailsrv.delivery.agents import AgentTable
-    from pymailsrv.delivery.dns import MxResolver, make_resolver
-    from pymailsrv.delivery.maildir import MaildirAgent
-    from pymailsrv.delivery.router import DirectoryRouter
-    from pymailsrv.delivery.smtp_client import SmtpClient
-    from pymailsrv.policy.tables import close_table, open_table
-    from pymailsrv.queue.admin import socket_path
-    from pymailsrv.queue.control import serve_control
-    from pymailsrv.queue.manager import QueueManager
-    from pymailsrv.queue.spool import FileSpool
 
-    clk = clock or SystemClock()
-    transport_tables = [open_table(spec, settings) for spec in settings.get_list("transport_maps")]
-    password_tables = [open_table(spec, settings) for spec in settings.get_list("smtp_sasl_password_maps")]
+class QueueService:
+    """A started queue manager with its router, delivery agents and control socket."""
 
-    async def passwords(key: str) -> str | None:
-        for table in password_tables:
-            value = await table.get(key)
-            if value:
-                return value
-        return None
+    def __init__(self, settings: Settings, manager: QueueManager, delivery: _Delivery, control: Any) -> None:
+        self.settings = settings
+        self.manager = manager
+        self.delivery = delivery
+        self.control = control
 
-    spool = FileSpool(settings.get_str("queue_directory"), clk, id_suffix=f"{worker[0]:X}" if worker else "")
-    alias_tables = [open_table(spec, settings) for spec in settings.get_list("virtual_alias_maps")]
-    router = DirectoryRouter(settings, directory, transport_tables, alias_tables)
-    maildir = MaildirAgent(settings, directory, store)
-    mx = MxResolver(make_resolver(settings.get_list("dns_nameservers")))
-    smtp = SmtpClient(settings, mx, passwords=passwords if password_tables else None)
-    manager = QueueManager(settings, spool, router, AgentTable(maildir, smtp), clk,
-                           handoff=worker[1] if worker else None)
-    control = None
-    if worker is None:
-        await manager.start()
-        control = await serve_control(manager, socket_path(settings))
+    @classmethod
+    async def start(cls, settings: Settings, directory: Directory, store: MailStore, *, clock: Clock | None = None,
+                    worker: tuple[int, Callable[[str], Awaitable[None]]] | None = None) -> QueueService:
+        from pymailsrv.clock import SystemClock
+        from pymailsrv.queue.admin import socket_path
+        from pymailsrv.queue.control import serve_control
+        from pymailsrv.queue.manager import QueueManager
+        from pymailsrv.queue.spool import FileSpool
 
-    async def stop() -> None:
-        if control is not None:
-            control.close()
-            await manager.stop()
-        await smtp.close()
-        for table in transport_tables + password_tables + alias_tables:
-            await close_table(table)
-        if control is not None:
+        clk = clock or SystemClock()
+        spool = FileSpool(settings.get_str("queue_directory"), clk, id_suffix=f"{worker[0]:X}" if worker else "")
+        delivery = _Delivery(settings, directory, store)
+        manager = QueueManager(settings, spool, delivery.router, delivery.agents, clk,
+                               handoff=worker[1] if worker else None)
+        control = None
+        if worker is None:
+            await manager.start()
+            control = await serve_control(manager, socket_path(settings))
+        return cls(settings, manager, delivery, control)
+
+    async def reload(self, settings: Settings, directory: Directory, store: MailStore) -> None:
+        """The routes, agents and timings of a new configuration for what is delivered from now on;
+        the old agents are closed once the deliveries in progress are done."""
+        old, self.delivery = self.delivery, _Delivery(settings, directory, store)
+        self.manager.reconfigure(settings, self.delivery.router, self.delivery.agents)
+        await self.manager.deliveries_done()
+        await old.close()
+
+    async def stop(self) -> None:
+        from pymailsrv.queue.admin import socket_path
+
+        if self.control is not None:
+            self.control.close()
+            await self.manager.stop()
+        await self.delivery.close()
+        if self.control is not None:
             with contextlib.suppress(OSError):
-                os.unlink(socket_path(settings))
-
-    return manager, stop
+                os.unlink(socket_path(self.settings))
 
 
 # --- IMAP and POP3 --------------------------------------------------------------------------------
@@ -411,12 +653,13 @@ Sockets = dict[tuple[str, int], list[socket.socket]]  # (listen parameter, addre
 
 async def start_imap(settings: Settings, authenticator: Any, store: Any, servers: list[Any], *,
                      user_ip: Any = None, serve: bool = True, sockets: Sockets | None = None,
-                     adopters: dict[tuple[str, int], Any] | None = None,
+                     inherited: Sockets | None = None, adopters: dict[tuple[str, int], Any] | None = None,
                      on_end: Callable[[], None] = lambda: None) -> None:
     """Start the imap_listen (STARTTLS offered when a certificate is configured) and imaps_listen
     (implicit TLS) listeners; appends net.Server objects to ``servers``. ``await s.close()`` on
     shutdown stops listening and ends every session with ``* BYE Server shutting down.``
-    ``serve`` False: bind only (for workers); ``sockets`` collects what was bound. ``adopters``:
+    ``serve`` False: bind only (for workers); ``sockets`` collects what was bound; ``inherited``:
+    serve these listening sockets (keyed like ``sockets``) instead of binding. ``adopters``:
     in a worker process, no listener but a net.Adopter per configured address, keyed like
     ``sockets``, for the connections the main process passes (``on_end`` when each ends)."""
     from pymailsrv.config.tls import server_context
@@ -441,6 +684,11 @@ async def start_imap(settings: Settings, authenticator: Any, store: Any, servers
                 adopters[(param, index)] = Adopter(imap.handle, ssl, registry=registry, name=name, on_end=on_end)
                 servers.append(adopters[(param, index)])
                 continue
+            if inherited is not None:
+                for sock in inherited.get((param, index), ()):
+                    servers.append(await start_server(imap.handle, None, 0, ssl=ssl, registry=registry, name=name,
+                                                      sock=sock))
+                continue
             server = await start_server(imap.handle, listen.host, listen.port, ssl=ssl, registry=registry,
                                         name=name, serve=serve)
             servers.append(server)
@@ -451,11 +699,12 @@ async def start_imap(settings: Settings, authenticator: Any, store: Any, servers
 
 async def start_pop3(settings: Settings, authenticator: Authenticator, store: MailStore,
                      clock: Clock | None = None, *, user_ip: Any = None, serve: bool = True,
-                     sockets: Sockets | None = None, adopters: dict[tuple[str, int], Any] | None = None,
+                     sockets: Sockets | None = None, inherited: Sockets | None = None,
+                     adopters: dict[tuple[str, int], Any] | None = None,
                      on_end: Callable[[], None] = lambda: None) -> Pop3Server | None:
     """Start pop3_listen (with STLS when a certificate is set) and pop3s_listen (implicit TLS).
     Returns the server (``await server.close()`` on shutdown), or None when both are empty.
-    ``serve``/``sockets``/``adopters``/``on_end``: as for start_imap."""
+    ``serve``/``sockets``/``inherited``/``adopters``/``on_end``: as for start_imap."""
     from pymailsrv.clock import SystemClock
     from pymailsrv.config.tls import server_context
     from pymailsrv.pop3.options import Pop3Options, Pop3Services
@@ -474,6 +723,10 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
         for index, address in enumerate(addresses):
             if adopters is not None:
                 adopters[(param, index)] = server.adopter(implicit_tls=name == "pop3s", on_end=on_end)
+                continue
+            if inherited is not None:
+                for sock in inherited.get((param, index), ()):
+                    await server.listen_on(address, implicit_tls=name == "pop3s", sock=sock)
                 continue
             bound = await server.listen_on(address, implicit_tls=name == "pop3s", serve=serve)
             log.info("%s listening on %s:%d", name, address.host or "*", bound.port)

@@ -1,5 +1,5 @@
-"""The ``pymailsrv`` command: serve, init, db, domain/mailbox/alias admin, pw, auth, queue,
-postconf, postmap. Each subcommand is a thin adapter over the package that does the work;
+"""The ``pymailsrv`` command: serve, reload, log reopen, init, db, domain/mailbox/alias admin, pw,
+auth, queue, postconf, postmap. Each subcommand is a thin adapter over the package that does the work;
 errors are one clear line on stderr and a non-zero exit."""
 
 from __future__ import annotations
@@ -102,6 +102,18 @@ def cmd_queue(args: argparse.Namespace) -> int:
     from pymailsrv.queue import admin
 
     return run_async(admin.cli(load_settings(args), args))
+
+
+def cmd_signal(args: argparse.Namespace) -> int:
+    """``reload`` (SIGHUP) and ``log reopen`` (SIGUSR1) to the running server's main process."""
+    import signal
+
+    from pymailsrv import app
+
+    sig = signal.SIGHUP if args.command == "reload" else signal.SIGUSR1
+    pid = app.signal_master(load_settings(args), sig)
+    print(f"pymailsrv: {'reloading' if sig == signal.SIGHUP else 'reopening the log of'} pid {pid}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     for verb in ("delete", "hold", "release", "requeue"):
         dsub.add_parser(verb).add_argument("queue_id")
     s.set_defaults(func=cmd_queue)
+
+    s = sub.add_parser("reload", help="re-read the configuration; sessions in progress finish (SIGHUP)")
+    s.set_defaults(func=cmd_signal)
+    s = sub.add_parser("log", help="the log file")
+    sub_log = s.add_subparsers(dest="action", required=True)
+    sub_log.add_parser("reopen", help="reopen the log file after logrotate moved it (SIGUSR1)")
+    s.set_defaults(func=cmd_signal)
     return p
 
 

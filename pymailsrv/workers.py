@@ -68,6 +68,7 @@ class _Worker:
     inbox: socket.socket | None = None  # where its IMAP/POP3 connections are passed
     ready: bool = False  # it said it serves
     sessions: int = 0  # IMAP/POP3 connections passed to it and not yet ended
+    retired: bool = False  # a reload replaced it: it ends with its sessions and is not restarted
 
 
 class WorkerPool:
@@ -96,6 +97,8 @@ class WorkerPool:
         self.limiter = limiter
         self.pickup = pickup
         self.workers = [_Worker(slot) for slot in range(1, count + 1)]
+        self.retiring: list[_Worker] = []  # replaced by a reload, finishing their sessions
+        self._next_slot = count + 1  # slots name queue files: never two live workers with one
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
 
@@ -111,14 +114,60 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [w.process.pid for w in self.workers if w.process is not None and w.process.returncode is None]
 
+    def _live(self) -> list[asyncio.subprocess.Process]:
+        return [w.process for w in self.workers + self.retiring
+                if w.process is not None and w.process.returncode is None]
+
+    def reopen_logs(self) -> None:
+        """SIGUSR1 to every worker: each reopens its log file."""
+        for proc in self._live():
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGUSR1)
+
+    async def reload(self, ready_timeout: float = 30.0) -> bool:
+        """A reload: start a new worker per slot (each reads the configuration anew); once they
+        serve, the old ones get SIGHUP: they stop accepting, finish their sessions and exit, as
+        Postfix's daemons do after ``postfix reload``. No connection is refused meanwhile: the
+        listening sockets stay open here. False (and the old workers kept) when none of the new
+        ones became ready."""
+        old = self.workers
+        fresh = [_Worker(self._next_slot + i) for i in range(self.count)]
+        self._next_slot += self.count
+        self.workers = old + fresh  # the old ones take connections until the new ones serve
+        for worker in fresh:
+            self._spawn(self._supervise(worker))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ready_timeout
+        while not all(w.ready for w in fresh) and loop.time() < deadline and not self._stopping:
+            await asyncio.sleep(0.05)
+        if not any(w.ready for w in fresh):
+            log.error("reload: no new worker process became ready; the running ones go on serving")
+            self.workers = old
+            self._retire(fresh)
+            return False
+        self.workers = fresh
+        self._retire(old)
+        return True
+
+    def _retire(self, workers: list[_Worker]) -> None:
+        for worker in workers:
+            worker.retired, worker.ready = True, False
+            self.retiring.append(worker)
+            if worker.process is not None and worker.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.send_signal(signal.SIGHUP)
+        self._update_accepting()
+
     async def _supervise(self, worker: _Worker) -> None:
         pause = RESTART_PAUSE
-        while not self._stopping:
+        while not self._stopping and not worker.retired:
             try:
                 await self._run_once(worker)
             except OSError as exc:
                 log.warning("cannot start an SMTP worker process: %s", exc.strerror or exc)
-            if self._stopping:
+            if self._stopping or worker.retired:
+                if worker in self.retiring:
+                    self.retiring.remove(worker)
                 return
             quick = time.monotonic() - worker.started < 10
             pause = min(RESTART_PAUSE_MAX, pause * 2) if quick else RESTART_PAUSE
@@ -143,6 +192,9 @@ class WorkerPool:
         finally:
             theirs.close()
             inbox_theirs.close()
+        if worker.retired:  # replaced while it was starting
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.send_signal(signal.SIGHUP)
         inbox.setblocking(False)
         worker.inbox = inbox
         worker.started = time.monotonic()
@@ -161,7 +213,7 @@ class WorkerPool:
             worker.inbox = None
             self._update_accepting()
             self._release(worker)
-        if not self._stopping:
+        if not self._stopping and not (worker.retired and status == 0):
             how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
             log.warning("process pymailsrv/smtpd pid %d %s", proc.pid, how)
 
@@ -288,7 +340,7 @@ class WorkerPool:
         """SIGTERM to every worker (each finishes its sessions), SIGKILL after STOP_TIMEOUT."""
         self._stopping = True
         self._update_accepting()
-        procs = [w.process for w in self.workers if w.process is not None and w.process.returncode is None]
+        procs = self._live()
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
@@ -498,6 +550,12 @@ class Inbox:
                     self.channel.send("gone")
                 else:
                     adopter.adopt(conn)
+
+    def stop(self) -> None:
+        """Retiring: serve what was passed before the main process stopped passing, then close."""
+        if self.sock.fileno() >= 0:
+            self._receive()
+        self.close()
 
     def close(self) -> None:
         if self.sock.fileno() >= 0:

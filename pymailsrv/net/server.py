@@ -135,6 +135,12 @@ class Server:
     def host(self) -> str:
         return str(self.server.sockets[0].getsockname()[0])
 
+    starting = 0  # connections in their TLS handshake are not counted (asyncio does it)
+
+    def stop_accepting(self) -> None:
+        """Stop listening; the sessions go on (a reload: they end on the servers they began on)."""
+        self.server.close()
+
     async def close(self, grace: float = 5.0) -> None:
         """Stop listening, then close this listener's connections (graceful shutdown)."""
         self.server.close()
@@ -220,6 +226,14 @@ class Adopter:
         except (OSError, ssl_module.SSLError, TimeoutError, ConnectionError):
             sock.close()  # the session never began
             self._on_end()
+
+    @property
+    def starting(self) -> int:
+        """Connections adopted whose session has not begun (TLS handshake)."""
+        return len(self._tasks)
+
+    def stop_accepting(self) -> None:
+        """Nothing to stop: the main process passes no more connections to a retiring worker."""
 
     async def close(self, grace: float = 5.0) -> None:
         """End every session (graceful shutdown), as Server.close does after it stops listening."""

@@ -105,7 +105,18 @@ class QueueManager:
         self._sems: dict[str, list[Any]] = {}  # destination -> [Semaphore, users]
         self._stopping = False
         self._seq = 0
-        s = settings
+        self._configure(settings)
+
+    def reconfigure(self, settings: Settings, router: Router, agents: Agents) -> None:
+        """A reload: new timings, limits, routes and agents for what is scheduled from now on;
+        deliveries in progress finish with what they started with."""
+        self.settings = settings
+        self.router = router
+        self.agents = agents
+        self._configure(settings)
+        self._wake.set()  # a shorter queue_run_delay or backoff applies at once
+
+    def _configure(self, s: Settings) -> None:
         self.min_backoff = s.get_seconds("minimal_backoff_time")
         self.max_backoff = max(self.min_backoff, s.get_seconds("maximal_backoff_time"))
         self.run_delay = s.get_seconds("queue_run_delay")
@@ -152,6 +163,15 @@ class QueueManager:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+
+    async def deliveries_done(self, timeout: float = 600.0) -> None:
+        """Wait (bounded) until the deliveries in progress now have ended (a reload closes the
+        agents they use afterwards)."""
+        busy = set(self._busy)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while busy & self._busy and loop.time() < deadline:
+            await asyncio.sleep(0.1)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
