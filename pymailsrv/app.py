@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pymailsrv.config.settings import Settings
 from pymailsrv.errors import ConfigError
 from pymailsrv.log import get_logger, setup_logging
+from pymailsrv.sdnotify import Notifier
 
 if TYPE_CHECKING:
     from pymailsrv.auth.authenticator import DirectoryAuthenticator
@@ -310,42 +311,52 @@ async def _serve(settings: Settings, config_path: str) -> int:
         raise
     stop = _stop_event()
     _reopen_log_on_usr1(settings, workers.reopen_logs if workers is not None else lambda: None)
+    notifier = Notifier()
     reloading = asyncio.Lock()
     retiring: set[asyncio.Task[None]] = set()
 
     async def reload() -> None:
-        nonlocal settings, serving
         async with reloading:
+            notifier.reloading()
             try:
-                new = await asyncio.to_thread(Settings.load, config_path)
-            except ConfigError as exc:
+                await apply_new_configuration()
+            finally:
+                notifier.ready()
+
+    async def apply_new_configuration() -> None:
+        nonlocal settings, serving
+        try:
+            new = await asyncio.to_thread(Settings.load, config_path)
+        except ConfigError as exc:
+            log.error("reload: %s; still serving the previous configuration", exc)
+            return
+        log.info("reload -- version %s, configuration %s", __import__("pymailsrv").__version__, config_path)
+        changed = _restart_only_changes(settings, new)
+        if changed:
+            log.warning("reload: %s changed: restart pymailsrv to apply", ", ".join(changed))
+        _setup_logging(new)
+        fresh_limits = make_limiter(new, core.clock)  # the counts of live sessions stay
+        limiter.count_limit, limiter.rate_limit = fresh_limits.count_limit, fresh_limits.rate_limit
+        limiter.rate_unit, limiter.exceptions = fresh_limits.rate_unit, fresh_limits.exceptions
+        if workers is not None:
+            await workers.reload()
+        elif serving is not None:
+            smtp_copies, copies = _dup_sockets(sockets), _dup_sockets(passed)
+            try:
+                fresh = _core(new, store=core.store)
+                following = await _Serving.start(new, fresh, queue.manager, limiter, user_ip, owns_core=True,
+                                                 smtp_sockets=smtp_copies, sockets=copies)
+            except (ConfigError, OSError) as exc:
                 log.error("reload: %s; still serving the previous configuration", exc)
+                for sock in (s for socks in [*smtp_copies.values(), *copies.values()] for s in socks):
+                    sock.close()
                 return
-            log.info("reload -- version %s, configuration %s", __import__("pymailsrv").__version__, config_path)
-            changed = _restart_only_changes(settings, new)
-            if changed:
-                log.warning("reload: %s changed: restart pymailsrv to apply", ", ".join(changed))
-            _setup_logging(new)
-            fresh_limits = make_limiter(new, core.clock)  # the counts of live sessions stay
-            limiter.count_limit, limiter.rate_limit = fresh_limits.count_limit, fresh_limits.rate_limit
-            limiter.rate_unit, limiter.exceptions = fresh_limits.rate_unit, fresh_limits.exceptions
-            if workers is not None:
-                await workers.reload()
-            elif serving is not None:
-                try:
-                    fresh = _core(new, store=core.store)
-                    following = await _Serving.start(new, fresh, queue.manager, limiter, user_ip, owns_core=True,
-                                                     smtp_sockets=_dup_sockets(sockets),
-                                                     sockets=_dup_sockets(passed))
-                except (ConfigError, OSError) as exc:
-                    log.error("reload: %s; still serving the previous configuration", exc)
-                    return
-                retire = asyncio.get_running_loop().create_task(serving.retire())
-                retiring.add(retire)
-                retire.add_done_callback(retiring.discard)
-                serving = following
-            settings = new
-            await queue.reload(new, core.directory, core.store)
+            retire = asyncio.get_running_loop().create_task(serving.retire())
+            retiring.add(retire)
+            retire.add_done_callback(retiring.discard)
+            serving = following
+        settings = new
+        queue.reload(new, core.directory, core.store)
 
     reloads: set[asyncio.Task[None]] = set()
 
@@ -358,8 +369,10 @@ async def _serve(settings: Settings, config_path: str) -> int:
     pid_file = _write_pid(settings)
     log.info("daemon started -- version %s, data directory %s", __import__("pymailsrv").__version__,
              settings.get_str("data_directory"))
+    notifier.ready()
     await stop.wait()
     log.info("terminating on signal")
+    notifier.stopping()
     for task in reloads | retiring:
         task.cancel()
     await asyncio.gather(*reloads, *retiring, return_exceptions=True)
@@ -606,6 +619,7 @@ class QueueService:
         self.manager = manager
         self.delivery = delivery
         self.control = control
+        self._closing: set[asyncio.Task[None]] = set()  # agents a reload replaced
 
     @classmethod
     async def start(cls, settings: Settings, directory: Directory, store: MailStore, *, clock: Clock | None = None,
@@ -627,13 +641,19 @@ class QueueService:
             control = await serve_control(manager, socket_path(settings))
         return cls(settings, manager, delivery, control)
 
-    async def reload(self, settings: Settings, directory: Directory, store: MailStore) -> None:
+    def reload(self, settings: Settings, directory: Directory, store: MailStore) -> None:
         """The routes, agents and timings of a new configuration for what is delivered from now on;
         the old agents are closed once the deliveries in progress are done."""
         old, self.delivery = self.delivery, _Delivery(settings, directory, store)
         self.manager.reconfigure(settings, self.delivery.router, self.delivery.agents)
-        await self.manager.deliveries_done()
-        await old.close()
+
+        async def close_old() -> None:
+            await self.manager.deliveries_done()
+            await old.close()
+
+        task = asyncio.get_running_loop().create_task(close_old())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def stop(self) -> None:
         from pymailsrv.queue.admin import socket_path
@@ -641,6 +661,7 @@ class QueueService:
         if self.control is not None:
             self.control.close()
             await self.manager.stop()
+        await asyncio.gather(*self._closing, return_exceptions=True)  # the manager is idle now
         await self.delivery.close()
         if self.control is not None:
             with contextlib.suppress(OSError):

@@ -196,3 +196,36 @@ def test_reload_without_a_running_server_is_one_clear_line(tmp_path: Path, tls_f
     result = cli(conf, "reload")
     assert result.returncode == 1
     assert "is pymailsrv running?" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_systemd_hears_ready_reloading_watchdog_and_stopping(tmp_path: Path, tls_files: tuple[str, str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Type=notify-reload with WatchdogSec=: what systemd reads from $NOTIFY_SOCKET."""
+    import socket
+
+    conf = _configure(tmp_path, tls_files, 0)
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(20)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        monkeypatch.setenv("WATCHDOG_USEC", "400000")
+        server = ServerProcess(conf).start()
+        assert server.proc is not None
+
+        def heard(field: str) -> list[str]:
+            while True:
+                fields = sock.recv(4096).decode().split("\n")
+                if field in fields:
+                    return fields
+
+        try:
+            assert f"MAINPID={server.proc.pid}" in heard("READY=1")
+            heard("WATCHDOG=1")
+            heard("WATCHDOG=1")  # again, while it runs
+            server.proc.send_signal(signal.SIGHUP)
+            assert any(f.startswith("MONOTONIC_USEC=") for f in heard("RELOADING=1"))
+            heard("READY=1")
+        finally:
+            assert server.stop() == 0
+        heard("STOPPING=1")
