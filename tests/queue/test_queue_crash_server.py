@@ -40,9 +40,10 @@ def start(conf: str, port: int) -> subprocess.Popen[bytes]:
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc
+        try:  # the greeting, not the connect: the main process holds the socket before workers serve it
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                if conn.recv(100).startswith(b"220"):
+                    return proc
         except OSError:
             if proc.poll() is not None:
                 raise AssertionError("server exited at start") from None
