@@ -169,9 +169,13 @@ def test_mail_a_worker_cannot_deliver_goes_to_the_main_queue_manager(tmp_path: P
             _send(server.ports["smtpd"], f"friend{i}@remote.test", f"r{i}")
         _wait(lambda: len(sink.messages) == 6, server)
         assert sorted(r for rcpts, _ in sink.messages for r in rcpts) == [f"friend{i}@remote.test" for i in range(6)]
-        lines = _lines(server)
-        sent = [(pid, text) for name, pid, text in lines if name == "smtp" and "status=sent" in text]
-        assert len(sent) == 6 and all(pid == master for pid, _ in sent)
+
+        def sent_lines() -> list[tuple[int, str]]:
+            return [(pid, text) for name, pid, text in _lines(server) if name == "smtp" and "status=sent" in text]
+
+        _wait(lambda: len(sent_lines()) == 6, server)  # logged once the sink's 250 is read
+        sent = sent_lines()
+        assert all(pid == master for pid, _ in sent)
         assert all(f"relay=127.0.0.1[127.0.0.1]:{port}" in text for _, text in sent)
         _wait(lambda: sum(1 for n, p, t in _lines(server) if t.endswith(": removed") and p == master) == 6, server)
         queue = tmp_path / "data" / "spool"
