@@ -84,7 +84,10 @@ class _FlushPerLoopIteration:
     _flush_scheduled = False
 
     def flush_later(self: Any) -> None:
-        loop = asyncio._get_running_loop()  # this thread's loop, not a loop running elsewhere
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()  # this thread's loop
+        except RuntimeError:
+            loop = None
         if loop is None or loop.is_closed():
             self.flush()
         elif not self._flush_scheduled:
@@ -119,7 +122,7 @@ def setup_logging(
     """Install one handler on the ``pymailsrv`` logger (stderr, or ``log_file`` when set)."""
     # what our format does not print, LogRecord need not look up (getpid, thread and process names)
     logging.logProcesses = logging.logThreads = logging.logMultiprocessing = False
-    logging._srcfile = None  # nor the caller's file and line (a frame walk per record)
+    logging._srcfile = None  # nor the caller's file and line (the logging HOWTO's "Optimization")
     root = logging.getLogger("pymailsrv")
     for old in list(root.handlers):
         root.removeHandler(old)

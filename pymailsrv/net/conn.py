@@ -201,9 +201,13 @@ class Connection(asyncio.Protocol):
         await self.drain()
 
     # --- TLS ---------------------------------------------------------------------------------
-    async def start_tls(self, context: ssl.SSLContext, *, timeout: float = 30.0) -> None:
+    async def start_tls(self, context: ssl.SSLContext, *, timeout: float = 30.0,
+                        discard_plaintext: bool = False) -> None:
         """Upgrade to TLS (server side). Raises PlaintextPending if the client already sent
-        bytes after the STARTTLS command: they must not be read as if they were encrypted."""
+        bytes after the STARTTLS command: they must not be read as if they were encrypted
+        (``discard_plaintext``: they are dropped instead, as Postfix's smtpd drops them)."""
+        if self._buf and discard_plaintext:
+            self._buf.clear()
         if self._buf:
             raise PlaintextPending()
         if self.transport is None or self._closed:

@@ -22,7 +22,7 @@ from pymailsrv.policy.base import LookupTable, Restrictions
 from pymailsrv.queue.base import Queue
 from pymailsrv.smtp.context import Kind, ListenerSpec, Services, SmtpConfig
 from pymailsrv.smtp.limits import ConnectionLimiter, SessionLimiter, parse_exceptions
-from pymailsrv.smtp.session import SmtpSession
+from pymailsrv.smtp.session import SmtpConnection
 
 log = get_logger("smtpd")
 
@@ -145,7 +145,7 @@ async def listen(services: Services, spec: ListenerSpec, address: Listen, param:
                              {"host": address.host or None, "port": address.port, "reuse_address": True})
     try:
         server = await loop.create_server(
-            lambda: SmtpSession(services, spec, loop), ssl=spec.tls if spec.implicit_tls else None,
+            lambda: SmtpConnection(services, spec), ssl=spec.tls if spec.implicit_tls else None,
             ssl_handshake_timeout=services.config.timeout if spec.implicit_tls else None,
             start_serving=serve, **where)
     except OSError as exc:
