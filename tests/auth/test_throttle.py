@@ -74,7 +74,7 @@ async def test_addresses_that_have_not_failed_or_are_known_good_are_not_limited(
     assert [t.attempt("192.0.2.1", f"u{i % 5}@example.com") for i in range(50)] == [0.0] * 50
     for i in range(50):
         t.success("192.0.2.1", f"u{i % 5}@example.com")
-    for i in range(4):  # someone in the office keeps a wrong password
+    for _ in range(4):  # someone in the office keeps a wrong password
         fail(t, "192.0.2.1", "x@example.com")
     waits = [t.attempt("192.0.2.1", f"u{i % 5}@example.com") for i in range(20)]
     assert waits == [15.0] * 20  # slowed, never refused: the address has logged in before
