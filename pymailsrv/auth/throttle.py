@@ -22,8 +22,9 @@ Design: slow the address that guesses, never lock the owner out.
   out: it never applies to an address that logged in successfully within ``trust_window``
   (any user: the owner's office shares it with colleagues) nor to one that has not failed. The
   owner's own success does not lift it (it does not need to).
-* There is no per-user lockout an attacker elsewhere can trigger, and no address is refused
-  for its failures alone: a good address only waits, a failed one waits its turn.
+* So there is no per-user lockout an attacker elsewhere can trigger, and having failed only
+  makes an address wait: the refusals are for a second guess in parallel and for a guarded login,
+  and neither reaches an address known good or one that has not failed.
 * Undecided attempts (database down, session gone) are taken back with ``cancel``: not failures.
 * Memory is bounded: at most ``max_entries`` addresses, logins and good addresses, least recently
   used evicted first, stale entries dropped as new ones arrive. Loopback is not exempt unless
