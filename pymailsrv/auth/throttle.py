@@ -26,6 +26,8 @@ Design: slow the address that guesses, never lock the owner out.
   makes an address wait: the refusals are for a second guess in parallel and for a guarded login,
   and neither reaches an address known good or one that has not failed.
 * Undecided attempts (database down, session gone) are taken back with ``cancel``: not failures.
+  One never answered at all (a worker process died holding it) stops counting as being checked
+  after ``PENDING_TTL``, so it cannot keep its address waiting for a turn.
 * Memory is bounded: at most ``max_entries`` addresses, logins and good addresses, least recently
   used evicted first, stale entries dropped as new ones arrive. Loopback is not exempt unless
   listed in ``exempt`` (login_trusted_networks: no penalty, as in Dovecot); tests and a local
@@ -44,6 +46,8 @@ from pymailsrv.clock import Clock
 from pymailsrv.net.networks import Network, client_address, in_networks
 
 PENALTY_STEPS = 16  # failures kept per address: the penalty is at its cap long before
+# an admitted login not answered within this is forgotten (its worker process died holding it)
+PENDING_TTL = 120.0
 
 
 class LoginThrottle(Protocol):
@@ -136,7 +140,7 @@ class Throttle:
         self._clients = _Counter(PENALTY_STEPS, window, max_entries)
         self._logins = _Counter(self.limit, window, max_entries)
         self._good: OrderedDict[str, float] = OrderedDict()  # client key -> last success
-        self._pending: dict[str, int] = {}  # client key -> logins admitted, not yet answered
+        self._pending: dict[str, deque[float]] = {}  # client key -> when each login being checked came
 
     def penalty(self, failures: int) -> float:
         """The wait before a login from an address with ``failures`` recent failures."""
@@ -154,12 +158,12 @@ class Throttle:
         key = client_key(remote_ip)
         failures = self._clients.count(key, now)
         if not self._is_good(key, now):
-            pending = self._pending.get(key, 0)
+            pending = self._in_flight(key, now)
             if failures and pending:
                 raise AuthUnavailable("a login from this client is being checked")
             if (failures or pending) and login and self._logins.count(login, now) >= self.limit:
                 raise AuthUnavailable("too many failed logins for this user")
-        self._pending[key] = self._pending.get(key, 0) + 1
+        self._pending.setdefault(key, deque()).append(now)
         return self.penalty(failures)
 
     async def admit(self, remote_ip: str, login: str) -> float:
@@ -194,11 +198,20 @@ class Throttle:
             self._answered(client_key(remote_ip))
 
     def _answered(self, key: str) -> None:
-        left = self._pending.get(key, 0) - 1
-        if left > 0:
-            self._pending[key] = left
-        else:
+        times = self._pending.get(key)
+        if times:
+            times.popleft()
+        if not times:
             self._pending.pop(key, None)
+
+    def _in_flight(self, key: str, now: float) -> int:
+        times = self._pending.get(key)
+        while times and times[0] <= now - PENDING_TTL:
+            times.popleft()
+        if not times:
+            self._pending.pop(key, None)
+            return 0
+        return len(times)
 
     def _is_good(self, key: str, now: float) -> bool:
         last = self._good.get(key)

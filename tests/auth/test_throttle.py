@@ -165,3 +165,14 @@ async def test_login_trusted_networks_get_no_penalty() -> None:
     loopback = make(FakeClock(), limit=100)  # loopback is not exempt unless listed
     fail(loopback, "127.0.0.1")
     assert loopback.attempt("127.0.0.1", ALICE) == 2.0
+
+
+async def test_an_attempt_never_answered_stops_holding_its_address_turn() -> None:
+    clock = FakeClock()
+    t = make(clock, limit=100)
+    fail(t, "192.0.2.1")
+    t.attempt("192.0.2.1", ALICE)  # its worker process dies: no success, failure nor cancel
+    with pytest.raises(AuthUnavailable, match="being checked"):
+        t.attempt("192.0.2.1", ALICE)
+    await clock.advance(121)
+    assert t.attempt("192.0.2.1", ALICE) == 2.0  # its turn again, with the penalty of its failure
