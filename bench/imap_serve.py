@@ -16,6 +16,7 @@ import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
+from pymailsrv.auth.plaintext import PlaintextRule
 from pymailsrv.clock import SystemClock
 from pymailsrv.imap.server import ImapConfig, ImapServer
 from pymailsrv.net import ConnectionRegistry, start_server
@@ -70,8 +71,9 @@ async def main_async(a: argparse.Namespace) -> None:
         from pymailsrv.store.maildir import MaildirStore  # type: ignore[import-not-found]
 
         store = MaildirStore(hostname="bench", clock=SystemClock())
-    server = ImapServer(ImapConfig(disable_plaintext_auth=False, max_userip=10000, sync_interval=a.sync_interval),
-                        auth, store)
+    config = ImapConfig(plaintext=PlaintextRule(disable_plaintext_auth=False), max_userip=10000,
+                        sync_interval=a.sync_interval)
+    server = ImapServer(config, auth, store)
     if a.cmd_stats:
         _instrument(server)
     listener = await start_server(server.handle, "127.0.0.1", a.port, registry=ConnectionRegistry())

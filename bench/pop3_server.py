@@ -19,6 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pymailsrv.auth.plaintext import PlaintextRule
 from pymailsrv.config.settings import Listen
 from pymailsrv.pop3.maildrop import DEFAULT_UIDL_FORMAT, compile_uidl_format
 from pymailsrv.pop3.options import Pop3Options, Pop3Services
@@ -72,7 +73,7 @@ async def main() -> None:
 
         store = MaildirStore(hostname="bench.test")
     options = Pop3Options(uidl_format=compile_uidl_format(DEFAULT_UIDL_FORMAT), userip_limit=1000,
-                          disable_plaintext_auth=False)
+                          plaintext=PlaintextRule(disable_plaintext_auth=False))
     server = Pop3Server(options, Pop3Services(auth, store))
     await server.listen([Listen("127.0.0.1", a.port)])
     t = os.times()

@@ -133,3 +133,33 @@ def setup_logging(
               "error": logging.ERROR}
     root.setLevel(levels.get(level.lower(), logging.INFO))
     root.propagate = False
+
+
+# A blank, backslash, ``<``, ``>`` and ``,`` could end a ``user=<…>`` field or start a forged one.
+_FIELD_BREAKERS = frozenset(" \\<>,")
+
+
+def escape_for_log(text: str, limit: int = 256) -> str:
+    """A name a client supplied (login, HELO name, address) as it may appear in one log line.
+
+    Every character that is not printable (controls, format characters, line separators) and
+    every field breaker is written as a backslash and three octal digits per UTF-8 byte, as
+    Postfix and Dovecot escape: ``\\r\\n`` becomes ``\\015\\012``, a blank ``\\040``. Bytes that
+    were not UTF-8 (decoded with ``surrogateescape``) are written as themselves. The line can
+    neither be broken nor given a forged field (``rip=``) that fail2ban would trust; an escaped
+    name still says exactly what the client sent. Longer text is cut at ``limit`` characters,
+    marked with ``...``.
+    """
+    head = text[:limit]
+    if head.isprintable() and _FIELD_BREAKERS.isdisjoint(head):
+        clean = head
+    else:
+        clean = "".join(c if c.isprintable() and c not in _FIELD_BREAKERS else _octal(c) for c in head)
+    return clean + "..." if len(text) > limit else clean
+
+
+def _octal(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte surrogateescape kept
+        return f"\\{code - 0xDC00:03o}"
+    return "".join(f"\\{byte:03o}" for byte in char.encode("utf-8", "surrogatepass"))

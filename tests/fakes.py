@@ -52,9 +52,18 @@ class LineClient:
     """A raw CRLF line client for transcripts and malformed input: ``send(line)``,
     ``expect(glob)`` (only ``*`` is a wildcard), ``closed()``; protocols add their own reads."""
 
-    def __init__(self, port: int, *, tls: ssl.SSLContext | None = None, timeout: float = 10) -> None:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port: int, *, tls: ssl.SSLContext | None = None, timeout: float = 10,
+                 source: str = "") -> None:
+        """``source``: the local address to connect from (another client address than 127.0.0.1)."""
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                        source_address=(source, 0) if source else None)
         self.sock: socket.socket = tls.wrap_socket(sock) if tls else sock
+        self.file = self.sock.makefile("rb")
+
+    def starttls(self, ctx: ssl.SSLContext) -> None:
+        """Wrap the connection in TLS (after the server said go)."""
+        self.file.close()
+        self.sock = ctx.wrap_socket(self.sock)
         self.file = self.sock.makefile("rb")
 
     def send(self, line: bytes | str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pymailsrv.log import get_logger, setup_logging
+from pymailsrv.log import escape_for_log, get_logger, setup_logging
 
 LINE = re.compile(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d mx pymailsrv/smtpd\[(\d+)\]: (.*)$")
 
@@ -66,3 +66,25 @@ def test_lines_logged_in_a_thread_are_written_at_once(log_file: Path) -> None:
 
     asyncio.run(main())
     assert len(seen) == 1 and seen[0].endswith("from a thread")
+
+
+@pytest.mark.parametrize(("name", "logged"), [
+    ("alice@example.com", "alice@example.com"),
+    ("jürgen@bücher.example", "jürgen@bücher.example"),
+    ("alice\r\nJan  1 00:00:00 mx pymailsrv/imap-login[1]: Login: user=<root>",
+     "alice\\015\\012Jan\\040\\0401\\04000:00:00\\040mx\\040pymailsrv/imap-login[1]:\\040Login:"
+     "\\040user=\\074root\\076"),
+    ("x>, rip=6.6.6.6, <y", "x\\076\\054\\040rip=6.6.6.6\\054\\040\\074y"),
+    ("a\x00b\x1b[2Jc\x7f", "a\\000b\\033[2Jc\\177"),
+    ("back\\slash", "back\\134slash"),  # so an escape in the log can only come from us
+    ("\u202eevil\u2028", "\\342\\200\\256evil\\342\\200\\250"),  # RTL override, line separator
+    (b"caf\xe9".decode("utf-8", "surrogateescape"), "caf\\351"),  # not UTF-8: the byte as sent
+])
+def test_escape_for_log(name: str, logged: str) -> None:
+    assert escape_for_log(name) == logged
+
+
+def test_escape_for_log_cuts_long_names() -> None:
+    assert escape_for_log("x" * 300) == "x" * 256 + "..."
+    assert escape_for_log("\n" * 10, limit=4) == "\\012" * 4 + "..."
+

@@ -10,43 +10,36 @@ Implementation notes:
   at a time (default: one per CPU) so a login flood cannot take every thread of the default
   executor from the Maildir and spool writers. An unknown user costs one hash too, so response
   times do not tell which logins exist.
-* Throttling (auth/throttle.py) refuses before any lookup, and every failure is answered only
-  after its delay, slept on the injected Clock.
+* Throttling (auth/throttle.py) refuses before any lookup; an admitted login first waits its
+  address's penalty, and every failure is answered only after ``auth_failure_delay``, both
+  slept on the injected Clock.
 * One INFO line per outcome, Dovecot/Postfix style, never with the password:
   ``login failed: user=<alice@example.com>, rip=192.0.2.7, service=imap, reason=password mismatch``.
-  The login is sanitised (control characters, blanks, ``<>,`` replaced, length cut) before it
-  is logged, so it can neither break the line nor forge a field.
+  The login is escaped for the log (pymailsrv.log.escape_for_log), so it can neither break the
+  line nor forge a field.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
 import os
-from collections.abc import Iterable
 from typing import Protocol
 
 from pymailsrv.auth.base import AuthUnavailable
+from pymailsrv.auth.plaintext import trusted_networks
 from pymailsrv.auth.schemes import MAX_PASSWORD_BYTES, UnknownScheme, hash_password, lookup, verify_password
 from pymailsrv.auth.throttle import LoginThrottle, Throttle
 from pymailsrv.clock import Clock
 from pymailsrv.config.settings import Settings
-from pymailsrv.db.base import PasswordEntry
+from pymailsrv.db.base import PasswordEntry, normalize
 from pymailsrv.errors import ConfigError, TemporaryFailure
-from pymailsrv.log import get_logger
+from pymailsrv.log import escape_for_log, get_logger
 from pymailsrv.types import Account
 
 log = get_logger("auth")
 
 MAX_LOGIN_CHARS = 320  # RFC 5321 §4.5.3.1: 64 local + @ + 255 domain
-_LOG_LOGIN_CHARS = 100
-
-
-def sanitize(text: str, limit: int = _LOG_LOGIN_CHARS) -> str:
-    """A client-supplied string made safe for one log line (as Dovecot's str_sanitize)."""
-    clean = "".join(c if c.isprintable() else "?" for c in text[: limit + 1])
-    return clean if len(clean) <= limit else clean[:limit] + "..."
 
 
 class PasswordSource(Protocol):
@@ -55,18 +48,13 @@ class PasswordSource(Protocol):
     async def password_entry(self, login: str) -> PasswordEntry | None: ...
 
 
-def _log_user(user: str) -> str:
-    """The login for ``user=<…>``: also no ``<>,`` or blanks, so a crafted name cannot forge a
-    ``rip=`` field for log scanners such as fail2ban."""
-    return "".join("?" if c in "<>," or c.isspace() else c for c in sanitize(user))
-
-
 def _where(user: str, remote_ip: str, service: str) -> str:
-    return f"user=<{_log_user(user)}>, rip={sanitize(remote_ip, 64)}, service={sanitize(service, 16)}"
+    return f"user=<{escape_for_log(user)}>, rip={remote_ip}, service={service}"
 
 
 def normalize_login(username: str) -> str:
-    return username.strip().lower()
+    """A login as the Directory looks it up (and as the throttle counts it)."""
+    return normalize(username)
 
 
 class DirectoryAuthenticator:
@@ -79,7 +67,6 @@ class DirectoryAuthenticator:
         clock: Clock,
         *,
         throttle: LoginThrottle | None = None,
-        exempt: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
         hash_threads: int = 0,
     ) -> None:
         self.directory = directory
@@ -89,12 +76,13 @@ class DirectoryAuthenticator:
         if lookup(self.default_scheme) is None:
             raise ConfigError(f'default_pass_scheme: unknown password scheme "{self.default_scheme}"')
         new_scheme = settings.get_str("password_scheme") or "SHA512-CRYPT"
+        self.failure_delay = settings.get_seconds("auth_failure_delay")
         self.throttle: LoginThrottle = throttle or Throttle(
             clock,
-            delay=settings.get_seconds("auth_failure_delay"),
+            delay=self.failure_delay,
             limit=settings.get_int("auth_failure_limit"),
             window=settings.get_seconds("auth_failure_window"),
-            exempt=exempt,
+            exempt=trusted_networks(settings),  # as Dovecot: no penalty for login_trusted_networks
         )
         # what an unknown user's password is checked against, to cost what a real check costs
         try:
@@ -108,11 +96,13 @@ class DirectoryAuthenticator:
         login = normalize_login(username)
         where = _where(login, remote_ip, service)
         try:
-            delay = await self.throttle.admit(remote_ip, login)
+            wait = await self.throttle.admit(remote_ip, login)
         except AuthUnavailable as exc:
             log.info("login refused: %s, reason=%s", where, exc)
             raise
         try:
+            if wait:  # the address's penalty for its recent failures, before anything is checked
+                await self.clock.sleep(wait)
             entry = await self._entry(login, where)
             stored = entry.password if entry is not None else self._dummy
             scheme = self.default_scheme if entry is not None else "CRYPT"
@@ -128,7 +118,7 @@ class DirectoryAuthenticator:
             return dataclasses.replace(entry.account, username=entry.username)
         self.throttle.failed(remote_ip, login)
         log.info("login failed: %s, reason=%s", where, reason)
-        await self.clock.sleep(delay)
+        await self.clock.sleep(self.failure_delay)
         return None
 
     async def _entry(self, login: str, where: str) -> PasswordEntry | None:
@@ -137,7 +127,7 @@ class DirectoryAuthenticator:
         try:
             return await self.directory.password_entry(login)
         except TemporaryFailure as exc:
-            log.warning("login unavailable: %s, reason=%s", where, sanitize(str(exc), 200))
+            log.warning("login unavailable: %s, reason=%s", where, " ".join(str(exc).split())[:200])
             raise AuthUnavailable("authentication database unavailable") from exc
 
     @staticmethod

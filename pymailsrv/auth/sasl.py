@@ -1,16 +1,29 @@
-"""SASL PLAIN (RFC 4616) and LOGIN decoding, shared by SMTP, IMAP and POP3. Pure functions.
+"""SASL (RFC 4422) for SMTP, IMAP and POP3: the mechanisms, their decoding, the authzid rule.
 
-The protocols own the framing (SMTP ``334``, IMAP ``+``, POP3 ``+``) and ask this module only to
-decode: ``decode_plain`` / ``decode_login_field`` for one-shot use, or ``SaslExchange`` for the
-whole server side of PLAIN or LOGIN (challenges to send, responses to feed, cancellation).
-Every malformed input raises ``SaslError`` (a ValueError) and nothing else.
+The protocols own the framing (SMTP ``334``, IMAP and POP3 ``+``) and give ``negotiate`` a
+function that sends one challenge and returns the client's answer; ``negotiate`` runs the whole
+server side of the mechanism and returns the Credentials to check with the Authenticator.
+
+Implementation notes:
+
+* ``MECHANISMS`` is the one list: SMTP EHLO ``AUTH``, IMAP ``AUTH=`` and POP3 ``SASL`` are
+  ``offered(plaintext_ok)``. PLAIN and LOGIN send the password itself, so they are offered only
+  where plaintext authentication is allowed (auth/plaintext.py).
+* Errors are typed, so the protocols map them to the wire without reading messages:
+  SaslBadBase64 (not base64), SaslMalformed (decoded, but not what the mechanism expects),
+  SaslCancelled (``*``), AuthzidRefused, UnknownMechanism. All are SaslError (a ValueError).
+* Authorization identity (RFC 4616 §2): we have no master users, so as Dovecot an authzid is
+  accepted only when it names the login itself, compared as the Directory compares addresses.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pymailsrv.db.base import normalize
 
 MAX_SASL_BYTES = 8192
 
@@ -19,8 +32,49 @@ LOGIN_USERNAME_PROMPT = base64.b64encode(b"Username:").decode()  # "VXNlcm5hbWU6
 LOGIN_PASSWORD_PROMPT = base64.b64encode(b"Password:").decode()  # "UGFzc3dvcmQ6"
 
 
+@dataclass(frozen=True, slots=True)
+class Mechanism:
+    name: str
+    plaintext: bool  # the password crosses the wire: only on a secured connection
+
+
+MECHANISMS: dict[str, Mechanism] = {
+    "PLAIN": Mechanism("PLAIN", plaintext=True),  # RFC 4616
+    "LOGIN": Mechanism("LOGIN", plaintext=True),  # draft-murchison-sasl-login (Outlook)
+}
+
+
+def offered(plaintext_ok: bool) -> list[str]:
+    """The mechanisms a connection may use, in the order they are advertised."""
+    return [m.name for m in MECHANISMS.values() if plaintext_ok or not m.plaintext]
+
+
 class SaslError(ValueError):
-    """The client's SASL data is malformed; the session answers a clean failure."""
+    """The exchange failed on the client's side; the session answers a clean failure."""
+
+
+class SaslMalformed(SaslError):
+    """A response that decodes but is not what the mechanism expects (no NULs, empty name)."""
+
+
+class SaslBadBase64(SaslMalformed):
+    """A response that is not base64, or longer than MAX_SASL_BYTES."""
+
+
+class SaslCancelled(SaslError):
+    """The client answered a challenge with ``*`` (RFC 4954 §4, RFC 9051 §6.2.2, RFC 5034 §4)."""
+
+
+class AuthzidRefused(SaslError):
+    """A PLAIN authorization identity other than the login: no proxy authorization."""
+
+    def __init__(self, authcid: str) -> None:
+        super().__init__("authorization identity differs from the login")
+        self.authcid = authcid  # for the log line
+
+
+class UnknownMechanism(SaslError):
+    """A mechanism not in MECHANISMS."""
 
 
 def decode_base64(data: str | bytes) -> bytes:
@@ -29,34 +83,33 @@ def decode_base64(data: str | bytes) -> bytes:
         try:
             data = data.encode("ascii")
         except UnicodeEncodeError as exc:
-            raise SaslError("invalid base64") from exc
+            raise SaslBadBase64("invalid base64") from exc
     data = data.strip()
     if len(data) > MAX_SASL_BYTES:
-        raise SaslError("SASL data too long")
+        raise SaslBadBase64("SASL data too long")
     if data == b"=":  # RFC 4954 §4, RFC 9051 §6.2.2: "=" is an empty initial response
         return b""
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise SaslError("invalid base64") from exc
+        raise SaslBadBase64("invalid base64") from exc
 
 
 def _text(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SaslError("SASL data is not UTF-8") from exc
+        raise SaslMalformed("SASL data is not UTF-8") from exc
 
 
 def decode_plain(data: str | bytes) -> tuple[str, str, str]:
     """RFC 4616: base64 of ``authzid NUL authcid NUL passwd`` → (authzid, authcid, password)."""
-    raw = decode_base64(data)
-    parts = raw.split(b"\0")
+    parts = decode_base64(data).split(b"\0")
     if len(parts) != 3:
-        raise SaslError("malformed PLAIN response")
+        raise SaslMalformed("malformed PLAIN response")
     authzid, authcid, password = (_text(p) for p in parts)
     if not authcid or not password:
-        raise SaslError("malformed PLAIN response")
+        raise SaslMalformed("malformed PLAIN response")
     return authzid, authcid, password
 
 
@@ -64,38 +117,40 @@ def decode_login_field(data: str | bytes) -> str:
     """One step of LOGIN: a base64 user name or password."""
     value = _text(decode_base64(data))
     if "\0" in value:
-        raise SaslError("NUL in LOGIN response")
+        raise SaslMalformed("NUL in LOGIN response")
     return value
 
 
-MECHANISMS = ("PLAIN", "LOGIN")
-
-
-class SaslCancelled(SaslError):
-    """The client answered a challenge with ``*`` (RFC 4954 §4, RFC 9051 §6.2.2, RFC 5034 §4)."""
-
-
 def check_authzid(authzid: str, authcid: str) -> None:
-    """Without master users, a PLAIN authorization identity must be empty or the login itself
-    (compared as lookups compare: stripped, lower-case)."""
-    if authzid and authzid.strip().lower() != authcid.strip().lower():
-        raise SaslError("authorization identity differs from the login")
+    """An authzid must be empty or name the login itself (as the Directory compares names)."""
+    if authzid and normalize(authzid) != normalize(authcid):
+        raise AuthzidRefused(authcid)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a finished exchange yields: the login, its password, and how they came."""
+
+    mechanism: str
+    authcid: str
+    password: str
+    authzid: str = ""
 
 
 class SaslExchange:
     """Server side of one PLAIN or LOGIN exchange, independent of the protocol's framing.
 
     ``challenge`` is the base64 text the server sends next (``""`` = an empty challenge), or None
-    once the exchange is complete; then ``authcid`` and ``password`` hold the credentials.
-    ``respond(line)`` feeds the client's answer; ``*`` raises SaslCancelled, anything malformed
-    SaslError (also a response after completion). LOGIN (draft-murchison-sasl-login) may take
-    the user name as initial response, as Postfix and Dovecot accept.
+    once the exchange is complete; then ``credentials()`` gives the result. ``respond(line)``
+    feeds the client's answer; ``*`` raises SaslCancelled, anything malformed a SaslError (also a
+    response after completion). LOGIN may take the user name as initial response, as Postfix and
+    Dovecot accept.
     """
 
     def __init__(self, mechanism: str, initial_response: str | bytes | None = None) -> None:
         mech = mechanism.strip().upper()
         if mech not in MECHANISMS:
-            raise SaslError("unsupported authentication mechanism")
+            raise UnknownMechanism("unsupported authentication mechanism")
         self.mechanism = mech
         self.authzid = ""
         self.authcid = ""
@@ -110,11 +165,15 @@ class SaslExchange:
 
     def respond(self, response: str | bytes) -> None:
         if self.done:
-            raise SaslError("SASL exchange already complete")
+            raise SaslMalformed("SASL exchange already complete")
         text = response.strip() if isinstance(response, str) else response.strip().decode("latin-1")
         if text == "*":
             raise SaslCancelled("authentication cancelled")
         self._feed(response)
+
+    def credentials(self) -> Credentials:
+        assert self.done
+        return Credentials(self.mechanism, self.authcid, self.password, self.authzid)
 
     def _feed(self, data: str | bytes) -> None:
         if self.mechanism == "PLAIN":
@@ -125,34 +184,24 @@ class SaslExchange:
         elif self.challenge == LOGIN_USERNAME_PROMPT:
             user = decode_login_field(data)
             if not user:
-                raise SaslError("empty user name")
+                raise SaslMalformed("empty user name")
             self.authcid = user
             self.challenge = LOGIN_PASSWORD_PROMPT
         else:
             password = decode_login_field(data)
             if not password:
-                raise SaslError("empty password")
+                raise SaslMalformed("empty password")
             self.password = password
             self.challenge = None
 
 
-def plaintext_allowed(disable_plaintext_auth: bool, *, tls: bool, remote_ip: str, local_ip: str = "") -> bool:
-    """May a plaintext login (SASL PLAIN/LOGIN, IMAP LOGIN, POP3 USER/PASS) go ahead here?
+Ask = Callable[[str], Awaitable[str | bytes]]
 
-    As Dovecot's ``disable_plaintext_auth``: always over TLS; without TLS only from a "secured"
-    client, i.e. loopback or the server's own address (same host); always when the setting is off.
-    """
-    if not disable_plaintext_auth or tls:
-        return True
-    try:
-        remote = ipaddress.ip_address(remote_ip.strip().strip("[]"))
-    except ValueError:
-        return False
-    if isinstance(remote, ipaddress.IPv6Address) and remote.ipv4_mapped is not None:
-        remote = remote.ipv4_mapped
-    if remote.is_loopback:
-        return True
-    try:
-        return bool(local_ip) and remote == ipaddress.ip_address(local_ip.strip().strip("[]"))
-    except ValueError:
-        return False
+
+async def negotiate(mechanism: str, initial_response: str | bytes | None, ask: Ask) -> Credentials:
+    """Run one exchange: ``ask(challenge)`` sends the challenge in the protocol's framing and
+    returns the client's answer (it may raise the protocol's own errors, which pass through)."""
+    exchange = SaslExchange(mechanism, initial_response)
+    while exchange.challenge is not None:
+        exchange.respond(await ask(exchange.challenge))
+    return exchange.credentials()

@@ -1,27 +1,37 @@
-"""Failed-login throttling per client IP and per login name (pure state + an injected Clock).
+"""Failed-login throttling: a penalty per client address, a guard per login (pure state + a Clock).
 
-Implementation notes:
+Design: slow the address that guesses, never lock the owner out.
 
-* Failures are counted in a sliding window (``auth_failure_window``) separately per client
-  address and per login. IPv6 clients are counted per /64, the smallest block one host usually
-  holds; IPv4 per address.
-* Each failure is answered after a growing delay: ``auth_failure_delay`` doubled per earlier
-  failure in the window, capped at ``max_delay``. Dovecot delays failed logins the same way
-  (auth_failure_delay); the delay is the caller's to sleep, on the injected Clock.
-* Once either count reaches ``auth_failure_limit``, logins from that address or for that name
-  are refused without checking the password (``AuthUnavailable``: a temporary failure) until
-  enough failures age out of the window. A success clears the login's count, not the address's.
-* A client that logged in successfully as a user stays "known" for that user for
-  ``trust_window`` (7 days): the per-login refusal does not apply to it, so a botnet guessing
-  alice's password cannot lock alice out from her usual address (the per-client limit still does).
-* ``attempt`` counts a login as failed *before* the password is checked and ``success`` takes
-  that back, so many parallel attempts from one client cannot all slip past the limit. From an
-  address that logged in successfully within ``trust_window`` (a webmail host, an office NAT
-  whose clients all reconnect after a restart) the attempts not yet answered are left out of
-  the per-client and per-login counts: only decided failures (``failed``) count there.
-* Memory is bounded: at most ``max_entries`` addresses and as many logins, least recently failed
-  evicted first, stale entries dropped as new ones arrive. Loopback is not exempt unless listed in
-  ``exempt`` (tests and local webmail would otherwise differ from production).
+* Penalty per address (Dovecot's auth penalty). Failures from an address within
+  ``auth_failure_window`` are counted (IPv6 per /64, the block one host usually holds; IPv4 per
+  address). Each new login from it waits ``delay`` doubled per earlier failure, at most
+  ``max_delay`` (2, 4, 8, 15 s) *before* its password is checked, so waiting for an answer gains
+  the guesser nothing. A successful login from the address clears its failures. The wait is the
+  caller's to sleep, on the injected Clock; ``admit`` only says how long.
+* Parallel guesses. A guesser could open many connections and guess on each at once. So from an
+  address that has failed lately and has not logged in successfully within ``trust_window``
+  (7 days), one login is checked at a time: another that arrives meanwhile is refused at once
+  (AuthUnavailable, a temporary failure; no password checked). Addresses that have not failed
+  are not limited: a client's first contact, or a whole office reconnecting after a restart,
+  is never slowed (how many connections one address may open is the connection limits' job).
+  Addresses known good (an office NAT, a webmail host) keep only the penalty, capped at 15 s.
+* Distributed guessing of one login. Failures are also counted per login, from every address.
+  Once ``limit`` are reached within the window the login is guarded: a login for it from an
+  address that has failed (or has a login being checked) and is not known good is refused at
+  once. A botnet then gets one guess per address and window. The guard cannot lock the owner
+  out: it never applies to an address that logged in successfully within ``trust_window``
+  (any user: the owner's office shares it with colleagues) nor to one that has not failed. The
+  owner's own success does not lift it (it does not need to).
+* So there is no per-user lockout an attacker elsewhere can trigger, and having failed only
+  makes an address wait: the refusals are for a second guess in parallel and for a guarded login,
+  and neither reaches an address known good or one that has not failed.
+* Undecided attempts (database down, session gone) are taken back with ``cancel``: not failures.
+  One never answered at all (a worker process died holding it) stops counting as being checked
+  after ``PENDING_TTL``, so it cannot keep its address waiting for a turn.
+* Memory is bounded: at most ``max_entries`` addresses, logins and good addresses, least recently
+  used evicted first, stale entries dropped as new ones arrive. Loopback is not exempt unless
+  listed in ``exempt`` (login_trusted_networks: no penalty, as in Dovecot); tests and a local
+  webmail would otherwise differ from production.
 """
 
 from __future__ import annotations
@@ -33,16 +43,19 @@ from typing import Protocol
 
 from pymailsrv.auth.base import AuthUnavailable
 from pymailsrv.clock import Clock
+from pymailsrv.net.networks import Network, client_address, in_networks
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+PENALTY_STEPS = 16  # failures kept per address: the penalty is at its cap long before
+# an admitted login not answered within this is forgotten (its worker process died holding it)
+PENDING_TTL = 120.0
 
 
 class LoginThrottle(Protocol):
-    """What the Authenticator asks: a Throttle, or an SMTP worker process's proxy to the main
+    """What the Authenticator asks: a Throttle, or a worker process's proxy to the main
     process's (one count for every process, pymailsrv/workers.py)."""
 
     async def admit(self, remote_ip: str, login: str) -> float:
-        """``Throttle.attempt``: the delay for a failure, or AuthUnavailable when over the limit."""
+        """``Throttle.attempt``: the seconds to wait before checking, or AuthUnavailable."""
 
     def cancel(self, remote_ip: str, login: str) -> None: ...
 
@@ -53,13 +66,10 @@ class LoginThrottle(Protocol):
 
 def client_key(remote_ip: str) -> str:
     """The counting key of a client address: the address itself, or its /64 for IPv6."""
-    try:
-        addr = ipaddress.ip_address(remote_ip.strip().strip("[]"))
-    except ValueError:
+    addr = client_address(remote_ip)
+    if addr is None:
         return remote_ip.strip()
     if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return str(addr.ipv4_mapped)
         return str(ipaddress.IPv6Network((addr, 64), strict=False))
     return str(addr)
 
@@ -67,8 +77,8 @@ def client_key(remote_ip: str) -> str:
 class _Counter:
     """Recent failure times per key, bounded in keys and in times kept per key."""
 
-    def __init__(self, limit: int, window: float, max_entries: int) -> None:
-        self.limit = limit
+    def __init__(self, keep: int, window: float, max_entries: int) -> None:
+        self.keep = keep
         self.window = window
         self.max_entries = max_entries
         self.entries: OrderedDict[str, deque[float]] = OrderedDict()
@@ -84,25 +94,17 @@ class _Counter:
             return 0
         return len(times)
 
-    def add(self, key: str, now: float) -> int:
+    def add(self, key: str, now: float) -> None:
         self.count(key, now)
         times = self.entries.get(key)
         if times is None:
-            times = self.entries[key] = deque(maxlen=self.limit)
+            times = self.entries[key] = deque(maxlen=self.keep)
         times.append(now)
         self.entries.move_to_end(key)
         self._evict(now)
-        return len(times)
 
     def forget(self, key: str) -> None:
         self.entries.pop(key, None)
-
-    def retract(self, key: str) -> None:
-        times = self.entries.get(key)
-        if times:
-            times.pop()
-        if not times:
-            self.entries.pop(key, None)
 
     def _evict(self, now: float) -> None:
         while self.entries:
@@ -114,7 +116,7 @@ class _Counter:
 
 
 class Throttle:
-    """Counts failed logins; tells the Authenticator how long to delay and when to refuse."""
+    """Counts failed logins; tells the Authenticator how long to wait and when to refuse."""
 
     def __init__(
         self,
@@ -123,7 +125,7 @@ class Throttle:
         delay: float = 2.0,
         limit: int = 10,
         window: float = 300.0,
-        max_delay: float = 30.0,
+        max_delay: float = 15.0,
         max_entries: int = 10_000,
         exempt: Iterable[Network] = (),
         trust_window: float = 7 * 86400.0,
@@ -133,114 +135,88 @@ class Throttle:
         self.max_delay = max(self.delay, max_delay)
         self.limit = max(1, limit)
         self.exempt = tuple(exempt)
-        self._clients = _Counter(self.limit, window, max_entries)
-        self._logins = _Counter(self.limit, window, max_entries)
         self.trust_window = trust_window
         self.max_entries = max_entries
-        self._known: OrderedDict[tuple[str, str], float] = OrderedDict()  # (login, client) -> last success
-        self._good: OrderedDict[str, float] = OrderedDict()  # client -> last success of any login
-        self._pending: dict[tuple[str, str], int] = {}  # ("client", key) / ("login", name) -> unanswered
+        self._clients = _Counter(PENALTY_STEPS, window, max_entries)
+        self._logins = _Counter(self.limit, window, max_entries)
+        self._good: OrderedDict[str, float] = OrderedDict()  # client key -> last success
+        self._pending: dict[str, deque[float]] = {}  # client key -> when each login being checked came
 
-    def _exempt(self, remote_ip: str) -> bool:
-        if not self.exempt:
-            return False
-        try:
-            addr = ipaddress.ip_address(remote_ip.strip().strip("[]"))
-        except ValueError:
-            return False
-        return any(addr in net for net in self.exempt)
-
-    def refusal(self, remote_ip: str, login: str) -> str | None:
-        """Why a login must be refused now ("client" or "login" over the limit), or None."""
-        if self._exempt(remote_ip):
-            return None
-        now = self.clock.monotonic()
-        key = client_key(remote_ip)
-        good = self._good.get(key)
-        decided = good is not None and now - good < self.trust_window  # leave out the unanswered
-        count = self._clients.count(key, now) - (self._pending.get(("client", key), 0) if decided else 0)
-        if count >= self.limit:
-            return "too many failed logins from this client"
-        if login and not self._is_known(login, remote_ip, now):
-            count = self._logins.count(login, now) - (self._pending.get(("login", login), 0) if decided else 0)
-            if count >= self.limit:
-                return "too many failed logins for this user"
-        return None
-
-    def _is_known(self, login: str, remote_ip: str, now: float) -> bool:
-        last = self._known.get((login, client_key(remote_ip)))
-        return last is not None and now - last < self.trust_window
-
-    def check(self, remote_ip: str, login: str) -> None:
-        """Raise AuthUnavailable while the client or the login is over the failure limit."""
-        reason = self.refusal(remote_ip, login)
-        if reason is not None:
-            raise AuthUnavailable(reason)
-
-    def failure(self, remote_ip: str, login: str) -> float:
-        """Record a failed login; return the seconds to wait before answering it."""
-        if self._exempt(remote_ip):
-            return self.delay
-        now = self.clock.monotonic()
-        n = self._clients.add(client_key(remote_ip), now)
-        if login:
-            n = max(n, self._logins.add(login, now))
-        return float(min(self.delay * 2 ** min(n - 1, 32), self.max_delay))
+    def penalty(self, failures: int) -> float:
+        """The wait before a login from an address with ``failures`` recent failures."""
+        if failures <= 0:
+            return 0.0
+        return float(min(self.delay * 2 ** min(failures - 1, 32), self.max_delay))
 
     def attempt(self, remote_ip: str, login: str) -> float:
-        """Before checking a password: raise AuthUnavailable when over the limit, else count the
-        attempt as a failure (``success`` takes it back) and return the delay to apply if it fails."""
-        self.check(remote_ip, login)
-        delay = self.failure(remote_ip, login)
-        if not self._exempt(remote_ip):
-            self._pend(remote_ip, login, +1)
-        return delay
-
-    def _pend(self, remote_ip: str, login: str, delta: int) -> None:
-        for key in (("client", client_key(remote_ip)), ("login", login))[: 2 if login else 1]:
-            left = self._pending.get(key, 0) + delta
-            if left > 0:
-                self._pending[key] = left
-            else:
-                self._pending.pop(key, None)
-
-    def failed(self, remote_ip: str, login: str) -> None:
-        """The password of an ``attempt`` was wrong: it stays counted, now as decided."""
-        if not self._exempt(remote_ip):
-            self._pend(remote_ip, login, -1)
+        """Before checking a password: raise AuthUnavailable when this login must be refused now,
+        else count it as being checked and return the seconds to wait first. Every admitted
+        attempt ends in exactly one of ``success``, ``failed`` or ``cancel``."""
+        if in_networks(remote_ip, self.exempt):
+            return 0.0
+        now = self.clock.monotonic()
+        key = client_key(remote_ip)
+        failures = self._clients.count(key, now)
+        if not self._is_good(key, now):
+            pending = self._in_flight(key, now)
+            if failures and pending:
+                raise AuthUnavailable("a login from this client is being checked")
+            if (failures or pending) and login and self._logins.count(login, now) >= self.limit:
+                raise AuthUnavailable("too many failed logins for this user")
+        self._pending.setdefault(key, deque()).append(now)
+        return self.penalty(failures)
 
     async def admit(self, remote_ip: str, login: str) -> float:
         return self.attempt(remote_ip, login)
 
-    def cancel(self, remote_ip: str, login: str) -> None:
-        """Take back an ``attempt`` that could not be decided (database down): not a failure."""
-        if self._exempt(remote_ip):
+    def failed(self, remote_ip: str, login: str) -> None:
+        """The password of an admitted attempt was wrong."""
+        if in_networks(remote_ip, self.exempt):
             return
-        self._clients.retract(client_key(remote_ip))
-        self._pend(remote_ip, login, -1)
+        now = self.clock.monotonic()
+        key = client_key(remote_ip)
+        self._answered(key)
+        self._clients.add(key, now)
         if login:
-            self._logins.retract(login)
+            self._logins.add(login, now)
 
     def success(self, remote_ip: str, login: str) -> None:
-        """A correct password after ``attempt``: the attempt is taken back and the login's earlier
-        failures are forgiven (the address's are not)."""
-        if self._exempt(remote_ip):
+        """A correct password: the address's failures are forgiven and it is known good."""
+        if in_networks(remote_ip, self.exempt):
             return
         key = client_key(remote_ip)
-        self._clients.retract(key)
-        self._pend(remote_ip, login, -1)
-        now = self.clock.monotonic()
-        self._good[key] = now
+        self._answered(key)
+        self._clients.forget(key)
+        self._good[key] = self.clock.monotonic()
         self._good.move_to_end(key)
         while len(self._good) > self.max_entries:
             self._good.popitem(last=False)
-        if login:
-            self._logins.forget(login)
-            self._known[(login, key)] = now
-            self._known.move_to_end((login, key))
-            while len(self._known) > self.max_entries:
-                self._known.popitem(last=False)
+
+    def cancel(self, remote_ip: str, login: str) -> None:
+        """An admitted attempt that could not be decided (database down, session gone)."""
+        if not in_networks(remote_ip, self.exempt):
+            self._answered(client_key(remote_ip))
+
+    def _answered(self, key: str) -> None:
+        times = self._pending.get(key)
+        if times:
+            times.popleft()
+        if not times:
+            self._pending.pop(key, None)
+
+    def _in_flight(self, key: str, now: float) -> int:
+        times = self._pending.get(key)
+        while times and times[0] <= now - PENDING_TTL:
+            times.popleft()
+        if not times:
+            self._pending.pop(key, None)
+            return 0
+        return len(times)
+
+    def _is_good(self, key: str, now: float) -> bool:
+        last = self._good.get(key)
+        return last is not None and now - last < self.trust_window
 
     def tracked(self) -> tuple[int, int]:
-        """(client keys, login keys) currently held — for tests and the status line."""
+        """(client keys, login keys) with failures held — for tests and the status line."""
         return len(self._clients.entries), len(self._logins.entries)

@@ -73,6 +73,8 @@ pop3s_listen = {pop3s_listen}
 # default_pass_scheme = CRYPT
 # password_scheme = SHA512-CRYPT
 # disable_plaintext_auth = yes
+# Clients that may log in without TLS and get no failed-login penalty (e.g. a webmail host)
+# login_trusted_networks = 192.0.2.10/32
 
 # --- Logging ----------------------------------------------------------------------------------
 # log_file =

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from pymailsrv.clock import Clock, SystemClock
-from pymailsrv.db.base import PasswordEntry
+from pymailsrv.db.base import PasswordEntry, normalize
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.types import Account
 
@@ -86,11 +86,6 @@ class Source(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-
-def normalize(text: str) -> str:
-    """The form of every lookup key: stripped, lower case, no trailing dot on the domain."""
-    return text.strip().lower().rstrip(".")
 
 
 def split(address: str) -> tuple[str, str]:

@@ -19,7 +19,9 @@ import itertools
 import ssl
 from dataclasses import dataclass, field
 
+from pymailsrv.auth import sasl
 from pymailsrv.auth.base import Authenticator, AuthUnavailable, SessionCounter, UserIpCounter
+from pymailsrv.auth.plaintext import PlaintextRule
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Settings
 from pymailsrv.errors import ClientSyntaxError, Refusal
@@ -31,8 +33,7 @@ from pymailsrv.imap.grammar import Command
 from pymailsrv.imap.parser import Bad, CommandParser, NeedContinuation
 from pymailsrv.imap.session import AUTH, LOGOUT, NOT_AUTH, SELECTED, Session
 from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
-from pymailsrv.net import Connection, ConnectionClosed, is_local
-from pymailsrv.net.server import Network
+from pymailsrv.net import Connection, ConnectionClosed
 from pymailsrv.store.base import FolderExists, FolderNotFound, InvalidFolderName, MailStore, QuotaExceeded
 
 log = get_logger("imap")
@@ -52,8 +53,7 @@ class ImapConfig:
     max_literal: int = 64 * 1024 * 1024
     idle_notify: float = 120.0
     timeout: float = 1800.0
-    disable_plaintext_auth: bool = True
-    mynetworks: list[Network] = field(default_factory=list)
+    plaintext: PlaintextRule = field(default_factory=PlaintextRule)  # disable_plaintext_auth
     error_limit: int = 10
     max_userip: int = 20
     hostname: str = "localhost"
@@ -70,8 +70,7 @@ class ImapConfig:
             max_literal=settings.get_size("imap_max_literal_size"),
             idle_notify=settings.get_seconds("imap_idle_notify_interval"),
             timeout=settings.get_seconds("imap_timeout"),
-            disable_plaintext_auth=settings.get_bool("disable_plaintext_auth"),
-            mynetworks=list(settings.mynetworks()),
+            plaintext=PlaintextRule.from_settings(settings),
             error_limit=settings.get_int("protocol_error_limit"),
             max_userip=settings.get_int("mail_max_userip_connections"),
             hostname=settings.get_str("myhostname") or "localhost",
@@ -96,17 +95,17 @@ class ImapServer:
     # --- capabilities ------------------------------------------------------------------------
     def plaintext_ok(self, s: Session) -> bool:
         c = s.conn
-        return c.tls or not self.config.disable_plaintext_auth or is_local(c.peer_ip, self.config.mynetworks)
+        return self.config.plaintext.allows(tls=c.tls, remote_ip=c.peer_ip, local_ip=c.local_ip)
 
     def capabilities(self, s: Session) -> list[str]:
         caps = list(BASE_CAPS)
         if s.state == NOT_AUTH:
             if self.tls is not None and not s.conn.tls:
                 caps.append("STARTTLS")
-            if self.plaintext_ok(s):
-                caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
-            else:
-                caps.append("LOGINDISABLED")
+            plaintext = self.plaintext_ok(s)
+            caps += [f"AUTH={name}" for name in sasl.offered(plaintext)]
+            if not plaintext:
+                caps.append("LOGINDISABLED")  # RFC 3501 §6.2.3: LOGIN sends the password itself
             return caps
         for name, spec in COMMANDS.items():
             if name in ("STARTTLS", "AUTHENTICATE", "LOGIN"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pymailsrv.log import escape_for_log
 from pymailsrv.policy import replies
 from pymailsrv.policy.address import Routed
 from pymailsrv.policy.base import Decision, SmtpState, Stage
@@ -35,16 +36,17 @@ def stage_command(stage: str, state: SmtpState) -> str:
 
 def format_log(event: str, stage: str, state: SmtpState, text: str) -> str:
     """``NOQUEUE: reject: RCPT from host[ip]: 554 5.7.1 <x>: Relay access denied; from=<s>
-    to=<r> proto=ESMTP helo=<h>``, as Postfix's smtpd logs every refusal and action."""
+    to=<r> proto=ESMTP helo=<h>``, as Postfix's smtpd logs every refusal and action; the names
+    the client supplied are escaped (pymailsrv.log.escape_for_log)."""
     line = (f"{state.queue_id or 'NOQUEUE'}: {event}: {stage_command(stage, state)} from "
             f"{client_label(state)}: {text};")
     if state.sender is not None:
-        line += f" from=<{state.sender}>"
+        line += f" from=<{escape_for_log(state.sender)}>"
     if state.recipient:
-        line += f" to=<{state.recipient}>"
+        line += f" to=<{escape_for_log(state.recipient)}>"
     line += f" proto={state.protocol or 'SMTP'}"
     if state.helo_name:
-        line += f" helo=<{state.helo_name}>"
+        line += f" helo=<{escape_for_log(state.helo_name)}>"
     return line
 
 

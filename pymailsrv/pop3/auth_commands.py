@@ -1,9 +1,15 @@
-"""AUTHORIZATION-state commands: CAPA, USER, PASS, AUTH (RFC 5034), STLS (RFC 2595), and QUIT."""
+"""AUTHORIZATION-state commands: CAPA, USER, PASS, AUTH (RFC 5034), STLS (RFC 2595), and QUIT.
+
+The mechanisms, the authzid rule and the plaintext rule are the credential layer's (auth/sasl.py,
+auth/plaintext.py), shared with SMTP and IMAP; here are the POP3 framing (``+ challenge``) and the
+mapping of its typed errors to replies. User names are logged escaped (pymailsrv.log).
+"""
 
 from __future__ import annotations
 
 from pymailsrv.auth import sasl
 from pymailsrv.errors import ClientSyntaxError, Refusal
+from pymailsrv.log import escape_for_log
 from pymailsrv.pop3 import replies
 from pymailsrv.pop3.parser import TOO_LONG, Command
 from pymailsrv.pop3.session import Session, State, login_log
@@ -12,14 +18,6 @@ from pymailsrv.pop3.session import Session, State, login_log
 def _no_args(cmd: Command) -> None:
     if cmd.args:
         raise ClientSyntaxError(replies.NO_ARGUMENTS_ALLOWED)
-
-
-def _loggable(name: str) -> str:
-    """A user-supplied login made safe for one log line: no control characters, blanks or
-    ``<>,``, so it can neither break the line nor forge a ``rip=`` field (fail2ban)."""
-    cleaned = "".join(c if c.isprintable() and not c.isspace() and c not in "<>," else "?"
-                      for c in name[:64])
-    return cleaned + ("..." if len(name) > 64 else "")
 
 
 def _require_plaintext_allowed(s: Session) -> None:
@@ -58,12 +56,16 @@ async def authenticate(s: Session, user: str, password: str, method: str) -> Non
     account = await s.services.authenticator.authenticate(
         user, password, service="pop3", remote_ip=s.conn.peer_ip)
     if account is None:
-        login_log.info("Aborted login (auth failed): user=<%s>, method=%s, rip=%s, lip=%s%s",
-                       _loggable(user), method, s.conn.peer_ip, s.local_ip,
-                       ", TLS" if s.conn.tls else "")
-        raise Refusal(replies.AUTH_FAILED, code=replies.CODE_AUTH)
+        raise _aborted(s, "auth failed", user, method)
     await s.login(account, method)
     s.send(replies.ok(replies.LOGGED_IN))
+
+
+def _aborted(s: Session, reason: str, user: str, method: str) -> Refusal:
+    login_log.info("Aborted login (%s): user=<%s>, method=%s, rip=%s, lip=%s%s", reason,
+                   escape_for_log(user), method, s.conn.peer_ip, s.conn.local_ip,
+                   ", TLS" if s.conn.tls else "")
+    return Refusal(replies.AUTH_FAILED, code=replies.CODE_AUTH)
 
 
 async def _challenge(s: Session, text: str) -> bytes:
@@ -81,25 +83,31 @@ async def _challenge(s: Session, text: str) -> bytes:
 async def cmd_auth(s: Session, cmd: Command) -> None:
     """RFC 5034 AUTH mechanism [initial-response]; bare AUTH lists mechanisms (as Dovecot)."""
     if not cmd.args:
-        s.send(replies.multiline(replies.ok(replies.AUTH_MECHS_HEADER), list(sasl.MECHANISMS)))
+        mechanisms = sasl.offered(s.plaintext_allowed())
+        s.send(replies.multiline(replies.ok(replies.AUTH_MECHS_HEADER), mechanisms))
         return
     if len(cmd.args) > 2:
         raise ClientSyntaxError(replies.TOO_MANY_ARGUMENTS)
-    if cmd.args[0].upper() not in sasl.MECHANISMS:
+    mechanism = cmd.args[0].upper()
+    if mechanism not in sasl.MECHANISMS:
         raise Refusal(replies.AUTH_UNKNOWN_MECH)
-    _require_plaintext_allowed(s)
+    if mechanism not in sasl.offered(s.plaintext_allowed()):
+        raise Refusal(replies.PLAINTEXT_DISALLOWED, code=replies.CODE_AUTH)
+
+    async def ask(challenge: str) -> bytes:
+        return await _challenge(s, challenge)
+
     try:
-        exchange = sasl.SaslExchange(cmd.args[0], cmd.args[1] if len(cmd.args) > 1 else None)
-        while exchange.challenge is not None:
-            exchange.respond(await _challenge(s, exchange.challenge))
+        credentials = await sasl.negotiate(mechanism, cmd.args[1] if len(cmd.args) > 1 else None, ask)
     except sasl.SaslCancelled:
         raise Refusal(replies.AUTH_ABORTED) from None
-    except sasl.SaslError as exc:
-        if "authorization identity" in str(exc):  # PLAIN authzid for another user: no proxying
-            raise Refusal(replies.AUTH_FAILED, code=replies.CODE_AUTH) from None
-        text = replies.AUTH_INVALID_BASE64 if "base64" in str(exc) else replies.AUTH_MALFORMED
-        raise ClientSyntaxError(text) from None
-    await authenticate(s, exchange.authcid, exchange.password, exchange.mechanism)
+    except sasl.SaslBadBase64:
+        raise ClientSyntaxError(replies.AUTH_INVALID_BASE64) from None
+    except sasl.AuthzidRefused as exc:  # no proxy authorization
+        raise _aborted(s, "authorization identity refused", exc.authcid, mechanism) from None
+    except sasl.SaslError:
+        raise ClientSyntaxError(replies.AUTH_MALFORMED) from None
+    await authenticate(s, credentials.authcid, credentials.password, credentials.mechanism)
 
 
 def capa_user(s: Session) -> str:
@@ -109,7 +117,8 @@ def capa_user(s: Session) -> str:
 
 def capa_sasl(s: Session) -> str:
     """RFC 5034 §6: the SASL capability lists only mechanisms usable on this connection."""
-    return "SASL " + " ".join(sasl.MECHANISMS) if s.plaintext_allowed() else ""
+    mechanisms = sasl.offered(s.plaintext_allowed())
+    return "SASL " + " ".join(mechanisms) if mechanisms else ""
 
 
 def capa_stls(s: Session) -> str:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from dataclasses import dataclass, field
 
 from pymailsrv.auth.base import Authenticator, SessionCounter, UserIpCounter
+from pymailsrv.auth.plaintext import PlaintextRule
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Settings
 from pymailsrv.log import get_logger
-from pymailsrv.net.server import is_local
 from pymailsrv.pop3.maildrop import compile_uidl_format
 from pymailsrv.store.base import MailStore
 
 log = get_logger("pop3")
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +24,7 @@ class Pop3Options:
     timeout: float = 600.0
     uidl_format: str = "{uid:08x}{uidvalidity:08x}"  # compile_uidl_format("%08Xu%08Xv")
     hide_deleted: bool = True
-    disable_plaintext_auth: bool = True
-    mynetworks: tuple[Network, ...] = ()
+    plaintext: PlaintextRule = field(default_factory=PlaintextRule)  # disable_plaintext_auth, login_trusted_networks
     userip_limit: int = 20
     tls_context: ssl.SSLContext | None = None  # None: no STLS
 
@@ -43,17 +40,10 @@ class Pop3Options:
             timeout=settings.get_seconds("pop3_timeout"),
             uidl_format=compile_uidl_format(settings.get_str("pop3_uidl_format")),
             hide_deleted=settings.get_bool("pop3_hide_deleted"),
-            disable_plaintext_auth=settings.get_bool("disable_plaintext_auth"),
-            mynetworks=tuple(settings.mynetworks()),
+            plaintext=PlaintextRule.from_settings(settings),
             userip_limit=settings.get_int("mail_max_userip_connections"),
             tls_context=tls_context,
         )
-
-    def plaintext_allowed(self, remote_ip: str, secure: bool) -> bool:
-        """disable_plaintext_auth: TLS, loopback and mynetworks clients may send passwords."""
-        if secure or not self.disable_plaintext_auth:
-            return True
-        return is_local(remote_ip, self.mynetworks)
 
 
 @dataclass(slots=True)

@@ -61,6 +61,7 @@ class Connection(Protocol):
     (a socket in production, a fake in unit tests)."""
 
     peer_ip: str
+    local_ip: str
     tls: bool
     last_activity: float
     transport: asyncio.Transport | None
@@ -176,12 +177,8 @@ class Session:
         return caps
 
     def plaintext_allowed(self) -> bool:
-        return self.options.plaintext_allowed(self.conn.peer_ip, self.conn.tls)
-
-    @property
-    def local_ip(self) -> str:
-        sock = self.conn.transport.get_extra_info("sockname") if self.conn.transport else None
-        return str(sock[0]) if sock else ""
+        c = self.conn
+        return self.options.plaintext.allows(tls=c.tls, remote_ip=c.peer_ip, local_ip=c.local_ip)
 
     # --- the loop -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -289,7 +286,7 @@ class Session:
                                  hide_deleted=self.options.hide_deleted)
         self.state = State.TRANSACTION
         login_log.info("Login: user=<%s>, method=%s, rip=%s, lip=%s%s", account.username, method,
-                       self.conn.peer_ip, self.local_ip, ", TLS" if self.conn.tls else "")
+                       self.conn.peer_ip, self.conn.local_ip, ", TLS" if self.conn.tls else "")
 
     async def update(self) -> bool:
         """The UPDATE state (RFC 1939 §6): expunge what DELE marked; False if that failed.

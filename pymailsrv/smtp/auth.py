@@ -1,11 +1,14 @@
-"""SMTP AUTH (RFC 4954) with the PLAIN (RFC 4616) and LOGIN mechanisms.
+"""SMTP AUTH (RFC 4954) over the credential layer SMTP, IMAP and POP3 share.
 
 Implementation notes
-- The mechanisms are async functions (``auth_PLAIN``, ``auth_LOGIN``) in an explicit table; the
-  password check awaits the shared Authenticator (hashing runs off the event loop there), unlike
-  aiosmtpd's synchronous ``authenticator=`` callback.
-- The client's SASL lines are read raw and never traced or logged; only the (sanitized) user name
-  appears in a log line, never the password.
+- The mechanisms, their decoding, the authzid rule and the plaintext rule are auth/'s, as for
+  IMAP and POP3 (auth/sasl.py, auth/plaintext.py); this module frames the challenges
+  (``334 base64``) and maps the layer's typed errors to Postfix's replies: not base64 → 501 5.5.2,
+  ``*`` → 501 5.7.0, anything else the client got wrong → 535 5.7.8.
+- The password check awaits the shared Authenticator (hashing off the event loop, throttling),
+  unlike aiosmtpd's synchronous ``authenticator=`` callback.
+- The client's SASL lines are read raw and never traced or logged; only the user name appears in
+  a log line, escaped (pymailsrv.log.escape_for_log), never the password.
 - Both LOGIN exchanges work: the challenge form (Outlook: ``334 VXNlcm5hbWU6`` then
   ``334 UGFzc3dvcmQ6``) and the initial-response form (Thunderbird: ``AUTH LOGIN <user>``).
   PLAIN takes an initial response or answers ``334 `` (empty challenge) first.
@@ -13,30 +16,20 @@ Implementation notes
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
+from pymailsrv.auth import sasl
 from pymailsrv.auth.base import AuthUnavailable
-from pymailsrv.auth.sasl import (
-    LOGIN_PASSWORD_PROMPT,
-    LOGIN_USERNAME_PROMPT,
-    SaslError,
-    decode_base64,
-    decode_login_field,
-    decode_plain,
-)
+from pymailsrv.log import escape_for_log
 from pymailsrv.smtp import replies as R
 from pymailsrv.smtp.session import SmtpSession, log
 from pymailsrv.smtp.wire import Line
-
-Credentials = tuple[str, str]
 
 
 class _Abort(Exception):
     """The exchange ended with a reply already queued (or the connection is gone)."""
 
 
-async def _challenge(s: SmtpSession, prompt: str) -> str:
-    s.reply(f"334 {prompt}")
+async def _ask(s: SmtpSession, challenge: str) -> str:
+    s.reply(f"334 {challenge}")
     item = await s.next_line()
     if item is None:
         s.lost = True
@@ -45,69 +38,12 @@ async def _challenge(s: SmtpSession, prompt: str) -> str:
     if not isinstance(item, Line):
         s.reply(R.AUTH_BAD_BASE64)
         raise _Abort
-    text = item.text.decode("ascii", "replace").strip()
-    if text == "*":  # RFC 4954 §4: the client cancels
-        s.reply(R.AUTH_ABORTED)
-        raise _Abort
-    return text
-
-
-def _base64_ok(s: SmtpSession, text: str) -> None:
-    try:
-        decode_base64(text)
-    except SaslError:
-        s.reply(R.AUTH_BAD_BASE64)
-        raise _Abort from None
-
-
-async def auth_PLAIN(s: SmtpSession, initial: str | None) -> Credentials:
-    response = await _challenge(s, "") if initial is None else initial
-    if response == "=":  # RFC 4954 §4: an empty initial response
-        response = ""
-    _base64_ok(s, response)
-    try:
-        authzid, authcid, password = decode_plain(response)
-    except SaslError:
-        s.reply(R.AUTH_FAILED)
-        raise _Abort from None
-    if authzid and authzid != authcid:  # no proxy authorization
-        s.reply(R.AUTH_FAILED)
-        raise _Abort
-    return authcid, password
-
-
-async def auth_LOGIN(s: SmtpSession, initial: str | None) -> Credentials:
-    user_b64 = await _challenge(s, LOGIN_USERNAME_PROMPT) if initial is None else initial
-    _base64_ok(s, user_b64)
-    try:
-        username = decode_login_field(user_b64)
-    except SaslError:
-        s.reply(R.AUTH_FAILED)
-        raise _Abort from None
-    pass_b64 = await _challenge(s, LOGIN_PASSWORD_PROMPT)
-    _base64_ok(s, pass_b64)
-    try:
-        password = decode_login_field(pass_b64)
-    except SaslError:
-        s.reply(R.AUTH_FAILED)
-        raise _Abort from None
-    return username, password
-
-
-MECHANISMS: dict[str, Callable[[SmtpSession, str | None], Awaitable[Credentials]]] = {
-    "PLAIN": auth_PLAIN,
-    "LOGIN": auth_LOGIN,
-}
-
-
-def safe_name(name: str) -> str:
-    """A user name fit for a log line: no control characters, bounded."""
-    cleaned = "".join(c if c.isprintable() and c not in "\r\n" else "?" for c in name)
-    return cleaned[:256]
+    return item.text.decode("ascii", "replace")
 
 
 async def cmd_auth(s: SmtpSession, arg: str) -> None:
-    if not s.auth_offered():
+    mechanisms = s.sasl_mechanisms()
+    if not mechanisms:
         s.reply(R.AUTH_NOT_ENABLED)
         return
     if not s.helo:
@@ -124,30 +60,51 @@ async def cmd_auth(s: SmtpSession, arg: str) -> None:
         s.reply(R.AUTH_SYNTAX)
         return
     mechanism = parts[0].upper()
-    run = MECHANISMS.get(mechanism)
-    if run is None:
+    if mechanism not in mechanisms:
         s.reply(R.AUTH_BAD_MECHANISM)
         return
+
+    async def ask(challenge: str) -> str:
+        return await _ask(s, challenge)
+
     try:
-        username, password = await run(s, parts[1] if len(parts) == 2 else None)
+        credentials = await sasl.negotiate(mechanism, parts[1] if len(parts) == 2 else None, ask)
     except _Abort:
         return
-    await _verify(s, mechanism, username, password)
+    except sasl.SaslCancelled:  # RFC 4954 §4
+        s.reply(R.AUTH_ABORTED)
+        return
+    except sasl.SaslBadBase64:
+        s.reply(R.AUTH_BAD_BASE64)
+        return
+    except sasl.AuthzidRefused as exc:
+        _log_failure(s, mechanism, "authorization identity refused", exc.authcid)
+        s.reply(R.AUTH_FAILED)
+        return
+    except sasl.SaslError:
+        _log_failure(s, mechanism, "malformed response", "")
+        s.reply(R.AUTH_FAILED)
+        return
+    await _verify(s, credentials)
 
 
-async def _verify(s: SmtpSession, mechanism: str, username: str, password: str) -> None:
+def _log_failure(s: SmtpSession, mechanism: str, reason: str, username: str) -> None:
+    log.warning("%s: SASL %s authentication failed: %s, sasl_username=%s",
+                s.client, mechanism, reason, escape_for_log(username))
+
+
+async def _verify(s: SmtpSession, credentials: sasl.Credentials) -> None:
     assert s.svc.authenticator is not None
+    mechanism, username = credentials.mechanism, credentials.authcid
     try:
         account = await s.svc.authenticator.authenticate(
-            username, password, service="smtp", remote_ip=s.state.client_address)
+            username, credentials.password, service="smtp", remote_ip=s.state.client_address)
     except AuthUnavailable:
-        log.warning("%s: SASL %s authentication failed: temporary failure, sasl_username=%s",
-                    s.client, mechanism, safe_name(username))
+        _log_failure(s, mechanism, "temporary failure", username)
         s.reply(R.AUTH_TEMPFAIL)
         return
     if account is None:
-        log.warning("%s: SASL %s authentication failed: authentication failure, sasl_username=%s",
-                    s.client, mechanism, safe_name(username))
+        _log_failure(s, mechanism, "authentication failure", username)
         s.reply(R.AUTH_FAILED)
         return
     s.sasl_method = mechanism

@@ -78,10 +78,11 @@ def ehlo_keywords(s: SmtpSession) -> list[str]:
         words.append("VRFY")
     if s.starttls_offered():
         words.append("STARTTLS")
-    if s.auth_offered():
-        words.append("AUTH PLAIN LOGIN")
+    mechanisms = " ".join(s.sasl_mechanisms())
+    if mechanisms:
+        words.append(f"AUTH {mechanisms}")
         if s.cfg.broken_sasl_auth_clients:
-            words.append("AUTH=PLAIN LOGIN")
+            words.append(f"AUTH={mechanisms}")
     words += ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"]
     return words
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pymailsrv.auth.base import Authenticator
+from pymailsrv.auth.plaintext import PlaintextRule
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Settings
 from pymailsrv.db.base import Directory
@@ -46,6 +47,7 @@ class SmtpConfig:
     submission_sender_login_mismatch: bool
     peername_lookup: bool = False
     mynetworks: tuple[Network, ...] = ()
+    plaintext: PlaintextRule = field(default_factory=PlaintextRule)  # disable_plaintext_auth, login_trusted_networks
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpConfig:
@@ -72,6 +74,7 @@ class SmtpConfig:
             submission_sender_login_mismatch=settings.get_bool("submission_reject_sender_login_mismatch"),
             peername_lookup=settings.get_bool("smtpd_peername_lookup"),
             mynetworks=tuple(settings.mynetworks()),
+            plaintext=PlaintextRule.from_settings(settings),
         )
 
     def in_mynetworks(self, ip: str) -> bool:

@@ -7,7 +7,7 @@ import logging
 import secrets
 
 from pymailsrv.errors import TemporaryFailure
-from pymailsrv.log import get_logger
+from pymailsrv.log import escape_for_log, get_logger
 from pymailsrv.queue.base import Envelope, Recipient
 from pymailsrv.smtp import cleanup
 from pymailsrv.smtp import replies as R
@@ -89,7 +89,7 @@ async def _finish_message(s: SmtpSession, txn: Transaction, content: bytes) -> N
     if txn.discard:
         queue_id = queue_id or secrets.token_hex(5).upper()
         log.info("%s: discard: END-OF-MESSAGE from %s; from=<%s> proto=%s helo=<%s>", queue_id,
-                 s.client, txn.sender, s.state.protocol, s.helo)
+                 s.client, escape_for_log(txn.sender), s.state.protocol, escape_for_log(s.helo))
         s.reply(R.QUEUED.format(queue_id=queue_id))
         return
     if queue_id:
@@ -141,8 +141,8 @@ async def _cleanup(s: SmtpSession, txn: Transaction, content: bytes,
         for action, header, text in result.events:
             cleanup_log.info("NOQUEUE: %s: header %s from %s; from=<%s> proto=%s helo=<%s>%s",
                              "warning" if action == "warn" else action,
-                             header.replace("\n", " ")[:200], s.client, txn.sender,
-                             s.state.protocol, s.helo, f": {text}" if text else "")
+                             header.replace("\n", " ")[:200], s.client, escape_for_log(txn.sender),
+                             s.state.protocol, escape_for_log(s.helo), f": {text}" if text else "")
         if result.reject:
             s.reply(R.CONTENT_REJECTED.format(text=result.reject or R.CONTENT_REJECTED_DEFAULT))
             return None

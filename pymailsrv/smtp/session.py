@@ -14,7 +14,8 @@ Implementation notes
   (RFC 2920 §3.1: a pipelined group gets its replies in one write).
 - Nothing is queued unless the final dot was read; the 250 goes out only after ``Queue.submit``
   returned (the queue makes it durable).
-- Credentials are never logged: AUTH lines bypass the trace, SASL user names are sanitized.
+- Credentials are never logged: AUTH lines bypass the trace. Names a client supplied (SASL user
+  names, HELO, addresses) are logged escaped (pymailsrv.log.escape_for_log).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymailsrv.auth import sasl
 from pymailsrv.errors import Refusal, TemporaryFailure
-from pymailsrv.log import get_logger, trace_logger
+from pymailsrv.log import escape_for_log, get_logger, trace_logger
 from pymailsrv.net.conn import Connection, ConnectionClosed
 from pymailsrv.policy.base import Decision, SmtpState, Stage
 from pymailsrv.queue.base import Recipient
@@ -178,6 +180,9 @@ class SmtpSession:
             ip = ip[7:]
         self.state.client_address = ip
         self.state.client_port = port
+        local = self.transport.get_extra_info("sockname") if self.transport else None
+        if local:
+            self.state.server_address, self.state.server_port = str(local[0]), int(local[1])
         self.state.protocol = "SMTP"
         if self.cfg.peername_lookup and ip:
             await self._lookup_peername(ip)
@@ -397,12 +402,19 @@ class SmtpSession:
         return (not self.tls_active and self.listener.tls is not None and self.listener.kind
                 in ("smtpd", "submission") and self.cfg.tls_security_level != "none")
 
-    def auth_offered(self) -> bool:
+    def sasl_mechanisms(self) -> list[str]:
+        """What AUTH offers here (EHLO lists it): nothing where this listener takes no AUTH; the
+        plaintext mechanisms only where disable_plaintext_auth allows (auth/plaintext.py)."""
         if self.svc.authenticator is None or self.listener.kind == "reinject":
-            return False
+            return []
         if self.listener.is_submission:
-            return self.tls_active
-        return self.cfg.sasl_auth_enable and (self.tls_active or not self.cfg.tls_auth_only)
+            enabled = self.tls_active
+        else:
+            enabled = self.cfg.sasl_auth_enable and (self.tls_active or not self.cfg.tls_auth_only)
+        if not enabled:
+            return []
+        return sasl.offered(self.cfg.plaintext.allows(tls=self.tls_active, remote_ip=self.state.client_address,
+                                                      local_ip=self.state.server_address))
 
     def reset_transaction(self) -> None:
         self.txn = None
@@ -445,9 +457,9 @@ class SmtpSession:
         """Postfix's ``NOQUEUE: reject:`` line for refusals decided here (not by the engine)."""
         if sender is None:
             sender = self.txn.sender if self.txn else (self.state.sender or "")
-        to = f" to=<{recipient}>" if recipient else ""
+        to = f" to=<{escape_for_log(recipient)}>" if recipient else ""
         log.info("NOQUEUE: reject: %s from %s: %s; from=<%s>%s proto=%s helo=<%s>", command,
-                 self.client, reply, sender, to, self.state.protocol, self.helo)
+                 self.client, reply, escape_for_log(sender), to, self.state.protocol, escape_for_log(self.helo))
 
     # --- TLS ------------------------------------------------------------------------------------
     async def start_tls(self) -> bool:

@@ -1,4 +1,4 @@
-"""SASL PLAIN (RFC 4616) and LOGIN decoding: every malformed case is a SaslError, nothing else."""
+"""SASL PLAIN (RFC 4616) and LOGIN: every malformed case is a SaslError of its type, nothing else."""
 
 from __future__ import annotations
 
@@ -12,14 +12,20 @@ from pymailsrv.auth.sasl import (
     LOGIN_PASSWORD_PROMPT,
     LOGIN_USERNAME_PROMPT,
     MAX_SASL_BYTES,
+    AuthzidRefused,
+    Credentials,
+    SaslBadBase64,
     SaslCancelled,
     SaslError,
     SaslExchange,
+    SaslMalformed,
+    UnknownMechanism,
     check_authzid,
     decode_base64,
     decode_login_field,
     decode_plain,
-    plaintext_allowed,
+    negotiate,
+    offered,
 )
 
 
@@ -160,17 +166,52 @@ def test_any_decoded_bytes_is_value_or_sasl_error(raw: bytes) -> None:
     assert authcid and password and "\0" not in authzid + authcid + password
 
 
-@pytest.mark.parametrize(("disable", "tls", "remote", "local", "allowed"), [
-    (True, True, "203.0.113.9", "192.0.2.1", True),
-    (True, False, "203.0.113.9", "192.0.2.1", False),
-    (True, False, "127.0.0.1", "", True),
-    (True, False, "::1", "", True),
-    (True, False, "::ffff:127.0.0.1", "", True),
-    (True, False, "192.0.2.1", "192.0.2.1", True),  # same host
-    (True, False, "[2001:db8::1]", "2001:db8::1", True),
-    (True, False, "unknown", "", False),
-    (True, False, "203.0.113.9", "garbage", False),
-    (False, False, "203.0.113.9", "", True),
-])
-def test_plaintext_allowed(disable: bool, tls: bool, remote: str, local: str, allowed: bool) -> None:
-    assert plaintext_allowed(disable, tls=tls, remote_ip=remote, local_ip=local) is allowed
+def test_error_types() -> None:
+    with pytest.raises(SaslBadBase64):
+        decode_plain("!!!!")
+    with pytest.raises(SaslBadBase64):
+        decode_plain("A" * (MAX_SASL_BYTES + 4))
+    for raw in (b"alice", b"\0alice\0se\xffcret", b"\0\0secret"):
+        with pytest.raises(SaslMalformed) as malformed:
+            decode_plain(b64(raw))
+        assert not isinstance(malformed.value, SaslBadBase64)
+    with pytest.raises(AuthzidRefused) as refused:
+        SaslExchange("PLAIN", b64(b"bob@example.com\0alice@example.com\0pw"))
+    assert refused.value.authcid == "alice@example.com"
+    with pytest.raises(UnknownMechanism):
+        SaslExchange("CRAM-MD5")
+
+
+@pytest.mark.parametrize("authzid", ["alice@example.com", "ALICE@Example.COM", " alice@example.com.", ""])
+def test_authzid_naming_the_login_is_accepted_as_the_directory_compares(authzid: str) -> None:
+    check_authzid(authzid, "Alice@example.com")
+
+
+@pytest.mark.parametrize("authzid", ["bob@example.com", "alice", "alice@example.co", "*"])
+def test_any_other_authzid_is_refused(authzid: str) -> None:
+    with pytest.raises(AuthzidRefused):
+        check_authzid(authzid, "alice@example.com")
+
+
+def test_offered_mechanisms_follow_the_plaintext_rule() -> None:
+    assert offered(True) == ["PLAIN", "LOGIN"]
+    assert offered(False) == []  # both send the password itself
+
+
+async def test_negotiate_frames_nothing_itself() -> None:
+    asked: list[str] = []
+    answers = iter([b64(b"alice@example.com"), b64(b"s3cret")])
+
+    async def ask(challenge: str) -> str:
+        asked.append(challenge)
+        return next(answers)
+
+    assert await negotiate("login", None, ask) == Credentials("LOGIN", "alice@example.com", "s3cret")
+    assert asked == [LOGIN_USERNAME_PROMPT, LOGIN_PASSWORD_PROMPT]
+    assert await negotiate("PLAIN", b64(b"\0a\0b"), ask) == Credentials("PLAIN", "a", "b")
+
+    async def cancel(challenge: str) -> str:
+        return "*"
+
+    with pytest.raises(SaslCancelled):
+        await negotiate("PLAIN", None, cancel)

@@ -444,7 +444,7 @@ def test_sort_thread_esearch(imap, raw) -> None:  # type: ignore[no-untyped-def]
 
 def test_graceful_shutdown_config_from_settings(settings_factory) -> None:  # type: ignore[no-untyped-def]
     cfg = ImapConfig.from_settings(settings_factory(message_size_limit="1000"))
-    assert cfg.max_literal == 1000 and cfg.disable_plaintext_auth
+    assert cfg.max_literal == 1000 and cfg.plaintext.disable_plaintext_auth
     assert asyncio  # imported for type use in other tests
 
 

@@ -136,11 +136,6 @@ class RawClient(LineClient):
                 return out
             out.append(got[1:] if got.startswith(b".") else got)
 
-    def starttls(self, ctx: ssl.SSLContext) -> None:
-        self.file.close()
-        self.sock = ctx.wrap_socket(self.sock)
-        self.file = self.sock.makefile("rb")
-
 
 @pytest.fixture
 def raw(pop3) -> Iterator[Callable[..., RawClient]]:  # type: ignore[no-untyped-def]

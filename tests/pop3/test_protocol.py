@@ -527,7 +527,8 @@ def test_login_name_cannot_forge_log_fields(pop3, raw, caplog: pytest.LogCapture
     c.expect("-ERR [AUTH]*")
     line = next(r.getMessage() for r in caplog.records if "Aborted login" in r.getMessage())
     assert ", rip=6.6.6.6" not in line and line.count(", rip=") == 1
-    assert line.startswith("Aborted login (auth failed): user=<x???rip=6.6.6.6???y>, method=USER")
+    assert line.startswith("Aborted login (auth failed): user=<x\\076\\054\\040rip=6.6.6.6\\054\\040\\074y>, "
+                           "method=USER")
 
 
 def test_concurrent_sessions_and_abrupt_disconnects(pop3) -> None:  # type: ignore[no-untyped-def]

@@ -26,6 +26,7 @@ class FakeConnection:
 
     def __init__(self, peer_ip: str = "192.0.2.7", tls: bool = False) -> None:
         self.peer_ip = peer_ip
+        self.local_ip = "192.0.2.1"
         self.tls = tls
         self.transport = None
         self.last_activity = 0.0
@@ -82,14 +83,17 @@ async def test_plaintext_refused_from_remote_clients() -> None:
     assert "TOP" in lines and "PIPELINING" in lines
 
 
-async def test_plaintext_allowed_over_tls_mynetworks_and_when_enabled() -> None:
-    import ipaddress
+async def test_plaintext_allowed_over_tls_from_the_same_host_trusted_networks_and_when_enabled() -> None:
+    from pymailsrv.auth.plaintext import PlaintextRule
+    from pymailsrv.net.networks import parse_network
 
     line = f"USER {ALICE.username}\r\nPASS {PASSWORD}\r\nQUIT\r\n".encode()
+    trusted = PlaintextRule(trusted_networks=(parse_network("203.0.113.0/24"),))
     for conn, opts in ((FakeConnection(tls=True), {}),
-                       (FakeConnection("192.0.2.7"), {"mynetworks": (ipaddress.ip_network("192.0.2.0/24"),)}),
+                       (FakeConnection("192.0.2.1"), {}),  # the address it connected to
                        (FakeConnection("::ffff:127.0.0.1"), {}),
-                       (FakeConnection("203.0.113.9"), {"disable_plaintext_auth": False})):
+                       (FakeConnection("203.0.113.9"), {"plaintext": trusted}),
+                       (FakeConnection("203.0.113.9"), {"plaintext": PlaintextRule(disable_plaintext_auth=False)})):
         assert "+OK Logged in." in await _dialogue(conn, line, **opts)
 
 

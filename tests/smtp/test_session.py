@@ -213,3 +213,23 @@ async def test_peername_lookup(smtp_factory, caplog):
     assert env.client_name == expected
     assert f"Received: from client.test ({expected} [127.0.0.1])".encode() in content
     assert f"connect from {expected}[127.0.0.1]" in [r.getMessage() for r in caplog.records]
+
+
+async def test_a_helo_name_never_reaches_the_log_raw(smtp_factory, caplog):
+    """A HELO name with control characters is either refused where it enters or logged escaped
+    (pymailsrv.log.escape_for_log) in the NOQUEUE line that names it."""
+    caplog.set_level(logging.INFO, logger="pymailsrv")
+    h = await smtp_factory(message_size_limit="1000")
+    c = await RawClient.connect(h.port())
+    await c.expect("220 *")
+    await c.send("EHLO evil\x1b[2Jhost\x08\r\n")
+    accepted = (await c.reply())[-1].startswith("250")
+    if accepted:
+        await c.cmd("MAIL FROM:<a@remote.test> SIZE=5000", R.SIZE_EXCEEDED)
+    await c.cmd("QUIT", R.QUIT_OK)
+    await c.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert not any("\x1b" in line or "\x08" in line for line in lines)
+    if accepted:
+        assert any(line.startswith("NOQUEUE: reject: MAIL from ") and line.endswith(
+            "from=<a@remote.test> proto=ESMTP helo=<evil\\033[2Jhost\\010>") for line in lines)

@@ -62,12 +62,22 @@ PARAMS = (
           "Scheme of stored passwords without a {SCHEME} prefix (Dovecot's default_pass_scheme)."),
     Param("password_scheme", "str", "SHA512-CRYPT", "Scheme for passwords pymailsrv writes."),
     Param("quota_multiplier", "int", "1024000", "Bytes per 'MB' of quota, as PostfixAdmin.", minimum=1),
-    Param("auth_failure_delay", "time", "2s", "Base delay after a failed login; grows per failure."),
+    Param("auth_failure_delay", "time", "2s",
+          "How long a failed login waits for its answer, and the first step of the penalty a "
+          "client address gets for failing: each failure from it within auth_failure_window "
+          "doubles the wait before its next login is checked, up to 15s (Dovecot's auth "
+          "penalty); a successful login from the address clears it."),
     Param("auth_failure_limit", "int", "10",
-          "Failed logins per client IP or login within auth_failure_window before temporary refusal. "
-          "Logins still being checked count as failed, except from an address that logged in "
-          "successfully in the last 7 days."),
-    Param("auth_failure_window", "time", "300s", "Window for counting failed logins."),
+          "Failed logins for one user, from any addresses, within auth_failure_window after which "
+          "that user is guarded: its logins from addresses that have failed lately and never "
+          "logged in successfully are refused for a while (temporary failure). Addresses that "
+          "logged in successfully in the last 7 days, or have not failed, are never refused."),
+    Param("auth_failure_window", "time", "300s", "How long a failed login counts."),
     Param("disable_plaintext_auth", "bool", "yes",
-          "Refuse plaintext authentication on unencrypted connections from non-local clients."),
+          "Refuse plaintext authentication (IMAP LOGIN, POP3 USER/PASS, SASL PLAIN and LOGIN on "
+          "SMTP, IMAP and POP3) unless the connection is secured: TLS, the same host (loopback or "
+          "the address connected to) or login_trusted_networks."),
+    Param("login_trusted_networks", "list", "",
+          "Networks whose clients count as secured (plaintext authentication allowed without TLS) "
+          "and get no failed-login penalty, e.g. a webmail host (Dovecot's login_trusted_networks)."),
 )

@@ -1,16 +1,22 @@
-"""Not-authenticated state: STARTTLS, LOGIN, AUTHENTICATE PLAIN/LOGIN with SASL-IR (RFC 4959)."""
+"""Not-authenticated state: STARTTLS, LOGIN, AUTHENTICATE with SASL-IR (RFC 4959).
+
+The mechanisms, the authzid rule and the plaintext rule are the credential layer's (auth/sasl.py,
+auth/plaintext.py), shared with SMTP and POP3; here are the IMAP framing (``+ challenge``) and the
+mapping of its typed errors: not base64 or ``*`` → BAD, anything else → NO [AUTHENTICATIONFAILED].
+A user name is logged escaped (pymailsrv.log.escape_for_log): a literal may hold CR LF.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pymailsrv.auth.sasl import MECHANISMS, SaslCancelled, SaslError, SaslExchange
+from pymailsrv.auth import sasl
 from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.imap import wire
 from pymailsrv.imap.commands.base import Done
 from pymailsrv.imap.grammar import Command
 from pymailsrv.imap.session import AUTH, LOGOUT
-from pymailsrv.log import get_logger
+from pymailsrv.log import escape_for_log, get_logger
 from pymailsrv.net import PlaintextPending
 
 if TYPE_CHECKING:
@@ -39,16 +45,20 @@ async def starttls(srv: ImapServer, s: Session, cmd: Command) -> Done:
     return Done(sent=True)
 
 
-def _check_plaintext(srv: ImapServer, s: Session) -> None:
-    if not srv.plaintext_ok(s):
-        raise Refusal(wire.PRIVACY_REQUIRED.split("] ", 1)[1], code="PRIVACYREQUIRED")
+def _privacy_required() -> Refusal:
+    return Refusal(wire.PRIVACY_REQUIRED.split("] ", 1)[1], code="PRIVACYREQUIRED")
+
+
+def _aborted(s: Session, reason: str, user: str, method: str) -> Refusal:
+    log.info("Aborted login (%s): user=<%s>, method=%s, rip=%s", reason, escape_for_log(user), method,
+             s.conn.peer_ip)
+    return Refusal("Authentication failed.", code="AUTHENTICATIONFAILED")
 
 
 async def _login(srv: ImapServer, s: Session, user: str, password: str, method: str) -> Done:
     account = await srv.auth.authenticate(user, password, service="imap", remote_ip=s.conn.peer_ip)
     if account is None:
-        log.info("Aborted login (auth failed): user=<%s>, method=%s, rip=%s", user, method, s.conn.peer_ip)
-        raise Refusal("Authentication failed.", code="AUTHENTICATIONFAILED")
+        raise _aborted(s, "auth failed", user, method)
     if not await srv.user_ip.open(account.username, s.conn.peer_ip, srv.config.max_userip):
         log.info("Maximum number of connections from user+IP exceeded: user=<%s>, rip=%s",
                  account.username, s.conn.peer_ip)
@@ -64,7 +74,8 @@ async def _login(srv: ImapServer, s: Session, user: str, password: str, method: 
 
 
 async def login(srv: ImapServer, s: Session, cmd: Command) -> Done:
-    _check_plaintext(srv, s)
+    if not srv.plaintext_ok(s):
+        raise _privacy_required()
     user, password = cmd.args
     return await _login(srv, s, user.decode("utf-8", "replace"), password.decode("utf-8", "replace"), "LOGIN")
 
@@ -72,16 +83,23 @@ async def login(srv: ImapServer, s: Session, cmd: Command) -> Done:
 async def authenticate(srv: ImapServer, s: Session, cmd: Command) -> Done:
     """RFC 3501 §6.2.2 with SASL-IR (RFC 4959): ``=`` is an empty initial response."""
     mech, ir = cmd.args
-    if mech not in MECHANISMS:
+    if mech not in sasl.MECHANISMS:
         raise Refusal("Unsupported authentication mechanism.")
-    _check_plaintext(srv, s)
+    if mech not in sasl.offered(srv.plaintext_ok(s)):
+        raise _privacy_required()
+
+    async def ask(challenge: str) -> bytes:
+        s.write(f"+ {challenge}\r\n".encode())
+        return await s.client_line()
+
     try:
-        ex = SaslExchange(mech, None if ir is None else (b"" if ir == b"=" else ir))
-        while ex.challenge is not None:
-            s.write(f"+ {ex.challenge}\r\n".encode())
-            ex.respond(await s.client_line())
-    except SaslCancelled as exc:
+        credentials = await sasl.negotiate(mech, ir, ask)
+    except sasl.SaslCancelled as exc:
         raise ClientSyntaxError("Authentication aborted by client.") from exc
-    except SaslError as exc:
+    except sasl.SaslBadBase64 as exc:
         raise ClientSyntaxError("Invalid base64 data in continued response") from exc
-    return await _login(srv, s, ex.authcid, ex.password, mech)
+    except sasl.AuthzidRefused as exc:
+        raise _aborted(s, "authorization identity refused", exc.authcid, mech) from exc
+    except sasl.SaslError as exc:
+        raise _aborted(s, "malformed response", "", mech) from exc
+    return await _login(srv, s, credentials.authcid, credentials.password, mech)
