@@ -344,6 +344,7 @@ async def _serve(settings: Settings, config_path: str) -> int:
             smtp_copies, copies = _dup_sockets(sockets), _dup_sockets(passed)
             try:
                 fresh = _core(new, store=core.store)
+                fresh.authenticator.throttle = serving.core.authenticator.throttle  # the counts go on
                 following = await _Serving.start(new, fresh, queue.manager, limiter, user_ip, owns_core=True,
                                                  smtp_sockets=smtp_copies, sockets=copies)
             except (ConfigError, OSError) as exc:
