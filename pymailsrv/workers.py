@@ -46,7 +46,8 @@ from urllib.parse import quote, unquote
 from pymailsrv.auth.base import AuthUnavailable, UserIpCounter
 from pymailsrv.auth.throttle import LoginThrottle
 from pymailsrv.log import get_logger
-from pymailsrv.smtp.limits import ConnectionLimiter, Network, is_exempt
+from pymailsrv.net.limits import ConnectionLimiter
+from pymailsrv.net.networks import Network, in_networks
 
 log = get_logger("master")
 
@@ -400,7 +401,7 @@ class RemoteLimiter:
         self.off = not limiter.count_limit and not limiter.rate_limit
 
     def _asks(self, ip: str) -> bool:
-        return not self.off and not is_exempt(ip, self.exceptions)
+        return not self.off and not in_networks(ip, self.exceptions)
 
     async def admit(self, ip: str) -> tuple[str, int]:
         if not self._asks(ip):
