@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pymailsrv.config.params import PARAMETERS, Param
 from pymailsrv.config.parser import Entry, expand, parse_text, split_list
 from pymailsrv.errors import ConfigError, ConfigErrors
+from pymailsrv.net.networks import Network, parse_networks
 
 log = logging.getLogger("pymailsrv.config")
 
@@ -276,7 +277,7 @@ class Settings:
         """A restriction class (a name from smtpd_restriction_classes), split as a list."""
         return split_list(expand(self._values.get(name, ""), self._lookup))
 
-    def mynetworks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    def mynetworks(self) -> list[Network]:
         """mynetworks, or the networks mynetworks_style derives (host: loopback only)."""
         items = self.get_list("mynetworks")
         if not items:
@@ -284,12 +285,9 @@ class Settings:
             items = ["127.0.0.0/8", "::1/128"]
             if style != "host":
                 items += _local_subnets(style)
-        nets = []
-        for item in items:
-            try:
-                nets.append(ipaddress.ip_network(item.strip("[]").replace("]/", "/"), strict=False))
-            except ValueError:
-                log.warning('mynetworks: ignoring "%s" (not a network or address)', item)
+        nets, bad = parse_networks(items)
+        for item in bad:
+            log.warning('mynetworks: ignoring "%s" (not a network or address)', item)
         return nets
 
 

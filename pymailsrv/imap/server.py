@@ -32,7 +32,7 @@ from pymailsrv.imap.parser import Bad, CommandParser, NeedContinuation
 from pymailsrv.imap.session import AUTH, LOGOUT, NOT_AUTH, SELECTED, Session
 from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
 from pymailsrv.net import Connection, ConnectionClosed, is_local
-from pymailsrv.net.server import Network
+from pymailsrv.net.networks import Network
 from pymailsrv.store.base import FolderExists, FolderNotFound, InvalidFolderName, MailStore, QuotaExceeded
 
 log = get_logger("imap")

@@ -12,37 +12,28 @@ Implementation notes:
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import socket
 import ssl as ssl_module
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.net.conn import Connection
+from pymailsrv.net.networks import Network, in_networks, is_loopback
 
 log = logging.getLogger("pymailsrv.net")
 
 Handler = Callable[[Connection], Awaitable[None]]
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def is_local(peer_ip: str, mynetworks: Iterable[Network]) -> bool:
+def is_local(peer_ip: str, mynetworks: Sequence[Network]) -> bool:
     """True for loopback and for addresses inside ``mynetworks`` (IPv4-mapped IPv6 unwrapped).
     Used for disable_plaintext_auth: local clients may authenticate without TLS."""
-    try:
-        addr = ipaddress.ip_address(peer_ip.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    if addr.is_loopback:
-        return True
-    return any(addr.version == net.version and addr in net for net in mynetworks)
+    return is_loopback(peer_ip) or in_networks(peer_ip, mynetworks)
 
 
 class ConnectionRegistry:

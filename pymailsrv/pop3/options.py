@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from dataclasses import dataclass, field
 
@@ -10,12 +9,12 @@ from pymailsrv.auth.base import Authenticator, SessionCounter, UserIpCounter
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Settings
 from pymailsrv.log import get_logger
+from pymailsrv.net.networks import Network
 from pymailsrv.net.server import is_local
 from pymailsrv.pop3.maildrop import compile_uidl_format
 from pymailsrv.store.base import MailStore
 
 log = get_logger("pop3")
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
