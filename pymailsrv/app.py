@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pymailsrv.clock import Clock
     from pymailsrv.db.base import Directory
     from pymailsrv.db.directory import SqlDirectory
+    from pymailsrv.net.limits import ConnectionLimiter
     from pymailsrv.policy.restrictions import RestrictionEngine
     from pymailsrv.pop3.server import Pop3Server
     from pymailsrv.queue.manager import QueueManager
@@ -156,7 +157,7 @@ async def _serve(settings: Settings, config_path: str) -> int:
             from pymailsrv.workers import WorkerPool
 
             workers = WorkerPool(processes, config_path, sockets, limiter, queue.pickup,
-                                 core.authenticator.throttle, user_ip, passed)
+                                 core.authenticator.throttle, user_ip, passed, _ip_limits(imap, pop3))
             await workers.start()
             stops.append(workers.stop)  # stopped first: each finishes its sessions
     except OSError as exc:
@@ -201,15 +202,11 @@ async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
         stops.extend(_closer(server) for server in servers)
         adopters: dict[tuple[str, int], Any] = {}
         imap: list[Any] = []
-
-        def ended() -> None:
-            channel.send("gone")
-
         await start_imap(settings, core.authenticator, core.store, imap,
-                         user_ip=RemoteSessionCounter(channel, "imap"), adopters=adopters, on_end=ended)
+                         user_ip=RemoteSessionCounter(channel, "imap"), adopters=adopters)
         stops.extend(s.close for s in imap)
         pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock,
-                                user_ip=RemoteSessionCounter(channel, "pop3"), adopters=adopters, on_end=ended)
+                                user_ip=RemoteSessionCounter(channel, "pop3"), adopters=adopters)
         if pop3 is not None:
             stops.append(pop3.close)
         inbox = Inbox(spec.inbox, adopters, channel)
@@ -248,6 +245,13 @@ async def _stop_all(stops: list[Callable[[], Awaitable[None]]]) -> None:
             await asyncio.wait_for(stop(), 10)
         except Exception:
             log.exception("error during shutdown")
+
+
+def _ip_limits(imap: list[Any], pop3: Pop3Server | None) -> dict[str, ConnectionLimiter]:
+    """Per IMAP/POP3 listen parameter, the per-IP limiter (login_max_ip_connections) of its
+    registry: with worker processes, the main process counts with it for all of them."""
+    servers = imap + (pop3.servers if pop3 is not None else [])
+    return {f"{server.name}_listen": server.registry.limiter for server in servers}
 
 
 # --- init and the demo --------------------------------------------------------------------------
@@ -411,17 +415,16 @@ Sockets = dict[tuple[str, int], list[socket.socket]]  # (listen parameter, addre
 
 async def start_imap(settings: Settings, authenticator: Any, store: Any, servers: list[Any], *,
                      user_ip: Any = None, serve: bool = True, sockets: Sockets | None = None,
-                     adopters: dict[tuple[str, int], Any] | None = None,
-                     on_end: Callable[[], None] = lambda: None) -> None:
+                     adopters: dict[tuple[str, int], Any] | None = None) -> None:
     """Start the imap_listen (STARTTLS offered when a certificate is configured) and imaps_listen
     (implicit TLS) listeners; appends net.Server objects to ``servers``. ``await s.close()`` on
     shutdown stops listening and ends every session with ``* BYE Server shutting down.``
     ``serve`` False: bind only (for workers); ``sockets`` collects what was bound. ``adopters``:
     in a worker process, no listener but a net.Adopter per configured address, keyed like
-    ``sockets``, for the connections the main process passes (``on_end`` when each ends)."""
+    ``sockets``, for the connections the main process passes."""
     from pymailsrv.config.tls import server_context
     from pymailsrv.imap.server import ImapConfig, ImapServer
-    from pymailsrv.net import Adopter, ConnectionRegistry, start_server
+    from pymailsrv.net import Adopter, start_server
 
     plain, implicit = settings.get_listen("imap_listen"), settings.get_listen("imaps_listen")
     if not plain and not implicit:
@@ -430,7 +433,7 @@ async def start_imap(settings: Settings, authenticator: Any, store: Any, servers
     tls = server_context(cert, key) if cert else None
     config = ImapConfig.from_settings(settings)
     imap = ImapServer(config, authenticator, store, tls=tls, user_ip=user_ip)
-    registry = ConnectionRegistry(idle_timeout=config.timeout)
+    registry = imap.registry
     for param, name, addresses in (("imap_listen", "imap", plain), ("imaps_listen", "imaps", implicit)):
         if name == "imaps" and addresses and tls is None:
             log.warning("imaps_listen %s ignored: no tls_cert_file", ", ".join(map(str, addresses)))
@@ -438,7 +441,7 @@ async def start_imap(settings: Settings, authenticator: Any, store: Any, servers
         ssl = tls if name == "imaps" else None
         for index, listen in enumerate(addresses):
             if adopters is not None:
-                adopters[(param, index)] = Adopter(imap.handle, ssl, registry=registry, name=name, on_end=on_end)
+                adopters[(param, index)] = Adopter(imap.handle, ssl, registry=registry, name=name)
                 servers.append(adopters[(param, index)])
                 continue
             server = await start_server(imap.handle, listen.host, listen.port, ssl=ssl, registry=registry,
@@ -451,11 +454,11 @@ async def start_imap(settings: Settings, authenticator: Any, store: Any, servers
 
 async def start_pop3(settings: Settings, authenticator: Authenticator, store: MailStore,
                      clock: Clock | None = None, *, user_ip: Any = None, serve: bool = True,
-                     sockets: Sockets | None = None, adopters: dict[tuple[str, int], Any] | None = None,
-                     on_end: Callable[[], None] = lambda: None) -> Pop3Server | None:
+                     sockets: Sockets | None = None,
+                     adopters: dict[tuple[str, int], Any] | None = None) -> Pop3Server | None:
     """Start pop3_listen (with STLS when a certificate is set) and pop3s_listen (implicit TLS).
     Returns the server (``await server.close()`` on shutdown), or None when both are empty.
-    ``serve``/``sockets``/``adopters``/``on_end``: as for start_imap."""
+    ``serve``/``sockets``/``adopters``: as for start_imap."""
     from pymailsrv.clock import SystemClock
     from pymailsrv.config.tls import server_context
     from pymailsrv.pop3.options import Pop3Options, Pop3Services
@@ -473,7 +476,7 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
     for param, name, addresses in (("pop3_listen", "pop3", plain), ("pop3s_listen", "pop3s", implicit)):
         for index, address in enumerate(addresses):
             if adopters is not None:
-                adopters[(param, index)] = server.adopter(implicit_tls=name == "pop3s", on_end=on_end)
+                adopters[(param, index)] = server.adopter(implicit_tls=name == "pop3s")
                 continue
             bound = await server.listen_on(address, implicit_tls=name == "pop3s", serve=serve)
             log.info("%s listening on %s:%d", name, address.host or "*", bound.port)

@@ -55,6 +55,7 @@ class Connection(asyncio.Protocol):
         self._tls_handshaking = False
         self.peer_ip = ""
         self.peer_port = 0
+        self.local_ip = ""
         self.local_port = 0
         self.tls = False
         self.last_activity = self.clock.monotonic()
@@ -62,6 +63,8 @@ class Connection(asyncio.Protocol):
         self.timeout_message = b""
         self.timed_out = False  # set by the idle sweeper
         self.shutdown_message = b""  # written by ConnectionRegistry.close_all before closing
+        # the per-IP limit this connection is over ("count"); its session only says so and ends
+        self.over_limit = ""
 
     # --- asyncio.Protocol callbacks -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -71,7 +74,7 @@ class Connection(asyncio.Protocol):
             self.peer_ip, self.peer_port = str(peer[0]), int(peer[1])
         sock = transport.get_extra_info("sockname")
         if sock:
-            self.local_port = int(sock[1])
+            self.local_ip, self.local_port = str(sock[0]), int(sock[1])
         self.tls = transport.get_extra_info("sslcontext") is not None
 
     def data_received(self, data: bytes) -> None:

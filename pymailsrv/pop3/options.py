@@ -28,6 +28,8 @@ class Pop3Options:
     disable_plaintext_auth: bool = True
     mynetworks: tuple[Network, ...] = ()
     userip_limit: int = 20
+    max_ip_connections: int = 0  # per client IP, before and after login (0 = no limit)
+    ip_limit_exceptions: tuple[Network, ...] = ()
     tls_context: ssl.SSLContext | None = None  # None: no STLS
 
     @classmethod
@@ -45,6 +47,8 @@ class Pop3Options:
             disable_plaintext_auth=settings.get_bool("disable_plaintext_auth"),
             mynetworks=tuple(settings.mynetworks()),
             userip_limit=settings.get_int("mail_max_userip_connections"),
+            max_ip_connections=settings.get_int("login_max_ip_connections"),
+            ip_limit_exceptions=tuple(settings.get_networks("login_ip_limit_exceptions")),
             tls_context=tls_context,
         )
 
