@@ -74,6 +74,12 @@ pop3s_listen = {pop3s_listen}
 # password_scheme = SHA512-CRYPT
 # disable_plaintext_auth = yes
 
+# --- IMAP and POP3 limits (Dovecot's names where it has them) ---------------------------------
+# mail_max_userip_connections = 20
+# Connections per client IP (IMAP and POP3 apart); loopback and login_trusted_networks are exempt.
+# login_max_ip_connections = 100
+# login_trusted_networks = 192.0.2.10
+
 # --- Logging ----------------------------------------------------------------------------------
 # log_file =
 # log_level = info
