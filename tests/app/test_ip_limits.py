@@ -14,9 +14,7 @@ import pytest
 
 from tests.app.server_process import ServerProcess
 from tests.app.test_workers import _configure, _lines, _ready, _start, _wait
-
-REFUSED = ("Disconnected: Maximum number of connections from IP exceeded (no auth attempts in 0 secs): "
-           "user=<>, rip=127.0.0.1, lip=127.0.0.1")
+from tests.fakes import REFUSED_OVER_IP_LIMIT
 
 
 def _greeting(port: int, tls: ssl.SSLContext | None = None) -> tuple[socket.socket, bytes]:
@@ -60,7 +58,7 @@ def test_connections_over_the_per_ip_limit_are_refused(tmp_path: Path, tls_files
         pids = set(_ready(server)) if workers else {server.proc.pid}
         assert set(_refused(server, "imap-login")) <= pids  # said by whichever process serves
         lines = {text for n, _, text in _lines(server) if n == "imap-login" and text.startswith("Disconnected")}
-        assert lines == {REFUSED, REFUSED + ", TLS"}
+        assert lines == {REFUSED_OVER_IP_LIMIT, REFUSED_OVER_IP_LIMIT + ", TLS"}
         held.pop(0).close()  # an IMAP session ends: its slot is free once the main process hears of it
         _wait(lambda: server.text().count("Disconnected: Connection closed") >= 1, server)
         _wait(lambda: _greeting_ok(server.ports["imap"]), server)

@@ -5,31 +5,22 @@ from __future__ import annotations
 
 import logging
 import ssl
-import time
 
 import pytest
 
 from pymailsrv.config.settings import Settings
+from pymailsrv.imap import wire
 from pymailsrv.imap.server import ImapConfig
 from pymailsrv.net.networks import parse_networks
-from tests.imap.conftest import Harness, RawClient
+from tests.fakes import REFUSED_OVER_IP_LIMIT, wait_counted
+from tests.imap.conftest import RawClient
 
-BYE = "* BYE Maximum number of connections from IP exceeded (login_max_ip_connections=2)"
-REFUSED = ("Disconnected: Maximum number of connections from IP exceeded (no auth attempts in 0 secs): "
-           "user=<>, rip=127.0.0.1, lip=127.0.0.1")
+BYE = "* BYE " + wire.IP_LIMIT.format(limit=2)
 
 
 @pytest.fixture
 def store_kind() -> str:
     return "memory"  # the limit is the listener's business, not the store's
-
-
-def admitted(h: Harness, n: int) -> None:
-    """Wait until the server counts ``n`` sessions of 127.0.0.1 (a logout ends one a moment later)."""
-    deadline = time.monotonic() + 5
-    while h.server.registry.count("127.0.0.1") != n:
-        assert time.monotonic() < deadline, h.server.registry.count("127.0.0.1")
-        time.sleep(0.01)
 
 
 def test_a_connection_over_the_limit_gets_bye_and_the_log_line(imap_factory, caplog: pytest.LogCaptureFixture,
@@ -44,10 +35,10 @@ def test_a_connection_over_the_limit_gets_bye_and_the_log_line(imap_factory, cap
     over_tls.expect(BYE)
     assert over_tls.closed()
     lines = [r.getMessage() for r in caplog.records if r.name == "pymailsrv.imap-login"]
-    assert lines.count(REFUSED) == 1 and lines.count(REFUSED + ", TLS") == 1
+    assert lines.count(REFUSED_OVER_IP_LIMIT) == 1 and lines.count(REFUSED_OVER_IP_LIMIT + ", TLS") == 1
     assert [r.getMessage() for r in caplog.records].count("connect from [127.0.0.1]") == 2  # no session began
     first.logout()
-    admitted(h, 1)  # the refused ones were never counted
+    wait_counted(h.server.registry, 1)  # the refused ones were never counted
     third = h.client()
     assert third.noop()[0] == "OK"
     assert second.noop()[0] == "OK"
@@ -59,7 +50,7 @@ def test_exempt_clients_are_not_limited(imap_factory) -> None:
     nets, _ = parse_networks(["127.0.0.0/8"])
     h = imap_factory(max_ip_connections=1, ip_limit_exceptions=nets)
     clients = [h.client() for _ in range(3)]
-    admitted(h, 3)  # counted all the same
+    wait_counted(h.server.registry, 3)  # counted all the same
     for c in clients:
         assert c.noop()[0] == "OK"
         c.logout()

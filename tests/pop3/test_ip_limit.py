@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import poplib
 import ssl
-import time
 
 import pytest
 
@@ -14,24 +13,15 @@ from pymailsrv.config.settings import Settings
 from pymailsrv.net.networks import parse_networks
 from pymailsrv.pop3 import replies
 from pymailsrv.pop3.options import Pop3Options
+from tests.fakes import REFUSED_OVER_IP_LIMIT, wait_counted
 from tests.pop3.conftest import PASSWORD, USERS, Harness, RawClient
 
 ERR = "-ERR " + replies.IP_LIMIT.format(limit=2)
-REFUSED = ("Disconnected: Maximum number of connections from IP exceeded (no auth attempts in 0 secs): "
-           "user=<>, rip=127.0.0.1, lip=127.0.0.1")
 
 
 @pytest.fixture
 def store_kind() -> str:
     return "memory"  # the limit is the listener's business, not the store's
-
-
-def admitted(h: Harness, n: int) -> None:
-    """Wait until the server counts ``n`` sessions of 127.0.0.1 (a QUIT ends one a moment later)."""
-    deadline = time.monotonic() + 5
-    while h.server.registry.count("127.0.0.1") != n:
-        assert time.monotonic() < deadline, h.server.registry.count("127.0.0.1")
-        time.sleep(0.01)
 
 
 def login(h: Harness) -> poplib.POP3:
@@ -54,9 +44,9 @@ def test_a_connection_over_the_limit_gets_err_and_the_log_line(pop3_factory, cap
     over_tls.expect(ERR)
     assert over_tls.closed()
     lines = [r.getMessage() for r in caplog.records if r.name == "pymailsrv.pop3-login"]
-    assert lines.count(REFUSED) == 1 and lines.count(REFUSED + ", TLS") == 1
+    assert lines.count(REFUSED_OVER_IP_LIMIT) == 1 and lines.count(REFUSED_OVER_IP_LIMIT + ", TLS") == 1
     first.quit()
-    admitted(h, 1)  # the refused ones were never counted
+    wait_counted(h.server.registry, 1)  # the refused ones were never counted
     third = login(h)
     assert third.stat() == (0, 0)
     second.user(USERS[1])
@@ -69,7 +59,7 @@ def test_exempt_clients_are_not_limited(pop3_factory) -> None:
     nets, _ = parse_networks(["::1/128", "127.0.0.0/8"])
     h = pop3_factory(max_ip_connections=1, ip_limit_exceptions=tuple(nets))
     clients = [poplib.POP3("127.0.0.1", h.port, timeout=30) for _ in range(3)]
-    admitted(h, 3)  # counted all the same
+    wait_counted(h.server.registry, 3)  # counted all the same
     for p in clients:
         assert "UIDL" in p.capa()
         p.quit()
