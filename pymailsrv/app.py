@@ -202,11 +202,15 @@ async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
         stops.extend(_closer(server) for server in servers)
         adopters: dict[tuple[str, int], Any] = {}
         imap: list[Any] = []
+
+        def ended() -> None:
+            channel.send("gone")
+
         await start_imap(settings, core.authenticator, core.store, imap,
-                         user_ip=RemoteSessionCounter(channel, "imap"), adopters=adopters)
+                         user_ip=RemoteSessionCounter(channel, "imap"), adopters=adopters, on_end=ended)
         stops.extend(s.close for s in imap)
         pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock,
-                                user_ip=RemoteSessionCounter(channel, "pop3"), adopters=adopters)
+                                user_ip=RemoteSessionCounter(channel, "pop3"), adopters=adopters, on_end=ended)
         if pop3 is not None:
             stops.append(pop3.close)
         inbox = Inbox(spec.inbox, adopters, channel)
@@ -415,13 +419,14 @@ Sockets = dict[tuple[str, int], list[socket.socket]]  # (listen parameter, addre
 
 async def start_imap(settings: Settings, authenticator: Any, store: Any, servers: list[Any], *,
                      user_ip: Any = None, serve: bool = True, sockets: Sockets | None = None,
-                     adopters: dict[tuple[str, int], Any] | None = None) -> None:
+                     adopters: dict[tuple[str, int], Any] | None = None,
+                     on_end: Callable[[], None] = lambda: None) -> None:
     """Start the imap_listen (STARTTLS offered when a certificate is configured) and imaps_listen
     (implicit TLS) listeners; appends net.Server objects to ``servers``. ``await s.close()`` on
     shutdown stops listening and ends every session with ``* BYE Server shutting down.``
     ``serve`` False: bind only (for workers); ``sockets`` collects what was bound. ``adopters``:
     in a worker process, no listener but a net.Adopter per configured address, keyed like
-    ``sockets``, for the connections the main process passes."""
+    ``sockets``, for the connections the main process passes (``on_end`` when each ends)."""
     from pymailsrv.config.tls import server_context
     from pymailsrv.imap.server import ImapConfig, ImapServer
     from pymailsrv.net import Adopter, start_server
@@ -441,7 +446,7 @@ async def start_imap(settings: Settings, authenticator: Any, store: Any, servers
         ssl = tls if name == "imaps" else None
         for index, listen in enumerate(addresses):
             if adopters is not None:
-                adopters[(param, index)] = Adopter(imap.handle, ssl, registry=registry, name=name)
+                adopters[(param, index)] = Adopter(imap.handle, ssl, registry=registry, name=name, on_end=on_end)
                 servers.append(adopters[(param, index)])
                 continue
             server = await start_server(imap.handle, listen.host, listen.port, ssl=ssl, registry=registry,
@@ -454,11 +459,11 @@ async def start_imap(settings: Settings, authenticator: Any, store: Any, servers
 
 async def start_pop3(settings: Settings, authenticator: Authenticator, store: MailStore,
                      clock: Clock | None = None, *, user_ip: Any = None, serve: bool = True,
-                     sockets: Sockets | None = None,
-                     adopters: dict[tuple[str, int], Any] | None = None) -> Pop3Server | None:
+                     sockets: Sockets | None = None, adopters: dict[tuple[str, int], Any] | None = None,
+                     on_end: Callable[[], None] = lambda: None) -> Pop3Server | None:
     """Start pop3_listen (with STLS when a certificate is set) and pop3s_listen (implicit TLS).
     Returns the server (``await server.close()`` on shutdown), or None when both are empty.
-    ``serve``/``sockets``/``adopters``: as for start_imap."""
+    ``serve``/``sockets``/``adopters``/``on_end``: as for start_imap."""
     from pymailsrv.clock import SystemClock
     from pymailsrv.config.tls import server_context
     from pymailsrv.pop3.options import Pop3Options, Pop3Services
@@ -476,7 +481,7 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
     for param, name, addresses in (("pop3_listen", "pop3", plain), ("pop3s_listen", "pop3s", implicit)):
         for index, address in enumerate(addresses):
             if adopters is not None:
-                adopters[(param, index)] = server.adopter(implicit_tls=name == "pop3s")
+                adopters[(param, index)] = server.adopter(implicit_tls=name == "pop3s", on_end=on_end)
                 continue
             bound = await server.listen_on(address, implicit_tls=name == "pop3s", serve=serve)
             log.info("%s listening on %s:%d", name, address.host or "*", bound.port)

@@ -21,9 +21,9 @@ Each worker has one socketpair to the main process; one request per line:
                     that attempt ended
   ``userip SERVICE USER IP LIMIT`` → ``ok`` | ``no``: mail_max_userip_connections for IMAP or
                     POP3, counted across processes; ``userip-close SERVICE USER IP`` (no answer)
-  ``gone [PARAM IP]`` (no answer) an IMAP/POP3 connection the main process passed has ended;
-                    PARAM and IP when login_max_ip_connections counted it
-(IP, LOGIN and USER percent-encoded, except in ``gone``, which returns what the main process sent.)
+  ``ip-close PARAM IP`` (no answer) a passed IMAP/POP3 connection that the main process counted
+                    for login_max_ip_connections has ended (PARAM and IP as it sent them)
+(IP, LOGIN and USER percent-encoded, except in ``ip-close``.)
 The IMAP/POP3 connections themselves come over a second socketpair, one per message with its
 file descriptor: ``PARAM INDEX VERDICT IP``, VERDICT ``ok`` or the per-IP limit it is over
 (``count``; the worker's session only says so), IP as the main process counted it (``-``: not).
@@ -193,7 +193,9 @@ class WorkerPool:
             elif verb == "pickup":
                 self._spawn(self._pickup(arg))
             elif verb == "gone":
-                self._gone(worker, arg)
+                worker.sessions = max(0, worker.sessions - 1)
+            elif verb == "ip-close":
+                self._ip_close(worker, arg)
             elif verb == "ready":
                 worker.ready = True
                 self._update_accepting()
@@ -289,8 +291,7 @@ class WorkerPool:
             limiter.close(ip)
         log.warning("no worker process could take a %s connection; closed", param.split("_")[0])
 
-    def _gone(self, worker: _Worker, arg: str) -> None:
-        worker.sessions = max(0, worker.sessions - 1)
+    def _ip_close(self, worker: _Worker, arg: str) -> None:
         param, _, ip = arg.partition(" ")
         if worker.counted[(param, ip)] > 0:  # counted when it was passed
             worker.counted[(param, ip)] -= 1
@@ -341,6 +342,10 @@ class WorkerPool:
         for socks in self.passed.values():  # our duplicates; the servers close the originals
             for sock in socks:
                 sock.close()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _peer_ip(conn: socket.socket) -> str:
@@ -533,14 +538,16 @@ class Inbox:
                 return
             param, index, verdict, ip = [*msg.decode("ascii", "replace").split(" "), "", "", ""][:4]
             adopter = self.adopters.get((param, int(index) if index.isdigit() else -1))
-            ended = functools.partial(self.channel.send, f"gone {param} {ip}" if verdict == "ok" else "gone")
+            counted = verdict == "ok" and ip != "-"
+            ended = functools.partial(self.channel.send, f"ip-close {param} {ip}") if counted else _nothing
             for fd in fds:
                 conn = socket.socket(fileno=fd)
                 if adopter is None:
                     conn.close()
+                    self.channel.send("gone")
                     ended()
                 else:
-                    adopter.adopt(conn, over_limit="" if verdict == "ok" else verdict, on_end=ended)
+                    adopter.adopt(conn, over_limit="" if verdict == "ok" else verdict, ended=ended)
 
     def close(self) -> None:
         if self.sock.fileno() >= 0:

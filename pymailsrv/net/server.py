@@ -192,40 +192,50 @@ def hold_listening(server: asyncio.Server, backlog: int) -> None:
 class Adopter:
     """Serves connections accepted elsewhere: the main process accepts IMAP/POP3 connections and
     passes each to the worker process with the fewest sessions (pymailsrv/workers.py); a worker
-    serves them here as ``start_server`` would."""
+    serves them here as ``start_server`` would. ``on_end`` is called once per connection, when its
+    session ends (or its TLS handshake fails)."""
 
     def __init__(self, handler: Handler, ssl: ssl_module.SSLContext | None = None, *,
-                 clock: Clock | None = None, registry: ConnectionRegistry | None = None, name: str = "") -> None:
+                 clock: Clock | None = None, registry: ConnectionRegistry | None = None, name: str = "",
+                 on_end: Callable[[], None] = lambda: None) -> None:
         self.clock: Clock = clock or SystemClock()
         self.registry = registry if registry is not None else ConnectionRegistry(self.clock)
         self.ssl = ssl
         self.name = name
-        self.handler = handler
+        self._on_end = on_end
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def adopt(self, sock: socket.socket, *, over_limit: str = "", on_end: Callable[[], None] = lambda: None) -> None:
-        """Serve ``sock``. ``over_limit``: the main process found it over the per-IP limit, so
-        its session only says so. ``on_end`` is called once, when the session ends (or its TLS
-        handshake fails)."""
-        task = asyncio.get_running_loop().create_task(self._start(sock, over_limit, on_end))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _start(self, sock: socket.socket, over_limit: str, on_end: Callable[[], None]) -> None:
         async def session(conn: Connection) -> None:
             try:
-                await self.handler(conn)
+                await handler(conn)
             finally:
                 on_end()
 
+        self._handler: Handler = session
+
+    def adopt(self, sock: socket.socket, *, over_limit: str = "", ended: Callable[[], None] = lambda: None) -> None:
+        """Serve ``sock``. ``over_limit``: the main process found it over the per-IP limit, so
+        its session only says so. ``ended``: called once for this connection, after ``on_end``."""
+        task = asyncio.get_running_loop().create_task(self._start(sock, over_limit, ended))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start(self, sock: socket.socket, over_limit: str, ended: Callable[[], None]) -> None:
+        async def session(conn: Connection) -> None:
+            try:
+                await self._handler(conn)
+            finally:
+                ended()
+
         loop = asyncio.get_running_loop()
         try:
-            await loop.connect_accepted_socket(
-                lambda: _ServerConnection(self.clock, session, self.registry, verdict=over_limit),
-                sock, ssl=self.ssl, ssl_handshake_timeout=30 if self.ssl else None)
+            await loop.connect_accepted_socket(lambda: _ServerConnection(self.clock, session, self.registry,
+                                                                         verdict=over_limit),
+                                               sock, ssl=self.ssl, ssl_handshake_timeout=30 if self.ssl else None)
         except (OSError, ssl_module.SSLError, TimeoutError, ConnectionError):
             sock.close()  # the session never began
-            on_end()
+            self._on_end()
+            ended()
 
     async def close(self, grace: float = 5.0) -> None:
         """End every session (graceful shutdown), as Server.close does after it stops listening."""

@@ -8,7 +8,7 @@ runs one Session.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from pymailsrv.config.settings import Listen
 from pymailsrv.errors import ConfigError
@@ -70,12 +70,12 @@ class Pop3Server:
         login_log.info("Disconnected: Maximum number of connections from IP exceeded (no auth attempts in 0 secs): "
                        "user=<>, rip=%s, lip=%s%s", conn.peer_ip, conn.local_ip, ", TLS" if conn.tls else "")
 
-    def adopter(self, *, implicit_tls: bool = False) -> Adopter:
+    def adopter(self, *, implicit_tls: bool = False, on_end: Callable[[], None] = lambda: None) -> Adopter:
         """Serves connections the main process accepted and passed to this worker process."""
         if implicit_tls and self.options.tls_context is None:
             raise ConfigError("pop3s_listen needs tls_cert_file and tls_key_file")
         return Adopter(self._session, self.options.tls_context if implicit_tls else None, clock=self.services.clock,
-                       registry=self.registry, name="pop3s" if implicit_tls else "pop3")
+                       registry=self.registry, name="pop3s" if implicit_tls else "pop3", on_end=on_end)
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop listening and close every session (each applies its \\Seen flags, no deletions)."""
