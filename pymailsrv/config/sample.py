@@ -78,7 +78,6 @@ pop3s_listen = {pop3s_listen}
 # mail_max_userip_connections = 20
 # Connections per client IP (IMAP and POP3 apart); loopback and login_trusted_networks are exempt.
 # login_max_ip_connections = 100
-# login_trusted_networks = 192.0.2.10
 
 # --- Logging ----------------------------------------------------------------------------------
 # log_file =

@@ -55,7 +55,7 @@ class Connection(asyncio.Protocol):
         self._tls_handshaking = False
         self.peer_ip = ""
         self.peer_port = 0
-        self.local_ip = ""
+        self.local_ip = ""  # the address the client connected to (disable_plaintext_auth's "same host")
         self.local_port = 0
         self.tls = False
         self.last_activity = self.clock.monotonic()
