@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pymailsrv.clock import Clock
     from pymailsrv.db.base import Directory
     from pymailsrv.db.directory import SqlDirectory
+    from pymailsrv.net.limits import ConnectionLimiter
     from pymailsrv.policy.restrictions import RestrictionEngine
     from pymailsrv.pop3.server import Pop3Server
     from pymailsrv.queue.manager import QueueManager
@@ -295,7 +296,7 @@ async def _serve(settings: Settings, config_path: str) -> int:
             from pymailsrv.workers import WorkerPool
 
             workers = WorkerPool(processes, config_path, sockets, limiter, queue.manager.pickup,
-                                 core.authenticator.throttle, user_ip, passed)
+                                 core.authenticator.throttle, user_ip, passed, _ip_limits(held, pop3))
             await workers.start()
             stops.append(workers.stop)  # stopped first: each finishes its sessions
         elif sockets or passed:
@@ -466,6 +467,13 @@ async def _stop_all(stops: list[Callable[[], Awaitable[None]]]) -> None:
             await asyncio.wait_for(stop(), 10)
         except Exception:
             log.exception("error during shutdown")
+
+
+def _ip_limits(imap: list[Any], pop3: Pop3Server | None) -> dict[str, ConnectionLimiter]:
+    """Per IMAP/POP3 listen parameter, the per-IP limiter (login_max_ip_connections) of its
+    registry: with worker processes, the main process counts with it for all of them."""
+    servers = imap + (pop3.servers if pop3 is not None else [])
+    return {f"{server.name}_listen": server.registry.limiter for server in servers}
 
 
 # --- init and the demo --------------------------------------------------------------------------
@@ -686,7 +694,7 @@ async def start_imap(settings: Settings, authenticator: Any, store: Any, servers
     ``sockets``, for the connections the main process passes (``on_end`` when each ends)."""
     from pymailsrv.config.tls import server_context
     from pymailsrv.imap.server import ImapConfig, ImapServer
-    from pymailsrv.net import Adopter, ConnectionRegistry, start_server
+    from pymailsrv.net import Adopter, start_server
 
     plain, implicit = settings.get_listen("imap_listen"), settings.get_listen("imaps_listen")
     if not plain and not implicit:
@@ -695,7 +703,7 @@ async def start_imap(settings: Settings, authenticator: Any, store: Any, servers
     tls = server_context(cert, key) if cert else None
     config = ImapConfig.from_settings(settings)
     imap = ImapServer(config, authenticator, store, tls=tls, user_ip=user_ip)
-    registry = ConnectionRegistry(idle_timeout=config.timeout)
+    registry = imap.registry
     for param, name, addresses in (("imap_listen", "imap", plain), ("imaps_listen", "imaps", implicit)):
         if name == "imaps" and addresses and tls is None:
             log.warning("imaps_listen %s ignored: no tls_cert_file", ", ".join(map(str, addresses)))

@@ -21,7 +21,12 @@ Each worker has one socketpair to the main process; one request per line:
                     that attempt ended
   ``userip SERVICE USER IP LIMIT`` → ``ok`` | ``no``: mail_max_userip_connections for IMAP or
                     POP3, counted across processes; ``userip-close SERVICE USER IP`` (no answer)
-(IP, LOGIN and USER percent-encoded.)
+  ``ip-close PARAM IP`` (no answer) a passed IMAP/POP3 connection that the main process counted
+                    for login_max_ip_connections has ended (PARAM and IP as it sent them)
+(IP, LOGIN and USER percent-encoded, except in ``ip-close``.)
+The IMAP/POP3 connections themselves come over a second socketpair, one per message with its
+file descriptor: ``PARAM INDEX VERDICT IP``, VERDICT ``ok`` or the per-IP limit it is over
+(``count``; the worker's session only says so), IP as the main process counted it (``-``: not).
 EOF on the socketpair tells a worker that the main process is gone: it stops as on SIGTERM; the
 main process releases what a dead worker held. A worker that dies is restarted after a pause,
 as Postfix's master(8) does.
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -46,7 +52,8 @@ from urllib.parse import quote, unquote
 from pymailsrv.auth.base import AuthUnavailable, UserIpCounter
 from pymailsrv.auth.throttle import LoginThrottle
 from pymailsrv.log import get_logger
-from pymailsrv.smtp.limits import ConnectionLimiter, Network, is_exempt
+from pymailsrv.net.limits import ConnectionLimiter
+from pymailsrv.net.networks import Network, in_networks
 
 log = get_logger("master")
 
@@ -65,6 +72,7 @@ class _Worker:
     failures: int = 0
     held: Counter[str] = field(default_factory=Counter)  # sessions admitted and not yet closed
     logins: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (service, user, ip)
+    counted: Counter[tuple[str, str]] = field(default_factory=Counter)  # (listen parameter, ip) passed
     inbox: socket.socket | None = None  # where its IMAP/POP3 connections are passed
     ready: bool = False  # it said it serves
     sessions: int = 0  # IMAP/POP3 connections passed to it and not yet ended
@@ -84,12 +92,14 @@ class WorkerPool:
                  limiter: ConnectionLimiter, pickup: Callable[[str], Awaitable[None]],
                  throttle: LoginThrottle | None = None,
                  user_ip: Mapping[str, UserIpCounter] | None = None,
-                 passed: Mapping[tuple[str, int], Sequence[socket.socket]] | None = None) -> None:
+                 passed: Mapping[tuple[str, int], Sequence[socket.socket]] | None = None,
+                 ip_limits: Mapping[str, ConnectionLimiter] | None = None) -> None:
         self.count = count
         # asyncio hands out wrappers that cannot accept; a dup shares the listening socket
         self.passed = {key: [_nonblocking(socket.socket(fileno=os.dup(s.fileno()))) for s in socks]
                        for key, socks in (passed or {}).items()}
         self._accepting = False
+        self.ip_limits = ip_limits or {}  # per listen parameter of ``passed``
         self.throttle = throttle
         self.user_ip = user_ip or {}
         self.config_path = os.path.abspath(config_path)
@@ -236,6 +246,8 @@ class WorkerPool:
                 self._spawn(self._pickup(arg))
             elif verb == "gone":
                 worker.sessions = max(0, worker.sessions - 1)
+            elif verb == "ip-close":
+                self._ip_close(worker, arg)
             elif verb == "ready":
                 worker.ready = True
                 self._update_accepting()
@@ -308,16 +320,36 @@ class WorkerPool:
                 self._pass(conn, key)
 
     def _pass(self, conn: socket.socket, key: tuple[str, int]) -> None:
+        """To the ready worker with the fewest sessions, with the per-IP limit's verdict (counted
+        here, for every worker: login_max_ip_connections)."""
+        param = key[0]
+        limiter = self.ip_limits.get(param)
+        ip = _peer_ip(conn)
+        verdict = limiter.open(ip) if limiter is not None and ip else ""
+        counted = limiter is not None and bool(ip) and not verdict
+        message = f"{param} {key[1]} {verdict or 'ok'} {ip if counted else '-'}".encode()
         ready = [w for w in self.workers if w.ready and w.inbox is not None]
         for worker in sorted(ready, key=lambda w: w.sessions):
             assert worker.inbox is not None
             try:
-                socket.send_fds(worker.inbox, [f"{key[0]} {key[1]}".encode()], [conn.fileno()])
+                socket.send_fds(worker.inbox, [message], [conn.fileno()])
             except OSError:
                 continue  # its inbox is full or gone: the next one
             worker.sessions += 1
+            if counted:
+                worker.counted[(param, ip)] += 1
             return
-        log.warning("no worker process could take a %s connection; closed", key[0].split("_")[0])
+        if counted and limiter is not None:
+            limiter.close(ip)
+        log.warning("no worker process could take a %s connection; closed", param.split("_")[0])
+
+    def _ip_close(self, worker: _Worker, arg: str) -> None:
+        param, _, ip = arg.partition(" ")
+        if worker.counted[(param, ip)] > 0:  # counted when it was passed
+            worker.counted[(param, ip)] -= 1
+            if not worker.counted[(param, ip)]:
+                del worker.counted[(param, ip)]
+            self.ip_limits[param].close(ip)
 
     async def _pickup(self, queue_id: str) -> None:
         try:
@@ -335,6 +367,10 @@ class WorkerPool:
             for _ in range(n):
                 self.user_ip[service].close(user, ip)
         worker.logins.clear()
+        for (param, ip), n in worker.counted.items():
+            for _ in range(n):
+                self.ip_limits[param].close(ip)
+        worker.counted.clear()
 
     async def stop(self) -> None:
         """SIGTERM to every worker (each finishes its sessions), SIGKILL after STOP_TIMEOUT."""
@@ -358,6 +394,17 @@ class WorkerPool:
         for socks in self.passed.values():  # our duplicates; the servers close the originals
             for sock in socks:
                 sock.close()
+
+
+def _nothing() -> None:
+    pass
+
+
+def _peer_ip(conn: socket.socket) -> str:
+    try:
+        return str(conn.getpeername()[0])
+    except OSError:  # gone already; its worker will find out
+        return ""
 
 
 # --- a worker's side ---------------------------------------------------------------------------
@@ -452,7 +499,7 @@ class RemoteLimiter:
         self.off = not limiter.count_limit and not limiter.rate_limit
 
     def _asks(self, ip: str) -> bool:
-        return not self.off and not is_exempt(ip, self.exceptions)
+        return not self.off and not in_networks(ip, self.exceptions)
 
     async def admit(self, ip: str) -> tuple[str, int]:
         if not self._asks(ip):
@@ -541,15 +588,18 @@ class Inbox:
             if not msg and not fds:  # the main process is gone
                 self.close()
                 return
-            param, _, index = msg.decode("ascii", "replace").partition(" ")
+            param, index, verdict, ip = [*msg.decode("ascii", "replace").split(" "), "", "", ""][:4]
             adopter = self.adopters.get((param, int(index) if index.isdigit() else -1))
+            counted = verdict == "ok" and ip != "-"
+            ended = functools.partial(self.channel.send, f"ip-close {param} {ip}") if counted else _nothing
             for fd in fds:
                 conn = socket.socket(fileno=fd)
                 if adopter is None:
                     conn.close()
                     self.channel.send("gone")
+                    ended()
                 else:
-                    adopter.adopt(conn)
+                    adopter.adopt(conn, over_limit="" if verdict == "ok" else verdict, ended=ended)
 
     def stop(self) -> None:
         """Retiring: serve what was passed before the main process stopped passing, then close."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import socket
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,20 @@ class MemoryAuthenticator:
         if entry is None or entry[0] != password:
             return None
         return entry[1]
+
+
+# Dovecot's login line for a connection from 127.0.0.1 over login_max_ip_connections
+REFUSED_OVER_IP_LIMIT = ("Disconnected: Maximum number of connections from IP exceeded (no auth attempts in 0 secs): "
+                         "user=<>, rip=127.0.0.1, lip=127.0.0.1")
+
+
+def wait_counted(registry: Any, n: int, ip: str = "127.0.0.1") -> None:
+    """Wait until a server's ConnectionRegistry counts ``n`` sessions of ``ip`` (a session ends a
+    moment after its client's goodbye)."""
+    deadline = time.monotonic() + 5
+    while registry.count(ip) != n:
+        assert time.monotonic() < deadline, registry.count(ip)
+        time.sleep(0.01)
 
 
 def make_store(kind: str, base: Path) -> Any:

@@ -76,6 +76,11 @@ pop3s_listen = {pop3s_listen}
 # Clients that may log in without TLS and get no failed-login penalty (e.g. a webmail host)
 # login_trusted_networks = 192.0.2.10/32
 
+# --- IMAP and POP3 limits (Dovecot's names where it has them) ---------------------------------
+# mail_max_userip_connections = 20
+# Connections per client IP (IMAP and POP3 apart); loopback and login_trusted_networks are exempt.
+# login_max_ip_connections = 100
+
 # --- Logging ----------------------------------------------------------------------------------
 # log_file =
 # log_level = info

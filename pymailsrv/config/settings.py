@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pymailsrv.config.params import PARAMETERS, Param
 from pymailsrv.config.parser import Entry, expand, parse_text, split_list
 from pymailsrv.errors import ConfigError, ConfigErrors
+from pymailsrv.net.networks import Network, parse_networks
 
 log = logging.getLogger("pymailsrv.config")
 
@@ -276,7 +277,12 @@ class Settings:
         """A restriction class (a name from smtpd_restriction_classes), split as a list."""
         return split_list(expand(self._values.get(name, ""), self._lookup))
 
-    def mynetworks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    def get_networks(self, name: str) -> list[Network]:
+        """A list of networks (``10.0.0.0/8``, ``[2001:db8::]/32``, addresses); an item that is
+        none is ignored with a warning (once)."""
+        return self._networks(name, self.get_list(name))
+
+    def mynetworks(self) -> list[Network]:
         """mynetworks, or the networks mynetworks_style derives (host: loopback only)."""
         items = self.get_list("mynetworks")
         if not items:
@@ -284,13 +290,18 @@ class Settings:
             items = ["127.0.0.0/8", "::1/128"]
             if style != "host":
                 items += _local_subnets(style)
-        nets = []
-        for item in items:
-            try:
-                nets.append(ipaddress.ip_network(item.strip("[]").replace("]/", "/"), strict=False))
-            except ValueError:
-                log.warning('mynetworks: ignoring "%s" (not a network or address)', item)
-        return nets
+        return self._networks("mynetworks", items)
+
+    def _networks(self, name: str, items: list[str]) -> list[Network]:
+        key = f"{name} as networks"
+        if key not in self._cache:
+            nets, bad = parse_networks(items)
+            for item in bad:
+                log.warning('%s: ignoring "%s" (not a network or address)', name, item)
+            self._cache[key] = nets
+        cached = self._cache[key]
+        assert isinstance(cached, list)
+        return list(cached)
 
 
 def _local_subnets(style: str) -> list[str]:

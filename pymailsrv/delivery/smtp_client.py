@@ -29,8 +29,9 @@ from pymailsrv.config.settings import Settings
 from pymailsrv.config.tls import client_context
 from pymailsrv.delivery.base import DeliveryResult, DsnOptions, Outcome
 from pymailsrv.delivery.dns import MxResolver, NoSuchDomain, NullMX
-from pymailsrv.errors import TemporaryFailure
+from pymailsrv.errors import ConfigError, TemporaryFailure
 from pymailsrv.log import get_logger
+from pymailsrv.net.networks import in_networks, parse_networks
 
 log = get_logger("smtp")
 
@@ -194,7 +195,9 @@ class SmtpClient:
         self.data_timeout = settings.get_seconds("smtp_data_done_timeout")
         self.tls_level = settings.get_str("smtp_tls_security_level")
         self.tls_context = tls_context or client_context()
-        self.deny = [ipaddress.ip_network(n, strict=False) for n in settings.get_list("smtp_deny_networks")]
+        self.deny, bad = parse_networks(settings.get_list("smtp_deny_networks"))
+        if bad:  # a deny list with a hole in it is worse than no start
+            raise ConfigError(f'smtp_deny_networks: "{bad[0]}" is not a network or address')
         self._idle: dict[tuple[str, str, int], list[Session]] = {}
         self._reaper: asyncio.Task[None] | None = None
 
@@ -261,10 +264,7 @@ class SmtpClient:
         return out
 
     def _denied(self, ip: str) -> bool:
-        addr = ipaddress.ip_address(ip)
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        return any(addr.version == n.version and addr in n for n in self.deny)
+        return in_networks(ip, self.deny)
 
     @staticmethod
     def _all(recipients: Sequence[str], outcome: Outcome, dsn: str, text: str,

@@ -33,10 +33,12 @@ from pymailsrv.imap.grammar import Command
 from pymailsrv.imap.parser import Bad, CommandParser, NeedContinuation
 from pymailsrv.imap.session import AUTH, LOGOUT, NOT_AUTH, SELECTED, Session
 from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
-from pymailsrv.net import Connection, ConnectionClosed
+from pymailsrv.net import Connection, ConnectionClosed, ConnectionRegistry
+from pymailsrv.net.networks import Network
 from pymailsrv.store.base import FolderExists, FolderNotFound, InvalidFolderName, MailStore, QuotaExceeded
 
 log = get_logger("imap")
+login_log = get_logger("imap-login")
 trace = trace_logger("imap")  # command names only: arguments (credentials, bodies) never logged
 _ids = itertools.count(1)
 
@@ -56,6 +58,8 @@ class ImapConfig:
     plaintext: PlaintextRule = field(default_factory=PlaintextRule)  # disable_plaintext_auth
     error_limit: int = 10
     max_userip: int = 20
+    max_ip_connections: int = 0  # per client IP, before and after login (0 = no limit)
+    ip_limit_exceptions: list[Network] = field(default_factory=list)
     hostname: str = "localhost"
     # a folder is re-read at least this often even without a change notice (writers in other
     # processes); NOOP, CHECK and IDLE always look
@@ -73,6 +77,8 @@ class ImapConfig:
             plaintext=PlaintextRule.from_settings(settings),
             error_limit=settings.get_int("protocol_error_limit"),
             max_userip=settings.get_int("mail_max_userip_connections"),
+            max_ip_connections=settings.get_int("login_max_ip_connections"),
+            ip_limit_exceptions=settings.get_networks("login_ip_limit_exceptions"),
             hostname=settings.get_str("myhostname") or "localhost",
         )
 
@@ -91,6 +97,9 @@ class ImapServer:
         self.user_ip: SessionCounter = user_ip if user_ip is not None else UserIpCounter()
         self.sessions: set[Session] = set()
         self.cache = ContentCache(config.cache_bytes)
+        # for every listener of this server: idle timeout and the per-IP limit
+        self.registry = ConnectionRegistry(self.clock, idle_timeout=config.timeout,
+                                           max_per_ip=config.max_ip_connections, exempt=config.ip_limit_exceptions)
 
     # --- capabilities ------------------------------------------------------------------------
     def plaintext_ok(self, s: Session) -> bool:
@@ -115,6 +124,9 @@ class ImapServer:
 
     # --- connection --------------------------------------------------------------------------
     async def handle(self, conn: Connection) -> None:
+        if conn.over_limit:
+            self.refuse(conn)
+            return
         cfg = self.config
         s = Session(conn, CommandParser(max_line=cfg.max_line, max_literal=cfg.max_literal), cache=self.cache)
         s.sid = f"{next(_ids):X}"
@@ -136,6 +148,13 @@ class ImapServer:
             who = f"user=<{s.account.username}>, " if s.account else ""
             log.info("Disconnected: %s %srip=%s, in=%d, out=%d", reason, who, conn.peer_ip,
                      s.bytes_in, s.bytes_out)
+
+    def refuse(self, conn: Connection) -> None:
+        """Over login_max_ip_connections: what Dovecot's login processes do when a limit sends a
+        client away (BYE, then the "Disconnected" line fail2ban reads)."""
+        conn.write(b"* BYE " + wire.IP_LIMIT.format(limit=self.config.max_ip_connections).encode() + b"\r\n")
+        login_log.info("Disconnected: Maximum number of connections from IP exceeded (no auth attempts in 0 secs): "
+                       "user=<>, rip=%s, lip=%s%s", conn.peer_ip, conn.local_ip, ", TLS" if conn.tls else "")
 
     async def end_session(self, s: Session) -> None:
         try:

@@ -16,6 +16,8 @@ TOO_MANY_ERRORS = "Too many invalid IMAP commands."
 BYE_LOGOUT = "Logging out"
 BYE_TIMEOUT = "Disconnected for inactivity."
 BYE_SHUTDOWN = "Server shutting down."
+# as Dovecot words mail_max_userip_connections; said in a BYE, as its login processes refuse
+IP_LIMIT = "Maximum number of connections from IP exceeded (login_max_ip_connections={limit})"
 NO_SUCH_MAILBOX = "[NONEXISTENT] Mailbox doesn't exist"
 UNKNOWN_COMMAND = "Unknown command."
 WRONG_STATE = "Command not allowed in this state."

@@ -4,7 +4,7 @@ Use ``start_server(handler, host, port, ssl=None)``; ``handler(conn)`` gets a ``
 """
 
 from pymailsrv.net.conn import Connection, ConnectionClosed, LineTooLong, PlaintextPending
-from pymailsrv.net.server import Adopter, ConnectionRegistry, Server, is_local, start_server
+from pymailsrv.net.server import Adopter, ConnectionRegistry, Server, start_server
 
 __all__ = ["Adopter", "Connection", "ConnectionClosed", "ConnectionRegistry", "LineTooLong", "PlaintextPending",
-           "Server", "is_local", "start_server"]
+           "Server", "start_server"]

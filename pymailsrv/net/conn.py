@@ -63,6 +63,8 @@ class Connection(asyncio.Protocol):
         self.timeout_message = b""
         self.timed_out = False  # set by the idle sweeper
         self.shutdown_message = b""  # written by ConnectionRegistry.close_all before closing
+        # the per-IP limit this connection is over ("count"); its session only says so and ends
+        self.over_limit = ""
 
     # --- asyncio.Protocol callbacks -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -1,8 +1,12 @@
-"""Listeners for IMAP and POP3: ``start_server``, a connection registry, ``is_local``.
+"""Listeners for IMAP and POP3: ``start_server``, a connection registry.
 
 Implementation notes:
 - One task per connection runs ``handler(conn)``; the registry knows every live connection, so
   shutdown can stop listening, let sessions say goodbye, then cancel what is left.
+- The registry applies the per-IP limit (net.limits) to each new connection before its task
+  starts; one over it still gets its task, with ``conn.over_limit`` set, so that the protocol can
+  say why it closes (over implicit TLS too). Connections passed from the main process of worker
+  processes come with the main process's verdict (it counts for them all).
 - Idle timeouts use the injected Clock: one sweeper task per registry closes connections whose
   ``last_activity`` is older than ``idle_timeout`` (no per-connection timer).
 - A handler's exception is logged with its traceback and the connection closed; nothing of it
@@ -12,70 +16,66 @@ Implementation notes:
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import socket
 import ssl as ssl_module
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.net.conn import Connection
+from pymailsrv.net.limits import ConnectionLimiter
+from pymailsrv.net.networks import Network
 
 log = logging.getLogger("pymailsrv.net")
 
 Handler = Callable[[Connection], Awaitable[None]]
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def is_local(peer_ip: str, mynetworks: Iterable[Network]) -> bool:
-    """True for loopback and for addresses inside ``mynetworks`` (IPv4-mapped IPv6 unwrapped).
-    Used for disable_plaintext_auth: local clients may authenticate without TLS."""
-    try:
-        addr = ipaddress.ip_address(peer_ip.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    if addr.is_loopback:
-        return True
-    return any(addr.version == net.version and addr in net for net in mynetworks)
 
 
 class ConnectionRegistry:
-    """Live connections of one or more listeners: per-IP counts, idle sweep, graceful close."""
+    """Live connections of one or more listeners: per-IP limit and counts, idle sweep, graceful
+    close. ``max_per_ip`` (0 = no limit) applies to clients outside ``exempt``; ``limiter`` is
+    the bookkeeping (the main process of worker processes counts with it for them)."""
 
     def __init__(self, clock: Clock | None = None, *, idle_timeout: float = 0.0,
-                 sweep_interval: float = 0.0) -> None:
+                 sweep_interval: float = 0.0, max_per_ip: int = 0, exempt: Sequence[Network] = ()) -> None:
         self.clock: Clock = clock or SystemClock()
         self.idle_timeout = idle_timeout
         self.sweep_interval = sweep_interval or (max(1.0, min(idle_timeout / 4, 30.0)) if idle_timeout else 0)
         self.conns: dict[Connection, asyncio.Task[None]] = {}
-        self.per_ip: Counter[str] = Counter()
+        self.limiter = ConnectionLimiter(self.clock, count_limit=max_per_ip, exceptions=tuple(exempt))
+        self._counted: set[Connection] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.timed_out: set[Connection] = set()
 
     def __len__(self) -> int:
         return len(self.conns)
 
+    def admit(self, conn: Connection) -> str:
+        """The per-IP limit for a new connection: "" (counted until ``remove``), or the limit it
+        is over ("count"; not counted)."""
+        verdict = self.limiter.open(conn.peer_ip)
+        if not verdict:
+            self._counted.add(conn)
+        return verdict
+
     def add(self, conn: Connection, task: asyncio.Task[None]) -> None:
         self.conns[conn] = task
-        self.per_ip[conn.peer_ip] += 1
         if self.idle_timeout and self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
 
     def remove(self, conn: Connection) -> None:
-        if self.conns.pop(conn, None) is not None:
-            self.per_ip[conn.peer_ip] -= 1
-            if self.per_ip[conn.peer_ip] <= 0:
-                del self.per_ip[conn.peer_ip]
+        self.conns.pop(conn, None)
+        if conn in self._counted:
+            self._counted.discard(conn)
+            self.limiter.close(conn.peer_ip)
         self.timed_out.discard(conn)
 
     def count(self, ip: str) -> int:
-        return self.per_ip.get(ip, 0)
+        """Connections of ``ip`` admitted here and not yet ended."""
+        return self.limiter.active(ip)
 
     def sweep(self) -> int:
         """Close connections idle longer than idle_timeout; returns how many."""
@@ -213,19 +213,29 @@ class Adopter:
 
         self._handler: Handler = session
 
-    def adopt(self, sock: socket.socket) -> None:
-        task = asyncio.get_running_loop().create_task(self._start(sock))
+    def adopt(self, sock: socket.socket, *, over_limit: str = "", ended: Callable[[], None] = lambda: None) -> None:
+        """Serve ``sock``. ``over_limit``: the main process found it over the per-IP limit, so
+        its session only says so. ``ended``: called once for this connection, after ``on_end``."""
+        task = asyncio.get_running_loop().create_task(self._start(sock, over_limit, ended))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _start(self, sock: socket.socket) -> None:
+    async def _start(self, sock: socket.socket, over_limit: str, ended: Callable[[], None]) -> None:
+        async def session(conn: Connection) -> None:
+            try:
+                await self._handler(conn)
+            finally:
+                ended()
+
         loop = asyncio.get_running_loop()
         try:
-            await loop.connect_accepted_socket(lambda: _ServerConnection(self.clock, self._handler, self.registry),
+            await loop.connect_accepted_socket(lambda: _ServerConnection(self.clock, session, self.registry,
+                                                                         verdict=over_limit),
                                                sock, ssl=self.ssl, ssl_handshake_timeout=30 if self.ssl else None)
         except (OSError, ssl_module.SSLError, TimeoutError, ConnectionError):
             sock.close()  # the session never began
             self._on_end()
+            ended()
 
     @property
     def starting(self) -> int:
@@ -244,15 +254,19 @@ class Adopter:
 
 class _ServerConnection(Connection):
     """A Connection that starts its session task once connected (after the TLS handshake on
-    implicit-TLS listeners)."""
+    implicit-TLS listeners). ``verdict``: the per-IP limit as the main process applied it
+    (None: the registry applies it here)."""
 
-    def __init__(self, clock: Clock, handler: Handler, registry: ConnectionRegistry) -> None:
+    def __init__(self, clock: Clock, handler: Handler, registry: ConnectionRegistry,
+                 verdict: str | None = None) -> None:
         super().__init__(clock)
         self._handler = handler
         self._registry = registry
+        self._verdict = verdict
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        self.over_limit = self._registry.admit(self) if self._verdict is None else self._verdict
         task = asyncio.get_running_loop().create_task(_run(self._handler, self, self._registry))
         self._registry.add(self, task)
 

@@ -14,10 +14,10 @@ Pattern tables (cidr, regexp, pcre) get only the whole string: no parents, no sp
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from dataclasses import dataclass
 
+from pymailsrv.net.networks import client_address
 from pymailsrv.policy.address import is_ip_literal, split_address, strip_extension
 
 _SIMPLE = {"OK", "REJECT", "DEFER", "DEFER_IF_REJECT", "DEFER_IF_PERMIT", "DUNNO", "HOLD", "DISCARD",
@@ -70,12 +70,9 @@ def ip_keys(address: str) -> list[str]:
 
 @functools.lru_cache(maxsize=4096)
 def _ip_keys(address: str) -> tuple[str, ...]:
-    try:
-        addr = ipaddress.ip_address(address.strip("[]"))
-    except ValueError:
+    addr = client_address(address)
+    if addr is None:
         return (address,) if address else ()
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
     text = str(addr)
     delim = ":" if addr.version == 6 else "."
     keys = [text]

@@ -19,6 +19,7 @@ import dns.resolver
 import dns.reversename
 
 from pymailsrv.errors import ConfigError
+from pymailsrv.net.networks import client_address
 
 log = logging.getLogger("pymailsrv.policy")
 
@@ -123,12 +124,9 @@ def _text(rdata: object) -> str:
 
 def reverse_ip(address: str) -> str | None:
     """``1.2.3.4`` → ``4.3.2.1``; IPv6 → the nibble form (DNSBL query prefix)."""
-    try:
-        addr = ipaddress.ip_address(address)
-    except ValueError:
+    addr = client_address(address)
+    if addr is None:
         return None
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
     if addr.version == 4:
         return ".".join(reversed(str(addr).split(".")))
     return ".".join(reversed(addr.exploded.replace(":", "")))

@@ -15,6 +15,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from pymailsrv.clock import Clock
+from pymailsrv.net.networks import client_address
 
 MAX_ENTRIES = 200_000  # bounded memory: the oldest entries go first beyond this
 
@@ -34,12 +35,9 @@ class Verdict:
 
 
 def client_network(address: str) -> str:
-    try:
-        addr = ipaddress.ip_address(address.strip("[]"))
-    except ValueError:
+    addr = client_address(address)
+    if addr is None:
         return address.lower()
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
     prefix = 24 if addr.version == 4 else 64
     return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
 

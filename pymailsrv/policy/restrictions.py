@@ -27,6 +27,7 @@ from pymailsrv.config.settings import Settings
 from pymailsrv.db.base import Directory
 from pymailsrv.errors import ConfigError, TemporaryFailure
 from pymailsrv.log import get_logger
+from pymailsrv.net.networks import in_networks
 from pymailsrv.policy import replies
 from pymailsrv.policy.access import parse_action
 from pymailsrv.policy.address import address_syntax_ok, normalize
@@ -337,10 +338,7 @@ class RestrictionEngine:
 
     # --- shared helpers for the built-ins ---------------------------------------------------------
     def in_mynetworks(self, address: str) -> bool:
-        addr = parse_ip(address)
-        if addr is None:
-            return False
-        return any(addr.version == net.version and addr in net for net in self.mynetworks)
+        return in_networks(parse_ip(address), self.mynetworks)
 
     async def access(self, ctx: Ctx, table: LookupTable, keys: list[str], name: str, klass: str,
                      label: str) -> Decision:

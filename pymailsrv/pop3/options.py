@@ -10,6 +10,7 @@ from pymailsrv.auth.plaintext import PlaintextRule
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Settings
 from pymailsrv.log import get_logger
+from pymailsrv.net.networks import Network
 from pymailsrv.pop3.maildrop import compile_uidl_format
 from pymailsrv.store.base import MailStore
 
@@ -26,6 +27,8 @@ class Pop3Options:
     hide_deleted: bool = True
     plaintext: PlaintextRule = field(default_factory=PlaintextRule)  # disable_plaintext_auth, login_trusted_networks
     userip_limit: int = 20
+    max_ip_connections: int = 0  # per client IP, before and after login (0 = no limit)
+    ip_limit_exceptions: tuple[Network, ...] = ()
     tls_context: ssl.SSLContext | None = None  # None: no STLS
 
     @classmethod
@@ -42,6 +45,8 @@ class Pop3Options:
             hide_deleted=settings.get_bool("pop3_hide_deleted"),
             plaintext=PlaintextRule.from_settings(settings),
             userip_limit=settings.get_int("mail_max_userip_connections"),
+            max_ip_connections=settings.get_int("login_max_ip_connections"),
+            ip_limit_exceptions=tuple(settings.get_networks("login_ip_limit_exceptions")),
             tls_context=tls_context,
         )
 

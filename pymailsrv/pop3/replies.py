@@ -56,6 +56,7 @@ INTERNAL_ERROR: Final = "Internal error occurred. Refer to server log for more i
 DELETE_FAILED: Final = "Some deleted messages were not removed."
 SHUTDOWN: Final = "Server shutting down."
 USERIP_LIMIT: Final = "Maximum number of connections from user+IP exceeded (mail_max_userip_connections={limit})"
+IP_LIMIT: Final = "Maximum number of connections from IP exceeded (login_max_ip_connections={limit})"
 
 IMPLEMENTATION: Final = "pymailsrv"
 MESSAGE_EXPUNGED: Final = "Message {n} was removed by another session."

@@ -1,7 +1,8 @@
 """POP3 listeners on the shared net/ plumbing: plain (110, with STLS) and implicit TLS (995).
 
 One ConnectionRegistry per POP3 service closes idle sessions (pop3_timeout, on the injected
-Clock) and lets shutdown close every session; each connection runs one Session.
+Clock), applies login_max_ip_connections and lets shutdown close every session; each connection
+runs one Session.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from collections.abc import Callable, Iterable
 
 from pymailsrv.config.settings import Listen
 from pymailsrv.errors import ConfigError
+from pymailsrv.log import get_logger
 from pymailsrv.net.conn import Connection
 from pymailsrv.net.server import Adopter, ConnectionRegistry, Server, start_server
+from pymailsrv.pop3 import replies
 from pymailsrv.pop3.commands import COMMANDS
 from pymailsrv.pop3.options import Pop3Options, Pop3Services
 from pymailsrv.pop3.session import Session
+
+login_log = get_logger("pop3-login")
 
 
 class Pop3Server:
@@ -24,7 +29,8 @@ class Pop3Server:
     def __init__(self, options: Pop3Options, services: Pop3Services) -> None:
         self.options = options
         self.services = services
-        self.registry = ConnectionRegistry(services.clock, idle_timeout=options.timeout)
+        self.registry = ConnectionRegistry(services.clock, idle_timeout=options.timeout,
+                                           max_per_ip=options.max_ip_connections, exempt=options.ip_limit_exceptions)
         self.servers: list[Server] = []
         self.ports: list[int] = []  # every bound port, in listen order
         self.sessions: set[Session] = set()
@@ -47,12 +53,22 @@ class Pop3Server:
         return server
 
     async def _session(self, conn: Connection) -> None:
+        if conn.over_limit:
+            self._refuse(conn)
+            return
         session = Session(conn, self.options, self.services, COMMANDS)
         self.sessions.add(session)
         try:
             await session.run()
         finally:
             self.sessions.discard(session)
+
+    def _refuse(self, conn: Connection) -> None:
+        """Over login_max_ip_connections: what Dovecot's login processes do when a limit sends a
+        client away (-ERR, then the "Disconnected" line fail2ban reads)."""
+        conn.write(replies.err(replies.IP_LIMIT.format(limit=self.options.max_ip_connections)))
+        login_log.info("Disconnected: Maximum number of connections from IP exceeded (no auth attempts in 0 secs): "
+                       "user=<>, rip=%s, lip=%s%s", conn.peer_ip, conn.local_ip, ", TLS" if conn.tls else "")
 
     def adopter(self, *, implicit_tls: bool = False, on_end: Callable[[], None] = lambda: None) -> Adopter:
         """Serves connections the main process accepted and passed to this worker process."""

@@ -3,7 +3,6 @@ and the services (Authenticator, Restrictions, Queue, Directory, Clock, limiter)
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,9 +13,10 @@ from pymailsrv.auth.plaintext import PlaintextRule
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Settings
 from pymailsrv.db.base import Directory
+from pymailsrv.net.networks import Network, in_networks
 from pymailsrv.policy.base import LookupTable, Restrictions
 from pymailsrv.queue.base import Queue
-from pymailsrv.smtp.limits import Network, SessionLimiter
+from pymailsrv.smtp.limits import SessionLimiter
 
 Kind = Literal["smtpd", "submission", "smtps", "reinject"]
 
@@ -78,13 +78,7 @@ class SmtpConfig:
         )
 
     def in_mynetworks(self, ip: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        return any(addr in net for net in self.mynetworks)
+        return in_networks(ip, self.mynetworks)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,12 @@ from pymailsrv.config.tls import server_context
 from pymailsrv.db.base import Directory
 from pymailsrv.errors import ConfigError
 from pymailsrv.log import get_logger
+from pymailsrv.net.limits import ConnectionLimiter
 from pymailsrv.net.server import hold_listening
 from pymailsrv.policy.base import LookupTable, Restrictions
 from pymailsrv.queue.base import Queue
 from pymailsrv.smtp.context import Kind, ListenerSpec, Services, SmtpConfig
-from pymailsrv.smtp.limits import ConnectionLimiter, SessionLimiter, parse_exceptions
+from pymailsrv.smtp.limits import SessionLimiter
 from pymailsrv.smtp.session import SmtpConnection
 
 log = get_logger("smtpd")
@@ -73,9 +74,7 @@ def make_limiter(settings: Settings, clock: Clock) -> ConnectionLimiter:
     (default: mynetworks), as in Postfix."""
     exceptions = list(SmtpConfig.from_settings(settings).mynetworks)
     if settings.is_set("smtpd_client_event_limit_exceptions"):
-        exceptions, bad = parse_exceptions(settings.get_list("smtpd_client_event_limit_exceptions"))
-        for item in bad:
-            log.warning('smtpd_client_event_limit_exceptions: ignoring "%s"', item)
+        exceptions = settings.get_networks("smtpd_client_event_limit_exceptions")
     return ConnectionLimiter(clock, count_limit=settings.get_int("smtpd_client_connection_count_limit"),
                              rate_limit=settings.get_int("smtpd_client_connection_rate_limit"),
                              rate_unit=settings.get_seconds("anvil_rate_time_unit"),

@@ -81,7 +81,7 @@ def sink() -> Iterator[_Sink]:
 
 
 def _configure(tmp_path: Path, tls_files: tuple[str, str], **extra: str) -> Path:
-    conf = write_config(tmp_path, *tls_files, worker_processes="2", **extra)
+    conf = write_config(tmp_path, *tls_files, **{"worker_processes": "2", **extra})
     assert main(["--config", str(conf), "db", "upgrade"]) == 0
     assert main(["--config", str(conf), "domain", "add", "example.test"]) == 0
     assert main(["--config", str(conf), "mailbox", "add", "alice@example.test", "--password", "pw"]) == 0

@@ -169,3 +169,10 @@ def test_an_int_parameter_may_be_auto() -> None:
         Settings({"worker_processes": "many"}).get_int("worker_processes")
     with pytest.raises(ConfigError, match="bad number"):
         Settings({"smtpd_recipient_limit": "auto"}).get_int("smtpd_recipient_limit")  # not every int
+
+
+def test_every_parameter_is_declared_once() -> None:
+    from pymailsrv.config.params import core, mailbox, queue, smtpd
+
+    names = [p.name for module in (core, smtpd, queue, mailbox) for p in module.PARAMS]
+    assert len(PARAMETERS) == len(names), sorted({n for n in names if names.count(n) > 1})

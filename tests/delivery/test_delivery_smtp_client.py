@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import ssl
 
 import pytest
@@ -8,6 +9,7 @@ from pymailsrv.config.settings import Settings
 from pymailsrv.config.tls import server_context
 from pymailsrv.delivery.dns import MxResolver, make_resolver
 from pymailsrv.delivery.smtp_client import SmtpClient, dot_stuff, parse_nexthop
+from pymailsrv.errors import ConfigError
 
 MSG = b"From: a@b.test\r\nSubject: t\r\n\r\n.leading dot\r\nline\r\n..two\r\n"
 
@@ -242,6 +244,11 @@ async def test_loop_to_myself_bounces(dns_server, peer_factory):
 def test_ipv4_mapped_addresses_are_denied_too(dns_server):
     c = client(dns_server, 25, smtp_deny_networks="127.0.0.0/8")
     assert c._denied("::ffff:127.0.0.1") and c._denied("127.0.0.2") and not c._denied("192.0.2.1")
+
+
+def test_a_deny_network_that_is_no_network_stops_the_start(dns_server):
+    with pytest.raises(ConfigError, match=re.escape('smtp_deny_networks: "10.0.0.0/33" is not a network')):
+        client(dns_server, 25, smtp_deny_networks="127.0.0.0/8, 10.0.0.0/33")
 
 
 def test_ssl_module_available():

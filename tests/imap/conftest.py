@@ -16,7 +16,7 @@ import pytest
 
 from pymailsrv.config.tls import server_context
 from pymailsrv.imap.server import ImapConfig, ImapServer
-from pymailsrv.net import ConnectionRegistry, Server, start_server
+from pymailsrv.net import Server, start_server
 from pymailsrv.types import Account
 from tests.fakes import LineClient, MemoryAuthenticator, make_store
 
@@ -77,7 +77,7 @@ def imap_factory(tmp_path: Path, tls_files: tuple[str, str], store_kind: str):  
         server = ImapServer(cfg, auth, store, tls=tls)
 
         async def start() -> list[Server]:
-            reg = ConnectionRegistry()
+            reg = server.registry
             return [await start_server(server.handle, "127.0.0.1", 0, registry=reg),
                     await start_server(server.handle, "127.0.0.1", 0, ssl=tls, registry=reg)]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import ssl
 
 import pytest
@@ -16,7 +15,6 @@ from pymailsrv.net import (
     ConnectionRegistry,
     LineTooLong,
     PlaintextPending,
-    is_local,
     start_server,
 )
 
@@ -193,14 +191,3 @@ async def test_backpressure_bounds_buffer() -> None:
         w.close()
     finally:
         await srv.close()
-
-
-def test_is_local() -> None:
-    nets = [ipaddress.ip_network("192.0.2.0/24")]
-    assert is_local("127.0.0.1", [])
-    assert is_local("::1", [])
-    assert is_local("::ffff:127.0.0.1", [])
-    assert is_local("192.0.2.9", nets)
-    assert is_local("::ffff:192.0.2.9", nets)
-    assert not is_local("198.51.100.1", nets)
-    assert not is_local("garbage", nets)

@@ -174,20 +174,6 @@ async def test_connection_rate_limit(smtp_factory):
     await c.cmd("NOOP", R.OK)
 
 
-def test_limiter_memory_is_bounded(monkeypatch):
-    from pymailsrv.smtp import limits
-
-    monkeypatch.setattr(limits, "MAX_TRACKED", 100)
-    clock = FakeClock()
-    lim = limits.ConnectionLimiter(clock, count_limit=0, rate_limit=5, rate_unit=60)
-    for i in range(1000):
-        assert lim.open(f"10.0.{i // 256}.{i % 256}") == ""
-        lim.close(f"10.0.{i // 256}.{i % 256}")
-        if i % 100 == 0:
-            clock._mono += 61  # older attempts fall out of the window
-    assert len(lim._recent) <= 201
-
-
 async def test_limit_rejects_are_logged_like_postfix(smtp_factory, caplog):
     caplog.set_level(logging.INFO, logger="pymailsrv")
     h = await smtp_factory(message_size_limit="1000", smtpd_recipient_limit="1")

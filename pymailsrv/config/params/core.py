@@ -79,5 +79,6 @@ PARAMS = (
           "the address connected to) or login_trusted_networks."),
     Param("login_trusted_networks", "list", "",
           "Networks whose clients count as secured (plaintext authentication allowed without TLS) "
-          "and get no failed-login penalty, e.g. a webmail host (Dovecot's login_trusted_networks)."),
+          "and get no failed-login penalty, e.g. a webmail host or an IMAP/POP3 proxy (Dovecot's "
+          "login_trusted_networks); also exempt from login_max_ip_connections."),
 )

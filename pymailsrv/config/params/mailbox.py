@@ -19,5 +19,12 @@ PARAMS = (
     Param("pop3_enable_apop", "bool", "no", "Offer APOP (needs plaintext passwords)."),
     Param("pop3_hide_deleted", "bool", "yes", "Hide messages IMAP flagged \\Deleted."),
     Param("mail_max_userip_connections", "int", "20", "Sessions per user and client IP."),
+    Param("login_max_ip_connections", "int", "100",
+          "Connections per client IP, counted for IMAP and for POP3 apart, logged in or not "
+          "(0 = no limit); one more is answered \"* BYE\" or \"-ERR\" and closed. Not in Dovecot, "
+          "whose login processes limit only the connections of all clients together.", minimum=0),
+    Param("login_ip_limit_exceptions", "list", "127.0.0.0/8, [::1]/128, $login_trusted_networks",
+          "Clients exempt from login_max_ip_connections (networks): loopback, such as webmail on "
+          "this host, and login_trusted_networks."),
     Param("protocol_error_limit", "int", "10", "Bad commands before an IMAP/POP3 session is closed."),
 )

@@ -21,7 +21,8 @@ PARAMS = (
     Param("content_filter", "str", "", "transport:destination every message is sent to first "
           "(e.g. smtp:[127.0.0.1]:10024)."),
     Param("reinject_listen", "listen", "", "Listener that takes mail back from the content filter "
-          "(the 127.0.0.1:10025 service of master.cf)."),
+          "(the 127.0.0.1:10025 service of master.cf): like smtpd, only from mynetworks, mail marked "
+          "as already filtered; empty = off."),
     Param("transport_maps", "list", "", "Tables mapping domains to transport:nexthop."),
     Param("virtual_overquota_bounce", "bool", "yes", "Bounce (5.2.2) rather than defer when over quota."),
     Param("notify_null_sender_failures", "enum", "postmaster",

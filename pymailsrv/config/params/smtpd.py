@@ -6,8 +6,6 @@ PARAMS = (
     Param("smtpd_listen", "listen", "", "MTA listener (port 25), host:port list; empty = off."),
     Param("submission_listen", "listen", "", "Submission listener (port 587); empty = off."),
     Param("smtps_listen", "listen", "", "Implicit-TLS submission listener (port 465); empty = off."),
-    Param("reinject_listen", "listen", "", "Content-filter return path (like smtpd, only from "
-          "mynetworks, mail marked as already filtered); empty = off."),
     Param("smtpd_peername_lookup", "bool", "no",
           "Look up the client's hostname (reverse DNS, forward-confirmed) for logs, Received: and "
           "restrictions. Postfix defaults to yes; pymailsrv to no (a DNS round trip per connection)."),

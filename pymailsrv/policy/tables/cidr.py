@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 from pymailsrv.errors import ConfigError
+from pymailsrv.net.networks import client_address
 from pymailsrv.policy.tables.source import ReloadingSource, logical_lines
 
 log = logging.getLogger("pymailsrv.policy")
@@ -60,13 +61,7 @@ def parse_ip(text: str) -> IPAddr | None:
         text = text[1:-1]
     if text.lower().startswith("ipv6:"):
         text = text[5:]
-    try:
-        addr = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped
-    return addr
+    return client_address(text)
 
 
 def _network(pattern: str, where: str) -> Network | None:
