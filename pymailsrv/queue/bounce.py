@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from pymailsrv.message.lines import header_end, to_lf
+
 Kind = Literal["failure", "delay", "success"]
 
 SUBJECTS: dict[str, str] = {
@@ -78,16 +80,9 @@ class NoticeInfo:
     mail_name: str = "pymailsrv"
 
 
-def _split_headers(content: bytes) -> bytes:
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        i = content.find(sep)
-        if i >= 0:
-            return content[: i + len(sep) // 2]
-    return content
-
-
-def _lf(data: bytes) -> bytes:
-    return data.replace(b"\r\n", b"\n")
+def _header_fields(content: bytes) -> bytes:
+    end = header_end(content)
+    return content if end < 0 else content[:end]
 
 
 _SAID = re.compile(r"^host \S+ said: (\d{3} .*?)(?: \(in reply to .+ command\))?$", re.S)
@@ -189,10 +184,10 @@ def build_notice(info: NoticeInfo, reports: Sequence[RecipientReport], original:
         full = False
     if full:
         attach = (f"--{boundary}\nContent-Description: {_DESCRIPTION[info.kind]}\n"
-                  "Content-Type: message/rfc822\n\n").encode() + _lf(original)
+                  "Content-Type: message/rfc822\n\n").encode() + to_lf(original)
     else:
         attach = (f"--{boundary}\nContent-Description: {_DESCRIPTION[info.kind]} Headers\n"
-                  "Content-Type: text/rfc822-headers\n\n").encode() + _lf(_split_headers(original))
+                  "Content-Type: text/rfc822-headers\n\n").encode() + to_lf(_header_fields(original))
     if not attach.endswith(b"\n"):
         attach += b"\n"
     return text + attach + f"\n--{boundary}--\n".encode()

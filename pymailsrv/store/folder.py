@@ -43,6 +43,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from pymailsrv.errors import Refusal
+from pymailsrv.message.lines import crlf_size
 from pymailsrv.store import mdfiles, quota
 from pymailsrv.store.base import DELETED, FlagMode, MessageInfo
 from pymailsrv.store.folder_state import KEYWORDS, UIDLIST, FolderState, base_of, info_of
@@ -259,7 +260,7 @@ class Folder(FolderState):
             if vsize is None:
                 with open(path, "rb") as f:
                     data = f.read()
-                vsize = len(data) + data.count(b"\n") - data.count(b"\r\n")
+                vsize = crlf_size(data)
         except FileNotFoundError:
             return None
         return mtime, vsize

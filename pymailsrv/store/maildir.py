@@ -38,6 +38,7 @@ from typing import TypeVar
 from pymailsrv import durable, pagecache
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.errors import Refusal
+from pymailsrv.message.lines import crlf_size, to_lf
 from pymailsrv.store import mdfiles, names, quota
 from pymailsrv.store.base import (
     SEEN,
@@ -59,8 +60,6 @@ from pymailsrv.store.view import (
     check_rename,
     clean_flags,
     folder_infos,
-    normalize_content,
-    rfc822_size,
     select_uids,
     wait_event,
 )
@@ -243,11 +242,11 @@ class MaildirStore:
         name = names.normalize(folder)
         path = self.folder_path(account, name)
         root = self.root(account)
-        stored = normalize_content(data)
+        stored = to_lf(data)
         limit = account.quota_bytes
         if limit > 0 and quota.over_quota(root, limit, len(stored), self.usage_cache):
             raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
-        base = self.unique_base(len(stored), rfc822_size(stored))
+        base = self.unique_base(len(stored), crlf_size(stored))
         tmp = os.path.join(path, "tmp", base)
         try:
             fd = await durable.create(tmp, stored)
@@ -654,7 +653,7 @@ class MaildirMailbox:
         """Like a delivery: the file is written on the loop, its fsync, the rename into cur/ and
         the fsync of cur/ batched with concurrent writers (the tagged OK means durable, as 250
         does for SMTP); then the UID, on the loop unless the uidlist's dotlock is taken."""
-        stored = normalize_content(data)
+        stored = to_lf(data)
         when = self.store.clock.time() if internal_date is None else internal_date
         f, limit = self._f, self.account.quota_bytes
         if limit > 0:
@@ -669,9 +668,9 @@ class MaildirMailbox:
         if kw is None:
             kw = await asyncio.to_thread(f.keyword_index, wanted)
             assert kw is not None
-        base = self.store.unique_base(len(stored), rfc822_size(stored))
+        base = self.store.unique_base(len(stored), crlf_size(stored))
         tmp = os.path.join(f.path, "tmp", base)
-        nf = NewFile(base, wanted, when, len(stored), rfc822_size(stored), tmp)
+        nf = NewFile(base, wanted, when, len(stored), crlf_size(stored), tmp)
         nf = replace(nf, source=os.path.join(f.path, "cur", f.file_name(nf, kw)))
         fd = await durable.create(tmp, stored)
         try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.errors import Refusal
+from pymailsrv.message.lines import crlf_size, to_lf
 from pymailsrv.store import names
 from pymailsrv.store.base import (
     DELETED,
@@ -39,8 +40,6 @@ from pymailsrv.store.view import (
     check_rename,
     clean_flags,
     folder_infos,
-    normalize_content,
-    rfc822_size,
     select_uids,
     wait_event,
 )
@@ -72,7 +71,7 @@ class _Folder:
         uid = self.uidnext
         self.uidnext += 1
         self.modseq += 1
-        info = MessageInfo(uid, flags, rfc822_size(data), internal_date, self.modseq)
+        info = MessageInfo(uid, flags, crlf_size(data), internal_date, self.modseq)
         self.msgs[uid] = _Msg(data, info)
         return uid
 
@@ -200,7 +199,7 @@ class MemoryStore:
 
     async def deliver(self, account: Account, data: bytes, *, folder: str = "INBOX") -> Delivered:
         name = names.normalize(folder)
-        stored = normalize_content(data)
+        stored = to_lf(data)
         self._check_quota(account, len(stored))
         acct = self._account(account)
         state = acct.folders.get(name)
@@ -276,7 +275,7 @@ class MemoryMailbox:
         return f"memory:{self.folder}/{uid}"
 
     async def append(self, data: bytes, flags: Iterable[str] = (), internal_date: float | None = None) -> int:
-        stored = normalize_content(data)
+        stored = to_lf(data)
         self.store._check_quota(self.account, len(stored))
         when = self.store.clock.time() if internal_date is None else internal_date
         uid = self._state.add(stored, clean_flags(flags), when)

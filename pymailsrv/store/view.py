@@ -1,5 +1,5 @@
 """Pieces every store implementation shares: a session's view of a folder and its diff against the
-folder's current state (the SyncResult), flag arithmetic, content normalisation, change waits.
+folder's current state (the SyncResult), flag arithmetic, change waits.
 
 Pure except ``wait_event`` (asyncio only, no disk).
 """
@@ -14,18 +14,6 @@ from pymailsrv.clock import Clock
 from pymailsrv.errors import Refusal
 from pymailsrv.store import names
 from pymailsrv.store.base import RECENT, FlagMode, FolderExists, FolderInfo, MessageInfo, SyncResult
-
-
-def normalize_content(data: bytes) -> bytes:
-    """Messages are stored with LF line endings, as Postfix's agents write Maildir files."""
-    if b"\r\n" in data:
-        return data.replace(b"\r\n", b"\n")
-    return data
-
-
-def rfc822_size(stored: bytes) -> int:
-    """Size with CRLF line endings (IMAP RFC822.SIZE, POP3 LIST) of LF-stored content."""
-    return len(stored) + stored.count(b"\n")
 
 
 def clean_flags(flags: Iterable[str]) -> frozenset[str]:
