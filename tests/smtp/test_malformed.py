@@ -35,13 +35,19 @@ async def test_ten_thousand_byte_lines(smtp, raw):
 
 
 @pytest.mark.parametrize("line,reply", [
-    (b"NO\x00OP", R.UNKNOWN_COMMAND),
-    (b"\x00\x00\x00", R.UNKNOWN_COMMAND),
+    (b"NO\x00OP", R.BAD_SYNTAX),
+    (b"\x00\x00\x00", R.BAD_SYNTAX),
+    (b"NOOP\r", R.BAD_SYNTAX),  # RFC 5321 §2.3.8: a CR only in CRLF (issue 13)
+    (b'EHLO h\rFrom: "CEO" <ceo@example.test>\rSubject: URGENT', R.BAD_SYNTAX),
+    (b"HELO h\x00\r", R.BAD_SYNTAX),
+    (b"EHLO h\x1b[2Jx", R.INVALID_HELO.format(name="h?[2Jx")),
+    (b"HELO a\tb\x7f", R.INVALID_HELO.format(name="a?b?")),
     (b"", R.BAD_SYNTAX),
     (b"   ", R.BAD_SYNTAX),
     (b"\xff\xfe\xfd", R.UNKNOWN_COMMAND),
     (b"MAIL FROM:<\xff\xfe@b.test>", R.BAD_SENDER),
-    (b"MAIL FROM:<a\x00b@b.test>", R.UNKNOWN_COMMAND),
+    (b"MAIL FROM:<a\x00b@b.test>", R.BAD_SYNTAX),
+    (b"MAIL FROM:<a@b.test>\rRCPT TO:<c@d.test>", R.BAD_SYNTAX),
     (b"EHLO \xc3\x28", "250 SMTPUTF8"),
     (b"DATA", R.NEED_RCPT),
     (b"RCPT TO:<bob@example.test>", R.NEED_MAIL),
