@@ -2,6 +2,9 @@
 
 Pure: ``build_notice`` turns a description of what happened into the bytes of a
 ``multipart/report; report-type=delivery-status`` message from MAILER-DAEMON, in Postfix's shape.
+Every value written into a line of the notice goes through ``printable``, so none can carry a
+CR or LF of its own (defence in depth: ENVID and ORCPT are checked where they enter, but the
+diagnostic text is a remote server's).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from pymailsrv.message.headers import printable
 from pymailsrv.message.lines import header_end, to_lf
 
 Kind = Literal["failure", "delay", "success"]
@@ -106,7 +110,7 @@ def _human(info: NoticeInfo, reports: Sequence[RecipientReport]) -> str:
     lines = [f"This is the mail system at host {info.hostname}.", "", intro, "                   The mail system", ""]
     for r in reports:
         tail = f": {r.text}" if r.text else ""
-        line = f"<{r.final}>{' (expanded from <' + _addr(r.original) + '>)' if _show_orig(r) else ''}{tail}"
+        line = printable(f"<{r.final}>{' (expanded from <' + _addr(r.original) + '>)' if _show_orig(r) else ''}{tail}")
         # Postfix wraps each recipient's line, continuation lines indented by four spaces
         lines.extend(textwrap.wrap(line, 76, subsequent_indent="    ", break_long_words=False,
                                    break_on_hyphens=False) or [line])
@@ -143,7 +147,8 @@ def _status_part(info: NoticeInfo, reports: Sequence[RecipientReport]) -> str:
             out.append(f"Diagnostic-Code: {diagnostic(r.text)}")
         if info.kind == "delay" and info.retry_until:
             out.append(f"Will-Retry-Until: {email.utils.formatdate(info.retry_until, localtime=True)}")
-    return "\n".join(out) + "\n\n"
+    # one field per line: no value (ENVID, ORCPT, a remote server's reply) can start another
+    return "\n".join(map(printable, out)) + "\n\n"
 
 
 def build_notice(info: NoticeInfo, reports: Sequence[RecipientReport], original: bytes,
@@ -156,7 +161,7 @@ def build_notice(info: NoticeInfo, reports: Sequence[RecipientReport], original:
     head = [
         f"From: MAILER-DAEMON@{info.hostname} (Mail Delivery System)",
         f"Subject: {subject}",
-        f"To: {info.to}",
+        f"To: {printable(info.to)}",
         "Auto-Submitted: auto-replied",  # RFC 3834 §5
         "MIME-Version: 1.0",
         f'Content-Type: multipart/report; report-type=delivery-status;\n\tboundary="{boundary}"',

@@ -55,6 +55,9 @@ async def test_ten_thousand_byte_lines(smtp, raw):
     (b"MAIL FROM:<a@b.test> BODY=BINARYMIME", R.BAD_BODY),
     (b"MAIL FROM:<a@b.test> RET=SOME", R.BAD_RET),
     (b"MAIL FROM:<a@b.test> ENVID=a+zz", R.BAD_ENVID),
+    (b"MAIL FROM:<a@b.test> ENVID=a+0D+0AX-Injected:+20yes", R.BAD_ENVID),  # RFC 3461 §4.4 (issue 13)
+    (b"MAIL FROM:<a@b.test> ENVID=a+00", R.BAD_ENVID),
+    (b"MAIL FROM:<a@b.test> ENVID=caf+C3+A9", R.BAD_ENVID),
     (b"MAIL FROM:<a@b.test> SMTPUTF8=1", R.BAD_SMTPUTF8),
     (b"MAIL FROM <a@b.test>", R.MAIL_SYNTAX),
     (b"HELO", R.HELO_SYNTAX),
@@ -80,6 +83,8 @@ async def test_rcpt_params(smtp, raw):
     await c.cmd("MAIL FROM:<a@b.test> RET=HDRS ENVID=QQ+2B1 BODY=8BITMIME SMTPUTF8", R.MAIL_OK)
     await c.cmd("RCPT TO:<bob@example.test> NOTIFY=BOGUS", R.BAD_NOTIFY)
     await c.cmd("RCPT TO:<bob@example.test> ORCPT=rfc822", R.BAD_ORCPT)
+    await c.cmd("RCPT TO:<bob@example.test> ORCPT=rfc822;b@c+0D+0AAction:+20delivered", R.BAD_ORCPT)
+    await c.cmd("RCPT TO:<bob@example.test> ORCPT=rfc822;b@c+7F", R.BAD_ORCPT)
     await c.cmd("RCPT TO:<bob@example.test> XYZ=1", "555 5.5.4 Unsupported option: XYZ")
     await c.cmd("RCPT TO:<>", R.BAD_RECIPIENT)
     await c.cmd("RCPT TO:<bob@example.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;b+40x", R.RCPT_OK)
