@@ -10,6 +10,10 @@ Implementation notes:
 - Untagged mailbox updates are queued after each command in the selected state; EXPUNGE only
   after commands other than FETCH/STORE/SEARCH (RFC 3501 §7.4.1).
 - CAPABILITY is computed from the command table: nothing is advertised that isn't there.
+- Before login a command may hold PRE_LOGIN_LIMIT bytes in all, literals included, as Dovecot's
+  imap-login (IMAP_LOGIN_MAX_LINE_LENGTH): ten unauthenticated connections then cost
+  kilobytes, not ten announced 10 MB literals. A larger synchronizing literal gets a tagged BAD
+  without "+"; a larger LITERAL+ one a BAD and "* BYE" (RFC 7888 §4: its bytes are on the way).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pymailsrv.imap.cache import ContentCache
 from pymailsrv.imap.commands import COMMANDS
 from pymailsrv.imap.commands.base import Done
 from pymailsrv.imap.grammar import Command
-from pymailsrv.imap.parser import Bad, CommandParser, NeedContinuation
+from pymailsrv.imap.parser import Bad, CommandParser, Limits, NeedContinuation
 from pymailsrv.imap.session import AUTH, LOGOUT, NOT_AUTH, SELECTED, Session
 from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
 from pymailsrv.net import Connection, ConnectionClosed, is_local
@@ -44,6 +48,10 @@ _CODES: tuple[tuple[type[Exception], str], ...] = (
     (InvalidFolderName, "CANNOT"),
 )
 BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE")
+# LOGIN with a long password or AUTHENTICATE PLAIN with SASL-IR needs a few hundred bytes.
+PRE_LOGIN_LIMIT = 8192
+PRE_LOGIN = Limits(max_line=PRE_LOGIN_LIMIT, max_literal=PRE_LOGIN_LIMIT, max_command=PRE_LOGIN_LIMIT,
+                   sync_refusal="BAD")
 
 
 @dataclass
@@ -92,6 +100,7 @@ class ImapServer:
         self.user_ip: SessionCounter = user_ip if user_ip is not None else UserIpCounter()
         self.sessions: set[Session] = set()
         self.cache = ContentCache(config.cache_bytes)
+        self.logged_in_limits = Limits(max_line=config.max_line, max_literal=config.max_literal)
 
     # --- capabilities ------------------------------------------------------------------------
     def plaintext_ok(self, s: Session) -> bool:
@@ -116,8 +125,7 @@ class ImapServer:
 
     # --- connection --------------------------------------------------------------------------
     async def handle(self, conn: Connection) -> None:
-        cfg = self.config
-        s = Session(conn, CommandParser(max_line=cfg.max_line, max_literal=cfg.max_literal), cache=self.cache)
+        s = Session(conn, CommandParser(PRE_LOGIN), cache=self.cache)
         s.sid = f"{next(_ids):X}"
         session_id.set(s.sid)
         conn.timeout_message = b"* BYE " + wire.BYE_TIMEOUT.encode() + b"\r\n"
@@ -203,6 +211,8 @@ class ImapServer:
             trace.log(TRACE, "C: %s %s", cmd.tag, cmd.name)
         try:
             done = await spec.handler(self, s, cmd)
+            if s.state != NOT_AUTH:
+                s.parser.limits = self.logged_in_limits
             if s.state == SELECTED:
                 await s.sync(allow_expunge=spec.expunge_ok, force=spec.sync, now=self.clock.monotonic(),
                              max_age=self.config.sync_interval)
