@@ -37,7 +37,14 @@ from pymailsrv.imap.session import AUTH, LOGOUT, NOT_AUTH, SELECTED, Session
 from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
 from pymailsrv.net import Connection, ConnectionClosed, is_local
 from pymailsrv.net.server import Network
-from pymailsrv.store.base import FolderExists, FolderNotFound, InvalidFolderName, MailStore, QuotaExceeded
+from pymailsrv.store.base import (
+    FolderExists,
+    FolderNotFound,
+    InvalidFolderName,
+    MailboxGone,
+    MailStore,
+    QuotaExceeded,
+)
 
 log = get_logger("imap")
 trace = trace_logger("imap")  # command names only: arguments (credentials, bodies) never logged
@@ -183,7 +190,7 @@ class ImapServer:
                 continue
             await self.dispatch(s, event)
         await s.flush()
-        return "Logged out"
+        return "Selected mailbox was deleted" if s.mailbox_lost else "Logged out"
 
     def bad(self, s: Session, tag: str, text: str, kind: str = "BAD") -> bool:
         """Answer BAD/NO; True when the error budget is spent (the session is then closed)."""
@@ -228,6 +235,8 @@ class ImapServer:
             if exc.temporary and not code:
                 code = "UNAVAILABLE"
             s.write(f"{cmd.tag} NO {'[' + code + '] ' if code else ''}{exc.text}\r\n".encode("utf-8", "replace"))
+            if isinstance(exc, MailboxGone):  # only the selected folder's calls raise it
+                s.mailbox_lost = True
         except AuthUnavailable:
             s.write(f"{cmd.tag} NO {wire.AUTH_UNAVAILABLE}\r\n".encode())
         except (ConnectionClosed, asyncio.CancelledError):
@@ -238,6 +247,9 @@ class ImapServer:
             s.write(f"{cmd.tag} NO {wire.SERVERBUG}\r\n".encode())
         finally:
             s.uid_command = False
+        if s.mailbox_lost:
+            s.untagged("BYE " + wire.MAILBOX_GONE)
+            s.state = LOGOUT
 
 
 __all__ = ["AUTH", "SELECTED", "ImapConfig", "ImapServer"]
