@@ -346,7 +346,7 @@ class MaildirStore:
         return await asyncio.to_thread(self._list, account)
 
     async def create_folder(self, account: Account, name: str) -> None:
-        name = names.normalize(name.removesuffix(names.SEP) or name)
+        name = names.creatable(name.removesuffix(names.SEP) or name)
         if name == names.INBOX:
             raise FolderExists("Mailbox already exists", code="ALREADYEXISTS")
         root, path = self.root(account), self.folder_path(account, name)

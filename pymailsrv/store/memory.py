@@ -139,7 +139,7 @@ class MemoryStore:
         return folder_infos(set(acct.folders), acct.subscribed)
 
     async def create_folder(self, account: Account, name: str) -> None:
-        name = names.normalize(name.removesuffix(names.SEP) or name)
+        name = names.creatable(name.removesuffix(names.SEP) or name)
         acct = self._account(account)
         if name in acct.folders:
             raise FolderExists("Mailbox already exists", code="ALREADYEXISTS")

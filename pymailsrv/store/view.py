@@ -148,11 +148,15 @@ async def wait_event(event: asyncio.Event, timeout: float, clock: Clock) -> bool
 
 
 def check_rename(old: str, new: str, existing: set[str]) -> None:
-    """Shared RENAME rules (RFC 3501 §6.3.5)."""
+    """Shared RENAME rules (RFC 3501 §6.3.5). Every name the rename makes (the children move
+    too) is checked before anything moves, so a refused rename leaves nothing half done."""
     if new == names.INBOX or new in existing:
         raise FolderExists("Target mailbox already exists", code="ALREADYEXISTS")
     if old != names.INBOX and new.startswith(old + names.SEP):
         raise Refusal("Can't rename mailbox under its own child.", code="CANNOT")
+    children = [] if old == names.INBOX else [n for n in existing if n.startswith(old + names.SEP)]
+    for name in [old, *children]:
+        names.creatable(new + name[len(old):])
 
 
 def folder_infos(existing: set[str], subscribed: set[str]) -> list[FolderInfo]:

@@ -91,3 +91,25 @@ def test_renaming_the_own_selected_folder_leaves_the_selected_state(raw) -> None
     c.expect("n OK *")
     c.send("f FETCH 1 FLAGS")
     c.expect("f BAD Command not allowed in this state.")
+
+
+def test_create_refused_whole_creates_nothing(raw) -> None:  # type: ignore[no-untyped-def]
+    """A name too long or too deep is refused before any superior folder exists."""
+    c = raw()
+    c.login()
+    deep = ".".join(["d"] * 100)
+    long = "p.q." + "x" * 300
+    for tag, name in (("a", deep), ("b", long)):
+        c.send(f"{tag} CREATE {name}")
+        c.expect(f"{tag} NO [CANNOT] *")
+    c.send("g CREATE " + ".".join(["ok"] * 16))  # 16 levels is the limit (as Dovecot)
+    c.expect("g OK *")
+    assert {n.split(".")[0] for n in list_names(c)} == {"INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive", "ok"}
+    c.send("r RENAME ok o" + "x" * 190)  # its children would get names too long: nothing moves
+    c.expect("r NO [CANNOT] *")
+    assert [n for n in list_names(c) if n.startswith("o")] == [".".join(["ok"] * i) for i in range(1, 17)]
+
+
+def list_names(c: RawClient) -> list[str]:
+    c.send('l LIST "" *')
+    return [line.rsplit(" ", 1)[1].strip('"') for line in c.until("l")[:-1]]

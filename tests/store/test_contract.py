@@ -259,6 +259,18 @@ async def test_mailbox_of_a_folder_renamed_or_deleted_away_is_dead(store, accoun
     assert [m.uid for m in done.messages()] == [1] and done.uidvalidity == work.uidvalidity
 
 
+async def test_names_refused_whole(store, account: Account) -> None:
+    """CREATE and RENAME check every name they would make before making any (issue 13)."""
+    with pytest.raises(InvalidFolderName):
+        await store.create_folder(account, ".".join(["d"] * 17))
+    await store.create_folder(account, ".".join(["d"] * 16))
+    await store.create_folder(account, "a")
+    await store.create_folder(account, "a.b")
+    with pytest.raises(InvalidFolderName):
+        await store.rename_folder(account, "a", "x" * 199)  # "a.b" would become too long
+    assert {f.name for f in await store.list_folders(account)} >= {"a", "a.b"}
+
+
 async def test_rename_inbox_moves_messages(store, account: Account) -> None:
     await store.deliver(account, MSG)
     await store.deliver(account, MSG)

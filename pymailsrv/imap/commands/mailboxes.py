@@ -77,13 +77,15 @@ async def create(srv: ImapServer, s: Session, cmd: Command) -> Done:
     name = mailbox_name(cmd.args).rstrip(SEP)
     if name.upper() == "INBOX":
         raise Refusal("Mailbox already exists", code="ALREADYEXISTS")
+    # The name itself first: the store checks all of it (characters, length, depth) before
+    # anything exists, so a refused name leaves no superior folders behind.
+    await srv.store.create_folder(_account(s), name)
     parts = name.split(SEP)
     for i in range(1, len(parts)):  # RFC 3501 §6.3.3: create the superior names too
         try:
             await srv.store.create_folder(_account(s), SEP.join(parts[:i]))
         except FolderExists:
             pass
-    await srv.store.create_folder(_account(s), name)
     return Done("Create completed.")
 
 
