@@ -2,8 +2,9 @@
 §7.4.2). Pure: bytes in, bytes out.
 
 Implementation notes:
-- Messages are normalised to CRLF first (message/lines.py; Maildir files usually use LF); every size, offset and
-  line count is of the CRLF form, so they agree with ``MessageInfo.size`` (RFC822.SIZE).
+- Messages are normalised to CRLF first (Maildir files usually use LF; message/lines.py); every
+  size, offset and line count is of the CRLF form, so they agree with ``MessageInfo.size``
+  (RFC822.SIZE).
 - Broken MIME never raises: a multipart without boundary is read as text/plain, a missing close
   delimiter ends the last part at the end of the body, nesting deeper than MAX_DEPTH is flat.
 - Header values in ENVELOPE/BODYSTRUCTURE are sent as they are in the message (encoded words

@@ -88,9 +88,10 @@ class Folder(FolderState):
         with self.lock:
             if self.identity is None:
                 self.identity = dir_identity(self.path)
-            if self.identity is None or self.gone():
-                self.evicted = True  # the caller raises FolderNotFound / MailboxGone
-                return False
+                if self.identity is None:
+                    self.evicted = True
+            if self.gone():
+                return False  # the caller raises FolderNotFound / MailboxGone
             taken = time.time_ns()
             stamps = self._dir_stamps()
             if self._unchanged(stamps, move_new):

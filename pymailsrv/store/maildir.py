@@ -546,8 +546,9 @@ class MaildirMailbox:
         if self.readonly:
             raise Refusal("Mailbox is read-only.", code="READ-ONLY")
 
-    def _live(self) -> None:
-        if self._f.evicted:
+    def _live(self, look: bool = False) -> None:
+        """Raise MailboxGone if the folder went away; ``look``: also ask the disk (one stat)."""
+        if self._f.evicted or (look and self._f.gone()):
             raise MailboxGone(f"Mailbox doesn't exist: {self.folder}", code="NONEXISTENT")
 
     def _changed(self) -> None:
@@ -685,8 +686,7 @@ class MaildirMailbox:
         """Like a delivery: the file is written on the loop, its fsync, the rename into cur/ and
         the fsync of cur/ batched with concurrent writers (the tagged OK means durable, as 250
         does for SMTP); then the UID, on the loop unless the uidlist's dotlock is taken."""
-        if self._f.gone():  # one stat: never write into a directory that is now another folder
-            self._live()
+        self._live(look=True)  # never write into a directory that is now another folder's
         stored = to_lf(data)
         when = self.store.clock.time() if internal_date is None else internal_date
         f, limit = self._f, self.account.quota_bytes
@@ -711,7 +711,7 @@ class MaildirMailbox:
         except FileNotFoundError:  # the folder went away meanwhile
             f.evicted = True
             self._live()
-            raise
+            raise  # (not reached)
         try:
             os.utime(fd, (when, when))  # before the rename: a scanner may stat it at once
             lock = await quota.shared_lock(f.root)
