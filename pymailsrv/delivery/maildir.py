@@ -18,16 +18,12 @@ from pymailsrv.db.base import Directory
 from pymailsrv.delivery.base import DeliveryResult
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.log import get_logger
+from pymailsrv.message.lines import header_end, to_lf
 from pymailsrv.store.base import MailStore, QuotaExceeded
 
 log = get_logger("virtual")
 
 RELAY = "virtual"
-
-
-def header_block(content: bytes) -> bytes:
-    end = content.find(b"\n\n")
-    return content if end < 0 else content[: end + 1]
 
 
 _DELIVERED_TO = re.compile(rb"^delivered-to:[ \t]*<?([^>\n]*?)>?[ \t]*$", re.IGNORECASE | re.MULTILINE)
@@ -36,11 +32,9 @@ _DELIVERED_TO = re.compile(rb"^delivered-to:[ \t]*<?([^>\n]*?)>?[ \t]*$", re.IGN
 def has_delivered_to(content: bytes, address: str) -> bool:
     """Does the header carry ``Delivered-To: address`` (case-insensitive)? Content uses LF."""
     want = address.lower().encode()
-    return any(m.lower() == want for m in _DELIVERED_TO.findall(header_block(content)))
-
-
-def to_lf(content: bytes) -> bytes:
-    return content.replace(b"\r\n", b"\n") if b"\r\n" in content else content
+    end = header_end(content)
+    header = content if end < 0 else content[:end]
+    return any(m.lower() == want for m in _DELIVERED_TO.findall(header))
 
 
 class MaildirAgent:

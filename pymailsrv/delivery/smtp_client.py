@@ -31,6 +31,7 @@ from pymailsrv.delivery.base import DeliveryResult, DsnOptions, Outcome
 from pymailsrv.delivery.dns import MxResolver, NoSuchDomain, NullMX
 from pymailsrv.errors import ConfigError, TemporaryFailure
 from pymailsrv.log import get_logger
+from pymailsrv.message.lines import dot_stuff, to_crlf
 from pymailsrv.net.networks import in_networks, parse_networks
 
 log = get_logger("smtp")
@@ -129,15 +130,10 @@ class Session:
             self.writer.close()
 
 
-def dot_stuff(content: bytes) -> bytes:
-    """CRLF line endings, leading dots doubled, terminated by CRLF.CRLF (RFC 5321 §4.5.2)."""
-    data = content.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    if not data.endswith(b"\n"):
-        data += b"\n"
-    data = data.replace(b"\n.", b"\n..")
-    if data.startswith(b"."):
-        data = b"." + data
-    return data.replace(b"\n", b"\r\n") + b".\r\n"
+def data_payload(content: bytes) -> bytes:
+    """What follows DATA's 354: CRLF line ends, leading dots doubled, then ``.`` CRLF
+    (RFC 5321 §4.5.2). A lone CR is sent as it is, never as a line end (message/lines.py)."""
+    return dot_stuff(to_crlf(content)) + b".\r\n"
 
 
 def parse_nexthop(nexthop: str, default_port: int) -> tuple[str, int, bool]:
@@ -485,7 +481,7 @@ class SmtpClient:
             for i in accepted:
                 results[i] = self._refused(s, [recipients[i]], data_reply, "DATA")[0]
             return [results[i] for i in range(len(recipients))]
-        s.send(dot_stuff(content))
+        s.send(data_payload(content))
         await s.flush(self.data_timeout)
         finals = [await s.read_reply(self.data_timeout) for _ in (accepted if lmtp else [0])]
         s.dirty = False

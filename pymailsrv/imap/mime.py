@@ -2,8 +2,9 @@
 §7.4.2). Pure: bytes in, bytes out.
 
 Implementation notes:
-- Messages are normalised to CRLF first (Maildir files usually use LF); every size, offset and
-  line count is of the CRLF form, so they agree with ``MessageInfo.size`` (RFC822.SIZE).
+- Messages are normalised to CRLF first (Maildir files usually use LF; message/lines.py); every
+  size, offset and line count is of the CRLF form, so they agree with ``MessageInfo.size``
+  (RFC822.SIZE).
 - Broken MIME never raises: a multipart without boundary is read as text/plain, a missing close
   delimiter ends the last part at the end of the body, nesting deeper than MAX_DEPTH is flat.
 - Header values in ENVELOPE/BODYSTRUCTURE are sent as they are in the message (encoded words
@@ -23,19 +24,12 @@ from dataclasses import dataclass, field
 
 from pymailsrv.imap.grammar import Section
 from pymailsrv.imap.wire import nstring, string
+from pymailsrv.message.lines import body_start
 
 MAX_DEPTH = 20
 MAX_PARTS = 2000
-_HDR_END = re.compile(rb"\r\n\r\n")
 _FIELD_NAME = re.compile(rb"[!-9;-~]+\Z")
 _PARAM_RE = re.compile(rb'\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
-
-
-def crlf(data: bytes) -> bytes:
-    """Normalise line endings to CRLF (bare CR left alone)."""
-    if b"\n" not in data:
-        return data
-    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 @dataclass(slots=True)
@@ -81,12 +75,10 @@ def parse_fields(header: bytes) -> list[tuple[bytes, bytes]]:
 
 def split_message(data: bytes) -> tuple[bytes, bytes]:
     """(header block incl. its blank line, body)."""
-    if data.startswith(b"\r\n"):
-        return b"\r\n", data[2:]
-    m = _HDR_END.search(data)
-    if m is None:
+    start = body_start(data)
+    if start < 0:
         return data, b""
-    return data[: m.end()], data[m.end():]
+    return data[:start], data[start:]
 
 
 def parse_content_type(value: bytes | None) -> tuple[bytes, bytes, list[tuple[bytes, bytes]]]:

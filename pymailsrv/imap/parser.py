@@ -11,10 +11,12 @@
 Implementation notes:
 - A command is lines and literals: a line ending in ``{N}`` or ``{N+}`` (RFC 7888 LITERAL+) is
   followed by N raw bytes, then more of the same command. The grammar runs once the last line is in.
-- Memory is bounded: a line longer than ``max_line`` is skipped (with one Bad), a literal larger
-  than ``max_literal`` is refused before a byte of it is buffered beyond what the client pushed,
-  and the non-literal text of one command is capped at ``max_line``.
+- Memory is bounded (``Limits``): a line longer than ``max_line`` is skipped (with one Bad), a
+  literal larger than ``max_literal`` is refused before a byte of it is buffered beyond what the
+  client pushed, the non-literal text of one command is capped at ``max_line`` and, when
+  ``max_command`` is set, all of a command, literals included.
 - Non-synchronizing literals over ``nonsync_max`` (LITERAL-: 4096) are refused too.
+- The I/O layer may change ``limits`` between commands (tighter before login).
 """
 
 from __future__ import annotations
@@ -24,11 +26,24 @@ from dataclasses import dataclass
 
 from pymailsrv.imap.grammar import Command, Literal, Segment, parse_command
 
-__all__ = ["Bad", "Command", "CommandParser", "Event", "NeedContinuation"]
+__all__ = ["Bad", "Command", "CommandParser", "Event", "Limits", "NeedContinuation"]
 
 _LITERAL_RE = re.compile(rb"\{(\d{1,20})(\+?)\}\r?\n\Z")
 _TAG_RE = re.compile(rb"[\x21\x23\x24\x26\x27\x2c-\x5b\x5e-\x7a\x7c\x7e]{1,64}")
 MAX_LITERALS_PER_COMMAND = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one command may hold. A refused synchronizing literal is answered ``sync_refusal``:
+    "NO" [TOOBIG] (APPEND of a message too large, RFC 7889) or "BAD" (no literal of that size is
+    acceptable in this state)."""
+
+    max_line: int = 65536
+    max_literal: int = 64 * 1024 * 1024
+    nonsync_max: int | None = None  # None: as max_literal
+    max_command: int | None = None  # lines and literals together; None: no bound beyond the others
+    sync_refusal: str = "NO"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +73,12 @@ def _tag_of(line: bytes) -> str:
 class CommandParser:
     """Frames and parses client commands; also hands out raw lines (AUTHENTICATE, IDLE DONE)."""
 
-    def __init__(self, *, max_line: int = 65536, max_literal: int = 64 * 1024 * 1024,
-                 nonsync_max: int | None = None) -> None:
-        self.max_line = max_line
-        self.max_literal = max_literal
-        self.nonsync_max = max_literal if nonsync_max is None else nonsync_max
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
         self._buf = bytearray()
         self._segments: list[Segment] = []
         self._text_len = 0
+        self._literal_len = 0  # literal bytes of the command so far
         self._literal_need = -1  # bytes of literal still expected, -1 = reading lines
         self._skipping = False  # discarding the rest of a too-long line
 
@@ -93,7 +106,7 @@ class CommandParser:
         """A raw line without CRLF (SASL responses, IDLE's DONE), None if incomplete."""
         line = self._take_line()
         if line is None:
-            if len(self._buf) > self.max_line:
+            if len(self._buf) > self.limits.max_line:
                 self._buf.clear()
                 self._skipping = True
                 return Bad("*", "Line too long", "TOOBIG", fatal=True)
@@ -118,7 +131,7 @@ class CommandParser:
                 continue
             line = self._take_line()
             if line is None:
-                if len(self._buf) + self._text_len > self.max_line:
+                if len(self._buf) + self._text_len > self.limits.max_line:
                     return self._too_long()
                 return None
             event = self._line(line)
@@ -128,33 +141,40 @@ class CommandParser:
     def _too_long(self) -> Bad:
         tag = _tag_of(bytes(self._segments[0]) if self._segments else bytes(self._buf[:80]))
         self._buf.clear()
-        self._segments = []
-        self._text_len = 0
+        self._new_command()
         self._skipping = True
         return Bad(tag, "Command line too long", "TOOBIG")
 
+    def _new_command(self) -> None:
+        self._segments, self._text_len, self._literal_len = [], 0, 0
+
     def _line(self, line: bytes) -> Event | None:
+        limits = self.limits
         self._text_len += len(line)
-        if self._text_len > self.max_line:
+        if self._text_len > limits.max_line:
             self._skipping = False
             return self._too_long()
         m = _LITERAL_RE.search(line)
         if m is None:
             self._segments.append(line.rstrip(b"\r\n"))
-            segments, self._segments, self._text_len = self._segments, [], 0
+            segments = self._segments
+            self._new_command()
             if segments == [b""]:
                 return Bad("*", "Empty command line")
             return parse_command(segments)
         self._segments.append(line[: m.start()])
         size, nonsync = int(m.group(1)), bool(m.group(2))
-        limit = self.nonsync_max if nonsync else self.max_literal
-        if size > limit or len(self._segments) > 2 * MAX_LITERALS_PER_COMMAND:
+        limit = limits.max_literal if not nonsync or limits.nonsync_max is None else limits.nonsync_max
+        total = self._text_len + self._literal_len + size
+        if (size > limit or len(self._segments) > 2 * MAX_LITERALS_PER_COMMAND
+                or (limits.max_command is not None and total > limits.max_command)):
             tag = _tag_of(bytes(self._segments[0]))
-            self._segments, self._text_len = [], 0
+            self._new_command()
             if nonsync:
                 # RFC 7888 §4: the client sends the bytes anyway; we cannot resync safely.
                 return Bad(tag, "Literal too large", "TOOBIG", fatal=True)
-            return Bad(tag, "Literal too large", "TOOBIG", kind="NO")
+            return Bad(tag, "Literal too large", "TOOBIG", kind=limits.sync_refusal)
+        self._literal_len += size
         self._literal_need = size
         if not nonsync:
             return NeedContinuation(size)

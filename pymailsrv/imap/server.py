@@ -10,6 +10,10 @@ Implementation notes:
 - Untagged mailbox updates are queued after each command in the selected state; EXPUNGE only
   after commands other than FETCH/STORE/SEARCH (RFC 3501 §7.4.1).
 - CAPABILITY is computed from the command table: nothing is advertised that isn't there.
+- Before login a command may hold PRE_LOGIN_LIMIT bytes in all, literals included, as Dovecot's
+  imap-login (IMAP_LOGIN_MAX_LINE_LENGTH): ten unauthenticated connections then cost
+  kilobytes, not ten announced 10 MB literals. A larger synchronizing literal gets a tagged BAD
+  without "+"; a larger LITERAL+ one a BAD and "* BYE" (RFC 7888 §4: its bytes are on the way).
 """
 
 from __future__ import annotations
@@ -30,12 +34,19 @@ from pymailsrv.imap.cache import ContentCache
 from pymailsrv.imap.commands import COMMANDS
 from pymailsrv.imap.commands.base import Done
 from pymailsrv.imap.grammar import Command
-from pymailsrv.imap.parser import Bad, CommandParser, NeedContinuation
+from pymailsrv.imap.parser import Bad, CommandParser, Limits, NeedContinuation
 from pymailsrv.imap.session import AUTH, LOGOUT, NOT_AUTH, SELECTED, Session
 from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
 from pymailsrv.net import Connection, ConnectionClosed, ConnectionRegistry
 from pymailsrv.net.networks import Network
-from pymailsrv.store.base import FolderExists, FolderNotFound, InvalidFolderName, MailStore, QuotaExceeded
+from pymailsrv.store.base import (
+    FolderExists,
+    FolderNotFound,
+    InvalidFolderName,
+    MailboxGone,
+    MailStore,
+    QuotaExceeded,
+)
 
 log = get_logger("imap")
 login_log = get_logger("imap-login")
@@ -47,6 +58,10 @@ _CODES: tuple[tuple[type[Exception], str], ...] = (
     (InvalidFolderName, "CANNOT"),
 )
 BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE")
+# LOGIN with a long password or AUTHENTICATE PLAIN with SASL-IR needs a few hundred bytes.
+PRE_LOGIN_LIMIT = 8192
+PRE_LOGIN = Limits(max_line=PRE_LOGIN_LIMIT, max_literal=PRE_LOGIN_LIMIT, max_command=PRE_LOGIN_LIMIT,
+                   sync_refusal="BAD")
 
 
 @dataclass
@@ -100,6 +115,7 @@ class ImapServer:
         # for every listener of this server: idle timeout and the per-IP limit
         self.registry = ConnectionRegistry(self.clock, idle_timeout=config.timeout,
                                            max_per_ip=config.max_ip_connections, exempt=config.ip_limit_exceptions)
+        self.logged_in_limits = Limits(max_line=config.max_line, max_literal=config.max_literal)
 
     # --- capabilities ------------------------------------------------------------------------
     def plaintext_ok(self, s: Session) -> bool:
@@ -127,8 +143,7 @@ class ImapServer:
         if conn.over_limit:
             self.refuse(conn)
             return
-        cfg = self.config
-        s = Session(conn, CommandParser(max_line=cfg.max_line, max_literal=cfg.max_literal), cache=self.cache)
+        s = Session(conn, CommandParser(PRE_LOGIN), cache=self.cache)
         s.sid = f"{next(_ids):X}"
         session_id.set(s.sid)
         conn.timeout_message = b"* BYE " + wire.BYE_TIMEOUT.encode() + b"\r\n"
@@ -193,7 +208,7 @@ class ImapServer:
                 continue
             await self.dispatch(s, event)
         await s.flush()
-        return "Logged out"
+        return "Selected mailbox was deleted" if s.mailbox_lost else "Logged out"
 
     def bad(self, s: Session, tag: str, text: str, kind: str = "BAD") -> bool:
         """Answer BAD/NO; True when the error budget is spent (the session is then closed)."""
@@ -221,6 +236,8 @@ class ImapServer:
             trace.log(TRACE, "C: %s %s", cmd.tag, cmd.name)
         try:
             done = await spec.handler(self, s, cmd)
+            if s.state != NOT_AUTH:
+                s.parser.limits = self.logged_in_limits
             if s.state == SELECTED:
                 await s.sync(allow_expunge=spec.expunge_ok, force=spec.sync, now=self.clock.monotonic(),
                              max_age=self.config.sync_interval)
@@ -236,6 +253,8 @@ class ImapServer:
             if exc.temporary and not code:
                 code = "UNAVAILABLE"
             s.write(f"{cmd.tag} NO {'[' + code + '] ' if code else ''}{exc.text}\r\n".encode("utf-8", "replace"))
+            if isinstance(exc, MailboxGone):  # only the selected folder's calls raise it
+                s.mailbox_lost = True
         except AuthUnavailable:
             s.write(f"{cmd.tag} NO {wire.AUTH_UNAVAILABLE}\r\n".encode())
         except (ConnectionClosed, asyncio.CancelledError):
@@ -246,6 +265,9 @@ class ImapServer:
             s.write(f"{cmd.tag} NO {wire.SERVERBUG}\r\n".encode())
         finally:
             s.uid_command = False
+        if s.mailbox_lost:
+            s.untagged("BYE " + wire.MAILBOX_GONE)
+            s.state = LOGOUT
 
 
 __all__ = ["AUTH", "SELECTED", "ImapConfig", "ImapServer"]

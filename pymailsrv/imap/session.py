@@ -8,6 +8,10 @@ Implementation notes:
 - Responses are collected in ``out`` and written with one transport write per command (or per
   256 KiB during a big FETCH); nothing is written while a store call is in progress.
 - Never write to the socket while holding a store lock: the store's calls return before we write.
+- When the selected folder is deleted or renamed away by another session (the store raises
+  MailboxGone), the session cannot go on in the selected state (its UIDs and sequence numbers
+  belong to a folder that no longer has that name): ``mailbox_lost`` makes the server end it
+  with ``* BYE`` after the current command, as Dovecot does.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pymailsrv.imap.cache import ContentCache
 from pymailsrv.imap.grammar import SeqSet
 from pymailsrv.imap.parser import CommandParser
 from pymailsrv.net import Connection
-from pymailsrv.store.base import Mailbox, MessageInfo
+from pymailsrv.store.base import Mailbox, MailboxGone, MessageInfo
 from pymailsrv.types import Account
 
 NOT_AUTH = "not-authenticated"
@@ -56,6 +60,7 @@ class Session:
     uid_command: bool = False
     sid: str = ""
     dirty: bool = False  # this session wrote to the selected folder: the next sync must run
+    mailbox_lost: bool = False  # the selected folder went away: BYE after this command
     last_sync: float = 0.0
     cache: ContentCache | None = None
     _seq: dict[int, int] | None = None
@@ -153,7 +158,7 @@ class Session:
         """Pick up other sessions' and deliveries' changes and queue the untagged responses.
         Unless ``force``, the store's change notice decides, with a full sync at least every
         ``max_age`` seconds (changes made by other processes)."""
-        if self.mailbox is None:
+        if self.mailbox is None or self.mailbox_lost:
             return
         lazy = not (force or self.dirty or now - self.last_sync >= max_age)
         if lazy and not await self.mailbox.wait_for_change(0):
@@ -162,7 +167,11 @@ class Session:
             return
         self.dirty = False
         self.last_sync = now
-        res = await self.mailbox.sync()
+        try:
+            res = await self.mailbox.sync()
+        except MailboxGone:
+            self.mailbox_lost = True
+            return
         self.gone.update(u for u in res.expunged if u in self.info)
         if allow_expunge:
             self.announce_expunges()

@@ -18,6 +18,7 @@ BYE_TIMEOUT = "Disconnected for inactivity."
 BYE_SHUTDOWN = "Server shutting down."
 # as Dovecot words mail_max_userip_connections; said in a BYE, as its login processes refuse
 IP_LIMIT = "Maximum number of connections from IP exceeded (login_max_ip_connections={limit})"
+MAILBOX_GONE = "Selected mailbox was deleted, have to disconnect."
 NO_SUCH_MAILBOX = "[NONEXISTENT] Mailbox doesn't exist"
 UNKNOWN_COMMAND = "Unknown command."
 WRONG_STATE = "Command not allowed in this state."

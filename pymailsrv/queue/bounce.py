@@ -2,6 +2,9 @@
 
 Pure: ``build_notice`` turns a description of what happened into the bytes of a
 ``multipart/report; report-type=delivery-status`` message from MAILER-DAEMON, in Postfix's shape.
+Every value written into a line of the notice goes through ``printable``, so none can carry a
+CR or LF of its own (defence in depth: ENVID and ORCPT are checked where they enter, but the
+diagnostic text is a remote server's).
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from pymailsrv.message.headers import printable
+from pymailsrv.message.lines import header_end, to_lf
 
 Kind = Literal["failure", "delay", "success"]
 
@@ -78,16 +84,9 @@ class NoticeInfo:
     mail_name: str = "pymailsrv"
 
 
-def _split_headers(content: bytes) -> bytes:
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        i = content.find(sep)
-        if i >= 0:
-            return content[: i + len(sep) // 2]
-    return content
-
-
-def _lf(data: bytes) -> bytes:
-    return data.replace(b"\r\n", b"\n")
+def _header_fields(content: bytes) -> bytes:
+    end = header_end(content)
+    return content if end < 0 else content[:end]
 
 
 _SAID = re.compile(r"^host \S+ said: (\d{3} .*?)(?: \(in reply to .+ command\))?$", re.S)
@@ -111,7 +110,7 @@ def _human(info: NoticeInfo, reports: Sequence[RecipientReport]) -> str:
     lines = [f"This is the mail system at host {info.hostname}.", "", intro, "                   The mail system", ""]
     for r in reports:
         tail = f": {r.text}" if r.text else ""
-        line = f"<{r.final}>{' (expanded from <' + _addr(r.original) + '>)' if _show_orig(r) else ''}{tail}"
+        line = printable(f"<{r.final}>{' (expanded from <' + _addr(r.original) + '>)' if _show_orig(r) else ''}{tail}")
         # Postfix wraps each recipient's line, continuation lines indented by four spaces
         lines.extend(textwrap.wrap(line, 76, subsequent_indent="    ", break_long_words=False,
                                    break_on_hyphens=False) or [line])
@@ -148,7 +147,8 @@ def _status_part(info: NoticeInfo, reports: Sequence[RecipientReport]) -> str:
             out.append(f"Diagnostic-Code: {diagnostic(r.text)}")
         if info.kind == "delay" and info.retry_until:
             out.append(f"Will-Retry-Until: {email.utils.formatdate(info.retry_until, localtime=True)}")
-    return "\n".join(out) + "\n\n"
+    # one field per line: no value (ENVID, ORCPT, a remote server's reply) can start another
+    return "\n".join(map(printable, out)) + "\n\n"
 
 
 def build_notice(info: NoticeInfo, reports: Sequence[RecipientReport], original: bytes,
@@ -161,7 +161,7 @@ def build_notice(info: NoticeInfo, reports: Sequence[RecipientReport], original:
     head = [
         f"From: MAILER-DAEMON@{info.hostname} (Mail Delivery System)",
         f"Subject: {subject}",
-        f"To: {info.to}",
+        f"To: {printable(info.to)}",
         "Auto-Submitted: auto-replied",  # RFC 3834 §5
         "MIME-Version: 1.0",
         f'Content-Type: multipart/report; report-type=delivery-status;\n\tboundary="{boundary}"',
@@ -189,10 +189,10 @@ def build_notice(info: NoticeInfo, reports: Sequence[RecipientReport], original:
         full = False
     if full:
         attach = (f"--{boundary}\nContent-Description: {_DESCRIPTION[info.kind]}\n"
-                  "Content-Type: message/rfc822\n\n").encode() + _lf(original)
+                  "Content-Type: message/rfc822\n\n").encode() + to_lf(original)
     else:
         attach = (f"--{boundary}\nContent-Description: {_DESCRIPTION[info.kind]} Headers\n"
-                  "Content-Type: text/rfc822-headers\n\n").encode() + _lf(_split_headers(original))
+                  "Content-Type: text/rfc822-headers\n\n").encode() + to_lf(_header_fields(original))
     if not attach.endswith(b"\n"):
         attach += b"\n"
     return text + attach + f"\n--{boundary}--\n".encode()

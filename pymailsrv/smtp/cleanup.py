@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pymailsrv.message.headers import printable
 from pymailsrv.policy.base import LookupTable
 
 CRLF = b"\r\n"
@@ -50,20 +51,23 @@ def with_protocol(extended: bool, tls: bool, authenticated: bool, smtputf8: bool
 
 
 def received_header(info: TraceInfo) -> bytes:
-    """``Received:`` as Postfix writes it (RFC 5321 §4.4), folded with tabs."""
-    lines = [f"Received: from {info.helo or info.client_name} ({info.client_name} [{info.client_address}])"]
+    """``Received:`` as Postfix writes it (RFC 5321 §4.4), folded with tabs. What the client
+    chose (HELO name, PTR name, login, recipient) goes through ``printable``: no control
+    character, so no line break, gets into the header."""
+    client_name = printable(info.client_name)
+    lines = [f"Received: from {printable(info.helo) or client_name} ({client_name} [{info.client_address}])"]
     if info.tls_version:
         bits = f" ({info.tls_bits}/{info.tls_bits} bits)" if info.tls_bits else ""
         lines.append(f"\t(using {info.tls_version} with cipher {info.tls_cipher}{bits})")
     if info.sasl_username:
-        lines.append(f"\t(Authenticated sender: {info.sasl_username})")
+        lines.append(f"\t(Authenticated sender: {printable(info.sasl_username)})")
     by = f"\tby {info.myhostname} ({info.mail_name}) with {info.protocol}"
     if info.queue_id:
         by += f" id {info.queue_id}"
     lines.append(by)
     date = email.utils.formatdate(info.timestamp, localtime=True)
     if info.recipient:
-        lines.append(f"\tfor <{info.recipient}>; {date}")
+        lines.append(f"\tfor <{printable(info.recipient)}>; {date}")
     else:
         lines[-1] += f"; {date}"
     return ("\r\n".join(lines) + "\r\n").encode("utf-8", "surrogateescape")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from pymailsrv.message.headers import printable
 from pymailsrv.queue.base import Recipient
 from pymailsrv.smtp import replies as R
 from pymailsrv.smtp.auth import cmd_auth
@@ -48,6 +49,11 @@ async def cmd_ehlo(s: SmtpSession, arg: str) -> None:
 async def _greet(s: SmtpSession, arg: str, *, extended: bool) -> None:
     if not arg:
         s.reply(R.EHLO_SYNTAX if extended else R.HELO_SYNTAX)
+        return
+    if any(ord(c) < 32 or ord(c) == 127 for c in arg):
+        # The name goes into Received: (issue 13). What reject_invalid_helo_hostname answers,
+        # with the name shown as Postfix logs it (controls as "?").
+        s.reply(R.INVALID_HELO.format(name=printable(arg)))
         return
     if s.connect_refusal is not None:
         s.reply(s.connect_refusal.reply())

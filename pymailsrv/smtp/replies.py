@@ -15,6 +15,7 @@ HELO_OK = "250 {host}"
 HELO_SYNTAX = "501 Syntax: HELO hostname"
 EHLO_SYNTAX = "501 Syntax: EHLO hostname"
 NEED_HELO = "503 5.5.1 Error: send HELO/EHLO first"
+INVALID_HELO = "501 5.5.2 <{name}>: Helo command rejected: Invalid name"
 
 # Generic ----------------------------------------------------------------------------------------
 OK = "250 2.0.0 Ok"

@@ -297,11 +297,16 @@ class SmtpSession:
         verb_b, _, arg_b = text.strip(b" \t").partition(b" ")
         verb = verb_b.decode("ascii", "replace").upper()
         spec = commands.get(verb)
-        if spec is None or b"\0" in text:
+        # RFC 5321 §2.3.8: CR only as part of CRLF, and no NUL. A line holding either is not a
+        # command; nothing of it runs, so the session may go on (unlike a bare LF, whose line
+        # framing is in doubt: 521 and close). 500 5.5.2 is Postfix's answer for a command line
+        # it cannot parse.
+        forbidden = b"\0" in text or b"\r" in text
+        if spec is None or forbidden:
             self._count("unknown", False)
             self.last_command = "UNKNOWN"
             trace.log(5, "%s > %r", self.client, text[:200])
-            self.reply(R.UNKNOWN_COMMAND if text.strip() else R.BAD_SYNTAX)
+            self.reply(R.BAD_SYNTAX if forbidden or not text.strip() else R.UNKNOWN_COMMAND)
             return
         if verb != "AUTH":
             trace.log(5, "%s > %r", self.client, text[:1000])

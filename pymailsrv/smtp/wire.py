@@ -303,7 +303,10 @@ def _valid_address(address: str) -> bool:
 
 
 def decode_xtext(value: str) -> str:
-    """RFC 3461 §4: ``+HH`` escapes; raises ValueError on a malformed escape or character."""
+    """RFC 3461 §4: ``+HH`` escapes; raises ValueError on a malformed escape or character, or
+    on an escape that decodes to anything but printable US-ASCII: ENVID (§4.4) and ORCPT (§4.2)
+    values are printable US-ASCII, and they are written into DSN reports, where a CR LF would
+    start a field of the client's choosing. Postfix checks the same (allprint) and answers 501."""
     out = []
     i = 0
     while i < len(value):
@@ -312,7 +315,10 @@ def decode_xtext(value: str) -> str:
             hexpart = value[i + 1:i + 3]
             if len(hexpart) != 2 or not all(h in "0123456789ABCDEFabcdef" for h in hexpart):
                 raise ValueError("bad xtext")
-            out.append(chr(int(hexpart, 16)))
+            code = int(hexpart, 16)
+            if not 32 <= code <= 126:
+                raise ValueError("bad xtext")
+            out.append(chr(code))
             i += 3
             continue
         if not (33 <= ord(c) <= 126) or c == "=":

@@ -11,7 +11,11 @@ what IMAP RFC822.SIZE and POP3 LIST report.
 
 Implementation notes (invariants every implementation keeps):
 - UIDs are strictly ascending within a folder and never reused; UIDVALIDITY changes only if the
-  UID list is lost.
+  UID list is lost. A folder created under a name gets a UIDVALIDITY greater than any that name
+  had before (RFC 3501 §2.3.1.1), and nothing of a folder that was deleted or renamed away
+  (UIDs, UIDNEXT, cached pictures) carries over to a new folder of the same name.
+- A Mailbox is bound to the folder it opened, not to its name: once that folder is deleted or
+  renamed away (by any session or process) the Mailbox is dead and its calls raise MailboxGone.
 - A change is announced on the change feed only after it is on disk (after the rename).
 - A Mailbox object belongs to one session; its ``messages()`` view changes only in ``sync()``,
   so sequence numbers stay stable between syncs (RFC 3501 §7.4.1 is the session's job).
@@ -40,6 +44,11 @@ FlagMode = Literal["set", "add", "remove"]
 
 class FolderNotFound(Refusal):
     """No such folder (IMAP ``NO [NONEXISTENT]``)."""
+
+
+class MailboxGone(FolderNotFound):
+    """The folder a Mailbox opened was deleted or renamed away meanwhile; the Mailbox is dead
+    (an IMAP session in the selected state must end: Dovecot's ``* BYE``)."""
 
 
 class FolderExists(Refusal):
@@ -131,7 +140,8 @@ class Mailbox(Protocol):
 
     async def sync(self) -> SyncResult:
         """Pick up what happened on disk (new deliveries, other sessions' flags and expunges),
-        moving new/ to cur/ unless read-only. Updates ``messages()``."""
+        moving new/ to cur/ unless read-only. Updates ``messages()``. Raises MailboxGone (so do
+        append, set_flags, expunge, copy and move) once the folder was deleted or renamed away."""
         ...
 
     async def read(self, uid: int) -> bytes:
@@ -174,7 +184,8 @@ class Mailbox(Protocol):
 
     async def wait_for_change(self, timeout: float) -> bool:
         """Wait until something may have changed in this folder (another session's write, a
-        delivery in this process, or a poll of the directory); True if woken by a change."""
+        delivery in this process, or a poll of the directory); True if woken by a change, and
+        at once if the folder is gone (the next ``sync`` says so)."""
         ...
 
     async def close(self) -> None: ...

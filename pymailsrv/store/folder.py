@@ -43,9 +43,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from pymailsrv.errors import Refusal
+from pymailsrv.message.lines import crlf_size
 from pymailsrv.store import mdfiles, quota
 from pymailsrv.store.base import DELETED, FlagMode, MessageInfo
-from pymailsrv.store.folder_state import KEYWORDS, UIDLIST, FolderState, base_of, info_of
+from pymailsrv.store.folder_state import KEYWORDS, UIDLIST, FolderState, base_of, dir_identity, info_of
 from pymailsrv.store.view import apply_flags
 
 SNAPSHOT_EVERY = 2000  # changes between snapshot rewrites while the folder stays open
@@ -85,6 +86,12 @@ class Folder(FolderState):
     def refresh(self, move_new: bool) -> bool:
         """Bring the picture up to date with the disk; True if anything changed."""
         with self.lock:
+            if self.identity is None:
+                self.identity = dir_identity(self.path)
+                if self.identity is None:
+                    self.evicted = True
+            if self.gone():
+                return False  # the caller raises FolderNotFound / MailboxGone
             taken = time.time_ns()
             stamps = self._dir_stamps()
             if self._unchanged(stamps, move_new):
@@ -92,11 +99,6 @@ class Folder(FolderState):
                 return False
             same = self._accepted_subs(stamps, taken)
             self.poll_seen = self.poll_stamp()
-            if not os.path.isdir(self.path):
-                if self._drop(list(self.loc)):
-                    self.generation += 1
-                    return True
-                return False
             if not self.loaded:
                 self.loaded = True
                 if self._load_snapshot():  # unchanged since the snapshot's scan: no listing at all
@@ -259,7 +261,7 @@ class Folder(FolderState):
             if vsize is None:
                 with open(path, "rb") as f:
                     data = f.read()
-                vsize = len(data) + data.count(b"\n") - data.count(b"\r\n")
+                vsize = crlf_size(data)
         except FileNotFoundError:
             return None
         return mtime, vsize

@@ -43,6 +43,16 @@ def info_of(rel: str) -> str | None:
     return info if sep else None
 
 
+def dir_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of a directory, None if there is none: a folder renamed away and another
+    created under its name is another directory, though at the same path."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class FolderState:
     """The picture and the files behind it; ``store.folder.Folder`` is the one to use."""
 
@@ -75,10 +85,19 @@ class FolderState:
         self.index_backlog: list[Callable[[FolderIndex], None]] = []  # loop writes that found it busy
         self._on_loop = False  # the event loop holds the lock (``on_loop``): never wait
         self.loaded = False
-        self.evicted = False  # moved away by DELETE/RENAME: not to be kept once released
+        self.evicted = False  # moved away by DELETE/RENAME: dead, not to be kept once released
+        self.identity: tuple[int, int] | None = None  # of the directory, from the first refresh
         self._unsaved = 0
         self.poll_seen: tuple[int, ...] = ()
         self._lock_source: str | None = None  # tmp/ file this process links its dotlocks from
+
+    def gone(self) -> bool:
+        """The directory this picture is of was deleted or renamed away: by this process
+        (``evicted`` at once), or by another (no directory at ``path`` now, or another one).
+        A gone picture is never used again: a new one is made for whatever holds the name."""
+        if not self.evicted and self.identity is not None and dir_identity(self.path) != self.identity:
+            self.evicted = True
+        return self.evicted
 
     # -- locking ------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -537,8 +556,8 @@ class FolderState:
     def close(self) -> None:
         with self.lock:
             stale = self._unsaved or self._seen != self._snap_seen  # changes, or newly trusted stamps
-            if stale or not os.path.exists(os.path.join(self.path, SNAPSHOT)):
-                self.save_snapshot()
+            if not self.evicted and (stale or not os.path.exists(os.path.join(self.path, SNAPSHOT))):
+                self.save_snapshot()  # (never into a directory that is now another folder's)
             self._drain_backlog()
             self._drop_lock_source()
             if self.index is not None:

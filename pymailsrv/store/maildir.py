@@ -16,6 +16,11 @@ Implementation notes:
 - Changes are announced to the other sessions of this process only after the rename; changes
   by other processes are found by one poller for all watched folders (mtimes of new/, cur/ and the
   uidlist), shared by every waiting session.
+- A Folder (the shared picture) is one directory, not a name: when DELETE or RENAME moves it
+  away (here: ``_evict``; elsewhere: its inode changed, ``Folder.gone``) it is dead, its
+  sessions get MailboxGone, and the name gets a new Folder — nothing (UIDs, UIDNEXT, a cached
+  picture, a snapshot) is inherited by a folder created again under it. New folders take their
+  UIDVALIDITY from the user's counter (store/uidvalidity.py, Dovecot's dovecot-uidvalidity).
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from typing import TypeVar
 from pymailsrv import durable, pagecache
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.errors import Refusal
-from pymailsrv.store import mdfiles, names, quota
+from pymailsrv.message.lines import crlf_size, to_lf
+from pymailsrv.store import mdfiles, names, quota, uidvalidity
 from pymailsrv.store.base import (
     SEEN,
     Delivered,
@@ -47,6 +53,7 @@ from pymailsrv.store.base import (
     FolderInfo,
     FolderNotFound,
     FolderStatus,
+    MailboxGone,
     MailboxInUse,
     MessageInfo,
     QuotaExceeded,
@@ -59,8 +66,6 @@ from pymailsrv.store.view import (
     check_rename,
     clean_flags,
     folder_infos,
-    normalize_content,
-    rfc822_size,
     select_uids,
     wait_event,
 )
@@ -124,7 +129,7 @@ class MaildirStore:
         self._idle: OrderedDict[str, Folder] = OrderedDict()  # released folders, oldest first
         self._idle_messages = 0
         self._closing: set[asyncio.Task[None]] = set()
-        self._watched: dict[str, _Hub] = {}
+        self._watched: set[_Hub] = set()  # hubs, not paths: a gone folder's and its successor's
         self._poller: asyncio.Task[None] | None = None
         self.idle_messages = idle_messages
 
@@ -139,10 +144,16 @@ class MaildirStore:
         rel = names.dirname(name)
         return self.root(account) if not rel else os.path.join(self.root(account), rel)
 
-    def new_validity(self) -> int:
+    def new_validity(self, root: str) -> int:
+        """The next UIDVALIDITY of the user of Maildir ``root`` (in a thread)."""
         with self._validity_lock:
-            self._last_validity = max(self._last_validity + 1, int(self.clock.time()))
-            return self._last_validity
+            try:
+                value = uidvalidity.next_uidvalidity(root, int(self.clock.time()))
+            except OSError:
+                log.warning("%s: cannot keep the UIDVALIDITY counter; using the time", root, exc_info=True)
+                value = max(self._last_validity + 1, int(self.clock.time()))  # Dovecot's fallback
+            self._last_validity = max(self._last_validity, value)
+            return value
 
     def unique_base(self, size: int, vsize: int) -> str:
         now = self.clock.time()
@@ -151,24 +162,40 @@ class MaildirStore:
 
     def _acquire(self, account: Account, path: str) -> _Hub:
         hub = self._hubs.get(path)
+        if hub is not None and hub.folder.gone():  # another process moved the folder away
+            self._detach(hub)
+            hub = None
         if hub is None:
             folder = self._idle.pop(path, None)
-            if folder is None:
-                folder = Folder(path, self.root(account), account.quota_bytes, self.new_validity)
-            else:
+            if folder is not None:
                 self._idle_messages -= len(folder.infos)
+                if folder.gone():
+                    folder = None
+            if folder is None:
+                root = self.root(account)
+                folder = Folder(path, root, account.quota_bytes, functools.partial(self.new_validity, root))
             hub = self._hubs[path] = _Hub(folder)
         hub.refs += 1
         return hub
 
+    def _detach(self, hub: _Hub) -> None:
+        """The hub's folder is gone: its name is free for a new Folder; its sessions, woken,
+        find out at their next call (MailboxGone)."""
+        hub.folder.evicted = True
+        if self._hubs.get(hub.folder.path) is hub:
+            del self._hubs[hub.folder.path]
+        hub.notify()
+
     async def _release(self, hub: _Hub) -> None:
         """The last session gone: write the snapshot in the background (the caller, e.g. a POP3
         QUIT releasing its lock, doesn't wait for it), then keep the picture a while (a client
-        that reconnects, POP3 polling) within a bound on the messages kept."""
+        that reconnects, POP3 polling) within a bound on the messages kept. A gone folder's
+        picture is only closed."""
         hub.refs -= 1
-        if hub.refs > 0 or self._hubs.get(hub.folder.path) is not hub:
+        if hub.refs > 0:
             return
-        del self._hubs[hub.folder.path]
+        if self._hubs.get(hub.folder.path) is hub:
+            del self._hubs[hub.folder.path]
         task = asyncio.create_task(self._retire(hub.folder))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -195,20 +222,19 @@ class MaildirStore:
     # -- outside writers: one poller for every watched folder -------------------------------------
     def _watch(self, hub: _Hub, delta: int) -> None:
         hub.idle += delta
-        path = hub.folder.path
         if hub.idle > 0:
-            self._watched[path] = hub
+            self._watched.add(hub)
             if self._poller is None or self._poller.done():
                 self._poller = asyncio.create_task(self._poll())
-        elif self._watched.get(path) is hub:
-            del self._watched[path]
+        else:
+            self._watched.discard(hub)
 
     async def _poll(self) -> None:
         """Every poll_interval, stat new/, cur/ and the uidlist of every folder someone waits on,
         all in one thread hop (10,000 IDLE sessions cost one batch of stats, not 10,000 tasks)."""
         while self._watched:
             await self.clock.sleep(self.poll_interval)
-            hubs = list(self._watched.values())
+            hubs = list(self._watched)
             for hub in hubs:
                 seen = hub.folder.poll_seen
                 if seen != hub.refreshed:  # a refresh happened since: start from what it saw
@@ -221,15 +247,15 @@ class MaildirStore:
                     hub.last = stamp
 
     def _evict(self, prefix: str) -> None:
-        """Drop kept pictures of folders that a DELETE or RENAME moved away."""
+        """The folders a DELETE or RENAME moved away are gone: drop their kept pictures, and
+        detach the open ones (their sessions learn it; the names get new Folders)."""
         def moved(path: str) -> bool:
             return path == prefix or path.startswith(prefix + names.SEP)
 
         for path in [p for p in self._idle if moved(p)]:
             self._idle_messages -= len(self._idle.pop(path).infos)
-        for hub in self._hubs.values():
-            if moved(hub.folder.path):
-                hub.folder.evicted = True
+        for hub in [h for h in self._hubs.values() if moved(h.folder.path)]:
+            self._detach(hub)
 
     def _notify(self, path: str) -> None:
         hub = self._hubs.get(path)
@@ -243,11 +269,11 @@ class MaildirStore:
         name = names.normalize(folder)
         path = self.folder_path(account, name)
         root = self.root(account)
-        stored = normalize_content(data)
+        stored = to_lf(data)
         limit = account.quota_bytes
         if limit > 0 and quota.over_quota(root, limit, len(stored), self.usage_cache):
             raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
-        base = self.unique_base(len(stored), rfc822_size(stored))
+        base = self.unique_base(len(stored), crlf_size(stored))
         tmp = os.path.join(path, "tmp", base)
         try:
             fd = await durable.create(tmp, stored)
@@ -294,7 +320,7 @@ class MaildirStore:
         try:
             if await asyncio.to_thread(hub.folder.refresh, not readonly):
                 hub.notify()  # another process's change, found by this scan before the poller
-            if hub.folder.uidlist is None:  # deleted between the check and the scan
+            if hub.folder.uidlist is None or hub.folder.evicted:  # deleted between the check and the scan
                 raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
         except BaseException:
             await self._release(hub)
@@ -320,7 +346,7 @@ class MaildirStore:
         return await asyncio.to_thread(self._list, account)
 
     async def create_folder(self, account: Account, name: str) -> None:
-        name = names.normalize(name.removesuffix(names.SEP) or name)
+        name = names.creatable(name.removesuffix(names.SEP) or name)
         if name == names.INBOX:
             raise FolderExists("Mailbox already exists", code="ALREADYEXISTS")
         root, path = self.root(account), self.folder_path(account, name)
@@ -354,17 +380,16 @@ class MaildirStore:
 
         await asyncio.to_thread(delete)
         self._evict(path)
-        self._notify(path)
 
     async def rename_folder(self, account: Account, old: str, new: str) -> None:
         old, new = names.normalize(old), names.normalize(new)
         root = self.root(account)
         await asyncio.to_thread(self._rename, account, root, old, new)
-        for prefix in (self.folder_path(account, old), self.folder_path(account, new)):
-            self._evict(prefix)
-            for path in list(self._hubs):
-                if path == prefix or path.startswith(prefix + names.SEP):
-                    self._notify(path)
+        if old == names.INBOX:  # INBOX stays where it is, emptied: its sessions see expunges
+            self._notify(root)
+        else:
+            self._evict(self.folder_path(account, old))
+        self._evict(self.folder_path(account, new))  # a stale picture of an earlier holder of the name
 
     def _rename(self, account: Account, root: str, old: str, new: str) -> None:
         entries = os.listdir(root) if os.path.isdir(root) else []
@@ -433,7 +458,7 @@ class MaildirStore:
         f.refresh(move_new=False)
         with f.lock:
             infos = list(f.infos.values())
-            if f.uidlist is None:
+            if f.uidlist is None or f.evicted:
                 raise FolderNotFound("Mailbox doesn't exist", code="NONEXISTENT")
             return FolderStatus(
                 messages=len(infos),
@@ -521,10 +546,16 @@ class MaildirMailbox:
         if self.readonly:
             raise Refusal("Mailbox is read-only.", code="READ-ONLY")
 
+    def _live(self, look: bool = False) -> None:
+        """Raise MailboxGone if the folder went away; ``look``: also ask the disk (one stat)."""
+        if self._f.evicted or (look and self._f.gone()):
+            raise MailboxGone(f"Mailbox doesn't exist: {self.folder}", code="NONEXISTENT")
+
     def _changed(self) -> None:
         self._hub.notify(self._event)
 
     async def sync(self) -> SyncResult:
+        self._live()
         pending, self._hub.pending = self._hub.pending, {}
         generation = self._f.generation
         result = self._sync_on_loop(pending)
@@ -553,6 +584,7 @@ class MaildirMailbox:
             if pending:
                 f.cache_put([(u, k, v) for (u, k), v in pending.items()])
             f.refresh(move_new=not self.readonly)
+            self._live()
             result = self._catch_up()
             assert result is not None
             return result
@@ -654,7 +686,8 @@ class MaildirMailbox:
         """Like a delivery: the file is written on the loop, its fsync, the rename into cur/ and
         the fsync of cur/ batched with concurrent writers (the tagged OK means durable, as 250
         does for SMTP); then the UID, on the loop unless the uidlist's dotlock is taken."""
-        stored = normalize_content(data)
+        self._live(look=True)  # never write into a directory that is now another folder's
+        stored = to_lf(data)
         when = self.store.clock.time() if internal_date is None else internal_date
         f, limit = self._f, self.account.quota_bytes
         if limit > 0:
@@ -669,11 +702,16 @@ class MaildirMailbox:
         if kw is None:
             kw = await asyncio.to_thread(f.keyword_index, wanted)
             assert kw is not None
-        base = self.store.unique_base(len(stored), rfc822_size(stored))
+        base = self.store.unique_base(len(stored), crlf_size(stored))
         tmp = os.path.join(f.path, "tmp", base)
-        nf = NewFile(base, wanted, when, len(stored), rfc822_size(stored), tmp)
+        nf = NewFile(base, wanted, when, len(stored), crlf_size(stored), tmp)
         nf = replace(nf, source=os.path.join(f.path, "cur", f.file_name(nf, kw)))
-        fd = await durable.create(tmp, stored)
+        try:
+            fd = await durable.create(tmp, stored)
+        except FileNotFoundError:  # the folder went away meanwhile
+            f.evicted = True
+            self._live()
+            raise  # (not reached)
         try:
             os.utime(fd, (when, when))  # before the rename: a scanner may stat it at once
             lock = await quota.shared_lock(f.root)
@@ -693,6 +731,7 @@ class MaildirMailbox:
 
     async def set_flags(self, uids: Iterable[int], flags: Iterable[str], mode: FlagMode) -> list[MessageInfo]:
         self._writable()
+        self._live()
         wanted = clean_flags(flags)
         chosen = [m.uid for m in select_uids(self._view, uids)]
         out = await self._loop_first(self._own(functools.partial(self._f.set_flags, wanted=wanted, mode=mode)), chosen)
@@ -703,6 +742,7 @@ class MaildirMailbox:
 
     async def expunge(self, uids: Iterable[int] | None = None) -> list[int]:
         self._writable()
+        self._live()
         chosen = [m.uid for m in select_uids(self._view, uids)]
         removed = await self._loop_first(self._own(self._f.expunge), chosen)
         self._view.drop(removed)
@@ -718,6 +758,7 @@ class MaildirMailbox:
         return await self._transfer(uids, dest, move=True)
 
     async def _transfer(self, uids: Iterable[int], dest: str, move: bool) -> tuple[int, list[tuple[int, int]]]:
+        self._live()
         name = names.normalize(dest)
         path = self.store.folder_path(self.account, name)
         if name != names.INBOX and not await asyncio.to_thread(os.path.isdir, path):
@@ -793,7 +834,7 @@ class MaildirMailbox:
 
     async def wait_for_change(self, timeout: float) -> bool:
         hub = self._hub
-        if self._f.generation != self._generation:
+        if self._f.generation != self._generation or self._f.evicted:
             self._event.clear()
             return True
         if timeout <= 0:  # a probe: only what this process already knows

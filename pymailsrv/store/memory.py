@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.errors import Refusal
+from pymailsrv.message.lines import crlf_size, to_lf
 from pymailsrv.store import names
 from pymailsrv.store.base import (
     DELETED,
@@ -27,6 +28,7 @@ from pymailsrv.store.base import (
     FolderInfo,
     FolderNotFound,
     FolderStatus,
+    MailboxGone,
     MailboxInUse,
     MessageInfo,
     QuotaExceeded,
@@ -39,8 +41,6 @@ from pymailsrv.store.view import (
     check_rename,
     clean_flags,
     folder_infos,
-    normalize_content,
-    rfc822_size,
     select_uids,
     wait_event,
 )
@@ -72,7 +72,7 @@ class _Folder:
         uid = self.uidnext
         self.uidnext += 1
         self.modseq += 1
-        info = MessageInfo(uid, flags, rfc822_size(data), internal_date, self.modseq)
+        info = MessageInfo(uid, flags, crlf_size(data), internal_date, self.modseq)
         self.msgs[uid] = _Msg(data, info)
         return uid
 
@@ -139,7 +139,7 @@ class MemoryStore:
         return folder_infos(set(acct.folders), acct.subscribed)
 
     async def create_folder(self, account: Account, name: str) -> None:
-        name = names.normalize(name.removesuffix(names.SEP) or name)
+        name = names.creatable(name.removesuffix(names.SEP) or name)
         acct = self._account(account)
         if name in acct.folders:
             raise FolderExists("Mailbox already exists", code="ALREADYEXISTS")
@@ -170,6 +170,7 @@ class MemoryStore:
             if name == old or name.startswith(old + names.SEP):
                 target = new + name[len(old) :]
                 acct.folders[target] = acct.folders.pop(name)
+                acct.folders[target].notify()  # its open Mailboxes are gone: wake them
                 if name in acct.subscribed:
                     acct.subscribed.discard(name)
                     acct.subscribed.add(target)
@@ -200,7 +201,7 @@ class MemoryStore:
 
     async def deliver(self, account: Account, data: bytes, *, folder: str = "INBOX") -> Delivered:
         name = names.normalize(folder)
-        stored = normalize_content(data)
+        stored = to_lf(data)
         self._check_quota(account, len(stored))
         acct = self._account(account)
         state = acct.folders.get(name)
@@ -256,8 +257,18 @@ class MemoryMailbox:
         if self.readonly:
             raise Refusal("Mailbox is read-only.", code="READ-ONLY")
 
+    def _gone(self) -> bool:
+        acct = self.store._accounts.get(self.account.username)
+        return acct is None or acct.folders.get(self.folder) is not self._state
+
+    def _live(self) -> _Folder:
+        """The folder, unless it was deleted or renamed away since it was opened."""
+        if self._gone():
+            raise MailboxGone(f"Mailbox doesn't exist: {self.folder}", code="NONEXISTENT")
+        return self._state
+
     async def sync(self) -> SyncResult:
-        state = self._state
+        state = self._live()
         result = self._view.sync_to({u: m.info for u, m in state.msgs.items()}, state.first_recent)
         self._uidnext = state.uidnext
         if not self.readonly:
@@ -276,17 +287,18 @@ class MemoryMailbox:
         return f"memory:{self.folder}/{uid}"
 
     async def append(self, data: bytes, flags: Iterable[str] = (), internal_date: float | None = None) -> int:
-        stored = normalize_content(data)
+        state = self._live()
+        stored = to_lf(data)
         self.store._check_quota(self.account, len(stored))
         when = self.store.clock.time() if internal_date is None else internal_date
-        uid = self._state.add(stored, clean_flags(flags), when)
+        uid = state.add(stored, clean_flags(flags), when)
         self._state.notify(self._event)
         return uid
 
     async def set_flags(self, uids: Iterable[int], flags: Iterable[str], mode: FlagMode) -> list[MessageInfo]:
         self._writable()
         wanted = clean_flags(flags)
-        state = self._state
+        state = self._live()
         out: list[MessageInfo] = []
         for info in select_uids(self._view, uids):
             msg = state.msgs.get(info.uid)
@@ -304,7 +316,7 @@ class MemoryMailbox:
 
     async def expunge(self, uids: Iterable[int] | None = None) -> list[int]:
         self._writable()
-        state = self._state
+        state = self._live()
         gone = []
         for info in select_uids(self._view, uids):
             msg = state.msgs.get(info.uid)
@@ -324,6 +336,7 @@ class MemoryMailbox:
         return gone
 
     async def copy(self, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
+        self._live()
         _, target = self.store._folder(self.account, dest)
         msgs = [(i.uid, self._state.msgs[i.uid]) for i in select_uids(self._view, uids) if i.uid in self._state.msgs]
         self.store._check_quota(self.account, sum(len(m.data) for _, m in msgs), len(msgs))
@@ -348,6 +361,8 @@ class MemoryMailbox:
             self._state.cache[(uid, key)] = value
 
     async def wait_for_change(self, timeout: float) -> bool:
+        if self._gone():
+            return True
         return await wait_event(self._event, timeout, self.store.clock)
 
     async def close(self) -> None:

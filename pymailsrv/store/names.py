@@ -13,6 +13,7 @@ from pymailsrv.store.base import InvalidFolderName
 SEP = "."
 INBOX = "INBOX"
 MAX_NAME_BYTES = 200  # leaves room for ".", the tmp/ names and a 255-byte NAME_MAX
+MAX_DEPTH = 16  # hierarchy levels of a new name (Dovecot's MAILBOX_MAX_HIERARCHY_LEVELS)
 
 SPECIAL_USE: dict[str, str] = {
     "Drafts": "\\Drafts",
@@ -43,6 +44,15 @@ def normalize(name: str) -> str:
         raise InvalidFolderName("Invalid hierarchy in folder name", code="CANNOT")
     if len(mutf7.encode(name).encode("ascii")) > MAX_NAME_BYTES:
         raise InvalidFolderName("Folder name too long", code="CANNOT")
+    return name
+
+
+def creatable(name: str) -> str:
+    """``normalize`` for a name about to be created (CREATE, a RENAME target): also at most
+    MAX_DEPTH levels. Existing deeper folders stay usable; only new ones are refused."""
+    name = normalize(name)
+    if name.count(SEP) >= MAX_DEPTH:
+        raise InvalidFolderName("Too many levels in folder name", code="CANNOT")
     return name
 
 

@@ -1,5 +1,5 @@
 """Pieces every store implementation shares: a session's view of a folder and its diff against the
-folder's current state (the SyncResult), flag arithmetic, content normalisation, change waits.
+folder's current state (the SyncResult), flag arithmetic, change waits.
 
 Pure except ``wait_event`` (asyncio only, no disk).
 """
@@ -14,18 +14,6 @@ from pymailsrv.clock import Clock
 from pymailsrv.errors import Refusal
 from pymailsrv.store import names
 from pymailsrv.store.base import RECENT, FlagMode, FolderExists, FolderInfo, MessageInfo, SyncResult
-
-
-def normalize_content(data: bytes) -> bytes:
-    """Messages are stored with LF line endings, as Postfix's agents write Maildir files."""
-    if b"\r\n" in data:
-        return data.replace(b"\r\n", b"\n")
-    return data
-
-
-def rfc822_size(stored: bytes) -> int:
-    """Size with CRLF line endings (IMAP RFC822.SIZE, POP3 LIST) of LF-stored content."""
-    return len(stored) + stored.count(b"\n")
 
 
 def clean_flags(flags: Iterable[str]) -> frozenset[str]:
@@ -160,11 +148,15 @@ async def wait_event(event: asyncio.Event, timeout: float, clock: Clock) -> bool
 
 
 def check_rename(old: str, new: str, existing: set[str]) -> None:
-    """Shared RENAME rules (RFC 3501 §6.3.5)."""
+    """Shared RENAME rules (RFC 3501 §6.3.5). Every name the rename makes (the children move
+    too) is checked before anything moves, so a refused rename leaves nothing half done."""
     if new == names.INBOX or new in existing:
         raise FolderExists("Target mailbox already exists", code="ALREADYEXISTS")
     if old != names.INBOX and new.startswith(old + names.SEP):
         raise Refusal("Can't rename mailbox under its own child.", code="CANNOT")
+    children = [] if old == names.INBOX else [n for n in existing if n.startswith(old + names.SEP)]
+    for name in [old, *children]:
+        names.creatable(new + name[len(old):])
 
 
 def folder_infos(existing: set[str], subscribed: set[str]) -> list[FolderInfo]:

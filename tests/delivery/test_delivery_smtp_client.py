@@ -8,7 +8,7 @@ import pytest
 from pymailsrv.config.settings import Settings
 from pymailsrv.config.tls import server_context
 from pymailsrv.delivery.dns import MxResolver, make_resolver
-from pymailsrv.delivery.smtp_client import SmtpClient, dot_stuff, parse_nexthop
+from pymailsrv.delivery.smtp_client import SmtpClient, data_payload, parse_nexthop
 from pymailsrv.errors import ConfigError
 
 MSG = b"From: a@b.test\r\nSubject: t\r\n\r\n.leading dot\r\nline\r\n..two\r\n"
@@ -23,8 +23,10 @@ def client(dns_server, port: int, **params: str) -> SmtpClient:
     return SmtpClient(settings, MxResolver(res))
 
 
-def test_dot_stuff():
-    assert dot_stuff(b".a\nb\r\n.\r\nc") == b"..a\r\nb\r\n..\r\nc\r\n.\r\n"
+def test_data_payload():
+    assert data_payload(b".a\nb\r\n.\r\nc") == b"..a\r\nb\r\n..\r\nc\r\n.\r\n"
+    # a lone CR is no line end: it never becomes a header line at the next hop (issue 13)
+    assert data_payload(b"X-A: 1\rFrom: ceo\r\n\r\nb\r.\r") == b"X-A: 1\rFrom: ceo\r\n\r\nb\r.\r\r\n.\r\n"
 
 
 def test_parse_nexthop():

@@ -5,7 +5,10 @@ catch-all, +extension, forward with a copy (the remote copy goes to a relayhost 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import smtplib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -37,14 +40,15 @@ def box(base: Path, user: str) -> list[bytes]:
     return [p.read_bytes() for p in sorted(new.glob("*"))] if new.exists() else []
 
 
-async def test_local_delivery_over_smtp(settings_factory, sqlite_url, tmp_path, peer_factory):
+@contextlib.asynccontextmanager
+async def mail_server(settings_factory, sqlite_url, base: Path, sink) -> AsyncIterator[int]:
+    """smtpd → queue → router → Maildir under ``base``; remote mail goes to ``sink``. Yields the
+    smtpd port; the queue has run everything it held when the block ends."""
     from pymailsrv.db import schema
     from pymailsrv.db.directory import SqlDirectory
     from pymailsrv.policy.restrictions import RestrictionEngine
     from pymailsrv.store.maildir import MaildirStore
 
-    sink = await peer_factory()
-    base = tmp_path / "vmail"
     await schema.create_schema(sqlite_url)
     await schema.seed(sqlite_url, ROWS)
     settings = settings_factory(database_url=sqlite_url, smtpd_listen="127.0.0.1:0", mynetworks="127.0.0.0/8",
@@ -55,27 +59,33 @@ async def test_local_delivery_over_smtp(settings_factory, sqlite_url, tmp_path, 
     engine = RestrictionEngine(settings, directory)
     servers = await app.start_smtp(settings, authenticator=None, restrictions=engine, queue=queue,
                                    directory=directory)
-    port = next(s.port for s in servers if s.kind == "smtpd")
-
-    def send(rcpt: str, subject: str) -> None:
-        with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
-            s.sendmail("sender@far.test", [rcpt], f"Subject: {subject}\r\n\r\nhi\r\n".encode())
-
     try:
-        for rcpt, subject in (("alice@example.com", "direct"), ("alice+news@example.com", "ext"),
-                              ("alice@alias.example", "aliasdomain"), ("team@example.com", "team"),
-                              ("anyone@catch.example", "catchall"), ("bob@example.com", "forward")):
-            await asyncio.to_thread(send, rcpt, subject)
-        for _ in range(100):
-            if sink.received:
-                break
-            await asyncio.sleep(0.05)
+        yield next(s.port for s in servers if s.kind == "smtpd")
     finally:
         for s in servers:
             s.close()
         await stop_queue()
         await engine.close()
         await directory.close()
+
+
+async def test_local_delivery_over_smtp(settings_factory, sqlite_url, tmp_path, peer_factory):
+    sink = await peer_factory()
+    base = tmp_path / "vmail"
+
+    def send(port: int, rcpt: str, subject: str) -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+            s.sendmail("sender@far.test", [rcpt], f"Subject: {subject}\r\n\r\nhi\r\n".encode())
+
+    async with mail_server(settings_factory, sqlite_url, base, sink) as port:
+        for rcpt, subject in (("alice@example.com", "direct"), ("alice+news@example.com", "ext"),
+                              ("alice@alias.example", "aliasdomain"), ("team@example.com", "team"),
+                              ("anyone@catch.example", "catchall"), ("bob@example.com", "forward")):
+            await asyncio.to_thread(send, port, rcpt, subject)
+        for _ in range(100):
+            if sink.received:
+                break
+            await asyncio.sleep(0.05)
 
     def subjects(user: str) -> list[str]:
         return sorted(m.split(b"Subject: ")[1].split(b"\n")[0].decode() for m in box(base, user))
@@ -86,3 +96,35 @@ async def test_local_delivery_over_smtp(settings_factory, sqlite_url, tmp_path, 
     assert [r.recipients for r in sink.received] == [["bob@remote.example"]]
     [ext] = [m for m in box(base, "alice") if b"Subject: ext" in m]
     assert ext.startswith(b"Return-Path: <sender@far.test>\nDelivered-To: alice+news@example.com\n")
+
+
+async def test_bare_cr_never_becomes_a_header_at_the_next_hop(settings_factory, sqlite_url, tmp_path, peer_factory):
+    """Issue 13: a bare CR in EHLO is refused (it would be copied into Received:), and a lone CR
+    in the content reaches the next hop as a lone CR, never as a line break that starts a
+    forged header line."""
+    from pymailsrv.smtp import replies as R
+    from tests.smtp.conftest import RawClient
+
+    sink = await peer_factory()
+    async with mail_server(settings_factory, sqlite_url, tmp_path / "vmail", sink) as port:
+        c = await RawClient.connect(port)
+        await c.expect("220 *")
+        await c.cmd('EHLO h\rFrom: "CEO" <ceo@example.com>\rSubject: URGENT', R.BAD_SYNTAX)
+        await c.cmd("HELO h\x01x", "501 5.5.2 <h?x>: Helo command rejected: Invalid name")
+        await c.cmd("EHLO client.far.test", "250 *")
+        await c.cmd("MAIL FROM:<sender@far.test>", R.MAIL_OK)
+        await c.cmd("RCPT TO:<x@remote.example>", R.RCPT_OK)
+        await c.cmd("DATA", R.DATA_GO)
+        await c.send(b"Subject: hi\rFrom: forged@example.com\r\n\r\nbody\r.\rmore\r\n.\r\n")
+        await c.expect("250 2.0.0 Ok: queued as *")
+        await c.close()
+        for _ in range(100):
+            if sink.received:
+                break
+            await asyncio.sleep(0.05)
+    [got] = sink.received
+    lines = got.data.split(b"\r\n")
+    assert re.match(rb"Received: from client\.far\.test \(\S+ \[127\.0\.0\.1\]\)\Z", lines[0])
+    assert b"Subject: hi\rFrom: forged@example.com" in lines
+    assert not [line for line in lines if line.startswith(b"From:")]
+    assert got.data.endswith(b"\r\n\r\nbody\r.\rmore\r\n")

@@ -12,6 +12,7 @@ import pytest
 from pymailsrv.imap import mime
 from pymailsrv.imap.grammar import Section
 from pymailsrv.imap.parser import CommandParser
+from pymailsrv.message.lines import to_crlf
 
 CORPUS = Path(__file__).parent / "corpus"
 MESSAGES = sorted(CORPUS.glob("*.eml"))
@@ -28,7 +29,7 @@ def _section(spec: str) -> Section:
 
 
 def render(data: bytes) -> str:
-    whole = mime.crlf(data)
+    whole = to_crlf(data)
     root = mime.parse(whole)
     out = [f"RFC822.SIZE {len(whole)}",
            "ENVELOPE " + mime.envelope(root).decode("utf-8", "replace"),

@@ -7,12 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pymailsrv.imap.grammar import Command, FetchArgs, Section, StoreArgs
-from pymailsrv.imap.parser import Bad, CommandParser, NeedContinuation
+from pymailsrv.imap.parser import Bad, CommandParser, Limits, NeedContinuation
 from pymailsrv.imap.search import SearchKey
 
 
 def events(data: bytes, **kw: int) -> list[object]:
-    p = CommandParser(**kw)
+    p = CommandParser(Limits(**kw))
     p.feed(data)
     out = []
     while (e := p.next()) is not None:
@@ -118,7 +118,7 @@ def test_literals_sync_and_nonsync() -> None:
 
 
 def test_literal_too_big_refused_before_allocation() -> None:
-    p = CommandParser(max_literal=1000)
+    p = CommandParser(Limits(max_literal=1000))
     p.feed(b"a APPEND INBOX {999999999}\r\n")
     e = p.next()
     assert isinstance(e, Bad) and e.kind == "NO" and e.code == "TOOBIG" and not e.fatal
@@ -130,8 +130,25 @@ def test_literal_too_big_refused_before_allocation() -> None:
     assert isinstance(e, Bad) and e.fatal
 
 
+def test_command_budget_counts_literals() -> None:
+    """The pre-login budget (issue 13): every byte of a command counts, literals included; a
+    synchronizing literal over it is refused as the limits say, a LITERAL+ one ends the session."""
+    p = CommandParser(Limits(max_line=100, max_literal=100, max_command=100, sync_refusal="BAD"))
+    p.feed(b"a LOGIN {10240000}\r\n")
+    e = p.next()
+    assert isinstance(e, Bad) and e.kind == "BAD" and e.code == "TOOBIG" and not e.fatal
+    p.feed(b"b LOGIN {40}\r\n")
+    assert p.next() == NeedContinuation(40)
+    p.feed(b"x" * 40 + b" {50}\r\n")  # 40 + 50 + the text lines: over 100
+    e = p.next()
+    assert isinstance(e, Bad) and e.tag == "b" and e.kind == "BAD" and p.buffered == 0
+    p.feed(b"c LOGIN {60+}\r\n" + b"y" * 60 + b" {60+}\r\n")
+    e = p.next()
+    assert isinstance(e, Bad) and e.tag == "c" and e.fatal
+
+
 def test_long_line_skipped_then_next_command() -> None:
-    p = CommandParser(max_line=100)
+    p = CommandParser(Limits(max_line=100))
     p.feed(b"a NOOP " + b"x" * 150)
     e = p.next()
     assert isinstance(e, Bad) and e.tag == "a" and e.code == "TOOBIG"
@@ -142,7 +159,7 @@ def test_long_line_skipped_then_next_command() -> None:
 
 
 def test_long_command_over_many_literals_capped() -> None:
-    p = CommandParser(max_line=200)
+    p = CommandParser(Limits(max_line=200))
     p.feed(b"a LOGIN {1+}\r\nx" + b" {1+}\r\nx" * 100)
     kinds = []
     while (e := p.next()) is not None:
@@ -203,7 +220,7 @@ def test_any_split_gives_same_commands(cuts: list[int]) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
 def test_garbage_never_raises(data: bytes) -> None:
-    p = CommandParser(max_line=200, max_literal=100)
+    p = CommandParser(Limits(max_line=200, max_literal=100))
     p.feed(data + b"\r\n")
     for _ in range(1000):
         if p.next() is None:

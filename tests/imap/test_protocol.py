@@ -105,6 +105,28 @@ def test_huge_literal_refused_and_session_continues(raw) -> None:  # type: ignor
     assert c.closed()
 
 
+def test_literals_before_login_are_small(raw) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13: before login no literal of the message size is accepted (no "+"), whatever the
+    kind; after login APPEND may send them again."""
+    c = raw()
+    c.send("a LOGIN {10240000}")
+    c.expect("a BAD [TOOBIG] *")
+    c.send("b LOGIN {4000}")
+    c.expect("+ OK")
+    c.send("x" * 4000 + " {8000}")  # the whole command counts: over 8 KiB
+    c.expect("b BAD [TOOBIG] *")
+    c.login()
+    c.send("d APPEND INBOX {20000}")
+    c.expect("+ OK")
+    c.send(("Subject: big\r\n\r\n" + "z" * 20000)[:20000])
+    assert c.until("d")[-1].startswith("d OK [APPENDUID")
+    c2 = raw()
+    c2.send("e LOGIN {20000+}")
+    c2.expect("e BAD [TOOBIG] *")
+    c2.expect("* BYE *")
+    assert c2.closed()
+
+
 def test_literal_interrupted_by_disconnect(imap, raw) -> None:  # type: ignore[no-untyped-def]
     c = raw()
     c.login()

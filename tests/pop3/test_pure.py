@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pymailsrv.errors import ClientSyntaxError, ConfigError, Refusal
+from pymailsrv.message.lines import crlf_size, to_crlf
 from pymailsrv.pop3 import replies
-from pymailsrv.pop3.content import crlf_size, retr_payload, to_crlf, top_payload
+from pymailsrv.pop3.content import retr_payload, top_payload
 from pymailsrv.pop3.maildrop import Maildrop, compile_uidl_format, format_uidl
 from pymailsrv.pop3.parser import TOO_LONG, LineSplitter, parse_command, parse_number
 from pymailsrv.store.base import DELETED, SEEN, MessageInfo

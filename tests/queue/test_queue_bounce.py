@@ -37,6 +37,22 @@ def test_failure_headers_only_when_ret_hdrs():
     assert "Original-Recipient" not in per_rcpt and "Remote-MTA" not in per_rcpt
 
 
+def test_no_field_can_write_a_line_of_its_own():
+    """Issue 13, defence in depth: CR/LF in any value (ENVID, ORCPT, a remote reply, the
+    recipient) never starts a new line in the notice."""
+    evil = "x\r\nAction: delivered\nStatus: 2.0.0"
+    data = build_notice(info(envid=evil, to="s@example.test\r\nBcc: victim@example.test"),
+                        [RecipientReport("r@x.test" + evil, "rfc822;" + evil, "5.1.1", "550 no" + evil,
+                                         relay="mx.x.test" + evil)], MSG, message_id="id@mx")
+    assert b"\r" not in data.split(b"Content-Type: message/rfc822")[0]
+    lines = data.split(b"\n")
+    assert not [line for line in lines if line.startswith((b"Action: delivered", b"Status: 2.0.0", b"Bcc:"))]
+    _human, report, _returned = parse(data).get_payload()
+    per_msg, per_rcpt = report.get_payload()
+    assert per_msg["Original-Envelope-Id"] == "x??Action: delivered?Status: 2.0.0"
+    assert per_rcpt["Action"] == "failed" and per_rcpt["Status"] == "5.1.1"
+
+
 def test_large_original_returns_headers_unless_ret_full():
     data = build_notice(info(), [RecipientReport("r@x.test")], BIG, message_id="id@mx")
     assert parse(data).get_payload()[2].get_content_type() == "text/rfc822-headers"

@@ -46,6 +46,20 @@ def test_received_tls_auth(request: pytest.FixtureRequest) -> None:
     golden("received_tls_auth.txt", cleanup.received_header(info), request)
 
 
+def test_received_carries_no_client_control_character() -> None:
+    """Issue 13: whatever the client chose (HELO, PTR name, login, recipient) reaches the header
+    with its controls as "?", so it can never start a new header line."""
+    info = cleanup.TraceInfo(helo='h\rFrom: "CEO" <ceo@example.test>', client_name="ptr\n.test",
+                             client_address="192.0.2.7", myhostname="mx.example.test", mail_name="pymailsrv",
+                             protocol="ESMTPA", sasl_username="a\r\nb\udcff", recipient="bob\x00@example.test",
+                             timestamp=TS)
+    header = cleanup.received_header(info)
+    lines = header.split(b"\r\n")
+    assert lines[0] == b'Received: from h?From: "CEO" <ceo@example.test> (ptr?.test [192.0.2.7])'
+    assert b"(Authenticated sender: a??b?)" in lines[1] and b"for <bob?@example.test>" in lines[3]
+    assert not any(c < 32 and c != 9 for c in header.replace(b"\r\n", b""))
+
+
 @pytest.mark.parametrize("args,expected", [
     ((False, False, False, False), "SMTP"), ((True, False, False, False), "ESMTP"),
     ((True, True, False, False), "ESMTPS"), ((True, True, True, False), "ESMTPSA"),

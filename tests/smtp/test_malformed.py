@@ -35,13 +35,19 @@ async def test_ten_thousand_byte_lines(smtp, raw):
 
 
 @pytest.mark.parametrize("line,reply", [
-    (b"NO\x00OP", R.UNKNOWN_COMMAND),
-    (b"\x00\x00\x00", R.UNKNOWN_COMMAND),
+    (b"NO\x00OP", R.BAD_SYNTAX),
+    (b"\x00\x00\x00", R.BAD_SYNTAX),
+    (b"NOOP\r", R.BAD_SYNTAX),  # RFC 5321 §2.3.8: a CR only in CRLF (issue 13)
+    (b'EHLO h\rFrom: "CEO" <ceo@example.test>\rSubject: URGENT', R.BAD_SYNTAX),
+    (b"HELO h\x00\r", R.BAD_SYNTAX),
+    (b"EHLO h\x1b[2Jx", R.INVALID_HELO.format(name="h?[2Jx")),
+    (b"HELO a\tb\x7f", R.INVALID_HELO.format(name="a?b?")),
     (b"", R.BAD_SYNTAX),
     (b"   ", R.BAD_SYNTAX),
     (b"\xff\xfe\xfd", R.UNKNOWN_COMMAND),
     (b"MAIL FROM:<\xff\xfe@b.test>", R.BAD_SENDER),
-    (b"MAIL FROM:<a\x00b@b.test>", R.UNKNOWN_COMMAND),
+    (b"MAIL FROM:<a\x00b@b.test>", R.BAD_SYNTAX),
+    (b"MAIL FROM:<a@b.test>\rRCPT TO:<c@d.test>", R.BAD_SYNTAX),
     (b"EHLO \xc3\x28", "250 SMTPUTF8"),
     (b"DATA", R.NEED_RCPT),
     (b"RCPT TO:<bob@example.test>", R.NEED_MAIL),
@@ -49,6 +55,9 @@ async def test_ten_thousand_byte_lines(smtp, raw):
     (b"MAIL FROM:<a@b.test> BODY=BINARYMIME", R.BAD_BODY),
     (b"MAIL FROM:<a@b.test> RET=SOME", R.BAD_RET),
     (b"MAIL FROM:<a@b.test> ENVID=a+zz", R.BAD_ENVID),
+    (b"MAIL FROM:<a@b.test> ENVID=a+0D+0AX-Injected:+20yes", R.BAD_ENVID),  # RFC 3461 §4.4 (issue 13)
+    (b"MAIL FROM:<a@b.test> ENVID=a+00", R.BAD_ENVID),
+    (b"MAIL FROM:<a@b.test> ENVID=caf+C3+A9", R.BAD_ENVID),
     (b"MAIL FROM:<a@b.test> SMTPUTF8=1", R.BAD_SMTPUTF8),
     (b"MAIL FROM <a@b.test>", R.MAIL_SYNTAX),
     (b"HELO", R.HELO_SYNTAX),
@@ -74,6 +83,8 @@ async def test_rcpt_params(smtp, raw):
     await c.cmd("MAIL FROM:<a@b.test> RET=HDRS ENVID=QQ+2B1 BODY=8BITMIME SMTPUTF8", R.MAIL_OK)
     await c.cmd("RCPT TO:<bob@example.test> NOTIFY=BOGUS", R.BAD_NOTIFY)
     await c.cmd("RCPT TO:<bob@example.test> ORCPT=rfc822", R.BAD_ORCPT)
+    await c.cmd("RCPT TO:<bob@example.test> ORCPT=rfc822;b@c+0D+0AAction:+20delivered", R.BAD_ORCPT)
+    await c.cmd("RCPT TO:<bob@example.test> ORCPT=rfc822;b@c+7F", R.BAD_ORCPT)
     await c.cmd("RCPT TO:<bob@example.test> XYZ=1", "555 5.5.4 Unsupported option: XYZ")
     await c.cmd("RCPT TO:<>", R.BAD_RECIPIENT)
     await c.cmd("RCPT TO:<bob@example.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;b+40x", R.RCPT_OK)

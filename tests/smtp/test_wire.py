@@ -187,8 +187,10 @@ def test_path_argument_errors(arg: str, reply: str) -> None:
 
 def test_dsn_values() -> None:
     assert decode_xtext("a+2Bb+3D") == "a+b="
-    with pytest.raises(ValueError):
-        decode_xtext("a+zz")
+    assert decode_xtext("a+20b+7E") == "a b~"
+    for bad in ("a+zz", "a+0D+0Ab", "+00", "+7F", "+1F", "caf+C3+A9"):  # printable US-ASCII only
+        with pytest.raises(ValueError):
+            decode_xtext(bad)
     assert parse_notify("success,failure") == ("SUCCESS", "FAILURE")
     for bad in ("NEVER,SUCCESS", "SOMETIMES", ""):
         with pytest.raises(ValueError):

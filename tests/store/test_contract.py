@@ -15,6 +15,7 @@ from pymailsrv.store.base import (
     FolderExists,
     FolderNotFound,
     InvalidFolderName,
+    MailboxGone,
     MailboxInUse,
     QuotaExceeded,
 )
@@ -226,6 +227,48 @@ async def test_rename_with_children(store, account: Account) -> None:
         await store.rename_folder(account, "x", "x.b.c")
     with pytest.raises(FolderNotFound):
         await store.rename_folder(account, "nope", "y")
+
+
+async def test_mailbox_of_a_folder_renamed_or_deleted_away_is_dead(store, account: Account) -> None:
+    """Issue 13: an open Mailbox is bound to its folder, not the name; a new folder under the
+    name inherits nothing (UIDs, UIDNEXT) and gets a greater UIDVALIDITY (RFC 3501 §2.3.1.1)."""
+    await store.create_folder(account, "Work")
+    await store.create_folder(account, "Tmp")
+    work, tmp = await store.open(account, "Work"), await store.open(account, "Tmp")
+    for box in (work, tmp):
+        await box.append(MSG)
+        await box.sync()
+    await store.rename_folder(account, "Work", "Done")
+    await store.delete_folder(account, "Tmp")
+    for box in (work, tmp):
+        assert await box.wait_for_change(5)
+        for call in (box.sync(), box.append(MSG), box.set_flags([1], [SEEN], "add"), box.expunge(),
+                     box.copy([1], "INBOX")):
+            with pytest.raises(MailboxGone):
+                await call
+        await box.close()
+    for name, old in (("Work", work), ("Tmp", tmp)):
+        await store.create_folder(account, name)
+        fresh = await store.open(account, name)
+        await fresh.sync()
+        assert fresh.messages() == [] and fresh.uidnext == 1 and fresh.uidvalidity > old.uidvalidity
+        assert await fresh.append(MSG) == 1
+        await fresh.close()
+    done = await store.open(account, "Done")
+    await done.sync()
+    assert [m.uid for m in done.messages()] == [1] and done.uidvalidity == work.uidvalidity
+
+
+async def test_names_refused_whole(store, account: Account) -> None:
+    """CREATE and RENAME check every name they would make before making any (issue 13)."""
+    with pytest.raises(InvalidFolderName):
+        await store.create_folder(account, ".".join(["d"] * 17))
+    await store.create_folder(account, ".".join(["d"] * 16))
+    await store.create_folder(account, "a")
+    await store.create_folder(account, "a.b")
+    with pytest.raises(InvalidFolderName):
+        await store.rename_folder(account, "a", "x" * 199)  # "a.b" would become too long
+    assert {f.name for f in await store.list_folders(account)} >= {"a", "a.b"}
 
 
 async def test_rename_inbox_moves_messages(store, account: Account) -> None:

@@ -169,3 +169,23 @@ async def test_dovecot_and_our_loop_side_writes_interleave(dovecot: Dovecot) -> 
     assert dovecot.uids_flags() == {1: {"\\Flagged"}, 3: set(), 4: set()}
     assert dovecot.status()["uidnext"] == 5
     await box.close()
+
+
+async def test_one_uidvalidity_counter_with_dovecot(dovecot: Dovecot) -> None:
+    """Issue 13: we take new folders' UIDVALIDITY from Dovecot's per-user counter
+    (dovecot-uidvalidity and its companion file), so folders either server creates, or creates
+    again under a deleted name, always get a greater value than any before."""
+    dovecot.adm("mailbox", "create", "-u", "tester", "Theirs")
+    theirs = dovecot.status("Theirs")["uidvalidity"]
+    acct = Account("tester", str(dovecot.mail))
+    store = MaildirStore(hostname="mx.example.test", clock=SystemClock(), poll_interval=0.05)
+    await store.create_folder(acct, "Ours")
+    ours = (await store.status(acct, "Ours")).uidvalidity
+    assert ours > theirs and dovecot.status("Ours")["uidvalidity"] == ours
+    dovecot.adm("mailbox", "delete", "-u", "tester", "Theirs")
+    dovecot.adm("mailbox", "create", "-u", "tester", "Theirs")
+    again = dovecot.status("Theirs")["uidvalidity"]
+    assert again > ours
+    await store.delete_folder(acct, "Ours")
+    await store.create_folder(acct, "Ours")
+    assert (await store.status(acct, "Ours")).uidvalidity > again

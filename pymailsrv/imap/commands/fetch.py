@@ -20,6 +20,7 @@ from pymailsrv.imap import mime, wire
 from pymailsrv.imap.cache import ContentCache, Key
 from pymailsrv.imap.commands.base import Done
 from pymailsrv.imap.grammar import Command, FetchArgs, FetchAtt, Section
+from pymailsrv.message.lines import to_crlf
 from pymailsrv.store.base import SEEN, Mailbox, MessageInfo
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class Loaded:
     async def data(self) -> bytes:
         if self._data is None:
             raw = await self.pending if self.pending is not None else await self.mailbox.read(self.uid)
-            self._data = mime.crlf(raw)
+            self._data = to_crlf(raw)
         return self._data
 
     async def root(self) -> mime.Part:

@@ -13,7 +13,7 @@ from pymailsrv.imap import wire
 from pymailsrv.imap.commands.base import Done, mailbox_name, wire_name
 from pymailsrv.imap.grammar import AppendArgs, Command, ListArgs
 from pymailsrv.imap.session import AUTH, SELECTED
-from pymailsrv.store.base import RECENT, FolderExists, FolderInfo, FolderNotFound, FolderStatus
+from pymailsrv.store.base import RECENT, FolderExists, FolderInfo, FolderNotFound, FolderStatus, MailboxGone
 
 if TYPE_CHECKING:
     from pymailsrv.imap.server import ImapServer
@@ -34,6 +34,13 @@ async def select(srv: ImapServer, s: Session, cmd: Command) -> Done:
     name = mailbox_name(raw)
     reuse = s.mailbox if (s.mailbox is not None and s.mailbox.folder == name
                           and s.mailbox.readonly == readonly and not s.gone) else None
+    res = None
+    if reuse is not None:
+        # re-SELECT of the open folder (clients do this often): keep the store's Mailbox
+        try:
+            res = await reuse.sync()
+        except MailboxGone:  # renamed or deleted away: the name may hold a new folder now
+            reuse = None
     if s.mailbox is not None and reuse is None:
         await s.close_mailbox()
         if "CONDSTORE" in s.enabled:
@@ -41,9 +48,7 @@ async def select(srv: ImapServer, s: Session, cmd: Command) -> Done:
     s.state = AUTH
     if "CONDSTORE" in params:
         s.enabled.add("CONDSTORE")
-    if reuse is not None:
-        # re-SELECT of the open folder (clients do this often): keep the store's Mailbox
-        res = await reuse.sync()
+    if reuse is not None and res is not None:
         mailbox, recent = reuse, frozenset(s.recent | set(res.recent))
     else:
         mailbox = await srv.store.open(_account(s), name, readonly=readonly)
@@ -72,13 +77,15 @@ async def create(srv: ImapServer, s: Session, cmd: Command) -> Done:
     name = mailbox_name(cmd.args).rstrip(SEP)
     if name.upper() == "INBOX":
         raise Refusal("Mailbox already exists", code="ALREADYEXISTS")
+    # The name itself first: the store checks all of it (characters, length, depth) before
+    # anything exists, so a refused name leaves no superior folders behind.
+    await srv.store.create_folder(_account(s), name)
     parts = name.split(SEP)
     for i in range(1, len(parts)):  # RFC 3501 §6.3.3: create the superior names too
         try:
             await srv.store.create_folder(_account(s), SEP.join(parts[:i]))
         except FolderExists:
             pass
-    await srv.store.create_folder(_account(s), name)
     return Done("Create completed.")
 
 
@@ -96,7 +103,10 @@ async def rename(srv: ImapServer, s: Session, cmd: Command) -> Done:
     old, new = (mailbox_name(x) for x in cmd.args)
     if new.upper() == "INBOX":
         raise Refusal("Mailbox already exists", code="ALREADYEXISTS")
+    selected = s.mailbox.folder if s.mailbox is not None else None
     await srv.store.rename_folder(_account(s), old, new.rstrip(SEP))
+    if old != "INBOX" and selected is not None and (selected == old or selected.startswith(old + SEP)):
+        await s.close_mailbox()  # as DELETE does: its own session is not told "deleted" by BYE
     return Done("Rename completed.")
 
 
@@ -229,17 +239,21 @@ async def append(srv: ImapServer, s: Session, cmd: Command) -> Done:
     flags = [f for f in a.flags if f != RECENT]
     if not a.message:
         raise Refusal("Can't save a zero byte message.")
+    date = a.date if a.date is not None else srv.clock.time()
     current = s.mailbox if s.mailbox is not None and s.mailbox.folder == name and not s.readonly else None
-    try:
-        mailbox = current or await srv.store.open(_account(s), name)
-    except FolderNotFound as exc:
-        raise Refusal("Mailbox doesn't exist: " + name, code="TRYCREATE") from exc
-    try:
-        uid = await mailbox.append(a.message, flags, a.date if a.date is not None else srv.clock.time())
-        if current is not None:
+    if current is not None:
+        try:
+            uid = await current.append(a.message, flags, date)
             s.dirty = True
-        validity = mailbox.uidvalidity
-    finally:
-        if current is None:
+            return Done("Append completed.", code=f"APPENDUID {current.uidvalidity} {uid}")
+        except MailboxGone:
+            s.mailbox_lost = True  # renamed or deleted away: the name decides where APPEND goes
+    try:
+        mailbox = await srv.store.open(_account(s), name)
+        try:
+            uid = await mailbox.append(a.message, flags, date)
+        finally:
             await mailbox.close()
-    return Done("Append completed.", code=f"APPENDUID {validity} {uid}")
+    except FolderNotFound as exc:  # RFC 3501 §6.3.11: the client may CREATE it and try again
+        raise Refusal("Mailbox doesn't exist: " + name, code="TRYCREATE") from exc
+    return Done("Append completed.", code=f"APPENDUID {mailbox.uidvalidity} {uid}")

@@ -10,7 +10,7 @@ from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.imap import wire
 from pymailsrv.imap.commands.base import Done, mailbox_name
 from pymailsrv.imap.grammar import Command, StoreArgs
-from pymailsrv.store.base import RECENT, FolderNotFound, Mailbox
+from pymailsrv.store.base import RECENT, FolderNotFound, Mailbox, MailboxGone
 
 if TYPE_CHECKING:
     from pymailsrv.imap.server import ImapServer
@@ -102,6 +102,8 @@ async def copy(srv: ImapServer, s: Session, cmd: Command) -> Done:
     try:
         op = _mb(s).move if is_move else _mb(s).copy
         validity, pairs = await op(uids, dest)
+    except MailboxGone:
+        raise  # the source, the selected folder, went away (not the destination)
     except FolderNotFound as exc:
         raise Refusal("Mailbox doesn't exist: " + dest, code="TRYCREATE") from exc
     if s.mailbox is not None and dest == s.mailbox.folder:
@@ -138,6 +140,8 @@ async def idle(srv: ImapServer, s: Session, cmd: Command) -> Done:
                     waiter.cancel()
                 elif waiter.result():
                     await s.sync(allow_expunge=True)
+                    if s.mailbox_lost:
+                        return Done(sent=True)  # no tagged reply: the server says BYE at once
             else:
                 await asyncio.wait({reader}, timeout=wait)
             if clock.monotonic() >= next_note:
