@@ -23,7 +23,7 @@ from pymailsrv.db.directory import SqlDirectory
 from pymailsrv.db.engine import describe, make_engine
 from pymailsrv.db.manage import Admin
 from pymailsrv.db.rules import split
-from pymailsrv.errors import AlreadyExists, PymailsrvError
+from pymailsrv.errors import PymailsrvError
 
 HashPassword = Callable[[str], str]
 MAILDIR_MODE = 0o700
@@ -215,34 +215,6 @@ class _Cli:
             else:
                 self.say(f"  {rcpt}: remote")
         return status
-
-
-async def init_database(settings: Any, *, demo_address: str | None = None, demo_password_hash: str = "",
-                        demo_name: str = "Demo User") -> list[str]:
-    """For ``pymailsrv init``: create (or recognise) the schema; with ``demo_address``, also its
-    domain and mailbox (skipped when they exist) and the Maildir. Returns what was done."""
-    url = settings.expanded("database_url")
-    prefix = settings.expanded("database_table_prefix")
-    done = await schema.upgrade(url, prefix)
-    if demo_address is None:
-        return done
-    engine = make_engine(url)
-    admin = Admin(engine, quota_multiplier=settings.get_int("quota_multiplier"), table_prefix=prefix)
-    try:
-        domain = split(demo_address.strip().lower())[1]
-        try:
-            done.append(f"domain {await admin.add_domain(domain, description='demo')} added")
-        except AlreadyExists:
-            pass
-        try:
-            maildir = await admin.add_mailbox(demo_address, demo_password_hash, name=demo_name)
-            done.append(f"mailbox {demo_address.strip().lower()} added")
-        except AlreadyExists:
-            maildir = f"{domain}/{split(demo_address.strip().lower())[0]}/"
-        create_maildir(settings.expanded("virtual_mailbox_base"), maildir)
-    finally:
-        await engine.dispose()
-    return done
 
 
 Handler = Callable[[_Cli, argparse.Namespace], Awaitable[int]]

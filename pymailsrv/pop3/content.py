@@ -21,11 +21,6 @@ def to_crlf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def crlf_size(data: bytes) -> int:
-    """The size ``to_crlf`` would give, without building it."""
-    return len(data) + data.count(b"\n") - data.count(b"\r\n")
-
-
 def dot_stuff(wire: bytes) -> bytes:
     """RFC 1939 §3 byte-stuffing of CRLF text, ending with CRLF so the terminator can follow."""
     if wire.startswith(b"."):

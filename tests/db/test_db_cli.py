@@ -230,23 +230,6 @@ def test_unreachable_database_is_one_line(tmp_path: Path, capsys: pytest.Capture
     e.engine.dispose()
 
 
-def test_init_database_with_demo_is_idempotent(tmp_path: Path, sqlite_url: str) -> None:
-    import asyncio
-
-    from pymailsrv.config.settings import Settings
-    from pymailsrv.db.admin import init_database
-
-    settings = Settings({"data_directory": str(tmp_path), "database_url": sqlite_url})
-    first = asyncio.run(init_database(settings, demo_address="demo@example.test",
-                                      demo_password_hash="{PLAIN}demo"))
-    assert first == ["created the PostfixAdmin schema (version 1847)", "domain example.test added",
-                     "mailbox demo@example.test added"]
-    second = asyncio.run(init_database(settings, demo_address="demo@example.test",
-                                       demo_password_hash="{PLAIN}other"))
-    assert second == ["already at revision 0001; nothing to do"]
-    assert (tmp_path / "vmail" / "example.test" / "demo" / "new").is_dir()
-
-
 def test_value_the_column_cannot_hold(tmp_path: Path, mariadb_url: str,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     e = Env(tmp_path, mariadb_url)
