@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from pymailsrv.errors import ConfigError, PymailsrvError
+from pymailsrv.errors import ConfigError, ConfigErrors, PymailsrvError
 
 DEFAULT_CONFIG = "/etc/pymailsrv/pymailsrv.conf"
 
@@ -272,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            print(f"pymailsrv: fatal: {error}", file=sys.stderr)
+        return 1
     except ConfigError as exc:
         print(f"pymailsrv: fatal: {exc}", file=sys.stderr)
         return 1
@@ -282,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file or directory a command needs (init's data directory, a Maildir)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"pymailsrv: fatal: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

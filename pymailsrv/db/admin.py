@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pymailsrv.db import schema
 from pymailsrv.db.directory import SqlDirectory
 from pymailsrv.db.engine import describe, make_engine
-from pymailsrv.db.manage import Admin
+from pymailsrv.db.manage import Admin, InvalidName
 from pymailsrv.db.rules import split
 from pymailsrv.errors import PymailsrvError
 
@@ -194,6 +194,9 @@ class _Cli:
         d = SqlDirectory(self.engine, self.base, self.settings.expanded("recipient_delimiter"),
                          cache_ttl=0, table_prefix=self.prefix)
         key = a.address.strip().lower()
+        local, domain = split(key)
+        if not local or not domain or any(c.isspace() or not c.isprintable() for c in key):
+            raise InvalidName(f"invalid address: {a.address!r} (local@domain)")
         finals = await d.resolve(key)
         self.say(f"{key} -> {', '.join(finals) if finals else '(nothing)'}")
         status = 0
