@@ -40,13 +40,13 @@ def run_async(coro: Coroutine[Any, Any, int]) -> int:
 
 # --- passwords: from the command line, standard input or the terminal ------------------------
 def _stdin_line() -> str:
-    """One line of standard input without its line end. Bytes that are not UTF-8 stay as
-    surrogate escapes, so the hash is of the very bytes given."""
+    """One line of standard input without its line end."""
     if sys.stdin is None:
         raise PymailsrvError("no password: standard input is closed")
     line = sys.stdin.buffer.readline()
     if not line:
         raise PymailsrvError("no password on standard input")
+    # bytes that are not UTF-8 stay surrogate escapes: a check sees the very bytes given
     return line.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
 
 
@@ -55,6 +55,17 @@ def _ask(prompt: str) -> str:
         return getpass.getpass(prompt)
     except EOFError:
         raise PymailsrvError("no password given") from None
+
+
+def new_password(args: argparse.Namespace, *, piped: bool = True) -> str:
+    """A password to store: UTF-8 text, what PostfixAdmin's forms send (and what a cleartext
+    setting stores as it is). Asked twice on a terminal."""
+    password = read_password(args, "Enter new password: ", confirm=True, piped=piped)
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PymailsrvError("the password is not UTF-8 text") from None
+    return password
 
 
 def read_password(args: argparse.Namespace, prompt: str, *, confirm: bool = False, piped: bool = True) -> str:
@@ -117,7 +128,7 @@ def cmd_directory(args: argparse.Namespace) -> int:
     if args.object != "mailbox" or args.action not in ("add", "passwd"):
         return run_async(admin.cli(settings, args))
     encrypt = pacrypt.from_settings(settings)  # a bad setting is reported before any prompt
-    args.password = read_password(args, "Enter new password: ", confirm=True, piped=False)
+    args.password = new_password(args, piped=False)
     return run_async(admin.cli(settings, args, hash_password=encrypt.hash))
 
 
@@ -126,7 +137,7 @@ def cmd_pw(args: argparse.Namespace) -> int:
 
     settings = load_settings(args)
     if args.action == "hash":
-        args.password = read_password(args, "Enter new password: ", confirm=True)
+        args.password = new_password(args)
     elif args.action == "verify":
         args.password = read_password(args, "Enter password to verify: ")
     return tools.cli_pw(settings, args)

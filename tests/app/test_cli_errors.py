@@ -69,6 +69,8 @@ IN_PROCESS = [  # (argv, the one line)
     (("pw", "hash", "-s", "NOSUCH", "-p", "x"), "Unknown scheme: NOSUCH"),
     (("pw", "verify", "{NOSUCH}x", "-p", "x"), "Unknown scheme: NOSUCH"),
     (("mailbox", "passwd", "nobody@example.com", "--password", "x"), "mailbox nobody@example.com does not exist"),
+    (("mailbox", "add", "carol@example.com", "--password", "\udcff"), "the password is not UTF-8 text"),
+    (("pw", "hash", "--encrypt", "cleartext", "-p", "latin-1 \udce4"), "the password is not UTF-8 text"),
     (("mailbox", "add", "x@example.com", "--password", "x", "--quota", "-1"), "quota must be"),
     (("domain", "add", "example.com"), "domain example.com already exists"),
     (("domain", "add", "bad_domain.example"), "invalid domain name"),
