@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     how = a.add_mutually_exclusive_group()
     how.add_argument("--encrypt", "-e", help="a PostfixAdmin $CONF['encrypt'] value (default: postfixadmin_encrypt)")
     how.add_argument("--scheme", "-s", help="a Dovecot scheme: {SCHEME}hash, as doveadm pw -s writes it")
-    a.add_argument("--password", "-p", help="the password (default: prompt twice)")
+    a.add_argument("--password", "-p", help="the password (default: asked twice on a terminal, else a line of stdin)")
     a.add_argument("--rounds", "-r", type=int, default=0, help="rounds/cost (default: the scheme's)")
     dsub.add_parser("list", help="list the password schemes, like doveadm pw -l")
     a = dsub.add_parser("verify", help="check a password against a stored hash")
