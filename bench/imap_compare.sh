@@ -1,7 +1,8 @@
 #!/bin/bash
 # Side-by-side IMAP load: Dovecot (anchor, 127.0.0.1:1143) and pymailsrv over the SAME Maildirs,
-# interleaved rounds (A B A B) of both mixes. Run as root from the worktree root:
+# interleaved rounds (A B A B) of both mixes. Run as root:
 #   bench/imap_compare.sh [ROUNDS] [SECONDS]
+# Uses ../shared/anchors beside the repository (ANCHORS to override) and the repo's .venv or PYTHON.
 # Env: BASE (/var/lab/postfix-vmail), FIRST (50: users u50..u59), CLIENTS (10), PER_USER (200),
 #      SERVER (serve: the real `pymailsrv serve` with its SQLite database, {PLAIN} passwords as the
 #      Dovecot anchor has them, worker_processes=$PROCS (auto); bench: bench/imap_serve.py alone),
@@ -9,26 +10,30 @@
 set -euo pipefail
 ROUNDS="${1:-2}"; SECS="${2:-10}"
 BASE="${BASE:-/var/lab/postfix-vmail}"; FIRST="${FIRST:-50}"; CLIENTS="${CLIENTS:-10}"; PER_USER="${PER_USER:-200}"
-PY="${PYTHON:-$(pwd)/.venv/bin/python}"; export PYTHONPATH=.
+HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(dirname "$HERE")"; cd "$ROOT"
+ANCHORS="${ANCHORS:-$ROOT/../shared/anchors}"
+PY="${PYTHON:-$ROOT/.venv/bin/python}"; [ -x "$PY" ] || PY=python3
+export PYTHONPATH="$ROOT"
 LOAD="$PY bench/imap_load.py --procs ${DRIVERS:-1}"
-/work/shared/anchors/dovecot-setup.sh >/dev/null
+"$ANCHORS/dovecot-setup.sh" >/dev/null
 DPID="$(cat /run/lab-dovecot/master.pid)"
 for ((i = FIRST; i < FIRST + 10; i++)); do rm -rf "$BASE/bench.test/u$i"; done
 $LOAD x 0 --prefill "$BASE" --users 10 --first-user "$FIRST" --per-user "$PER_USER"
 chown -R vmail:vmail "$BASE/bench.test"
 if [ "${SERVER:-serve}" = bench ]; then
-  $PY bench/imap_serve.py --port 0 --store maildir --base "$BASE" > /tmp/imap_compare.srv 2>&1 &
+  SRV_LOG="$(mktemp)"
+  $PY bench/imap_serve.py --port 0 --store maildir --base "$BASE" > "$SRV_LOG" 2>&1 &
   SPID=$!
-  for _ in $(seq 50); do grep -q ready /tmp/imap_compare.srv && break; sleep 0.2; done
-  PORT="$(awk '/ready/{print $2}' /tmp/imap_compare.srv)"
+  for _ in $(seq 50); do grep -q ready "$SRV_LOG" && break; sleep 0.2; done
+  PORT="$(awk '/ready/{print $2}' "$SRV_LOG")"
 else
-  WORK=/var/lab/pymailsrv-imap; rm -rf "$WORK"; mkdir -p "$WORK"
+  WORK="${WORK:-/var/lab/pymailsrv-imap}"; rm -rf "$WORK"; mkdir -p "$WORK"
   cat > "$WORK/pymailsrv.conf" <<CONF
 myhostname = mx.bench.test
 data_directory = $WORK
 virtual_mailbox_base = $BASE
 log_file = $WORK/pymailsrv.log
-password_scheme = PLAIN
+postfixadmin_encrypt = dovecot:PLAIN
 worker_processes = ${PROCS:-auto}
 mail_max_userip_connections = 1000
 smtpd_listen =

@@ -5,11 +5,12 @@ usage: pop3_compare.py [--base /var/lab/postfix-vmail] [--users 10] [--first-use
                        [--rounds 3] [--procs 2] [--store maildir|memory] [--prefill]
                        [--dovecot-port 1110] [--mbox FILE]
 
-Runs the client of /work/shared/anchors/pop3-bench.py (STAT, LIST, UIDL, RETR every message,
+Runs the client of ../shared/anchors/pop3-bench.py beside the repository ($POP3_ANCHOR to use
+another copy) (STAT, LIST, UIDL, RETR every message,
 QUIT; no DELE; threads spread over --procs processes) as users u<first>..u<first+users-1> (the
 lab's u0.. are shared with other benchmarks, hence an offset) against a pymailsrv POP3 server
 started here (bench/pop3_server.py, its own process) and against Dovecot (start it first:
-/work/shared/anchors/dovecot-setup.sh). Dovecot indexes first; files our server (root) writes in
+../shared/anchors/dovecot-setup.sh). Dovecot indexes first; files our server (root) writes in
 the Maildirs are given back to vmail afterwards, so Dovecot (mail_uid vmail) can read them. ``--prefill`` first writes
 --per-user messages from --mbox into each user's Maildir. Prints one SUMMARY line per server and
 the server's CPU seconds. Bounded: every step has a timeout; the server is always stopped.
@@ -25,10 +26,11 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ANCHOR = os.environ.get("POP3_ANCHOR", "/work/shared/anchors/pop3-bench.py")
+ANCHOR = os.environ.get("POP3_ANCHOR", os.path.join(HERE, "..", "..", "shared", "anchors", "pop3-bench.py"))
 CPU_ACCOUNT = os.path.join(os.path.dirname(ANCHOR), "cpu-account.py")
 
 
@@ -64,7 +66,8 @@ def run_rep(port: int, a: argparse.Namespace, pool) -> str:  # type: ignore[no-u
 def bench(port: int, a: argparse.Namespace, label: str, server_pid: int, pool) -> str:  # type: ignore[no-untyped-def]
     """One rep; appends the server's CPU seconds (its process tree, from the anchors'
     cpu-account.py) to the printed line."""
-    snap = f"/tmp/pop3-compare-{os.getpid()}.json"
+    fd, snap = tempfile.mkstemp(prefix="pop3-compare-", suffix=".json")
+    os.close(fd)
     subprocess.run([sys.executable, CPU_ACCOUNT, "snap", snap], check=True, timeout=30)
     line = run_rep(port, a, pool)
     cpu = subprocess.run([sys.executable, CPU_ACCOUNT, "diff", snap, str(server_pid)], capture_output=True,

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Run pymailsrv's POP3 server alone for benchmarks: users u0..u<N-1>@bench.test, password ``pw``,
-Maildirs BASE/bench.test/u<i>/ (the layout of /work/shared/anchors, shared with Dovecot).
+Maildirs BASE/bench.test/u<i>/ (the layout of ../shared/anchors, shared with Dovecot).
 
 usage: pop3_server.py [--base /var/lab/postfix-vmail] [--port 1111] [--users 100] [--first-user 0]
                       [--store maildir|memory] [--seconds 900]

@@ -495,7 +495,7 @@ def init(args: argparse.Namespace, *, config_path: str) -> int:
 
 
 async def _init(path: str, data_dir: str, hostname: str, *, demo: bool) -> str:
-    from pymailsrv.auth.schemes import hash_password
+    from pymailsrv.auth import pacrypt
     from pymailsrv.config import sample
     from pymailsrv.config.tls import generate_self_signed
     from pymailsrv.db import schema
@@ -524,7 +524,7 @@ async def _init(path: str, data_dir: str, hostname: str, *, demo: bool) -> str:
         admin = Admin(engine, quota_multiplier=settings.get_int("quota_multiplier"),
                       table_prefix=settings.get_str("database_table_prefix"))
         await admin.add_domain(DEMO_DOMAIN, description="pymailsrv demo")
-        hashed = await asyncio.to_thread(hash_password, password, settings.get_str("password_scheme"))
+        hashed = await asyncio.to_thread(pacrypt.from_settings(settings).hash, password)
         maildir = await admin.add_mailbox(DEMO_USER, hashed, name="Demo User")
         await admin.add_alias(f"postmaster@{DEMO_DOMAIN}", DEMO_USER)
     finally:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from pymailsrv.errors import ConfigError, PymailsrvError
+from pymailsrv.errors import ConfigError, ConfigErrors, PymailsrvError
 
 DEFAULT_CONFIG = "/etc/pymailsrv/pymailsrv.conf"
 
@@ -35,6 +36,54 @@ def load_settings(args: argparse.Namespace) -> Any:
 
 def run_async(coro: Coroutine[Any, Any, int]) -> int:
     return asyncio.run(coro)
+
+
+# --- passwords: from the command line, standard input or the terminal ------------------------
+def _stdin_line() -> str:
+    """One line of standard input without its line end."""
+    if sys.stdin is None:
+        raise PymailsrvError("no password: standard input is closed")
+    line = sys.stdin.buffer.readline()
+    if not line:
+        raise PymailsrvError("no password on standard input")
+    # bytes that are not UTF-8 stay surrogate escapes: a check sees the very bytes given
+    return line.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
+
+
+def _ask(prompt: str) -> str:
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        raise PymailsrvError("no password given") from None
+
+
+def new_password(args: argparse.Namespace, *, piped: bool = True) -> str:
+    """A password to store: UTF-8 text, what PostfixAdmin's forms send (and what a cleartext
+    setting stores as it is). Asked twice on a terminal."""
+    password = read_password(args, "Enter new password: ", confirm=True, piped=piped)
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PymailsrvError("the password is not UTF-8 text") from None
+    return password
+
+
+def read_password(args: argparse.Namespace, prompt: str, *, confirm: bool = False, piped: bool = True) -> str:
+    """The password argument; else ``--password-stdin``'s line; else asked on the terminal (twice
+    with ``confirm``, as doveadm pw asks); else, with ``piped``, one line of standard input (as
+    ``doveadm pw`` reads a piped password). Never a traceback for a missing terminal or input."""
+    if args.password is not None:
+        return str(args.password)
+    if getattr(args, "password_stdin", False):
+        return _stdin_line()
+    if sys.stdin is not None and sys.stdin.isatty():
+        first = _ask(prompt)
+        if confirm and _ask("Retype new password: ") != first:
+            raise PymailsrvError("fatal: Passwords don't match!")
+        return first
+    if piped:
+        return _stdin_line()
+    raise PymailsrvError("a password is required: --password PASSWORD or --password-stdin")
 
 
 # --- subcommand handlers (each imports its implementation lazily) ---------------------------
@@ -72,30 +121,34 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_directory(args: argparse.Namespace) -> int:
+    from pymailsrv.auth import pacrypt
     from pymailsrv.db import admin
 
     settings = load_settings(args)
-
-    def hash_password(password: str) -> str:
-        try:
-            from pymailsrv.auth.schemes import hash_password as hash_with
-        except ImportError as exc:
-            raise PymailsrvError("password hashing is not available (pymailsrv.auth.schemes)") from exc
-        return str(hash_with(password, settings.get_str("password_scheme")))
-
-    return run_async(admin.cli(settings, args, hash_password=hash_password))
+    if args.object != "mailbox" or args.action not in ("add", "passwd"):
+        return run_async(admin.cli(settings, args))
+    encrypt = pacrypt.from_settings(settings)  # a bad setting is reported before any prompt
+    args.password = new_password(args, piped=False)
+    return run_async(admin.cli(settings, args, hash_password=encrypt.hash))
 
 
 def cmd_pw(args: argparse.Namespace) -> int:
     from pymailsrv.auth import tools
 
-    return tools.cli_pw(load_settings(args), args)
+    settings = load_settings(args)
+    if args.action == "hash":
+        args.password = new_password(args)
+    elif args.action == "verify":
+        args.password = read_password(args, "Enter password to verify: ")
+    return tools.cli_pw(settings, args)
 
 
 def cmd_auth(args: argparse.Namespace) -> int:
     from pymailsrv.auth import tools
 
-    return run_async(tools.cli_auth(load_settings(args), args))
+    settings = load_settings(args)
+    args.password = read_password(args, "Password: ")
+    return run_async(tools.cli_auth(settings, args))
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
@@ -208,9 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("pw", help="passwords")
     dsub = s.add_subparsers(dest="action", required=True)
-    a = dsub.add_parser("hash", help="hash a password, like doveadm pw")
-    a.add_argument("--scheme", "-s", help="password scheme (default: password_scheme)")
-    a.add_argument("--password", "-p", help="the password (default: prompt twice)")
+    a = dsub.add_parser("hash", help="hash a password as postfixadmin_encrypt stores it, or like doveadm pw")
+    how = a.add_mutually_exclusive_group()
+    how.add_argument("--encrypt", "-e", help="a PostfixAdmin $CONF['encrypt'] value (default: postfixadmin_encrypt)")
+    how.add_argument("--scheme", "-s", help="a Dovecot scheme: {SCHEME}hash, as doveadm pw -s writes it")
+    a.add_argument("--password", "-p", help="the password (default: asked twice on a terminal, else a line of stdin)")
     a.add_argument("--rounds", "-r", type=int, default=0, help="rounds/cost (default: the scheme's)")
     dsub.add_parser("list", help="list the password schemes, like doveadm pw -l")
     a = dsub.add_parser("verify", help="check a password against a stored hash")
@@ -247,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            print(f"pymailsrv: fatal: {error}", file=sys.stderr)
+        return 1
     except ConfigError as exc:
         print(f"pymailsrv: fatal: {exc}", file=sys.stderr)
         return 1
@@ -257,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file or directory a command needs (init's data directory, a Maildir)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"pymailsrv: fatal: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,35 +9,6 @@ QueueId = NewType("QueueId", str)
 
 
 @dataclass(frozen=True, slots=True)
-class Address:
-    """An envelope address split at its last ``@``; the null sender is ``Address("", "")``."""
-
-    local: str
-    domain: str
-
-    @classmethod
-    def parse(cls, text: str) -> Address:
-        """Split ``local@domain`` (no angle brackets); a bare name has an empty domain."""
-        local, sep, domain = text.rpartition("@")
-        if not sep:
-            return cls(text, "")
-        return cls(local, domain)
-
-    @property
-    def is_null(self) -> bool:
-        return not self.local and not self.domain
-
-    def lower(self) -> Address:
-        """Lower-cased and stripped, the form every lookup key takes (POSTFIXADMIN-SCHEMA §1)."""
-        return Address(self.local.strip().lower(), self.domain.strip().lower().rstrip("."))
-
-    def __str__(self) -> str:
-        if not self.domain:
-            return self.local
-        return f"{self.local}@{self.domain}"
-
-
-@dataclass(frozen=True, slots=True)
 class Account:
     """A mail user as the protocols see it once authenticated or resolved.
 

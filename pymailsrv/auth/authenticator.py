@@ -26,9 +26,10 @@ import dataclasses
 import os
 from typing import Protocol
 
+from pymailsrv.auth import pacrypt
 from pymailsrv.auth.base import AuthUnavailable
 from pymailsrv.auth.plaintext import trusted_networks
-from pymailsrv.auth.schemes import MAX_PASSWORD_BYTES, UnknownScheme, hash_password, lookup, verify_password
+from pymailsrv.auth.schemes import MAX_PASSWORD_BYTES, lookup, verify_password
 from pymailsrv.auth.throttle import LoginThrottle, Throttle
 from pymailsrv.clock import Clock
 from pymailsrv.config.settings import Settings
@@ -72,10 +73,10 @@ class DirectoryAuthenticator:
         self.directory = directory
         self.clock = clock
         self._hash_slots = asyncio.Semaphore(hash_threads or os.cpu_count() or 2)
-        self.default_scheme = settings.get_str("default_pass_scheme") or "CRYPT"
+        encrypt = pacrypt.from_settings(settings)
+        self.default_scheme = pacrypt.unprefixed_scheme(settings, encrypt)
         if lookup(self.default_scheme) is None:
             raise ConfigError(f'default_pass_scheme: unknown password scheme "{self.default_scheme}"')
-        new_scheme = settings.get_str("password_scheme") or "SHA512-CRYPT"
         self.failure_delay = settings.get_seconds("auth_failure_delay")
         self.throttle: LoginThrottle = throttle or Throttle(
             clock,
@@ -85,10 +86,8 @@ class DirectoryAuthenticator:
             exempt=trusted_networks(settings),  # as Dovecot: no penalty for login_trusted_networks
         )
         # what an unknown user's password is checked against, to cost what a real check costs
-        try:
-            self._dummy = hash_password("pymailsrv-no-such-user", new_scheme)
-        except UnknownScheme:
-            raise ConfigError(f'password_scheme: unknown password scheme "{new_scheme}"') from None
+        self._dummy = encrypt.hash("pymailsrv-no-such-user")
+        self._dummy_scheme = encrypt.unprefixed_scheme
 
     async def authenticate(
         self, username: str, password: str, *, service: str, remote_ip: str
@@ -105,7 +104,7 @@ class DirectoryAuthenticator:
                 await self.clock.sleep(wait)
             entry = await self._entry(login, where)
             stored = entry.password if entry is not None else self._dummy
-            scheme = self.default_scheme if entry is not None else "CRYPT"
+            scheme = self.default_scheme if entry is not None else self._dummy_scheme
             async with self._hash_slots:
                 ok = await asyncio.to_thread(verify_password, password, stored, scheme)
         except BaseException:  # undecided (database down, cancelled session): not a failed login

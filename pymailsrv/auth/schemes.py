@@ -55,6 +55,22 @@ class UnknownScheme(ValueError):
     """``hash_password`` was asked for a scheme it does not know (Dovecot: "Unknown scheme")."""
 
 
+class InvalidRounds(ValueError):
+    """``hash_password`` was given rounds its scheme does not take, or out of the scheme's range."""
+
+
+# the rounds (-r) each scheme takes: crypt(3)'s ranges; PBKDF2 and SCRAM stop where verify stops
+ROUNDS: dict[str, tuple[int, int]] = {
+    "SHA256-CRYPT": (1000, 999_999_999),
+    "SHA512-CRYPT": (1000, 999_999_999),
+    "BLF-CRYPT": (4, 31),
+    "CRYPT": (4, 31),
+    "PBKDF2": (1, 10_000_000),
+    "SCRAM-SHA-1": (1, 10_000_000),
+    "SCRAM-SHA-256": (1, 10_000_000),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Scheme:
     name: str
@@ -456,11 +472,16 @@ def _verify(password: str, stored: str, default_scheme: str) -> bool:
 
 def hash_password(password: str, scheme: str = DEFAULT_SCHEME, *, rounds: int = 0) -> str:
     """A new ``{SCHEME}`` value as ``doveadm pw -s SCHEME [-r rounds]`` writes it (random salts;
-    the default rounds and salt sizes of Dovecot 2.3). Raises UnknownScheme."""
+    the default rounds and salt sizes of Dovecot 2.3). Raises UnknownScheme, InvalidRounds."""
     found = lookup(scheme)
     if found is None or found[0].generate is None:
         raise UnknownScheme(f"Unknown scheme: {scheme}")
     spec, encoding, _ = found
+    if rounds:
+        low, high = ROUNDS.get(spec.name, (0, 0))
+        if not low <= rounds <= high:
+            allowed = f"from {low} to {high}" if high else "none"
+            raise InvalidRounds(f"Invalid rounds {rounds} for {spec.name} (allowed: {allowed})")
     generate = spec.generate
     assert generate is not None
     raw = generate(password.encode("utf-8", "surrogateescape"), rounds)

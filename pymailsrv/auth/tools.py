@@ -8,13 +8,21 @@ doveadm) when the database cannot be reached.
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from typing import TextIO
 
+from pymailsrv.auth import pacrypt
 from pymailsrv.auth.authenticator import DirectoryAuthenticator
 from pymailsrv.auth.base import AuthUnavailable
-from pymailsrv.auth.schemes import SCHEMES, UnknownScheme, hash_password, identify, split_scheme, verify_password
+from pymailsrv.auth.schemes import (
+    SCHEMES,
+    InvalidRounds,
+    UnknownScheme,
+    hash_password,
+    identify,
+    split_scheme,
+    verify_password,
+)
 from pymailsrv.auth.throttle import Throttle
 from pymailsrv.clock import SystemClock
 from pymailsrv.config.settings import Settings
@@ -28,35 +36,33 @@ def _err(text: str) -> int:
     return 1
 
 
-def _ask_new_password() -> str | None:
-    first = getpass.getpass("Enter new password: ")
-    second = getpass.getpass("Retype new password: ")
-    if first != second:
-        _err("fatal: Passwords don't match!")
-        return None
-    return first
+def _hash(settings: Settings, args: argparse.Namespace, password: str) -> str:
+    """``--scheme``: as ``doveadm pw -s`` writes it; else as PostfixAdmin with ``--encrypt`` or
+    ``postfixadmin_encrypt`` stores it. Raises ValueError (unknown scheme or value, bad rounds)."""
+    rounds = getattr(args, "rounds", 0) or 0
+    if getattr(args, "scheme", None):
+        return hash_password(password, args.scheme, rounds=rounds)
+    encrypt = pacrypt.parse(args.encrypt) if getattr(args, "encrypt", None) else pacrypt.from_settings(settings)
+    return encrypt.hash(password, rounds=rounds)
 
 
 def cli_pw(settings: Settings, args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    """``args.password`` is the password (pymailsrv/cli.py reads it)."""
     out = out or sys.stdout
     if args.action == "hash":
-        password = args.password if args.password is not None else _ask_new_password()
-        if password is None:
-            return 1
-        if not password:
+        if not args.password:
             return _err("fatal: Empty passwords are not allowed")
-        scheme = args.scheme or settings.get_str("password_scheme")
         try:
-            print(hash_password(password, scheme, rounds=getattr(args, "rounds", 0) or 0), file=out)
-        except UnknownScheme as exc:
+            print(_hash(settings, args, args.password), file=out)
+        except (UnknownScheme, InvalidRounds, pacrypt.UnknownEncrypt) as exc:
             return _err(f"fatal: {exc}")
         return 0
     if args.action == "list":
         print(" ".join(SCHEMES), file=out)
         return 0
     if args.action == "verify":
-        password = args.password if args.password is not None else getpass.getpass("Enter password to verify: ")
-        default = settings.get_str("default_pass_scheme")
+        password = args.password
+        default = pacrypt.unprefixed_scheme(settings)
         if identify(args.hash, default) is None:
             return _err(f"fatal: Unknown scheme: {split_scheme(args.hash)[0] or default}")
         if verify_password(password, args.hash, default):
@@ -102,7 +108,7 @@ async def cli_auth(settings: Settings, args: argparse.Namespace, *, out: TextIO 
     out = out or sys.stdout
     if args.action != "test":
         return _err(f"unknown auth action {args.action!r}")
-    password = args.password if args.password is not None else getpass.getpass("Password: ")
+    password = args.password
     own = directory is None
     if directory is None:
         directory = _open_directory(settings)

@@ -68,10 +68,12 @@ pop3s_listen = {pop3s_listen}
 # smtpd_helo_required = no
 # relayhost = [smtp.example.net]:587
 
-# --- Passwords (Dovecot's names) ------------------------------------------------------------------
-# Scheme of stored hashes without a {{SCHEME}} prefix, and the scheme pymailsrv writes.
-# default_pass_scheme = CRYPT
-# password_scheme = SHA512-CRYPT
+# --- Passwords ---------------------------------------------------------------------------------
+# Your PostfixAdmin's $CONF['encrypt']: passwords pymailsrv writes take the form PostfixAdmin writes
+# (md5crypt, php_crypt:SHA512, dovecot:SHA512-CRYPT, dovecot:ARGON2ID, sha512.b64, ...).
+# postfixadmin_encrypt = md5crypt
+# Scheme of stored hashes without a {{SCHEME}} prefix (Dovecot's name; empty: from postfixadmin_encrypt).
+# default_pass_scheme =
 # disable_plaintext_auth = yes
 # Clients that may log in without TLS and get no failed-login penalty (e.g. a webmail host)
 # login_trusted_networks = 192.0.2.10/32

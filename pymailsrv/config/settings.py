@@ -107,6 +107,8 @@ class Settings:
                 text = fh.read()
         except OSError as exc:
             raise ConfigError(f"cannot read configuration: {exc.strerror}", file=path) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"cannot read configuration: not UTF-8 text (byte {exc.start})", file=path) from exc
         return cls.from_text(text, path, **overrides)
 
     @classmethod

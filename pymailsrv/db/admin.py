@@ -2,8 +2,8 @@
 
 ``cli.py`` parses the arguments and calls ``cli_db(settings, args)`` or
 ``cli(settings, args, hash_password=…)``. Passwords are hashed by the callable the caller
-passes (``auth.schemes.hash_password`` with ``password_scheme``): db/ sits below auth/ and
-must not import it. Errors are raised as ``NotFound``/``AlreadyExists``/``ConfigError``/
+passes (``auth.pacrypt``, as ``postfixadmin_encrypt`` says): db/ sits below auth/ and must not
+import it. Errors are raised as ``NotFound``/``AlreadyExists``/``ConfigError``/
 ``PymailsrvError``; ``cli.main`` prints them as one line and exits non-zero.
 """
 
@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pymailsrv.db import schema
 from pymailsrv.db.directory import SqlDirectory
 from pymailsrv.db.engine import describe, make_engine
-from pymailsrv.db.manage import Admin
+from pymailsrv.db.manage import Admin, InvalidName
 from pymailsrv.db.rules import split
-from pymailsrv.errors import AlreadyExists, PymailsrvError
+from pymailsrv.errors import PymailsrvError
 
 HashPassword = Callable[[str], str]
 MAILDIR_MODE = 0o700
@@ -45,18 +45,14 @@ async def cli_db(settings: Any, args: argparse.Namespace, *, out: TextIO | None 
     return 0 if revision is not None else 1
 
 
-def read_password(args: argparse.Namespace, stdin: TextIO | None = None) -> str:
-    """``--password P`` or ``--password-stdin`` (one line, its newline removed)."""
-    if getattr(args, "password_stdin", False):
-        line = (stdin or sys.stdin).readline()
-        password = line.rstrip("\r\n")
-    elif getattr(args, "password", None) is not None:
-        password = args.password
-    else:
+def read_password(args: argparse.Namespace) -> str:
+    """``args.password``, which pymailsrv/cli.py fills from ``--password``, ``--password-stdin``
+    or the terminal."""
+    if getattr(args, "password", None) is None:
         raise PymailsrvError("a password is required: --password PASSWORD or --password-stdin")
-    if not password:
+    if not args.password:
         raise PymailsrvError("the password is empty")
-    return str(password)
+    return str(args.password)
 
 
 def create_maildir(base: str, maildir: str) -> str:
@@ -69,7 +65,7 @@ def create_maildir(base: str, maildir: str) -> str:
 
 class _Cli:
     def __init__(self, settings: Any, engine: AsyncEngine, hash_password: HashPassword | None,
-                 out: TextIO, stdin: TextIO | None) -> None:
+                 out: TextIO) -> None:
         self.settings = settings
         self.engine = engine
         self.prefix = settings.expanded("database_table_prefix")
@@ -77,14 +73,13 @@ class _Cli:
                            table_prefix=self.prefix)
         self.hash_password = hash_password
         self.out = out
-        self.stdin = stdin
         self.base = settings.expanded("virtual_mailbox_base")
 
     def say(self, text: str) -> None:
         print(text, file=self.out)
 
     async def _hash(self, args: argparse.Namespace) -> str:
-        password = read_password(args, self.stdin)
+        password = read_password(args)
         if self.hash_password is None:
             raise PymailsrvError("password hashing is not available")
         return await asyncio.to_thread(self.hash_password, password)
@@ -199,6 +194,9 @@ class _Cli:
         d = SqlDirectory(self.engine, self.base, self.settings.expanded("recipient_delimiter"),
                          cache_ttl=0, table_prefix=self.prefix)
         key = a.address.strip().lower()
+        local, domain = split(key)
+        if not local or not domain or any(c.isspace() or not c.isprintable() for c in key):
+            raise InvalidName(f"invalid address: {a.address!r} (local@domain)")
         finals = await d.resolve(key)
         self.say(f"{key} -> {', '.join(finals) if finals else '(nothing)'}")
         status = 0
@@ -215,34 +213,6 @@ class _Cli:
             else:
                 self.say(f"  {rcpt}: remote")
         return status
-
-
-async def init_database(settings: Any, *, demo_address: str | None = None, demo_password_hash: str = "",
-                        demo_name: str = "Demo User") -> list[str]:
-    """For ``pymailsrv init``: create (or recognise) the schema; with ``demo_address``, also its
-    domain and mailbox (skipped when they exist) and the Maildir. Returns what was done."""
-    url = settings.expanded("database_url")
-    prefix = settings.expanded("database_table_prefix")
-    done = await schema.upgrade(url, prefix)
-    if demo_address is None:
-        return done
-    engine = make_engine(url)
-    admin = Admin(engine, quota_multiplier=settings.get_int("quota_multiplier"), table_prefix=prefix)
-    try:
-        domain = split(demo_address.strip().lower())[1]
-        try:
-            done.append(f"domain {await admin.add_domain(domain, description='demo')} added")
-        except AlreadyExists:
-            pass
-        try:
-            maildir = await admin.add_mailbox(demo_address, demo_password_hash, name=demo_name)
-            done.append(f"mailbox {demo_address.strip().lower()} added")
-        except AlreadyExists:
-            maildir = f"{domain}/{split(demo_address.strip().lower())[0]}/"
-        create_maildir(settings.expanded("virtual_mailbox_base"), maildir)
-    finally:
-        await engine.dispose()
-    return done
 
 
 Handler = Callable[[_Cli, argparse.Namespace], Awaitable[int]]
@@ -269,13 +239,13 @@ COMMANDS: dict[tuple[str, str], Handler] = {
 
 
 async def cli(settings: Any, args: argparse.Namespace, hash_password: HashPassword | None = None, *,
-              out: TextIO | None = None, stdin: TextIO | None = None) -> int:
+              out: TextIO | None = None) -> int:
     """Dispatch ``args.object`` / ``args.action`` to its handler."""
     handler = COMMANDS.get((args.object, args.action))
     if handler is None:
         raise PymailsrvError(f"unknown command: {args.object} {args.action}")
     engine = make_engine(settings.expanded("database_url"))
     try:
-        return await handler(_Cli(settings, engine, hash_password, out or sys.stdout, stdin), args)
+        return await handler(_Cli(settings, engine, hash_password, out or sys.stdout), args)
     finally:
         await engine.dispose()

@@ -28,6 +28,7 @@ from pymailsrv.errors import ConfigError, TemporaryFailure
 SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_READER_BUSY_TIMEOUT_MS = 100
 MYSQL_POOL_RECYCLE = 3600
+NO_SCHEMA_HINT = "no PostfixAdmin tables: check database_url and database_table_prefix, or run pymailsrv db upgrade"
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "mysql": "mysql+aiomysql", "mariadb": "mysql+aiomysql",
             "postgresql": "postgresql+asyncpg"}
 
@@ -66,13 +67,20 @@ def make_engine(database_url: str | URL, **kw: Any) -> AsyncEngine:
         path = url.database or ""
         if path and path != ":memory:" and not path.startswith("file:"):
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        engine = create_async_engine(url, **kw)
+        engine = _create(url, kw)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     if backend in ("mysql", "mariadb"):
         kw.setdefault("pool_recycle", MYSQL_POOL_RECYCLE)
     kw.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kw)
+    return _create(url, kw)
+
+
+def _create(url: URL, kw: dict[str, Any]) -> AsyncEngine:
+    try:
+        return create_async_engine(url, **kw)
+    except (sa_exc.NoSuchModuleError, ImportError) as exc:  # a driver name or package not there
+        raise ConfigError(f"database_url: cannot load the driver {url.drivername!r}: {exc}") from exc
 
 
 def make_lookup_engine(database_url: str | URL) -> AsyncEngine:
@@ -123,18 +131,30 @@ def describe(url: str | URL) -> str:
 async def translate_errors(what: str = "database") -> AsyncIterator[None]:
     """Raise TemporaryFailure for connection and operational failures inside the block.
 
-    Programming errors (a bad query) stay what they are: they are bugs, not outages."""
+    Programming errors (a bad query) stay what they are: they are bugs, not outages. A missing
+    table is a setup problem (no schema yet, a wrong database or table prefix), the same on every
+    backend: unavailable, with a hint."""
     try:
         yield
-    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
-            sa_exc.DisconnectionError) as exc:
-        raise TemporaryFailure(f"{what} unavailable: {_short(exc)}") from exc
     except sa_exc.DBAPIError as exc:
-        if exc.connection_invalidated:
+        if _missing_table(exc):
+            raise TemporaryFailure(f"{what} unavailable: {_short(exc)} ({NO_SCHEMA_HINT})") from exc
+        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or exc.connection_invalidated:
             raise TemporaryFailure(f"{what} unavailable: {_short(exc)}") from exc
         raise
+    except (sa_exc.TimeoutError, sa_exc.DisconnectionError) as exc:
+        raise TemporaryFailure(f"{what} unavailable: {_short(exc)}") from exc
     except (TimeoutError, OSError) as exc:
         raise TemporaryFailure(f"{what} unavailable: {exc}") from exc
+
+
+def _missing_table(exc: sa_exc.DBAPIError) -> bool:
+    orig = exc.orig
+    if orig is None:
+        return False
+    return ("no such table" in str(orig)  # SQLite
+            or (bool(orig.args) and orig.args[0] == 1146)  # MySQL/MariaDB ER_NO_SUCH_TABLE
+            or getattr(orig, "sqlstate", None) == "42P01")  # PostgreSQL undefined_table
 
 
 def _short(exc: sa_exc.SQLAlchemyError) -> str:

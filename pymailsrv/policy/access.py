@@ -88,13 +88,6 @@ def client_keys(name: str, address: str, *, parent_style: bool = True) -> list[s
     return keys + ip_keys(address)
 
 
-def whole_keys(kind: str, *, address: str = "", name: str = "", ip: str = "") -> list[str]:
-    """Keys for a pattern table: the whole string only."""
-    if kind == "client":
-        return [k for k in (name if name and name != "unknown" else "", ip) if k]
-    return [address]
-
-
 @dataclass(frozen=True, slots=True)
 class Action:
     """A parsed access-map value: ``verb`` upper-case (``OK``, ``REJECT``, ``CODE`` for 4NN/5NN,

@@ -16,7 +16,6 @@ import dns.exception
 import dns.nameserver
 import dns.rdatatype
 import dns.resolver
-import dns.reversename
 
 from pymailsrv.errors import ConfigError
 from pymailsrv.net.networks import client_address
@@ -110,9 +109,6 @@ class Resolver:
                 return Status.FOUND
             temp = temp or status is Status.TEMPFAIL
         return Status.TEMPFAIL if temp else Status.NOTFOUND
-
-    async def ptr(self, address: str) -> tuple[Status, list[str]]:
-        return await self.query(dns.reversename.from_address(address).to_text(), "PTR")
 
 
 def _text(rdata: object) -> str:

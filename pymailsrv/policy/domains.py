@@ -20,7 +20,6 @@ from pymailsrv.policy.base import LookupTable
 from pymailsrv.policy.tables import is_table_spec
 
 Opener = Callable[[str], LookupTable]
-FINAL = ("local", "virtual_alias", "virtual_mailbox")
 _DOMAIN = re.compile(r"[a-z0-9_.-]+|\[[0-9a-f:.]+\]|\[ipv6:[0-9a-f:.]+\]")
 
 

@@ -31,7 +31,6 @@ def dsn_for(code: int, dsn: str) -> str:
 
 # Reply classes (the word before "rejected:")
 CLIENT = "Client host"
-REVERSE_CLIENT = "Client host"
 HELO = "Helo command"
 SENDER = "Sender address"
 RECIPIENT = "Recipient address"
@@ -44,7 +43,6 @@ ACCESS_DENIED = "Access denied"
 
 REJECT = Reply(554, "5.7.1", REJECTED)  # access map REJECT, the ``reject`` restriction
 DEFER = Reply(450, "4.7.1", REJECTED)  # access map DEFER, the ``defer`` restriction
-DEFER_IF = Reply(450, "4.7.1", REJECTED)  # DEFER_IF_PERMIT / DEFER_IF_REJECT
 
 RELAY_DENIED = Reply(554, "5.7.1", "<{name}>: Relay access denied")
 RELAY_DEFERRED = Reply(454, "4.7.1", "<{name}>: Relay access denied")
@@ -78,7 +76,6 @@ LOGIN_NOT_LOGGED_IN = Reply(553, "5.7.1", "<{name}>: Sender address rejected: no
 BAD_RECIPIENT_SYNTAX = Reply(501, "5.1.3", "Bad recipient address syntax")
 BAD_SENDER_SYNTAX = Reply(501, "5.1.7", "Bad sender address syntax")
 
-POLICY_FAILURE = Reply(451, "4.3.5", "Server configuration problem")
 SERVER_CONFIG = Reply(451, "4.3.5", "Server configuration error")
 
 ALL = {

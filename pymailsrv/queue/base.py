@@ -53,12 +53,3 @@ class Queue(Protocol):
 
     async def submit(self, envelope: Envelope, content: bytes) -> QueueId: ...
 
-
-class QueueIds(Protocol):
-    """Optional extension of Queue (QueueManager has it): reserve the id first, so the caller's
-    ``QUEUEID: client=…`` / ``message-id=…`` lines can precede the queue manager's lines, as in
-    Postfix; then ``submit(envelope, content, queue_id=qid)``."""
-
-    def new_queue_id(self) -> QueueId: ...
-
-    async def submit(self, envelope: Envelope, content: bytes, *, queue_id: QueueId | None = None) -> QueueId: ...

@@ -37,7 +37,6 @@ FLAGGED = "\\Flagged"
 DELETED = "\\Deleted"
 DRAFT = "\\Draft"
 RECENT = "\\Recent"
-SYSTEM_FLAGS = frozenset({SEEN, ANSWERED, FLAGGED, DELETED, DRAFT})
 
 FlagMode = Literal["set", "add", "remove"]
 

@@ -169,7 +169,7 @@ async def test_event_loop_stays_free_while_hashing(directory: MemoryDirectory) -
     assert ticks > 5
 
 
-@pytest.mark.parametrize("param", ["default_pass_scheme", "password_scheme"])
+@pytest.mark.parametrize("param", ["default_pass_scheme", "postfixadmin_encrypt"])
 def test_unknown_scheme_settings_are_config_errors(directory: MemoryDirectory, param: str) -> None:
     with pytest.raises(ConfigError, match=param):
         make(directory, InstantClock(), **{param: "NOSUCH"})

@@ -21,15 +21,22 @@ def no_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "DEFAULT_CONFIG", "/nonexistent/pymailsrv.conf")
 
 
+class Terminal(io.StringIO):
+    """Standard input that is a terminal (the password is then asked with getpass)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     rc = cli.main(list(argv))
     captured = capsys.readouterr()
     return rc, captured.out, captured.err
 
 
-def test_pw_hash_default_scheme(capsys: pytest.CaptureFixture[str]) -> None:
+def test_pw_hash_default_is_postfixadmin_default(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run(capsys, "pw", "hash", "-p", "pässwörd")
-    assert rc == 0 and out.startswith("{SHA512-CRYPT}$6$") and out.endswith("\n")
+    assert rc == 0 and out.startswith("$1$") and out.endswith("\n")  # postfixadmin_encrypt = md5crypt
     assert verify_password("pässwörd", out.strip())
 
 
@@ -44,9 +51,11 @@ def test_pw_hash_rounds_and_config_scheme(capsys: pytest.CaptureFixture[str], tm
     rc, out, _ = run(capsys, "pw", "hash", "-s", "SHA256-CRYPT", "-r", "7000", "-p", "x")
     assert rc == 0 and out.startswith("{SHA256-CRYPT}$5$rounds=7000$")
     conf = tmp_path / "pymailsrv.conf"
-    conf.write_text("password_scheme = SSHA256\n")
+    conf.write_text("postfixadmin_encrypt = dovecot:SSHA256\n")
     rc, out, _ = run(capsys, "--config", str(conf), "pw", "hash", "-p", "x")
     assert rc == 0 and out.startswith("{SSHA256}")
+    rc, out, _ = run(capsys, "--config", str(conf), "pw", "hash", "--encrypt", "php_crypt:BLOWFISH:5", "-p", "x")
+    assert rc == 0 and out.startswith("$2y$05$")
 
 
 def test_pw_hash_unknown_scheme_and_empty(capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,6 +74,7 @@ def test_pw_hash_prompts(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
         return next(answers)
 
     monkeypatch.setattr("getpass.getpass", fake_getpass)
+    monkeypatch.setattr("sys.stdin", Terminal())
     rc, out, _ = run(capsys, "pw", "hash", "-s", "SSHA")
     assert rc == 0 and verify_password("typed", out.strip())
     assert prompts == ["Enter new password: ", "Retype new password: "]
@@ -115,6 +125,7 @@ def test_pw_verify_prompts(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
         return "typed"
 
     monkeypatch.setattr("getpass.getpass", fake_getpass)
+    monkeypatch.setattr("sys.stdin", Terminal())
     rc, out, _ = run(capsys, "pw", "verify", "{PLAIN}typed")
     assert rc == 0 and out == "{PLAIN}typed (verified)\n" and prompts == ["Enter password to verify: "]
 

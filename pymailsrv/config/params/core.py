@@ -58,9 +58,22 @@ PARAMS = (
     Param("log_file", "str", "", "Log file; empty = standard error."),
     Param("log_level", "enum", "info", "Logging level.",
           choices=("trace", "debug", "info", "warning", "error")),
-    Param("default_pass_scheme", "str", "CRYPT",
-          "Scheme of stored passwords without a {SCHEME} prefix (Dovecot's default_pass_scheme)."),
-    Param("password_scheme", "str", "SHA512-CRYPT", "Scheme for passwords pymailsrv writes."),
+    Param("default_pass_scheme", "str", "",
+          "Scheme of stored passwords without a {SCHEME} prefix (Dovecot's default_pass_scheme); "
+          "$1$ values are MD5-CRYPT whatever it says. Empty: the scheme that reads what "
+          "postfixadmin_encrypt writes unprefixed (md5: MD5, cleartext: PLAIN, otherwise CRYPT)."),
+    Param("postfixadmin_encrypt", "str", "md5crypt",
+          "The site's PostfixAdmin $CONF['encrypt']: every password pymailsrv writes (mailbox add and "
+          "passwd, pw hash, the demo) takes the form PostfixAdmin writes with it, so its user portal "
+          "verifies it: md5crypt, md5, system, cleartext, mysql_encrypt, authlib, sha512.b64, "
+          "php_crypt[:METHOD[:DIFFICULTY[:{PREFIX}]]], dovecot:SCHEME or (PostfixAdmin 4) a Dovecot "
+          "scheme name. The default is PostfixAdmin 3.3's own: its unprefixed $1$ MD5-crypt is "
+          "verified by PostfixAdmin 3.3 at its default and by PostfixAdmin 4 at its php_crypt default, "
+          "and read by Dovecot whatever its default_pass_scheme, so mailboxes added here work at once "
+          "in an existing site. It is "
+          "a weak hash (1000 MD5 rounds): where PostfixAdmin is set to something stronger "
+          "(php_crypt, PostfixAdmin 4's default; dovecot:SHA512-CRYPT; dovecot:ARGON2ID), name that "
+          "here."),
     Param("quota_multiplier", "int", "1024000", "Bytes per 'MB' of quota, as PostfixAdmin.", minimum=1),
     Param("auth_failure_delay", "time", "2s",
           "How long a failed login waits for its answer, and the first step of the penalty a "

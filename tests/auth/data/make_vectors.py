@@ -1,6 +1,6 @@
 """Regenerate vectors.json (run by hand, never at test time):
 
-    /work/venv/bin/python tests/auth/data/make_vectors.py > tests/auth/data/vectors.json
+    python3 tests/auth/data/make_vectors.py > tests/auth/data/vectors.json
 
 Sources: ``doveadm pw`` of Dovecot 2.3 (Debian dovecot-core) for every Dovecot scheme, Perl's
 crypt() (glibc/libxcrypt crypt(3)) for the unprefixed PostfixAdmin crypt forms, and Python's
