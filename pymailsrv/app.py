@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pymailsrv.clock import Clock
     from pymailsrv.db.base import Directory
     from pymailsrv.db.directory import SqlDirectory
+    from pymailsrv.pipeline.runner import Pipeline
     from pymailsrv.policy.restrictions import RestrictionEngine
     from pymailsrv.pop3.server import Pop3Server
     from pymailsrv.queue.manager import QueueManager
@@ -385,7 +386,7 @@ async def start_queue(settings: Settings, directory: Directory, store: MailStore
     mx = MxResolver(make_resolver(settings.get_list("dns_nameservers")))
     smtp = SmtpClient(settings, mx, passwords=passwords if password_tables else None)
     manager = QueueManager(settings, spool, router, AgentTable(maildir, smtp), clk,
-                           handoff=worker[1] if worker else None)
+                           handoff=worker[1] if worker else None, pipeline=non_smtpd_pipeline(settings))
     control = None
     if worker is None:
         await manager.start()
@@ -403,6 +404,20 @@ async def start_queue(settings: Settings, directory: Directory, store: MailStore
                 os.unlink(socket_path(settings))
 
     return manager, stop
+
+
+def non_smtpd_pipeline(settings: Settings) -> Pipeline:
+    """non_smtpd_pipeline: the stages of the mail the queue manager generates (bounces, notices)."""
+    from pymailsrv.pipeline.build import build_pipeline
+    from pymailsrv.pipeline.stages import ContentFilterStage
+    from pymailsrv.policy.tables import open_table
+    from pymailsrv.smtp.stages import HeaderChecksStage
+
+    return build_pipeline("non_smtpd_pipeline", settings, {
+        "header_checks": lambda: HeaderChecksStage([open_table(spec, settings)
+                                                    for spec in settings.get_list("header_checks")]),
+        "content_filter": lambda: ContentFilterStage(settings.get_str("content_filter")),
+    })
 
 
 # --- IMAP and POP3 --------------------------------------------------------------------------------

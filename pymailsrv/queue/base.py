@@ -6,17 +6,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pymailsrv.types import QueueId
-
-
-@dataclass(slots=True)
-class Recipient:
-    address: str  # the envelope recipient as accepted (after REDIRECT, before alias expansion)
-    original: str = ""  # as the client wrote it (Postfix orig_to), when it differs
-    notify: tuple[str, ...] = ()  # RFC 3461 NOTIFY: ("SUCCESS", "FAILURE", "DELAY") or ("NEVER",)
-    orcpt: str = ""  # RFC 3461 ORCPT, "rfc822;addr" form
-    status: str = "pending"  # pending | sent | bounced | deferred
-    dsn: str = ""  # last enhanced status code, e.g. "4.4.1"
-    reason: str = ""  # last diagnostic text
+from pymailsrv.types import Recipient as Recipient  # the envelope's recipients, re-exported
 
 
 @dataclass(slots=True)
@@ -51,14 +41,12 @@ class Queue(Protocol):
     """What SMTP submits to. ``submit`` may deliver locally before returning (fast path), but
     returns only when every recipient is either delivered or spooled durably."""
 
-    async def submit(self, envelope: Envelope, content: bytes) -> QueueId: ...
+    def new_queue_id(self) -> QueueId:
+        """A fresh queue id, reserved before ``submit`` so that the message's trace header and the
+        ``QUEUEID: client=…`` / ``message-id=…`` lines can name it first, as in Postfix."""
+        ...
 
-
-class QueueIds(Protocol):
-    """Optional extension of Queue (QueueManager has it): reserve the id first, so the caller's
-    ``QUEUEID: client=…`` / ``message-id=…`` lines can precede the queue manager's lines, as in
-    Postfix; then ``submit(envelope, content, queue_id=qid)``."""
-
-    def new_queue_id(self) -> QueueId: ...
-
-    async def submit(self, envelope: Envelope, content: bytes, *, queue_id: QueueId | None = None) -> QueueId: ...
+    async def submit(self, envelope: Envelope, content: bytes, *, queue_id: QueueId | None = None) -> QueueId:
+        """Take the message under ``queue_id`` (one from ``new_queue_id``) or a fresh id; returns
+        the id. Raises TemporaryFailure (or OSError) when it cannot be made durable."""
+        ...

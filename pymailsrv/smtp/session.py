@@ -16,6 +16,9 @@ Implementation notes
   (RFC 2920 §3.1: a pipelined group gets its replies in one write).
 - Nothing is queued unless the final dot was read; the 250 goes out only after ``Queue.submit``
   returned (the queue makes it durable).
+- Every decision about the client and its messages is the message pipeline's (``check``): the
+  session is the stages' Session (pipeline/base.py). A transaction that ends unfinished is
+  reported to the stages (abort) before their next event or at the end of the session.
 - Credentials are never logged: AUTH lines bypass the trace, SASL user names are sanitized.
 """
 
@@ -26,18 +29,19 @@ import asyncio.sslproto as sslproto
 import logging
 import socket
 import ssl
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiosmtpd.smtp import SMTP as AiosmtpdSMTP
 
 from pymailsrv.errors import Refusal, TemporaryFailure
 from pymailsrv.log import get_logger, trace_logger
-from pymailsrv.policy.base import Decision, SmtpState, Stage
-from pymailsrv.queue.base import Recipient
+from pymailsrv.pipeline.base import Event, Origin, Transaction, Verdict
+from pymailsrv.pipeline.message import Message
+from pymailsrv.policy.base import SmtpState
 from pymailsrv.smtp import replies as R
 from pymailsrv.smtp.context import ListenerSpec, Services
 from pymailsrv.smtp.wire import LINE_TOO_LONG, Line, LineBuffer, LineTooLong
+from pymailsrv.types import Recipient
 
 log = get_logger("smtpd")
 debug = logging.getLogger("pymailsrv.smtp")
@@ -51,24 +55,6 @@ _READER_LIMIT = 256 * 1024
 # The order Postfix prints command counts in its "disconnect from" line.
 COUNTED = ("helo", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
            "vrfy", "etrn", "quit", "unknown")
-
-
-@dataclass(slots=True)
-class Transaction:
-    """One MAIL FROM .. end of DATA."""
-
-    sender: str
-    recipients: list[Recipient] = field(default_factory=list)
-    smtputf8: bool = False
-    body_type: str = ""
-    ret: str = ""
-    envid: str = ""
-    hold: bool = False
-    discard: bool = False
-    filter: str = ""
-    redirect: str = ""
-    prepend: list[str] = field(default_factory=list)
-    bcc: list[str] = field(default_factory=list)
 
 
 class SmtpSession(AiosmtpdSMTP):
@@ -108,8 +94,10 @@ class SmtpSession(AiosmtpdSMTP):
         self.sasl_method = ""
         self.sasl_username = ""
         self.txn: Transaction | None = None
-        self.session_effects: list[tuple[str, str]] = []
-        self.connect_refusal: Decision | None = None
+        self.stage_data: dict[str, Any] = {}  # the pipeline stages' per-session state
+        self.connect_refusal: Verdict | None = None
+        self._stages_open = False  # the stages saw the connect (and get the close)
+        self._aborted: Transaction | None = None  # to report to the stages before their next event
         self.errors = 0
         self.counts: dict[str, list[int]] = {}
         self.last_command = "CONNECT"
@@ -199,10 +187,10 @@ class SmtpSession(AiosmtpdSMTP):
                 self.reply(R.TOO_MANY_CONNECTIONS.format(host=host, ip=ip))
                 return False
             self._limiter_ip = ip
+        self._stages_open = True
         decision = await self.check("connect")
         if decision.refused:
             self.connect_refusal = decision
-        self.apply_effects(decision)
         self.reply(R.GREETING.format(banner=self.cfg.banner))
         return True
 
@@ -240,6 +228,7 @@ class SmtpSession(AiosmtpdSMTP):
             self._timeout_handle.cancel()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+        await self._end_stages()
 
     def _count_summary(self) -> str:
         parts = []
@@ -406,7 +395,11 @@ class SmtpSession(AiosmtpdSMTP):
             return self.tls_active
         return self.cfg.sasl_auth_enable and (self.tls_active or not self.cfg.tls_auth_only)
 
-    def reset_transaction(self) -> None:
+    def reset_transaction(self, *, aborted: bool = True) -> None:
+        """Forget the transaction; one that ends unfinished (``aborted``) is reported to the
+        stages before their next event."""
+        if aborted and self.txn is not None and self.svc.pipeline.wants("abort"):
+            self._aborted = self.txn
         self.txn = None
         self.state.sender = None
         self.state.recipient = ""
@@ -420,28 +413,30 @@ class SmtpSession(AiosmtpdSMTP):
         self.state.helo_name = ""
         self.reset_transaction()
 
-    async def check(self, stage: Stage) -> Decision:
-        """The restriction engine at ``stage``; reinjected mail skips it (already checked)."""
-        if self.listener.kind == "reinject":
-            return Decision("permit")
-        try:
-            return await self.svc.restrictions.check(stage, self.state)
-        except TemporaryFailure:
-            debug.warning("temporary failure in restrictions at %s", stage, exc_info=True)
-            return Decision("defer", 451, "4.3.0", "Temporary lookup failure")
-        except Exception:
-            log.exception("error: restriction check at %s failed for %s", stage, self.client)
-            return Decision("defer", 451, "4.3.5", "Server configuration error")
+    @property
+    def origin(self) -> Origin:
+        return self.listener.kind
 
-    def apply_effects(self, decision: Decision) -> None:
-        """HOLD, DISCARD, REDIRECT, FILTER, PREPEND, BCC from access maps (POSTFIX-SEMANTICS §4)."""
-        if not decision.effects:
+    async def check(self, event: Event, txn: Transaction | None = None, rcpt: Recipient | None = None,
+                    msg: Message | None = None) -> Verdict:
+        """The message pipeline's decision at ``event`` (pipeline/runner.py: ``Pipeline.run``)."""
+        if self._aborted is not None:
+            await self._report_abort()
+        return await self.svc.pipeline.run(event, self, txn, rcpt, msg)
+
+    async def _report_abort(self) -> None:
+        txn, self._aborted = self._aborted, None
+        if txn is not None:
+            await self.svc.pipeline.abort(self, txn)
+
+    async def _end_stages(self) -> None:
+        """A transaction the client left unfinished is aborted, then the stages hear the close."""
+        if not self._stages_open:
             return
-        if self.txn is None:
-            self.session_effects.extend(decision.effects)
-            return
-        for kind, value in decision.effects:
-            apply_effect(self.txn, kind, value)
+        self.reset_transaction()
+        await self._report_abort()
+        if self.svc.pipeline.wants("close"):
+            await self.svc.pipeline.close(self)
 
     def noqueue_reject(self, command: str, reply: str, recipient: str = "", sender: str | None = None) -> None:
         """Postfix's ``NOQUEUE: reject:`` line for refusals decided here (not by the engine)."""
@@ -486,18 +481,3 @@ class SmtpSession(AiosmtpdSMTP):
         log.info("Anonymous TLS connection established from %s: %s with cipher %s (%d/%d bits)",
                  self.client, self.tls_version, self.tls_cipher, self.tls_bits, self.tls_bits)
 
-
-def apply_effect(txn: Transaction, kind: str, value: str) -> None:
-    kind = kind.upper()
-    if kind == "HOLD":
-        txn.hold = True
-    elif kind == "DISCARD":
-        txn.discard = True
-    elif kind == "REDIRECT" and value:
-        txn.redirect = value
-    elif kind == "FILTER" and value:
-        txn.filter = value
-    elif kind == "PREPEND" and value:
-        txn.prepend.append(value)
-    elif kind == "BCC" and value and value not in txn.bcc:
-        txn.bcc.append(value)
