@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,9 +46,8 @@ from pymailsrv.log import get_logger
 from pymailsrv.pipeline.base import ACCEPT, LocalSession, Transaction, Verdict
 from pymailsrv.pipeline.message import Message
 from pymailsrv.pipeline.runner import EMPTY, Pipeline
-from pymailsrv.queue.base import Envelope, Recipient
+from pymailsrv.queue.base import STATES, CorruptFile, Done, Envelope, QueueFile, Recipient, Spool
 from pymailsrv.queue.bounce import Kind, NoticeInfo, RecipientReport, build_notice, wants_notice
-from pymailsrv.queue.spool import CorruptFile, Done, FileSpool, QueueFile
 from pymailsrv.types import QueueId
 
 log = get_logger("qmgr")
@@ -92,7 +90,7 @@ def _dsn_options(env: Envelope, items: list[tuple[int, str]]) -> DsnOptions | No
 class QueueManager:
     """Implements ``queue.base.Queue``; also the control surface for ``pymailsrv queue``."""
 
-    def __init__(self, settings: Settings, spool: FileSpool, router: Router, agents: Agents,
+    def __init__(self, settings: Settings, spool: Spool, router: Router, agents: Agents,
                  clock: Clock, *, hostname: str | None = None, fast_path: bool = True,
                  handoff: Callable[[QueueId], Awaitable[None]] | None = None,
                  pipeline: Pipeline = EMPTY) -> None:
@@ -325,11 +323,11 @@ class QueueManager:
         """Files in active/ or hold/ that nobody handed to us (their process died first)."""
         for state in ("active", "hold"):
             try:
-                names = await asyncio.to_thread(os.listdir, self.spool.path_of(state))
+                names = await asyncio.to_thread(self.spool.ids, state)
             except OSError:
                 continue
             for name in names:
-                if QueueId(name) not in self.entries and self.spool.valid_id(name):
+                if QueueId(name) not in self.entries:
                     await self.pickup(name)
 
     # --- scheduling -----------------------------------------------------------------------------
@@ -603,7 +601,7 @@ class QueueManager:
         wanted = [k for k in keys if wants_notice("failure", qf.envelope.recipients[k[0]].notify)]
         if wanted and not await self._send_notice("failure", qf, content, self._reports(qf, wanted), now):
             return False
-        if qf.state in ("active", "deferred", "hold") and os.path.exists(self.spool.path_of(qf.state, qf.queue_id)):
+        if qf.state in STATES and self.spool.exists(qf.queue_id, qf.state):
             await self.spool.append(qf.queue_id, qf.state, [{"k": "n", "keys": [list(k) for k in keys]}])
         qf.notified.update(keys)
         return True
