@@ -5,6 +5,8 @@ in smtp/stages.py.)"""
 from __future__ import annotations
 
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.log import get_logger
@@ -16,8 +18,6 @@ from pymailsrv.types import Recipient
 
 log = get_logger("smtpd")
 debug = logging.getLogger("pymailsrv.smtp")
-
-_PERMIT = Decision("permit")
 
 
 class RestrictionStage(BaseStage):
@@ -35,61 +35,51 @@ class RestrictionStage(BaseStage):
     def __init__(self, restrictions: Restrictions) -> None:
         self.restrictions = restrictions
 
-    async def connect(self, session: Session) -> Verdict:
-        return self._carry(session, await self._check("connect", session))
+    # Each hook hands back the coroutine of _decide: one coroutine per event on the hot path.
+    def connect(self, session: Session) -> Coroutine[Any, Any, Verdict]:
+        return self._decide("connect", session, None)
 
-    async def helo(self, session: Session) -> Verdict:
-        return self._carry(session, await self._check("helo", session))
+    def helo(self, session: Session) -> Coroutine[Any, Any, Verdict]:
+        return self._decide("helo", session, None)
 
-    async def mail(self, session: Session, txn: Transaction) -> Verdict:
-        decision = await self._check("mail", session)
-        if not decision.refused:
-            for kind, value in session.stage_data.get(self.name, ()):
-                apply_effect(txn, kind, value)
-        return self._apply(decision, txn)
+    def mail(self, session: Session, txn: Transaction) -> Coroutine[Any, Any, Verdict]:
+        return self._decide("mail", session, txn)
 
-    async def rcpt(self, session: Session, txn: Transaction, rcpt: Recipient) -> Verdict:
-        return self._apply(await self._check("rcpt", session), txn)
+    def rcpt(self, session: Session, txn: Transaction, rcpt: Recipient) -> Coroutine[Any, Any, Verdict]:
+        return self._decide("rcpt", session, txn)
 
-    async def data(self, session: Session, txn: Transaction) -> Verdict:
-        return self._apply(await self._check("data", session), txn)
+    def data(self, session: Session, txn: Transaction) -> Coroutine[Any, Any, Verdict]:
+        return self._decide("data", session, txn)
 
-    async def message(self, session: Session, txn: Transaction, msg: Message) -> Verdict:
-        return self._apply(await self._check("end_of_data", session), txn)
+    def message(self, session: Session, txn: Transaction, msg: Message) -> Coroutine[Any, Any, Verdict]:
+        return self._decide("end_of_data", session, txn)
 
-    async def _check(self, stage: CheckStage, session: Session) -> Decision:
+    async def _decide(self, stage: CheckStage, session: Session, txn: Transaction | None) -> Verdict:
         if session.origin == "reinject":
-            return _PERMIT
+            return ACCEPT
         try:
-            return await self.restrictions.check(stage, session.state)
+            decision = await self.restrictions.check(stage, session.state)
         except TemporaryFailure:
             debug.warning("temporary failure in restrictions at %s", stage, exc_info=True)
-            return Decision("defer", 451, "4.3.0", "Temporary lookup failure")
+            decision = Decision("defer", 451, "4.3.0", "Temporary lookup failure")
         except Exception:
             state = session.state
             log.exception("error: restriction check at %s failed for %s[%s]", stage, state.client_name,
                           state.client_address)
-            return Decision("defer", 451, "4.3.5", "Server configuration error")
-
-    def _carry(self, session: Session, decision: Decision) -> Verdict:
-        """Effects found before MAIL wait for the session's transactions."""
-        if decision.effects and not decision.refused:
-            session.stage_data.setdefault(self.name, []).extend(decision.effects)
-        return _verdict(decision)
-
-    @staticmethod
-    def _apply(decision: Decision, txn: Transaction) -> Verdict:
-        if not decision.refused:
-            for kind, value in decision.effects:
+            decision = Decision("defer", 451, "4.3.5", "Server configuration error")
+        if decision.refused:
+            # the engine logged its refusal (NOQUEUE: reject: …); a failed check was logged above
+            return Verdict("reject" if decision.action == "reject" else "defer", decision.reply(), logged=True)
+        if txn is None:  # connect, HELO: for every transaction of the session
+            if decision.effects:
+                session.stage_data.setdefault(self.name, []).extend(decision.effects)
+            return ACCEPT
+        if stage == "mail":
+            for kind, value in session.stage_data.get(self.name, ()):
                 apply_effect(txn, kind, value)
-        return _verdict(decision)
-
-
-def _verdict(decision: Decision) -> Verdict:
-    # the engine logged its refusal (NOQUEUE: reject: …); a failed check was logged above
-    if not decision.refused:
+        for kind, value in decision.effects:
+            apply_effect(txn, kind, value)
         return ACCEPT
-    return Verdict("reject" if decision.action == "reject" else "defer", decision.reply(), logged=True)
 
 
 def apply_effect(txn: Transaction, kind: str, value: str) -> None:

@@ -29,6 +29,7 @@ import asyncio.sslproto as sslproto
 import logging
 import socket
 import ssl
+from collections.abc import Awaitable
 from typing import Any
 
 from aiosmtpd.smtp import SMTP as AiosmtpdSMTP
@@ -94,7 +95,8 @@ class SmtpSession(AiosmtpdSMTP):
         self.sasl_method = ""
         self.sasl_username = ""
         self.txn: Transaction | None = None
-        self.stage_data: dict[str, Any] = {}  # the pipeline stages' per-session state
+        self.origin: Origin = listener.kind  # for the pipeline stages, with their per-session state:
+        self.stage_data: dict[str, Any] = {}
         self.connect_refusal: Verdict | None = None
         self._stages_open = False  # the stages saw the connect (and get the close)
         self._aborted: Transaction | None = None  # to report to the stages before their next event
@@ -413,15 +415,16 @@ class SmtpSession(AiosmtpdSMTP):
         self.state.helo_name = ""
         self.reset_transaction()
 
-    @property
-    def origin(self) -> Origin:
-        return self.listener.kind
-
-    async def check(self, event: Event, txn: Transaction | None = None, rcpt: Recipient | None = None,
-                    msg: Message | None = None) -> Verdict:
+    def check(self, event: Event, txn: Transaction | None = None, rcpt: Recipient | None = None,
+              msg: Message | None = None) -> Awaitable[Verdict]:
         """The message pipeline's decision at ``event`` (pipeline/runner.py: ``Pipeline.run``)."""
         if self._aborted is not None:
-            await self._report_abort()
+            return self._check_after_abort(event, txn, rcpt, msg)
+        return self.svc.pipeline.run(event, self, txn, rcpt, msg)  # no coroutine of our own per event
+
+    async def _check_after_abort(self, event: Event, txn: Transaction | None, rcpt: Recipient | None,
+                                 msg: Message | None) -> Verdict:
+        await self._report_abort()
         return await self.svc.pipeline.run(event, self, txn, rcpt, msg)
 
     async def _report_abort(self) -> None:
