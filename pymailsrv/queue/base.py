@@ -24,8 +24,8 @@ class Envelope:
     arrival: float = 0.0
     dsn_ret: str = ""  # RFC 3461 RET=FULL|HDRS
     dsn_envid: str = ""
-    hold: bool = False  # an access-map HOLD action
-    filter: str = ""  # an access-map FILTER transport:destination, overrides content_filter
+    hold: bool = False  # a HOLD action or a stage's quarantine
+    filter: str = ""  # the content filter transport:destination the pipeline chose (or none)
     skip_filter: bool = False  # mail re-injected by the content filter
     smtputf8: bool = False
     body_type: str = ""  # 7BIT | 8BITMIME | BINARYMIME

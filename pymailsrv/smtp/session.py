@@ -95,7 +95,8 @@ class SmtpSession(AiosmtpdSMTP):
         self.sasl_method = ""
         self.sasl_username = ""
         self.txn: Transaction | None = None
-        self.origin: Origin = listener.kind  # for the pipeline stages, with their per-session state:
+        # what the pipeline's stages read of the session (pipeline.base.Session), and their state
+        self.origin: Origin = listener.kind
         self.stage_data: dict[str, Any] = {}
         self.connect_refusal: Verdict | None = None
         self._stages_open = False  # the stages saw the connect (and get the close)
@@ -483,4 +484,3 @@ class SmtpSession(AiosmtpdSMTP):
         self.state.encryption_cipher = self.tls_cipher
         log.info("Anonymous TLS connection established from %s: %s with cipher %s (%d/%d bits)",
                  self.client, self.tls_version, self.tls_cipher, self.tls_bits, self.tls_bits)
-
