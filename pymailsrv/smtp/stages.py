@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from pymailsrv.clock import Clock
 from pymailsrv.config.settings import Settings
+from pymailsrv.errors import ConfigError
 from pymailsrv.log import get_logger
 from pymailsrv.pipeline.base import ACCEPT, BaseStage, Event, Session, Transaction, Verdict
 from pymailsrv.pipeline.build import StageFactory, build_pipeline
@@ -96,4 +97,8 @@ def smtpd_pipeline(settings: Settings, config: SmtpConfig, restrictions: Restric
         "cleanup": lambda: CleanupStage(config, clock),
         "content_filter": lambda: ContentFilterStage(settings.get_str("content_filter")),
     }
-    return build_pipeline("smtpd_pipeline", settings, builtins)
+    pipeline = build_pipeline("smtpd_pipeline", settings, builtins)
+    if not any(slot.stage.name == "restrictions" for slot in pipeline.slots):
+        # like Postfix's refusal to start without a relay guard: never an open relay by mistake
+        raise ConfigError("smtpd_pipeline: the restrictions stage is required (relay control)")
+    return pipeline

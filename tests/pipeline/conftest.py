@@ -62,19 +62,19 @@ async def stack_factory(settings_factory: Callable[..., Any], tmp_path: Path) ->
             directory.add_mailbox(f"{user}@example.com")
         store = MaildirStore(str(vmail), "mx.example.test", fsync=False)
         queue, stop_queue = await app.start_queue(settings, directory, store)
+        stops.append(stop_queue)
         engine = RestrictionEngine(settings, directory)
+        stops.append(engine.close)
         servers = await app.start_smtp(settings, authenticator=None, restrictions=engine, queue=queue,
                                        directory=directory)
 
-        async def stop() -> None:
+        async def close_servers() -> None:
             for s in servers:
                 s.close()
             for s in servers:
                 await s.wait_closed()
-            await stop_queue()
-            await engine.close()
 
-        stops.append(stop)
+        stops.append(close_servers)
         return Stack({s.kind: s.port for s in servers}, queue, vmail)
 
     yield make

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pymailsrv.errors import ConfigError
 from tests.pipeline.conftest import DEFAULT, STAGES
 
 MSG = b"From: someone@remote.example\r\nSubject: hello\r\nMessage-ID: <p1@remote.example>\r\n\r\nbody\r\n"
@@ -143,3 +144,10 @@ async def test_reinjected_mail_skips_restrictions_and_the_content_filter(stack_f
     assert code == 250
     [mail] = await stack.wait_for_mail("alice@example.com")  # delivered, not sent to the filter again
     assert b"Subject: [ext] hello" in mail and b"X-Tagged: by reinject stage" in mail
+
+
+async def test_smtpd_pipeline_without_restrictions_is_refused(stack_factory: Any) -> None:
+    """Without the restrictions stage anyone could relay: start-up refuses, as Postfix refuses to
+    start without a relay guard."""
+    with pytest.raises(ConfigError, match="smtpd_pipeline: the restrictions stage is required"):
+        await stack_factory(smtpd_pipeline="header_checks, cleanup, content_filter")
