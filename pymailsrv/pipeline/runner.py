@@ -25,7 +25,7 @@ from pymailsrv.errors import TemporaryFailure
 from pymailsrv.log import get_logger
 from pymailsrv.pipeline.base import ACCEPT, EVENTS, Event, Session, Stage, Transaction, Verdict
 from pymailsrv.pipeline.message import Message
-from pymailsrv.policy.context import format_log
+from pymailsrv.policy.context import client_label, format_log
 from pymailsrv.types import Recipient
 
 FailureAction = Literal["accept", "tempfail", "reject", "quarantine"]
@@ -47,6 +47,11 @@ T = TypeVar("T")
 Hook = Callable[[Stage, Session, Transaction | None, Recipient | None, Message | None], Awaitable[Verdict]]
 
 
+def one_line(text: str) -> str:
+    """Text from a stage, for a log line: line breaks and other white space become one space."""
+    return " ".join(text.split())
+
+
 def _logger(session: Session) -> str:
     # Postfix logs smtpd_milters under smtpd, non_smtpd_milters under cleanup
     return "cleanup" if session.origin == "local" else "smtpd"
@@ -61,15 +66,13 @@ class Slot:
     default_action: FailureAction = "tempfail"
 
     def failed(self, event: Event, session: Session, exc: Exception, *, decides: bool = True) -> Verdict:
-        state = session.state
-        client = f"{state.client_name or 'unknown'}[{state.client_address}]"
         timed_out = isinstance(exc, TimeoutError)
-        why = "timed out" if timed_out else f"{type(exc).__name__}: {exc}"
+        why = "timed out" if timed_out else one_line(f"{type(exc).__name__}: {exc}")
         action = f"; default action {self.default_action}" if decides else ""
         unexpected = not (timed_out or isinstance(exc, TemporaryFailure))
         get_logger(_logger(session)).warning(
-            "pipeline stage %s failed at %s from %s: %s%s", self.stage.name, _COMMAND[event], client, why,
-            action, exc_info=unexpected)
+            "pipeline stage %s failed at %s from %s: %s%s", self.stage.name, _COMMAND[event],
+            client_label(session.state), why, action, exc_info=unexpected)
         if self.default_action == "accept" or not decides:
             return ACCEPT
         if self.default_action == "reject":
@@ -187,7 +190,7 @@ class Pipeline:
         state = session.state
         if txn is not None and txn.queue_id and txn.queue_id != state.queue_id:
             state = dataclasses.replace(state, queue_id=txn.queue_id)
-        get_logger(_logger(session)).info("%s", format_log(what, _CHECK_STAGE[event], state, text))
+        get_logger(_logger(session)).info("%s", format_log(what, _CHECK_STAGE[event], state, one_line(text)))
 
 
 EMPTY = Pipeline()

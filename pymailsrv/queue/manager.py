@@ -45,7 +45,7 @@ from pymailsrv.errors import NotFound, TemporaryFailure
 from pymailsrv.log import get_logger
 from pymailsrv.pipeline.base import ACCEPT, LocalSession, Transaction, Verdict
 from pymailsrv.pipeline.message import Message
-from pymailsrv.pipeline.runner import EMPTY, Pipeline
+from pymailsrv.pipeline.runner import EMPTY, Pipeline, one_line
 from pymailsrv.queue.base import STATES, CorruptFile, Done, Envelope, QueueFile, Recipient, Spool
 from pymailsrv.queue.bounce import Kind, NoticeInfo, RecipientReport, build_notice, wants_notice
 from pymailsrv.types import QueueId
@@ -657,7 +657,7 @@ class QueueManager:
         if verdict.action != "accept":
             done = {"reject": "rejected", "defer": "deferred", "discard": "discarded"}[verdict.action]
             bounce_log.info("%s: %s %s notification %s by %s: %s", qf.queue_id, who, what, done,
-                            verdict.stage or "the pipeline", verdict.reply() or verdict.reason or "discard")
+                            verdict.stage or "the pipeline", one_line(verdict.reply() or verdict.reason or "discard"))
             return verdict.action != "defer"
         await self.enqueue(notice_env, data, queue_id=new_id)
         bounce_log.info("%s: %s %s notification: %s", qf.queue_id, who, what, new_id)

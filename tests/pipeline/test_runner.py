@@ -72,6 +72,18 @@ async def test_refusal_stops_and_names_the_stage() -> None:
     assert later.calls == []
 
 
+async def test_refusal_is_logged_on_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="pymailsrv")
+    two_lines = Verdict("reject", "550-5.7.1 first\r\n550 5.7.1 second\nFrom: forged")
+    await run_message(Slot(Scripted("no", two_lines)))
+    await run_message(Slot(Scripted("broken", error=RuntimeError("a\r\nb"))))
+    first, second = [r.getMessage() for r in caplog.records if "milter-reject" in r.getMessage()]
+    assert "\n" not in first and "550-5.7.1 first 550 5.7.1 second From: forged" in first
+    assert "451 4.3.5 Server configuration error" in second  # the failure's decision, logged too
+    [failure] = [r.getMessage() for r in caplog.records if "stage broken failed" in r.getMessage()]
+    assert "RuntimeError: a b; default action tempfail" in failure
+
+
 async def test_discard_stops_quarantine_goes_on() -> None:
     verdict, txn, _ = await run_message(Slot(Scripted("hold", Verdict("quarantine", reason="look at it"))),
                                         Slot(Scripted("drop", Verdict("discard"))), Slot(Scripted("never")))
