@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pymailsrv.db.base import Directory
     from pymailsrv.db.directory import SqlDirectory
     from pymailsrv.net.limits import ConnectionLimiter
+    from pymailsrv.pipeline.runner import Pipeline
     from pymailsrv.policy.restrictions import RestrictionEngine
     from pymailsrv.pop3.server import Pop3Server
     from pymailsrv.queue.manager import QueueManager
@@ -643,7 +644,7 @@ class QueueService:
         spool = FileSpool(settings.get_str("queue_directory"), clk, id_suffix=f"{worker[0]:X}" if worker else "")
         delivery = _Delivery(settings, directory, store)
         manager = QueueManager(settings, spool, delivery.router, delivery.agents, clk,
-                               handoff=worker[1] if worker else None)
+                               handoff=worker[1] if worker else None, pipeline=non_smtpd_pipeline(settings))
         control = None
         if worker is None:
             await manager.start()
@@ -654,7 +655,7 @@ class QueueService:
         """The routes, agents and timings of a new configuration for what is delivered from now on;
         the old agents are closed once the deliveries in progress are done."""
         old, self.delivery = self.delivery, _Delivery(settings, directory, store)
-        self.manager.reconfigure(settings, self.delivery.router, self.delivery.agents)
+        self.manager.reconfigure(settings, self.delivery.router, self.delivery.agents, non_smtpd_pipeline(settings))
 
         async def close_old() -> None:
             await self.manager.deliveries_done()
@@ -675,6 +676,20 @@ class QueueService:
         if self.control is not None:
             with contextlib.suppress(OSError):
                 os.unlink(socket_path(self.settings))
+
+
+def non_smtpd_pipeline(settings: Settings) -> Pipeline:
+    """non_smtpd_pipeline: the stages of the mail the queue manager generates (bounces, notices)."""
+    from pymailsrv.pipeline.build import build_pipeline
+    from pymailsrv.pipeline.stages import ContentFilterStage
+    from pymailsrv.policy.tables import open_table
+    from pymailsrv.smtp.stages import HeaderChecksStage
+
+    return build_pipeline("non_smtpd_pipeline", settings, {
+        "header_checks": lambda: HeaderChecksStage([open_table(spec, settings)
+                                                    for spec in settings.get_list("header_checks")]),
+        "content_filter": lambda: ContentFilterStage(settings.get_str("content_filter")),
+    })
 
 
 # --- IMAP and POP3 --------------------------------------------------------------------------------

@@ -8,6 +8,20 @@ from typing import NewType
 QueueId = NewType("QueueId", str)
 
 
+@dataclass(slots=True)
+class Recipient:
+    """An envelope recipient, from RCPT TO through the pipeline into the queue, with the queue's
+    per-recipient status."""
+
+    address: str  # the envelope recipient as accepted (after REDIRECT, before alias expansion)
+    original: str = ""  # as the client wrote it (Postfix orig_to), when it differs
+    notify: tuple[str, ...] = ()  # RFC 3461 NOTIFY: ("SUCCESS", "FAILURE", "DELAY") or ("NEVER",)
+    orcpt: str = ""  # RFC 3461 ORCPT, "rfc822;addr" form
+    status: str = "pending"  # pending | sent | bounced | deferred
+    dsn: str = ""  # last enhanced status code, e.g. "4.4.1"
+    reason: str = ""  # last diagnostic text
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     """A mail user as the protocols see it once authenticated or resolved.

@@ -19,8 +19,9 @@ from pymailsrv.clock import SystemClock
 from pymailsrv.config.settings import Settings
 from pymailsrv.errors import NotFound
 from pymailsrv.log import get_logger
+from pymailsrv.queue.base import STATES, QueueFile
 from pymailsrv.queue.control import short_socket_path
-from pymailsrv.queue.spool import STATES, FileSpool, QueueFile
+from pymailsrv.queue.spool import FileSpool
 
 log = get_logger("postsuper")
 

@@ -17,6 +17,12 @@ Implementation notes:
   and next hop; per mailbox for virtual delivery) the configured concurrency limit.
 - A notice about a null-sender message goes to postmaster (or nowhere); a notice about a notice to
   postmaster is dropped: a bounce is never bounced in a loop.
+- Notices go through the message stages of the pipeline for generated mail (non_smtpd_pipeline)
+  before they are spooled: a stage may change them, hold them, or stop them (reject, discard;
+  logged). When a stage defers a failure notice, the message stays queued and the notice is tried
+  again with its next attempt.
+- Which content filter a message goes to is decided before it is queued (the pipeline's
+  content_filter stage) and recorded in its envelope; the manager follows ``Envelope.filter``.
 - In an SMTP worker process (worker_processes > 1) the manager is not started: it delivers on the
   fast path and spools the rest, then ``handoff`` tells the main process, whose manager ``pickup``s
   the file and owns every retry, bounce and outbound delivery. The main manager also looks for
@@ -28,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +43,11 @@ from pymailsrv.config.settings import Settings
 from pymailsrv.delivery.base import Agents, DeliveryResult, DsnOptions, Route, Router
 from pymailsrv.errors import NotFound, TemporaryFailure
 from pymailsrv.log import get_logger
-from pymailsrv.queue.base import Envelope, Recipient
+from pymailsrv.pipeline.base import ACCEPT, LocalSession, Transaction, Verdict
+from pymailsrv.pipeline.message import Message
+from pymailsrv.pipeline.runner import EMPTY, Pipeline, one_line
+from pymailsrv.queue.base import STATES, CorruptFile, Done, Envelope, QueueFile, Recipient, Spool
 from pymailsrv.queue.bounce import Kind, NoticeInfo, RecipientReport, build_notice, wants_notice
-from pymailsrv.queue.spool import CorruptFile, Done, FileSpool, QueueFile
 from pymailsrv.types import QueueId
 
 log = get_logger("qmgr")
@@ -83,11 +90,13 @@ def _dsn_options(env: Envelope, items: list[tuple[int, str]]) -> DsnOptions | No
 class QueueManager:
     """Implements ``queue.base.Queue``; also the control surface for ``pymailsrv queue``."""
 
-    def __init__(self, settings: Settings, spool: FileSpool, router: Router, agents: Agents,
+    def __init__(self, settings: Settings, spool: Spool, router: Router, agents: Agents,
                  clock: Clock, *, hostname: str | None = None, fast_path: bool = True,
-                 handoff: Callable[[QueueId], Awaitable[None]] | None = None) -> None:
+                 handoff: Callable[[QueueId], Awaitable[None]] | None = None,
+                 pipeline: Pipeline = EMPTY) -> None:
         self.settings = settings
         self.handoff = handoff
+        self.pipeline = pipeline  # the stages of the mail generated here (non_smtpd_pipeline)
         self.spool = spool
         self.router = router
         self.agents = agents
@@ -107,12 +116,13 @@ class QueueManager:
         self._seq = 0
         self._configure(settings)
 
-    def reconfigure(self, settings: Settings, router: Router, agents: Agents) -> None:
-        """A reload: new timings, limits, routes and agents for what is scheduled from now on;
-        deliveries in progress finish with what they started with."""
+    def reconfigure(self, settings: Settings, router: Router, agents: Agents, pipeline: Pipeline) -> None:
+        """A reload: new timings, limits, routes, agents and stages for what is scheduled from now
+        on; deliveries in progress finish with what they started with."""
         self.settings = settings
         self.router = router
         self.agents = agents
+        self.pipeline = pipeline
         self._configure(settings)
         self._wake.set()  # a shorter queue_run_delay or backoff applies at once
 
@@ -128,7 +138,6 @@ class QueueManager:
         self.limits = {t: s.get_int(f"{t}_destination_concurrency_limit") for t in ("virtual", "smtp", "lmtp")}
         self.null_failures = s.get_str("notify_null_sender_failures")
         self.postmaster = s.expanded("bounce_notice_recipient") or "postmaster"
-        self.content_filter = s.get_str("content_filter")
 
     # --- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -241,9 +250,7 @@ class QueueManager:
             self._spooling.discard(qid)
 
     def _fast_path_allowed(self, env: Envelope) -> bool:
-        if not self.fast_path or env.hold or env.filter:
-            return False
-        return not (self.content_filter and not env.skip_filter)
+        return self.fast_path and not env.hold and not env.filter
 
     async def _try_fast(self, qid: QueueId, env: Envelope, content: bytes) -> bool:
         """Deliver to local Maildirs before answering; False if the message must be spooled."""
@@ -337,11 +344,11 @@ class QueueManager:
         """Files in active/ or hold/ that nobody handed to us (their process died first)."""
         for state in ("active", "hold"):
             try:
-                names = await asyncio.to_thread(os.listdir, self.spool.path_of(state))
+                names = await asyncio.to_thread(self.spool.ids, state)
             except OSError:
                 continue
             for name in names:
-                if QueueId(name) not in self.entries and self.spool.valid_id(name):
+                if QueueId(name) not in self.entries:
                     await self.pickup(name)
 
     # --- scheduling -----------------------------------------------------------------------------
@@ -482,7 +489,7 @@ class QueueManager:
     async def _plan(self, env: Envelope, done: dict[tuple[int, str], Done]) -> list[tuple[int, str, Route]]:
         """(recipient index, final address, route) for everything not yet finished; a final
         address reached through two envelope recipients is delivered once (as Postfix's qmgr)."""
-        flt = env.filter or ("" if env.skip_filter else self.content_filter)
+        flt = env.filter
         seen = {final.lower() for _, final in done}
         plan = []
         for i, rcpt in enumerate(env.recipients):
@@ -550,9 +557,12 @@ class QueueManager:
     # --- after an attempt -----------------------------------------------------------------------
     async def _conclude(self, qf: QueueFile, content: bytes, incomplete: dict[int, tuple[str, str]]) -> None:
         now = self.clock.time()
-        await self._notify_bounced(qf, content, now)
+        notified = await self._notify_bounced(qf, content, now)
         if not incomplete:
-            await self._remove(qf)
+            if notified:
+                await self._remove(qf)
+            else:  # only the failure notice is left to do
+                await self._defer(qf, now)
             return
         lifetime = self.bounce_lifetime if not qf.envelope.sender else self.lifetime
         if now - qf.envelope.arrival >= lifetime:
@@ -587,8 +597,10 @@ class QueueManager:
         await self.spool.append(qf.queue_id, qf.state, records)
         for rec in records:
             qf.apply(rec)
-        await self._notify_bounced(qf, content, now)
-        await self._remove(qf)
+        if await self._notify_bounced(qf, content, now):
+            await self._remove(qf)
+        else:
+            await self._defer(qf, now)
 
     # --- notices --------------------------------------------------------------------------------
     def _reports(self, qf: QueueFile, keys: Sequence[tuple[int, str]]) -> list[RecipientReport]:
@@ -601,16 +613,19 @@ class QueueManager:
             out.append(RecipientReport(final, original, dsn, text, d.relay if d else "none"))
         return out
 
-    async def _notify_bounced(self, qf: QueueFile, content: bytes, now: float) -> None:
+    async def _notify_bounced(self, qf: QueueFile, content: bytes, now: float) -> bool:
+        """The failure notice for bounced recipients not yet reported; False if a pipeline stage
+        deferred it (it is tried again with the message's next attempt)."""
         keys = [k for k, d in qf.done.items() if d.status == "bounced" and k not in qf.notified]
         if not keys:
-            return
+            return True
         wanted = [k for k in keys if wants_notice("failure", qf.envelope.recipients[k[0]].notify)]
-        if wanted:
-            await self._send_notice("failure", qf, content, self._reports(qf, wanted), now)
-        if qf.state in ("active", "deferred", "hold") and os.path.exists(self.spool.path_of(qf.state, qf.queue_id)):
+        if wanted and not await self._send_notice("failure", qf, content, self._reports(qf, wanted), now):
+            return False
+        if qf.state in STATES and self.spool.exists(qf.queue_id, qf.state):
             await self.spool.append(qf.queue_id, qf.state, [{"k": "n", "keys": [list(k) for k in keys]}])
         qf.notified.update(keys)
+        return True
 
     async def _notify_success(self, qf: QueueFile, content: bytes, outcomes: Sequence[_Outcome]) -> None:
         """RFC 3461 §4.1 NOTIFY=SUCCESS: one report for the recipients that asked for it."""
@@ -635,13 +650,15 @@ class QueueManager:
             await self._send_notice("delay", qf, content, reports, now)
 
     async def _send_notice(self, kind: Kind, qf: QueueFile, content: bytes,
-                           reports: list[RecipientReport], now: float) -> None:
+                           reports: list[RecipientReport], now: float) -> bool:
+        """Build the notice, pass it through the pipeline, spool it. False if a stage deferred it;
+        True when it was queued, or stopped on purpose (by a stage, or a notice nobody gets)."""
         env = qf.envelope
         to, pm_copy = env.sender, False
         if not env.sender:
             if env.attributes.get("notice") == "postmaster" or self.null_failures == "drop":
                 bounce_log.info("%s: undeliverable notice dropped", qf.queue_id)
-                return
+                return True
             to, pm_copy = self._postmaster_address(), True
         lifetime = self.bounce_lifetime if not env.sender else self.lifetime
         info = NoticeInfo(kind=kind, queue_id=qf.queue_id, sender=env.sender, to=to, hostname=self.hostname,
@@ -654,10 +671,36 @@ class QueueManager:
         notice_env = Envelope(sender="", recipients=[Recipient(to)], client_name="localhost",
                               client_address="127.0.0.1", protocol="local",
                               attributes={"notice": "postmaster" if pm_copy else kind})
-        new_id = await self.enqueue(notice_env, data)
         what = {"failure": "non-delivery", "delay": "delay status", "success": "delivery status"}[kind]
         who = "postmaster" if pm_copy else "sender"
+        new_id = self.spool.new_id()
+        verdict, data = await self._through_pipeline(notice_env, data, new_id)
+        if verdict.action != "accept":
+            done = {"reject": "rejected", "defer": "deferred", "discard": "discarded"}[verdict.action]
+            bounce_log.info("%s: %s %s notification %s by %s: %s", qf.queue_id, who, what, done,
+                            verdict.stage or "the pipeline", one_line(verdict.reply() or verdict.reason or "discard"))
+            return verdict.action != "defer"
+        await self.enqueue(notice_env, data, queue_id=new_id)
         bounce_log.info("%s: %s %s notification: %s", qf.queue_id, who, what, new_id)
+        return True
+
+    async def _through_pipeline(self, env: Envelope, data: bytes, queue_id: QueueId) -> tuple[Verdict, bytes]:
+        """The message stages on a generated message (env changed in place); the verdict is
+        accept, or what stopped it: reject, defer or discard."""
+        if not self.pipeline.wants("message"):
+            return ACCEPT, data
+        session = LocalSession()
+        session.state.sender = env.sender
+        txn = Transaction(sender=env.sender, recipients=list(env.recipients), queue_id=queue_id)
+        msg = Message(data)
+        verdict = await self.pipeline.run("message", session, txn, msg=msg)
+        if verdict.refused:
+            return verdict, data
+        if txn.discard or not txn.recipients:
+            return Verdict("discard", stage=verdict.stage), data
+        env.sender, env.recipients = txn.sender, txn.final_recipients()
+        env.hold, env.filter = txn.hold, txn.filter
+        return ACCEPT, msg.as_bytes()
 
     def _postmaster_address(self) -> str:
         pm = self.postmaster

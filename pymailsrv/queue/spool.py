@@ -28,73 +28,19 @@ import dataclasses
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from pymailsrv.clock import Clock
 from pymailsrv.durable import CommitBatcher, create, fsync_dir
 from pymailsrv.errors import NotFound, TemporaryFailure
 from pymailsrv.log import get_logger
-from pymailsrv.queue.base import Envelope, Recipient
+from pymailsrv.queue.base import STATES, CorruptFile, Envelope, QueueFile, Recipient
 from pymailsrv.types import QueueId
 
 log = get_logger("qmgr")
 
 MAGIC = b"PYMQ1"
-STATES = ("active", "deferred", "hold")
 _DIRS = ("incoming", *STATES, "corrupt")
-
-
-class CorruptFile(Exception):
-    """A spool file that does not parse."""
-
-
-@dataclass(slots=True)
-class Done:
-    """A final result for one (envelope recipient, final address) pair."""
-
-    status: str  # sent | bounced
-    dsn: str
-    text: str
-    relay: str = "none"
-
-
-@dataclass(slots=True)
-class QueueFile:
-    """What a spool file says, minus the content (read on demand)."""
-
-    queue_id: QueueId
-    state: str
-    envelope: Envelope
-    size: int
-    content_offset: int
-    attempts: int = 0
-    next_attempt: float = 0.0
-    warned: bool = False
-    done: dict[tuple[int, str], Done] = field(default_factory=dict)
-    last: dict[int, tuple[str, str]] = field(default_factory=dict)  # rcpt index -> (dsn, reason)
-    notified: set[tuple[int, str]] = field(default_factory=set)  # bounced keys whose notice is queued
-
-    def apply(self, record: dict[str, Any]) -> None:
-        kind = record.get("k")
-        if kind == "r":
-            key = (int(record["i"]), str(record["to"]))
-            status = str(record["s"])
-            if status in ("sent", "bounced"):
-                self.done[key] = Done(status, str(record.get("d", "")), str(record.get("t", "")),
-                                      str(record.get("relay", "none")))
-            else:
-                self.last[key[0]] = (str(record.get("d", "")), str(record.get("t", "")))
-        elif kind == "a":
-            self.attempts = int(record.get("n", self.attempts))
-            self.next_attempt = float(record.get("next", self.next_attempt))
-        elif kind == "n":
-            self.notified.update((int(i), str(to)) for i, to in record.get("keys", ()))
-        elif kind == "w":
-            self.warned = True
-        elif kind == "reset":
-            self.attempts = 0
-            self.next_attempt = 0.0
 
 
 _ENV_FIELDS = tuple(f.name for f in dataclasses.fields(Envelope) if f.name != "recipients")
@@ -166,7 +112,7 @@ def parse_file(queue_id: QueueId, state: str, data: bytes) -> QueueFile:
 
 
 class FileSpool:
-    """The spool directory. Implements ``queue.base.Spool``."""
+    """The spool directory. Implements ``queue.base.Spool``; corrupt files go to ``corrupt/``."""
 
     def __init__(self, directory: str, clock: Clock, *, fsync: bool = True, id_suffix: str = "") -> None:
         self.directory = directory
@@ -193,6 +139,12 @@ class FileSpool:
     @staticmethod
     def valid_id(name: str) -> bool:
         return _valid_id(name)
+
+    def ids(self, state: str) -> list[str]:
+        return [name for name in os.listdir(self.path_of(state)) if _valid_id(name)]
+
+    def exists(self, queue_id: str, state: str) -> bool:
+        return os.path.exists(self.path_of(state, queue_id))
 
     def locate(self, queue_id: str) -> str | None:
         """The state directory a message is in, or None."""

@@ -11,12 +11,12 @@ Implementation notes
 from __future__ import annotations
 
 import email.utils
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pymailsrv.message.headers import printable
+from pymailsrv.pipeline.message import field_name, has_field, header_block
 from pymailsrv.policy.base import LookupTable
 
 CRLF = b"\r\n"
@@ -79,38 +79,6 @@ def split_headers(content: bytes) -> tuple[list[bytes], bytes]:
     (RFC 5322 §2.1; lenient like Postfix)."""
     headers, offset = header_block(content)
     return headers, content[offset:]
-
-
-def header_block(content: bytes) -> tuple[list[bytes], int]:
-    """Like split_headers, but the rest as an offset into ``content`` (no copy of the body)."""
-    headers: list[bytes] = []
-    pos, n = 0, len(content)
-    while pos < n:
-        eol = content.find(CRLF, pos)
-        end = n if eol < 0 else eol + 2
-        line = content[pos:end].rstrip(CRLF)
-        if not line:
-            return headers, pos
-        if line[:1] in (b" ", b"\t") and headers:
-            headers[-1] += content[pos:end]
-        elif _FIELD.match(line):
-            headers.append(content[pos:end])
-        else:
-            return headers, pos
-        pos = end
-    return headers, n
-
-
-_FIELD = re.compile(rb"[!-9;-~]+:")
-
-
-def field_name(header: bytes) -> str:
-    return header.partition(b":")[0].decode("ascii", "replace").strip().lower()
-
-
-def has_field(headers: Sequence[bytes], name: str) -> bool:
-    name = name.lower()
-    return any(field_name(h) == name for h in headers)
 
 
 def message_id(myhostname: str, timestamp: float, queue_id: str = "") -> str:

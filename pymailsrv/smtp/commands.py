@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pymailsrv.message.headers import printable
-from pymailsrv.queue.base import Recipient
+from pymailsrv.pipeline.base import Transaction
 from pymailsrv.smtp import replies as R
 from pymailsrv.smtp.auth import cmd_auth
 from pymailsrv.smtp.data import cmd_data
-from pymailsrv.smtp.session import SmtpSession, Transaction, apply_effect, log
+from pymailsrv.smtp.session import SmtpSession, log
 from pymailsrv.smtp.wire import (
     ArgumentError,
     decode_xtext,
@@ -24,6 +24,7 @@ from pymailsrv.smtp.wire import (
     parse_orcpt,
     parse_path_argument,
 )
+from pymailsrv.types import Recipient
 
 Handler = Callable[[SmtpSession, str], Awaitable[None]]
 
@@ -65,7 +66,6 @@ async def _greet(s: SmtpSession, arg: str, *, extended: bool) -> None:
         s.state.helo_name = s.helo
         s.reply(decision.reply())
         return
-    s.apply_effects(decision)
     s.helo = arg
     s.extended = extended
     s.state.protocol = "ESMTP" if extended else "SMTP"
@@ -115,15 +115,12 @@ async def cmd_mail(s: SmtpSession, arg: str) -> None:
     if not await _sender_owned(s, txn.sender):
         return
     s.state.sender = txn.sender
-    decision = await s.check("mail")
+    decision = await s.check("mail", txn)
     if decision.refused:
         s.state.sender = None
         s.reply(decision.reply())
         return
     s.txn = txn
-    for kind, value in s.session_effects:
-        apply_effect(txn, kind, value)
-    s.apply_effects(decision)
     s.reply(R.MAIL_OK)
 
 
@@ -199,11 +196,10 @@ async def cmd_rcpt(s: SmtpSession, arg: str) -> None:
         s.reply(R.TOO_MANY_RECIPIENTS)
         return
     s.state.recipient = rcpt.original or rcpt.address
-    decision = await s.check("rcpt")
+    decision = await s.check("rcpt", txn, rcpt)
     if decision.refused:
         s.reply(decision.reply())
         return
-    s.apply_effects(decision)
     txn.recipients.append(rcpt)
     s.state.recipient_count = len(txn.recipients)
     s.reply(R.RCPT_OK)

@@ -1,10 +1,9 @@
 """What every SMTP session shares: the settings read once into plain fields, the listener's kind,
-and the services (Authenticator, Restrictions, Queue, Directory, Clock, limiter)."""
+and the services (Authenticator, the message pipeline, Queue, Directory, Clock, limiter)."""
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,7 +13,7 @@ from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Settings
 from pymailsrv.db.base import Directory
 from pymailsrv.net.networks import Network, in_networks
-from pymailsrv.policy.base import LookupTable, Restrictions
+from pymailsrv.pipeline.runner import Pipeline
 from pymailsrv.queue.base import Queue
 from pymailsrv.smtp.limits import SessionLimiter
 
@@ -108,9 +107,8 @@ class ListenerSpec:
 class Services:
     config: SmtpConfig
     authenticator: Authenticator | None
-    restrictions: Restrictions
+    pipeline: Pipeline  # smtpd_pipeline: the restrictions, cleanup, header_checks … in order
     queue: Queue
     directory: Directory | None = None
     clock: Clock = field(default_factory=SystemClock)
     limiter: SessionLimiter | None = None
-    header_checks: Sequence[LookupTable] = ()

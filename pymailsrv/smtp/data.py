@@ -1,17 +1,19 @@
-"""DATA (RFC 5321 §4.1.1.4): read the content in large chunks, run the end-of-data checks and
-cleanup, hand the message to the queue, answer 250 only once the queue has it."""
+"""DATA (RFC 5321 §4.1.1.4): read the content in large chunks, run the pipeline's message stages
+(end-of-data restrictions, header_checks, cleanup …), hand the message to the queue, answer 250
+only once the queue has it."""
 
 from __future__ import annotations
 
 import logging
-import secrets
 
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.log import escape_for_log, get_logger
-from pymailsrv.queue.base import Envelope, Recipient
+from pymailsrv.pipeline.base import Transaction
+from pymailsrv.pipeline.message import Message
+from pymailsrv.queue.base import Envelope
 from pymailsrv.smtp import cleanup
 from pymailsrv.smtp import replies as R
-from pymailsrv.smtp.session import SmtpSession, Transaction, apply_effect, log
+from pymailsrv.smtp.session import SmtpSession, log
 from pymailsrv.smtp.wire import DataReader
 
 cleanup_log = get_logger("cleanup")
@@ -28,14 +30,13 @@ async def cmd_data(s: SmtpSession, arg: str) -> None:
         return
     if s.lines.pending:  # RFC 2920 §3.1: DATA must end a pipelined group
         s.state.pipelining_violation = True
-    decision = await s.check("data")
+    decision = await s.check("data", txn)
     if decision.refused:
         s.reply(decision.reply())
         return
-    s.apply_effects(decision)
     s.reply(R.DATA_GO)
     content = await _receive(s)
-    s.reset_transaction()
+    s.reset_transaction(aborted=content is None)
     if content is not None:
         await _finish_message(s, txn, content)
 
@@ -72,34 +73,23 @@ async def _finish_message(s: SmtpSession, txn: Transaction, content: bytes) -> N
     s.state.size = len(content)
     s.state.sender = txn.sender
     s.state.recipient_count = len(txn.recipients)
-    decision = await s.check("end_of_data")
+    # the id first, as Postfix has it: in Received: and in the client= line before the queue's
+    queue_id = txn.queue_id = s.svc.queue.new_queue_id()
+    msg = Message(content)
+    decision = await s.check("message", txn, msg=msg)
     if decision.refused:
         s.reply(decision.reply())
         return
-    for kind, value in decision.effects:
-        apply_effect(txn, kind, value)
-    # the id first, as Postfix has it: in Received: and in the client= line before the queue's
-    reserve = getattr(s.svc.queue, "new_queue_id", None)
-    queue_id = reserve() if reserve is not None else ""
-    cleaned = await _cleanup(s, txn, content, queue_id)
-    if cleaned is None:
-        return
-    message, message_id = cleaned
+    message = msg.as_bytes()  # the body is copied once, here, if a stage changed the message
     envelope = _envelope(s, txn)
-    if txn.discard:
-        queue_id = queue_id or secrets.token_hex(5).upper()
+    if txn.discard or not envelope.recipients:
         log.info("%s: discard: END-OF-MESSAGE from %s; from=<%s> proto=%s helo=<%s>", queue_id,
                  s.client, escape_for_log(txn.sender), s.state.protocol, escape_for_log(s.helo))
         s.reply(R.QUEUED.format(queue_id=queue_id))
         return
-    if queue_id:
-        _log_queued(s, queue_id, message_id)
+    _log_queued(s, queue_id, cleanup.find_message_id(msg.headers))
     try:
-        if queue_id:
-            await s.svc.queue.submit(envelope, message, queue_id=queue_id)  # type: ignore[call-arg]
-        else:
-            queue_id = await s.svc.queue.submit(envelope, message)
-            _log_queued(s, queue_id, message_id)
+        await s.svc.queue.submit(envelope, message, queue_id=queue_id)
     except TemporaryFailure:
         log.warning("%s: queue file write error", s.client, exc_info=True)
         s.reply(R.QUEUE_WRITE_ERROR)
@@ -113,14 +103,8 @@ async def _finish_message(s: SmtpSession, txn: Transaction, content: bytes) -> N
 
 
 def _envelope(s: SmtpSession, txn: Transaction) -> Envelope:
-    recipients = txn.recipients
-    if txn.redirect:  # Postfix REDIRECT: every recipient is replaced, the original kept
-        recipients = [Recipient(address=txn.redirect, original=r.address, notify=r.notify,
-                                orcpt=r.orcpt) for r in recipients[:1]]
-    if txn.bcc:
-        recipients = recipients + [Recipient(address=a, notify=("NEVER",)) for a in txn.bcc]
     return Envelope(
-        sender=txn.sender, recipients=recipients, client_name=s.state.client_name,
+        sender=txn.sender, recipients=txn.final_recipients(), client_name=s.state.client_name,
         client_address=s.state.client_address, helo=s.helo, protocol=_protocol(s, txn),
         sasl_method=s.sasl_method, sasl_username=s.sasl_username, arrival=s.svc.clock.time(),
         dsn_ret=txn.ret, dsn_envid=txn.envid, hold=txn.hold, filter=txn.filter,
@@ -129,43 +113,6 @@ def _envelope(s: SmtpSession, txn: Transaction) -> Envelope:
 
 def _protocol(s: SmtpSession, txn: Transaction) -> str:
     return cleanup.with_protocol(s.extended, s.tls_active, bool(s.sasl_username), txn.smtputf8)
-
-
-async def _cleanup(s: SmtpSession, txn: Transaction, content: bytes,
-                   queue_id: str = "") -> tuple[bytes, str] | None:
-    """Received:, submission headers, header_checks, PREPEND; None after a content reject."""
-    cfg = s.cfg
-    headers, body_at = cleanup.header_block(content)
-    if s.svc.header_checks and s.listener.kind != "reinject":
-        result = await cleanup.header_checks(headers, s.svc.header_checks)
-        for action, header, text in result.events:
-            cleanup_log.info("NOQUEUE: %s: header %s from %s; from=<%s> proto=%s helo=<%s>%s",
-                             "warning" if action == "warn" else action,
-                             header.replace("\n", " ")[:200], s.client, escape_for_log(txn.sender),
-                             s.state.protocol, escape_for_log(s.helo), f": {text}" if text else "")
-        if result.reject:
-            s.reply(R.CONTENT_REJECTED.format(text=result.reject or R.CONTENT_REJECTED_DEFAULT))
-            return None
-        headers = result.headers
-        txn.hold |= result.hold
-        txn.discard |= result.discard
-        txn.filter = result.filter or txn.filter
-        txn.redirect = result.redirect or txn.redirect
-    if s.listener.is_submission or s.sasl_username:
-        headers += cleanup.missing_headers(headers, cfg.myhostname, s.svc.clock.time())
-    trace = cleanup.TraceInfo(
-        helo=s.helo, client_name=s.state.client_name, client_address=s.state.client_address,
-        myhostname=cfg.myhostname, mail_name=cfg.mail_name, protocol=_protocol(s, txn),
-        tls_version=s.tls_version if cfg.tls_received_header else "",
-        tls_cipher=s.tls_cipher, tls_bits=s.tls_bits,
-        sasl_username=s.sasl_username if cfg.sasl_authenticated_header else "",
-        recipient=txn.recipients[0].address if len(txn.recipients) == 1 else "",
-        timestamp=s.svc.clock.time(), queue_id=queue_id)
-    parts = [cleanup.received_header(trace)]
-    parts += [p.encode("utf-8", "surrogateescape") + b"\r\n" for p in txn.prepend]
-    parts += headers
-    message = b"".join([*parts, memoryview(content)[body_at:]])  # the body is copied once, here
-    return message, cleanup.find_message_id(headers)
 
 
 def _log_queued(s: SmtpSession, queue_id: str, mid: str) -> None:

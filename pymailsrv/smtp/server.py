@@ -24,6 +24,7 @@ from pymailsrv.queue.base import Queue
 from pymailsrv.smtp.context import Kind, ListenerSpec, Services, SmtpConfig
 from pymailsrv.smtp.limits import SessionLimiter
 from pymailsrv.smtp.session import SmtpConnection
+from pymailsrv.smtp.stages import smtpd_pipeline
 
 log = get_logger("smtpd")
 
@@ -87,9 +88,9 @@ def make_services(settings: Settings, *, authenticator: Authenticator | None, re
                   limiter: SessionLimiter | None = None) -> Services:
     config = SmtpConfig.from_settings(settings)
     clock = clock or SystemClock()
-    return Services(config=config, authenticator=authenticator, restrictions=restrictions, queue=queue,
-                    directory=directory, clock=clock, limiter=limiter or make_limiter(settings, clock),
-                    header_checks=tuple(header_checks))
+    pipeline = smtpd_pipeline(settings, config, restrictions, header_checks, clock)
+    return Services(config=config, authenticator=authenticator, pipeline=pipeline, queue=queue,
+                    directory=directory, clock=clock, limiter=limiter or make_limiter(settings, clock))
 
 
 async def start_servers(settings: Settings, *, authenticator: Authenticator | None,

@@ -14,6 +14,9 @@ Implementation notes
   (RFC 2920 §3.1: a pipelined group gets its replies in one write).
 - Nothing is queued unless the final dot was read; the 250 goes out only after ``Queue.submit``
   returned (the queue makes it durable).
+- Every decision about the client and its messages is the message pipeline's (``check``): the
+  session is the stages' Session (pipeline/base.py). A transaction that ends unfinished is
+  reported to the stages (abort) before their next event or at the end of the session.
 - Credentials are never logged: AUTH lines bypass the trace. Names a client supplied (SASL user
   names, HELO, addresses) are logged escaped (pymailsrv.log.escape_for_log).
 """
@@ -23,18 +26,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
 from typing import Any
 
 from pymailsrv.auth import sasl
 from pymailsrv.errors import Refusal, TemporaryFailure
 from pymailsrv.log import escape_for_log, get_logger, trace_logger
 from pymailsrv.net.conn import Connection, ConnectionClosed
-from pymailsrv.policy.base import Decision, SmtpState, Stage
-from pymailsrv.queue.base import Recipient
+from pymailsrv.pipeline.base import Event, Origin, Transaction, Verdict
+from pymailsrv.pipeline.message import Message
+from pymailsrv.policy.base import SmtpState
 from pymailsrv.smtp import replies as R
 from pymailsrv.smtp.context import ListenerSpec, Services
 from pymailsrv.smtp.wire import LINE_TOO_LONG, Line, LineBuffer, LineTooLong
+from pymailsrv.types import Recipient
 
 log = get_logger("smtpd")
 debug = logging.getLogger("pymailsrv.smtp")
@@ -46,24 +51,6 @@ PEERNAME_TIMEOUT = 10.0
 # The order Postfix prints command counts in its "disconnect from" line.
 COUNTED = ("helo", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
            "vrfy", "etrn", "quit", "unknown")
-
-
-@dataclass(slots=True)
-class Transaction:
-    """One MAIL FROM .. end of DATA."""
-
-    sender: str
-    recipients: list[Recipient] = field(default_factory=list)
-    smtputf8: bool = False
-    body_type: str = ""
-    ret: str = ""
-    envid: str = ""
-    hold: bool = False
-    discard: bool = False
-    filter: str = ""
-    redirect: str = ""
-    prepend: list[str] = field(default_factory=list)
-    bcc: list[str] = field(default_factory=list)
 
 
 class SmtpConnection(Connection):
@@ -116,8 +103,12 @@ class SmtpSession:
         self.sasl_method = ""
         self.sasl_username = ""
         self.txn: Transaction | None = None
-        self.session_effects: list[tuple[str, str]] = []
-        self.connect_refusal: Decision | None = None
+        # what the pipeline's stages read of the session (pipeline.base.Session), and their state
+        self.origin: Origin = listener.kind
+        self.stage_data: dict[str, Any] = {}
+        self.connect_refusal: Verdict | None = None
+        self._stages_open = False  # the stages saw the connect (and get the close)
+        self._aborted: Transaction | None = None  # to report to the stages before their next event
         self.errors = 0
         self.counts: dict[str, list[int]] = {}
         self.last_command = "CONNECT"
@@ -206,10 +197,10 @@ class SmtpSession:
                 self.reply(R.TOO_MANY_CONNECTIONS.format(host=host, ip=ip))
                 return False
             self._limiter_ip = ip
+        self._stages_open = True
         decision = await self.check("connect")
         if decision.refused:
             self.connect_refusal = decision
-        self.apply_effects(decision)
         self.reply(R.GREETING.format(banner=self.cfg.banner))
         return True
 
@@ -247,6 +238,7 @@ class SmtpSession:
             self._timeout_handle.cancel()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+        await self._end_stages()
 
     def _count_summary(self) -> str:
         parts = []
@@ -421,7 +413,11 @@ class SmtpSession:
         return sasl.offered(self.cfg.plaintext.allows(tls=self.tls_active, remote_ip=self.state.client_address,
                                                       local_ip=self.state.server_address))
 
-    def reset_transaction(self) -> None:
+    def reset_transaction(self, *, aborted: bool = True) -> None:
+        """Forget the transaction; one that ends unfinished (``aborted``) is reported to the
+        stages before their next event."""
+        if aborted and self.txn is not None and self.svc.pipeline.wants("abort"):
+            self._aborted = self.txn
         self.txn = None
         self.state.sender = None
         self.state.recipient = ""
@@ -435,28 +431,31 @@ class SmtpSession:
         self.state.helo_name = ""
         self.reset_transaction()
 
-    async def check(self, stage: Stage) -> Decision:
-        """The restriction engine at ``stage``; reinjected mail skips it (already checked)."""
-        if self.listener.kind == "reinject":
-            return Decision("permit")
-        try:
-            return await self.svc.restrictions.check(stage, self.state)
-        except TemporaryFailure:
-            debug.warning("temporary failure in restrictions at %s", stage, exc_info=True)
-            return Decision("defer", 451, "4.3.0", "Temporary lookup failure")
-        except Exception:
-            log.exception("error: restriction check at %s failed for %s", stage, self.client)
-            return Decision("defer", 451, "4.3.5", "Server configuration error")
+    def check(self, event: Event, txn: Transaction | None = None, rcpt: Recipient | None = None,
+              msg: Message | None = None) -> Awaitable[Verdict]:
+        """The message pipeline's decision at ``event`` (pipeline/runner.py: ``Pipeline.run``)."""
+        if self._aborted is not None:
+            return self._check_after_abort(event, txn, rcpt, msg)
+        return self.svc.pipeline.run(event, self, txn, rcpt, msg)  # no coroutine of our own per event
 
-    def apply_effects(self, decision: Decision) -> None:
-        """HOLD, DISCARD, REDIRECT, FILTER, PREPEND, BCC from access maps (POSTFIX-SEMANTICS §4)."""
-        if not decision.effects:
+    async def _check_after_abort(self, event: Event, txn: Transaction | None, rcpt: Recipient | None,
+                                 msg: Message | None) -> Verdict:
+        await self._report_abort()
+        return await self.svc.pipeline.run(event, self, txn, rcpt, msg)
+
+    async def _report_abort(self) -> None:
+        txn, self._aborted = self._aborted, None
+        if txn is not None:
+            await self.svc.pipeline.abort(self, txn)
+
+    async def _end_stages(self) -> None:
+        """A transaction the client left unfinished is aborted, then the stages hear the close."""
+        if not self._stages_open:
             return
-        if self.txn is None:
-            self.session_effects.extend(decision.effects)
-            return
-        for kind, value in decision.effects:
-            apply_effect(self.txn, kind, value)
+        self.reset_transaction()
+        await self._report_abort()
+        if self.svc.pipeline.wants("close"):
+            await self.svc.pipeline.close(self)
 
     def noqueue_reject(self, command: str, reply: str, recipient: str = "", sender: str | None = None) -> None:
         """Postfix's ``NOQUEUE: reject:`` line for refusals decided here (not by the engine)."""
@@ -495,19 +494,3 @@ class SmtpSession:
         self.state.encryption_cipher = self.tls_cipher
         log.info("Anonymous TLS connection established from %s: %s with cipher %s (%d/%d bits)",
                  self.client, self.tls_version, self.tls_cipher, self.tls_bits, self.tls_bits)
-
-
-def apply_effect(txn: Transaction, kind: str, value: str) -> None:
-    kind = kind.upper()
-    if kind == "HOLD":
-        txn.hold = True
-    elif kind == "DISCARD":
-        txn.discard = True
-    elif kind == "REDIRECT" and value:
-        txn.redirect = value
-    elif kind == "FILTER" and value:
-        txn.filter = value
-    elif kind == "PREPEND" and value:
-        txn.prepend.append(value)
-    elif kind == "BCC" and value and value not in txn.bcc:
-        txn.bcc.append(value)

@@ -84,10 +84,10 @@ async def test_remote_hang_defers_then_sink_delivers(qsettings, clock, directory
 
 async def test_relayhost_and_content_filter(qsettings, clock, directory, dns_server, peer_factory):
     flt = await peer_factory()
-    h, smtp = build(qsettings, clock, directory, dns_server, 25, content_filter=f"smtp:[127.0.0.1]:{0}")
-    h.manager.content_filter = f"smtp:[127.0.0.1]:{flt.port}"
-    async with h:
-        await h.manager.submit(envelope("x@far.test", "alice@example.test"), MSG)
+    h, smtp = build(qsettings, clock, directory, dns_server, 25)
+    async with h:  # the filter as the pipeline's content_filter stage records it in the envelope
+        await h.manager.submit(envelope("x@far.test", "alice@example.test", filter=f"smtp:[127.0.0.1]:{flt.port}"),
+                               MSG)
         await h.manager.wait_idle()
     await smtp.close()
     assert flt.received[0].recipients == ["alice@example.test"]

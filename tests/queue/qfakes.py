@@ -18,6 +18,7 @@ from pymailsrv.delivery.agents import AgentTable
 from pymailsrv.delivery.base import DeliveryResult, Route
 from pymailsrv.delivery.maildir import MaildirAgent
 from pymailsrv.delivery.router import DirectoryRouter
+from pymailsrv.pipeline.runner import EMPTY
 from pymailsrv.queue.base import Envelope, Recipient
 from pymailsrv.queue.manager import QueueManager
 from pymailsrv.queue.spool import FileSpool
@@ -196,7 +197,7 @@ def directory(tmp_path) -> DictDirectory:
 
 
 class Harness:
-    def __init__(self, settings, clock, directory, agents=None, store=None, fast_path=True):
+    def __init__(self, settings, clock, directory, agents=None, store=None, fast_path=True, pipeline=EMPTY):
         self.settings = settings
         self.clock = clock
         self.directory = directory
@@ -206,7 +207,9 @@ class Harness:
         self.maildir = MaildirAgent(settings, directory, self.store)
         self.scripted = agents
         self.agents = agents or AgentTable(self.maildir)
-        self.manager = QueueManager(settings, self.spool, self.router, self.agents, clock, fast_path=fast_path)
+        self.pipeline = pipeline
+        self.manager = QueueManager(settings, self.spool, self.router, self.agents, clock, fast_path=fast_path,
+                                    pipeline=pipeline)
 
     async def __aenter__(self):
         await self.manager.start()
@@ -218,14 +221,15 @@ class Harness:
     async def restart(self):
         await self.manager.stop()
         self.spool = FileSpool(self.settings.get_str("queue_directory"), self.clock)
-        self.manager = QueueManager(self.settings, self.spool, self.router, self.agents, self.clock)
+        self.manager = QueueManager(self.settings, self.spool, self.router, self.agents, self.clock,
+                                    pipeline=self.pipeline)
         await self.manager.start()
 
 
 @pytest.fixture
 def harness(qsettings, clock, directory):
-    def make(agents=None, fast_path=True, **params):
-        return Harness(qsettings(**params), clock, directory, agents, fast_path=fast_path)
+    def make(agents=None, fast_path=True, pipeline=EMPTY, **params):
+        return Harness(qsettings(**params), clock, directory, agents, fast_path=fast_path, pipeline=pipeline)
     return make
 
 

@@ -226,13 +226,16 @@ async def test_flush_retries_now(harness, clock):
 
 
 async def test_content_filter_routes_everything_to_filter(harness):
+    """The filter the pipeline's content_filter stage recorded in the envelope takes every
+    recipient (tests/pipeline/test_stages.py: how the stage chooses it)."""
     agents = ScriptedAgents("sent")
-    async with harness(agents, content_filter="smtp:[127.0.0.1]:10024") as h:
-        await h.manager.submit(envelope("s@x.test", "alice@example.test", "y@remote.test"), MSG)
+    async with harness(agents) as h:
+        flt = "smtp:[127.0.0.1]:10024"
+        await h.manager.submit(envelope("s@x.test", "alice@example.test", "y@remote.test", filter=flt), MSG)
         await h.manager.wait_idle()
         assert agents.calls[0][0] == Route("smtp", "[127.0.0.1]:10024")
         assert agents.calls[0][2] == ["alice@example.test", "y@remote.test"]
-        # re-injected mail skips the filter
+        # re-injected mail skips the filter (the stage records none)
         await h.manager.submit(envelope("s@x.test", "y@remote.test", skip_filter=True), MSG)
         await h.manager.wait_idle()
         assert agents.calls[1][0] == Route("smtp", "remote.test")

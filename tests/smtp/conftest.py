@@ -30,10 +30,13 @@ class MemoryQueue:
         self._ids = itertools.count(0xA0000)
         self.fail = False
 
-    async def submit(self, envelope: Envelope, content: bytes) -> QueueId:
+    def new_queue_id(self) -> QueueId:
+        return QueueId(f"{next(self._ids):X}")
+
+    async def submit(self, envelope: Envelope, content: bytes, *, queue_id: QueueId | None = None) -> QueueId:
         if self.fail:
             raise OSError("disk on fire /secret/path")
-        qid = QueueId(f"{next(self._ids):X}")
+        qid = queue_id or self.new_queue_id()
         (self.dir / qid).write_bytes(content)
         self.messages.append((envelope, content))
         return qid

@@ -19,7 +19,7 @@ PARAMS = (
           "Parallel LMTP deliveries per next hop."),
     Param("default_process_limit", "int", "100", "Parallel deliveries overall."),
     Param("content_filter", "str", "", "transport:destination every message is sent to first "
-          "(e.g. smtp:[127.0.0.1]:10024)."),
+          "(e.g. smtp:[127.0.0.1]:10024); chosen by the content_filter stage of the pipelines."),
     Param("reinject_listen", "listen", "", "Listener that takes mail back from the content filter "
           "(the 127.0.0.1:10025 service of master.cf): like smtpd, only from mynetworks, mail marked "
           "as already filtered; empty = off."),
