@@ -49,7 +49,7 @@ DEMO_USER = f"demo@{DEMO_DOMAIN}"
 # --- serve --------------------------------------------------------------------------------------
 def serve(settings: Settings | None, *, config_path: str, demo: bool = False, worker: str = "") -> int:
     """``pymailsrv serve``; ``worker`` is the internal spec of an SMTP worker process
-    (pymailsrv/workers.py) that the main process starts itself."""
+    (pymailsrv/workers/) that the main process starts itself."""
     if demo:
         config_path, password = prepare_demo()
         settings = Settings.load(config_path)

@@ -29,7 +29,7 @@ class Authenticator(Protocol):
 class SessionCounter(Protocol):
     """Logged-in sessions per (user, client IP) for mail_max_userip_connections. IMAP and POP3
     each have one; with worker processes it is the main process's, asked over the worker channel
-    (pymailsrv/workers.py), so the limit holds across processes."""
+    (pymailsrv/workers/), so the limit holds across processes."""
 
     async def open(self, user: str, ip: str, limit: int) -> bool:
         """Count one more session unless ``limit`` (> 0) are open already; False: not counted."""

@@ -52,7 +52,7 @@ PENDING_TTL = 120.0
 
 class LoginThrottle(Protocol):
     """What the Authenticator asks: a Throttle, or a worker process's proxy to the main
-    process's (one count for every process, pymailsrv/workers.py)."""
+    process's (one count for every process, pymailsrv/workers/)."""
 
     async def admit(self, remote_ip: str, login: str) -> float:
         """``Throttle.attempt``: the seconds to wait before checking, or AuthUnavailable."""

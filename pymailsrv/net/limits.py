@@ -2,7 +2,7 @@
 and connection attempts per time unit. Pure bookkeeping over a Clock; one limiter per service,
 shared by its listeners (SMTP: smtpd_client_connection_count_limit and _rate_limit; IMAP, POP3:
 login_max_ip_connections). With worker processes the main process keeps the limiters and
-counts for every worker (pymailsrv/workers.py).
+counts for every worker (pymailsrv/workers/).
 
 Implementation notes:
 - A client is counted under its address as net.networks reads it, so ``::ffff:192.0.2.7`` and

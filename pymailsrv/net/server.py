@@ -191,7 +191,7 @@ def hold_listening(server: asyncio.Server, backlog: int) -> None:
 
 class Adopter:
     """Serves connections accepted elsewhere: the main process accepts IMAP/POP3 connections and
-    passes each to the worker process with the fewest sessions (pymailsrv/workers.py); a worker
+    passes each to the worker process with the fewest sessions (pymailsrv/workers/); a worker
     serves them here as ``start_server`` would. ``on_end`` is called once per connection, when its
     session ends (or its TLS handshake fails)."""
 
