@@ -19,7 +19,7 @@ from pymailsrv.policy.address import (
 )
 from pymailsrv.policy.base import Decision
 from pymailsrv.policy.context import DUNNO, PERMIT, Ctx, refuse
-from pymailsrv.policy.registry import BUILTINS, Check, Spec, code, simple, with_arg
+from pymailsrv.policy.registry import BUILTINS, BuiltinRestriction, Check, code, simple, with_arg
 from pymailsrv.policy.tables.cidr import parse_ip
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 # --- generic --------------------------------------------------------------------------------------
 
-BUILTINS["warn_if_reject"] = Spec(False, lambda engine, arg: _never)
+BUILTINS["warn_if_reject"] = BuiltinRestriction(False, lambda engine, arg: _never)
 
 
 async def _never(ctx: Ctx) -> Decision:

@@ -1,4 +1,4 @@
-"""The table of built-in restrictions: ``BUILTINS[name] = Spec(takes_arg, make)``.
+"""The table of built-in restrictions: ``BUILTINS[name] = BuiltinRestriction(takes_arg, make)``.
 
 Each entry is compiled once per list position: ``make(engine, arg)`` checks and prepares the
 argument (opens the table, parses the DNSBL zone) and returns the coroutine function that runs
@@ -23,12 +23,12 @@ CheckArg = Callable[["RestrictionEngine", Ctx, object], Awaitable[Decision]]
 
 
 @dataclass(frozen=True, slots=True)
-class Spec:
+class BuiltinRestriction:
     takes_arg: bool
     make: Callable[[RestrictionEngine, str | None], StepFn]
 
 
-BUILTINS: dict[str, Spec] = {}
+BUILTINS: dict[str, BuiltinRestriction] = {}
 
 
 def simple(*names: str) -> Callable[[Check], Check]:
@@ -38,7 +38,7 @@ def simple(*names: str) -> Callable[[Check], Check]:
                 return await fn(engine, ctx)
             return run
         for name in names:
-            BUILTINS[name] = Spec(False, make)
+            BUILTINS[name] = BuiltinRestriction(False, make)
         return fn
     return register
 
@@ -54,7 +54,7 @@ def with_arg(prepare: Callable[[RestrictionEngine, str], object],
                 return await fn(engine, ctx, prepared)
             return run
         for name in names:
-            BUILTINS[name] = Spec(True, make)
+            BUILTINS[name] = BuiltinRestriction(True, make)
         return fn
     return register
 

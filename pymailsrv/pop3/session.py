@@ -83,7 +83,7 @@ Handler = Callable[["Session", Command], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
-class Spec:
+class Pop3Command:
     """One row of the command table: where the command is valid, and what it advertises."""
 
     states: frozenset[State]
@@ -102,7 +102,7 @@ class Stats:
 
 class Session:
     def __init__(self, conn: Connection, options: Pop3Options, services: Pop3Services,
-                 commands: dict[str, Spec]) -> None:
+                 commands: dict[str, Pop3Command]) -> None:
         self.conn = conn
         self.options = options
         self.services = services

@@ -40,7 +40,7 @@ class CorruptFile(Exception):
 
 
 @dataclass(slots=True)
-class Done:
+class FinalStatus:
     """A final result for one (envelope recipient, final address) pair."""
 
     status: str  # sent | bounced
@@ -61,7 +61,7 @@ class QueueFile:
     attempts: int = 0
     next_attempt: float = 0.0
     warned: bool = False
-    done: dict[tuple[int, str], Done] = field(default_factory=dict)
+    done: dict[tuple[int, str], FinalStatus] = field(default_factory=dict)
     last: dict[int, tuple[str, str]] = field(default_factory=dict)  # rcpt index -> (dsn, reason)
     notified: set[tuple[int, str]] = field(default_factory=set)  # bounced keys whose notice is queued
 
@@ -71,7 +71,7 @@ class QueueFile:
             key = (int(record["i"]), str(record["to"]))
             status = str(record["s"])
             if status in ("sent", "bounced"):
-                self.done[key] = Done(status, str(record.get("d", "")), str(record.get("t", "")),
+                self.done[key] = FinalStatus(status, str(record.get("d", "")), str(record.get("t", "")),
                                       str(record.get("relay", "none")))
             else:
                 self.last[key[0]] = (str(record.get("d", "")), str(record.get("t", "")))

@@ -46,7 +46,7 @@ from pymailsrv.log import get_logger
 from pymailsrv.pipeline.base import ACCEPT, LocalSession, Transaction, Verdict
 from pymailsrv.pipeline.message import Message
 from pymailsrv.pipeline.runner import EMPTY, Pipeline, one_line
-from pymailsrv.queue.base import STATES, CorruptFile, Done, Envelope, QueueFile, Recipient, Spool
+from pymailsrv.queue.base import STATES, CorruptFile, Envelope, FinalStatus, QueueFile, Recipient, Spool
 from pymailsrv.queue.bounce import Kind, NoticeInfo, RecipientReport, build_notice, wants_notice
 from pymailsrv.types import QueueId
 
@@ -486,7 +486,7 @@ class QueueManager:
         await self._notify_success(qf, content, sent)
         await self._conclude(qf, content, incomplete)
 
-    async def _plan(self, env: Envelope, done: dict[tuple[int, str], Done]) -> list[tuple[int, str, Route]]:
+    async def _plan(self, env: Envelope, done: dict[tuple[int, str], FinalStatus]) -> list[tuple[int, str, Route]]:
         """(recipient index, final address, route) for everything not yet finished; a final
         address reached through two envelope recipients is delivered once (as Postfix's qmgr)."""
         flt = env.filter

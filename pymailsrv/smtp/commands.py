@@ -1,6 +1,6 @@
 """The SMTP command table (STYLE.md rule 2) and the handlers of the session commands.
 
-``COMMANDS[verb] = Spec(handler, before_tls, policy_gated)``: ``before_tls`` commands are allowed
+``COMMANDS[verb] = SmtpCommand(handler, before_tls, policy_gated)``: ``before_tls`` commands are allowed
 while TLS is required but not yet active (RFC 3207 §4: EHLO, STARTTLS, NOOP, QUIT, RSET);
 ``policy_gated`` commands get the connect-stage refusal when smtpd_delay_reject = no rejected the
 client. EHLO derives its keyword list from what is implemented here.
@@ -30,7 +30,7 @@ Handler = Callable[[SmtpSession, str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
-class Spec:
+class SmtpCommand:
     handler: Handler
     before_tls: bool = False
     policy_gated: bool = False
@@ -273,16 +273,16 @@ async def cmd_starttls(s: SmtpSession, arg: str) -> None:
     log.debug("STARTTLS done for %s", s.client)
 
 
-COMMANDS: dict[str, Spec] = {
-    "HELO": Spec(cmd_helo, before_tls=True),
-    "EHLO": Spec(cmd_ehlo, before_tls=True),
-    "STARTTLS": Spec(cmd_starttls, before_tls=True),
-    "AUTH": Spec(cmd_auth, policy_gated=True),
-    "MAIL": Spec(cmd_mail, policy_gated=True),
-    "RCPT": Spec(cmd_rcpt, policy_gated=True),
-    "DATA": Spec(cmd_data, policy_gated=True),
-    "RSET": Spec(cmd_rset, before_tls=True),
-    "NOOP": Spec(cmd_noop, before_tls=True),
-    "VRFY": Spec(cmd_vrfy, policy_gated=True),
-    "QUIT": Spec(cmd_quit, before_tls=True),
+COMMANDS: dict[str, SmtpCommand] = {
+    "HELO": SmtpCommand(cmd_helo, before_tls=True),
+    "EHLO": SmtpCommand(cmd_ehlo, before_tls=True),
+    "STARTTLS": SmtpCommand(cmd_starttls, before_tls=True),
+    "AUTH": SmtpCommand(cmd_auth, policy_gated=True),
+    "MAIL": SmtpCommand(cmd_mail, policy_gated=True),
+    "RCPT": SmtpCommand(cmd_rcpt, policy_gated=True),
+    "DATA": SmtpCommand(cmd_data, policy_gated=True),
+    "RSET": SmtpCommand(cmd_rset, before_tls=True),
+    "NOOP": SmtpCommand(cmd_noop, before_tls=True),
+    "VRFY": SmtpCommand(cmd_vrfy, policy_gated=True),
+    "QUIT": SmtpCommand(cmd_quit, before_tls=True),
 }

@@ -38,7 +38,7 @@ from pymailsrv.pipeline.message import Message
 from pymailsrv.policy.base import SmtpState
 from pymailsrv.smtp import replies as R
 from pymailsrv.smtp.context import ListenerSpec, Services
-from pymailsrv.smtp.wire import LINE_TOO_LONG, Line, LineBuffer, LineTooLong
+from pymailsrv.smtp.wire import LINE_TOO_LONG, Line, LineBuffer, OverlongLine
 from pymailsrv.types import Recipient
 
 log = get_logger("smtpd")
@@ -349,7 +349,7 @@ class SmtpSession:
             self._reset_timeout()
         return data
 
-    async def next_line(self) -> Line | LineTooLong | None:
+    async def next_line(self) -> Line | OverlongLine | None:
         while True:
             item = self.lines.next_line()
             if item is not None:

@@ -22,13 +22,13 @@ from enum import Enum
 CRLF = b"\r\n"
 
 
-class LineTooLong(Enum):
+class OverlongLine(Enum):
     """Returned by LineBuffer.next_line when a line exceeded the limit (it has been skipped)."""
 
     TOKEN = 0
 
 
-LINE_TOO_LONG = LineTooLong.TOKEN
+LINE_TOO_LONG = OverlongLine.TOKEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ class LineBuffer:
         self._too_long = True
         self._buf += data[lf + 1:]
 
-    def next_line(self) -> Line | LineTooLong | None:
+    def next_line(self) -> Line | OverlongLine | None:
         """A complete line, LINE_TOO_LONG, or None when more input is needed."""
         if self._too_long:
             self._too_long = False
