@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NewType
+from typing import NewType, Protocol
 
 QueueId = NewType("QueueId", str)
 
@@ -39,3 +39,11 @@ class Account:
     @property
     def domain(self) -> str:
         return self.username.rpartition("@")[2]
+
+
+class LookupTable(Protocol):
+    """A Postfix ``type:name`` table (policy/tables opens them; delivery and policy look up in
+    them). Keys are matched as Postfix does for the type (exact, case-folded for texthash/hash;
+    first match for cidr/regexp)."""
+
+    async def get(self, key: str) -> str | None: ...

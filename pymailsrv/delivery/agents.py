@@ -6,11 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from pymailsrv.delivery.base import DeliveryResult, DsnOptions, Outcome, Route
-
-
-class Transport(Protocol):
-    async def deliver(self, sender: str, recipients: Sequence[str], content: bytes) -> list[DeliveryResult]: ...
+from pymailsrv.delivery.base import DeliveryResult, DsnOptions, Outcome, Route, Transport
 
 
 class NextHopTransport(Protocol):

@@ -11,21 +11,15 @@ agent), the relayhost, or the domain itself by MX.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 from pymailsrv.config.settings import Settings
 from pymailsrv.db.base import Directory
 from pymailsrv.delivery.base import Route
+from pymailsrv.types import LookupTable
 
 UNKNOWN_USER = "5.1.1 User unknown in virtual mailbox table"
 UNKNOWN_LOCAL = "5.1.1 User unknown in local recipient table"
 MAX_ALIAS_DEPTH = 100
-
-
-class Table(Protocol):
-    """A lookup table (structurally the policy package's LookupTable)."""
-
-    async def get(self, key: str) -> str | None: ...
 
 
 def parse_transport(value: str, domain: str) -> Route:
@@ -48,8 +42,8 @@ def parse_transport(value: str, domain: str) -> Route:
 class DirectoryRouter:
     """Implements ``delivery.base.Router``."""
 
-    def __init__(self, settings: Settings, directory: Directory, transport_tables: Sequence[Table] = (),
-                 alias_tables: Sequence[Table] = ()) -> None:
+    def __init__(self, settings: Settings, directory: Directory, transport_tables: Sequence[LookupTable] = (),
+                 alias_tables: Sequence[LookupTable] = ()) -> None:
         self.directory = directory
         self.tables = list(transport_tables)
         # virtual_alias_maps beyond the database (regexp:, hash: …), consulted before it

@@ -5,14 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from pymailsrv.types import LookupTable as LookupTable  # the tables' interface, for policy's users
+
 Stage = Literal["connect", "helo", "mail", "rcpt", "data", "end_of_data"]
-
-
-class LookupTable(Protocol):
-    """A Postfix ``type:name`` table. Keys are matched as Postfix does for the type (exact,
-    case-folded for texthash/hash; first match for cidr/regexp)."""
-
-    async def get(self, key: str) -> str | None: ...
 
 
 @dataclass(slots=True)
