@@ -96,3 +96,51 @@ def test_list_pattern_takes_every_atom_char(raw) -> None:  # type: ignore[no-unt
     c.send("b SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}")
     c.expect("b NO *")
     _ok(c, "c", 'LIST "" ~foo')
+
+
+# --- ENVELOPE ------------------------------------------------------------------------------------
+
+def test_envelope_keeps_display_names_groups_and_routes(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    _deliver(imap, "Date: Thu, 15 Feb 2007 01:02:03 +0200\n"
+                   "From: user@domain (Real Name)\n"
+                   "Sender: =?utf-8?q?J=C3=B6rg?= <j@x.test>\n"
+                   "Reply-To: <@route1,@route2:user@domain>\n"
+                   "To: group: g1@d1.org, \"Quoted, Name\" <g2@d2.org>;, group2: g3@d3.org (c (nested));\n"
+                   "Cc: empty:;, other: (just a comment) ;\n\nbody\n")
+    c = _session(raw, "INBOX")
+    assert _one(c, "f", "FETCH 1 ENVELOPE") == (
+        '* 1 FETCH (ENVELOPE ("Thu, 15 Feb 2007 01:02:03 +0200" NIL '
+        '(("Real Name" NIL "user" "domain")) (("=?utf-8?q?J=C3=B6rg?=" NIL "j" "x.test")) '
+        '((NIL "@route1,@route2" "user" "domain")) '
+        '((NIL NIL "group" NIL)(NIL NIL "g1" "d1.org")("Quoted, Name" NIL "g2" "d2.org")(NIL NIL NIL NIL)'
+        '(NIL NIL "group2" NIL)("c (nested)" NIL "g3" "d3.org")(NIL NIL NIL NIL)) '
+        '((NIL NIL "empty" NIL)(NIL NIL NIL NIL)(NIL NIL "other" NIL)(NIL NIL NIL NIL)) NIL NIL NIL))')
+
+
+# --- SEARCH --------------------------------------------------------------------------------------
+
+def test_search_address_keys_match_whole_addresses(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    _deliver(imap,
+             "From: user-from@domain.org\nTo: user-to@domain.org\n\n1\n",
+             "From: RealFrom <user-from@domain.org>\nTo: RealTo <user-to@domain.org>\n\n2\n",
+             "From: <user-from (comment)@ (comment) domain.org>\n\n3\n",
+             "From: user-from@domain.org (RealFrom)\nCc: =?utf-8?q?J=C3=B6rg?= <j@x.test>\n\n4\n",
+             "From: a@b.test\nTo: groupname: groupuser1@domain.org,\n groupuser2@domain.org;, other:;\n\n5\n")
+    c = _session(raw, "INBOX")
+    checks = {"FROM user-from@domain.org": "1 2 3 4", "FROM realfrom": "2 4", "FROM ealfro": "2 4",
+              "TO realto": "2", "TO user-to@domain.org": "1 2", "CC {5+}\r\njörg": "4", "CC \"Jörg <j@x\"": "4",
+              "TO groupname": "5", "TO groupuser2": "5", "TO other": "5", "TO groupuser3": "",
+              "FROM comment": "", "HEADER FROM comment": "3", "TO \"\"": "1 2 5"}
+    for i, (key, want) in enumerate(checks.items()):
+        assert _one(c, f"q{i}", f"SEARCH CHARSET UTF-8 {key}") == ("* SEARCH " + want).rstrip(), key
+
+
+def test_sent_date_keys_use_the_date_headers_own_day(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    for date in ("Sat, 24 Mar 2007 23:00:00 +0200", "Sun, 25 Mar 2007 00:00:00 +0200",
+                 "Sun, 25 Mar 2007 23:00:00 +0300", "Mon, 26 Mar 2007 00:00:00 -1100"):
+        _deliver(imap, f"From: a@b.test\nDate: {date}\n\nbody\n")
+    c = _session(raw, "INBOX")
+    checks = {"SENTBEFORE 25-Mar-2007": "1", "SENTON 25-Mar-2007": "2 3", "SENTSINCE 25-Mar-2007": "2 3 4",
+              "SENTON 26-Mar-2007": "4", "NOT SENTON 25-Mar-2007": "1 4", "SENTBEFORE 24-Mar-2007": ""}
+    for i, (key, want) in enumerate(checks.items()):
+        assert _one(c, f"q{i}", f"SEARCH {key}") == ("* SEARCH " + want).rstrip(), key

@@ -12,7 +12,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from pymailsrv.errors import ClientSyntaxError, Refusal
-from pymailsrv.imap import mime, threads, wire
+from pymailsrv.imap import addresses, mime, threads, wire
 from pymailsrv.imap.commands.base import Done
 from pymailsrv.imap.commands.fetch import Loaded
 from pymailsrv.imap.grammar import Command, SearchArgs
@@ -46,8 +46,15 @@ class Cand:
         assert self.root is not None
         return [mime.decode_header_value(v) for v in self.root.get_all(name.lower().encode("ascii", "replace"))]
 
+    def addresses(self, name: str) -> list[str]:
+        assert self.root is not None
+        return [mime.address_text(v) for v in self.root.get_all(name.lower().encode("ascii", "replace"))]
+
     def sent_date(self) -> float | None:
         return mime.sent_date(self.root) if self.root is not None else None
+
+    def sent_day(self) -> float | None:
+        return mime.sent_day(self.root) if self.root is not None else None
 
     def body_text(self) -> str:
         if self._text is None:
@@ -165,8 +172,7 @@ def _first_mailbox(c: Cand, field: str) -> str:
     value = c.root.get(field.lower().encode())
     if value is None:
         return ""
-    addrs = mime.parse_address_list(value.replace(b"\r\n", b""))
-    for _name, _route, mbox, _host in addrs:
+    for _name, _route, mbox, _host in addresses.parse(value.replace(b"\r\n", b"")):
         if mbox:
             return mbox.decode("utf-8", "replace").casefold()
     return ""
