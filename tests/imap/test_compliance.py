@@ -144,3 +144,32 @@ def test_sent_date_keys_use_the_date_headers_own_day(imap, raw) -> None:  # type
               "SENTON 26-Mar-2007": "4", "NOT SENTON 25-Mar-2007": "1 4", "SENTBEFORE 24-Mar-2007": ""}
     for i, (key, want) in enumerate(checks.items()):
         assert _one(c, f"q{i}", f"SEARCH {key}") == ("* SEARCH " + want).rstrip(), key
+
+
+# --- SORT / THREAD -------------------------------------------------------------------------------
+
+def test_sort_subject_uses_the_base_subject(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    subjects = ["a", "C", "b", "_", "[foo] Fwd: [bar] Re: fw: b (fWd)  (fwd)", "b (a)", "Re: [FWD: c]",
+                "[xyz]", None, "=?iso-8859-1?q?_?=", "Re: =?utf-8?q?b?=", "=?iso-8859-1?q?RE:_C?=",
+                "=?us-ascii?b?UmU6IGM=?=", "Ad: Re: Ad: Re: Ad: x", "re: [fwd: [fwd: re: [fwd: babylon]]]"]
+    for n, subject in enumerate(subjects, 1):
+        _deliver(imap, f"From: a@b.test\nMessage-ID: <{n}@x>\n" + (f"Subject: {subject}\n" if subject else "")
+                 + f"\n{'x' * 100 * n}\n")  # sizes grow with n
+    c = _session(raw, "INBOX")
+    assert _one(c, "a", "SORT (SUBJECT) US-ASCII ALL") == "* SORT 9 10 1 14 3 5 11 6 15 2 7 12 13 8 4"
+    assert _one(c, "b", "SORT (REVERSE SUBJECT) US-ASCII ALL") == "* SORT 4 8 2 7 12 13 15 6 3 5 11 14 1 9 10"
+    assert _one(c, "c", "SORT (SUBJECT REVERSE SIZE) US-ASCII ALL") == "* SORT 10 9 1 14 11 5 3 6 15 13 12 7 2 8 4"
+
+
+def test_thread_references_puts_a_reply_under_its_subject(imap, raw) -> None:  # type: ignore[no-untyped-def]
+    _deliver(imap,
+             "Message-Id: <a@b>\nSubject: foo\nDate: Fri, 22 Feb 2008 15:06:23 +0000\n\nbody\n",
+             "Message-Id: <a@b>\nSubject: Re: foo\nDate: Fri, 22 Feb 2008 15:06:24 +0000\n\nbody\n",
+             "Message-Id: <c@b>\nReferences: <missing@b>\nSubject: Re: foo\n"
+             "Date: Fri, 22 Feb 2008 15:06:25 +0000\n\nbody\n",
+             "Message-Id: <d@b>\nSubject: bar\nDate: Fri, 22 Feb 2008 15:06:26 +0000\n\nbody\n",
+             "Message-Id: <e@b>\nSubject: bar\nDate: Fri, 22 Feb 2008 15:06:27 +0000\n\nbody\n")
+    c = _session(raw, "INBOX")
+    # two replies (one a duplicate Message-ID, one under a missing parent) join "foo"; two
+    # messages of the same subject, neither a reply, become siblings under a dummy
+    assert _one(c, "t", "THREAD REFERENCES US-ASCII ALL") == "* THREAD (1 (2)(3))((4)(5))"

@@ -173,8 +173,8 @@ def _first_mailbox(c: Cand, field: str) -> str:
     if value is None:
         return ""
     for _name, _route, mbox, _host in addresses.parse(value.replace(b"\r\n", b"")):
-        if mbox:
-            return mbox.decode("utf-8", "replace").casefold()
+        if mbox:  # a group's name too, as its envelope structure reads (as Dovecot sorts)
+            return mbox.decode("utf-8", "replace").upper()  # i;ascii-casemap (RFC 5256 §3)
     return ""
 
 
@@ -188,7 +188,7 @@ def _sort_value(c: Cand, key: str) -> Any:
         return sent if sent is not None else c.internal_date
     if key == "SUBJECT":
         subj = c.header("Subject")
-        return threads.base_subject(subj[0]) if subj else ""
+        return threads.base_subject(subj[0])[0] if subj else ""
     return _first_mailbox(c, key)
 
 
@@ -222,12 +222,12 @@ async def thread(srv: object, s: Session, cmd: Command) -> Done:
     msgs = []
     for c in hits:
         subj = c.header("Subject")
+        base, reply = threads.base_subject(subj[0]) if subj else ("", False)
         mid = threads.message_ids(_raw(c, "message-id"))
         refs = threads.message_ids(_raw(c, "references")) or threads.message_ids(_raw(c, "in-reply-to"))[:1]
         sent = c.sent_date()
         msgs.append(threads.ThreadMsg(c.uid if cmd.uid else c.seq, sent if sent is not None else c.internal_date,
-                                      threads.base_subject(subj[0]) if subj else "",
-                                      mid[0] if mid else "", refs))
+                                      base, mid[0] if mid else "", refs, reply))
     fn = threads.references if a.algorithm == "REFERENCES" else threads.ordered_subject
     s.untagged("THREAD " + fn(msgs) if msgs else "THREAD")
     return Done("Thread completed.")
