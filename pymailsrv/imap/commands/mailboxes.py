@@ -124,7 +124,8 @@ async def list_(srv: ImapServer, s: Session, cmd: Command) -> Done:
         s.untagged(f'LIST (\\Noselect) "{SEP}" ""')
         return Done("List completed.")
     folders = await srv.store.list_folders(_account(s))
-    subscribed = await srv.store.subscriptions(_account(s))
+    wanted = "SUBSCRIBED" in a.select or "SUBSCRIBED" in a.ret
+    subscribed = await srv.store.subscriptions(_account(s)) if wanted else []
     for e in listing.list_entries(folders, subscribed, _patterns(a), a.select, a.ret):
         s.untagged(_list_line("LIST", e))
         if "STATUS" in a.ret and e.selectable:
