@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import calendar
 import email.errors
 import email.header
 import email.utils
@@ -22,6 +23,7 @@ import quopri
 import re
 from dataclasses import dataclass, field
 
+from pymailsrv.imap import addresses
 from pymailsrv.imap.grammar import Section
 from pymailsrv.imap.wire import nstring, string
 from pymailsrv.message.lines import body_start
@@ -232,102 +234,15 @@ def envelope(msg: Part) -> bytes:
 def _addresses(value: bytes | None) -> bytes:
     if value is None:
         return b"NIL"
-    addrs = parse_address_list(_unfold(value) or b"")
+    addrs = addresses.parse(_unfold(value) or b"")
     if not addrs:
         return b"NIL"
     out = []
     for name, route, mailbox, host in addrs:
+        if host is not None:  # a NIL host would mean a group marker: Dovecot's placeholders instead
+            mailbox, host = mailbox or b"MISSING_MAILBOX", host or b"MISSING_DOMAIN"
         out.append(b"(" + b" ".join([nstring(name), nstring(route), nstring(mailbox), nstring(host)]) + b")")
     return b"(" + b"".join(out) + b")"
-
-
-Addr = tuple[bytes | None, bytes | None, bytes | None, bytes | None]
-_TOKEN_RE = re.compile(rb'"(?:[^"\\]|\\.)*"?|\((?:[^()\\]|\\.)*\)?|[<>@,;:]|[^\s"<>@,;:()]+|\s+')
-
-
-def parse_address_list(text: bytes) -> list[Addr]:
-    """Addresses and groups of an address header as IMAP address structures."""
-    tokens = [t for t in _TOKEN_RE.findall(text) if not t.isspace() and not t.startswith(b"(")]
-    result: list[Addr] = []
-    i = 0
-    while i < len(tokens) and len(result) < 1000:
-        # a group "name: a, b;" or one mailbox, up to the next top-level comma
-        j = i
-        while j < len(tokens) and tokens[j] not in (b",", b":", b"<"):
-            j += 1
-        if j < len(tokens) and tokens[j] == b":":
-            result.append((None, None, _phrase(tokens[i:j]) or b"", None))
-            i = j + 1
-            while i < len(tokens) and tokens[i] != b";":
-                k = _mailbox_end(tokens, i, group=True)
-                addr = _mailbox(tokens[i:k])
-                if addr:
-                    result.append(addr)
-                i = k + 1 if k < len(tokens) and tokens[k] == b"," else k
-            result.append((None, None, None, None))
-            i += 1
-            while i < len(tokens) and tokens[i] == b",":
-                i += 1
-            continue
-        k = _mailbox_end(tokens, i, group=False)
-        addr = _mailbox(tokens[i:k])
-        if addr:
-            result.append(addr)
-        i = k + 1
-    return result
-
-
-def _mailbox_end(tokens: list[bytes], i: int, group: bool) -> int:
-    depth = 0
-    while i < len(tokens):
-        t = tokens[i]
-        if t == b"<":
-            depth += 1
-        elif t == b">":
-            depth = max(0, depth - 1)
-        elif depth == 0 and (t == b"," or (group and t == b";")):
-            return i
-        i += 1
-    return i
-
-
-def _phrase(tokens: list[bytes]) -> bytes | None:
-    words = [t[1:-1].replace(b'\\"', b'"').replace(b"\\\\", b"\\") if t.startswith(b'"') else t for t in tokens]
-    text = b" ".join(w for w in words if w)
-    return text or None
-
-
-def _mailbox(tokens: list[bytes]) -> Addr | None:
-    if not tokens:
-        return None
-    if b"<" in tokens:
-        lt = tokens.index(b"<")
-        gt = tokens.index(b">", lt) if b">" in tokens[lt:] else len(tokens)
-        name = _phrase(tokens[:lt])
-        spec = tokens[lt + 1: gt]
-        route = None
-        if b":" in spec:  # obsolete source route <@a,@b:user@host>
-            colon = spec.index(b":")
-            route = b"".join(spec[:colon]) or None
-            spec = spec[colon + 1:]
-    else:
-        name, spec, route = None, tokens, None
-    if b"@" in spec:
-        at = len(spec) - 1 - spec[::-1].index(b"@")
-        local = b"".join(_unquote(t) for t in spec[:at])
-        host = b"".join(spec[at + 1:])
-    else:
-        local, host = b"".join(_unquote(t) for t in spec), b""
-    if not local and not host and name is None:
-        return None
-    # a NIL host would mean "group start" (RFC 3501 §7.4.2); Dovecot's placeholders instead
-    return (name, route, local or b"MISSING_MAILBOX", host or b"MISSING_DOMAIN")
-
-
-def _unquote(token: bytes) -> bytes:
-    if token.startswith(b'"'):
-        return re.sub(rb"\\(.)", rb"\1", token[1:-1] if token.endswith(b'"') and len(token) > 1 else token[1:])
-    return token
 
 
 # --- BODYSTRUCTURE ----------------------------------------------------------------------------
@@ -462,17 +377,51 @@ def decode_header_value(value: bytes) -> str:
         return text
 
 
-def sent_date(msg: Part) -> float | None:
+def address_text(value: bytes) -> str:
+    """An address header as SEARCH FROM/TO/CC/BCC match it: every address as ``Name <route:
+    user@host>`` (names decoded, comments and folding gone), groups as ``group: …;``."""
+    out, sep = "", ""
+    for name, route, mailbox, host in addresses.parse(_unfold(value) or b""):
+        if host is None:  # a group's start or end
+            out, sep = (out + ";", ", ") if mailbox is None else (out + sep + decode_header_value(mailbox) + ":", " ")
+            continue
+        spec = ((route + b":" if route else b"") + (mailbox or b"") + (b"@" + host if host else b"")).decode(
+            "utf-8", "replace")
+        out, sep = out + sep + (f"{decode_header_value(name)} <{spec}>" if name else spec), ", "
+    return out
+
+
+def _date_tuple(msg: Part) -> tuple[int, int, int, int, int, int, int, int, int, int | None] | None:
     value = msg.get(b"date")
     if value is None:
         return None
     try:
-        dt = email.utils.parsedate_to_datetime(value.decode("ascii", "replace"))
+        return email.utils.parsedate_tz(value.decode("ascii", "replace"))
     except (TypeError, ValueError, IndexError):
         return None
-    if dt is None:
+
+
+def sent_date(msg: Part) -> float | None:
+    """The Date: header as a timestamp (UTC), for SORT and THREAD (RFC 5256 §2.2)."""
+    t = _date_tuple(msg)
+    if t is None:
         return None
-    return dt.timestamp()
+    try:
+        return float(email.utils.mktime_tz(t))
+    except (OverflowError, ValueError):
+        return None
+
+
+def sent_day(msg: Part) -> float | None:
+    """Midnight UTC of the Date: header's day in its own timezone: SENTBEFORE/SENTON/SENTSINCE
+    disregard the time and the timezone (RFC 3501 §6.4.4)."""
+    t = _date_tuple(msg)
+    if t is None:
+        return None
+    try:
+        return float(calendar.timegm((t[0], t[1], t[2], 0, 0, 0, 0, 0, 0)))
+    except (OverflowError, ValueError):
+        return None
 
 
 def decoded_body(part: Part) -> bytes:

@@ -18,15 +18,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class SearchKey:
-    op: str  # AND, OR, NOT, ALL, FLAG, NOFLAG, NEW, OLD, RECENT, HEADER, BODY, TEXT, SEQ, UID,
-    #          LARGER, SMALLER, BEFORE, ON, SINCE, SENTBEFORE, SENTON, SENTSINCE, MODSEQ
+    op: str  # AND, OR, NOT, ALL, FLAG, NOFLAG, NEW, OLD, RECENT, HEADER, ADDRESS, BODY, TEXT, SEQ,
+    #          UID, LARGER, SMALLER, BEFORE, ON, SINCE, SENTBEFORE, SENTON, SENTSINCE, MODSEQ
     arg: Any = None
     children: tuple[SearchKey, ...] = ()
 
 
 _FLAG_KEYS = {"ANSWERED": "\\Answered", "DELETED": "\\Deleted", "DRAFT": "\\Draft",
               "FLAGGED": "\\Flagged", "SEEN": "\\Seen"}
-_HEADER_KEYS = {"BCC", "CC", "FROM", "SUBJECT", "TO"}
+_ADDRESS_KEYS = {"BCC", "CC", "FROM", "TO"}
 _DATE_KEYS = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
 MAX_KEYS = 1000
 
@@ -62,7 +62,10 @@ def _key(r: Reader, count: list[int]) -> SearchKey:
     if name in ("KEYWORD", "UNKEYWORD"):
         r.sp()
         return SearchKey("FLAG" if name == "KEYWORD" else "NOFLAG", r.flag())
-    if name in _HEADER_KEYS:
+    if name in _ADDRESS_KEYS:
+        r.sp()
+        return SearchKey("ADDRESS", (name, r.astring()))
+    if name == "SUBJECT":
         r.sp()
         return SearchKey("HEADER", (name, r.astring()))
     if name == "HEADER":
@@ -117,7 +120,13 @@ class Candidate(Protocol):
         """Decoded values (encoded words decoded) of every header line named ``name``."""
         ...
 
-    def sent_date(self) -> float | None: ...
+    def addresses(self, name: str) -> list[str]:
+        """Every header line named ``name`` as its addresses (``Name <user@host>``, decoded)."""
+        ...
+
+    def sent_day(self) -> float | None:
+        """Midnight UTC of the Date: header's own calendar day."""
+        ...
 
     def body_text(self) -> str:
         """The decoded text of the body parts (transfer encodings undone)."""
@@ -127,7 +136,7 @@ class Candidate(Protocol):
 
 
 def needs_content(key: SearchKey) -> bool:
-    if key.op in ("HEADER", "BODY", "TEXT", "SENTBEFORE", "SENTON", "SENTSINCE"):
+    if key.op in ("HEADER", "ADDRESS", "BODY", "TEXT", "SENTBEFORE", "SENTON", "SENTSINCE"):
         return True
     return any(needs_content(c) for c in key.children)
 
@@ -182,14 +191,13 @@ def matches(key: SearchKey, m: Candidate, max_seq: int, max_uid: int) -> bool:
     if op in ("BEFORE", "ON", "SINCE"):
         return _cmp_day(op, _day(m.internal_date), key.arg)
     if op in ("SENTBEFORE", "SENTON", "SENTSINCE"):
-        sent = m.sent_date()
-        if sent is None:
-            sent = m.internal_date
-        return _cmp_day(op[4:], _day(sent), key.arg)
-    if op == "HEADER":
+        day = m.sent_day()
+        return _cmp_day(op[4:], _day(m.internal_date) if day is None else day, key.arg)
+    if op in ("HEADER", "ADDRESS"):
         field, value = key.arg
         needle = _needle(value)
-        values = m.header(field)
+        # RFC 3501 §6.4.4: FROM, TO, CC, BCC match the envelope's addresses, names included
+        values = m.header(field) if op == "HEADER" else m.addresses(field)
         if not needle:
             return bool(values)
         return any(needle in v.casefold() for v in values)

@@ -15,15 +15,22 @@ _FWD = re.compile(r"\A\[fwd:(.*)\]\Z", re.I)
 _MSGID = re.compile(r"<[^<>\s]+>")
 
 
-def base_subject(subject: str) -> str:
-    """RFC 5256 §2.1 base subject (subject already decoded to Unicode)."""
+def base_subject(subject: str) -> tuple[str, bool]:
+    """RFC 5256 §2.1 base subject of a subject already decoded to Unicode, upper-cased for
+    comparison (its collation maps case), and whether the subject was a reply or forward (a
+    ``Re:``/``Fwd:`` leader, a ``(fwd)`` trailer or a ``[fwd: …]`` wrapper was removed)."""
     s = _WS.sub(" ", subject).strip()
+    reply = False
     while True:
         prev = s
-        s = _TRAILER.sub("", s)
+        trailer = _TRAILER.search(s)
+        if trailer:
+            reply = reply or "(fwd)" in trailer.group().lower()
+            s = s[: trailer.start()]
         while True:
             before = s
-            s = _LEADER.sub("", s)
+            s, leaders = _LEADER.subn("", s)
+            reply = reply or leaders > 0
             m = _BLOB_LEADER.match(s)
             if m and s[m.end():].strip():
                 s = s[m.end():]
@@ -32,9 +39,10 @@ def base_subject(subject: str) -> str:
         m = _FWD.match(s)
         if m:
             s = m.group(1).strip()
+            reply = True
         if s == prev:
             break
-    return s.casefold()
+    return s.upper(), reply
 
 
 def message_ids(value: str | None) -> list[str]:
@@ -48,6 +56,7 @@ class ThreadMsg:
     subject: str  # base subject
     msgid: str
     refs: list[str]
+    reply: bool = False  # the subject was a reply or forward (base_subject)
 
 
 @dataclass(eq=False)
@@ -167,35 +176,44 @@ def _prune(nodes: list[_Node], top: bool) -> list[_Node]:
     return out
 
 
-def _subject_of(n: _Node) -> tuple[str, bool]:
+def _thread_subject(n: _Node) -> str:
+    """The subject of a thread: its message's, or its first child's for a dummy (§2.2 step 5)."""
     if n.msg is not None:
-        return n.msg.subject, False
+        return n.msg.subject
     kids = sorted(n.children, key=lambda c: (c.date(), c.first_num()))
-    return (kids[0].msg.subject if kids and kids[0].msg else ""), False
+    return kids[0].msg.subject if kids and kids[0].msg else ""
 
 
 def _group_subjects(roots: list[_Node]) -> list[_Node]:
-    by_subject: dict[str, _Node] = {}
+    """RFC 5256 §2.2 step 5: gather the threads with the same base subject."""
+    roots = sorted(roots, key=lambda n: (n.date(), n.first_num()))
+    table: dict[str, _Node] = {}
+    for r in roots:  # 5.B: one thread per subject, preferring a dummy, then a non-reply
+        subj = _thread_subject(r)
+        held = table.get(subj)
+        if subj and (held is None or (held.msg is not None and (
+                r.msg is None or (held.msg.reply and not r.msg.reply)))):
+            table[subj] = r
     out: list[_Node] = []
-    for r in sorted(roots, key=lambda n: (n.date(), n.first_num())):
-        subj, _ = _subject_of(r)
-        if not subj:
+    for r in roots:  # 5.C: merge the others into it
+        held = table.get(_thread_subject(r))
+        if r.parent is not None:
+            continue  # merged into a dummy already
+        if held is None or held is r:
             out.append(r)
-            continue
-        first = by_subject.get(subj)
-        if first is None:
-            by_subject[subj] = r
-            out.append(r)
-            continue
-        if first.msg is None:
-            first.children.append(r)
-            r.parent = first
+        elif held.msg is None and r.msg is None:
+            for c in r.children:
+                c.parent = held
+            held.children.extend(r.children)
+        elif held.msg is None or (r.msg is not None and r.msg.reply and not held.msg.reply):
+            r.parent = held
+            held.children.append(r)
         else:
-            dummy = _Node()
-            idx = out.index(first)
-            out[idx] = dummy
-            for c in (first, r):
-                c.parent = dummy
-                dummy.children.append(c)
-            by_subject[subj] = dummy
+            dummy = _Node(children=[held, r])
+            held.parent = r.parent = dummy
+            table[_thread_subject(r)] = dummy
+            if held in out:
+                out[out.index(held)] = dummy
+            else:
+                out.append(dummy)
     return out

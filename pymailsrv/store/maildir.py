@@ -440,6 +440,9 @@ class MaildirStore:
 
         await asyncio.to_thread(update)
 
+    async def subscriptions(self, account: Account) -> list[str]:
+        return await asyncio.to_thread(self._read_subs, self.root(account))
+
     async def status(self, account: Account, name: str) -> FolderStatus:
         name = names.normalize(name)
         path = self.folder_path(account, name)

@@ -183,6 +183,9 @@ class MemoryStore:
         else:
             acct.subscribed.discard(name)
 
+    async def subscriptions(self, account: Account) -> list[str]:
+        return sorted(self._account(account).subscribed)
+
     async def status(self, account: Account, name: str) -> FolderStatus:
         _, folder = self._folder(account, name)
         infos = [m.info for m in folder.msgs.values()]

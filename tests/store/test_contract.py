@@ -308,6 +308,17 @@ async def test_subscriptions(store, account: Account) -> None:
     assert "Lists" not in subs
 
 
+async def test_subscription_outlives_its_folder(store, account: Account) -> None:
+    await store.create_folder(account, "Gone")
+    await store.set_subscribed(account, "Gone", True)
+    await store.set_subscribed(account, "Never.Made", True)
+    await store.delete_folder(account, "Gone")
+    assert {"Gone", "Never.Made"} <= set(await store.subscriptions(account))
+    assert "Gone" not in {f.name for f in await store.list_folders(account)}
+    await store.set_subscribed(account, "Gone", False)
+    assert "Gone" not in await store.subscriptions(account)
+
+
 async def test_status(store, account: Account) -> None:
     for _ in range(3):
         await store.deliver(account, MSG)

@@ -7,13 +7,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from pymailsrv import mutf7 as utf7
 from pymailsrv.errors import ClientSyntaxError, Refusal
-from pymailsrv.imap import wire
+from pymailsrv.imap import listing, wire
 from pymailsrv.imap.commands.base import Done, mailbox_name, wire_name
 from pymailsrv.imap.grammar import AppendArgs, Command, ListArgs
 from pymailsrv.imap.session import AUTH, SELECTED
-from pymailsrv.store.base import RECENT, FolderExists, FolderInfo, FolderNotFound, FolderStatus, MailboxGone
+from pymailsrv.store.base import RECENT, FolderExists, FolderNotFound, FolderStatus, MailboxGone
 
 if TYPE_CHECKING:
     from pymailsrv.imap.server import ImapServer
@@ -115,72 +114,47 @@ async def subscribe(srv: ImapServer, s: Session, cmd: Command) -> Done:
     return Done(cmd.name.capitalize() + " completed.")
 
 
-def _pattern(ref: bytes, pat: bytes) -> re.Pattern[str]:
-    try:
-        text = utf7.decode(ref) + utf7.decode(pat)
-    except (utf7.Utf7Error, UnicodeDecodeError) as exc:
-        raise ClientSyntaxError("Invalid mailbox pattern") from exc
-    if text[:5].upper() == "INBOX" and (len(text) == 5 or text[5] in SEP + "*%"):
-        text = "INBOX" + text[5:]
-    rx = "".join(".*" if c == "*" else "[^.]*" if c == "%" else re.escape(c) for c in text)
-    return re.compile(rx + r"\Z", re.DOTALL)
+def _list_line(kind: str, e: listing.Entry) -> bytes:
+    line = (f"{kind} (" + " ".join(e.attrs) + f') "{SEP}" ').encode() + wire.string(wire_name(e.name))
+    if e.childinfo:  # RFC 5258 §3.5
+        line += b' ("CHILDINFO" (' + b" ".join(b'"%s"' % c.encode() for c in e.childinfo) + b"))"
+    return line
 
 
-def _attrs(f: FolderInfo, subscribed_attr: bool) -> list[str]:
-    attrs = ["\\HasChildren" if f.has_children else "\\HasNoChildren"]
-    if not f.selectable:
-        attrs.insert(0, "\\Noselect")
-    if f.special_use:
-        attrs.append(f.special_use)
-    if subscribed_attr and f.subscribed:
-        attrs.append("\\Subscribed")
-    return attrs
-
-
-def _list_line(kind: str, attrs: list[str], name: str) -> bytes:
-    return (f"{kind} (" + " ".join(attrs) + f') "{SEP}" ').encode() + wire.string(wire_name(name))
+def _patterns(a: ListArgs) -> list[re.Pattern[str]]:
+    return [rx for rx in (listing.pattern(a.ref, p) for p in a.patterns) if rx is not None]
 
 
 async def list_(srv: ImapServer, s: Session, cmd: Command) -> Done:
     a: ListArgs = cmd.args
+    problem = listing.check_options(a.select, a.ret)
+    if problem:
+        raise ClientSyntaxError(problem)
     if a.patterns == (b"",):
         s.untagged(f'LIST (\\Noselect) "{SEP}" ""')
         return Done("List completed.")
-    if "RECURSIVEMATCH" in a.select and len(set(a.select) - {"RECURSIVEMATCH", "REMOTE"}) == 0:
-        raise ClientSyntaxError("RECURSIVEMATCH needs another selection option")
-    rxs = [_pattern(a.ref, p) for p in a.patterns]
     folders = await srv.store.list_folders(_account(s))
-    want_sub = "SUBSCRIBED" in a.select or "SUBSCRIBED" in a.ret
-    recursive = "RECURSIVEMATCH" in a.select and "SUBSCRIBED" in a.select
-    subscribed_children = {f.name.rpartition(SEP)[0] for f in folders if f.subscribed and SEP in f.name}
-    for f in folders:
-        if not any(rx.match(f.name) for rx in rxs):
-            continue
-        childinfo = recursive and any(c == f.name or c.startswith(f.name + SEP) for c in subscribed_children)
-        if "SUBSCRIBED" in a.select and not f.subscribed and not childinfo:
-            continue
-        if "SPECIAL-USE" in a.select and not f.special_use:
-            continue
-        line = _list_line("LIST", _attrs(f, want_sub), f.name)
-        if childinfo:  # RFC 5258 §3.5
-            line += b' ("CHILDINFO" ("SUBSCRIBED"))'
-        s.untagged(line)
-        if "STATUS" in a.ret and f.selectable:
+    wanted = "SUBSCRIBED" in a.select or "SUBSCRIBED" in a.ret
+    subscribed = await srv.store.subscriptions(_account(s)) if wanted else []
+    for e in listing.list_entries(folders, subscribed, _patterns(a), a.select, a.ret):
+        s.untagged(_list_line("LIST", e))
+        if "STATUS" in a.ret and e.selectable:
             try:
-                st = await srv.store.status(_account(s), f.name)
+                st = await srv.store.status(_account(s), e.name)
             except FolderNotFound:
                 continue
-            s.untagged(_status_line(f.name, st, a.status))
+            s.untagged(_status_line(e.name, st, a.status))
     return Done("List completed.")
 
 
 async def lsub(srv: ImapServer, s: Session, cmd: Command) -> Done:
     a: ListArgs = cmd.args
-    rx = _pattern(a.ref, a.patterns[0])
-    for f in await srv.store.list_folders(_account(s)):
-        if f.subscribed and rx.match(f.name):
-            attrs = ["\\Noselect"] if not f.selectable else []
-            s.untagged(_list_line("LSUB", attrs, f.name))
+    rx = listing.pattern(a.ref, a.patterns[0])
+    if rx is not None:
+        folders = await srv.store.list_folders(_account(s))
+        subscribed = await srv.store.subscriptions(_account(s))
+        for e in listing.lsub_entries(folders, subscribed, rx):
+            s.untagged(_list_line("LSUB", e))
     return Done("Lsub completed.")
 
 

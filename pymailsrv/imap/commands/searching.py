@@ -12,7 +12,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from pymailsrv.errors import ClientSyntaxError, Refusal
-from pymailsrv.imap import mime, threads, wire
+from pymailsrv.imap import addresses, mime, threads, wire
 from pymailsrv.imap.commands.base import Done
 from pymailsrv.imap.commands.fetch import Loaded
 from pymailsrv.imap.grammar import Command, SearchArgs
@@ -46,8 +46,15 @@ class Cand:
         assert self.root is not None
         return [mime.decode_header_value(v) for v in self.root.get_all(name.lower().encode("ascii", "replace"))]
 
+    def addresses(self, name: str) -> list[str]:
+        assert self.root is not None
+        return [mime.address_text(v) for v in self.root.get_all(name.lower().encode("ascii", "replace"))]
+
     def sent_date(self) -> float | None:
         return mime.sent_date(self.root) if self.root is not None else None
+
+    def sent_day(self) -> float | None:
+        return mime.sent_day(self.root) if self.root is not None else None
 
     def body_text(self) -> str:
         if self._text is None:
@@ -165,10 +172,9 @@ def _first_mailbox(c: Cand, field: str) -> str:
     value = c.root.get(field.lower().encode())
     if value is None:
         return ""
-    addrs = mime.parse_address_list(value.replace(b"\r\n", b""))
-    for _name, _route, mbox, _host in addrs:
-        if mbox:
-            return mbox.decode("utf-8", "replace").casefold()
+    for _name, _route, mbox, _host in addresses.parse(value.replace(b"\r\n", b"")):
+        if mbox:  # a group's name too, as its envelope structure reads (as Dovecot sorts)
+            return mbox.decode("utf-8", "replace").upper()  # i;ascii-casemap (RFC 5256 §3)
     return ""
 
 
@@ -182,7 +188,7 @@ def _sort_value(c: Cand, key: str) -> Any:
         return sent if sent is not None else c.internal_date
     if key == "SUBJECT":
         subj = c.header("Subject")
-        return threads.base_subject(subj[0]) if subj else ""
+        return threads.base_subject(subj[0])[0] if subj else ""
     return _first_mailbox(c, key)
 
 
@@ -216,12 +222,12 @@ async def thread(srv: object, s: Session, cmd: Command) -> Done:
     msgs = []
     for c in hits:
         subj = c.header("Subject")
+        base, reply = threads.base_subject(subj[0]) if subj else ("", False)
         mid = threads.message_ids(_raw(c, "message-id"))
         refs = threads.message_ids(_raw(c, "references")) or threads.message_ids(_raw(c, "in-reply-to"))[:1]
         sent = c.sent_date()
         msgs.append(threads.ThreadMsg(c.uid if cmd.uid else c.seq, sent if sent is not None else c.internal_date,
-                                      threads.base_subject(subj[0]) if subj else "",
-                                      mid[0] if mid else "", refs))
+                                      base, mid[0] if mid else "", refs, reply))
     fn = threads.references if a.algorithm == "REFERENCES" else threads.ordered_subject
     s.untagged("THREAD " + fn(msgs) if msgs else "THREAD")
     return Done("Thread completed.")
