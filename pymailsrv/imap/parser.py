@@ -30,6 +30,7 @@ __all__ = ["Bad", "Command", "CommandParser", "Event", "Limits", "NeedContinuati
 
 _LITERAL_RE = re.compile(rb"\{(\d{1,20})(\+?)\}\r?\n\Z")
 _TAG_RE = re.compile(rb"[\x21\x23\x24\x26\x27\x2c-\x5b\x5e-\x7a\x7c\x7e]{1,64}")
+_ID_RE = re.compile(rb"[^ ]{1,64} ID[ (]", re.I)
 MAX_LITERALS_PER_COMMAND = 1000
 
 
@@ -44,6 +45,7 @@ class Limits:
     nonsync_max: int | None = None  # None: as max_literal
     max_command: int | None = None  # lines and literals together; None: no bound beyond the others
     sync_refusal: str = "NO"
+    id_command: int = 0  # an ID command (RFC 2971) may hold this much in all; 0: as any other
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,7 @@ class CommandParser:
         self._literal_len = 0  # literal bytes of the command so far
         self._literal_need = -1  # bytes of literal still expected, -1 = reading lines
         self._skipping = False  # discarding the rest of a too-long line
+        self._id = False  # the command being read is ID (Limits.id_command)
 
     @property
     def buffered(self) -> int:
@@ -131,12 +134,21 @@ class CommandParser:
                 continue
             line = self._take_line()
             if line is None:
-                if len(self._buf) + self._text_len > self.limits.max_line:
+                if len(self._buf) + self._text_len > self._line_limit():
                     return self._too_long()
                 return None
             event = self._line(line)
             if event is not None:
                 return event
+
+    def _line_limit(self) -> int:
+        """Clients send a long ID before login (imaptest's id script: 31 KB); Dovecot's login
+        process reads it piecewise. The rest of a pre-login command stays within a few KiB."""
+        if not self.limits.id_command:
+            return self.limits.max_line
+        if self._segments:
+            return self.limits.id_command if self._id else self.limits.max_line
+        return self.limits.id_command if _ID_RE.match(self._buf[:70]) else self.limits.max_line
 
     def _too_long(self) -> Bad:
         tag = _tag_of(bytes(self._segments[0]) if self._segments else bytes(self._buf[:80]))
@@ -150,8 +162,10 @@ class CommandParser:
 
     def _line(self, line: bytes) -> Event | None:
         limits = self.limits
+        if not self._segments:
+            self._id = limits.id_command > 0 and _ID_RE.match(line) is not None
         self._text_len += len(line)
-        if self._text_len > limits.max_line:
+        if self._text_len > self._line_limit():
             self._skipping = False
             return self._too_long()
         m = _LITERAL_RE.search(line)
@@ -166,8 +180,9 @@ class CommandParser:
         size, nonsync = int(m.group(1)), bool(m.group(2))
         limit = limits.max_literal if not nonsync or limits.nonsync_max is None else limits.nonsync_max
         total = self._text_len + self._literal_len + size
+        max_command = limits.id_command if self._id else limits.max_command
         if (size > limit or len(self._segments) > 2 * MAX_LITERALS_PER_COMMAND
-                or (limits.max_command is not None and total > limits.max_command)):
+                or (max_command is not None and total > max_command)):
             tag = _tag_of(bytes(self._segments[0]))
             self._new_command()
             if nonsync:

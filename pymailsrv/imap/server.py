@@ -61,7 +61,7 @@ BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE")
 # LOGIN with a long password or AUTHENTICATE PLAIN with SASL-IR needs a few hundred bytes.
 PRE_LOGIN_LIMIT = 8192
 PRE_LOGIN = Limits(max_line=PRE_LOGIN_LIMIT, max_literal=PRE_LOGIN_LIMIT, max_command=PRE_LOGIN_LIMIT,
-                   sync_refusal="BAD")
+                   sync_refusal="BAD", id_command=64 * 1024)
 
 
 @dataclass

@@ -127,6 +127,19 @@ def test_literals_before_login_are_small(raw) -> None:  # type: ignore[no-untype
     assert c2.closed()
 
 
+def test_a_long_id_before_login(raw) -> None:  # type: ignore[no-untyped-def]
+    """RFC 2971 ID before login may be long (imaptest's id script sends 31 KB, Dovecot answers
+    OK); any other command keeps the 8 KiB budget and gets a tagged BAD."""
+    c = raw()
+    pairs = " ".join(f'"k{i}" "{"v" * 1000}"' for i in range(30))
+    c.send(f"a ID ({pairs})")
+    assert c.until("a")[-1].startswith("a OK")
+    c.send("b NOOP " + "x" * 9000)
+    c.expect("b BAD [TOOBIG] *")
+    c.send("c NOOP")
+    c.expect("c OK *")
+
+
 def test_literal_interrupted_by_disconnect(imap, raw) -> None:  # type: ignore[no-untyped-def]
     c = raw()
     c.login()
