@@ -150,11 +150,15 @@ class CommandParser:
             return self.limits.id_command if self._id else self.limits.max_line
         return self.limits.id_command if _ID_RE.match(self._buf[:70]) else self.limits.max_line
 
-    def _too_long(self) -> Bad:
-        tag = _tag_of(bytes(self._segments[0]) if self._segments else bytes(self._buf[:80]))
-        self._buf.clear()
+    def _too_long(self, line: bytes = b"", *, rest_to_skip: bool = True) -> Bad:
+        """A tagged BAD whenever the tag was read: a client waits for its tagged answer. The
+        rest of an unfinished line is skipped; a finished one leaves the next command intact."""
+        first = self._segments[0] if self._segments else line or self._buf[:80]
+        tag = _tag_of(bytes(first[:80]))
+        if rest_to_skip:
+            self._buf.clear()
         self._new_command()
-        self._skipping = True
+        self._skipping = rest_to_skip
         return Bad(tag, "Command line too long", "TOOBIG")
 
     def _new_command(self) -> None:
@@ -165,9 +169,8 @@ class CommandParser:
         if not self._segments:
             self._id = limits.id_command > 0 and _ID_RE.match(line) is not None
         self._text_len += len(line)
-        if self._text_len > self._line_limit():
-            self._skipping = False
-            return self._too_long()
+        if self._text_len > (limits.id_command if self._id else limits.max_line):
+            return self._too_long(line, rest_to_skip=False)  # the line has ended: nothing to skip
         m = _LITERAL_RE.search(line)
         if m is None:
             self._segments.append(line.rstrip(b"\r\n"))
