@@ -15,13 +15,19 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     """A server context with modern defaults (TLS 1.2+); errors name the file."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    load_chain(ctx, cert_file, key_file)
+    return ctx
+
+
+def load_chain(ctx: ssl.SSLContext, cert_file: str, key_file: str = "") -> None:
+    """Add a certificate chain and its key (in ``cert_file`` when ``key_file`` is empty); a
+    context holds one per key type (RSA and ECDSA side by side)."""
     try:
         ctx.load_cert_chain(cert_file, key_file or None)
     except FileNotFoundError as exc:
         raise ConfigError(f"TLS certificate or key not found: {exc.filename}") from exc
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"cannot load TLS certificate {cert_file} / key {key_file}: {exc}") from exc
-    return ctx
 
 
 def client_context(verify: bool = False) -> ssl.SSLContext:
