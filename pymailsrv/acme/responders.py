@@ -56,27 +56,40 @@ async def close_responders(servers: list[Server]) -> None:
 
 async def _answer_http(board: ChallengeBoard, conn: Connection) -> None:
     try:
-        request = (await conn.read_line(MAX_LINE)).decode("latin-1").split()
-        for _ in range(MAX_HEADERS):
-            if not (await conn.read_line(MAX_LINE)).strip():
-                break
-        else:
-            request = []
-    except (ConnectionClosed, LineTooLong):
+        request = await _read_request(conn)
+    except ConnectionClosed:
         conn.close()
         return
+    method = request[0] if request else ""
     answer = None
-    if len(request) == 3 and request[0] in ("GET", "HEAD") and request[1].startswith(HTTP_PREFIX):
+    if method in ("GET", "HEAD") and request[1].startswith(HTTP_PREFIX):
         answer = board.http_answer(request[1][len(HTTP_PREFIX):])
-    if answer is None:
+    if not request:
+        status, body = "400 Bad Request", b"bad request\n"
+    elif answer is None:
         status, body = "404 Not Found", b"not found\n"
     else:
         status, body = "200 OK", answer.encode("ascii")
         log.info("acme-http: answered the challenge for token %s", request[1][len(HTTP_PREFIX):])
     head = (f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
             "Connection: close\r\n\r\n").encode("ascii")
-    conn.write(head if request and request[0] == "HEAD" else head + body)
+    conn.write(head if method == "HEAD" else head + body)
     conn.close()
+
+
+async def _read_request(conn: Connection) -> list[str]:
+    """The request line's method, target and version, once the headers are read; [] when the
+    request is malformed or too long."""
+    try:
+        request = (await conn.read_line(MAX_LINE)).decode("latin-1").split()
+        for _ in range(MAX_HEADERS):
+            if not (await conn.read_line(MAX_LINE)).strip():
+                break
+        else:
+            return []
+    except LineTooLong:
+        return []
+    return request if len(request) == 3 and request[2].startswith("HTTP/") else []
 
 
 async def _end_after_handshake(conn: Connection) -> None:

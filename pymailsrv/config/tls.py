@@ -25,7 +25,8 @@ def load_chain(ctx: ssl.SSLContext, cert_file: str, key_file: str = "") -> None:
     try:
         ctx.load_cert_chain(cert_file, key_file or None)
     except FileNotFoundError as exc:
-        raise ConfigError(f"TLS certificate or key not found: {exc.filename}") from exc
+        missing = exc.filename or " / ".join(f for f in (cert_file, key_file) if f)  # ssl leaves filename unset
+        raise ConfigError(f"TLS certificate or key not found: {missing}") from exc
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"cannot load TLS certificate {cert_file} / key {key_file}: {exc}") from exc
 
