@@ -191,7 +191,8 @@ class _Serving:
         if self.pop3 is not None:
             registries[id(self.pop3.registry)] = self.pop3.registry
         smtp: int = sum(len(s.spec.sessions) for s in self.smtp)
-        starting: int = sum(s.starting for s in self.imap)
+        # connections passed to this worker whose session has not begun (IMAP's and POP3's alike)
+        starting: int = sum(a.starting for a in self.inbox.adopters.values()) if self.inbox is not None else 0
         return smtp + starting + sum(len(r) for r in registries.values())
 
     def stop_accepting(self) -> None:
