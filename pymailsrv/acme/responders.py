@@ -6,7 +6,7 @@ Implementation notes:
   (a line of 4 KiB, 64 header lines) and an idle connection is closed after 30 s. Anything but
   a GET/HEAD of a published token gets 404; there is nothing else on this port.
 - TLS-ALPN-01: the SNI callback swaps in the published challenge context for the name (ALPN
-  ``acme-tls/1`` only); a handshake for any other name is refused with unrecognized_name. Once
+  ``acme-tls/1`` only); a handshake for any other name is refused (unrecognized_name). Once
   the handshake is done the connection is closed (RFC 8737 §3: the CA sends nothing more).
 """
 
