@@ -14,7 +14,6 @@ loop, so the board takes a lock.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import os
 import ssl
@@ -24,10 +23,12 @@ from typing import Any
 
 from acme import challenges
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID, ObjectIdentifier
+from cryptography.x509.oid import ObjectIdentifier
 from josepy.jwk import JWK
+
+from pymailsrv.config.tls import self_signed_certificate
 
 ACME_TLS_ALPN = "acme-tls/1"  # RFC 8737 §6.2
 ID_PE_ACME_IDENTIFIER = ObjectIdentifier("1.3.6.1.5.5.7.1.31")  # RFC 8737 §6.1
@@ -54,22 +55,10 @@ class TlsAlpn01(challenges.KeyAuthorizationChallenge):
 def alpn_certificate_pem(domain: str, digest: bytes) -> bytes:
     """Key and self-signed certificate (PEM, key first) answering tls-alpn-01 for ``domain``."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pymailsrv ACME challenge")])
-    now = datetime.datetime.now(datetime.UTC)
     # RFC 8737 §3: the extension value is the DER OCTET STRING of the 32-byte digest
     identifier = x509.UnrecognizedExtension(ID_PE_ACME_IDENTIFIER, b"\x04\x20" + digest)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
-        .add_extension(identifier, critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed_certificate(key, "pymailsrv ACME challenge", [x509.DNSName(domain)], days=7,
+                                   extensions=[(identifier, True)])
     return (key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                               serialization.NoEncryption())
             + cert.public_bytes(serialization.Encoding.PEM))

@@ -88,7 +88,7 @@ class Pebble:
 
     def _get(self, url: str) -> bytes:
         ctx = ssl.create_default_context(cafile=self.api_cert)
-        with urllib.request.urlopen(url, context=ctx, timeout=10) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, context=ctx, timeout=10) as response:
             data: bytes = response.read()
             return data
 

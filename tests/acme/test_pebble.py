@@ -70,7 +70,8 @@ def _wait_served(server: ServerProcess, root: str, services: tuple[str, ...], *,
     deadline = time.monotonic() + timeout
     while True:
         try:
-            serials = {_served_serial(server, service, name, root) for service in services for name in (HOSTNAME, EXTRA)}
+            serials = {_served_serial(server, service, name, root)
+                       for service in services for name in (HOSTNAME, EXTRA)}
             if len(serials) == 1 and not_serial not in serials:
                 return serials.pop()
         except ssl.SSLCertVerificationError:
@@ -100,7 +101,8 @@ def test_issue_renew_revoke_by_http01_with_workers(tmp_path: Path, tls_files: tu
         status = cli(server.config, "cert", "status")
         assert status.returncode == 0, status.stderr
         assert f"names: {HOSTNAME}, {EXTRA}" in status.stdout and "Pebble Intermediate CA" in status.stdout
-        assert f"serial {first}" in status.stdout and "tls_cert_file (not served: the ACME certificate is)" in status.stdout
+        assert f"serial {first}" in status.stdout
+        assert "tls_cert_file (not served: the ACME certificate is)" in status.stdout
 
         renewed = cli(server.config, "cert", "renew")
         assert renewed.returncode == 0, renewed.stdout + renewed.stderr
