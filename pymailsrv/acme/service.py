@@ -15,7 +15,6 @@ Implementation notes:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 from collections.abc import Callable
 
@@ -119,12 +118,21 @@ class AcmeService:
         while True:
             wait = await self._seconds_until_due()
             if wait > 0 and not self._forced:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), min(wait, CHECK_INTERVAL))
-                self._wake.clear()
+                await self._sleep(min(wait, CHECK_INTERVAL))
                 continue
             self._forced = False
             await self.attempt()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Until ``seconds`` pass on the clock or the schedule is woken (a reload, SIGUSR2)."""
+        waits = [asyncio.ensure_future(self.clock.sleep(seconds)), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        self._wake.clear()
 
     async def _seconds_until_due(self) -> float:
         cert = await asyncio.to_thread(self.store.certificate)

@@ -10,17 +10,21 @@ ports the server's acme_http_listen / acme_tls_listen use."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import ssl
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from pymailsrv.acme.service import AcmeService
+from pymailsrv.clock import FakeClock
+from pymailsrv.config.settings import Settings
 from tests.acme.pebble import PEBBLE, Pebble, free_port
 from tests.app.server_process import ServerProcess, cli, write_config
 from tests.dns_responder import DnsResponder, in_thread
@@ -164,6 +168,46 @@ def test_failed_validation_backs_off_and_the_old_certificate_stays(tmp_path: Pat
     finally:
         assert server.stop() == 0
         pebble.stop()
+
+
+async def test_renews_by_itself_thirty_days_before_expiry(tmp_path: Path, dns: DnsResponder) -> None:
+    """The main process's schedule on an injected clock: nothing happens until 30 days before
+    the certificate (Pebble's: five years) expires, then a new one is installed and the
+    listeners are told (``on_installed``: the reload)."""
+    port = free_port()
+    pebble = Pebble(tmp_path / "pebble", dns_port=dns.port, http_port=port).start()
+    clock = FakeClock(start=time.time())
+    installed: list[str] = []
+    settings = Settings({"myhostname": HOSTNAME, "acme_domains": EXTRA, "data_directory": str(tmp_path / "data"),
+                         "acme_directory_url": pebble.directory_url, "acme_ca_file": pebble.api_cert,
+                         "acme_http_listen": f"127.0.0.1:{port}"})
+    service = await AcmeService.start(settings, lambda: installed.append(_serial(service)), clock=clock)
+    assert service is not None
+    try:
+        await _until(lambda: len(installed) == 1)
+        first = service.store.certificate()
+        assert first is not None and first.covers([HOSTNAME, EXTRA])
+        await clock.advance(first.not_after - 30 * 86400 - clock.time() - 60)  # a minute before it is due
+        await asyncio.sleep(1)
+        assert len(installed) == 1
+        await clock.advance(120)
+        await _until(lambda: len(installed) == 2)
+        assert installed[1] != installed[0] and pebble.cert_status(installed[1]) == "Valid"
+    finally:
+        await service.stop()
+        pebble.stop()
+
+
+def _serial(service: AcmeService) -> str:
+    cert = service.store.certificate()
+    return cert.serial_hex() if cert else ""
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
 
 
 def test_renew_without_a_running_server_answers_itself(tmp_path: Path, tls_files: tuple[str, str],

@@ -11,15 +11,20 @@ POLICY = RenewalPolicy(renew_before=30 * DAY, minimal_backoff=600.0, maximal_bac
 NOW = 1_800_000_000.0
 
 
-def _cert(*names: str, days_left: float = 90.0) -> CertificateInfo:
+def _cert(*names: str, days_left: float = 90.0, lifetime: float = 90.0) -> CertificateInfo:
     return CertificateInfo(subject=names[0], names=names, issuer="Test CA", serial=1,
-                           not_before=NOW - DAY, not_after=NOW + days_left * DAY)
+                           not_before=NOW + (days_left - lifetime) * DAY, not_after=NOW + days_left * DAY)
 
 
 def test_due_thirty_days_before_expiry() -> None:
     cert = _cert("mx.example.test")
     assert due_at(cert, ["mx.example.test"], POLICY.renew_before) == NOW + 60 * DAY
     assert due_at(_cert("mx.example.test", days_left=10), ["mx.example.test"], POLICY.renew_before) < NOW
+
+
+def test_a_short_lived_certificate_is_due_with_a_third_of_its_lifetime_left() -> None:
+    six_days = _cert("mx.example.test", days_left=6, lifetime=6)  # just issued
+    assert due_at(six_days, ["mx.example.test"], POLICY.renew_before) == NOW + 4 * DAY
 
 
 def test_due_at_once_without_a_certificate_or_with_a_name_missing() -> None:

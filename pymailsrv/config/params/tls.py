@@ -26,8 +26,8 @@ PARAMS = (
     Param("acme_ca_file", "file", "",
           "CA certificates that the ACME server's HTTPS certificate is checked against (a private "
           "or test CA); empty: the system's."),
-    Param("acme_renew_before", "time", "30d", "Renew the ACME certificate this long before it expires.",
-          unit="d"),
+    Param("acme_renew_before", "time", "30d", "Renew the ACME certificate this long before it expires "
+          "(at most a third of its lifetime before).", unit="d"),
     Param("acme_minimal_backoff_time", "time", "10m",
           "After a failed ACME attempt, wait this long before the next; the wait doubles with each "
           "failure in a row.", unit="s"),
