@@ -116,12 +116,16 @@ class AcmeService:
 
     async def _run(self) -> None:
         while True:
-            wait = await self._seconds_until_due()
-            if wait > 0 and not self._forced:
-                await self._sleep(min(wait, CHECK_INTERVAL))
-                continue
-            self._forced = False
-            await self.attempt()
+            try:
+                wait = await self._seconds_until_due()
+                if wait > 0 and not self._forced:
+                    await self._sleep(min(wait, CHECK_INTERVAL))
+                    continue
+                self._forced = False
+                await self.attempt()
+            except Exception:  # an unreadable or unwritable file: said, and tried again later
+                log.exception("certificate schedule")
+                await self._sleep(renewal_policy(self.settings).minimal_backoff)
 
     async def _sleep(self, seconds: float) -> None:
         """Until ``seconds`` pass on the clock or the schedule is woken (a reload, SIGUSR2)."""
@@ -160,10 +164,10 @@ class AcmeService:
             return False
         state.failures, state.last_error, state.last_success = 0, "", state.last_attempt
         state.next_attempt = next_attempt(info, names, renewal_policy(self.settings), failures=0, last_attempt=0)
-        await asyncio.to_thread(self.store.save_state, state)
         log.info("certificate for %s installed: serial %s, issuer \"%s\", valid until %s; renewal from %s",
                  ", ".join(names), info.serial_hex(), info.issuer, when(info.not_after), when(state.next_attempt))
         self.on_installed()
+        await asyncio.to_thread(self.store.save_state, state)
         return True
 
     def _failed(self, state: AcmeState, current: CertificateInfo | None, names: list[str], error: str) -> None:
