@@ -25,6 +25,7 @@ from pymailsrv.log import get_logger, setup_logging
 from pymailsrv.sdnotify import Notifier
 
 if TYPE_CHECKING:
+    from pymailsrv.acme.service import AcmeService
     from pymailsrv.auth.authenticator import DirectoryAuthenticator
     from pymailsrv.auth.base import Authenticator
     from pymailsrv.clock import Clock
@@ -144,7 +145,7 @@ def _setup_logging(settings: Settings) -> None:
 RESTART_ONLY = ("smtpd_listen", "submission_listen", "smtps_listen", "reinject_listen", "imap_listen",
                 "imaps_listen", "pop3_listen", "pop3s_listen", "worker_processes", "data_directory",
                 "queue_directory", "virtual_mailbox_base", "database_url", "database_table_prefix",
-                "default_process_limit", "myhostname")
+                "default_process_limit", "myhostname", "acme_directory_url", "acme_http_listen", "acme_tls_listen")
 
 
 def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
@@ -192,7 +193,8 @@ class _Serving:
         if self.pop3 is not None:
             registries[id(self.pop3.registry)] = self.pop3.registry
         smtp: int = sum(len(s.spec.sessions) for s in self.smtp)
-        starting: int = sum(s.starting for s in self.imap)
+        # connections passed to this worker whose session has not begun (IMAP's and POP3's alike)
+        starting: int = sum(a.starting for a in self.inbox.adopters.values()) if self.inbox is not None else 0
         return smtp + starting + sum(len(r) for r in registries.values())
 
     def stop_accepting(self) -> None:
@@ -279,7 +281,7 @@ async def _serve(settings: Settings, config_path: str) -> int:
     sockets: Sockets = {}
     passed: Sockets = {}  # IMAP/POP3: with workers, accepted here and each connection passed on
     stops: list[Callable[[], Awaitable[None]]] = []
-    workers = serving = None
+    workers = serving = acme = None
     try:
         queue = await QueueService.start(settings, core.directory, core.store, clock=core.clock)
         stops.append(queue.stop)
@@ -303,6 +305,9 @@ async def _serve(settings: Settings, config_path: str) -> int:
         elif sockets or passed:
             serving = await _Serving.start(settings, core, queue.manager, limiter, user_ip, owns_core=False,
                                            smtp_sockets=_dup_sockets(sockets), sockets=_dup_sockets(passed))
+        acme = await _start_acme(settings, lambda: on_hup())  # a new certificate: reload, as SIGHUP
+        if acme is not None:
+            stops.append(acme.stop)
     except OSError as exc:
         await _stop_all(stops)
         await core.close()
@@ -360,6 +365,8 @@ async def _serve(settings: Settings, config_path: str) -> int:
             serving = following
         settings = new
         queue.reload(new, core.directory, core.store)
+        if acme is not None:
+            acme.reconfigure(new)
 
     reloads: set[asyncio.Task[None]] = set()
 
@@ -369,6 +376,7 @@ async def _serve(settings: Settings, config_path: str) -> int:
         task.add_done_callback(reloads.discard)
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hup)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, _renew_certificate_on_usr2(acme))
     pid_file = _write_pid(settings)
     log.info("daemon started -- version %s, data directory %s", __import__("pymailsrv").__version__,
              settings.get_str("data_directory"))
@@ -387,6 +395,21 @@ async def _serve(settings: Settings, config_path: str) -> int:
         os.unlink(pid_file)
     log.info("daemon stopped")
     return 0
+
+
+async def _start_acme(settings: Settings, reload: Callable[[], None]) -> AcmeService | None:
+    """The ACME client (main process only) when acme_directory_url is set: it installs each new
+    certificate, then calls ``reload`` so every listener and worker loads it."""
+    from pymailsrv.acme.service import AcmeService
+
+    return await AcmeService.start(settings, reload)
+
+
+def _renew_certificate_on_usr2(acme: AcmeService | None) -> Callable[[], None]:
+    """SIGUSR2 (``pymailsrv cert renew``): renew the ACME certificate now."""
+    if acme is not None:
+        return acme.renew_now
+    return lambda: log.warning("SIGUSR2 ignored: no ACME client (acme_directory_url is empty)")
 
 
 async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
@@ -707,15 +730,14 @@ async def start_imap(settings: Settings, authenticator: Any, store: Any, servers
     serve these listening sockets (keyed like ``sockets``) instead of binding. ``adopters``:
     in a worker process, no listener but a net.Adopter per configured address, keyed like
     ``sockets``, for the connections the main process passes (``on_end`` when each ends)."""
-    from pymailsrv.config.tls import server_context
     from pymailsrv.imap.server import ImapConfig, ImapServer
     from pymailsrv.net import Adopter, start_server
+    from pymailsrv.tls.contexts import listener_context
 
     plain, implicit = settings.get_listen("imap_listen"), settings.get_listen("imaps_listen")
     if not plain and not implicit:
         return
-    cert, key = settings.get_str("tls_cert_file"), settings.get_str("tls_key_file")
-    tls = server_context(cert, key) if cert else None
+    tls = listener_context(settings, settings.get_str("tls_cert_file"), settings.get_str("tls_key_file"))
     config = ImapConfig.from_settings(settings)
     imap = ImapServer(config, authenticator, store, tls=tls, user_ip=user_ip)
     registry = imap.registry
@@ -751,15 +773,14 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
     Returns the server (``await server.close()`` on shutdown), or None when both are empty.
     ``serve``/``sockets``/``inherited``/``adopters``/``on_end``: as for start_imap."""
     from pymailsrv.clock import SystemClock
-    from pymailsrv.config.tls import server_context
     from pymailsrv.pop3.options import Pop3Options, Pop3Services
     from pymailsrv.pop3.server import Pop3Server
+    from pymailsrv.tls.contexts import listener_context
 
     plain, implicit = settings.get_listen("pop3_listen"), settings.get_listen("pop3s_listen")
     if not plain and not implicit:
         return None
-    cert = settings.get_str("tls_cert_file")
-    tls = server_context(cert, settings.get_str("tls_key_file")) if cert else None
+    tls = listener_context(settings, settings.get_str("tls_cert_file"), settings.get_str("tls_key_file"))
     services = Pop3Services(authenticator, store, clock or SystemClock())
     if user_ip is not None:
         services.userip = user_ip

@@ -1,5 +1,5 @@
 """The ``pymailsrv`` command: serve, reload, log reopen, init, db, domain/mailbox/alias admin, pw,
-auth, queue, postconf, postmap. Each subcommand is a thin adapter over the package that does the work;
+auth, queue, cert, postconf, postmap. Each subcommand is a thin adapter over the package that does the work;
 errors are one clear line on stderr and a non-zero exit."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from pymailsrv.acme import REVOCATION_REASONS
 from pymailsrv.errors import ConfigError, ConfigErrors, PymailsrvError
 
 DEFAULT_CONFIG = "/etc/pymailsrv/pymailsrv.conf"
@@ -169,6 +170,22 @@ def cmd_signal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cert(args: argparse.Namespace) -> int:
+    """``cert status|renew|revoke``; renew and revoke tell a running server (SIGUSR2, SIGHUP)."""
+    from pymailsrv import app
+    from pymailsrv.acme import admin
+
+    settings = load_settings(args)
+
+    def signal_master(sig: int) -> int | None:
+        try:
+            return app.signal_master(settings, sig)
+        except ConfigError:  # not running
+            return None
+
+    return admin.cli(settings, args, signal_master=signal_master)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pymailsrv", description=__doc__.splitlines()[0])
     p.add_argument("--config", "-c",
@@ -287,6 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
     for verb in ("delete", "hold", "release", "requeue"):
         dsub.add_parser(verb).add_argument("queue_id")
     s.set_defaults(func=cmd_queue)
+
+    s = sub.add_parser("cert", help="TLS certificates: status; renew or revoke the ACME certificate")
+    dsub = s.add_subparsers(dest="action", required=True)
+    dsub.add_parser("status", help="the certificates the listeners serve, their names and expiry")
+    a = dsub.add_parser("renew", help="renew the ACME certificate now, due or not")
+    a.add_argument("--timeout", type=float, default=300, help="seconds to wait for a running server (300)")
+    a = dsub.add_parser("revoke", help="revoke the ACME certificate; a running server gets a new one")
+    a.add_argument("--reason", default="unspecified", choices=REVOCATION_REASONS)
+    s.set_defaults(func=cmd_cert)
 
     s = sub.add_parser("reload", help="re-read the configuration; sessions in progress finish (SIGHUP)")
     s.set_defaults(func=cmd_signal)

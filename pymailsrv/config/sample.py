@@ -49,6 +49,14 @@ data_directory = {data_dir}
 # --- TLS (shared by every listener unless smtpd_tls_cert_file/smtpd_tls_key_file are set) -----
 tls_cert_file = {cert_file}
 tls_key_file = {key_file}
+# Certificates from an ACME CA (Let's Encrypt), renewed on their own; tls_cert_file serves until
+# the first is issued. HTTP-01 answers on port 80 (acme_http_listen), TLS-ALPN-01 on acme_tls_listen.
+# acme_directory_url = https://acme-v02.api.letsencrypt.org/directory
+# acme_email = postmaster@example.com
+# acme_domains = imap.example.com, smtp.example.com
+# acme_tls_listen = 0.0.0.0:443
+# A certificate per name clients ask for by SNI (name or .domain -> file with key and chain):
+# tls_server_sni_maps = texthash:/etc/pymailsrv/sni
 
 # --- Listeners (host:port lists; empty = off) -------------------------------------------------
 smtpd_listen = {smtpd_listen}

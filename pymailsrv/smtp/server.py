@@ -13,7 +13,6 @@ from typing import Any
 from pymailsrv.auth.base import Authenticator
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Listen, Settings
-from pymailsrv.config.tls import server_context
 from pymailsrv.db.base import Directory
 from pymailsrv.errors import ConfigError
 from pymailsrv.log import get_logger
@@ -25,6 +24,7 @@ from pymailsrv.smtp.context import Kind, ListenerSpec, Services, SmtpConfig
 from pymailsrv.smtp.limits import SessionLimiter
 from pymailsrv.smtp.session import SmtpConnection
 from pymailsrv.smtp.stages import smtpd_pipeline
+from pymailsrv.tls.contexts import listener_context
 
 log = get_logger("smtpd")
 
@@ -64,10 +64,7 @@ class SmtpServer:
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
-    cert = settings.get_str("smtpd_tls_cert_file")
-    if not cert:
-        return None
-    return server_context(cert, settings.get_str("smtpd_tls_key_file"))
+    return listener_context(settings, settings.get_str("smtpd_tls_cert_file"), settings.get_str("smtpd_tls_key_file"))
 
 
 def make_limiter(settings: Settings, clock: Clock) -> ConnectionLimiter:

@@ -1,4 +1,4 @@
-"""In-test SMTP peers on loopback (port 0) and a local DNS responder, for the SMTP client tests."""
+"""In-test SMTP peers on loopback (port 0), and the shared DNS responder, for the SMTP client tests."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import base64
 import ssl
 from dataclasses import dataclass, field
 
-import dns.message
-import dns.rcode
-import dns.rdatatype
-import dns.rrset
+from tests.dns_responder import DnsResponder
+
+__all__ = ["DnsResponder", "Received", "SmtpPeer"]
 
 
 @dataclass
@@ -170,48 +169,3 @@ class SmtpPeer:
                 return
             else:
                 say("502 5.5.2 Error: command not recognized")
-
-
-class DnsResponder(asyncio.DatagramProtocol):
-    """Answers from ``records[(name, type)] = [rdata text, ...]``; unknown names get NXDOMAIN
-    unless listed in ``exists``; ``servfail`` names get SERVFAIL."""
-
-    def __init__(self) -> None:
-        self.records: dict[tuple[str, str], list[str]] = {}
-        self.exists: set[str] = set()
-        self.servfail: set[str] = set()
-        self.transport: asyncio.DatagramTransport | None = None
-        self.port = 0
-        self.queries: list[tuple[str, str]] = []
-
-    def add(self, name: str, rdtype: str, *values: str) -> None:
-        self.records.setdefault((name.lower().rstrip("."), rdtype), []).extend(values)
-        self.exists.add(name.lower().rstrip("."))
-
-    async def start(self) -> DnsResponder:
-        loop = asyncio.get_running_loop()
-        self.transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", 0))
-        self.port = self.transport.get_extra_info("sockname")[1]
-        return self
-
-    def stop(self) -> None:
-        if self.transport:
-            self.transport.close()
-
-    def datagram_received(self, data: bytes, addr) -> None:
-        query = dns.message.from_wire(data)
-        q = query.question[0]
-        name = q.name.to_text().lower().rstrip(".")
-        rdtype = dns.rdatatype.to_text(q.rdtype)
-        self.queries.append((name, rdtype))
-        resp = dns.message.make_response(query)
-        if name in self.servfail:
-            resp.set_rcode(dns.rcode.SERVFAIL)
-        elif name not in self.exists:
-            resp.set_rcode(dns.rcode.NXDOMAIN)
-        else:
-            values = self.records.get((name, rdtype), [])
-            if values:
-                resp.answer.append(dns.rrset.from_text(q.name, 60, "IN", rdtype, *values))
-        assert self.transport is not None
-        self.transport.sendto(resp.to_wire(), addr)

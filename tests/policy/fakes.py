@@ -1,53 +1,14 @@
-"""Test doubles for the policy tests: a UDP DNS responder built with dnspython and a tiny
-policy-delegation server (asyncio, port 0)."""
+"""Test doubles for the policy tests: the shared UDP DNS responder (tests/dns_responder.py) and a
+tiny policy-delegation server (asyncio, port 0)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 
-import dns.message
-import dns.rcode
-import dns.rdatatype
-import dns.rrset
+from tests.dns_responder import DnsResponder
 
-
-class DnsResponder(asyncio.DatagramProtocol):
-    """Answers from ``records[(name, type)]``; names in ``servfail`` get SERVFAIL, names in
-    ``drop`` no answer at all; a name with some other record type gets NOERROR/no data;
-    everything else NXDOMAIN."""
-
-    def __init__(self) -> None:
-        self.records: dict[tuple[str, str], list[str]] = {}
-        self.servfail: set[str] = set()
-        self.drop: set[str] = set()
-        self.queries: list[tuple[str, str]] = []
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def add(self, name: str, rdtype: str, *values: str) -> None:
-        self.records.setdefault((name.lower().rstrip(".") + ".", rdtype), []).extend(values)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        query = dns.message.from_wire(data)
-        question = query.question[0]
-        name = question.name.to_text().lower()
-        rdtype = dns.rdatatype.to_text(question.rdtype)
-        self.queries.append((name, rdtype))
-        if name.rstrip(".") in self.drop:
-            return
-        response = dns.message.make_response(query)
-        if name.rstrip(".") in self.servfail:
-            response.set_rcode(dns.rcode.SERVFAIL)
-        elif (name, rdtype) in self.records:
-            response.answer.append(dns.rrset.from_text_list(question.name, 300, "IN", rdtype,
-                                                            self.records[(name, rdtype)]))
-        elif not any(key[0] == name for key in self.records):
-            response.set_rcode(dns.rcode.NXDOMAIN)
-        assert self.transport is not None
-        self.transport.sendto(response.to_wire(), addr)
+__all__ = ["DnsResponder", "PolicyServer"]
 
 
 class PolicyServer:
