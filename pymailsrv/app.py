@@ -152,19 +152,18 @@ def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
     return [name for name in RESTART_ONLY if old.raw(name) != new.raw(name)]
 
 
+@dataclass(eq=False)
 class _Serving:
     """The SMTP, IMAP and POP3 servers of one configuration in this process, on listening
     sockets (or connections passed to it) that outlive it: a reload starts the next ones beside
     it, and it stops accepting and ends once its sessions have (``retire``)."""
 
-    def __init__(self, core: _Core, smtp: list[Any], imap: list[Any], pop3: Pop3Server | None, *,
-                 owns_core: bool, inbox: Any = None) -> None:
-        self.core = core
-        self.smtp = smtp
-        self.imap = imap
-        self.pop3 = pop3
-        self.owns_core = owns_core
-        self.inbox = inbox
+    core: _Core
+    smtp: list[Any]
+    imap: list[Any]
+    pop3: Pop3Server | None
+    owns_core: bool
+    inbox: Any = None
 
     @classmethod
     async def start(cls, settings: Settings, core: _Core, queue: Any, limiter: Any, user_ip: Mapping[str, Any], *,
@@ -184,9 +183,9 @@ class _Serving:
             pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock, user_ip=user_ip["pop3"],
                                     inherited=sockets, adopters=adopters, on_end=on_end)
         except BaseException:
-            await cls(core, smtp, imap, pop3, owns_core=owns_core).close()
+            await cls(core, smtp, imap, pop3, owns_core).close()
             raise
-        return cls(core, smtp, imap, pop3, owns_core=owns_core)
+        return cls(core, smtp, imap, pop3, owns_core)
 
     def sessions(self) -> int:
         registries = {id(s.registry): s.registry for s in self.imap}
