@@ -8,6 +8,8 @@ Implementation notes:
 - Responses are collected in ``out`` and written with one transport write per command (or per
   256 KiB during a big FETCH); nothing is written while a store call is in progress.
 - Never write to the socket while holding a store lock: the store's calls return before we write.
+- Once CONDSTORE is enabled (ENABLE or an enabling command, RFC 7162 §3.1) every FETCH response
+  about flags carries UID and MODSEQ; once QRESYNC is, expunges are announced as VANISHED.
 """
 
 from __future__ import annotations
@@ -131,11 +133,22 @@ class Session:
         if uid in self.recent:
             flags.append("\\Recent")
         items = b"FLAGS " + wire.flag_list(flags)
-        if with_uid:
+        condstore = "CONDSTORE" in self.enabled
+        if with_uid or condstore:
             items = b"UID %d " % uid + items
-        if "CONDSTORE" in self.enabled:
+        if condstore:
             items += b" MODSEQ (%d)" % info.modseq
         return b"%d FETCH (%s)" % (self.seq_of(uid), items)
+
+    def enable_condstore(self) -> None:
+        """A CONDSTORE enabling command ran (RFC 7162 §3.1): a selected mailbox reports its
+        HIGHESTMODSEQ once, and FETCH responses carry MODSEQ from now on."""
+        if "CONDSTORE" in self.enabled:
+            return
+        self.enabled.add("CONDSTORE")
+        if self.mailbox is not None:
+            self.mailbox.want_modseqs()
+            self.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % self.mailbox.highestmodseq)
 
     def note_keywords(self, flags: frozenset[str] | set[str]) -> bool:
         new = {f for f in flags if not f.startswith("\\")} - self.keywords
@@ -202,17 +215,22 @@ class Session:
 
     def forget(self, uids: list[int]) -> None:
         """Drop expunged UIDs (ascending) from the view, sending one EXPUNGE each (highest first
-        keeps the remaining numbers valid)."""
+        keeps the remaining numbers valid), or one VANISHED once QRESYNC is enabled (RFC 7162
+        §3.2.10)."""
         positions = []
         for uid in uids:
             i = bisect.bisect_left(self.uids, uid)
             if i < len(self.uids) and self.uids[i] == uid:
                 positions.append(i)
+        vanished = "QRESYNC" in self.enabled
+        if vanished and positions:
+            self.untagged("VANISHED " + wire.seq_set(self.uids[i] for i in positions))
         for i in reversed(positions):
             uid = self.uids.pop(i)
             self.info.pop(uid, None)
             self.recent.discard(uid)
-            self.untagged(b"%d EXPUNGE" % (i + 1))
+            if not vanished:
+                self.untagged(b"%d EXPUNGE" % (i + 1))
         if positions:
             self._seq = None
 

@@ -125,6 +125,23 @@ class Mailbox(Protocol):
     @property
     def uidnext(self) -> int: ...
 
+    @property
+    def highestmodseq(self) -> int:
+        """HIGHESTMODSEQ as of the view (RFC 7162 §3.1.2): every change made after it will have a
+        greater modseq, whichever process makes it; kept across restarts."""
+        ...
+
+    def want_modseqs(self) -> None:
+        """The session reports modseqs from now on (CONDSTORE): each sync also takes the modseqs
+        other processes gave (otherwise seen with their next change to the directories)."""
+        ...
+
+    async def expunged_since(self, modseq: int) -> list[int] | None:
+        """UIDs expunged after ``modseq`` (RFC 7162 VANISHED), ascending; may include UIDs still
+        in the view (expunged since the last sync). None when the store no longer remembers that
+        far back: the caller then names every UID it cannot see."""
+        ...
+
     def messages(self) -> Sequence[MessageInfo]:
         """The session's current view, ascending by UID; changes only in ``sync()``."""
         ...

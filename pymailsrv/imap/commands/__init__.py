@@ -22,7 +22,7 @@ COMMANDS: dict[str, Spec] = {
     "NOOP": Spec(ANY, any_.noop, sync=True),
     "LOGOUT": Spec(ANY, any_.logout),
     "ID": Spec(ANY, any_.id_, caps=("ID",)),
-    "ENABLE": Spec(POST, any_.enable, caps=("ENABLE", "CONDSTORE")),
+    "ENABLE": Spec(POST, any_.enable, caps=("ENABLE", "CONDSTORE", "QRESYNC")),
     # not authenticated (§6.2)
     "STARTTLS": Spec(PRE, auth.starttls),
     "AUTHENTICATE": Spec(PRE, auth.authenticate),
