@@ -673,6 +673,11 @@ def _thread(r: Reader) -> SearchArgs:
     return SearchArgs(parse_search_keys(r), charset, None, algorithm=alg)
 
 
+def _atom_arg(r: Reader) -> str:
+    r.sp()
+    return r.atom().upper()
+
+
 def _enable(r: Reader) -> tuple[str, ...]:
     caps = []
     while r.maybe(b" "):
@@ -702,7 +707,7 @@ GRAMMAR: dict[str, Callable[[Reader], Any]] = {
     "SUBSCRIBE": _mailbox, "UNSUBSCRIBE": _mailbox, "LIST": _list, "LSUB": _lsub, "STATUS": _status,
     "APPEND": _append, "SEARCH": _search, "FETCH": _fetch, "STORE": _store, "COPY": _copy,
     "MOVE": _copy, "SORT": _sort, "THREAD": _thread, "ENABLE": _enable, "ID": _id,
-    "GETQUOTA": _mailbox, "GETQUOTAROOT": _mailbox,
+    "GETQUOTA": _mailbox, "GETQUOTAROOT": _mailbox, "COMPRESS": _atom_arg,
     "UID FETCH": _fetch, "UID STORE": _store, "UID COPY": _copy, "UID MOVE": _copy,
     "UID SEARCH": _search, "UID EXPUNGE": _uid_expunge, "UID SORT": _sort, "UID THREAD": _thread,
 }

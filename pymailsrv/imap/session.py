@@ -77,8 +77,7 @@ class Session:
         self.out.clear()
         self.out_size = 0
         self.bytes_out += len(data)
-        self.conn.write(data)
-        await self.conn.drain()
+        await self.conn.send(data)
 
     async def maybe_flush(self) -> None:
         if self.out_size >= FLUSH_AT:
