@@ -41,8 +41,8 @@ async def select(srv: ImapServer, s: Session, cmd: Command) -> Done:
         raise ClientSyntaxError("QRESYNC isn't enabled")  # RFC 7162 §3.2.5
     reuse = s.mailbox if (s.mailbox is not None and s.mailbox.folder == name
                           and s.mailbox.readonly == readonly and not s.gone) else None
-    if s.mailbox is not None and "CONDSTORE" in s.enabled:
-        s.untagged("OK [CLOSED] Previous mailbox closed.")  # RFC 7162 §3.2.11
+    if s.mailbox is not None:
+        s.untagged("OK [CLOSED] Previous mailbox closed.")  # RFC 7162 §3.2.11, as Dovecot
     if s.mailbox is not None and reuse is None:
         await s.close_mailbox()
     s.state = AUTH
