@@ -69,8 +69,10 @@ class FolderState:
         self.generation = 0
         self.modseq = 0  # the index's counter as far as the picture has caught up with it
         self._unrecorded: dict[int, str | None] = {}  # uid -> info (or EXPUNGED) awaiting a modseq
+        self._noted_in = 0  # the generation the oldest of them was noted (and logged) in
         self._epoch = 0  # the index counter the picture's modseqs come from
         self._data_version: int | None = None  # the index's, when last settled
+        self._caught_up = False  # self.modseq was the counter then (not held back, _apply)
         self.first_recent = 1
         self._seen: dict[str, tuple[int, ...]] = {}  # trusted stamps of the last scan
         self._own: dict[str, tuple[int, ...]] = {}  # young stamps of new/, cur/ the picture holds
@@ -316,6 +318,7 @@ class FolderState:
         self._own.clear()
         self._unrecorded.clear()
         self.modseq = self._epoch = 0
+        self._caught_up = False
         self.loc.clear()
         self._in = {"cur": {}, "new": {}}
         self.index_backlog.clear()  # writes for the old UIDVALIDITY
@@ -363,6 +366,7 @@ class FolderState:
             self.index = FolderIndex(self.path, ul.uidvalidity, first_modseq(ul.next_uid > 1 or bool(ul.records)))
             self.first_recent = max(self.first_recent, self.index.get_meta("first_recent", 1))
             self._data_version = None  # what happened while it was closed is unknown
+            self._caught_up = False
             if self.index.epoch != self._epoch:  # the picture's modseqs come from another counter
                 self._epoch = self.index.epoch
                 self.modseq = 0
@@ -411,7 +415,10 @@ class FolderState:
         return bool(self.index_backlog or self._unrecorded)
 
     def _note(self, uid: int, info: str | None) -> None:
-        """``uid`` got new flags (its info), appeared, or went (EXPUNGED): it needs a modseq."""
+        """``uid`` got new flags (its info), appeared, or went (EXPUNGED): it needs a modseq.
+        The caller logs the change (``_touch``) in the same generation."""
+        if not self._unrecorded:
+            self._noted_in = self.generation
         self._unrecorded[uid] = info
 
     def _settle(self, listed: bool) -> bool:
@@ -425,24 +432,26 @@ class FolderState:
         if ix is None or ix.conn is None:
             return self._count_locally(pending)
         version = ix.data_version()
-        if not pending and version == self._data_version and self.modseq:
+        alone = version is not None and version == self._data_version and self._caught_up
+        if not pending and alone:
             return False
         try:
             with ix.nowait() if self._on_loop else contextlib.nullcontext():
-                got = ix.record(self.modseq, pending) if pending else ix.changes_since(self.modseq)
+                got = ix.record(self.modseq, pending, alone) if pending else ix.changes_since(self.modseq)
         except IndexBusy:
             return False
         if got is None:
             return self._count_locally(pending)
         self._unrecorded.clear()  # (the caller holds the lock: nothing was added meanwhile)
         self._data_version = version
-        return self._apply(got, listed)
+        return self._apply(got, listed, logged=self._noted_in == self.generation)
 
-    def _apply(self, got: ModseqChanges, listed: bool) -> bool:
+    def _apply(self, got: ModseqChanges, listed: bool, logged: bool) -> bool:
+        """``logged``: the recorded changes were logged in this generation already."""
         changed = False
         stale: list[int] = []
         for uid, modseq in got.assigned.items():
-            changed |= self._set_modseq(uid, modseq)
+            changed |= self._set_modseq(uid, modseq, log=not logged)
         for uid, modseq, info in got.others:
             if uid in got.assigned:
                 continue
@@ -454,15 +463,17 @@ class FolderState:
             changed |= self._set_modseq(uid, modseq)
         if stale:
             self._distrust()
-        self.modseq = got.highest if listed or not stale else max(self.modseq, min(stale) - 1)
+        self._caught_up = listed or not stale
+        self.modseq = got.highest if self._caught_up else max(self.modseq, min(stale) - 1)
         return changed
 
-    def _set_modseq(self, uid: int, modseq: int) -> bool:
+    def _set_modseq(self, uid: int, modseq: int, log: bool = True) -> bool:
         m = self.infos.get(uid)
         if m is None or m.modseq >= modseq:
             return False
         self.infos[uid] = MessageInfo(uid, m.flags, m.size, m.internal_date, modseq)
-        self._touch(uid)
+        if log:
+            self._touch(uid)
         return True
 
     def _count_locally(self, pending: dict[int, str | None]) -> bool:

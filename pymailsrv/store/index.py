@@ -238,9 +238,8 @@ class FolderIndex:
             return None
 
     def _since(self, c: sqlite3.Connection, known: int, out: ModseqChanges) -> None:
-        out.others = c.execute("SELECT uid, modseq, info FROM mods WHERE modseq > ?", (known,)).fetchall()
-        out.others += [(u, m, EXPUNGED) for u, m in
-                       c.execute("SELECT uid, modseq FROM vanished WHERE modseq > ?", (known,))]
+        out.others = c.execute("SELECT uid, modseq, info FROM mods WHERE modseq > ?1 UNION ALL "
+                               "SELECT uid, modseq, NULL FROM vanished WHERE modseq > ?1", (known,)).fetchall()
 
     def changes_since(self, known: int) -> ModseqChanges | None:
         """The counter and every record after ``known`` (one read transaction); None if unusable,
@@ -253,19 +252,22 @@ class FolderIndex:
 
         return out if self._write(read) else None
 
-    def record(self, known: int, changes: Mapping[int, str | None]) -> ModseqChanges | None:
+    def record(self, known: int, changes: Mapping[int, str | None], alone: bool = False) -> ModseqChanges | None:
         """Give modseqs to ``changes`` (uid -> the flags info a message now has, or EXPUNGED) in
         one write transaction, and return them with what others recorded after ``known``. A
         change another process recorded after ``known`` for the same state is adopted, not
         counted twice; everything else gets the next value of the counter, one for the whole
-        call. None if the index is unusable; IndexBusy inside ``nowait``."""
+        call. ``alone``: the caller knows nobody else wrote since it read the counter as
+        ``known`` (``data_version``), so nothing is read back. None if the index is unusable;
+        IndexBusy inside ``nowait``."""
         out = ModseqChanges(0, self.epoch)
 
         def fill(c: sqlite3.Connection) -> None:
-            out.highest = self._meta(c, "highestmodseq")
-            self._since(c, known, out)
+            out.highest = known if alone else self._meta(c, "highestmodseq")
+            new = out.highest + 1  # taken only if something isn't adopted: HIGHESTMODSEQ moves on a change
+            if not alone:
+                self._since(c, known, out)
             theirs = {(uid, info): modseq for uid, modseq, info in out.others}
-            new = out.highest + 1
             rows: list[tuple[int, int, str]] = []
             gone: list[tuple[int, int]] = []
             for uid, info in changes.items():
@@ -281,7 +283,8 @@ class FolderIndex:
             if rows or gone:
                 out.highest = new
                 c.execute("UPDATE meta SET value=? WHERE key='highestmodseq'", (new,))
-            c.executemany("INSERT OR REPLACE INTO mods VALUES (?, ?, ?)", rows)
+            if rows:
+                c.executemany("INSERT OR REPLACE INTO mods VALUES (?, ?, ?)", rows)
             if gone:
                 c.executemany("DELETE FROM mods WHERE uid=?", [(u,) for u, _ in gone])
                 c.executemany("INSERT OR REPLACE INTO vanished VALUES (?, ?)", gone)
