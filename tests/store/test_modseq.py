@@ -37,6 +37,14 @@ async def opened(store: MaildirStore, acct: Account) -> MaildirMailbox:
     return box
 
 
+async def two_processes(acct: Account, messages: int) -> tuple[MaildirMailbox, MaildirMailbox]:
+    """``messages`` delivered, then the INBOX opened by two stores (two processes)."""
+    a_store, b_store = new_store(), new_store()
+    for _ in range(messages):
+        await a_store.deliver(acct, MSG)
+    return await opened(a_store, acct), await opened(b_store, acct)
+
+
 def modseqs(box: MaildirMailbox) -> dict[int, int]:
     return {m.uid: m.modseq for m in box.messages()}
 
@@ -74,11 +82,7 @@ async def test_kept_across_a_restart(acct: Account) -> None:
 
 
 async def test_two_processes_report_the_same_values(acct: Account) -> None:
-    a_store, b_store = new_store(), new_store()
-    for _ in range(3):
-        await a_store.deliver(acct, MSG)
-    a = await opened(a_store, acct)
-    b = await opened(b_store, acct)
+    a, b = await two_processes(acct, 3)
     assert modseqs(a) == modseqs(b) and a.highestmodseq == b.highestmodseq
     (seen,) = await a.set_flags([1], [SEEN], "add")
     await b.sync()
@@ -98,11 +102,7 @@ async def test_two_processes_report_the_same_values(acct: Account) -> None:
 
 
 async def test_a_rename_nobody_recorded_gets_a_new_modseq_once(acct: Account) -> None:
-    a_store, b_store = new_store(), new_store()
-    for _ in range(2):
-        await a_store.deliver(acct, MSG)
-    a = await opened(a_store, acct)
-    b = await opened(b_store, acct)
+    a, b = await two_processes(acct, 2)
     highest = a.highestmodseq
     rename_flags(acct, 1, a, "FS")
     res = await a.sync()
@@ -117,10 +117,7 @@ async def test_a_rename_nobody_recorded_gets_a_new_modseq_once(acct: Account) ->
 async def test_flags_changed_and_back_elsewhere_still_raise_the_modseq(acct: Account) -> None:
     """Another process sets and clears a flag between two of our syncs: the file name ends as it
     was, the modseq must not (a client of that process may have seen the middle state)."""
-    a_store, b_store = new_store(), new_store()
-    await a_store.deliver(acct, MSG)
-    a = await opened(a_store, acct)
-    b = await opened(b_store, acct)
+    a, b = await two_processes(acct, 1)
     reported = b.highestmodseq
     await a.set_flags([1], [SEEN], "add")
     await a.set_flags([1], [SEEN], "remove")
