@@ -117,7 +117,8 @@ class Folder(FolderState):
                 self._open_index()  # closed while the folder sat idle
                 adopted = self._settle(listed=False)  # what other processes recorded
                 if self._unchanged(stamps, move_new):  # (a record it can't confirm: a listing)
-                    self.generation += adopted
+                    if adopted:
+                        self.generation += 1
                     return adopted
             same = self._accepted_subs(stamps, taken)
             self.poll_seen = self.poll_stamp()

@@ -367,11 +367,13 @@ class FolderState:
             self.first_recent = max(self.first_recent, self.index.get_meta("first_recent", 1))
             self._data_version = None  # what happened while it was closed is unknown
             self._caught_up = False
-            if self.index.epoch != self._epoch:  # the picture's modseqs come from another counter
-                self._epoch = self.index.epoch
+            if self.index.epoch != self._epoch:  # the picture's modseqs come from another counter:
+                self._epoch = self.index.epoch  # every message is recorded again (or adopts a row)
                 self.modseq = 0
                 self._unrecorded.update((uid, flags_info(rel)) for uid, rel in self.loc.items()
                                         if uid not in self._unrecorded)
+                self._noted_in = self.generation
+                self._log_floor = self.generation + 1  # sessions diff everything once
 
     def _index_write(self, write: Callable[[FolderIndex], None]) -> None:
         """Index writes keep their order: on the loop one is tried without waiting and, if another
