@@ -196,6 +196,8 @@ def test_uid_fetch_vanished_and_expunges_of_another_session(imap, raw) -> None: 
     assert [x.split(" FLAGS")[0] for x in lines[1:-1]] == ["* 1 FETCH (UID 1"]
     c.send(f"w FETCH 1:* (FLAGS) (CHANGEDSINCE {top} VANISHED)")
     assert c.until("w")[-1].startswith("w BAD")  # VANISHED only with UID FETCH
+    c.send("r FETCH 2 (FLAGS)")
+    assert c.until("r")[0].startswith("* 2 FETCH (UID 3 FLAGS (")  # UIDs with QRESYNC
 
 
 def test_qresync_needs_enable(imap, raw) -> None:  # type: ignore[no-untyped-def]

@@ -227,8 +227,8 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
     if s.gone:
         uids = [u for u in uids if u not in s.gone]
     atts = list(a.atts)
-    if cmd.uid and not any(x.name == "UID" for x in atts):
-        atts.insert(0, FetchAtt("UID"))
+    if (cmd.uid or "QRESYNC" in s.enabled) and not any(x.name == "UID" for x in atts):
+        atts.insert(0, FetchAtt("UID"))  # with QRESYNC every FETCH names its message by UID
     if a.changedsince is not None or a.vanished or any(x.name == "MODSEQ" for x in atts):
         uids = await _condstore(s, cmd, uids, atts)
     seen_changed: set[int] = set()
