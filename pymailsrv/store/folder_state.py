@@ -319,6 +319,7 @@ class FolderState:
         self._unrecorded.clear()
         self.modseq = self._epoch = 0
         self._caught_up = False
+        self.infos = {}
         self.loc.clear()
         self._in = {"cur": {}, "new": {}}
         self.index_backlog.clear()  # writes for the old UIDVALIDITY
