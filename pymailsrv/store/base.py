@@ -16,6 +16,9 @@ Implementation notes (invariants every implementation keeps):
 - A Mailbox object belongs to one session; its ``messages()`` view changes only in ``sync()``,
   so sequence numbers stay stable between syncs (RFC 3501 §7.4.1 is the session's job).
 - Nothing here holds a lock while a caller writes to a socket.
+- Every change to a message (flags, arrival, expunge) gets a modseq above every HIGHESTMODSEQ
+  reported before it, whichever process made it, kept across restarts; expunged UIDs are
+  remembered for VANISHED back to a floor (RFC 7162; the Maildir scheme is in store/folder.py).
 """
 
 from __future__ import annotations
