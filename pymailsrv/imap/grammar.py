@@ -80,6 +80,24 @@ class FetchArgs:
     seqset: SeqSet
     atts: tuple[FetchAtt, ...]
     changedsince: int | None = None
+    vanished: bool = False  # RFC 7162 §3.2.6 UID FETCH modifier
+
+
+@dataclass(frozen=True, slots=True)
+class QresyncArgs:
+    """SELECT's QRESYNC parameter (RFC 7162 §3.2.5)."""
+
+    uidvalidity: int
+    modseq: int
+    known_uids: SeqSet | None = None
+    seq_match: tuple[SeqSet, SeqSet] | None = None  # (known sequence numbers, their UIDs)
+
+
+@dataclass(frozen=True, slots=True)
+class SelectArgs:
+    mailbox: bytes
+    params: tuple[str, ...] = ()  # parameter names, upper case
+    qresync: QresyncArgs | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,12 +402,43 @@ def _mailbox(r: Reader) -> bytes:
     return r.astring()
 
 
-def _select(r: Reader) -> tuple[bytes, tuple[str, ...]]:
+def _select(r: Reader) -> SelectArgs:
+    """RFC 4466 select parameters: CONDSTORE, QRESYNC (…) (RFC 7162); other names are kept
+    for the handler to refuse."""
     name = _mailbox(r)
     params: list[str] = []
+    qresync = None
+
+    def param() -> str:
+        nonlocal qresync
+        p = r.atom().upper()
+        if p == "QRESYNC":
+            r.sp()
+            qresync = _qresync(r)
+        return p
+
     if r.maybe(b" "):
-        params = [p.upper() for p in r.paren(r.atom)]
-    return name, tuple(params)
+        params = r.paren(param, allow_empty=False)
+    return SelectArgs(name, tuple(params), qresync)
+
+
+def _qresync(r: Reader) -> QresyncArgs:
+    r.expect(b"(")
+    validity = r.nz_number()
+    r.sp()
+    modseq = r.number(MAX_NUMBER64)
+    known = seq_match = None
+    if r.maybe(b" "):
+        if r.peek() != ord("("):
+            known = r.seq_set()
+        if known is None or r.maybe(b" "):
+            r.expect(b"(")
+            seqs = r.seq_set()
+            r.sp()
+            seq_match = (seqs, r.seq_set())
+            r.expect(b")")
+    r.expect(b")")
+    return QresyncArgs(validity, modseq, known, seq_match)
 
 
 def _create(r: Reader) -> bytes:
@@ -481,12 +530,22 @@ def _fetch(r: Reader) -> FetchArgs:
     else:
         atts = _fetch_att(r, macros=True)
     changedsince = None
-    if r.maybe(b" "):
-        r.expect(b"(")
-        r.expect(b"CHANGEDSINCE ")
-        changedsince = r.number(MAX_NUMBER64)
-        r.expect(b")")
-    return FetchArgs(seqset, atts, changedsince)
+    vanished = False
+    if r.maybe(b" "):  # fetch modifiers (RFC 4466 §2.4): CHANGEDSINCE, VANISHED (RFC 7162)
+
+        def modifier() -> None:
+            nonlocal changedsince, vanished
+            name = r.atom().upper()
+            if name == "CHANGEDSINCE" and changedsince is None:
+                r.sp()
+                changedsince = r.number(MAX_NUMBER64)
+            elif name == "VANISHED" and not vanished:
+                vanished = True
+            else:
+                raise GrammarError("Unknown FETCH modifier")
+
+        r.paren(modifier, allow_empty=False)
+    return FetchArgs(seqset, atts, changedsince, vanished)
 
 
 _MACROS = {
@@ -614,6 +673,11 @@ def _thread(r: Reader) -> SearchArgs:
     return SearchArgs(parse_search_keys(r), charset, None, algorithm=alg)
 
 
+def _atom_arg(r: Reader) -> str:
+    r.sp()
+    return r.atom().upper()
+
+
 def _enable(r: Reader) -> tuple[str, ...]:
     caps = []
     while r.maybe(b" "):
@@ -643,7 +707,7 @@ GRAMMAR: dict[str, Callable[[Reader], Any]] = {
     "SUBSCRIBE": _mailbox, "UNSUBSCRIBE": _mailbox, "LIST": _list, "LSUB": _lsub, "STATUS": _status,
     "APPEND": _append, "SEARCH": _search, "FETCH": _fetch, "STORE": _store, "COPY": _copy,
     "MOVE": _copy, "SORT": _sort, "THREAD": _thread, "ENABLE": _enable, "ID": _id,
-    "GETQUOTA": _mailbox, "GETQUOTAROOT": _mailbox,
+    "GETQUOTA": _mailbox, "GETQUOTAROOT": _mailbox, "COMPRESS": _atom_arg,
     "UID FETCH": _fetch, "UID STORE": _store, "UID COPY": _copy, "UID MOVE": _copy,
     "UID SEARCH": _search, "UID EXPUNGE": _uid_expunge, "UID SORT": _sort, "UID THREAD": _thread,
 }
@@ -713,7 +777,7 @@ def _same_shape(rest: bytes) -> Command | None:
         return None  # the full parse reports it
     a = hit.args
     if isinstance(a, FetchArgs):
-        args: Any = FetchArgs(seqset, a.atts, a.changedsince)
+        args: Any = FetchArgs(seqset, a.atts, a.changedsince, a.vanished)
     elif isinstance(a, StoreArgs):
         args = StoreArgs(seqset, a.mode, a.silent, a.flags, a.unchangedsince)
     else:  # COPY, MOVE: (sequence set, mailbox)

@@ -97,6 +97,13 @@ class CommandParser:
     def feed(self, data: bytes) -> None:
         self._buf += data
 
+    def take_buffered(self) -> bytes:
+        """The bytes fed and not yet parsed, removed (between commands: the stream below changes,
+        as with COMPRESS)."""
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
     def _take_line(self) -> bytes | None:
         idx = self._buf.find(b"\n")
         if idx < 0:

@@ -12,6 +12,8 @@ Implementation notes:
   MailboxGone), the session cannot go on in the selected state (its UIDs and sequence numbers
   belong to a folder that no longer has that name): ``mailbox_lost`` makes the server end it
   with ``* BYE`` after the current command, as Dovecot does.
+- Once CONDSTORE is enabled (ENABLE or an enabling command, RFC 7162 §3.1) every FETCH response
+  about flags carries UID and MODSEQ; once QRESYNC is, expunges are announced as VANISHED.
 """
 
 from __future__ import annotations
@@ -80,8 +82,7 @@ class Session:
         self.out.clear()
         self.out_size = 0
         self.bytes_out += len(data)
-        self.conn.write(data)
-        await self.conn.drain()
+        await self.conn.send(data)
 
     async def maybe_flush(self) -> None:
         if self.out_size >= FLUSH_AT:
@@ -136,11 +137,22 @@ class Session:
         if uid in self.recent:
             flags.append("\\Recent")
         items = b"FLAGS " + wire.flag_list(flags)
-        if with_uid:
+        condstore = "CONDSTORE" in self.enabled
+        if with_uid or condstore:
             items = b"UID %d " % uid + items
-        if "CONDSTORE" in self.enabled:
+        if condstore:
             items += b" MODSEQ (%d)" % info.modseq
         return b"%d FETCH (%s)" % (self.seq_of(uid), items)
+
+    def enable_condstore(self) -> None:
+        """A CONDSTORE enabling command ran (RFC 7162 §3.1): a selected mailbox reports its
+        HIGHESTMODSEQ once, and FETCH responses carry MODSEQ from now on."""
+        if "CONDSTORE" in self.enabled:
+            return
+        self.enabled.add("CONDSTORE")
+        if self.mailbox is not None:
+            self.mailbox.want_modseqs()
+            self.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % self.mailbox.highestmodseq)
 
     def note_keywords(self, flags: frozenset[str] | set[str]) -> bool:
         new = {f for f in flags if not f.startswith("\\")} - self.keywords
@@ -211,17 +223,22 @@ class Session:
 
     def forget(self, uids: list[int]) -> None:
         """Drop expunged UIDs (ascending) from the view, sending one EXPUNGE each (highest first
-        keeps the remaining numbers valid)."""
+        keeps the remaining numbers valid), or one VANISHED once QRESYNC is enabled (RFC 7162
+        §3.2.10)."""
         positions = []
         for uid in uids:
             i = bisect.bisect_left(self.uids, uid)
             if i < len(self.uids) and self.uids[i] == uid:
                 positions.append(i)
+        vanished = "QRESYNC" in self.enabled
+        if vanished and positions:
+            self.untagged("VANISHED " + wire.seq_set(self.uids[i] for i in positions))
         for i in reversed(positions):
             uid = self.uids.pop(i)
             self.info.pop(uid, None)
             self.recent.discard(uid)
-            self.untagged(b"%d EXPUNGE" % (i + 1))
+            if not vanished:
+                self.untagged(b"%d EXPUNGE" % (i + 1))
         if positions:
             self._seq = None
 

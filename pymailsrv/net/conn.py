@@ -10,6 +10,11 @@ Implementation notes:
   (CVE-2011-0411 and its IMAP/POP3 cousins). The caller answers BAD/-ERR and closes.
 - Every byte received or sent updates ``last_activity`` (monotonic clock time) for the idle
   sweeper of ConnectionRegistry.
+- A transform (net/transform.py: COMPRESS) sits between the transport and the buffer once
+  installed: what arrives is decoded into the buffer no faster than the buffer is read (the
+  same high/low water marks bound the compressed backlog), what is written is encoded. The bytes
+  received but not yet read when it is installed were already transformed by the peer: they
+  are decoded first.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ import ssl
 from typing import Any, cast
 
 from pymailsrv.clock import Clock, SystemClock
+from pymailsrv.net.transform import Transform, TransformError
+
+SEND_SLICE = 256 * 1024  # ``send`` of a transformed stream yields to other sessions between slices
 
 
 class ConnectionClosed(Exception):
@@ -65,6 +73,7 @@ class Connection(asyncio.Protocol):
         self.shutdown_message = b""  # written by ConnectionRegistry.close_all before closing
         # the per-IP limit this connection is over ("count"); its session only says so and ends
         self.over_limit = ""
+        self.transform: Transform | None = None
 
     # --- asyncio.Protocol callbacks -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -78,12 +87,39 @@ class Connection(asyncio.Protocol):
         self.tls = transport.get_extra_info("sslcontext") is not None
 
     def data_received(self, data: bytes) -> None:
-        self._buf += data
+        if self.transform is None:
+            self._buf += data
+        else:
+            self.transform.feed(data)
+            self._decode()
         self.last_activity = self.clock.monotonic()
-        if len(self._buf) > self.high_water and not self._read_paused and self.transport:
+        backlog = len(self._buf) + (self.transform.backlog if self.transform is not None else 0)
+        if backlog > self.high_water and not self._read_paused and self.transport:
             self._read_paused = True
             self.transport.pause_reading()
         self._wake()
+
+    def _decode(self) -> None:
+        """Move decoded input into the buffer, up to the high-water mark."""
+        assert self.transform is not None
+        try:
+            while len(self._buf) < self.high_water:
+                out = self.transform.read(self.high_water - len(self._buf))
+                if not out:
+                    return
+                self._buf += out
+        except TransformError:
+            self.abort()  # nothing after a corrupt stream can be trusted
+
+    def add_transform(self, transform: Transform, unread: bytes = b"") -> None:
+        """From now on input and output go through ``transform``. ``unread``: bytes the caller
+        took from this connection and did not use (a parser's buffer); they and everything
+        still buffered here arrived transformed."""
+        raw = unread + bytes(self._buf)
+        self._buf.clear()
+        self.transform = transform
+        transform.feed(raw)
+        self._decode()
 
     def eof_received(self) -> bool | None:
         self._eof = True
@@ -112,9 +148,14 @@ class Connection(asyncio.Protocol):
             self._waiter.set_result(None)
 
     async def _wait_data(self) -> None:
+        had = len(self._buf)
+        if self.transform is not None and self.transform.backlog:
+            self._decode()
+        self._maybe_resume()
+        if len(self._buf) > had:  # decoded from the transform's backlog
+            return
         if self._eof:
             raise ConnectionClosed()
-        self._maybe_resume()
         self._waiter = asyncio.get_running_loop().create_future()
         try:
             await self._waiter
@@ -122,7 +163,10 @@ class Connection(asyncio.Protocol):
             self._waiter = None
 
     def _maybe_resume(self) -> None:
-        if self._read_paused and len(self._buf) < self.low_water and self.transport and not self._closed:
+        if self.transform is not None and self.transform.backlog and len(self._buf) < self.low_water:
+            self._decode()
+        backlog = len(self._buf) + (self.transform.backlog if self.transform is not None else 0)
+        if self._read_paused and backlog < self.low_water and self.transport and not self._closed:
             self._read_paused = False
             self.transport.resume_reading()
 
@@ -184,7 +228,7 @@ class Connection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self._closed or self.transport is None or self.transport.is_closing():
             return
-        self.transport.write(data)
+        self.transport.write(data if self.transform is None else self.transform.encode(data))
         self.last_activity = self.clock.monotonic()
 
     async def drain(self) -> None:
@@ -200,8 +244,16 @@ class Connection(asyncio.Protocol):
             self._drain_waiter = None
 
     async def send(self, data: bytes) -> None:
-        self.write(data)
-        await self.drain()
+        """write + drain; a transformed stream (compressed inline) in slices, so that a big
+        response doesn't hold the event loop for the whole of its encoding."""
+        if self.transform is None or len(data) <= SEND_SLICE:
+            self.write(data)
+            await self.drain()
+            return
+        for i in range(0, len(data), SEND_SLICE):
+            self.write(data[i: i + SEND_SLICE])
+            await self.drain()
+            await asyncio.sleep(0)
 
     # --- TLS ---------------------------------------------------------------------------------
     async def start_tls(self, context: ssl.SSLContext, *, timeout: float = 30.0,
@@ -213,6 +265,8 @@ class Connection(asyncio.Protocol):
             self._buf.clear()
         if self._buf:
             raise PlaintextPending()
+        if self.transform is not None:
+            raise RuntimeError("TLS can't start below a transform")
         if self.transport is None or self._closed:
             raise ConnectionClosed()
         loop = asyncio.get_running_loop()

@@ -20,6 +20,9 @@ Implementation notes (invariants every implementation keeps):
 - A Mailbox object belongs to one session; its ``messages()`` view changes only in ``sync()``,
   so sequence numbers stay stable between syncs (RFC 3501 §7.4.1 is the session's job).
 - Nothing here holds a lock while a caller writes to a socket.
+- Every change to a message (flags, arrival, expunge) gets a modseq above every HIGHESTMODSEQ
+  reported before it, whichever process made it, kept across restarts; expunged UIDs are
+  remembered for VANISHED back to a floor (RFC 7162; the Maildir scheme is in store/folder.py).
 """
 
 from __future__ import annotations
@@ -132,6 +135,23 @@ class Mailbox(Protocol):
 
     @property
     def uidnext(self) -> int: ...
+
+    @property
+    def highestmodseq(self) -> int:
+        """HIGHESTMODSEQ as of the view (RFC 7162 §3.1.2): every change made after it will have a
+        greater modseq, whichever process makes it; kept across restarts."""
+        ...
+
+    def want_modseqs(self) -> None:
+        """The session reports modseqs from now on (CONDSTORE): each sync also takes the modseqs
+        other processes gave (otherwise seen with their next change to the directories)."""
+        ...
+
+    async def expunged_since(self, modseq: int) -> list[int] | None:
+        """UIDs expunged after ``modseq`` (RFC 7162 VANISHED), ascending; may include UIDs still
+        in the view (expunged since the last sync). None when the store no longer remembers that
+        far back: the caller then names every UID it cannot see."""
+        ...
 
     def messages(self) -> Sequence[MessageInfo]:
         """The session's current view, ascending by UID; changes only in ``sync()``."""

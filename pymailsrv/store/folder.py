@@ -29,6 +29,30 @@ Implementation notes:
 - The uidlist dotlock is a hard link of an empty per-process file in tmp/ (Dovecot's
   protocol: the lock name is created atomically); a link costs far less than a new inode.
 - A file renamed under us (another session changed flags) is looked up again by its base name.
+
+Modification sequences (RFC 7162 CONDSTORE/QRESYNC), shared by every process on the folder:
+- The index (store/index.py) holds the folder's counter (HIGHESTMODSEQ), one row per message
+  (uid, modseq, the ``:2,`` info it was given for) and one per expunged UID (uid, modseq). Every
+  change the picture takes in — a flag change (ours, or a rename by another process or Dovecot
+  found by a listing), a new message, an expunge — is noted (``_note``) and recorded by
+  ``_settle`` in one index transaction with the write that caused it, where previously the
+  counter alone was saved: a STORE costs its renames and the one index write it always had.
+- ``self.modseq`` is how far the picture has read the counter. ``_settle`` also takes the rows
+  other processes recorded above it: a row whose info matches the picture's file gives that
+  message its modseq, so all processes report the same values; a change another process recorded
+  twice for the same state is adopted, not counted again. A row the picture can't confirm (other
+  flags, a UID it doesn't have or still has) makes the next refresh list new/ and cur/; a change
+  found that way gets a new value. So every change anyone makes gets a value above every
+  HIGHESTMODSEQ reported before it was seen: a resync after a restart, or from another worker
+  process, misses nothing (at worst a message is reported changed once more than needed).
+- Sessions that use modseqs (``track``) also look for other processes' records when the
+  directories are unchanged: a ``PRAGMA data_version`` (shared memory, no disk access); others
+  pay nothing more. Snapshots carry the picture's modseqs and the counter's epoch, so opening a
+  big folder reads only the rows recorded after its snapshot.
+- Expunged UIDs are kept for VANISHED up to VANISHED_KEEP; older ones are pruned in halves and
+  the ``vanished_floor`` rises: a client whose modseq is below it is told every UID it may know
+  that is gone (RFC 7162 allows UIDs that were never there). A new counter for a folder that had
+  UIDs (a lost index) starts at the time in milliseconds, above anything handed out before.
 """
 
 from __future__ import annotations
@@ -46,7 +70,16 @@ from pymailsrv.errors import Refusal
 from pymailsrv.message.lines import crlf_size
 from pymailsrv.store import mdfiles, quota
 from pymailsrv.store.base import DELETED, FlagMode, MessageInfo
-from pymailsrv.store.folder_state import KEYWORDS, UIDLIST, FolderState, base_of, dir_identity, info_of
+from pymailsrv.store.folder_state import (
+    KEYWORDS,
+    UIDLIST,
+    FolderState,
+    base_of,
+    dir_identity,
+    flags_info,
+    info_of,
+)
+from pymailsrv.store.index import EXPUNGED
 from pymailsrv.store.view import apply_flags
 
 SNAPSHOT_EVERY = 2000  # changes between snapshot rewrites while the folder stays open
@@ -94,9 +127,14 @@ class Folder(FolderState):
                 return False  # the caller raises FolderNotFound / MailboxGone
             taken = time.time_ns()
             stamps = self._dir_stamps()
+            adopted = False
             if self._unchanged(stamps, move_new):
                 self._open_index()  # closed while the folder sat idle
-                return False
+                adopted = self._settle(listed=False)  # what other processes recorded
+                if self._unchanged(stamps, move_new):  # (a record it can't confirm: a listing)
+                    if adopted:
+                        self.generation += 1
+                    return adopted
             same = self._accepted_subs(stamps, taken)
             self.poll_seen = self.poll_stamp()
             if not self.loaded:
@@ -115,24 +153,27 @@ class Folder(FolderState):
                 self._move_new()
                 self.own_changes((taken, listed))
                 changed = True
+            changed = self._settle(listed=True) or changed or adopted
             if self._unsaved >= SNAPSHOT_EVERY:
                 self.save_snapshot()
             self._remember(stamps, taken)
             if changed:
                 self.generation += 1
-                self.save_meta()
             return changed
 
-    def refresh_on_loop(self, move_new: bool) -> bool:
+    def refresh_on_loop(self, move_new: bool, track: bool = False) -> bool:
         """``refresh`` in the common cases, cheap enough for the loop (caller holds ``on_loop``):
         True if the picture is current — the stamps unchanged (three stat calls), or changed only
         by what the picture already holds (this process's renames, unlinks and appends), which a
         listing of each changed directory, if small, confirms name for name. False, having
-        changed nothing but the uidlist records: a thread must refresh."""
+        changed nothing but the uidlist records: a thread must refresh. ``track``: also take the
+        modseqs other processes recorded (for sessions that report them)."""
         taken = time.time_ns()
         stamps = self._dir_stamps()
-        if self.index is None or not self.loaded or (move_new and self._in["new"]):
+        if self.index is None or not self.loaded or (move_new and self._in["new"]) or self._unrecorded:
             return False
+        if track and self._settle(listed=False):
+            self.generation += 1
         if self._unchanged(stamps, move_new):
             return True
         if len(stamps) != 3 or self._unsaved >= SNAPSHOT_EVERY or self._compaction_due():
@@ -204,10 +245,10 @@ class Folder(FolderState):
             rel = self.loc.pop(uid, None)
             if self.infos.pop(uid, None) is not None:
                 self._touch(uid)
+                self._note(uid, EXPUNGED)
             if rel is not None and self._in[rel[:3]].get(rel[4:]) == uid:
                 del self._in[rel[:3]][rel[4:]]
         self._index_write(lambda ix: ix.delete(uids))
-        self.modseq += 1
         self._unsaved += len(uids)
         return True
 
@@ -245,8 +286,8 @@ class Folder(FolderState):
             self.loc[uid] = rel = f"{sub}/{name}"
             self._in[sub][name] = uid
             self.infos[uid] = MessageInfo(uid, self.flags_of(info_of(rel)), size, idate, self.modseq)
+            self._note(uid, flags_info(rel))
             self._touch(uid)
-        self.modseq += 1
         self._unsaved += len(found)
         if resort:
             self.infos = dict(sorted(self.infos.items()))
@@ -368,7 +409,7 @@ class Folder(FolderState):
             kw = self.keyword_index(wanted)
             if kw is None or (self._on_loop and len(uids) > INLINE_FILES):
                 return [], uids
-            out: list[MessageInfo] = []
+            out: list[int] = []
             left: list[int] = []
             before = self.sub_stamps()
             for i, uid in enumerate(uids):
@@ -377,12 +418,12 @@ class Folder(FolderState):
                     left = uids[i:]
                     break
                 if done:
-                    out.append(self.infos[uid])
+                    out.append(uid)
             if out:
                 self.own_changes(before)
+                self._settle(listed=False)  # on the loop, a busy index leaves it to flush_index
                 self.generation += 1
-                self.save_meta()
-            return out, left
+            return [self.infos[uid] for uid in out if uid in self.infos], left
 
     def _rename_flags(self, uid: int, wanted: frozenset[str], mode: FlagMode, kw: dict[str, int]) -> bool | None:
         """None: on the loop, the file was renamed under us (finding it again is a listing)."""
@@ -444,9 +485,10 @@ class Folder(FolderState):
             return removed, left
 
     def forget(self, uids: list[int]) -> None:
-        if self._drop(uids):
-            self.generation += 1
-            self.save_meta()
+        with self.lock:
+            if self._drop(uids):
+                self._settle(listed=False)
+                self.generation += 1
 
     def add_files(self, files: list[NewFile]) -> list[int]:
         """Put files into cur/ with their flags and give them UIDs (COPY, MOVE target). Returns
@@ -501,8 +543,8 @@ class Folder(FolderState):
             self._index_write(lambda ix: ix.put(rows))
             found = sorted((uids[nf.base], "cur", os.path.basename(nf.source), nf.idate, nf.vsize) for nf in files)
             if self._insert(found):
+                self._settle(listed=False)
                 self.generation += 1
-                self.save_meta()
             if before is not None:
                 self.own_changes(before)
             return [uids[nf.base] for nf in files], []

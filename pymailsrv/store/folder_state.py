@@ -18,14 +18,14 @@ from typing import Any
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.store import mdfiles
 from pymailsrv.store.base import MessageInfo
-from pymailsrv.store.index import FolderIndex, IndexBusy, stored_uidvalidity
+from pymailsrv.store.index import EXPUNGED, FolderIndex, IndexBusy, ModseqChanges, first_modseq, stored_uidvalidity
 
 UIDLIST = "dovecot-uidlist"
 UIDLIST_LOCK = "dovecot-uidlist.lock"
 LOCK_SOURCE = "pymailsrv-dotlock"  # in tmp/: the file each lock is a hard link of
 KEYWORDS = "dovecot-keywords"
 SNAPSHOT = "pymailsrv-snapshot"
-SNAPSHOT_VERSION = 5
+SNAPSHOT_VERSION = 6
 LOCK_STALE = 120.0  # Dovecot's uidlist dotlock stale timeout
 LOCK_TIMEOUT = 30.0
 TRUST_AFTER = 0.1  # seconds; several kernel timestamp ticks (use more on NFS)
@@ -53,6 +53,11 @@ def dir_identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def flags_info(rel: str) -> str:
+    """The info a modseq is recorded for ("" for a file without one, as in new/)."""
+    return info_of(rel) or ""
+
+
 class FolderState:
     """The picture and the files behind it; ``store.folder.Folder`` is the one to use."""
 
@@ -72,7 +77,12 @@ class FolderState:
         self.loc: dict[int, str] = {}  # uid -> "cur/<file name>" or "new/<file name>"
         self._in: dict[str, dict[str, int]] = {"cur": {}, "new": {}}  # file name -> uid
         self.generation = 0
-        self.modseq = 1
+        self.modseq = 0  # the index's counter as far as the picture has caught up with it
+        self._unrecorded: dict[int, str | None] = {}  # uid -> info (or EXPUNGED) awaiting a modseq
+        self._noted_in = 0  # the generation the oldest of them was noted (and logged) in
+        self._epoch = 0  # the index counter the picture's modseqs come from
+        self._data_version: int | None = None  # the index's, when last settled
+        self._caught_up = False  # self.modseq was the counter then (not held back, _apply)
         self.first_recent = 1
         self._seen: dict[str, tuple[int, ...]] = {}  # trusted stamps of the last scan
         self._own: dict[str, tuple[int, ...]] = {}  # young stamps of new/, cur/ the picture holds
@@ -325,6 +335,10 @@ class FolderState:
         """Forget every UID (the uidlist was lost or replaced with another UIDVALIDITY)."""
         self._log_floor = self.generation + 1
         self._own.clear()
+        self._unrecorded.clear()
+        self.modseq = self._epoch = 0
+        self._caught_up = False
+        self.infos = {}
         self.loc.clear()
         self._in = {"cur": {}, "new": {}}
         self.index_backlog.clear()  # writes for the old UIDVALIDITY
@@ -368,9 +382,18 @@ class FolderState:
 
     def _open_index(self) -> None:
         if self.index is None and self.uidlist is not None:
-            self.index = FolderIndex(self.path, self.uidlist.uidvalidity)
+            ul = self.uidlist
+            self.index = FolderIndex(self.path, ul.uidvalidity, first_modseq(ul.next_uid > 1 or bool(ul.records)))
             self.first_recent = max(self.first_recent, self.index.get_meta("first_recent", 1))
-            self.modseq = max(self.modseq, self.index.get_meta("modseq", 1))
+            self._data_version = None  # what happened while it was closed is unknown
+            self._caught_up = False
+            if self.index.epoch != self._epoch:  # the picture's modseqs come from another counter:
+                self._epoch = self.index.epoch  # every message is recorded again (or adopts a row)
+                self.modseq = 0
+                self._unrecorded.update((uid, flags_info(rel)) for uid, rel in self.loc.items()
+                                        if uid not in self._unrecorded)
+                self._noted_in = self.generation
+                self._log_floor = self.generation + 1  # sessions diff everything once
 
     def _index_write(self, write: Callable[[FolderIndex], None]) -> None:
         """Index writes keep their order: on the loop one is tried without waiting and, if another
@@ -397,13 +420,105 @@ class FolderState:
             del self.index_backlog[0]
 
     def flush_index(self) -> None:
-        """The writes ``on_loop`` work queued (``index_backlog``); in a thread."""
+        """The writes ``on_loop`` work queued (``index_backlog``, unrecorded modseqs); in a thread."""
         with self.lock:
             self._drain_backlog()
+            if self._unrecorded and self._settle(listed=False):
+                self.generation += 1
 
     def save_meta(self) -> None:
-        # read when written: a queued write stores the then current values
-        self._index_write(lambda ix: ix.set_meta({"modseq": self.modseq, "first_recent": self.first_recent}))
+        # read when written: a queued write stores the then current value
+        self._index_write(lambda ix: ix.set_meta({"first_recent": self.first_recent}))
+
+    # -- modification sequences (RFC 7162; the scheme is in store/folder.py's notes) -------------
+    @property
+    def needs_flush(self) -> bool:
+        """Index work that the event loop could not do without waiting (``flush_index``)."""
+        return bool(self.index_backlog or self._unrecorded)
+
+    def _note(self, uid: int, info: str | None) -> None:
+        """``uid`` got new flags (its info), appeared, or went (EXPUNGED): it needs a modseq.
+        The caller logs the change (``_touch``) in the same generation."""
+        if not self._unrecorded:
+            self._noted_in = self.generation
+        self._unrecorded[uid] = info
+
+    def _settle(self, listed: bool) -> bool:
+        """Record the picture's unrecorded changes in the index and take what other processes
+        recorded since ``self.modseq``; True if a message's modseq changed. On the loop, a busy
+        index leaves the changes unrecorded (for ``flush_index``). ``listed``: new/ and cur/ were
+        just listed, so the picture is the disk; otherwise a record the picture can't confirm
+        makes the next refresh list them and is looked at again then."""
+        ix = self.index
+        pending = dict(self._unrecorded)
+        if ix is None or ix.conn is None:
+            return self._count_locally(pending)
+        version = ix.data_version()
+        alone = version is not None and version == self._data_version and self._caught_up
+        if not pending and alone:
+            return False
+        try:
+            with ix.nowait() if self._on_loop else contextlib.nullcontext():
+                got = ix.record(self.modseq, pending, alone) if pending else ix.changes_since(self.modseq)
+        except IndexBusy:
+            return False
+        if got is None:
+            return self._count_locally(pending)
+        self._unrecorded.clear()  # (the caller holds the lock: nothing was added meanwhile)
+        self._data_version = version
+        return self._apply(got, listed, logged=self._noted_in == self.generation)
+
+    def _apply(self, got: ModseqChanges, listed: bool, logged: bool) -> bool:
+        """``logged``: the recorded changes were logged in this generation already."""
+        changed = False
+        stale: list[int] = []
+        for uid, modseq in got.assigned.items():
+            changed |= self._set_modseq(uid, modseq, log=not logged)
+        for uid, modseq, info in got.others:
+            if uid in got.assigned:
+                continue
+            rel = self.loc.get(uid)
+            if rel is None or info is EXPUNGED or info != flags_info(rel):
+                if rel is not None or info is not EXPUNGED:
+                    stale.append(modseq)  # the disk moved on from the picture (or will)
+                continue
+            changed |= self._set_modseq(uid, modseq)
+        if stale:
+            self._distrust()
+        self._caught_up = listed or not stale
+        self.modseq = got.highest if self._caught_up else max(self.modseq, min(stale) - 1)
+        return changed
+
+    def _set_modseq(self, uid: int, modseq: int, log: bool = True) -> bool:
+        m = self.infos.get(uid)
+        if m is None or m.modseq >= modseq:
+            return False
+        self.infos[uid] = MessageInfo(uid, m.flags, m.size, m.internal_date, modseq)
+        if log:
+            self._touch(uid)
+        return True
+
+    def _count_locally(self, pending: dict[int, str | None]) -> bool:
+        """Without a usable index the modseqs are this process's own (not kept across restarts)."""
+        self._unrecorded.clear()
+        if not pending:
+            return False
+        self.modseq += 1
+        for uid in pending:
+            self._set_modseq(uid, self.modseq)
+        return True
+
+    def _distrust(self) -> None:
+        """List new/ and cur/ at the next refresh whatever their stamps say."""
+        for sub in ("new", "cur"):
+            self._seen.pop(sub, None)
+            self._own.pop(sub, None)
+
+    def expunged_since(self, modseq: int) -> list[int] | None:
+        """UIDs the index knows were expunged after ``modseq``; None if it can't tell."""
+        with self.lock:
+            ix = self.index
+            return None if ix is None else ix.expunged_since(modseq)
 
     def cache_put(self, rows: list[tuple[int, str, bytes]]) -> None:
         self._index_write(lambda ix: ix.cache_put(rows))
@@ -422,6 +537,8 @@ class FolderState:
                 ino = os.fstat(f.fileno()).st_ino
             ul = mdfiles.parse_uidlist_header(header.decode("utf-8", "replace"))
             if ul.uidvalidity != snap["uidvalidity"]:
+                return False
+            if snap.get("epoch", 0) == 0:
                 return False
             self.keywords = list(snap["keywords"])
             groups = [self.flags_of(info) for info in snap["groups"]]
@@ -447,7 +564,7 @@ class FolderState:
         same_file = ino == snap["ul_ino"]
         self._records_complete = same_file  # the tail is read next; else the whole list when needed
         self._ul_stamp = (ino, snap["ul_offset"]) if same_file else None
-        self.modseq, self.first_recent = modseq, snap["first_recent"]
+        self.modseq, self.first_recent, self._epoch = modseq, snap["first_recent"], snap["epoch"]
         self._seen = dict(snap["seen"])
         self._snap_seen = dict(self._seen)
         return True
@@ -455,6 +572,8 @@ class FolderState:
     def save_snapshot(self) -> None:
         if self.uidlist is None or not self.loaded:
             return
+        if self._unrecorded:
+            self._settle(listed=False)  # a snapshot never holds flags without their modseq
         self._need_records()
         if self._ul_stamp is None or self.uidlist is None:
             return
@@ -475,6 +594,7 @@ class FolderState:
             "ul_ino": self._ul_stamp[0],
             "ul_offset": self._ul_stamp[1],
             "modseq": self.modseq,
+            "epoch": self._epoch,
             "first_recent": self.first_recent,
             "keywords": self.keywords,
             "groups": list(gmap),
@@ -515,9 +635,9 @@ class FolderState:
         self._in[rel[:3]][rel[4:]] = uid
         info = self.infos.get(uid)
         flags = self.flags_of(info_of(rel))
-        if info is not None and info.flags != flags:
-            self.modseq += 1
-            self.infos[uid] = MessageInfo(uid, flags, info.size, info.internal_date, self.modseq)
+        if info is not None and info.flags != flags:  # the modseq follows (``_settle``)
+            self.infos[uid] = MessageInfo(uid, flags, info.size, info.internal_date, info.modseq)
+            self._note(uid, flags_info(rel))
             self._touch(uid)
             self._unsaved += 1
 
@@ -559,6 +679,8 @@ class FolderState:
             if not self.evicted and (stale or not os.path.exists(os.path.join(self.path, SNAPSHOT))):
                 self.save_snapshot()  # (never into a directory that is now another folder's)
             self._drain_backlog()
+            if self._unrecorded:
+                self._settle(listed=False)
             self._drop_lock_source()
             if self.index is not None:
                 self.index.close()

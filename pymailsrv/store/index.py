@@ -1,9 +1,12 @@
-"""The per-folder index and cache (``pymailsrv-index.sqlite`` in the folder directory).
+"""The per-folder index (``pymailsrv-index.sqlite`` in the folder directory).
 
 It holds what a Maildir file name does not say: internal dates (a stat per file otherwise), the
-RFC822 size of files without ``,W=``, the ``\\Recent`` watermark and modseq, and cached blobs
-(envelope, bodystructure) that IMAP puts there. It is a cache: if it is missing or unreadable it
-is rebuilt from the files, and nothing in it is needed to keep UIDs (dovecot-uidlist does that).
+RFC822 size of files without ``,W=``, the ``\\Recent`` watermark and cached blobs (envelope,
+bodystructure) that IMAP puts there; those are a cache, rebuilt from the files if lost. It is
+also where every process serving the folder keeps the modification sequences (RFC 7162): the
+folder's counter, each message's modseq with the flags (``:2,`` info) it was given for, and the
+expunged UIDs. ``store.folder`` explains how they are kept; losing them is recovered from with a
+new counter that starts above any value handed out before (``first_modseq``).
 
 Each Folder uses it under the folder's lock, from threads or, for short writes, from the event
 loop inside ``nowait()``: there a write that would wait for another process's writer raises
@@ -18,7 +21,9 @@ import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("pymailsrv.store")
@@ -31,7 +36,31 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS msg (uid INTEGER PRIMARY KEY, idate REAL NOT NULL, vsize INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS cache (uid INTEGER NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
                                   PRIMARY KEY (uid, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mods (uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL, info TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS mods_by_modseq ON mods (modseq);
+CREATE TABLE IF NOT EXISTS vanished (uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS vanished_by_modseq ON vanished (modseq);
 """
+VANISHED_KEEP = 50_000  # expunged UIDs remembered; older ones are pruned in halves (``vanished_floor``)
+EXPUNGED = None  # in ``record``: the message is gone
+
+
+def first_modseq(had_uids: bool) -> int:
+    """Where a new counter starts: 1 for a new folder; for one whose UIDs were handed out before
+    (the index was lost, or the folder comes from Dovecot), milliseconds since the epoch, above
+    any value an earlier counter reached unless it ran at over a thousand changes a second."""
+    return int(time.time() * 1000) if had_uids else 1
+
+
+@dataclass(slots=True)
+class ModseqChanges:
+    """What ``record`` or ``changes_since`` found: the counter, each recorded message's modseq,
+    and what other processes recorded after the caller's last look."""
+
+    highest: int
+    epoch: int
+    assigned: dict[int, int] = field(default_factory=dict)  # uid -> modseq given or adopted here
+    others: list[tuple[int, int, str | None]] = field(default_factory=list)  # (uid, modseq, info|EXPUNGED)
 
 
 class IndexBusy(Exception):
@@ -63,23 +92,32 @@ def stored_uidvalidity(folder_path: str) -> int:
 
 
 class FolderIndex:
-    def __init__(self, folder_path: str, uidvalidity: int) -> None:
+    def __init__(self, folder_path: str, uidvalidity: int, start_modseq: int = 1) -> None:
         self.path = os.path.join(folder_path, INDEX_FILE)
         self.conn: sqlite3.Connection | None = None
         self.reader: sqlite3.Connection | None = None
+        self.epoch = 0  # set when the modseq counter starts; a snapshot of another epoch is stale
         self._wait = True
-        self._open(uidvalidity)
+        self._open(uidvalidity, start_modseq)
 
-    def _open(self, uidvalidity: int) -> None:
+    def _open(self, uidvalidity: int, start: int) -> None:
         for attempt in range(2):
             try:
                 conn = _connect(self.path)
                 conn.executescript(_SCHEMA)
-                row = conn.execute("SELECT value FROM meta WHERE key='uidvalidity'").fetchone()
-                if row is not None and row[0] != uidvalidity:
-                    conn.executescript("DELETE FROM msg; DELETE FROM cache; DELETE FROM meta;")
-                conn.execute("INSERT OR REPLACE INTO meta VALUES ('uidvalidity', ?)", (uidvalidity,))
+                with conn:  # one transaction: processes opening a new index together agree
+                    conn.execute("BEGIN IMMEDIATE")
+                    row = conn.execute("SELECT value FROM meta WHERE key='uidvalidity'").fetchone()
+                    if row is not None and row[0] != uidvalidity:
+                        for table in ("msg", "cache", "meta", "mods", "vanished"):
+                            conn.execute(f"DELETE FROM {table}")
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('uidvalidity', ?)", (uidvalidity,))
+                    # expunges before the counter started are unknown: VANISHED is then conservative
+                    conn.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)",
+                                     [("highestmodseq", start), ("vanished_floor", start),
+                                      ("vanished_rows", 0), ("epoch", time.time_ns())])
                 self.conn = conn
+                self.epoch = self.get_meta("epoch", 0)
                 return
             except sqlite3.Error as exc:
                 log.warning("index %s unusable (%s); rebuilding", self.path, exc)
@@ -110,20 +148,23 @@ class FolderIndex:
             if self.conn is not None:
                 self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
-    def _write(self, fill: Callable[[sqlite3.Connection], object]) -> None:
-        """One transaction; errors are logged (it is a cache), except IndexBusy in ``nowait``."""
+    def _write(self, fill: Callable[[sqlite3.Connection], object], begin: str = "BEGIN") -> bool:
+        """One transaction (reads too); errors are logged, except IndexBusy in ``nowait``. False if
+        it failed."""
         if self.conn is None:
-            return
+            return False
         try:
             with self.conn:
-                self.conn.execute("BEGIN")
+                self.conn.execute(begin)
                 fill(self.conn)
+            return True
         except sqlite3.OperationalError as exc:
             if not self._wait and exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise IndexBusy(self.path) from exc
             log.warning("index %s: %s", self.path, exc)
         except sqlite3.Error as exc:
             log.warning("index %s: %s", self.path, exc)
+        return False
 
     def _run(self, sql: str, args: Iterable[object] = ()) -> list[tuple[Any, ...]]:
         if self.conn is None:
@@ -184,3 +225,100 @@ class FolderIndex:
         except sqlite3.Error:
             return None
         return None if row is None else bytes(row[0])
+
+    # -- modification sequences (RFC 7162) ------------------------------------------------------
+    def data_version(self) -> int | None:
+        """Changes when another connection commits (SQLite's ``PRAGMA data_version``): a look at
+        shared memory, no disk access. None if the index is unusable."""
+        if self.conn is None:
+            return None
+        try:
+            return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return None
+
+    def _since(self, c: sqlite3.Connection, known: int, out: ModseqChanges) -> None:
+        out.others = c.execute("SELECT uid, modseq, info FROM mods WHERE modseq > ?1 UNION ALL "
+                               "SELECT uid, modseq, NULL FROM vanished WHERE modseq > ?1", (known,)).fetchall()
+
+    def changes_since(self, known: int) -> ModseqChanges | None:
+        """The counter and every record after ``known`` (one read transaction); None if unusable,
+        IndexBusy inside ``nowait``."""
+        out = ModseqChanges(0, self.epoch)
+
+        def read(c: sqlite3.Connection) -> None:
+            out.highest = self._meta(c, "highestmodseq")
+            self._since(c, known, out)
+
+        return out if self._write(read) else None
+
+    def record(self, known: int, changes: Mapping[int, str | None], alone: bool = False) -> ModseqChanges | None:
+        """Give modseqs to ``changes`` (uid -> the flags info a message now has, or EXPUNGED) in
+        one write transaction, and return them with what others recorded after ``known``. A
+        change another process recorded after ``known`` for the same state is adopted, not
+        counted twice; everything else gets the next value of the counter, one for the whole
+        call. ``alone``: the caller knows nobody else wrote since it read the counter as
+        ``known`` (``data_version``), so nothing is read back. None if the index is unusable;
+        IndexBusy inside ``nowait``."""
+        out = ModseqChanges(0, self.epoch)
+
+        def fill(c: sqlite3.Connection) -> None:
+            out.highest = known if alone else self._meta(c, "highestmodseq")
+            new = out.highest + 1  # taken only if something isn't adopted: HIGHESTMODSEQ moves on a change
+            if not alone:
+                self._since(c, known, out)
+            theirs = {(uid, info): modseq for uid, modseq, info in out.others}
+            rows: list[tuple[int, int, str]] = []
+            gone: list[tuple[int, int]] = []
+            for uid, info in changes.items():
+                adopted = theirs.get((uid, info))
+                if adopted is not None:
+                    out.assigned[uid] = adopted
+                    continue
+                out.assigned[uid] = new
+                if info is EXPUNGED:
+                    gone.append((uid, new))
+                else:
+                    rows.append((uid, new, info))
+            if rows or gone:
+                out.highest = new
+                c.execute("UPDATE meta SET value=? WHERE key='highestmodseq'", (new,))
+            if rows:
+                c.executemany("INSERT OR REPLACE INTO mods VALUES (?, ?, ?)", rows)
+            if gone:
+                c.executemany("DELETE FROM mods WHERE uid=?", [(u,) for u, _ in gone])
+                c.executemany("INSERT OR REPLACE INTO vanished VALUES (?, ?)", gone)
+                self._prune(c, len(gone))
+
+        return out if self._write(fill, "BEGIN IMMEDIATE") else None
+
+    def _prune(self, c: sqlite3.Connection, added: int) -> None:
+        """Keep at most VANISHED_KEEP expunged UIDs: beyond that the older half goes and the floor
+        rises to the newest modseq dropped (VANISHED is conservative below it)."""
+        rows = self._meta(c, "vanished_rows") + added
+        if rows > VANISHED_KEEP:
+            cut = c.execute("SELECT modseq FROM vanished ORDER BY modseq DESC LIMIT 1 OFFSET ?",
+                            (VANISHED_KEEP // 2,)).fetchone()
+            if cut is not None:
+                c.execute("DELETE FROM vanished WHERE modseq <= ?", (cut[0],))
+                c.execute("UPDATE meta SET value=max(value, ?) WHERE key='vanished_floor'", (cut[0],))
+            rows = int(c.execute("SELECT count(*) FROM vanished").fetchone()[0])
+        c.execute("UPDATE meta SET value=? WHERE key='vanished_rows'", (rows,))
+
+    @staticmethod
+    def _meta(c: sqlite3.Connection, key: str) -> int:
+        row = c.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def expunged_since(self, modseq: int) -> list[int] | None:
+        """UIDs expunged after ``modseq``, ascending; None below the floor (or unusable)."""
+        out: list[int] | None = None
+
+        def read(c: sqlite3.Connection) -> None:
+            nonlocal out
+            if modseq >= self._meta(c, "vanished_floor"):
+                rows = c.execute("SELECT uid FROM vanished WHERE modseq > ? ORDER BY uid", (modseq,))
+                out = [int(u) for (u,) in rows]
+
+        self._write(read)
+        return out

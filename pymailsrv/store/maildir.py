@@ -534,6 +534,8 @@ class MaildirMailbox:
         self._uidnext = self._f.uidlist.next_uid
         self._view = SessionView()
         self._generation = -1
+        self._highest = 0
+        self._track = False
         self._event = asyncio.Event()
         self._closed = False
         hub.waiters.add(self._event)
@@ -541,6 +543,16 @@ class MaildirMailbox:
     @property
     def uidnext(self) -> int:
         return self._uidnext
+
+    @property
+    def highestmodseq(self) -> int:
+        return self._highest
+
+    def want_modseqs(self) -> None:
+        self._track = True
+
+    async def expunged_since(self, modseq: int) -> list[int] | None:
+        return await asyncio.to_thread(self._f.expunged_since, modseq)
 
     def messages(self) -> Sequence[MessageInfo]:
         return self._view.infos
@@ -574,7 +586,7 @@ class MaildirMailbox:
         refresh_on_loop) and few changes of other sessions to diff. None: it takes a thread."""
         f = self._f
         with f.on_loop() as held:
-            if not held or not f.refresh_on_loop(move_new=not self.readonly):
+            if not held or not f.refresh_on_loop(move_new=not self.readonly, track=self._track):
                 return None
             result = self._catch_up(INLINE_DIFF)
             if result is not None and pending:
@@ -599,11 +611,13 @@ class MaildirMailbox:
         assert f.uidlist is not None
         if f.generation == self._generation:
             self._uidnext = f.uidlist.next_uid
+            self._highest = f.modseq
             return SyncResult()
         uids = f.changes_since(self._generation)
         if limit is not None and (uids is None or len(uids) > limit):
             return None
         self._uidnext = f.uidlist.next_uid
+        self._highest = f.modseq
         if uids is None:
             result = self._view.sync_to(f.infos, f.first_recent)
         else:
@@ -616,7 +630,7 @@ class MaildirMailbox:
 
     async def _flush_index(self) -> None:
         """Index writes that work on the loop queued (another process was writing the index)."""
-        if self._f.index_backlog:
+        if self._f.needs_flush:
             await asyncio.to_thread(self._f.flush_index)
 
     def _own(self, op: _Op[int, _R]) -> _Op[int, _R]:
@@ -630,6 +644,7 @@ class MaildirMailbox:
                 result = op(todo)
                 if current:
                     self._generation = f.generation
+                    self._highest = f.modseq
                 return result
 
         return own_write
@@ -738,6 +753,7 @@ class MaildirMailbox:
         wanted = clean_flags(flags)
         chosen = [m.uid for m in select_uids(self._view, uids)]
         out = await self._loop_first(self._own(functools.partial(self._f.set_flags, wanted=wanted, mode=mode)), chosen)
+        out = [self._f.infos.get(m.uid, m) for m in out]  # with the modseqs a deferred record gave
         self._view.update(out)
         if out:
             self._changed()

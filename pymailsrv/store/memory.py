@@ -62,6 +62,14 @@ class _Folder:
     msgs: dict[int, _Msg] = field(default_factory=dict)
     cache: dict[tuple[int, str], bytes] = field(default_factory=dict)
     waiters: set[asyncio.Event] = field(default_factory=set)
+    vanished: dict[int, int] = field(default_factory=dict)  # expunged uid -> modseq
+
+    def remove(self, uids: list[int]) -> None:
+        """Expunge: one modseq for the lot, remembered for VANISHED."""
+        self.modseq += 1
+        for uid in uids:
+            self.msgs.pop(uid, None)
+            self.vanished[uid] = self.modseq
 
     def notify(self, exclude: asyncio.Event | None = None) -> None:
         for ev in self.waiters:
@@ -162,8 +170,7 @@ class MemoryStore:
             dest = acct.folders[new] = self._new_folder()
             for msg in folder.msgs.values():
                 dest.add(msg.data, msg.info.flags, msg.info.internal_date)
-            folder.msgs.clear()
-            folder.modseq += 1
+            folder.remove(list(folder.msgs))
             folder.notify()
             return
         for name in sorted(acct.folders):
@@ -246,12 +253,23 @@ class MemoryMailbox:
         self._state = state
         self._view = SessionView()
         self._uidnext = state.uidnext
+        self._highest = state.modseq
         self._event = asyncio.Event()
         state.waiters.add(self._event)
 
     @property
     def uidnext(self) -> int:
         return self._uidnext
+
+    @property
+    def highestmodseq(self) -> int:
+        return self._highest
+
+    def want_modseqs(self) -> None:
+        pass  # one process: every change is seen at once
+
+    async def expunged_since(self, modseq: int) -> list[int] | None:
+        return sorted(uid for uid, m in self._state.vanished.items() if m > modseq)
 
     def messages(self) -> Sequence[MessageInfo]:
         return self._view.infos
@@ -274,6 +292,7 @@ class MemoryMailbox:
         state = self._live()
         result = self._view.sync_to({u: m.info for u, m in state.msgs.items()}, state.first_recent)
         self._uidnext = state.uidnext
+        self._highest = state.modseq
         if not self.readonly:
             state.first_recent = state.uidnext
         return result
@@ -324,14 +343,13 @@ class MemoryMailbox:
         for info in select_uids(self._view, uids):
             msg = state.msgs.get(info.uid)
             if msg is not None and DELETED in msg.info.flags:
-                del state.msgs[info.uid]
                 gone.append(info.uid)
         return self._forget(gone)
 
     def _forget(self, gone: list[int]) -> list[int]:
         if gone:
             state = self._state
-            state.modseq += 1
+            state.remove(gone)
             for key in [k for k in state.cache if k[0] in set(gone)]:
                 del state.cache[key]
             self._view.drop(gone)
@@ -351,8 +369,6 @@ class MemoryMailbox:
     async def move(self, uids: Iterable[int], dest: str) -> tuple[int, list[tuple[int, int]]]:
         self._writable()
         validity, pairs = await self.copy(uids, dest)
-        for uid, _ in pairs:
-            self._state.msgs.pop(uid, None)
         self._forget([uid for uid, _ in pairs])
         return validity, pairs
 

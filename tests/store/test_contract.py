@@ -102,6 +102,40 @@ async def test_set_flags_modes(store, account: Account) -> None:
     assert again.messages()[0].flags == {"$Junk", SEEN}
 
 
+async def test_modseqs_and_expunged_uids(store, account: Account) -> None:
+    """RFC 7162: every change gets a modseq above the HIGHESTMODSEQ reported before it; expunged
+    UIDs are remembered; another session sees the same values."""
+    for _ in range(3):
+        await store.deliver(account, MSG)
+    box = await store.open(account)
+    await box.sync()
+    h0 = box.highestmodseq
+    assert all(0 < m.modseq <= h0 for m in box.messages())
+    (info,) = await box.set_flags([2], [SEEN], "add")
+    assert info.modseq > h0
+    (same,) = await box.set_flags([2], [SEEN], "add")  # no change: no new modseq
+    assert same.modseq == info.modseq
+    await box.sync()
+    h1 = box.highestmodseq
+    assert h1 >= info.modseq
+    await box.set_flags([1, 3], [DELETED], "add")
+    assert await box.expunge() == [1, 3]
+    await box.sync()
+    assert box.highestmodseq > h1
+    assert await box.expunged_since(h1) == [1, 3]
+    assert await box.expunged_since(box.highestmodseq) == []
+    h2 = box.highestmodseq
+    uid = await box.append(MSG)
+    await box.sync()
+    assert box.messages()[-1].uid == uid and h2 < box.messages()[-1].modseq <= box.highestmodseq
+    other = await store.open(account)
+    other.want_modseqs()
+    await other.sync()
+    assert other.messages() == box.messages() and other.highestmodseq == box.highestmodseq
+    await other.close()
+    await box.close()
+
+
 async def test_recent_first_session_only(store, account: Account) -> None:
     await store.deliver(account, MSG)
     ro = await store.open(account, readonly=True)

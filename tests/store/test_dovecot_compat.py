@@ -189,3 +189,30 @@ async def test_one_uidvalidity_counter_with_dovecot(dovecot: Dovecot) -> None:
     await store.delete_folder(acct, "Ours")
     await store.create_folder(acct, "Ours")
     assert (await store.status(acct, "Ours")).uidvalidity > again
+
+
+async def test_dovecot_changes_get_modseqs_every_process_agrees_on(dovecot: Dovecot) -> None:
+    """Dovecot changes flags and expunges (renames and unlinks nobody records as modseqs): our
+    next sync gives them modseqs above the HIGHESTMODSEQ reported before, and another process
+    (a second store) reports the same values."""
+    for i in range(3):
+        dovecot.adm("save", "-u", "tester", stdin=f"From: x@y\nSubject: m{i}\n\nbody {i}\n".encode())
+    acct = Account("tester", str(dovecot.mail))
+    store = MaildirStore(hostname="mx.example.test", clock=SystemClock(), poll_interval=0.05)
+    box = await store.open(acct)
+    box.want_modseqs()
+    await box.sync()
+    highest = box.highestmodseq
+    dovecot.adm("flags", "add", "-u", "tester", "\\Seen", "mailbox", "INBOX", "uid", "1")
+    dovecot.adm("flags", "add", "-u", "tester", "\\Deleted", "mailbox", "INBOX", "uid", "2")
+    dovecot.adm("expunge", "-u", "tester", "mailbox", "INBOX", "uid", "2")
+    res = await box.sync()
+    (seen,) = res.flags_changed
+    assert seen.uid == 1 and seen.flags == {SEEN} and seen.modseq > highest
+    assert list(res.expunged) == [2] and await box.expunged_since(highest) == [2]
+    other = await MaildirStore(hostname="mx.example.test", clock=SystemClock()).open(acct)
+    other.want_modseqs()
+    await other.sync()
+    assert other.messages() == box.messages() and other.highestmodseq == box.highestmodseq
+    await other.close()
+    await box.close()

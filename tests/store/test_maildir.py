@@ -475,3 +475,26 @@ async def test_a_session_opening_the_folder_does_not_wake_those_waiting_on_it(ac
     assert [m.uid for m in (await newcomer.sync()).added] == [2]
     done, _ = await asyncio.wait(waiters, timeout=3, return_when=asyncio.ALL_COMPLETED)
     assert len(done) == 3 and all(t.result() for t in done)
+
+
+async def test_a_folder_another_process_deleted_and_created_again_shows_none_of_the_old(acct: Account) -> None:
+    """This process keeps the picture of a released folder; another one deletes the folder and
+    creates it again (new UIDVALIDITY): none of the old messages may show through."""
+    a, b = new_store(), new_store()
+    await a.create_folder(acct, "X")
+    for _ in range(3):
+        await a.deliver(acct, MSG, folder="X")
+    box = await a.open(acct, "X")
+    await box.sync()
+    old = box.uidvalidity
+    await box.close()
+    await a.aclose()  # the picture stays in this process
+    await b.delete_folder(acct, "X")
+    await b.create_folder(acct, "X")
+    await b.deliver(acct, MSG, folder="X")
+    again = await a.open(acct, "X")
+    await again.sync()
+    assert again.uidvalidity != old and [m.uid for m in again.messages()] == [1]
+    assert (await a.status(acct, "X")).messages == 1
+    await again.close()
+    await a.aclose()

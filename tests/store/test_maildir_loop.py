@@ -325,13 +325,15 @@ async def test_index_write_queued_while_another_process_writes_it(acct: Account,
     hops.clear()
     storing = asyncio.ensure_future(box.set_flags([1], [SEEN], "add"))
     await asyncio.sleep(0.1)
-    assert not storing.done()  # the file is renamed; the index write waits in a thread
-    assert hops == ["flush_index"] and box._f.index_backlog
+    assert not storing.done()  # the file is renamed; its modseq waits for the index in a thread
+    assert hops == ["flush_index"] and box._f.needs_flush
     await asyncio.to_thread(other.execute, "COMMIT")
     (info,) = await storing
-    assert not box._f.index_backlog
-    row = other.execute("SELECT value FROM meta WHERE key='modseq'").fetchone()
-    assert row[0] == box._f.modseq and info.modseq == box._f.modseq
+    assert not box._f.needs_flush
+    row = other.execute("SELECT value FROM meta WHERE key='highestmodseq'").fetchone()
+    await box.sync()
+    assert row[0] == box._f.modseq == info.modseq == box.highestmodseq
+    assert other.execute("SELECT modseq, info FROM mods WHERE uid=1").fetchone() == (info.modseq, "S")
     other.close()
 
 

@@ -7,7 +7,7 @@ is derived from the ``caps`` of this table (``ImapServer.capabilities``).
 from __future__ import annotations
 
 from pymailsrv.imap.commands import any as any_
-from pymailsrv.imap.commands import auth, fetch, mailboxes, searching, selected
+from pymailsrv.imap.commands import auth, compress, fetch, mailboxes, searching, selected
 from pymailsrv.imap.commands.base import Done, Spec
 from pymailsrv.imap.session import AUTH, NOT_AUTH, SELECTED
 
@@ -22,7 +22,7 @@ COMMANDS: dict[str, Spec] = {
     "NOOP": Spec(ANY, any_.noop, sync=True),
     "LOGOUT": Spec(ANY, any_.logout),
     "ID": Spec(ANY, any_.id_, caps=("ID",)),
-    "ENABLE": Spec(POST, any_.enable, caps=("ENABLE", "CONDSTORE")),
+    "ENABLE": Spec(POST, any_.enable, caps=("ENABLE", "CONDSTORE", "QRESYNC")),
     # not authenticated (§6.2)
     "STARTTLS": Spec(PRE, auth.starttls),
     "AUTHENTICATE": Spec(PRE, auth.authenticate),
@@ -43,6 +43,7 @@ COMMANDS: dict[str, Spec] = {
     "GETQUOTA": Spec(POST, mailboxes.getquota, caps=("QUOTA", "QUOTA=RES-STORAGE")),
     "GETQUOTAROOT": Spec(POST, mailboxes.getquotaroot),
     "IDLE": Spec(POST, selected.idle, caps=("IDLE",)),
+    "COMPRESS": Spec(POST, compress.compress, caps=("COMPRESS=DEFLATE",)),
     # selected (§6.4)
     "CHECK": Spec(SEL, selected.check, sync=True),
     "CLOSE": Spec(SEL, selected.close),

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from pymailsrv.imap.server import ImapServer
     from pymailsrv.imap.session import Session
 
-ENABLEABLE = ("CONDSTORE",)
+ENABLEABLE = ("CONDSTORE", "QRESYNC")
 
 
 async def capability(srv: ImapServer, s: Session, cmd: Command) -> Done:
@@ -39,8 +39,11 @@ async def id_(srv: ImapServer, s: Session, cmd: Command) -> Done:
 
 
 async def enable(srv: ImapServer, s: Session, cmd: Command) -> Done:
-    """RFC 5161: unknown capabilities are ignored; the answer lists what was newly enabled."""
-    new = [c for c in cmd.args if c in ENABLEABLE and c not in s.enabled]
-    s.enabled.update(new)
+    """RFC 5161: unknown capabilities are ignored; the answer lists what was newly enabled.
+    QRESYNC enables CONDSTORE too (RFC 7162 §3.2.3)."""
+    new = list(dict.fromkeys(c for c in cmd.args if c in ENABLEABLE and c not in s.enabled))
     s.untagged("ENABLED" + "".join(" " + c for c in new))
+    s.enabled.update(c for c in new if c != "CONDSTORE")
+    if new:
+        s.enable_condstore()
     return Done("Enabled.")

@@ -1,4 +1,4 @@
-"""FETCH and UID FETCH (RFC 3501 §6.4.5, §7.4.2; RFC 7162 CHANGEDSINCE/MODSEQ).
+"""FETCH and UID FETCH (RFC 3501 §6.4.5, §7.4.2; RFC 7162 CHANGEDSINCE/MODSEQ, VANISHED).
 
 Implementation notes:
 - FLAGS, UID, INTERNALDATE, RFC822.SIZE and MODSEQ come from the session's MessageInfo: the
@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from pymailsrv.imap import mime, wire
 from pymailsrv.imap.cache import ContentCache, Key
-from pymailsrv.imap.commands.base import Done
+from pymailsrv.imap.commands import resync
+from pymailsrv.imap.commands.base import Done, need
 from pymailsrv.imap.grammar import Command, FetchArgs, FetchAtt, Section
 from pymailsrv.message.lines import to_crlf
 from pymailsrv.store.base import SEEN, Mailbox, MessageInfo
@@ -227,13 +228,10 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
     if s.gone:
         uids = [u for u in uids if u not in s.gone]
     atts = list(a.atts)
-    if cmd.uid and not any(x.name == "UID" for x in atts):
-        atts.insert(0, FetchAtt("UID"))
-    if a.changedsince is not None:
-        s.enabled.add("CONDSTORE")
-        uids = [u for u in uids if s.info[u].modseq > a.changedsince]
-    if "CONDSTORE" in s.enabled and a.changedsince is not None and not any(x.name == "MODSEQ" for x in atts):
-        atts.append(FetchAtt("MODSEQ"))
+    if (cmd.uid or "QRESYNC" in s.enabled) and not any(x.name == "UID" for x in atts):
+        atts.insert(0, FetchAtt("UID"))  # with QRESYNC every FETCH names its message by UID
+    if a.changedsince is not None or a.vanished or any(x.name == "MODSEQ" for x in atts):
+        uids = await _condstore(s, cmd, uids, atts)
     seen_changed: set[int] = set()
     if not s.readonly and any(_sets_seen(x) for x in atts):
         unseen = [u for u in uids if SEEN not in s.info[u].flags]
@@ -242,7 +240,6 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
                 if info.uid in s.info:
                     s.info[info.uid] = info
                     seen_changed.add(info.uid)
-    has_flags = any(x.name == "FLAGS" for x in atts)
     if all(x.name in _INFO_ATTS for x in atts):
         s.write(_info_lines(s, uids, [x.name for x in atts]))
         return Done("Fetch completed.")
@@ -259,14 +256,40 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
                 items = [await _item(s, info, msg, item) for item in plan]
             except KeyError:
                 continue  # the file vanished under us: expunged by another session
-            if uid in seen_changed and not has_flags:
-                items.append(_info_item(s, info, "FLAGS"))
+            if uid in seen_changed:
+                items += _seen_items(s, info, atts)
             s.write(b"* %d FETCH (" % s.seq_of(uid) + b" ".join(items) + b")\r\n")
             await s.maybe_flush()
     finally:
         if reads is not None:
             reads.cancel()
     return Done("Fetch completed.")
+
+
+async def _condstore(s: Session, cmd: Command, uids: list[int], atts: list[FetchAtt]) -> list[int]:
+    """RFC 7162: MODSEQ and CHANGEDSINCE enable CONDSTORE; CHANGEDSINCE keeps the messages
+    changed since and adds MODSEQ; VANISHED first reports what was expunged since (§3.2.6)."""
+    a: FetchArgs = cmd.args
+    assert s.mailbox is not None
+    s.enable_condstore()
+    if a.vanished:
+        need(cmd.uid and a.changedsince is not None and "QRESYNC" in s.enabled,
+             "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC")
+    if a.changedsince is None:
+        return uids
+    if a.vanished:
+        await resync.report_vanished(s, a.changedsince, resync.uid_ranges(a.seqset, s.mailbox.uidnext - 1))
+    if not any(x.name == "MODSEQ" for x in atts):
+        atts.append(FetchAtt("MODSEQ"))
+    return [u for u in uids if s.info[u].modseq > a.changedsince]
+
+
+def _seen_items(s: Session, info: MessageInfo, atts: list[FetchAtt]) -> list[bytes]:
+    """What a FETCH that set \\Seen reports besides the items asked for: FLAGS, and with
+    CONDSTORE the UID and MODSEQ (RFC 7162 §3.1)."""
+    wanted = ("FLAGS", "UID", "MODSEQ") if "CONDSTORE" in s.enabled else ("FLAGS",)
+    asked = {x.name for x in atts}
+    return [_info_item(s, info, name) for name in wanted if name not in asked]
 
 
 def _needs_file(att: FetchAtt) -> bool:

@@ -1,6 +1,7 @@
-"""Authenticated state: SELECT/EXAMINE, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, LIST (RFC 5258
-LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 3348 CHILDREN, RFC 6154 SPECIAL-USE), LSUB, STATUS,
-NAMESPACE (RFC 2342), GETQUOTA/GETQUOTAROOT (RFC 9208), APPEND (UIDPLUS APPENDUID)."""
+"""Authenticated state: SELECT/EXAMINE (RFC 7162 CONDSTORE, QRESYNC), CREATE, DELETE, RENAME,
+(UN)SUBSCRIBE, LIST (RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 3348 CHILDREN, RFC 6154
+SPECIAL-USE), LSUB, STATUS, NAMESPACE (RFC 2342), GETQUOTA/GETQUOTAROOT (RFC 9208), APPEND
+(UIDPLUS APPENDUID)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import TYPE_CHECKING
 
 from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.imap import listing, wire
+from pymailsrv.imap.commands import resync
 from pymailsrv.imap.commands.base import Done, mailbox_name, wire_name
-from pymailsrv.imap.grammar import AppendArgs, Command, ListArgs
+from pymailsrv.imap.grammar import AppendArgs, Command, ListArgs, SelectArgs
 from pymailsrv.imap.session import AUTH, SELECTED
 from pymailsrv.store.base import RECENT, FolderExists, FolderNotFound, FolderStatus, MailboxGone
 
@@ -28,29 +30,38 @@ def _account(s: Session):  # type: ignore[no-untyped-def]
 
 
 async def select(srv: ImapServer, s: Session, cmd: Command) -> Done:
-    raw, params = cmd.args
+    a: SelectArgs = cmd.args
     readonly = cmd.name == "EXAMINE"
-    name = mailbox_name(raw)
+    name = mailbox_name(a.mailbox)
+    unknown = sorted(set(a.params) - {"CONDSTORE", "QRESYNC"})
+    if unknown:
+        raise ClientSyntaxError(f"Unknown {cmd.name} parameter {unknown[0]}")
+    if a.qresync is not None and "QRESYNC" not in s.enabled:
+        raise ClientSyntaxError("QRESYNC isn't enabled")  # RFC 7162 §3.2.5
     reuse = s.mailbox if (s.mailbox is not None and s.mailbox.folder == name
                           and s.mailbox.readonly == readonly and not s.gone) else None
     res = None
     if reuse is not None:
         # re-SELECT of the open folder (clients do this often): keep the store's Mailbox
         try:
+            if "CONDSTORE" in s.enabled or "CONDSTORE" in a.params:
+                reuse.want_modseqs()
             res = await reuse.sync()
         except MailboxGone:  # renamed or deleted away: the name may hold a new folder now
             reuse = None
+    if s.mailbox is not None:
+        s.untagged("OK [CLOSED] Previous mailbox closed.")  # RFC 7162 §3.2.11, as Dovecot
     if s.mailbox is not None and reuse is None:
         await s.close_mailbox()
-        if "CONDSTORE" in s.enabled:
-            s.untagged("OK [CLOSED] Previous mailbox closed.")
     s.state = AUTH
-    if "CONDSTORE" in params:
-        s.enabled.add("CONDSTORE")
+    if "CONDSTORE" in a.params:
+        s.enabled.add("CONDSTORE")  # its HIGHESTMODSEQ comes with the others below
     if reuse is not None and res is not None:
         mailbox, recent = reuse, frozenset(s.recent | set(res.recent))
     else:
         mailbox = await srv.store.open(_account(s), name, readonly=readonly)
+        if "CONDSTORE" in s.enabled:
+            mailbox.want_modseqs()
         recent = (await mailbox.sync()).recent
     s.readonly = readonly or mailbox.readonly
     s.load_view(mailbox, recent)
@@ -65,9 +76,9 @@ async def select(srv: ImapServer, s: Session, cmd: Command) -> Done:
     s.untagged(b"OK [UIDVALIDITY %d] UIDs valid" % mailbox.uidvalidity)
     s.untagged(b"OK [UIDNEXT %d] Predicted next UID" % mailbox.uidnext)
     if "CONDSTORE" in s.enabled:  # RFC 7162 §3.1.2.1
-        top = (await srv.store.status(_account(s), name)).highestmodseq
-        top = max([top, *(m.modseq for m in s.info.values())])
-        s.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % top)
+        s.untagged(b"OK [HIGHESTMODSEQ %d] Highest" % mailbox.highestmodseq)
+    if a.qresync is not None:
+        await resync.after_select(s, a.qresync)
     return Done(("Examine" if readonly else "Select") + " completed.",
                 code="READ-ONLY" if s.readonly else "READ-WRITE")
 
@@ -172,6 +183,8 @@ async def status(srv: ImapServer, s: Session, cmd: Command) -> Done:
     if bad:
         raise ClientSyntaxError(f"Invalid status item {bad[0]}")
     name = mailbox_name(raw)
+    if "HIGHESTMODSEQ" in items:
+        s.enable_condstore()  # RFC 7162 §3.1
     st = await srv.store.status(_account(s), name)
     s.untagged(_status_line(name, st, items))
     return Done("Status completed.")

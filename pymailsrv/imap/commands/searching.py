@@ -141,7 +141,7 @@ async def search(srv: object, s: Session, cmd: Command) -> Done:
     nums = [m.uid for _, m in hits] if cmd.uid else [seq for seq, _ in hits]
     modseq = _uses_modseq(a.key)
     if modseq:
-        s.enabled.add("CONDSTORE")
+        s.enable_condstore()  # RFC 7162 §3.1
     if a.ret is None:
         line = "SEARCH" + "".join(f" {n}" for n in nums)
         if modseq and hits:
@@ -161,10 +161,21 @@ async def search(srv: object, s: Session, cmd: Command) -> Done:
         parts.append(f"COUNT {len(nums)}")
     if nums and "ALL" in ret:
         parts.append("ALL " + wire.seq_set(nums))
-    if modseq and hits:
-        parts.append(f"MODSEQ {max(m.modseq for _, m in hits)}")
+    top = _returned_modseq(hits, ret) if modseq else 0
+    if top:
+        parts.append(f"MODSEQ {top}")
     s.untagged(" ".join(parts))
     return Done("Search completed.")
+
+
+def _returned_modseq(hits: list[tuple[int, MessageInfo]], ret: set[str]) -> int:
+    """RFC 7162 §3.1.5 with RFC 4731: the highest modseq of the messages the ESEARCH response
+    returns — all matches for ALL or COUNT, else only those MIN and MAX name."""
+    if ret & {"ALL", "COUNT"}:
+        shown = hits
+    else:
+        shown = ([hits[0]] if "MIN" in ret else []) + ([hits[-1]] if "MAX" in ret else [])
+    return max((m.modseq for _, m in shown), default=0)
 
 
 def _first_mailbox(c: Cand, field: str) -> str:

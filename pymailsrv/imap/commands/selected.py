@@ -51,6 +51,8 @@ async def expunge(srv: ImapServer, s: Session, cmd: Command) -> Done:
     removed = await _mb(s).expunge(uids)
     s.gone.difference_update(removed)
     s.forget(sorted(removed))
+    if "QRESYNC" in s.enabled:  # RFC 7162 §3.2.10
+        return Done("Expunge completed.", code=f"HIGHESTMODSEQ {_mb(s).highestmodseq}")
     return Done("Expunge completed.")
 
 
@@ -63,10 +65,13 @@ async def store(srv: ImapServer, s: Session, cmd: Command) -> Done:
            for f in flags):
         raise ClientSyntaxError("Invalid system flag")
     modified: list[int] = []
-    if a.unchangedsince is not None:
-        s.enabled.add("CONDSTORE")
+    if a.unchangedsince is not None:  # RFC 7162 §3.1.3
+        s.enable_condstore()
+        await s.sync(allow_expunge=False)  # compare with the modseqs as they are now
+        uids = [u for u in uids if u not in s.gone]
         modified = [u for u in uids if s.info[u].modseq > a.unchangedsince]
         uids = [u for u in uids if s.info[u].modseq <= a.unchangedsince]
+    before = {u: s.info[u].modseq for u in uids}
     changed = await _mb(s).set_flags(uids, flags, a.mode) if uids else []  # type: ignore[arg-type]
     for info in changed:
         if info.uid in s.info:
@@ -78,10 +83,9 @@ async def store(srv: ImapServer, s: Session, cmd: Command) -> Done:
             if u in s.info:
                 s.untagged(s.flags_response(u, cmd.uid))
     elif "CONDSTORE" in s.enabled:
-        for u in uids:  # RFC 7162 §3.2: .SILENT still reports the new MODSEQ
-            if u in s.info:
-                s.untagged(b"%d FETCH (%sMODSEQ (%d))" % (s.seq_of(u), b"UID %d " % u if cmd.uid else b"",
-                                                         s.info[u].modseq))
+        for u in uids:  # RFC 7162 §3.1.3: .SILENT still reports the new MODSEQ of what changed
+            if u in s.info and s.info[u].modseq != before[u]:
+                s.untagged(b"%d FETCH (UID %d MODSEQ (%d))" % (s.seq_of(u), u, s.info[u].modseq))
     if modified:
         nums = modified if cmd.uid else [s.seq_of(u) for u in modified]
         return Done("Conditional STORE failed", code="MODIFIED " + wire.seq_set(nums))
