@@ -16,19 +16,23 @@ from typing import Any
 
 from pymailsrv.clock import Clock
 from pymailsrv.db.models import complete_row
-from pymailsrv.db.rules import DomainRow, MailboxRow, RulesDirectory
+from pymailsrv.db.rules import RulesDirectory
+from pymailsrv.db.source import DomainRow, Keys, MailboxRow, Rows
 
-Rows = Mapping[str, Iterable[Mapping[str, Any]]]
+TableRows = Mapping[str, Iterable[Mapping[str, Any]]]
 
 
 class MemorySource:
+    """``db.source.Source`` over dicts; ``stamp`` counts the loads (an admin's changes)."""
+
     def __init__(self) -> None:
         self.domains: dict[str, dict[str, Any]] = {}
         self.mailboxes: dict[str, dict[str, Any]] = {}
         self.aliases: dict[str, dict[str, Any]] = {}
         self.alias_domains: dict[str, dict[str, Any]] = {}
+        self.loads = 0
 
-    def load(self, rows: Rows) -> None:
+    def load(self, rows: TableRows) -> None:
         keys = {"domain": ("domain", self.domains), "mailbox": ("username", self.mailboxes),
                 "alias": ("address", self.aliases), "alias_domain": ("alias_domain", self.alias_domains)}
         for table, items in rows.items():
@@ -38,31 +42,44 @@ class MemorySource:
             for row in items:
                 full = complete_row(table, dict(row))
                 store[str(full[key])] = full
+        self.loads += 1
 
-    async def domain(self, name: str) -> DomainRow | None:
+    def _domain(self, name: str) -> DomainRow | None:
         r = self.domains.get(name)
         if r is None:
             return None
         return DomainRow(str(r["domain"]), r.get("transport"), bool(r.get("backupmx", False)),
                          bool(r.get("active", True)))
 
-    async def alias_domain_target(self, name: str) -> str | None:
+    def _target(self, name: str) -> str | None:
         r = self.alias_domains.get(name)
         if r is None or not r.get("active", True):
             return None
         return str(r["target_domain"]).strip().lower()
 
-    async def alias_goto(self, address: str) -> str | None:
+    def _goto(self, address: str) -> str | None:
         r = self.aliases.get(address)
         return str(r["goto"]) if r is not None and r.get("active", True) else None
 
-    async def mailbox(self, username: str) -> MailboxRow | None:
+    def _mailbox(self, username: str, *, with_password: bool = False) -> MailboxRow | None:
         r = self.mailboxes.get(username)
         if r is None:
             return None
-        return MailboxRow(username=str(r["username"]), password=str(r["password"]), name=str(r["name"]),
-                          maildir=str(r["maildir"]), quota=int(r.get("quota", 0)),
+        return MailboxRow(username=str(r["username"]), password=str(r["password"]) if with_password else "",
+                          name=str(r["name"]), maildir=str(r["maildir"]), quota=int(r.get("quota", 0)),
                           active=bool(r.get("active", True)))
+
+    async def read(self, keys: Keys) -> Rows:
+        boxes = {m: self._mailbox(m) for m in keys.mailboxes}
+        return Rows({d: self._domain(d) for d in keys.domains}, {d: self._target(d) for d in keys.domains},
+                    {a: self._goto(a) for a in keys.aliases},
+                    {m: row if row is not None and row.active else None for m, row in boxes.items()})
+
+    async def password_row(self, username: str) -> MailboxRow | None:
+        return self._mailbox(username, with_password=True)
+
+    async def stamp(self) -> object:
+        return self.loads
 
     async def close(self) -> None:
         return None
@@ -72,7 +89,7 @@ class MemoryDirectory(RulesDirectory):
     """``db.base.Directory`` over dicts."""
 
     def __init__(self, virtual_mailbox_base: str = "/var/mail/vmail", recipient_delimiter: str = "", *,
-                 rows: Rows | None = None, cache_ttl: float = 0.0, clock: Clock | None = None) -> None:
+                 rows: TableRows | None = None, cache_ttl: float = 0.0, clock: Clock | None = None) -> None:
         self.data = MemorySource()
         super().__init__(self.data, virtual_mailbox_base, recipient_delimiter, cache_ttl=cache_ttl,
                          clock=clock)

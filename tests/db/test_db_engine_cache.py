@@ -115,7 +115,8 @@ async def test_missing_tables_are_a_temporary_failure(sqlite_url: str) -> None:
 def test_parse_url() -> None:
     assert parse_url("sqlite:///x.db").drivername == "sqlite+aiosqlite"
     url = parse_url("mysql://u:secret@db/postfix")
-    assert url.drivername == "mysql+aiomysql" and url.query["charset"] == "utf8mb4"
+    assert url.drivername == "mysql+asyncmy" and url.query["charset"] == "utf8mb4"
+    assert parse_url("mysql+aiomysql://u@db/postfix").drivername == "mysql+aiomysql"  # as named
     assert parse_url("postgresql://u@db/p").drivername == "postgresql+asyncpg"
     assert "secret" not in describe("mysql+aiomysql://u:secret@db/postfix")
     with pytest.raises(ConfigError, match="unsupported database"):
@@ -182,7 +183,7 @@ async def test_sqlite_through_aiosqlite_thread(small_db: str) -> None:
 async def test_inline_sqlite_reader_never_writes(small_db: str) -> None:
     d = SqlDirectory(small_db, BASE, cache_ttl=0)
     try:
-        reader = d.raw.reader  # type: ignore[attr-defined]
+        reader = d.raw.runner.reader  # type: ignore[attr-defined]
         with reader.connect() as conn, pytest.raises(sa.exc.OperationalError, match="readonly"):
             conn.exec_driver_sql("DELETE FROM domain")
     finally:
