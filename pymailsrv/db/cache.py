@@ -33,6 +33,7 @@ log = logging.getLogger("pymailsrv.db")
 STAMP_INTERVAL = 1.0
 MAX_ENTRIES = 100_000
 _KINDS = ("domains", "targets", "aliases", "mailboxes")
+_UNREAD = object()
 
 
 class CachingSource:
@@ -46,7 +47,7 @@ class CachingSource:
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[str, str], tuple[float, object]] = OrderedDict()
         self._generation = 0
-        self._stamp: object = None
+        self._stamp: object = _UNREAD
         self._next_stamp_check = 0.0
 
     def size(self) -> int:
@@ -95,11 +96,12 @@ class CachingSource:
             stamp = await self.source.stamp()
         except TemporaryFailure:
             return  # the database is away: the lookup that needs it will say so
-        if stamp is not None and stamp != self._stamp:
-            if self._stamp is not None:
-                log.debug("directory changed (stamp %s -> %s): cache dropped", self._stamp, stamp)
-                self.invalidate()
-            self._stamp = stamp
+        if stamp is None:
+            return
+        if self._stamp is not _UNREAD and stamp != self._stamp:
+            log.debug("directory changed (stamp %s -> %s): cache dropped", self._stamp, stamp)
+            self.invalidate()
+        self._stamp = stamp
 
     async def password_row(self, username: str) -> MailboxRow | None:
         return await self.source.password_row(username)

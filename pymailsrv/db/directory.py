@@ -128,7 +128,7 @@ class SqlSource:
                         type(exc).__name__)
             self._stamp_readable = False
             return None
-        return found[0][0] if found else None
+        return (found[0][0] or 0) if found else 0  # 0: an empty log table
 
     async def close(self) -> None:
         await self.batcher.close()

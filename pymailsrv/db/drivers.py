@@ -121,8 +121,9 @@ class PgRunner:
         _, kwargs = dialect.create_connect_args(url)
         self._kwargs: dict[str, Any] = {**kwargs, "timeout": CONNECT_TIMEOUT}
         self._create_pool = asyncpg.create_pool
+        # InternalClientError: a connection the server ended while idle, noticed mid-statement
         self._down = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                      asyncpg.exceptions.OperatorInterventionError,
+                      asyncpg.InternalClientError, asyncpg.exceptions.OperatorInterventionError,
                       asyncpg.exceptions.InsufficientResourcesError)
         self._pool: Any = None
         self._opening = asyncio.Lock()
@@ -140,12 +141,16 @@ class PgRunner:
             try:
                 pool = self._pool or await self._get_pool()
                 async with pool.acquire() as conn:
-                    return list(await conn.fetch(stmt.sql, *params))
+                    try:
+                        return list(await conn.fetch(stmt.sql, *params))
+                    except self._down:
+                        conn.terminate()  # not back into the pool in whatever state it is in
+                        raise
             except self._down as exc:
                 if attempt == 2:
                     raise _unavailable(exc) from exc
                 if self._pool is not None:
-                    self._pool.expire_connections()
+                    await self._pool.expire_connections()  # its other idle connections died with it
         raise AssertionError("unreachable")
 
     async def close(self) -> None:

@@ -87,10 +87,10 @@ class Lookup:
             local, domain = split(address)
             if not domain:
                 continue
-            keys.domains.add(domain)
             forms = self.local_forms(local)
             target = self.rows.targets.get(domain)
             for d in (domain, target) if target else (domain,):
+                keys.domains.add(d)  # the target's too: its rows answer for its own addresses
                 keys.aliases.update(f"{form}@{d}" for form in forms)
                 keys.aliases.add(f"@{d}")
                 keys.mailboxes.update(f"{form}@{d}" for form in forms)
