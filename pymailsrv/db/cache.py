@@ -32,16 +32,18 @@ log = logging.getLogger("pymailsrv.db")
 
 STAMP_INTERVAL = 1.0
 MAX_ENTRIES = 100_000
-_KINDS = ("domains", "targets", "aliases", "mailboxes")
+MISS = object()  # peek: nothing (fresh) held for that key
 _UNREAD = object()
 
 
 class CachingSource:
-    """A ``db.source.Source`` that remembers answers (see the module docstring)."""
+    """A ``db.source.Source`` that remembers answers (see the module docstring). Entries are
+    keyed by kind (a ``Rows`` field: ``domains``, ``targets``, ``aliases``, ``mailboxes``) and key."""
 
     def __init__(self, source: Source, ttl: float, clock: Clock | None = None, *,
                  max_entries: int = MAX_ENTRIES) -> None:
         self.source = source
+        self.batches = source.batches
         self.ttl = ttl
         self.clock = clock or SystemClock()
         self.max_entries = max_entries
@@ -58,38 +60,54 @@ class CachingSource:
         self._entries.clear()
         self._generation += 1
 
+    def peek(self, kind: str, key: str, now: float) -> object:
+        """The answer held for a key at monotonic time ``now``, or MISS."""
+        hit = self._entries.get((kind, key))
+        if hit is None or hit[0] <= now:
+            return MISS
+        return hit[1]
+
     async def read(self, keys: Keys) -> Rows:
-        await self._check_stamp()
+        await self.check_stamp()
         now = self.clock.monotonic()
         found = Rows()
-        for kind in _KINDS:
-            answers = getattr(found, kind)
-            for key in keys.domains if kind in ("domains", "targets") else getattr(keys, kind):
-                hit = self._entries.get((kind, key))
-                if hit is not None and hit[0] > now:
-                    answers[key] = hit[1]
+        for kind, store, asked in (("domains", found.domains, keys.domains), ("targets", found.targets, keys.domains),
+                                   ("aliases", found.aliases, keys.aliases),
+                                   ("mailboxes", found.mailboxes, keys.mailboxes)):
+            for key in asked:
+                value = self.peek(kind, key, now)
+                if value is not MISS:
+                    store[key] = value  # type: ignore[assignment]
         need = found.missing(keys)
-        if not need:
-            return found
+        if need:
+            found.update(await self.fetch(need))
+        return found
+
+    async def fetch(self, keys: Keys) -> Rows:
+        """Read ``keys`` from the source (the caller holds none of them) and keep the answers."""
         generation = self._generation
-        fresh = await self.source.read(need)
+        fresh = await self.source.read(keys)
         if generation == self._generation:  # else an admin's change arrived meanwhile: don't keep
             self._store(fresh, self.clock.monotonic() + self.ttl)
-        found.update(fresh)
-        return found
+        return fresh
 
     def _store(self, rows: Rows, expires: float) -> None:
         entries = self._entries
-        for kind in _KINDS:
-            for key, value in getattr(rows, kind).items():
+        for kind, answers in (("domains", rows.domains), ("targets", rows.targets), ("aliases", rows.aliases),
+                              ("mailboxes", rows.mailboxes)):
+            for key, value in answers.items():
                 entries[(kind, key)] = (expires, value)
                 entries.move_to_end((kind, key))
         while len(entries) > self.max_entries:
             entries.popitem(last=False)
 
-    async def _check_stamp(self) -> None:
+    def stamp_due(self, now: float) -> bool:
+        return now >= self._next_stamp_check and self.ttl > STAMP_INTERVAL
+
+    async def check_stamp(self) -> None:
+        """Drop everything if the source's change stamp moved (asked at most once a second)."""
         now = self.clock.monotonic()
-        if self.ttl <= STAMP_INTERVAL or now < self._next_stamp_check:
+        if not self.stamp_due(now):
             return
         self._next_stamp_check = now + STAMP_INTERVAL  # before the await: one check at a time
         try:

@@ -71,29 +71,52 @@ class SqlSource:
         self.runner = runner
         self.statements = Statements(dialect, table_prefix)
         self.latin1_keys = dialect.name in ("mysql", "mariadb")
-        self.batcher = Batcher(self._send, runner.size, MAX_KEYS)
+        self.batches = runner.round_trips
+        self.batcher = Batcher(self._send, runner.size, MAX_KEYS) if self.batches else None
+        self._one = tuple(self.statements.read(*shape) for shape in ((1, 0, 0), (0, 1, 0), (0, 0, 1)))
         self._stamp_readable = True
 
     def _askable(self, keys: set[str]) -> list[str]:
-        return sorted(k for k in keys if _latin1(k)) if self.latin1_keys else sorted(keys)
+        return [k for k in keys if _latin1(k)] if self.latin1_keys else list(keys)
 
     async def read(self, keys: Keys) -> Rows:
-        return await self.batcher.read(keys)
+        if self.batcher is not None:
+            return await self.batcher.read(keys)
+        # in-process (SQLite): no round trip to save; a plain primary-key read per key costs least
+        rows = Rows()
+        fetch, (domain, alias, mailbox) = self.runner.fetch, self._one
+        for d in keys.domains:
+            rows.domains[d] = rows.targets[d] = None
+            for row in await fetch(domain, (d, d)):
+                self._apply(rows, row)
+        for a in keys.aliases:  # one key each: a row found is that key's (SQLite compares exactly)
+            found = await fetch(alias, (a,))
+            rows.aliases[a] = str(found[0][2]) if found else None
+        for m in keys.mailboxes:
+            found = await fetch(mailbox, (m,))
+            rows.mailboxes[m] = self._mailbox(found[0]) if found else None
+        return rows
 
     async def _send(self, keys: Keys) -> Rows:
+        """One statement (more beyond MAX_KEYS keys per table)."""
         rows = Rows.nothing(keys)
         domains, aliases, boxes = (self._askable(k) for k in (keys.domains, keys.aliases, keys.mailboxes))
-        n = max(len(domains), len(aliases), len(boxes))
-        for start in range(0, n, MAX_KEYS):
-            d, a, m = (ks[start:start + MAX_KEYS] for ks in (domains, aliases, boxes))
+        for i in range(0, max(len(domains), len(aliases), len(boxes)), MAX_KEYS):
+            d, a, m = domains[i:i + MAX_KEYS], aliases[i:i + MAX_KEYS], boxes[i:i + MAX_KEYS]
             stmt = self.statements.read(len(d), len(a), len(m))
             for row in await self.runner.fetch(stmt, stmt.params(self.statements.read_values(d, a, m))):
                 self._apply(rows, row)
         return rows
 
     @staticmethod
+    def _mailbox(row: Row) -> MailboxRow:
+        _, stored, maildir, name, quota, _, _ = row
+        return MailboxRow(username=str(stored), password="", name=name or "", maildir=maildir or "",
+                          quota=int(quota or 0), active=True)
+
+    @staticmethod
     def _apply(rows: Rows, row: Row) -> None:
-        kind, stored, text1, text2, number, flag1, flag2 = row
+        kind, stored, text1, _, _, flag1, flag2 = row
         key = normalize(str(stored))
         if kind == "d" and key in rows.domains:
             rows.domains[key] = DomainRow(str(stored), text1, bool(flag1), bool(flag2))
@@ -102,8 +125,7 @@ class SqlSource:
         elif kind == "a" and key in rows.aliases and text1 is not None:
             rows.aliases[key] = str(text1)
         elif kind == "m" and key in rows.mailboxes:
-            rows.mailboxes[key] = MailboxRow(username=str(stored), password="", name=text2 or "",
-                                             maildir=text1 or "", quota=int(number or 0), active=True)
+            rows.mailboxes[key] = SqlSource._mailbox(row)
 
     async def password_row(self, username: str) -> MailboxRow | None:
         if self.latin1_keys and not _latin1(username):
@@ -131,7 +153,8 @@ class SqlSource:
         return (found[0][0] or 0) if found else 0  # 0: an empty log table
 
     async def close(self) -> None:
-        await self.batcher.close()
+        if self.batcher is not None:
+            await self.batcher.close()
         await self.runner.close()
 
 

@@ -44,6 +44,7 @@ Row = Sequence[Any]
 
 class Runner(Protocol):
     size: int  # statements it can run at once
+    round_trips: bool  # False: in-process (SQLite), where one statement per key costs least
 
     async def fetch(self, stmt: Compiled, params: Sequence[Any]) -> list[Row]:
         """Every result row; TemporaryFailure when the database cannot be reached."""
@@ -58,6 +59,8 @@ def _unavailable(exc: BaseException) -> TemporaryFailure:
 
 
 class MysqlRunner:
+    round_trips = True
+
     def __init__(self, url: URL, dialect: Dialect, size: int) -> None:
         self.size = size
         self.driver = url.get_driver_name()
@@ -114,6 +117,8 @@ class MysqlRunner:
 
 
 class PgRunner:
+    round_trips = True
+
     def __init__(self, url: URL, dialect: Dialect, size: int) -> None:
         import asyncpg
 
@@ -163,16 +168,20 @@ class SqliteRunner:
     """On one kept DBAPI connection of ``reader`` (engine.make_sqlite_reader), on the loop."""
 
     size = 1
+    round_trips = False
 
     def __init__(self, reader: Engine) -> None:
         self.reader = reader
         self._conn: Any = None
+        self._db: Any = None  # the sqlite3 connection of _conn
 
     async def fetch(self, stmt: Compiled, params: Sequence[Any]) -> list[Row]:
         try:
-            if self._conn is None:
+            if self._db is None:
                 self._conn = self.reader.raw_connection()
-            return list(self._conn.driver_connection.execute(stmt.sql, tuple(params)).fetchall())
+                self._db = self._conn.driver_connection
+            rows: list[Row] = self._db.execute(stmt.sql, params).fetchall()
+            return rows
         except sqlite3.Error as exc:
             self._drop()
             if isinstance(exc, sqlite3.OperationalError | sqlite3.InterfaceError):
@@ -180,7 +189,7 @@ class SqliteRunner:
             raise
 
     def _drop(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._db = self._conn, None, None
         if conn is not None:
             conn.invalidate()
 
@@ -192,6 +201,8 @@ class SqliteRunner:
 class EngineRunner:
     """Through SQLAlchemy (autocommit engine: db.engine.make_lookup_engine), one retry on a
     dropped connection."""
+
+    round_trips = True
 
     def __init__(self, engine: AsyncEngine, *, owns_engine: bool, size: int = 5) -> None:
         self.engine = engine

@@ -25,6 +25,8 @@ TableRows = Mapping[str, Iterable[Mapping[str, Any]]]
 class MemorySource:
     """``db.source.Source`` over dicts; ``stamp`` counts the loads (an admin's changes)."""
 
+    batches = False
+
     def __init__(self) -> None:
         self.domains: dict[str, dict[str, Any]] = {}
         self.mailboxes: dict[str, dict[str, Any]] = {}

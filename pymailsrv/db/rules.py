@@ -39,12 +39,13 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 
 from pymailsrv.clock import Clock
 from pymailsrv.db.base import PasswordEntry
 from pymailsrv.db.cache import CachingSource
-from pymailsrv.db.source import DomainRow, Keys, MailboxRow, Rows, Source, normalize, unique
+from pymailsrv.db.lookup import Lookup
+from pymailsrv.db.source import DomainRow, MailboxRow, Source, normalize, unique
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.types import Account
 
@@ -69,65 +70,6 @@ def is_relay_transport(transport: str | None) -> bool:
     return bool(transport) and str(transport).strip().lower().startswith(RELAY_TRANSPORTS)
 
 
-class Lookup:
-    """The rows one Directory operation reads. ``cover`` gets every row the rules can read for
-    some addresses in one request; the rules then read from memory, so an operation never asks
-    for a key twice. A key read without cover (none of the rules does) costs its own request."""
-
-    def __init__(self, source: Source, local_forms: Callable[[str], tuple[str, ...]]) -> None:
-        self.source = source
-        self.local_forms = local_forms
-        self.rows = Rows()
-
-    def keys_for(self, addresses: Iterable[str]) -> Keys:
-        """The keys of §4 for each address: user+ext@domain, user@domain and @domain in both
-        tables, again under the alias domain's target once that is known."""
-        keys = Keys()
-        for address in addresses:
-            local, domain = split(address)
-            if not domain:
-                continue
-            forms = self.local_forms(local)
-            target = self.rows.targets.get(domain)
-            for d in (domain, target) if target else (domain,):
-                keys.domains.add(d)  # the target's too: its rows answer for its own addresses
-                keys.aliases.update(f"{form}@{d}" for form in forms)
-                keys.aliases.add(f"@{d}")
-                keys.mailboxes.update(f"{form}@{d}" for form in forms)
-        return keys
-
-    async def cover(self, addresses: Iterable[str]) -> None:
-        addresses = list(addresses)
-        for _ in range(2):  # the second pass: keys under alias-domain targets the first one found
-            need = self.rows.missing(self.keys_for(addresses))
-            if not need:
-                return
-            self.rows.update(await self.source.read(need))
-
-    async def _read(self, keys: Keys) -> None:
-        self.rows.update(await self.source.read(keys))
-
-    async def domain(self, name: str) -> DomainRow | None:
-        if name not in self.rows.domains:
-            await self._read(Keys(domains={name}))
-        return self.rows.domains.get(name)
-
-    async def target(self, name: str) -> str | None:
-        if name not in self.rows.targets:
-            await self._read(Keys(domains={name}))
-        return self.rows.targets.get(name)
-
-    async def alias(self, address: str) -> str | None:
-        if address not in self.rows.aliases:
-            await self._read(Keys(aliases={address}))
-        return self.rows.aliases.get(address)
-
-    async def mailbox(self, username: str) -> MailboxRow | None:
-        if username not in self.rows.mailboxes:
-            await self._read(Keys(mailboxes={username}))
-        return self.rows.mailboxes.get(username)
-
-
 class RulesDirectory:
     """``db.base.Directory`` over a Source (see the module docstring for the rules).
 
@@ -141,8 +83,12 @@ class RulesDirectory:
         self.base = virtual_mailbox_base
         self.delimiters = recipient_delimiter
 
-    def lookup(self) -> Lookup:
-        return Lookup(self.source, self.local_forms)
+    def lookup(self, *addresses: str) -> Lookup:
+        """A Lookup for one operation on ``addresses`` (normalised): see db.lookup."""
+        view = Lookup(self.source, self.cache, self.local_forms)
+        if addresses:
+            view.expect(addresses)
+        return view
 
     async def prefetch(self, addresses: Sequence[str]) -> None:
         """Read what the rules need for all ``addresses`` (a message's recipients) in one request,
@@ -175,13 +121,16 @@ class RulesDirectory:
     # --- virtual aliases ----------------------------------------------------------------------
     def split_extension(self, local: str) -> tuple[str, str]:
         """(``user``, ``+ext``) at the first recipient_delimiter character; ext is '' if none."""
-        for i, ch in enumerate(local):
-            if i > 0 and ch in self.delimiters:
-                return local[:i], local[i:]
-        return local, ""
+        if len(self.delimiters) == 1:
+            cut = local.find(self.delimiters, 1)
+        else:
+            cut = min((i for ch in self.delimiters if (i := local.find(ch, 1)) > 0), default=-1)
+        return (local[:cut], local[cut:]) if cut > 0 else (local, "")
 
     def local_forms(self, local: str) -> tuple[str, ...]:
         """The local parts a lookup tries: as given, then without the extension."""
+        if not self.delimiters:
+            return (local,)
         user, ext = self.split_extension(local)
         return (local, user) if ext else (local,)
 
@@ -205,8 +154,7 @@ class RulesDirectory:
         if not domain:
             return None
         if view is None:
-            view = self.lookup()
-            await view.cover([address])
+            view = self.lookup(address)
         user, ext = self.split_extension(local)
         patterns = [(address, "")]
         if ext:
@@ -229,9 +177,7 @@ class RulesDirectory:
         # No alias: the address keeps its local-part spelling (RFC 5321 §2.4: a remote server may
         # treat case as significant); lookups themselves are case-folded.
         spelled = f"{local}@{split(key)[1]}" if domain else key
-        view = self.lookup()
-        await view.cover([key])
-        await self._expand(view, key, (), out, spelled)
+        await self._expand(self.lookup(key), key, (), out, spelled)
         return list(dict.fromkeys(out))
 
     async def _expand(self, view: Lookup, addr: str, path: tuple[str, ...], out: list[str],
@@ -245,7 +191,7 @@ class RulesDirectory:
         targets, ext = found
         if ext:
             targets = [f"{tl}{ext}@{td}" if td else f"{tl}{ext}" for tl, td in map(split, targets)]
-        await view.cover(targets)  # the whole level in one request
+        view.expect(targets)  # the whole level in one request, if any of it is not cached
         for target, original in zip(targets, found[0], strict=True):
             if await self._is_vacation_target(view, original):
                 continue
@@ -288,9 +234,7 @@ class RulesDirectory:
 
     async def mailbox(self, address: str) -> Account | None:
         key = normalize(address)
-        view = self.lookup()
-        await view.cover([key])
-        row = await self._mailbox_row(view, key)
+        row = await self._mailbox_row(self.lookup(key), key)
         return self.account(row) if row is not None else None
 
     async def password_entry(self, login: str) -> PasswordEntry | None:
@@ -309,8 +253,7 @@ class RulesDirectory:
             return False
         if who == addr:
             return True
-        view = self.lookup()
-        await view.cover([addr])
+        view = self.lookup(addr)
         row = await self._mailbox_row(view, addr)
         if row is not None and normalize(row.username) == who:
             return True

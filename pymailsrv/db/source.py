@@ -1,9 +1,9 @@
 """What the lookup rules read: rows by primary key from the four tables they use, asked in one go.
 
 A ``Source`` answers a ``Keys`` request (domain names, alias addresses, mailbox usernames) with
-``Rows``, in one database round trip however many keys are asked: the rules (``db.rules``) work
-out every key an address can need before asking, so a recipient costs one statement, not one per
-key. SQL in ``db.directory``, dicts in ``db.memory``, a TTL cache in front of either in
+``Rows``, in one database round trip however many keys are asked: on a database server the rules
+(``db.lookup``) ask for every key an address can need at once, so a recipient costs one
+statement, not one per key. SQL in ``db.directory``, dicts in ``db.memory``, a TTL cache in front of either in
 ``db.cache``.
 
 Contract of ``read``: keys arrive normalised (``rules.normalize``); every asked key is in the
@@ -92,6 +92,10 @@ class Rows:
 
 
 class Source(Protocol):
+    # True for a database server, where asking many keys at once saves round trips; False
+    # in-process (SQLite, dicts), where reading just the keys the rules walk costs least
+    batches: bool
+
     async def read(self, keys: Keys) -> Rows:
         """Every asked key with its row or None, in one round trip (see the module docstring).
         Raises ``errors.TemporaryFailure`` when the database cannot be reached."""
