@@ -58,16 +58,51 @@ def _unavailable(exc: BaseException) -> TemporaryFailure:
     return TemporaryFailure(f"database unavailable: {text}")
 
 
-class MysqlRunner:
-    round_trips = True
+class PooledRunner:
+    """A driver's own connection pool, opened at the first statement; one retry on a fresh
+    connection when the server dropped the one used (its idle siblings are dropped too)."""
 
-    def __init__(self, url: URL, dialect: Dialect, size: int) -> None:
+    round_trips = True
+    _down: tuple[type[BaseException], ...] = (OSError, TimeoutError)  # "cannot reach the server"
+
+    def __init__(self, size: int) -> None:
         self.size = size
-        self.driver = url.get_driver_name()
+        self._pool: Any = None
+        self._opening = asyncio.Lock()
+
+    async def _open(self) -> Any:
+        raise NotImplementedError
+
+    async def _run(self, pool: Any, stmt: Compiled, params: Sequence[Any]) -> list[Row]:
+        raise NotImplementedError
+
+    async def _drop_idle(self, pool: Any) -> None:
+        raise NotImplementedError
+
+    async def fetch(self, stmt: Compiled, params: Sequence[Any]) -> list[Row]:
+        for attempt in (1, 2):
+            try:
+                if self._pool is None:
+                    async with self._opening:
+                        if self._pool is None:
+                            self._pool = await self._open()
+                return await self._run(self._pool, stmt, params)
+            except self._down as exc:
+                if attempt == 2:
+                    raise _unavailable(exc) from exc
+                if self._pool is not None:
+                    with contextlib.suppress(Exception):
+                        await self._drop_idle(self._pool)
+        raise AssertionError("unreachable")
+
+
+class MysqlRunner(PooledRunner):
+    def __init__(self, url: URL, dialect: Dialect, size: int) -> None:
+        super().__init__(size)
         _, kwargs = dialect.create_connect_args(url)
         self._kwargs: dict[str, Any] = {**kwargs, "autocommit": True, "connect_timeout": CONNECT_TIMEOUT}
         errors: Any
-        if self.driver == "asyncmy":
+        if url.get_driver_name() == "asyncmy":
             import asyncmy
             from asyncmy import errors
 
@@ -79,35 +114,23 @@ class MysqlRunner:
 
             self._module, errors = aiomysql, err
         self._down = (errors.OperationalError, errors.InterfaceError, OSError, TimeoutError)
-        self._pool: Any = None
-        self._opening = asyncio.Lock()
 
-    async def _get_pool(self) -> Any:
-        async with self._opening:
-            if self._pool is None:
-                self._pool = await self._module.create_pool(minsize=1, maxsize=self.size,
-                                                            pool_recycle=MYSQL_POOL_RECYCLE, **self._kwargs)
-            return self._pool
+    async def _open(self) -> Any:
+        return await self._module.create_pool(minsize=1, maxsize=self.size, pool_recycle=MYSQL_POOL_RECYCLE,
+                                              **self._kwargs)
 
-    async def fetch(self, stmt: Compiled, params: Sequence[Any]) -> list[Row]:
-        for attempt in (1, 2):
+    async def _run(self, pool: Any, stmt: Compiled, params: Sequence[Any]) -> list[Row]:
+        async with pool.acquire() as conn:
             try:
-                pool = self._pool or await self._get_pool()
-                async with pool.acquire() as conn:
-                    try:
-                        async with conn.cursor() as cur:
-                            await cur.execute(stmt.sql, params)
-                            return list(await cur.fetchall())
-                    except BaseException:
-                        conn.close()  # never back into the pool with a result half read
-                        raise
-            except self._down as exc:
-                if attempt == 2:
-                    raise _unavailable(exc) from exc
-                if self._pool is not None:
-                    with contextlib.suppress(Exception):
-                        await self._pool.clear()  # its other idle connections died with this one
-        raise AssertionError("unreachable")
+                async with conn.cursor() as cur:
+                    await cur.execute(stmt.sql, params)
+                    return list(await cur.fetchall())
+            except BaseException:
+                conn.close()  # never back into the pool with a result half read
+                raise
+
+    async def _drop_idle(self, pool: Any) -> None:
+        await pool.clear()
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -116,13 +139,11 @@ class MysqlRunner:
             await pool.wait_closed()
 
 
-class PgRunner:
-    round_trips = True
-
+class PgRunner(PooledRunner):
     def __init__(self, url: URL, dialect: Dialect, size: int) -> None:
         import asyncpg
 
-        self.size = size
+        super().__init__(size)
         _, kwargs = dialect.create_connect_args(url)
         self._kwargs: dict[str, Any] = {**kwargs, "timeout": CONNECT_TIMEOUT}
         self._create_pool = asyncpg.create_pool
@@ -130,33 +151,21 @@ class PgRunner:
         self._down = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                       asyncpg.InternalClientError, asyncpg.exceptions.OperatorInterventionError,
                       asyncpg.exceptions.InsufficientResourcesError)
-        self._pool: Any = None
-        self._opening = asyncio.Lock()
 
-    async def _get_pool(self) -> Any:
-        async with self._opening:
-            if self._pool is None:
-                self._pool = await self._create_pool(min_size=1, max_size=self.size,
-                                                     max_inactive_connection_lifetime=PG_IDLE_LIFETIME,
-                                                     **self._kwargs)
-            return self._pool
+    async def _open(self) -> Any:
+        return await self._create_pool(min_size=1, max_size=self.size,
+                                       max_inactive_connection_lifetime=PG_IDLE_LIFETIME, **self._kwargs)
 
-    async def fetch(self, stmt: Compiled, params: Sequence[Any]) -> list[Row]:
-        for attempt in (1, 2):
+    async def _run(self, pool: Any, stmt: Compiled, params: Sequence[Any]) -> list[Row]:
+        async with pool.acquire() as conn:
             try:
-                pool = self._pool or await self._get_pool()
-                async with pool.acquire() as conn:
-                    try:
-                        return list(await conn.fetch(stmt.sql, *params))
-                    except self._down:
-                        conn.terminate()  # not back into the pool in whatever state it is in
-                        raise
-            except self._down as exc:
-                if attempt == 2:
-                    raise _unavailable(exc) from exc
-                if self._pool is not None:
-                    await self._pool.expire_connections()  # its other idle connections died with it
-        raise AssertionError("unreachable")
+                return list(await conn.fetch(stmt.sql, *params))
+            except self._down:
+                conn.terminate()  # not back into the pool in whatever state it is in
+                raise
+
+    async def _drop_idle(self, pool: Any) -> None:
+        await pool.expire_connections()
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None

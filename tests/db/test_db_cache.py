@@ -161,43 +161,31 @@ async def test_the_cache_is_bounded() -> None:
     assert await d.mailbox("alice@example.com") is not None
 
 
-class Gate:
-    """A Source whose reads wait for ``opened`` once ``armed``."""
+class Gate(MemorySource):
+    """Reads that wait for ``opened`` once ``armed``."""
 
-    batches = False
-
-    def __init__(self, source: MemorySource) -> None:
-        self.source = source
+    def __init__(self) -> None:
+        super().__init__()
         self.armed = False
         self.opened = asyncio.Event()
 
     async def read(self, keys: Keys) -> Rows:
-        rows = await self.source.read(keys)
+        rows = await super().read(keys)
         if self.armed:
             await self.opened.wait()
         return rows
 
-    async def password_row(self, username: str) -> MailboxRow | None:
-        return await self.source.password_row(username)
-
-    async def stamp(self) -> object:
-        return await self.source.stamp()
-
-    async def close(self) -> None:
-        await self.source.close()
-
 
 async def test_a_read_in_flight_when_the_stamp_moves_is_not_kept() -> None:
-    memory = MemorySource()
-    memory.load(ROWS)
-    gate, clock = Gate(memory), FakeClock()
+    gate, clock = Gate(), FakeClock()
+    gate.load(ROWS)
     cache = CachingSource(gate, 60, clock)
     alice = Keys(mailboxes={"alice@example.com"})
     await cache.read(Keys(domains={"example.com"}))  # the first stamp
     gate.armed = True
     old = asyncio.create_task(cache.read(alice))  # reads alice's row, then waits
     await asyncio.sleep(0)
-    memory.load({"mailbox": [{"username": "alice@example.com", "active": False}]})  # a logged change
+    gate.load({"mailbox": [{"username": "alice@example.com", "active": False}]})  # a logged change
     gate.armed = False
     await clock.advance(STAMP_INTERVAL)
     await cache.read(Keys(domains={"example.com"}))  # notices the stamp

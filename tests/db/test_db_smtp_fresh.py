@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import smtplib
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 
 from pymailsrv.cli import main
 from tests.app.server_process import ServerProcess, cli, write_config
-from tests.conftest import MARIADB_HOST, _mariadb_admin, _unavailable
+from tests.conftest import _mariadb_admin
 
 pytestmark = pytest.mark.mariadb
 
@@ -28,15 +27,10 @@ DISCONNECT = re.compile(r"pymailsrv/smtpd\[(\d+)\]: disconnect from")
 
 
 @pytest.fixture
-def mariadb_db() -> Iterator[tuple[str, Callable[[str], None]]]:
-    """(a mysql:// URL of a scratch database, a function running SQL in it)."""
-    try:
-        admin = _mariadb_admin()
-    except Exception as exc:
-        _unavailable("MariaDB", exc)
-    name = f"pymailsrv_t_{uuid.uuid4().hex[:12]}"
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+def mariadb_db(mariadb_url: str) -> Iterator[tuple[str, Callable[[str], None]]]:
+    """(the scratch database as ``mysql://``, the default driver's URL; a function running SQL in it)."""
+    admin = _mariadb_admin()
+    name = mariadb_url.rsplit("/", 1)[1].split("?")[0]
 
     def run(sql: str) -> None:
         with admin.cursor() as cur:
@@ -44,10 +38,8 @@ def mariadb_db() -> Iterator[tuple[str, Callable[[str], None]]]:
             cur.execute(sql)
 
     try:
-        yield f"mysql://root@{MARIADB_HOST}/{name}", run
+        yield mariadb_url.replace("mysql+aiomysql://", "mysql://"), run
     finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         admin.close()
 
 
