@@ -15,6 +15,12 @@ from typing import Protocol
 from pymailsrv.types import Account
 
 
+def normalize(text: str) -> str:
+    """The form of every lookup key: stripped, lower case, no trailing dot on the domain. Two
+    addresses are the same to the Directory when their normalized forms are equal."""
+    return text.strip().lower().rstrip(".")
+
+
 @dataclass(frozen=True, slots=True)
 class PasswordEntry:
     """A ``mailbox`` row as the Authenticator needs it (the hash is never compared in SQL)."""

@@ -20,11 +20,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pymailsrv.clock import Clock
+from pymailsrv.db.base import normalize
 from pymailsrv.db.batch import Batcher
-from pymailsrv.db.drivers import EngineRunner, MysqlRunner, PgRunner, Row, Runner, SqliteRunner
+from pymailsrv.db.drivers import NO_SCHEMA_HINT, EngineRunner, MysqlRunner, PgRunner, Row, Runner, SqliteRunner
 from pymailsrv.db.engine import make_lookup_engine, make_sqlite_reader, parse_url
 from pymailsrv.db.rules import RulesDirectory
-from pymailsrv.db.source import DomainRow, Keys, MailboxRow, Rows, normalize
+from pymailsrv.db.source import DomainRow, Keys, MailboxRow, Rows
 from pymailsrv.db.statements import MAX_KEYS, Statements
 from pymailsrv.errors import TemporaryFailure
 
@@ -143,11 +144,11 @@ class SqlSource:
             return None
         try:
             found = await self.runner.fetch(self.statements.stamp, [])
-        except TemporaryFailure:
-            raise
-        except Exception as exc:  # a database without PostfixAdmin's log table: the TTL alone
-            log.warning("cannot read the change stamp (%s); directory cache entries live their TTL",
-                        type(exc).__name__)
+        except TemporaryFailure as exc:
+            if NO_SCHEMA_HINT not in str(exc):
+                raise
+            # a database without PostfixAdmin's log table: the TTL alone
+            log.warning("cannot read the change stamp (no log table): directory cache entries live their TTL")
             self._stamp_readable = False
             return None
         return (found[0][0] or 0) if found else 0  # 0: an empty log table

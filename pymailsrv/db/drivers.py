@@ -53,9 +53,20 @@ class Runner(Protocol):
     async def close(self) -> None: ...
 
 
+NO_SCHEMA_HINT = "no PostfixAdmin tables: check database_url and database_table_prefix, or run pymailsrv db upgrade"
+
+
 def _unavailable(exc: BaseException) -> TemporaryFailure:
     text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-    return TemporaryFailure(f"database unavailable: {text}")
+    return TemporaryFailure(f"database unavailable: {text}" + (f" ({NO_SCHEMA_HINT})" if _missing_table(exc) else ""))
+
+
+def _missing_table(exc: BaseException) -> bool:
+    """A setup problem (no schema yet, a wrong database or table prefix), not a bug: unavailable."""
+    args: tuple[Any, ...] = exc.args
+    return ("no such table" in str(exc)  # SQLite
+            or (bool(args) and args[0] == 1146)  # MySQL/MariaDB ER_NO_SUCH_TABLE
+            or getattr(exc, "sqlstate", None) == "42P01")  # PostgreSQL undefined_table
 
 
 class PooledRunner:
@@ -88,11 +99,15 @@ class PooledRunner:
                             self._pool = await self._open()
                 return await self._run(self._pool, stmt, params)
             except self._down as exc:
-                if attempt == 2:
+                if attempt == 2 or _missing_table(exc):
                     raise _unavailable(exc) from exc
                 if self._pool is not None:
                     with contextlib.suppress(Exception):
                         await self._drop_idle(self._pool)
+            except Exception as exc:
+                if _missing_table(exc):
+                    raise _unavailable(exc) from exc
+                raise
         raise AssertionError("unreachable")
 
 

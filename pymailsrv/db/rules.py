@@ -42,10 +42,10 @@ import posixpath
 from collections.abc import Sequence
 
 from pymailsrv.clock import Clock
-from pymailsrv.db.base import PasswordEntry
+from pymailsrv.db.base import PasswordEntry, normalize
 from pymailsrv.db.cache import CachingSource
 from pymailsrv.db.lookup import Lookup
-from pymailsrv.db.source import DomainRow, MailboxRow, Source, normalize, unique
+from pymailsrv.db.source import DomainRow, MailboxRow, Source, unique
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.types import Account
 

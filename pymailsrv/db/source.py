@@ -114,10 +114,5 @@ class Source(Protocol):
     async def close(self) -> None: ...
 
 
-def normalize(text: str) -> str:
-    """The form of every lookup key: stripped, lower case, no trailing dot on the domain."""
-    return text.strip().lower().rstrip(".")
-
-
 def unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))

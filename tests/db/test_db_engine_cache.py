@@ -103,13 +103,20 @@ async def test_unreachable_database_is_a_temporary_failure(closed_port: int, sch
         await d.close()
 
 
-async def test_missing_tables_are_a_temporary_failure(sqlite_url: str) -> None:
-    d = SqlDirectory(sqlite_url, BASE, cache_ttl=0)
-    try:
-        with pytest.raises(TemporaryFailure):
-            await d.resolve("a@example.com")
-    finally:
-        await d.close()
+@pytest.mark.parametrize("backend", ["sqlite", "mariadb", "postgres"])
+def test_missing_tables_are_a_temporary_failure(backend: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue(f"{backend}_url").replace("+aiomysql", "+asyncmy")
+
+    async def run() -> None:
+        d = SqlDirectory(url, BASE, cache_ttl=5)
+        try:
+            for lookup in (d.resolve("a@example.com"), d.password_entry("a@example.com")):
+                with pytest.raises(TemporaryFailure, match="no PostfixAdmin tables"):
+                    await lookup
+        finally:
+            await d.close()
+
+    asyncio.run(run())
 
 
 def test_parse_url() -> None:
