@@ -95,6 +95,8 @@ class CachingSource:
         entries = self._entries
         for kind, answers in (("domains", rows.domains), ("targets", rows.targets), ("aliases", rows.aliases),
                               ("mailboxes", rows.mailboxes)):
+            if not answers:
+                continue
             for key, value in answers.items():
                 entries[(kind, key)] = (expires, value)
                 entries.move_to_end((kind, key))

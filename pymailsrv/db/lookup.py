@@ -89,10 +89,13 @@ class Lookup:
                 await self.cover(again)  # the targets are known now: no third request
 
     def _keep(self, rows: Rows) -> None:
-        self.domains.update(rows.domains)
-        self.targets.update(rows.targets)
-        self.aliases.update(rows.aliases)
-        self.mailboxes.update(rows.mailboxes)
+        if rows.domains:
+            self.domains.update(rows.domains)
+            self.targets.update(rows.targets)
+        if rows.aliases:
+            self.aliases.update(rows.aliases)
+        if rows.mailboxes:
+            self.mailboxes.update(rows.mailboxes)
 
     async def _check_stamp(self) -> None:
         self.stamp_due = False

@@ -16,7 +16,7 @@ the one row a login needs, active or not, never cached.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -38,16 +38,26 @@ class MailboxRow:
     active: bool
 
 
-@dataclass(slots=True)
 class Keys:
     """Primary keys to read: a domain name asks for its ``domain`` and ``alias_domain`` rows."""
 
-    domains: set[str] = field(default_factory=set)
-    aliases: set[str] = field(default_factory=set)
-    mailboxes: set[str] = field(default_factory=set)
+    __slots__ = ("aliases", "domains", "mailboxes")
+
+    def __init__(self, domains: set[str] | None = None, aliases: set[str] | None = None,
+                 mailboxes: set[str] | None = None) -> None:
+        self.domains = domains if domains is not None else set()
+        self.aliases = aliases if aliases is not None else set()
+        self.mailboxes = mailboxes if mailboxes is not None else set()
 
     def __bool__(self) -> bool:
         return bool(self.domains or self.aliases or self.mailboxes)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Keys) and (self.domains, self.aliases, self.mailboxes) == \
+            (other.domains, other.aliases, other.mailboxes)
+
+    def __repr__(self) -> str:
+        return f"Keys(domains={self.domains}, aliases={self.aliases}, mailboxes={self.mailboxes})"
 
     def update(self, other: Keys) -> None:
         self.domains |= other.domains
@@ -58,14 +68,18 @@ class Keys:
         return len(self.domains) + len(self.aliases) + len(self.mailboxes)
 
 
-@dataclass(slots=True)
 class Rows:
-    """The answer to a Keys request; also a per-operation store of everything read so far."""
+    """The answer to a Keys request."""
 
-    domains: dict[str, DomainRow | None] = field(default_factory=dict)
-    targets: dict[str, str | None] = field(default_factory=dict)  # alias_domain -> active target
-    aliases: dict[str, str | None] = field(default_factory=dict)  # address -> goto of the active row
-    mailboxes: dict[str, MailboxRow | None] = field(default_factory=dict)  # username -> active row
+    __slots__ = ("aliases", "domains", "mailboxes", "targets")
+
+    def __init__(self, domains: dict[str, DomainRow | None] | None = None,
+                 targets: dict[str, str | None] | None = None, aliases: dict[str, str | None] | None = None,
+                 mailboxes: dict[str, MailboxRow | None] | None = None) -> None:
+        self.domains = domains if domains is not None else {}
+        self.targets = targets if targets is not None else {}  # alias_domain -> active target
+        self.aliases = aliases if aliases is not None else {}  # address -> goto of the active row
+        self.mailboxes = mailboxes if mailboxes is not None else {}  # username -> active row
 
     def update(self, other: Rows) -> None:
         self.domains.update(other.domains)
