@@ -108,10 +108,7 @@ def _core(settings: Settings, store: MaildirStore | None = None) -> _Core:
     # fsyncs of concurrent deliveries and spool writes wait in this pool; the default (cpu+4)
     # serialises 20 SMTP sessions behind a handful of threads
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="io"))
-    url = settings.get_str("database_url")
-    directory = SqlDirectory(url, settings.get_str("virtual_mailbox_base"), settings.get_str("recipient_delimiter"),
-                             cache_ttl=settings.get_seconds("directory_cache_ttl"), clock=clock,
-                             table_prefix=settings.get_str("database_table_prefix"))
+    directory = SqlDirectory.from_settings(settings, clock=clock)
     if store is None:
         store = MaildirStore(settings.get_str("virtual_mailbox_base"), settings.get_str("myhostname"), clock)
     return _Core(clock, directory, DirectoryAuthenticator(directory, settings, clock), store,

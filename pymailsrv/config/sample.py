@@ -41,10 +41,14 @@ data_directory = {data_dir}
 # queue_directory = $data_directory/spool
 # virtual_mailbox_base = $data_directory/vmail
 # The PostfixAdmin database. Embedded default: SQLite in the data directory. For MariaDB/MySQL:
-#   database_url = mysql+aiomysql://postfix:secret@127.0.0.1:3306/postfix?charset=utf8mb4
+#   database_url = mysql+asyncmy://postfix:secret@127.0.0.1:3306/postfix?charset=utf8mb4
 # PostgreSQL (pip install 'pymailsrv[postgres]'):
 #   database_url = postgresql+asyncpg://postfix:secret@127.0.0.1/postfix
 # database_url = sqlite+aiosqlite:///$data_directory/pymailsrv.db
+# Lookups found or not are reused this long; changes made with pymailsrv's admin commands or in
+# PostfixAdmin (its log table) reach every process within about a second anyway:
+# directory_cache_ttl = 5s
+# database_pool_size = 8
 
 # --- TLS (shared by every listener unless smtpd_tls_cert_file/smtpd_tls_key_file are set) -----
 tls_cert_file = {cert_file}

@@ -8,6 +8,7 @@ so callers answer 4xx / ``NO [UNAVAILABLE]`` rather than "user unknown".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -60,6 +61,12 @@ class Directory(Protocol):
     async def login_owns(self, login: str, address: str) -> bool:
         """smtpd_sender_login_maps semantics: may ``login`` send as ``address``? True for its own
         mailbox address and for aliases whose targets include the login."""
+        ...
+
+    async def prefetch(self, addresses: Sequence[str]) -> None:
+        """Read what lookups of ``addresses`` (the recipients of one message) will need, together:
+        one round trip instead of one per recipient; the lookups that follow within the cache TTL
+        need none. Nothing without a cache."""
         ...
 
     async def close(self) -> None: ...

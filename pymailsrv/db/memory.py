@@ -12,23 +12,30 @@ Rows use the PostfixAdmin column names, so one data set seeds both this and a re
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from pymailsrv.clock import Clock
 from pymailsrv.db.models import complete_row
-from pymailsrv.db.rules import DomainRow, MailboxRow, RulesDirectory
+from pymailsrv.db.rules import RulesDirectory
+from pymailsrv.db.source import DomainRow, Keys, MailboxRow, Rows
 
-Rows = Mapping[str, Iterable[Mapping[str, Any]]]
+TableRows = Mapping[str, Iterable[Mapping[str, Any]]]
 
 
 class MemorySource:
+    """``db.source.Source`` over dicts; ``stamp`` counts the loads (an admin's changes)."""
+
+    batches = False
+
     def __init__(self) -> None:
         self.domains: dict[str, dict[str, Any]] = {}
         self.mailboxes: dict[str, dict[str, Any]] = {}
         self.aliases: dict[str, dict[str, Any]] = {}
         self.alias_domains: dict[str, dict[str, Any]] = {}
+        self.loads = 0
 
-    def load(self, rows: Rows) -> None:
+    def load(self, rows: TableRows) -> None:
         keys = {"domain": ("domain", self.domains), "mailbox": ("username", self.mailboxes),
                 "alias": ("address", self.aliases), "alias_domain": ("alias_domain", self.alias_domains)}
         for table, items in rows.items():
@@ -38,7 +45,10 @@ class MemorySource:
             for row in items:
                 full = complete_row(table, dict(row))
                 store[str(full[key])] = full
+        self.loads += 1
 
+    # The row lookups of the Source before it read keys in batches; ``read`` is made of them, so
+    # a test can still make one of them fail.
     async def domain(self, name: str) -> DomainRow | None:
         r = self.domains.get(name)
         if r is None:
@@ -57,12 +67,31 @@ class MemorySource:
         return str(r["goto"]) if r is not None and r.get("active", True) else None
 
     async def mailbox(self, username: str) -> MailboxRow | None:
+        """The row, active or not, with its password."""
         r = self.mailboxes.get(username)
         if r is None:
             return None
         return MailboxRow(username=str(r["username"]), password=str(r["password"]), name=str(r["name"]),
                           maildir=str(r["maildir"]), quota=int(r.get("quota", 0)),
                           active=bool(r.get("active", True)))
+
+    async def read(self, keys: Keys) -> Rows:
+        rows = Rows()
+        for d in keys.domains:
+            rows.domains[d] = await self.domain(d)
+            rows.targets[d] = await self.alias_domain_target(d)
+        for a in keys.aliases:
+            rows.aliases[a] = await self.alias_goto(a)
+        for m in keys.mailboxes:
+            row = await self.mailbox(m)
+            rows.mailboxes[m] = replace(row, password="") if row is not None and row.active else None
+        return rows
+
+    async def password_row(self, username: str) -> MailboxRow | None:
+        return await self.mailbox(username)
+
+    async def stamp(self) -> object:
+        return self.loads
 
     async def close(self) -> None:
         return None
@@ -72,7 +101,7 @@ class MemoryDirectory(RulesDirectory):
     """``db.base.Directory`` over dicts."""
 
     def __init__(self, virtual_mailbox_base: str = "/var/mail/vmail", recipient_delimiter: str = "", *,
-                 rows: Rows | None = None, cache_ttl: float = 0.0, clock: Clock | None = None) -> None:
+                 rows: TableRows | None = None, cache_ttl: float = 0.0, clock: Clock | None = None) -> None:
         self.data = MemorySource()
         super().__init__(self.data, virtual_mailbox_base, recipient_delimiter, cache_ttl=cache_ttl,
                          clock=clock)

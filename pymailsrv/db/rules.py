@@ -1,9 +1,16 @@
-"""The lookup rules of POSTFIXADMIN-SCHEMA §4, written once over four primitive row lookups.
+"""The lookup rules of POSTFIXADMIN-SCHEMA §4, written once over a row Source.
 
-``RulesDirectory`` implements ``db.base.Directory``; a ``Source`` supplies rows (SQL in
-``db.directory``, dicts in ``db.memory``), so every implementation follows the same rules.
+``RulesDirectory`` implements ``db.base.Directory``; a ``Source`` (``db.source``) supplies rows
+(SQL in ``db.directory``, dicts in ``db.memory``), so every implementation follows the same rules.
 
 Implementation notes:
+
+* Round trips: the order of the maps is fixed, the number of queries is not. Before the rules
+  walk an address, ``Lookup.cover`` asks the Source in one request for every row they can read
+  for it — its domain and alias-domain rows, the alias and mailbox rows of each key form, here
+  and under the alias domain's target — so a recipient costs one round trip (two the first time
+  its domain turns out to be an alias domain). The targets of one alias level are covered
+  together, and ``prefetch`` covers the recipients of a message at once.
 
 * Keys are lower-cased and stripped here, in Python (SQLite and PostgreSQL compare exactly,
   MySQL's ``latin1_general_ci`` does not: never rely on the database for it; §1).
@@ -32,12 +39,13 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from collections.abc import Sequence
 
-from pymailsrv.clock import Clock, SystemClock
+from pymailsrv.clock import Clock
 from pymailsrv.db.base import PasswordEntry, normalize
+from pymailsrv.db.cache import CachingSource
+from pymailsrv.db.lookup import Lookup
+from pymailsrv.db.source import DomainRow, MailboxRow, Source, unique
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.types import Account
 
@@ -46,46 +54,6 @@ log = logging.getLogger("pymailsrv.db")
 RECURSION_LIMIT = 100  # Postfix virtual_alias_recursion_limit is 1000; real chains are a few deep
 EXPANSION_LIMIT = 1000  # Postfix virtual_alias_expansion_limit
 RELAY_TRANSPORTS = ("smtp", "relay")
-
-
-@dataclass(frozen=True, slots=True)
-class DomainRow:
-    domain: str
-    transport: str | None
-    backupmx: bool
-    active: bool
-
-
-@dataclass(frozen=True, slots=True)
-class MailboxRow:
-    username: str
-    password: str
-    name: str
-    maildir: str
-    quota: int
-    active: bool
-
-
-class Source(Protocol):
-    """Exact-key row lookups; keys arrive lower-cased and stripped."""
-
-    async def domain(self, name: str) -> DomainRow | None:
-        """The ``domain`` row, active or not."""
-        ...
-
-    async def alias_domain_target(self, name: str) -> str | None:
-        """``target_domain`` of the active ``alias_domain`` row for ``name``."""
-        ...
-
-    async def alias_goto(self, address: str) -> str | None:
-        """``goto`` of the active ``alias`` row whose address is ``address``."""
-        ...
-
-    async def mailbox(self, username: str) -> MailboxRow | None:
-        """The ``mailbox`` row, active or not."""
-        ...
-
-    async def close(self) -> None: ...
 
 
 def split(address: str) -> tuple[str, str]:
@@ -102,75 +70,45 @@ def is_relay_transport(transport: str | None) -> bool:
     return bool(transport) and str(transport).strip().lower().startswith(RELAY_TRANSPORTS)
 
 
-T = TypeVar("T")
-_MISS = object()
-
-
-class CachingSource:
-    """A Source with a short TTL cache (negative answers too): SMTP asks the same few keys
-    several times per RCPT. ``ttl`` 0 disables it."""
-
-    MAX_ENTRIES = 50_000
-
-    def __init__(self, source: Source, ttl: float, clock: Clock | None = None) -> None:
-        self.source = source
-        self.ttl = ttl
-        self.clock = clock or SystemClock()
-        self._cache: dict[tuple[str, str], tuple[float, object]] = {}
-
-    async def _get(self, kind: str, key: str, fetch: Callable[[str], Awaitable[T]]) -> T:
-        if self.ttl <= 0:
-            return await fetch(key)
-        now = self.clock.monotonic()
-        hit = self._cache.get((kind, key))
-        if hit is not None and hit[0] > now:
-            return hit[1]  # type: ignore[return-value]
-        value = await fetch(key)
-        if len(self._cache) >= self.MAX_ENTRIES:
-            self._cache.clear()
-        self._cache[(kind, key)] = (now + self.ttl, value)
-        return value
-
-    def invalidate(self) -> None:
-        self._cache.clear()
-
-    async def domain(self, name: str) -> DomainRow | None:
-        return await self._get("d", name, self.source.domain)
-
-    async def alias_domain_target(self, name: str) -> str | None:
-        return await self._get("ad", name, self.source.alias_domain_target)
-
-    async def alias_goto(self, address: str) -> str | None:
-        return await self._get("a", address, self.source.alias_goto)
-
-    async def mailbox(self, username: str) -> MailboxRow | None:
-        return await self._get("m", username, self.source.mailbox)
-
-    async def close(self) -> None:
-        await self.source.close()
-
-
 class RulesDirectory:
-    """``db.base.Directory`` over a Source (see the module docstring for the rules)."""
+    """``db.base.Directory`` over a Source (see the module docstring for the rules).
+
+    ``cache_ttl`` > 0 puts a ``db.cache.CachingSource`` in front of the source."""
 
     def __init__(self, source: Source, virtual_mailbox_base: str, recipient_delimiter: str = "", *,
                  cache_ttl: float = 0.0, clock: Clock | None = None) -> None:
         self.raw = source
-        self.source: Source = CachingSource(source, cache_ttl, clock) if cache_ttl > 0 else source
+        self.cache = CachingSource(source, cache_ttl, clock) if cache_ttl > 0 else None
+        self.source: Source = self.cache if self.cache is not None else source
         self.base = virtual_mailbox_base
         self.delimiters = recipient_delimiter
 
-    # --- domains ------------------------------------------------------------------------------
-    async def _active_domain(self, domain: str) -> DomainRow | None:
-        row = await self.source.domain(normalize(domain))
-        return row if row is not None and row.active else None
+    def lookup(self, *addresses: str) -> Lookup:
+        """A Lookup for one operation on ``addresses`` (normalised): see db.lookup."""
+        view = Lookup(self.source, self.cache, self.local_forms)
+        if addresses:
+            view.expect(addresses)
+        return view
 
-    async def is_local_domain(self, domain: str) -> bool:
-        d = normalize(domain)
-        row = await self.source.domain(d)
+    async def prefetch(self, addresses: Sequence[str]) -> None:
+        """Read what the rules need for all ``addresses`` (a message's recipients) in one request,
+        so their lookups within the cache TTL need no round trip; nothing without a cache."""
+        if self.cache is not None:
+            await self.lookup().cover(unique(normalize(a) for a in addresses))
+
+    # --- domains ------------------------------------------------------------------------------
+    async def _is_local(self, view: Lookup, domain: str) -> bool:
+        row = await view.domain(domain)
         if row is not None:
             return row.active and not row.backupmx and not is_relay_transport(row.transport)
-        return await self.source.alias_domain_target(d) is not None
+        return await view.target(domain) is not None
+
+    async def is_local_domain(self, domain: str) -> bool:
+        return await self._is_local(self.lookup(), normalize(domain))
+
+    async def _active_domain(self, domain: str) -> DomainRow | None:
+        row = await self.lookup().domain(normalize(domain))
+        return row if row is not None and row.active else None
 
     async def is_relay_domain(self, domain: str) -> bool:
         row = await self._active_domain(domain)
@@ -183,44 +121,54 @@ class RulesDirectory:
     # --- virtual aliases ----------------------------------------------------------------------
     def split_extension(self, local: str) -> tuple[str, str]:
         """(``user``, ``+ext``) at the first recipient_delimiter character; ext is '' if none."""
-        for i, ch in enumerate(local):
-            if i > 0 and ch in self.delimiters:
-                return local[:i], local[i:]
-        return local, ""
+        if len(self.delimiters) == 1:
+            cut = local.find(self.delimiters, 1)
+        else:
+            cut = min((i for ch in self.delimiters if (i := local.find(ch, 1)) > 0), default=-1)
+        return (local[:cut], local[cut:]) if cut > 0 else (local, "")
 
-    async def _three_maps(self, key: str) -> str | None:
-        goto = await self.source.alias_goto(key)
+    def local_forms(self, local: str) -> tuple[str, ...]:
+        """The local parts a lookup tries: as given, then without the extension."""
+        if not self.delimiters:
+            return (local,)
+        user, ext = self.split_extension(local)
+        return (local, user) if ext else (local,)
+
+    async def _three_maps(self, view: Lookup, key: str) -> str | None:
+        goto = await view.alias(key)
         if goto is not None:
             return goto
         local, domain = split(key)
-        target = await self.source.alias_domain_target(domain)
+        target = await view.target(domain)
         if target is None:
             return None
         if local:
-            goto = await self.source.alias_goto(f"{local}@{target}")
+            goto = await view.alias(f"{local}@{target}")
             if goto is not None:
                 return goto
-        return await self.source.alias_goto(f"@{target}")
+        return await view.alias(f"@{target}")
 
-    async def alias_lookup(self, address: str) -> tuple[list[str], str] | None:
+    async def alias_lookup(self, address: str, view: Lookup | None = None) -> tuple[list[str], str] | None:
         """One virtual_alias_maps lookup: (targets, unmatched extension) or None."""
         local, domain = split(address)
         if not domain:
             return None
+        if view is None:
+            view = self.lookup(address)
         user, ext = self.split_extension(local)
         patterns = [(address, "")]
         if ext:
             patterns.append((f"{user}@{domain}", ext))
         patterns.append((f"@{domain}", ext))
         for key, unmatched in patterns:
-            goto = await self._three_maps(key)
+            goto = await self._three_maps(view, key)
             if goto is not None:
                 return parse_goto(goto), unmatched
         return None
 
-    async def _is_vacation_target(self, target: str) -> bool:
+    async def _is_vacation_target(self, view: Lookup, target: str) -> bool:
         local, domain = split(target)
-        return "#" in local and not await self.is_local_domain(domain)
+        return "#" in local and not await self._is_local(view, domain)
 
     async def resolve(self, address: str) -> list[str]:
         out: list[str] = []
@@ -229,30 +177,31 @@ class RulesDirectory:
         # No alias: the address keeps its local-part spelling (RFC 5321 §2.4: a remote server may
         # treat case as significant); lookups themselves are case-folded.
         spelled = f"{local}@{split(key)[1]}" if domain else key
-        await self._expand(key, (), out, spelled)
+        await self._expand(self.lookup(key), key, (), out, spelled)
         return list(dict.fromkeys(out))
 
-    async def _expand(self, addr: str, path: tuple[str, ...], out: list[str], spelled: str = "") -> None:
+    async def _expand(self, view: Lookup, addr: str, path: tuple[str, ...], out: list[str],
+                      spelled: str = "") -> None:
         if len(path) >= RECURSION_LIMIT:
             raise TemporaryFailure(f"unreasonable virtual alias nesting for {addr}")
-        found = await self.alias_lookup(addr)
+        found = await self.alias_lookup(addr, view)
         if found is None:
             out.append(spelled or addr)
             return
         targets, ext = found
-        for target in targets:
-            if await self._is_vacation_target(target):
+        if ext:
+            targets = [f"{tl}{ext}@{td}" if td else f"{tl}{ext}" for tl, td in map(split, targets)]
+        view.expect(targets)  # the whole level in one request, if any of it is not cached
+        for target, original in zip(targets, found[0], strict=True):
+            if await self._is_vacation_target(view, original):
                 continue
-            if ext:
-                tl, td = split(target)
-                target = f"{tl}{ext}@{td}" if td else f"{tl}{ext}"
             if target == addr:
                 out.append(target)  # the identity alias: deliver here, expand no further
             elif target in path:
                 log.warning("virtual alias loop: %s -> %s; not expanded further", addr, target)
                 out.append(target)
             else:
-                await self._expand(target, (*path, addr), out)
+                await self._expand(view, target, (*path, addr), out)
             if len(out) > EXPANSION_LIMIT:
                 raise TemporaryFailure(f"unreasonable virtual alias expansion for {path[:1] or addr}")
 
@@ -268,30 +217,28 @@ class RulesDirectory:
         return Account(username=row.username, maildir=path, quota_bytes=max(0, int(row.quota or 0)),
                        name=row.name or "")
 
-    async def _mailbox_row(self, address: str) -> MailboxRow | None:
+    async def _mailbox_row(self, view: Lookup, address: str) -> MailboxRow | None:
         local, domain = split(address)
         if not domain:
             return None
-        user, ext = self.split_extension(local)
-        keys = [address, f"{user}@{domain}"] if ext else [address]
-        for key in keys:
-            row = await self.source.mailbox(key)
-            if row is not None and row.active:
+        for form in self.local_forms(local):
+            row = await view.mailbox(f"{form}@{domain}")
+            if row is not None:
                 return row
-            target = await self.source.alias_domain_target(domain)
+            target = await view.target(domain)
             if target is not None:
-                klocal = split(key)[0]
-                row = await self.source.mailbox(f"{klocal}@{target}")
-                if row is not None and row.active:
+                row = await view.mailbox(f"{form}@{target}")
+                if row is not None:
                     return row
         return None
 
     async def mailbox(self, address: str) -> Account | None:
-        row = await self._mailbox_row(normalize(address))
+        key = normalize(address)
+        row = await self._mailbox_row(self.lookup(key), key)
         return self.account(row) if row is not None else None
 
     async def password_entry(self, login: str) -> PasswordEntry | None:
-        row = await self.raw.mailbox(normalize(login))  # uncached: a new password works at once
+        row = await self.raw.password_row(normalize(login))  # uncached: a new password works at once
         if row is None:
             return None
         account = self.account(row)
@@ -306,11 +253,12 @@ class RulesDirectory:
             return False
         if who == addr:
             return True
-        row = await self._mailbox_row(addr)
+        view = self.lookup(addr)
+        row = await self._mailbox_row(view, addr)
         if row is not None and normalize(row.username) == who:
             return True
-        found = await self.alias_lookup(addr)
+        found = await self.alias_lookup(addr, view)
         return found is not None and who in found[0]
 
     async def close(self) -> None:
-        await self.source.close()
+        await self.raw.close()

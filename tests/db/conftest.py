@@ -50,7 +50,8 @@ def _pg_admin(sql: str) -> None:
 
 @pytest.fixture(scope="module")
 def scratch_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
-    """``scratch_db(backend)`` -> URL of a new empty database, dropped after the module."""
+    """``scratch_db(backend)`` -> URL of a new empty database, dropped after the module; backend
+    ``sqlite``, ``mariadb`` (asyncmy, the default driver), ``mariadb-aiomysql`` or ``postgres``."""
     drops: list[Callable[[], None]] = []
 
     def make(backend: str) -> str:
@@ -58,15 +59,16 @@ def scratch_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[s
         if backend == "sqlite":
             return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db')}/{name}.db"
         try:
-            if backend == "mariadb":
+            if backend.startswith("mariadb"):
                 _mysql_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
                 drops.append(lambda: _mysql_admin(f"DROP DATABASE IF EXISTS `{name}`"))
-                return f"mysql+aiomysql://root@{MARIADB}/{name}?charset=utf8mb4"
+                driver = "aiomysql" if backend == "mariadb-aiomysql" else "asyncmy"
+                return f"mysql+{driver}://root@{MARIADB}/{name}?charset=utf8mb4"
             _pg_admin(f'CREATE DATABASE "{name}"')
             drops.append(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             return f"postgresql+asyncpg://postgres@{POSTGRES}/{name}"
         except Exception as exc:
-            if IN_CI and backend == "mariadb":
+            if IN_CI and backend.startswith("mariadb"):
                 pytest.fail(f"MariaDB is required under CI=true but is unreachable: {exc}")
             pytest.skip(f"{backend} unreachable: {exc}")
 
@@ -75,7 +77,7 @@ def scratch_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[s
         drop()
 
 
-@pytest.fixture(scope="module", params=["memory", "sqlite", "mariadb", "postgres"])
+@pytest.fixture(scope="module", params=["memory", "sqlite", "mariadb", "mariadb-aiomysql", "postgres"])
 def seeded(request: pytest.FixtureRequest, scratch_db: Callable[[str], str]) -> str:
     """The backend name, or the URL of a database holding SAMPLE."""
     if request.param == "memory":

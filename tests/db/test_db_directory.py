@@ -1,5 +1,5 @@
-"""The Directory contract (POSTFIXADMIN-SCHEMA §4), run against memory, SQLite, MariaDB and
-PostgreSQL with the same data (db_sample.SAMPLE)."""
+"""The Directory contract (POSTFIXADMIN-SCHEMA §4), run against memory, SQLite, MariaDB (asyncmy and
+aiomysql) and PostgreSQL with the same data (db_sample.SAMPLE)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,11 @@ RESOLVE = [
     ("hash#tag@example.com", ["carol@example.com"]),
     # a mailbox without an identity alias row: the catch-all wins (Postfix resolves aliases first)
     ("ivan@example.com", ["alice@example.com"]),
+    # SMTPUTF8 local parts match no row (PostfixAdmin stores ASCII; MySQL's latin1 key columns
+    # cannot even compare with them) and fall to the catch-all, on every database
+    ("王@example.com", ["alice@example.com"]),
+    ("jürgen@example.com", ["alice@example.com"]),
+    ("王@elsewhere.example", ["王@elsewhere.example"]),
 ]
 
 RESOLVE_EXT = [
@@ -107,6 +112,7 @@ async def test_several_delimiters(make_directory: MakeDirectory) -> None:
     ("lmtp.example", True, False, "lmtp:unix:private/dovecot-lmtp"),
     ("elsewhere.example", False, False, None),
     ("autoreply.example.com", False, False, None),
+    ("bücher.example", False, False, None),  # an IDN as U-label: PostfixAdmin stores xn--
 ])
 async def test_domains(directory: Directory, domain: str, local: bool, relay: bool,
                        transport: str | None) -> None:
@@ -140,6 +146,7 @@ async def test_mailbox(directory: Directory, address: str, username: str, maildi
     "postmaster@example.com",  # an alias, not a mailbox
     "no-at-sign",
     "",
+    "王@example.com",
 ])
 async def test_no_mailbox(directory: Directory, address: str) -> None:
     assert await directory.mailbox(address) is None
@@ -165,6 +172,7 @@ async def test_password_entry(directory: Directory) -> None:
     assert await directory.password_entry("bob@example.net") is None  # no login via alias domain
     assert await directory.password_entry("nobody@example.com") is None
     assert await directory.password_entry("evil@example.com") is None
+    assert await directory.password_entry("王@example.com") is None
     latin = await directory.password_entry("latin@example.com")  # latin1 column, utf8mb4 connection
     assert latin is not None and latin.password == "{PLAIN}pässwörd"
 

@@ -91,7 +91,7 @@ def closed_port() -> Iterator[int]:
         yield s.getsockname()[1]  # bound, never listening: connections are refused
 
 
-@pytest.mark.parametrize("scheme", ["mysql+aiomysql", "postgresql+asyncpg"])
+@pytest.mark.parametrize("scheme", ["mysql+asyncmy", "mysql+aiomysql", "postgresql+asyncpg"])
 async def test_unreachable_database_is_a_temporary_failure(closed_port: int, scheme: str) -> None:
     d = SqlDirectory(f"{scheme}://root@127.0.0.1:{closed_port}/nosuch", BASE, cache_ttl=0)
     try:
@@ -103,19 +103,27 @@ async def test_unreachable_database_is_a_temporary_failure(closed_port: int, sch
         await d.close()
 
 
-async def test_missing_tables_are_a_temporary_failure(sqlite_url: str) -> None:
-    d = SqlDirectory(sqlite_url, BASE, cache_ttl=0)
-    try:
-        with pytest.raises(TemporaryFailure):
-            await d.resolve("a@example.com")
-    finally:
-        await d.close()
+@pytest.mark.parametrize("backend", ["sqlite", "mariadb", "postgres"])
+def test_missing_tables_are_a_temporary_failure(backend: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue(f"{backend}_url").replace("+aiomysql", "+asyncmy")
+
+    async def run() -> None:
+        d = SqlDirectory(url, BASE, cache_ttl=5)
+        try:
+            for lookup in (d.resolve("a@example.com"), d.password_entry("a@example.com")):
+                with pytest.raises(TemporaryFailure, match="no PostfixAdmin tables"):
+                    await lookup
+        finally:
+            await d.close()
+
+    asyncio.run(run())
 
 
 def test_parse_url() -> None:
     assert parse_url("sqlite:///x.db").drivername == "sqlite+aiosqlite"
     url = parse_url("mysql://u:secret@db/postfix")
-    assert url.drivername == "mysql+aiomysql" and url.query["charset"] == "utf8mb4"
+    assert url.drivername == "mysql+asyncmy" and url.query["charset"] == "utf8mb4"
+    assert parse_url("mysql+aiomysql://u@db/postfix").drivername == "mysql+aiomysql"  # as named
     assert parse_url("postgresql://u@db/p").drivername == "postgresql+asyncpg"
     assert "secret" not in describe("mysql+aiomysql://u:secret@db/postfix")
     with pytest.raises(ConfigError, match="unsupported database"):
@@ -148,15 +156,23 @@ def test_catch_all_and_domains() -> None:
         check_domain("example..com")
 
 
-async def test_dropped_connection_is_retried_once(mariadb_url: str) -> None:
+async def _pool_in_use(d: SqlDirectory) -> None:
+    """Several pooled connections, each having run the lookup statement."""
+    found = await asyncio.gather(*(d.mailbox(f"u{i}@example.com") for i in range(20)))
+    assert found == [None] * 20
+
+
+@pytest.mark.parametrize("driver", ["asyncmy", "aiomysql"])
+async def test_dropped_connection_is_retried_once(mariadb_url: str, driver: str) -> None:
     import pymysql
 
-    await create_schema(mariadb_url)
-    await seed(mariadb_url, {"domain": [{"domain": "example.com"}]})
-    d = SqlDirectory(mariadb_url, BASE, cache_ttl=0)
+    url = mariadb_url.replace("+aiomysql", f"+{driver}")
+    await create_schema(url)
+    await seed(url, {"domain": [{"domain": "example.com"}]})
+    d = SqlDirectory(url, BASE, cache_ttl=0, pool_size=4)
     try:
-        assert await d.is_local_domain("example.com")
-        dbname = mariadb_url.rsplit("/", 1)[1].split("?")[0]
+        await _pool_in_use(d)
+        dbname = url.rsplit("/", 1)[1].split("?")[0]
         admin = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
         with admin.cursor() as cur:  # what a server restart or wait_timeout does to pooled connections
             cur.execute("SELECT id FROM information_schema.PROCESSLIST WHERE db = %s", (dbname,))
@@ -165,6 +181,25 @@ async def test_dropped_connection_is_retried_once(mariadb_url: str) -> None:
         admin.close()
         assert await d.is_local_domain("example.com")
         assert not await d.is_local_domain("example.org")
+        await _pool_in_use(d)
+    finally:
+        await d.close()
+
+
+async def test_dropped_postgresql_connection_is_retried_once(postgres_url: str) -> None:
+    import asyncpg
+
+    await create_schema(postgres_url)
+    await seed(postgres_url, {"domain": [{"domain": "example.com"}]})
+    d = SqlDirectory(postgres_url, BASE, cache_ttl=0, pool_size=4)
+    try:
+        await _pool_in_use(d)
+        dbname = postgres_url.rsplit("/", 1)[1]
+        admin = await asyncpg.connect(host="127.0.0.1", user="postgres", database="test")
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", dbname)
+        await admin.close()
+        assert await d.is_local_domain("example.com")
+        await _pool_in_use(d)
     finally:
         await d.close()
 
@@ -182,7 +217,7 @@ async def test_sqlite_through_aiosqlite_thread(small_db: str) -> None:
 async def test_inline_sqlite_reader_never_writes(small_db: str) -> None:
     d = SqlDirectory(small_db, BASE, cache_ttl=0)
     try:
-        reader = d.raw.reader  # type: ignore[attr-defined]
+        reader = d.raw.runner.reader  # type: ignore[attr-defined]
         with reader.connect() as conn, pytest.raises(sa.exc.OperationalError, match="readonly"):
             conn.exec_driver_sql("DELETE FROM domain")
     finally:

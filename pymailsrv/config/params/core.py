@@ -50,9 +50,15 @@ PARAMS = (
           "SQLAlchemy URL of the PostfixAdmin database (sqlite+aiosqlite, mysql+aiomysql, "
           "postgresql+asyncpg)."),
     Param("database_table_prefix", "str", "", "PostfixAdmin's $CONF['database_prefix']."),
+    Param("database_pool_size", "int", "8",
+          "Connections each process opens at most for directory lookups (MariaDB/MySQL, PostgreSQL); "
+          "lookups arriving while all are busy go to the database together in one statement.",
+          minimum=1),
     Param("directory_cache_ttl", "time", "5s",
-          "How long a domain/alias/mailbox lookup result is reused (password lookups never are); "
-          "0 disables the cache."),
+          "How long a domain/alias/mailbox lookup result, found or not, is reused (password lookups "
+          "never are); 0 disables the cache. Changes made with pymailsrv's admin commands or "
+          "PostfixAdmin (which log them in its log table) reach every process within about a "
+          "second; other direct SQL changes within this time."),
     Param("tls_cert_file", "file", "", "PEM certificate chain for every TLS listener."),
     Param("tls_key_file", "file", "", "PEM private key for tls_cert_file."),
     Param("log_file", "str", "", "Log file; empty = standard error."),
