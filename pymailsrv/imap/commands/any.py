@@ -5,40 +5,39 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pymailsrv.imap import wire
-from pymailsrv.imap.commands.base import Done
+from pymailsrv.imap.commands.base import Done, Server
 from pymailsrv.imap.grammar import Command
 from pymailsrv.imap.session import LOGOUT
 
 if TYPE_CHECKING:
-    from pymailsrv.imap.server import ImapServer
     from pymailsrv.imap.session import Session
 
 ENABLEABLE = ("CONDSTORE", "QRESYNC")
 
 
-async def capability(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def capability(srv: Server, s: Session, cmd: Command) -> Done:
     s.untagged("CAPABILITY " + " ".join(srv.capabilities(s)))
     return Done("Capability completed.")
 
 
-async def noop(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def noop(srv: Server, s: Session, cmd: Command) -> Done:
     return Done("NOOP completed.")
 
 
-async def logout(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def logout(srv: Server, s: Session, cmd: Command) -> Done:
     s.untagged("BYE " + wire.BYE_LOGOUT)
     s.state = LOGOUT
     return Done("Logout completed.")
 
 
-async def id_(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def id_(srv: Server, s: Session, cmd: Command) -> Done:
     if cmd.args:
         s.client_id = dict(cmd.args)
     s.untagged(b'ID ("name" "pymailsrv" "vendor" "pymailsrv")')
     return Done("ID completed.")
 
 
-async def enable(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def enable(srv: Server, s: Session, cmd: Command) -> Done:
     """RFC 5161: unknown capabilities are ignored; the answer lists what was newly enabled.
     QRESYNC enables CONDSTORE too (RFC 7162 §3.2.3)."""
     new = list(dict.fromkeys(c for c in cmd.args if c in ENABLEABLE and c not in s.enabled))

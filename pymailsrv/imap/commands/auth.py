@@ -13,20 +13,19 @@ from typing import TYPE_CHECKING
 from pymailsrv.auth import sasl
 from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.imap import wire
-from pymailsrv.imap.commands.base import Done
+from pymailsrv.imap.commands.base import Done, Server
 from pymailsrv.imap.grammar import Command
 from pymailsrv.imap.session import AUTH, LOGOUT
 from pymailsrv.log import escape_for_log, get_logger
 from pymailsrv.net import PlaintextPending
 
 if TYPE_CHECKING:
-    from pymailsrv.imap.server import ImapServer
     from pymailsrv.imap.session import Session
 
 log = get_logger("imap-login")
 
 
-async def starttls(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def starttls(srv: Server, s: Session, cmd: Command) -> Done:
     if srv.tls is None or s.conn.tls:
         raise ClientSyntaxError("TLS is already active." if s.conn.tls else "TLS support isn't enabled.")
     if s.parser.buffered or s.conn.pending:
@@ -55,7 +54,7 @@ def _aborted(s: Session, reason: str, user: str, method: str) -> Refusal:
     return Refusal("Authentication failed.", code="AUTHENTICATIONFAILED")
 
 
-async def _login(srv: ImapServer, s: Session, user: str, password: str, method: str) -> Done:
+async def _login(srv: Server, s: Session, user: str, password: str, method: str) -> Done:
     account = await srv.auth.authenticate(user, password, service="imap", remote_ip=s.conn.peer_ip)
     if account is None:
         raise _aborted(s, "auth failed", user, method)
@@ -73,14 +72,14 @@ async def _login(srv: ImapServer, s: Session, user: str, password: str, method: 
     return Done("Logged in", code="CAPABILITY " + " ".join(srv.capabilities(s)))
 
 
-async def login(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def login(srv: Server, s: Session, cmd: Command) -> Done:
     if not srv.plaintext_ok(s):
         raise _privacy_required()
     user, password = cmd.args
     return await _login(srv, s, user.decode("utf-8", "replace"), password.decode("utf-8", "replace"), "LOGIN")
 
 
-async def authenticate(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def authenticate(srv: Server, s: Session, cmd: Command) -> Done:
     """RFC 3501 §6.2.2 with SASL-IR (RFC 4959): ``=`` is an empty initial response."""
     mech, ir = cmd.args
     if mech not in sasl.MECHANISMS:

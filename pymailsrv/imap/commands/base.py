@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pymailsrv import mutf7 as utf7
 from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.imap.grammar import Command
 
 if TYPE_CHECKING:
-    from pymailsrv.imap.server import ImapServer
+    import ssl
+
+    from pymailsrv.auth.base import Authenticator, SessionCounter
+    from pymailsrv.clock import Clock
+    from pymailsrv.imap.server import ImapConfig
     from pymailsrv.imap.session import Session
+    from pymailsrv.store.base import MailStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +29,24 @@ class Done:
     sent: bool = False  # the handler already wrote its tagged response (STARTTLS, LOGOUT)
 
 
-Handler = Callable[["ImapServer", "Session", Command], Awaitable[Done | None]]
+class Server(Protocol):
+    """What a command handler may use of the server (``imap.server.ImapServer`` is it): the
+    handlers reach storage, users and the clock through these, never through the server's
+    connection plumbing."""
+
+    config: ImapConfig
+    auth: Authenticator
+    store: MailStore
+    tls: ssl.SSLContext | None
+    clock: Clock
+    user_ip: SessionCounter
+
+    def plaintext_ok(self, s: Session) -> bool: ...
+
+    def capabilities(self, s: Session) -> list[str]: ...
+
+
+Handler = Callable[[Server, "Session", Command], Awaitable[Done | None]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pymailsrv.errors import ClientSyntaxError, Refusal
-from pymailsrv.imap.commands.base import Done
+from pymailsrv.imap.commands.base import Done, Server
 from pymailsrv.imap.grammar import Command
 from pymailsrv.net.transform import Deflate
 
 if TYPE_CHECKING:
-    from pymailsrv.imap.server import ImapServer
     from pymailsrv.imap.session import Session
 
 
-async def compress(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def compress(srv: Server, s: Session, cmd: Command) -> Done:
     if cmd.args != "DEFLATE":
         raise ClientSyntaxError("Unknown compression mechanism.")
     if s.conn.transform is not None:

@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING
 from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.imap import listing, wire
 from pymailsrv.imap.commands import resync
-from pymailsrv.imap.commands.base import Done, mailbox_name, wire_name
+from pymailsrv.imap.commands.base import Done, Server, mailbox_name, wire_name
 from pymailsrv.imap.grammar import AppendArgs, Command, ListArgs, SelectArgs
 from pymailsrv.imap.session import AUTH, SELECTED
 from pymailsrv.store.base import RECENT, FolderExists, FolderNotFound, FolderStatus, MailboxGone
 
 if TYPE_CHECKING:
-    from pymailsrv.imap.server import ImapServer
     from pymailsrv.imap.session import Session
 
 SEP = "."
@@ -29,7 +28,7 @@ def _account(s: Session):  # type: ignore[no-untyped-def]
     return s.account
 
 
-async def select(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def select(srv: Server, s: Session, cmd: Command) -> Done:
     a: SelectArgs = cmd.args
     readonly = cmd.name == "EXAMINE"
     name = mailbox_name(a.mailbox)
@@ -83,7 +82,7 @@ async def select(srv: ImapServer, s: Session, cmd: Command) -> Done:
                 code="READ-ONLY" if s.readonly else "READ-WRITE")
 
 
-async def create(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def create(srv: Server, s: Session, cmd: Command) -> Done:
     name = mailbox_name(cmd.args).rstrip(SEP)
     if name.upper() == "INBOX":
         raise Refusal("Mailbox already exists", code="ALREADYEXISTS")
@@ -99,7 +98,7 @@ async def create(srv: ImapServer, s: Session, cmd: Command) -> Done:
     return Done("Create completed.")
 
 
-async def delete(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def delete(srv: Server, s: Session, cmd: Command) -> Done:
     name = mailbox_name(cmd.args)
     if name == "INBOX":
         raise Refusal("INBOX can't be deleted.", code="CANNOT")
@@ -109,7 +108,7 @@ async def delete(srv: ImapServer, s: Session, cmd: Command) -> Done:
     return Done("Delete completed.")
 
 
-async def rename(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def rename(srv: Server, s: Session, cmd: Command) -> Done:
     old, new = (mailbox_name(x) for x in cmd.args)
     if new.upper() == "INBOX":
         raise Refusal("Mailbox already exists", code="ALREADYEXISTS")
@@ -120,7 +119,7 @@ async def rename(srv: ImapServer, s: Session, cmd: Command) -> Done:
     return Done("Rename completed.")
 
 
-async def subscribe(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def subscribe(srv: Server, s: Session, cmd: Command) -> Done:
     await srv.store.set_subscribed(_account(s), mailbox_name(cmd.args), cmd.name == "SUBSCRIBE")
     return Done(cmd.name.capitalize() + " completed.")
 
@@ -136,7 +135,7 @@ def _patterns(a: ListArgs) -> list[re.Pattern[str]]:
     return [rx for rx in (listing.pattern(a.ref, p) for p in a.patterns) if rx is not None]
 
 
-async def list_(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def list_(srv: Server, s: Session, cmd: Command) -> Done:
     a: ListArgs = cmd.args
     problem = listing.check_options(a.select, a.ret)
     if problem:
@@ -158,7 +157,7 @@ async def list_(srv: ImapServer, s: Session, cmd: Command) -> Done:
     return Done("List completed.")
 
 
-async def lsub(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def lsub(srv: Server, s: Session, cmd: Command) -> Done:
     a: ListArgs = cmd.args
     rx = listing.pattern(a.ref, a.patterns[0])
     if rx is not None:
@@ -177,7 +176,7 @@ def _status_line(name: str, st: FolderStatus, items: tuple[str, ...]) -> bytes:
     return b"STATUS " + wire.string(wire_name(name)) + f" ({body})".encode()
 
 
-async def status(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def status(srv: Server, s: Session, cmd: Command) -> Done:
     raw, items = cmd.args
     bad = [i for i in items if i not in STATUS_ITEMS]
     if bad:
@@ -190,12 +189,12 @@ async def status(srv: ImapServer, s: Session, cmd: Command) -> Done:
     return Done("Status completed.")
 
 
-async def namespace(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def namespace(srv: Server, s: Session, cmd: Command) -> Done:
     s.untagged(f'NAMESPACE (("" "{SEP}")) NIL NIL')
     return Done("Namespace completed.")
 
 
-async def _quota_lines(srv: ImapServer, s: Session) -> None:
+async def _quota_lines(srv: Server, s: Session) -> None:
     q = await srv.store.quota(_account(s))
     res = []
     if q.bytes_limit:
@@ -205,14 +204,14 @@ async def _quota_lines(srv: ImapServer, s: Session) -> None:
     s.untagged('QUOTA "" (' + " ".join(res) + ")")
 
 
-async def getquota(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def getquota(srv: Server, s: Session, cmd: Command) -> Done:
     if cmd.args != b"":
         raise Refusal("Quota root does not exist", code="NONEXISTENT")
     await _quota_lines(srv, s)
     return Done("Getquota completed.")
 
 
-async def getquotaroot(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def getquotaroot(srv: Server, s: Session, cmd: Command) -> Done:
     name = mailbox_name(cmd.args)
     await srv.store.status(_account(s), name)  # NO [NONEXISTENT] for a missing folder
     s.untagged(b"QUOTAROOT " + wire.string(wire_name(name)) + b' ""')
@@ -220,7 +219,7 @@ async def getquotaroot(srv: ImapServer, s: Session, cmd: Command) -> Done:
     return Done("Getquotaroot completed.")
 
 
-async def append(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def append(srv: Server, s: Session, cmd: Command) -> Done:
     a: AppendArgs = cmd.args
     name = mailbox_name(a.mailbox)
     flags = [f for f in a.flags if f != RECENT]

@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING
 
 from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.imap import wire
-from pymailsrv.imap.commands.base import Done, mailbox_name
+from pymailsrv.imap.commands.base import Done, Server, mailbox_name
 from pymailsrv.imap.grammar import Command, StoreArgs
 from pymailsrv.store.base import RECENT, FolderNotFound, Mailbox, MailboxGone
 
 if TYPE_CHECKING:
-    from pymailsrv.imap.server import ImapServer
     from pymailsrv.imap.session import Session
 
 
@@ -27,23 +26,23 @@ def _writable(s: Session) -> None:
         raise Refusal("Mailbox is read-only.", code="READ-ONLY")
 
 
-async def check(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def check(srv: Server, s: Session, cmd: Command) -> Done:
     return Done("Check completed.")
 
 
-async def close(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def close(srv: Server, s: Session, cmd: Command) -> Done:
     if not s.readonly:
         await _mb(s).expunge()  # RFC 3501 §6.4.2: silently, no EXPUNGE responses
     await s.close_mailbox()
     return Done("Close completed.")
 
 
-async def unselect(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def unselect(srv: Server, s: Session, cmd: Command) -> Done:
     await s.close_mailbox()
     return Done("Unselect completed.")
 
 
-async def expunge(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def expunge(srv: Server, s: Session, cmd: Command) -> Done:
     _writable(s)
     uids = s.resolve(cmd.args, True) if cmd.uid else None
     if uids is not None and not uids:
@@ -56,7 +55,7 @@ async def expunge(srv: ImapServer, s: Session, cmd: Command) -> Done:
     return Done("Expunge completed.")
 
 
-async def store(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def store(srv: Server, s: Session, cmd: Command) -> Done:
     a: StoreArgs = cmd.args
     _writable(s)
     uids = [u for u in s.resolve(a.seqset, cmd.uid) if u not in s.gone]
@@ -92,7 +91,7 @@ async def store(srv: ImapServer, s: Session, cmd: Command) -> Done:
     return Done("Store completed.")
 
 
-async def copy(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def copy(srv: Server, s: Session, cmd: Command) -> Done:
     seqset, raw = cmd.args
     dest = mailbox_name(raw)
     is_move = cmd.name.endswith("MOVE")
@@ -125,7 +124,7 @@ async def copy(srv: ImapServer, s: Session, cmd: Command) -> Done:
     return Done("Copy completed.", code=code)
 
 
-async def idle(srv: ImapServer, s: Session, cmd: Command) -> Done:
+async def idle(srv: Server, s: Session, cmd: Command) -> Done:
     """RFC 2177: push EXISTS/EXPUNGE/FETCH until DONE; a keep-alive every idle_notify seconds.
     The store wakes us on changes (its own poller finds other processes' changes), so an idle
     session costs one pending read and one pending wait, not a timer tick per second."""
