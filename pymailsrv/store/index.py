@@ -91,6 +91,16 @@ def stored_uidvalidity(folder_path: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _ready(conn: sqlite3.Connection, uidvalidity: int) -> bool:
+    """Is this index already set up for ``uidvalidity``, with its modseq counter started? (Only
+    the write transaction below sets ``epoch``, together with every table.)"""
+    try:
+        rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('uidvalidity', 'epoch')").fetchall())
+    except sqlite3.Error:
+        return False
+    return rows.get("uidvalidity") == uidvalidity and "epoch" in rows
+
+
 class FolderIndex:
     def __init__(self, folder_path: str, uidvalidity: int, start_modseq: int = 1) -> None:
         self.path = os.path.join(folder_path, INDEX_FILE)
@@ -104,6 +114,10 @@ class FolderIndex:
         for attempt in range(2):
             try:
                 conn = _connect(self.path)
+                if _ready(conn, uidvalidity):  # the usual case (a folder opened again): no write
+                    self.conn = conn
+                    self.epoch = self.get_meta("epoch", 0)
+                    return
                 conn.executescript(_SCHEMA)
                 with conn:  # one transaction: processes opening a new index together agree
                     conn.execute("BEGIN IMMEDIATE")
