@@ -338,9 +338,7 @@ async def _serve(settings: Settings, config_path: str) -> int:
         if changed:
             log.warning("reload: %s changed: restart pymailsrv to apply", ", ".join(changed))
         _setup_logging(new)
-        fresh_limits = make_limiter(new, core.clock)  # the counts of live sessions stay
-        limiter.count_limit, limiter.rate_limit = fresh_limits.count_limit, fresh_limits.rate_limit
-        limiter.rate_unit, limiter.exceptions = fresh_limits.rate_unit, fresh_limits.exceptions
+        limiter.take_limits(make_limiter(new, core.clock))
         if workers is not None:
             await workers.reload()
         elif serving is not None:

@@ -108,3 +108,12 @@ class LineClient:
     def close(self) -> None:
         self.file.close()
         self.sock.close()
+
+
+async def stop_smtp_stack(servers: Any, stop_queue: Any, engine: Any, directory: Any) -> None:
+    """Tear down what app.start_smtp/start_queue started in a test, listeners first."""
+    for s in servers:
+        s.close()
+    await stop_queue()
+    await engine.close()
+    await directory.close()

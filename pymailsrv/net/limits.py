@@ -43,6 +43,11 @@ class ConnectionLimiter:
     def off(self) -> bool:
         return not self.count_limit and not self.rate_limit
 
+    def take_limits(self, other: ConnectionLimiter) -> None:
+        """A reload: ``other``'s limits and exceptions; the counts of live sessions stay."""
+        self.count_limit, self.rate_limit = other.count_limit, other.rate_limit
+        self.rate_unit, self.exceptions = other.rate_unit, other.exceptions
+
     def exempt(self, ip: str) -> bool:
         return in_networks(ip, self.exceptions)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pymailsrv import app
+from tests.fakes import stop_smtp_stack
 
 pytest.importorskip("pymailsrv.policy.restrictions")
 pytest.importorskip("pymailsrv.store.maildir")
@@ -62,11 +63,7 @@ async def mail_server(settings_factory, sqlite_url, base: Path, sink) -> AsyncIt
     try:
         yield next(s.port for s in servers if s.kind == "smtpd")
     finally:
-        for s in servers:
-            s.close()
-        await stop_queue()
-        await engine.close()
-        await directory.close()
+        await stop_smtp_stack(servers, stop_queue, engine, directory)
 
 
 async def test_local_delivery_over_smtp(settings_factory, sqlite_url, tmp_path, peer_factory):

@@ -13,6 +13,7 @@ import pytest
 from pymailsrv import app
 from pymailsrv.auth.schemes import hash_password
 from pymailsrv.clock import SystemClock
+from tests.fakes import stop_smtp_stack
 
 pytest.importorskip("pymailsrv.policy.restrictions")
 
@@ -65,11 +66,7 @@ async def stack(settings_factory: Any, sqlite_url: str, tmp_path: Path) -> Any:
     try:
         yield ports, queue, tmp_path / "vmail" / "example.com", settings
     finally:
-        for s in servers:
-            s.close()
-        await stop_queue()
-        await engine.close()
-        await directory.close()
+        await stop_smtp_stack(servers, stop_queue, engine, directory)
 
 
 def maildir_files(box: Path) -> list[bytes]:
