@@ -58,7 +58,8 @@ PARAMS = (
           "How long a domain/alias/mailbox lookup result, found or not, is reused (password lookups "
           "never are); 0 disables the cache. Changes made with pymailsrv's admin commands or "
           "PostfixAdmin (which log them in its log table) reach every process within about a "
-          "second; other direct SQL changes within this time."),
+          "second; other direct SQL changes within this time. On a database server the list of a "
+          "hosted domain's addresses is kept as long, so mail to unknown addresses costs no query."),
     Param("tls_cert_file", "file", "", "PEM certificate chain for every TLS listener."),
     Param("tls_key_file", "file", "", "PEM private key for tls_cert_file."),
     Param("log_file", "str", "", "Log file; empty = standard error."),
