@@ -59,9 +59,10 @@ async def check_database(settings: Settings, report: Report) -> Domains:
 
 async def _domains(admin: Admin) -> Domains:
     found = Domains()
+    found.alias = [str(row["alias_domain"]) for row in await admin.list_alias_domains() if row["active"]]
     for row in await admin.list_domains():
-        if row["domain"] == "ALL" or not row["active"]:  # PostfixAdmin's superadmin pseudo-domain
+        # "ALL" is PostfixAdmin's superadmin pseudo-domain; an alias domain is a domain row too
+        if row["domain"] == "ALL" or not row["active"] or row["domain"] in found.alias:
             continue
         (found.backup_mx if row["backupmx"] else found.hosted).append(str(row["domain"]))
-    found.alias = [str(row["alias_domain"]) for row in await admin.list_alias_domains() if row["active"]]
     return found
