@@ -5,16 +5,15 @@ tls_server_sni_maps for its name."""
 
 from __future__ import annotations
 
-import ssl
 import time
 
 from pymailsrv.config.settings import Settings
-from pymailsrv.config.tls import load_chain, server_context
+from pymailsrv.config.tls import server_context
 from pymailsrv.doctor.report import Report
 from pymailsrv.errors import ConfigError
 from pymailsrv.tls.certinfo import CertificateInfo, read_certificate
 from pymailsrv.tls.files import issued_certificate
-from pymailsrv.tls.sni import read_table
+from pymailsrv.tls.sni import chain_files_context, read_table
 
 DAY = 86400.0
 EXPIRY_WARNING_DAYS = 14  # ACME renews at 30 days left; by 14 something is wrong
@@ -70,10 +69,8 @@ def _check_one(report: Report, subject: str, cert_file: str, key_file: str, name
 
 def _check_sni(report: Report, name: str, files: list[str], now: float) -> None:
     subject = f"SNI {name}"
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
-        for path in files:
-            load_chain(ctx, path)
+        chain_files_context(files)  # as the listeners load them
     except ConfigError as exc:
         report.error(subject, str(exc))
         return

@@ -200,9 +200,9 @@ class DnsChecks:
             self.report.warning(subject, f"no key for {domain} in {spec}: its mail goes unsigned",
                                 [f"pymailsrv dkim keygen {domain}"])
         for key in keys:
-            await self._check_dkim_key(domain, key.selector, key.key_file)
+            await self.check_dkim_key(domain, key.selector, key.key_file)
 
-    async def _check_dkim_key(self, domain: str, selector: str, key_file: str) -> None:
+    async def check_dkim_key(self, domain: str, selector: str, key_file: str) -> None:
         name = f"{selector}._domainkey.{domain}"
         subject = f"{domain} DKIM {selector}"
         try:
