@@ -32,7 +32,7 @@ USER ${PYMAILSRV_UID}:${PYMAILSRV_GID}
 WORKDIR /var/lib/pymailsrv
 VOLUME ["/var/lib/pymailsrv"]
 EXPOSE 25 587 465 143 993 110 995
-HEALTHCHECK --interval=30s --timeout=20s --start-period=60s --retries=3 \
+HEALTHCHECK --interval=30s --timeout=30s --start-period=60s --retries=3 \
     CMD ["pymailsrv", "doctor", "--quick"]
 ENTRYPOINT ["pymailsrv-entrypoint"]
 CMD ["serve"]

@@ -70,7 +70,7 @@ def test_rfc3164_over_udp_carries_the_host_name() -> None:
     assert RFC3164_REMOTE.match(line), line
 
 
-def test_syslog_without_a_daemon_loses_lines_but_never_raises(tmp_path: object) -> None:
+def test_syslog_without_a_daemon_loses_lines_but_never_raises() -> None:
     setup_logging(target=LogTarget("syslog", syslog_address="/nonexistent/log"))
     get_logger("smtpd").info("nobody listens")  # no exception, as syslog(3)
 

@@ -145,7 +145,7 @@ class DnsChecks:
                 self.report.ok(subject, listed)
                 return True
             reached = await self._addresses(subject, exchange)
-            if reached and self.addresses and reached <= self.addresses:
+            if reached and reached & self.addresses:
                 self.report.ok(subject, f"{listed} ({exchange} is this host's address)")
                 return True
         self.report.warning(subject, f"{listed}: not this host; right only if those relay to it", add)

@@ -5,13 +5,8 @@ from __future__ import annotations
 from typing import TextIO
 
 from pymailsrv.config.settings import Settings
-from pymailsrv.doctor.checks_certs import check_certificates
-from pymailsrv.doctor.checks_database import check_database
-from pymailsrv.doctor.checks_dns import DnsChecks
-from pymailsrv.doctor.checks_files import check_files
 from pymailsrv.doctor.checks_service import check_service
 from pymailsrv.doctor.report import Report
-from pymailsrv.policy.dns import Resolver
 
 DNS_TIMEOUT = 5.0
 
@@ -25,6 +20,13 @@ async def run(settings: Settings, out: TextIO, *, quick: bool = False, dns: bool
         await check_service(settings, report, quick=True)
         print(f"pymailsrv doctor --quick: {report.summary()}", file=out)
         return report.status()
+    # the rest imports the database layer, dnspython and cryptography: not for --quick
+    from pymailsrv.doctor.checks_certs import check_certificates
+    from pymailsrv.doctor.checks_database import check_database
+    from pymailsrv.doctor.checks_dns import DnsChecks
+    from pymailsrv.doctor.checks_files import check_files
+    from pymailsrv.policy.dns import Resolver
+
     report.section(f"Configuration{f' ({config_path})' if config_path else ''}")
     report.ok("configuration", "parsed without errors")
     report.section("Files and permissions")
