@@ -206,6 +206,16 @@ class SyslogHandler(logging.handlers.SysLogHandler):
         levelno = logging.getLevelName(levelName)
         return _SEVERITY_NAMES[_severity(levelno if isinstance(levelno, int) else logging.INFO)]
 
+    def handleError(self, record: logging.LogRecord) -> None:  # the stdlib's name
+        """The daemon cannot be reached (not started yet, restarting): the line goes to standard
+        error instead of a "Logging error" traceback per line."""
+        try:
+            line = self.format(record)
+        except Exception:
+            super().handleError(record)
+            return
+        sys.stderr.write(f"<{_severity(record.levelno)}>{line}\n")
+
 
 def journal_fields(fields: dict[str, str]) -> bytes:
     """The journal's native protocol (systemd's "Native Journal Protocol"): ``NAME=value\n`` per

@@ -70,9 +70,11 @@ def test_rfc3164_over_udp_carries_the_host_name() -> None:
     assert RFC3164_REMOTE.match(line), line
 
 
-def test_syslog_without_a_daemon_loses_lines_but_never_raises() -> None:
+def test_syslog_without_a_daemon_writes_to_stderr(capfd: pytest.CaptureFixture[str]) -> None:
     setup_logging(target=LogTarget("syslog", syslog_address="/nonexistent/log"))
-    get_logger("smtpd").info("nobody listens")  # no exception, as syslog(3)
+    get_logger("smtpd").info("nobody listens")  # no exception, no "Logging error" traceback
+    err = capfd.readouterr().err
+    assert re.fullmatch(r"<6>[A-Z][a-z]{2} [ \d]\d [\d:]{8} pymailsrv/smtpd\[\d+\]: nobody listens\n", err), err
 
 
 @pytest.mark.parametrize(("text", "address"), [
