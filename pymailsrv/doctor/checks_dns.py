@@ -61,6 +61,9 @@ class DnsChecks:
         for domain in domains.alias:
             self.report.section(f"DNS of {domain} (alias domain)")
             await self.check_mx(domain)
+        for domain in domains.backup_mx:
+            self.report.section(f"DNS of {domain} (backup MX)")
+            await self.check_mx(domain)
 
     async def _query(self, subject: str, name: str, rdtype: str) -> list[str] | None:
         """The records, [] for none; None (and a warning) when the lookup failed."""
@@ -81,6 +84,10 @@ class DnsChecks:
 
     # --- this host ----------------------------------------------------------------------------
     async def check_host(self) -> None:
+        if "." not in self.host:
+            self.report.error("myhostname", f'"{self.host}" is not a fully-qualified name: other servers '
+                              "reject it in HELO and cannot look it up", ["myhostname = mail.example.com"])
+            return
         subject = f"{self.host} A/AAAA"
         found = await self._addresses(subject, self.host)
         if found is None:

@@ -123,3 +123,13 @@ async def test_dkim_key_published_missing_or_different(dns: DnsResponder, tmp_pa
                       ("example.test DKIM s3", "error")]
     assert report.findings[1].add[0].startswith("s2._domainkey.example.test. 3600 IN TXT \"v=DKIM1; k=rsa; p=")
     assert "another key" in report.findings[2].text
+
+
+async def test_a_host_name_that_is_not_fully_qualified(dns: DnsResponder, tmp_path: Path) -> None:
+    from pymailsrv.doctor.checks_database import Domains
+
+    report = Report()
+    await DnsChecks(Settings({"myhostname": "vm", "data_directory": str(tmp_path)}), report,
+                    _resolver(dns)).run(Domains())
+    (finding,) = report.about("myhostname")
+    assert finding.level == "error" and "not a fully-qualified name" in finding.text

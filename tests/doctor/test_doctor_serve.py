@@ -43,6 +43,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, tls_files: tuple[str, str],
     try:
         for domain in ("example.test", "example.net"):
             assert cli(conf, "domain", "add", domain).returncode == 0
+        assert cli(conf, "domain", "add", "backup.example", "--backupmx").returncode == 0
         assert cli(conf, "alias-domain", "add", "example.net", "example.test").returncode == 0
         yield conf, server
     finally:
@@ -78,6 +79,7 @@ GOOD = {
     "example.test": [f"MX 10 {HOST}.", 'TXT "v=spf1 mx -all"'],
     "_dmarc.example.test": ['TXT "v=DMARC1; p=reject; rua=mailto:postmaster@example.test"'],
     "example.net": [f"MX 10 {HOST}."],
+    "backup.example": ["MX 10 primary.backup.example.", f"MX 20 {HOST}."],
 }
 
 
@@ -97,6 +99,8 @@ def test_all_published_and_serving(served: tuple[Path, ServerProcess], dns: DnsR
     assert f"{ADDRESS} passes (mx in example.test)" in _line(out, "ok", "example.test SPF")
     _line(out, "ok", "example.test DMARC")
     _line(out, "ok", "example.net MX")
+    assert "10 primary.backup.example, 20 mx.example.test" in _line(out, "ok", "backup.example MX")
+    assert "backup.example SPF" not in out and "DNS of backup.example (backup MX)" in out
     assert "not checked" in _line(out, "info", "DKIM")
     assert "does not cover mx.example.test" in _line(out, "warning", "tls_cert_file")  # a localhost cert
     assert "\npymailsrv doctor: 0 error(s), " in out
