@@ -58,6 +58,7 @@ def check_files(settings: Settings, report: Report) -> None:
             for path in files:
                 if _holds_private_key(path):
                     _check_key_file(report, f"SNI {name}", path, owner)
+    _check_log_target(settings, report)
     euid = os.geteuid()
     if euid not in (0, owner):
         report.warning("doctor", f"runs as {_user(euid)}, not as {_user(owner)} (the owner of {data}) "
@@ -118,3 +119,28 @@ def _holds_private_key(path: str) -> bool:
             return b"PRIVATE KEY-----" in fh.read()
     except OSError:
         return True  # unreadable: _check_key_file says so
+
+
+def _check_log_target(settings: Settings, report: Report) -> None:
+    """Where the lines go can take them: log_file's directory, the syslog socket, the journal's."""
+    target = settings.get_str("log_target")
+    if target == "file" and settings.get_str("log_file"):
+        directory = os.path.dirname(os.path.abspath(settings.get_str("log_file")))
+        if not os.path.isdir(directory):
+            report.error("log_file", f"{directory} does not exist", [f"mkdir -p {directory}"], "fix")
+        else:
+            report.ok("log_file", settings.get_str("log_file"))
+    elif target == "syslog" and settings.get_str("syslog_address").startswith("/"):
+        address = settings.get_str("syslog_address")
+        if stat.S_ISSOCK(os.stat(address).st_mode) if os.path.exists(address) else False:
+            report.ok("log_target", f"syslog to {address}")
+        else:
+            report.warning("log_target", f"syslog: {address} is not a socket (is a syslog daemon running?); "
+                           "lines go to standard error meanwhile")
+    elif target == "journald":
+        socket_path = settings.get_str("journald_socket")
+        if os.path.exists(socket_path):
+            report.ok("log_target", f"journald at {socket_path}")
+        else:
+            report.info("log_target", f"journald: {socket_path} is missing (not under systemd?): lines go to "
+                        "standard error with <N> severity prefixes")

@@ -46,7 +46,12 @@ async def check_service(settings: Settings, report: Report, *, quick: bool) -> b
     except (TimeoutError, ValueError):  # a socket that accepts and says nothing, or garbage
         answer = {"ok": False, "text": "no answer"}
     running = answer is not None
-    if answer is None:
+    if answer is None and os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        # the socket is the server user's (0600): whether it runs, the listeners tell
+        running = True
+        report.warning("queue manager", f"{path}: permission denied (doctor runs as uid {os.geteuid()}): "
+                       "run it as the server's user or root")
+    elif answer is None:
         (report.error if quick else report.warning)("queue manager", f"not running: nothing answers on {path}",
                                                      ["pymailsrv serve  (or: systemctl start pymailsrv)"], "fix")
     elif answer.get("ok"):

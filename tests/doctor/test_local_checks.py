@@ -181,3 +181,22 @@ def test_a_directory_of_another_owner(tmp_path: Path) -> None:
     check_files(settings, report)
     finding = report.about("queue_directory")[0]
     assert finding.level == "error" and "owned by" in finding.text
+
+
+def test_log_targets(tmp_path: Path) -> None:
+    from tests.log_receivers import unix_syslog
+
+    cert, key = make_cert(tmp_path, "c", ["mx.example.test"])
+
+    def finding(**params: str) -> tuple[str, str, str]:
+        report = Report()
+        check_files(_settings(tmp_path, cert, key, **params), report)
+        (found,) = report.about("log_file") or report.about("log_target")
+        return found.level, found.subject, found.text
+
+    assert finding(log_file=str(tmp_path / "nowhere" / "mail.log"))[:2] == ("error", "log_file")
+    assert finding(log_file=str(tmp_path / "mail.log"))[0] == "ok"
+    with unix_syslog() as (path, _received):
+        assert finding(log_target="syslog", syslog_address=path)[0] == "ok"
+    assert finding(log_target="syslog", syslog_address=str(tmp_path / "no-log"))[0] == "warning"
+    assert finding(log_target="journald", journald_socket=str(tmp_path / "none"))[0] == "info"
