@@ -327,7 +327,8 @@ def setup_logging(
     root = logging.getLogger("pymailsrv")
     for old in list(root.handlers):
         root.removeHandler(old)
-        old.close()
+        if isinstance(old, SyslogHandler | JournalHandler):  # their sockets; a file handler is left
+            old.close()  # as it was: a thread may still be writing a line through it
     formatter = PostfixFormatter(syslog_name, hostname)
     root.addHandler(_target_handler(target or LogTarget(), log_file, formatter, syslog_name, hostname))
     levels = {"trace": TRACE, "debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
