@@ -1,5 +1,5 @@
 """The ``pymailsrv`` command: serve, reload, log reopen, init, db, domain/mailbox/alias admin, pw,
-auth, queue, cert, postconf, postmap. Each subcommand is a thin adapter over the package that does the work;
+auth, queue, cert, doctor, postconf, postmap. Each subcommand is a thin adapter over the package that does the work;
 errors are one clear line on stderr and a non-zero exit."""
 
 from __future__ import annotations
@@ -186,6 +186,14 @@ def cmd_cert(args: argparse.Namespace) -> int:
     return admin.cli(settings, args, signal_master=signal_master)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``doctor [--quick] [--no-dns]``: like ``postfix check``, plus DNS advice; 1 on errors."""
+    from pymailsrv.doctor import run
+
+    return run_async(run(load_settings(args), sys.stdout, quick=args.quick, dns=not args.no_dns,
+                         config_path=_config_path(args)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pymailsrv", description=__doc__.splitlines()[0])
     p.add_argument("--config", "-c",
@@ -313,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     a = dsub.add_parser("revoke", help="revoke the ACME certificate; a running server gets a new one")
     a.add_argument("--reason", default="unspecified", choices=REVOCATION_REASONS)
     s.set_defaults(func=cmd_cert)
+
+    s = sub.add_parser("doctor", help="check permissions, certificates, ports, database and DNS records")
+    s.add_argument("--quick", action="store_true",
+                   help="only whether the server answers on its ports and control socket (a health check)")
+    s.add_argument("--no-dns", action="store_true", help="skip the DNS records (MX, SPF, DKIM, DMARC, PTR)")
+    s.set_defaults(func=cmd_doctor)
 
     s = sub.add_parser("reload", help="re-read the configuration; sessions in progress finish (SIGHUP)")
     s.set_defaults(func=cmd_signal)
