@@ -525,7 +525,7 @@ async def _init(path: str, data_dir: str, hostname: str, *, demo: bool) -> str:
     from pymailsrv.config.tls import generate_self_signed
     from pymailsrv.db import schema
     from pymailsrv.db.admin import create_maildir
-    from pymailsrv.db.engine import make_engine
+    from pymailsrv.db.engine import make_engine, sqlite_file
     from pymailsrv.db.manage import Admin
 
     tls_dir = os.path.join(data_dir, "tls")
@@ -541,6 +541,9 @@ async def _init(path: str, data_dir: str, hostname: str, *, demo: bool) -> str:
         os.makedirs(settings.get_str(name), exist_ok=True)
     url = settings.get_str("database_url")
     await schema.upgrade(url, settings.get_str("database_table_prefix"))
+    db_file = sqlite_file(url)
+    if db_file is not None:
+        os.chmod(db_file, 0o600)  # it holds the password hashes
     if not demo:
         return ""
     password = secrets.token_urlsafe(9)
