@@ -2,8 +2,8 @@
 # The directory on MariaDB under SMTP load (issue: "the seed setup must not halve the mail rate"):
 # the same smtp-source load, interleaved, against
 #   postfix          Postfix with PostfixAdmin's documented proxy:mysql: maps (127.0.0.1:2525)
-#   pymailsrv-sqlite pymailsrv on its embedded SQLite directory (127.0.0.1:2526)
-#   pymailsrv-mariadb pymailsrv with database_url on the same MariaDB database (127.0.0.1:2527)
+#   pymailsrv-sqlite pymailsrv on its embedded SQLite directory (127.0.0.1:$SQLITE_PORT, 2536)
+#   pymailsrv-mariadb pymailsrv with database_url on the same MariaDB database ($MARIADB_PORT, 2537)
 # One PostfixAdmin database (MariaDB, database $DB) serves Postfix and the MariaDB pymailsrv.
 # SPREAD=1 by default: every message to a new address <seq>u@bench.test that a regexp alias folds
 # onto u0..u99, so every RCPT is a directory miss (what a flood to unknown addresses costs).
@@ -18,10 +18,14 @@ PY="${PYTHON:-$ROOT/.venv/bin/python}"; [ -x "$PY" ] || PY=python3
 ROUNDS="${ROUNDS:-2}"
 DB="${DB:-pymailsrv_bench}"
 WORK=/var/lab/pymailsrv-dirbench
+SQLITE_PORT="${SQLITE_PORT:-2536}"; MARIADB_PORT="${MARIADB_PORT:-2537}"
 export REPS="${REPS:-1}" SESSIONS="${SESSIONS:-20}" MSGS="${MSGS:-20000}" SIZE="${SIZE:-2048}"
 export SPREAD="${SPREAD:-1}"
 
 "$ANCHORS/postfix-setup.sh" >/dev/null
+for port in "$SQLITE_PORT" "$MARIADB_PORT"; do
+    ! ss -ltn "sport = :$port" | grep -q ":$port" || { echo "port $port is taken" >&2; exit 1; }
+done
 rm -rf "$WORK"; mkdir -p "$WORK"
 pgrep -o mariadbd > "$WORK/mariadbd.pid"
 export LAB_EXTRA_PIDFILES="$WORK/sqlite/pymailsrv.pid $WORK/mariadb/pymailsrv.pid $WORK/mariadbd.pid"
@@ -53,8 +57,8 @@ cat > "$WORK/valias.regexp" <<'RE'
 /([1-9][0-9])u@bench\.test$/    u$1@bench.test
 /([0-9])u@bench\.test$/         u$1@bench.test
 RE
-setup_instance sqlite 2526 ""
-setup_instance mariadb 2527 "mysql://root@127.0.0.1:3306/$DB"
+setup_instance sqlite "$SQLITE_PORT" ""
+setup_instance mariadb "$MARIADB_PORT" "mysql://root@127.0.0.1:3306/$DB"
 for name in sqlite mariadb; do
     PYTHONPATH="$ROOT" "$PY" -c 'import sys
 from pymailsrv.cli import main
@@ -87,7 +91,7 @@ for name in sqlite mariadb; do
     pym "$name" serve >/dev/null 2>&1 &
     echo $! > "$WORK/$name/pymailsrv.pid"
 done
-for port in 2526 2527; do
+for port in "$SQLITE_PORT" "$MARIADB_PORT"; do
     for _ in $(seq 1 100); do ss -ltn "sport = :$port" | grep -q ":$port" && break; sleep 0.2; done
 done
 # a Postfix that cannot read its maps defers everything: check one lookup before measuring
@@ -96,6 +100,6 @@ postmap -q u1@bench.test "proxy:mysql:$SQL/mysql_virtual_mailbox_maps.cf" >/dev/
 
 for ((r = 1; r <= ROUNDS; r++)); do
     "$ANCHORS/bench-smtp.sh" 127.0.0.1 2525 /var/lab/postfix-vmail postfix-proxy-mysql
-    "$ANCHORS/bench-smtp.sh" 127.0.0.1 2526 "$WORK/sqlite/vmail" pymailsrv-sqlite
-    "$ANCHORS/bench-smtp.sh" 127.0.0.1 2527 "$WORK/mariadb/vmail" pymailsrv-mariadb
+    "$ANCHORS/bench-smtp.sh" 127.0.0.1 "$SQLITE_PORT" "$WORK/sqlite/vmail" pymailsrv-sqlite
+    "$ANCHORS/bench-smtp.sh" 127.0.0.1 "$MARIADB_PORT" "$WORK/mariadb/vmail" pymailsrv-mariadb
 done
