@@ -1,6 +1,6 @@
 """The ``pymailsrv`` command: serve, reload, log reopen, init, db, domain/mailbox/alias admin, pw,
-auth, queue, cert, postconf, postmap. Each subcommand is a thin adapter over the package that does the work;
-errors are one clear line on stderr and a non-zero exit."""
+auth, queue, cert, postconf, postmap, import-config. Each subcommand is a thin adapter over the
+package that does the work; errors are one clear line on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -186,6 +186,12 @@ def cmd_cert(args: argparse.Namespace) -> int:
     return admin.cli(settings, args, signal_master=signal_master)
 
 
+def cmd_import_config(args: argparse.Namespace) -> int:
+    from pymailsrv.migrate.command import run
+
+    return run(args.postfix, args.dovecot, args.out, out=sys.stdout, err=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pymailsrv", description=__doc__.splitlines()[0])
     p.add_argument("--config", "-c",
@@ -313,6 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     a = dsub.add_parser("revoke", help="revoke the ACME certificate; a running server gets a new one")
     a.add_argument("--reason", default="unspecified", choices=REVOCATION_REASONS)
     s.set_defaults(func=cmd_cert)
+
+    s = sub.add_parser("import-config", help="write a pymailsrv.conf for a Postfix + Dovecot site, with a report")
+    s.add_argument("--postfix", metavar="DIR", help="Postfix's configuration directory (main.cf, master.cf)")
+    s.add_argument("--dovecot", metavar="DIR", help="Dovecot's configuration directory (dovecot.conf)")
+    s.add_argument("--out", metavar="FILE", help="write the configuration here (default: standard output; "
+                   "the report then goes to standard error)")
+    s.set_defaults(func=cmd_import_config)
 
     s = sub.add_parser("reload", help="re-read the configuration; sessions in progress finish (SIGHUP)")
     s.set_defaults(func=cmd_signal)
