@@ -58,6 +58,7 @@ _WHY = {
     "mailbox_size_limit": "local(8) delivery to system accounts is not provided",
     "home_mailbox": "local(8) delivery to system accounts is not provided",
     "mailbox_command": "local(8) delivery to system accounts is not provided",
+    "inet_protocols": "pymailsrv listens on the addresses the *_listen parameters name, IPv4 or IPv6",
     "smtp_tls_CApath": "outbound TLS verifies against the system's CAs",
     "smtp_tls_CAfile": "outbound TLS verifies against the system's CAs",
     "smtpd_use_tls": "obsolete; smtpd_tls_security_level says it",
@@ -67,7 +68,7 @@ _WHY = {
 for _name in ("data_directory", "queue_directory", "command_directory", "daemon_directory", "meta_directory",
               "shlib_directory", "html_directory", "manpage_directory", "readme_directory", "sample_directory",
               "sendmail_path", "newaliases_path", "mailq_path", "setgid_group", "mail_owner", "config_directory",
-              "inet_protocols", "mail_spool_directory"):
+              "mail_spool_directory"):
     _WHY.setdefault(_name, _POSTFIX_OWN)
 # Postfix defaults a carried value may refer to (postconf -d on Debian).
 _POSTFIX_DEFAULTS = {
@@ -189,11 +190,13 @@ class _Translator:
             where = f"master.cf:{svc.line} {svc.name}"
             if svc.type == "inet" and svc.command == "smtpd":
                 self._smtpd_service(svc, where, hosts, listens)
+            elif svc.name in self._content_filter_services():
+                self.report.translated(where, f"{svc.command} transport of a content filter: content_filter")
             elif svc.name in _BUILT_IN or svc.command in _BUILT_IN:
                 self.report.translated(where, f"{svc.command}: built into pymailsrv")
             elif svc.command in ("pipe", "spawn"):
                 self._pipe_service(svc, where)
-            elif svc.name not in self._content_filter_services():
+            else:
                 self.report.dropped(where, f"{svc.type} {svc.command} service has no pymailsrv counterpart")
         for param, items in listens.items():
             self.site.set(param, ", ".join(items), "master.cf")
@@ -211,7 +214,9 @@ class _Translator:
             listens.setdefault("reinject_listen", []).append(f"{host}:{port}")
             self.report.translated(where, f"reinject_listen = {host}:{port} (mail back from the "
                                    "content filter, from mynetworks, not filtered again)")
-            self._overrides(svc, where, set(svc.overrides))
+            for key, value in svc.overrides.items():
+                self.report.translated(f"{where} -o {key}={value}", "the reinject listener's own behaviour "
+                                       "(mynetworks only, no content_filter, no restriction lists)")
             return
         param = "smtps_listen" if wrapper or port_name in ("smtps", "submissions") else (
             "submission_listen" if port_name == "submission" else "smtpd_listen")
@@ -401,10 +406,7 @@ class _Translator:
             arg = items[i] if i < len(items) else ""
             i += 1
             replaced = self._policy_service(word, arg, f"{where} {word} {arg}")
-            if replaced is not None:
-                out.extend(replaced)
-            else:
-                out.extend([word, arg])
+            out.extend(replaced if replaced is not None else [f"{word} {arg}"])
         self.site.set(name, ", ".join(out), where)
 
     def _policy_service(self, word: str, arg: str, where: str) -> list[str] | None:
@@ -415,7 +417,9 @@ class _Translator:
         svc = self.by_name.get(arg.removeprefix("unix:").removeprefix("private/")) if "private/" in arg else None
         argv = svc.argv() if svc else ""
         if "postgrey" in argv or arg.endswith(":10023") or "postgrey" in arg:
-            self._postgrey_options(argv)
+            for other in self.services:  # postgrey's options, where master.cf starts it
+                if "postgrey" in other.argv():
+                    self._postgrey_options(other.argv())
             self.report.translated(where, "postgrey → check_greylist (pymailsrv's own greylisting)")
             return ["check_greylist"]
         if arg.endswith(":12340") or "quota-status" in arg or "quota-status" in argv:
