@@ -214,10 +214,12 @@ amavis    unix  -       -       -       -       2       smtp
     return pf
 
 
-def write_dovecot(root: Path, db: Db, *, vmail: Path, cert: str, key: str, home_in_query: bool = True) -> Path:
+def write_dovecot(root: Path, db: Db, *, vmail: Path, cert: str, key: str, home_in_query: bool = True,
+                  postfix_spool: str = "/var/spool/postfix") -> Path:
     """Dovecot's Debian layout: dovecot.conf including conf.d/*.conf, auth-sql.conf.ext,
     dovecot-sql.conf.ext. ``home_in_query``: the user_query returns home = base + maildir and
-    mail_location is ``maildir:~/``; otherwise mail_location = ``maildir:BASE/%d/%n``."""
+    mail_location is ``maildir:~/``; otherwise mail_location = ``maildir:BASE/%d/%n``.
+    ``postfix_spool``: where the sockets for Postfix are (a test running this Dovecot moves them)."""
     dc = root / "dovecot"
     (dc / "conf.d").mkdir(parents=True)
     (dc / "dovecot.conf").write_text("""## Dovecot configuration file
@@ -287,7 +289,7 @@ service auth {
     mode = 0666
   }
 }
-""")
+""".replace("/var/spool/postfix", postfix_spool))
     (dc / "conf.d" / "10-ssl.conf").write_text(f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\n")
     (dc / "conf.d" / "20-imap.conf").write_text("protocol imap {\n  mail_max_userip_connections = 25\n"
                                                 "  mail_plugins = $mail_plugins imap_quota\n}\n")
