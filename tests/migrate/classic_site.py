@@ -56,9 +56,10 @@ def write_postfix(root: Path, db: Db, *, vmail: Path, cert: str, key: str, deliv
     (pf / "sql").mkdir(parents=True)
     kind = db.kind
     for name, query in MAPS.items():
-        q = query.replace("CONCAT('%u', '@', alias_domain.target_domain)", "'%u' || '@' || alias_domain.target_domain") \
-            .replace("CONCAT('@', alias_domain.target_domain)", "'@' || alias_domain.target_domain") \
-            if kind == "sqlite" else query
+        q = query
+        if kind == "sqlite":  # no CONCAT() in Debian 12's SQLite
+            q = q.replace("CONCAT('%u', '@', alias_domain.target_domain)", "'%u' || '@' || alias_domain.target_domain")
+            q = q.replace("CONCAT('@', alias_domain.target_domain)", "'@' || alias_domain.target_domain")
         (pf / "sql" / f"{kind}_{name}.cf").write_text(
             "# PostfixAdmin\n" + _map_file(db) + f"query = {q}\n")
     transport = {"dovecot": "lmtp:unix:private/dovecot-lmtp", "virtual": "virtual", "maildrop": "maildrop"}[delivery]
@@ -295,8 +296,8 @@ service auth {
                                                 "  mail_plugins = $mail_plugins imap_quota\n}\n")
     (dc / "conf.d" / "20-pop3.conf").write_text("protocol pop3 {\n  pop3_uidl_format = %08Xu%08Xv\n}\n")
     (dc / "conf.d" / "20-lmtp.conf").write_text("protocol lmtp {\n  mail_plugins = $mail_plugins sieve\n}\n")
-    (dc / "conf.d" / "90-quota.conf").write_text("plugin {\n  quota = maildir:User quota\n"
-                                                 "  quota_rule = *:storage=1G\n  quota_rule2 = Trash:storage=+100M\n}\n")
+    (dc / "conf.d" / "90-quota.conf").write_text("plugin {\n  quota = maildir:User quota\n  quota_rule = *:storage=1G\n"
+                                                 "  quota_rule2 = Trash:storage=+100M\n}\n")
     if db.kind == "sqlite":
         connect = db.name
         home = f"'{vmail}/' || maildir AS home"
@@ -304,8 +305,8 @@ service auth {
         connect = f"host={db.host} port={db.port} dbname={db.name} user={db.user}"
         home = f"CONCAT('{vmail}/', maildir) AS home"
     user_home = f"{home}, " if home_in_query else ""
-    (dc / "dovecot-sql.conf.ext").write_text(f"""# This file is commonly accessed via passdb {{}} or userdb {{}} section in
-# conf.d/auth-sql.conf.ext
+    (dc / "dovecot-sql.conf.ext").write_text(f"""# This file is commonly accessed via passdb {{}} or userdb {{}}
+# section in conf.d/auth-sql.conf.ext
 driver = {db.kind}
 connect = {connect}
 default_pass_scheme = MD5-CRYPT

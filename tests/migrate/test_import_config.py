@@ -1,0 +1,159 @@
+"""import-config on classic Postfix + Dovecot + PostfixAdmin layouts the tests write, and on
+Debian's own /etc/dovecot: what is written, what the report says, that the result loads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pymailsrv.config.settings import Settings
+from pymailsrv.migrate import import_site
+from pymailsrv.migrate.report import Item
+from tests.app.server_process import ROOT
+from tests.migrate.classic_site import Db, write_dovecot, write_postfix
+
+MYSQL = Db("mysql", "db.example.test", 3306, "postfixadmin", "postfix")
+
+
+def _site(tmp_path: Path, tls_files: tuple[str, str], db: Db = MYSQL, **kw: str) -> tuple[Path, Path]:
+    cert, key = tls_files
+    pf = write_postfix(tmp_path, db, vmail=Path("/var/vmail"), cert=cert, key=key, **kw)
+    dc = write_dovecot(tmp_path, db, vmail=Path("/var/vmail"), cert=cert, key=key)
+    return pf, dc
+
+
+def _values(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            out[name.strip()] = value.strip()
+    return out
+
+
+def _find(items: list[Item], source: str) -> Item:
+    found = [i for i in items if source in i.source]
+    assert found, f"no report line for {source!r}"
+    return found[0]
+
+
+def test_classic_mysql_site_with_dovecot_lmtp(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    pf, dc = _site(tmp_path, tls_files)
+    result = import_site(str(pf), str(dc))
+    v = _values(result.text)
+    report = result.report
+    assert not report.blocking, report.render()
+    # the same database (Dovecot's connection), the same Maildirs
+    assert v["database_url"] == "mysql://postfix@db.example.test:3306/postfixadmin"
+    assert v["virtual_mailbox_base"] == "/var/vmail"
+    assert v["default_pass_scheme"] == "MD5-CRYPT"
+    # listeners: master.cf's smtpd services, Dovecot's protocols; the amavis return path
+    assert (v["smtpd_listen"], v["submission_listen"], v["smtps_listen"]) == ("25", "587", "465")
+    assert (v["imap_listen"], v["imaps_listen"], v["pop3_listen"], v["pop3s_listen"]) == ("143", "993", "110", "995")
+    assert v["reinject_listen"] == "127.0.0.1:10025"
+    assert v["content_filter"] == "smtp:[127.0.0.1]:10024"
+    # PostfixAdmin maps are the Directory's job; postgrey becomes check_greylist with its options
+    for name in ("virtual_mailbox_domains", "virtual_alias_maps", "virtual_mailbox_maps", "smtpd_sender_login_maps"):
+        assert name not in v
+    assert v["smtpd_recipient_restrictions"].endswith("reject_rbl_client zen.spamhaus.org, check_greylist")
+    assert v["greylist_delay"] == "120s" and v["greylist_max_age"] == "30d"
+    assert v["tls_cert_file"] == tls_files[0] and v["smtpd_tls_cert_file"] == tls_files[0]
+    assert v["mail_max_userip_connections"] == "25" and v["pop3_uidl_format"] == "%08Xu%08Xv"
+    assert v["smtpd_banner"] == "$myhostname ESMTP $mail_name (Debian/GNU)"
+    # Postfix's own paths never become pymailsrv's
+    assert "data_directory" not in v and "queue_directory" not in v
+    # the report explains what is lossy
+    items = report.items
+    assert _find(items, "mail_plugins sieve").status == "not carried"
+    assert _find(items, "smtpd_milters").text.startswith("milters are not supported")
+    assert "quota-status" in _find(items, "inet:127.0.0.1:12340").text
+    assert _find(items, "plugin quota_rule2").status == "not carried"
+    assert _find(items, "virtual_transport").status == "translated"
+    assert _find(items, "submission -o smtpd_tls_security_level=encrypt").status == "translated"
+    assert "mailbox table" in _find(items, "virtual_mailbox_maps mysql:mysql_virtual_mailbox_maps.cf").text
+    assert _find(items, "password_query").status == "translated"
+    # the result loads as it is
+    Settings.from_text(result.text)
+
+
+def test_maildrop_delivery_is_lossy_and_said_so(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    pf, dc = _site(tmp_path, tls_files, delivery="maildrop")
+    report = import_site(str(pf), str(dc)).report
+    item = _find(report.items, "main.cf:44 virtual_transport")
+    assert item.status == "translated" and "mailfilter rules are NOT applied" in item.text
+    assert not report.blocking
+
+
+def test_virtual_delivery_and_cyrus_sasl(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    pf, dc = _site(tmp_path, tls_files, delivery="virtual", sasl="cyrus")
+    result = import_site(str(pf), str(dc))
+    assert "virtual(8)" in _find(result.report.items, "virtual_transport").text
+    assert _find(result.report.items, "smtpd_sasl_type").status == "not carried"
+    assert _find(result.report.items, "cyrus_sasl_config_path").status == "not carried"
+    assert _values(result.text)["smtpd_sasl_auth_enable"] == "yes"
+    assert not result.report.blocking
+
+
+def test_sqlite_site_and_postfix_alone(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    db = Db("sqlite", name="/var/lib/postfixadmin/postfixadmin.db")
+    pf, _ = _site(tmp_path, tls_files, db=db, delivery="virtual")
+    result = import_site(str(pf), None)
+    v = _values(result.text)
+    assert v["database_url"] == "sqlite:////var/lib/postfixadmin/postfixadmin.db"
+    assert v["virtual_mailbox_base"] == "/var/vmail"  # Postfix's virtual(8) delivered there
+    Settings.from_text(result.text)
+
+
+def test_table_prefix_and_other_database(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    pf, dc = _site(tmp_path, tls_files)
+    for f in (pf / "sql").glob("*.cf"):
+        f.write_text(f.read_text().replace("FROM mailbox", "FROM pfa_mailbox").replace("dbname = postfixadmin",
+                                                                                         "dbname = other"))
+    sql = dc / "dovecot-sql.conf.ext"
+    sql.write_text(sql.read_text().replace("FROM mailbox", "FROM pfa_mailbox"))
+    report = import_site(str(pf), str(dc)).report
+    assert _values(import_site(str(pf), str(dc)).text)["database_table_prefix"] == "pfa_"
+    assert "reads another database" in _find(report.of("not carried"), "mysql_virtual_mailbox_maps.cf").text
+
+
+def test_foreign_schema_and_mail_layout_are_blocking(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    pf, dc = _site(tmp_path, tls_files)
+    sql = dc / "dovecot-sql.conf.ext"
+    sql.write_text(sql.read_text().replace("FROM mailbox", "FROM users"))
+    (dc / "conf.d" / "10-mail.conf").write_text("mail_location = maildir:~/Maildir:LAYOUT=fs\n")
+    report = import_site(str(pf), str(dc)).report
+    blocking = {i.source.split(" ", 1)[-1] for i in report.blocking}
+    assert {"password_query", "user_query"} <= blocking
+    assert any("LAYOUT=fs" in i.source for i in report.blocking)
+
+
+def test_debian_default_dovecot(tmp_path: Path) -> None:
+    """Debian's own /etc/dovecot (dovecot-core's files): system users and mbox, which pymailsrv
+    does not serve — said so, marked !!, and the rest still translated."""
+    if not os.path.exists("/etc/dovecot/dovecot.conf"):
+        pytest.skip("needs dovecot-core's /etc/dovecot")
+    result = import_site(None, "/etc/dovecot")
+    report = result.report
+    blocking = " ".join(f"{i.source} {i.text}" for i in report.blocking)
+    assert "passdb pam" in blocking and "mbox" in blocking and "database" in blocking
+    v = _values(result.text)
+    assert v["imap_listen"] == "143" and v["pop3_listen"] == "110"
+    assert any(i.source.endswith("protocols lmtp") for i in report.items)
+
+
+def test_command_writes_file_and_report(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    pf, dc = _site(tmp_path, tls_files)
+    out = tmp_path / "out.conf"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "pymailsrv", "import-config", "--postfix", str(pf), "--dovecot",
+                        str(dc), "--out", str(out)], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "not carried (" in r.stdout and f"wrote {out}" in r.stdout
+    assert out.stat().st_mode & 0o077 == 0  # it holds the database password
+    r = subprocess.run([sys.executable, "-m", "pymailsrv", "import-config", "--dovecot", str(tmp_path / "nope")],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 1 and "not a directory" in r.stderr and "Traceback" not in r.stderr
