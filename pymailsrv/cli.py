@@ -189,7 +189,7 @@ def cmd_cert(args: argparse.Namespace) -> int:
 def cmd_import_config(args: argparse.Namespace) -> int:
     from pymailsrv.migrate.command import run
 
-    return run(args.postfix, args.dovecot, args.out, out=sys.stdout, err=sys.stderr)
+    return run(args.postfix, args.dovecot, args.out, check=not args.no_check, out=sys.stdout, err=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -325,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dovecot", metavar="DIR", help="Dovecot's configuration directory (dovecot.conf)")
     s.add_argument("--out", metavar="FILE", help="write the configuration here (default: standard output; "
                    "the report then goes to standard error)")
+    s.add_argument("--no-check", action="store_true", help="do not read the database to check that every "
+                   "mailbox's Maildir is where the written configuration looks")
     s.set_defaults(func=cmd_import_config)
 
     s = sub.add_parser("reload", help="re-read the configuration; sessions in progress finish (SIGHUP)")

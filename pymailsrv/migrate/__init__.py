@@ -8,6 +8,7 @@ the one database, the table prefix, virtual_mailbox_base; then checks the result
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 
@@ -32,7 +33,9 @@ class Result:
     report: Report
 
 
-def import_site(postfix_dir: str | None, dovecot_dir: str | None) -> Result:
+def import_site(postfix_dir: str | None, dovecot_dir: str | None, *, check: bool = False) -> Result:
+    """``check``: also read the database's mailbox rows and check every Maildir is where the
+    written configuration makes pymailsrv look (verify.py)."""
     site = Site()
     if postfix_dir:
         postfix.read(postfix_dir, site)
@@ -43,6 +46,10 @@ def import_site(postfix_dir: str | None, dovecot_dir: str | None) -> Result:
     _maildir_base(site)
     for what in dict.fromkeys(site.run_as):
         site.report.translated(f"run as {what}", "start pymailsrv as this user (it owns the Maildirs)")
+    if check:
+        from pymailsrv.migrate.verify import check_maildirs
+
+        asyncio.run(check_maildirs(site))
     _check(site)
     return Result(render(site, postfix_dir, dovecot_dir), site.report)
 
@@ -57,6 +64,10 @@ def _database(site: Site) -> None:
     db, where = ordered[0]
     site.set("database_url", db.url(), where)
     site.report.translated(f"database ({where})", f"database_url = {db.url(hide_password=True)}")
+    if db.kind == "sqlite":
+        site.report.translated(f"database ({where}) SQLite", "pymailsrv switches the file to WAL journaling: "
+                               "whoever else writes it (PostfixAdmin's web server user) needs write access to "
+                               "its directory too")
     if db.kind == "mysql" and db.host == "localhost":
         site.report.translated(f"database ({where}) host localhost", "libmysqlclient takes localhost for the "
                                "Unix socket; pymailsrv connects over TCP: add ?unix_socket=PATH to database_url "
@@ -87,20 +98,21 @@ def _base_of(template: str) -> tuple[str, str] | None:
 
 
 def _maildir_base(site: Site) -> None:
-    found: list[tuple[str, str, str]] = []
+    found: list[tuple[str, str, str, str]] = []  # base, layout, where, template
     for template, where in [*site.dovecot_maildirs, *site.postfix_maildirs]:
         got = _base_of(template)
         if got is None:
             site.report.dropped(where, f"Maildirs at {template}: pymailsrv finds a mailbox at "
                                 "virtual_mailbox_base/mailbox.maildir only", blocking=True)
             continue
-        found.append((got[0], got[1], where))
+        found.append((got[0], got[1], where, template))
     if not found:
         return
-    base, layout, where = found[0]
+    base, layout, where, template = found[0]
     site.set("virtual_mailbox_base", base, where)
+    site.layout = (template, base)
     site.report.translated(where, f"virtual_mailbox_base = {base}, assuming {layout}")
-    for other, _, other_where in found[1:]:
+    for other, _, other_where, _ in found[1:]:
         if other != base:
             site.report.dropped(other_where, f"{other} differs from where Dovecot reads the mail ({base}): "
                                 f"{base} is used")

@@ -10,14 +10,14 @@ from pymailsrv.errors import PymailsrvError
 from pymailsrv.migrate import import_site
 
 
-def run(postfix_dir: str | None, dovecot_dir: str | None, out_path: str | None, *, out: TextIO,
-        err: TextIO) -> int:
+def run(postfix_dir: str | None, dovecot_dir: str | None, out_path: str | None, *, check: bool = True,
+        out: TextIO, err: TextIO) -> int:
     if not postfix_dir and not dovecot_dir:
         raise PymailsrvError("import-config: give --postfix DIR, --dovecot DIR or both")
     for d in (postfix_dir, dovecot_dir):
         if d and not os.path.isdir(d):
             raise PymailsrvError(f"import-config: {d}: not a directory")
-    result = import_site(postfix_dir, dovecot_dir)
+    result = import_site(postfix_dir, dovecot_dir, check=check)
     if out_path and out_path != "-":
         tmp = f"{out_path}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:

@@ -22,8 +22,21 @@ _CARRY = ("disable_plaintext_auth", "login_trusted_networks", "auth_failure_dela
           "pop3_uidl_format", "mail_max_userip_connections")
 _PROTOCOL_KEYS = ("mail_max_userip_connections", "pop3_uidl_format", "imap_idle_notify_interval")
 _HANDLED = {"protocols", "listen", "ssl", "ssl_cert", "ssl_key", "auth_mechanisms", "mail_location", "mail_home",
-            "mail_uid", "mail_gid", "mail_plugins", "first_valid_uid", "last_valid_uid", "first_valid_gid",
-            "mail_privileged_group", "mail_access_groups", "auth_username_format", *_CARRY}
+            "mail_uid", "mail_gid", "mail_plugins", *_CARRY}
+_WHY = {
+    "auth_username_format": "logins are looked up stripped and lower-cased (as %Lu)",
+    "first_valid_uid": "pymailsrv runs as one user that owns every Maildir",
+    "last_valid_uid": "pymailsrv runs as one user that owns every Maildir",
+    "first_valid_gid": "pymailsrv runs as one user that owns every Maildir",
+    "mail_privileged_group": "pymailsrv runs as one user that owns every Maildir",
+    "mail_access_groups": "pymailsrv runs as one user that owns every Maildir",
+    "default_internal_user": "pymailsrv runs as one user that owns every Maildir",
+    "default_login_user": "pymailsrv runs as one user that owns every Maildir",
+    "auth_default_realm": "logins are full addresses, as PostfixAdmin stores them",
+    "ssl_min_protocol": "TLS versions are Python's ssl defaults (TLS 1.2 and later)",
+    "ssl_cipher_list": "ciphers are Python's ssl defaults",
+    "ssl_prefer_server_ciphers": "ciphers are Python's ssl defaults",
+}
 _HARMLESS = {"log_path", "info_log_path", "debug_log_path", "syslog_facility", "log_timestamp", "base_dir",
              "state_dir", "instance_name", "login_greeting", "postmaster_address", "hostname", "dict",
              "ssl_dh", "ssl_client_ca_dir", "ssl_client_ca_file", "lda_mailbox_autocreate",
@@ -183,8 +196,10 @@ class _Translator:
         items = [str(port) if h in ("", "*", "::") else (f"[{h}]:{port}" if ":" in h else f"{h}:{port}")
                  for h in listen_hosts]
         items = list(dict.fromkeys(items))
-        self.site.set(f"{name}_listen", ", ".join(items), "dovecot.conf")
-        self.report.translated(f"dovecot {name}", f"{name}_listen = {', '.join(items)}")
+        origin = _short(lsn, f"service {login.name} inet_listener {name}") if lsn.file else \
+            f"protocols {name.rstrip('s')} ({name} on its default port)"
+        self.site.set(f"{name}_listen", ", ".join(items), origin)
+        self.report.translated(origin, f"{name}_listen = {', '.join(items)}")
 
     def _tls(self) -> None:
         for key, param in (("ssl_cert", "tls_cert_file"), ("ssl_key", "tls_key_file")):
@@ -307,7 +322,17 @@ class _Translator:
         for key, s in self.root.settings.items():
             if key in _HANDLED:
                 continue
-            if key in _HARMLESS:
+            if key in _WHY:
+                self.report.dropped(_short(s, key), _WHY[key])
+            elif key in _HARMLESS:
                 self.report.dropped(_short(s, key), "Dovecot's own (logging, paths, names): not needed")
             else:
                 self.report.dropped(_short(s, key), "no pymailsrv counterpart")
+        for sec in self.root.find("protocol"):
+            for key, s in sec.settings.items():
+                if key not in ("mail_plugins", *_PROTOCOL_KEYS):
+                    self.report.dropped(_short(s, f"protocol {sec.name} {key}"), "no pymailsrv counterpart")
+        for sec in self.root.find("service"):
+            if sec.settings or any(sub.settings for sub in sec.sections if sub.kind != "inet_listener"):
+                self.report.dropped(_short(sec, f"service {sec.name}"), "Dovecot's process and socket settings: "
+                                    "pymailsrv's processes are worker_processes, its sockets the *_listen ones")

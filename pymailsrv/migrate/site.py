@@ -27,6 +27,7 @@ class Site:
     dovecot_maildirs: list[tuple[str, str]] = field(default_factory=list)
     run_as: list[str] = field(default_factory=list)  # "uid 5000 (virtual_uid_maps)" …
     sieve: bool = False  # Dovecot ran Sieve at delivery
+    layout: tuple[str, str] | None = None  # (the Maildir template used, virtual_mailbox_base)
 
     def set(self, name: str, text: str, origin: str) -> None:
         self.values[name] = Value(text, origin)

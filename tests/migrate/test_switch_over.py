@@ -24,6 +24,7 @@ from tests.migrate.classic_site import Db, write_dovecot, write_postfix
 
 MAIL_UID = 8  # Debian's "mail" user
 PASSWORD = "Corr3ct-horse"
+BOB_PASSWORD = "b@ttery-St4ple"
 _DRIVERS = "/usr/lib/dovecot/modules/auth"
 
 pytestmark = [
@@ -101,8 +102,9 @@ def database(request: pytest.FixtureRequest, base: Path) -> tuple[str, Db]:
 
 
 def _seed(base: Path, url: str, vmail: Path, cert: str, key: str) -> None:
-    """A PostfixAdmin database with one domain and mailbox, made by pymailsrv's admin commands
-    (the schema and the md5crypt hash PostfixAdmin writes)."""
+    """A PostfixAdmin database made by pymailsrv's admin commands: alice's password as PostfixAdmin
+    3.3 stores it by default (md5crypt, no prefix), bob's as with $CONF['encrypt'] =
+    'dovecot:SHA512-CRYPT' ({SHA512-CRYPT} prefix)."""
     conf = base / "admin.conf"
     conf.write_text(f"data_directory = {base}/admin\ndatabase_url = {url}\nvirtual_mailbox_base = {vmail}\n"
                     f"tls_cert_file = {cert}\ntls_key_file = {key}\n")
@@ -110,6 +112,10 @@ def _seed(base: Path, url: str, vmail: Path, cert: str, key: str) -> None:
                         (("mailbox", "add", "alice@example.test", "--password-stdin"), PASSWORD + "\n")):
         r = cli(conf, *args, stdin=stdin)
         assert r.returncode == 0, r.stderr
+    with conf.open("a") as fh:
+        fh.write("postfixadmin_encrypt = dovecot:SHA512-CRYPT\n")
+    r = cli(conf, "mailbox", "add", "bob@example.test", "--password-stdin", stdin=BOB_PASSWORD + "\n")
+    assert r.returncode == 0, r.stderr
     for p in (base / "db").glob("*"):
         os.chmod(p, 0o666)
 
@@ -131,6 +137,7 @@ def test_same_password_same_uids_after_switch(base: Path, database: tuple[str, D
     try:
         user = "alice@example.test"
         assert "passdb: alice@example.test auth succeeded" in dovecot.adm("auth", "test", user, PASSWORD)
+        assert "auth succeeded" in dovecot.adm("auth", "test", "bob@example.test", BOB_PASSWORD)
         dovecot.adm("mailbox", "create", "-u", user, "Sent")
         for i in range(4):
             dovecot.adm("save", "-u", user, stdin=f"From: bob@example.test\nSubject: m{i}\n\nbody {i}\n".encode())
@@ -147,6 +154,7 @@ def test_same_password_same_uids_after_switch(base: Path, database: tuple[str, D
     r = cli(base / "none.conf", "import-config", "--postfix", str(base / "site" / "postfix"),
             "--dovecot", str(site_dc), "--out", str(out))
     assert r.returncode == 0, r.stdout + r.stderr  # nothing marked !! for this site
+    assert "check of 2 active mailboxes: each at virtual_mailbox_base/mailbox.maildir" in r.stdout
     assert f"virtual_mailbox_base = {vmail}" in out.read_text()
     with out.open("a") as fh:  # this test's own ports and state, after what import-config wrote
         fh.write(f"data_directory = {base}/data\nworker_processes = 0\n"
@@ -165,6 +173,9 @@ def test_same_password_same_uids_after_switch(base: Path, database: tuple[str, D
         typ, data = imap.status("Sent", "(UIDVALIDITY UIDNEXT MESSAGES)")
         assert f"UIDVALIDITY {sent['uidvalidity']}".encode() in data[0]
         assert f"UIDNEXT {sent['uidnext']}".encode() in data[0]
+        imap.logout()
+        imap = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30)
+        imap.login("Bob@Example.TEST", BOB_PASSWORD)  # logins are looked up lower-cased
         imap.logout()
         bad = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30)
         with pytest.raises(imaplib.IMAP4.error):
