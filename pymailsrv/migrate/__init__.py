@@ -17,6 +17,7 @@ from pymailsrv.errors import ConfigError, ConfigErrors
 from pymailsrv.migrate import dovecot, postfix
 from pymailsrv.migrate.report import Report
 from pymailsrv.migrate.site import Site
+from pymailsrv.migrate.sql import Database
 
 # Dovecot paths → the PostfixAdmin maildir layout (POSTFIXADMIN-SCHEMA §3) they match.
 _LAYOUTS = (
@@ -72,10 +73,13 @@ def _database(site: Site) -> None:
         site.report.translated(f"database ({where}) host localhost", "libmysqlclient takes localhost for the "
                                "Unix socket; pymailsrv connects over TCP: add ?unix_socket=PATH to database_url "
                                "if MariaDB does not listen on 127.0.0.1")
+    others: dict[tuple[str, str, int, str], tuple[Database, list[str]]] = {}
     for other, other_where in ordered[1:]:
         if other.identity != db.identity:
-            site.report.dropped(other_where, f"reads another database ({other.url(hide_password=True)}): pymailsrv "
-                                "reads one, database_url")
+            others.setdefault(other.identity, (other, []))[1].append(other_where)
+    for other, wheres in others.values():
+        site.report.dropped(", ".join(wheres), f"read another database ({other.url(hide_password=True)}): "
+                            "pymailsrv reads one, database_url")
 
 
 def _table_prefix(site: Site) -> None:

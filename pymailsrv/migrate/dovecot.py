@@ -136,13 +136,12 @@ class _Translator:
         text = ("PostfixAdmin's mailbox rows (active = 1): pymailsrv's Directory reads the same"
                 + (f"; conditions on {', '.join(extra)} are NOT applied" if extra else ""))
         self.report.translated(where, text)
-        if kind == "userdb":
-            self._user_fields(query.value, where)
+        self._user_fields(query.value, where)  # a password_query may carry userdb_ fields (prefetch)
 
     def _user_fields(self, query: str, where: str) -> None:
         for field in ("home", "mail"):
             m = re.search(rf"(?:CONCAT\s*\(\s*'([^']*)'\s*,\s*([\w.]*maildir)\s*\)|'([^']*)'\s*\|\|\s*([\w.]*maildir)"
-                          rf"|'([^']*)')\s+AS\s+{field}\b", query, re.I)
+                          rf"|'([^']*)')\s+AS\s+(?:userdb_)?{field}\b", query, re.I)
             if m:
                 prefix = m.group(1) if m.group(1) is not None else m.group(3)
                 template = prefix + "{maildir}" if prefix is not None else (m.group(5) or "")
@@ -150,7 +149,7 @@ class _Translator:
                     self.home = template
                 else:
                     self.mail = template
-        if re.search(r"quota_rule", query, re.I):
+        if re.search(r"AS\s+(?:userdb_)?quota_rule", query, re.I):
             if re.search(r"bytes=.*quota|quota.*AS\s+quota_rule", query, re.I | re.S):
                 self.report.translated(f"{where} quota_rule", "mailbox.quota in bytes: pymailsrv's quota "
                                        "(Maildir++ maildirsize, as Dovecot's maildir quota)")

@@ -306,10 +306,15 @@ class _Translator:
 
     def _virtual_base(self, where: str) -> None:
         base = self.main.value("virtual_mailbox_base").strip()
+        if "virtual_mailbox_base" in self.done or not base:
+            return
         self.done.add("virtual_mailbox_base")
-        if base and self._delivers_virtual():
-            self.site.postfix_maildirs.append((base.rstrip("/") + "/{maildir}",
-                                               self.main.where("virtual_mailbox_base")))
+        where = self.main.where("virtual_mailbox_base")
+        if self._delivers_virtual():
+            self.site.postfix_maildirs.append((base.rstrip("/") + "/{maildir}", where))
+        else:
+            self.report.dropped(where, f"{base}: Postfix hands mail to {self.main.value('virtual_transport')}, so "
+                                "where that agent (Dovecot) puts it decides virtual_mailbox_base")
 
     def _uid_maps(self) -> None:
         for name in ("virtual_uid_maps", "virtual_gid_maps", "virtual_minimum_uid"):

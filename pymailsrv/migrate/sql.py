@@ -10,7 +10,9 @@ from urllib.parse import quote
 from pymailsrv.migrate.dovecot_conf import connect_args
 
 PFA_TABLES = ("alias_domain", "mailbox", "alias", "domain")  # alias_domain before domain (suffixes)
-_TABLE_REF = re.compile(r"\b(?:FROM|JOIN)\s+[`\"]?([A-Za-z0-9_]+)[`\"]?", re.I)
+_FROM = re.compile(r"\bFROM\s+(.*?)(?=\b(?:WHERE|JOIN|LEFT|RIGHT|INNER|CROSS|GROUP|ORDER|LIMIT|UNION)\b|;|\)|$)",
+                   re.I | re.S)
+_JOIN = re.compile(r"\bJOIN\s+([`\"]?[A-Za-z0-9_]+)", re.I)
 _DEFAULT_PORTS = {"mysql": 3306, "pgsql": 5432}
 
 
@@ -100,8 +102,9 @@ def tables(query: str) -> Tables:
     pfa: set[str] = set()
     others: set[str] = set()
     prefixes: set[str] = set()
-    for name in _TABLE_REF.findall(query):
-        low = name.lower()
+    names = [part.split()[0] for clause in _FROM.findall(query) for part in clause.split(",") if part.strip()]
+    for name in [*names, *_JOIN.findall(query)]:
+        low = name.strip('`"').lower()
         for t in PFA_TABLES:
             if low.endswith(t):
                 pfa.add(t)

@@ -73,6 +73,7 @@ def test_classic_mysql_site_with_dovecot_lmtp(tmp_path: Path, tls_files: tuple[s
     assert "quota-status" in _find(items, "inet:127.0.0.1:12340").text
     assert _find(items, "plugin quota_rule2").status == "not carried"
     assert _find(items, "virtual_transport").status == "translated"
+    assert "Dovecot" in _find(items, "virtual_mailbox_base").text  # LMTP: Dovecot decided where mail went
     assert _find(items, "submission -o smtpd_tls_security_level=encrypt").status == "translated"
     assert "mailbox table" in _find(items, "virtual_mailbox_maps mysql:mysql_virtual_mailbox_maps.cf").text
     assert _find(items, "password_query").status == "translated"
@@ -117,7 +118,7 @@ def test_table_prefix_and_other_database(tmp_path: Path, tls_files: tuple[str, s
     sql.write_text(sql.read_text().replace("FROM mailbox", "FROM pfa_mailbox"))
     report = import_site(str(pf), str(dc)).report
     assert _values(import_site(str(pf), str(dc)).text)["database_table_prefix"] == "pfa_"
-    assert "reads another database" in _find(report.of("not carried"), "mysql_virtual_mailbox_maps.cf").text
+    assert "read another database" in _find(report.of("not carried"), "mysql_virtual_mailbox_maps.cf").text
 
 
 def test_foreign_schema_and_mail_layout_are_blocking(tmp_path: Path, tls_files: tuple[str, str]) -> None:
@@ -157,3 +158,21 @@ def test_command_writes_file_and_report(tmp_path: Path, tls_files: tuple[str, st
     r = subprocess.run([sys.executable, "-m", "pymailsrv", "import-config", "--dovecot", str(tmp_path / "nope")],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 1 and "not a directory" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_prefetch_userdb_fields_in_password_query(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    """PostfixAdmin's DOVECOT.TXT variant: the passdb query returns userdb_home (userdb prefetch)."""
+    pf, dc = _site(tmp_path, tls_files, delivery="virtual")
+    (dc / "conf.d" / "auth-sql.conf.ext").write_text(
+        f"passdb {{\n  driver = sql\n  args = {dc}/dovecot-sql.conf.ext\n}}\nuserdb {{\n  driver = prefetch\n}}\n")
+    (dc / "conf.d" / "10-mail.conf").write_text("mail_location = maildir:~/\n")
+    (dc / "dovecot-sql.conf.ext").write_text(
+        "driver = mysql\nconnect = host=db.example.test dbname=pfa user=dovecot password=pw\n"
+        "password_query = SELECT username AS user, password, CONCAT('/srv/mail/', maildir) AS userdb_home, "
+        "5000 AS userdb_uid FROM mailbox WHERE username = '%u' AND active = '1'\n")
+    result = import_site(str(pf), str(dc))
+    v = _values(result.text)
+    assert v["virtual_mailbox_base"] == "/srv/mail"
+    assert v["database_url"] == "mysql://dovecot:pw@db.example.test:3306/pfa"
+    assert "differs from where Dovecot reads" in _find(result.report.of("not carried"), "virtual_mailbox_base").text
+    assert not result.report.blocking
