@@ -4,6 +4,7 @@ Debian's own /etc/dovecot: what is written, what the report says, that the resul
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -130,6 +131,23 @@ def test_foreign_schema_and_mail_layout_are_blocking(tmp_path: Path, tls_files: 
     blocking = {i.source.split(" ", 1)[-1] for i in report.blocking}
     assert {"password_query", "user_query"} <= blocking
     assert any("LAYOUT=fs" in i.source for i in report.blocking)
+
+
+@pytest.mark.parametrize("db", [MYSQL, Db("sqlite", name="/var/lib/postfixadmin/postfixadmin.db")],
+                         ids=["mysql", "sqlite"])
+@pytest.mark.skipif(shutil.which("postconf") is None or shutil.which("doveconf") is None,
+                    reason="needs Postfix's postconf and Dovecot's doveconf")
+def test_the_classic_files_are_what_postfix_and_dovecot_accept(tmp_path: Path, tls_files: tuple[str, str],
+                                                               db: Db) -> None:
+    """The layouts these tests translate are real configurations: Postfix's postconf and Dovecot's
+    doveconf read them without an error or a warning."""
+    pf, dc = _site(tmp_path, tls_files, db=db, delivery="maildrop")
+    for cmd in (["postconf", "-c", str(pf), "-n"], ["postconf", "-c", str(pf), "-M"],
+                ["doveconf", "-c", str(dc / "dovecot.conf"), "-n"]):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        assert r.returncode == 0 and not r.stderr.strip(), (cmd, r.stderr)
+    services = subprocess.run(["postconf", "-c", str(pf), "-M"], capture_output=True, text=True, timeout=60).stdout
+    assert "amavis" in services and "127.0.0.1:10025" in services
 
 
 def test_debian_default_dovecot(tmp_path: Path) -> None:

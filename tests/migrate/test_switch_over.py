@@ -120,6 +120,22 @@ def _seed(base: Path, url: str, vmail: Path, cert: str, key: str) -> None:
         os.chmod(p, 0o666)
 
 
+def _same_routing(postfix_dir: Path, db: Db, conf: Path, vmail: Path) -> None:
+    """Postfix's own map lookups (postmap over the site's PostfixAdmin maps, where Postfix has the
+    driver) and pymailsrv's resolution on the written file agree on the domain and the Maildir."""
+    r = cli(conf, "resolve", "alice@example.test")
+    assert r.returncode == 0, r.stderr
+    assert f"maildir {vmail}/example.test/alice/" in r.stdout
+    maps = postfix_dir / "sql"
+    if db.kind != "mysql" or shutil.which("postmap") is None:
+        return  # Debian's postfix-sqlite is not among the suite's packages
+    for key, table, expected in (("example.test", "virtual_domains_maps", "example.test"),
+                                 ("alice@example.test", "virtual_mailbox_maps", "example.test/alice/")):
+        q = subprocess.run(["postmap", "-q", key, f"mysql:{maps}/mysql_{table}.cf"], capture_output=True,
+                           text=True, timeout=60, check=False)
+        assert q.stdout.strip() == expected, q.stderr
+
+
 @pytest.mark.parametrize("home_in_query", [True, False], ids=["home-from-user_query", "mail_location-%d/%n"])
 def test_same_password_same_uids_after_switch(base: Path, database: tuple[str, Db], home_in_query: bool,
                                               tls_files: tuple[str, str]) -> None:
@@ -156,6 +172,7 @@ def test_same_password_same_uids_after_switch(base: Path, database: tuple[str, D
     assert r.returncode == 0, r.stdout + r.stderr  # nothing marked !! for this site
     assert "check of 2 active mailboxes: each at virtual_mailbox_base/mailbox.maildir" in r.stdout
     assert f"virtual_mailbox_base = {vmail}" in out.read_text()
+    _same_routing(base / "site" / "postfix", db, out, vmail)
     with out.open("a") as fh:  # this test's own ports and state, after what import-config wrote
         fh.write(f"data_directory = {base}/data\nworker_processes = 0\n"
                  + "".join(f"{n}_listen = 127.0.0.1:0\n" for n in ("smtpd", "submission", "smtps", "imap",
