@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from pymailsrv.config.settings import Settings
 from pymailsrv.migrate import import_site
 from pymailsrv.migrate.report import Item
-from tests.app.server_process import ROOT
+from tests.app.server_process import ROOT, cli
 from tests.migrate.classic_site import Db, write_dovecot, write_postfix
 
 MYSQL = Db("mysql", "db.example.test", 3306, "postfixadmin", "postfix")
@@ -194,3 +195,34 @@ def test_prefetch_userdb_fields_in_password_query(tmp_path: Path, tls_files: tup
     assert v["database_url"] == "mysql://dovecot:pw@db.example.test:3306/pfa"
     assert "differs from where Dovecot reads" in _find(result.report.of("not carried"), "virtual_mailbox_base").text
     assert not result.report.blocking
+
+
+@pytest.mark.parametrize("home_in_query", [False, True], ids=["mail_location-%d/%n", "home-from-user_query"])
+def test_check_finds_a_maildir_elsewhere(tmp_path: Path, tls_files: tuple[str, str], home_in_query: bool) -> None:
+    """A renamed mailbox keeps its old maildir column (POSTFIXADMIN-SCHEMA §3): with Dovecot reading
+    %d/%n it lived elsewhere than virtual_mailbox_base/maildir, and the check says so (!!); with
+    home from the maildir column it is where pymailsrv looks."""
+    cert, key = tls_files
+    path = tmp_path / "pfa.db"
+    vmail = tmp_path / "vmail"
+    admin = tmp_path / "admin.conf"
+    admin.write_text(f"data_directory = {tmp_path}/data\ndatabase_url = sqlite:///{path}\n"
+                     f"virtual_mailbox_base = {vmail}\n")
+    for args in (("db", "upgrade"), ("domain", "add", "example.test"),
+                 ("mailbox", "add", "alice@example.test", "--password", "x"),
+                 ("mailbox", "add", "bob@example.test", "--password", "x")):
+        r = cli(admin, *args)
+        assert r.returncode == 0, r.stderr
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE mailbox SET maildir = 'example.test/alice.old/' WHERE username = 'alice@example.test'")
+    db = Db("sqlite", name=str(path))
+    pf = write_postfix(tmp_path, db, vmail=vmail, cert=cert, key=key)
+    dc = write_dovecot(tmp_path, db, vmail=vmail, cert=cert, key=key, home_in_query=home_in_query)
+    report = import_site(str(pf), str(dc), check=True).report
+    item = _find(report.items, "check of 2 active mailboxes")
+    if home_in_query:
+        assert item.status == "translated" and "1 have no Maildir yet" in item.text
+        assert not report.blocking
+    else:
+        assert item.blocking and f"alice@example.test: {vmail}/example.test/alice" in item.text
+        assert "bob" not in item.text
