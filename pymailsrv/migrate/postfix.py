@@ -168,7 +168,8 @@ class _Translator:
         self._uid_maps()
         self._delivery()
         self._content_filter()
-        for name in RESTRICTION_PARAMS:
+        classes = split_list(self.main.value("smtpd_restriction_classes"))
+        for name in (*RESTRICTION_PARAMS, *classes):
             if name in self.main.entries:
                 self._restrictions(name)
         self._generic()
@@ -189,6 +190,10 @@ class _Translator:
         for svc in self.services:
             where = f"master.cf:{svc.line} {svc.name}"
             if svc.type == "inet" and svc.command == "smtpd":
+                self._smtpd_service(svc, where, hosts, listens)
+            elif svc.type == "inet" and svc.command == "postscreen":
+                self.report.dropped(where, "postscreen: pymailsrv's smtpd takes the connections itself "
+                                    "(postscreen_* tests are not run)")
                 self._smtpd_service(svc, where, hosts, listens)
             elif svc.name in self._content_filter_services():
                 self.report.translated(where, f"{svc.command} transport of a content filter: content_filter")
@@ -410,9 +415,15 @@ class _Translator:
                 continue
             arg = items[i] if i < len(items) else ""
             i += 1
+            kind = arg.removeprefix("proxy:").partition(":")[0].lower() if ":" in arg else ""
+            if kind and kind not in (*TABLE_TYPES, "inet", "unix") and word.lower() != "check_policy_service":
+                self.report.dropped(f"{where} {word} {arg}", f"table type {kind!r} is not supported")
+                continue
             replaced = self._policy_service(word, arg, f"{where} {word} {arg}")
             out.extend(replaced if replaced is not None else [f"{word} {arg}"])
-        self.site.set(name, ", ".join(out), where)
+        self.site.set(name, ", ".join(out), f"main.cf:{self.main.entries[name].line}")
+        if name not in RESTRICTION_PARAMS:
+            self.report.carried(where, "a restriction class of smtpd_restriction_classes")
 
     def _policy_service(self, word: str, arg: str, where: str) -> list[str] | None:
         """check_policy_service to postgrey → check_greylist; to Dovecot's quota-status → dropped;

@@ -226,3 +226,29 @@ def test_check_finds_a_maildir_elsewhere(tmp_path: Path, tls_files: tuple[str, s
     else:
         assert item.blocking and f"alice@example.test: {vmail}/example.test/alice" in item.text
         assert "bob" not in item.text
+
+
+def test_postscreen_classes_and_unsupported_tables(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    pf, dc = _site(tmp_path, tls_files)
+    master = (pf / "master.cf").read_text().replace(
+        "smtp      inet  n       -       y       -       -       smtpd\n",
+        "smtp      inet  n       -       y       -       1       postscreen\n"
+        "smtpd     pass  -       -       y       -       -       smtpd\n")
+    (pf / "master.cf").write_text(master)
+    with (pf / "main.cf").open("a") as fh:
+        fh.write("smtpd_restriction_classes = from_partners\n"
+                 "from_partners = check_sender_access ldap:/etc/postfix/partners.cf, permit_mynetworks\n"
+                 "smtpd_sender_restrictions = check_sender_access hash:/etc/postfix/sender_access,\n"
+                 "    reject_sender_login_mismatch, no_such_thing, from_partners\n"
+                 "postscreen_dnsbl_sites = zen.spamhaus.org*3\n")
+    result = import_site(str(pf), str(dc))
+    v = _values(result.text)
+    assert v["smtpd_listen"] == "25"
+    assert "postscreen" in _find(result.report.of("not carried"), "master.cf:7 smtp").text
+    assert v["from_partners"] == "permit_mynetworks"
+    assert v["smtpd_sender_restrictions"] == ("check_sender_access hash:/etc/postfix/sender_access, "
+                                              "reject_sender_login_mismatch, from_partners")
+    assert "ldap" in _find(result.report.items, "check_sender_access ldap:").text
+    assert _find(result.report.items, "no_such_thing").status == "not carried"
+    assert _find(result.report.items, "postscreen_dnsbl_sites").status == "not carried"
+    Settings.from_text(result.text)
