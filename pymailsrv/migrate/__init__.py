@@ -51,6 +51,9 @@ def import_site(postfix_dir: str | None, dovecot_dir: str | None, *, check: bool
         from pymailsrv.migrate.verify import check_maildirs
 
         asyncio.run(check_maildirs(site))
+    elif site.layout is not None and not site.layout_known:
+        site.report.dropped("Maildir layout", "not a PostfixAdmin layout: only the check (import-config "
+                            "without --no-check) can tell whether each mailbox.maildir matches", blocking=True)
     _check(site)
     return Result(render(site, postfix_dir, dovecot_dir), site.report)
 
@@ -93,30 +96,38 @@ def _table_prefix(site: Site) -> None:
                             blocking=True)
 
 
-def _base_of(template: str) -> tuple[str, str] | None:
+def _base_of(template: str) -> tuple[str, str, bool] | None:
+    """(virtual_mailbox_base, the maildir layout it assumes, whether that is certain without
+    looking at the rows) for a Dovecot path, or None if no base can serve it."""
     for pattern, layout in _LAYOUTS:
         m = pattern.fullmatch(template)
         if m and "%" not in m.group(1) and m.group(1).startswith("/"):
-            return m.group(1).rstrip("/") or "/", layout
+            return m.group(1).rstrip("/") or "/", layout, True
+    # e.g. /var/vmail/%d/%n/Maildir: the maildir column may hold "domain/local/Maildir/" (a
+    # maildir_name_hook); only the rows can tell
+    static, sep, rest = template.partition("/%")
+    if sep and "{maildir}" not in template and static.startswith("/") and "/" in static:
+        return static, f"mailbox.maildir = %{rest.rstrip('/')}/ (to be checked against the rows)", False
     return None
 
 
 def _maildir_base(site: Site) -> None:
-    found: list[tuple[str, str, str, str]] = []  # base, layout, where, template
+    found: list[tuple[str, str, str, str, bool]] = []  # base, layout, where, template, known layout
     for template, where in [*site.dovecot_maildirs, *site.postfix_maildirs]:
         got = _base_of(template)
         if got is None:
             site.report.dropped(where, f"Maildirs at {template}: pymailsrv finds a mailbox at "
                                 "virtual_mailbox_base/mailbox.maildir only", blocking=True)
             continue
-        found.append((got[0], got[1], where, template))
+        found.append((got[0], got[1], where, template, got[2]))
     if not found:
         return
-    base, layout, where, template = found[0]
+    base, layout, where, template, known = found[0]
     site.set("virtual_mailbox_base", base, where)
     site.layout = (template, base)
+    site.layout_known = known
     site.report.translated(where, f"virtual_mailbox_base = {base}, assuming {layout}")
-    for other, _, other_where, _ in found[1:]:
+    for other, _, other_where, _, _ in found[1:]:
         if other != base:
             site.report.dropped(other_where, f"{other} differs from where Dovecot reads the mail ({base}): "
                                 f"{base} is used")

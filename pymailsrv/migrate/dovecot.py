@@ -20,7 +20,9 @@ from pymailsrv.migrate.site import Site
 
 _CARRY = ("disable_plaintext_auth", "login_trusted_networks", "auth_failure_delay", "imap_idle_notify_interval",
           "pop3_uidl_format", "mail_max_userip_connections")
-_PROTOCOL_KEYS = ("mail_max_userip_connections", "pop3_uidl_format", "imap_idle_notify_interval")
+# Settings Dovecot may set per protocol: the protocol sections pymailsrv's one value comes from.
+_PROTOCOL_KEYS = {"mail_max_userip_connections": ("imap", "pop3"), "pop3_uidl_format": ("pop3",),
+                  "imap_idle_notify_interval": ("imap",)}
 _HANDLED = {"protocols", "listen", "ssl", "ssl_cert", "ssl_key", "auth_mechanisms", "mail_location", "mail_home",
             "mail_uid", "mail_gid", "mail_plugins", *_CARRY}
 _WHY = {
@@ -221,10 +223,10 @@ class _Translator:
     def _carried(self) -> None:
         for key in _CARRY:
             s = self.root.get(key)
-            for proto in ("imap", "pop3"):
-                inner = self.root.merged("protocol", proto).get(key)
-                if inner is not None and key in _PROTOCOL_KEYS:
-                    s = inner
+            found = [x for x in (self.root.merged("protocol", p).get(key) for p in _PROTOCOL_KEYS.get(key, ()))
+                     if x is not None]
+            if found:  # one value for IMAP and POP3: the larger limit, so no session allowed before is refused
+                s = max(found, key=lambda x: int(x.value) if x.value.isdigit() else 0)
             if s is None:
                 continue
             if key == "disable_plaintext_auth" and "disable_plaintext_auth" in self.site.values:
@@ -329,7 +331,7 @@ class _Translator:
                 self.report.dropped(_short(s, key), "no pymailsrv counterpart")
         for sec in self.root.find("protocol"):
             for key, s in sec.settings.items():
-                if key not in ("mail_plugins", *_PROTOCOL_KEYS):
+                if key != "mail_plugins" and key not in _PROTOCOL_KEYS:
                     self.report.dropped(_short(s, f"protocol {sec.name} {key}"), "no pymailsrv counterpart")
         for sec in self.root.find("service"):
             if sec.settings or any(sub.settings for sub in sec.sections if sub.kind != "inet_listener"):

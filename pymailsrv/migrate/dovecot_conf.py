@@ -190,7 +190,7 @@ def _load_into(stack: list[Section], text: str, path: str, read: Reader, depth: 
             if depth <= 0:
                 raise ConfigError("includes nested too deeply", file=path, line=ln.line)
             pattern = ln.value if os.path.isabs(ln.value) else os.path.join(os.path.dirname(path), ln.value)
-            matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+            matches = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
             for inc in matches:
                 try:
                     inc_text = read(inc)

@@ -28,6 +28,7 @@ class Site:
     run_as: list[str] = field(default_factory=list)  # "uid 5000 (virtual_uid_maps)" …
     sieve: bool = False  # Dovecot ran Sieve at delivery
     layout: tuple[str, str] | None = None  # (the Maildir template used, virtual_mailbox_base)
+    layout_known: bool = True  # the template is one of PostfixAdmin's maildir layouts
 
     def set(self, name: str, text: str, origin: str) -> None:
         self.values[name] = Value(text, origin)

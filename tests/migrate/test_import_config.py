@@ -252,3 +252,26 @@ def test_postscreen_classes_and_unsupported_tables(tmp_path: Path, tls_files: tu
     assert _find(result.report.items, "no_such_thing").status == "not carried"
     assert _find(result.report.items, "postscreen_dnsbl_sites").status == "not carried"
     Settings.from_text(result.text)
+
+
+def test_a_maildir_name_hook_layout_is_checked_against_the_rows(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    """mail_location = maildir:BASE/%d/%n/Maildir is no PostfixAdmin default, but serves when each
+    mailbox.maildir is domain/local/Maildir/ (a maildir_name_hook): the check decides."""
+    cert, key = tls_files
+    path, vmail, admin = tmp_path / "pfa.db", tmp_path / "vmail", tmp_path / "admin.conf"
+    admin.write_text(f"data_directory = {tmp_path}/data\ndatabase_url = sqlite:///{path}\n"
+                     f"virtual_mailbox_base = {vmail}\n")
+    for args in (("db", "upgrade"), ("domain", "add", "example.test"),
+                 ("mailbox", "add", "alice@example.test", "--password", "x")):
+        assert cli(admin, *args).returncode == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE mailbox SET maildir = maildir || 'Maildir/'")
+    db = Db("sqlite", name=str(path))
+    pf = write_postfix(tmp_path, db, vmail=vmail, cert=cert, key=key)
+    dc = write_dovecot(tmp_path, db, vmail=vmail, cert=cert, key=key, home_in_query=False)
+    (dc / "conf.d" / "10-mail.conf").write_text(f"mail_location = maildir:{vmail}/%d/%n/Maildir\n")
+    checked = import_site(str(pf), str(dc), check=True)
+    assert not checked.report.blocking, checked.report.render()
+    assert _values(checked.text)["virtual_mailbox_base"] == str(vmail)
+    unchecked = import_site(str(pf), str(dc))
+    assert [i.source for i in unchecked.report.blocking] == ["Maildir layout"]
