@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import imaplib
 import os
+import poplib
 import re
 import shutil
 import subprocess
@@ -161,6 +162,10 @@ def test_same_password_same_uids_after_switch(base: Path, database: tuple[str, D
         dovecot.adm("expunge", "-u", user, "mailbox", "INBOX", "uid", "2")
         inbox, sent = dovecot.status(user, "INBOX"), dovecot.status(user, "Sent")
         uids = dovecot.uids(user, "INBOX")
+        # Dovecot's own POP3 server, run pre-authenticated, as a POP3 client saw the mailbox
+        raw = dovecot.adm("exec", "pop3", "-u", user, stdin=b"UIDL\r\nQUIT\r\n")
+        uidls = re.findall(r"^\d+ (\S+)\r?$", raw, re.M)
+        assert len(uidls) == 3, raw
     finally:
         dovecot.stop()
     assert uids == [1, 3, 4]
@@ -194,6 +199,11 @@ def test_same_password_same_uids_after_switch(base: Path, database: tuple[str, D
         imap = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30)
         imap.login("Bob@Example.TEST", BOB_PASSWORD)  # logins are looked up lower-cased
         imap.logout()
+        pop = poplib.POP3("127.0.0.1", server.ports["pop3"], timeout=30)
+        pop.user(user)
+        pop.pass_(PASSWORD)
+        assert [line.split()[1].decode() for line in pop.uidl()[1]] == uidls  # POP3 clients fetch nothing twice
+        pop.quit()
         bad = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30)
         with pytest.raises(imaplib.IMAP4.error):
             bad.login(user, "wrong password")
