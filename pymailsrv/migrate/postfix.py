@@ -50,7 +50,6 @@ _WHY = {
     "smtpd_sasl_type": "pymailsrv authenticates SMTP AUTH itself against the same passdb (the database)",
     "smtpd_sasl_path": "pymailsrv authenticates SMTP AUTH itself against the same passdb (the database)",
     "smtpd_sasl_local_domain": "logins are full addresses, as PostfixAdmin stores them",
-    "cyrus_sasl_config_path": "pymailsrv authenticates SMTP AUTH itself against the database",
     "smtpd_milters": "milters are not supported (they are to come as pipeline stages)",
     "non_smtpd_milters": "milters are not supported (they are to come as pipeline stages)",
     "milter_default_action": "milters are not supported",
@@ -166,6 +165,7 @@ class _Translator:
             if name in self.main.entries:
                 self._maps(name)
         self._uid_maps()
+        self._cyrus()
         self._delivery()
         self._content_filter()
         classes = split_list(self.main.value("smtpd_restriction_classes"))
@@ -335,6 +335,46 @@ class _Translator:
                 self.site.set(name, value, self.main.where(name))
             self.report.translated(self.main.where(name), f"pymailsrv writes Maildirs as the user it runs as: "
                                    f"run it as {what} {m.group(1) if m else value}")
+
+    # --- SASL -----------------------------------------------------------------------------------
+    def _cyrus(self) -> None:
+        """Cyrus SASL's smtpd.conf says whom Postfix authenticated: PostfixAdmin's mailboxes (auxprop
+        sql over the mailbox table) are pymailsrv's users too; sasldb2 or saslauthd's users are not."""
+        if self.main.value("smtpd_sasl_type").strip() not in ("", "cyrus"):
+            return
+        self.done.add("cyrus_sasl_config_path")
+        dirs = self.main.value("cyrus_sasl_config_path").split(":") if "cyrus_sasl_config_path" in \
+            self.main.entries else [os.path.join(self.dir, "sasl"), "/usr/lib/sasl2", "/etc/sasl2"]
+        name = (self.main.value("smtpd_sasl_path").strip() or "smtpd") + ".conf"
+        for d in dirs:
+            path = os.path.join(d, name)
+            try:
+                with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+                    text = fh.read()
+            except OSError:
+                continue
+            lines = [ln.partition(":") for ln in text.splitlines() if ":" in ln and not ln.lstrip().startswith("#")]
+            opts = {k.strip().lower(): v.strip() for k, _, v in lines}
+            self._cyrus_method(opts, path)
+            return
+        if self.main.value("smtpd_sasl_auth_enable").strip().lower() == "yes":
+            self.report.dropped(f"cyrus SASL {name}", "not found: pymailsrv checks SMTP AUTH against the database's "
+                                "mailboxes")
+
+    def _cyrus_method(self, opts: dict[str, str], path: str) -> None:
+        method = opts.get("pwcheck_method", "auxprop")
+        where = f"{path} pwcheck_method: {method}"
+        select = opts.get("sql_select", "")
+        if method == "auxprop" and opts.get("auxprop_plugin", "") == "sql" and "mailbox" in sql.tables(select).pfa:
+            self.report.translated(where, "auxprop sql over PostfixAdmin's mailbox table: pymailsrv checks SMTP "
+                                   "AUTH against the same rows")
+        else:
+            self.report.dropped(where, "pymailsrv checks SMTP AUTH against PostfixAdmin's mailboxes only: "
+                                "users that exist only in sasldb2 or behind saslauthd (PAM, IMAP…) can no "
+                                "longer authenticate")
+        mechs = [m for m in opts.get("mech_list", "").upper().split() if m not in ("PLAIN", "LOGIN")]
+        if mechs:
+            self.report.dropped(f"{path} mech_list", f"{' '.join(mechs)}: pymailsrv offers PLAIN and LOGIN")
 
     # --- delivery -------------------------------------------------------------------------------
     def _delivers_virtual(self) -> bool:

@@ -114,7 +114,7 @@ smtpd_sender_login_maps = {sql}sender_login_maps.cf
 # SASL
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_type = {"dovecot" if sasl == "dovecot" else "cyrus"}
-{"smtpd_sasl_path = private/auth" if sasl == "dovecot" else "cyrus_sasl_config_path = /etc/postfix/sasl"}
+{"smtpd_sasl_path = private/auth" if sasl == "dovecot" else "cyrus_sasl_config_path = $config_directory/sasl"}
 smtpd_sasl_security_options = noanonymous
 smtpd_sasl_authenticated_header = yes
 broken_sasl_auth_clients = yes

@@ -96,7 +96,14 @@ def test_virtual_delivery_and_cyrus_sasl(tmp_path: Path, tls_files: tuple[str, s
     result = import_site(str(pf), str(dc))
     assert "virtual(8)" in _find(result.report.items, "virtual_transport").text
     assert _find(result.report.items, "smtpd_sasl_type").status == "not carried"
-    assert _find(result.report.items, "cyrus_sasl_config_path").status == "not carried"
+    item = _find(result.report.items, "pwcheck_method: saslauthd")
+    assert item.status == "not carried" and "saslauthd" in item.text
+    (pf / "sasl" / "smtpd.conf").write_text(
+        "pwcheck_method: auxprop\nauxprop_plugin: sql\nmech_list: PLAIN LOGIN CRAM-MD5\nsql_engine: mysql\n"
+        "sql_select: SELECT password FROM mailbox WHERE username = '%u@%r' AND active = '1'\n")
+    items = import_site(str(pf), str(dc)).report.items
+    assert _find(items, "pwcheck_method: auxprop").status == "translated"
+    assert "CRAM-MD5" in _find(items, "smtpd.conf mech_list").text
     assert _values(result.text)["smtpd_sasl_auth_enable"] == "yes"
     assert not result.report.blocking
 
