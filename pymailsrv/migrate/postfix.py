@@ -158,6 +158,7 @@ class _Translator:
         self.site = site
         self.report = site.report
         self.done: set[str] = set()
+        self._listen_origins: set[tuple[str, str]] = set()  # (parameter, master.cf line)
 
     def run(self) -> None:
         self._listeners()
@@ -204,7 +205,8 @@ class _Translator:
             else:
                 self.report.dropped(where, f"{svc.type} {svc.command} service has no pymailsrv counterpart")
         for param, items in listens.items():
-            self.site.set(param, ", ".join(items), "master.cf")
+            lines = sorted({w for p, w in self._listen_origins if p == param})
+            self.site.set(param, ", ".join(items), "master.cf:" + ",".join(lines))
 
     def _smtpd_service(self, svc: master_cf.Service, where: str, hosts: list[str],
                        listens: dict[str, list[str]]) -> None:
@@ -217,6 +219,7 @@ class _Translator:
         # 127.0.0.1:10025: mail back from a content filter
         if host and (svc.overrides.get("content_filter", None) == "" or port_name not in _PORTS):
             listens.setdefault("reinject_listen", []).append(f"{host}:{port}")
+            self._listen_origins.add(("reinject_listen", str(svc.line)))
             self.report.translated(where, f"reinject_listen = {host}:{port} (mail back from the "
                                    "content filter, from mynetworks, not filtered again)")
             for key, value in svc.overrides.items():
@@ -227,6 +230,7 @@ class _Translator:
             "submission_listen" if port_name == "submission" else "smtpd_listen")
         items = [f"{host}:{port}"] if host else [f"{h}:{port}" if h else str(port) for h in hosts]
         listens.setdefault(param, []).extend(items)
+        self._listen_origins.add((param, str(svc.line)))
         self.report.translated(where, f"{param} = {', '.join(items)}")
         builtin = _SUBMISSION_BUILT_IN if param != "smtpd_listen" else {"syslog_name"}
         self._overrides(svc, where, builtin)
@@ -475,7 +479,7 @@ class _Translator:
         if "postgrey" in argv or arg.endswith(":10023") or "postgrey" in arg:
             for other in self.services:  # postgrey's options, where master.cf starts it
                 if "postgrey" in other.argv():
-                    self._postgrey_options(other.argv())
+                    self._postgrey_options(other.argv(), f"master.cf:{other.line} {other.name}")
             self.report.translated(where, "postgrey → check_greylist (pymailsrv's own greylisting)")
             return ["check_greylist"]
         if arg.endswith(":12340") or "quota-status" in arg or "quota-status" in argv:
@@ -489,13 +493,13 @@ class _Translator:
         self.report.carried(where)
         return None
 
-    def _postgrey_options(self, argv: str) -> None:
+    def _postgrey_options(self, argv: str, where: str) -> None:
         for word in master_cf.split_argv(argv):
             key, eq, value = word.removeprefix("--").partition("=")
             if eq and key in _POSTGREY_OPTS:
                 param, unit = _POSTGREY_OPTS[key]
-                self.site.set(param, value + unit if value.isdigit() else value, "master.cf postgrey")
-                self.report.translated(f"postgrey --{key}={value}", f"{param}")
+                self.site.set(param, value + unit if value.isdigit() else value, where)
+                self.report.translated(f"{where} --{key}={value}", param)
 
     # --- everything else ------------------------------------------------------------------------
     def _generic(self) -> None:

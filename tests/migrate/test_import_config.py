@@ -282,3 +282,29 @@ def test_a_maildir_name_hook_layout_is_checked_against_the_rows(tmp_path: Path, 
     assert _values(checked.text)["virtual_mailbox_base"] == str(vmail)
     unchecked = import_site(str(pf), str(dc))
     assert [i.source for i in unchecked.report.blocking] == ["Maildir layout"]
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _golden(name: str, actual: str, request: pytest.FixtureRequest) -> None:
+    path = GOLDEN / name
+    if request.config.getoption("--update-golden", default=False) or not path.exists():
+        path.write_text(actual)
+    expected = path.read_text()
+    if actual != expected:
+        path.with_suffix(path.suffix + ".failed").write_text(actual)
+    assert actual == expected
+
+
+def test_classic_site_golden(tmp_path: Path, tls_files: tuple[str, str], request: pytest.FixtureRequest) -> None:
+    """The whole written file and report for the classic MySQL site (STYLE rule 10): a change in
+    what is carried, translated or dropped shows as a diff (--update-golden rewrites)."""
+    pf, dc = _site(tmp_path, tls_files)
+    result = import_site(str(pf), str(dc))
+
+    def neutral(text: str) -> str:
+        return text.replace(tls_files[0], "CERT").replace(tls_files[1], "KEY").replace(str(tmp_path), "SITE")
+
+    _golden("classic-mysql.conf", neutral(result.text), request)
+    _golden("classic-mysql.report", neutral(result.report.render()), request)
