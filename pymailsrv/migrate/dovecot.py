@@ -122,9 +122,15 @@ class _Translator:
             self.report.carried(f"{name}:{scheme.line} default_pass_scheme", scheme.value)
         key = "password_query" if kind == "passdb" else "user_query"
         query = conf.get(key)
-        if query is None:
-            return
-        self._query(kind, query, f"{name}:{query.line} {key}")
+        if query is not None:
+            self._query(kind, query, f"{name}:{query.line} {key}")
+        if kind == "passdb":  # the file's other settings, once
+            for other, s in conf.settings.items():
+                if other in ("driver", "connect", "default_pass_scheme", "password_query", "user_query"):
+                    continue
+                why = ("pymailsrv lists users from the mailbox table itself" if other == "iterate_query"
+                       else "no pymailsrv counterpart")
+                self.report.dropped(f"{name}:{s.line} {other}", why)
 
     def _query(self, kind: str, query: dc.Setting, where: str) -> None:
         found = sql.tables(query.value)
@@ -205,7 +211,11 @@ class _Translator:
     def _tls(self) -> None:
         for key, param in (("ssl_cert", "tls_cert_file"), ("ssl_key", "tls_key_file")):
             s = self.root.get(key)
-            if s is None or not s.value.startswith("<"):
+            if s is None:
+                continue
+            if not s.value.startswith("<"):
+                self.report.dropped(_short(s, key), f"the PEM is in the configuration: write it to a file and set "
+                                    f"{param}", blocking=True)
                 continue
             self.site.set(param, s.value[1:].strip(), _short(s))
             self.report.translated(_short(s, key), f"{param} = {s.value[1:].strip()}")
@@ -216,6 +226,9 @@ class _Translator:
                                    "LOGIN, the only mechanisms, need TLS)")
         mechs = self.root.value("auth_mechanisms", "plain").lower().split()
         other = [m for m in mechs if m not in ("plain", "login")]
+        if self.root.get("auth_mechanisms") is not None and len(other) < len(mechs):
+            self.report.carried(_short(self.root.get("auth_mechanisms") or self.root, "auth_mechanisms"),
+                                "PLAIN and LOGIN are what pymailsrv offers")
         if other:
             self.report.dropped(_short(self.root.get("auth_mechanisms") or self.root, "auth_mechanisms"),
                                 f"{' '.join(other)}: pymailsrv offers PLAIN and LOGIN")

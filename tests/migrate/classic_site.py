@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 @dataclass(frozen=True)
 class Db:
-    kind: str  # "mysql" or "sqlite"
+    kind: str  # "mysql", "pgsql" or "sqlite"
     host: str = ""
     port: int = 0
     name: str = ""  # database, or the SQLite file
@@ -57,7 +57,7 @@ def write_postfix(root: Path, db: Db, *, vmail: Path, cert: str, key: str, deliv
     kind = db.kind
     for name, query in MAPS.items():
         q = query
-        if kind == "sqlite":  # no CONCAT() in Debian 12's SQLite
+        if kind in ("sqlite", "pgsql"):  # no CONCAT() in Debian 12's SQLite; || as PostfixAdmin's pgsql docs
             q = q.replace("CONCAT('%u', '@', alias_domain.target_domain)", "'%u' || '@' || alias_domain.target_domain")
             q = q.replace("CONCAT('@', alias_domain.target_domain)", "'@' || alias_domain.target_domain")
         (pf / "sql" / f"{kind}_{name}.cf").write_text(
@@ -300,6 +300,9 @@ service auth {
                                                  "  quota_rule2 = Trash:storage=+100M\n}\n")
     if db.kind == "sqlite":
         connect = db.name
+        home = f"'{vmail}/' || maildir AS home"
+    elif db.kind == "pgsql":
+        connect = f"host={db.host} port={db.port} dbname={db.name} user={db.user}"
         home = f"'{vmail}/' || maildir AS home"
     else:
         connect = f"host={db.host} port={db.port} dbname={db.name} user={db.user}"

@@ -308,3 +308,15 @@ def test_classic_site_golden(tmp_path: Path, tls_files: tuple[str, str], request
 
     _golden("classic-mysql.conf", neutral(result.text), request)
     _golden("classic-mysql.report", neutral(result.report.render()), request)
+
+
+def test_postgresql_site(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    db = Db("pgsql", "pg.example.test", 5432, "postfixadmin", "dovecot")
+    pf, dc = _site(tmp_path, tls_files, db=db)
+    sql = dc / "dovecot-sql.conf.ext"
+    sql.write_text(sql.read_text() + "iterate_query = SELECT username AS user FROM mailbox WHERE active = '1'\n")
+    result = import_site(str(pf), str(dc))
+    assert _values(result.text)["database_url"] == "postgresql://dovecot@pg.example.test:5432/postfixadmin"
+    assert "virtual_alias_maps" not in _values(result.text)
+    assert "mailbox table itself" in _find(result.report.items, "iterate_query").text
+    assert not result.report.blocking, result.report.render()
