@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 
+from pymailsrv.config.params import PARAMETERS
 from pymailsrv.errors import ConfigError
 from pymailsrv.migrate import dovecot_conf as dc
 from pymailsrv.migrate import sql
@@ -307,15 +308,22 @@ class _Translator:
         for plugin, where in plugins.items():
             if plugin in ("quota", "imap_quota"):
                 continue
-            if plugin == "sieve":
+            if plugin == "sieve" and "sieve_user_scripts" in PARAMETERS:
                 self.site.sieve = True
+                self.report.translated(f"{where} sieve", "pymailsrv runs Sieve at delivery itself")
+            elif plugin == "sieve":
                 self.report.dropped(f"{where} sieve", "Sieve filters are not run at delivery (yet)")
             else:
                 self.report.dropped(f"{where} {plugin}", "plugin not provided")
         if "quota" in plugins:
             self._quota(settings, plugins["quota"])
         for key, s in settings.items():
-            if not key.startswith("quota"):
+            if key.startswith("quota"):
+                continue
+            if key in PARAMETERS:  # Pigeonhole's names where pymailsrv has them (sieve_before, …)
+                self.site.set(key, s.value, _short(s))
+                self.report.carried(_short(s, f"plugin {key}"), s.value)
+            else:
                 self.report.dropped(_short(s, f"plugin {key}"), "plugin setting not applied")
 
     def _quota(self, settings: dict[str, dc.Setting], where: str) -> None:
@@ -327,7 +335,10 @@ class _Translator:
             self.report.translated(_short(backend, "quota"), f"{backend.value}: pymailsrv counts usage in "
                                    "maildirsize; the dict/SQL usage (PostfixAdmin's quota2) is no longer updated")
         for key, s in settings.items():
-            if key.startswith("quota") and key != "quota":
+            if key.startswith("quota") and key in PARAMETERS:  # quota_exceeded_message, where pymailsrv has it
+                self.site.set(key, s.value, _short(s))
+                self.report.carried(_short(s, f"plugin {key}"), s.value)
+            elif key.startswith("quota") and key != "quota":
                 why = ("a quota rule for users without one: pymailsrv treats mailbox.quota 0 as unlimited"
                        if key == "quota_rule" else "not applied")
                 self.report.dropped(_short(s, f"plugin {key}"), f"{s.value}: {why}")

@@ -39,6 +39,10 @@ _SERVED_BY = {
     "smtpd_sender_login_maps": "the mailbox and alias tables (submission_reject_sender_login_mismatch)",
 }
 _POSTFIX_OWN = "a part of Postfix's own installation; pymailsrv keeps its state under data_directory"
+# Why a Postfix feature is missing, said only while pymailsrv has no parameter of that name (a
+# pymailsrv that has one gets the setting carried).
+_MISSING = {"milter": "milters are not supported (they are to come as pipeline stages)",
+            "postscreen": "postscreen is not provided"}
 _WHY = {
     "compatibility_level": "pymailsrv has one behaviour (Postfix 3 defaults)",
     "biff": "there is no biff service",
@@ -50,10 +54,6 @@ _WHY = {
     "smtpd_sasl_type": "pymailsrv authenticates SMTP AUTH itself against the same passdb (the database)",
     "smtpd_sasl_path": "pymailsrv authenticates SMTP AUTH itself against the same passdb (the database)",
     "smtpd_sasl_local_domain": "logins are full addresses, as PostfixAdmin stores them",
-    "smtpd_milters": "milters are not supported (they are to come as pipeline stages)",
-    "non_smtpd_milters": "milters are not supported (they are to come as pipeline stages)",
-    "milter_default_action": "milters are not supported",
-    "milter_protocol": "milters are not supported",
     "mailbox_size_limit": "local(8) delivery to system accounts is not provided",
     "home_mailbox": "local(8) delivery to system accounts is not provided",
     "mailbox_command": "local(8) delivery to system accounts is not provided",
@@ -513,6 +513,8 @@ class _Translator:
                 value = self.main.for_pymailsrv(name)
                 self.site.set(name, value, f"main.cf:{entry.line}")
                 self.report.carried(where, "" if value == entry.value else f"as {value}")
+            elif any(part in name for part in _MISSING):
+                self.report.dropped(where, next(why for part, why in _MISSING.items() if part in name))
             elif name.startswith(("smtpd_tls_", "smtp_tls_", "tls_")):
                 self.report.dropped(where, "TLS settings beyond certificate, key and security level are "
                                     "Python's ssl defaults")
