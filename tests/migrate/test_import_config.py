@@ -184,6 +184,14 @@ def test_command_writes_file_and_report(tmp_path: Path, tls_files: tuple[str, st
     r = subprocess.run([sys.executable, "-m", "pymailsrv", "import-config", "--dovecot", str(tmp_path / "nope")],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 1 and "not a directory" in r.stderr and "Traceback" not in r.stderr
+    # without --out: the configuration on standard output, the report on standard error; a site
+    # with something to deal with first (here: no database at all) exits 2
+    (dc / "dovecot-sql.conf.ext").write_text("driver = ldap\n")
+    r = subprocess.run([sys.executable, "-m", "pymailsrv", "import-config", "--dovecot", str(dc)],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert r.stdout.startswith("# Written by pymailsrv import-config") and "imap_listen = 143" in r.stdout
+    assert "!! " in r.stderr and "'ldap' databases are not supported" in r.stderr
 
 
 def test_prefetch_userdb_fields_in_password_query(tmp_path: Path, tls_files: tuple[str, str]) -> None:
