@@ -180,10 +180,15 @@ class _Translator:
         value = self.main.value("inet_interfaces").strip() or "all"
         self.done.add("inet_interfaces")
         if value.lower() == "all":
-            return [""]
-        if value.lower() in ("loopback-only", "localhost"):
-            return ["127.0.0.1", "[::1]"]
-        return [f"[{h}]" if ":" in h else h for h in split_list(value)]
+            hosts = [""]
+        elif value.lower() in ("loopback-only", "localhost"):
+            hosts = ["127.0.0.1", "[::1]"]
+        else:
+            hosts = [f"[{h}]" if ":" in h else h for h in split_list(value)]
+        if "inet_interfaces" in self.main.entries:
+            self.report.translated(self.main.where("inet_interfaces"), "the addresses of the SMTP listeners "
+                                   f"master.cf names by port: {', '.join(h or '(all)' for h in hosts)}")
+        return hosts
 
     def _listeners(self) -> None:
         hosts = self._listen_hosts()
@@ -216,8 +221,8 @@ class _Translator:
         if port is None:
             self.report.dropped(where, f"unknown port {port_name!r}")
             return
-        # 127.0.0.1:10025: mail back from a content filter
-        if host and (svc.overrides.get("content_filter", None) == "" or port_name not in _PORTS):
+        # 127.0.0.1:10025 with content_filter off: mail back from a content filter
+        if host and svc.overrides.get("content_filter", None) == "":
             listens.setdefault("reinject_listen", []).append(f"{host}:{port}")
             self._listen_origins.add(("reinject_listen", str(svc.line)))
             self.report.translated(where, f"reinject_listen = {host}:{port} (mail back from the "
@@ -282,10 +287,10 @@ class _Translator:
             if kind in SQL_TYPES and self._pfa_map(name, kind, path, where):
                 continue
             kept.append(spec)
-        if kept:
+        if kept or not self.main.value(name).strip():
             if name in PARAMETERS:
                 self.site.set(name, ", ".join(kept), where)
-                self.report.carried(where, ", ".join(kept))
+                self.report.carried(where, ", ".join(kept) or "(empty)")
             else:
                 self.report.dropped(where, "no such parameter in pymailsrv")
 
@@ -419,6 +424,8 @@ class _Translator:
         value = self.main.value("content_filter").strip()
         if value:
             self.site.set("content_filter", self._filter_target(value, where), where)
+        else:
+            self.report.carried(where, "(empty)")
 
     def _filter_target(self, value: str, where: str) -> str:
         kind, _, dest = value.partition(":")

@@ -328,3 +328,26 @@ def test_postgresql_site(tmp_path: Path, tls_files: tuple[str, str]) -> None:
     assert "virtual_alias_maps" not in _values(result.text)
     assert "mailbox table itself" in _find(result.report.items, "iterate_query").text
     assert not result.report.blocking, result.report.render()
+
+
+def test_listen_addresses(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    """inet_interfaces and host:port services for SMTP; Dovecot's listen, inet_listener ports
+    (0 = off) and ssl = no for IMAP/POP3."""
+    pf, dc = _site(tmp_path, tls_files)
+    with (pf / "main.cf").open("a") as fh:
+        fh.write("inet_interfaces = 192.0.2.10, 2001:db8::10\n")
+    with (pf / "master.cf").open("a") as fh:
+        fh.write("2525      inet  n       -       y       -       -       smtpd\n"
+                 "192.0.2.11:submission inet n - y - - smtpd\n")
+    (dc / "conf.d" / "10-master.conf").write_text(
+        "service imap-login {\n  inet_listener imap {\n    port = 1143\n  }\n}\n"
+        "service pop3-login {\n  inet_listener pop3 {\n    port = 0\n  }\n}\n")
+    with (dc / "conf.d" / "10-ssl.conf").open("a") as fh:
+        fh.write("ssl = no\n")
+    with (dc / "dovecot.conf").open("a") as fh:
+        fh.write("listen = 192.0.2.10, 2001:db8::10\n")
+    v = _values(import_site(str(pf), str(dc)).text)
+    assert v["smtpd_listen"] == "192.0.2.10:25, [2001:db8::10]:25, 192.0.2.10:2525, [2001:db8::10]:2525"
+    assert v["submission_listen"] == "192.0.2.10:587, [2001:db8::10]:587, 192.0.2.11:587"
+    assert v["imap_listen"] == "192.0.2.10:1143, [2001:db8::10]:1143"
+    assert "imaps_listen" not in v and "pop3_listen" not in v and "pop3s_listen" not in v
