@@ -274,6 +274,12 @@ class _Translator:
                                     "reads it in the Maildir; move the files there or UIDs change", blocking=True)
             elif key == "LAYOUT" and opt.partition("=")[2].lower() != "maildir++":
                 self.report.dropped(f"{where} {opt}", "pymailsrv's folders are Maildir++ (.Folder)", blocking=True)
+            elif key in ("DIRNAME", "FULLDIRNAME", "MAILBOXDIR"):
+                self.report.dropped(f"{where} {opt}", "pymailsrv finds folders as Maildir++ .Folder directories "
+                                    "of the Maildir itself", blocking=True)
+            elif key == "UTF-8":
+                self.report.dropped(f"{where} {opt}", "folder names are kept in UTF-8 on disk; pymailsrv reads "
+                                    "Dovecot's default (modified UTF-7): folders with non-ASCII names look different")
             else:
                 self.report.dropped(f"{where} {opt}", "not applied")
         if path.startswith("~"):

@@ -158,7 +158,7 @@ class _Translator:
         self.site = site
         self.report = site.report
         self.done: set[str] = set()
-        self._listen_origins: set[tuple[str, str]] = set()  # (parameter, master.cf line)
+        self._listen_origins: set[tuple[str, int]] = set()  # (parameter, master.cf line)
 
     def run(self) -> None:
         self._listeners()
@@ -211,7 +211,7 @@ class _Translator:
                 self.report.dropped(where, f"{svc.type} {svc.command} service has no pymailsrv counterpart")
         for param, items in listens.items():
             lines = sorted({w for p, w in self._listen_origins if p == param})
-            self.site.set(param, ", ".join(items), "master.cf:" + ",".join(lines))
+            self.site.set(param, ", ".join(items), "master.cf:" + ",".join(map(str, lines)))
 
     def _smtpd_service(self, svc: master_cf.Service, where: str, hosts: list[str],
                        listens: dict[str, list[str]]) -> None:
@@ -224,7 +224,7 @@ class _Translator:
         # 127.0.0.1:10025 with content_filter off: mail back from a content filter
         if host and svc.overrides.get("content_filter", None) == "":
             listens.setdefault("reinject_listen", []).append(f"{host}:{port}")
-            self._listen_origins.add(("reinject_listen", str(svc.line)))
+            self._listen_origins.add(("reinject_listen", svc.line))
             self.report.translated(where, f"reinject_listen = {host}:{port} (mail back from the "
                                    "content filter, from mynetworks, not filtered again)")
             for key, value in svc.overrides.items():
@@ -235,7 +235,7 @@ class _Translator:
             "submission_listen" if port_name == "submission" else "smtpd_listen")
         items = [f"{host}:{port}"] if host else [f"{h}:{port}" if h else str(port) for h in hosts]
         listens.setdefault(param, []).extend(items)
-        self._listen_origins.add((param, str(svc.line)))
+        self._listen_origins.add((param, svc.line))
         self.report.translated(where, f"{param} = {', '.join(items)}")
         builtin = _SUBMISSION_BUILT_IN if param != "smtpd_listen" else {"syslog_name"}
         self._overrides(svc, where, builtin)
