@@ -12,10 +12,12 @@ import os
 import poplib
 import re
 import shutil
+import smtplib
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -137,6 +139,71 @@ def _same_routing(postfix_dir: Path, db: Db, conf: Path, vmail: Path) -> None:
         assert q.stdout.strip() == expected, q.stderr
 
 
+@dataclass
+class Before:
+    """What the site's users saw under Dovecot."""
+
+    inbox: dict[str, int]
+    sent: dict[str, int]
+    uids: list[int]
+    uidls: list[str]
+
+
+def _history(dovecot: SiteDovecot, user: str) -> Before:
+    """A mailbox with a past, written by Dovecot: a folder, a gap in the UIDs (an expunge)."""
+    assert f"passdb: {user} auth succeeded" in dovecot.adm("auth", "test", user, PASSWORD)
+    assert "auth succeeded" in dovecot.adm("auth", "test", "bob@example.test", BOB_PASSWORD)
+    dovecot.adm("mailbox", "create", "-u", user, "Sent")
+    for i in range(4):
+        dovecot.adm("save", "-u", user, stdin=f"From: bob@example.test\nSubject: m{i}\n\nbody {i}\n".encode())
+    dovecot.adm("save", "-u", user, "-m", "Sent", stdin=b"From: alice@example.test\nSubject: s\n\nsent\n")
+    dovecot.adm("expunge", "-u", user, "mailbox", "INBOX", "uid", "2")
+    # Dovecot's own POP3 server, run pre-authenticated, as a POP3 client saw the mailbox
+    raw = dovecot.adm("exec", "pop3", "-u", user, stdin=b"UIDL\r\nQUIT\r\n")
+    uidls = re.findall(r"^\d+ (\S+)\r?$", raw, re.M)
+    assert len(uidls) == 3, raw
+    return Before(dovecot.status(user, "INBOX"), dovecot.status(user, "Sent"), dovecot.uids(user, "INBOX"), uidls)
+
+
+def _inbox_uids(imap: imaplib.IMAP4) -> list[int]:
+    typ, data = imap.uid("FETCH", "1:*", "(UID)")
+    assert typ == "OK"
+    return [int(m) for m in re.findall(rb"UID (\d+)", b" ".join(d for d in data if isinstance(d, bytes)))]
+
+
+def _after(server: ServerProcess, user: str, before: Before) -> None:
+    """The same logins, UIDs, UIDVALIDITY and UIDLs from pymailsrv; new mail continues the UIDs."""
+    imap = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30)
+    imap.login(user, PASSWORD)  # loopback counts as secured (disable_plaintext_auth)
+    typ, data = imap.select("INBOX")
+    assert typ == "OK" and int(data[0]) == 3
+    assert int(imap.response("UIDVALIDITY")[1][0]) == before.inbox["uidvalidity"]
+    assert _inbox_uids(imap) == before.uids
+    typ, data = imap.status("Sent", "(UIDVALIDITY UIDNEXT MESSAGES)")
+    assert f"UIDVALIDITY {before.sent['uidvalidity']}".encode() in data[0]
+    assert f"UIDNEXT {before.sent['uidnext']}".encode() in data[0]
+    with smtplib.SMTP("127.0.0.1", server.ports["smtpd"], timeout=30) as smtp:
+        smtp.sendmail("bob@example.test", [user], b"From: bob@example.test\r\nSubject: after\r\n\r\nhello\r\n")
+    deadline = time.monotonic() + 30  # delivered before the 250; a loaded machine may still lag the poll
+    while len(_inbox_uids(imap)) < 4 and time.monotonic() < deadline:
+        imap.noop()
+        time.sleep(0.1)
+    assert _inbox_uids(imap) == [*before.uids, before.inbox["uidnext"]]
+    imap.logout()
+    imap = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30)
+    imap.login("Bob@Example.TEST", BOB_PASSWORD)  # logins are looked up lower-cased
+    imap.logout()
+    pop = poplib.POP3("127.0.0.1", server.ports["pop3"], timeout=30)
+    pop.user(user)
+    pop.pass_(PASSWORD)
+    assert [line.split()[1].decode() for line in pop.uidl()[1]][:3] == before.uidls  # nothing fetched twice
+    pop.quit()
+    bad = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30)
+    with pytest.raises(imaplib.IMAP4.error):
+        bad.login(user, "wrong password")
+    bad.shutdown()
+
+
 @pytest.mark.parametrize("home_in_query", [True, False], ids=["home-from-user_query", "mail_location-%d/%n"])
 def test_same_password_same_uids_after_switch(base: Path, database: tuple[str, Db], home_in_query: bool,
                                               tls_files: tuple[str, str]) -> None:
@@ -149,26 +216,13 @@ def test_same_password_same_uids_after_switch(base: Path, database: tuple[str, D
     (base / "spool" / "private").mkdir(parents=True)
     site_dc = write_dovecot(base / "site", db, vmail=vmail, cert=cert, key=key, home_in_query=home_in_query,
                             postfix_spool=str(base / "spool"))
-
+    user = "alice@example.test"
     dovecot = SiteDovecot(base / "dovecot-run", site_dc / "dovecot.conf", vmail)
     try:
-        user = "alice@example.test"
-        assert "passdb: alice@example.test auth succeeded" in dovecot.adm("auth", "test", user, PASSWORD)
-        assert "auth succeeded" in dovecot.adm("auth", "test", "bob@example.test", BOB_PASSWORD)
-        dovecot.adm("mailbox", "create", "-u", user, "Sent")
-        for i in range(4):
-            dovecot.adm("save", "-u", user, stdin=f"From: bob@example.test\nSubject: m{i}\n\nbody {i}\n".encode())
-        dovecot.adm("save", "-u", user, "-m", "Sent", stdin=b"From: alice@example.test\nSubject: s\n\nsent\n")
-        dovecot.adm("expunge", "-u", user, "mailbox", "INBOX", "uid", "2")
-        inbox, sent = dovecot.status(user, "INBOX"), dovecot.status(user, "Sent")
-        uids = dovecot.uids(user, "INBOX")
-        # Dovecot's own POP3 server, run pre-authenticated, as a POP3 client saw the mailbox
-        raw = dovecot.adm("exec", "pop3", "-u", user, stdin=b"UIDL\r\nQUIT\r\n")
-        uidls = re.findall(r"^\d+ (\S+)\r?$", raw, re.M)
-        assert len(uidls) == 3, raw
+        before = _history(dovecot, user)
     finally:
         dovecot.stop()
-    assert uids == [1, 3, 4]
+    assert before.uids == [1, 3, 4]
     assert (vmail / "example.test" / "alice" / "dovecot-uidlist").exists()
 
     out = base / "pymailsrv.conf"
@@ -178,35 +232,12 @@ def test_same_password_same_uids_after_switch(base: Path, database: tuple[str, D
     assert "check of 2 active mailboxes: each at virtual_mailbox_base/mailbox.maildir" in r.stdout
     assert f"virtual_mailbox_base = {vmail}" in out.read_text()
     _same_routing(base / "site" / "postfix", db, out, vmail)
-    with out.open("a") as fh:  # this test's own ports and state, after what import-config wrote
-        fh.write(f"data_directory = {base}/data\nworker_processes = 0\n"
+    with out.open("a") as fh:  # this test's own ports and state; no amavis here to filter through
+        fh.write(f"data_directory = {base}/data\nworker_processes = 0\ncontent_filter =\n"
                  + "".join(f"{n}_listen = 127.0.0.1:0\n" for n in ("smtpd", "submission", "smtps", "imap",
                                                                    "imaps", "pop3", "pop3s", "reinject")))
-    server = ServerProcess(out).start(expect=("imap", "pop3"))
+    server = ServerProcess(out).start(expect=("smtpd", "imap", "pop3"))
     try:
-        imap = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30)
-        imap.login(user, PASSWORD)  # loopback counts as secured (disable_plaintext_auth)
-        typ, data = imap.select("INBOX")
-        assert typ == "OK" and int(data[0]) == 3
-        assert int(imap.response("UIDVALIDITY")[1][0]) == inbox["uidvalidity"]
-        typ, data = imap.uid("FETCH", "1:*", "(UID)")
-        assert [int(m) for m in re.findall(rb"UID (\d+)", b" ".join(d for d in data if isinstance(d, bytes)))] \
-            == [1, 3, 4]
-        typ, data = imap.status("Sent", "(UIDVALIDITY UIDNEXT MESSAGES)")
-        assert f"UIDVALIDITY {sent['uidvalidity']}".encode() in data[0]
-        assert f"UIDNEXT {sent['uidnext']}".encode() in data[0]
-        imap.logout()
-        imap = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30)
-        imap.login("Bob@Example.TEST", BOB_PASSWORD)  # logins are looked up lower-cased
-        imap.logout()
-        pop = poplib.POP3("127.0.0.1", server.ports["pop3"], timeout=30)
-        pop.user(user)
-        pop.pass_(PASSWORD)
-        assert [line.split()[1].decode() for line in pop.uidl()[1]] == uidls  # POP3 clients fetch nothing twice
-        pop.quit()
-        bad = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30)
-        with pytest.raises(imaplib.IMAP4.error):
-            bad.login(user, "wrong password")
-        bad.shutdown()
+        _after(server, user, before)
     finally:
         server.stop()
