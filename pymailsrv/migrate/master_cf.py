@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from pymailsrv.errors import ConfigError
+from pymailsrv.policy.tables.source import logical_lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,20 +29,6 @@ class Service:
             if a.startswith("argv="):
                 return " ".join([a[5:], *self.args[i + 1:]])
         return ""
-
-
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    out: list[tuple[int, str]] = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if raw[0] in " \t" and out:
-            start, prev = out[-1]
-            out[-1] = (start, f"{prev} {stripped}")
-        else:
-            out.append((number, stripped))
-    return out
 
 
 def _words(text: str) -> list[str]:
@@ -68,7 +55,7 @@ def _words(text: str) -> list[str]:
 
 def parse(text: str, filename: str = "master.cf") -> list[Service]:
     services: list[Service] = []
-    for number, line in _logical_lines(text):
+    for number, line in logical_lines(text):  # master.cf continues lines as tables do
         fields = _words(line)
         if len(fields) < 8:
             raise ConfigError("a service needs 8 fields at least", file=filename, line=number)
