@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pymailsrv.clock import Clock
     from pymailsrv.db.base import Directory
     from pymailsrv.db.directory import SqlDirectory
+    from pymailsrv.managesieve.server import ManageSieveServer
     from pymailsrv.net.limits import ConnectionLimiter
     from pymailsrv.pipeline.runner import Pipeline
     from pymailsrv.policy.restrictions import RestrictionEngine
@@ -140,8 +141,8 @@ def _setup_logging(settings: Settings) -> None:
 # Parameters a reload cannot apply to a running main process: where it listens, what it holds
 # open, how many processes it runs.
 RESTART_ONLY = ("smtpd_listen", "submission_listen", "smtps_listen", "reinject_listen", "imap_listen",
-                "imaps_listen", "pop3_listen", "pop3s_listen", "worker_processes", "data_directory",
-                "queue_directory", "virtual_mailbox_base", "database_url", "database_table_prefix",
+                "imaps_listen", "pop3_listen", "pop3s_listen", "managesieve_listen", "worker_processes",
+                "data_directory", "queue_directory", "virtual_mailbox_base", "database_url", "database_table_prefix",
                 "default_process_limit", "myhostname", "acme_directory_url", "acme_http_listen", "acme_tls_listen")
 
 
@@ -291,6 +292,9 @@ async def _serve(settings: Settings, config_path: str) -> int:
         stops.extend(s.close for s in held)
         if pop3 is not None:
             stops.append(pop3.close)
+        managesieve = await start_managesieve(settings, core.authenticator, core.clock)
+        if managesieve is not None:
+            stops.append(managesieve.close)
         if processes and (sockets or passed):
             from pymailsrv.workers import WorkerPool
 
@@ -800,4 +804,45 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
             log.info("%s listening on %s:%d", name, address.host or "*", bound.port)
             if sockets is not None:
                 sockets.setdefault((param, index), []).extend(bound.server.sockets)
+    return server
+
+
+# --- ManageSieve ----------------------------------------------------------------------------------
+def sieve_checker() -> tuple[Callable[[str], str | None], tuple[str, ...]]:
+    """CHECKSCRIPT/PUTSCRIPT's check (the Sieve compiler, as delivery uses it) and the SIEVE
+    capability (the extensions it implements)."""
+    from pymailsrv.sieve import EXTENSIONS, SieveError, compile_script
+
+    def check(text: str) -> str | None:
+        try:
+            compile_script(text)
+        except SieveError as exc:
+            return str(exc)  # "line L, column C: message"
+        return None
+
+    return check, tuple(EXTENSIONS)
+
+
+async def start_managesieve(settings: Settings, authenticator: Authenticator,
+                            clock: Clock | None = None) -> ManageSieveServer | None:
+    """Start managesieve_listen (RFC 5804, STARTTLS when a certificate is set) in this process;
+    None when it is empty. ``await server.close()`` on shutdown."""
+    from pymailsrv.clock import SystemClock
+    from pymailsrv.managesieve.options import SieveOptions, SieveServices
+    from pymailsrv.managesieve.server import ManageSieveServer
+    from pymailsrv.tls.contexts import listener_context
+
+    addresses = settings.get_listen("managesieve_listen")
+    if not addresses:
+        return None
+    tls = listener_context(settings, settings.get_str("tls_cert_file"), settings.get_str("tls_key_file"))
+    check, extensions = sieve_checker()
+    services = SieveServices(authenticator, check, extensions, clock or SystemClock())
+    server = ManageSieveServer(SieveOptions.from_settings(settings, tls), services)
+    try:
+        for address, port in zip(addresses, await server.listen(addresses), strict=True):
+            log.info("managesieve listening on %s:%d", address.host or "*", port)
+    except BaseException:
+        await server.close()
+        raise
     return server
