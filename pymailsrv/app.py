@@ -59,6 +59,7 @@ def serve(settings: Settings | None, *, config_path: str, demo: bool = False, wo
               f"  mailbox {DEMO_USER}  password {password}\n"
               f"  SMTP 127.0.0.1:2525 (MTA), 2587 (submission, STARTTLS), 2465 (SMTPS)\n"
               f"  IMAP 127.0.0.1:1143 (STARTTLS), 1993 (IMAPS); POP3 127.0.0.1:1110 (STLS), 1995 (POP3S)\n"
+              f"  ManageSieve 127.0.0.1:4190 (STARTTLS)\n"
               f"  try: swaks --server 127.0.0.1:2525 --to {DEMO_USER}", file=sys.stderr, flush=True)
     assert settings is not None
     _setup_logging(settings)
