@@ -131,9 +131,16 @@ def send(port: int, sender: str, to: str, subject: str, **headers: str) -> str:
 
 
 @pytest.fixture
-def server(tmp_path: Path, tls_files: tuple[str, str], db_url: str) -> Iterator[tuple[ServerProcess, Any, Sink, Path]]:
+def workers(request: pytest.FixtureRequest) -> str:
+    """worker_processes: 0 unless a test is parametrized indirectly."""
+    return str(getattr(request, "param", "0"))
+
+
+@pytest.fixture
+def server(tmp_path: Path, tls_files: tuple[str, str], db_url: str,
+           workers: str) -> Iterator[tuple[ServerProcess, Any, Sink, Path]]:
     with Sink() as sink:
-        conf = write_config(tmp_path, *tls_files, database_url=db_url, worker_processes="0",
+        conf = write_config(tmp_path, *tls_files, database_url=db_url, worker_processes=workers,
                             relayhost=f"[127.0.0.1]:{sink.port}", smtp_deny_networks="",
                             directory_cache_ttl="60s")
         for argv in (("db", "upgrade"), ("domain", "add", "example.test"),
@@ -151,6 +158,7 @@ def server(tmp_path: Path, tls_files: tuple[str, str], db_url: str) -> Iterator[
             proc.stop()
 
 
+@pytest.mark.parametrize("workers", ["0", "2"], indirect=True)  # 2: fast path in a worker, reply handed off
 def test_reply_once_per_interval_through_the_queue(server: tuple[ServerProcess, Any, Sink, Path]) -> None:
     proc, run, sink, vmail = server
     port = proc.ports["smtpd"]
