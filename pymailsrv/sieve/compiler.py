@@ -18,7 +18,6 @@ from pymailsrv.sieve.parser import parse
 from pymailsrv.sieve.spec import (
     COMMANDS,
     COMPARATORS,
-    DATE_PARTS,
     EXTENSIONS,
     RELATIONS,
     SET_MODIFIERS,
@@ -65,6 +64,8 @@ class Script:
     includes: list[tuple[str, str]] = field(default_factory=list)  # (location, name) it may include
 
 
+IMPLIES = {"vacation-seconds": ("vacation",)}  # RFC 6131 §2: it implies "vacation"
+_ADDRESS = re.compile(r"^<?[^@<>\s]+@[^@<>\s]+>?$")
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENCODED = re.compile(r"\$\{(hex|unicode):([^}]*)\}", re.IGNORECASE)
 
@@ -85,6 +86,7 @@ def compile_script(text: str, extensions: Iterable[str] | None = None, *, name: 
                 if ext not in allowed:
                     raise SieveError(f"unknown extension '{ext}'", cmd.pos.line, cmd.pos.column)
                 requires.add(ext)
+                requires.update(IMPLIES.get(ext, ()))
         else:
             seen_other = True
     checker = _Checker(frozenset(requires))
@@ -254,6 +256,8 @@ class _Checker:
             field_name = str(n.args[0])
             if not re.fullmatch(r"[!-9;-~]+", field_name):
                 raise SieveError(f"invalid header field name '{field_name}'", pos.line, pos.column)
+        elif n.name == "redirect" and "${" not in str(n.args[0]) and not _ADDRESS.match(str(n.args[0]).strip()):
+            raise SieveError(f"redirect: invalid address '{n.args[0]}'", pos.line, pos.column)
         elif n.name == "vacation" and "from" in n.tags and not _maybe_address(str(n.tags["from"])):
             raise SieveError("vacation :from is not an address", pos.line, pos.column)
         self.check_match(n, pos)
@@ -261,10 +265,6 @@ class _Checker:
     def check_test(self, n: Node, pos: Pos) -> None:
         if n.name == "size" and "size" not in n.tags:
             raise SieveError("size needs :over or :under", pos.line, pos.column)
-        if n.name in ("date", "currentdate"):
-            part = str(n.args[-2])
-            if "${" not in part and part.lower() not in DATE_PARTS:
-                raise SieveError(f"unknown date part '{part}'", pos.line, pos.column)
         if n.name == "envelope":
             for part in _strs(n.args[0]):
                 if "${" not in part and part.lower() not in ("from", "to", "auth"):
