@@ -592,11 +592,13 @@ class _Delivery:
     builds new ones; the old ones are closed once the deliveries that use them are done)."""
 
     def __init__(self, settings: Settings, directory: Directory, store: MailStore) -> None:
+        from pymailsrv.db.vacation import SqlVacations
         from pymailsrv.delivery.agents import AgentTable
         from pymailsrv.delivery.dns import MxResolver, make_resolver
         from pymailsrv.delivery.maildir import MaildirAgent
         from pymailsrv.delivery.router import DirectoryRouter
         from pymailsrv.delivery.smtp_client import SmtpClient
+        from pymailsrv.delivery.vacation import VacationAgent
         from pymailsrv.policy.tables import open_table
 
         transport_tables = [open_table(spec, settings) for spec in settings.get_list("transport_maps")]
@@ -614,12 +616,16 @@ class _Delivery:
         self.router = DirectoryRouter(settings, directory, transport_tables, alias_tables)
         mx = MxResolver(make_resolver(settings.get_list("dns_nameservers")))
         self.smtp = SmtpClient(settings, mx, passwords=passwords if password_tables else None)
-        self.agents = AgentTable(MaildirAgent(settings, directory, store), self.smtp)
+        self.vacations = SqlVacations.from_settings(settings)
+        self.vacation = VacationAgent(self.vacations, hostname=settings.expanded("myhostname"),
+                                      recipient_delimiter=settings.expanded("recipient_delimiter"))
+        self.agents = AgentTable(MaildirAgent(settings, directory, store), self.smtp, self.vacation)
 
     async def close(self) -> None:
         from pymailsrv.policy.tables import close_table
 
         await self.smtp.close()
+        await self.vacations.close()
         for table in self.tables:
             await close_table(table)
 
@@ -662,6 +668,7 @@ class QueueService:
         delivery = _Delivery(settings, directory, store)
         manager = QueueManager(settings, spool, delivery.router, delivery.agents, clk,
                                handoff=worker[1] if worker else None, pipeline=non_smtpd_pipeline(settings))
+        delivery.vacation.attach(manager)
         control = None
         if worker is None:
             await manager.start()
@@ -672,6 +679,7 @@ class QueueService:
         """The routes, agents and timings of a new configuration for what is delivered from now on;
         the old agents are closed once the deliveries in progress are done."""
         old, self.delivery = self.delivery, _Delivery(settings, directory, store)
+        self.delivery.vacation.attach(self.manager)
         self.manager.reconfigure(settings, self.delivery.router, self.delivery.agents, non_smtpd_pipeline(settings))
 
         async def close_old() -> None:

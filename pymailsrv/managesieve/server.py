@@ -1,0 +1,63 @@
+"""ManageSieve listeners on the shared net/ plumbing (RFC 5804 §1.8: port 4190, STARTTLS).
+
+One ConnectionRegistry closes idle sessions (managesieve_timeout), applies
+login_max_ip_connections and lets shutdown end every session with ``BYE``. The listener runs in
+the main process (script uploads are rare; no worker needs them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pymailsrv.config.settings import Listen
+from pymailsrv.log import get_logger
+from pymailsrv.managesieve import replies
+from pymailsrv.managesieve.commands import COMMANDS
+from pymailsrv.managesieve.options import SieveOptions, SieveServices
+from pymailsrv.managesieve.session import Session
+from pymailsrv.net.conn import Connection
+from pymailsrv.net.server import ConnectionRegistry, Server, start_server
+
+login_log = get_logger("managesieve-login")
+
+
+class ManageSieveServer:
+    def __init__(self, options: SieveOptions, services: SieveServices) -> None:
+        self.options = options
+        self.services = services
+        self.registry = ConnectionRegistry(services.clock, idle_timeout=options.timeout,
+                                           max_per_ip=options.max_ip_connections, exempt=options.ip_limit_exceptions)
+        self.servers: list[Server] = []
+        self.ports: list[int] = []
+        self.sessions: set[Session] = set()
+
+    async def listen(self, addresses: Iterable[Listen]) -> list[int]:
+        """Start listening; the bound ports (port 0 gives an ephemeral one)."""
+        for addr in addresses:
+            server = await start_server(self._session, addr.host or None, addr.port, None,
+                                        clock=self.services.clock, registry=self.registry, name="managesieve")
+            self.servers.append(server)
+            self.ports.append(server.port)
+        return self.ports
+
+    async def _session(self, conn: Connection) -> None:
+        if conn.over_limit:
+            conn.write(replies.bye(replies.IP_LIMIT.format(limit=self.options.max_ip_connections)))
+            login_log.info("Disconnected: Maximum number of connections from IP exceeded: rip=%s", conn.peer_ip)
+            return
+        session = Session(conn, self.options, self.services, COMMANDS)
+        self.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+
+    async def close(self, grace: float = 5.0) -> None:
+        for server in self.servers:
+            server.server.close()
+        for server in self.servers:
+            await server.server.wait_closed()
+        for session in list(self.sessions):
+            session.notify_shutdown()
+        await self.registry.close_all(grace)
+        self.servers.clear()
