@@ -62,6 +62,7 @@ class Script:
     requires: frozenset[str]
     name: str = ""
     includes: list[tuple[str, str]] = field(default_factory=list)  # (location, name) it may include
+    uses: frozenset[str] = frozenset()  # the command and test names it contains
 
 
 IMPLIES = {"vacation-seconds": ("vacation",)}  # RFC 6131 §2: it implies "vacation"
@@ -91,7 +92,7 @@ def compile_script(text: str, extensions: Iterable[str] | None = None, *, name: 
             seen_other = True
     checker = _Checker(frozenset(requires))
     commands = checker.block([c for c in raw if c.name != "require"], top=True)
-    return Script(commands, frozenset(requires), name, checker.includes)
+    return Script(commands, frozenset(requires), name, checker.includes, frozenset(checker.uses))
 
 
 def _require_names(cmd: RawCommand) -> list[str]:
@@ -105,6 +106,7 @@ class _Checker:
     def __init__(self, requires: frozenset[str]) -> None:
         self.requires = requires
         self.includes: list[tuple[str, str]] = []
+        self.uses: set[str] = set()
         self.encoded = "encoded-character" in requires
 
     def need(self, ext: str | None, what: str, pos: Pos) -> None:
@@ -128,6 +130,7 @@ class _Checker:
         if spec is None:
             raise SieveError(f"unknown command '{cmd.name}'", cmd.pos.line, cmd.pos.column)
         self.need(spec.ext, f"command '{cmd.name}'", cmd.pos)
+        self.uses.add(cmd.name)
         tags, args = self.arguments(cmd.name, spec, cmd.args, cmd.pos)
         tests = self.tests_of(cmd.name, spec, cmd.tests, cmd.test_list, cmd.pos)
         if spec.block and cmd.block is None:
@@ -144,6 +147,7 @@ class _Checker:
         if spec is None:
             raise SieveError(f"unknown test '{t.name}'", t.pos.line, t.pos.column)
         self.need(spec.ext, f"test '{t.name}'", t.pos)
+        self.uses.add(t.name)
         tags, args = self.arguments(t.name, spec, t.args, t.pos)
         tests = self.tests_of(t.name, spec, t.tests, t.test_list, t.pos)
         node = Node(t.name, tags, args, tests, None, t.pos.line, t.pos.column)
