@@ -602,6 +602,7 @@ class _Delivery:
         from pymailsrv.delivery.dns import MxResolver, make_resolver
         from pymailsrv.delivery.maildir import MaildirAgent
         from pymailsrv.delivery.router import DirectoryRouter
+        from pymailsrv.delivery.sieve_filter import SieveFilter
         from pymailsrv.delivery.smtp_client import SmtpClient
         from pymailsrv.delivery.vacation import VacationAgent
         from pymailsrv.policy.tables import open_table
@@ -624,7 +625,8 @@ class _Delivery:
         self.vacations = SqlVacations.from_settings(settings)
         self.vacation = VacationAgent(self.vacations, hostname=settings.expanded("myhostname"),
                                       recipient_delimiter=settings.expanded("recipient_delimiter"))
-        self.agents = AgentTable(MaildirAgent(settings, directory, store), self.smtp, self.vacation)
+        self.sieve = SieveFilter(settings)
+        self.agents = AgentTable(MaildirAgent(settings, directory, store, self.sieve), self.smtp, self.vacation)
 
     async def close(self) -> None:
         from pymailsrv.policy.tables import close_table
@@ -674,6 +676,7 @@ class QueueService:
         manager = QueueManager(settings, spool, delivery.router, delivery.agents, clk,
                                handoff=worker[1] if worker else None, pipeline=non_smtpd_pipeline(settings))
         delivery.vacation.attach(manager)
+        delivery.sieve.attach(manager)
         control = None
         if worker is None:
             await manager.start()
@@ -685,6 +688,7 @@ class QueueService:
         the old agents are closed once the deliveries in progress are done."""
         old, self.delivery = self.delivery, _Delivery(settings, directory, store)
         self.delivery.vacation.attach(self.manager)
+        self.delivery.sieve.attach(self.manager)
         self.manager.reconfigure(settings, self.delivery.router, self.delivery.agents, non_smtpd_pipeline(settings))
 
         async def close_old() -> None:

@@ -93,7 +93,7 @@ def describe(a: Action) -> str:
     if a.kind == "redirect":
         return f"redirect {a.target}"
     if a.kind in ("reject", "ereject"):
-        return f"reject {a.reason.strip()}"
+        return f"{a.kind} {a.reason.strip()}"
     if a.kind == "vacation" and a.vacation is not None:
         v = a.vacation
         out = f"vacation seconds={v.seconds}"

@@ -18,7 +18,6 @@ from pymailsrv.sieve.parser import parse
 from pymailsrv.sieve.spec import (
     COMMANDS,
     COMPARATORS,
-    DATE_PARTS,
     EXTENSIONS,
     RELATIONS,
     SET_MODIFIERS,
@@ -63,8 +62,11 @@ class Script:
     requires: frozenset[str]
     name: str = ""
     includes: list[tuple[str, str]] = field(default_factory=list)  # (location, name) it may include
+    uses: frozenset[str] = frozenset()  # the command and test names it contains
 
 
+IMPLIES = {"vacation-seconds": ("vacation",)}  # RFC 6131 §2: it implies "vacation"
+_ADDRESS = re.compile(r"^<?[^@<>\s]+@[^@<>\s]+>?$")
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENCODED = re.compile(r"\$\{(hex|unicode):([^}]*)\}", re.IGNORECASE)
 
@@ -85,11 +87,12 @@ def compile_script(text: str, extensions: Iterable[str] | None = None, *, name: 
                 if ext not in allowed:
                     raise SieveError(f"unknown extension '{ext}'", cmd.pos.line, cmd.pos.column)
                 requires.add(ext)
+                requires.update(IMPLIES.get(ext, ()))
         else:
             seen_other = True
     checker = _Checker(frozenset(requires))
     commands = checker.block([c for c in raw if c.name != "require"], top=True)
-    return Script(commands, frozenset(requires), name, checker.includes)
+    return Script(commands, frozenset(requires), name, checker.includes, frozenset(checker.uses))
 
 
 def _require_names(cmd: RawCommand) -> list[str]:
@@ -103,6 +106,7 @@ class _Checker:
     def __init__(self, requires: frozenset[str]) -> None:
         self.requires = requires
         self.includes: list[tuple[str, str]] = []
+        self.uses: set[str] = set()
         self.encoded = "encoded-character" in requires
 
     def need(self, ext: str | None, what: str, pos: Pos) -> None:
@@ -126,6 +130,7 @@ class _Checker:
         if spec is None:
             raise SieveError(f"unknown command '{cmd.name}'", cmd.pos.line, cmd.pos.column)
         self.need(spec.ext, f"command '{cmd.name}'", cmd.pos)
+        self.uses.add(cmd.name)
         tags, args = self.arguments(cmd.name, spec, cmd.args, cmd.pos)
         tests = self.tests_of(cmd.name, spec, cmd.tests, cmd.test_list, cmd.pos)
         if spec.block and cmd.block is None:
@@ -142,6 +147,7 @@ class _Checker:
         if spec is None:
             raise SieveError(f"unknown test '{t.name}'", t.pos.line, t.pos.column)
         self.need(spec.ext, f"test '{t.name}'", t.pos)
+        self.uses.add(t.name)
         tags, args = self.arguments(t.name, spec, t.args, t.pos)
         tests = self.tests_of(t.name, spec, t.tests, t.test_list, t.pos)
         node = Node(t.name, tags, args, tests, None, t.pos.line, t.pos.column)
@@ -254,6 +260,8 @@ class _Checker:
             field_name = str(n.args[0])
             if not re.fullmatch(r"[!-9;-~]+", field_name):
                 raise SieveError(f"invalid header field name '{field_name}'", pos.line, pos.column)
+        elif n.name == "redirect" and "${" not in str(n.args[0]) and not _ADDRESS.match(str(n.args[0]).strip()):
+            raise SieveError(f"redirect: invalid address '{n.args[0]}'", pos.line, pos.column)
         elif n.name == "vacation" and "from" in n.tags and not _maybe_address(str(n.tags["from"])):
             raise SieveError("vacation :from is not an address", pos.line, pos.column)
         self.check_match(n, pos)
@@ -261,10 +269,6 @@ class _Checker:
     def check_test(self, n: Node, pos: Pos) -> None:
         if n.name == "size" and "size" not in n.tags:
             raise SieveError("size needs :over or :under", pos.line, pos.column)
-        if n.name in ("date", "currentdate"):
-            part = str(n.args[-2])
-            if "${" not in part and part.lower() not in DATE_PARTS:
-                raise SieveError(f"unknown date part '{part}'", pos.line, pos.column)
         if n.name == "envelope":
             for part in _strs(n.args[0]):
                 if "${" not in part and part.lower() not in ("from", "to", "auth"):

@@ -15,6 +15,7 @@ from pymailsrv.sieve.errors import SieveRuntimeError
 from pymailsrv.sieve.match import match_any
 from pymailsrv.sieve.message import body_texts
 from pymailsrv.sieve.notify import mailto_capability, valid_method
+from pymailsrv.sieve.spec import DATE_PARTS
 
 if TYPE_CHECKING:
     from pymailsrv.sieve.interpreter import Run
@@ -142,17 +143,19 @@ def test_hasflag(run: Run, node: Node) -> bool:
 
 def test_date(run: Run, node: Node) -> bool:
     header, part = text(run, node.args[0]), text(run, node.args[1])
+    if part.lower() not in DATE_PARTS:
+        return False  # an unknown part fails the test (as Pigeonhole; RFC 5260 §4.2)
     values: list[str] = []
     for raw in _pick(node, run.msg.values(header)):
         d = dates.header_date(raw)
         if d is None:
             continue
-        if node.tags.get("zone") == "zone":
+        if node.tags.get("zonekind") == "zone":
             tz = dates.parse_zone(text(run, node.tags["zone"]))
             if tz is None:
                 continue
             d = d.astimezone(tz)
-        elif node.tags.get("zone") != "originalzone":
+        elif node.tags.get("zonekind") != "originalzone":
             d = d.astimezone(run.ctx.zone)
         values.append(dates.date_part(d, part))
     return _match(run, node, values, strs(run, node.args[2]))
@@ -160,6 +163,8 @@ def test_date(run: Run, node: Node) -> bool:
 
 def test_currentdate(run: Run, node: Node) -> bool:
     d = run.ctx.now
+    if text(run, node.args[0]).lower() not in DATE_PARTS:
+        return False
     if "zone" in node.tags:
         tz = dates.parse_zone(text(run, node.tags["zone"]))
         if tz is None:

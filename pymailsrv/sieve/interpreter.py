@@ -150,10 +150,17 @@ class Run:
                     a.flags = canonical_flags([*a.flags, *action.flags])
                     a.fields = action.fields
                     return
-        if action.kind == "redirect" and any(a.kind == "redirect" and a.target.lower() == action.target.lower()
-                                             for a in self.actions):
+        if action.kind in ("redirect", "discard") and any(
+                a.kind == action.kind and same_address(a.target, action.target) for a in self.actions):
             return
         self.actions.append(action)
+
+
+def same_address(a: str, b: str) -> bool:
+    """The local part is case-sensitive (RFC 5321 §2.4), the domain is not."""
+    la, _, da = a.rpartition("@")
+    lb, _, db = b.rpartition("@")
+    return la == lb and da.lower() == db.lower()
 
 
 def _store_flags(run: Run, node: Node) -> tuple[str, ...]:
@@ -168,6 +175,7 @@ def cmd_keep(run: Run, node: Node) -> None:
 
 
 def cmd_discard(run: Run, node: Node) -> None:
+    run.add(Action("discard", line=node.line))
     run.keep_cancelled = True
 
 

@@ -126,7 +126,7 @@ TESTS: dict[str, Spec] = {
     "string": Spec("variables", ("strlist", "strlist"), CMP_MATCH),
     "hasflag": Spec("imap4flags", ("strlist", "strlist"), CMP_MATCH, optional_first=1),
     "date": Spec("date", ("str", "str", "strlist"), {
-        **CMP_MATCH, **INDEX, "zone": _t("str", None, "zone"), "originalzone": _t(None, None, "zone"),
+        **CMP_MATCH, **INDEX, "zone": _t("str", None, "zonekind"), "originalzone": _t(None, None, "zonekind"),
     }),
     "currentdate": Spec("date", ("str", "strlist"), {**CMP_MATCH, "zone": _t("str")}),
     "mailboxexists": Spec("mailbox", ("strlist",)),

@@ -88,7 +88,7 @@ def test_encoded_character() -> None:
     ('if header "a" ["b" "c"] {}', 1, 20, "',' or ']'"),
     ("if allof true {}", 1, 4, "test list"),
     ('require "variables"; set "1x" "y";', 1, 22, "invalid variable name"),
-    ('require "date"; if currentdate "decade" "1" {}', 1, 20, "unknown date part"),
+    ('redirect "nobody";', 1, 1, "invalid address"),
     ("/* open", 1, 1, "unterminated comment"),
     ('require "vacation"; vacation text:\nno end\n', 1, 30, "multi-line"),
     ("keep @;", 1, 6, "unexpected character"),
