@@ -813,19 +813,22 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
 
 
 # --- ManageSieve ----------------------------------------------------------------------------------
-def sieve_checker() -> tuple[Callable[[str], str | None], tuple[str, ...]]:
+def sieve_checker(settings: Settings | None = None) -> tuple[Callable[[str], str | None], tuple[str, ...]]:
     """CHECKSCRIPT/PUTSCRIPT's check (the Sieve compiler, as delivery uses it) and the SIEVE
-    capability (the extensions it implements)."""
+    capability: the extensions scripts may require (sieve_extensions, else every one implemented)."""
     from pymailsrv.sieve import EXTENSIONS, SieveError, compile_script
+
+    chosen = settings.get_list("sieve_extensions") if settings is not None else []
+    extensions = tuple(e for e in EXTENSIONS if e in chosen) if chosen else tuple(EXTENSIONS)
 
     def check(text: str) -> str | None:
         try:
-            compile_script(text)
+            compile_script(text, extensions)
         except SieveError as exc:
             return str(exc)  # "line L, column C: message"
         return None
 
-    return check, tuple(EXTENSIONS)
+    return check, extensions
 
 
 async def start_managesieve(settings: Settings, authenticator: Authenticator,
@@ -841,7 +844,7 @@ async def start_managesieve(settings: Settings, authenticator: Authenticator,
     if not addresses:
         return None
     tls = listener_context(settings, settings.get_str("tls_cert_file"), settings.get_str("tls_key_file"))
-    check, extensions = sieve_checker()
+    check, extensions = sieve_checker(settings)
     services = SieveServices(authenticator, check, extensions, clock or SystemClock())
     server = ManageSieveServer(SieveOptions.from_settings(settings, tls), services)
     try:
