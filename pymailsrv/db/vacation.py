@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, delete, func, inspect, literal_column, select, text, update
+from sqlalchemy import Table, delete, false, func, literal_column, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -49,13 +49,16 @@ class SqlVacations:
 
     async def _interval_column(self) -> bool:
         if self._has_interval is None:
-            name = self.t["vacation"].name
-
-            def columns(sync: Any) -> set[str]:
-                return {c["name"].lower() for c in inspect(sync).get_columns(name)}
-
-            async with translate_errors(), self.engine.connect() as conn:
-                self._has_interval = "interval_time" in await conn.run_sync(columns)
+            probe = select(self.t["vacation"].c.interval_time).where(false())
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.execute(probe)
+                self._has_interval = True
+            except sa_exc.DBAPIError as exc:
+                if "interval_time" not in str(exc.orig):  # not the missing column: an outage
+                    async with translate_errors():
+                        raise
+                self._has_interval = False  # a schema older than PostfixAdmin 3.0
         return self._has_interval
 
     def _true(self) -> Any:
