@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pymailsrv.clock import Clock
     from pymailsrv.db.base import Directory
     from pymailsrv.db.directory import SqlDirectory
+    from pymailsrv.managesieve.options import SieveOptions
     from pymailsrv.managesieve.server import ManageSieveServer
     from pymailsrv.net.limits import ConnectionLimiter
     from pymailsrv.pipeline.runner import Pipeline
@@ -364,6 +365,8 @@ async def _serve(settings: Settings, config_path: str) -> int:
             serving = following
         settings = new
         queue.reload(new, core.directory, core.store)
+        if managesieve is not None:
+            managesieve.reconfigure(*_managesieve_config(new))
         if acme is not None:
             acme.reconfigure(new)
 
@@ -836,17 +839,14 @@ async def start_managesieve(settings: Settings, authenticator: Authenticator,
     """Start managesieve_listen (RFC 5804, STARTTLS when a certificate is set) in this process;
     None when it is empty. ``await server.close()`` on shutdown."""
     from pymailsrv.clock import SystemClock
-    from pymailsrv.managesieve.options import SieveOptions, SieveServices
+    from pymailsrv.managesieve.options import SieveServices
     from pymailsrv.managesieve.server import ManageSieveServer
-    from pymailsrv.tls.contexts import listener_context
 
     addresses = settings.get_listen("managesieve_listen")
     if not addresses:
         return None
-    tls = listener_context(settings, settings.get_str("tls_cert_file"), settings.get_str("tls_key_file"))
-    check, extensions = sieve_checker(settings)
-    services = SieveServices(authenticator, check, extensions, clock or SystemClock())
-    server = ManageSieveServer(SieveOptions.from_settings(settings, tls), services)
+    options, check, extensions = _managesieve_config(settings)
+    server = ManageSieveServer(options, SieveServices(authenticator, check, extensions, clock or SystemClock()))
     try:
         for address, port in zip(addresses, await server.listen(addresses), strict=True):
             log.info("managesieve listening on %s:%d", address.host or "*", port)
@@ -854,3 +854,12 @@ async def start_managesieve(settings: Settings, authenticator: Authenticator,
         await server.close()
         raise
     return server
+
+
+def _managesieve_config(settings: Settings) -> tuple[SieveOptions, Callable[[str], str | None], tuple[str, ...]]:
+    """What a configuration gives ManageSieve (at start and on reload): options, checker, extensions."""
+    from pymailsrv.managesieve.options import SieveOptions
+    from pymailsrv.tls.contexts import listener_context
+
+    tls = listener_context(settings, settings.get_str("tls_cert_file"), settings.get_str("tls_key_file"))
+    return (SieveOptions.from_settings(settings, tls), *sieve_checker(settings))

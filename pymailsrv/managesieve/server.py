@@ -13,7 +13,7 @@ from pymailsrv.config.settings import Listen
 from pymailsrv.log import get_logger
 from pymailsrv.managesieve import replies
 from pymailsrv.managesieve.commands import COMMANDS
-from pymailsrv.managesieve.options import SieveOptions, SieveServices
+from pymailsrv.managesieve.options import ScriptChecker, SieveOptions, SieveServices
 from pymailsrv.managesieve.session import Session
 from pymailsrv.net.conn import Connection
 from pymailsrv.net.server import ConnectionRegistry, Server, start_server
@@ -51,6 +51,13 @@ class ManageSieveServer:
             await session.run()
         finally:
             self.sessions.discard(session)
+
+    def reconfigure(self, options: SieveOptions, check: ScriptChecker, extensions: tuple[str, ...]) -> None:
+        """A reload: new sessions get the new options (quota, TLS certificate, limits) and checker;
+        sessions in progress finish on theirs. The listen addresses need a restart."""
+        self.options = options
+        self.services.check, self.services.extensions = check, extensions
+        self.registry.idle_timeout = options.timeout
 
     async def close(self, grace: float = 5.0) -> None:
         for server in self.servers:
