@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import ssl
+import subprocess
+from pathlib import Path
 
 import pytest
 from sievelib.managesieve import Client
@@ -193,3 +196,25 @@ def test_sievelib_over_starttls(sieve: Harness, tls_files: tuple[str, str], monk
     assert c.putscript("tls", "keep;\r\n")
     assert c.listscripts() == (None, ["tls"])
     c.logout()
+
+
+@pytest.mark.skipif(shutil.which("sieve-connect") is None, reason="sieve-connect (Debian) not installed")
+def test_sieve_connect_over_starttls(sieve: Harness, tmp_path: Path) -> None:
+    """Debian's sieve-connect: STARTTLS (it insists on TLS), SASL, upload, activate, list, check."""
+    local = tmp_path / "f.sieve"
+    local.write_text(SCRIPT)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["sieve-connect", "--server", "127.0.0.1", "--port", str(sieve.port), "--user", USER,
+                               "--passwordfd", "0", "--notlsverify", *args],
+                              input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
+
+    for args in (("--upload", "--localsieve", str(local), "--remotesieve", "f"), ("--activate", "--remotesieve", "f"),
+                 ("--checkscript", "--localsieve", str(local))):
+        done = run(*args)
+        assert done.returncode == 0, (args, done.stderr)
+    listing = run("--list")
+    assert listing.stdout.split() == ['"f"', "ACTIVE"]
+    local.write_text("frobnicate;\n")
+    refused = run("--upload", "--localsieve", str(local), "--remotesieve", "g")
+    assert refused.returncode != 0 and "line 1" in refused.stderr + refused.stdout
