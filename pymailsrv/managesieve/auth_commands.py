@@ -109,9 +109,9 @@ def _aborted(s: Session, reason: str, user: str, method: str) -> Refusal:
 
 
 def capa_sasl(s: Session) -> tuple[str, str] | None:
-    """RFC 5804 §1.7: SASL lists what this connection may use ("" once authenticated)."""
+    """RFC 5804 §1.7: SASL lists what this connection may use (nothing once authenticated)."""
     if s.account is not None:
-        return ("SASL", "")
+        return None
     return ("SASL", " ".join(sasl.offered(s.plaintext_allowed())))
 
 

@@ -34,6 +34,7 @@ class SieveOptions:
     max_ip_connections: int = 0
     ip_limit_exceptions: tuple[Network, ...] = ()
     quota: Quota = field(default_factory=Quota)
+    max_redirects: int = 0  # sieve_max_redirects, advertised as MAXREDIRECTS (0: not advertised)
     tls_context: ssl.SSLContext | None = None
 
     @classmethod
@@ -49,6 +50,7 @@ class SieveOptions:
             ip_limit_exceptions=tuple(settings.get_networks("login_ip_limit_exceptions")),
             quota=Quota(max_scripts=settings.get_int("sieve_quota_max_scripts"), max_storage=storage,
                         max_script_size=min(MAX_SCRIPT_SIZE, storage) if storage else MAX_SCRIPT_SIZE),
+            max_redirects=settings.get_int("sieve_max_redirects"),
             tls_context=tls_context,
         )
 

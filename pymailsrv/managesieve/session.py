@@ -140,6 +140,8 @@ class Session:
             cap = spec.capability(self) if spec.capability is not None else None
             if cap is not None:
                 caps.append(cap)
+        if self.options.max_redirects:
+            caps.append(("MAXREDIRECTS", str(self.options.max_redirects)))  # RFC 5804 §1.7
         if self.account is not None:
             caps.append(("OWNER", self.account.username))  # RFC 5804 §1.7: after login
         caps.append(("VERSION", replies.VERSION))
