@@ -45,6 +45,7 @@ class ManageSieveServer:
             conn.write(replies.bye(replies.IP_LIMIT.format(limit=self.options.max_ip_connections)))
             login_log.info("Disconnected: Maximum number of connections from IP exceeded: rip=%s", conn.peer_ip)
             return
+        conn.timeout_message = replies.bye(replies.TIMEOUT)  # written by the registry's idle sweep
         session = Session(conn, self.options, self.services, COMMANDS)
         self.sessions.add(session)
         try:

@@ -219,3 +219,10 @@ def test_sieve_connect_over_starttls(sieve: Harness, tmp_path: Path) -> None:
     local.write_text("frobnicate;\n")
     refused = run("--upload", "--localsieve", str(local), "--remotesieve", "g")
     assert refused.returncode != 0 and "line 1" in refused.stderr + refused.stdout
+
+
+def test_idle_session_is_told_and_closed(sieve_factory) -> None:  # type: ignore[no-untyped-def]
+    r = RawClient(sieve_factory(timeout=0.2).port)  # the sweep runs about once a second
+    r.response()
+    assert r.line() == b'BYE "Disconnected for inactivity."'
+    assert r.closed()
