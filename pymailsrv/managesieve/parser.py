@@ -164,8 +164,8 @@ def _quoted(line: bytes, i: int) -> tuple[bytes, int]:
             out.append(line[i + 1])
             i += 2
             continue
-        if c == 0:
-            raise ValueError("NUL in a quoted string.")
+        if c in (0, 0x0A, 0x0D):  # RFC 5804 §4 QUOTED-CHAR: no NUL, CR or LF
+            raise ValueError("Bad character in a quoted string.")
         out.append(c)
         i += 1
     raise ValueError("Unterminated quoted string.")
