@@ -59,3 +59,12 @@ def test_a_huge_literal_is_skipped_not_buffered() -> None:
     # refused once the whole request is in (the client sends a {n+} literal whatever we say)
     assert p.feed(b"\r\nNOOP\r\n") == [BadRequest("Literal too big.", "PUTSCRIPT"), Request("NOOP")]
     assert p.pending() == 0
+
+
+@given(st.lists(st.binary(max_size=64) | st.sampled_from([b"\r\n", b"{3+}\r\n", b'"', b"\\", b" ", b"NOOP"]),
+                max_size=30))
+def test_any_input_parses_without_raising(chunks: list[bytes]) -> None:
+    p = Parser(max_line=128, max_literal=16)
+    for chunk in chunks:
+        for item in p.feed(chunk):
+            assert isinstance(item, Request | BadRequest)
