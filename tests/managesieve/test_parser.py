@@ -42,7 +42,8 @@ def test_any_split_gives_the_same_requests(cuts: list[int]) -> None:
 
 def test_malformed_requests_are_refused_and_the_next_one_is_read() -> None:
     p = Parser(max_line=64, max_literal=10)
-    bad = [b'NOOP "unterminated\r\n', b'NOOP "bare\rcr"\r\n', b'NOOP "nul\0"\r\n', b'NOOP "bad \\escape"\r\n', b"NOOP abc\r\n", b"\r\n",
+    bad = [b'NOOP "unterminated\r\n', b'NOOP "bare\rcr"\r\n', b'NOOP "nul\0"\r\n',
+           b'NOOP "bad \\escape"\r\n', b"NOOP abc\r\n", b"\r\n",
            b'NOOP"x"\r\n', b"PUTSCRIPT \"a\" {x}\r\n", b"X" * 100 + b"\r\n",
            b'PUTSCRIPT "a" {20+}\r\n' + b"y" * 20 + b"\r\n"]
     for item in bad:
