@@ -164,6 +164,7 @@ class _Serving:
     pop3: Pop3Server | None
     owns_core: bool
     inbox: Any = None
+    managesieve: ManageSieveServer | None = None
 
     @classmethod
     async def start(cls, settings: Settings, core: _Core, queue: Any, limiter: Any, user_ip: Mapping[str, Any], *,
@@ -174,7 +175,7 @@ class _Serving:
         process, collects what serves the connections the main process passes instead."""
         smtp: list[Any] = []
         imap: list[Any] = []
-        pop3 = None
+        pop3 = managesieve = None
         try:
             smtp = await start_smtp(settings, authenticator=core.authenticator, restrictions=core.restrictions,
                                     queue=queue, directory=core.directory, limiter=limiter, inherited=smtp_sockets)
@@ -182,15 +183,18 @@ class _Serving:
                              inherited=sockets, adopters=adopters, on_end=on_end)
             pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock, user_ip=user_ip["pop3"],
                                     inherited=sockets, adopters=adopters, on_end=on_end)
+            managesieve = await start_managesieve(settings, core.authenticator, core.clock, inherited=sockets,
+                                                  adopters=adopters, on_end=on_end)
         except BaseException:
-            await cls(core, smtp, imap, pop3, owns_core).close()
+            await cls(core, smtp, imap, pop3, owns_core, managesieve=managesieve).close()
             raise
-        return cls(core, smtp, imap, pop3, owns_core)
+        return cls(core, smtp, imap, pop3, owns_core, managesieve=managesieve)
 
     def sessions(self) -> int:
         registries = {id(s.registry): s.registry for s in self.imap}
-        if self.pop3 is not None:
-            registries[id(self.pop3.registry)] = self.pop3.registry
+        for server in (self.pop3, self.managesieve):
+            if server is not None:
+                registries[id(server.registry)] = server.registry
         smtp: int = sum(len(s.spec.sessions) for s in self.smtp)
         # connections passed to this worker whose session has not begun (IMAP's and POP3's alike)
         starting: int = sum(a.starting for a in self.inbox.adopters.values()) if self.inbox is not None else 0
@@ -203,6 +207,8 @@ class _Serving:
             server.server.close()  # the listening socket lives on in the main process
         for listener in self.imap + (self.pop3.servers if self.pop3 is not None else []):
             listener.stop_accepting()
+        if self.managesieve is not None:
+            self.managesieve.stop_accepting()
 
     async def retire(self) -> None:
         """Stop accepting; end once every session has (a reload: they finish on what they began with)."""
@@ -217,6 +223,8 @@ class _Serving:
         stops.extend(s.close for s in self.imap)
         if self.pop3 is not None:
             stops.append(self.pop3.close)
+        if self.managesieve is not None:
+            stops.append(self.managesieve.close)
         if self.inbox is not None:
             stops.append(_closer_sync(self.inbox.close))
         await _stop_all(stops)
@@ -294,14 +302,14 @@ async def _serve(settings: Settings, config_path: str) -> int:
         stops.extend(s.close for s in held)
         if pop3 is not None:
             stops.append(pop3.close)
-        managesieve = await start_managesieve(settings, core.authenticator, core.clock)
+        managesieve = await start_managesieve(settings, core.authenticator, core.clock, serve=False, sockets=passed)
         if managesieve is not None:
             stops.append(managesieve.close)
         if processes and (sockets or passed):
             from pymailsrv.workers import WorkerPool
 
             workers = WorkerPool(processes, config_path, sockets, limiter, queue.manager.pickup,
-                                 core.authenticator.throttle, user_ip, passed, _ip_limits(held, pop3))
+                                 core.authenticator.throttle, user_ip, passed, _ip_limits(held, pop3, managesieve))
             await workers.start()
             stops.append(workers.stop)  # stopped first: each finishes its sessions
         elif sockets or passed:
@@ -365,8 +373,6 @@ async def _serve(settings: Settings, config_path: str) -> int:
             serving = following
         settings = new
         queue.reload(new, core.directory, core.store)
-        if managesieve is not None:
-            managesieve.reconfigure(*_managesieve_config(new))
         if acme is not None:
             acme.reconfigure(new)
 
@@ -495,10 +501,11 @@ async def _stop_all(stops: list[Callable[[], Awaitable[None]]]) -> None:
             log.exception("error during shutdown")
 
 
-def _ip_limits(imap: list[Any], pop3: Pop3Server | None) -> dict[str, ConnectionLimiter]:
-    """Per IMAP/POP3 listen parameter, the per-IP limiter (login_max_ip_connections) of its
-    registry: with worker processes, the main process counts with it for all of them."""
-    servers = imap + (pop3.servers if pop3 is not None else [])
+def _ip_limits(imap: list[Any], pop3: Pop3Server | None,
+               managesieve: ManageSieveServer | None = None) -> dict[str, ConnectionLimiter]:
+    """Per IMAP/POP3/ManageSieve listen parameter, the per-IP limiter (login_max_ip_connections) of
+    its registry: with worker processes, the main process counts with it for all of them."""
+    servers = imap + (pop3.servers if pop3 is not None else []) + (managesieve.servers if managesieve else [])
     return {f"{server.name}_listen": server.registry.limiter for server in servers}
 
 
@@ -834,10 +841,13 @@ def sieve_checker(settings: Settings | None = None) -> tuple[Callable[[str], str
     return check, extensions
 
 
-async def start_managesieve(settings: Settings, authenticator: Authenticator,
-                            clock: Clock | None = None) -> ManageSieveServer | None:
-    """Start managesieve_listen (RFC 5804, STARTTLS when a certificate is set) in this process;
-    None when it is empty. ``await server.close()`` on shutdown."""
+async def start_managesieve(settings: Settings, authenticator: Authenticator, clock: Clock | None = None, *,
+                            serve: bool = True, sockets: Sockets | None = None, inherited: Sockets | None = None,
+                            adopters: dict[tuple[str, int], Any] | None = None,
+                            on_end: Callable[[], None] = lambda: None) -> ManageSieveServer | None:
+    """Start managesieve_listen (RFC 5804, STARTTLS when a certificate is set); None when it is
+    empty. ``await server.close()`` on shutdown. ``serve``/``sockets``/``inherited``/``adopters``/
+    ``on_end``: as for start_imap (with workers, the main process accepts and passes connections)."""
     from pymailsrv.clock import SystemClock
     from pymailsrv.managesieve.options import SieveServices
     from pymailsrv.managesieve.server import ManageSieveServer
@@ -848,8 +858,18 @@ async def start_managesieve(settings: Settings, authenticator: Authenticator,
     options, check, extensions = _managesieve_config(settings)
     server = ManageSieveServer(options, SieveServices(authenticator, check, extensions, clock or SystemClock()))
     try:
-        for address, port in zip(addresses, await server.listen(addresses), strict=True):
-            log.info("managesieve listening on %s:%d", address.host or "*", port)
+        for index, address in enumerate(addresses):
+            key = ("managesieve_listen", index)
+            if adopters is not None:
+                adopters[key] = server.adopter(on_end=on_end)
+            elif inherited is not None:
+                for sock in inherited.get(key, ()):
+                    await server.listen_on(address, sock=sock)
+            else:
+                bound = await server.listen_on(address, serve=serve)
+                log.info("managesieve listening on %s:%d", address.host or "*", bound.port)
+                if sockets is not None:
+                    sockets.setdefault(key, []).extend(bound.server.sockets)
     except BaseException:
         await server.close()
         raise

@@ -1,22 +1,23 @@
 """ManageSieve listeners on the shared net/ plumbing (RFC 5804 §1.8: port 4190, STARTTLS).
 
 One ConnectionRegistry closes idle sessions (managesieve_timeout), applies
-login_max_ip_connections and lets shutdown end every session with ``BYE``. The listener runs in
-the main process (script uploads are rare; no worker needs them).
+login_max_ip_connections and lets shutdown end every session with ``BYE``. With worker
+processes, the main process accepts the connections and passes each to a worker, as for POP3.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import socket
+from collections.abc import Callable, Iterable
 
 from pymailsrv.config.settings import Listen
 from pymailsrv.log import get_logger
 from pymailsrv.managesieve import replies
 from pymailsrv.managesieve.commands import COMMANDS
-from pymailsrv.managesieve.options import ScriptChecker, SieveOptions, SieveServices
+from pymailsrv.managesieve.options import SieveOptions, SieveServices
 from pymailsrv.managesieve.session import Session
 from pymailsrv.net.conn import Connection
-from pymailsrv.net.server import ConnectionRegistry, Server, start_server
+from pymailsrv.net.server import Adopter, ConnectionRegistry, Server, start_server
 
 login_log = get_logger("managesieve-login")
 
@@ -33,12 +34,20 @@ class ManageSieveServer:
 
     async def listen(self, addresses: Iterable[Listen]) -> list[int]:
         """Start listening; the bound ports (port 0 gives an ephemeral one)."""
-        for addr in addresses:
-            server = await start_server(self._session, addr.host or None, addr.port, None,
-                                        clock=self.services.clock, registry=self.registry, name="managesieve")
-            self.servers.append(server)
-            self.ports.append(server.port)
-        return self.ports
+        return [(await self.listen_on(addr)).port for addr in addresses]
+
+    async def listen_on(self, addr: Listen, *, sock: socket.socket | None = None, serve: bool = True) -> Server:
+        """One listener (``sock``, ``serve``: as net.start_server takes them)."""
+        server = await start_server(self._session, addr.host or None, addr.port, None, clock=self.services.clock,
+                                    registry=self.registry, name="managesieve", sock=sock, serve=serve)
+        self.servers.append(server)
+        self.ports.append(server.port)
+        return server
+
+    def adopter(self, *, on_end: Callable[[], None] = lambda: None) -> Adopter:
+        """Serves the connections the main process accepted and passed to this worker process."""
+        return Adopter(self._session, None, clock=self.services.clock, registry=self.registry, name="managesieve",
+                       on_end=on_end)
 
     async def _session(self, conn: Connection) -> None:
         if conn.over_limit:
@@ -53,12 +62,10 @@ class ManageSieveServer:
         finally:
             self.sessions.discard(session)
 
-    def reconfigure(self, options: SieveOptions, check: ScriptChecker, extensions: tuple[str, ...]) -> None:
-        """A reload: new sessions get the new options (quota, TLS certificate, limits) and checker;
-        sessions in progress finish on theirs. The listen addresses need a restart."""
-        self.options = options
-        self.services.check, self.services.extensions = check, extensions
-        self.registry.idle_timeout = options.timeout
+    def stop_accepting(self) -> None:
+        """A reload: no new sessions here; those in progress finish."""
+        for server in self.servers:
+            server.stop_accepting()
 
     async def close(self, grace: float = 5.0) -> None:
         for server in self.servers:

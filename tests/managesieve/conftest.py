@@ -31,6 +31,14 @@ class Harness:
         self.server, self.port, self.home, self.auth = server, port, home, auth
 
 
+@pytest.fixture(autouse=True)
+def patient_sievelib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sievelib waits 5 s for a reply by default: too little on a loaded 2-core machine."""
+    from sievelib.managesieve import Client
+
+    monkeypatch.setattr(Client, "read_timeout", 60)
+
+
 @pytest.fixture
 def sieve_factory(tmp_path: Path, tls_files: tuple[str, str]) -> Iterator[Callable[..., Harness]]:
     """``sieve_factory(**option_overrides) -> Harness``; servers stop at teardown."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
+import signal
 import smtplib
 import time
 from email.message import EmailMessage
@@ -34,8 +36,9 @@ def send(port: int, sender: str, to: str, subject: str) -> None:
         s.send_message(msg)
 
 
-def test_readme_walkthrough(tmp_path: Path, tls_files: tuple[str, str], sqlite_url: str) -> None:
-    conf = write_config(tmp_path, *tls_files, database_url=sqlite_url, worker_processes="0",
+@pytest.mark.parametrize("workers", ["0", "2"])  # 2: ManageSieve connections passed to workers, as POP3's
+def test_readme_walkthrough(tmp_path: Path, tls_files: tuple[str, str], sqlite_url: str, workers: str) -> None:
+    conf = write_config(tmp_path, *tls_files, database_url=sqlite_url, worker_processes=workers,
                         managesieve_listen="127.0.0.1:0")
     for argv in (("db", "upgrade"), ("domain", "add", "example.test"),
                  ("mailbox", "add", "alice@example.test", "--password", "alice-pw"),
@@ -45,6 +48,8 @@ def test_readme_walkthrough(tmp_path: Path, tls_files: tuple[str, str], sqlite_u
     server = ServerProcess(conf).start(expect=(*SERVICES, "managesieve"))
     vmail = tmp_path / "data" / "vmail"
     try:
+        serving = re.compile(r"worker process \d+ serving")
+        wait_for(lambda: len(serving.findall(server.text())) >= int(workers), what=server.text()[-2000:])
         # 1. upload and activate a script with ManageSieve
         client = Client("127.0.0.1", server.ports["managesieve"])
         assert client.connect("alice@example.test", "alice-pw", authmech="PLAIN")
@@ -52,6 +57,26 @@ def test_readme_walkthrough(tmp_path: Path, tls_files: tuple[str, str], sqlite_u
         assert client.setactive("filters")
         client.logout()
         assert (vmail / "example.test" / "alice" / ".dovecot.sieve").is_symlink()
+
+        # a reload (new quota) serves ManageSieve on, with the new configuration
+        with conf.open("a") as fh:
+            fh.write("sieve_quota_max_scripts = 1\n")
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reload -- version" in server.text())
+        deadline = time.monotonic() + 30
+        while True:  # until a session of the new configuration answers
+            client = Client("127.0.0.1", server.ports["managesieve"])
+            assert client.connect("alice@example.test", "alice-pw", authmech="PLAIN")
+            stored = client.putscript("second", "keep;\n")
+            if not stored:
+                assert client.errcode == b"QUOTA/MAXSCRIPTS", client.errmsg
+                client.logout()
+                break
+            assert client.deletescript("second")  # an old session: try again
+            client.logout()
+            assert time.monotonic() < deadline, "the reload never reached ManageSieve"
+            time.sleep(0.5)
 
         # 2. mail that matches is filed by it, the rest stays in INBOX
         port = server.ports["smtpd"]
