@@ -111,7 +111,7 @@ class SieveFilter:
             if loaded is None:
                 continue
             if loaded.script is None:
-                return f"{path}: {loaded.error}"
+                return f"{loaded.path}: {loaded.error}"
             scripts.append(loaded.script)
         return scripts or None
 

@@ -5,7 +5,7 @@ Implementation notes:
 - A compiled script is cached by the file's identity (device, inode, size, mtime in ns): an edit
   or a ManageSieve upload (a new file renamed into place) is a new identity, so it is compiled
   again; nothing has to invalidate the cache. A script that does not compile is cached as its
-  error, logged once per version, and the delivery keeps the message (RFC 5228 §2.10.6).
+  error; each delivery it would have filtered logs it and keeps the message (RFC 5228 §2.10.6).
 - The user's active script is ``.dovecot.sieve`` in the Maildir root (a link into ``sieve/``,
   store.sievedir), personal includes are ``sieve/NAME.sieve``, global ones
   ``$sieve_global/NAME.sieve``; ``sieve_before``/``sieve_after`` name files or directories.
@@ -75,12 +75,12 @@ class ScriptCache:
         except FileNotFoundError:
             return None
         self.compiled += 1
-        name = os.path.basename(path).removesuffix(SUFFIX)
+        real = os.path.realpath(path)  # .dovecot.sieve names sieve/NAME.sieve: say which
+        name = os.path.basename(real).removesuffix(SUFFIX)
         try:
-            loaded = Loaded(path, compile_script(text, self.extensions, name=name))
+            loaded = Loaded(real, compile_script(text, self.extensions, name=name))
         except SieveError as exc:
-            log.warning("sieve: %s: %s", path, exc)
-            loaded = Loaded(path, None, exc)
+            loaded = Loaded(real, None, exc)
         self._cache[key] = loaded
         while len(self._cache) > self.size:
             self._cache.popitem(last=False)
