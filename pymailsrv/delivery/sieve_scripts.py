@@ -113,10 +113,14 @@ def include_path(home: str, global_dir: str, location: str, name: str) -> str | 
 class SeenRecord:
     """What a user's scripts have seen: ``duplicate`` ids and vacation (handle, sender) pairs."""
 
-    def __init__(self, home: str, now: float | None = None) -> None:
+    def __init__(self, home: str, now: float | None = None, *, load: bool = True) -> None:
         self.path = os.path.join(home, SEEN_FILE)
         self.now = time.time() if now is None else now
         self.entries: dict[str, float] = {}
+        self.changed = False
+        self.loaded = load
+        if not load:
+            return
         try:
             with open(self.path, encoding="ascii") as f:
                 data = json.load(f)
@@ -124,7 +128,6 @@ class SeenRecord:
                 self.entries = {str(k): float(v) for k, v in data.items() if float(v) > self.now}
         except (FileNotFoundError, ValueError, TypeError, OSError):
             self.entries = {}
-        self.changed = False
 
     def seen(self, key: str) -> bool:
         return self.entries.get(key, 0.0) > self.now
@@ -137,7 +140,7 @@ class SeenRecord:
         self.changed = True
 
     def save(self) -> None:
-        if not self.changed:
+        if not self.changed or not self.loaded:  # never overwrite a record that was not read
             return
         keep = sorted(self.entries.items(), key=lambda kv: kv[1])[-MAX_SEEN:]
         tmp = f"{self.path}.{os.getpid()}.tmp"
