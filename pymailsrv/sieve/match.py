@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
-from pymailsrv.sieve.compiler import posix_regex
+import re2  # google-re2
+
 from pymailsrv.sieve.errors import SieveRuntimeError
 
 MAX_GROUPS = 10  # ${0} … ${9}
@@ -60,11 +62,25 @@ def glob_regex(pattern: str, casefold: bool) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL | (re.IGNORECASE | re.ASCII if casefold else 0))
 
 
+def _re2_options(casefold: bool) -> Any:
+    """POSIX extended syntax, leftmost-longest, ``^``/``$`` at the ends only and ``.`` matching a
+    line break: regcomp(REG_EXTENDED) without REG_NEWLINE, as Pigeonhole compiles it."""
+    options = re2.Options()
+    options.posix_syntax = True
+    options.longest_match = True
+    options.one_line = True
+    options.dot_nl = True
+    options.case_sensitive = not casefold
+    return options
+
+
 @lru_cache(maxsize=1024)
-def user_regex(pattern: str, casefold: bool) -> re.Pattern[str]:
+def user_regex(pattern: str, casefold: bool) -> Any:
+    """A ``:regex`` key, compiled by RE2: matching takes time linear in the input whatever the
+    pattern, so a script cannot stall deliveries with a catastrophic one (regex draft §5)."""
     try:
-        return re.compile(posix_regex(pattern), re.IGNORECASE | re.ASCII if casefold else 0)
-    except re.error as exc:
+        return re2.compile(pattern, _re2_options(casefold))
+    except re2.error as exc:
         raise SieveRuntimeError(f"invalid regular expression '{pattern}': {exc}") from None
 
 
@@ -89,7 +105,7 @@ def match_one(value: str, key: str, match: str, comparator: str, rel: str = "") 
         return [value, *m.groups()][:MAX_GROUPS] if m else None
     if match == "regex":
         m = user_regex(key, casefold).search(value)
-        return [m.group(0), *(g or "" for g in m.groups())][:MAX_GROUPS] if m else None
+        return [str(m.group(0)), *(str(g or "") for g in m.groups())][:MAX_GROUPS] if m else None
     raise SieveRuntimeError(f"unknown match type :{match}")
 
 

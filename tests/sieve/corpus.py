@@ -315,6 +315,10 @@ case("regex-address", RX + 'if address :regex :domain "cc" "^lists\\\\." { filei
 case("regex-class", RX + 'if header :regex "x-spam-score" "^[[:digit:]]+$" { fileinto "R"; }')
 case("regex-alternation", RX + 'if header :regex "subject" "(bye|World)$" { fileinto "R"; }')
 case("regex-invalid", RX + 'if header :regex "subject" "([" { fileinto "R"; }')
+case("regex-leftmost-longest", RX + 'if header :regex "subject" "(Hello|Hello World)" { fileinto "${1}"; }')
+case("regex-anchor-whole-text", RX + req("body") + 'if body :text :regex "^Order" { fileinto "R"; }')
+case("regex-dot-matches-newline", RX + req("body") + 'if body :text :regex "dog\\..Order" { fileinto "R"; }')
+case("regex-nested-quantifier", RX + 'if header :regex "x-spam-score" "^([0-9]+)+$" { fileinto "R${1}"; }')
 
 # --- body (RFC 5173) ----------------------------------------------------------------------------
 B = req("fileinto", "body")

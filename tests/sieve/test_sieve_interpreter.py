@@ -3,6 +3,7 @@ asked (the null sender), editheader's effect on stored messages, and a fuzzed co
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from hypothesis import given, settings
@@ -119,3 +120,12 @@ def test_any_unicode_compiles_or_raises_sieve_error(text: str) -> None:
         compile_script(text)
     except SieveError:
         pass
+
+
+def test_a_catastrophic_regex_runs_in_linear_time() -> None:
+    script = 'require ["regex", "fileinto"]; if header :regex "subject" "^(a|aa)+$" { fileinto "A"; }'
+    msg = SieveMessage.parse(b"Subject: " + b"a" * 30000 + b"b\n\nx\n")
+    t0 = time.process_time()
+    result = run_script(compile_script(script), msg, Context(Envelope("s@x.y", "u@x.y")))
+    assert result.describe() == ["store INBOX"]
+    assert time.process_time() - t0 < 2.0  # a backtracking engine needs longer than the universe has
