@@ -46,9 +46,10 @@ def relate(a: str, b: str, rel: str, comparator: str) -> bool:
 
 
 @lru_cache(maxsize=1024)
-def glob_regex(pattern: str, casefold: bool) -> re.Pattern[str]:
+def glob_regex(pattern: str, casefold: bool = False) -> Any:
     """``:matches`` (RFC 5228 §2.7.1): ``*`` any run, ``?`` one character, ``\\`` escapes; each
-    wildcard is a group so the match variables can be read back."""
+    wildcard is a group so the match variables can be read back (the leftmost ``*`` takes as
+    little as it can, RFC 5229 §3.2). RE2, so ``*a*a*a*b`` on a long value stays linear."""
     out: list[str] = []
     i = 0
     while i < len(pattern):
@@ -59,7 +60,10 @@ def glob_regex(pattern: str, casefold: bool) -> re.Pattern[str]:
             continue
         out.append("(.*?)" if ch == "*" else "(.)" if ch == "?" else re.escape(ch))
         i += 1
-    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE | re.ASCII if casefold else 0))
+    options = re2.Options()
+    options.dot_nl = True
+    options.case_sensitive = not casefold
+    return re2.compile("".join(out), options)
 
 
 def _re2_options(casefold: bool) -> Any:
@@ -101,8 +105,12 @@ def match_one(value: str, key: str, match: str, comparator: str, rel: str = "") 
         return [value] if relate(value, key, rel, comparator) else None
     casefold = comparator == "i;ascii-casemap"
     if match == "matches":
-        m = glob_regex(key, casefold).fullmatch(value)
-        return [value, *m.groups()][:MAX_GROUPS] if m else None
+        # i;ascii-casemap folds ASCII letters only: fold both sides (1:1 in length) and read
+        # the match variables back from the original value by position
+        m = glob_regex(fold(key, comparator), False).fullmatch(fold(value, comparator))
+        if not m:
+            return None
+        return [value, *(value[m.start(i):m.end(i)] for i in range(1, len(m.groups()) + 1))][:MAX_GROUPS]
     if match == "regex":
         m = user_regex(key, casefold).search(value)
         return [str(m.group(0)), *(str(g or "") for g in m.groups())][:MAX_GROUPS] if m else None
