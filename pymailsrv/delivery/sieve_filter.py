@@ -216,9 +216,10 @@ class SieveFilter:
             seen.mark(key, v.seconds)
         original_subject = msg.values("subject")
         subject = v.subject or "Auto: " + (original_subject[0] if original_subject else "")
-        from_ = email.utils.parseaddr(v.from_)[1] if v.from_ else recipient
+        name, from_ = email.utils.parseaddr(v.from_) if v.from_ else ("", recipient)
         msgid = email.utils.make_msgid("sieve", domain=self.hostname or None).strip("<>")
-        reply = Reply(sender=from_, to=sender, subject=subject, body="" if v.mime else v.reason)
+        reply = Reply(sender=from_ or recipient, to=sender, subject=subject, body="" if v.mime else v.reason,
+                      from_name=name)
         data = compose_reply(reply, headers, hostname=self.hostname, now=self.clock.time(), message_id=msgid)
         if v.mime:
             data = _with_mime_body(data, v.reason)

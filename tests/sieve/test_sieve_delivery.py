@@ -163,3 +163,19 @@ def test_seen_record_expires_and_persists(tmp_path: Path) -> None:
     unread.mark("b", 60)
     unread.save()  # never overwrites a record it did not read
     assert SeenRecord(str(tmp_path), now=1001.0).seen("a")
+
+
+async def test_notify_and_mime_vacation(setup: tuple[MaildirAgent, Outbox, Path, SieveFilter]) -> None:
+    agent, outbox, home, _ = setup
+    activate(home, 'require ["enotify", "vacation"];\n'
+                   'notify :message "New report" "mailto:pager@example.test";\n'
+                   'vacation :mime :from "Alice <alice@example.test>" text:\n'
+                   'Content-Type: text/plain; charset=utf-8\n\nGone fishing.\n.\n;')
+    await agent.deliver("carol@remote.test", ["alice@example.test"], MSG)
+    (n_from, n_to, notice), (v_from, v_to, v) = outbox.sent
+    note = email.message_from_bytes(notice, policy=email.policy.default)
+    assert (n_from, n_to, note["Subject"], note["Auto-Submitted"]) == ("", ["pager@example.test"], "New report",
+                                                                       "auto-notified")
+    reply = email.message_from_bytes(v, policy=email.policy.default)
+    assert reply["From"] == "Alice <alice@example.test>" and reply["Subject"] == "Auto: report"
+    assert reply.get_content_type() == "text/plain" and reply.get_content().strip() == "Gone fishing."
