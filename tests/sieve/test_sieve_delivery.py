@@ -173,6 +173,7 @@ async def test_notify_and_mime_vacation(setup: tuple[MaildirAgent, Outbox, Path,
                    'Content-Type: text/plain; charset=utf-8\n\nGone fishing.\n.\n;')
     await agent.deliver("carol@remote.test", ["alice@example.test"], MSG)
     (n_from, n_to, notice), (v_from, v_to, v) = outbox.sent
+    assert (v_from, v_to) == ("", ["carol@remote.test"])
     note = email.message_from_bytes(notice, policy=email.policy.default)
     assert (n_from, n_to, note["Subject"], note["Auto-Submitted"]) == ("", ["pager@example.test"], "New report",
                                                                        "auto-notified")
