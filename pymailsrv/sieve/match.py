@@ -61,15 +61,27 @@ def glob_regex(pattern: str, casefold: bool = False) -> Any:
         out.append("(.*?)" if ch == "*" else "(.)" if ch == "?" else re.escape(ch))
         i += 1
     options = re2.Options()
+    options.log_errors = False
     options.dot_nl = True
     options.case_sensitive = not casefold
     return re2.compile("".join(out), options)
+
+
+def octets(s: str) -> str:
+    """The UTF-8 octets of s, one character each (Latin-1): i;octet and i;ascii-casemap compare
+    octet strings (RFC 4790 §9), so ``?`` stands for one octet, as in Pigeonhole."""
+    return s.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def from_octets(s: str) -> str:
+    return s.encode("latin-1").decode("utf-8", "replace")
 
 
 def _re2_options(casefold: bool) -> Any:
     """POSIX extended syntax, leftmost-longest, ``^``/``$`` at the ends only and ``.`` matching a
     line break: regcomp(REG_EXTENDED) without REG_NEWLINE, as Pigeonhole compiles it."""
     options = re2.Options()
+    options.log_errors = False  # a bad user pattern is the script's error, reported as such
     options.posix_syntax = True
     options.longest_match = True
     options.one_line = True
@@ -107,10 +119,12 @@ def match_one(value: str, key: str, match: str, comparator: str, rel: str = "") 
     if match == "matches":
         # i;ascii-casemap folds ASCII letters only: fold both sides (1:1 in length) and read
         # the match variables back from the original value by position
-        m = glob_regex(fold(key, comparator), False).fullmatch(fold(value, comparator))
+        raw = octets(value)
+        m = glob_regex(fold(octets(key), comparator), False).fullmatch(fold(raw, comparator))
         if not m:
             return None
-        return [value, *(value[m.start(i):m.end(i)] for i in range(1, len(m.groups()) + 1))][:MAX_GROUPS]
+        groups = (from_octets(raw[m.start(i):m.end(i)]) for i in range(1, len(m.groups()) + 1))
+        return [value, *groups][:MAX_GROUPS]
     if match == "regex":
         m = user_regex(key, casefold).search(value)
         return [str(m.group(0)), *(str(g or "") for g in m.groups())][:MAX_GROUPS] if m else None
