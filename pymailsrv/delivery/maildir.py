@@ -91,6 +91,9 @@ class MaildirAgent:
             return frozenset(f.name for f in await self.store.list_folders(account))
 
         plan = await self.sieve.plan(account, sender, recipient, content, folders)
+        if plan is not None and plan.folders is None and any(
+                f != "INBOX" and not create for f, _, create, _ in plan.stores):
+            plan.folders = await folders()  # only when a fileinto without :create may miss
         if plan is None:
             await self.store.deliver(account, content)
             return DeliveryResult(recipient, "sent", "2.0.0", "delivered to maildir", RELAY)

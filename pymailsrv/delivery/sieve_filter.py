@@ -111,15 +111,15 @@ class SieveFilter:
             if loaded is None:
                 continue
             if loaded.script is None:
-                return f"{path}: {loaded.error}"
+                return f"{loaded.path}: {loaded.error}"
             scripts.append(loaded.script)
         return scripts or None
 
     async def plan(self, account: Account, sender: str, recipient: str, content: bytes,
                    list_folders: Callable[[], Awaitable[frozenset[str]]]) -> Plan | None:
         """Run the scripts; None when there are none. ``content`` as stored (LF, with our
-        Return-Path/Delivered-To). ``list_folders`` is awaited only when a script may file into
-        or test folders (fileinto, mailboxexists)."""
+        Return-Path/Delivered-To). ``list_folders`` is awaited only when a script tests folders
+        (mailboxexists); the agent checks a fileinto target itself, when it has no :create."""
         try:
             found = self.scripts_for(account, compile=False)  # a stat per script when cached
         except NotCached:
@@ -129,14 +129,17 @@ class SieveFilter:
         if isinstance(found, str):
             log.warning("sieve: <%s>: script failed to compile, message kept: %s", recipient, found)
             return Plan(stores=[("INBOX", (), False, None)])
-        folders = await list_folders() if any({"fileinto", "mailboxexists"} & s.uses for s in found) else None
+        folders = await list_folders() if any("mailboxexists" in s.uses for s in found) else None
         plan = await self._run(found, account, sender, recipient, content, folders)
         plan.folders = folders
         return plan
 
     async def _run(self, found: list[Script], account: Account, sender: str, recipient: str, content: bytes,
                    folders: frozenset[str] | None) -> Plan:
-        seen = await asyncio.to_thread(SeenRecord, account.maildir, self.clock.time())
+        if any({"duplicate", "vacation", "include"} & s.uses for s in found):
+            seen = await asyncio.to_thread(SeenRecord, account.maildir, self.clock.time())
+        else:  # nothing in these scripts reads or writes the record: leave the file alone
+            seen = SeenRecord(account.maildir, self.clock.time(), load=False)
         msg = SieveMessage.parse(content)
         original_fields = msg.fields
         ctx = Context(
@@ -155,7 +158,8 @@ class SieveFilter:
         plan = Plan(result=result)
         for action in result.actions:
             await self._act(plan, action, account, sender, recipient, msg, original_fields, seen)
-        await asyncio.to_thread(seen.save)
+        if seen.changed:
+            await asyncio.to_thread(seen.save)
         return plan
 
     def _include(self, account: Account, location: str, name: str) -> Script | None:
@@ -212,9 +216,10 @@ class SieveFilter:
             seen.mark(key, v.seconds)
         original_subject = msg.values("subject")
         subject = v.subject or "Auto: " + (original_subject[0] if original_subject else "")
-        from_ = email.utils.parseaddr(v.from_)[1] if v.from_ else recipient
+        name, from_ = email.utils.parseaddr(v.from_) if v.from_ else ("", recipient)
         msgid = email.utils.make_msgid("sieve", domain=self.hostname or None).strip("<>")
-        reply = Reply(sender=from_, to=sender, subject=subject, body="" if v.mime else v.reason)
+        reply = Reply(sender=from_ or recipient, to=sender, subject=subject, body="" if v.mime else v.reason,
+                      from_name=name)
         data = compose_reply(reply, headers, hostname=self.hostname, now=self.clock.time(), message_id=msgid)
         if v.mime:
             data = _with_mime_body(data, v.reason)

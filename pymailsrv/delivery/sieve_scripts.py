@@ -5,7 +5,7 @@ Implementation notes:
 - A compiled script is cached by the file's identity (device, inode, size, mtime in ns): an edit
   or a ManageSieve upload (a new file renamed into place) is a new identity, so it is compiled
   again; nothing has to invalidate the cache. A script that does not compile is cached as its
-  error, logged once per version, and the delivery keeps the message (RFC 5228 §2.10.6).
+  error; each delivery it would have filtered logs it and keeps the message (RFC 5228 §2.10.6).
 - The user's active script is ``.dovecot.sieve`` in the Maildir root (a link into ``sieve/``,
   store.sievedir), personal includes are ``sieve/NAME.sieve``, global ones
   ``$sieve_global/NAME.sieve``; ``sieve_before``/``sieve_after`` name files or directories.
@@ -75,12 +75,12 @@ class ScriptCache:
         except FileNotFoundError:
             return None
         self.compiled += 1
-        name = os.path.basename(path).removesuffix(SUFFIX)
+        real = os.path.realpath(path)  # .dovecot.sieve names sieve/NAME.sieve: say which
+        name = os.path.basename(real).removesuffix(SUFFIX)
         try:
-            loaded = Loaded(path, compile_script(text, self.extensions, name=name))
+            loaded = Loaded(real, compile_script(text, self.extensions, name=name))
         except SieveError as exc:
-            log.warning("sieve: %s: %s", path, exc)
-            loaded = Loaded(path, None, exc)
+            loaded = Loaded(real, None, exc)
         self._cache[key] = loaded
         while len(self._cache) > self.size:
             self._cache.popitem(last=False)
@@ -113,10 +113,14 @@ def include_path(home: str, global_dir: str, location: str, name: str) -> str | 
 class SeenRecord:
     """What a user's scripts have seen: ``duplicate`` ids and vacation (handle, sender) pairs."""
 
-    def __init__(self, home: str, now: float | None = None) -> None:
+    def __init__(self, home: str, now: float | None = None, *, load: bool = True) -> None:
         self.path = os.path.join(home, SEEN_FILE)
         self.now = time.time() if now is None else now
         self.entries: dict[str, float] = {}
+        self.changed = False
+        self.loaded = load
+        if not load:
+            return
         try:
             with open(self.path, encoding="ascii") as f:
                 data = json.load(f)
@@ -124,7 +128,6 @@ class SeenRecord:
                 self.entries = {str(k): float(v) for k, v in data.items() if float(v) > self.now}
         except (FileNotFoundError, ValueError, TypeError, OSError):
             self.entries = {}
-        self.changed = False
 
     def seen(self, key: str) -> bool:
         return self.entries.get(key, 0.0) > self.now
@@ -137,7 +140,7 @@ class SeenRecord:
         self.changed = True
 
     def save(self) -> None:
-        if not self.changed:
+        if not self.changed or not self.loaded:  # never overwrite a record that was not read
             return
         keep = sorted(self.entries.items(), key=lambda kv: kv[1])[-MAX_SEEN:]
         tmp = f"{self.path}.{os.getpid()}.tmp"

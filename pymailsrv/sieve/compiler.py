@@ -13,7 +13,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pymailsrv.sieve.errors import SieveError
+from pymailsrv.sieve.errors import SieveError, SieveRuntimeError
+from pymailsrv.sieve.match import user_regex
 from pymailsrv.sieve.parser import parse
 from pymailsrv.sieve.spec import (
     COMMANDS,
@@ -298,9 +299,9 @@ class _Checker:
                 if "${" in k and "variables" in self.requires:
                     continue
                 try:
-                    re.compile(posix_regex(k))
-                except re.error as exc:
-                    raise SieveError(f"invalid regular expression '{k}': {exc}", pos.line, pos.column) from None
+                    user_regex(k, False)
+                except SieveRuntimeError as exc:
+                    raise SieveError(exc.message, pos.line, pos.column) from None
         if "index" in n.tags and int(n.tags["index"]) < 1:  # type: ignore[arg-type]
             raise SieveError(":index must be 1 or more", pos.line, pos.column)
         if "last" in n.tags and "index" not in n.tags and n.name != "addheader" and n.name != "duplicate":
@@ -335,16 +336,3 @@ def _decode_one(m: re.Match[str], pos: Pos) -> str:
             raise SieveError(f"invalid unicode character U+{w.upper()}", pos.line, pos.column)
         chars.append(chr(cp))
     return "".join(chars)
-
-
-_POSIX_CLASSES = {
-    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
-    "space": r" \t\r\n\v\f", "blank": r" \t", "punct": r"!-/:-@\[-`{-~", "xdigit": "0-9A-Fa-f",
-    "cntrl": r"\x00-\x1f\x7f", "print": r" -~", "graph": r"!-~",
-}
-
-
-def posix_regex(pattern: str) -> str:
-    """A POSIX extended regex (the draft's and Pigeonhole's dialect) as a Python one: bracket
-    classes ``[[:alpha:]]`` are spelled out; the rest of ERE means the same in Python."""
-    return re.sub(r"\[:([a-z]+):\]", lambda m: _POSIX_CLASSES.get(m.group(1), m.group(0)), pattern)

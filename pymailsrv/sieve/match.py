@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
-from pymailsrv.sieve.compiler import posix_regex
+import re2  # google-re2
+
 from pymailsrv.sieve.errors import SieveRuntimeError
 
 MAX_GROUPS = 10  # ${0} … ${9}
@@ -44,9 +46,10 @@ def relate(a: str, b: str, rel: str, comparator: str) -> bool:
 
 
 @lru_cache(maxsize=1024)
-def glob_regex(pattern: str, casefold: bool) -> re.Pattern[str]:
+def glob_regex(pattern: str, casefold: bool = False) -> Any:
     """``:matches`` (RFC 5228 §2.7.1): ``*`` any run, ``?`` one character, ``\\`` escapes; each
-    wildcard is a group so the match variables can be read back."""
+    wildcard is a group so the match variables can be read back (the leftmost ``*`` takes as
+    little as it can, RFC 5229 §3.2). RE2, so ``*a*a*a*b`` on a long value stays linear."""
     out: list[str] = []
     i = 0
     while i < len(pattern):
@@ -57,14 +60,43 @@ def glob_regex(pattern: str, casefold: bool) -> re.Pattern[str]:
             continue
         out.append("(.*?)" if ch == "*" else "(.)" if ch == "?" else re.escape(ch))
         i += 1
-    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE | re.ASCII if casefold else 0))
+    options = re2.Options()
+    options.log_errors = False
+    options.dot_nl = True
+    options.case_sensitive = not casefold
+    return re2.compile("".join(out), options)
+
+
+def octets(s: str) -> str:
+    """The UTF-8 octets of s, one character each (Latin-1): i;octet and i;ascii-casemap compare
+    octet strings (RFC 4790 §9), so ``?`` stands for one octet, as in Pigeonhole."""
+    return s.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def from_octets(s: str) -> str:
+    return s.encode("latin-1").decode("utf-8", "replace")
+
+
+def _re2_options(casefold: bool) -> Any:
+    """POSIX extended syntax, leftmost-longest, ``^``/``$`` at the ends only and ``.`` matching a
+    line break: regcomp(REG_EXTENDED) without REG_NEWLINE, as Pigeonhole compiles it."""
+    options = re2.Options()
+    options.log_errors = False  # a bad user pattern is the script's error, reported as such
+    options.posix_syntax = True
+    options.longest_match = True
+    options.one_line = True
+    options.dot_nl = True
+    options.case_sensitive = not casefold
+    return options
 
 
 @lru_cache(maxsize=1024)
-def user_regex(pattern: str, casefold: bool) -> re.Pattern[str]:
+def user_regex(pattern: str, casefold: bool) -> Any:
+    """A ``:regex`` key, compiled by RE2: matching takes time linear in the input whatever the
+    pattern, so a script cannot stall deliveries with a catastrophic one (regex draft §5)."""
     try:
-        return re.compile(posix_regex(pattern), re.IGNORECASE | re.ASCII if casefold else 0)
-    except re.error as exc:
+        return re2.compile(pattern, _re2_options(casefold))
+    except re2.error as exc:
         raise SieveRuntimeError(f"invalid regular expression '{pattern}': {exc}") from None
 
 
@@ -85,11 +117,17 @@ def match_one(value: str, key: str, match: str, comparator: str, rel: str = "") 
         return [value] if relate(value, key, rel, comparator) else None
     casefold = comparator == "i;ascii-casemap"
     if match == "matches":
-        m = glob_regex(key, casefold).fullmatch(value)
-        return [value, *m.groups()][:MAX_GROUPS] if m else None
+        # i;ascii-casemap folds ASCII letters only: fold both sides (1:1 in length) and read
+        # the match variables back from the original value by position
+        raw = octets(value)
+        m = glob_regex(fold(octets(key), comparator), False).fullmatch(fold(raw, comparator))
+        if not m:
+            return None
+        groups = (from_octets(raw[m.start(i):m.end(i)]) for i in range(1, len(m.groups()) + 1))
+        return [value, *groups][:MAX_GROUPS]
     if match == "regex":
         m = user_regex(key, casefold).search(value)
-        return [m.group(0), *(g or "" for g in m.groups())][:MAX_GROUPS] if m else None
+        return [str(m.group(0)), *(str(g or "") for g in m.groups())][:MAX_GROUPS] if m else None
     raise SieveRuntimeError(f"unknown match type :{match}")
 
 

@@ -33,6 +33,10 @@ class SieveMessage:
     fields: list[tuple[str, str]] = field(default_factory=list)  # (name, raw value with folding)
     body_offset: int = 0
     _parsed: Message | None = None
+    # decoded values and addresses, per field name / raw value (rules test the same fields again
+    # and again); editheader clears them
+    _values: dict[str, list[str]] = field(default_factory=dict)
+    _addresses: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, content: bytes) -> SieveMessage:
@@ -62,7 +66,11 @@ class SieveMessage:
 
     def values(self, name: str) -> list[str]:
         """Unfolded, RFC 2047-decoded values with surrounding whitespace trimmed (RFC 5228 §5.7)."""
-        return [decode_header(v) for v in self.raw_values(name)]
+        key = name.lower()
+        found = self._values.get(key)
+        if found is None:
+            found = self._values[key] = [decode_header(v) for v in self.raw_values(name)]
+        return found
 
     def exists(self, name: str) -> bool:
         n = name.lower()
@@ -75,9 +83,12 @@ class SieveMessage:
             out += self.addresses_of(raw)
         return out
 
-    @staticmethod
-    def addresses_of(raw: str) -> list[str]:
-        return [addr for _display, addr in email.utils.getaddresses([decode_header(raw)]) if addr]
+    def addresses_of(self, raw: str) -> list[str]:
+        found = self._addresses.get(raw)
+        if found is None:
+            found = [addr for _display, addr in email.utils.getaddresses([decode_header(raw)]) if addr]
+            self._addresses[raw] = found
+        return found
 
     def body_bytes(self) -> bytes:
         return self.content[self.body_offset:]
@@ -91,9 +102,11 @@ class SieveMessage:
     def add_field(self, name: str, value: str, last: bool) -> None:
         entry = (name, " " + value)
         self.fields = [*self.fields, entry] if last else [entry, *self.fields]
+        self._values.clear()
 
     def delete_fields(self, keep: list[tuple[str, str]]) -> None:
         self.fields = keep
+        self._values.clear()
 
     def render(self) -> bytes:
         """The message with the current header fields and the unchanged body."""

@@ -67,6 +67,11 @@ def _cut(value: str) -> str:
     return data.decode("utf-8", "ignore")
 
 
+# ASCII letters only, as Pigeonhole (and as i;ascii-casemap compares them)
+_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+_UPPER = {c + 32: c for c in range(ord("A"), ord("Z") + 1)}
+
+
 def quote_wildcard(s: str) -> str:
     return re.sub(r"([*?\\])", r"\\\1", s)
 
@@ -79,13 +84,13 @@ def apply_modifiers(value: str, modifiers: list[str]) -> str:
         if m not in modifiers:
             continue
         if m == "lower":
-            value = value.lower()
+            value = value.translate(_LOWER)
         elif m == "upper":
-            value = value.upper()
+            value = value.translate(_UPPER)
         elif m == "lowerfirst":
-            value = value[:1].lower() + value[1:]
+            value = value[:1].translate(_LOWER) + value[1:]
         elif m == "upperfirst":
-            value = value[:1].upper() + value[1:]
+            value = value[:1].translate(_UPPER) + value[1:]
         elif m == "quotewildcard":
             value = quote_wildcard(value)
         elif m == "encodeurl":

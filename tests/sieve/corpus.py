@@ -315,6 +315,10 @@ case("regex-address", RX + 'if address :regex :domain "cc" "^lists\\\\." { filei
 case("regex-class", RX + 'if header :regex "x-spam-score" "^[[:digit:]]+$" { fileinto "R"; }')
 case("regex-alternation", RX + 'if header :regex "subject" "(bye|World)$" { fileinto "R"; }')
 case("regex-invalid", RX + 'if header :regex "subject" "([" { fileinto "R"; }')
+case("regex-leftmost-longest", RX + 'if header :regex "subject" "(Hello|Hello World)" { fileinto "${1}"; }')
+case("regex-anchor-whole-text", RX + req("body") + 'if body :text :regex "^Order" { fileinto "R"; }')
+case("regex-dot-matches-newline", RX + req("body") + 'if body :text :regex "dog\\..Order" { fileinto "R"; }')
+case("regex-nested-quantifier", RX + 'if header :regex "x-spam-score" "^([0-9]+)+$" { fileinto "R${1}"; }')
 
 # --- body (RFC 5173) ----------------------------------------------------------------------------
 B = req("fileinto", "body")
@@ -441,6 +445,39 @@ case("error-else-alone", "else { keep; }")
 case("error-bad-tag", "keep :nope;")
 case("error-string-list-for-string", 'redirect ["a@example.org", "b@example.org"];')
 case("error-unterminated", 'if header "a" "b')
+
+# --- edges ----------------------------------------------------------------------------------
+case("edge-matches-utf8-question", F + 'if header :matches "subject" "Caf? men?" { fileinto "U"; }', "encoded")
+case("edge-string-empty-star", V + 'if string :matches "" "*" { fileinto "S"; }')
+case("edge-string-empty-is", V + 'if string :is "" "" { fileinto "S"; }')
+case("edge-vars-literal-dollar", V + 'set "a" "x"; fileinto "$${a}${}${1x}$";')
+case("edge-vars-quotewildcard-match", V + 'set :quotewildcard "q" "Hello*"; if header :matches "subject" "${q}" '
+     '{ fileinto "Q"; } else { fileinto "NotQ"; }')
+case("edge-body-multipart-preamble", B + 'if body :content "multipart" :contains "preamble" { fileinto "P"; }', "mime")
+case("edge-body-content-empty", B + 'if body :content "" :contains "secret" { fileinto "P"; }', "mime")
+case("edge-body-html", B + 'if body :content "text/html" :contains "<b>total</b>" { fileinto "P"; }', "mime")
+case("edge-size-boundary-over", F + 'if size :over 500 { fileinto "Big"; } else { fileinto "Small"; }', "bare")
+case("edge-octet-value", RL + 'if header :value "lt" :comparator "i;octet" "subject" "hello" { fileinto "L"; }')
+case("edge-hasflag-count", I4 + req("relational", "comparator-i;ascii-numeric") + 'addflag ["a", "b", "c"]; '
+     'if hasflag :count "eq" :comparator "i;ascii-numeric" "3" { fileinto "Three"; }')
+case("edge-multiline-dotstuff", V + 'set "t" text:\n..dot\n.\n; if string :matches "${t}" ".dot*" { fileinto "D"; }')
+case("edge-encoded-multiline", EC + req("variables") + 'set "t" text:\n${hex:41}\n.\n; '
+     'if string :matches "${t}" "A*" { fileinto "E"; }')
+case("edge-exists-empty-name", F + 'if exists "x-nothere" { fileinto "X"; } else { fileinto "NoX"; }')
+case("edge-address-localpart-only", F + 'if address :domain :is "from" "" { fileinto "NoDomain"; }', "bare")
+case("edge-header-trailing-space", F + 'if header :is "x-spam" "Yes " { fileinto "T"; }')
+case("edge-matches-case-variables", V + 'if header :matches "subject" "HELLO *" { fileinto "${1}"; }')
+case("edge-regex-case-variables", RX + 'if header :regex "subject" "^HELLO (.*)$" { fileinto "${1}"; }')
+case("edge-count-default-comparator", RL + 'if header :count "ge" "x-priority" "10" { fileinto "C"; }')
+case("edge-keep-flags-then-implicit", I4 + 'keep :flags "a"; addflag "b";')
+case("edge-fileinto-flags-empty-list", I4 + 'addflag "x"; fileinto :flags "" "F";')
+case("edge-duplicate-last", DU + 'if duplicate :last :seconds 30 { fileinto "Dup"; } else { fileinto "New"; }')
+case("edge-include-optional-global-missing", IN + 'include :global :optional "nope"; fileinto "A";')
+case("edge-date-no-zone-header", D + 'if date :originalzone "date" "zone" "-0500" { fileinto "Z"; }', "mime")
+case("edge-currentdate-julian-type", D + 'if currentdate :value "gt" :comparator "i;ascii-numeric" "julian" "60000" '
+     '{ fileinto "J"; }')
+case("edge-set-length-utf8", V + 'set :length "n" "menú"; fileinto "L${n}";')
+case("edge-upper-utf8", V + 'set :upper "n" "menú"; fileinto "${n}";')
 
 # --- where we follow the issue/RFC and Pigeonhole does not (docs/sieve.md, "Differences") ------
 case("diff-ereject", req("ereject") + 'ereject "No thanks";')

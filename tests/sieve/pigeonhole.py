@@ -81,10 +81,10 @@ def pigeonhole(script: str, message: bytes, sender: str, recipient: str, mailbox
         base = Path(tmp)
         base.chmod(0o755)  # sieve-test runs as nobody when we are root
         (base / "sieve").mkdir()
+        (base / "global").mkdir()
         for key, text in (includes or {}).items():
             location, name = key.split("/", 1)
             where = base / ("global" if location == "global" else "sieve")
-            where.mkdir(exist_ok=True)
             (where / f"{name}.sieve").write_text(text)
         return _pigeonhole(script, message, sender, recipient, base, mailboxes)
 
@@ -175,4 +175,4 @@ def parse_output(out: str) -> list[str]:
     flush()
     if re.search(r"final result: failed", out):
         return ["error"]
-    return [a for a in actions if not a.startswith("track duplicate")]
+    return [a for a in actions if not a.startswith("track ")]  # "track [last ]duplicate": no action
