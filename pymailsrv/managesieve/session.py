@@ -25,7 +25,7 @@ from typing import Protocol
 
 from pymailsrv.auth.base import AuthUnavailable
 from pymailsrv.errors import ClientSyntaxError, Refusal, TemporaryFailure
-from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
+from pymailsrv.log import TRACE, escape_for_log, get_logger, session_id, trace_logger
 from pymailsrv.managesieve import replies
 from pymailsrv.managesieve.options import SieveOptions, SieveServices
 from pymailsrv.managesieve.parser import BadRequest, Parser, Request
@@ -37,6 +37,8 @@ log = get_logger("managesieve")
 login_log = get_logger("managesieve-login")
 debug = logging.getLogger("pymailsrv.managesieve.session")
 trace = trace_logger("managesieve")
+# how many arguments the trace shows: the SASL mechanism, the script name, never a script's text
+TRACED_ARGS = {"AUTHENTICATE": 1, "PUTSCRIPT": 1, "CHECKSCRIPT": 0}
 
 
 class State(Enum):
@@ -77,6 +79,13 @@ class SieveCommand:
     handler: Handler
     # (capability name, value) it contributes to CAPABILITY, or a function of the session
     capability: Callable[[Session], tuple[str, str] | None] | None = None
+
+
+def _traced(request: Request) -> str:
+    """A request as the trace shows it: no credentials, no script text, one line."""
+    shown = request.args[:TRACED_ARGS.get(request.name, len(request.args))]
+    words = [a.decode("utf-8", "surrogateescape") if isinstance(a, bytes) else str(a) for a in shown]
+    return " ".join([request.name, *(escape_for_log(w, 80) for w in words)])
 
 
 class Session:
@@ -180,8 +189,7 @@ class Session:
             if isinstance(request, BadRequest):
                 raise ClientSyntaxError(request.reason)
             if self.tracing:
-                shown = request.args[:1] if request.name in ("AUTHENTICATE", "PUTSCRIPT") else request.args
-                trace.log(TRACE, "C: %s %s", request.name, " ".join(map(repr, shown)))
+                trace.log(TRACE, "C: %s", _traced(request))
             spec = self.commands.get(request.name)
             if spec is None:
                 raise ClientSyntaxError(replies.UNKNOWN_COMMAND)

@@ -226,3 +226,34 @@ def test_idle_session_is_told_and_closed(sieve_factory) -> None:  # type: ignore
     r.response()
     assert r.line() == b'BYE "Disconnected for inactivity."'
     assert r.closed()
+
+
+def test_no_password_or_script_in_logs_even_in_traces(sieve: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    from pymailsrv.log import TRACE
+
+    caplog.set_level(TRACE, logger="pymailsrv")
+    r = raw(sieve)
+    r.response()
+    plain = base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode()
+    r.send('AUTHENTICATE "PLAIN" "' + base64.b64encode(f"\0{USER}\0wrong-{PASSWORD}".encode()).decode() + '"')
+    r.response()
+    r.send('AUTHENTICATE "LOGIN"')
+    r.line()
+    r.send('"' + base64.b64encode(USER.encode()).decode() + '"')
+    r.line()
+    secret = base64.b64encode(PASSWORD.encode()).decode()
+    r.send('"' + secret + '"')
+    assert r.response()[0].startswith("OK")
+    script = b"# the-secret-rule\r\nkeep;\r\n"
+    r.sendraw(b'PUTSCRIPT "s" {%d+}\r\n%s\r\n' % (len(script), script))
+    assert r.response()[0].startswith("OK")
+    r.sendraw(b"CHECKSCRIPT {%d+}\r\n%s\r\n" % (len(script), script))
+    assert r.response()[0].startswith("OK")
+    r.send("LOGOUT")
+    r.response()
+    text = caplog.text
+    assert "Login: user=<alice@example.test>, method=LOGIN" in text
+    assert "Aborted login (auth failed)" in text
+    assert "C: AUTHENTICATE" in text and "C: PUTSCRIPT" in text
+    for leak in (PASSWORD, plain, secret, "the-secret-rule"):
+        assert leak not in text, leak
