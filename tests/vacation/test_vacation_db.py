@@ -6,21 +6,36 @@ from __future__ import annotations
 import pytest
 
 from pymailsrv.db.engine import make_engine
+from pymailsrv.db.manage import Admin
 from pymailsrv.db.schema import upgrade
 from pymailsrv.db.vacation import SqlVacations
 from tests.vacation.test_vacation_e2e import sql_runner
 
 USER = "alice@example.test"
-ROW = ("INSERT INTO vacation (email, subject, body, cache, domain, interval_time, activefrom, activeuntil,"
-       " created, modified, active) VALUES (%s, 'Away', 'Back soon.', '', 'example.test', %s, %s, %s,"
-       " '2024-01-01 00:00:00', '2024-01-01 00:00:00', %s)")
+
+
+def row(url: str, active: int, start: str, end: str) -> str:
+    """The vacation row PostfixAdmin writes, in SQL all three databases take (literals: '1' is a
+    boolean in PostgreSQL too; PostgreSQL's schema has no ``cache`` column)."""
+    cache = ("", "") if url.startswith("postgresql") else (" cache,", " '',")
+    return (f"INSERT INTO vacation (email, subject, body,{cache[0]} domain, interval_time, activefrom, activeuntil,"
+            f" created, modified, active) VALUES (%s, 'Away', 'Back soon.',{cache[1]} 'example.test', %s,"
+            f" '{start}', '{end}', '2024-01-01 00:00:00', '2024-01-01 00:00:00', '{active}')")
+
+
+@pytest.fixture(params=["sqlite", "mariadb", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """SQLite, MariaDB and (when reachable) PostgreSQL, whose columns are typed."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
 
 
 @pytest.fixture
 async def vacations(db_url: str):  # type: ignore[no-untyped-def]
     await upgrade(db_url)
-    store = SqlVacations(make_engine(db_url), owns_engine=True)
-    yield store, sql_runner(db_url)
+    engine = make_engine(db_url)
+    await Admin(engine).add_domain("example.test")  # PostgreSQL: vacation.domain references it
+    store = SqlVacations(engine, owns_engine=True)
+    yield store, sql_runner(db_url), db_url
     await store.close()
 
 
@@ -31,8 +46,8 @@ async def vacations(db_url: str):  # type: ignore[no-untyped-def]
     (1, "2000-01-01 00:00:00", "2001-01-01 23:59:00", False),  # over
 ])
 async def test_active_window(vacations, active: int, start: str, end: str, away: bool) -> None:  # type: ignore[no-untyped-def]
-    store, run = vacations
-    run(ROW, (USER, 0, start, end, active))
+    store, run, url = vacations
+    run(row(url, active, start, end), (USER, 0))
     found = await store.away("Alice@Example.test ")
     assert (found is not None) == away
     if found is not None:
@@ -40,8 +55,8 @@ async def test_active_window(vacations, active: int, start: str, end: str, away:
 
 
 async def test_once_per_absence_and_per_interval(vacations) -> None:  # type: ignore[no-untyped-def]
-    store, run = vacations
-    run(ROW, (USER, 0, "2000-01-01 00:00:00", "2038-01-18 00:00:00", 1))
+    store, run, url = vacations
+    run(row(url, 1, "2000-01-01 00:00:00", "2038-01-18 00:00:00"), (USER, 0))
     v = await store.away(USER)
     assert v is not None
     assert await store.due(v, "carol@remote.test")

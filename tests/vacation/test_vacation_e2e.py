@@ -38,6 +38,8 @@ def sql_runner(url: str) -> Callable[[str, tuple[Any, ...]], None]:
             finally:
                 conn.close()
         return run_sqlite
+    if url.startswith("postgresql"):
+        return _pg_runner(url)
     from tests.conftest import _mariadb_admin
     name = url.rsplit("/", 1)[1].split("?")[0]
 
@@ -50,6 +52,30 @@ def sql_runner(url: str) -> Callable[[str, tuple[Any, ...]], None]:
         finally:
             conn.close()
     return run_mysql
+
+
+def _pg_runner(url: str) -> Callable[[str, tuple[Any, ...]], None]:
+    import asyncio
+    import concurrent.futures
+    import re
+
+    import asyncpg
+
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+
+    def run_pg(stmt: str, params: tuple[Any, ...] = ()) -> None:
+        numbered = iter(range(1, len(params) + 1))
+        sql = re.sub(r"%s", lambda _: f"${next(numbered)}", stmt)
+
+        async def go() -> None:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute(sql, *params)
+            finally:
+                await conn.close()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # callers may be inside an event loop
+            pool.submit(asyncio.run, go()).result(60)
+    return run_pg
 
 
 def go_away(run: Callable[..., None], user: str, subject: str, body: str, interval: int = 0) -> None:
