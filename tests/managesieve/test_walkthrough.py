@@ -16,7 +16,7 @@ import pytest
 from sievelib.managesieve import Client
 
 from tests.app.server_process import SERVICES, ServerProcess, cli, write_config
-from tests.vacation.test_vacation_e2e import go_away, maildir_count, sql_runner, wait_for
+from tests.vacation.helpers import go_away, maildir_count, sql_runner, wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:Credentials are sent over an unencrypted connection")
 

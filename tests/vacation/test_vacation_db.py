@@ -9,7 +9,7 @@ from pymailsrv.db.engine import make_engine
 from pymailsrv.db.manage import Admin
 from pymailsrv.db.schema import upgrade
 from pymailsrv.db.vacation import SqlVacations
-from tests.vacation.test_vacation_e2e import sql_runner
+from tests.vacation.helpers import sql_runner
 
 USER = "alice@example.test"
 
