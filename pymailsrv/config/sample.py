@@ -103,6 +103,8 @@ managesieve_listen = {managesieve_listen}
 # sieve_quota_max_storage = 0
 
 # --- PostfixAdmin vacation (its vacation.pl's settings) ---------------------------------------
+# Its $CONF['vacation_domain'] (empty: any user#domain@ target in a domain not hosted here)
+# postfixadmin_vacation_domain = autoreply.example.com
 # Seconds between two replies to one sender when the vacation table has no interval_time column
 # postfixadmin_vacation_interval = 0
 

@@ -55,6 +55,7 @@ class DirectoryRouter:
         # mydestination names this host; without local(8) and alias_maps nothing is delivered
         # there except through the Directory, and it must never go out by MX (it is us)
         self.mydestination = {d.lower().rstrip(".") for d in settings.get_list("mydestination")}
+        self.vacation_domain = settings.get_str("postfixadmin_vacation_domain").strip().lower().rstrip(".")
 
     async def route(self, address: str, *, skip_filter: bool = False, filter: str = "") -> list[tuple[str, Route]]:
         if filter and not skip_filter:
@@ -93,7 +94,8 @@ class DirectoryRouter:
     async def _route_final(self, address: str) -> Route:
         local, _, domain = address.rpartition("@")
         domain = domain.lower()
-        if "#" in local and await self.directory.is_vacation_target(address):
+        if "#" in local and (not self.vacation_domain or domain == self.vacation_domain) \
+                and await self.directory.is_vacation_target(address):
             return Route("vacation", "")
         mapped = await self._transport_map(address.lower(), domain)
         if mapped is not None:

@@ -73,3 +73,25 @@ async def test_a_database_outage_defers_the_pseudo_recipient() -> None:
     a, q = agent(Vacations(down=True))
     [result] = await a.deliver("carol@remote.test", [PSEUDO], MSG)
     assert (result.outcome, result.dsn) == ("deferred", "4.3.0") and q.queued == []
+
+
+async def test_router_sends_pseudo_targets_to_the_vacation_agent() -> None:
+    from pymailsrv.config.settings import Settings
+    from pymailsrv.db.memory import MemoryDirectory
+    from pymailsrv.delivery.base import Route
+    from pymailsrv.delivery.router import DirectoryRouter
+
+    d = MemoryDirectory("/vmail")
+    d.add_domain("example.test")
+    d.add_mailbox("alice@example.test", identity_alias=False)
+    d.data.load({"alias": [{"address": "alice@example.test", "active": True,
+                            "goto": f"alice@example.test,{PSEUDO},odd#name@far.test"}]})
+    any_domain = DirectoryRouter(Settings({}), d)
+    assert await any_domain.route("alice@example.test") == [
+        ("alice@example.test", Route("virtual", "")), (PSEUDO, Route("vacation", "")),
+        ("odd#name@far.test", Route("vacation", ""))]
+    exact = DirectoryRouter(Settings({"postfixadmin_vacation_domain": "autoreply.example.test"}), d)
+    assert await exact.route("alice@example.test") == [
+        ("alice@example.test", Route("virtual", "")), (PSEUDO, Route("vacation", "")),
+        ("odd#name@far.test", Route("smtp", "far.test"))]  # an ordinary address with a '#'
+    assert await d.resolve("alice@example.test") == ["alice@example.test"]  # others never see them

@@ -14,6 +14,10 @@ PARAMS = (
     Param("sieve_quota_max_storage", "size", "0",
           "Bytes all of a user's scripts may take together (Pigeonhole's name); 0 = no limit. "
           "One script is at most 1 MiB in any case."),
+    Param("postfixadmin_vacation_domain", "str", "",
+          "PostfixAdmin's $CONF['vacation_domain'] (vacation.pl's $vacation_domain): only targets "
+          "user#domain@ in this domain are vacation pseudo-targets, others with a # are ordinary "
+          "addresses; empty: any domain not hosted here."),
     Param("postfixadmin_vacation_interval", "time", "0",
           "Seconds between two vacation replies to one sender when the vacation table has no "
           "interval_time column (vacation.pl's $interval; PostfixAdmin 3.x keeps it per row in "
