@@ -32,7 +32,7 @@ def _single_line(text: str) -> str:
 
 
 def _references(original: EmailMessage) -> tuple[str, str]:
-    """(In-Reply-To, References) for the reply (RFC 3834 §3.1.5, RFC 5322 §3.6.4)."""
+    """(In-Reply-To, References) for the reply (RFC 3834 §3, RFC 5322 §3.6.4)."""
     mid = _single_line(str(original.get("Message-ID", "") or ""))
     refs = _single_line(str(original.get("References", "") or "")).split()
     if len(refs) > _REFERENCES_KEEP:

@@ -15,7 +15,7 @@ Implementation notes:
   ``vacation_notification`` before the reply is queued, as vacation.pl does).
 * The reply goes through the queue (``ReplyQueue``: non_smtpd_pipeline, then the spool), so it
   is retried, bounced to postmaster at worst and can be signed. Its envelope sender is the null
-  address (RFC 3834 §3.3, as Pigeonhole's vacation): a reply to a reply never comes back to us.
+  address (RFC 3834 §3, as Pigeonhole's vacation): a reply to a reply never comes back to us.
 """
 
 from __future__ import annotations

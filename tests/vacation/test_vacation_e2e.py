@@ -111,7 +111,7 @@ def test_reply_once_per_interval_through_the_queue(server: tuple[ServerProcess, 
     mid = send(port, "carol@remote.test", "alice@example.test", "Lunch?")
     wait_for(lambda: maildir_count(vmail, "alice@example.test") == 1, what="the message is stored")
     [(mail_from, rcpts, data)] = sink.wait(1)
-    assert mail_from == "<>" and rcpts == ["carol@remote.test"]  # RFC 3834 §3.3: null reverse-path
+    assert mail_from == "<>" and rcpts == ["carol@remote.test"]  # RFC 3834 §3: null reverse-path
     reply = email.message_from_bytes(data, policy=email.policy.default)
     assert reply["From"] == "alice@example.test"
     assert reply["To"] == "carol@remote.test"
