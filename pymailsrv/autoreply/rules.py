@@ -66,7 +66,7 @@ def header_refusal(headers: EmailMessage) -> str | None:
 
 
 def sender_refusal(sender: str, own: Iterable[str] = ()) -> str | None:
-    """Why no reply may go to the envelope sender: the null sender (RFC 3834 §2, a bounce), one of
+    """Why no reply may go to the envelope sender: the null sender (RFC 3834: a bounce), one of
     the user's own addresses, or an address that names a program or a list (vacation.pl)."""
     if not sender or sender == "<>":
         return "null sender"
