@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from pymailsrv.clock import Clock
     from pymailsrv.db.base import Directory
     from pymailsrv.db.directory import SqlDirectory
+    from pymailsrv.managesieve.options import SieveOptions
+    from pymailsrv.managesieve.server import ManageSieveServer
     from pymailsrv.net.limits import ConnectionLimiter
     from pymailsrv.pipeline.runner import Pipeline
     from pymailsrv.policy.restrictions import RestrictionEngine
@@ -58,6 +60,7 @@ def serve(settings: Settings | None, *, config_path: str, demo: bool = False, wo
               f"  mailbox {DEMO_USER}  password {password}\n"
               f"  SMTP 127.0.0.1:2525 (MTA), 2587 (submission, STARTTLS), 2465 (SMTPS)\n"
               f"  IMAP 127.0.0.1:1143 (STARTTLS), 1993 (IMAPS); POP3 127.0.0.1:1110 (STLS), 1995 (POP3S)\n"
+              f"  ManageSieve 127.0.0.1:4190 (STARTTLS)\n"
               f"  try: swaks --server 127.0.0.1:2525 --to {DEMO_USER}", file=sys.stderr, flush=True)
     assert settings is not None
     _setup_logging(settings)
@@ -147,8 +150,8 @@ def _setup_logging(settings: Settings) -> None:
 # Parameters a reload cannot apply to a running main process: where it listens, what it holds
 # open, how many processes it runs.
 RESTART_ONLY = ("smtpd_listen", "submission_listen", "smtps_listen", "reinject_listen", "imap_listen",
-                "imaps_listen", "pop3_listen", "pop3s_listen", "worker_processes", "data_directory",
-                "queue_directory", "virtual_mailbox_base", "database_url", "database_table_prefix",
+                "imaps_listen", "pop3_listen", "pop3s_listen", "managesieve_listen", "worker_processes",
+                "data_directory", "queue_directory", "virtual_mailbox_base", "database_url", "database_table_prefix",
                 "default_process_limit", "myhostname", "acme_directory_url", "acme_http_listen", "acme_tls_listen")
 
 
@@ -168,6 +171,7 @@ class _Serving:
     pop3: Pop3Server | None
     owns_core: bool
     inbox: Any = None
+    managesieve: ManageSieveServer | None = None
 
     @classmethod
     async def start(cls, settings: Settings, core: _Core, queue: Any, limiter: Any, user_ip: Mapping[str, Any], *,
@@ -178,7 +182,7 @@ class _Serving:
         process, collects what serves the connections the main process passes instead."""
         smtp: list[Any] = []
         imap: list[Any] = []
-        pop3 = None
+        pop3 = managesieve = None
         try:
             smtp = await start_smtp(settings, authenticator=core.authenticator, restrictions=core.restrictions,
                                     queue=queue, directory=core.directory, limiter=limiter, inherited=smtp_sockets)
@@ -186,15 +190,18 @@ class _Serving:
                              inherited=sockets, adopters=adopters, on_end=on_end)
             pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock, user_ip=user_ip["pop3"],
                                     inherited=sockets, adopters=adopters, on_end=on_end)
+            managesieve = await start_managesieve(settings, core.authenticator, core.clock, inherited=sockets,
+                                                  adopters=adopters, on_end=on_end)
         except BaseException:
-            await cls(core, smtp, imap, pop3, owns_core).close()
+            await cls(core, smtp, imap, pop3, owns_core, managesieve=managesieve).close()
             raise
-        return cls(core, smtp, imap, pop3, owns_core)
+        return cls(core, smtp, imap, pop3, owns_core, managesieve=managesieve)
 
     def sessions(self) -> int:
         registries = {id(s.registry): s.registry for s in self.imap}
-        if self.pop3 is not None:
-            registries[id(self.pop3.registry)] = self.pop3.registry
+        for server in (self.pop3, self.managesieve):
+            if server is not None:
+                registries[id(server.registry)] = server.registry
         smtp: int = sum(len(s.spec.sessions) for s in self.smtp)
         # connections passed to this worker whose session has not begun (IMAP's and POP3's alike)
         starting: int = sum(a.starting for a in self.inbox.adopters.values()) if self.inbox is not None else 0
@@ -207,6 +214,8 @@ class _Serving:
             server.server.close()  # the listening socket lives on in the main process
         for listener in self.imap + (self.pop3.servers if self.pop3 is not None else []):
             listener.stop_accepting()
+        if self.managesieve is not None:
+            self.managesieve.stop_accepting()
 
     async def retire(self) -> None:
         """Stop accepting; end once every session has (a reload: they finish on what they began with)."""
@@ -221,6 +230,8 @@ class _Serving:
         stops.extend(s.close for s in self.imap)
         if self.pop3 is not None:
             stops.append(self.pop3.close)
+        if self.managesieve is not None:
+            stops.append(self.managesieve.close)
         if self.inbox is not None:
             stops.append(_closer_sync(self.inbox.close))
         await _stop_all(stops)
@@ -298,11 +309,14 @@ async def _serve(settings: Settings, config_path: str) -> int:
         stops.extend(s.close for s in held)
         if pop3 is not None:
             stops.append(pop3.close)
+        managesieve = await start_managesieve(settings, core.authenticator, core.clock, serve=False, sockets=passed)
+        if managesieve is not None:
+            stops.append(managesieve.close)
         if processes and (sockets or passed):
             from pymailsrv.workers import WorkerPool
 
             workers = WorkerPool(processes, config_path, sockets, limiter, queue.manager.pickup,
-                                 core.authenticator.throttle, user_ip, passed, _ip_limits(held, pop3))
+                                 core.authenticator.throttle, user_ip, passed, _ip_limits(held, pop3, managesieve))
             await workers.start()
             stops.append(workers.stop)  # stopped first: each finishes its sessions
         elif sockets or passed:
@@ -494,10 +508,11 @@ async def _stop_all(stops: list[Callable[[], Awaitable[None]]]) -> None:
             log.exception("error during shutdown")
 
 
-def _ip_limits(imap: list[Any], pop3: Pop3Server | None) -> dict[str, ConnectionLimiter]:
-    """Per IMAP/POP3 listen parameter, the per-IP limiter (login_max_ip_connections) of its
-    registry: with worker processes, the main process counts with it for all of them."""
-    servers = imap + (pop3.servers if pop3 is not None else [])
+def _ip_limits(imap: list[Any], pop3: Pop3Server | None,
+               managesieve: ManageSieveServer | None = None) -> dict[str, ConnectionLimiter]:
+    """Per IMAP/POP3/ManageSieve listen parameter, the per-IP limiter (login_max_ip_connections) of
+    its registry: with worker processes, the main process counts with it for all of them."""
+    servers = imap + (pop3.servers if pop3 is not None else []) + (managesieve.servers if managesieve else [])
     return {f"{server.name}_listen": server.registry.limiter for server in servers}
 
 
@@ -602,11 +617,14 @@ class _Delivery:
     builds new ones; the old ones are closed once the deliveries that use them are done)."""
 
     def __init__(self, settings: Settings, directory: Directory, store: MailStore) -> None:
+        from pymailsrv.db.vacation import SqlVacations
         from pymailsrv.delivery.agents import AgentTable
         from pymailsrv.delivery.dns import MxResolver, make_resolver
         from pymailsrv.delivery.maildir import MaildirAgent
         from pymailsrv.delivery.router import DirectoryRouter
+        from pymailsrv.delivery.sieve_filter import SieveFilter
         from pymailsrv.delivery.smtp_client import SmtpClient
+        from pymailsrv.delivery.vacation import VacationAgent
         from pymailsrv.policy.tables import open_table
 
         transport_tables = [open_table(spec, settings) for spec in settings.get_list("transport_maps")]
@@ -624,12 +642,17 @@ class _Delivery:
         self.router = DirectoryRouter(settings, directory, transport_tables, alias_tables)
         mx = MxResolver(make_resolver(settings.get_list("dns_nameservers")))
         self.smtp = SmtpClient(settings, mx, passwords=passwords if password_tables else None)
-        self.agents = AgentTable(MaildirAgent(settings, directory, store), self.smtp)
+        self.vacations = SqlVacations.from_settings(settings)
+        self.vacation = VacationAgent(self.vacations, hostname=settings.expanded("myhostname"),
+                                      recipient_delimiter=settings.expanded("recipient_delimiter"))
+        self.sieve = SieveFilter(settings)
+        self.agents = AgentTable(MaildirAgent(settings, directory, store, self.sieve), self.smtp, self.vacation)
 
     async def close(self) -> None:
         from pymailsrv.policy.tables import close_table
 
         await self.smtp.close()
+        await self.vacations.close()
         for table in self.tables:
             await close_table(table)
 
@@ -672,6 +695,8 @@ class QueueService:
         delivery = _Delivery(settings, directory, store)
         manager = QueueManager(settings, spool, delivery.router, delivery.agents, clk,
                                handoff=worker[1] if worker else None, pipeline=non_smtpd_pipeline(settings))
+        delivery.vacation.attach(manager)
+        delivery.sieve.attach(manager)
         control = None
         if worker is None:
             await manager.start()
@@ -682,6 +707,8 @@ class QueueService:
         """The routes, agents and timings of a new configuration for what is delivered from now on;
         the old agents are closed once the deliveries in progress are done."""
         old, self.delivery = self.delivery, _Delivery(settings, directory, store)
+        self.delivery.vacation.attach(self.manager)
+        self.delivery.sieve.attach(self.manager)
         self.manager.reconfigure(settings, self.delivery.router, self.delivery.agents, non_smtpd_pipeline(settings))
 
         async def close_old() -> None:
@@ -803,3 +830,66 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
             if sockets is not None:
                 sockets.setdefault((param, index), []).extend(bound.server.sockets)
     return server
+
+
+# --- ManageSieve ----------------------------------------------------------------------------------
+def sieve_checker(settings: Settings | None = None) -> tuple[Callable[[str], str | None], tuple[str, ...]]:
+    """CHECKSCRIPT/PUTSCRIPT's check (the Sieve compiler, as delivery uses it) and the SIEVE
+    capability: the extensions scripts may require (sieve_extensions, else every one implemented)."""
+    from pymailsrv.sieve import EXTENSIONS, SieveError, compile_script
+
+    chosen = settings.get_list("sieve_extensions") if settings is not None else []
+    extensions = tuple(e for e in EXTENSIONS if e in chosen) if chosen else tuple(EXTENSIONS)
+
+    def check(text: str) -> str | None:
+        try:
+            compile_script(text, extensions)
+        except SieveError as exc:
+            return str(exc)  # "line L, column C: message"
+        return None
+
+    return check, extensions
+
+
+async def start_managesieve(settings: Settings, authenticator: Authenticator, clock: Clock | None = None, *,
+                            serve: bool = True, sockets: Sockets | None = None, inherited: Sockets | None = None,
+                            adopters: dict[tuple[str, int], Any] | None = None,
+                            on_end: Callable[[], None] = lambda: None) -> ManageSieveServer | None:
+    """Start managesieve_listen (RFC 5804, STARTTLS when a certificate is set); None when it is
+    empty. ``await server.close()`` on shutdown. ``serve``/``sockets``/``inherited``/``adopters``/
+    ``on_end``: as for start_imap (with workers, the main process accepts and passes connections)."""
+    from pymailsrv.clock import SystemClock
+    from pymailsrv.managesieve.options import SieveServices
+    from pymailsrv.managesieve.server import ManageSieveServer
+
+    addresses = settings.get_listen("managesieve_listen")
+    if not addresses:
+        return None
+    options, check, extensions = _managesieve_config(settings)
+    server = ManageSieveServer(options, SieveServices(authenticator, check, extensions, clock or SystemClock()))
+    try:
+        for index, address in enumerate(addresses):
+            key = ("managesieve_listen", index)
+            if adopters is not None:
+                adopters[key] = server.adopter(on_end=on_end)
+            elif inherited is not None:
+                for sock in inherited.get(key, ()):
+                    await server.listen_on(address, sock=sock)
+            else:
+                bound = await server.listen_on(address, serve=serve)
+                log.info("managesieve listening on %s:%d", address.host or "*", bound.port)
+                if sockets is not None:
+                    sockets.setdefault(key, []).extend(bound.server.sockets)
+    except BaseException:
+        await server.close()
+        raise
+    return server
+
+
+def _managesieve_config(settings: Settings) -> tuple[SieveOptions, Callable[[str], str | None], tuple[str, ...]]:
+    """What a configuration gives ManageSieve (at start and on reload): options, checker, extensions."""
+    from pymailsrv.managesieve.options import SieveOptions
+    from pymailsrv.tls.contexts import listener_context
+
+    tls = listener_context(settings, settings.get_str("tls_cert_file"), settings.get_str("tls_key_file"))
+    return (SieveOptions.from_settings(settings, tls), *sieve_checker(settings))
