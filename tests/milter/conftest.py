@@ -1,0 +1,113 @@
+"""Real milters for the tests: processes started here on loopback or unix sockets in their own
+temp directories (the libmilter test milter, rspamd, OpenDKIM, OpenDMARC), and the whole server
+of the pipeline tests (tests.pipeline.conftest) to send mail through."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline.conftest import Stack, stack_factory  # noqa: F401  (the fixture, for this area)
+
+HERE = Path(__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_socket(where: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+    """Until ``unix:/path`` or ``inet:port@host`` accepts a connection (the peer is up); fails
+    with the peer's log when it exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"peer exited ({proc.returncode}): {log.read_text(errors='replace')[-3000:]}")
+        try:
+            if where.startswith("unix:"):
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(where[5:])
+            else:
+                port, _, host = where.partition(":")[2].partition("@")
+                socket.create_connection((host, int(port)), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"peer did not listen on {where}: {log.read_text(errors='replace')[-3000:]}")
+
+
+def milter_python() -> str | None:
+    """An interpreter with pymilter (Debian's python3-milter): this one, or the system's."""
+    for candidate in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
+        if candidate and subprocess.run([candidate, "-c", "import Milter"], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+class Peers:
+    """Processes a test started, stopped at its end."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.dirs: list[str] = []
+
+    def workdir(self) -> Path:
+        path = tempfile.mkdtemp(prefix="mt")  # short: a unix socket path has ~100 bytes
+        self.dirs.append(path)
+        return Path(path)
+
+    def start(self, argv: list[str], where: str, log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+        out = log.open("wb")
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, stdin=subprocess.DEVNULL)
+        out.close()
+        self.procs.append(proc)
+        wait_for_socket(where, proc, log)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for path in self.dirs:  # the peers' logs, shown by pytest when the test failed
+            for log in sorted(Path(path).glob("*.log")):
+                print(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}")
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def peers() -> Iterator[Peers]:
+    p = Peers()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def libmilter(peers: Peers) -> Callable[[str], str]:
+    """Starts a libmilter test milter named NAME on a unix socket; returns ``unix:/path``."""
+    python = milter_python()
+    if python is None:
+        pytest.skip("pymilter (python3-milter) is not installed")
+
+    def start(name: str = "test") -> str:
+        work = peers.workdir()
+        where = f"unix:{work}/milter.sock"
+        peers.start([python, str(HERE / "libmilter_app.py"), where, name], where, work / "milter.log")
+        return where
+
+    return start
