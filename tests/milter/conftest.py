@@ -4,6 +4,7 @@ of the pipeline tests (tests.pipeline.conftest) to send mail through."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -66,12 +67,13 @@ class Peers:
         self.dirs.append(path)
         return Path(path)
 
-    def start(self, argv: list[str], where: str, log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    def start(self, argv: list[str], where: str, log: Path, cwd: Path | None = None,
+              timeout: float = 60.0) -> subprocess.Popen[bytes]:
         out = log.open("wb")
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, stdin=subprocess.DEVNULL)
         out.close()
         self.procs.append(proc)
-        wait_for_socket(where, proc, log)
+        wait_for_socket(where, proc, log, timeout)
         return proc
 
     def stop(self) -> None:
@@ -88,6 +90,63 @@ class Peers:
             for log in sorted(Path(path).glob("*.log")):
                 print(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}")
             shutil.rmtree(path, ignore_errors=True)
+
+
+RSPAMD_CONF = """\
+.include "$CONFDIR/common.conf"
+options {
+    pidfile = "$RUNDIR/rspamd.pid";
+    .include "$CONFDIR/options.inc"
+    # no network: every DNS query goes to a closed loopback port; no regexp compiler (fast start)
+    dns { nameserver = ["127.0.0.1:9"]; timeout = 0.2s; retransmits = 0; }
+    disable_hyperscan = true;
+}
+logging { type = "file"; filename = "$LOGDIR/rspamd.log"; level = "info"; }
+worker "rspamd_proxy" {
+    bind_socket = "127.0.0.1:%(port)d";
+    milter = yes;
+    timeout = 120s;
+    upstream "local" { default = yes; self_scan = yes; }
+    count = 1;
+    spam_header = "X-Spam";
+    reject_message = "Spam message rejected";
+}
+"""
+# the headers a ham message gets (rspamd's milter_headers module), for clients too
+RSPAMD_HEADERS = """\
+use = ["x-spamd-result", "x-spam-status", "x-spam-level"];
+skip_local = false;
+skip_authenticated = false;
+"""
+
+
+@pytest.fixture(scope="module")
+def rspamd() -> Iterator[str]:
+    """rspamd's proxy worker in milter mode (scanning itself), on a loopback port, with the
+    stock rules and a test-only configuration; returns ``inet:host:port``."""
+    binary = shutil.which("rspamd")
+    if binary is None:
+        pytest.skip("rspamd is not installed")
+    p = Peers()
+    try:
+        work = p.workdir()
+        (work / "local.d").mkdir()
+        port = free_port()
+        (work / "rspamd.conf").write_text(RSPAMD_CONF % {"port": port})
+        (work / "local.d" / "milter_headers.conf").write_text(RSPAMD_HEADERS)
+        # rspamd compiles its URL and regexp patterns into DBDIR (~30s on a busy machine): keep
+        # them between runs, as a real installation keeps /var/lib/rspamd
+        cache = Path(tempfile.gettempdir()) / "pymailsrv-test-rspamd-db"
+        cache.mkdir(exist_ok=True)
+        dirs = [f"--var={name}={work}" for name in ("LOCAL_CONFDIR", "RUNDIR", "LOGDIR")]
+        dirs.append(f"--var=DBDIR={cache}")
+        argv = [binary, "-f", "-c", str(work / "rspamd.conf"), *dirs]
+        if os.geteuid() == 0:
+            argv += ["-i", "-u", "root", "-g", "root"]
+        p.start(argv, f"inet:{port}@127.0.0.1", work / "rspamd.log", timeout=300)  # the first start compiles
+        yield f"inet:127.0.0.1:{port}"
+    finally:
+        p.stop()
 
 
 @pytest.fixture
