@@ -5,6 +5,7 @@ of the pipeline tests (tests.pipeline.conftest) to send mail through."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -147,6 +149,75 @@ def rspamd() -> Iterator[str]:
         yield f"inet:127.0.0.1:{port}"
     finally:
         p.stop()
+
+
+OPENDKIM_CONF = """\
+Mode {mode}
+Socket inet:{port}@127.0.0.1
+Background no
+Syslog no
+PidFile {work}/opendkim.pid
+Canonicalization relaxed/relaxed
+RequireSafeKeys no
+Domain example.com
+Selector test
+KeyFile {work}/test.private
+InternalHosts {internal}
+AuthservID mx.example.test
+AlwaysAddARHeader yes
+ResolverConfiguration {work}/unbound.conf
+"""
+# libunbound (OpenDKIM's resolver) asks the test's DNS responder only, on its loopback port
+UNBOUND_CONF = """\
+server:
+    do-not-query-localhost: no
+    module-config: "iterator"
+forward-zone:
+    name: "."
+    forward-addr: 127.0.0.1@{dns_port}
+"""
+
+
+@dataclass
+class DkimKey:
+    private: Path
+    record: str  # the TXT record of test._domainkey.example.com, as DNS text ("…" "…")
+
+
+@pytest.fixture(scope="module")
+def dkim_key() -> Iterator[DkimKey]:
+    """An RSA-2048 key for example.com, selector test, made by opendkim-genkey."""
+    genkey = shutil.which("opendkim-genkey")
+    if genkey is None:
+        pytest.skip("opendkim-genkey (opendkim-tools) is not installed")
+    work = Path(tempfile.mkdtemp(prefix="mtkey"))
+    try:
+        subprocess.run([genkey, "-D", str(work), "-d", "example.com", "-s", "test", "-b", "2048"], check=True)
+        pieces = re.findall(r'"([^"]*)"', (work / "test.txt").read_text())
+        yield DkimKey(work / "test.private", " ".join(f'"{p}"' for p in pieces))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def opendkim(peers: Peers, dkim_key: DkimKey) -> Callable[..., str]:
+    """Starts OpenDKIM in mode "s" (signs mail from 127.0.0.1 for example.com) or "v" (verifies,
+    asking the DNS responder on ``dns_port``); returns ``inet:127.0.0.1:port``."""
+    binary = shutil.which("opendkim") or ("/usr/sbin/opendkim" if os.path.exists("/usr/sbin/opendkim") else None)
+    if binary is None:
+        pytest.skip("opendkim is not installed")
+
+    def start(mode: str, dns_port: int = 9) -> str:
+        work = peers.workdir()
+        shutil.copy(dkim_key.private, work / "test.private")
+        port = free_port()
+        internal = "127.0.0.1" if mode == "s" else "192.0.2.1"  # a verifier checks our own client too
+        (work / "opendkim.conf").write_text(OPENDKIM_CONF.format(mode=mode, port=port, work=work, internal=internal))
+        (work / "unbound.conf").write_text(UNBOUND_CONF.format(dns_port=dns_port))
+        peers.start([binary, "-f", "-x", str(work / "opendkim.conf")], f"inet:{port}@127.0.0.1", work / "opendkim.log")
+        return f"inet:127.0.0.1:{port}"
+
+    return start
 
 
 @pytest.fixture
