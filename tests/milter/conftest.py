@@ -174,7 +174,7 @@ server:
     module-config: "iterator"
 forward-zone:
     name: "."
-    forward-addr: 127.0.0.1@{dns_port}
+    forward-addr: {dns_host}@{dns_port}
 """
 
 
@@ -202,19 +202,62 @@ def dkim_key() -> Iterator[DkimKey]:
 @pytest.fixture
 def opendkim(peers: Peers, dkim_key: DkimKey) -> Callable[..., str]:
     """Starts OpenDKIM in mode "s" (signs mail from 127.0.0.1 for example.com) or "v" (verifies,
-    asking the DNS responder on ``dns_port``); returns ``inet:127.0.0.1:port``."""
+    asking the DNS responder on ``dns_host``:``dns_port``); returns ``inet:127.0.0.1:port``."""
     binary = shutil.which("opendkim") or ("/usr/sbin/opendkim" if os.path.exists("/usr/sbin/opendkim") else None)
     if binary is None:
         pytest.skip("opendkim is not installed")
 
-    def start(mode: str, dns_port: int = 9) -> str:
+    def start(mode: str, dns_port: int = 9, dns_host: str = "127.0.0.1") -> str:
         work = peers.workdir()
         shutil.copy(dkim_key.private, work / "test.private")
         port = free_port()
         internal = "127.0.0.1" if mode == "s" else "192.0.2.1"  # a verifier checks our own client too
         (work / "opendkim.conf").write_text(OPENDKIM_CONF.format(mode=mode, port=port, work=work, internal=internal))
-        (work / "unbound.conf").write_text(UNBOUND_CONF.format(dns_port=dns_port))
+        (work / "unbound.conf").write_text(UNBOUND_CONF.format(dns_host=dns_host, dns_port=dns_port))
         peers.start([binary, "-f", "-x", str(work / "opendkim.conf")], f"inet:{port}@127.0.0.1", work / "opendkim.log")
+        return f"inet:127.0.0.1:{port}"
+
+    return start
+
+
+OPENDMARC_CONF = """\
+Socket inet:{port}@127.0.0.1
+Background false
+Syslog false
+PidFile {work}/opendmarc.pid
+AuthservID mx.example.test
+TrustedAuthservIDs mx.example.test
+IgnoreHosts {work}/ignore.hosts
+RejectFailures true
+HoldQuarantinedMessages true
+SPFSelfValidate false
+FailureReports false
+"""
+
+
+@pytest.fixture
+def opendmarc(peers: Peers) -> Callable[[int], str]:
+    """Starts OpenDMARC (rejects p=reject failures, holds p=quarantine ones, trusts the
+    Authentication-Results of mx.example.test) in a mount namespace of its own whose
+    /etc/resolv.conf names the test's DNS responder, which must listen on port 53 of
+    ``127.0.0.<n>`` (OpenDMARC uses the system resolver). Returns ``inet:127.0.0.1:port``."""
+    binary = shutil.which("opendmarc") or ("/usr/sbin/opendmarc" if os.path.exists("/usr/sbin/opendmarc") else None)
+    unshare = shutil.which("unshare")
+    if binary is None or unshare is None:
+        pytest.skip("opendmarc (or unshare) is not installed")
+    if subprocess.run([unshare, "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no mount namespace for OpenDMARC's own resolv.conf (needs root)")
+
+    def start(dns_host: str) -> str:
+        work = peers.workdir()
+        port = free_port()
+        (work / "opendmarc.conf").write_text(OPENDMARC_CONF.format(port=port, work=work))
+        (work / "ignore.hosts").write_text("192.0.2.1\n")  # not 127.0.0.1, the default
+        (work / "resolv.conf").write_text(f"nameserver {dns_host}\noptions timeout:1 attempts:1\n")
+        script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
+        argv = [unshare, "-m", "--propagation", "private", "sh", "-c", script, str(work / "resolv.conf"),
+                binary, "-f", "-c", str(work / "opendmarc.conf")]
+        peers.start(argv, f"inet:{port}@127.0.0.1", work / "opendmarc.log")
         return f"inet:127.0.0.1:{port}"
 
     return start
