@@ -238,7 +238,7 @@ def parse_optneg(data: bytes, offered_actions: int, offered_steps: int) -> Negot
 def split_cstrings(data: bytes, count: int) -> list[str]:
     """The first ``count`` NUL-terminated strings of ``data`` (the last NUL may be missing);
     ProtocolError when there are fewer."""
-    strings = data.split(b"\0")
+    strings = data.split(b"\0") if data else []
     if data.endswith(b"\0"):
         strings.pop()
     if len(strings) < count:

@@ -29,7 +29,6 @@ from pymailsrv.milter import protocol as P
 from pymailsrv.milter.client import MilterConnection, MilterFailure, MilterSpec, Reply, parse_socket
 from pymailsrv.milter.protocol import Modification, ProtocolError
 from pymailsrv.pipeline.base import ACCEPT, EVENTS, BaseStage, Event, Session, Transaction, Verdict, refusal
-from pymailsrv.pipeline.build import parse_item
 from pymailsrv.pipeline.message import Message
 from pymailsrv.pipeline.runner import Pipeline
 from pymailsrv.policy.context import format_log
@@ -438,10 +437,12 @@ def milter_specs(settings: Settings, param: str) -> list[MilterSpec]:
 
 
 def _parse_milter_item(item: str, param: str) -> tuple[str, dict[str, str]]:
+    """``socket`` or ``{ socket, option = value, … }`` → (socket, options)."""
     if not item.startswith("{"):
         return item, {}
-    inner = item[1:-1] if item.endswith("}") else item[1:]
-    parts = [p.strip() for p in inner.split(",") if p.strip()]
+    if not item.endswith("}"):
+        raise ConfigError(f'{param}: missing "}}" in "{item}"')
+    parts = [p.strip() for p in item[1:-1].split(",") if p.strip()]
     if not parts:
         raise ConfigError(f'{param}: empty "{{ }}"')
     options = {}
@@ -450,7 +451,6 @@ def _parse_milter_item(item: str, param: str) -> tuple[str, dict[str, str]]:
         if not eq or key not in MILTER_OPTIONS:
             raise ConfigError(f'{param}: {parts[0]}: unknown option "{part}" ({", ".join(MILTER_OPTIONS)})')
         options[key] = value
-    parse_item(item if item.endswith("}") else item + "}", param)  # the same brace checks as stages
     return parts[0], options
 
 
