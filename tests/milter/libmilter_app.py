@@ -84,6 +84,13 @@ class TestMilter(Milter.Base):
         self.headers.append((name, value))
         return Milter.CONTINUE
 
+    def negotiate(self, opts):  # type: ignore[no-untyped-def]
+        result = super().negotiate(opts)
+        # ask for macros at the end of the header (SMFIR_SETSYMLIST in the negotiation reply);
+        # not @Milter.symlist: python3-milter 1.0.5 hands its C part bytes where it wants str
+        self._ctx.setsymlist(Milter.MACRO_CALLBACKS["eoh"], "{client_addr} i")
+        return result
+
     def eoh(self):  # type: ignore[no-untyped-def]
         self._macros()
         return Milter.CONTINUE
@@ -156,7 +163,7 @@ def main() -> None:
 
     Milter.factory = TestMilter
     Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.CHGBODY | Milter.ADDRCPT | Milter.DELRCPT
-                     | Milter.QUARANTINE | Milter.CHGFROM)
+                     | Milter.QUARANTINE | Milter.CHGFROM | Milter.SETSYMLIST)
     sys.stdout.write("starting\n")
     sys.stdout.flush()
     Milter.runmilter(name, socket, 60)

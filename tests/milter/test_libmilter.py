@@ -119,7 +119,7 @@ async def test_macros_as_postfix_sends_them(stack_factory: Any, libmilter: Calla
     assert seen["{mail_addr}"] == "someone@remote.example" and seen["{rcpt_addr}"] == "alice@example.com"
     assert seen["connect"] == "unknown 127.0.0.1" and seen["helo"] == "client.remote.example"
     assert "{auth_authen}" not in seen  # not logged in: not defined
-    assert "{client_addr}" not in seen  # not in milter_connect_macros (Postfix's default)
+    assert seen["{client_addr}"] == "127.0.0.1"  # not a default: the milter asked for it at end of header
 
 
 async def test_milters_in_order_each_sees_the_previous_ones_changes(stack_factory: Any,
@@ -220,3 +220,17 @@ async def test_a_milter_that_never_negotiates(stack_factory: Any, caplog: pytest
         for w in accepted:
             w.close()
         server.close()
+
+
+async def test_non_smtpd_milters_see_the_mail_the_server_generates(stack_factory: Any,
+                                                                   libmilter: Callable[..., str]) -> None:
+    # a message too big for bob's mailbox bounces (tests/pipeline/test_pipeline_bounce.py)
+    stack = await stack_factory(non_smtpd_milters=libmilter("bounces"), virtual_mailbox_limit="20000")
+    big = message("too big", body=b"x" * 60_000 + b"\r\n").replace(b"To: alice@", b"To: bob@")
+    code, _ = await asyncio.to_thread(send, stack.port(), big, "alice@example.com", ("bob@example.com",))
+    assert code == 250
+    [bounce] = await stack.wait_for_mail("alice@example.com")
+    head = header_block(bounce)
+    assert b"Subject: Undelivered Mail Returned to Sender" in head
+    assert any(h.startswith(b"X-bounces-Body-Bytes: ") for h in head)  # the milter saw it whole
+    assert b"X-Folded" not in bounce
