@@ -84,7 +84,7 @@ class Peers:
                 proc.terminate()
         for proc in self.procs:
             try:
-                proc.wait(10)
+                proc.wait(2)  # libmilter waits ~5s for its sessions after SIGTERM: not needed here
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
