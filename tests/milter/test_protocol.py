@@ -177,3 +177,19 @@ def test_header_values_both_ways() -> None:
     assert _header_value("a\r\n\tb\r\n", leading_space=False) == "a\n\tb"
     assert _header_value("a\nb", leading_space=False) == "a\n\tb"  # a bare line break becomes folding
     assert _header_value(" x", leading_space=True) == "x"
+
+
+def test_macros_of_a_logged_in_client_over_tls() -> None:
+    from pymailsrv.policy.base import SmtpState
+
+    state = SmtpState(client_address="2001:db8::5", client_name="mua.example", reverse_client_name="mua.example",
+                      client_port=50123, sasl_username="alice@example.com", sasl_method="PLAIN",
+                      server_address="2001:db8::1", server_port=587)
+    session = LocalSession(state=state, origin="submission", tls_active=True, tls_version="TLSv1.3",
+                           tls_cipher="TLS_AES_256_GCM_SHA384", tls_bits=256)
+    known = M.values(M.Host("mx.example", "ORIGINATING", "pymailsrv"), session)
+    assert M.pick(known, ["{auth_type}", "{auth_authen}", "{tls_version}", "{cipher}", "{cipher_bits}",
+                          "{daemon_addr}", "{daemon_port}", "{client_port}", "{daemon_name}", "i"]) == [
+        ("{auth_type}", "PLAIN"), ("{auth_authen}", "alice@example.com"), ("{tls_version}", "TLSv1.3"),
+        ("{cipher}", "TLS_AES_256_GCM_SHA384"), ("{cipher_bits}", "256"), ("{daemon_addr}", "2001:db8::1"),
+        ("{daemon_port}", "587"), ("{client_port}", "50123"), ("{daemon_name}", "ORIGINATING")]  # no queue id yet
