@@ -49,6 +49,14 @@ def wait_for_socket(where: str, proc: subprocess.Popen[bytes], log: Path, timeou
     raise AssertionError(f"peer did not listen on {where}: {log.read_text(errors='replace')[-3000:]}")
 
 
+def find_program(name: str) -> str | None:
+    """A Debian program on PATH, or in /usr/sbin where daemons live (PATH may lack it)."""
+    for where in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if where and os.access(where, os.X_OK):
+            return where
+    return None
+
+
 def milter_python() -> str | None:
     """An interpreter with pymilter (Debian's python3-milter): this one, or the system's."""
     for candidate in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
@@ -126,7 +134,7 @@ skip_authenticated = false;
 def rspamd() -> Iterator[str]:
     """rspamd's proxy worker in milter mode (scanning itself), on a loopback port, with the
     stock rules and a test-only configuration; returns ``inet:host:port``."""
-    binary = shutil.which("rspamd")
+    binary = find_program("rspamd")
     if binary is None:
         pytest.skip("rspamd is not installed")
     p = Peers()
@@ -187,7 +195,7 @@ class DkimKey:
 @pytest.fixture(scope="module")
 def dkim_key() -> Iterator[DkimKey]:
     """An RSA-2048 key for example.com, selector test, made by opendkim-genkey."""
-    genkey = shutil.which("opendkim-genkey")
+    genkey = find_program("opendkim-genkey")
     if genkey is None:
         pytest.skip("opendkim-genkey (opendkim-tools) is not installed")
     work = Path(tempfile.mkdtemp(prefix="mtkey"))
@@ -203,7 +211,7 @@ def dkim_key() -> Iterator[DkimKey]:
 def opendkim(peers: Peers, dkim_key: DkimKey) -> Callable[..., str]:
     """Starts OpenDKIM in mode "s" (signs mail from 127.0.0.1 for example.com) or "v" (verifies,
     asking the DNS responder on ``dns_host``:``dns_port``); returns ``inet:127.0.0.1:port``."""
-    binary = shutil.which("opendkim") or ("/usr/sbin/opendkim" if os.path.exists("/usr/sbin/opendkim") else None)
+    binary = find_program("opendkim")
     if binary is None:
         pytest.skip("opendkim is not installed")
 
@@ -241,8 +249,7 @@ def opendmarc(peers: Peers) -> Callable[[int], str]:
     Authentication-Results of mx.example.test) in a mount namespace of its own whose
     /etc/resolv.conf names the test's DNS responder, which must listen on port 53 of
     ``127.0.0.<n>`` (OpenDMARC uses the system resolver). Returns ``inet:127.0.0.1:port``."""
-    binary = shutil.which("opendmarc") or ("/usr/sbin/opendmarc" if os.path.exists("/usr/sbin/opendmarc") else None)
-    unshare = shutil.which("unshare")
+    binary, unshare = find_program("opendmarc"), find_program("unshare")
     if binary is None or unshare is None:
         pytest.skip("opendmarc (or unshare) is not installed")
     if subprocess.run([unshare, "-m", "true"], capture_output=True).returncode != 0:
