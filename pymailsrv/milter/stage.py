@@ -36,10 +36,11 @@ from pymailsrv.types import Recipient
 
 debug = logging.getLogger("pymailsrv.milter")
 
-# Postfix milter8.c's replies
+# Postfix milter8.c's replies: to SMFIR_REJECT / SMFIR_TEMPFAIL, and for a milter that failed
+# (milter_default_action reject / tempfail)
 REJECTED = "550 5.7.1 Command rejected"
 TEMPFAILED = "451 4.7.1 Service unavailable - try again later"
-DEFAULT_TEMPFAIL = "451 4.7.1 Service unavailable - try again later"
+DEFAULT_TEMPFAIL = TEMPFAILED
 DEFAULT_REJECT = "550 5.5.0 Service unavailable"
 
 _CHECK_STAGE = {"connect": "connect", "helo": "helo", "mail": "mail", "rcpt": "rcpt", "data": "data",

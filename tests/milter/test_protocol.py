@@ -193,3 +193,11 @@ def test_macros_of_a_logged_in_client_over_tls() -> None:
         ("{auth_type}", "PLAIN"), ("{auth_authen}", "alice@example.com"), ("{tls_version}", "TLSv1.3"),
         ("{cipher}", "TLS_AES_256_GCM_SHA384"), ("{cipher_bits}", "256"), ("{daemon_addr}", "2001:db8::1"),
         ("{daemon_port}", "587"), ("{client_port}", "50123"), ("{daemon_name}", "ORIGINATING")]  # no queue id yet
+
+
+@pytest.mark.parametrize("reply", ["REJECTED", "TEMPFAILED", "DEFAULT_TEMPFAIL", "DEFAULT_REJECT"])
+def test_reply_constants_agree_with_themselves(reply: str) -> None:
+    from pymailsrv.milter import stage
+
+    code, dsn, text = getattr(stage, reply).split(" ", 2)
+    assert code[0] == dsn[0] and code[0] in "45" and dsn.count(".") == 2 and text
