@@ -161,7 +161,7 @@ def rspamd() -> Iterator[str]:
 
 OPENDKIM_CONF = """\
 Mode {mode}
-Socket inet:{port}@127.0.0.1
+Socket local:{work}/opendkim.sock
 Background no
 Syslog no
 PidFile {work}/opendkim.pid
@@ -210,7 +210,7 @@ def dkim_key() -> Iterator[DkimKey]:
 @pytest.fixture
 def opendkim(peers: Peers, dkim_key: DkimKey) -> Callable[..., str]:
     """Starts OpenDKIM in mode "s" (signs mail from 127.0.0.1 for example.com) or "v" (verifies,
-    asking the DNS responder on ``dns_host``:``dns_port``); returns ``inet:127.0.0.1:port``."""
+    asking the DNS responder on ``dns_host``:``dns_port``); returns ``unix:/path``."""
     binary = find_program("opendkim")
     if binary is None:
         pytest.skip("opendkim is not installed")
@@ -218,18 +218,18 @@ def opendkim(peers: Peers, dkim_key: DkimKey) -> Callable[..., str]:
     def start(mode: str, dns_port: int = 9, dns_host: str = "127.0.0.1") -> str:
         work = peers.workdir()
         shutil.copy(dkim_key.private, work / "test.private")
-        port = free_port()
         internal = "127.0.0.1" if mode == "s" else "192.0.2.1"  # a verifier checks our own client too
-        (work / "opendkim.conf").write_text(OPENDKIM_CONF.format(mode=mode, port=port, work=work, internal=internal))
+        (work / "opendkim.conf").write_text(OPENDKIM_CONF.format(mode=mode, work=work, internal=internal))
         (work / "unbound.conf").write_text(UNBOUND_CONF.format(dns_host=dns_host, dns_port=dns_port))
-        peers.start([binary, "-f", "-x", str(work / "opendkim.conf")], f"inet:{port}@127.0.0.1", work / "opendkim.log")
-        return f"inet:127.0.0.1:{port}"
+        where = f"unix:{work}/opendkim.sock"
+        peers.start([binary, "-f", "-x", str(work / "opendkim.conf")], where, work / "opendkim.log")
+        return where
 
     return start
 
 
 OPENDMARC_CONF = """\
-Socket inet:{port}@127.0.0.1
+Socket local:{work}/opendmarc.sock
 Background false
 Syslog false
 PidFile {work}/opendmarc.pid
@@ -248,7 +248,7 @@ def opendmarc(peers: Peers) -> Callable[[int], str]:
     """Starts OpenDMARC (rejects p=reject failures, holds p=quarantine ones, trusts the
     Authentication-Results of mx.example.test) in a mount namespace of its own whose
     /etc/resolv.conf names the test's DNS responder, which must listen on port 53 of
-    ``127.0.0.<n>`` (OpenDMARC uses the system resolver). Returns ``inet:127.0.0.1:port``."""
+    ``127.x.y.z`` (OpenDMARC uses the system resolver). Returns ``unix:/path``."""
     binary, unshare = find_program("opendmarc"), find_program("unshare")
     if binary is None or unshare is None:
         pytest.skip("opendmarc (or unshare) is not installed")
@@ -257,15 +257,15 @@ def opendmarc(peers: Peers) -> Callable[[int], str]:
 
     def start(dns_host: str) -> str:
         work = peers.workdir()
-        port = free_port()
-        (work / "opendmarc.conf").write_text(OPENDMARC_CONF.format(port=port, work=work))
+        (work / "opendmarc.conf").write_text(OPENDMARC_CONF.format(work=work))
         (work / "ignore.hosts").write_text("192.0.2.1\n")  # not 127.0.0.1, the default
         (work / "resolv.conf").write_text(f"nameserver {dns_host}\noptions timeout:1 attempts:1\n")
         script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
         argv = [unshare, "-m", "--propagation", "private", "sh", "-c", script, str(work / "resolv.conf"),
                 binary, "-f", "-c", str(work / "opendmarc.conf")]
-        peers.start(argv, f"inet:{port}@127.0.0.1", work / "opendmarc.log")
-        return f"inet:127.0.0.1:{port}"
+        where = f"unix:{work}/opendmarc.sock"
+        peers.start(argv, where, work / "opendmarc.log")
+        return where
 
     return start
 
