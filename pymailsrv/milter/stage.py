@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from pymailsrv.config.parser import split_list
 from pymailsrv.config.settings import Settings, parse_time
 from pymailsrv.errors import ConfigError
 from pymailsrv.log import get_logger
@@ -32,7 +33,8 @@ from pymailsrv.pipeline.base import ACCEPT, EVENTS, BaseStage, Event, Session, T
 from pymailsrv.pipeline.message import Message
 from pymailsrv.pipeline.runner import Pipeline
 from pymailsrv.policy.context import format_log
-from pymailsrv.types import Recipient
+from pymailsrv.policy.tables import open_table
+from pymailsrv.types import LookupTable, Recipient
 
 debug = logging.getLogger("pymailsrv.milter")
 
@@ -68,17 +70,23 @@ class MilterStage(BaseStage):
     name = "milters"
     timeout = 0.0  # each wait has its milter_*_timeout
 
-    def __init__(self, specs: Sequence[MilterSpec], macro_lists: Sequence[tuple[str, ...]], host: M.Host) -> None:
+    def __init__(self, specs: Sequence[MilterSpec], macro_lists: Sequence[tuple[str, ...]], host: M.Host,
+                 client_maps: Sequence[LookupTable] = (), base: MilterSpec | None = None) -> None:
         self.specs = tuple(specs)
         self.macro_lists = tuple(macro_lists)
         self.host = host
-        self.events: frozenset[Event] = frozenset(EVENTS) if self.specs else frozenset()
+        self.client_maps = tuple(client_maps)  # smtpd_milter_maps
+        self.base = base or MilterSpec("")  # the parameters' defaults, for milters a map names
+        self.events: frozenset[Event] = frozenset(EVENTS) if self.specs or self.client_maps else frozenset()
 
     # --- the SMTP events ------------------------------------------------------------------------
     async def connect(self, session: Session) -> Verdict:
-        milters = self._milters(session)
-        if milters is None:
+        if session.origin == "reinject":
             return ACCEPT
+        specs = await self._client_specs(session) if self.client_maps and session.origin != "local" else None
+        if specs is not None:
+            session.stage_data[self.name] = [_Milter(spec) for spec in specs]
+        milters = self._milters(session) or []
         for m in milters:
             try:
                 m.conn = await MilterConnection.open(m.spec)
@@ -135,6 +143,27 @@ class MilterStage(BaseStage):
         for m in session.stage_data.pop(self.name, ()):
             if m.conn is not None:
                 await m.conn.close(quit=not m.failed)
+
+    async def _client_specs(self, session: Session) -> list[MilterSpec] | None:
+        """smtpd_milter_maps: the milters for this client (none for DISABLE), or None when no
+        table has its address (then smtpd_milters)."""
+        address = session.state.client_address
+        for table in self.client_maps:
+            value = await table.get(address)
+            if value is None:
+                continue
+            if value.strip().upper() == "DISABLE":
+                return []
+            try:
+                return [_with_options(replace(self.base, socket=sock), options, "smtpd_milter_maps")
+                        for sock, options in (_parse_milter_item(item, "smtpd_milter_maps")
+                                              for item in split_list(value))
+                        if _checked_socket(sock)]
+            except (ConfigError, ValueError) as exc:
+                get_logger(_logger(session)).warning("smtpd_milter_maps: bad value for %s: %s; using smtpd_milters",
+                                                     address, exc)
+                return None
+        return None
 
     # --- one event at every milter -------------------------------------------------------------
     def _milters(self, session: Session) -> list[_Milter] | None:
@@ -420,12 +449,21 @@ def _apply(mod: Modification, txn: Transaction, msg: Message, *, leading_space: 
 MILTER_OPTIONS = ("default_action", "connect_timeout", "command_timeout", "content_timeout", "protocol")
 
 
+def _base_spec(settings: Settings) -> MilterSpec:
+    return MilterSpec("", settings.get_str("milter_default_action"), settings.get_seconds("milter_connect_timeout"),
+                      settings.get_seconds("milter_command_timeout"), settings.get_seconds("milter_content_timeout"),
+                      settings.get_int("milter_protocol"))
+
+
+def _checked_socket(socket: str) -> bool:
+    parse_socket(socket)  # ValueError for a bad one
+    return True
+
+
 def milter_specs(settings: Settings, param: str) -> list[MilterSpec]:
     """The milters ``param`` names, with Postfix 3's per-milter options ``{ inet:host:port,
     default_action = accept, command_timeout = 10s, … }``; ConfigError for a bad item."""
-    base = MilterSpec("", settings.get_str("milter_default_action"), settings.get_seconds("milter_connect_timeout"),
-                      settings.get_seconds("milter_command_timeout"), settings.get_seconds("milter_content_timeout"),
-                      settings.get_int("milter_protocol"))
+    base = _base_spec(settings)
     specs = []
     for item in settings.get_list(param):
         socket, options = _parse_milter_item(item, param)
@@ -482,14 +520,18 @@ def milter_stage(settings: Settings, param: str) -> MilterStage:
     host = M.Host(settings.expanded("myhostname"), settings.get_str("milter_macro_daemon_name"),
                   settings.get_str("milter_macro_v"))
     lists = [tuple(settings.get_list(p)) for p in M.STAGE_PARAMS]
-    return MilterStage(milter_specs(settings, param), lists, host)
+    maps = [open_table(spec, settings) for spec in settings.get_list("smtpd_milter_maps")] \
+        if param == "smtpd_milters" else []
+    return MilterStage(milter_specs(settings, param), lists, host, maps, _base_spec(settings))
 
 
 def require_milter_stage(pipeline: Pipeline, settings: Settings, pipeline_param: str, milters_param: str) -> None:
     """Milters configured for a pipeline without the milters stage would be ignored without a
     word: refuse that at start-up, naming both parameters."""
-    if settings.get_list(milters_param) and not any(slot.stage.name == MilterStage.name for slot in pipeline.slots):
-        raise ConfigError(f"{milters_param} is set, but {pipeline_param} does not name the milters stage")
+    names = [milters_param, "smtpd_milter_maps"] if milters_param == "smtpd_milters" else [milters_param]
+    for name in names:
+        if settings.get_list(name) and not any(slot.stage.name == MilterStage.name for slot in pipeline.slots):
+            raise ConfigError(f"{name} is set, but {pipeline_param} does not name the milters stage")
 
 
 __all__ = ["MilterStage", "ProtocolError", "milter_specs", "milter_stage", "require_milter_stage"]

@@ -236,3 +236,34 @@ async def test_non_smtpd_milters_see_the_mail_the_server_generates(stack_factory
     assert b"Subject: Undelivered Mail Returned to Sender" in head
     assert any(h.startswith(b"X-bounces-Body-Bytes: ") for h in head)  # the milter saw it whole
     assert b"X-Folded" not in bounce
+
+
+async def test_smtpd_milter_maps_choose_the_milters_per_client(stack_factory: Any, tmp_path: Any,
+                                                               libmilter: Callable[..., str]) -> None:
+    dead = f"unix:{tmp_path}/nobody.sock"
+    (tmp_path / "milter_map.cidr").write_text(f"192.0.2.0/24 DISABLE\n127.0.0.0/8 {libmilter()}\n")
+    # smtpd_milters names a dead milter; the map gives this client a working one instead
+    stack = await stack_factory(smtpd_milters=dead, smtpd_milter_maps=f"cidr:{tmp_path}/milter_map.cidr")
+    code, _ = await asyncio.to_thread(send, stack.port(), message("add"))
+    assert code == 250
+    [mail] = await stack.wait_for_mail("alice@example.com")
+    assert b"X-Added: appended by libmilter" in mail
+
+
+async def test_smtpd_milter_maps_disable_the_milters_for_a_client(stack_factory: Any, tmp_path: Any) -> None:
+    dead = f"unix:{tmp_path}/nobody.sock"
+    stack = await stack_factory(smtpd_milters=dead, smtpd_milter_maps="inline:{ 127.0.0.1=DISABLE }")
+    code, _ = await asyncio.to_thread(send, stack.port(), message("plain"))
+    assert code == 250  # the dead milter was not asked
+    assert len(await stack.wait_for_mail("alice@example.com")) == 1
+
+
+async def test_a_bad_milter_map_value_falls_back_to_smtpd_milters(stack_factory: Any, libmilter: Callable[..., str],
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="pymailsrv")
+    stack = await stack_factory(smtpd_milters=libmilter(), smtpd_milter_maps="inline:{ 127.0.0.1=nowhere }")
+    code, _ = await asyncio.to_thread(send, stack.port(), message("add"))
+    assert code == 250
+    [mail] = await stack.wait_for_mail("alice@example.com")
+    assert b"X-Added: appended by libmilter" in mail
+    assert messages(caplog, "smtpd_milter_maps: bad value for 127.0.0.1: bad milter socket 'nowhere'")

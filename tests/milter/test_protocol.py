@@ -201,3 +201,9 @@ def test_reply_constants_agree_with_themselves(reply: str) -> None:
 
     code, dsn, text = getattr(stage, reply).split(" ", 2)
     assert code[0] == dsn[0] and code[0] in "45" and dsn.count(".") == 2 and text
+
+
+def test_milter_maps_without_the_stage_refuse_to_start() -> None:
+    with pytest.raises(ConfigError, match="smtpd_milter_maps is set, but smtpd_pipeline does not name"):
+        require_milter_stage(Pipeline(), Settings({"smtpd_milter_maps": "inline:{ 1.2.3.4=DISABLE }"}),
+                             "smtpd_pipeline", "smtpd_milters")

@@ -8,6 +8,10 @@ PARAMS = (
           "order: inet:host:port, inet6:[addr]:port or unix:/path; { socket, default_action = ..., "
           "connect_timeout = ..., command_timeout = ..., content_timeout = ..., protocol = ... } "
           "sets one milter's options. They run in the milters stage of smtpd_pipeline."),
+    Param("smtpd_milter_maps", "list", "",
+          "Lookup tables searched by the SMTP client's IP address (cidr:, inline:, texthash: …): a "
+          "value of DISABLE turns the milters off for that client, any other value is a list of "
+          "milters used instead of smtpd_milters (Postfix 3.2); no match: smtpd_milters."),
     Param("non_smtpd_milters", "list", "",
           "Mail filter applications for mail the server generates (bounces, notices), as "
           "smtpd_milters; they run in the milters stage of non_smtpd_pipeline."),
