@@ -119,10 +119,11 @@ class TestMilter(Milter.Base):
         if "discard" in words:
             return Milter.DISCARD
         if "sleep" in words:  # longer than the test's content timeout, without a word
-            time.sleep(4)
+            print("sleeping at end of message", flush=True)  # the test waits for this line
+            time.sleep(6)
         if "progress" in words:
-            for _ in range(4):
-                time.sleep(0.4)
+            for _ in range(4):  # 3.2s in all, more than the test's content timeout, each wait less
+                time.sleep(0.8)
                 self.progress()
         if "add" in words:
             self.addheader("X-Added", "appended by libmilter")
