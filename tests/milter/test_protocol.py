@@ -6,7 +6,8 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from pymailsrv.config.settings import Settings
@@ -46,7 +47,7 @@ REPLIES = (P.packet(P.R_PROGRESS) + P.packet(P.R_ADDHEADER, b"X-A\0one\0")
            + P.packet(P.R_REPLBODY, b"x" * 300) + P.packet(P.R_CONTINUE))
 
 
-@settings(deadline=None)  # a busy shared machine, not a slow parser
+@hypothesis_settings(deadline=None)  # a busy shared machine, not a slow parser
 @given(st.lists(st.integers(min_value=1, max_value=len(REPLIES)), max_size=20))
 def test_any_split_of_the_reply_stream_gives_the_same_packets(cuts: list[int]) -> None:
     reader = P.PacketReader()
