@@ -76,6 +76,7 @@ class MilterConnection:
         self._writer = writer
         self._packets = P.PacketReader()
         self._queued: list[tuple[bytes, bytes]] = []
+        self._pending: list[bytes] = []
         self.closed = False
 
     @classmethod
@@ -115,15 +116,22 @@ class MilterConnection:
         return bool(self.negotiated.actions & action_flag)
 
     def send(self, *packets: bytes) -> None:
-        """Queue packets that get no reply (macros, headers without reply, abort)."""
+        """Queue packets that get no reply (macros, abort); they go out with the next command
+        (one write for SMFIC_MACRO and its command) or at ``flush``."""
         if self.closed:
             raise MilterFailure(f"milter {self.spec.socket}: connection closed")
-        self._writer.write(b"".join(packets))
+        self._pending.extend(packets)
+
+    def flush(self) -> None:
+        if self._pending and not self.closed:
+            self._writer.write(b"".join(self._pending))
+            self._pending.clear()
 
     async def command(self, packet: bytes, *, content: bool = False, no_reply: bool = False) -> Reply | None:
         """Send ``packet`` (after anything queued) and wait for its final reply, unless the milter
         said it sends none (``no_reply``: SMFIP_NR_*)."""
         self.send(packet)
+        self.flush()
         timeout = self.spec.content_timeout if content else self.spec.command_timeout
         try:
             await self._drain(timeout, packet[4:5])
@@ -187,7 +195,7 @@ class MilterConnection:
         self.closed = True
         with contextlib.suppress(Exception):
             if quit:
-                self._writer.write(P.simple(P.QUIT))
+                self._writer.write(b"".join([*self._pending, P.simple(P.QUIT)]))
             self._writer.close()
             async with asyncio.timeout(1.0):
                 await self._writer.wait_closed()

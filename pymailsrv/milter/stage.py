@@ -213,6 +213,7 @@ class MilterStage(BaseStage):
         assert m.conn is not None
         try:
             m.conn.send(P.simple(P.ABORT))
+            m.conn.flush()  # now: the milter may let go of the message
         except MilterFailure:
             m.failed = True
         m.in_message = False
