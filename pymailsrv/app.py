@@ -734,16 +734,20 @@ class QueueService:
 
 def non_smtpd_pipeline(settings: Settings) -> Pipeline:
     """non_smtpd_pipeline: the stages of the mail the queue manager generates (bounces, notices)."""
+    from pymailsrv.milter.stage import milter_stage, require_milter_stage
     from pymailsrv.pipeline.build import build_pipeline
     from pymailsrv.pipeline.stages import ContentFilterStage
     from pymailsrv.policy.tables import open_table
     from pymailsrv.smtp.stages import HeaderChecksStage
 
-    return build_pipeline("non_smtpd_pipeline", settings, {
+    pipeline = build_pipeline("non_smtpd_pipeline", settings, {
         "header_checks": lambda: HeaderChecksStage([open_table(spec, settings)
                                                     for spec in settings.get_list("header_checks")]),
+        "milters": lambda: milter_stage(settings, "non_smtpd_milters"),
         "content_filter": lambda: ContentFilterStage(settings.get_str("content_filter")),
     })
+    require_milter_stage(pipeline, settings, "non_smtpd_pipeline", "non_smtpd_milters")
+    return pipeline
 
 
 # --- IMAP and POP3 --------------------------------------------------------------------------------
