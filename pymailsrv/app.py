@@ -14,7 +14,7 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pymailsrv.clock import Clock
     from pymailsrv.db.base import Directory
     from pymailsrv.db.directory import SqlDirectory
+    from pymailsrv.delivery.base import DeliveryResult
     from pymailsrv.net.limits import ConnectionLimiter
     from pymailsrv.pipeline.runner import Pipeline
     from pymailsrv.policy.restrictions import RestrictionEngine
@@ -142,7 +143,8 @@ def _setup_logging(settings: Settings) -> None:
 RESTART_ONLY = ("smtpd_listen", "submission_listen", "smtps_listen", "reinject_listen", "imap_listen",
                 "imaps_listen", "pop3_listen", "pop3s_listen", "worker_processes", "data_directory",
                 "queue_directory", "virtual_mailbox_base", "database_url", "database_table_prefix",
-                "default_process_limit", "myhostname", "acme_directory_url", "acme_http_listen", "acme_tls_listen")
+                "default_process_limit", "myhostname", "acme_directory_url", "acme_http_listen", "acme_tls_listen",
+                "lmtp_listen", "dovecot_auth_listen", "quota_status_listen")
 
 
 def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
@@ -301,6 +303,8 @@ async def _serve(settings: Settings, config_path: str) -> int:
         elif sockets or passed:
             serving = await _Serving.start(settings, core, queue.manager, limiter, user_ip, owns_core=False,
                                            smtp_sockets=_dup_sockets(sockets), sockets=_dup_sockets(passed))
+        dovecot = await start_dovecot_services(settings, core, queue)
+        stops.append(dovecot.close)
         acme = await _start_acme(settings, lambda: on_hup())  # a new certificate: reload, as SIGHUP
         if acme is not None:
             stops.append(acme.stop)
@@ -793,3 +797,67 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
             if sockets is not None:
                 sockets.setdefault((param, index), []).extend(bound.server.sockets)
     return server
+
+
+# --- Dovecot's services for Postfix: LMTP, the auth socket, quota-status ---------------------------
+class _CurrentVirtual:
+    """The queue's virtual (Maildir) transport as of now: LMTP delivers through the agent the
+    queue manager uses (and what a reload gives it), not a copy of its own."""
+
+    def __init__(self, queue: QueueService) -> None:
+        self.queue = queue
+
+    async def deliver(self, sender: str, recipients: Sequence[str], content: bytes) -> list[DeliveryResult]:
+        return await self.queue.delivery.agents.virtual.deliver(sender, recipients, content)
+
+
+@dataclass(slots=True)
+class DovecotServices:
+    """The started LMTP, auth-client and quota-status listeners (in the main process; their
+    listen parameters need a restart, the rest of their settings too)."""
+
+    lmtp: list[Any]
+    others: list[Any]
+
+    async def close(self) -> None:
+        for server in self.lmtp:
+            server.close()
+        await asyncio.gather(*(s.wait_closed() for s in self.lmtp))
+        await asyncio.gather(*(s.close() for s in self.others))
+
+
+async def start_dovecot_services(settings: Settings, core: _Core, queue: QueueService) -> DovecotServices:
+    """Start lmtp_listen, dovecot_auth_listen and quota_status_listen. Raises ConfigError."""
+    from pymailsrv.auth.plaintext import PlaintextRule
+    from pymailsrv.dovecot.auth_server import AuthClientServer
+    from pymailsrv.dovecot.quota_status import QuotaStatusOptions, QuotaStatusServer
+    from pymailsrv.lmtp.server import socket_options, start_lmtp
+    from pymailsrv.net.endpoints import endpoint_address, parse_endpoints
+    from pymailsrv.net.server import start_endpoint_server
+
+    mode, group = socket_options(settings)
+    lmtp = await start_lmtp(settings, directory=core.directory, store=core.store, delivery=_CurrentVirtual(queue),
+                            clock=core.clock)
+    services = DovecotServices(lmtp, [])
+    handlers = (("dovecot_auth_listen", "auth", AuthClientServer(core.authenticator,
+                                                                 PlaintextRule.from_settings(settings)).handle),
+                ("quota_status_listen", "quota-status", QuotaStatusServer(
+                    core.directory, core.store, QuotaStatusOptions.from_settings(settings)).handle))
+    try:
+        for param, name, handler in handlers:
+            try:
+                endpoints = parse_endpoints(settings.get_list(param))
+            except ValueError as exc:
+                raise ConfigError(f"{param}: {exc}") from None
+            for endpoint in endpoints:
+                try:
+                    server = await start_endpoint_server(handler, endpoint, clock=core.clock, name=name,
+                                                         mode=mode, group=group)
+                except (OSError, KeyError) as exc:
+                    raise ConfigError(f"{param}: cannot listen on {endpoint}: {exc}") from None
+                services.others.append(server)
+                log.info("%s listening on %s", name, endpoint_address(server.server))
+    except BaseException:
+        await services.close()
+        raise
+    return services

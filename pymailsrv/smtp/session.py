@@ -58,6 +58,7 @@ class SmtpConnection(Connection):
     the TLS handshake on smtps)."""
 
     high_water = 2 * READ_SIZE  # the transport pauses reading beyond this many unread bytes
+    session_class: type[SmtpSession]  # set below the class (LMTP serves its own subclass)
 
     def __init__(self, services: Services, listener: ListenerSpec) -> None:
         super().__init__(services.clock)
@@ -68,7 +69,7 @@ class SmtpConnection(Connection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.session = SmtpSession(self.services, self.listener, self)
+        self.session = self.session_class(self.services, self.listener, self)
         self._task = asyncio.get_running_loop().create_task(self.session.run())
 
     def eof_received(self) -> bool | None:
@@ -256,9 +257,14 @@ class SmtpSession:
         return "".join(parts)
 
     # --- the command loop -----------------------------------------------------------------------
-    async def _serve(self) -> None:
+    def command_table(self) -> dict[str, Any]:
+        """The commands this session serves (smtp.commands.COMMANDS; LMTP has its own table)."""
         from pymailsrv.smtp.commands import COMMANDS
 
+        return COMMANDS
+
+    async def _serve(self) -> None:
+        commands = self.command_table()
         while not self.closing:
             self.idle = True
             item = await self.next_line()
@@ -273,7 +279,7 @@ class SmtpSession:
                 if item.bare_lf and self.cfg.forbid_bare_newline == "yes":
                     self._refuse_bare_lf()
                     return
-                await self._run_command(item.text, COMMANDS)
+                await self._run_command(item.text, commands)
             if self.errors >= self.cfg.hard_error_limit and not self.closing:
                 log.info("too many errors after %s from %s", self.last_command, self.client)
                 self.reply(R.TOO_MANY_ERRORS.format(host=self.cfg.myhostname))
@@ -494,3 +500,6 @@ class SmtpSession:
         self.state.encryption_cipher = self.tls_cipher
         log.info("Anonymous TLS connection established from %s: %s with cipher %s (%d/%d bits)",
                  self.client, self.tls_version, self.tls_cipher, self.tls_bits, self.tls_bits)
+
+
+SmtpConnection.session_class = SmtpSession

@@ -1,0 +1,101 @@
+"""Start the LMTP listeners (``lmtp_listen``: TCP addresses and UNIX sockets) in this event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from dataclasses import dataclass
+
+from pymailsrv.clock import Clock
+from pymailsrv.config.settings import Settings
+from pymailsrv.db.base import Directory
+from pymailsrv.delivery.base import Transport
+from pymailsrv.errors import ConfigError
+from pymailsrv.lmtp.session import DirectDelivery, LmtpConnection, LmtpContext, LmtpOptions, lmtp_listener
+from pymailsrv.log import get_logger
+from pymailsrv.net.endpoints import Endpoint, endpoint_address, listen_endpoint, parse_endpoints
+from pymailsrv.pipeline.runner import EMPTY
+from pymailsrv.smtp.context import ListenerSpec, Services, SmtpConfig
+from pymailsrv.store.base import MailStore
+
+log = get_logger("lmtp")
+
+
+@dataclass(slots=True)
+class LmtpServer:
+    endpoint: Endpoint
+    server: asyncio.Server
+    spec: ListenerSpec
+
+    @property
+    def address(self) -> str:
+        return endpoint_address(self.server)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def close(self) -> None:
+        """Stop listening; idle sessions are closed, busy ones finish their command."""
+        self.server.close()
+        for session in list(self.spec.sessions):
+            session.shutdown()
+
+    async def wait_closed(self, timeout: float = 10.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.spec.sessions and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+
+
+def socket_options(settings: Settings) -> tuple[int, str]:
+    """(mode, group) of the UNIX sockets of the services Postfix connects to."""
+    text = settings.get_str("service_socket_mode")
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise ConfigError(f'service_socket_mode: "{text}" is not an octal mode') from None
+    return mode, settings.get_str("service_socket_group")
+
+
+def lmtp_services(settings: Settings, directory: Directory, clock: Clock) -> Services:
+    config = SmtpConfig.from_settings(settings)
+    greeting = LmtpOptions.from_settings(settings).greeting
+    config = dataclasses.replace(config, banner=f"{config.myhostname} {greeting}", helo_required=True,
+                                 timeout=settings.get_seconds("lmtp_timeout"))
+    return Services(config=config, authenticator=None, pipeline=EMPTY, queue=DirectDelivery(),
+                    directory=directory, clock=clock, limiter=None)
+
+
+async def start_lmtp(settings: Settings, *, directory: Directory, store: MailStore, delivery: Transport,
+                     clock: Clock) -> list[LmtpServer]:
+    """Listen on every ``lmtp_listen`` endpoint; on failure close what was opened and raise
+    ConfigError."""
+    try:
+        endpoints = parse_endpoints(settings.get_list("lmtp_listen"))
+    except ValueError as exc:
+        raise ConfigError(f"lmtp_listen: {exc}") from None
+    if not endpoints:
+        return []
+    services = lmtp_services(settings, directory, clock)
+    context = LmtpContext(LmtpOptions.from_settings(settings), store, delivery)
+    mode, group = socket_options(settings)
+    started: list[LmtpServer] = []
+    try:
+        for endpoint in endpoints:
+            spec = lmtp_listener()
+
+            def factory(spec: ListenerSpec = spec) -> LmtpConnection:
+                return LmtpConnection(services, spec, context)
+
+            try:
+                server = await listen_endpoint(factory, endpoint, mode=mode, group=group)
+            except (OSError, KeyError) as exc:
+                raise ConfigError(f"lmtp_listen: cannot listen on {endpoint}: {exc}") from None
+            started.append(LmtpServer(endpoint, server, spec))
+            log.info("lmtp listening on %s", started[-1].address)
+    except BaseException:
+        for s in started:
+            s.close()
+        raise
+    return started
