@@ -167,13 +167,13 @@ class SmtpSession:
 
     async def _admit(self) -> bool:
         peer = self.transport.get_extra_info("peername") if self.transport else None
-        ip, port = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+        ip, port = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)  # not on a UNIX socket
         if ip.startswith("::ffff:") and "." in ip:
             ip = ip[7:]
         self.state.client_address = ip
         self.state.client_port = port
         local = self.transport.get_extra_info("sockname") if self.transport else None
-        if local:
+        if isinstance(local, tuple):
             self.state.server_address, self.state.server_port = str(local[0]), int(local[1])
         self.state.protocol = "SMTP"
         if self.cfg.peername_lookup and ip:

@@ -1,0 +1,213 @@
+"""LMTP (RFC 2033) over real sockets: smtplib's LMTP class for one recipient, raw transcripts for
+what smtplib cannot read (one reply per recipient after DATA)."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import socket
+from typing import Any
+
+from pymailsrv.lmtp import replies as L
+from tests.dovecot_services.conftest import QUOTA, fill
+from tests.fakes import LineClient
+
+MSG = b"From: <sender@remote.example>\r\nSubject: lmtp\r\nMessage-ID: <lmtp@remote.example>\r\n\r\nhello\r\n"
+
+
+def lhlo(c: LineClient) -> None:
+    c.expect("220 mx.example.test pymailsrv ready.")
+    c.send("LHLO mx.postfix.test")
+    c.expect("250-mx.example.test")
+    c.expect("250-PIPELINING")
+    c.expect("250-SIZE *")
+    c.expect("250-ENHANCEDSTATUSCODES")
+    c.expect("250-8BITMIME")
+    c.expect("250 SMTPUTF8")
+
+
+async def test_smtplib_lmtp_delivers_into_the_maildir_with_dovecot_headers(stack: Any) -> None:
+    def send() -> Any:
+        with smtplib.LMTP("127.0.0.1", stack.lmtp_port, local_hostname="localhost", timeout=10) as c:
+            return c.sendmail("sender@remote.example", ["alice@example.com"], MSG)
+
+    assert await asyncio.to_thread(send) == {}
+    [stored] = stack.inbox("alice")
+    head = stored.split(b"\n\n", 1)[0].split(b"\n")
+    # Dovecot's lmtp: Return-Path, Delivered-To (no angle brackets), then its Received:
+    assert head[0] == b"Return-Path: <sender@remote.example>"
+    assert head[1] == b"Delivered-To: alice@example.com"
+    assert head[2] == b"Received: from localhost ([127.0.0.1])"
+    assert head[3] == b"\tby mx.example.test with LMTP"
+    assert head[4].startswith(b"\tid ") and len(head[4]) == 4 + 22
+    assert head[5] == b"\t(envelope-from <sender@remote.example>)"
+    assert head[6].startswith(b"\tfor <alice@example.com>; ")
+    assert b"Subject: lmtp" in stored and stored.endswith(b"\n\nhello\n")
+
+
+async def test_unix_socket(stack: Any) -> None:
+    def send() -> Any:
+        with smtplib.LMTP(stack.lmtp_path, local_hostname="localhost", timeout=10) as c:
+            return c.sendmail("", ["bob@example.com"], MSG)
+
+    assert await asyncio.to_thread(send) == {}
+    [stored] = stack.inbox("bob")
+    assert stored.startswith(b"Return-Path: <>\nDelivered-To: bob@example.com\nReceived: from localhost\n")
+
+
+async def test_one_reply_per_recipient_after_data(stack: Any) -> None:
+    """RFC 2033 §4.2: refused recipients get no reply after DATA; each accepted one gets its own,
+    and a mailbox that fills up at DATA says so for itself only."""
+    fill(stack.vmail, "small", QUOTA - 100)
+
+    def dialogue() -> None:
+        c = LineClient(stack.lmtp_port)
+        lhlo(c)
+        c.send("MAIL FROM:<sender@remote.example> BODY=8BITMIME")
+        c.expect("250 2.1.0 Ok")
+        for rcpt in ("alice@example.com", "nobody@example.com", "small@example.com", "bob@example.com"):
+            c.send(f"RCPT TO:<{rcpt}>")
+        c.expect("250 2.1.5 Ok")
+        c.expect(L.USER_UNKNOWN.format(addr="nobody@example.com"))
+        c.expect("250 2.1.5 Ok")  # room at RCPT (size unknown) ...
+        c.expect("250 2.1.5 Ok")
+        c.send("DATA")
+        c.expect("354 *")
+        c.sendraw(MSG + b"X" * 200 + b"\r\n.\r\n")
+        c.expect("250 2.0.0 <alice@example.com> * Saved")
+        c.expect(L.OVER_QUOTA.format(addr="small@example.com", text="Quota exceeded (mailbox for user is full)"))
+        c.expect("250 2.0.0 <bob@example.com> * Saved")
+        c.send("QUIT")
+        c.expect("221 2.0.0 Bye")
+        c.close()
+
+    await asyncio.to_thread(dialogue)
+    assert len(stack.inbox("alice")) == 1 and len(stack.inbox("bob")) == 1 and stack.inbox("small") == []
+
+
+async def test_quota_is_checked_at_rcpt(stack: Any) -> None:
+    fill(stack.vmail, "full", QUOTA)
+
+    def dialogue() -> None:
+        c = LineClient(stack.lmtp_port)
+        lhlo(c)
+        c.send("MAIL FROM:<> SIZE=100")
+        c.expect("250 2.1.0 Ok")
+        c.send("RCPT TO:<full@example.com>")
+        c.expect("552 5.2.2 <full@example.com> Quota exceeded (mailbox for user is full)")
+        c.send("RCPT TO:<small@example.com>")  # has room for 100 bytes
+        c.expect("250 2.1.5 Ok")
+        c.send("RSET")
+        c.expect("250 2.0.0 Ok")
+        c.send(f"MAIL FROM:<> SIZE={QUOTA + 1}")
+        c.expect("250 2.1.0 Ok")
+        c.send("RCPT TO:<small@example.com>")  # SIZE= counts
+        c.expect("552 5.2.2 <small@example.com> *")
+        c.close()
+
+    await asyncio.to_thread(dialogue)
+
+
+async def test_quota_full_tempfail(stack_factory: Any) -> None:
+    stack = await stack_factory(quota_full_tempfail="yes", quota_exceeded_message="Mailbox is full")
+    fill(stack.vmail, "full", QUOTA)
+
+    def dialogue() -> None:
+        c = LineClient(stack.lmtp_port)
+        lhlo(c)
+        c.send("MAIL FROM:<>")
+        c.expect("250 2.1.0 Ok")
+        c.send("RCPT TO:<full@example.com>")
+        c.expect("452 4.2.2 <full@example.com> Mailbox is full")
+        c.close()
+
+    await asyncio.to_thread(dialogue)
+
+
+async def test_pipelined_transaction_in_one_write(stack: Any) -> None:
+    def dialogue() -> None:
+        c = LineClient(stack.lmtp_port)
+        c.expect("220 *")
+        c.sendraw(b"LHLO a.example\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<alice@example.com>\r\n"
+                  b"RCPT TO:<bob@example.com>\r\nDATA\r\n")
+        for _ in range(5):
+            c.expect("250-*")
+        c.expect("250 SMTPUTF8")
+        c.expect("250 2.1.0 Ok")
+        c.expect("250 2.1.5 Ok")
+        c.expect("250 2.1.5 Ok")
+        c.expect("354 *")
+        c.sendraw(b"Subject: pipelined\r\n\r\n..dot\r\n.\r\nQUIT\r\n")
+        c.expect("250 2.0.0 <alice@example.com> * Saved")
+        c.expect("250 2.0.0 <bob@example.com> * Saved")
+        c.expect("221 2.0.0 Bye")
+        assert c.closed()
+
+    await asyncio.to_thread(dialogue)
+    [alice] = stack.inbox("alice")
+    assert b"\tfor <" not in alice  # two recipients: no "for" clause, as Dovecot
+    assert alice.endswith(b"\n\n.dot\n")
+
+
+async def test_protocol_errors(stack_factory: Any) -> None:
+    stack = await stack_factory(message_size_limit="1000")
+
+    def dialogue() -> None:
+        c = LineClient(stack.lmtp_port)
+        c.expect("220 *")
+        c.send("HELO a.example")  # RFC 2033 §4.1: not an LMTP command
+        c.expect("502 5.5.2 Error: command not recognized")
+        c.send("EHLO a.example")
+        c.expect("502 5.5.2 Error: command not recognized")
+        c.send("MAIL FROM:<>")
+        c.expect(L.NEED_LHLO)
+        c.send("LHLO")
+        c.expect(L.LHLO_SYNTAX)
+        c.send("LHLO a.example")
+        for _ in range(5):
+            c.expect("250-*")
+        c.expect("250 SMTPUTF8")
+        c.send("RCPT TO:<alice@example.com>")
+        c.expect("503 5.5.1 Error: need MAIL command")
+        c.send("MAIL FROM:<>")
+        c.expect("250 2.1.0 Ok")
+        c.send("DATA")
+        c.expect("554 5.5.1 Error: no valid recipients")
+        c.send("RCPT TO:<alice@example.com> NOTIFY=BOGUS")
+        c.expect("501 5.5.4 *")
+        c.send("RCPT TO:<alice@example.com>")
+        c.expect("250 2.1.5 Ok")
+        c.send("RCPT TO:<bob@example.com>")
+        c.expect("250 2.1.5 Ok")
+        c.send("AUTH PLAIN AGFsaWNlAGFsaWNlcHc=")
+        c.expect("502 5.5.2 Error: command not recognized")
+        c.send("DATA")
+        c.expect("354 *")
+        c.sendraw(b"Subject: big\r\n\r\n" + b"x" * 2000 + b"\r\n.\r\n")
+        c.expect("552 5.3.4 Message size exceeds fixed limit")  # once per recipient
+        c.expect("552 5.3.4 Message size exceeds fixed limit")
+        c.send("NOOP")
+        c.expect("250 2.0.0 Ok")
+        c.close()
+
+    await asyncio.to_thread(dialogue)
+    assert stack.inbox("alice") == []
+
+
+async def test_client_gone_mid_data_delivers_nothing(stack: Any) -> None:
+    def dialogue() -> None:
+        c = LineClient(stack.lmtp_port)
+        lhlo(c)
+        c.send("MAIL FROM:<>")
+        c.expect("250 *")
+        c.send("RCPT TO:<alice@example.com>")
+        c.expect("250 *")
+        c.send("DATA")
+        c.expect("354 *")
+        c.sendraw(b"Subject: cut\r\n\r\nhalf")
+        c.sock.shutdown(socket.SHUT_RDWR)
+        c.close()
+
+    await asyncio.to_thread(dialogue)
+    await asyncio.sleep(0.2)
+    assert stack.inbox("alice") == []
