@@ -49,7 +49,7 @@ READ_SIZE = 256 * 1024
 PEERNAME_TIMEOUT = 10.0
 
 # The order Postfix prints command counts in its "disconnect from" line.
-COUNTED = ("helo", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
+COUNTED = ("helo", "ehlo", "lhlo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
            "vrfy", "etrn", "quit", "unknown")
 
 
