@@ -60,9 +60,9 @@ class LmtpContext:
 
 
 def transaction_id() -> QueueId:
-    """A transaction id as Dovecot's lmtp prints them (22 characters of base64)."""
-    raw = os.getpid().to_bytes(4, "big") + secrets.token_bytes(12)
-    return QueueId(base64.b64encode(raw).decode().rstrip("=").replace("/", "_").replace("+", "-"))
+    """A transaction id as Dovecot's lmtp prints them (22 characters of base64, unpadded)."""
+    raw = secrets.token_bytes(12) + os.getpid().to_bytes(4, "big")
+    return QueueId(base64.b64encode(raw).decode().rstrip("="))
 
 
 class DirectDelivery:
