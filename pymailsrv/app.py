@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pymailsrv.config.params import dovecot as dovecot_params
 from pymailsrv.config.settings import Settings
 from pymailsrv.errors import ConfigError
 from pymailsrv.log import get_logger, setup_logging
@@ -144,7 +145,7 @@ RESTART_ONLY = ("smtpd_listen", "submission_listen", "smtps_listen", "reinject_l
                 "imaps_listen", "pop3_listen", "pop3s_listen", "worker_processes", "data_directory",
                 "queue_directory", "virtual_mailbox_base", "database_url", "database_table_prefix",
                 "default_process_limit", "myhostname", "acme_directory_url", "acme_http_listen", "acme_tls_listen",
-                "lmtp_listen", "dovecot_auth_listen", "quota_status_listen")
+                ) + tuple(p.name for p in dovecot_params.PARAMS)  # those services start once, in the main process
 
 
 def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
