@@ -145,7 +145,8 @@ RESTART_ONLY = ("smtpd_listen", "submission_listen", "smtps_listen", "reinject_l
                 "imaps_listen", "pop3_listen", "pop3s_listen", "worker_processes", "data_directory",
                 "queue_directory", "virtual_mailbox_base", "database_url", "database_table_prefix",
                 "default_process_limit", "myhostname", "acme_directory_url", "acme_http_listen", "acme_tls_listen",
-                ) + tuple(p.name for p in dovecot_params.PARAMS)  # those services start once, in the main process
+                # LMTP, the auth socket and quota-status start once, in the main process
+                *(p.name for p in dovecot_params.PARAMS))
 
 
 def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
