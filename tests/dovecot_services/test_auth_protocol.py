@@ -248,3 +248,18 @@ async def test_failures_are_throttled_per_client_address(stack: Any) -> None:
     throttle = stack.authenticator.throttle
     assert throttle.tracked() == (1, 1)
     assert "203.0.113.5" in throttle._clients.entries
+
+
+async def test_a_dialogue_written_a_byte_at_a_time(stack: Any) -> None:
+    """Line framing does not depend on how the client's writes are cut (STYLE.md rule 1)."""
+    resp = b64("\0alice@example.com\0alicepw")
+
+    def talk() -> list[str]:
+        c = AuthClient(stack.auth_path)
+        for byte in f"AUTH\t1\tPLAIN\t{POSTFIX}\tresp={resp}\nAUTH\t2\tLOGIN\t{POSTFIX}\n".encode():
+            c.sock.sendall(bytes([byte]))
+        out = [c.line(), c.line()]
+        c.close()
+        return out
+
+    assert await asyncio.to_thread(talk) == ["OK\t1\tuser=alice@example.com", "CONT\t2\tVXNlcm5hbWU6"]

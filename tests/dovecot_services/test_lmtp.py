@@ -211,3 +211,17 @@ async def test_client_gone_mid_data_delivers_nothing(stack: Any) -> None:
     await asyncio.to_thread(dialogue)
     await asyncio.sleep(0.2)
     assert stack.inbox("alice") == []
+
+
+async def test_address_extension_is_the_users(stack_factory: Any) -> None:
+    """Postfix hands on ``alice+tag@`` as it got it; with recipient_delimiter it is alice's (as
+    Dovecot's lmtp with its recipient_delimiter)."""
+    stack = await stack_factory(recipient_delimiter="+")
+
+    def send() -> Any:
+        with smtplib.LMTP("127.0.0.1", stack.lmtp_port, local_hostname="localhost", timeout=10) as c:
+            return c.sendmail("", ["alice+lists@example.com"], MSG)
+
+    assert await asyncio.to_thread(send) == {}
+    [stored] = stack.inbox("alice")
+    assert b"\nDelivered-To: alice+lists@example.com\n" in stored
