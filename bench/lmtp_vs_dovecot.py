@@ -21,6 +21,7 @@ import asyncio
 import os
 import pwd
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -159,7 +160,7 @@ def main() -> int:
                 extra = f", pymailsrv CPU {1000 * cpu / args.msgs:.2f} ms/msg" if name == "pymailsrv" else ""
                 print(f"round {r + 1} {name:9s} {rate:7.1f} msg/s{extra}", flush=True)
         for name, rates in results.items():
-            print(f"{name:9s} median {sorted(rates)[len(rates) // 2]:7.1f} msg/s")
+            print(f"{name:9s} median {statistics.median(rates):7.1f} msg/s")
         p, d = results["pymailsrv"], results["dovecot"]
         print(f"ratio pymailsrv/dovecot {sum(p) / sum(d):.2f}")
         for name, (_, new) in sides.items():

@@ -184,8 +184,11 @@ class SmtpSession:
         if self.tls_active:
             self._note_tls()
         host = self.cfg.myhostname
-        if self.listener.kind == "reinject" and not self.cfg.in_mynetworks(ip):
-            log.warning("%s: reinjection refused: not in mynetworks", self.client)
+        # mail that skips the restrictions (re-injected by the content filter; LMTP, whose client
+        # is the MTA in front) is taken only from mynetworks; a UNIX socket's client is local
+        if self.listener.kind in ("reinject", "lmtp") and ip and not self.cfg.in_mynetworks(ip):
+            log.warning("%s: %s refused: not in mynetworks", self.client,
+                        "reinjection" if self.listener.kind == "reinject" else "LMTP")
             self.reply(R.REINJECT_DENIED.format(host=host, ip=ip))
             return False
         limiter = self.svc.limiter

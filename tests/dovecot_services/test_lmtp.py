@@ -225,3 +225,18 @@ async def test_address_extension_is_the_users(stack_factory: Any) -> None:
     assert await asyncio.to_thread(send) == {}
     [stored] = stack.inbox("alice")
     assert b"\nDelivered-To: alice+lists@example.com\n" in stored
+
+
+async def test_tcp_clients_outside_mynetworks_are_refused(stack_factory: Any) -> None:
+    """LMTP skips the restrictions (the MTA in front ran its own), so over TCP only mynetworks
+    may deliver; the UNIX socket's permissions guard it instead."""
+    stack = await stack_factory(mynetworks="192.0.2.0/24")
+
+    def dialogue() -> Any:
+        c = LineClient(stack.lmtp_port)
+        c.expect("421 4.7.0 mx.example.test Error: access denied for 127.0.0.1")
+        assert c.closed()
+        with smtplib.LMTP(stack.lmtp_path, local_hostname="localhost", timeout=10) as lmtp:
+            return lmtp.sendmail("", ["bob@example.com"], MSG)
+
+    assert await asyncio.to_thread(dialogue) == {}
