@@ -6,7 +6,8 @@ from pymailsrv.config.params.spec import Param
 PARAMS = (
     Param("lmtp_listen", "list", "",
           "LMTP listeners (RFC 2033): host:port, [ipv6]:port or unix:/path (Postfix: "
-          "virtual_transport = lmtp:inet:host:port or lmtp:unix:/path); empty = off."),
+          "virtual_transport = lmtp:inet:host:port or lmtp:unix:/path); empty = off. Over TCP "
+          "only clients in mynetworks may deliver (LMTP skips the restrictions)."),
     Param("lmtp_timeout", "time", "5m", "Idle time before an LMTP session is closed."),
     Param("login_greeting", "str", "$mail_name ready.",
           "Text after the host name in the LMTP greeting (Dovecot's login_greeting)."),
