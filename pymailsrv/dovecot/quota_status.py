@@ -4,6 +4,8 @@
 Implementation notes
 - Postfix's policy delegation protocol (SMTPD_POLICY_README): ``name=value`` lines ended by an
   empty line; the answer is ``action=…`` and an empty line. One connection carries many requests.
+- A recipient in a domain that is not ours gets ``DUNNO`` (Dovecot answers "no user", so a
+  policy check placed after permit_sasl_authenticated would refuse what users send out).
 - The recipient is looked up as a mailbox; when it is none, its aliases are resolved and one
   that ends in exactly one local mailbox is checked as that mailbox (Dovecot answers "no user"
   for every alias; the alias list stays the delivery's to check when it fans out).
@@ -92,6 +94,8 @@ class QuotaStatusServer:
         size_text = attrs.get("size", "0")
         size = int(size_text) if size_text.isdigit() and len(size_text) < 20 else 0
         try:
+            if not await self.directory.is_local_domain(recipient.rpartition("@")[2]):
+                return "DUNNO"  # mail relayed for a client allowed to: no mailbox of ours to judge
             account = await self._account(recipient)
             if account is None:
                 action = self.options.nouser

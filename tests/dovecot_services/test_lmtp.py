@@ -240,3 +240,27 @@ async def test_tcp_clients_outside_mynetworks_are_refused(stack_factory: Any) ->
             return lmtp.sendmail("", ["bob@example.com"], MSG)
 
     assert await asyncio.to_thread(dialogue) == {}
+
+
+async def test_a_mail_loop_is_refused_for_its_recipient(stack: Any) -> None:
+    """The Maildir agent's loop check (our own Delivered-To: for the recipient) applies to LMTP."""
+    looped = b"Delivered-To: alice@example.com\r\n" + MSG
+
+    def dialogue() -> None:
+        c = LineClient(stack.lmtp_port)
+        lhlo(c)
+        c.send("MAIL FROM:<>")
+        c.expect("250 *")
+        c.send("RCPT TO:<alice@example.com>")
+        c.expect("250 *")
+        c.send("RCPT TO:<bob@example.com>")
+        c.expect("250 *")
+        c.send("DATA")
+        c.expect("354 *")
+        c.sendraw(looped + b".\r\n")
+        c.expect("554 5.4.6 <alice@example.com> mail forwarding loop for alice@example.com")
+        c.expect("250 2.0.0 <bob@example.com> * Saved")
+        c.close()
+
+    await asyncio.to_thread(dialogue)
+    assert stack.inbox("alice") == [] and len(stack.inbox("bob")) == 1

@@ -46,11 +46,12 @@ async def test_actions(stack: Any) -> None:
         request("team@example.com"),  # an alias to two mailboxes: not judged here
         request("full@example.com", request="junk"),
         request(""),
+        request("someone@elsewhere.example"),  # relayed for an allowed client: not ours
     )
     assert answers == [
         "action=DUNNO", "action=552 5.2.2 Mailbox is full", "action=552 5.2.2 Mailbox is full", "action=DUNNO",
         "action=552 5.2.2 Mailbox is full", "action=552 5.2.2 Mailbox is full", "action=REJECT Unknown user",
-        "action=552 5.2.2 Mailbox is full", "action=DUNNO", "action=DUNNO", "action=DUNNO"]
+        "action=552 5.2.2 Mailbox is full", "action=DUNNO", "action=DUNNO", "action=DUNNO", "action=DUNNO"]
 
 
 async def test_configured_actions(stack_factory: Any) -> None:
