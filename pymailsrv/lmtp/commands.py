@@ -1,8 +1,8 @@
 """The LMTP command table (RFC 2033) and its own handlers: LHLO, RCPT, DATA.
 
 MAIL, RSET, NOOP, VRFY and QUIT are SMTP's handlers (smtp/commands.py). HELO and EHLO are not
-commands here (RFC 2033 §4.1), nor are STARTTLS and AUTH: LMTP serves a trusted MTA on loopback
-or a UNIX socket, as Dovecot's lmtp is usually run.
+commands here (RFC 2033 §4.1), nor is AUTH: LMTP serves a trusted MTA (mynetworks over TCP, or
+a UNIX socket), as Dovecot's lmtp is run. STARTTLS is SMTP's handler.
 """
 
 from __future__ import annotations
@@ -17,7 +17,16 @@ from pymailsrv.lmtp.session import LmtpSession
 from pymailsrv.log import escape_for_log, get_logger
 from pymailsrv.message.headers import printable
 from pymailsrv.smtp import replies as R
-from pymailsrv.smtp.commands import SmtpCommand, cmd_mail, cmd_noop, cmd_quit, cmd_rset, cmd_vrfy, rcpt_params
+from pymailsrv.smtp.commands import (
+    SmtpCommand,
+    cmd_mail,
+    cmd_noop,
+    cmd_quit,
+    cmd_rset,
+    cmd_starttls,
+    cmd_vrfy,
+    rcpt_params,
+)
 from pymailsrv.smtp.data import receive_content
 from pymailsrv.smtp.session import SmtpSession
 from pymailsrv.smtp.wire import ArgumentError, parse_path_argument
@@ -47,8 +56,10 @@ async def cmd_lhlo(s: SmtpSession, arg: str) -> None:
     s.extended = True
     s.state.protocol = "LMTP"
     limit = s.cfg.message_size_limit
-    words = [s.cfg.myhostname, "PIPELINING", f"SIZE {limit}" if limit else "SIZE",
-             "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8"]
+    words = [s.cfg.myhostname, "PIPELINING", f"SIZE {limit}" if limit else "SIZE"]
+    if s.starttls_offered():
+        words.append("STARTTLS")
+    words += ["ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8"]
     s.reply("\r\n".join(f"250-{k}" for k in words[:-1]) + f"\r\n250 {words[-1]}")
 
 
@@ -175,8 +186,9 @@ def _log_result(tid: str, result: DeliveryResult, delay: float) -> None:
 def received_header(s: LmtpSession, tid: str, sender: str, recipients: list[str]) -> bytes:
     """``Received:`` as Dovecot's lmtp writes it (``for`` only with one recipient)."""
     ip = s.state.client_address
+    protocol = "LMTPS" if s.tls_active else "LMTP"
     lines = [f"Received: from {printable(s.helo)}" + (f" ([{ip}])" if ip else ""),
-             f"\tby {s.cfg.myhostname} with LMTP", f"\tid {tid}", f"\t(envelope-from <{printable(sender)}>)"]
+             f"\tby {s.cfg.myhostname} with {protocol}", f"\tid {tid}", f"\t(envelope-from <{printable(sender)}>)"]
     date = email.utils.formatdate(s.svc.clock.time(), localtime=True)
     if len(recipients) == 1:
         lines.append(f"\tfor <{printable(recipients[0])}>; {date}")
@@ -187,6 +199,7 @@ def received_header(s: LmtpSession, tid: str, sender: str, recipients: list[str]
 
 COMMANDS: dict[str, SmtpCommand] = {
     "LHLO": SmtpCommand(cmd_lhlo),
+    "STARTTLS": SmtpCommand(cmd_starttls),
     "MAIL": SmtpCommand(cmd_lmtp_mail),
     "RCPT": SmtpCommand(cmd_lmtp_rcpt),
     "DATA": SmtpCommand(cmd_lmtp_data),

@@ -17,6 +17,7 @@ from pymailsrv.net.endpoints import Endpoint, endpoint_address, listen_endpoint,
 from pymailsrv.pipeline.runner import EMPTY
 from pymailsrv.smtp.context import ListenerSpec, Services, SmtpConfig
 from pymailsrv.store.base import MailStore
+from pymailsrv.tls.contexts import listener_context
 
 log = get_logger("lmtp")
 
@@ -79,11 +80,12 @@ async def start_lmtp(settings: Settings, *, directory: Directory, store: MailSto
         return []
     services = lmtp_services(settings, directory, clock)
     context = LmtpContext(LmtpOptions.from_settings(settings), store, delivery)
+    tls = listener_context(settings, settings.get_str("tls_cert_file"), settings.get_str("tls_key_file"))
     mode, group = socket_options(settings)
     started: list[LmtpServer] = []
     try:
         for endpoint in endpoints:
-            spec = lmtp_listener()
+            spec = lmtp_listener(None if endpoint.is_unix else tls)
 
             def factory(spec: ListenerSpec = spec) -> LmtpConnection:
                 return LmtpConnection(services, spec, context)

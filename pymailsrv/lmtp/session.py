@@ -4,6 +4,8 @@ Implementation notes
 - Everything but LHLO, RCPT and DATA is the SMTP session's: the line reader, pipelining, error
   limits, timeouts, MAIL parsing, RSET/NOOP/QUIT (RFC 2033 §4: LMTP is SMTP with LHLO and one
   reply per recipient after DATA).
+- STARTTLS is SMTP's command (RFC 3207 §4.2: what the client pipelined after it is discarded,
+  LHLO must be sent again), offered over TCP when tls_cert_file is set.
 - Nothing is queued: a recipient's reply after DATA says whether its Maildir has the message
   (fsynced), as Dovecot's lmtp does. A temporary failure is the client's to retry (Postfix keeps
   the message in its queue), so there is no second queue to lose mail in.
@@ -88,6 +90,11 @@ class LmtpSession(SmtpSession):
 
         return COMMANDS
 
+    def starttls_offered(self) -> bool:
+        """STARTTLS over TCP when a certificate is configured (as Dovecot's lmtp with ssl = yes),
+        for LMTP between machines; a UNIX socket needs none."""
+        return not self.tls_active and self.listener.tls is not None and bool(self.state.client_address)
+
 
 class LmtpConnection(SmtpConnection):
     session_class = LmtpSession
@@ -98,4 +105,5 @@ class LmtpConnection(SmtpConnection):
 
 
 def lmtp_listener(tls: ssl.SSLContext | None = None) -> ListenerSpec:
+    """``tls``: the context STARTTLS uses (None: not offered)."""
     return ListenerSpec("lmtp", tls)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import socket
+import ssl
 from typing import Any
 
 from pymailsrv.lmtp import replies as L
@@ -21,6 +22,7 @@ def lhlo(c: LineClient) -> None:
     c.expect("250-mx.example.test")
     c.expect("250-PIPELINING")
     c.expect("250-SIZE *")
+    c.expect("250-STARTTLS")  # over TCP with a certificate
     c.expect("250-ENHANCEDSTATUSCODES")
     c.expect("250-8BITMIME")
     c.expect("250 SMTPUTF8")
@@ -130,7 +132,7 @@ async def test_pipelined_transaction_in_one_write(stack: Any) -> None:
         c.expect("220 *")
         c.sendraw(b"LHLO a.example\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<alice@example.com>\r\n"
                   b"RCPT TO:<bob@example.com>\r\nDATA\r\n")
-        for _ in range(5):
+        for _ in range(6):
             c.expect("250-*")
         c.expect("250 SMTPUTF8")
         c.expect("250 2.1.0 Ok")
@@ -164,7 +166,7 @@ async def test_protocol_errors(stack_factory: Any) -> None:
         c.send("LHLO")
         c.expect(L.LHLO_SYNTAX)
         c.send("LHLO a.example")
-        for _ in range(5):
+        for _ in range(6):
             c.expect("250-*")
         c.expect("250 SMTPUTF8")
         c.send("RCPT TO:<alice@example.com>")
@@ -264,3 +266,32 @@ async def test_a_mail_loop_is_refused_for_its_recipient(stack: Any) -> None:
 
     await asyncio.to_thread(dialogue)
     assert stack.inbox("alice") == [] and len(stack.inbox("bob")) == 1
+
+
+async def test_starttls_then_lmtps(stack: Any, tls_files: tuple[str, str]) -> None:
+    """STARTTLS for LMTP between machines: the session starts over (RFC 3207 §4.2), and the
+    trace says LMTPS as Dovecot's does."""
+    ctx = ssl.create_default_context(cafile=tls_files[0])
+    ctx.check_hostname = False
+
+    def send() -> Any:
+        with smtplib.LMTP("127.0.0.1", stack.lmtp_port, local_hostname="localhost", timeout=10) as c:
+            c.ehlo()  # smtplib's LMTP says LHLO
+            assert c.has_extn("starttls")
+            c.starttls(context=ctx)
+            c.ehlo()
+            assert not c.has_extn("starttls")
+            return c.sendmail("", ["alice@example.com"], MSG)
+
+    assert await asyncio.to_thread(send) == {}
+    [stored] = stack.inbox("alice")
+    assert b"\tby mx.example.test with LMTPS\n" in stored
+
+
+async def test_no_starttls_on_the_unix_socket(stack: Any) -> None:
+    def features() -> Any:
+        with smtplib.LMTP(stack.lmtp_path, local_hostname="localhost", timeout=10) as c:
+            c.ehlo()
+            return c.esmtp_features
+
+    assert "starttls" not in await asyncio.to_thread(features)
