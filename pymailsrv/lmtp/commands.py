@@ -14,7 +14,7 @@ from pymailsrv.delivery.base import DeliveryResult
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.lmtp import replies as L
 from pymailsrv.lmtp.session import LmtpSession
-from pymailsrv.log import escape_for_log, get_logger
+from pymailsrv.log import escape_for_log, fmt_delay, get_logger
 from pymailsrv.message.headers import printable
 from pymailsrv.smtp import replies as R
 from pymailsrv.smtp.commands import (
@@ -168,19 +168,21 @@ def _result_reply(s: LmtpSession, tid: str, result: DeliveryResult) -> str:
         return L.SAVED.format(addr=addr, id=tid)
     if result.dsn in QUOTA_DSNS:  # Dovecot's quota_full_tempfail decides, not the agent's setting
         return _quota_reply(s, addr)
-    permanent = result.outcome == "bounced"
-    if not permanent and result.dsn.startswith("4.3"):
-        return L.TEMPORARY_FAILURE.format(addr=addr)
-    dsn = result.dsn if result.dsn[:1] == ("5" if permanent else "4") else ("5.0.0" if permanent else "4.0.0")
-    code = ("550" if dsn.startswith("5.1.") else "552" if dsn.startswith("5.2.") else "554") if permanent else (
-        "452" if dsn.startswith("4.2.") else "451")
+    if result.outcome == "bounced":
+        dsn = result.dsn if result.dsn.startswith("5.") else "5.0.0"
+        code = "550" if dsn.startswith("5.1.") else "552" if dsn.startswith("5.2.") else "554"
+    else:
+        if result.dsn.startswith("4.3"):  # a lookup or server fault: Dovecot's fixed text
+            return L.TEMPORARY_FAILURE.format(addr=addr)
+        dsn = result.dsn if result.dsn.startswith("4.") else "4.0.0"
+        code = "452" if dsn.startswith("4.2.") else "451"
     return L.DELIVERY_FAILED.format(code=code, dsn=dsn, addr=addr, text=printable(result.text))
 
 
 def _log_result(tid: str, result: DeliveryResult, delay: float) -> None:
-    status = {"sent": "sent", "bounced": "bounced", "deferred": "deferred"}[result.outcome]
-    log.info("%s: to=<%s>, relay=%s, delay=%.2g, dsn=%s, status=%s (%s)", tid, escape_for_log(result.recipient),
-             result.relay, delay, result.dsn, status, result.text)
+    """Postfix's delivery line; "bounced" here means refused to the LMTP client (5xx)."""
+    log.info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)", tid, escape_for_log(result.recipient),
+             result.relay, fmt_delay(delay), result.dsn, result.outcome, result.text)
 
 
 def received_header(s: LmtpSession, tid: str, sender: str, recipients: list[str]) -> bytes:

@@ -83,7 +83,6 @@ class LmtpSession(SmtpSession):
         super().__init__(services, listener, conn)
         assert isinstance(conn, LmtpConnection)
         self.lmtp = conn.context
-        self.state.protocol = "LMTP"
 
     def command_table(self) -> dict[str, Any]:
         from pymailsrv.lmtp.commands import COMMANDS
