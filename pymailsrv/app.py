@@ -841,10 +841,11 @@ async def start_dovecot_services(settings: Settings, core: _Core, queue: QueueSe
     lmtp = await start_lmtp(settings, directory=core.directory, store=core.store, delivery=_CurrentVirtual(queue),
                             clock=core.clock)
     services = DovecotServices(lmtp, [])
-    handlers = (("dovecot_auth_listen", "auth", AuthClientServer(core.authenticator,
-                                                                 PlaintextRule.from_settings(settings)).handle),
+    clients = settings.mynetworks()  # over TCP: the MTAs in front
+    handlers = (("dovecot_auth_listen", "auth", AuthClientServer(
+                    core.authenticator, PlaintextRule.from_settings(settings), clients).handle),
                 ("quota_status_listen", "quota-status", QuotaStatusServer(
-                    core.directory, core.store, QuotaStatusOptions.from_settings(settings)).handle))
+                    core.directory, core.store, QuotaStatusOptions.from_settings(settings), clients).handle))
     try:
         for param, name, handler in handlers:
             try:

@@ -12,6 +12,7 @@ Implementation notes
   own connection and one request at a time). At most MAX_PENDING unfinished exchanges per
   connection; a protocol error disconnects (Dovecot does the same), a client error in one
   exchange FAILs that request only.
+- Over TCP only mynetworks may connect (a UNIX socket is guarded by its permissions).
 - Passwords never reach a log line; user names only escaped (pymailsrv.log.escape_for_log).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -26,8 +28,10 @@ from pymailsrv.auth import sasl
 from pymailsrv.auth.base import Authenticator, AuthUnavailable
 from pymailsrv.auth.plaintext import PlaintextRule
 from pymailsrv.dovecot import auth_protocol as P
+from pymailsrv.dovecot import client_allowed
 from pymailsrv.log import escape_for_log, get_logger
 from pymailsrv.net.conn import Connection, ConnectionClosed, LineTooLong
+from pymailsrv.net.networks import Network
 
 log = get_logger("auth")
 
@@ -46,9 +50,11 @@ class _Client:
 class AuthClientServer:
     """``handle(conn)`` serves one auth-client connection (net.server.Handler)."""
 
-    def __init__(self, authenticator: Authenticator, plaintext: PlaintextRule) -> None:
+    def __init__(self, authenticator: Authenticator, plaintext: PlaintextRule,
+                 clients: Sequence[Network] = ()) -> None:
         self.authenticator = authenticator
         self.plaintext = plaintext
+        self.clients = tuple(clients)  # who may connect over TCP (mynetworks)
         self.cookie = secrets.token_hex(16)
         self._cuids = count(1)
 
@@ -56,6 +62,8 @@ class AuthClientServer:
         return [(m.name, ("plaintext",) if m.plaintext else ()) for m in sasl.MECHANISMS.values()]
 
     async def handle(self, conn: Connection) -> None:
+        if not client_allowed(conn, self.clients, "auth"):
+            return
         client = _Client(conn, next(self._cuids))
         conn.write(P.handshake(self.mechanisms(), os.getpid(), client.cuid, self.cookie))
         try:

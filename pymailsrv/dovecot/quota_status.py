@@ -12,19 +12,23 @@ Implementation notes
 - "Full" is the store's rule (``QuotaUsage.has_room``): the message's ``size`` (0 at RCPT unless
   the client sent SIZE=) does not fit, or the mailbox is at its limit already. A message larger
   than the whole quota gets ``quota_status_toolarge``.
+- Over TCP only mynetworks may ask (the answers tell which users exist).
 - A lookup that fails is answered with ``DEFER_IF_PERMIT`` (a temporary failure, never a
   rejection), bad input closes the connection (Postfix then applies its default action).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pymailsrv.config.settings import Settings
 from pymailsrv.db.base import Directory
+from pymailsrv.dovecot import client_allowed
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.log import escape_for_log, get_logger
 from pymailsrv.net.conn import Connection, ConnectionClosed, LineTooLong
+from pymailsrv.net.networks import Network
 from pymailsrv.store.base import MailStore
 from pymailsrv.types import Account
 
@@ -65,12 +69,16 @@ def parse_request(lines: list[bytes]) -> dict[str, str]:
 
 
 class QuotaStatusServer:
-    def __init__(self, directory: Directory, store: MailStore, options: QuotaStatusOptions) -> None:
+    def __init__(self, directory: Directory, store: MailStore, options: QuotaStatusOptions,
+                 clients: Sequence[Network] = ()) -> None:
         self.directory = directory
         self.store = store
         self.options = options
+        self.clients = tuple(clients)  # who may connect over TCP (mynetworks)
 
     async def handle(self, conn: Connection) -> None:
+        if not client_allowed(conn, self.clients, "quota-status"):
+            return
         try:
             while True:
                 lines: list[bytes] = []

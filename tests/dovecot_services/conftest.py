@@ -98,11 +98,12 @@ async def stack_factory(settings_factory: Any, sqlite_url: str, tmp_path: Path) 
         lmtp = await start_lmtp(settings, directory=directory, store=store,
                                 delivery=MaildirAgent(settings, directory, store), clock=clock)
         started.extend(lmtp)
+        clients = settings.mynetworks()
         auth_server = await start_endpoint_server(
-            AuthClientServer(auth, PlaintextRule.from_settings(settings)).handle,
+            AuthClientServer(auth, PlaintextRule.from_settings(settings), clients).handle,
             Endpoint(path=str(tmp_path / "auth")), clock=clock)
         quota = await start_endpoint_server(
-            QuotaStatusServer(directory, store, QuotaStatusOptions.from_settings(settings)).handle,
+            QuotaStatusServer(directory, store, QuotaStatusOptions.from_settings(settings), clients).handle,
             Endpoint("127.0.0.1", 0), clock=clock)
         closers.extend([auth_server.close, quota.close])
         return Stack(lmtp[0].port, str(tmp_path / "lmtp"), str(tmp_path / "auth"), quota.port, vmail, auth)

@@ -72,3 +72,15 @@ async def test_bad_input_closes_the_connection(stack: Any) -> None:
     assert await asyncio.to_thread(talk, b"no equals sign\n\n") == b""
     assert await asyncio.to_thread(talk, b"a=" + b"x" * 10000 + b"\n\n") == b""
     assert await asyncio.to_thread(talk, b"".join(b"a%d=1\n" % i for i in range(200)) + b"\n") == b""
+
+
+async def test_tcp_clients_outside_mynetworks_are_refused(stack_factory: Any) -> None:
+    """Its answers tell which users exist: over TCP only mynetworks may ask."""
+    stack = await stack_factory(mynetworks="192.0.2.0/24")
+
+    def talk() -> bytes:
+        with socket.create_connection(("127.0.0.1", stack.quota_port), timeout=10) as sock:
+            sock.sendall(request("alice@example.com"))
+            return sock.makefile("rb").read()
+
+    assert await asyncio.to_thread(talk) == b""

@@ -20,10 +20,12 @@ PARAMS = (
           "The text of the LMTP reply for a full mailbox (Dovecot's)."),
     Param("dovecot_auth_listen", "list", "",
           "Dovecot authentication protocol sockets (what Postfix's smtpd_sasl_type = dovecot and "
-          "smtpd_sasl_path connect to): unix:/path or host:port; empty = off."),
+          "smtpd_sasl_path connect to): unix:/path or host:port; empty = off. Over TCP only "
+          "clients in mynetworks may connect."),
     Param("quota_status_listen", "list", "",
           "Quota-status policy service (Dovecot's quota-status -p postfix, for Postfix's "
-          "check_policy_service): host:port or unix:/path; empty = off."),
+          "check_policy_service): host:port or unix:/path; empty = off. Over TCP only clients "
+          "in mynetworks may ask."),
     Param("quota_status_success", "str", "DUNNO",
           "Policy action when the recipient has room (Dovecot's default is OK; DUNNO lets the "
           "restrictions after it decide)."),
