@@ -830,7 +830,6 @@ class DovecotServices:
 
 async def start_dovecot_services(settings: Settings, core: _Core, queue: QueueService) -> DovecotServices:
     """Start lmtp_listen, dovecot_auth_listen and quota_status_listen. Raises ConfigError."""
-    from pymailsrv.auth.plaintext import PlaintextRule
     from pymailsrv.dovecot.auth_server import AuthClientServer
     from pymailsrv.dovecot.quota_status import QuotaStatusOptions, QuotaStatusServer
     from pymailsrv.lmtp.server import socket_options, start_lmtp
@@ -842,8 +841,7 @@ async def start_dovecot_services(settings: Settings, core: _Core, queue: QueueSe
                             clock=core.clock)
     services = DovecotServices(lmtp, [])
     clients = settings.mynetworks()  # over TCP: the MTAs in front
-    handlers = (("dovecot_auth_listen", "auth", AuthClientServer(
-                    core.authenticator, PlaintextRule.from_settings(settings), clients).handle),
+    handlers = (("dovecot_auth_listen", "auth", AuthClientServer(core.authenticator, clients).handle),
                 ("quota_status_listen", "quota-status", QuotaStatusServer(
                     core.directory, core.store, QuotaStatusOptions.from_settings(settings), clients).handle))
     try:

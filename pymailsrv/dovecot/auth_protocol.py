@@ -144,12 +144,14 @@ def cont(request_id: int, challenge: str) -> bytes:
     return format_line("CONT", str(request_id), challenge)
 
 
-def fail(request_id: int, *, user: str = "", temp: bool = False, reason: str = "") -> bytes:
+def fail(request_id: int, *, user: str = "", temp: bool = False, code: str = "", reason: str = "") -> bytes:
     fields = ["FAIL", str(request_id)]
     if user:
         fields.append(f"user={user}")
     if temp:
         fields.append("temp")
+    if code:
+        fields.append(f"code={code}")
     if reason:
         fields.append(f"reason={reason}")
     return format_line(*fields)

@@ -3,11 +3,14 @@
 pointing here authenticates PostfixAdmin users as our own listeners do.
 
 Implementation notes
-- The mechanisms and their decoding are auth/sasl.py's, the plaintext rule auth/plaintext.py's
-  (a PLAIN/LOGIN request is refused unless ``secured``, from loopback, from the address it was
-  made to, or from login_trusted_networks: Dovecot's disable_plaintext_auth), the password check
-  and the failed-login throttling the shared Authenticator's, counted by the client's address
-  (``rip``), so Postfix's clients and our own listeners' share one penalty.
+- The mechanisms and their decoding are auth/sasl.py's, the password check and the failed-login
+  throttling the shared Authenticator's, counted by the client's address (``rip``), so Postfix's
+  clients and our own listeners' share one penalty.
+- Whether a password may travel in the clear is the client's decision here (Postfix's
+  smtpd_tls_auth_only), as with Dovecot: its auth process leaves disable_plaintext_auth to the
+  login processes, and a Postfix that let LAN clients authenticate without TLS must keep working
+  when pymailsrv takes Dovecot's place. MECH lines flag PLAIN and LOGIN ``plaintext`` so that
+  Postfix's smtpd_sasl_security_options = noplaintext can drop them.
 - Requests on one connection are served one after another (each Postfix smtpd process has its
   own connection and one request at a time). At most MAX_PENDING unfinished exchanges per
   connection; a protocol error disconnects (Dovecot does the same), a client error in one
@@ -26,7 +29,6 @@ from itertools import count
 
 from pymailsrv.auth import sasl
 from pymailsrv.auth.base import Authenticator, AuthUnavailable
-from pymailsrv.auth.plaintext import PlaintextRule
 from pymailsrv.dovecot import auth_protocol as P
 from pymailsrv.dovecot import client_allowed
 from pymailsrv.log import escape_for_log, get_logger
@@ -36,7 +38,8 @@ from pymailsrv.net.networks import Network
 log = get_logger("auth")
 
 MAX_PENDING = 16
-PLAINTEXT_REFUSED = "Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
+INVALID_INITIAL = "Invalid base64 data in initial response"  # Dovecot's texts (Postfix shows them)
+INVALID_CONTINUED = "Invalid base64 data in continued response"
 
 
 @dataclass(slots=True)
@@ -50,10 +53,8 @@ class _Client:
 class AuthClientServer:
     """``handle(conn)`` serves one auth-client connection (net.server.Handler)."""
 
-    def __init__(self, authenticator: Authenticator, plaintext: PlaintextRule,
-                 clients: Sequence[Network] = ()) -> None:
+    def __init__(self, authenticator: Authenticator, clients: Sequence[Network] = ()) -> None:
         self.authenticator = authenticator
-        self.plaintext = plaintext
         self.clients = tuple(clients)  # who may connect over TCP (mynetworks)
         self.cookie = secrets.token_hex(16)
         self._cuids = count(1)
@@ -106,16 +107,10 @@ class AuthClientServer:
         if mech is None:
             client.conn.write(P.fail(req.id, reason="Unsupported authentication mechanism"))
             return
-        if mech.plaintext and not self.plaintext.allows(tls=req.secured, remote_ip=req.remote_ip,
-                                                         local_ip=req.local_ip):
-            log.info("login failed: user=<>, rip=%s, service=%s, reason=plaintext not allowed",
-                     req.remote_ip, escape_for_log(req.service))
-            client.conn.write(P.fail(req.id, reason=PLAINTEXT_REFUSED))
-            return
         try:
             exchange = sasl.SaslExchange(req.mechanism, req.initial_response)
         except sasl.SaslError as exc:
-            client.conn.write(self._refused(req, exc))
+            client.conn.write(self._refused(req, exc, INVALID_INITIAL))
             return
         await self._step(client, req, exchange)
 
@@ -127,7 +122,7 @@ class AuthClientServer:
         try:
             exchange.respond(response)
         except sasl.SaslError as exc:
-            client.conn.write(self._refused(req, exc))
+            client.conn.write(self._refused(req, exc, INVALID_CONTINUED))
             return
         await self._step(client, req, exchange)
 
@@ -150,10 +145,12 @@ class AuthClientServer:
         client.conn.write(P.ok(req.id, account.username))
 
     @staticmethod
-    def _refused(req: P.AuthRequest, exc: sasl.SaslError) -> bytes:
+    def _refused(req: P.AuthRequest, exc: sasl.SaslError, base64_text: str) -> bytes:
         """A client error inside one exchange: that request fails, the connection goes on."""
         if isinstance(exc, sasl.SaslCancelled):
             return P.fail(req.id, reason="Authentication aborted")
+        if isinstance(exc, sasl.SaslBadBase64):
+            return P.fail(req.id, code="invalid_base64", reason=base64_text)
         user = exc.authcid if isinstance(exc, sasl.AuthzidRefused) else ""
         log.info("login failed: user=<%s>, rip=%s, service=%s, reason=%s", escape_for_log(user), req.remote_ip,
                  escape_for_log(req.service), "authorization identity refused" if user else "malformed response")

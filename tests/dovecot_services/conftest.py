@@ -69,7 +69,6 @@ class Stack:
 @pytest.fixture
 async def stack_factory(settings_factory: Any, sqlite_url: str, tmp_path: Path) -> Any:
     from pymailsrv.auth.authenticator import DirectoryAuthenticator
-    from pymailsrv.auth.plaintext import PlaintextRule
     from pymailsrv.db import schema
     from pymailsrv.db.directory import SqlDirectory
     from pymailsrv.delivery.maildir import MaildirAgent
@@ -100,7 +99,7 @@ async def stack_factory(settings_factory: Any, sqlite_url: str, tmp_path: Path) 
         started.extend(lmtp)
         clients = settings.mynetworks()
         auth_server = await start_endpoint_server(
-            AuthClientServer(auth, PlaintextRule.from_settings(settings), clients).handle,
+            AuthClientServer(auth, clients).handle,
             Endpoint(path=str(tmp_path / "auth")), clock=clock)
         quota = await start_endpoint_server(
             QuotaStatusServer(directory, store, QuotaStatusOptions.from_settings(settings), clients).handle,

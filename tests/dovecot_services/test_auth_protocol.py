@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from pymailsrv.dovecot import auth_protocol as P
-from pymailsrv.dovecot.auth_server import PLAINTEXT_REFUSED
 from pymailsrv.types import Account
 from tests.fakes import MemoryAuthenticator
 
@@ -150,9 +149,9 @@ async def test_login_mechanism_exchange(stack: Any) -> None:
                                              "OK\t5\tuser=alice@example.com"]
 
 
-async def test_plaintext_only_when_secured_or_local(stack: Any) -> None:
-    """disable_plaintext_auth (the default) as Dovecot: a remote client without TLS may not send
-    a password in the clear; with ``secured`` (Postfix saw TLS) it may."""
+async def test_plaintext_is_the_clients_decision(stack: Any) -> None:
+    """As Dovecot's auth process: whether a password may come in the clear is Postfix's to decide
+    (smtpd_tls_auth_only); a remote client without TLS is answered like any other."""
     resp = b64("\0alice@example.com\0alicepw")
 
     def talk() -> list[str]:
@@ -164,7 +163,7 @@ async def test_plaintext_only_when_secured_or_local(stack: Any) -> None:
         c.close()
         return out
 
-    assert await asyncio.to_thread(talk) == [f"FAIL\t1\treason={PLAINTEXT_REFUSED}", "OK\t2\tuser=alice@example.com"]
+    assert await asyncio.to_thread(talk) == ["OK\t1\tuser=alice@example.com", "OK\t2\tuser=alice@example.com"]
 
 
 async def test_client_errors_fail_the_request_not_the_connection(stack: Any) -> None:
@@ -187,7 +186,9 @@ async def test_client_errors_fail_the_request_not_the_connection(stack: Any) -> 
         return out
 
     assert await asyncio.to_thread(talk) == [
-        "FAIL\t1\treason=Unsupported authentication mechanism", "FAIL\t2", "FAIL\t3\tuser=alice@example.com",
+        "FAIL\t1\treason=Unsupported authentication mechanism",
+        "FAIL\t2\tcode=invalid_base64\treason=Invalid base64 data in initial response",
+        "FAIL\t3\tuser=alice@example.com",
         "CONT\t4\tVXNlcm5hbWU6", "FAIL\t4\treason=Authentication aborted", "OK\t5\tuser=alice@example.com"]
 
 
