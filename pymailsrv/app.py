@@ -822,10 +822,11 @@ class DovecotServices:
     others: list[Any]
 
     async def close(self) -> None:
+        """Within the 10 s a stop step has: LMTP sessions finish the message they are receiving."""
         for server in self.lmtp:
             server.close()
-        await asyncio.gather(*(s.wait_closed() for s in self.lmtp))
-        await asyncio.gather(*(s.close() for s in self.others))
+        await asyncio.gather(*(s.wait_closed(timeout=6.0) for s in self.lmtp),
+                             *(s.close(grace=3.0) for s in self.others))
 
 
 async def start_dovecot_services(settings: Settings, core: _Core, queue: QueueService) -> DovecotServices:
