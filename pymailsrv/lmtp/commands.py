@@ -151,6 +151,8 @@ async def cmd_lmtp_data(s: SmtpSession, arg: str) -> None:
         content = received_header(ls, tid, txn.sender, recipients) + content
     try:
         results = await ls.lmtp.delivery.deliver(txn.sender, recipients, content)
+        if len(results) != len(recipients):  # one reply each or the client's count goes wrong
+            raise RuntimeError(f"{len(results)} results for {len(recipients)} recipients")
     except Exception:
         log.exception("error: %s: delivery from %s failed", tid, s.client)
         results = [DeliveryResult(r, "deferred", "4.3.0", "temporary failure") for r in recipients]

@@ -84,7 +84,7 @@ async def stack_factory(settings_factory: Any, sqlite_url: str, tmp_path: Path) 
     started: list[Any] = []
     closers: list[Any] = []
 
-    async def make(authenticator: Any = None, **params: str) -> Stack:
+    async def make(authenticator: Any = None, delivery: Any = None, **params: str) -> Stack:
         vmail = tmp_path / "vmail"
         settings = settings_factory(
             database_url=sqlite_url, virtual_mailbox_base=str(vmail), default_pass_scheme="SHA512-CRYPT",
@@ -95,7 +95,7 @@ async def stack_factory(settings_factory: Any, sqlite_url: str, tmp_path: Path) 
         store = MaildirStore(str(vmail), "mx.example.test", clock, fsync=False)
         auth = authenticator or DirectoryAuthenticator(directory, settings, clock)
         lmtp = await start_lmtp(settings, directory=directory, store=store,
-                                delivery=MaildirAgent(settings, directory, store), clock=clock)
+                                delivery=delivery or MaildirAgent(settings, directory, store), clock=clock)
         started.extend(lmtp)
         clients = settings.mynetworks()
         auth_server = await start_endpoint_server(

@@ -9,6 +9,8 @@ import socket
 import ssl
 from typing import Any
 
+import pytest
+
 from pymailsrv.lmtp import replies as L
 from tests.dovecot_services.conftest import QUOTA, fill
 from tests.fakes import LineClient
@@ -295,3 +297,38 @@ async def test_no_starttls_on_the_unix_socket(stack: Any) -> None:
             return c.esmtp_features
 
     assert "starttls" not in await asyncio.to_thread(features)
+
+
+class BrokenTransport:
+    """A delivery agent with a bug: it raises, or answers for fewer recipients than it was given."""
+
+    def __init__(self, short: bool) -> None:
+        self.short = short
+
+    async def deliver(self, sender: str, recipients: Any, content: bytes) -> list[Any]:
+        if self.short:
+            return []
+        raise RuntimeError("bug")
+
+
+@pytest.mark.parametrize("short", [False, True])
+async def test_a_broken_delivery_agent_is_a_temporary_failure_for_each(stack_factory: Any, short: bool) -> None:
+    stack = await stack_factory(delivery=BrokenTransport(short))
+
+    def dialogue() -> None:
+        c = LineClient(stack.lmtp_port)
+        lhlo(c)
+        c.send("MAIL FROM:<>")
+        c.expect("250 *")
+        for rcpt in ("alice@example.com", "bob@example.com"):
+            c.send(f"RCPT TO:<{rcpt}>")
+            c.expect("250 *")
+        c.send("DATA")
+        c.expect("354 *")
+        c.sendraw(MSG + b".\r\nNOOP\r\n")
+        c.expect("451 4.3.0 <alice@example.com> Temporary internal error")
+        c.expect("451 4.3.0 <bob@example.com> Temporary internal error")
+        c.expect("250 2.0.0 Ok")
+        c.close()
+
+    await asyncio.to_thread(dialogue)

@@ -77,6 +77,7 @@ def site() -> Iterator[Site]:
         "smtpd_sasl_auth_enable": "yes",
         "smtpd_relay_restrictions": "permit_sasl_authenticated, reject_unauth_destination",
         "smtpd_recipient_restrictions":
+            # (ServerProcess keys ports by the word before "listening": quota-status is "status")
             f"reject_unauth_destination, check_policy_service inet:127.0.0.1:{server.ports['status']}",
     })
     (base / "vmailbox").write_text("".join(f"{u['username']} x\n" for u in ROWS["mailbox"]))
