@@ -60,6 +60,15 @@ class Stack:
     quota_port: int
     vmail: Path
     authenticator: Any
+    lmtp_servers: list[Any]
+
+    async def sessions_ended(self, timeout: float = 10.0) -> None:
+        """Wait until every LMTP session has ended (its client gone)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(s.spec.sessions for s in self.lmtp_servers):
+            assert loop.time() < deadline, "LMTP sessions still open"
+            await asyncio.sleep(0.01)
 
     def inbox(self, local: str) -> list[bytes]:
         new = self.vmail / "example.com" / local / "new"
@@ -105,7 +114,7 @@ async def stack_factory(settings_factory: Any, sqlite_url: str, tmp_path: Path) 
             QuotaStatusServer(directory, store, QuotaStatusOptions.from_settings(settings), clients).handle,
             Endpoint("127.0.0.1", 0), clock=clock)
         closers.extend([auth_server.close, quota.close])
-        return Stack(lmtp[0].port, str(tmp_path / "lmtp"), str(tmp_path / "auth"), quota.port, vmail, auth)
+        return Stack(lmtp[0].port, str(tmp_path / "lmtp"), str(tmp_path / "auth"), quota.port, vmail, auth, lmtp)
 
     yield make
     for s in started:

@@ -208,8 +208,11 @@ async def test_protocol_errors_disconnect(stack: Any, lines: list[str]) -> None:
         f = sock.makefile("rb")
         while f.readline() != b"DONE\n":
             pass
-        sock.sendall("".join(line + "\n" for line in lines).encode())
-        rest = f.read()  # until the server closes
+        try:
+            sock.sendall("".join(line + "\n" for line in lines).encode())
+            rest = f.read()  # until the server closes
+        except ConnectionResetError:  # closed with some of the lines unread
+            rest = b""
         sock.close()
         return rest.count(b"\n") <= 1
 

@@ -213,7 +213,7 @@ async def test_client_gone_mid_data_delivers_nothing(stack: Any) -> None:
         c.close()
 
     await asyncio.to_thread(dialogue)
-    await asyncio.sleep(0.2)
+    await stack.sessions_ended()
     assert stack.inbox("alice") == []
 
 

@@ -63,11 +63,20 @@ async def test_configured_actions(stack_factory: Any) -> None:
     assert answers == ["action=OK", "action=DEFER_IF_PERMIT full", "action=REJECT too large", "action=DUNNO"]
 
 
-async def test_bad_input_closes_the_connection(stack: Any) -> None:
-    def talk(data: bytes) -> bytes:
-        with socket.create_connection(("127.0.0.1", stack.quota_port), timeout=10) as sock:
+def closed_without_answer(port: int, data: bytes) -> bytes:
+    """What the server answers before it closes (a reset is a close: the server may close
+    with some of ``data`` unread)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(data)
             return sock.makefile("rb").read()
+    except ConnectionResetError:
+        return b""
+
+
+async def test_bad_input_closes_the_connection(stack: Any) -> None:
+    def talk(data: bytes) -> bytes:
+        return closed_without_answer(stack.quota_port, data)
 
     assert await asyncio.to_thread(talk, b"no equals sign\n\n") == b""
     assert await asyncio.to_thread(talk, b"a=" + b"x" * 10000 + b"\n\n") == b""
@@ -78,9 +87,4 @@ async def test_tcp_clients_outside_mynetworks_are_refused(stack_factory: Any) ->
     """Its answers tell which users exist: over TCP only mynetworks may ask."""
     stack = await stack_factory(mynetworks="192.0.2.0/24")
 
-    def talk() -> bytes:
-        with socket.create_connection(("127.0.0.1", stack.quota_port), timeout=10) as sock:
-            sock.sendall(request("alice@example.com"))
-            return sock.makefile("rb").read()
-
-    assert await asyncio.to_thread(talk) == b""
+    assert await asyncio.to_thread(closed_without_answer, stack.quota_port, request("alice@example.com")) == b""
