@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import re
 import shutil
 import smtplib
 import time
@@ -154,4 +155,5 @@ def test_over_quota_recipient_refused_at_rcpt_by_postfix_via_quota_status(site: 
         # a mailbox with room passes the same check
         assert c.sendmail("someone@remote.example", ["small@example.com"], MESSAGE) == {}
     site.postfix.wait_log("to=<small@example.com>, relay=")
-    assert "recipient=<full@example.com>, size=146: 552 5.2.2 Mailbox is full" in site.pymailsrv.text()
+    assert re.search(r"quota-status\[\d+\]: recipient=<full@example.com>, size=\d+: 552 5.2.2 Mailbox is full",
+                     site.pymailsrv.text())
