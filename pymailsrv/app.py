@@ -16,10 +16,9 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pymailsrv.config.params import dovecot as dovecot_params
 from pymailsrv.config.settings import Settings
 from pymailsrv.errors import ConfigError
 from pymailsrv.log import get_logger, setup_logging
@@ -145,8 +144,8 @@ RESTART_ONLY = ("smtpd_listen", "submission_listen", "smtps_listen", "reinject_l
                 "imaps_listen", "pop3_listen", "pop3s_listen", "worker_processes", "data_directory",
                 "queue_directory", "virtual_mailbox_base", "database_url", "database_table_prefix",
                 "default_process_limit", "myhostname", "acme_directory_url", "acme_http_listen", "acme_tls_listen",
-                # LMTP, the auth socket and quota-status start once, in the main process
-                *(p.name for p in dovecot_params.PARAMS))
+                "lmtp_listen", "dovecot_auth_listen", "quota_status_listen", "service_socket_mode",
+                "service_socket_group")
 
 
 def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
@@ -363,6 +362,10 @@ async def _serve(settings: Settings, config_path: str) -> int:
             retiring.add(retire)
             retire.add_done_callback(retiring.discard)
             serving = following
+        try:
+            dovecot.reload(new)
+        except ConfigError as exc:
+            log.error("reload: %s; LMTP keeps the previous configuration", exc)
         settings = new
         queue.reload(new, core.directory, core.store)
         if acme is not None:
@@ -815,11 +818,25 @@ class _CurrentVirtual:
 
 @dataclass(slots=True)
 class DovecotServices:
-    """The started LMTP, auth-client and quota-status listeners (in the main process; their
-    listen parameters need a restart, the rest of their settings too)."""
+    """The started LMTP, auth-client and quota-status listeners, in the main process. A reload
+    gives new connections the new settings (listen addresses and socket modes need a restart)."""
 
-    lmtp: list[Any]
-    others: list[Any]
+    core: _Core
+    queue: QueueService
+    auth: Any
+    quota: Any
+    lmtp: list[Any] = field(default_factory=list)
+    others: list[Any] = field(default_factory=list)
+
+    def reload(self, settings: Settings) -> None:
+        """Raises ConfigError (a certificate that does not load): the old settings stay."""
+        from pymailsrv.dovecot.quota_status import QuotaStatusOptions
+
+        setup = _lmtp_setup(settings, self.core, self.queue)
+        for server in self.lmtp:
+            server.reconfigure(setup)
+        self.auth.clients = self.quota.clients = tuple(settings.mynetworks())
+        self.quota.options = QuotaStatusOptions.from_settings(settings)
 
     async def close(self) -> None:
         """Within the 10 s a stop step has: LMTP sessions finish the message they are receiving."""
@@ -827,6 +844,13 @@ class DovecotServices:
             server.close()
         await asyncio.gather(*(s.wait_closed(timeout=6.0) for s in self.lmtp),
                              *(s.close(grace=3.0) for s in self.others))
+
+
+def _lmtp_setup(settings: Settings, core: _Core, queue: QueueService) -> Any:
+    from pymailsrv.lmtp.server import lmtp_setup
+
+    return lmtp_setup(settings, directory=core.directory, store=core.store, delivery=_CurrentVirtual(queue),
+                      clock=core.clock)
 
 
 async def start_dovecot_services(settings: Settings, core: _Core, queue: QueueService) -> DovecotServices:
@@ -838,15 +862,14 @@ async def start_dovecot_services(settings: Settings, core: _Core, queue: QueueSe
     from pymailsrv.net.server import start_endpoint_server
 
     mode, group = socket_options(settings)
-    lmtp = await start_lmtp(settings, directory=core.directory, store=core.store, delivery=_CurrentVirtual(queue),
-                            clock=core.clock)
-    services = DovecotServices(lmtp, [])
     clients = settings.mynetworks()  # over TCP: the MTAs in front
-    handlers = (("dovecot_auth_listen", "auth", AuthClientServer(core.authenticator, clients).handle),
-                ("quota_status_listen", "quota-status", QuotaStatusServer(
-                    core.directory, core.store, QuotaStatusOptions.from_settings(settings), clients).handle))
+    services = DovecotServices(core, queue, AuthClientServer(core.authenticator, clients),
+                               QuotaStatusServer(core.directory, core.store,
+                                                 QuotaStatusOptions.from_settings(settings), clients))
     try:
-        for param, name, handler in handlers:
+        services.lmtp = await start_lmtp(settings, _lmtp_setup(settings, core, queue))
+        for param, name, handler in (("dovecot_auth_listen", "auth", services.auth.handle),
+                                     ("quota_status_listen", "quota-status", services.quota.handle)):
             try:
                 endpoints = parse_endpoints(settings.get_list(param))
             except ValueError as exc:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from dataclasses import dataclass
+import ssl
+from dataclasses import dataclass, field
 
 from pymailsrv.clock import Clock
 from pymailsrv.config.settings import Settings
@@ -22,30 +23,60 @@ from pymailsrv.tls.contexts import listener_context
 log = get_logger("lmtp")
 
 
+@dataclass(frozen=True, slots=True)
+class LmtpSetup:
+    """What LMTP sessions of one configuration share (a reload makes the next one)."""
+
+    services: Services
+    context: LmtpContext
+    tls: ssl.SSLContext | None  # for STARTTLS over TCP
+
+
 @dataclass(slots=True)
 class LmtpServer:
+    """One listening endpoint. New connections get the current ``setup``; sessions in progress
+    finish on the one they began with (a reload)."""
+
     endpoint: Endpoint
-    server: asyncio.Server
+    setup: LmtpSetup
     spec: ListenerSpec
+    server: asyncio.Server | None = None
+    retired: list[ListenerSpec] = field(default_factory=list)  # of earlier setups, with sessions
+
+    def connection(self) -> LmtpConnection:
+        """The protocol factory."""
+        return LmtpConnection(self.setup.services, self.spec, self.setup.context)
+
+    def reconfigure(self, setup: LmtpSetup) -> None:
+        self.retired = [spec for spec in (*self.retired, self.spec) if spec.sessions]
+        self.setup = setup
+        self.spec = lmtp_listener(None if self.endpoint.is_unix else setup.tls)
 
     @property
     def address(self) -> str:
+        assert self.server is not None
         return endpoint_address(self.server)
 
     @property
     def port(self) -> int:
+        assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
+
+    def sessions(self) -> int:
+        return sum(len(spec.sessions) for spec in (self.spec, *self.retired))
 
     def close(self) -> None:
         """Stop listening; idle sessions are closed, busy ones finish their command."""
-        self.server.close()
-        for session in list(self.spec.sessions):
-            session.shutdown()
+        if self.server is not None:
+            self.server.close()
+        for spec in (self.spec, *self.retired):
+            for session in list(spec.sessions):
+                session.shutdown()
 
     async def wait_closed(self, timeout: float = 10.0) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.spec.sessions and loop.time() < deadline:
+        while self.sessions() and loop.time() < deadline:
             await asyncio.sleep(0.05)
 
 
@@ -68,34 +99,31 @@ def lmtp_services(settings: Settings, directory: Directory, clock: Clock) -> Ser
                     directory=directory, clock=clock, limiter=None)
 
 
-async def start_lmtp(settings: Settings, *, directory: Directory, store: MailStore, delivery: Transport,
-                     clock: Clock) -> list[LmtpServer]:
+def lmtp_setup(settings: Settings, *, directory: Directory, store: MailStore, delivery: Transport,
+               clock: Clock) -> LmtpSetup:
+    tls = listener_context(settings, settings.get_str("tls_cert_file"), settings.get_str("tls_key_file"))
+    return LmtpSetup(lmtp_services(settings, directory, clock),
+                     LmtpContext(LmtpOptions.from_settings(settings), store, delivery), tls)
+
+
+async def start_lmtp(settings: Settings, setup: LmtpSetup) -> list[LmtpServer]:
     """Listen on every ``lmtp_listen`` endpoint; on failure close what was opened and raise
     ConfigError."""
     try:
         endpoints = parse_endpoints(settings.get_list("lmtp_listen"))
     except ValueError as exc:
         raise ConfigError(f"lmtp_listen: {exc}") from None
-    if not endpoints:
-        return []
-    services = lmtp_services(settings, directory, clock)
-    context = LmtpContext(LmtpOptions.from_settings(settings), store, delivery)
-    tls = listener_context(settings, settings.get_str("tls_cert_file"), settings.get_str("tls_key_file"))
     mode, group = socket_options(settings)
     started: list[LmtpServer] = []
     try:
         for endpoint in endpoints:
-            spec = lmtp_listener(None if endpoint.is_unix else tls)
-
-            def factory(spec: ListenerSpec = spec) -> LmtpConnection:
-                return LmtpConnection(services, spec, context)
-
+            lmtp = LmtpServer(endpoint, setup, lmtp_listener(None if endpoint.is_unix else setup.tls))
             try:
-                server = await listen_endpoint(factory, endpoint, mode=mode, group=group)
+                lmtp.server = await listen_endpoint(lmtp.connection, endpoint, mode=mode, group=group)
             except (OSError, KeyError) as exc:
                 raise ConfigError(f"lmtp_listen: cannot listen on {endpoint}: {exc}") from None
-            started.append(LmtpServer(endpoint, server, spec))
-            log.info("lmtp listening on %s", started[-1].address)
+            started.append(lmtp)
+            log.info("lmtp listening on %s", lmtp.address)
     except BaseException:
         for s in started:
             s.close()

@@ -66,7 +66,7 @@ class Stack:
         """Wait until every LMTP session has ended (its client gone)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while any(s.spec.sessions for s in self.lmtp_servers):
+        while any(s.sessions() for s in self.lmtp_servers):
             assert loop.time() < deadline, "LMTP sessions still open"
             await asyncio.sleep(0.01)
 
@@ -83,7 +83,7 @@ async def stack_factory(settings_factory: Any, sqlite_url: str, tmp_path: Path) 
     from pymailsrv.delivery.maildir import MaildirAgent
     from pymailsrv.dovecot.auth_server import AuthClientServer
     from pymailsrv.dovecot.quota_status import QuotaStatusOptions, QuotaStatusServer
-    from pymailsrv.lmtp.server import start_lmtp
+    from pymailsrv.lmtp.server import lmtp_setup, start_lmtp
     from pymailsrv.net.endpoints import Endpoint
     from pymailsrv.net.server import start_endpoint_server
     from pymailsrv.store.maildir import MaildirStore
@@ -103,8 +103,8 @@ async def stack_factory(settings_factory: Any, sqlite_url: str, tmp_path: Path) 
         closers.append(directory.close)
         store = MaildirStore(str(vmail), "mx.example.test", clock, fsync=False)
         auth = authenticator or DirectoryAuthenticator(directory, settings, clock)
-        lmtp = await start_lmtp(settings, directory=directory, store=store,
-                                delivery=delivery or MaildirAgent(settings, directory, store), clock=clock)
+        lmtp = await start_lmtp(settings, lmtp_setup(settings, directory=directory, store=store, clock=clock,
+                                                     delivery=delivery or MaildirAgent(settings, directory, store)))
         started.extend(lmtp)
         clients = settings.mynetworks()
         auth_server = await start_endpoint_server(
