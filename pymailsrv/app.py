@@ -365,7 +365,7 @@ async def _serve(settings: Settings, config_path: str) -> int:
         try:
             dovecot.reload(new)
         except ConfigError as exc:
-            log.error("reload: %s; LMTP keeps the previous configuration", exc)
+            log.error("reload: %s; LMTP, the auth socket and quota-status keep the previous configuration", exc)
         settings = new
         queue.reload(new, core.directory, core.store)
         if acme is not None:
@@ -829,12 +829,18 @@ class DovecotServices:
     others: list[Any] = field(default_factory=list)
 
     def reload(self, settings: Settings) -> None:
-        """Raises ConfigError (a certificate that does not load): the old settings stay."""
+        """Raises ConfigError (a certificate or password scheme that does not load): the old
+        settings stay."""
+        from pymailsrv.auth.authenticator import DirectoryAuthenticator
         from pymailsrv.dovecot.quota_status import QuotaStatusOptions
 
         setup = _lmtp_setup(settings, self.core, self.queue)
+        # the password settings anew, the failed-login counts go on (as for the listeners)
+        authenticator = DirectoryAuthenticator(self.core.directory, settings, self.core.clock,
+                                               throttle=self.core.authenticator.throttle)
         for server in self.lmtp:
             server.reconfigure(setup)
+        self.auth.authenticator = authenticator
         self.auth.clients = self.quota.clients = tuple(settings.mynetworks())
         self.quota.options = QuotaStatusOptions.from_settings(settings)
 
