@@ -23,6 +23,7 @@ MASTER_CF = """\
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
 bounce    unix  -       -       n       -       0       bounce
 defer     unix  -       -       n       -       0       bounce
@@ -39,7 +40,7 @@ lmtp      unix  -       -       n       -       -       lmtp
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
-"""
+{extra}"""
 
 
 def postfix_available() -> str:
@@ -68,8 +69,10 @@ def scratch_directory(prefix: str) -> Path:
 class PostfixPeer:
     """``PostfixPeer(base, main={...}).start()``; ``port`` is its smtpd's, ``log()`` its maillog."""
 
-    def __init__(self, base: Path, main: dict[str, str], port: int = 0) -> None:
+    def __init__(self, base: Path, main: dict[str, str], port: int = 0, master: str = "") -> None:
+        """``master``: more master.cf lines (services with their ``-o`` overrides)."""
         self.base = base
+        self.extra_master = master
         self.config = base / "postfix"
         self.port = port or free_port()
         self.maillog = base / "postfix.log"
@@ -100,7 +103,8 @@ class PostfixPeer:
     def start(self, timeout: float = 30.0) -> PostfixPeer:
         self.config.mkdir()
         (self.config / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in self.main.items()))
-        (self.config / "master.cf").write_text(MASTER_CF.format(port=f"127.0.0.1:{self.port}"))
+        (self.config / "master.cf").write_text(MASTER_CF.format(port=f"127.0.0.1:{self.port}",
+                                                                extra=self.extra_master))
         Path(self.main["queue_directory"]).mkdir()
         data = Path(self.main["data_directory"])
         data.mkdir()

@@ -26,6 +26,11 @@ MESSAGE = (b"From: <someone@remote.example>\r\nTo: <bob@example.com>\r\nSubject:
            b"Message-ID: <pf-1@remote.example>\r\n\r\nhello through postfix and lmtp\r\n")
 
 
+# a master.cf service for LMTP that requires TLS (and logs it)
+LMTPS_SERVICE = ("lmtps     unix  -       -       n       -       -       lmtp"
+                 " -o lmtp_tls_security_level=encrypt -o lmtp_tls_loglevel=1\n")
+
+
 @dataclass
 class Site:
     postfix: PostfixPeer
@@ -48,7 +53,7 @@ def _seed(url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def site() -> Iterator[Site]:
+def site(tls_files: tuple[str, str]) -> Iterator[Site]:
     why = postfix_available()
     if why:
         pytest.skip(why)
@@ -62,13 +67,13 @@ def site() -> Iterator[Site]:
     params = {
         "myhostname": "mx.example.test", "data_directory": str(base / "data"), "database_url": url,
         "virtual_mailbox_base": str(vmail), "default_pass_scheme": "SHA512-CRYPT", "worker_processes": "0",
-        "imap_listen": "127.0.0.1:0", "lmtp_listen": f"unix:{run}/lmtp",
+        "imap_listen": "127.0.0.1:0", "lmtp_listen": f"unix:{run}/lmtp, 127.0.0.1:0",
         "dovecot_auth_listen": f"unix:{run}/auth", "quota_status_listen": "127.0.0.1:0",
-        "service_socket_group": "postfix",
+        "service_socket_group": "postfix", "tls_cert_file": tls_files[0], "tls_key_file": tls_files[1],
     }
     conf = base / "pymailsrv.conf"
     conf.write_text("".join(f"{k} = {v}\n" for k, v in params.items()))
-    server = ServerProcess(conf).start(expect=("imap", "status"))
+    server = ServerProcess(conf).start(expect=("imap", "status", "lmtp"))
     postfix = PostfixPeer(base, {
         "virtual_mailbox_domains": "example.com",
         "virtual_mailbox_maps": f"texthash:{base}/vmailbox",
@@ -80,7 +85,10 @@ def site() -> Iterator[Site]:
         "smtpd_recipient_restrictions":
             # (ServerProcess keys ports by the word before "listening": quota-status is "status")
             f"reject_unauth_destination, check_policy_service inet:127.0.0.1:{server.ports['status']}",
-    })
+        # alice's mail goes over TCP with STARTTLS required (LMTP between machines)
+        "transport_maps": f"texthash:{base}/transport",
+    }, master=LMTPS_SERVICE)
+    (base / "transport").write_text(f"alice@example.com lmtps:inet:127.0.0.1:{server.ports['lmtp']}\n")
     (base / "vmailbox").write_text("".join(f"{u['username']} x\n" for u in ROWS["mailbox"]))
     try:
         postfix.start()
@@ -157,3 +165,17 @@ def test_over_quota_recipient_refused_at_rcpt_by_postfix_via_quota_status(site: 
     site.postfix.wait_log("to=<small@example.com>, relay=")
     assert re.search(r"quota-status\[\d+\]: recipient=<full@example.com>, size=\d+: 552 5.2.2 Mailbox is full",
                      site.pymailsrv.text())
+
+
+def test_postfix_lmtp_over_tcp_with_starttls(site: Site) -> None:
+    with smtplib.SMTP("127.0.0.1", site.postfix.port, timeout=30) as c:
+        assert c.sendmail("someone@remote.example", ["alice@example.com"], MESSAGE) == {}
+    text = site.postfix.wait_log("status=sent (250 2.0.0 <alice@example.com>")
+    assert "TLS connection established to 127.0.0.1[127.0.0.1]" in text
+    new = site.vmail / "example.com" / "alice" / "new"
+    deadline = time.monotonic() + 30
+    while not (new.exists() and any(new.iterdir())):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    [stored] = [p.read_bytes() for p in new.iterdir()]
+    assert b"\tby mx.example.test with LMTPS\n" in stored
