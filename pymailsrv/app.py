@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymailsrv.config.settings import Settings
 from pymailsrv.errors import ConfigError
-from pymailsrv.log import get_logger, setup_logging
+from pymailsrv.log import LogTarget, get_logger, setup_logging
 from pymailsrv.sdnotify import Notifier
 
 if TYPE_CHECKING:
@@ -134,8 +134,15 @@ def _reopen_log_on_usr1(settings: Settings, also: Callable[[], None] = lambda: N
 
 
 def _setup_logging(settings: Settings) -> None:
-    setup_logging(level=settings.get_str("log_level"), log_file=settings.get_str("log_file"),
-                  syslog_name=settings.get_str("syslog_name"), hostname=settings.get_str("myhostname"))
+    target = LogTarget(settings.get_str("log_target"), settings.get_str("syslog_facility"),
+                       settings.get_str("syslog_address"), settings.get_str("syslog_format"),
+                       settings.get_str("journald_socket"))
+    try:
+        setup_logging(level=settings.get_str("log_level"), log_file=settings.get_str("log_file"),
+                      syslog_name=settings.get_str("syslog_name"), hostname=settings.get_str("myhostname"),
+                      target=target)
+    except (OSError, ValueError) as exc:  # a syslog host that does not resolve, a bad address
+        raise ConfigError(f"log_target {target.kind}: {exc}") from None
 
 
 # Parameters a reload cannot apply to a running main process: where it listens, what it holds
@@ -527,7 +534,7 @@ async def _init(path: str, data_dir: str, hostname: str, *, demo: bool) -> str:
     from pymailsrv.config.tls import generate_self_signed
     from pymailsrv.db import schema
     from pymailsrv.db.admin import create_maildir
-    from pymailsrv.db.engine import make_engine
+    from pymailsrv.db.engine import make_engine, sqlite_file
     from pymailsrv.db.manage import Admin
 
     tls_dir = os.path.join(data_dir, "tls")
@@ -543,6 +550,9 @@ async def _init(path: str, data_dir: str, hostname: str, *, demo: bool) -> str:
         os.makedirs(settings.get_str(name), exist_ok=True)
     url = settings.get_str("database_url")
     await schema.upgrade(url, settings.get_str("database_table_prefix"))
+    db_file = sqlite_file(url)
+    if db_file is not None:
+        os.chmod(db_file, 0o600)  # it holds the password hashes
     if not demo:
         return ""
     password = secrets.token_urlsafe(9)

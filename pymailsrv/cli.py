@@ -1,6 +1,6 @@
 """The ``pymailsrv`` command: serve, reload, log reopen, init, db, domain/mailbox/alias admin, pw,
-auth, queue, cert, postconf, postmap. Each subcommand is a thin adapter over the package that does the work;
-errors are one clear line on stderr and a non-zero exit."""
+auth, queue, cert, doctor, postconf, postmap, import-config. Each subcommand is a thin adapter over the
+package that does the work; errors are one clear line on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -186,6 +186,18 @@ def cmd_cert(args: argparse.Namespace) -> int:
     return admin.cli(settings, args, signal_master=signal_master)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``doctor [--quick] [--no-dns]``: like ``postfix check``, plus DNS advice; 1 on errors."""
+    from pymailsrv.doctor import run
+
+    return run_async(run(load_settings(args), sys.stdout, quick=args.quick, dns=not args.no_dns,
+                         config_path=_config_path(args)))
+def cmd_import_config(args: argparse.Namespace) -> int:
+    from pymailsrv.migrate.command import run
+
+    return run(args.postfix, args.dovecot, args.out, check=not args.no_check, out=sys.stdout, err=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pymailsrv", description=__doc__.splitlines()[0])
     p.add_argument("--config", "-c",
@@ -313,6 +325,20 @@ def build_parser() -> argparse.ArgumentParser:
     a = dsub.add_parser("revoke", help="revoke the ACME certificate; a running server gets a new one")
     a.add_argument("--reason", default="unspecified", choices=REVOCATION_REASONS)
     s.set_defaults(func=cmd_cert)
+
+    s = sub.add_parser("doctor", help="check permissions, certificates, ports, database and DNS records")
+    s.add_argument("--quick", action="store_true",
+                   help="only whether the server answers on its ports and control socket (a health check)")
+    s.add_argument("--no-dns", action="store_true", help="skip the DNS records (MX, SPF, DKIM, DMARC, PTR)")
+    s.set_defaults(func=cmd_doctor)
+    s = sub.add_parser("import-config", help="write a pymailsrv.conf for a Postfix + Dovecot site, with a report")
+    s.add_argument("--postfix", metavar="DIR", help="Postfix's configuration directory (main.cf, master.cf)")
+    s.add_argument("--dovecot", metavar="DIR", help="Dovecot's configuration directory (dovecot.conf)")
+    s.add_argument("--out", metavar="FILE", help="write the configuration here (default: standard output; "
+                   "the report then goes to standard error)")
+    s.add_argument("--no-check", action="store_true", help="do not read the database to check that every "
+                   "mailbox's Maildir is where the written configuration looks")
+    s.set_defaults(func=cmd_import_config)
 
     s = sub.add_parser("reload", help="re-read the configuration; sessions in progress finish (SIGHUP)")
     s.set_defaults(func=cmd_signal)

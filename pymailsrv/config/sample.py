@@ -103,6 +103,10 @@ pop3s_listen = {pop3s_listen}
 # --- Logging ----------------------------------------------------------------------------------
 # log_file =
 # log_level = info
+# file (log_file, or standard error), syslog (syslog_address) or journald (under systemd)
+# log_target = file
+# syslog_facility = mail
+# syslog_address = /dev/log
 """
 
 

@@ -14,6 +14,17 @@ Implementation notes:
   cache, reading the same stamp) within about a second; a change that writes no log row (a
   direct SQL update) within ``ttl``. A read that was in flight when the stamp moved is not
   stored, so it cannot put an old row back.
+* Rosters (database servers only): a flood of mail to unknown addresses would still cost a round
+  trip per recipient, every address being new. So the first miss in a domain also reads the
+  domain's roster, every active alias address and mailbox username in it (``Source.addresses``,
+  one statement, by the indexed ``domain`` column as PostfixAdmin's UI lists them: a hand-made
+  row whose ``domain`` disagrees with its address is not seen), kept like an entry (``ttl``,
+  dropped with the stamp); then a key outside its domain's roster is answered "no such row"
+  without asking. A key in it is read as before (the roster holds names, not rows). Only for
+  domains known to be hosted (their ``domain`` row is held): a recipient in another domain
+  costs no roster. A domain with more than ``ROSTER_MAX`` addresses gets no roster;
+  all rosters together hold at most ``ROSTER_ADDRESSES`` addresses. Keys that are not plain ASCII
+  are always asked: MySQL's collations match more than lower case does.
 * Why per process: a miss costs one round trip, so N worker processes read a key at most N times
   per TTL; sharing entries between them would need shared memory and locking for no gain
   worth having, and the stamp keeps them equally fresh.
@@ -21,17 +32,20 @@ Implementation notes:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 
 from pymailsrv.clock import Clock, SystemClock
-from pymailsrv.db.source import Keys, MailboxRow, Rows, Source
+from pymailsrv.db.source import DomainRow, Keys, MailboxRow, Rows, Source
 from pymailsrv.errors import TemporaryFailure
 
 log = logging.getLogger("pymailsrv.db")
 
 STAMP_INTERVAL = 1.0
 MAX_ENTRIES = 100_000
+ROSTER_MAX = 20_000
+ROSTER_ADDRESSES = 200_000
 MISS = object()  # peek: nothing (fresh) held for that key
 _UNREAD = object()
 
@@ -41,13 +55,17 @@ class CachingSource:
     keyed by kind (a ``Rows`` field: ``domains``, ``targets``, ``aliases``, ``mailboxes``) and key."""
 
     def __init__(self, source: Source, ttl: float, clock: Clock | None = None, *,
-                 max_entries: int = MAX_ENTRIES) -> None:
+                 max_entries: int = MAX_ENTRIES, rosters: bool | None = None) -> None:
         self.source = source
         self.batches = source.batches
         self.ttl = ttl
         self.clock = clock or SystemClock()
         self.max_entries = max_entries
+        self.rosters = source.batches if rosters is None else rosters
         self._entries: OrderedDict[tuple[str, str], tuple[float, object]] = OrderedDict()
+        self._rosters: OrderedDict[str, tuple[float, frozenset[str] | None]] = OrderedDict()
+        self._roster_addresses = 0
+        self._roster_reads: dict[str, asyncio.Future[frozenset[str] | None]] = {}
         self._generation = 0
         self._stamp: object = _UNREAD
         self._next_stamp_check = 0.0
@@ -58,6 +76,8 @@ class CachingSource:
 
     def invalidate(self) -> None:
         self._entries.clear()
+        self._rosters.clear()
+        self._roster_addresses = 0
         self._generation += 1
 
     def peek(self, kind: str, key: str, now: float) -> object:
@@ -84,12 +104,69 @@ class CachingSource:
         return found
 
     async def fetch(self, keys: Keys) -> Rows:
-        """Read ``keys`` from the source (the caller holds none of them) and keep the answers."""
+        """Read ``keys`` from the source (the caller holds none of them) and keep the answers;
+        keys outside their domain's roster are answered without asking."""
+        outside = Rows()
+        if self.rosters:
+            keys = await self._outside_rosters(keys, outside)
+            if not keys:
+                return outside
         generation = self._generation
         fresh = await self.source.read(keys)
         if generation == self._generation:  # else an admin's change arrived meanwhile: don't keep
             self._store(fresh, self.clock.monotonic() + self.ttl)
+        fresh.update(outside)
         return fresh
+
+    async def _outside_rosters(self, keys: Keys, outside: Rows) -> Keys:
+        """Answer None in ``outside`` for the alias and mailbox keys their domain's roster lacks;
+        the keys left to read."""
+        left = Keys(keys.domains, set(), set())
+        now = self.clock.monotonic()
+        rosters: dict[str, frozenset[str] | None] = {}
+        for asked, answers, rest in ((keys.aliases, outside.aliases, left.aliases),
+                                     (keys.mailboxes, outside.mailboxes, left.mailboxes)):
+            for key in asked:
+                domain = key.rpartition("@")[2]
+                if domain not in rosters:
+                    hosted = key.isascii() and isinstance(self.peek("domains", domain, now), DomainRow)
+                    rosters[domain] = await self.roster(domain) if hosted else None
+                roster = rosters[domain]
+                if roster is None or key in roster:
+                    rest.add(key)
+                else:
+                    answers[key] = None
+        return left
+
+    async def roster(self, domain: str) -> frozenset[str] | None:
+        """The domain's addresses (see the module notes); None when it has no roster."""
+        held = self._rosters.get(domain)
+        if held is not None and held[0] > self.clock.monotonic():
+            return held[1]
+        reading = self._roster_reads.get(domain)
+        if reading is None:  # one read per domain however many lookups wait for it
+            reading = asyncio.ensure_future(self._read_roster(domain))
+            self._roster_reads[domain] = reading
+            reading.add_done_callback(lambda _: self._roster_reads.pop(domain, None))
+        return await asyncio.shield(reading)
+
+    async def _read_roster(self, domain: str) -> frozenset[str] | None:
+        generation = self._generation
+        try:
+            roster = await self.source.addresses(domain, ROSTER_MAX)
+        except TemporaryFailure:
+            return None  # the keys are asked; that read says what is wrong
+        if generation != self._generation:
+            return roster  # for the lookups that waited, not kept
+        old = self._rosters.pop(domain, None)
+        if old is not None and old[1] is not None:
+            self._roster_addresses -= len(old[1])
+        self._rosters[domain] = (self.clock.monotonic() + self.ttl, roster)
+        self._roster_addresses += len(roster or ())
+        while self._roster_addresses > ROSTER_ADDRESSES or len(self._rosters) > self.max_entries:
+            _, (_, dropped) = self._rosters.popitem(last=False)
+            self._roster_addresses -= len(dropped or ())
+        return roster
 
     def _store(self, rows: Rows, expires: float) -> None:
         entries = self._entries
@@ -122,6 +199,9 @@ class CachingSource:
             log.debug("directory changed (stamp %s -> %s): cache dropped", self._stamp, stamp)
             self.invalidate()
         self._stamp = stamp
+
+    async def addresses(self, domain: str, limit: int) -> frozenset[str] | None:
+        return await self.source.addresses(domain, limit)
 
     async def password_row(self, username: str) -> MailboxRow | None:
         return await self.source.password_row(username)

@@ -128,6 +128,13 @@ class SqlSource:
         elif kind == "m" and key in rows.mailboxes:
             rows.mailboxes[key] = SqlSource._mailbox(row)
 
+    async def addresses(self, domain: str, limit: int) -> frozenset[str] | None:
+        stmt = self.statements.roster
+        found = await self.runner.fetch(stmt, stmt.params({"d": domain, "n": limit + 1, "o": 0}))
+        if len(found) > limit:
+            return None
+        return frozenset(normalize(str(row[0])) for row in found)
+
     async def password_row(self, username: str) -> MailboxRow | None:
         if self.latin1_keys and not _latin1(username):
             return None

@@ -52,6 +52,15 @@ def parse_url(database_url: str) -> URL:
     return url
 
 
+def sqlite_file(database_url: str) -> str | None:
+    """The file of an SQLite database URL (None for other databases and in-memory ones)."""
+    url = parse_url(database_url)
+    db_file = url.database or ""
+    if url.get_backend_name() != "sqlite" or db_file in ("", ":memory:") or db_file.startswith("file:"):
+        return None
+    return db_file
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")

@@ -87,6 +87,11 @@ class MemorySource:
             rows.mailboxes[m] = replace(row, password="") if row is not None and row.active else None
         return rows
 
+    async def addresses(self, domain: str, limit: int) -> frozenset[str] | None:
+        found = {key for store in (self.aliases, self.mailboxes) for key, row in store.items()
+                 if row.get("domain") == domain and row.get("active", True)}
+        return frozenset(found) if len(found) <= limit else None
+
     async def password_row(self, username: str) -> MailboxRow | None:
         return await self.mailbox(username)
 

@@ -123,6 +123,11 @@ def _head() -> str:
     return str(ScriptDirectory(str(MIGRATIONS)).get_current_head())
 
 
+def head_revision() -> str:
+    """The newest revision this pymailsrv ships (``pymailsrv db upgrade`` brings a database there)."""
+    return _head()
+
+
 async def _with_engine(target: AsyncEngine | str) -> tuple[AsyncEngine, bool]:
     if isinstance(target, AsyncEngine):
         return target, False

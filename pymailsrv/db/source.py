@@ -115,6 +115,12 @@ class Source(Protocol):
         Raises ``errors.TemporaryFailure`` when the database cannot be reached."""
         ...
 
+    async def addresses(self, domain: str, limit: int) -> frozenset[str] | None:
+        """Every active alias address and mailbox username of ``domain`` (normalised; the
+        catch-all ``@domain`` included), in one round trip; None if there are more than
+        ``limit``. The cache's roster: a key not in it needs no read."""
+        ...
+
     async def password_row(self, username: str) -> MailboxRow | None:
         """The ``mailbox`` row with its password, active or not; never cached."""
         ...

@@ -81,7 +81,17 @@ class Statements:
             select(m.c.username, m.c.password, m.c.name, m.c.maildir, m.c.quota, m.c.active)
             .where(m.c.username == bindparam("k", type_=String)), dialect)
         self.stamp = compile_for(select(func.max(t["log"].c.id)), dialect)
+        self.roster = compile_for(self._roster(), dialect)
         self._read: dict[tuple[int, int, int], Compiled] = {}
+
+    def _roster(self) -> Select[Any]:
+        """Every active alias address and mailbox username of domain ``d``, at most ``n`` rows
+        (``o``: 0), by the indexed ``domain`` column that PostfixAdmin and our CLI fill."""
+        a, m = self.t["alias"], self.t["mailbox"]
+        domain = bindparam("d", type_=String)
+        both = union_all(select(a.c.address).where(a.c.domain == domain, a.c.active == TRUE),
+                         select(m.c.username).where(m.c.domain == domain, m.c.active == TRUE))
+        return select(both.subquery().c[0]).limit(bindparam("n")).offset(bindparam("o"))
 
     def read(self, domains: int, aliases: int, mailboxes: int) -> Compiled:
         """The statement for that many keys per table (``read_values`` fills its parameters)."""

@@ -8,6 +8,7 @@ as Postfix and Dovecot match them.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -15,6 +16,7 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+@functools.lru_cache(maxsize=4096)  # a session asks about its client's address many times
 def client_address(text: str) -> Address | None:
     """The address in ``text`` (brackets, zone index and IPv4 mapping removed), or None."""
     try:

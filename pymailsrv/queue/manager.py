@@ -718,7 +718,9 @@ class QueueManager:
 
     # --- control (pymailsrv queue …) ------------------------------------------------------------
     async def control(self, command: str, arg: str = "") -> tuple[bool, str]:
-        """flush [ID] | delete ID|ALL | hold ID | release ID | requeue ID → (ok, message)."""
+        """flush [ID] | delete ID|ALL | hold ID | release ID | requeue ID | status → (ok, message)."""
+        if command == "status":  # pymailsrv doctor: the queue manager answers
+            return True, f"{len(self.entries)} message(s) in the queue"
         if command == "flush":
             targets = [QueueId(arg)] if arg else [q for q, f in self.entries.items() if f.state == "deferred"]
             n = 0

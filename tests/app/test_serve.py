@@ -128,6 +128,7 @@ def test_init_writes_config_database_and_certificate(tmp_path: Path) -> None:
     assert "myhostname = mail.example.test" in text and "smtpd_listen = 0.0.0.0:25" in text
     assert (tmp_path / "d" / "tls" / "cert.pem").exists() and (tmp_path / "d" / "pymailsrv.db").exists()
     assert (tmp_path / "d" / "tls" / "key.pem").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "d" / "pymailsrv.db").stat().st_mode & 0o077 == 0  # the password hashes
     again = cli(conf, "init", "--data-dir", str(tmp_path / "d"))
     assert again.returncode == 1 and "exists" in again.stderr
     assert cli(conf, "domain", "add", "example.test").returncode == 0

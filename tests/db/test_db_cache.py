@@ -201,10 +201,15 @@ class Counting:
         self.source = source
         self.batches = source.batches
         self.reads: list[Keys] = []
+        self.rosters: list[str] = []
 
     async def read(self, keys: Keys) -> Rows:
         self.reads.append(keys)
         return await self.source.read(keys)
+
+    async def addresses(self, domain: str, limit: int) -> frozenset[str] | None:
+        self.rosters.append(domain)
+        return await self.source.addresses(domain, limit)
 
     async def password_row(self, username: str) -> MailboxRow | None:
         return await self.source.password_row(username)
@@ -240,6 +245,7 @@ async def test_one_request_per_recipient(server_url: str) -> None:
 
 async def test_with_the_cache_a_new_recipient_costs_one_request(server_url: str) -> None:
     d, db = counted(server_url, cache_ttl=60)
+    d.cache.rosters = False  # type: ignore[union-attr]
     try:
         assert await d.is_local_domain("example.com")
         before = len(db.reads)
@@ -249,6 +255,28 @@ async def test_with_the_cache_a_new_recipient_costs_one_request(server_url: str)
         assert len(db.reads) == before + 2
         assert db.reads[-1] == Keys(aliases={"somebody+x@example.com", "somebody@example.com"},
                                     mailboxes={"somebody+x@example.com", "somebody@example.com"})
+    finally:
+        await d.close()
+
+
+async def test_with_a_roster_unknown_recipients_cost_no_request(server_url: str) -> None:
+    """A flood to unknown addresses of a hosted domain: one roster read, then nothing asked."""
+    d, db = counted(server_url, cache_ttl=60)
+    try:
+        assert await d.is_local_domain("example.com")
+        before = len(db.reads)
+        for i in range(20):
+            address = f"nobody{i}+x@example.com"
+            assert await d.mailbox(address) is None
+            assert await d.resolve(address) == [address]
+        assert db.rosters == ["example.com"]
+        assert len(db.reads) == before
+        # known addresses are still read (the roster holds names, not rows) ...
+        assert await d.resolve("bob@example.com") == ["bob@example.com"]
+        assert len(db.reads) == before + 1
+        # ... and a domain not known to be hosted gets no roster
+        assert await d.resolve("someone@elsewhere.example") == ["someone@elsewhere.example"]
+        assert db.rosters == ["example.com"]
     finally:
         await d.close()
 
@@ -295,3 +323,22 @@ async def test_requests_waiting_for_a_connection_go_together(server_url: str) ->
         assert counting.statements < 50
     finally:
         await d.close()
+
+
+async def test_a_domain_too_big_for_a_roster_is_asked_key_by_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pymailsrv.db.cache as cache_module
+
+    source = MemorySource()
+    source.load(ROWS)
+    cache = CachingSource(source, ttl=60, clock=FakeClock(), rosters=True)
+    await cache.fetch(Keys(domains={"example.com", "example.net"}))
+    assert await cache.roster("example.com") == {"alice@example.com", "bob@example.com", "info@example.com",
+                                                 "list@example.com"}
+    found = await cache.fetch(Keys(aliases={"nobody@example.com", "info@example.com"}))
+    assert found.aliases == {"nobody@example.com": None, "info@example.com": "alice@example.com"}
+    monkeypatch.setattr(cache_module, "ROSTER_MAX", 3)
+    cache.invalidate()
+    await cache.fetch(Keys(domains={"example.com"}))
+    assert await cache.roster("example.com") is None
+    found = await cache.fetch(Keys(aliases={"nobody@example.com", "info@example.com"}))
+    assert found.aliases == {"nobody@example.com": None, "info@example.com": "alice@example.com"}

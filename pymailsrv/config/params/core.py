@@ -3,6 +3,7 @@
 import os
 
 from pymailsrv.config.params.spec import Param
+from pymailsrv.log import DEFAULT_JOURNAL_SOCKET, DEFAULT_SYSLOG_SOCKET, FACILITIES
 
 
 def _one_per_core() -> int:
@@ -58,12 +59,29 @@ PARAMS = (
           "How long a domain/alias/mailbox lookup result, found or not, is reused (password lookups "
           "never are); 0 disables the cache. Changes made with pymailsrv's admin commands or "
           "PostfixAdmin (which log them in its log table) reach every process within about a "
-          "second; other direct SQL changes within this time."),
+          "second; other direct SQL changes within this time. On a database server the list of a "
+          "hosted domain's addresses is kept as long, so mail to unknown addresses costs no query."),
     Param("tls_cert_file", "file", "", "PEM certificate chain for every TLS listener."),
     Param("tls_key_file", "file", "", "PEM private key for tls_cert_file."),
-    Param("log_file", "str", "", "Log file; empty = standard error."),
+    Param("log_file", "str", "", "Log file of the file log_target; empty = standard error."),
     Param("log_level", "enum", "info", "Logging level.",
           choices=("trace", "debug", "info", "warning", "error")),
+    Param("log_target", "enum", "file",
+          "Where every process (the main one and the workers) logs: file (log_file, or standard "
+          "error when it is empty), syslog (syslog_address, as Postfix logs) or journald (the "
+          "systemd journal's native protocol, with SYSLOG_IDENTIFIER=$syslog_name/smtpd etc. as "
+          "fields; standard error with <N> severity prefixes where its socket is missing).",
+          choices=("file", "syslog", "journald")),
+    Param("syslog_facility", "enum", "mail", "The syslog facility of the syslog and journald targets.",
+          choices=tuple(sorted(FACILITIES))),
+    Param("syslog_address", "str", DEFAULT_SYSLOG_SOCKET,
+          "Where the syslog target sends: a unix datagram socket path, or host[:port] for UDP "
+          "(port 514; RFC 5426)."),
+    Param("syslog_format", "enum", "rfc3164",
+          "The syslog target's format: rfc3164 (the BSD format syslog(3) writes; with the host name "
+          "over UDP) or rfc5424 (ISO timestamps, app name and process id fields).",
+          choices=("rfc3164", "rfc5424")),
+    Param("journald_socket", "str", DEFAULT_JOURNAL_SOCKET, "The journal's native socket (journald target)."),
     Param("default_pass_scheme", "str", "",
           "Scheme of stored passwords without a {SCHEME} prefix (Dovecot's default_pass_scheme); "
           "$1$ values are MD5-CRYPT whatever it says. Empty: the scheme that reads what "
