@@ -14,9 +14,9 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pymailsrv.config.settings import Settings
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pymailsrv.clock import Clock
     from pymailsrv.db.base import Directory
     from pymailsrv.db.directory import SqlDirectory
+    from pymailsrv.delivery.base import DeliveryResult
     from pymailsrv.managesieve.options import SieveOptions
     from pymailsrv.managesieve.server import ManageSieveServer
     from pymailsrv.net.limits import ConnectionLimiter
@@ -152,7 +153,9 @@ def _setup_logging(settings: Settings) -> None:
 RESTART_ONLY = ("smtpd_listen", "submission_listen", "smtps_listen", "reinject_listen", "imap_listen",
                 "imaps_listen", "pop3_listen", "pop3s_listen", "managesieve_listen", "worker_processes",
                 "data_directory", "queue_directory", "virtual_mailbox_base", "database_url", "database_table_prefix",
-                "default_process_limit", "myhostname", "acme_directory_url", "acme_http_listen", "acme_tls_listen")
+                "default_process_limit", "myhostname", "acme_directory_url", "acme_http_listen", "acme_tls_listen",
+                "lmtp_listen", "dovecot_auth_listen", "quota_status_listen", "service_socket_mode",
+                "service_socket_group")
 
 
 def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
@@ -322,6 +325,8 @@ async def _serve(settings: Settings, config_path: str) -> int:
         elif sockets or passed:
             serving = await _Serving.start(settings, core, queue.manager, limiter, user_ip, owns_core=False,
                                            smtp_sockets=_dup_sockets(sockets), sockets=_dup_sockets(passed))
+        dovecot = await start_dovecot_services(settings, core, queue)
+        stops.append(dovecot.close)
         acme = await _start_acme(settings, lambda: on_hup())  # a new certificate: reload, as SIGHUP
         if acme is not None:
             stops.append(acme.stop)
@@ -378,6 +383,10 @@ async def _serve(settings: Settings, config_path: str) -> int:
             retiring.add(retire)
             retire.add_done_callback(retiring.discard)
             serving = following
+        try:
+            dovecot.reload(new)
+        except ConfigError as exc:
+            log.error("reload: %s; LMTP, the auth socket and quota-status keep the previous configuration", exc)
         settings = new
         queue.reload(new, core.directory, core.store)
         if acme is not None:
@@ -897,3 +906,91 @@ def _managesieve_config(settings: Settings) -> tuple[SieveOptions, Callable[[str
 
     tls = listener_context(settings, settings.get_str("tls_cert_file"), settings.get_str("tls_key_file"))
     return (SieveOptions.from_settings(settings, tls), *sieve_checker(settings))
+# --- Dovecot's services for Postfix: LMTP, the auth socket, quota-status ---------------------------
+class _CurrentVirtual:
+    """The queue's virtual (Maildir) transport as of now: LMTP delivers through the agent the
+    queue manager uses (and what a reload gives it), not a copy of its own."""
+
+    def __init__(self, queue: QueueService) -> None:
+        self.queue = queue
+
+    async def deliver(self, sender: str, recipients: Sequence[str], content: bytes) -> list[DeliveryResult]:
+        return await self.queue.delivery.agents.virtual.deliver(sender, recipients, content)
+
+
+@dataclass(slots=True)
+class DovecotServices:
+    """The started LMTP, auth-client and quota-status listeners, in the main process. A reload
+    gives new connections the new settings (listen addresses and socket modes need a restart)."""
+
+    core: _Core
+    queue: QueueService
+    auth: Any
+    quota: Any
+    lmtp: list[Any] = field(default_factory=list)
+    others: list[Any] = field(default_factory=list)
+
+    def reload(self, settings: Settings) -> None:
+        """Raises ConfigError (a certificate or password scheme that does not load): the old
+        settings stay."""
+        from pymailsrv.auth.authenticator import DirectoryAuthenticator
+        from pymailsrv.dovecot.quota_status import QuotaStatusOptions
+
+        setup = _lmtp_setup(settings, self.core, self.queue)
+        # the password settings anew, the failed-login counts go on (as for the listeners)
+        authenticator = DirectoryAuthenticator(self.core.directory, settings, self.core.clock,
+                                               throttle=self.core.authenticator.throttle)
+        for server in self.lmtp:
+            server.reconfigure(setup)
+        self.auth.authenticator = authenticator
+        self.auth.clients = self.quota.clients = tuple(settings.mynetworks())
+        self.quota.options = QuotaStatusOptions.from_settings(settings)
+
+    async def close(self) -> None:
+        """Within the 10 s a stop step has: LMTP sessions finish the message they are receiving."""
+        for server in self.lmtp:
+            server.close()
+        await asyncio.gather(*(s.wait_closed(timeout=6.0) for s in self.lmtp),
+                             *(s.close(grace=3.0) for s in self.others))
+
+
+def _lmtp_setup(settings: Settings, core: _Core, queue: QueueService) -> Any:
+    from pymailsrv.lmtp.server import lmtp_setup
+
+    return lmtp_setup(settings, directory=core.directory, store=core.store, delivery=_CurrentVirtual(queue),
+                      clock=core.clock)
+
+
+async def start_dovecot_services(settings: Settings, core: _Core, queue: QueueService) -> DovecotServices:
+    """Start lmtp_listen, dovecot_auth_listen and quota_status_listen. Raises ConfigError."""
+    from pymailsrv.dovecot.auth_server import AuthClientServer
+    from pymailsrv.dovecot.quota_status import QuotaStatusOptions, QuotaStatusServer
+    from pymailsrv.lmtp.server import socket_options, start_lmtp
+    from pymailsrv.net.endpoints import endpoint_address, parse_endpoints
+    from pymailsrv.net.server import start_endpoint_server
+
+    mode, group = socket_options(settings)
+    clients = settings.mynetworks()  # over TCP: the MTAs in front
+    services = DovecotServices(core, queue, AuthClientServer(core.authenticator, clients),
+                               QuotaStatusServer(core.directory, core.store,
+                                                 QuotaStatusOptions.from_settings(settings), clients))
+    try:
+        services.lmtp = await start_lmtp(settings, _lmtp_setup(settings, core, queue))
+        for param, name, handler in (("dovecot_auth_listen", "auth", services.auth.handle),
+                                     ("quota_status_listen", "quota-status", services.quota.handle)):
+            try:
+                endpoints = parse_endpoints(settings.get_list(param))
+            except ValueError as exc:
+                raise ConfigError(f"{param}: {exc}") from None
+            for endpoint in endpoints:
+                try:
+                    server = await start_endpoint_server(handler, endpoint, clock=core.clock, name=name,
+                                                         mode=mode, group=group)
+                except (OSError, KeyError) as exc:
+                    raise ConfigError(f"{param}: cannot listen on {endpoint}: {exc}") from None
+                services.others.append(server)
+                log.info("%s listening on %s", name, endpoint_address(server.server))
+    except BaseException:
+        await services.close()
+        raise
+    return services

@@ -74,6 +74,11 @@ pop3_listen = {pop3_listen}
 pop3s_listen = {pop3s_listen}
 # ManageSieve (RFC 5804; Roundcube's managesieve plugin, Thunderbird's sieve add-on), STARTTLS
 managesieve_listen = {managesieve_listen}
+# Dovecot's services for a Postfix in front (README: "Replacing Dovecot under your Postfix"):
+# lmtp_listen = unix:/var/spool/postfix/private/dovecot-lmtp
+# dovecot_auth_listen = unix:/var/spool/postfix/private/auth
+# quota_status_listen = 127.0.0.1:12340
+# service_socket_group = postfix
 # Worker processes (SMTP, IMAP, POP3) beside the main one (auto: one per CPU core, at most 4; 0: none)
 # worker_processes = auto
 

@@ -42,7 +42,7 @@ from pymailsrv.clock import Clock
 from pymailsrv.config.settings import Settings
 from pymailsrv.delivery.base import Agents, DeliveryResult, DsnOptions, Route, Router
 from pymailsrv.errors import NotFound, TemporaryFailure
-from pymailsrv.log import get_logger
+from pymailsrv.log import fmt_delay, get_logger
 from pymailsrv.pipeline.base import ACCEPT, LocalSession, Transaction, Verdict
 from pymailsrv.pipeline.message import Message
 from pymailsrv.pipeline.runner import EMPTY, Pipeline, one_line
@@ -56,17 +56,6 @@ bounce_log = get_logger("bounce")
 _INLINE_READ = 256 * 1024
 _AGENT_NAMES = ("virtual", "smtp", "lmtp", "error", "discard", "vacation")  # larger contents are read in a thread
 _LOCAL_AGENTS = ("virtual", "vacation")  # delivered on the fast path, before the 250
-
-
-def fmt_delay(x: float) -> str:
-    """Postfix's delay figures: two significant digits below 10 s, whole seconds above."""
-    if x < 0.005:
-        return "0"
-    if x < 1:
-        return f"{x:.2f}".rstrip("0").rstrip(".")
-    if x < 10:
-        return f"{x:.1f}".rstrip("0").rstrip(".")
-    return str(round(x))
 
 
 @dataclass(slots=True)
