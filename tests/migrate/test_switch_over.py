@@ -232,8 +232,9 @@ def test_same_password_same_uids_after_switch(base: Path, database: tuple[str, D
     assert "check of 2 active mailboxes: each at virtual_mailbox_base/mailbox.maildir" in r.stdout
     assert f"virtual_mailbox_base = {vmail}" in out.read_text()
     _same_routing(base / "site" / "postfix", db, out, vmail)
-    with out.open("a") as fh:  # this test's own ports and state; no amavis here to filter through
+    with out.open("a") as fh:  # this test's own ports and state; no amavis or OpenDKIM here to filter through
         fh.write(f"data_directory = {base}/data\nworker_processes = 0\ncontent_filter =\n"
+                 "smtpd_milters =\nnon_smtpd_milters =\n"
                  + "".join(f"{n}_listen = 127.0.0.1:0\n" for n in ("smtpd", "submission", "smtps", "imap",
                                                                    "imaps", "pop3", "pop3s", "reinject")))
     server = ServerProcess(out).start(expect=("smtpd", "imap", "pop3"))
