@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pymailsrv import meter
 from pymailsrv.clock import Clock
 from pymailsrv.config.settings import Settings
 from pymailsrv.delivery.base import Agents, DeliveryResult, DsnOptions, Route, Router
@@ -590,6 +591,7 @@ class QueueManager:
     async def _expire(self, qf: QueueFile, content: bytes, incomplete: dict[int, tuple[str, str]],
                       now: float) -> None:
         log.info("%s: from=<%s>, status=expired, returned to sender", qf.queue_id, qf.envelope.sender)
+        meter.count("pymailsrv_deliveries_total", "qmgr", "expired", n=len(incomplete))
         records = []
         for i, (dsn, text) in sorted(incomplete.items()):
             records.append({"k": "r", "i": i, "to": qf.envelope.recipients[i].address, "s": "bounced",
@@ -722,6 +724,7 @@ class QueueManager:
         d = max(0.0, o.finished - o.started)
         total = max(0.0, o.finished - arrival)
         status = {"sent": "sent", "deferred": "deferred", "bounced": "bounced"}[r.outcome]
+        _count_result(o.route.transport, status, d, total)
         get_logger(o.route.transport if o.route.transport in _AGENT_NAMES else "qmgr").info(
             "%s: to=<%s>%s, relay=%s, delay=%s, delays=%s/%s/0/%s, dsn=%s, status=%s (%s)",
             qf.queue_id, o.final, orig_part, r.relay, fmt_delay(total), fmt_delay(a), fmt_delay(b),
@@ -788,3 +791,10 @@ class QueueManager:
                 await self._activate(qf)
             return 1
         return 0
+
+
+def _count_result(transport: str, status: str, attempt: float, since_arrival: float) -> None:
+    meter.count("pymailsrv_deliveries_total", transport, status)
+    meter.observe("pymailsrv_delivery_duration_seconds", attempt, transport)
+    if status != "deferred":
+        meter.observe("pymailsrv_delivery_delay_seconds", since_arrival, transport)
