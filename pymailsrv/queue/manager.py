@@ -203,6 +203,16 @@ class QueueManager:
                 await asyncio.sleep(0.001)
         await asyncio.wait_for(idle(), timeout)
 
+    def census(self) -> dict[str, tuple[int, float]]:
+        """state (active, deferred, hold) -> (messages, arrival time of the oldest or 0): the
+        queue this manager owns, for the metrics and the statistics page."""
+        out = {state: (0, 0.0) for state in ("active", "deferred", "hold")}
+        for qf in self.entries.values():
+            n, oldest = out.get(qf.state, (0, 0.0))
+            arrival = qf.envelope.arrival
+            out[qf.state] = (n + 1, min(oldest, arrival) if oldest and arrival else oldest or arrival)
+        return out
+
     # --- submission -----------------------------------------------------------------------------
     def new_queue_id(self) -> QueueId:
         """A fresh queue id, for a caller that wants to log under it before ``submit``."""
