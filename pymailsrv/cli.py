@@ -1,5 +1,5 @@
 """The ``pymailsrv`` command: serve, reload, log reopen, init, db, domain/mailbox/alias admin, pw,
-auth, queue, cert, postconf, postmap. Each subcommand is a thin adapter over the package that does the work;
+auth, queue, cert, stats, postconf, postmap. Each subcommand is a thin adapter over the package that does the work;
 errors are one clear line on stderr and a non-zero exit."""
 
 from __future__ import annotations
@@ -186,6 +186,12 @@ def cmd_cert(args: argparse.Namespace) -> int:
     return admin.cli(settings, args, signal_master=signal_master)
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    from pymailsrv.ops import report
+
+    return report.cli(load_settings(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pymailsrv", description=__doc__.splitlines()[0])
     p.add_argument("--config", "-c",
@@ -313,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     a = dsub.add_parser("revoke", help="revoke the ACME certificate; a running server gets a new one")
     a.add_argument("--reason", default="unspecified", choices=REVOCATION_REASONS)
     s.set_defaults(func=cmd_cert)
+
+    s = sub.add_parser("stats", help="mail received, sent, bounced, rejected… over the last day, week, month "
+                       "and year; the queue and sessions (the statistics page's figures)")
+    s.set_defaults(func=cmd_stats)
 
     s = sub.add_parser("reload", help="re-read the configuration; sessions in progress finish (SIGHUP)")
     s.set_defaults(func=cmd_signal)
