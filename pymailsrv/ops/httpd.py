@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
 import h11
 
@@ -117,7 +118,7 @@ class HttpServer:
             except h11.RemoteProtocolError as exc:
                 if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                     status = exc.error_status_hint
-                    await self._send(conn, writer, text(status, h11_reason(status)), head_only=False)
+                    await self._send(conn, writer, text(status, _reason(status).decode()), head_only=False)
                 return
             if request is None:
                 return
@@ -173,7 +174,7 @@ class HttpServer:
                     head_only: bool) -> None:
         headers = [("Content-Type", response.content_type), ("Content-Length", str(len(response.body))),
                    ("Server", SERVER.decode()), ("Cache-Control", "no-store"), *response.headers]
-        out = conn.send(h11.Response(status_code=response.status, headers=headers))
+        out = conn.send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
         if not head_only and response.body:
             out = (out or b"") + (conn.send(h11.Data(data=response.body)) or b"")
         out = (out or b"") + (conn.send(h11.EndOfMessage()) or b"")
@@ -181,6 +182,8 @@ class HttpServer:
         await writer.drain()
 
 
-def h11_reason(status: int) -> str:
-    return {400: "Bad Request", 413: "Content Too Large", 414: "URI Too Long",
-            431: "Request Header Fields Too Large"}.get(status, "Bad Request")
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""

@@ -2,7 +2,7 @@
 
 SMTP sessions (held open together, so both workers take some), IMAP logins, a rejected and a
 greylisted recipient; then the metrics are scraped over HTTP (the counts of every worker in one
-scrape), the statistics page is loaded in a real headless Chromium (Debian's chromium through
+scrape, and after a reload the old workers' counts with the new ones'), the statistics page is loaded in a real headless Chromium (Debian's chromium through
 Playwright: it asks for credentials, 401 without, and shows the SVG graphs with the counts), the
 server is restarted and the counts are still there, on the page and in ``pymailsrv stats``."""
 
@@ -13,6 +13,7 @@ import concurrent.futures
 import imaplib
 import re
 import shutil
+import signal
 import smtplib
 import time
 import urllib.error
@@ -31,6 +32,7 @@ SESSIONS = 8
 ADMIN, ADMIN_PASSWORD = "admin@example.test", "Adm1n-secret"
 SAMPLE = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")
 LABEL = re.compile(r'(\w+)="([^"]*)"')
+RETIRED = re.compile(r"worker process \d+ retired")
 SMTP_PID = re.compile(r"pymailsrv/smtpd\[(\d+)\]: connect from")
 
 
@@ -163,6 +165,20 @@ def test_one_scrape_counts_every_worker(server: ServerProcess) -> None:
     assert _value(m, "pymailsrv_sessions", protocol="smtp") == 0
     assert _value(m, "pymailsrv_queue_messages", state="deferred") == 0
     assert _value(m, "pymailsrv_worker_up") == 2
+
+    # a reload: new workers (slots 3 and 4) serve, the old ones retire; nothing counted is lost
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGHUP)
+    _wait(lambda: len(RETIRED.findall(server.text())) == 2, server)
+    more = _mail(server)
+    _wait(lambda: _value(_scrape(server), "pymailsrv_messages_received_total") == sent + more, server)
+    _wait(lambda: _value(_scrape(server), "pymailsrv_worker_processes", state="retiring") == 0, server)
+    m = _scrape(server)
+    assert _value(m, "pymailsrv_deliveries_total", status="sent") == sent + more
+    assert _value(m, "pymailsrv_smtpd_rejects_total", reason="check_greylist") == 2
+    assert _value(m, "pymailsrv_auth_total", service="imap") == 2
+    assert {ls for (n, ls), v in m.items() if n == "pymailsrv_worker_up" and v == 1} == {
+        (("slot", "3"),), (("slot", "4"),)}
 
 
 def _page_text(page: object, selector: str) -> str:
