@@ -7,7 +7,8 @@ is read and ignored up to a bound.
 
 Implementation notes:
 - Bounded: a request head over MAX_HEAD bytes or a body over MAX_BODY answers 431/413 and
-  closes; a client silent for IDLE_TIMEOUT seconds is closed; at most MAX_CONNECTIONS at once
+  closes (after reading what is still arriving for up to LINGER seconds, so that the client is
+  not reset before it reads the reply); a client silent for IDLE_TIMEOUT seconds is closed; at most MAX_CONNECTIONS at once
   (more wait in the kernel's backlog).
 - Keep-alive as HTTP/1.1 has it; h11 decides when the connection must close.
 - A handler's exception is logged with its traceback and answered 500 with a fixed text.
@@ -31,6 +32,7 @@ MAX_HEAD = 16 * 1024
 MAX_BODY = 64 * 1024
 IDLE_TIMEOUT = 30.0
 MAX_CONNECTIONS = 64
+LINGER = 2.0  # seconds an error reply waits for the rest of a bad request
 SERVER = b"pymailsrv"
 
 
@@ -119,6 +121,7 @@ class HttpServer:
                 if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                     status = exc.error_status_hint
                     await self._send(conn, writer, text(status, _reason(status).decode()), head_only=False)
+                    await _linger(reader, writer)
                 return
             if request is None:
                 return
@@ -180,6 +183,17 @@ class HttpServer:
         out = (out or b"") + (conn.send(h11.EndOfMessage()) or b"")
         writer.write(out)
         await writer.drain()
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """After an error reply, read what the client is still sending for a moment before closing:
+    closing with unread input resets the connection, and the client might not see the reply."""
+    writer.write_eof()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LINGER
+    with contextlib.suppress(TimeoutError, ConnectionError, OSError):
+        while loop.time() < deadline and await asyncio.wait_for(reader.read(65536), deadline - loop.time()):
+            pass
 
 
 def _reason(status: int) -> bytes:

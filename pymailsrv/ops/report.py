@@ -10,7 +10,7 @@ from pymailsrv.errors import PymailsrvError
 from pymailsrv.ops.page import GROUPS
 from pymailsrv.ops.rrd import ARCHIVE, ARCHIVES, RoundRobin
 
-BLOCKS = " ▁▂▃▄▅▆▇█"
+BLOCKS = "·▁▂▃▄▅▆▇█"  # nothing, then eighths of the busiest hour
 SPARK_COLUMNS = 24  # the last day, an hour per column
 
 
