@@ -8,8 +8,8 @@ is read and ignored up to a bound.
 Implementation notes:
 - Bounded: a request head over MAX_HEAD bytes or a body over MAX_BODY answers 431/413 and
   closes (after reading what is still arriving for up to LINGER seconds, so that the client is
-  not reset before it reads the reply); a client silent for IDLE_TIMEOUT seconds is closed; at most MAX_CONNECTIONS at once
-  (more wait in the kernel's backlog).
+  not reset before it reads the reply); a client silent for IDLE_TIMEOUT seconds is closed; at
+  most MAX_CONNECTIONS at once (more wait in the kernel's backlog).
 - Keep-alive as HTTP/1.1 has it; h11 decides when the connection must close.
 - A handler's exception is logged with its traceback and answered 500 with a fixed text.
 """
@@ -192,8 +192,9 @@ async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
     loop = asyncio.get_running_loop()
     deadline = loop.time() + LINGER
     with contextlib.suppress(TimeoutError, ConnectionError, OSError):
-        while loop.time() < deadline and await asyncio.wait_for(reader.read(65536), deadline - loop.time()):
-            pass
+        while loop.time() < deadline:
+            if not await asyncio.wait_for(reader.read(65536), deadline - loop.time()):
+                return
 
 
 def _reason(status: int) -> bytes:
