@@ -95,6 +95,12 @@ pop3s_listen = {pop3s_listen}
 # Connections per client IP (IMAP and POP3 apart); loopback and login_trusted_networks are exempt.
 # login_max_ip_connections = 100
 
+# --- Metrics and statistics (off unless set) ----------------------------------------------------
+# Prometheus metrics on /metrics, no authentication: keep it on loopback or a management network.
+# metrics_listen = 127.0.0.1:9154
+# The statistics page (graphs of the last day/week/month/year) for PostfixAdmin superadmins.
+# stats_listen = 127.0.0.1:8025
+
 # --- Logging ----------------------------------------------------------------------------------
 # log_file =
 # log_level = info
