@@ -46,13 +46,17 @@ def line_graph(title: str, step: int, series: Mapping[str, Sequence[tuple[int, f
                      f"{escape(_stamp(first[0][0], step))}</text>")
         parts.append(f'<text x="{LEFT + plot_w}" y="{TOP + plot_h + 14}" font-size="10" text-anchor="end" '
                      f'font-family="sans-serif">{escape(_stamp(first[-1][0], step))}</text>')
-    for name, points in series.items():
+    for index, (name, points) in enumerate(series.items()):
         colour = COLOURS.get(name, "#333")
         coords = []
         for i, (_, value) in enumerate(points):
             x = LEFT + (plot_w * (i + 0.5) / buckets if buckets else 0)
             y = TOP + plot_h - plot_h * value / top
             coords.append(f"{x:.1f},{y:.1f}")
+        if index == 0 and coords:  # the first series as an area (as mailgraph draws received), the rest over it
+            base = TOP + plot_h
+            area = [f"{coords[0].split(',')[0]},{base}", *coords, f"{coords[-1].split(',')[0]},{base}"]
+            parts.append(f'<polygon fill="{colour}" fill-opacity="0.3" stroke="none" points="{" ".join(area)}"/>')
         parts.append(f'<polyline class="series" data-series="{escape(name)}" fill="none" stroke="{colour}" '
                      f'stroke-width="1.5" points="{" ".join(coords)}"/>')
     x = LEFT

@@ -14,9 +14,9 @@ GROUPS = (("traffic", ("received", "sent")),
           ("problems", ("bounced", "rejected", "greylisted", "spam", "virus")))
 
 _STYLE = ("body{font-family:sans-serif;margin:1.5em;color:#222}h1{font-size:1.4em}"
-          "h2{font-size:1.1em;margin-top:1.5em}table{border-collapse:collapse}"
-          "td,th{padding:2px 10px;text-align:right;border-bottom:1px solid #ddd}th:first-child,td:first-child"
-          "{text-align:left}.graph{display:block;margin:6px 0}")
+          "h2{font-size:1.1em;margin-top:1.5em}table{border-collapse:collapse;margin:0 0 1em}"
+          "td,th{padding:2px 10px;text-align:right;border-bottom:1px solid #ddd}"
+          "th:first-child,td:first-child{text-align:left}.graph{display:block;margin:6px 0}")
 
 
 def _n(value: float) -> str:
