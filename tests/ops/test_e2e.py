@@ -65,7 +65,6 @@ async def _add_superadmin(conf: Path) -> None:
 
 def _start(conf: Path) -> ServerProcess:
     server = ServerProcess(conf).start(expect=("smtpd", "imap", "metrics", "stats"))
-    _wait(lambda: server.text().count("worker process") >= 2 and "serving" in server.text(), server)
     _wait(lambda: _scrape(server).get(("pymailsrv_worker_processes", (("state", "serving"),)), 0) == 2, server)
     return server
 
