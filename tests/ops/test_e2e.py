@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import imaplib
+import os
+import poplib
 import re
 import shutil
 import signal
@@ -138,6 +140,11 @@ def _imap(server: ServerProcess) -> None:
         imap.logout()
     with imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30) as imap, pytest.raises(imaplib.IMAP4.error):
         imap.login("alice@example.test", "wrong")
+    pop = poplib.POP3("127.0.0.1", server.ports["pop3"], timeout=30)
+    pop.user("alice@example.test")
+    pop.pass_("pw")
+    assert pop.stat()[0] >= 1
+    pop.quit()
 
 
 def test_one_scrape_counts_every_worker(server: ServerProcess) -> None:
@@ -148,6 +155,7 @@ def test_one_scrape_counts_every_worker(server: ServerProcess) -> None:
         m = _scrape(server)
         return (_value(m, "pymailsrv_messages_received_total", origin="smtpd") == sent
                 and _value(m, "pymailsrv_auth_total", service="imap", result="failure") == 1
+                and _value(m, "pymailsrv_connections_total", protocol="pop3") == 1
                 and _value(m, "pymailsrv_commands_total", protocol="smtp", command="quit") == sent + 1)
     _wait(counted, server)
     m = _scrape(server)
@@ -156,6 +164,8 @@ def test_one_scrape_counts_every_worker(server: ServerProcess) -> None:
     assert _value(m, "pymailsrv_commands_total", protocol="smtp", command="rcpt") == 2 * sent + 1
     assert _value(m, "pymailsrv_commands_total", protocol="imap", command="SELECT") == 1
     assert _value(m, "pymailsrv_auth_total", service="imap", mechanism="LOGIN", result="success") == 1
+    assert _value(m, "pymailsrv_auth_total", service="pop3", mechanism="USER", result="success") == 1
+    assert _value(m, "pymailsrv_commands_total", protocol="pop3", command="STAT") == 1
     assert _value(m, "pymailsrv_deliveries_total", transport="virtual", status="sent") == sent
     assert _value(m, "pymailsrv_delivery_duration_seconds_count", transport="virtual") == sent
     assert _value(m, "pymailsrv_delivery_delay_seconds_bucket", transport="virtual", le="+Inf") == sent
@@ -179,6 +189,13 @@ def test_one_scrape_counts_every_worker(server: ServerProcess) -> None:
     assert _value(m, "pymailsrv_auth_total", service="imap") == 2
     assert {ls for (n, ls), v in m.items() if n == "pymailsrv_worker_up" and v == 1} == {
         (("slot", "3"),), (("slot", "4"),)}
+
+    # a worker killed: restarted, counted as such, and what it had reported stays
+    pid = int(re.findall(r"\[(\d+)\]: worker process 3 serving", server.text())[-1])
+    os.kill(pid, signal.SIGKILL)
+    _wait(lambda: _value(_scrape(server), "pymailsrv_worker_restarts_total", slot="3") == 1
+          and _value(_scrape(server), "pymailsrv_worker_up", slot="3") == 1, server)
+    assert _value(_scrape(server), "pymailsrv_messages_received_total") == sent + more
 
 
 def _page_text(page: object, selector: str) -> str:
