@@ -12,7 +12,8 @@ PARAMS = (
           "Where the statistics page is served (GET /): messages received, sent, bounced, rejected, "
           "greylisted, spam and virus over the last day, week, month and year as graphs, the queue "
           "and the sessions now. HTTP basic authentication against PostfixAdmin's admin table "
-          "(superadmins only: a domain_admins row for ALL); use it behind TLS (a reverse proxy) "
+          "(active superadmins only, as PostfixAdmin marks them: admin.superadmin or a domain_admins row "
+          "for ALL); use it behind TLS (a reverse proxy) "
           "when it is reachable from outside. Empty: off."),
     Param("stats_database", "path", "$data_directory/stats.db",
           "Where the statistics page's counts are kept (SQLite, constant size: round-robin buckets "
