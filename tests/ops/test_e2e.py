@@ -269,3 +269,25 @@ def test_statistics_page_in_chromium_survives_a_restart(tmp_path: Path, tls_file
         _check_page(server, sent)
     finally:
         server.stop()
+
+
+def test_one_process_serves_its_own_metrics(tmp_path: Path, tls_files: tuple[str, str]) -> None:
+    """worker_processes = 0: the main process counts and serves; no worker metrics; no page
+    without stats_listen."""
+    conf = write_config(tmp_path, *tls_files, worker_processes="0", metrics_listen="127.0.0.1:0")
+    assert main(["--config", str(conf), "db", "upgrade"]) == 0
+    assert main(["--config", str(conf), "domain", "add", "example.test"]) == 0
+    assert main(["--config", str(conf), "mailbox", "add", "alice@example.test", "--password", "pw"]) == 0
+    server = ServerProcess(conf).start(expect=("smtpd", "metrics"))
+    try:
+        _session(server)
+        m = _scrape(server)
+        assert _value(m, "pymailsrv_messages_received_total") == 1
+        assert _value(m, "pymailsrv_deliveries_total", status="sent") == 1
+        assert not any(name.startswith("pymailsrv_worker") for name, _ in m)
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.ports['metrics']}/other", timeout=10)
+        assert missing.value.code == 404
+        assert "stats" not in server.ports
+    finally:
+        assert server.stop() == 0
