@@ -1,8 +1,9 @@
 """Metrics and the statistics page of a real ``pymailsrv serve`` with two worker processes.
 
-SMTP sessions at once (until both workers have taken some), IMAP logins, a rejected and a
-greylisted recipient; then the metrics are scraped over HTTP: the counts of every worker in one
-scrape, and after a reload the old workers' counts with the new ones'. The statistics page is
+SMTP sessions at once (until both workers have taken some), IMAP and POP3 logins, a rejected and
+a greylisted recipient; then the metrics are scraped over HTTP: the counts of every worker in one
+scrape, after a reload the old workers' counts with the new ones', after a worker is killed its
+restart and what it had reported. The statistics page is
 loaded in a real headless Chromium (Debian's chromium through Playwright): it asks for
 credentials (401 without) and shows the SVG graphs with the counts. The server is restarted and
 the counts are still there, on the page and in ``pymailsrv stats``."""
