@@ -153,14 +153,17 @@ class Hub:
     def __init__(self, local: Meter) -> None:
         self.local = local
         self.live: dict[int, Snapshot] = {}  # worker slot -> its latest snapshot
+        self.reported: dict[int, float] = {}  # worker slot -> when (monotonic) it last reported
         self.retired = Snapshot()  # counters and histograms of workers that ended
 
-    def update(self, slot: int, snapshot: Snapshot) -> None:
+    def update(self, slot: int, snapshot: Snapshot, now: float = 0.0) -> None:
         self.live[slot] = snapshot
+        self.reported[slot] = now
 
     def retire(self, slot: int) -> None:
         """A worker process ended: what it counted stays in the totals, its gauges go."""
         last = self.live.pop(slot, None)
+        self.reported.pop(slot, None)
         if last is not None:
             self.retired.add(last, gauges=False)
 

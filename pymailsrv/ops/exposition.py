@@ -29,6 +29,8 @@ class WorkerState(Protocol):
     def restarts(self) -> int: ...
     @property
     def uptime(self) -> float: ...
+    @property
+    def report_age(self) -> float: ...
 
 
 Census = Mapping[str, tuple[int, float]]  # queue state -> (messages, oldest arrival time or 0)
@@ -99,16 +101,21 @@ def _worker_families(workers: Sequence[WorkerState]) -> Iterator[Metric]:
                                    "again, by slot.", labels=["slot"])
     uptime = GaugeMetricFamily("pymailsrv_worker_uptime_seconds", "Seconds since the worker process started, "
                                "by slot.", labels=["slot"])
+    report_age = GaugeMetricFamily("pymailsrv_worker_report_age_seconds", "Seconds since the worker process last "
+                                   "reported its counts (every second when they change, every 10 seconds anyway: "
+                                   "more means its event loop is stuck), by slot.", labels=["slot"])
     counts = {"serving": 0, "starting": 0, "retiring": 0}
     for w in workers:
         slot = str(w.slot)
         up.add_metric([slot], 1.0 if w.ready else 0.0)
         restarts.add_metric([slot], w.restarts)
         uptime.add_metric([slot], w.uptime)
+        if w.report_age >= 0:
+            report_age.add_metric([slot], w.report_age)
         counts["retiring" if w.retired else "serving" if w.ready else "starting"] += 1
     for state, n in counts.items():
         states.add_metric([state], n)
-    yield from (up, states, restarts, uptime)
+    yield from (up, states, restarts, uptime, report_age)
 
 
 def render(collector: MailCollector) -> bytes:

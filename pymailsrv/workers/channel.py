@@ -24,6 +24,7 @@ from pymailsrv.net.networks import Network, in_networks
 log = get_logger("master")
 
 REPORT_INTERVAL = 1.0  # how often a worker sends its metrics (when they changed)
+REPORT_HEARTBEAT = 10  # intervals after which it reports unchanged figures too: it is alive
 REPORT_MAX = 512 * 1024  # the main process reads lines up to 1 MiB
 ANSWER_TIMEOUT = 5.0  # an anvil question the main process does not answer in time is allowed
 
@@ -234,8 +235,9 @@ class Inbox:
 
 class MeterReports:
     """A worker's metrics, sent to the main process (``metrics JSON``, no answer) every
-    REPORT_INTERVAL when they changed, and once more when the worker ends: the main process adds
-    up the latest report of each worker (meter.Hub)."""
+    REPORT_INTERVAL when they changed (every REPORT_HEARTBEAT intervals anyway, so that a worker
+    whose loop is stuck shows), and once more when the worker ends: the main process adds up the
+    latest report of each worker (meter.Hub)."""
 
     def __init__(self, channel: MainChannel, meter: Meter, interval: float = REPORT_INTERVAL) -> None:
         self.channel = channel
@@ -245,23 +247,28 @@ class MeterReports:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        quiet = 0
         while True:
             await asyncio.sleep(self.interval)
-            self.send()
+            quiet += 1
+            if self.send(force=quiet >= REPORT_HEARTBEAT):
+                quiet = 0
 
-    def send(self) -> None:
-        if self.meter.changes == self._sent:
-            return
+    def send(self, *, force: bool = True) -> bool:
+        """Report now if anything changed (or ``force``); whether it did."""
+        if self.meter.changes == self._sent and not force:
+            return False
         self._sent = self.meter.changes
         line = json.dumps(self.meter.snapshot().to_json(), separators=(",", ":"))
         if len(line) > REPORT_MAX:
             log.warning("metrics report of %d bytes not sent: too many label values", len(line))
-            return
+            return False
         self.channel.send("metrics " + line)
+        return True
 
     async def close(self) -> None:
         """The last report, then stop."""
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        self.send()
+        self.send(force=False)

@@ -37,6 +37,7 @@ class WorkerHealth:
     retired: bool  # replaced by a reload, finishing its sessions
     restarts: int
     uptime: float
+    report_age: float  # seconds since its last metrics report (-1: none yet); a stuck worker's grows
 
 
 @dataclass(eq=False)
@@ -228,14 +229,16 @@ class WorkerPool:
         if self.hub is None:
             return
         try:
-            self.hub.update(worker.slot, Snapshot.from_json(json.loads(arg)))
+            self.hub.update(worker.slot, Snapshot.from_json(json.loads(arg)), time.monotonic())
         except (ValueError, TypeError, AttributeError):
             log.warning("worker process %d sent an unreadable metrics report", worker.slot)
 
     def health(self) -> list[WorkerHealth]:
         """Every worker process, serving or retiring, for the metrics."""
         now = time.monotonic()
-        return [WorkerHealth(w.slot, w.ready, w.retired, w.restarts, now - w.started if w.started else 0.0)
+        reported = self.hub.reported if self.hub is not None else {}
+        return [WorkerHealth(w.slot, w.ready, w.retired, w.restarts, now - w.started if w.started else 0.0,
+                             now - reported[w.slot] if w.slot in reported else -1.0)
                 for w in self.workers + self.retiring]
 
     # --- IMAP/POP3 connections, accepted here and passed on ---------------------------------------

@@ -190,6 +190,8 @@ def test_one_scrape_counts_every_worker(server: ServerProcess) -> None:
     assert _value(m, "pymailsrv_auth_total", service="imap") == 2
     assert {ls for (n, ls), v in m.items() if n == "pymailsrv_worker_up" and v == 1} == {
         (("slot", "3"),), (("slot", "4"),)}
+    ages = {ls: v for (n, ls), v in m.items() if n == "pymailsrv_worker_report_age_seconds"}
+    assert set(ages) == {(("slot", "3"),), (("slot", "4"),)} and all(0 <= age < 15 for age in ages.values())
 
     # a worker killed: restarted, counted as such, and what it had reported stays
     pid = int(re.findall(r"\[(\d+)\]: worker process 3 serving", server.text())[-1])
