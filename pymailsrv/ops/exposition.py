@@ -7,13 +7,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from pymailsrv.meter import SPECS, Snapshot
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# The classic text format's media type, which every Prometheus version reads (generate_latest
+# writes that format for names like ours).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class WorkerState(Protocol):
