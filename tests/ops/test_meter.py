@@ -4,11 +4,14 @@ worker generations, and the text exposition prometheus-client renders from them.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import pytest
 
 from pymailsrv.meter import LATENCY_BUCKETS, SPECS, Hub, Meter, Snapshot
 from pymailsrv.ops.exposition import MailCollector, render
+from pymailsrv.workers import WorkerHealth
 
 
 def _meter(received: int = 0, sessions: int = 0) -> Meter:
@@ -92,3 +95,17 @@ def test_label_values_are_escaped_in_the_exposition() -> None:
     m.count("pymailsrv_smtpd_rejects_total", ("rcpt", 'python:odd"stage\n', "reject"))
     text = render(MailCollector(Hub(m).total)).decode()
     assert 'reason="python:odd\\"stage\\n"' in text
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus) is not installed")
+def test_promtool_finds_nothing_to_lint() -> None:
+    """Prometheus's own checker (promtool check metrics: format and naming conventions) on an
+    exposition with every kind of family, the queue and the worker processes."""
+    m = _meter(received=3, sessions=2)
+    m.count("pymailsrv_auth_total", ("imap", "PLAIN", "success"))
+    m.observe("pymailsrv_delivery_duration_seconds", 0.2, ("smtp",))
+    workers = [WorkerHealth(1, True, False, 0, 12.5, 0.4), WorkerHealth(2, False, True, 3, 80.0, -1.0)]
+    body = render(MailCollector(Hub(m).total, census=lambda: {"active": (1, 1.0), "deferred": (0, 0.0)},
+                                workers=lambda: workers))
+    result = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, timeout=60)
+    assert result.returncode == 0, (result.stdout + result.stderr).decode()
