@@ -73,3 +73,15 @@ def test_report_prints_totals_sparkline_and_current(tmp_path: Path) -> None:
 
 def test_sparkline_of_nothing_is_blank() -> None:
     assert report.sparkline([0.0] * 288) == "·" * report.SPARK_COLUMNS
+
+
+def test_stats_command_without_a_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pymailsrv.cli import main
+
+    conf = tmp_path / "pymailsrv.conf"
+    conf.write_text(f"data_directory = {tmp_path}\n")
+    assert main(["--config", str(conf), "stats"]) == 1
+    assert "stats.db: no statistics yet" in capsys.readouterr().err
+    RoundRobin(str(tmp_path / "stats.db")).add({"sent": 2}, T0)
+    assert main(["--config", str(conf), "stats"]) == 0
+    assert "sent" in capsys.readouterr().out
