@@ -33,6 +33,7 @@ from tests.app.server_process import ServerProcess, cli, write_config
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SESSIONS = 8
+BROWSER_TIMEOUT_MS = 120_000  # a loaded 2-core machine starts Chromium slowly
 ADMIN, ADMIN_PASSWORD = "admin@example.test", "Adm1n-secret"
 SAMPLE = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")
 LABEL = re.compile(r'(\w+)="([^"]*)"')
@@ -210,6 +211,7 @@ def _refused(browser: Any, url: str, credentials: dict[str, str] | None) -> None
     or with wrong ones, Chromium may end the navigation with ERR_INVALID_AUTH_CREDENTIALS rather
     than show the 401 page: what counts is what the server answered."""
     page = browser.new_context(http_credentials=credentials).new_page()
+    page.set_default_timeout(BROWSER_TIMEOUT_MS)
     answers: list[Any] = []
     page.on("response", lambda response: answers.append(response))
     try:
@@ -225,11 +227,12 @@ def _check_page(server: ServerProcess, sent: int) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     url = f"http://127.0.0.1:{server.ports['stats']}/"
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], timeout=BROWSER_TIMEOUT_MS)
         try:
             for credentials in (None, {"username": ADMIN, "password": "nope"}):
                 _refused(browser, url, credentials)
             page = browser.new_context(http_credentials={"username": ADMIN, "password": ADMIN_PASSWORD}).new_page()
+            page.set_default_timeout(BROWSER_TIMEOUT_MS)
             response = page.goto(url)
             assert response is not None and response.status == 200
             assert page.title() == "Mail statistics for mx.example.test"
