@@ -34,7 +34,7 @@ class OpsService:
         self.rrd = RoundRobin(settings.get_str("stats_database"))
         self.login = login
         self.hostname = settings.get_str("myhostname")
-        self.interval = settings.get_seconds("stats_update_interval")
+        self.interval = max(1.0, settings.get_seconds("stats_update_interval"))
         self.deltas = figures.Deltas()
         self.servers: list[HttpServer] = []
         self._task: asyncio.Task[None] | None = None

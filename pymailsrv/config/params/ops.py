@@ -21,5 +21,5 @@ PARAMS = (
           "year). Written while metrics_listen or stats_listen is on; read by pymailsrv stats."),
     Param("stats_update_interval", "time", "60s",
           "How often the main process adds what was counted since to stats_database (and at "
-          "shutdown).", minimum=1),
+          "shutdown); at least 1s."),
 )
