@@ -34,14 +34,16 @@ if TYPE_CHECKING:
     from pymailsrv.delivery.base import DeliveryResult
     from pymailsrv.managesieve.options import SieveOptions
     from pymailsrv.managesieve.server import ManageSieveServer
+    from pymailsrv.meter import Hub
     from pymailsrv.net.limits import ConnectionLimiter
+    from pymailsrv.ops.service import OpsService
     from pymailsrv.pipeline.runner import Pipeline
     from pymailsrv.policy.restrictions import RestrictionEngine
     from pymailsrv.pop3.server import Pop3Server
     from pymailsrv.queue.manager import QueueManager
     from pymailsrv.store.base import MailStore
     from pymailsrv.store.maildir import MaildirStore
-    from pymailsrv.workers import WorkerSpec
+    from pymailsrv.workers import WorkerPool, WorkerSpec
 
 log = get_logger("master")
 
@@ -155,7 +157,7 @@ RESTART_ONLY = ("smtpd_listen", "submission_listen", "smtps_listen", "reinject_l
                 "data_directory", "queue_directory", "virtual_mailbox_base", "database_url", "database_table_prefix",
                 "default_process_limit", "myhostname", "acme_directory_url", "acme_http_listen", "acme_tls_listen",
                 "lmtp_listen", "dovecot_auth_listen", "quota_status_listen", "service_socket_mode",
-                "service_socket_group")
+                "service_socket_group", "metrics_listen", "stats_listen", "stats_database", "stats_update_interval")
 
 
 def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
@@ -299,6 +301,7 @@ async def _serve(settings: Settings, config_path: str) -> int:
     passed: Sockets = {}  # IMAP/POP3: with workers, accepted here and each connection passed on
     stops: list[Callable[[], Awaitable[None]]] = []
     workers = serving = acme = None
+    hub = _metrics_hub(settings)
     try:
         queue = await QueueService.start(settings, core.directory, core.store, clock=core.clock)
         stops.append(queue.stop)
@@ -319,7 +322,8 @@ async def _serve(settings: Settings, config_path: str) -> int:
             from pymailsrv.workers import WorkerPool
 
             workers = WorkerPool(processes, config_path, sockets, limiter, queue.manager.pickup,
-                                 core.authenticator.throttle, user_ip, passed, _ip_limits(held, pop3, managesieve))
+                                 core.authenticator.throttle, user_ip, passed, _ip_limits(held, pop3, managesieve),
+                                 hub=hub)
             await workers.start()
             stops.append(workers.stop)  # stopped first: each finishes its sessions
         elif sockets or passed:
@@ -330,6 +334,9 @@ async def _serve(settings: Settings, config_path: str) -> int:
         acme = await _start_acme(settings, lambda: on_hup())  # a new certificate: reload, as SIGHUP
         if acme is not None:
             stops.append(acme.stop)
+        ops = await _start_ops(settings, hub, core, queue, workers)
+        if ops is not None:
+            stops.insert(0, ops.stop)  # stopped last: the final counts of every worker are in
     except OSError as exc:
         await _stop_all(stops)
         await core.close()
@@ -429,6 +436,36 @@ async def _start_acme(settings: Settings, reload: Callable[[], None]) -> AcmeSer
     return await AcmeService.start(settings, reload)
 
 
+def _metrics_hub(settings: Settings) -> Hub | None:
+    """Where the counts of every process are added up, when metrics or statistics are on."""
+    from pymailsrv.meter import METER, Hub
+
+    return Hub(METER) if _ops_on(settings) else None
+
+
+def _ops_on(settings: Settings) -> bool:
+    return bool(settings.get_listen("metrics_listen") or settings.get_listen("stats_listen"))
+
+
+async def _start_ops(settings: Settings, hub: Hub | None, core: _Core, queue: QueueService,
+                     workers: WorkerPool | None) -> OpsService | None:
+    """The metrics endpoint and the statistics page (main process only), when configured."""
+    from pymailsrv.auth import pacrypt
+    from pymailsrv.db.web_admins import WebAdmins
+    from pymailsrv.ops.admin_auth import AdminLogin
+    from pymailsrv.ops.service import OpsService
+
+    if hub is None:
+        return None
+    login = None
+    if settings.get_listen("stats_listen"):
+        admins = WebAdmins(settings.get_str("database_url"), settings.get_str("database_table_prefix"))
+        login = AdminLogin(admins, pacrypt.unprefixed_scheme(settings), core.authenticator.throttle, core.clock,
+                           settings.get_seconds("auth_failure_delay"))
+    return await OpsService.start(settings, hub, census=queue.manager.census,
+                                  workers=workers.health if workers is not None else None, login=login)
+
+
 def _renew_certificate_on_usr2(acme: AcmeService | None) -> Callable[[], None]:
     """SIGUSR2 (``pymailsrv cert renew``): renew the ACME certificate now."""
     if acme is not None:
@@ -441,13 +478,23 @@ async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
     the rest to the main process) and the IMAP/POP3 connections the main process passes it; stops
     on SIGTERM or when the main process is gone; on SIGHUP (a reload) it stops accepting and ends
     once its sessions have, while the next worker serves the new ones."""
+    from pymailsrv.meter import METER
     from pymailsrv.smtp.server import make_limiter
-    from pymailsrv.workers import Inbox, MainChannel, RemoteLimiter, RemoteSessionCounter, RemoteThrottle
+    from pymailsrv.workers import (
+        Inbox,
+        MainChannel,
+        MeterReports,
+        RemoteLimiter,
+        RemoteSessionCounter,
+        RemoteThrottle,
+    )
 
     channel = await MainChannel.connect(spec.channel)
     core = _core(settings)
     core.authenticator.throttle = RemoteThrottle(channel, core.authenticator.throttle)
     stops: list[Callable[[], Awaitable[None]]] = [channel.close]
+    if _ops_on(settings):  # the main process adds up every worker's counts
+        stops.append(MeterReports(channel, METER).close)
     serving: _Serving | None = None
     try:
         queue, stop_queue = await start_queue(settings, core.directory, core.store, clock=core.clock,

@@ -1,5 +1,5 @@
 """The ``pymailsrv`` command: serve, reload, log reopen, init, db, domain/mailbox/alias admin, pw,
-auth, queue, cert, doctor, postconf, postmap, import-config. Each subcommand is a thin adapter over the
+auth, queue, cert, doctor, stats, postconf, postmap, import-config. Each subcommand is a thin adapter over the
 package that does the work; errors are one clear line on stderr and a non-zero exit."""
 
 from __future__ import annotations
@@ -196,6 +196,10 @@ def cmd_import_config(args: argparse.Namespace) -> int:
     from pymailsrv.migrate.command import run
 
     return run(args.postfix, args.dovecot, args.out, check=not args.no_check, out=sys.stdout, err=sys.stderr)
+def cmd_stats(args: argparse.Namespace) -> int:
+    from pymailsrv.ops import report
+
+    return report.cli(load_settings(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-check", action="store_true", help="do not read the database to check that every "
                    "mailbox's Maildir is where the written configuration looks")
     s.set_defaults(func=cmd_import_config)
+    s = sub.add_parser("stats", help="mail received, sent, bounced, rejected… over the last day, week, month "
+                       "and year; the queue and sessions (the statistics page's figures)")
+    s.set_defaults(func=cmd_stats)
 
     s = sub.add_parser("reload", help="re-read the configuration; sessions in progress finish (SIGHUP)")
     s.set_defaults(func=cmd_signal)

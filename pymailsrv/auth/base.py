@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from pymailsrv import meter
 from pymailsrv.errors import PymailsrvError
 from pymailsrv.types import Account
 
@@ -24,6 +25,19 @@ class Authenticator(Protocol):
         ``service`` is ``smtp``, ``imap`` or ``pop3``; ``remote_ip`` drives throttling.
         Raises AuthUnavailable when the answer must be "try later"."""
         ...
+
+
+async def authenticate_counted(authenticator: Authenticator, username: str, password: str, *, service: str,
+                               remote_ip: str, mechanism: str) -> Account | None:
+    """``authenticator.authenticate``, counted for the metrics by service, mechanism and result:
+    the one place SMTP AUTH, IMAP and POP3 logins are counted."""
+    try:
+        account = await authenticator.authenticate(username, password, service=service, remote_ip=remote_ip)
+    except AuthUnavailable:
+        meter.count("pymailsrv_auth_total", service, mechanism, "unavailable")
+        raise
+    meter.count("pymailsrv_auth_total", service, mechanism, "failure" if account is None else "success")
+    return account
 
 
 class SessionCounter(Protocol):

@@ -113,6 +113,12 @@ managesieve_listen = {managesieve_listen}
 # Seconds between two replies to one sender when the vacation table has no interval_time column
 # postfixadmin_vacation_interval = 0
 
+# --- Metrics and statistics (off unless set) ----------------------------------------------------
+# Prometheus metrics on /metrics, no authentication: keep it on loopback or a management network.
+# metrics_listen = 127.0.0.1:9154
+# The statistics page (graphs of the last day/week/month/year) for PostfixAdmin superadmins.
+# stats_listen = 127.0.0.1:8025
+
 # --- Logging ----------------------------------------------------------------------------------
 # log_file =
 # log_level = info

@@ -23,6 +23,7 @@ import itertools
 import ssl
 from dataclasses import dataclass, field
 
+from pymailsrv import meter
 from pymailsrv.auth import sasl
 from pymailsrv.auth.base import Authenticator, AuthUnavailable, SessionCounter, UserIpCounter
 from pymailsrv.auth.plaintext import PlaintextRule
@@ -140,9 +141,11 @@ class ImapServer:
 
     # --- connection --------------------------------------------------------------------------
     async def handle(self, conn: Connection) -> None:
+        meter.count("pymailsrv_connections_total", "imap")
         if conn.over_limit:
             self.refuse(conn)
             return
+        meter.gauge_add("pymailsrv_sessions", "imap")
         s = Session(conn, CommandParser(PRE_LOGIN), cache=self.cache)
         s.sid = f"{next(_ids):X}"
         session_id.set(s.sid)
@@ -158,6 +161,7 @@ class ImapServer:
         except ConnectionClosed:
             reason = "Connection closed"
         finally:
+            meter.gauge_add("pymailsrv_sessions", "imap", n=-1)
             self.sessions.discard(s)
             await self.end_session(s)
             who = f"user=<{s.account.username}>, " if s.account else ""
@@ -225,6 +229,7 @@ class ImapServer:
     # --- the dispatcher ---------------------------------------------------------------------
     async def dispatch(self, s: Session, cmd: Command) -> None:
         spec = COMMANDS.get(cmd.name)
+        meter.count("pymailsrv_commands_total", "imap", cmd.name if spec is not None else "unknown")
         if spec is None:
             self.bad(s, cmd.tag, wire.UNKNOWN_COMMAND)
             return

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from pymailsrv import meter
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.log import get_logger
 from pymailsrv.pipeline.base import ACCEPT, EVENTS, Event, Session, Stage, Transaction, Verdict
@@ -157,8 +158,9 @@ class Pipeline:
             if verdict.action == "discard":
                 if txn is not None:
                     txn.discard = True
-            elif not verdict.logged:
+            elif not verdict.logged:  # a stage that logs its own refusals counts them too
                 self._log(event, session, txn, "milter-reject", verdict.reply())
+                meter.count("pymailsrv_smtpd_rejects_total", _CHECK_STAGE[event], verdict.stage, verdict.action)
             return verdict
         return ACCEPT
 

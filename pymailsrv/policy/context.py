@@ -69,6 +69,9 @@ class Ctx:
     defer_if_permit: Decision | None = None
     defer_if_reject: Decision | None = None
     depth: int = 0
+    # the restriction that refused, and the one that set defer_if_permit (the metrics' reason)
+    decided_by: str = ""
+    deferred_by: str = ""
     # route() + classify() results per address for this check (one Directory round trip each)
     resolved: dict[str, tuple[Routed, str]] = field(default_factory=dict)
 

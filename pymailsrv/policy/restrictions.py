@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from pymailsrv import meter
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.parser import split_list
 from pymailsrv.config.settings import Settings
@@ -244,8 +245,11 @@ class RestrictionEngine:
             debug.warning("temporary lookup failure: %s", exc)
             decision = refuse(replies.TEMP_LOOKUP.code, replies.TEMP_LOOKUP.dsn,
                               replies.TEMP_LOOKUP.format(name=ctx.reply_name))
+            ctx.decided_by = "temporary_lookup_failure"
         if decision.refused:
             log.info("%s", format_log("reject", stage, state, decision.reply()))
+            by = ctx.deferred_by if decision is ctx.defer_if_permit else ctx.decided_by
+            meter.count("pymailsrv_smtpd_rejects_total", stage, by or "smtpd", decision.action)
             return decision
         return Decision(decision.action, effects=tuple(ctx.effects))
 
@@ -290,12 +294,14 @@ class RestrictionEngine:
             ctx.reply_class, ctx.reply_name = replies.SENDER, state.sender
             decision = await unlisted(self, ctx, state.sender, replies.SENDER)
             if decision.refused:
+                ctx.decided_by = "smtpd_reject_unlisted_sender"
                 return decision
         if ctx.stage == "rcpt" and state.recipient and \
                 self.settings.get_bool("smtpd_reject_unlisted_recipient"):
             ctx.reply_class, ctx.reply_name = replies.RECIPIENT, state.recipient
             decision = await unlisted(self, ctx, state.recipient, replies.RECIPIENT)
             if decision.refused:
+                ctx.decided_by = "smtpd_reject_unlisted_recipient"
                 return decision
         return None
 
@@ -310,12 +316,17 @@ class RestrictionEngine:
                     ctx.warn_next = True
                     continue
                 warn, ctx.warn_next = ctx.warn_next, False
+                deferring = ctx.defer_if_permit
                 decision = await step.run(ctx)
+                if deferring is None and ctx.defer_if_permit is not None and not ctx.deferred_by:
+                    ctx.deferred_by = step.name  # the innermost step: run_list nests for classes
                 if decision.action == "dunno":
                     continue
                 if decision.refused and warn:
                     log.info("%s", format_log("reject_warning", ctx.stage, ctx.state, decision.reply()))
                     continue
+                if decision.refused and not ctx.decided_by:
+                    ctx.decided_by = step.name
                 if decision.action == "reject" and ctx.defer_if_reject is not None:
                     return ctx.defer_if_reject
                 return decision

@@ -8,6 +8,7 @@ mapping of its typed errors to replies. User names are logged escaped (pymailsrv
 from __future__ import annotations
 
 from pymailsrv.auth import sasl
+from pymailsrv.auth.base import authenticate_counted
 from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.log import escape_for_log
 from pymailsrv.pop3 import replies
@@ -53,8 +54,8 @@ async def cmd_pass(s: Session, cmd: Command) -> None:
 
 
 async def authenticate(s: Session, user: str, password: str, method: str) -> None:
-    account = await s.services.authenticator.authenticate(
-        user, password, service="pop3", remote_ip=s.conn.peer_ip)
+    account = await authenticate_counted(s.services.authenticator, user, password, service="pop3",
+                                         remote_ip=s.conn.peer_ip, mechanism=method)
     if account is None:
         raise _aborted(s, "auth failed", user, method)
     await s.login(account, method)

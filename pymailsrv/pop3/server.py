@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterable
 
+from pymailsrv import meter
 from pymailsrv.config.settings import Listen
 from pymailsrv.errors import ConfigError
 from pymailsrv.log import get_logger
@@ -53,14 +54,17 @@ class Pop3Server:
         return server
 
     async def _session(self, conn: Connection) -> None:
+        meter.count("pymailsrv_connections_total", "pop3")
         if conn.over_limit:
             self._refuse(conn)
             return
         session = Session(conn, self.options, self.services, COMMANDS)
         self.sessions.add(session)
+        meter.gauge_add("pymailsrv_sessions", "pop3")
         try:
             await session.run()
         finally:
+            meter.gauge_add("pymailsrv_sessions", "pop3", n=-1)
             self.sessions.discard(session)
 
     def _refuse(self, conn: Connection) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from pymailsrv import meter
 from pymailsrv.auth.base import AuthUnavailable
 from pymailsrv.errors import ClientSyntaxError, Refusal, TemporaryFailure
 from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
@@ -214,6 +215,7 @@ class Session:
                 shown = cmd.args[:1] if cmd.name == "AUTH" else () if cmd.name in SECRET_ARGS else cmd.args
                 trace.log(TRACE, "C: %s", " ".join((cmd.name, *shown)))
             spec = self.commands.get(cmd.name)
+            meter.count("pymailsrv_commands_total", "pop3", cmd.name if spec is not None else "unknown")
             if spec is None:
                 raise ClientSyntaxError(replies.UNKNOWN_COMMAND)
             if self.state not in spec.states:

@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pymailsrv import meter
 from pymailsrv.clock import Clock
 from pymailsrv.config.settings import Settings
 from pymailsrv.delivery.base import Agents, DeliveryResult, DsnOptions, Route, Router
@@ -191,6 +192,16 @@ class QueueManager:
             while self._busy or not self._ready.empty() or due():
                 await asyncio.sleep(0.001)
         await asyncio.wait_for(idle(), timeout)
+
+    def census(self) -> dict[str, tuple[int, float]]:
+        """state (active, deferred, hold) -> (messages, arrival time of the oldest or 0): the
+        queue this manager owns, for the metrics and the statistics page."""
+        out = {state: (0, 0.0) for state in ("active", "deferred", "hold")}
+        for qf in self.entries.values():
+            n, oldest = out.get(qf.state, (0, 0.0))
+            arrival = qf.envelope.arrival
+            out[qf.state] = (n + 1, min(oldest, arrival) if oldest and arrival else oldest or arrival)
+        return out
 
     # --- submission -----------------------------------------------------------------------------
     def new_queue_id(self) -> QueueId:
@@ -580,6 +591,7 @@ class QueueManager:
     async def _expire(self, qf: QueueFile, content: bytes, incomplete: dict[int, tuple[str, str]],
                       now: float) -> None:
         log.info("%s: from=<%s>, status=expired, returned to sender", qf.queue_id, qf.envelope.sender)
+        meter.count("pymailsrv_deliveries_total", "qmgr", "expired", n=len(incomplete))
         records = []
         for i, (dsn, text) in sorted(incomplete.items()):
             records.append({"k": "r", "i": i, "to": qf.envelope.recipients[i].address, "s": "bounced",
@@ -725,6 +737,7 @@ class QueueManager:
         d = max(0.0, o.finished - o.started)
         total = max(0.0, o.finished - arrival)
         status = {"sent": "sent", "deferred": "deferred", "bounced": "bounced"}[r.outcome]
+        _count_result(o.route.transport, status, d, total)
         get_logger(o.route.transport if o.route.transport in _AGENT_NAMES else "qmgr").info(
             "%s: to=<%s>%s, relay=%s, delay=%s, delays=%s/%s/0/%s, dsn=%s, status=%s (%s)",
             qf.queue_id, o.final, orig_part, r.relay, fmt_delay(total), fmt_delay(a), fmt_delay(b),
@@ -793,3 +806,10 @@ class QueueManager:
                 await self._activate(qf)
             return 1
         return 0
+
+
+def _count_result(transport: str, status: str, attempt: float, since_arrival: float) -> None:
+    meter.count("pymailsrv_deliveries_total", transport, status)
+    meter.observe("pymailsrv_delivery_duration_seconds", attempt, transport)
+    if status != "deferred":
+        meter.observe("pymailsrv_delivery_delay_seconds", since_arrival, transport)

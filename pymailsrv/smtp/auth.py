@@ -17,7 +17,7 @@ Implementation notes
 from __future__ import annotations
 
 from pymailsrv.auth import sasl
-from pymailsrv.auth.base import AuthUnavailable
+from pymailsrv.auth.base import AuthUnavailable, authenticate_counted
 from pymailsrv.log import escape_for_log
 from pymailsrv.smtp import replies as R
 from pymailsrv.smtp.session import SmtpSession, log
@@ -97,8 +97,8 @@ async def _verify(s: SmtpSession, credentials: sasl.Credentials) -> None:
     assert s.svc.authenticator is not None
     mechanism, username = credentials.mechanism, credentials.authcid
     try:
-        account = await s.svc.authenticator.authenticate(
-            username, credentials.password, service="smtp", remote_ip=s.state.client_address)
+        account = await authenticate_counted(s.svc.authenticator, username, credentials.password, service="smtp",
+                                             remote_ip=s.state.client_address, mechanism=mechanism)
     except AuthUnavailable:
         _log_failure(s, mechanism, "temporary failure", username)
         s.reply(R.AUTH_TEMPFAIL)

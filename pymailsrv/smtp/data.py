@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from pymailsrv import meter
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.log import escape_for_log, get_logger
 from pymailsrv.pipeline.base import Transaction
@@ -101,6 +102,7 @@ async def _finish_message(s: SmtpSession, txn: Transaction, content: bytes) -> N
         s.reply(R.QUEUE_WRITE_ERROR)
         return
     s.errors = 0  # the error limits count errors "without delivering mail" (Postfix)
+    meter.count("pymailsrv_messages_received_total", s.listener.kind)
     s.reply(R.QUEUED.format(queue_id=queue_id))
 
 

@@ -29,6 +29,7 @@ import socket
 from collections.abc import Awaitable
 from typing import Any
 
+from pymailsrv import meter
 from pymailsrv.auth import sasl
 from pymailsrv.errors import Refusal, TemporaryFailure
 from pymailsrv.log import escape_for_log, get_logger, trace_logger
@@ -47,6 +48,8 @@ trace = trace_logger("smtp")
 
 READ_SIZE = 256 * 1024
 PEERNAME_TIMEOUT = 10.0
+
+_REJECT_STAGE = {"MAIL": "mail", "RCPT": "rcpt", "END-OF-MESSAGE": "end_of_data"}  # as the engine names them
 
 # The order Postfix prints command counts in its "disconnect from" line.
 COUNTED = ("helo", "ehlo", "lhlo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
@@ -181,6 +184,8 @@ class SmtpSession:
         self.client = f"{self.state.client_name}[{ip}]"
         log.info("connect from %s", self.client)
         self.listener.sessions.add(self)
+        meter.count("pymailsrv_connections_total", "smtp")
+        meter.gauge_add("pymailsrv_sessions", "smtp")
         if self.tls_active:
             self._note_tls()
         host = self.cfg.myhostname
@@ -231,6 +236,9 @@ class SmtpSession:
             self.transport.close()
 
     async def _finish(self) -> None:
+        if self in self.listener.sessions:  # admitted (it may end before, on a failed TLS handshake)
+            meter.gauge_add("pymailsrv_sessions", "smtp", n=-1)
+            meter.commands("smtp", ((name, c[1]) for name, c in self.counts.items()))
         self.listener.sessions.discard(self)
         if self.svc.limiter is not None and self._limiter_ip:
             self.svc.limiter.release(self._limiter_ip)
@@ -473,6 +481,8 @@ class SmtpSession:
         to = f" to=<{escape_for_log(recipient)}>" if recipient else ""
         log.info("NOQUEUE: reject: %s from %s: %s; from=<%s>%s proto=%s helo=<%s>", command,
                  self.client, reply, escape_for_log(sender), to, self.state.protocol, escape_for_log(self.helo))
+        meter.count("pymailsrv_smtpd_rejects_total", _REJECT_STAGE.get(command, command.lower()), "smtpd",
+                    "reject" if reply.startswith("5") else "defer")
 
     # --- TLS ------------------------------------------------------------------------------------
     async def start_tls(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pymailsrv import meter
 from pymailsrv.clock import Clock
 from pymailsrv.config.settings import Settings
 from pymailsrv.errors import ConfigError
@@ -80,6 +81,7 @@ class HeaderChecksStage(BaseStage):
                              state.protocol, escape_for_log(state.helo_name), f": {text}" if text else "")
         if result.reject:
             text = R.CONTENT_REJECTED.format(text=result.reject or R.CONTENT_REJECTED_DEFAULT)
+            meter.count("pymailsrv_smtpd_rejects_total", "end_of_data", "header_checks", "reject")
             return Verdict("reject", text, logged=True)
         msg.headers[:] = result.headers
         txn.hold |= result.hold

@@ -23,6 +23,8 @@ Each worker has one socketpair to the main process; one request per line:
                     that attempt ended
   ``userip SERVICE USER IP LIMIT`` → ``ok`` | ``no``: mail_max_userip_connections for IMAP or
                     POP3, counted across processes; ``userip-close SERVICE USER IP`` (no answer)
+  ``metrics JSON`` (no answer) the worker's counts (meter.Snapshot.to_json), sent every second
+                    when they changed and when it ends; the main process adds up each worker's last
   ``ip-close PARAM IP`` (no answer) a passed IMAP/POP3 connection that the main process counted
                     for login_max_ip_connections has ended (PARAM and IP as it sent them)
 (IP, LOGIN and USER percent-encoded, except in ``ip-close``.)
@@ -37,12 +39,13 @@ as Postfix's master(8) does.
 from pymailsrv.workers.channel import (
     Inbox,
     MainChannel,
+    MeterReports,
     RemoteLimiter,
     RemoteSessionCounter,
     RemoteThrottle,
     WorkerSpec,
 )
-from pymailsrv.workers.master import WorkerPool
+from pymailsrv.workers.master import WorkerHealth, WorkerPool
 
-__all__ = ["Inbox", "MainChannel", "RemoteLimiter", "RemoteSessionCounter", "RemoteThrottle", "WorkerPool",
-           "WorkerSpec"]
+__all__ = ["Inbox", "MainChannel", "MeterReports", "RemoteLimiter", "RemoteSessionCounter", "RemoteThrottle",
+           "WorkerHealth", "WorkerPool", "WorkerSpec"]

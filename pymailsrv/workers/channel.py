@@ -17,11 +17,15 @@ from urllib.parse import quote
 from pymailsrv.auth.base import AuthUnavailable
 from pymailsrv.auth.throttle import LoginThrottle
 from pymailsrv.log import get_logger
+from pymailsrv.meter import Meter
 from pymailsrv.net.limits import ConnectionLimiter
 from pymailsrv.net.networks import Network, in_networks
 
 log = get_logger("master")
 
+REPORT_INTERVAL = 1.0  # how often a worker sends its metrics (when they changed)
+REPORT_HEARTBEAT = 10  # intervals after which it reports unchanged figures too: it is alive
+REPORT_MAX = 512 * 1024  # the main process reads lines up to 1 MiB
 ANSWER_TIMEOUT = 5.0  # an anvil question the main process does not answer in time is allowed
 
 
@@ -227,3 +231,44 @@ class Inbox:
         if self.sock.fileno() >= 0:
             asyncio.get_running_loop().remove_reader(self.sock.fileno())
             self.sock.close()
+
+
+class MeterReports:
+    """A worker's metrics, sent to the main process (``metrics JSON``, no answer) every
+    REPORT_INTERVAL when they changed (every REPORT_HEARTBEAT intervals anyway, so that a worker
+    whose loop is stuck shows), and once more when the worker ends: the main process adds up the
+    latest report of each worker (meter.Hub)."""
+
+    def __init__(self, channel: MainChannel, meter: Meter, interval: float = REPORT_INTERVAL) -> None:
+        self.channel = channel
+        self.meter = meter
+        self.interval = interval
+        self._sent = -1
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        quiet = 0
+        while True:
+            await asyncio.sleep(self.interval)
+            quiet += 1
+            if self.send(force=quiet >= REPORT_HEARTBEAT):
+                quiet = 0
+
+    def send(self, *, force: bool = True) -> bool:
+        """Report now if anything changed (or ``force``); whether it did."""
+        if self.meter.changes == self._sent and not force:
+            return False
+        self._sent = self.meter.changes
+        line = json.dumps(self.meter.snapshot().to_json(), separators=(",", ":"))
+        if len(line) > REPORT_MAX:
+            log.warning("metrics report of %d bytes not sent: too many label values", len(line))
+            return False
+        self.channel.send("metrics " + line)
+        return True
+
+    async def close(self) -> None:
+        """The last report, then stop."""
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self.send(force=False)

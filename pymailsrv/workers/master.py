@@ -18,14 +18,26 @@ from typing import Any
 from pymailsrv.auth.base import UserIpCounter
 from pymailsrv.auth.throttle import LoginThrottle
 from pymailsrv.log import get_logger
+from pymailsrv.meter import Hub, Snapshot
 from pymailsrv.net.limits import ConnectionLimiter
 from pymailsrv.workers.anvil import Anvil, Holdings
 
 log = get_logger("master")
 
+CHANNEL_LINE_LIMIT = 1 << 20  # a worker's metrics report is one line of JSON
 RESTART_PAUSE = 1.0  # Postfix's master waits too before it restarts a failed service
 RESTART_PAUSE_MAX = 60.0
 STOP_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerHealth:
+    slot: int
+    ready: bool  # serving
+    retired: bool  # replaced by a reload, finishing its sessions
+    restarts: int
+    uptime: float
+    report_age: float  # seconds since its last metrics report (-1: none yet); a stuck worker's grows
 
 
 @dataclass(eq=False)
@@ -39,6 +51,7 @@ class _Worker:
     ready: bool = False  # it said it serves
     sessions: int = 0  # IMAP/POP3 connections passed to it and not yet ended
     retired: bool = False  # a reload replaced it: it ends with its sessions and is not restarted
+    restarts: int = 0  # how often it died and was started again
 
 
 class WorkerPool:
@@ -55,8 +68,9 @@ class WorkerPool:
                  throttle: LoginThrottle | None = None,
                  user_ip: Mapping[str, UserIpCounter] | None = None,
                  passed: Mapping[tuple[str, int], Sequence[socket.socket]] | None = None,
-                 ip_limits: Mapping[str, ConnectionLimiter] | None = None) -> None:
+                 ip_limits: Mapping[str, ConnectionLimiter] | None = None, hub: Hub | None = None) -> None:
         self.count = count
+        self.hub = hub  # the workers' metrics reports are added up there
         # asyncio hands out wrappers that cannot accept; a dup shares the listening socket
         self.passed = {key: [_nonblocking(socket.socket(fileno=os.dup(s.fileno()))) for s in socks]
                        for key, socks in (passed or {}).items()}
@@ -138,6 +152,7 @@ class WorkerPool:
                 if worker in self.retiring:
                     self.retiring.remove(worker)
                 return
+            worker.restarts += 1
             quick = time.monotonic() - worker.started < 10
             pause = min(RESTART_PAUSE_MAX, pause * 2) if quick else RESTART_PAUSE
             await asyncio.sleep(pause)
@@ -168,10 +183,12 @@ class WorkerPool:
         worker.inbox = inbox
         worker.started = time.monotonic()
         proc = worker.process
-        reader, writer = await asyncio.open_connection(sock=ours)
+        reader, writer = await asyncio.open_connection(sock=ours, limit=CHANNEL_LINE_LIMIT)
         answering = asyncio.get_running_loop().create_task(self._answer(worker, reader, writer))
         try:
             status = await proc.wait()
+            # what it wrote last (its final metrics report) is still to be read
+            await asyncio.wait([answering], timeout=1.0)
         finally:
             answering.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -182,6 +199,8 @@ class WorkerPool:
             worker.inbox = None
             self._update_accepting()
             self.anvil.release(worker.holdings)
+            if self.hub is not None:
+                self.hub.retire(worker.slot)
         if not self._stopping and not (worker.retired and status == 0):
             how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
             log.warning("process pymailsrv/smtpd pid %d %s", proc.pid, how)
@@ -199,10 +218,28 @@ class WorkerPool:
             elif verb == "ready":
                 worker.ready = True
                 self._update_accepting()
+            elif verb == "metrics":
+                self._metrics(worker, arg)
             else:
                 answer = await self.anvil.answer(worker.holdings, verb, arg)
                 if answer:
                     writer.write(answer.encode() + b"\n")
+
+    def _metrics(self, worker: _Worker, arg: str) -> None:
+        if self.hub is None:
+            return
+        try:
+            self.hub.update(worker.slot, Snapshot.from_json(json.loads(arg)), time.monotonic())
+        except (ValueError, TypeError, AttributeError):
+            log.warning("worker process %d sent an unreadable metrics report", worker.slot)
+
+    def health(self) -> list[WorkerHealth]:
+        """Every worker process, serving or retiring, for the metrics."""
+        now = time.monotonic()
+        reported = self.hub.reported if self.hub is not None else {}
+        return [WorkerHealth(w.slot, w.ready, w.retired, w.restarts, now - w.started if w.started else 0.0,
+                             now - reported[w.slot] if w.slot in reported else -1.0)
+                for w in self.workers + self.retiring]
 
     # --- IMAP/POP3 connections, accepted here and passed on ---------------------------------------
     def _update_accepting(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pymailsrv.auth import sasl
+from pymailsrv.auth.base import authenticate_counted
 from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.imap import wire
 from pymailsrv.imap.commands.base import Done, Server
@@ -55,7 +56,8 @@ def _aborted(s: Session, reason: str, user: str, method: str) -> Refusal:
 
 
 async def _login(srv: Server, s: Session, user: str, password: str, method: str) -> Done:
-    account = await srv.auth.authenticate(user, password, service="imap", remote_ip=s.conn.peer_ip)
+    account = await authenticate_counted(srv.auth, user, password, service="imap", remote_ip=s.conn.peer_ip,
+                                         mechanism=method)
     if account is None:
         raise _aborted(s, "auth failed", user, method)
     if not await srv.user_ip.open(account.username, s.conn.peer_ip, srv.config.max_userip):
