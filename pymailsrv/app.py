@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pymailsrv.clock import Clock
     from pymailsrv.db.base import Directory
     from pymailsrv.db.directory import SqlDirectory
+    from pymailsrv.delivery.agents import NextHopTransport
     from pymailsrv.net.limits import ConnectionLimiter
     from pymailsrv.pipeline.runner import Pipeline
     from pymailsrv.policy.restrictions import RestrictionEngine
@@ -614,7 +615,7 @@ class _Delivery:
         self.router = DirectoryRouter(settings, directory, transport_tables, alias_tables)
         mx = MxResolver(make_resolver(settings.get_list("dns_nameservers")))
         self.smtp = SmtpClient(settings, mx, passwords=passwords if password_tables else None)
-        self.agents = AgentTable(MaildirAgent(settings, directory, store), self.smtp)
+        self.agents = AgentTable(MaildirAgent(settings, directory, store), arc_sealing(settings, self.smtp))
 
     async def close(self) -> None:
         from pymailsrv.policy.tables import close_table
@@ -622,6 +623,20 @@ class _Delivery:
         await self.smtp.close()
         for table in self.tables:
             await close_table(table)
+
+
+def arc_sealing(settings: Settings, smtp: NextHopTransport) -> NextHopTransport:
+    """The SMTP client, sealing forwarded mail with arc_signing_key when one is set."""
+    from pymailsrv.delivery.arcseal import ArcSealingTransport
+    from pymailsrv.senderauth.keys import parse_key_value
+
+    value = settings.get_str("arc_signing_key")
+    if not value:
+        return smtp
+    key = parse_key_value(value, "arc_signing_key")
+    if key.algorithm != "rsa-sha256" or key.domain == "%":
+        raise ConfigError("arc_signing_key: an RSA key of a named domain (RFC 8617 §3.7)")
+    return ArcSealingTransport(smtp, key, settings.get_str("authserv_id"))
 
 
 async def start_queue(settings: Settings, directory: Directory, store: MailStore,
@@ -698,6 +713,7 @@ class QueueService:
 def non_smtpd_pipeline(settings: Settings) -> Pipeline:
     """non_smtpd_pipeline: the stages of the mail the queue manager generates (bounces, notices)."""
     from pymailsrv.pipeline.build import build_pipeline
+    from pymailsrv.pipeline.senderauth import dkim_sign_stage
     from pymailsrv.pipeline.stages import ContentFilterStage
     from pymailsrv.policy.tables import open_table
     from pymailsrv.smtp.stages import HeaderChecksStage
@@ -706,6 +722,7 @@ def non_smtpd_pipeline(settings: Settings) -> Pipeline:
         "header_checks": lambda: HeaderChecksStage([open_table(spec, settings)
                                                     for spec in settings.get_list("header_checks")]),
         "content_filter": lambda: ContentFilterStage(settings.get_str("content_filter")),
+        "dkim_sign": lambda: dkim_sign_stage(settings),
     })
 
 

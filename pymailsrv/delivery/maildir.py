@@ -6,6 +6,8 @@ Implementation notes:
 - Files are stored with LF line endings (POSTFIX-SEMANTICS §7; store.base).
 - Over quota: bounce 5.2.2 when virtual_overquota_bounce = yes, otherwise defer 4.2.2.
 - The store's ``deliver`` returns only once the file and its directory entry are durable.
+- A message carrying ``virtual_junk_header`` (the sender_auth stage adds it for DMARC
+  p=quarantine) goes into ``virtual_junk_folder``, created when missing.
 """
 
 from __future__ import annotations
@@ -37,12 +39,28 @@ def has_delivered_to(content: bytes, address: str) -> bool:
     return any(m.lower() == want for m in _DELIVERED_TO.findall(header))
 
 
+def header_field(name: str, value: str) -> re.Pattern[bytes]:
+    """A pattern for the header field ``name: value`` (case-insensitive, blanks around the value
+    ignored), for ``has_field``."""
+    return re.compile(rb"^" + re.escape(name.strip().encode()) + rb":[ \t]*" + re.escape(value.strip().encode())
+                      + rb"[ \t]*$", re.IGNORECASE | re.MULTILINE)
+
+
+def has_field(content: bytes, field: re.Pattern[bytes]) -> bool:
+    """Does the header block (LF line ends) carry the field?"""
+    end = header_end(content)
+    return field.search(content if end < 0 else content[:end]) is not None
+
+
 class MaildirAgent:
     def __init__(self, settings: Settings, directory: Directory, store: MailStore) -> None:
         self.directory = directory
         self.store = store
         self.overquota_bounce = settings.get_bool("virtual_overquota_bounce")
         self.size_limit = settings.get_size("virtual_mailbox_limit")
+        name, _, value = settings.get_str("virtual_junk_header").partition(":")
+        self.junk = header_field(name, value) if name.strip() else None
+        self.junk_folder = settings.get_str("virtual_junk_folder")
 
     async def deliver(self, sender: str, recipients: Sequence[str], content: bytes) -> list[DeliveryResult]:
         body = to_lf(content)
@@ -60,8 +78,9 @@ class MaildirAgent:
         if self.size_limit and len(body) > self.size_limit:
             return DeliveryResult(recipient, "bounced", "5.2.3", "message file too big", RELAY)
         head = f"Return-Path: <{sender}>\nDelivered-To: {recipient}\n".encode()
+        junk = self.junk is not None and bool(self.junk_folder) and has_field(body, self.junk)
         try:
-            await self.store.deliver(account, head + body)
+            await self.store.deliver(account, head + body, folder=self.junk_folder if junk else "INBOX")
         except QuotaExceeded:
             if self.overquota_bounce:
                 return DeliveryResult(recipient, "bounced", "5.2.2",

@@ -13,6 +13,7 @@ from pymailsrv.pipeline.base import ACCEPT, BaseStage, Event, Session, Transacti
 from pymailsrv.pipeline.build import StageFactory, build_pipeline
 from pymailsrv.pipeline.message import Message
 from pymailsrv.pipeline.runner import Pipeline
+from pymailsrv.pipeline.senderauth import dkim_sign_stage, sender_auth_stage
 from pymailsrv.pipeline.stages import ContentFilterStage, RestrictionStage
 from pymailsrv.policy.base import LookupTable, Restrictions
 from pymailsrv.smtp import cleanup
@@ -96,6 +97,8 @@ def smtpd_pipeline(settings: Settings, config: SmtpConfig, restrictions: Restric
         "header_checks": lambda: HeaderChecksStage(header_checks),
         "cleanup": lambda: CleanupStage(config, clock),
         "content_filter": lambda: ContentFilterStage(settings.get_str("content_filter")),
+        "sender_auth": lambda: sender_auth_stage(settings),
+        "dkim_sign": lambda: dkim_sign_stage(settings),
     }
     pipeline = build_pipeline("smtpd_pipeline", settings, builtins)
     if not any(slot.stage.name == "restrictions" for slot in pipeline.slots):
