@@ -20,12 +20,13 @@ from collections.abc import Sequence
 from email.utils import getaddresses
 
 from pymailsrv.config.settings import Settings
-from pymailsrv.errors import ConfigError, TemporaryFailure
+from pymailsrv.errors import ConfigError
 from pymailsrv.log import escape_for_log, get_logger
 from pymailsrv.net.networks import Network, in_networks
 from pymailsrv.pipeline.base import ACCEPT, BaseStage, Event, Session, Transaction, Verdict, refusal
 from pymailsrv.pipeline.message import Message
-from pymailsrv.policy.dns import Resolver, Status
+from pymailsrv.policy.checks_spf import resolver_lookup
+from pymailsrv.policy.dns import Resolver
 from pymailsrv.senderauth import dkim, dmarc, results, spf
 from pymailsrv.senderauth.dnslookup import CountingLookup, Lookup
 from pymailsrv.senderauth.keys import SigningTable
@@ -37,18 +38,6 @@ SPF_FAIL = "550 5.7.23 <{sender}>: Recipient address rejected: Message rejected 
 SPF_TEMP = "451 4.7.24 <{sender}>: SPF check of {domain} failed temporarily, try again later"
 DMARC_REJECT = "550 5.7.1 Message rejected: unauthenticated mail from {domain} is refused by its DMARC policy"
 DMARC_TEMP = "451 4.7.5 DMARC check of {domain} failed temporarily, try again later"
-
-
-def resolver_lookup(resolver: Resolver) -> Lookup:
-    """The restrictions' resolver as a sender-authentication Lookup."""
-
-    async def lookup(name: str, rdtype: str) -> list[str]:
-        status, answer = await resolver.query(name, rdtype)
-        if status is Status.TEMPFAIL:
-            raise TemporaryFailure(f"DNS {rdtype} lookup of {name} failed")
-        return answer
-
-    return lookup
 
 
 def own_user(session: Session, mynetworks: Sequence[Network]) -> bool:
