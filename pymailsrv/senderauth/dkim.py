@@ -58,7 +58,8 @@ def sign(content: bytes, keys: Sequence[SigningKey], timestamp: int | None = Non
     out = []
     for key in keys:
         signer = dkim.DKIM(message, logger=_quiet, linesep=b"\n")
-        present = [name.lower() for name, _ in signer.headers if name.lower() in SIGNED_HEADERS]
+        names = (name.decode("ascii", "replace").lower() for name, _ in signer.headers)
+        present = [name for name in names if name in SIGNED_HEADERS]
         include = [*present, *OVERSIGNED]
         header = signer.sign(key.selector.encode(), key.domain.encode(), key.private,
                              signature_algorithm=key.algorithm.encode(),
