@@ -6,6 +6,8 @@ Implementation notes
   set (no DNS on the event loop's thread, no blocking resolver).
 - A key that could not be fetched (DNS failure) is ``temperror``, a missing or unusable key
   ``permerror``; a signature that does not verify is ``fail`` (RFC 8601 §2.7.1).
+- rsa-sha1 signatures get ``policy`` (RFC 8301 §3.1), unverified; keys under 1024 bits fail
+  (dkimpy's minimum, RFC 8301 §3.2).
 - Signing: relaxed/relaxed, the headers of SIGNED_HEADERS that the message has, and From,
   Subject, Date and To once more (oversigned: a copy added in transit breaks the signature).
 """
@@ -122,6 +124,8 @@ def _verify_one(verifier: Any, index: int, tags: dict[str, str], keys: _Keys) ->
 
     if not (tags.get("d") and tags.get("s") and tags.get("b")):
         return outcome("permerror", "bad signature")
+    if tags.get("a", "").lower() == "rsa-sha1":  # RFC 8301 §3.1: not used for verifying any more
+        return outcome("policy", "rsa-sha1 is not accepted (RFC 8301)")
     name = _key_name(tags)
     if name in keys.failed:
         return outcome("temperror", "key lookup failed")
