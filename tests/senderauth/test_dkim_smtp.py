@@ -88,3 +88,26 @@ async def test_key_lookup_failure_is_temperror(stack_factory: Any, dkim_keys: Ke
     code, _ = await asyncio.to_thread(send, stack.port(), sig + raw)
     assert code == 250
     assert "dkim=temperror header.d=sender.test" in auth_results(await stack.wait_for_mail("alice@example.com"))
+
+
+async def test_bounces_the_server_generates_are_signed(stack_factory: Any, dns_server: DnsResponder,
+                                                       dkim_keys: Keys, tmp_path: Any) -> None:
+    from tests.delivery.delivery_peers import SmtpPeer
+
+    table = tmp_path / "BounceSigningTable"
+    table.write_text("*@mx.example.com rsa1._domainkey.example.com\n")
+    peer = await SmtpPeer(mode="permfail").start()
+    try:
+        stack = await stack_factory(inside=True, dkim_key_table=dkim_keys.key_table, dkim_signing_table=f"refile:{table}",
+                                    relayhost=f"[127.0.0.1]:{peer.port}")
+        code, _ = await asyncio.to_thread(send, stack.port(), message("alice@example.com", subject="will bounce"),
+                                          sender="alice@example.com", rcpts=("someone@remote.test",))
+        assert code == 250
+        bounce = await stack.wait_for_mail("alice@example.com")
+    finally:
+        await peer.stop()
+    parsed = Message(bounce)
+    assert (parsed.get("From") or "").startswith("MAILER-DAEMON@mx.example.com")
+    [signature] = parsed.values("DKIM-Signature")
+    assert "d=example.com" in signature and "s=rsa1" in signature
+    assert await asyncio.to_thread(dkim.verify, _split(bounce), None, dnsfunc(dns_server))
