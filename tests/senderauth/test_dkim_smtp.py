@@ -98,8 +98,8 @@ async def test_bounces_the_server_generates_are_signed(stack_factory: Any, dns_s
     table.write_text("*@mx.example.com rsa1._domainkey.example.com\n")
     peer = await SmtpPeer(mode="permfail").start()
     try:
-        stack = await stack_factory(inside=True, dkim_key_table=dkim_keys.key_table, dkim_signing_table=f"refile:{table}",
-                                    relayhost=f"[127.0.0.1]:{peer.port}")
+        stack = await stack_factory(inside=True, dkim_key_table=dkim_keys.key_table,
+                                    dkim_signing_table=f"refile:{table}", relayhost=f"[127.0.0.1]:{peer.port}")
         code, _ = await asyncio.to_thread(send, stack.port(), message("alice@example.com", subject="will bounce"),
                                           sender="alice@example.com", rcpts=("someone@remote.test",))
         assert code == 250
