@@ -18,7 +18,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(dirname "$HERE")"
 ANCHORS="${ANCHORS:-$ROOT/../shared/anchors}"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"; [ -x "$PY" ] || PY=python3
 MODE="${MODE:-sign}"; ROUNDS="${ROUNDS:-2}"
-PORT="${PYM_PORT:-2527}"; MILTER_PORT="${MILTER_PORT:-8891}"
+PORT="${PYM_PORT:-2541}"; MILTER_PORT="${MILTER_PORT:-8891}"
 BASE=/var/lab/pymailsrv-dkim-vmail
 WORK=/var/lab/pymailsrv-dkim-bench
 export REPS="${REPS:-1}" SESSIONS="${SESSIONS:-20}" MSGS="${MSGS:-20000}" SIZE="${SIZE:-2048}"
@@ -146,7 +146,9 @@ from pymailsrv.cli import main
 for i in range(100):
     main(["--config", sys.argv[1], "mailbox", "add", f"u{i}@bench.test", "--password", "pw"])
 ' "$WORK/pymailsrv.conf" >/dev/null
-pym serve >/dev/null 2>&1 &
+if ss -ltn "sport = :$PORT" | grep -q ":$PORT"; then echo "port $PORT is taken (PYM_PORT=...)" >&2; exit 2; fi
+# started directly (not through pym) so that $! is the server itself and the trap stops it
+PYTHONPATH="$ROOT" "$PY" -m pymailsrv --config "$WORK/pymailsrv.conf" serve >/dev/null 2>&1 &
 pids+=($!); echo "$!" > "$WORK/pymailsrv.pid"
 for _ in $(seq 1 100); do ss -ltn "sport = :$PORT" | grep -q ":$PORT" && break; sleep 0.2; done
 
