@@ -1,7 +1,8 @@
 """DKIM (RFC 6376, RFC 8463) signing and verification and ARC (RFC 8617) on dkimpy.
 
 Implementation notes
-- dkimpy does the cryptography and canonicalization; its DNS callback is synchronous, so the keys
+- Signatures are made in dkimsign.py (OpenSSL through cryptography; dkimpy's RSA is pure Python).
+- dkimpy verifies and does ARC; its DNS callback is synchronous, so the keys
   a message needs are fetched first over our async Lookup and dkimpy reads them from that answer
   set (no DNS on the event loop's thread, no blocking resolver).
 - A key that could not be fetched (DNS failure) is ``temperror``, a missing or unusable key
@@ -24,6 +25,7 @@ import dkim
 
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.message.lines import to_crlf
+from pymailsrv.senderauth import dkimsign
 from pymailsrv.senderauth.dnslookup import Lookup
 from pymailsrv.senderauth.keys import SigningKey
 
@@ -55,19 +57,12 @@ class Signature:
 
 def sign(content: bytes, keys: Sequence[SigningKey], timestamp: int | None = None) -> list[str]:
     """The DKIM-Signature values (without the field name, folded with "\\n") for ``content``,
-    one per key, each computed on the message as it is (dual signatures do not cover each other)."""
-    message = to_crlf(content)
-    out = []
-    for key in keys:
-        signer = dkim.DKIM(message, logger=_quiet, linesep=b"\n")
-        names = (name.decode("ascii", "replace").lower() for name, _ in signer.headers)
-        present = [name for name in names if name in SIGNED_HEADERS]
-        include = [*present, *OVERSIGNED]
-        header = signer.sign(key.selector.encode(), key.domain.encode(), key.private,
-                             signature_algorithm=key.algorithm.encode(),
-                             canonicalize=(b"relaxed", b"relaxed"), include_headers=[h.encode() for h in include])
-        out.append(header.decode().partition(":")[2].strip(" ").rstrip("\n"))
-    return out
+    one per key, each computed on the message as it is (dual signatures do not cover each other):
+    the fields of SIGNED_HEADERS the message has, then OVERSIGNED once more."""
+    fields, _ = dkimsign.split(to_crlf(content))
+    present = [name.decode("ascii", "replace") for name, _ in fields]
+    names = [n for n in present if n in SIGNED_HEADERS] + list(OVERSIGNED)
+    return dkimsign.sign(content, keys, names, timestamp)
 
 
 def signature_tags(value: bytes) -> dict[str, str]:

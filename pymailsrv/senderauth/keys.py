@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -34,18 +34,35 @@ from pymailsrv.errors import ConfigError
 Algorithm = Literal["rsa-sha256", "ed25519-sha256"]
 
 
+PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+
+
 @dataclass(frozen=True, slots=True)
 class SigningKey:
     domain: str  # "%" = the From domain
     selector: str
     algorithm: Algorithm
-    private: bytes  # as dkimpy takes it
+    private: bytes  # as dkimpy takes it (ARC sealing)
     name: str = ""  # the KeyTable name, for the log
+    key: PrivateKey | None = field(default=None, compare=False, repr=False)  # loaded once, for signing
 
     def for_domain(self, from_domain: str) -> SigningKey:
         if self.domain != "%":
             return self
-        return SigningKey(from_domain, self.selector, self.algorithm, self.private, self.name)
+        return SigningKey(from_domain, self.selector, self.algorithm, self.private, self.name, self.key)
+
+    def loaded(self) -> PrivateKey:
+        if self.key is not None:
+            return self.key
+        return _load(self.algorithm, self.private)
+
+
+def _load(algorithm: Algorithm, private: bytes) -> PrivateKey:
+    if algorithm == "ed25519-sha256":
+        return ed25519.Ed25519PrivateKey.from_private_bytes(base64.b64decode(private))
+    key = serialization.load_pem_private_key(private, password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key
 
 
 def load_private_key(data: bytes, where: str) -> tuple[Algorithm, bytes]:
@@ -86,7 +103,7 @@ def parse_key_value(value: str, where: str, name: str = "") -> SigningKey:
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read key {path}: {exc.strerror}") from None
     algorithm, private = load_private_key(data, f"{where}: {path}")
-    return SigningKey(domain.lower().rstrip("."), selector, algorithm, private, name)
+    return SigningKey(domain.lower().rstrip("."), selector, algorithm, private, name, _load(algorithm, private))
 
 
 def _lines(path: str, param: str) -> list[tuple[int, list[str]]]:
