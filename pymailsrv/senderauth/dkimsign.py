@@ -50,12 +50,16 @@ def split(message: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
 
 
 def relaxed_body(body: bytes) -> bytes:
-    """RFC 6376 §3.4.4."""
-    body = _TRAILING_WSP.sub(b"\r\n", _WSP.sub(b" ", body))
-    body = body.rstrip(b"\r\n")
-    if body.endswith(b" ") or body.endswith(b"\t"):
-        body = body.rstrip(b" \t")
-    return body + b"\r\n" if body else b""
+    """RFC 6376 §3.4.4, step by step as dkimpy and OpenDKIM do it (a last line without CRLF keeps
+    its trailing white space and gets a CRLF)."""
+    body = _WSP.sub(b" ", _TRAILING_WSP.sub(b"\r\n", body))
+    end = len(body)
+    while end >= 4 and body[end - 4:end] == b"\r\n\r\n":  # empty lines at the end: no copies
+        end -= 2
+    body = body[:end]
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return b"" if body == b"\r\n" else body
 
 
 def relaxed_header(field: bytes) -> bytes:
