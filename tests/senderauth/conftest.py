@@ -133,7 +133,7 @@ async def stack_factory(settings_factory: Callable[..., Any], tmp_path: Path,
 
     stops: list[Callable[[], Any]] = []
 
-    async def make(inside: bool = False, **params: str) -> Stack:
+    async def make(inside: bool = False, auth: bool = False, **params: str) -> Stack:
         vmail = tmp_path / "vmail"
         base = {"smtpd_listen": "127.0.0.1:0", "mynetworks": "127.0.0.0/8" if inside else "192.0.2.0/24",
                 "virtual_mailbox_base": str(vmail), "dns_nameservers": f"127.0.0.1:{dns_server.port}",
@@ -150,7 +150,11 @@ async def stack_factory(settings_factory: Callable[..., Any], tmp_path: Path,
         stops.append(stop_queue)
         engine = RestrictionEngine(settings, directory)
         stops.append(engine.close)
-        servers = await app.start_smtp(settings, authenticator=None, restrictions=engine, queue=queue,
+        authenticator = None
+        if auth:
+            from pymailsrv.auth.memory import MemoryAuthenticator
+            authenticator = MemoryAuthenticator({"alice@example.com": "{PLAIN}secret"}, settings=settings)
+        servers = await app.start_smtp(settings, authenticator=authenticator, restrictions=engine, queue=queue,
                                        directory=directory)
 
         async def close_servers() -> None:
@@ -168,10 +172,12 @@ async def stack_factory(settings_factory: Callable[..., Any], tmp_path: Path,
 
 
 def send(port: int, data: bytes, sender: str = "someone@sender.test", rcpts: tuple[str, ...] = ("alice@example.com",),
-         helo: str = "client.sender.test") -> tuple[int, bytes]:
+         helo: str = "client.sender.test", login: tuple[str, str] | None = None) -> tuple[int, bytes]:
     """One message; the reply to the final dot (or to the first refused command)."""
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
         c.ehlo(helo)
+        if login:
+            c.login(*login)
         code, text = c.mail(sender)
         if code != 250:
             return code, text

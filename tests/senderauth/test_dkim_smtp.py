@@ -42,6 +42,20 @@ async def test_own_mail_is_dual_signed_and_verifies_with_dkimpy(stack_factory: A
     assert await asyncio.to_thread(dkim.verify, content, None, get_txt)
 
 
+async def test_mail_of_a_logged_in_user_is_signed(stack_factory: Any, dns_server: DnsResponder,
+                                                  dkim_keys: Keys) -> None:
+    stack = await stack_factory(auth=True, smtpd_sasl_auth_enable="yes", dkim_key_table=dkim_keys.key_table,
+                                dkim_signing_table=dkim_keys.signing_table)
+    code, _ = await asyncio.to_thread(send, stack.port(), message("alice@example.com", subject="submitted"),
+                                      sender="alice@example.com", rcpts=("bob@example.com",),
+                                      login=("alice@example.com", "secret"))
+    assert code == 250
+    mail = await stack.wait_for_mail("bob@example.com")
+    assert len(Message(mail).values("DKIM-Signature")) == 2
+    assert Message(mail).values("Authentication-Results") == []  # our own users' mail is not checked
+    assert await asyncio.to_thread(dkim.verify, _split(mail), None, dnsfunc(dns_server))
+
+
 async def test_mail_from_outside_is_not_signed(stack_factory: Any, dkim_keys: Keys) -> None:
     k = dkim_keys
     stack = await stack_factory(dkim_key_table=k.key_table, dkim_signing_table=k.signing_table)
