@@ -30,7 +30,9 @@ def _signed(keys: Keys, raw: bytes) -> bytes:
                      include_headers=[b"from", b"to", b"subject", b"date"]) + raw
 
 
-async def test_dmarc_passes_through_spf_alone(stack_factory: Any, dns_server: DnsResponder) -> None:
+async def test_dmarc_passes_through_spf_alone(stack_factory: Any, dns_server: DnsResponder,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="pymailsrv")
     _domain(dns_server, SPF_PASS, "v=DMARC1; p=reject")
     stack = await stack_factory(sender_auth_restrictions="reject_dmarc_policy")
     code, _ = await asyncio.to_thread(send, stack.port(), message())
@@ -38,6 +40,9 @@ async def test_dmarc_passes_through_spf_alone(stack_factory: Any, dns_server: Dn
     results = auth_results(await stack.wait_for_mail("alice@example.com"))
     assert "spf=pass" in results and "dkim=" not in results
     assert "dmarc=pass header.from=sender.test policy.dmarc=reject" in results
+    [line] = [r.getMessage() for r in caplog.records if "sender-auth:" in r.getMessage()]
+    assert line.endswith(": sender-auth: spf=pass dkim=none dmarc=pass(sender.test p=reject) arc=none; "
+                         "from=<someone@sender.test>")
 
 
 async def test_dmarc_passes_through_dkim_alone(stack_factory: Any, dns_server: DnsResponder, dkim_keys: Keys) -> None:

@@ -107,3 +107,10 @@ async def test_check_spf_policy_rejects_a_failing_helo(stack_factory: Any, dns_s
     code, text = await asyncio.to_thread(send, stack.port(), message("x@pass.test"), sender="x@pass.test")
     assert (code, text[:6]) == (550, b"5.7.23")
     assert b"Helo command rejected" in text
+
+
+async def test_unanswered_dns_is_temporary(stack_factory: Any, dns_server: DnsResponder) -> None:
+    dns_server.drop.add("silent.test")  # no answer at all: the resolver times out
+    stack = await stack_factory(sender_auth_restrictions="reject_spf_fail")
+    code, text = await asyncio.to_thread(send, stack.port(), message("x@silent.test"), sender="x@silent.test")
+    assert (code, text[:6]) == (451, b"4.7.24")
