@@ -153,7 +153,8 @@ class SenderAuthStage(BaseStage):
                 return refusal(SPF_TEMP.format(**values))
         outcome = found.dmarc
         if "reject_dmarc_policy" in self.restrictions and outcome is not None:
-            temporary = outcome.result == "temperror" or (outcome.result == "fail" and self._temp_inputs(found))
+            # the policy is unknown, or it would act on a fail that a DNS failure may have caused
+            temporary = outcome.result == "temperror" or (outcome.action != "none" and self._temp_inputs(found))
             if temporary:
                 return refusal(DMARC_TEMP.format(domain=outcome.from_domain))
             if outcome.action == "reject":

@@ -158,3 +158,13 @@ async def test_forwarded_mail_keeps_a_valid_arc_chain(stack_factory: Any, dns_se
     code, _ = await asyncio.to_thread(send, stack.port(), content)
     assert code == 250
     assert "arc=pass" in auth_results(await stack.wait_for_mail("alice@example.com"))
+
+
+@pytest.mark.parametrize(("policy", "code"), [("none", 250), ("reject", 451)])
+async def test_spf_dns_failure_defers_only_a_policy_that_would_act(stack_factory: Any, dns_server: DnsResponder,
+                                                                     policy: str, code: int) -> None:
+    dns_server.servfail.add("sender.test")
+    dns_server.add("_dmarc.sender.test", "TXT", txt(f"v=DMARC1; p={policy}"))
+    stack = await stack_factory(sender_auth_restrictions="reject_dmarc_policy")
+    got, _ = await asyncio.to_thread(send, stack.port(), message())
+    assert got == code
