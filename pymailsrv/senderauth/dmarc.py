@@ -28,6 +28,7 @@ DmarcResult = Literal["pass", "fail", "none", "temperror", "permerror"]
 Policy = Literal["none", "quarantine", "reject"]
 _WEAKER: dict[Policy, Policy] = {"reject": "quarantine", "quarantine": "none", "none": "none"}
 _TAG = re.compile(r"^\s*([a-z]+)\s*=\s*(.*?)\s*$", re.IGNORECASE)
+_HOSTNAME = re.compile(r"(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9-]{2,63}")
 
 
 @lru_cache(maxsize=1)
@@ -97,7 +98,7 @@ def from_domain(values: Sequence[str]) -> str | None:
     if len(domains) != 1:
         return None
     domain = domains.pop()
-    return domain if domain and "." in domain else None
+    return domain if _HOSTNAME.fullmatch(domain) else None
 
 
 def aligned(identifier: str, from_dom: str, mode: str) -> bool:

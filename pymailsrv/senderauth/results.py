@@ -23,6 +23,14 @@ from pymailsrv.senderauth.spf import SpfResult
 
 FIELD = "Authentication-Results"
 _COMMENT = re.compile(r"\([^()]*\)")
+# What a property value taken from the message may look like in our header: a sender who could
+# put "; dkim=pass" into a d= tag or a From domain would forge results under our name.
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+/=-]*")
+
+
+def token(value: str) -> str | None:
+    """``value`` when it is safe as an unquoted property value, else None (the property is left out)."""
+    return value if value and len(value) <= 255 and _TOKEN.fullmatch(value) else None
 _CONTEXT = authres.FeatureContext(authres, authres.dmarc, authres.arc)
 
 
@@ -49,16 +57,16 @@ def header_value(authserv_id: str, found: Findings) -> str:
     """The header's value, folded after each result ("\\n\\t")."""
     results: list[object] = []
     if found.spf is not None:
+        domain = token(found.spf.domain)
         if found.spf_identity == "helo":
-            results.append(authres.SPFAuthenticationResult(result=found.spf.result, smtp_helo=found.spf.domain))
+            results.append(authres.SPFAuthenticationResult(result=found.spf.result, smtp_helo=domain))
         else:
-            results.append(authres.SPFAuthenticationResult(result=found.spf.result,
-                                                           smtp_mailfrom=found.spf.domain))
+            results.append(authres.SPFAuthenticationResult(result=found.spf.result, smtp_mailfrom=domain))
     for sig in found.dkim:
         results.append(_dkim(sig))
     if found.dmarc is not None:
         results.append(authres.dmarc.DMARCAuthenticationResult(
-            result=found.dmarc.result, header_from=found.dmarc.from_domain,
+            result=found.dmarc.result, header_from=token(found.dmarc.from_domain),
             policy=found.dmarc.requested if found.dmarc.result in ("pass", "fail") else None))
     if found.arc:
         results.append(authres.arc.ARCAuthenticationResult(result=found.arc))
@@ -67,10 +75,9 @@ def header_value(authserv_id: str, found: Findings) -> str:
 
 
 def _dkim(sig: Signature) -> object:
-    result = authres.DKIMAuthenticationResult(result=sig.result, header_d=sig.domain or None,
-                                              header_s=sig.selector or None,
-                                              header_a=sig.algorithm or None)
-    if sig.b:
+    result = authres.DKIMAuthenticationResult(result=sig.result, header_d=token(sig.domain),
+                                              header_s=token(sig.selector), header_a=token(sig.algorithm))
+    if token(sig.b):
         result.properties.append(authres.core.AuthenticationResultProperty("header", "b", sig.b))
     return result
 

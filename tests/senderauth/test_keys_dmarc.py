@@ -87,3 +87,16 @@ def test_from_domain_needs_exactly_one_author() -> None:
     assert dmarc.from_domain(["a@example.com, b@example.org"]) is None
     assert dmarc.from_domain(["a@example.com", "b@example.com"]) is None
     assert dmarc.from_domain([]) is None
+
+
+def test_values_from_the_message_cannot_forge_results_in_our_header() -> None:
+    from pymailsrv.senderauth.dkim import Signature
+    from pymailsrv.senderauth.results import Findings, header_value
+    from pymailsrv.senderauth.spf import SpfResult
+
+    found = Findings(spf=SpfResult("fail", "x.test"),
+                     dkim=[Signature("fail", "evil.test;dkim=pass", "s(1)", "rsa-sha256", "abc")], arc="none")
+    value = header_value("mx.example.com", found)
+    assert value.count("dkim=") == 1 and "evil" not in value and "s(1)" not in value
+    assert "dkim=fail header.a=rsa-sha256 header.b=abc" in " ".join(value.split())
+    assert dmarc.from_domain(['"x" <a@example.com;dmarc=pass>']) is None
