@@ -628,11 +628,16 @@ class _Delivery:
 def arc_sealing(settings: Settings, smtp: NextHopTransport) -> NextHopTransport:
     """The SMTP client, sealing forwarded mail with arc_signing_key when one is set."""
     from pymailsrv.delivery.arcseal import ArcSealingTransport
+    from pymailsrv.pipeline.build import parse_item
     from pymailsrv.senderauth.keys import parse_key_value
 
     value = settings.get_str("arc_signing_key")
     if not value:
         return smtp
+    if not any(parse_item(item, "smtpd_pipeline")[0] == "sender_auth" for item in settings.get_list("smtpd_pipeline")):
+        # the seal vouches for our Authentication-Results: only that stage writes them (and
+        # removes forged ones)
+        raise ConfigError("arc_signing_key: needs the sender_auth stage in smtpd_pipeline")
     key = parse_key_value(value, "arc_signing_key")
     if key.algorithm != "rsa-sha256" or key.domain == "%":
         raise ConfigError("arc_signing_key: an RSA key of a named domain (RFC 8617 §3.7)")

@@ -168,3 +168,19 @@ async def test_spf_dns_failure_defers_only_a_policy_that_would_act(stack_factory
     stack = await stack_factory(sender_auth_restrictions="reject_dmarc_policy")
     got, _ = await asyncio.to_thread(send, stack.port(), message())
     assert got == code
+
+
+async def test_forged_results_of_our_own_users_are_removed_too(stack_factory: Any) -> None:
+    stack = await stack_factory(inside=True)
+    forged = b"Authentication-Results: mx.example.com; dmarc=pass header.from=bank.example\r\n" + message()
+    code, _ = await asyncio.to_thread(send, stack.port(), forged)
+    assert code == 250
+    mail = await stack.wait_for_mail("alice@example.com")
+    assert b"Authentication-Results" not in mail  # removed, and our users' mail gets no new one
+
+
+async def test_arc_sealing_needs_the_sender_auth_stage(stack_factory: Any, dkim_keys: Keys) -> None:
+    from pymailsrv.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="arc_signing_key: needs the sender_auth stage"):
+        await stack_factory(arc_signing_key=dkim_keys.arc_key, smtpd_pipeline="restrictions, cleanup")
