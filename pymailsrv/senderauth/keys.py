@@ -92,12 +92,14 @@ def load_private_key(data: bytes, where: str) -> tuple[Algorithm, bytes]:
     return "ed25519-sha256", text
 
 
-def parse_key_value(value: str, where: str, name: str = "") -> SigningKey:
-    """``DOMAIN:SELECTOR:KEYFILE`` (a KeyTable value) → the key, read from its file."""
+def parse_key_value(value: str, where: str, name: str = "", base: str = "") -> SigningKey:
+    """``DOMAIN:SELECTOR:KEYFILE`` (a KeyTable value) → the key, read from its file (a relative
+    path is relative to ``base``, the KeyTable's directory, as pymailsrv doctor reads it)."""
     parts = value.split(":", 2)
     if len(parts) != 3 or not all(p.strip() for p in parts):
         raise ConfigError(f'{where}: "{value}" is not DOMAIN:SELECTOR:KEYFILE')
     domain, selector, path = (p.strip() for p in parts)
+    path = os.path.join(base, path)
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -120,7 +122,7 @@ def _lines(path: str, param: str) -> list[tuple[int, list[str]]]:
 
 
 def _strip_type(value: str) -> tuple[str, str]:
-    for prefix in ("refile:", "file:", "csl:"):
+    for prefix in ("refile:", "file:", "texthash:"):
         if value.startswith(prefix):
             return prefix[:-1], value[len(prefix):]
     return "file", value
@@ -140,7 +142,8 @@ class SigningTable:
         for number, fields in _lines(key_path, "dkim_key_table"):
             if len(fields) != 2:
                 raise ConfigError(f"dkim_key_table: {key_path}:{number}: expected NAME DOMAIN:SELECTOR:KEYFILE")
-            keys[fields[0]] = parse_key_value(fields[1], f"dkim_key_table: {key_path}:{number}", fields[0])
+            keys[fields[0]] = parse_key_value(fields[1], f"dkim_key_table: {key_path}:{number}", fields[0],
+                                              os.path.dirname(key_path))
         kind, table_path = _strip_type(signing_table)
         entries: list[tuple[str, tuple[SigningKey, ...]]] = []
         for number, fields in _lines(table_path, "dkim_signing_table"):

@@ -100,3 +100,11 @@ def test_values_from_the_message_cannot_forge_results_in_our_header() -> None:
     assert value.count("dkim=") == 1 and "evil" not in value and "s(1)" not in value
     assert "dkim=fail header.a=rsa-sha256 header.b=abc" in " ".join(value.split())
     assert dmarc.from_domain(['"x" <a@example.com;dmarc=pass>']) is None
+
+
+def test_relative_key_files_are_found_beside_the_key_table(tmp_path: Path) -> None:
+    keys.generate("rsa", str(tmp_path / "rel.private"))
+    (tmp_path / "KeyTable").write_text("k example.com:rel:rel.private\n")
+    (tmp_path / "SigningTable").write_text("example.com k\n")
+    table = keys.SigningTable.load(f"file:{tmp_path / 'KeyTable'}", str(tmp_path / "SigningTable"))
+    assert [k.selector for k in table.keys_for("a@example.com")] == ["rel"]
