@@ -75,7 +75,7 @@ export SMTP_SOURCE="$WORK/smtp-source"
 # --- Postfix + OpenDKIM (SKIP_POSTFIX=1: only pymailsrv, e.g. to smoke-test beside another bench)
 if [ "${SKIP_POSTFIX:-0}" != 1 ]; then
 "$ANCHORS/postfix-setup.sh" >/dev/null
-chown -R opendkim "$WORK" 2>/dev/null || true
+# opendkim runs as root here: its keys must be root's (RequireSafeKeys), as they are
 cat > "$WORK/opendkim.conf" <<CONF
 Syslog no
 Background no
