@@ -34,6 +34,9 @@ from pymailsrv.senderauth.keys import SigningTable
 log = get_logger("smtpd")
 
 RESTRICTIONS = ("reject_spf_fail", "reject_dmarc_policy")
+# Answers kept for their TTL per process: the SPF, DKIM key and DMARC records of frequent senders
+# are asked once, not per message (a dnspython query costs about 0.5 ms of CPU, three per message)
+DNS_CACHE_SIZE = 4096
 SPF_FAIL = "550 5.7.23 <{sender}>: Recipient address rejected: Message rejected due to SPF policy of {domain}"
 SPF_TEMP = "451 4.7.24 <{sender}>: SPF check of {domain} failed temporarily, try again later"
 DMARC_REJECT = "550 5.7.1 Message rejected: unauthenticated mail from {domain} is refused by its DMARC policy"
@@ -186,6 +189,6 @@ def sender_auth_stage(settings: Settings, resolver: Resolver | None = None) -> S
     for item in restrictions:
         if item not in RESTRICTIONS:
             raise ConfigError(f'sender_auth_restrictions: unknown "{item}" (one of: {", ".join(RESTRICTIONS)})')
-    resolver = resolver or Resolver(settings.get_list("dns_nameservers"))
+    resolver = resolver or Resolver(settings.get_list("dns_nameservers"), cache_size=DNS_CACHE_SIZE)
     return SenderAuthStage(resolver_lookup(resolver), settings.get_str("authserv_id"), restrictions,
                            settings.mynetworks(), settings.get_str("virtual_junk_header"))
