@@ -24,7 +24,7 @@ from typing import Any, Literal
 import dkim
 
 from pymailsrv.errors import TemporaryFailure
-from pymailsrv.message.lines import to_crlf
+from pymailsrv.message.lines import header_end, to_crlf
 from pymailsrv.senderauth import dkimsign
 from pymailsrv.senderauth.dnslookup import Lookup
 from pymailsrv.senderauth.keys import SigningKey
@@ -101,9 +101,18 @@ def _field_values(headers: Sequence[tuple[bytes, bytes]], names: tuple[bytes, ..
     return [value for name, value in headers if name.lower() in names]
 
 
+def _has_field(message: bytes, *names: bytes) -> bool:
+    """A cheap look for a field before dkimpy parses the whole message."""
+    end = header_end(message)
+    head = b"\n" + (message if end < 0 else message[:end]).lower()
+    return any(b"\n" + name + b":" in head for name in names)
+
+
 async def verify(content: bytes, lookup: Lookup) -> list[Signature]:
     """Every DKIM-Signature of the message, topmost first (RFC 6376 §6)."""
     message = to_crlf(content)
+    if not _has_field(message, b"dkim-signature"):
+        return []
     verifier = dkim.DKIM(message, logger=_quiet)
     values = _field_values(verifier.headers, (b"dkim-signature",))
     tags = [signature_tags(v) for v in values]
@@ -138,6 +147,8 @@ def _verify_one(verifier: Any, index: int, tags: dict[str, str], keys: _Keys) ->
 async def arc_verify(content: bytes, lookup: Lookup) -> tuple[ArcResult, str]:
     """The ARC chain's validation (RFC 8617 §5.2): pass, fail or none, with dkimpy's reason."""
     message = to_crlf(content)
+    if not _has_field(message, b"arc-seal", b"arc-message-signature"):
+        return "none", "no ARC sets"
     parsed = dkim.ARC(message, logger=_quiet)
     values = _field_values(parsed.headers, (b"arc-seal", b"arc-message-signature"))
     if not values:
