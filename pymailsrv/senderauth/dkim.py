@@ -1,8 +1,9 @@
-"""DKIM (RFC 6376, RFC 8463) signing and verification and ARC (RFC 8617) on dkimpy.
+"""DKIM (RFC 6376, RFC 8463) signing and verification, ARC (RFC 8617) verification and sealing.
 
 Implementation notes
-- Signatures are made in dkimsign.py (OpenSSL through cryptography; dkimpy's RSA is pure Python).
-- dkimpy verifies and does ARC; its DNS callback is synchronous, so the keys
+- Signatures and ARC seals are made in dkimsign.py / arcsign.py (OpenSSL through cryptography;
+  dkimpy's RSA is pure Python).
+- dkimpy verifies DKIM and ARC chains; its DNS callback is synchronous, so the keys
   a message needs are fetched first over our async Lookup and dkimpy reads them from that answer
   set (no DNS on the event loop's thread, no blocking resolver).
 - A key that could not be fetched (DNS failure) is ``temperror``, a missing or unusable key
@@ -25,7 +26,7 @@ import dkim
 
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.message.lines import header_end, to_crlf
-from pymailsrv.senderauth import dkimsign
+from pymailsrv.senderauth import arcsign, dkimsign
 from pymailsrv.senderauth.dnslookup import Lookup
 from pymailsrv.senderauth.keys import SigningKey
 
@@ -163,11 +164,10 @@ async def arc_verify(content: bytes, lookup: Lookup) -> tuple[ArcResult, str]:
 
 
 def arc_seal(content: bytes, key: SigningKey, authserv_id: str, timestamp: int | None = None) -> list[bytes]:
-    """The next ARC set (ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results fields, each
-    with its CRLF) for a message that carries our Authentication-Results (with an ``arc=``
-    result); an empty list when dkimpy finds none (the chain cannot be continued)."""
-    if key.algorithm != "rsa-sha256":
-        return []  # RFC 8617 §3.7: RSA only for now
-    message = to_crlf(content)
-    return list(dkim.arc_sign(message, key.selector.encode(), key.domain.encode(), key.private,
-                              authserv_id.encode(), timestamp=timestamp, logger=_quiet))
+    """The next ARC set (ARC-Authentication-Results, ARC-Message-Signature, ARC-Seal, each with
+    its CRLF) for a message that carries our Authentication-Results with an ``arc=`` result; an
+    empty list when the chain is not to be continued (arcsign.py)."""
+    fields, _ = dkimsign.split(to_crlf(content))
+    present = [name.decode("ascii", "replace") for name, _ in fields]
+    names = [n for n in present if n in SIGNED_HEADERS] + list(OVERSIGNED)
+    return arcsign.seal(content, key, authserv_id, names, timestamp)

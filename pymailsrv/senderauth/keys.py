@@ -13,8 +13,7 @@ make the message dual-signed (RFC 8463 §1), as OpenDKIM's ``MultipleSignatures 
 
 Implementation notes
 - Files are read once, when the configuration is loaded; a reload reads them again.
-- Keys are loaded with cryptography and handed to dkimpy in the forms it signs with (PKCS#1 PEM
-  for RSA, the base64 32-byte seed for Ed25519).
+- Keys are loaded once with cryptography (``SigningKey.key``), which signs with them.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ class SigningKey:
     domain: str  # "%" = the From domain
     selector: str
     algorithm: Algorithm
-    private: bytes  # as dkimpy takes it (ARC sealing)
+    private: bytes  # PKCS#1 PEM (RSA) or the base64 seed (Ed25519)
     name: str = ""  # the KeyTable name, for the log
     key: PrivateKey | None = field(default=None, compare=False, repr=False)  # loaded once, for signing
 

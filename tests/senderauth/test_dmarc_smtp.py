@@ -184,3 +184,28 @@ async def test_arc_sealing_needs_the_sender_auth_stage(stack_factory: Any, dkim_
 
     with pytest.raises(ConfigError, match="arc_signing_key: needs the sender_auth stage"):
         await stack_factory(arc_signing_key=dkim_keys.arc_key, smtpd_pipeline="restrictions, cleanup")
+
+
+async def test_a_second_forward_continues_the_arc_chain(stack_factory: Any, dns_server: DnsResponder,
+                                                        dkim_keys: Keys) -> None:
+    _domain(dns_server, SPF_PASS, "v=DMARC1; p=reject")
+    peer = await SmtpPeer().start()
+    try:
+        stack = await stack_factory(arc_signing_key=dkim_keys.arc_key, relayhost=f"[127.0.0.1]:{peer.port}")
+        content = _signed(dkim_keys, message())
+        for hop in (1, 2):  # the message comes back (another forwarder) and is forwarded again
+            code, _ = await asyncio.to_thread(send, stack.port(), content, rcpts=("carol@example.com",))
+            assert code == 250
+            for _ in range(400):
+                if len(peer.received) == hop:
+                    break
+                await asyncio.sleep(0.05)
+            content = peer.received[-1].data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    finally:
+        await peer.stop()
+    seals = Message(content).values("ARC-Seal")
+    assert len(seals) == 2
+    assert any("i=2" in s and "cv=pass" in s for s in seals)
+    cv, results, reason = await asyncio.to_thread(dkim.arc_verify, content, None, dnsfunc(dns_server))
+    assert cv == b"pass", reason
+    assert [r["instance"] for r in results] == [2, 1]
