@@ -126,7 +126,7 @@ class SenderAuthStage(BaseStage):
     async def check(self, session: Session, txn: Transaction, msg: Message) -> results.Findings:
         lookup = CountingLookup(self.lookup)
         state = session.state
-        found = results.Findings(client_ip=state.client_address)
+        found = results.Findings()
         helo = state.helo_name.strip("[]")
         if txn.sender:
             found.spf = await spf.check_host(state.client_address, txn.sender, helo, lookup)

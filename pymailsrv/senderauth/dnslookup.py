@@ -20,11 +20,9 @@ class CountingLookup:
     def __init__(self, lookup: Lookup) -> None:
         self._lookup = lookup
         self._answers: dict[tuple[str, str], list[str]] = {}
-        self.queries = 0
 
     async def __call__(self, name: str, rdtype: str) -> list[str]:
         key = (name.lower().rstrip("."), rdtype)
         if key not in self._answers:
-            self.queries += 1
             self._answers[key] = await self._lookup(key[0], rdtype)
         return self._answers[key]

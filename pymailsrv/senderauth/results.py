@@ -50,7 +50,6 @@ class Findings:
     dkim: list[Signature] = field(default_factory=list)
     dmarc: DmarcOutcome | None = None
     arc: str = ""  # pass | fail | none; "" when not checked
-    client_ip: str = ""
 
 
 def header_value(authserv_id: str, found: Findings) -> str:

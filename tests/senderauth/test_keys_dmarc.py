@@ -91,7 +91,7 @@ def test_from_domain_needs_exactly_one_author() -> None:
 
 def test_values_from_the_message_cannot_forge_results_in_our_header() -> None:
     from pymailsrv.senderauth.dkim import Signature
-    from pymailsrv.senderauth.results import Findings, header_value
+    from pymailsrv.senderauth.results import Findings, header_value, parse
     from pymailsrv.senderauth.spf import SpfResult
 
     found = Findings(spf=SpfResult("fail", "x.test"),
@@ -99,6 +99,8 @@ def test_values_from_the_message_cannot_forge_results_in_our_header() -> None:
     value = header_value("mx.example.com", found)
     assert value.count("dkim=") == 1 and "evil" not in value and "s(1)" not in value
     assert "dkim=fail header.a=rsa-sha256 header.b=abc" in " ".join(value.split())
+    parsed = parse(value)  # and it is RFC 8601 syntax, as authres reads it back
+    assert [r.method for r in parsed.results] == ["spf", "dkim", "arc"]  # type: ignore[attr-defined]
     assert dmarc.from_domain(['"x" <a@example.com;dmarc=pass>']) is None
 
 
