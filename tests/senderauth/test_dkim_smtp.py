@@ -125,3 +125,24 @@ async def test_bounces_the_server_generates_are_signed(stack_factory: Any, dns_s
     [signature] = parsed.values("DKIM-Signature")
     assert "d=example.com" in signature and "s=rsa1" in signature
     assert await asyncio.to_thread(dkim.verify, _split(bounce), None, dnsfunc(dns_server))
+
+
+async def test_mail_signed_by_the_dkimsign_command_verifies(stack_factory: Any, dkim_keys: Keys,
+                                                            tmp_path: Any) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = Path(sys.executable).parent / "dkimsign"  # dkimpy's command, installed beside python
+    key = tmp_path / "s1.private"
+    key.write_bytes(dkim_keys.sender_rsa)
+    done = await asyncio.to_thread(subprocess.run, [str(command), "--hcanon", "relaxed", "--bcanon", "relaxed",
+                                                    "s1", "sender.test", str(key)],
+                                   input=message(subject="dkimsign").replace(b"\r\n", b"\n"), capture_output=True,
+                                   timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    stack = await stack_factory()
+    code, _ = await asyncio.to_thread(send, stack.port(), done.stdout.replace(b"\n", b"\r\n"))
+    assert code == 250
+    results = auth_results(await stack.wait_for_mail("alice@example.com"))
+    assert "dkim=pass header.d=sender.test header.a=rsa-sha256 header.s=s1" in results
