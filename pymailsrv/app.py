@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pymailsrv.clock import Clock
     from pymailsrv.db.base import Directory
     from pymailsrv.db.directory import SqlDirectory
+    from pymailsrv.delivery.agents import NextHopTransport
     from pymailsrv.delivery.base import DeliveryResult
     from pymailsrv.managesieve.options import SieveOptions
     from pymailsrv.managesieve.server import ManageSieveServer
@@ -702,7 +703,8 @@ class _Delivery:
         self.vacation = VacationAgent(self.vacations, hostname=settings.expanded("myhostname"),
                                       recipient_delimiter=settings.expanded("recipient_delimiter"))
         self.sieve = SieveFilter(settings)
-        self.agents = AgentTable(MaildirAgent(settings, directory, store, self.sieve), self.smtp, self.vacation)
+        self.agents = AgentTable(MaildirAgent(settings, directory, store, self.sieve), arc_sealing(settings, self.smtp),
+                                 self.vacation)
 
     async def close(self) -> None:
         from pymailsrv.policy.tables import close_table
@@ -711,6 +713,25 @@ class _Delivery:
         await self.vacations.close()
         for table in self.tables:
             await close_table(table)
+
+
+def arc_sealing(settings: Settings, smtp: NextHopTransport) -> NextHopTransport:
+    """The SMTP client, sealing forwarded mail with arc_signing_key when one is set."""
+    from pymailsrv.delivery.arcseal import ArcSealingTransport
+    from pymailsrv.pipeline.build import parse_item
+    from pymailsrv.senderauth.keys import parse_key_value
+
+    value = settings.get_str("arc_signing_key")
+    if not value:
+        return smtp
+    if not any(parse_item(item, "smtpd_pipeline")[0] == "sender_auth" for item in settings.get_list("smtpd_pipeline")):
+        # the seal vouches for our Authentication-Results: only that stage writes them (and
+        # removes forged ones)
+        raise ConfigError("arc_signing_key: needs the sender_auth stage in smtpd_pipeline")
+    key = parse_key_value(value, "arc_signing_key")
+    if key.algorithm != "rsa-sha256" or key.domain == "%":
+        raise ConfigError("arc_signing_key: an RSA key of a named domain (RFC 8617 §3.7)")
+    return ArcSealingTransport(smtp, key, settings.get_str("authserv_id"))
 
 
 async def start_queue(settings: Settings, directory: Directory, store: MailStore,
@@ -792,6 +813,7 @@ def non_smtpd_pipeline(settings: Settings) -> Pipeline:
     """non_smtpd_pipeline: the stages of the mail the queue manager generates (bounces, notices)."""
     from pymailsrv.milter.stage import milter_stage, require_milter_stage
     from pymailsrv.pipeline.build import build_pipeline
+    from pymailsrv.pipeline.senderauth import dkim_sign_stage
     from pymailsrv.pipeline.stages import ContentFilterStage
     from pymailsrv.policy.tables import open_table
     from pymailsrv.smtp.stages import HeaderChecksStage
@@ -801,6 +823,7 @@ def non_smtpd_pipeline(settings: Settings) -> Pipeline:
                                                     for spec in settings.get_list("header_checks")]),
         "milters": lambda: milter_stage(settings, "non_smtpd_milters"),
         "content_filter": lambda: ContentFilterStage(settings.get_str("content_filter")),
+        "dkim_sign": lambda: dkim_sign_stage(settings),
     })
     require_milter_stage(pipeline, settings, "non_smtpd_pipeline", "non_smtpd_milters")
     return pipeline

@@ -1,5 +1,5 @@
 """The ``pymailsrv`` command: serve, reload, log reopen, init, db, domain/mailbox/alias admin, pw,
-auth, queue, cert, doctor, stats, postconf, postmap, import-config. Each subcommand is a thin adapter over the
+auth, queue, cert, dkim, doctor, stats, postconf, postmap, import-config. Each subcommand is a thin adapter over the
 package that does the work; errors are one clear line on stderr and a non-zero exit."""
 
 from __future__ import annotations
@@ -200,6 +200,22 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from pymailsrv.ops import report
 
     return report.cli(load_settings(args))
+def cmd_dkim(args: argparse.Namespace) -> int:
+    """``dkim keygen DOMAIN`` (a key and its DNS record), ``dkim check DOMAIN`` (DNS has the key?)."""
+    from pymailsrv.senderauth import admin
+
+    settings = load_settings(args)
+    if args.action == "keygen":
+        return admin.keygen(args, os.path.join(settings.get_str("data_directory"), "dkim"), sys.stdout)
+    from pymailsrv.policy.checks_spf import resolver_lookup
+    from pymailsrv.policy.dns import Resolver
+    from pymailsrv.senderauth.keys import SigningTable
+
+    key_table, signing_table = settings.get_str("dkim_key_table"), settings.get_str("dkim_signing_table")
+    if not (key_table and signing_table):
+        raise ConfigError("dkim check: set dkim_key_table and dkim_signing_table")
+    lookup = resolver_lookup(Resolver(settings.get_list("dns_nameservers")))
+    return run_async(admin.check(args.domain, SigningTable.load(key_table, signing_table), lookup, sys.stdout))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -346,6 +362,18 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stats", help="mail received, sent, bounced, rejected… over the last day, week, month "
                        "and year; the queue and sessions (the statistics page's figures)")
     s.set_defaults(func=cmd_stats)
+    s = sub.add_parser("dkim", help="DKIM signing keys: make one and print its DNS record; check DNS")
+    dsub = s.add_subparsers(dest="action", required=True)
+    a = dsub.add_parser("keygen", help="write a key (0600) and print the TXT record to publish")
+    a.add_argument("domain")
+    a.add_argument("--selector", "-s", default="", help="selector (default: default, or ed25519)")
+    a.add_argument("--algorithm", "-a", choices=("rsa", "ed25519"), default="rsa")
+    a.add_argument("--bits", type=int, default=2048, choices=(1024, 2048, 3072, 4096), help="RSA key size")
+    a.add_argument("--directory", "-D", default="", help="where to write DOMAIN/SELECTOR.private "
+                                                         "(default $data_directory/dkim)")
+    dsub.add_parser("check", help="does DNS publish the key of each selector that signs for DOMAIN?"
+                    ).add_argument("domain")
+    s.set_defaults(func=cmd_dkim)
 
     s = sub.add_parser("reload", help="re-read the configuration; sessions in progress finish (SIGHUP)")
     s.set_defaults(func=cmd_signal)

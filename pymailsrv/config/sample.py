@@ -89,6 +89,16 @@ managesieve_listen = {managesieve_listen}
 # smtpd_helo_required = no
 # relayhost = [smtp.example.net]:587
 
+# --- Sender authentication (docs/senderauth.md) -----------------------------------------------
+# DKIM keys as OpenDKIM has them; `pymailsrv dkim keygen example.com` makes one and prints its record
+# dkim_key_table = /etc/pymailsrv/dkim/KeyTable
+# dkim_signing_table = refile:/etc/pymailsrv/dkim/SigningTable
+# Check SPF/DKIM/DMARC/ARC of inbound mail (Authentication-Results) and act on DMARC policies
+# smtpd_pipeline = restrictions, header_checks, cleanup, sender_auth, dkim_sign, content_filter
+# sender_auth_restrictions = reject_dmarc_policy
+# ARC-seal mail that aliases forward to other providers
+# arc_signing_key = example.com:arc:/etc/pymailsrv/dkim/example.com/arc.private
+
 # --- Passwords ---------------------------------------------------------------------------------
 # Your PostfixAdmin's $CONF['encrypt']: passwords pymailsrv writes take the form PostfixAdmin writes
 # (md5crypt, php_crypt:SHA512, dovecot:SHA512-CRYPT, dovecot:ARGON2ID, sha512.b64, ...).

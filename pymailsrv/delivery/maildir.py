@@ -9,6 +9,9 @@ Implementation notes:
 - With Sieve (delivery.sieve_filter), the scripts decide the folders, flags and the rest, one
   step before the store writes; ``fileinto`` a folder that does not exist (without ``:create``)
   stores into INBOX instead, as Dovecot does without lda_mailbox_autocreate.
+- A message carrying ``virtual_junk_header`` (the sender_auth stage adds it for DMARC
+  p=quarantine) goes into ``virtual_junk_folder``, created when missing: where it would have gone
+  into INBOX (no script, or a script's keep).
 """
 
 from __future__ import annotations
@@ -42,6 +45,19 @@ def has_delivered_to(content: bytes, address: str) -> bool:
     return any(m.lower() == want for m in _DELIVERED_TO.findall(header))
 
 
+def header_field(name: str, value: str) -> re.Pattern[bytes]:
+    """A pattern for the header field ``name: value`` (case-insensitive, blanks around the value
+    ignored), for ``has_field``."""
+    return re.compile(rb"^" + re.escape(name.strip().encode()) + rb":[ \t]*" + re.escape(value.strip().encode())
+                      + rb"[ \t]*$", re.IGNORECASE | re.MULTILINE)
+
+
+def has_field(content: bytes, field: re.Pattern[bytes]) -> bool:
+    """Does the header block (LF line ends) carry the field?"""
+    end = header_end(content)
+    return field.search(content if end < 0 else content[:end]) is not None
+
+
 class MaildirAgent:
     def __init__(self, settings: Settings, directory: Directory, store: MailStore,
                  sieve: SieveFilter | None = None) -> None:
@@ -50,6 +66,9 @@ class MaildirAgent:
         self.sieve = sieve
         self.overquota_bounce = settings.get_bool("virtual_overquota_bounce")
         self.size_limit = settings.get_size("virtual_mailbox_limit")
+        name, _, value = settings.get_str("virtual_junk_header").partition(":")
+        self.junk = header_field(name, value) if name.strip() else None
+        self.junk_folder = settings.get_str("virtual_junk_folder")
 
     async def deliver(self, sender: str, recipients: Sequence[str], content: bytes) -> list[DeliveryResult]:
         body = to_lf(content)
@@ -67,11 +86,13 @@ class MaildirAgent:
         if self.size_limit and len(body) > self.size_limit:
             return DeliveryResult(recipient, "bounced", "5.2.3", "message file too big", RELAY)
         head = f"Return-Path: <{sender}>\nDelivered-To: {recipient}\n".encode()
+        junk = self.junk is not None and bool(self.junk_folder) and has_field(body, self.junk)
         try:
+            inbox = self.junk_folder if junk else "INBOX"
             if self.sieve is None:
-                await self.store.deliver(account, head + body)
+                await self.store.deliver(account, head + body, folder=inbox)
                 return DeliveryResult(recipient, "sent", "2.0.0", "delivered to maildir", RELAY)
-            return await self._filtered(account, sender, recipient, head + body)
+            return await self._filtered(account, sender, recipient, head + body, inbox)
         except QuotaExceeded:
             if self.overquota_bounce:
                 return DeliveryResult(recipient, "bounced", "5.2.2",
@@ -83,8 +104,9 @@ class MaildirAgent:
             log.warning("maildir delivery to %s failed: %s", recipient, why)
             return DeliveryResult(recipient, "deferred", "4.2.0", f"maildir delivery failed: {why}", RELAY)
 
-    async def _filtered(self, account: Account, sender: str, recipient: str, content: bytes) -> DeliveryResult:
-        """Deliver as the Sieve scripts say (no script: into INBOX)."""
+    async def _filtered(self, account: Account, sender: str, recipient: str, content: bytes,
+                        inbox: str = "INBOX") -> DeliveryResult:
+        """Deliver as the Sieve scripts say (no script: into ``inbox``, INBOX or the junk folder)."""
         assert self.sieve is not None
 
         async def folders() -> frozenset[str]:
@@ -95,11 +117,13 @@ class MaildirAgent:
                 f != "INBOX" and not create for f, _, create, _ in plan.stores):
             plan.folders = await folders()  # only when a fileinto without :create may miss
         if plan is None:
-            await self.store.deliver(account, content)
+            await self.store.deliver(account, content, folder=inbox)
             return DeliveryResult(recipient, "sent", "2.0.0", "delivered to maildir", RELAY)
         if plan.reject is not None:
             return DeliveryResult(recipient, "bounced", "5.7.1", plan.reject, RELAY)
         for folder, flags, create, edited in plan.stores:
+            if folder == "INBOX" and inbox != "INBOX":  # a keep of quarantined mail
+                folder, create = inbox, True
             await self._store(account, plan, folder, flags, create, edited or content, recipient)
         if not plan.stores:
             return DeliveryResult(recipient, "sent", "2.0.0", "delivered via sieve", RELAY)

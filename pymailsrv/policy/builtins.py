@@ -7,10 +7,10 @@ Postfix does.
 
 from __future__ import annotations
 
-from pymailsrv.policy import checks_access, checks_basic, checks_dns
+from pymailsrv.policy import checks_access, checks_basic, checks_dns, checks_spf
 from pymailsrv.policy.checks_access import apply_action, policy_attributes
 from pymailsrv.policy.checks_basic import auth_destination, unlisted
 from pymailsrv.policy.registry import BUILTINS, BuiltinRestriction
 
 __all__ = ["BUILTINS", "BuiltinRestriction", "apply_action", "auth_destination", "checks_access", "checks_basic",
-           "checks_dns", "policy_attributes", "unlisted"]
+           "checks_dns", "checks_spf", "policy_attributes", "unlisted"]

@@ -48,7 +48,7 @@ def parse_nameserver(item: str) -> tuple[str, int]:
 class Resolver:
     """A thin wrapper that turns dnspython's exceptions into :class:`Status` values."""
 
-    def __init__(self, nameservers: list[str] | None = None, *, timeout: float = 5.0) -> None:
+    def __init__(self, nameservers: list[str] | None = None, *, timeout: float = 5.0, cache_size: int = 0) -> None:
         if nameservers:
             self._resolver = dns.asyncresolver.Resolver(configure=False)
             self._resolver.nameservers = [dns.nameserver.Do53Nameserver(h, p)
@@ -61,6 +61,8 @@ class Resolver:
                 self._resolver.nameservers = ["127.0.0.1"]
         self._resolver.lifetime = timeout
         self._resolver.timeout = min(timeout, 2.0)
+        if cache_size:  # answers kept for their TTL (dnspython's cache), e.g. senders' SPF and DKIM keys
+            self._resolver.cache = dns.resolver.LRUCache(cache_size)
 
     async def query(self, name: str, rdtype: str) -> tuple[Status, list[str]]:
         """The records of one type as text; NOTFOUND for NXDOMAIN and for an empty answer."""

@@ -15,6 +15,7 @@ from pymailsrv.pipeline.base import ACCEPT, BaseStage, Event, Session, Transacti
 from pymailsrv.pipeline.build import StageFactory, build_pipeline
 from pymailsrv.pipeline.message import Message
 from pymailsrv.pipeline.runner import Pipeline
+from pymailsrv.pipeline.senderauth import dkim_sign_stage, sender_auth_stage
 from pymailsrv.pipeline.stages import ContentFilterStage, RestrictionStage
 from pymailsrv.policy.base import LookupTable, Restrictions
 from pymailsrv.smtp import cleanup
@@ -100,6 +101,8 @@ def smtpd_pipeline(settings: Settings, config: SmtpConfig, restrictions: Restric
         "cleanup": lambda: CleanupStage(config, clock),
         "milters": lambda: milter_stage(settings, "smtpd_milters"),
         "content_filter": lambda: ContentFilterStage(settings.get_str("content_filter")),
+        "sender_auth": lambda: sender_auth_stage(settings),
+        "dkim_sign": lambda: dkim_sign_stage(settings),
     }
     pipeline = build_pipeline("smtpd_pipeline", settings, builtins)
     require_milter_stage(pipeline, settings, "smtpd_pipeline", "smtpd_milters")
