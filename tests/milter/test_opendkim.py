@@ -70,3 +70,23 @@ async def test_opendkim_verifies_what_it_signed_and_fails_a_changed_message(
         head = got.split(b"\n\n")[0]
         assert b"Authentication-Results: mx.example.test;" in head
         assert verdict in head, head
+
+
+async def test_what_opendkim_signs_verifies_in_pymailsrv(stack_factory: Any, opendkim: Any,
+                                                         dns: DnsResponder) -> None:
+    """OpenDKIM's rsa-sha256 signature (the milter as Postfix sites run it) checked by pymailsrv's
+    own verifier (the sender_auth stage's), through the loopback DNS: pass; a changed body fails."""
+    from pymailsrv.policy.checks_spf import resolver_lookup
+    from pymailsrv.policy.dns import Resolver
+    from pymailsrv.senderauth.dkim import verify
+
+    signer = await stack_factory(smtpd_milters=opendkim("s"))
+    code, _ = await asyncio.to_thread(send, signer.port(), MSG, "alice@example.com", ("bob@example.com",))
+    assert code == 250
+    [mail] = await signer.wait_for_mail("bob@example.com")
+    original = signed_part(mail)
+    lookup = resolver_lookup(Resolver([f"127.0.0.1:{dns.port}"]))
+    [ours] = await verify(original, lookup)
+    assert (ours.result, ours.domain, ours.selector, ours.algorithm) == ("pass", "example.com", "test", "rsa-sha256")
+    [changed] = await verify(original.replace(b"this message is signed", b"this message is forged"), lookup)
+    assert changed.result == "fail"
