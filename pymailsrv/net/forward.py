@@ -16,11 +16,13 @@ Implementation notes:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.net.conn import Connection, ConnectionClosed
+from pymailsrv.net.networks import Network, client_address, in_networks
 
 CHUNK = 64 * 1024
 TAIL = 512
@@ -63,6 +65,29 @@ class Upstream(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class ForwardedConnection(Protocol):
+    """What adopt_forwarded_client changes of a connection (net.conn.Connection has it)."""
+
+    peer_ip: str
+    peer_port: int
+    forwarded_by: str
+
+
+def adopt_forwarded_client(conn: ForwardedConnection, ip: str, port: str | None,
+                           trusted: Sequence[Network]) -> bool:
+    """A backend's side: take ``ip`` (and ``port``) as the client's address when the connection
+    comes from ``trusted`` (login_trusted_networks), once, before login. False: ignored."""
+    if conn.forwarded_by or not in_networks(conn.peer_ip, trusted):
+        return False
+    addr = client_address(ip)
+    if addr is None:
+        return False
+    conn.forwarded_by, conn.peer_ip = conn.peer_ip, str(addr)
+    if port is not None and port.isdigit() and int(port) < 65536:
+        conn.peer_port = int(port)
+    return True
 
 
 class Forwarder(Protocol):
