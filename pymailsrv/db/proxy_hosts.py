@@ -2,8 +2,9 @@
 
 As Dovecot's passdb ``host``/``port`` extra fields, but a query of its own: the site writes it
 against whatever table holds the assignment (an extra column of PostfixAdmin's mailbox table,
-or a table of its own). ``%u``/``%d``/``%n``/``%s`` become bound parameters, so a login can
-never change the statement; ``%%`` is a percent sign.
+or a table of its own). ``%u``/``%d``/``%n``/``%s``, quoted (``'%u'``, Dovecot's spelling) or
+not, become bound parameters, so a login can never change the statement; ``%%`` is a percent
+sign.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pymailsrv.db.engine import make_lookup_engine, translate_errors
 from pymailsrv.errors import ConfigError
 
 _VARS = {"u": "login", "d": "domain", "n": "local", "s": "service"}
-_TOKEN = re.compile(r"%(.)|:")
+# '%u' (quoted, as in Dovecot's SQL queries) and %u alike become a bound parameter
+_TOKEN = re.compile(r"'%([a-z])'|%(.)|:")
 
 
 def compile_query(query: str) -> tuple[TextClause, frozenset[str]]:
@@ -28,7 +30,7 @@ def compile_query(query: str) -> tuple[TextClause, frozenset[str]]:
     def sub(m: re.Match[str]) -> str:
         if m.group(0) == ":":
             return "\\:"  # a literal colon, not a bind parameter
-        var = m.group(1)
+        var = m.group(1) or m.group(2)
         if var == "%":
             return "%"
         if var not in _VARS:

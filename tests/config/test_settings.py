@@ -172,7 +172,7 @@ def test_an_int_parameter_may_be_auto() -> None:
 
 
 def test_every_parameter_is_declared_once() -> None:
-    from pymailsrv.config.params import core, mailbox, pipeline, queue, smtpd, tls
+    from pymailsrv.config.params import core, mailbox, pipeline, proxy, queue, smtpd, tls
 
-    names = [p.name for module in (core, smtpd, pipeline, queue, mailbox, tls) for p in module.PARAMS]
+    names = [p.name for module in (core, smtpd, pipeline, queue, mailbox, tls, proxy) for p in module.PARAMS]
     assert len(PARAMETERS) == len(names), sorted({n for n in names if names.count(n) > 1})
