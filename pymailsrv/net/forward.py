@@ -117,41 +117,46 @@ class StreamUpstream:
     async def splice(self, client: Connection, unread: bytes) -> str:
         if self._unread:
             client.write(self._unread)
-        to_backend = asyncio.create_task(self._client_to_backend(client, unread))
-        to_client = asyncio.create_task(self._backend_to_client(client))
+        tasks = (asyncio.create_task(self._client_to_backend(client, unread)),
+                 asyncio.create_task(self._backend_to_client(client)))
         try:
-            done, _ = await asyncio.wait((to_backend, to_client), return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (to_backend, to_client):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(to_backend, to_client, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.close()
-        if to_backend in done and to_backend.exception() is None:  # the client went away
-            return "timeout" if client.timed_out else "client"
-        return "backend"  # closed, reset, or a write to it failed
+        ended = next(iter(done)).result()
+        return "timeout" if ended == "client" and client.timed_out else ended
 
-    async def _client_to_backend(self, client: Connection, unread: bytes) -> None:
-        if unread:
-            self.client_tail = unread[-TAIL:]
-            self.writer.write(unread)
-            await self.writer.drain()
+    async def _client_to_backend(self, client: Connection, unread: bytes) -> str:
+        data = unread
         while True:
+            if data:
+                self.client_tail = (self.client_tail + data)[-TAIL:]
+                try:
+                    self.writer.write(data)
+                    await self.writer.drain()
+                except OSError:
+                    return "backend"
             try:
                 data = await client.read_some(CHUNK)
             except ConnectionClosed:
-                return
-            self.client_tail = (self.client_tail + data)[-TAIL:]
-            self.writer.write(data)
-            await self.writer.drain()
+                return "client"
 
-    async def _backend_to_client(self, client: Connection) -> None:
+    async def _backend_to_client(self, client: Connection) -> str:
         while True:
-            data = await self.reader.read(CHUNK)
+            try:
+                data = await self.reader.read(CHUNK)
+            except OSError:
+                return "backend"
             if not data:
-                return
+                return "backend"
             self.backend_tail = (self.backend_tail + data)[-TAIL:]
-            client.last_activity = client.clock.monotonic()  # a long FETCH is activity too
-            await client.send(data)
+            try:
+                await client.send(data)  # also counts as activity for the idle sweeper
+            except ConnectionClosed:
+                return "client"
 
     def close(self) -> None:
         if not self.writer.is_closing():

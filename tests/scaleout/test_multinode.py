@@ -135,7 +135,10 @@ def cluster(tmp_path: Path, tls_files: tuple[str, str], mariadb_url: str) -> Ite
                 _admin(mariadb_url, "INSERT INTO proxy_host VALUES (%s, %s, %s, %s)",
                        (user, service, "127.0.0.1", node.ports[service]))
         # carol has no row: consistent hashing over proxy_backends (one backend here: b1)
-        front = start(write_config(tmp_path / "front", *tls_files, **common, proxy_host_query=QUERY,
+        # the front node serves from a worker process (connections passed by the main process),
+        # the backends from their main process: both ways of serving are on the path
+        front = start(write_config(tmp_path / "front", *tls_files, **{**common, "worker_processes": "1"},
+                                   proxy_host_query=QUERY,
                                    proxy_backends="127.0.0.1", proxy_imap_port=str(b1.ports["imap"]),
                                    proxy_pop3_port=str(b1.ports["pop3"]), proxy_connect_timeout="10s"))
         cluster = Cluster(mariadb_url, tmp_path, tls_files, b1, b2, front, procs)
