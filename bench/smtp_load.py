@@ -8,6 +8,7 @@ seconds per message and the server's peak RSS.
     python bench/smtp_load.py --sessions 20 --messages 5000 --size 2048
     python bench/smtp_load.py --driver smtp-source --sessions 20 --messages 20000 --size 2048
     python bench/smtp_load.py --target 127.0.0.1:2525 ...   # any server (no CPU/RSS figures)
+    python bench/smtp_load.py --milters unix:/run/opendkim/opendkim.sock ...  # through a milter
 
 ``--queue null`` (default) discards accepted mail (with a permit-all policy unless ``--policy
 real``); ``--queue spool`` runs the real stack: SQLite PostfixAdmin database with bench.test
@@ -58,7 +59,8 @@ async def _serve(args: argparse.Namespace) -> None:
 
     settings = Settings({"smtpd_listen": "127.0.0.1:0", "myhostname": "mx.bench.test",
                          "mynetworks": "127.0.0.0/8", "data_directory": args.spool_dir,
-                         "smtpd_client_connection_count_limit": "0", "dns_nameservers": "127.0.0.1:9"})
+                         "smtpd_client_connection_count_limit": "0", "dns_nameservers": "127.0.0.1:9",
+                         "smtpd_milters": args.milters})
     queue = await _make_queue(args, settings)
     restrictions = PermitAll()
     if args.policy == "real" or args.queue == "spool":
@@ -204,6 +206,7 @@ def main() -> int:
     p.add_argument("--policy", choices=("permit", "real"), default="permit")
     p.add_argument("--spool-dir", default="")
     p.add_argument("--target", default="", help="host:port of an already running server")
+    p.add_argument("--milters", default="", help="smtpd_milters of the server (e.g. unix:/run/opendkim.sock)")
     args = p.parse_args()
     if args.messages > 200000 or args.sessions > 500:
         p.error("bounded: at most 200000 messages and 500 sessions")
@@ -218,7 +221,7 @@ def main() -> int:
             port = int(port_s)
         else:
             cmd = [sys.executable, __file__, "--serve", "--queue", args.queue, "--policy", args.policy,
-                   "--spool-dir", args.spool_dir or tmp]
+                   "--spool-dir", args.spool_dir or tmp, "--milters", args.milters]
             child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
             assert child.stdout is not None
             host, port = "127.0.0.1", int(child.stdout.readline())

@@ -14,9 +14,9 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pymailsrv.config.settings import Settings
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from pymailsrv.clock import Clock
     from pymailsrv.db.base import Directory
     from pymailsrv.db.directory import SqlDirectory
+    from pymailsrv.delivery.base import DeliveryResult
+    from pymailsrv.managesieve.options import SieveOptions
+    from pymailsrv.managesieve.server import ManageSieveServer
     from pymailsrv.net.limits import ConnectionLimiter
     from pymailsrv.pipeline.runner import Pipeline
     from pymailsrv.policy.restrictions import RestrictionEngine
@@ -58,6 +61,7 @@ def serve(settings: Settings | None, *, config_path: str, demo: bool = False, wo
               f"  mailbox {DEMO_USER}  password {password}\n"
               f"  SMTP 127.0.0.1:2525 (MTA), 2587 (submission, STARTTLS), 2465 (SMTPS)\n"
               f"  IMAP 127.0.0.1:1143 (STARTTLS), 1993 (IMAPS); POP3 127.0.0.1:1110 (STLS), 1995 (POP3S)\n"
+              f"  ManageSieve 127.0.0.1:4190 (STARTTLS)\n"
               f"  try: swaks --server 127.0.0.1:2525 --to {DEMO_USER}", file=sys.stderr, flush=True)
     assert settings is not None
     _setup_logging(settings)
@@ -172,9 +176,11 @@ def _setup_logging(settings: Settings) -> None:
 # Parameters a reload cannot apply to a running main process: where it listens, what it holds
 # open, how many processes it runs.
 RESTART_ONLY = ("smtpd_listen", "submission_listen", "smtps_listen", "reinject_listen", "imap_listen",
-                "imaps_listen", "pop3_listen", "pop3s_listen", "worker_processes", "data_directory",
-                "queue_directory", "virtual_mailbox_base", "database_url", "database_table_prefix",
-                "default_process_limit", "myhostname", "acme_directory_url", "acme_http_listen", "acme_tls_listen")
+                "imaps_listen", "pop3_listen", "pop3s_listen", "managesieve_listen", "worker_processes",
+                "data_directory", "queue_directory", "virtual_mailbox_base", "database_url", "database_table_prefix",
+                "default_process_limit", "myhostname", "acme_directory_url", "acme_http_listen", "acme_tls_listen",
+                "lmtp_listen", "dovecot_auth_listen", "quota_status_listen", "service_socket_mode",
+                "service_socket_group")
 
 
 def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
@@ -193,6 +199,7 @@ class _Serving:
     pop3: Pop3Server | None
     owns_core: bool
     inbox: Any = None
+    managesieve: ManageSieveServer | None = None
 
     @classmethod
     async def start(cls, settings: Settings, core: _Core, queue: Any, limiter: Any, user_ip: Mapping[str, Any], *,
@@ -203,7 +210,7 @@ class _Serving:
         process, collects what serves the connections the main process passes instead."""
         smtp: list[Any] = []
         imap: list[Any] = []
-        pop3 = None
+        pop3 = managesieve = None
         try:
             smtp = await start_smtp(settings, authenticator=core.authenticator, restrictions=core.restrictions,
                                     queue=queue, directory=core.directory, limiter=limiter, inherited=smtp_sockets)
@@ -213,15 +220,18 @@ class _Serving:
             pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock, user_ip=user_ip["pop3"],
                                     forwarder=core.forwarder,
                                     inherited=sockets, adopters=adopters, on_end=on_end)
+            managesieve = await start_managesieve(settings, core.authenticator, core.clock, inherited=sockets,
+                                                  adopters=adopters, on_end=on_end)
         except BaseException:
-            await cls(core, smtp, imap, pop3, owns_core).close()
+            await cls(core, smtp, imap, pop3, owns_core, managesieve=managesieve).close()
             raise
-        return cls(core, smtp, imap, pop3, owns_core)
+        return cls(core, smtp, imap, pop3, owns_core, managesieve=managesieve)
 
     def sessions(self) -> int:
         registries = {id(s.registry): s.registry for s in self.imap}
-        if self.pop3 is not None:
-            registries[id(self.pop3.registry)] = self.pop3.registry
+        for server in (self.pop3, self.managesieve):
+            if server is not None:
+                registries[id(server.registry)] = server.registry
         smtp: int = sum(len(s.spec.sessions) for s in self.smtp)
         # connections passed to this worker whose session has not begun (IMAP's and POP3's alike)
         starting: int = sum(a.starting for a in self.inbox.adopters.values()) if self.inbox is not None else 0
@@ -234,6 +244,8 @@ class _Serving:
             server.server.close()  # the listening socket lives on in the main process
         for listener in self.imap + (self.pop3.servers if self.pop3 is not None else []):
             listener.stop_accepting()
+        if self.managesieve is not None:
+            self.managesieve.stop_accepting()
 
     async def retire(self) -> None:
         """Stop accepting; end once every session has (a reload: they finish on what they began with)."""
@@ -248,6 +260,8 @@ class _Serving:
         stops.extend(s.close for s in self.imap)
         if self.pop3 is not None:
             stops.append(self.pop3.close)
+        if self.managesieve is not None:
+            stops.append(self.managesieve.close)
         if self.inbox is not None:
             stops.append(_closer_sync(self.inbox.close))
         await _stop_all(stops)
@@ -325,16 +339,21 @@ async def _serve(settings: Settings, config_path: str) -> int:
         stops.extend(s.close for s in held)
         if pop3 is not None:
             stops.append(pop3.close)
+        managesieve = await start_managesieve(settings, core.authenticator, core.clock, serve=False, sockets=passed)
+        if managesieve is not None:
+            stops.append(managesieve.close)
         if processes and (sockets or passed):
             from pymailsrv.workers import WorkerPool
 
             workers = WorkerPool(processes, config_path, sockets, limiter, queue.manager.pickup,
-                                 core.authenticator.throttle, user_ip, passed, _ip_limits(held, pop3))
+                                 core.authenticator.throttle, user_ip, passed, _ip_limits(held, pop3, managesieve))
             await workers.start()
             stops.append(workers.stop)  # stopped first: each finishes its sessions
         elif sockets or passed:
             serving = await _Serving.start(settings, core, queue.manager, limiter, user_ip, owns_core=False,
                                            smtp_sockets=_dup_sockets(sockets), sockets=_dup_sockets(passed))
+        dovecot = await start_dovecot_services(settings, core, queue)
+        stops.append(dovecot.close)
         acme = await _start_acme(settings, lambda: on_hup())  # a new certificate: reload, as SIGHUP
         if acme is not None:
             stops.append(acme.stop)
@@ -391,6 +410,10 @@ async def _serve(settings: Settings, config_path: str) -> int:
             retiring.add(retire)
             retire.add_done_callback(retiring.discard)
             serving = following
+        try:
+            dovecot.reload(new)
+        except ConfigError as exc:
+            log.error("reload: %s; LMTP, the auth socket and quota-status keep the previous configuration", exc)
         settings = new
         queue.reload(new, core.directory, core.store)
         if acme is not None:
@@ -521,10 +544,11 @@ async def _stop_all(stops: list[Callable[[], Awaitable[None]]]) -> None:
             log.exception("error during shutdown")
 
 
-def _ip_limits(imap: list[Any], pop3: Pop3Server | None) -> dict[str, ConnectionLimiter]:
-    """Per IMAP/POP3 listen parameter, the per-IP limiter (login_max_ip_connections) of its
-    registry: with worker processes, the main process counts with it for all of them."""
-    servers = imap + (pop3.servers if pop3 is not None else [])
+def _ip_limits(imap: list[Any], pop3: Pop3Server | None,
+               managesieve: ManageSieveServer | None = None) -> dict[str, ConnectionLimiter]:
+    """Per IMAP/POP3/ManageSieve listen parameter, the per-IP limiter (login_max_ip_connections) of
+    its registry: with worker processes, the main process counts with it for all of them."""
+    servers = imap + (pop3.servers if pop3 is not None else []) + (managesieve.servers if managesieve else [])
     return {f"{server.name}_listen": server.registry.limiter for server in servers}
 
 
@@ -629,11 +653,14 @@ class _Delivery:
     builds new ones; the old ones are closed once the deliveries that use them are done)."""
 
     def __init__(self, settings: Settings, directory: Directory, store: MailStore) -> None:
+        from pymailsrv.db.vacation import SqlVacations
         from pymailsrv.delivery.agents import AgentTable
         from pymailsrv.delivery.dns import MxResolver, make_resolver
         from pymailsrv.delivery.maildir import MaildirAgent
         from pymailsrv.delivery.router import DirectoryRouter
+        from pymailsrv.delivery.sieve_filter import SieveFilter
         from pymailsrv.delivery.smtp_client import SmtpClient
+        from pymailsrv.delivery.vacation import VacationAgent
         from pymailsrv.policy.tables import open_table
 
         transport_tables = [open_table(spec, settings) for spec in settings.get_list("transport_maps")]
@@ -651,12 +678,17 @@ class _Delivery:
         self.router = DirectoryRouter(settings, directory, transport_tables, alias_tables)
         mx = MxResolver(make_resolver(settings.get_list("dns_nameservers")))
         self.smtp = SmtpClient(settings, mx, passwords=passwords if password_tables else None)
-        self.agents = AgentTable(MaildirAgent(settings, directory, store), self.smtp)
+        self.vacations = SqlVacations.from_settings(settings)
+        self.vacation = VacationAgent(self.vacations, hostname=settings.expanded("myhostname"),
+                                      recipient_delimiter=settings.expanded("recipient_delimiter"))
+        self.sieve = SieveFilter(settings)
+        self.agents = AgentTable(MaildirAgent(settings, directory, store, self.sieve), self.smtp, self.vacation)
 
     async def close(self) -> None:
         from pymailsrv.policy.tables import close_table
 
         await self.smtp.close()
+        await self.vacations.close()
         for table in self.tables:
             await close_table(table)
 
@@ -699,6 +731,8 @@ class QueueService:
         delivery = _Delivery(settings, directory, store)
         manager = QueueManager(settings, spool, delivery.router, delivery.agents, clk,
                                handoff=worker[1] if worker else None, pipeline=non_smtpd_pipeline(settings))
+        delivery.vacation.attach(manager)
+        delivery.sieve.attach(manager)
         control = None
         if worker is None:
             await manager.start()
@@ -709,6 +743,8 @@ class QueueService:
         """The routes, agents and timings of a new configuration for what is delivered from now on;
         the old agents are closed once the deliveries in progress are done."""
         old, self.delivery = self.delivery, _Delivery(settings, directory, store)
+        self.delivery.vacation.attach(self.manager)
+        self.delivery.sieve.attach(self.manager)
         self.manager.reconfigure(settings, self.delivery.router, self.delivery.agents, non_smtpd_pipeline(settings))
 
         async def close_old() -> None:
@@ -734,16 +770,20 @@ class QueueService:
 
 def non_smtpd_pipeline(settings: Settings) -> Pipeline:
     """non_smtpd_pipeline: the stages of the mail the queue manager generates (bounces, notices)."""
+    from pymailsrv.milter.stage import milter_stage, require_milter_stage
     from pymailsrv.pipeline.build import build_pipeline
     from pymailsrv.pipeline.stages import ContentFilterStage
     from pymailsrv.policy.tables import open_table
     from pymailsrv.smtp.stages import HeaderChecksStage
 
-    return build_pipeline("non_smtpd_pipeline", settings, {
+    pipeline = build_pipeline("non_smtpd_pipeline", settings, {
         "header_checks": lambda: HeaderChecksStage([open_table(spec, settings)
                                                     for spec in settings.get_list("header_checks")]),
+        "milters": lambda: milter_stage(settings, "non_smtpd_milters"),
         "content_filter": lambda: ContentFilterStage(settings.get_str("content_filter")),
     })
+    require_milter_stage(pipeline, settings, "non_smtpd_pipeline", "non_smtpd_milters")
+    return pipeline
 
 
 # --- IMAP and POP3 --------------------------------------------------------------------------------
@@ -831,3 +871,154 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
             if sockets is not None:
                 sockets.setdefault((param, index), []).extend(bound.server.sockets)
     return server
+
+
+# --- ManageSieve ----------------------------------------------------------------------------------
+def sieve_checker(settings: Settings | None = None) -> tuple[Callable[[str], str | None], tuple[str, ...]]:
+    """CHECKSCRIPT/PUTSCRIPT's check (the Sieve compiler, as delivery uses it) and the SIEVE
+    capability: the extensions scripts may require (sieve_extensions, else every one implemented)."""
+    from pymailsrv.sieve import EXTENSIONS, SieveError, compile_script
+
+    chosen = settings.get_list("sieve_extensions") if settings is not None else []
+    extensions = tuple(e for e in EXTENSIONS if e in chosen) if chosen else tuple(EXTENSIONS)
+
+    def check(text: str) -> str | None:
+        try:
+            compile_script(text, extensions)
+        except SieveError as exc:
+            return str(exc)  # "line L, column C: message"
+        return None
+
+    return check, extensions
+
+
+async def start_managesieve(settings: Settings, authenticator: Authenticator, clock: Clock | None = None, *,
+                            serve: bool = True, sockets: Sockets | None = None, inherited: Sockets | None = None,
+                            adopters: dict[tuple[str, int], Any] | None = None,
+                            on_end: Callable[[], None] = lambda: None) -> ManageSieveServer | None:
+    """Start managesieve_listen (RFC 5804, STARTTLS when a certificate is set); None when it is
+    empty. ``await server.close()`` on shutdown. ``serve``/``sockets``/``inherited``/``adopters``/
+    ``on_end``: as for start_imap (with workers, the main process accepts and passes connections)."""
+    from pymailsrv.clock import SystemClock
+    from pymailsrv.managesieve.options import SieveServices
+    from pymailsrv.managesieve.server import ManageSieveServer
+
+    addresses = settings.get_listen("managesieve_listen")
+    if not addresses:
+        return None
+    options, check, extensions = _managesieve_config(settings)
+    server = ManageSieveServer(options, SieveServices(authenticator, check, extensions, clock or SystemClock()))
+    try:
+        for index, address in enumerate(addresses):
+            key = ("managesieve_listen", index)
+            if adopters is not None:
+                adopters[key] = server.adopter(on_end=on_end)
+            elif inherited is not None:
+                for sock in inherited.get(key, ()):
+                    await server.listen_on(address, sock=sock)
+            else:
+                bound = await server.listen_on(address, serve=serve)
+                log.info("managesieve listening on %s:%d", address.host or "*", bound.port)
+                if sockets is not None:
+                    sockets.setdefault(key, []).extend(bound.server.sockets)
+    except BaseException:
+        await server.close()
+        raise
+    return server
+
+
+def _managesieve_config(settings: Settings) -> tuple[SieveOptions, Callable[[str], str | None], tuple[str, ...]]:
+    """What a configuration gives ManageSieve (at start and on reload): options, checker, extensions."""
+    from pymailsrv.managesieve.options import SieveOptions
+    from pymailsrv.tls.contexts import listener_context
+
+    tls = listener_context(settings, settings.get_str("tls_cert_file"), settings.get_str("tls_key_file"))
+    return (SieveOptions.from_settings(settings, tls), *sieve_checker(settings))
+# --- Dovecot's services for Postfix: LMTP, the auth socket, quota-status ---------------------------
+class _CurrentVirtual:
+    """The queue's virtual (Maildir) transport as of now: LMTP delivers through the agent the
+    queue manager uses (and what a reload gives it), not a copy of its own."""
+
+    def __init__(self, queue: QueueService) -> None:
+        self.queue = queue
+
+    async def deliver(self, sender: str, recipients: Sequence[str], content: bytes) -> list[DeliveryResult]:
+        return await self.queue.delivery.agents.virtual.deliver(sender, recipients, content)
+
+
+@dataclass(slots=True)
+class DovecotServices:
+    """The started LMTP, auth-client and quota-status listeners, in the main process. A reload
+    gives new connections the new settings (listen addresses and socket modes need a restart)."""
+
+    core: _Core
+    queue: QueueService
+    auth: Any
+    quota: Any
+    lmtp: list[Any] = field(default_factory=list)
+    others: list[Any] = field(default_factory=list)
+
+    def reload(self, settings: Settings) -> None:
+        """Raises ConfigError (a certificate or password scheme that does not load): the old
+        settings stay."""
+        from pymailsrv.auth.authenticator import DirectoryAuthenticator
+        from pymailsrv.dovecot.quota_status import QuotaStatusOptions
+
+        setup = _lmtp_setup(settings, self.core, self.queue)
+        # the password settings anew, the failed-login counts go on (as for the listeners)
+        authenticator = DirectoryAuthenticator(self.core.directory, settings, self.core.clock,
+                                               throttle=self.core.authenticator.throttle)
+        for server in self.lmtp:
+            server.reconfigure(setup)
+        self.auth.authenticator = authenticator
+        self.auth.clients = self.quota.clients = tuple(settings.mynetworks())
+        self.quota.options = QuotaStatusOptions.from_settings(settings)
+
+    async def close(self) -> None:
+        """Within the 10 s a stop step has: LMTP sessions finish the message they are receiving."""
+        for server in self.lmtp:
+            server.close()
+        await asyncio.gather(*(s.wait_closed(timeout=6.0) for s in self.lmtp),
+                             *(s.close(grace=3.0) for s in self.others))
+
+
+def _lmtp_setup(settings: Settings, core: _Core, queue: QueueService) -> Any:
+    from pymailsrv.lmtp.server import lmtp_setup
+
+    return lmtp_setup(settings, directory=core.directory, store=core.store, delivery=_CurrentVirtual(queue),
+                      clock=core.clock)
+
+
+async def start_dovecot_services(settings: Settings, core: _Core, queue: QueueService) -> DovecotServices:
+    """Start lmtp_listen, dovecot_auth_listen and quota_status_listen. Raises ConfigError."""
+    from pymailsrv.dovecot.auth_server import AuthClientServer
+    from pymailsrv.dovecot.quota_status import QuotaStatusOptions, QuotaStatusServer
+    from pymailsrv.lmtp.server import socket_options, start_lmtp
+    from pymailsrv.net.endpoints import endpoint_address, parse_endpoints
+    from pymailsrv.net.server import start_endpoint_server
+
+    mode, group = socket_options(settings)
+    clients = settings.mynetworks()  # over TCP: the MTAs in front
+    services = DovecotServices(core, queue, AuthClientServer(core.authenticator, clients),
+                               QuotaStatusServer(core.directory, core.store,
+                                                 QuotaStatusOptions.from_settings(settings), clients))
+    try:
+        services.lmtp = await start_lmtp(settings, _lmtp_setup(settings, core, queue))
+        for param, name, handler in (("dovecot_auth_listen", "auth", services.auth.handle),
+                                     ("quota_status_listen", "quota-status", services.quota.handle)):
+            try:
+                endpoints = parse_endpoints(settings.get_list(param))
+            except ValueError as exc:
+                raise ConfigError(f"{param}: {exc}") from None
+            for endpoint in endpoints:
+                try:
+                    server = await start_endpoint_server(handler, endpoint, clock=core.clock, name=name,
+                                                         mode=mode, group=group)
+                except (OSError, KeyError) as exc:
+                    raise ConfigError(f"{param}: cannot listen on {endpoint}: {exc}") from None
+                services.others.append(server)
+                log.info("%s listening on %s", name, endpoint_address(server.server))
+    except BaseException:
+        await services.close()
+        raise
+    return services

@@ -365,3 +365,14 @@ def _octal(char: str) -> str:
     if 0xDC80 <= code <= 0xDCFF:  # a byte surrogateescape kept
         return f"\\{code - 0xDC00:03o}"
     return "".join(f"\\{byte:03o}" for byte in char.encode("utf-8", "surrogatepass"))
+
+
+def fmt_delay(x: float) -> str:
+    """Postfix's delay figures: two significant digits below 10 s, whole seconds above."""
+    if x < 0.005:
+        return "0"
+    if x < 1:
+        return f"{x:.2f}".rstrip("0").rstrip(".")
+    if x < 10:
+        return f"{x:.1f}".rstrip("0").rstrip(".")
+    return str(round(x))

@@ -34,9 +34,9 @@ class DnsResponder(asyncio.DatagramProtocol):
         self.records.setdefault((name, rdtype), []).extend(values)
         self.exists.add(name)
 
-    async def start(self, host: str = "127.0.0.1") -> DnsResponder:
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> DnsResponder:
         loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self, local_addr=(host, 0))
+        await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
         return self
 
     def stop(self) -> None:

@@ -10,6 +10,7 @@ PRODUCTION_PORTS = {
     "imaps_listen": "0.0.0.0:993",
     "pop3_listen": "0.0.0.0:110",
     "pop3s_listen": "0.0.0.0:995",
+    "managesieve_listen": "0.0.0.0:4190",
 }
 
 DEMO_PORTS = {
@@ -20,6 +21,7 @@ DEMO_PORTS = {
     "imaps_listen": "127.0.0.1:1993",
     "pop3_listen": "127.0.0.1:1110",
     "pop3s_listen": "127.0.0.1:1995",
+    "managesieve_listen": "127.0.0.1:4190",
 }
 
 TEMPLATE = """\
@@ -70,6 +72,13 @@ imap_listen = {imap_listen}
 imaps_listen = {imaps_listen}
 pop3_listen = {pop3_listen}
 pop3s_listen = {pop3s_listen}
+# ManageSieve (RFC 5804; Roundcube's managesieve plugin, Thunderbird's sieve add-on), STARTTLS
+managesieve_listen = {managesieve_listen}
+# Dovecot's services for a Postfix in front (README: "Replacing Dovecot under your Postfix"):
+# lmtp_listen = unix:/var/spool/postfix/private/dovecot-lmtp
+# dovecot_auth_listen = unix:/var/spool/postfix/private/auth
+# quota_status_listen = 127.0.0.1:12340
+# service_socket_group = postfix
 # Worker processes (SMTP, IMAP, POP3) beside the main one (auto: one per CPU core, at most 4; 0: none)
 # worker_processes = auto
 
@@ -94,6 +103,15 @@ pop3s_listen = {pop3s_listen}
 # mail_max_userip_connections = 20
 # Connections per client IP (IMAP and POP3 apart); loopback and login_trusted_networks are exempt.
 # login_max_ip_connections = 100
+# Sieve scripts per user (count, bytes of all together; 0 = no limit), Pigeonhole's names
+# sieve_quota_max_scripts = 0
+# sieve_quota_max_storage = 0
+
+# --- PostfixAdmin vacation (its vacation.pl's settings) ---------------------------------------
+# Its $CONF['vacation_domain'] (empty: any user#domain@ target in a domain not hosted here)
+# postfixadmin_vacation_domain = autoreply.example.com
+# Seconds between two replies to one sender when the vacation table has no interval_time column
+# postfixadmin_vacation_interval = 0
 
 # --- Logging ----------------------------------------------------------------------------------
 # log_file =

@@ -31,6 +31,34 @@ class PasswordEntry:
     account: Account
 
 
+@dataclass(frozen=True, slots=True)
+class Vacation:
+    """An active PostfixAdmin ``vacation`` row (active, and now inside activefrom .. activeuntil)."""
+
+    email: str
+    subject: str
+    body: str
+    interval: int  # seconds between two replies to one sender; 0: reply once per absence
+
+
+class Vacations(Protocol):
+    """PostfixAdmin's ``vacation`` and ``vacation_notification`` tables, as vacation.pl uses them.
+    Read on every call (no cache): an edit in PostfixAdmin counts for the next message. Raise
+    TemporaryFailure when the database cannot be reached."""
+
+    async def away(self, email: str) -> Vacation | None:
+        """The vacation of the mailbox ``email`` if it is active now, else None."""
+        ...
+
+    async def due(self, vacation: Vacation, sender: str) -> bool:
+        """Whether ``sender`` is to be answered now; when it is, that is recorded at once (a
+        second call for the same sender within the interval says False). Notifications from
+        before the vacation's ``activefrom`` do not count."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class Directory(Protocol):
     async def is_local_domain(self, domain: str) -> bool:
         """A domain we deliver for: an active ``domain`` row, not backupmx, or an active alias domain."""
@@ -44,10 +72,16 @@ class Directory(Protocol):
         """The ``domain.transport`` column of the active domain row (``virtual``, ``smtp:[h]`` …)."""
         ...
 
-    async def resolve(self, address: str) -> list[str]:
+    async def resolve(self, address: str, *, autoreply: bool = False) -> list[str]:
         """Final recipients of ``address`` after virtual alias expansion (recursive, alias domains,
         catch-all, recipient delimiter); an address with no alias resolves to ``[address]``.
-        Order is stable (first seen first), duplicates removed, vacation pseudo-targets dropped."""
+        Order is stable (first seen first), duplicates removed. PostfixAdmin's vacation
+        pseudo-targets (``user#domain@autoreply.domain``) are dropped, or with ``autoreply`` kept
+        as they are (see ``is_vacation_target``)."""
+        ...
+
+    async def is_vacation_target(self, address: str) -> bool:
+        """A PostfixAdmin vacation pseudo-target: ``#`` in the local part, a domain not hosted here."""
         ...
 
     async def mailbox(self, address: str) -> Account | None:

@@ -30,7 +30,8 @@ Implementation notes:
   so a loop never spins. More than ``RECURSION_LIMIT`` (100) levels or ``EXPANSION_LIMIT`` results is
   a TemporaryFailure, as Postfix defers with "unreasonable virtual_alias_maps map nesting".
 * ``x#y@vacation-domain`` targets (PostfixAdmin's vacation pseudo-target: ``#`` in the local part,
-  domain not hosted here) are dropped.
+  domain not hosted here) are dropped, unless the caller asks for them (``autoreply``: the router
+  sends them to the vacation agent); they are never expanded further.
 * Mailboxes: ``maildir`` is the stored column joined to virtual_mailbox_base, never recomputed;
   ``domain.active`` is not checked for mailbox and password lookups (§4).
 """
@@ -168,20 +169,24 @@ class RulesDirectory:
 
     async def _is_vacation_target(self, view: Lookup, target: str) -> bool:
         local, domain = split(target)
-        return "#" in local and not await self._is_local(view, domain)
+        return "#" in local and bool(domain) and not await self._is_local(view, domain)
 
-    async def resolve(self, address: str) -> list[str]:
+    async def is_vacation_target(self, address: str) -> bool:
+        key = normalize(address)
+        return await self._is_vacation_target(self.lookup(key), key)
+
+    async def resolve(self, address: str, *, autoreply: bool = False) -> list[str]:
         out: list[str] = []
         key = normalize(address)
         local, domain = split(address.strip())
         # No alias: the address keeps its local-part spelling (RFC 5321 §2.4: a remote server may
         # treat case as significant); lookups themselves are case-folded.
         spelled = f"{local}@{split(key)[1]}" if domain else key
-        await self._expand(self.lookup(key), key, (), out, spelled)
+        await self._expand(self.lookup(key), key, (), out, spelled, autoreply)
         return list(dict.fromkeys(out))
 
     async def _expand(self, view: Lookup, addr: str, path: tuple[str, ...], out: list[str],
-                      spelled: str = "") -> None:
+                      spelled: str = "", autoreply: bool = False) -> None:
         if len(path) >= RECURSION_LIMIT:
             raise TemporaryFailure(f"unreasonable virtual alias nesting for {addr}")
         found = await self.alias_lookup(addr, view)
@@ -194,6 +199,8 @@ class RulesDirectory:
         view.expect(targets)  # the whole level in one request, if any of it is not cached
         for target, original in zip(targets, found[0], strict=True):
             if await self._is_vacation_target(view, original):
+                if autoreply:
+                    out.append(original)
                 continue
             if target == addr:
                 out.append(target)  # the identity alias: deliver here, expand no further
@@ -201,7 +208,7 @@ class RulesDirectory:
                 log.warning("virtual alias loop: %s -> %s; not expanded further", addr, target)
                 out.append(target)
             else:
-                await self._expand(view, target, (*path, addr), out)
+                await self._expand(view, target, (*path, addr), out, autoreply=autoreply)
             if len(out) > EXPANSION_LIMIT:
                 raise TemporaryFailure(f"unreasonable virtual alias expansion for {path[:1] or addr}")
 

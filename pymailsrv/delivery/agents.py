@@ -28,9 +28,11 @@ def error_results(text: str, recipients: Sequence[str]) -> list[DeliveryResult]:
 class AgentTable:
     """Implements ``delivery.base.Agents`` over a Maildir agent and an SMTP/LMTP client."""
 
-    def __init__(self, virtual: Transport, smtp: NextHopTransport | None = None) -> None:
+    def __init__(self, virtual: Transport, smtp: NextHopTransport | None = None,
+                 vacation: Transport | None = None) -> None:
         self.virtual = virtual
         self.smtp = smtp
+        self.vacation = vacation  # PostfixAdmin's vacation pseudo-targets (delivery.vacation)
 
     async def deliver(self, route: Route, sender: str, recipients: Sequence[str],
                       content: bytes, *, dsn: DsnOptions | None = None) -> list[DeliveryResult]:
@@ -42,6 +44,10 @@ class AgentTable:
                 return [DeliveryResult(r, "deferred", "4.3.5", "no SMTP client configured") for r in recipients]
             return await self.smtp.deliver_to(route.nexthop, sender, recipients, content, lmtp=t == "lmtp",
                                               dsn=dsn)
+        if t == "vacation":
+            if self.vacation is None:
+                return [DeliveryResult(r, "deferred", "4.3.5", "no vacation agent configured") for r in recipients]
+            return await self.vacation.deliver(sender, recipients, content)
         if t == "discard":
             return [DeliveryResult(r, "sent", "2.0.0", route.nexthop or "discarded", "none") for r in recipients]
         if t == "error":

@@ -2,10 +2,11 @@
 
 Order for one envelope recipient: a content filter takes the whole message unchanged; otherwise
 the Directory expands aliases (recursive, alias domains, catch-all, +extension) and each final
-address goes to the first of: transport_maps (address, domain, parent domains), the domain's
-``transport`` column when it names something other than ``virtual``, the virtual mailbox
-(Maildir), "user unknown" for a domain we host or a mydestination domain (there is no local(8)
-agent), the relayhost, or the domain itself by MX.
+address goes to the first of: the vacation agent for PostfixAdmin's vacation pseudo-targets
+(``user#domain@autoreply.domain``, which Postfix sites pipe to vacation.pl), transport_maps
+(address, domain, parent domains), the domain's ``transport`` column when it names something
+other than ``virtual``, the virtual mailbox (Maildir), "user unknown" for a domain we host or a
+mydestination domain (there is no local(8) agent), the relayhost, or the domain itself by MX.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def parse_transport(value: str, domain: str) -> Route:
         return Route(transport, nexthop.strip() or domain)
     if transport in ("error", "discard"):
         return Route(transport, nexthop.strip())
+    if transport == "vacation":  # the pipe to vacation.pl in PostfixAdmin's Postfix setup
+        return Route("vacation", "")
     return Route("error", f"4.3.5 unknown mail transport {transport!r}")
 
 
@@ -52,6 +55,7 @@ class DirectoryRouter:
         # mydestination names this host; without local(8) and alias_maps nothing is delivered
         # there except through the Directory, and it must never go out by MX (it is us)
         self.mydestination = {d.lower().rstrip(".") for d in settings.get_list("mydestination")}
+        self.vacation_domain = settings.get_str("postfixadmin_vacation_domain").strip().lower().rstrip(".")
 
     async def route(self, address: str, *, skip_filter: bool = False, filter: str = "") -> list[tuple[str, Route]]:
         if filter and not skip_filter:
@@ -66,13 +70,13 @@ class DirectoryRouter:
         (a target equal to the key ends the recursion, as in Postfix); then the Directory."""
         value = await self._alias_lookup(address) if self.alias_tables and depth < MAX_ALIAS_DEPTH else None
         if value is None:
-            return await self.directory.resolve(address)
+            return await self.directory.resolve(address, autoreply=True)
         out: list[str] = []
         for target in (t.strip() for t in value.split(",")):
             if not target:
                 continue
             if target.lower() == address.lower():
-                expanded = await self.directory.resolve(target)
+                expanded = await self.directory.resolve(target, autoreply=True)
             else:
                 expanded = await self._expand(target, depth + 1)
             out += [x for x in expanded if x not in out]
@@ -88,7 +92,11 @@ class DirectoryRouter:
         return None
 
     async def _route_final(self, address: str) -> Route:
-        domain = address.rpartition("@")[2].lower()
+        local, _, domain = address.rpartition("@")
+        domain = domain.lower()
+        if "#" in local and (not self.vacation_domain or domain == self.vacation_domain) \
+                and await self.directory.is_vacation_target(address):
+            return Route("vacation", "")
         mapped = await self._transport_map(address.lower(), domain)
         if mapped is not None:
             return mapped

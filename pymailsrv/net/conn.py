@@ -82,10 +82,10 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         peer = transport.get_extra_info("peername")
-        if peer:
+        if isinstance(peer, tuple):  # a UNIX socket's names are paths
             self.peer_ip, self.peer_port = str(peer[0]), int(peer[1])
         sock = transport.get_extra_info("sockname")
-        if sock:
+        if isinstance(sock, tuple):
             self.local_ip, self.local_port = str(sock[0]), int(sock[1])
         self.tls = transport.get_extra_info("sslcontext") is not None
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.net.conn import Connection
+from pymailsrv.net.endpoints import Endpoint, listen_endpoint
 from pymailsrv.net.limits import ConnectionLimiter
 from pymailsrv.net.networks import Network
 
@@ -178,6 +179,17 @@ async def start_server(
                                    start_serving=serve, **where)
     if not serve:
         hold_listening(srv, backlog)
+    return Server(srv, reg, name)
+
+
+async def start_endpoint_server(handler: Handler, endpoint: Endpoint, *, clock: Clock | None = None,
+                                registry: ConnectionRegistry | None = None, name: str = "",
+                                mode: int = 0o660, group: str = "") -> Server:
+    """``start_server`` on a TCP address or a UNIX socket (net/endpoints.py) — for the services
+    other daemons connect to (Postfix's LMTP client, SASL and policy lookups)."""
+    clk: Clock = clock or SystemClock()
+    reg = registry if registry is not None else ConnectionRegistry(clk)
+    srv = await listen_endpoint(lambda: _ServerConnection(clk, handler, reg), endpoint, mode=mode, group=group)
     return Server(srv, reg, name)
 
 

@@ -33,7 +33,7 @@ Event = Literal["connect", "helo", "mail", "rcpt", "data", "message", "abort", "
 EVENTS: tuple[Event, ...] = ("connect", "helo", "mail", "rcpt", "data", "message", "abort", "close")
 Action = Literal["accept", "reject", "defer", "discard", "quarantine"]
 # Where a message comes from: the SMTP listener's kind, or "local" for mail the server generates.
-Origin = Literal["smtpd", "submission", "smtps", "reinject", "local"]
+Origin = Literal["smtpd", "submission", "smtps", "reinject", "lmtp", "local"]
 
 
 @dataclass(frozen=True, slots=True)

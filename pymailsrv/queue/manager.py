@@ -42,7 +42,7 @@ from pymailsrv.clock import Clock
 from pymailsrv.config.settings import Settings
 from pymailsrv.delivery.base import Agents, DeliveryResult, DsnOptions, Route, Router
 from pymailsrv.errors import NotFound, TemporaryFailure
-from pymailsrv.log import get_logger
+from pymailsrv.log import fmt_delay, get_logger
 from pymailsrv.pipeline.base import ACCEPT, LocalSession, Transaction, Verdict
 from pymailsrv.pipeline.message import Message
 from pymailsrv.pipeline.runner import EMPTY, Pipeline, one_line
@@ -54,18 +54,8 @@ log = get_logger("qmgr")
 bounce_log = get_logger("bounce")
 
 _INLINE_READ = 256 * 1024
-_AGENT_NAMES = ("virtual", "smtp", "lmtp", "error", "discard")  # larger contents are read in a thread
-
-
-def fmt_delay(x: float) -> str:
-    """Postfix's delay figures: two significant digits below 10 s, whole seconds above."""
-    if x < 0.005:
-        return "0"
-    if x < 1:
-        return f"{x:.2f}".rstrip("0").rstrip(".")
-    if x < 10:
-        return f"{x:.1f}".rstrip("0").rstrip(".")
-    return str(round(x))
+_AGENT_NAMES = ("virtual", "smtp", "lmtp", "error", "discard", "vacation")  # larger contents are read in a thread
+_LOCAL_AGENTS = ("virtual", "vacation")  # delivered on the fast path, before the 250
 
 
 @dataclass(slots=True)
@@ -258,7 +248,7 @@ class QueueManager:
             plan = await self._plan(env, {})
         except TemporaryFailure:
             return False
-        if not plan or any(route.transport != "virtual" for _, _, route in plan):
+        if not plan or any(route.transport not in _LOCAL_AGENTS for _, _, route in plan):
             return False
         qf = QueueFile(qid, "active", env, len(content), -1)
         self._log_active(qf)
@@ -683,6 +673,19 @@ class QueueManager:
         await self.enqueue(notice_env, data, queue_id=new_id)
         bounce_log.info("%s: %s %s notification: %s", qf.queue_id, who, what, new_id)
         return True
+
+    async def submit_generated(self, sender: str, recipients: Sequence[str], content: bytes) -> QueueId | None:
+        """Queue mail this server writes besides notices (vacation replies): through
+        non_smtpd_pipeline, then spooled; the queue id, or None when a stage stopped it (logged)."""
+        env = Envelope(sender=sender, recipients=[Recipient(r) for r in recipients], client_name="localhost",
+                       client_address="127.0.0.1", protocol="local", attributes={"notice": "autoreply"})
+        qid = self.spool.new_id()
+        verdict, data = await self._through_pipeline(env, content, qid)
+        if verdict.action != "accept":
+            log.info("%s: generated message %s by %s: %s", qid, verdict.action, verdict.stage or "the pipeline",
+                     one_line(verdict.reply() or verdict.reason or "discard"))
+            return None
+        return await self.enqueue(env, data, queue_id=qid)
 
     async def _through_pipeline(self, env: Envelope, data: bytes, queue_id: QueueId) -> tuple[Verdict, bytes]:
         """The message stages on a generated message (env changed in place); the verdict is

@@ -185,7 +185,7 @@ async def cmd_rcpt(s: SmtpSession, arg: str) -> None:
         path = parse_path_argument(arg, "TO", R.RCPT_SYNTAX, R.BAD_RECIPIENT)
         if not path.address:
             raise ArgumentError(R.BAD_RECIPIENT)
-        rcpt = _rcpt_params(path.address, path.params)
+        rcpt = rcpt_params(path.address, path.params)
         if path.raw != path.address:
             rcpt.original = path.raw
     except ArgumentError as exc:
@@ -205,7 +205,7 @@ async def cmd_rcpt(s: SmtpSession, arg: str) -> None:
     s.reply(R.RCPT_OK)
 
 
-def _rcpt_params(address: str, params: dict[str, str]) -> Recipient:
+def rcpt_params(address: str, params: dict[str, str]) -> Recipient:
     rcpt = Recipient(address=address)
     for key, value in params.items():
         if key == "NOTIFY":

@@ -17,7 +17,7 @@ from pymailsrv.pipeline.runner import Pipeline
 from pymailsrv.queue.base import Queue
 from pymailsrv.smtp.limits import SessionLimiter
 
-Kind = Literal["smtpd", "submission", "smtps", "reinject"]
+Kind = Literal["smtpd", "submission", "smtps", "reinject", "lmtp"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,14 +35,15 @@ async def cmd_data(s: SmtpSession, arg: str) -> None:
         s.reply(decision.reply())
         return
     s.reply(R.DATA_GO)
-    content = await _receive(s)
+    content = await receive_content(s)
     s.reset_transaction(aborted=content is None)
     if content is not None:
         await _finish_message(s, txn, content)
 
 
-async def _receive(s: SmtpSession) -> bytes | None:
-    """The unstuffed content, or None after replying (size, bare LF) or losing the client."""
+async def receive_content(s: SmtpSession, replies: int = 1) -> bytes | None:
+    """The unstuffed content, or None after replying (size, bare LF) or losing the client.
+    ``replies``: how many times a refusal is said (LMTP answers once per recipient, RFC 2033 §4.2)."""
     limit = s.cfg.message_size_limit or (1 << 62)
     reader = DataReader(limit, s.cfg.forbid_bare_newline)
     rest = reader.feed(s.lines.take())
@@ -58,7 +59,8 @@ async def _receive(s: SmtpSession) -> bytes | None:
         s.lines.feed(rest)
     if reader.too_big:
         s.noqueue_reject("END-OF-MESSAGE", R.SIZE_EXCEEDED)
-        s.reply(R.SIZE_EXCEEDED)
+        for _ in range(replies):
+            s.reply(R.SIZE_EXCEEDED)
         return None
     content = reader.content()
     if reader.bare_lf and s.cfg.forbid_bare_newline == "yes":

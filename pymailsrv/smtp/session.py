@@ -49,7 +49,7 @@ READ_SIZE = 256 * 1024
 PEERNAME_TIMEOUT = 10.0
 
 # The order Postfix prints command counts in its "disconnect from" line.
-COUNTED = ("helo", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
+COUNTED = ("helo", "ehlo", "lhlo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
            "vrfy", "etrn", "quit", "unknown")
 
 
@@ -58,6 +58,7 @@ class SmtpConnection(Connection):
     the TLS handshake on smtps)."""
 
     high_water = 2 * READ_SIZE  # the transport pauses reading beyond this many unread bytes
+    session_class: type[SmtpSession]  # set below the class (LMTP serves its own subclass)
 
     def __init__(self, services: Services, listener: ListenerSpec) -> None:
         super().__init__(services.clock)
@@ -68,7 +69,7 @@ class SmtpConnection(Connection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.session = SmtpSession(self.services, self.listener, self)
+        self.session = self.session_class(self.services, self.listener, self)
         self._task = asyncio.get_running_loop().create_task(self.session.run())
 
     def eof_received(self) -> bool | None:
@@ -166,13 +167,13 @@ class SmtpSession:
 
     async def _admit(self) -> bool:
         peer = self.transport.get_extra_info("peername") if self.transport else None
-        ip, port = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+        ip, port = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)  # not on a UNIX socket
         if ip.startswith("::ffff:") and "." in ip:
             ip = ip[7:]
         self.state.client_address = ip
         self.state.client_port = port
         local = self.transport.get_extra_info("sockname") if self.transport else None
-        if local:
+        if isinstance(local, tuple):
             self.state.server_address, self.state.server_port = str(local[0]), int(local[1])
         self.state.protocol = "SMTP"
         if self.cfg.peername_lookup and ip:
@@ -183,8 +184,11 @@ class SmtpSession:
         if self.tls_active:
             self._note_tls()
         host = self.cfg.myhostname
-        if self.listener.kind == "reinject" and not self.cfg.in_mynetworks(ip):
-            log.warning("%s: reinjection refused: not in mynetworks", self.client)
+        # mail that skips the restrictions (re-injected by the content filter; LMTP, whose client
+        # is the MTA in front) is taken only from mynetworks; a UNIX socket's client is local
+        if self.listener.kind in ("reinject", "lmtp") and ip and not self.cfg.in_mynetworks(ip):
+            log.warning("%s: %s refused: not in mynetworks", self.client,
+                        "reinjection" if self.listener.kind == "reinject" else "LMTP")
             self.reply(R.REINJECT_DENIED.format(host=host, ip=ip))
             return False
         limiter = self.svc.limiter
@@ -256,9 +260,14 @@ class SmtpSession:
         return "".join(parts)
 
     # --- the command loop -----------------------------------------------------------------------
-    async def _serve(self) -> None:
+    def command_table(self) -> dict[str, Any]:
+        """The commands this session serves (smtp.commands.COMMANDS; LMTP has its own table)."""
         from pymailsrv.smtp.commands import COMMANDS
 
+        return COMMANDS
+
+    async def _serve(self) -> None:
+        commands = self.command_table()
         while not self.closing:
             self.idle = True
             item = await self.next_line()
@@ -273,7 +282,7 @@ class SmtpSession:
                 if item.bare_lf and self.cfg.forbid_bare_newline == "yes":
                     self._refuse_bare_lf()
                     return
-                await self._run_command(item.text, COMMANDS)
+                await self._run_command(item.text, commands)
             if self.errors >= self.cfg.hard_error_limit and not self.closing:
                 log.info("too many errors after %s from %s", self.last_command, self.client)
                 self.reply(R.TOO_MANY_ERRORS.format(host=self.cfg.myhostname))
@@ -494,3 +503,6 @@ class SmtpSession:
         self.state.encryption_cipher = self.tls_cipher
         log.info("Anonymous TLS connection established from %s: %s with cipher %s (%d/%d bits)",
                  self.client, self.tls_version, self.tls_cipher, self.tls_bits, self.tls_bits)
+
+
+SmtpConnection.session_class = SmtpSession

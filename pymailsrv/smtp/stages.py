@@ -9,6 +9,7 @@ from pymailsrv.clock import Clock
 from pymailsrv.config.settings import Settings
 from pymailsrv.errors import ConfigError
 from pymailsrv.log import escape_for_log, get_logger
+from pymailsrv.milter.stage import milter_stage, require_milter_stage
 from pymailsrv.pipeline.base import ACCEPT, BaseStage, Event, Session, Transaction, Verdict
 from pymailsrv.pipeline.build import StageFactory, build_pipeline
 from pymailsrv.pipeline.message import Message
@@ -95,9 +96,11 @@ def smtpd_pipeline(settings: Settings, config: SmtpConfig, restrictions: Restric
         "restrictions": lambda: RestrictionStage(restrictions),
         "header_checks": lambda: HeaderChecksStage(header_checks),
         "cleanup": lambda: CleanupStage(config, clock),
+        "milters": lambda: milter_stage(settings, "smtpd_milters"),
         "content_filter": lambda: ContentFilterStage(settings.get_str("content_filter")),
     }
     pipeline = build_pipeline("smtpd_pipeline", settings, builtins)
+    require_milter_stage(pipeline, settings, "smtpd_pipeline", "smtpd_milters")
     if not any(slot.stage.name == "restrictions" for slot in pipeline.slots):
         # like Postfix's refusal to start without a relay guard: never an open relay by mistake
         raise ConfigError("smtpd_pipeline: the restrictions stage is required (relay control)")

@@ -115,6 +115,14 @@ class QuotaUsage:
     bytes_limit: int = 0  # 0 = unlimited
     messages_limit: int = 0
 
+    def has_room(self, size: int = 0) -> bool:
+        """May one more message of ``size`` bytes (0: not known yet) be stored? A mailbox at its
+        limit is full even for a message of unknown size (the rule LMTP's RCPT and quota-status
+        share; delivery itself checks the real size)."""
+        if self.bytes_limit and self.bytes_used + max(size, 1) > self.bytes_limit:
+            return False
+        return not (self.messages_limit and self.messages + 1 > self.messages_limit)
+
 
 @dataclass(frozen=True, slots=True)
 class Delivered:

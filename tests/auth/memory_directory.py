@@ -36,8 +36,11 @@ class MemoryDirectory:
     async def transport(self, domain: str) -> str | None:
         return "virtual" if await self.is_local_domain(domain) else None
 
-    async def resolve(self, address: str) -> list[str]:
+    async def resolve(self, address: str, *, autoreply: bool = False) -> list[str]:
         return [address]
+
+    async def is_vacation_target(self, address: str) -> bool:
+        return False
 
     async def mailbox(self, address: str) -> Account | None:
         entry = self.rows.get(address.lower())

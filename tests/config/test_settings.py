@@ -172,7 +172,11 @@ def test_an_int_parameter_may_be_auto() -> None:
 
 
 def test_every_parameter_is_declared_once() -> None:
-    from pymailsrv.config.params import core, mailbox, pipeline, proxy, queue, smtpd, tls
+    import importlib
+    import pkgutil
 
-    names = [p.name for module in (core, smtpd, pipeline, queue, mailbox, tls, proxy) for p in module.PARAMS]
+    import pymailsrv.config.params as params
+
+    modules = [importlib.import_module(f"{params.__name__}.{m.name}") for m in pkgutil.iter_modules(params.__path__)]
+    names = [p.name for module in modules for p in getattr(module, "PARAMS", ())]
     assert len(PARAMETERS) == len(names), sorted({n for n in names if names.count(n) > 1})

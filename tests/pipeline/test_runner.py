@@ -167,7 +167,7 @@ def test_postconf_documents_the_parameters() -> None:
     postconf(Settings(), ["smtpd_pipeline", "non_smtpd_pipeline", "pipeline_default_action",
                           "pipeline_stage_timeout"], defaults=True, out=out)
     assert out.getvalue().splitlines() == [
-        "smtpd_pipeline = restrictions, header_checks, cleanup, content_filter",
-        "non_smtpd_pipeline = content_filter", "pipeline_default_action = tempfail",
+        "smtpd_pipeline = restrictions, header_checks, cleanup, milters, content_filter",
+        "non_smtpd_pipeline = milters, content_filter", "pipeline_default_action = tempfail",
         "pipeline_stage_timeout = 30s"]
     assert "milter" in Settings().param("pipeline_default_action").doc

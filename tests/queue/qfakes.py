@@ -63,7 +63,10 @@ class DictDirectory:
             return f"{local.split(self.delimiter, 1)[0]}@{domain}"
         return address
 
-    async def resolve(self, address: str) -> list[str]:
+    async def is_vacation_target(self, address: str) -> bool:
+        return False
+
+    async def resolve(self, address: str, *, autoreply: bool = False) -> list[str]:
         out: list[str] = []
         seen: set[str] = set()
 

@@ -3,14 +3,16 @@
 from pymailsrv.config.params.spec import Param
 
 PARAMS = (
-    Param("smtpd_pipeline", "list", "restrictions, header_checks, cleanup, content_filter",
+    Param("smtpd_pipeline", "list", "restrictions, header_checks, cleanup, milters, content_filter",
           "The stages of every message received over SMTP, in order (like smtpd_milters): the "
           "built-in restrictions (smtpd_*_restrictions), header_checks, cleanup (Received:, "
-          "Message-ID:, Date:, PREPEND headers), content_filter, or python:MODULE:FACTORY; "
+          "Message-ID:, Date:, PREPEND headers), milters (smtpd_milters), content_filter, or "
+          "python:MODULE:FACTORY; "
           "{ name, default_action = ..., timeout = ... } sets one stage's options."),
-    Param("non_smtpd_pipeline", "list", "content_filter",
+    Param("non_smtpd_pipeline", "list", "milters, content_filter",
           "The stages of mail the server generates (bounces, delay and success notices) before "
-          "it is queued, in order (like non_smtpd_milters): header_checks, content_filter or "
+          "it is queued, in order (like non_smtpd_milters): header_checks, milters "
+          "(non_smtpd_milters), content_filter or "
           "python:MODULE:FACTORY, with options as in smtpd_pipeline."),
     Param("pipeline_default_action", "enum", "tempfail",
           "What a stage that fails (raises or runs out of time) decides, unless its "

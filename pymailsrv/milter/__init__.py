@@ -1,0 +1,1 @@
+"""The MTA side of the Sendmail milter protocol and the ``milters`` pipeline stage."""
