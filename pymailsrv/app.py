@@ -675,7 +675,9 @@ class _Delivery:
                     return value
             return None
 
-        self.router = DirectoryRouter(settings, directory, transport_tables, alias_tables)
+        self.backends = _lmtp_backends(settings)
+        self.router = DirectoryRouter(settings, directory, transport_tables, alias_tables,
+                                      self.backends.lmtp_nexthop if self.backends is not None else None)
         mx = MxResolver(make_resolver(settings.get_list("dns_nameservers")))
         self.smtp = SmtpClient(settings, mx, passwords=passwords if password_tables else None)
         self.vacations = SqlVacations.from_settings(settings)
@@ -689,8 +691,26 @@ class _Delivery:
 
         await self.smtp.close()
         await self.vacations.close()
+        if self.backends is not None:
+            await self.backends.close()
         for table in self.tables:
             await close_table(table)
+
+
+def _lmtp_backends(settings: Settings) -> Any:
+    """lmtp_proxy on a front node: the backend choice of the IMAP/POP3 proxy, for delivery."""
+    from pymailsrv.db.proxy_hosts import SqlProxyHosts
+    from pymailsrv.proxy.backends import BackendChooser
+
+    if not settings.get_bool("lmtp_proxy"):
+        return None
+    query = settings.get_str("proxy_host_query").strip()
+    chooser = BackendChooser.from_settings(settings, SqlProxyHosts(settings.expanded("database_url"), query)
+                                           if query else None)
+    if not chooser.enabled:
+        log.warning("lmtp_proxy = yes ignored: neither proxy_backends nor proxy_host_query is set")
+        return None
+    return chooser
 
 
 async def start_queue(settings: Settings, directory: Directory, store: MailStore,

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from pymailsrv.config.settings import Settings
+
 
 @dataclass(frozen=True, slots=True)
 class Destination:
@@ -48,6 +50,11 @@ class BackendChooser:
         self.ports = ports
         self.lookup = lookup
 
+    @classmethod
+    def from_settings(cls, settings: Settings, lookup: HostLookup | None) -> BackendChooser:
+        ports = {service: settings.get_int(f"proxy_{service}_port") for service in ("imap", "pop3", "lmtp")}
+        return cls(settings.get_list("proxy_backends"), ports, lookup)
+
     @property
     def enabled(self) -> bool:
         return bool(self.backends) or self.lookup is not None
@@ -62,3 +69,13 @@ class BackendChooser:
         if not self.backends:
             return None
         return Destination(rendezvous(login.lower(), self.backends), port)
+
+    async def lmtp_nexthop(self, address: str) -> str | None:
+        """lmtp_proxy: the mailbox's backend as an LMTP nexthop ``[host]:port`` (no MX lookup),
+        or None (this node delivers)."""
+        dest = await self.choose(address, "lmtp")
+        return f"[{dest.host}]:{dest.port}" if dest is not None else None
+
+    async def close(self) -> None:
+        if self.lookup is not None:
+            await self.lookup.close()

@@ -26,8 +26,7 @@ class ProxyForwarder:
     @classmethod
     def from_settings(cls, settings: Settings, lookup: HostLookup | None) -> ProxyForwarder | None:
         """None when this node is no front node (proxy_backends and proxy_host_query empty)."""
-        ports = {"imap": settings.get_int("proxy_imap_port"), "pop3": settings.get_int("proxy_pop3_port")}
-        chooser = BackendChooser(settings.get_list("proxy_backends"), ports, lookup)
+        chooser = BackendChooser.from_settings(settings, lookup)
         if not chooser.enabled:
             return None
         return cls(chooser, timeout=settings.get_seconds("proxy_connect_timeout"))
@@ -63,5 +62,4 @@ class ProxyForwarder:
         return StreamUpstream(str(dest), reader, writer, reply)
 
     async def close(self) -> None:
-        if self.chooser.lookup is not None:
-            await self.chooser.lookup.close()
+        await self.chooser.close()

@@ -4,7 +4,8 @@
 The backends are told apart by a row per user and service in a table the site owns
 (``proxy_host``), read through proxy_host_query; a user without a row goes to proxy_backends by
 consistent hashing. Mail is delivered by SMTP to each backend, so each backend's Maildirs hold
-what only it has; the front node must show each user their own backend's.
+what only it has; the front node must show each user their own backend's. Mail sent to the
+front node (lmtp_proxy) is queued there and delivered over LMTP to each user's backend.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from pathlib import Path
 import pytest
 
 from pymailsrv.cli import main
-from tests.app.server_process import ServerProcess, write_config
+from tests.app.server_process import SERVICES, ServerProcess, write_config
 
 PASSWORD = "s3cret-pass"
 USERS = ("alice@example.test", "bob@example.test", "carol@example.test")
 QUERY = "SELECT host, port FROM proxy_host WHERE username = '%u' AND service = '%s'"
 START = 90.0  # a loaded 2-core machine starts three servers slowly
+BACKEND_SERVICES = (*SERVICES, "lmtp")
+# the front node retries a backend that was down within seconds, not Postfix's 300s
+FAST_RETRY = {"minimal_backoff_time": "1s", "maximal_backoff_time": "2s", "queue_run_delay": "1s"}
 
 
 def _admin(url: str, sql: str, args: tuple[object, ...] = ()) -> None:
@@ -65,6 +69,9 @@ class Cluster:
     front: Node
     started: list[ServerProcess]
 
+    def send(self, rcpts: list[str], subject: str) -> None:
+        _deliver(self.front, rcpts, subject)
+
     def restart(self, node: Node) -> None:
         """Start ``node`` again on the ports it had (the directory names them)."""
         conf = node.proc.config
@@ -74,13 +81,13 @@ class Cluster:
         conf.write_text(text + "".join(f"{k} = {v}\n" for k, v in listens.items()))
         old = node.proc.log_path
         old.rename(old.with_suffix(".log.1"))  # start() reads "daemon started" from a fresh log
-        node.proc = ServerProcess(conf).start(timeout=START)
+        node.proc = ServerProcess(conf).start(timeout=START, expect=BACKEND_SERVICES)
         self.started.append(node.proc)
 
 
-def _deliver(node: Node, rcpt: str, subject: str) -> None:
+def _deliver(node: Node, rcpts: str | list[str], subject: str) -> None:
     with smtplib.SMTP("127.0.0.1", node.ports["smtpd"], timeout=30) as s:
-        s.sendmail("sender@example.org", [rcpt], f"Subject: {subject}\r\n\r\nbody\r\n".encode())
+        s.sendmail("sender@example.org", rcpts, f"Subject: {subject}\r\n\r\nbody\r\n".encode())
 
 
 def _wait(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -113,7 +120,8 @@ def cluster(tmp_path: Path, tls_files: tuple[str, str], mariadb_url: str) -> Ite
     for name in ("b1", "b2", "front"):
         (tmp_path / name).mkdir()
     common = {"database_url": mariadb_url, "worker_processes": "0", "disable_plaintext_auth": "no"}
-    first = write_config(tmp_path / "b1", *tls_files, **common, login_trusted_networks="127.0.0.0/8")
+    backend = {**common, "login_trusted_networks": "127.0.0.0/8", "lmtp_listen": "127.0.0.1:0"}
+    first = write_config(tmp_path / "b1", *tls_files, **backend)
     assert main(["--config", str(first), "db", "upgrade"]) == 0
     assert main(["--config", str(first), "domain", "add", "example.test"]) == 0
     for user in USERS:
@@ -122,16 +130,16 @@ def cluster(tmp_path: Path, tls_files: tuple[str, str], mariadb_url: str) -> Ite
                         "host VARCHAR(64), port INT, PRIMARY KEY (username, service))")
     procs: list[ServerProcess] = []
 
-    def start(conf: Path) -> Node:
-        proc = ServerProcess(conf).start(timeout=START)
+    def start(conf: Path, expect: tuple[str, ...] = SERVICES) -> Node:
+        proc = ServerProcess(conf).start(timeout=START, expect=expect)
         procs.append(proc)
         return Node(conf.parent.name, proc)
 
     try:
-        b1 = start(first)
-        b2 = start(write_config(tmp_path / "b2", *tls_files, **common, login_trusted_networks="127.0.0.0/8"))
+        b1 = start(first, BACKEND_SERVICES)
+        b2 = start(write_config(tmp_path / "b2", *tls_files, **backend), BACKEND_SERVICES)
         for user, node in (("alice@example.test", b1), ("bob@example.test", b2)):
-            for service in ("imap", "pop3"):
+            for service in ("imap", "pop3", "lmtp"):
                 _admin(mariadb_url, "INSERT INTO proxy_host VALUES (%s, %s, %s, %s)",
                        (user, service, "127.0.0.1", node.ports[service]))
         # carol has no row: consistent hashing over proxy_backends (one backend here: b1)
@@ -140,7 +148,8 @@ def cluster(tmp_path: Path, tls_files: tuple[str, str], mariadb_url: str) -> Ite
         front = start(write_config(tmp_path / "front", *tls_files, **{**common, "worker_processes": "1"},
                                    proxy_host_query=QUERY,
                                    proxy_backends="127.0.0.1", proxy_imap_port=str(b1.ports["imap"]),
-                                   proxy_pop3_port=str(b1.ports["pop3"]), proxy_connect_timeout="10s"))
+                                   proxy_pop3_port=str(b1.ports["pop3"]), proxy_lmtp_port=str(b1.ports["lmtp"]),
+                                   proxy_connect_timeout="10s", lmtp_proxy="yes", **FAST_RETRY))
         cluster = Cluster(mariadb_url, tmp_path, tls_files, b1, b2, front, procs)
         # each backend holds mail the other has not: alice's and carol's on b1, bob's on b2, and a
         # decoy for alice on b2 that the front must never show her
@@ -166,6 +175,19 @@ def test_imap_through_the_front_reaches_each_users_backend(cluster: Cluster) -> 
     log = cluster.front.proc.text()
     assert f"proxy(alice@example.test): started proxying to 127.0.0.1:{cluster.b1.ports['imap']}" in log
     assert f"proxy(bob@example.test): started proxying to 127.0.0.1:{cluster.b2.ports['imap']}" in log
+
+
+def test_mail_sent_to_the_front_lands_on_each_users_backend(cluster: Cluster) -> None:
+    cluster.send(["alice@example.test", "bob@example.test", "carol@example.test"], "via the front")
+    for node, user in ((cluster.b1, "alice@example.test"), (cluster.b2, "bob@example.test"),
+                       (cluster.b1, "carol@example.test")):
+        _wait(lambda node=node, user=user: "via the front" in _inbox_subjects(node.ports["imap"], user),
+              f"LMTP delivery to {user} on {node.name}")
+    assert "via the front" not in _inbox_subjects(cluster.b2.ports["imap"], "alice@example.test")
+    assert "via the front" not in _inbox_subjects(cluster.b1.ports["imap"], "bob@example.test")
+    assert not list((cluster.tmp / "front" / "data" / "vmail").glob("*/*/new/*"))  # the front keeps none
+    log = cluster.front.proc.text()
+    assert f"relay=127.0.0.1[127.0.0.1]:{cluster.b2.ports['lmtp']}" in log, log[-3000:]
 
 
 def test_pop3_through_the_front(cluster: Cluster) -> None:
@@ -235,5 +257,8 @@ def test_backend_killed_mid_session_then_restarted(cluster: Cluster) -> None:
     pop.quit()
     assert _inbox_subjects(front["imap"], "bob@example.test") == ["bob on b2"]
 
+    cluster.send(["alice@example.test"], "while b1 was down")  # the front queues it
+
     cluster.restart(cluster.b1)
-    assert _inbox_subjects(front["imap"], "alice@example.test") == ["alice on b1"]  # nothing lost
+    _wait(lambda: len(_inbox_subjects(front["imap"], "alice@example.test")) == 2, "the queued mail", timeout=60)
+    assert _inbox_subjects(front["imap"], "alice@example.test") == ["alice on b1", "while b1 was down"]

@@ -19,6 +19,13 @@ PARAMS = (
           "by this node itself."),
     Param("proxy_imap_port", "int", "143", "The backends' IMAP port.", minimum=1, maximum=65535),
     Param("proxy_pop3_port", "int", "110", "The backends' POP3 port.", minimum=1, maximum=65535),
+    Param("lmtp_proxy", "bool", "no",
+          "On a front node (proxy_backends or proxy_host_query set), deliver mail for virtual "
+          "mailboxes over LMTP to the user's backend, chosen as for IMAP and POP3 (service "
+          "lmtp for %s; port proxy_lmtp_port), instead of into this node's Maildirs (Dovecot's "
+          "lmtp_proxy). The backends listen with lmtp_listen and must have the front nodes in "
+          "their mynetworks. A user this node serves itself is delivered here."),
+    Param("proxy_lmtp_port", "int", "24", "The backends' LMTP port.", minimum=1, maximum=65535),
     Param("proxy_connect_timeout", "time", "10s",
           "How long a front node waits for a backend to connect and accept the login before the "
           "client gets a temporary failure (IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP])."),
