@@ -95,9 +95,15 @@ class _Core:
     authenticator: DirectoryAuthenticator
     store: MaildirStore
     restrictions: RestrictionEngine
+    forwarder: Any = None  # proxy.forwarder.ProxyForwarder on an IMAP/POP3 front node
+    shared: Any = None  # db.shared_state.SharedFailures with auth_throttle_shared
 
     async def close(self, *, store: bool = True) -> None:
         await self.restrictions.close()
+        if self.forwarder is not None:
+            await self.forwarder.close()
+        if self.shared is not None:
+            await self.shared.close()
         if store:
             await self.store.aclose()  # index snapshots still being written in the background
         await self.directory.close()
@@ -118,8 +124,27 @@ def _core(settings: Settings, store: MaildirStore | None = None) -> _Core:
     directory = SqlDirectory.from_settings(settings, clock=clock)
     if store is None:
         store = MaildirStore(settings.get_str("virtual_mailbox_base"), settings.get_str("myhostname"), clock)
-    return _Core(clock, directory, DirectoryAuthenticator(directory, settings, clock), store,
+    core = _Core(clock, directory, DirectoryAuthenticator(directory, settings, clock), store,
                  RestrictionEngine(settings, directory, clock=clock))
+    _scale_out(settings, core)
+    return core
+
+
+def _scale_out(settings: Settings, core: _Core) -> None:
+    """A front node's forwarder (proxy_backends, proxy_host_query) and the failed-login count
+    shared through the database (auth_throttle_shared); docs/scale-out.md."""
+    from pymailsrv.auth.shared_throttle import SharedThrottle
+    from pymailsrv.db.proxy_hosts import SqlProxyHosts
+    from pymailsrv.db.shared_state import SharedFailures
+    from pymailsrv.proxy.forwarder import ProxyForwarder
+
+    url = settings.expanded("database_url")
+    query = settings.get_str("proxy_host_query").strip()
+    core.forwarder = ProxyForwarder.from_settings(settings, SqlProxyHosts(url, query) if query else None)
+    if settings.get_bool("auth_throttle_shared"):
+        core.shared = SharedFailures(url, prefix=settings.expanded("database_table_prefix"))
+        core.authenticator.throttle = SharedThrottle(core.authenticator.throttle, core.shared, settings,
+                                                     core.clock)
 
 
 def _stop_event() -> asyncio.Event:
@@ -193,8 +218,10 @@ class _Serving:
             smtp = await start_smtp(settings, authenticator=core.authenticator, restrictions=core.restrictions,
                                     queue=queue, directory=core.directory, limiter=limiter, inherited=smtp_sockets)
             await start_imap(settings, core.authenticator, core.store, imap, user_ip=user_ip["imap"],
+                             forwarder=core.forwarder,
                              inherited=sockets, adopters=adopters, on_end=on_end)
             pop3 = await start_pop3(settings, core.authenticator, core.store, core.clock, user_ip=user_ip["pop3"],
+                                    forwarder=core.forwarder,
                                     inherited=sockets, adopters=adopters, on_end=on_end)
             managesieve = await start_managesieve(settings, core.authenticator, core.clock, inherited=sockets,
                                                   adopters=adopters, on_end=on_end)
@@ -696,7 +723,9 @@ class _Delivery:
                     return value
             return None
 
-        self.router = DirectoryRouter(settings, directory, transport_tables, alias_tables)
+        self.backends = _lmtp_backends(settings)
+        self.router = DirectoryRouter(settings, directory, transport_tables, alias_tables,
+                                      self.backends.lmtp_nexthop if self.backends is not None else None)
         mx = MxResolver(make_resolver(settings.get_list("dns_nameservers")))
         self.smtp = SmtpClient(settings, mx, passwords=passwords if password_tables else None)
         self.vacations = SqlVacations.from_settings(settings)
@@ -711,6 +740,8 @@ class _Delivery:
 
         await self.smtp.close()
         await self.vacations.close()
+        if self.backends is not None:
+            await self.backends.close()
         for table in self.tables:
             await close_table(table)
 
@@ -732,6 +763,20 @@ def arc_sealing(settings: Settings, smtp: NextHopTransport) -> NextHopTransport:
     if key.algorithm != "rsa-sha256" or key.domain == "%":
         raise ConfigError("arc_signing_key: an RSA key of a named domain (RFC 8617 §3.7)")
     return ArcSealingTransport(smtp, key, settings.get_str("authserv_id"))
+def _lmtp_backends(settings: Settings) -> Any:
+    """lmtp_proxy on a front node: the backend choice of the IMAP/POP3 proxy, for delivery."""
+    from pymailsrv.db.proxy_hosts import SqlProxyHosts
+    from pymailsrv.proxy.backends import BackendChooser
+
+    if not settings.get_bool("lmtp_proxy"):
+        return None
+    query = settings.get_str("proxy_host_query").strip()
+    chooser = BackendChooser.from_settings(settings, SqlProxyHosts(settings.expanded("database_url"), query)
+                                           if query else None)
+    if not chooser.enabled:
+        log.warning("lmtp_proxy = yes ignored: neither proxy_backends nor proxy_host_query is set")
+        return None
+    return chooser
 
 
 async def start_queue(settings: Settings, directory: Directory, store: MailStore,
@@ -836,7 +881,7 @@ Sockets = dict[tuple[str, int], list[socket.socket]]  # (listen parameter, addre
 async def start_imap(settings: Settings, authenticator: Any, store: Any, servers: list[Any], *,
                      user_ip: Any = None, serve: bool = True, sockets: Sockets | None = None,
                      inherited: Sockets | None = None, adopters: dict[tuple[str, int], Any] | None = None,
-                     on_end: Callable[[], None] = lambda: None) -> None:
+                     on_end: Callable[[], None] = lambda: None, forwarder: Any = None) -> None:
     """Start the imap_listen (STARTTLS offered when a certificate is configured) and imaps_listen
     (implicit TLS) listeners; appends net.Server objects to ``servers``. ``await s.close()`` on
     shutdown stops listening and ends every session with ``* BYE Server shutting down.``
@@ -853,7 +898,7 @@ async def start_imap(settings: Settings, authenticator: Any, store: Any, servers
         return
     tls = listener_context(settings, settings.get_str("tls_cert_file"), settings.get_str("tls_key_file"))
     config = ImapConfig.from_settings(settings)
-    imap = ImapServer(config, authenticator, store, tls=tls, user_ip=user_ip)
+    imap = ImapServer(config, authenticator, store, tls=tls, user_ip=user_ip, forwarder=forwarder)
     registry = imap.registry
     for param, name, addresses in (("imap_listen", "imap", plain), ("imaps_listen", "imaps", implicit)):
         if name == "imaps" and addresses and tls is None:
@@ -882,7 +927,7 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
                      clock: Clock | None = None, *, user_ip: Any = None, serve: bool = True,
                      sockets: Sockets | None = None, inherited: Sockets | None = None,
                      adopters: dict[tuple[str, int], Any] | None = None,
-                     on_end: Callable[[], None] = lambda: None) -> Pop3Server | None:
+                     on_end: Callable[[], None] = lambda: None, forwarder: Any = None) -> Pop3Server | None:
     """Start pop3_listen (with STLS when a certificate is set) and pop3s_listen (implicit TLS).
     Returns the server (``await server.close()`` on shutdown), or None when both are empty.
     ``serve``/``sockets``/``inherited``/``adopters``/``on_end``: as for start_imap."""
@@ -898,6 +943,7 @@ async def start_pop3(settings: Settings, authenticator: Authenticator, store: Ma
     services = Pop3Services(authenticator, store, clock or SystemClock())
     if user_ip is not None:
         services.userip = user_ip
+    services.forwarder = forwarder
     server = Pop3Server(Pop3Options.from_settings(settings, tls), services)
     for param, name, addresses in (("pop3_listen", "pop3", plain), ("pop3s_listen", "pop3s", implicit)):
         for index, address in enumerate(addresses):

@@ -11,7 +11,7 @@ mydestination domain (there is no local(8) agent), the relayhost, or the domain 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from pymailsrv.config.settings import Settings
 from pymailsrv.db.base import Directory
@@ -46,8 +46,11 @@ class DirectoryRouter:
     """Implements ``delivery.base.Router``."""
 
     def __init__(self, settings: Settings, directory: Directory, transport_tables: Sequence[LookupTable] = (),
-                 alias_tables: Sequence[LookupTable] = ()) -> None:
+                 alias_tables: Sequence[LookupTable] = (),
+                 mailbox_backend: Callable[[str], Awaitable[str | None]] | None = None) -> None:
         self.directory = directory
+        # lmtp_proxy on a front node: a mailbox's LMTP nexthop ("[host]:port") or None (here)
+        self.mailbox_backend = mailbox_backend
         self.tables = list(transport_tables)
         # virtual_alias_maps beyond the database (regexp:, hash: …), consulted before it
         self.alias_tables = list(alias_tables)
@@ -105,7 +108,7 @@ class DirectoryRouter:
             if column and column.split(":")[0].lower() not in ("virtual", "maildrop", "dovecot", "local"):
                 return parse_transport(column, domain)
             if await self.directory.mailbox(address) is not None:
-                return Route("virtual", "")
+                return await self._mailbox_route(address)
             return Route("error", UNKNOWN_USER)
         if domain in self.mydestination:
             return Route("error", UNKNOWN_LOCAL)
@@ -118,6 +121,14 @@ class DirectoryRouter:
         if self.relayhost:
             return Route("smtp", self.relayhost)
         return Route("smtp", domain)
+
+    async def _mailbox_route(self, address: str) -> Route:
+        """A virtual mailbox: this node's Maildir, or the user's backend over LMTP (lmtp_proxy)."""
+        if self.mailbox_backend is not None:
+            nexthop = await self.mailbox_backend(address)
+            if nexthop:
+                return Route("lmtp", nexthop)
+        return Route("virtual", "")
 
     async def _transport_map(self, address: str, domain: str) -> Route | None:
         if not self.tables:

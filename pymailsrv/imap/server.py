@@ -39,6 +39,7 @@ from pymailsrv.imap.parser import Bad, CommandParser, Limits, NeedContinuation
 from pymailsrv.imap.session import AUTH, LOGOUT, NOT_AUTH, SELECTED, Session
 from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
 from pymailsrv.net import Connection, ConnectionClosed, ConnectionRegistry
+from pymailsrv.net.forward import Forwarder, Upstream
 from pymailsrv.net.networks import Network
 from pymailsrv.store.base import (
     FolderExists,
@@ -104,13 +105,14 @@ class ImapServer:
 
     def __init__(self, config: ImapConfig, authenticator: Authenticator, store: MailStore, *,
                  tls: ssl.SSLContext | None = None, clock: Clock | None = None,
-                 user_ip: SessionCounter | None = None) -> None:
+                 user_ip: SessionCounter | None = None, forwarder: Forwarder | None = None) -> None:
         self.config = config
         self.auth = authenticator
         self.store = store
         self.tls = tls
         self.clock: Clock = clock or SystemClock()
         self.user_ip: SessionCounter = user_ip if user_ip is not None else UserIpCounter()
+        self.forwarder = forwarder
         self.sessions: set[Session] = set()
         self.cache = ContentCache(config.cache_bytes)
         # for every listener of this server: idle timeout and the per-IP limit
@@ -121,6 +123,8 @@ class ImapServer:
     # --- capabilities ------------------------------------------------------------------------
     def plaintext_ok(self, s: Session) -> bool:
         c = s.conn
+        if c.forwarded_by:  # the hop is from login_trusted_networks: secured (as Dovecot)
+            return True
         return self.config.plaintext.allows(tls=c.tls, remote_ip=c.peer_ip, local_ip=c.local_ip)
 
     def capabilities(self, s: Session) -> list[str]:
@@ -158,6 +162,8 @@ class ImapServer:
             s.untagged("OK [CAPABILITY " + " ".join(self.capabilities(s)) + "] " + wire.GREETING)
             await s.flush()
             reason = await self.command_loop(s)
+            if s.upstream is not None:
+                reason = await self.proxied(s, s.upstream)
         except ConnectionClosed:
             reason = "Connection closed"
         finally:
@@ -167,6 +173,19 @@ class ImapServer:
             who = f"user=<{s.account.username}>, " if s.account else ""
             log.info("Disconnected: %s %srip=%s, in=%d, out=%d", reason, who, conn.peer_ip,
                      s.bytes_in, s.bytes_out)
+
+    async def proxied(self, s: Session, upstream: Upstream) -> str:
+        """The rest of a proxied session: bytes both ways until one side closes. A backend that
+        goes away without "* BYE" (killed, crashed, network) leaves the client a temporary
+        failure, never a silent close."""
+        await s.flush()
+        ended = await upstream.splice(s.conn, s.parser.take_buffered())
+        if ended == "backend" and b"* BYE " not in upstream.backend_tail:
+            s.conn.write(b"* BYE " + wire.BACKEND_GONE.encode() + b"\r\n")
+            login_log.info("proxy(%s): disconnecting %s (backend %s closed the connection)",
+                           s.account.username if s.account else "", s.conn.peer_ip, upstream.backend)
+            return "Disconnected by server"
+        return {"client": "Connection closed", "timeout": "Disconnected for inactivity"}.get(ended, "Logged out")
 
     def refuse(self, conn: Connection) -> None:
         """Over login_max_ip_connections: what Dovecot's login processes do when a limit sends a

@@ -27,6 +27,7 @@ from pymailsrv.imap.cache import ContentCache
 from pymailsrv.imap.grammar import SeqSet
 from pymailsrv.imap.parser import CommandParser
 from pymailsrv.net import Connection
+from pymailsrv.net.forward import Upstream
 from pymailsrv.store.base import Mailbox, MailboxGone, MessageInfo
 from pymailsrv.types import Account
 
@@ -65,6 +66,7 @@ class Session:
     mailbox_lost: bool = False  # the selected folder went away: BYE after this command
     last_sync: float = 0.0
     cache: ContentCache | None = None
+    upstream: Upstream | None = None  # proxied: the backend the session is spliced to after login
     _seq: dict[int, int] | None = None
 
     # --- output ---------------------------------------------------------------------------

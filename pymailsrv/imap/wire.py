@@ -16,6 +16,8 @@ TOO_MANY_ERRORS = "Too many invalid IMAP commands."
 BYE_LOGOUT = "Logging out"
 BYE_TIMEOUT = "Disconnected for inactivity."
 BYE_SHUTDOWN = "Server shutting down."
+BACKEND_GONE = "[UNAVAILABLE] Backend server disconnected."
+BACKEND_UNAVAILABLE = "Account is temporarily unavailable."  # Dovecot's proxy text
 # as Dovecot words mail_max_userip_connections; said in a BYE, as its login processes refuse
 IP_LIMIT = "Maximum number of connections from IP exceeded (login_max_ip_connections={limit})"
 MAILBOX_GONE = "Selected mailbox was deleted, have to disconnect."

@@ -66,6 +66,9 @@ class Connection(asyncio.Protocol):
         self.local_ip = ""  # the address the client connected to (disable_plaintext_auth's "same host")
         self.local_port = 0
         self.tls = False
+        # a trusted proxy's address when peer_ip/peer_port are the client's it forwarded
+        # (IMAP ID x-originating-ip, POP3 XCLIENT): the hop itself is login_trusted_networks
+        self.forwarded_by = ""
         self.last_activity = self.clock.monotonic()
         # written just before an idle-timeout close (IMAP "* BYE ...", POP3 "-ERR ...")
         self.timeout_message = b""

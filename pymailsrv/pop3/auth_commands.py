@@ -11,6 +11,8 @@ from pymailsrv.auth import sasl
 from pymailsrv.auth.base import authenticate_counted
 from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.log import escape_for_log
+from pymailsrv.net.forward import adopt_forwarded_client
+from pymailsrv.net.networks import in_networks
 from pymailsrv.pop3 import replies
 from pymailsrv.pop3.parser import TOO_LONG, Command
 from pymailsrv.pop3.session import Session, State, login_log
@@ -58,6 +60,8 @@ async def authenticate(s: Session, user: str, password: str, method: str) -> Non
                                          remote_ip=s.conn.peer_ip, mechanism=method)
     if account is None:
         raise _aborted(s, "auth failed", user, method)
+    if await s.forward(account, password, method):
+        return
     await s.login(account, method)
     s.send(replies.ok(replies.LOGGED_IN))
 
@@ -109,6 +113,25 @@ async def cmd_auth(s: Session, cmd: Command) -> None:
     except sasl.SaslError:
         raise ClientSyntaxError(replies.AUTH_MALFORMED) from None
     await authenticate(s, credentials.authcid, credentials.password, credentials.mechanism)
+
+
+async def cmd_xclient(s: Session, cmd: Command) -> None:
+    """Dovecot's XCLIENT ADDR=... PORT=... [SESSION=...]: a proxy in login_trusted_networks says
+    whose connection this is; anybody else is refused. Unknown attributes are ignored."""
+    fields = dict(arg.partition("=")[::2] for arg in cmd.args)
+    fields = {k.upper(): v for k, v in fields.items()}
+    if "ADDR" not in fields:
+        raise ClientSyntaxError(replies.MISSING_ARGUMENT)
+    if not adopt_forwarded_client(s.conn, fields["ADDR"], fields.get("PORT"), s.options.plaintext.trusted_networks):
+        raise Refusal(replies.XCLIENT_UNTRUSTED)
+    login_log.info("proxied client: rip=%s, proxy=%s", s.conn.peer_ip, s.conn.forwarded_by)
+    s.send(replies.ok())
+
+
+def capa_xclient(s: Session) -> str:
+    """Advertised only to login_trusted_networks (as Dovecot)."""
+    trusted = s.options.plaintext.trusted_networks
+    return "XCLIENT" if not s.conn.forwarded_by and in_networks(s.conn.peer_ip, trusted) else ""
 
 
 def capa_user(s: Session) -> str:

@@ -15,6 +15,7 @@ COMMANDS: Final[dict[str, Pop3Command]] = {
     "PASS": Pop3Command(AUTH_STATE, a.cmd_pass),
     "AUTH": Pop3Command(AUTH_STATE, a.cmd_auth, a.capa_sasl),  # RFC 5034
     "STLS": Pop3Command(AUTH_STATE, a.cmd_stls, a.capa_stls),  # RFC 2595 §4
+    "XCLIENT": Pop3Command(AUTH_STATE, a.cmd_xclient, a.capa_xclient),  # Dovecot's, for proxies
     "QUIT": Pop3Command(ANY_STATE, a.cmd_quit),  # RFC 1939 §5, §6
     "STAT": Pop3Command(TRANS_STATE, m.cmd_stat),
     "LIST": Pop3Command(TRANS_STATE, m.cmd_list),

@@ -10,6 +10,7 @@ from pymailsrv.auth.plaintext import PlaintextRule
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Settings
 from pymailsrv.log import get_logger
+from pymailsrv.net.forward import Forwarder
 from pymailsrv.net.networks import Network
 from pymailsrv.pop3.maildrop import compile_uidl_format
 from pymailsrv.store.base import MailStore
@@ -59,3 +60,4 @@ class Pop3Services:
     store: MailStore
     clock: Clock = field(default_factory=SystemClock)
     userip: SessionCounter = field(default_factory=UserIpCounter)
+    forwarder: Forwarder | None = None  # a proxy front node's (net/forward.py)

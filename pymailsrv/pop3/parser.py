@@ -79,6 +79,12 @@ class LineSplitter:
         """Bytes of an incomplete line held back (STARTTLS must refuse to carry them over)."""
         return len(self._buf) + (1 if self._discarding else 0)
 
+    def take_buffered(self) -> bytes:
+        """The bytes of the unfinished line, removed (a proxied session passes them on)."""
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
     def reset(self) -> None:
         self._buf.clear()
         self._discarding = False

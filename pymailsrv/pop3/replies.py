@@ -55,6 +55,9 @@ TEMP_FAILURE: Final = "Temporary failure, please try again later."
 INTERNAL_ERROR: Final = "Internal error occurred. Refer to server log for more information."
 DELETE_FAILED: Final = "Some deleted messages were not removed."
 SHUTDOWN: Final = "Server shutting down."
+BACKEND_UNAVAILABLE: Final = "Account is temporarily unavailable."  # Dovecot's proxy text
+BACKEND_GONE: Final = "Backend server disconnected."
+XCLIENT_UNTRUSTED: Final = "You are not from trusted IP"  # Dovecot's pop3-login
 USERIP_LIMIT: Final = "Maximum number of connections from user+IP exceeded (mail_max_userip_connections={limit})"
 IP_LIMIT: Final = "Maximum number of connections from IP exceeded (login_max_ip_connections={limit})"
 

@@ -30,7 +30,9 @@ from pymailsrv import meter
 from pymailsrv.auth.base import AuthUnavailable
 from pymailsrv.errors import ClientSyntaxError, Refusal, TemporaryFailure
 from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
+from pymailsrv.net.conn import Connection as NetConnection
 from pymailsrv.net.conn import ConnectionClosed, PlaintextPending
+from pymailsrv.net.forward import BackendUnavailable, ClientInfo, Upstream
 from pymailsrv.pop3 import replies
 from pymailsrv.pop3.maildrop import Maildrop
 from pymailsrv.pop3.options import Pop3Options, Pop3Services
@@ -62,7 +64,10 @@ class Connection(Protocol):
     (a socket in production, a fake in unit tests)."""
 
     peer_ip: str
+    peer_port: int
     local_ip: str
+    local_port: int
+    forwarded_by: str
     tls: bool
     last_activity: float
     transport: asyncio.Transport | None
@@ -129,6 +134,7 @@ class Session:
         self.files_readable = True  # Mailbox.path() gives files we may read ahead in a thread
         self._ended = False  # end_maildrop ran
         self.idle = False  # waiting for input with every reply flushed (a goodbye may be sent)
+        self.upstream: Upstream | None = None  # proxied: the backend spliced to after login
 
     # --- output -------------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
@@ -179,6 +185,8 @@ class Session:
 
     def plaintext_allowed(self) -> bool:
         c = self.conn
+        if c.forwarded_by:  # the hop is from login_trusted_networks: secured (as Dovecot)
+            return True
         return self.options.plaintext.allows(tls=c.tls, remote_ip=c.peer_ip, local_ip=c.local_ip)
 
     # --- the loop -----------------------------------------------------------------------------
@@ -197,6 +205,8 @@ class Session:
                     await self.flush()
             if self.quit:
                 await self.flush()
+            if self.upstream is not None:
+                await self._proxied(self.upstream)
         except (ConnectionError, ConnectionClosed, OSError) as exc:
             debug.debug("connection lost: %r", exc)
         finally:
@@ -265,6 +275,50 @@ class Session:
             login_log.warning("Disconnected: STLS with pipelined plaintext: rip=%s", self.conn.peer_ip)
             self.quit = True
             self.conn.close()
+
+    # --- proxying (front nodes) ------------------------------------------------------------------
+    async def forward(self, account: Account, password: str, method: str) -> bool:
+        """A front node: log in to the user's backend and relay its +OK; the session is then
+        spliced to it (``_proxied``). False: this node serves the user."""
+        forwarder = self.services.forwarder
+        if forwarder is None:
+            return False
+        c = self.conn
+        client = ClientInfo(c.peer_ip, c.peer_port, c.local_ip, c.local_port, f"pop3-{id(self):x}")
+        key = (account.username, c.peer_ip)
+        if not await self.services.userip.open(*key, self.options.userip_limit):
+            raise Refusal(replies.USERIP_LIMIT.format(limit=self.options.userip_limit),
+                          code=replies.CODE_IN_USE)
+        try:
+            upstream = await forwarder.open("pop3", account.username, password, client)
+        except BackendUnavailable:
+            self.services.userip.close(*key)
+            raise Refusal(replies.BACKEND_UNAVAILABLE, code=replies.CODE_SYS_TEMP, temporary=True) from None
+        except BaseException:
+            self.services.userip.close(*key)
+            raise
+        if upstream is None:
+            self.services.userip.close(*key)
+            return False
+        self._userip_key = key
+        self.account, self.upstream, self.quit = account, upstream, True
+        self.send(upstream.reply + replies.CRLF)
+        login_log.info("Login: user=<%s>, method=%s, rip=%s, lip=%s%s, proxy", account.username, method,
+                       c.peer_ip, c.local_ip, ", TLS" if c.tls else "")
+        return True
+
+    async def _proxied(self, upstream: Upstream) -> None:
+        """Bytes both ways until one side closes; a backend gone without answering QUIT (killed,
+        crashed) leaves the client a temporary failure."""
+        unread = b"".join(line + replies.CRLF for line in self._lines if isinstance(line, bytes))
+        self._lines.clear()
+        assert isinstance(self.conn, NetConnection)
+        ended = await upstream.splice(self.conn, unread + self._splitter.take_buffered())
+        last = upstream.client_tail.rstrip(b"\r\n").rpartition(b"\n")[2].upper()
+        if ended == "backend" and not last.startswith(b"QUIT") and not upstream.backend_tail.startswith(b"-ERR"):
+            self.conn.write(replies.err(replies.BACKEND_GONE, replies.CODE_SYS_TEMP))
+            login_log.info("proxy(%s): disconnecting %s (backend %s closed the connection)", self.username,
+                           self.conn.peer_ip, upstream.backend)
 
     # --- login and the end of the session -----------------------------------------------------
     async def login(self, account: Account, method: str) -> None:

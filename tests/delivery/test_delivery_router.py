@@ -111,3 +111,19 @@ def test_delivered_to_loop_detection():
     assert has_delivered_to(b"Subject: s\ndelivered-to: <a@x.test> \n\n", "a@x.test")
     assert not has_delivered_to(b"Subject: s\n\nDelivered-To: a@x.test\n", "a@x.test")
     assert not has_delivered_to(b"Delivered-To: b@x.test\n\n", "a@x.test")
+
+
+async def test_lmtp_proxy_sends_mailboxes_to_their_backend(directory):
+    """lmtp_proxy on a front node: a mailbox goes over LMTP to the nexthop its backend lookup
+    answers, after alias expansion; None (served here) keeps the Maildir; others are unchanged."""
+    backends = {"alice@example.com": "[10.0.1.12]:24"}
+
+    async def backend(address: str) -> str | None:
+        return backends.get(address)
+
+    router = DirectoryRouter(Settings({}), directory, mailbox_backend=backend)
+    assert await router.route("list@example.com") == [("alice@example.com", Route("lmtp", "[10.0.1.12]:24")),
+                                                       ("x@far.test", Route("smtp", "far.test"))]
+    del backends["alice@example.com"]
+    assert await router.route("alice@example.com") == [("alice@example.com", Route("virtual"))]
+    assert await router.route("nobody@example.com") == [("nobody@example.com", Route("error", UNKNOWN_USER))]

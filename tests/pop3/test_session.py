@@ -26,7 +26,10 @@ class FakeConnection:
 
     def __init__(self, peer_ip: str = "192.0.2.7", tls: bool = False) -> None:
         self.peer_ip = peer_ip
+        self.peer_port = 40000
         self.local_ip = "192.0.2.1"
+        self.local_port = 110
+        self.forwarded_by = ""
         self.tls = tls
         self.transport = None
         self.last_activity = 0.0

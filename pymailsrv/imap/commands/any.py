@@ -7,11 +7,14 @@ from typing import TYPE_CHECKING
 from pymailsrv.imap import wire
 from pymailsrv.imap.commands.base import Done, Server
 from pymailsrv.imap.grammar import Command
-from pymailsrv.imap.session import LOGOUT
+from pymailsrv.imap.session import LOGOUT, NOT_AUTH
+from pymailsrv.log import get_logger
+from pymailsrv.net.forward import adopt_forwarded_client
 
 if TYPE_CHECKING:
     from pymailsrv.imap.session import Session
 
+log = get_logger("imap-login")
 ENABLEABLE = ("CONDSTORE", "QRESYNC")
 
 
@@ -33,6 +36,11 @@ async def logout(srv: Server, s: Session, cmd: Command) -> Done:
 async def id_(srv: Server, s: Session, cmd: Command) -> Done:
     if cmd.args:
         s.client_id = dict(cmd.args)
+        fields = {k.lower(): v for k, v in s.client_id.items()}  # RFC 2971 §3.3: case-insensitive
+        forwarded = fields.get("x-originating-ip")
+        if forwarded and s.state == NOT_AUTH and adopt_forwarded_client(
+                s.conn, forwarded, fields.get("x-originating-port"), srv.config.plaintext.trusted_networks):
+            log.info("proxied client: rip=%s, proxy=%s", s.conn.peer_ip, s.conn.forwarded_by)
     s.untagged(b'ID ("name" "pymailsrv" "vendor" "pymailsrv")')
     return Done("ID completed.")
 

@@ -19,6 +19,7 @@ from pymailsrv.imap.grammar import Command
 from pymailsrv.imap.session import AUTH, LOGOUT
 from pymailsrv.log import escape_for_log, get_logger
 from pymailsrv.net import PlaintextPending
+from pymailsrv.net.forward import BackendUnavailable, ClientInfo
 
 if TYPE_CHECKING:
     from pymailsrv.imap.session import Session
@@ -55,7 +56,7 @@ def _aborted(s: Session, reason: str, user: str, method: str) -> Refusal:
     return Refusal("Authentication failed.", code="AUTHENTICATIONFAILED")
 
 
-async def _login(srv: Server, s: Session, user: str, password: str, method: str) -> Done:
+async def _login(srv: Server, s: Session, user: str, password: str, method: str, tag: str) -> Done:
     account = await authenticate_counted(srv.auth, user, password, service="imap", remote_ip=s.conn.peer_ip,
                                          mechanism=method)
     if account is None:
@@ -65,6 +66,11 @@ async def _login(srv: Server, s: Session, user: str, password: str, method: str)
                  account.username, s.conn.peer_ip)
         raise Refusal("Maximum number of connections from user+IP exceeded "
                       f"(mail_max_userip_connections={srv.config.max_userip})", code="LIMIT")
+    if srv.forwarder is not None and await _forward(srv, s, account.username, password, tag):
+        s.account = account
+        log.info("Login: user=<%s>, method=%s, rip=%s%s, session=<%s>, proxy", account.username, method,
+                 s.conn.peer_ip, ", TLS" if s.conn.tls else "", s.sid)
+        return Done(sent=True)
     s.account = account
     s.state = AUTH
     tls = ", TLS" if s.conn.tls else ""
@@ -74,11 +80,34 @@ async def _login(srv: Server, s: Session, user: str, password: str, method: str)
     return Done("Logged in", code="CAPABILITY " + " ".join(srv.capabilities(s)))
 
 
+async def _forward(srv: Server, s: Session, user: str, password: str, tag: str) -> bool:
+    """A front node: log in to the user's backend and relay its answer with the client's tag;
+    the server then splices the session (ImapServer.proxied). False: served here."""
+    assert srv.forwarder is not None
+    c = s.conn
+    client = ClientInfo(c.peer_ip, c.peer_port, c.local_ip, c.local_port, s.sid)
+    try:
+        upstream = await srv.forwarder.open("imap", user, password, client)
+    except BackendUnavailable as exc:
+        srv.user_ip.close(user, c.peer_ip)
+        raise Refusal(wire.BACKEND_UNAVAILABLE, code="UNAVAILABLE", temporary=True) from exc
+    except BaseException:
+        srv.user_ip.close(user, c.peer_ip)
+        raise
+    if upstream is None:
+        return False
+    s.upstream = upstream
+    s.write(tag.encode() + b" " + upstream.reply + b"\r\n")
+    s.state = LOGOUT  # the command loop ends; the splice takes over
+    return True
+
+
 async def login(srv: Server, s: Session, cmd: Command) -> Done:
     if not srv.plaintext_ok(s):
         raise _privacy_required()
     user, password = cmd.args
-    return await _login(srv, s, user.decode("utf-8", "replace"), password.decode("utf-8", "replace"), "LOGIN")
+    return await _login(srv, s, user.decode("utf-8", "replace"), password.decode("utf-8", "replace"), "LOGIN",
+                        cmd.tag)
 
 
 async def authenticate(srv: Server, s: Session, cmd: Command) -> Done:
@@ -103,4 +132,4 @@ async def authenticate(srv: Server, s: Session, cmd: Command) -> Done:
         raise _aborted(s, "authorization identity refused", exc.authcid, mech) from exc
     except sasl.SaslError as exc:
         raise _aborted(s, "malformed response", "", mech) from exc
-    return await _login(srv, s, credentials.authcid, credentials.password, mech)
+    return await _login(srv, s, credentials.authcid, credentials.password, mech, cmd.tag)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pymailsrv.clock import Clock
     from pymailsrv.imap.server import ImapConfig
     from pymailsrv.imap.session import Session
+    from pymailsrv.net.forward import Forwarder
     from pymailsrv.store.base import MailStore
 
 
@@ -40,6 +41,7 @@ class Server(Protocol):
     tls: ssl.SSLContext | None
     clock: Clock
     user_ip: SessionCounter
+    forwarder: Forwarder | None  # a proxy front node's (net/forward.py); None: serve locally
 
     def plaintext_ok(self, s: Session) -> bool: ...
 
