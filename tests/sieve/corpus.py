@@ -479,6 +479,45 @@ case("edge-currentdate-julian-type", D + 'if currentdate :value "gt" :comparator
 case("edge-set-length-utf8", V + 'set :length "n" "menú"; fileinto "L${n}";')
 case("edge-upper-utf8", V + 'set :upper "n" "menú"; fileinto "${n}";')
 
+# --- more combinations ----------------------------------------------------------------------
+case("combo-count-addresses-cc", RL + 'if address :count "eq" :comparator "i;ascii-numeric" "cc" "1" { fileinto "One"; }')
+case("combo-regex-address-localpart", RX + 'if address :localpart :regex "cc" "^([a-z]+)\\+([a-z]+)$" '
+     '{ fileinto "${1}.${2}"; }')
+case("combo-envelope-vars", V + req("envelope") + 'if envelope :matches "from" "*@*" { fileinto "From.${2}"; }')
+case("combo-address-vars-key", V + 'set "d" "example.com"; if address :domain :is "from" "${d}" { fileinto "V"; }')
+case("combo-contains-octet-case", F + 'if header :contains :comparator "i;octet" "subject" "world" { fileinto "W"; }')
+case("combo-deleteheader-matches", EH + 'deleteheader :matches "x-priority" "*"; if exists "x-priority" '
+     '{ fileinto "Still"; } else { fileinto "Gone"; }')
+case("combo-deleteheader-last-index", EH + req("index") + 'deleteheader :index 1 :last "x-priority"; '
+     'if header :is "x-priority" "5" { fileinto "P5"; } else { fileinto "NoP5"; }')
+case("combo-header-count-after-add", EH + req("relational", "comparator-i;ascii-numeric") + 'addheader "X-Priority" "1"; '
+     'if header :count "eq" :comparator "i;ascii-numeric" "x-priority" "3" { fileinto "Three"; }')
+case("combo-date-all-received", D + 'if date :zone "+0000" "received" "hour" "07" { fileinto "Some"; }')
+case("combo-date-weekday-orig", D + 'if date :originalzone "date" "weekday" "5" { fileinto "Fri"; }')
+case("combo-vacation-vars", VA + req("variables") + 'if header :matches "subject" "*" { set "s" "${1}"; } '
+     'vacation :subject "Re: ${s}" :from "u@example.net" "Away";')
+case("combo-reject-vars", R + req("variables") + 'if header :matches "from" "*<*>*" { reject "No mail from ${2}"; }')
+case("combo-flags-named-variable", I4 + req("variables") + 'set "f" "\\Seen"; addflag "f" "\\Flagged"; '
+     'fileinto :flags "${f}" "F";')
+case("combo-include-stop-in-global", IN + 'include :global "gstop"; fileinto "User";',
+     includes={"global/gstop": req("fileinto") + 'if exists "x-spam" { fileinto "Junk"; stop; }'})
+case("combo-include-return-keeps-actions", IN + 'include "sub"; fileinto "After";',
+     includes={"personal/sub": req("include", "fileinto") + 'fileinto "Inner"; return; fileinto "Never";'})
+case("combo-include-once-twice", IN + 'include :once "a"; include "a";',
+     includes={"personal/a": req("fileinto") + 'fileinto "A";'})
+case("combo-spam-junk-seen", I4 + 'if header :is "x-spam" "yes" { fileinto :flags "\\Seen" "Junk"; stop; } keep;')
+case("combo-anyof-short-circuit-vars", V + 'if anyof (header :matches "subject" "Hello *", header :matches "from" "*") '
+     '{ fileinto "${1}"; }')
+case("combo-allof-last-match-wins", V + 'if allof (header :matches "subject" "Hello *", header :matches "x-spam" "*") '
+     '{ fileinto "${1}"; }')
+case("combo-not-match-leaves-vars", V + 'if header :matches "subject" "* *" {} if not header :matches "x-spam" "N*" '
+     '{ fileinto "${1}"; }')
+case("combo-string-list-count", V + req("relational", "comparator-i;ascii-numeric") + 'if string :count "ge" :comparator '
+     '"i;ascii-numeric" ["a", "b", "c"] "3" { fileinto "C"; }')
+case("combo-redirect-copy-fileinto", C + 'redirect :copy "a@example.org"; fileinto "A";')
+case("combo-body-raw-matches", B + 'if body :raw :matches "*quick brown*" { fileinto "Q"; }')
+case("combo-size-and-header", F + 'if allof (size :under 10K, header :contains "x-spam" "yes") { fileinto "SmallSpam"; }')
+
 # --- where we follow the issue/RFC and Pigeonhole does not (docs/sieve.md, "Differences") ------
 case("diff-ereject", req("ereject") + 'ereject "No thanks";')
 case("diff-ereject-conditional", req("ereject") + 'if header :contains "subject" "Hello" { ereject "no"; }')
