@@ -416,6 +416,14 @@ case("notify-capability-online", N + 'if notify_method_capability "mailto:a@exam
      '{ fileinto "V"; }')
 case("notify-encodeurl", N + 'set :encodeurl "s" "a b&c"; if string :is "${s}" "a%20b%26c" { fileinto "U"; }')
 case("notify-with-keep", N + 'notify "mailto:alerts@example.org"; discard;')
+case("notify-bad-option", N + 'notify :options ["a"] "mailto:a@example.org";')
+case("notify-option", N + 'notify :options ["a=b"] "mailto:a@example.org";')
+case("notify-bad-importance", N + 'notify :importance "4" "mailto:a@example.org";')
+case("notify-unsupported-method", N + 'notify "xmpp:a@example.org";')
+case("notify-no-recipient", N + 'notify "mailto:";')
+case("notify-query", N + 'notify "mailto:a@example.org?subject=hi";')
+case("notify-bad-from", N + 'notify :from "x" "mailto:a@example.org";')
+case("notify-valid-empty", N + 'if valid_notify_method "mailto:" { fileinto "V"; }')
 
 # --- include (RFC 6609) -------------------------------------------------------------------------
 IN = req("include", "fileinto", "variables")
@@ -522,4 +530,5 @@ case("combo-size-and-header", F + 'if allof (size :under 10K, header :contains "
 case("diff-ereject", req("ereject") + 'ereject "No thanks";')
 case("diff-ereject-conditional", req("ereject") + 'if header :contains "subject" "Hello" { ereject "no"; }')
 case("diff-redirect-to-sender", 'redirect "snd@example.com";')
+case("diff-notify-two-recipients", req("enotify") + 'notify "mailto:a@example.org,b@example.org";')
 case("diff-redirect-to-sender-copy", req("copy") + 'redirect :copy "snd@example.com"; discard;')
