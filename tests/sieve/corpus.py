@@ -266,6 +266,7 @@ case("flags-hasflag-none", I4 + 'if hasflag :contains "a" { fileinto "U"; }')
 case("flags-variable", I4 + req("variables") + 'addflag "v" "x"; if hasflag "v" "x" { fileinto "V"; }')
 case("flags-spam-rule", I4 + 'if header :is "x-spam" "yes" { addflag "\\\\Seen"; fileinto "Junk"; }')
 case("flags-needs-require", 'addflag "x";')
+case("flags-recent-and-unknown-system", I4 + 'addflag ["\\\\Recent", "\\\\Bogus", "\\\\Answered", "ok"];')
 
 # --- variables (RFC 5229) ----------------------------------------------------------------------
 V = req("fileinto", "variables")
