@@ -85,8 +85,8 @@ def test_address(run: Run, node: Node) -> bool:
         occurrences = run.msg.raw_values(name)
         picked = _pick(node, [str(i) for i in range(len(occurrences))])
         for idx in picked:
-            for addr in run.msg.addresses_of(occurrences[int(idx)]):
-                v = address_part(addr, part, run.ctx.delimiter)
+            for addr, valid in run.msg.addresses_of(occurrences[int(idx)]):
+                v = address_part(addr, part, run.ctx.delimiter) if valid else addr if part == "all" else None
                 if v is not None:
                     values.append(v)
     return _match(run, node, values, strs(run, node.args[1]))

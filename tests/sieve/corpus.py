@@ -90,7 +90,19 @@ x
 BIG = b"From: big@example.org\nTo: u@example.net\nSubject: big\nMessage-ID: <big-5@example.org>\n\n" + (
     b"0123456789abcdef" * 63 + b"\n") * 5
 
-MESSAGES = {"plain": PLAIN, "mime": MIME, "encoded": ENCODED, "bare": BARE, "big": BIG}
+ADDRESSES = b"""\
+From: "Last, First" <first.last@example.com>
+To: a@example.org (comment), "B" <b@EXAMPLE.org>, group: c@example.org, d@example.org;, e@example.org
+Cc: <>
+Reply-To: broken address
+Sender: <bounce+tag+more@example.net>
+Subject: test
+Message-ID: <x@y>
+
+x
+"""
+
+MESSAGES = {"plain": PLAIN, "mime": MIME, "encoded": ENCODED, "bare": BARE, "big": BIG, "addresses": ADDRESSES}
 
 
 @dataclass(frozen=True)
@@ -526,6 +538,25 @@ case("combo-string-list-count", V + req("relational", "comparator-i;ascii-numeri
 case("combo-redirect-copy-fileinto", C + 'redirect :copy "a@example.org"; fileinto "A";')
 case("combo-body-raw-matches", B + 'if body :raw :matches "*quick brown*" { fileinto "Q"; }')
 case("combo-size-and-header", F + 'if allof (size :under 10K, header :contains "x-spam" "yes") { fileinto "SmallSpam"; }')
+
+# --- address syntax: quoted commas, comments, groups, invalid fields ------------------------------
+AD = req("fileinto", "variables", "relational", "comparator-i;ascii-numeric", "subaddress")
+for name, test in [
+    ("quoted-comma", 'address :is "from" "first.last@example.com"'),
+    ("count-with-group", 'address :count "eq" :comparator "i;ascii-numeric" "to" "5"'),
+    ("group-member", 'address :is "to" "c@example.org"'),
+    ("domain-case", 'address :domain :is "to" "example.org"'),
+    ("domain-octet", 'address :domain :is :comparator "i;octet" "to" "EXAMPLE.org"'),
+    ("null-address-is-empty", 'address :is "cc" ""'),
+    ("null-address-counts", 'address :count "eq" :comparator "i;ascii-numeric" "cc" "1"'),
+    ("invalid-all", 'address :is "reply-to" "broken address"'),
+    ("invalid-localpart", 'address :localpart :matches "reply-to" "*"'),
+    ("detail-with-second-delimiter", 'address :detail :is "sender" "tag+more"'),
+    ("user-before-first-delimiter", 'address :user :is "sender" "bounce"'),
+    ("header-keeps-display", 'header :is "from" "\\"Last, First\\" <first.last@example.com>"'),
+]:
+    case(f"addr-{name}", AD + f'if {test} {{ fileinto "Yes"; }}', "addresses")
+case("addr-matches-parts", AD + 'if address :matches "from" "*.*@*" { fileinto "${1}-${2}-${3}"; }', "addresses")
 
 # --- where we follow the issue/RFC and Pigeonhole does not (docs/sieve.md, "Differences") ------
 case("diff-ereject", req("ereject") + 'ereject "No thanks";')
