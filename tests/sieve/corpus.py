@@ -102,7 +102,25 @@ Message-ID: <x@y>
 x
 """
 
-MESSAGES = {"plain": PLAIN, "mime": MIME, "encoded": ENCODED, "bare": BARE, "big": BIG, "addresses": ADDRESSES}
+HEADERS = b"""\
+From: x@example.com
+Subject:    spaced out   \n\
+X-Empty:
+X-Multi: first
+X-Multi: second
+X-Bad-Enc: =?unknown-charset?q?abc?=
+X-Q: =?iso-8859-1?q?caf=E9?= and =?utf-8?b?w6k=?=
+X-Tab: a\tb
+Content-Type: text/plain; charset=iso-8859-1
+Content-Transfer-Encoding: quoted-printable
+
+caf=E9 cr=C3=A8me
+line two=
+ joined
+"""
+
+MESSAGES = {"plain": PLAIN, "mime": MIME, "encoded": ENCODED, "bare": BARE, "big": BIG, "addresses": ADDRESSES,
+            "headers": HEADERS}
 
 
 @dataclass(frozen=True)
@@ -557,6 +575,26 @@ for name, test in [
 ]:
     case(f"addr-{name}", AD + f'if {test} {{ fileinto "Yes"; }}', "addresses")
 case("addr-matches-parts", AD + 'if address :matches "from" "*.*@*" { fileinto "${1}-${2}-${3}"; }', "addresses")
+
+# --- header values (whitespace, empty, repeated, RFC 2047) and decoded bodies -------------------
+HB = req("fileinto", "variables", "body", "relational", "comparator-i;ascii-numeric")
+for name, test in [
+    ("trimmed", 'header :is "subject" "spaced out"'),
+    ("empty-value", 'header :is "x-empty" ""'),
+    ("empty-exists", 'exists "x-empty"'),
+    ("missing-is-empty", 'header :is "x-missing" ""'),
+    ("repeated-count", 'header :count "eq" :comparator "i;ascii-numeric" "x-multi" "2"'),
+    ("unknown-charset", 'header :contains "x-bad-enc" "abc"'),
+    ("two-encoded-words", 'header :is "x-q" "café and é"'),
+    ("tab-kept", 'header :contains "x-tab" "a\tb"'),
+    ("body-latin1-qp", 'body :contains "café"'),
+    ("body-soft-break", 'body :contains "line twojoined"'),
+    ("body-raw-undecoded", 'body :raw :contains "caf=E9"'),
+    ("body-matches-all", 'body :text :matches "*"'),
+]:
+    case(f"hdr-{name}", HB + f'if {test} {{ fileinto "Yes"; }}', "headers")
+case("hdr-matches-trimmed-var", HB + 'if header :matches "subject" "*" { fileinto "S${1}S"; }', "headers")
+case("hdr-matches-second-occurrence", HB + 'if header :matches "x-multi" "s*" { fileinto "${1}"; }', "headers")
 
 # --- where we follow the issue/RFC and Pigeonhole does not (docs/sieve.md, "Differences") ------
 case("diff-ereject", req("ereject") + 'ereject "No thanks";')
