@@ -150,7 +150,11 @@ class SieveFilter:
             max_actions=self.max_actions, max_redirects=self.max_redirects,
             vacation_period=self.vacation_period, duplicate_period=self.duplicate_period,
         )
-        result = run_scripts(found, msg, ctx)
+        try:
+            result = run_scripts(found, msg, ctx)
+        except Exception:  # a bug of ours must not lose or hold up the mail: keep it
+            log.exception("sieve: <%s>: internal error, message kept", recipient)
+            result = Result([Action("keep", "INBOX", implicit=True)], error="internal error")
         if result.error is not None:
             log.warning("sieve: <%s>: script failed, message kept: %s", recipient, result.error)
         for key, seconds, last in result.duplicates:
