@@ -98,9 +98,11 @@ class SieveFilter:
     def attach(self, outbox: Outbox) -> None:
         self.outbox = outbox
 
-    def scripts_for(self, account: Account, *, compile: bool = True) -> list[Script] | str | None:
-        """The scripts of this delivery in order, a compile error's text, or None for none.
-        Without ``compile`` it raises NotCached instead of reading and compiling a file."""
+    def scripts_for(self, account: Account, *, compile: bool = True) -> tuple[list[Script], str | None] | None:
+        """The scripts of this delivery in order, up to the first one that does not compile
+        (whose error text comes second: the sequence ends there, as at a run-time failure), or
+        None when there is no script at all. Without ``compile`` it raises NotCached instead of
+        reading and compiling a file."""
         paths = script_files(self.before)
         if self.user_scripts:
             paths.append(user_script_path(account.maildir))
@@ -111,9 +113,9 @@ class SieveFilter:
             if loaded is None:
                 continue
             if loaded.script is None:
-                return f"{loaded.path}: {loaded.error}"
+                return scripts, f"{loaded.path}: {loaded.error}"
             scripts.append(loaded.script)
-        return scripts or None
+        return (scripts, None) if scripts else None
 
     async def plan(self, account: Account, sender: str, recipient: str, content: bytes,
                    list_folders: Callable[[], Awaitable[frozenset[str]]]) -> Plan | None:
@@ -121,14 +123,16 @@ class SieveFilter:
         Return-Path/Delivered-To). ``list_folders`` is awaited only when a script tests folders
         (mailboxexists); the agent checks a fileinto target itself, when it has no :create."""
         try:
-            found = self.scripts_for(account, compile=False)  # a stat per script when cached
+            sequence = self.scripts_for(account, compile=False)  # a stat per script when cached
         except NotCached:
-            found = await asyncio.to_thread(self.scripts_for, account)
-        if found is None:
+            sequence = await asyncio.to_thread(self.scripts_for, account)
+        if sequence is None:
             return None
-        if isinstance(found, str):
-            log.warning("sieve: <%s>: script failed to compile, message kept: %s", recipient, found)
-            return Plan(stores=[("INBOX", (), False, None)])
+        found, broken = sequence
+        if broken is not None:
+            log.warning("sieve: <%s>: script failed to compile, message kept: %s", recipient, broken)
+            if not found:
+                return Plan(stores=[("INBOX", (), False, None)])
         folders = await list_folders() if any("mailboxexists" in s.uses for s in found) else None
         plan = await self._run(found, account, sender, recipient, content, folders)
         plan.folders = folders
