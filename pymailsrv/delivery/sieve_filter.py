@@ -168,6 +168,8 @@ class SieveFilter:
             await self._act(plan, action, account, sender, recipient, msg, original_fields, seen)
         if seen.changed:
             await asyncio.to_thread(seen.save)
+        if not plan.stores and plan.reject is None:
+            log.info("sieve: <%s>: not stored (discard, or only redirected)", recipient)
         return plan
 
     def _include(self, account: Account, location: str, name: str) -> Script | None:
@@ -184,10 +186,8 @@ class SieveFilter:
         elif a.kind in ("reject", "ereject"):
             plan.reject = a.reason.strip() or "rejected by the recipient's filter"
             log.info("sieve: <%s>: %s %r", recipient, a.kind, plan.reject[:80])
-        elif a.kind == "discard":
-            log.info("sieve: <%s>: discarded", recipient)
-        elif a.kind == "redirect":
-            await self._redirect(a.target, sender, recipient, edited or msg.render())
+        elif a.kind == "redirect":  # the message as it was when the script redirected it
+            await self._redirect(a.target, sender, recipient, msg.content if edited is None else edited)
         elif a.kind == "vacation" and a.vacation is not None:
             await self._vacation(a.vacation, account, sender, recipient, msg, seen)
         elif a.kind == "notify" and a.notify is not None:

@@ -193,3 +193,15 @@ async def test_a_user_script_that_does_not_compile_leaves_sieve_before(
     assert len(files(home / ".Junk")) == 1 and files(home) == []
     await agent.deliver("carol@remote.test", ["alice@example.test"], MSG.replace(b"report", b"other"))
     assert len(files(home)) == 1  # the implicit keep
+
+
+async def test_a_redirect_carries_the_header_as_it_was_then(
+        setup: tuple[MaildirAgent, Outbox, Path, SieveFilter]) -> None:
+    agent, outbox, home, _ = setup
+    activate(home, 'require ["editheader", "copy"]; addheader "X-One" "1"; redirect :copy "a@remote.test";'
+                   'addheader "X-Two" "2"; redirect "b@remote.test";')
+    await agent.deliver("carol@remote.test", ["alice@example.test"], MSG)
+    (_, _, first), (_, _, second) = outbox.sent
+    assert b"X-One: 1" in first and b"X-Two" not in first
+    assert b"X-One: 1" in second and b"X-Two: 2" in second
+    assert files(home) == []
