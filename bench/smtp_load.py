@@ -9,6 +9,7 @@ seconds per message and the server's peak RSS.
     python bench/smtp_load.py --driver smtp-source --sessions 20 --messages 20000 --size 2048
     python bench/smtp_load.py --target 127.0.0.1:2525 ...   # any server (no CPU/RSS figures)
     python bench/smtp_load.py --milters unix:/run/opendkim/opendkim.sock ...  # through a milter
+    python bench/smtp_load.py --queue spool --sieve ...      # users with a 30-rule Sieve script
 
 ``--queue null`` (default) discards accepted mail (with a permit-all policy unless ``--policy
 real``); ``--queue spool`` runs the real stack: SQLite PostfixAdmin database with bench.test
@@ -91,6 +92,10 @@ async def _make_queue(args: argparse.Namespace, settings):  # type: ignore[no-un
                    "active": True} for u in users],
     })
     base = settings.get_str("virtual_mailbox_base")
+    if args.sieve:  # every user with the 30-rule script of bench/sieve_rules.py (issue 15)
+        from bench.sieve_rules import install, thirty_rules
+
+        install(base, thirty_rules())
     directory = SqlDirectory(url, base, "", cache_ttl=settings.get_seconds("directory_cache_ttl"))
     store = MaildirStore(base, "mx.bench.test")
     queue, _stop = await app.start_queue(settings, directory, store)
@@ -207,6 +212,7 @@ def main() -> int:
     p.add_argument("--spool-dir", default="")
     p.add_argument("--target", default="", help="host:port of an already running server")
     p.add_argument("--milters", default="", help="smtpd_milters of the server (e.g. unix:/run/opendkim.sock)")
+    p.add_argument("--sieve", action="store_true", help="with --queue spool: each user has a 30-rule Sieve script")
     args = p.parse_args()
     if args.messages > 200000 or args.sessions > 500:
         p.error("bounded: at most 200000 messages and 500 sessions")
@@ -221,7 +227,8 @@ def main() -> int:
             port = int(port_s)
         else:
             cmd = [sys.executable, __file__, "--serve", "--queue", args.queue, "--policy", args.policy,
-                   "--spool-dir", args.spool_dir or tmp, "--milters", args.milters]
+                   "--spool-dir", args.spool_dir or tmp, "--milters", args.milters,
+                   *(["--sieve"] if args.sieve else [])]
             child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
             assert child.stdout is not None
             host, port = "127.0.0.1", int(child.stdout.readline())

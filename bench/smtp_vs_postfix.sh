@@ -3,7 +3,8 @@
 # pymailsrv (127.0.0.1:2526) under the same smtp-source load, interleaved A B A B.
 # Uses ../shared/anchors (bench-smtp.sh measures accept and delivery rates and CPU).
 #   ROUNDS=2 SESSIONS=20 MSGS=20000 SIZE=2048 REPS=1 PROCS=2 bench/smtp_vs_postfix.sh
-# (PROCS: pymailsrv's worker_processes)
+# (PROCS: pymailsrv's worker_processes; SIEVE=1: every pymailsrv user u0..u99 has the 30-rule
+# Sieve script of bench/sieve_rules.py as its active script, issue 15's performance case)
 # Needs root (Postfix), Debian's postfix package, and the repo's .venv or PYTHON.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(dirname "$HERE")"
@@ -41,6 +42,9 @@ from pymailsrv.cli import main
 for i in range(100):
     main(["--config", sys.argv[1], "mailbox", "add", f"u{i}@bench.test", "--password", "pw"])
 ' "$WORK/pymailsrv.conf" >/dev/null
+if [ "${SIEVE:-0}" = 1 ]; then
+    PYTHONPATH="$ROOT" "$PY" "$HERE/sieve_rules.py" --install "$BASE"
+fi
 PYTHONPATH="$ROOT" "$PY" -m pymailsrv --config "$WORK/pymailsrv.conf" serve >/dev/null 2>&1 &
 echo $! > "$WORK/pymailsrv.pid"
 trap 'kill $(cat $WORK/pymailsrv.pid) 2>/dev/null || true' EXIT
@@ -48,5 +52,5 @@ for _ in $(seq 1 100); do ss -ltn "sport = :$PORT" | grep -q ":$PORT" && break; 
 
 for ((r = 1; r <= ROUNDS; r++)); do
     "$ANCHORS/bench-smtp.sh" 127.0.0.1 2525 /var/lab/postfix-vmail postfix
-    "$ANCHORS/bench-smtp.sh" 127.0.0.1 "$PORT" "$BASE" pymailsrv
+    "$ANCHORS/bench-smtp.sh" 127.0.0.1 "$PORT" "$BASE" "pymailsrv$([ "${SIEVE:-0}" = 1 ] && echo +sieve)"
 done

@@ -1,6 +1,6 @@
 """The ``pymailsrv`` command: serve, reload, log reopen, init, db, domain/mailbox/alias admin, pw,
-auth, queue, cert, dkim, doctor, stats, postconf, postmap, import-config. Each subcommand is a thin adapter over the
-package that does the work; errors are one clear line on stderr and a non-zero exit."""
+auth, queue, cert, dkim, doctor, stats, sieve, postconf, postmap, import-config. Each subcommand is a thin
+adapter over the package that does the work; errors are one clear line on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -100,6 +100,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     from pymailsrv import app
 
     return app.init(args, config_path=_config_path(args))
+
+
+def cmd_sieve(args: argparse.Namespace) -> int:
+    from pymailsrv.sieve import tool
+
+    extensions = load_settings(args).get_list("sieve_extensions") or None
+    if args.action == "check":
+        return tool.check(args.script, extensions, sys.stdout)
+    return tool.test(args.script, args.message, args.sender, args.recipient, extensions, sys.stdout)
 
 
 def cmd_postconf(args: argparse.Namespace) -> int:
@@ -374,6 +383,15 @@ def build_parser() -> argparse.ArgumentParser:
     dsub.add_parser("check", help="does DNS publish the key of each selector that signs for DOMAIN?"
                     ).add_argument("domain")
     s.set_defaults(func=cmd_dkim)
+    s = sub.add_parser("sieve", help="Sieve scripts: check one, or show what it would do with a message")
+    dsub = s.add_subparsers(dest="action", required=True)
+    dsub.add_parser("check", help="compile a script; errors with line and column").add_argument("script")
+    a = dsub.add_parser("test", help="the actions a script would take on a message (nothing is done)")
+    a.add_argument("script")
+    a.add_argument("message")
+    a.add_argument("-f", "--from", dest="sender", default="sender@example.org", help="envelope sender")
+    a.add_argument("-a", "--to", dest="recipient", default="recipient@example.org", help="envelope recipient")
+    s.set_defaults(func=cmd_sieve)
 
     s = sub.add_parser("reload", help="re-read the configuration; sessions in progress finish (SIGHUP)")
     s.set_defaults(func=cmd_signal)

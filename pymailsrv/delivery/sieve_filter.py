@@ -98,9 +98,11 @@ class SieveFilter:
     def attach(self, outbox: Outbox) -> None:
         self.outbox = outbox
 
-    def scripts_for(self, account: Account, *, compile: bool = True) -> list[Script] | str | None:
-        """The scripts of this delivery in order, a compile error's text, or None for none.
-        Without ``compile`` it raises NotCached instead of reading and compiling a file."""
+    def scripts_for(self, account: Account, *, compile: bool = True) -> tuple[list[Script], str | None] | None:
+        """The scripts of this delivery in order, up to the first one that does not compile
+        (whose error text comes second: the sequence ends there, as at a run-time failure), or
+        None when there is no script at all. Without ``compile`` it raises NotCached instead of
+        reading and compiling a file."""
         paths = script_files(self.before)
         if self.user_scripts:
             paths.append(user_script_path(account.maildir))
@@ -111,9 +113,9 @@ class SieveFilter:
             if loaded is None:
                 continue
             if loaded.script is None:
-                return f"{loaded.path}: {loaded.error}"
+                return scripts, f"{loaded.path}: {loaded.error}"
             scripts.append(loaded.script)
-        return scripts or None
+        return (scripts, None) if scripts else None
 
     async def plan(self, account: Account, sender: str, recipient: str, content: bytes,
                    list_folders: Callable[[], Awaitable[frozenset[str]]]) -> Plan | None:
@@ -121,14 +123,16 @@ class SieveFilter:
         Return-Path/Delivered-To). ``list_folders`` is awaited only when a script tests folders
         (mailboxexists); the agent checks a fileinto target itself, when it has no :create."""
         try:
-            found = self.scripts_for(account, compile=False)  # a stat per script when cached
+            sequence = self.scripts_for(account, compile=False)  # a stat per script when cached
         except NotCached:
-            found = await asyncio.to_thread(self.scripts_for, account)
-        if found is None:
+            sequence = await asyncio.to_thread(self.scripts_for, account)
+        if sequence is None:
             return None
-        if isinstance(found, str):
-            log.warning("sieve: <%s>: script failed to compile, message kept: %s", recipient, found)
-            return Plan(stores=[("INBOX", (), False, None)])
+        found, broken = sequence
+        if broken is not None:
+            log.warning("sieve: <%s>: script failed to compile, message kept: %s", recipient, broken)
+            if not found:
+                return Plan(stores=[("INBOX", (), False, None)])
         folders = await list_folders() if any("mailboxexists" in s.uses for s in found) else None
         plan = await self._run(found, account, sender, recipient, content, folders)
         plan.folders = folders
@@ -150,7 +154,11 @@ class SieveFilter:
             max_actions=self.max_actions, max_redirects=self.max_redirects,
             vacation_period=self.vacation_period, duplicate_period=self.duplicate_period,
         )
-        result = run_scripts(found, msg, ctx)
+        try:
+            result = run_scripts(found, msg, ctx)
+        except Exception:  # a bug of ours must not lose or hold up the mail: keep it
+            log.exception("sieve: <%s>: internal error, message kept", recipient)
+            result = Result([Action("keep", "INBOX", implicit=True)], error="internal error")
         if result.error is not None:
             log.warning("sieve: <%s>: script failed, message kept: %s", recipient, result.error)
         for key, seconds, last in result.duplicates:
@@ -160,6 +168,8 @@ class SieveFilter:
             await self._act(plan, action, account, sender, recipient, msg, original_fields, seen)
         if seen.changed:
             await asyncio.to_thread(seen.save)
+        if not plan.stores and plan.reject is None:
+            log.info("sieve: <%s>: not stored (discard, or only redirected)", recipient)
         return plan
 
     def _include(self, account: Account, location: str, name: str) -> Script | None:
@@ -176,10 +186,8 @@ class SieveFilter:
         elif a.kind in ("reject", "ereject"):
             plan.reject = a.reason.strip() or "rejected by the recipient's filter"
             log.info("sieve: <%s>: %s %r", recipient, a.kind, plan.reject[:80])
-        elif a.kind == "discard":
-            log.info("sieve: <%s>: discarded", recipient)
-        elif a.kind == "redirect":
-            await self._redirect(a.target, sender, recipient, edited or msg.render())
+        elif a.kind == "redirect":  # the message as it was when the script redirected it
+            await self._redirect(a.target, sender, recipient, msg.content if edited is None else edited)
         elif a.kind == "vacation" and a.vacation is not None:
             await self._vacation(a.vacation, account, sender, recipient, msg, seen)
         elif a.kind == "notify" and a.notify is not None:

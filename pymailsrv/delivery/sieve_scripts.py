@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -52,6 +53,7 @@ class ScriptCache:
         self.extensions = list(extensions) if extensions is not None else None
         self.size = size
         self._cache: OrderedDict[tuple[int, int, int, int], Loaded] = OrderedDict()
+        self._lock = threading.Lock()
         self.compiled = 0  # how many compilations ran (tests and the bench read it)
 
     def load(self, path: str, *, compile: bool = True) -> Loaded | None:
@@ -63,10 +65,11 @@ class ScriptCache:
         except (FileNotFoundError, NotADirectoryError):
             return None
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
+        with self._lock:  # the loop and a compiling thread share the cache
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
         if not compile:
             raise NotCached(path)
         try:
@@ -81,9 +84,10 @@ class ScriptCache:
             loaded = Loaded(real, compile_script(text, self.extensions, name=name))
         except SieveError as exc:
             loaded = Loaded(real, None, exc)
-        self._cache[key] = loaded
-        while len(self._cache) > self.size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key] = loaded
+            while len(self._cache) > self.size:
+                self._cache.popitem(last=False)
         return loaded
 
 

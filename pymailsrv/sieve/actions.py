@@ -73,13 +73,16 @@ class Result:
 
 
 def canonical_flags(flags: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Flags split on spaces, system flags in their canonical case, each once (RFC 5232 §3)."""
+    """Flags split on spaces, system flags in their canonical case, each once (RFC 5232 §3);
+    ``\\Recent`` and unknown ``\\`` flags cannot be set and are dropped, as Pigeonhole does."""
     out: dict[str, str] = {}
     for item in flags:
         for flag in item.split():
             low = flag.lower()
             if low in SYSTEM_FLAGS:
                 flag = "\\" + low[1:].capitalize()
+            elif flag.startswith("\\"):
+                continue
             out.setdefault(low, flag)
     return tuple(out.values())
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from pymailsrv.sieve.errors import SieveError, SieveRuntimeError
 from pymailsrv.sieve.match import user_regex
+from pymailsrv.sieve.notify import valid_method
 from pymailsrv.sieve.parser import parse
 from pymailsrv.sieve.spec import (
     COMMANDS,
@@ -68,6 +69,7 @@ class Script:
 
 IMPLIES = {"vacation-seconds": ("vacation",)}  # RFC 6131 §2: it implies "vacation"
 _ADDRESS = re.compile(r"^<?[^@<>\s]+@[^@<>\s]+>?$")
+_OPTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*=")  # RFC 5435 §3.5: name=value
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENCODED = re.compile(r"\$\{(hex|unicode):([^}]*)\}", re.IGNORECASE)
 
@@ -261,11 +263,28 @@ class _Checker:
             field_name = str(n.args[0])
             if not re.fullmatch(r"[!-9;-~]+", field_name):
                 raise SieveError(f"invalid header field name '{field_name}'", pos.line, pos.column)
+        elif n.name == "notify":
+            self.check_notify(n, pos)
         elif n.name == "redirect" and "${" not in str(n.args[0]) and not _ADDRESS.match(str(n.args[0]).strip()):
             raise SieveError(f"redirect: invalid address '{n.args[0]}'", pos.line, pos.column)
         elif n.name == "vacation" and "from" in n.tags and not _maybe_address(str(n.tags["from"])):
             raise SieveError("vacation :from is not an address", pos.line, pos.column)
         self.check_match(n, pos)
+
+    def check_notify(self, n: Node, pos: Pos) -> None:
+        """RFC 5435 §3: what can be known before a message arrives (constants only)."""
+        method = str(n.args[0])
+        if "${" not in method and not valid_method(method):
+            raise SieveError(f"notify: unsupported or invalid method '{method}'", pos.line, pos.column)
+        importance = n.tags.get("importance")
+        if importance is not None and "${" not in str(importance) and str(importance) not in ("1", "2", "3"):
+            raise SieveError("notify :importance must be \"1\", \"2\" or \"3\"", pos.line, pos.column)
+        for option in _strs(n.tags.get("options")):
+            if "${" not in option and not _OPTION.match(option):
+                raise SieveError(f"notify: invalid option '{option}' (name=value)", pos.line, pos.column)
+        sender = n.tags.get("from")
+        if sender is not None and not _maybe_address(str(sender)):
+            raise SieveError("notify :from is not an address", pos.line, pos.column)
 
     def check_test(self, n: Node, pos: Pos) -> None:
         if n.name == "size" and "size" not in n.tags:

@@ -85,8 +85,8 @@ def test_address(run: Run, node: Node) -> bool:
         occurrences = run.msg.raw_values(name)
         picked = _pick(node, [str(i) for i in range(len(occurrences))])
         for idx in picked:
-            for addr in run.msg.addresses_of(occurrences[int(idx)]):
-                v = address_part(addr, part, run.ctx.delimiter)
+            for addr, valid in run.msg.addresses_of(occurrences[int(idx)]):
+                v = address_part(addr, part, run.ctx.delimiter) if valid else addr if part == "all" else None
                 if v is not None:
                     values.append(v)
     return _match(run, node, values, strs(run, node.args[1]))
@@ -146,7 +146,9 @@ def test_date(run: Run, node: Node) -> bool:
     if part.lower() not in DATE_PARTS:
         return False  # an unknown part fails the test (as Pigeonhole; RFC 5260 §4.2)
     values: list[str] = []
-    for raw in _pick(node, run.msg.values(header)):
+    found = run.msg.values(header)
+    # one occurrence: the first, or the one :index picks (RFC 5260 §4 and §6, as Pigeonhole)
+    for raw in _pick(node, found) if "index" in node.tags else found[:1]:
         d = dates.header_date(raw)
         if d is None:
             continue

@@ -341,26 +341,30 @@ COMMANDS: dict[str, Callable[[Run, Node], None]] = {
 
 def run_scripts(scripts: list[Script], msg: SieveMessage, ctx: Context) -> Result:
     """Run scripts one after the other on one message (``sieve_before``, the user's script,
-    ``sieve_after``): a ``stop`` ends them all, as Pigeonhole's sequence does."""
+    ``sieve_after``): a ``stop`` ends them all, as Pigeonhole's sequence does. A script that
+    fails loses its own actions and ends the sequence; what the scripts before it decided
+    stands (the admin's Junk rule survives a broken user script), else the implicit keep keeps
+    the message (RFC 5228 §2.10.6)."""
     run = Run(msg, ctx)
+    error: str | None = None
     try:
-        try:
-            for script in scripts:
+        for script in scripts:
+            mark, cancelled, flags = len(run.actions), run.keep_cancelled, list(run.flags)
+            try:
                 run.run_script(script)
-        except _Stop:
-            pass
-    except SieveRuntimeError as exc:
-        keep = Action("keep", INBOX, (), implicit=True, fields=msg.fields)
-        return Result([keep], error=str(exc))
-    except RecursionError:
-        return Result([Action("keep", INBOX, (), implicit=True, fields=msg.fields)], error="script too deep")
+            except (SieveRuntimeError, RecursionError) as exc:
+                error = str(exc) if isinstance(exc, SieveRuntimeError) else "script nested too deeply"
+                del run.actions[mark:]  # as if the failed script had not run
+                run.keep_cancelled, run.flags = cancelled, flags
+                break
+    except _Stop:
+        pass
     actions = list(run.actions)
     if not run.keep_cancelled:
         implicit = Action("keep", INBOX, tuple(run.flags), implicit=True, fields=msg.fields)
-        same = next((a for a in actions if a.stores and a.target == INBOX), None)
-        if same is None:
+        if not any(a.stores and a.target == INBOX for a in actions):
             actions.append(implicit)
-    return Result(actions, None, run.duplicates)
+    return Result(actions, error, [] if error else run.duplicates)
 
 
 def run_script(script: Script, msg: SieveMessage, ctx: Context) -> Result:

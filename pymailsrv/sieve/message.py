@@ -36,7 +36,7 @@ class SieveMessage:
     # decoded values and addresses, per field name / raw value (rules test the same fields again
     # and again); editheader clears them
     _values: dict[str, list[str]] = field(default_factory=dict)
-    _addresses: dict[str, list[str]] = field(default_factory=dict)
+    _addresses: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, content: bytes) -> SieveMessage:
@@ -76,17 +76,19 @@ class SieveMessage:
         n = name.lower()
         return any(k.lower() == n for k, _ in self.fields)
 
-    def addresses(self, name: str) -> list[str]:
-        """The addresses of an address header, groups flattened (RFC 5228 §5.1)."""
-        out: list[str] = []
-        for raw in self.raw_values(name):
-            out += self.addresses_of(raw)
-        return out
-
-    def addresses_of(self, raw: str) -> list[str]:
+    def addresses_of(self, raw: str) -> list[tuple[str, bool]]:
+        """The addresses of one address header field, groups flattened (RFC 5228 §5.1), each
+        with whether it is valid. A field that holds no valid address list is one invalid
+        "address", its whole value: ``:all`` can still match it, ``:localpart`` and ``:domain``
+        cannot (RFC 5228 §2.7.4; Pigeonhole does the same)."""
         found = self._addresses.get(raw)
         if found is None:
-            found = [addr for _display, addr in email.utils.getaddresses([decode_header(raw)]) if addr]
+            value = decode_header(raw)
+            parsed = [addr for _display, addr in email.utils.getaddresses([value])]
+            if parsed and all("@" in a for a in parsed):
+                found = [(a, True) for a in parsed]
+            else:
+                found = [(value, False)] if value else []
             self._addresses[raw] = found
         return found
 

@@ -24,9 +24,9 @@ def mailto_recipients(uri: str) -> list[str] | None:
             return None
         if key.lower() == "to":
             out += [urllib.parse.unquote(a) for a in value.split(",") if a]
-    if not out or not all(_ADDR.match(a) for a in out):
+    if not all(_ADDR.match(a) for a in out):
         return None
-    return out
+    return out  # may be empty ("mailto:"): valid, but nobody to notify
 
 
 def valid_method(uri: str) -> bool:

@@ -90,7 +90,37 @@ x
 BIG = b"From: big@example.org\nTo: u@example.net\nSubject: big\nMessage-ID: <big-5@example.org>\n\n" + (
     b"0123456789abcdef" * 63 + b"\n") * 5
 
-MESSAGES = {"plain": PLAIN, "mime": MIME, "encoded": ENCODED, "bare": BARE, "big": BIG}
+ADDRESSES = b"""\
+From: "Last, First" <first.last@example.com>
+To: a@example.org (comment), "B" <b@EXAMPLE.org>, group: c@example.org, d@example.org;, e@example.org
+Cc: <>
+Reply-To: broken address
+Sender: <bounce+tag+more@example.net>
+Subject: test
+Message-ID: <x@y>
+
+x
+"""
+
+HEADERS = b"""\
+From: x@example.com
+Subject:    spaced out   \n\
+X-Empty:
+X-Multi: first
+X-Multi: second
+X-Bad-Enc: =?unknown-charset?q?abc?=
+X-Q: =?iso-8859-1?q?caf=E9?= and =?utf-8?b?w6k=?=
+X-Tab: a\tb
+Content-Type: text/plain; charset=iso-8859-1
+Content-Transfer-Encoding: quoted-printable
+
+caf=E9 cr=C3=A8me
+line two=
+ joined
+"""
+
+MESSAGES = {"plain": PLAIN, "mime": MIME, "encoded": ENCODED, "bare": BARE, "big": BIG, "addresses": ADDRESSES,
+            "headers": HEADERS}
 
 
 @dataclass(frozen=True)
@@ -266,6 +296,7 @@ case("flags-hasflag-none", I4 + 'if hasflag :contains "a" { fileinto "U"; }')
 case("flags-variable", I4 + req("variables") + 'addflag "v" "x"; if hasflag "v" "x" { fileinto "V"; }')
 case("flags-spam-rule", I4 + 'if header :is "x-spam" "yes" { addflag "\\\\Seen"; fileinto "Junk"; }')
 case("flags-needs-require", 'addflag "x";')
+case("flags-recent-and-unknown-system", I4 + 'addflag ["\\\\Recent", "\\\\Bogus", "\\\\Answered", "ok"];')
 
 # --- variables (RFC 5229) ----------------------------------------------------------------------
 V = req("fileinto", "variables")
@@ -416,6 +447,14 @@ case("notify-capability-online", N + 'if notify_method_capability "mailto:a@exam
      '{ fileinto "V"; }')
 case("notify-encodeurl", N + 'set :encodeurl "s" "a b&c"; if string :is "${s}" "a%20b%26c" { fileinto "U"; }')
 case("notify-with-keep", N + 'notify "mailto:alerts@example.org"; discard;')
+case("notify-bad-option", N + 'notify :options ["a"] "mailto:a@example.org";')
+case("notify-option", N + 'notify :options ["a=b"] "mailto:a@example.org";')
+case("notify-bad-importance", N + 'notify :importance "4" "mailto:a@example.org";')
+case("notify-unsupported-method", N + 'notify "xmpp:a@example.org";')
+case("notify-no-recipient", N + 'notify "mailto:";')
+case("notify-query", N + 'notify "mailto:a@example.org?subject=hi";')
+case("notify-bad-from", N + 'notify :from "x" "mailto:a@example.org";')
+case("notify-valid-empty", N + 'if valid_notify_method "mailto:" { fileinto "V"; }')
 
 # --- include (RFC 6609) -------------------------------------------------------------------------
 IN = req("include", "fileinto", "variables")
@@ -479,8 +518,87 @@ case("edge-currentdate-julian-type", D + 'if currentdate :value "gt" :comparator
 case("edge-set-length-utf8", V + 'set :length "n" "menú"; fileinto "L${n}";')
 case("edge-upper-utf8", V + 'set :upper "n" "menú"; fileinto "${n}";')
 
+# --- more combinations ----------------------------------------------------------------------
+case("combo-count-addresses-cc", RL + 'if address :count "eq" :comparator "i;ascii-numeric" "cc" "1" { fileinto "One"; }')
+case("combo-regex-address-localpart", RX + 'if address :localpart :regex "cc" "^([a-z]+)\\+([a-z]+)$" '
+     '{ fileinto "${1}.${2}"; }')
+case("combo-envelope-vars", V + req("envelope") + 'if envelope :matches "from" "*@*" { fileinto "From.${2}"; }')
+case("combo-address-vars-key", V + 'set "d" "example.com"; if address :domain :is "from" "${d}" { fileinto "V"; }')
+case("combo-contains-octet-case", F + 'if header :contains :comparator "i;octet" "subject" "world" { fileinto "W"; }')
+case("combo-deleteheader-matches", EH + 'deleteheader :matches "x-priority" "*"; if exists "x-priority" '
+     '{ fileinto "Still"; } else { fileinto "Gone"; }')
+case("combo-deleteheader-last-index", EH + req("index") + 'deleteheader :index 1 :last "x-priority"; '
+     'if header :is "x-priority" "5" { fileinto "P5"; } else { fileinto "NoP5"; }')
+case("combo-header-count-after-add", EH + req("relational", "comparator-i;ascii-numeric") + 'addheader "X-Priority" "1"; '
+     'if header :count "eq" :comparator "i;ascii-numeric" "x-priority" "3" { fileinto "Three"; }')
+case("combo-date-all-received", D + 'if date :zone "+0000" "received" "hour" "07" { fileinto "Some"; }')
+case("combo-date-weekday-orig", D + 'if date :originalzone "date" "weekday" "5" { fileinto "Fri"; }')
+case("combo-vacation-vars", VA + req("variables") + 'if header :matches "subject" "*" { set "s" "${1}"; } '
+     'vacation :subject "Re: ${s}" :from "u@example.net" "Away";')
+case("combo-reject-vars", R + req("variables") + 'if header :matches "from" "*<*>*" { reject "No mail from ${2}"; }')
+case("combo-flags-named-variable", I4 + req("variables") + 'set "f" "\\Seen"; addflag "f" "\\Flagged"; '
+     'fileinto :flags "${f}" "F";')
+case("combo-include-stop-in-global", IN + 'include :global "gstop"; fileinto "User";',
+     includes={"global/gstop": req("fileinto") + 'if exists "x-spam" { fileinto "Junk"; stop; }'})
+case("combo-include-return-keeps-actions", IN + 'include "sub"; fileinto "After";',
+     includes={"personal/sub": req("include", "fileinto") + 'fileinto "Inner"; return; fileinto "Never";'})
+case("combo-include-once-twice", IN + 'include :once "a"; include "a";',
+     includes={"personal/a": req("fileinto") + 'fileinto "A";'})
+case("combo-spam-junk-seen", I4 + 'if header :is "x-spam" "yes" { fileinto :flags "\\Seen" "Junk"; stop; } keep;')
+case("combo-anyof-short-circuit-vars", V + 'if anyof (header :matches "subject" "Hello *", header :matches "from" "*") '
+     '{ fileinto "${1}"; }')
+case("combo-allof-last-match-wins", V + 'if allof (header :matches "subject" "Hello *", header :matches "x-spam" "*") '
+     '{ fileinto "${1}"; }')
+case("combo-not-match-leaves-vars", V + 'if header :matches "subject" "* *" {} if not header :matches "x-spam" "N*" '
+     '{ fileinto "${1}"; }')
+case("combo-string-list-count", V + req("relational", "comparator-i;ascii-numeric") + 'if string :count "ge" :comparator '
+     '"i;ascii-numeric" ["a", "b", "c"] "3" { fileinto "C"; }')
+case("combo-redirect-copy-fileinto", C + 'redirect :copy "a@example.org"; fileinto "A";')
+case("combo-body-raw-matches", B + 'if body :raw :matches "*quick brown*" { fileinto "Q"; }')
+case("combo-size-and-header", F + 'if allof (size :under 10K, header :contains "x-spam" "yes") { fileinto "SmallSpam"; }')
+
+# --- address syntax: quoted commas, comments, groups, invalid fields ------------------------------
+AD = req("fileinto", "variables", "relational", "comparator-i;ascii-numeric", "subaddress")
+for name, test in [
+    ("quoted-comma", 'address :is "from" "first.last@example.com"'),
+    ("count-with-group", 'address :count "eq" :comparator "i;ascii-numeric" "to" "5"'),
+    ("group-member", 'address :is "to" "c@example.org"'),
+    ("domain-case", 'address :domain :is "to" "example.org"'),
+    ("domain-octet", 'address :domain :is :comparator "i;octet" "to" "EXAMPLE.org"'),
+    ("null-address-is-empty", 'address :is "cc" ""'),
+    ("null-address-counts", 'address :count "eq" :comparator "i;ascii-numeric" "cc" "1"'),
+    ("invalid-all", 'address :is "reply-to" "broken address"'),
+    ("invalid-localpart", 'address :localpart :matches "reply-to" "*"'),
+    ("detail-with-second-delimiter", 'address :detail :is "sender" "tag+more"'),
+    ("user-before-first-delimiter", 'address :user :is "sender" "bounce"'),
+    ("header-keeps-display", 'header :is "from" "\\"Last, First\\" <first.last@example.com>"'),
+]:
+    case(f"addr-{name}", AD + f'if {test} {{ fileinto "Yes"; }}', "addresses")
+case("addr-matches-parts", AD + 'if address :matches "from" "*.*@*" { fileinto "${1}-${2}-${3}"; }', "addresses")
+
+# --- header values (whitespace, empty, repeated, RFC 2047) and decoded bodies -------------------
+HB = req("fileinto", "variables", "body", "relational", "comparator-i;ascii-numeric")
+for name, test in [
+    ("trimmed", 'header :is "subject" "spaced out"'),
+    ("empty-value", 'header :is "x-empty" ""'),
+    ("empty-exists", 'exists "x-empty"'),
+    ("missing-is-empty", 'header :is "x-missing" ""'),
+    ("repeated-count", 'header :count "eq" :comparator "i;ascii-numeric" "x-multi" "2"'),
+    ("unknown-charset", 'header :contains "x-bad-enc" "abc"'),
+    ("two-encoded-words", 'header :is "x-q" "café and é"'),
+    ("tab-kept", 'header :contains "x-tab" "a\tb"'),
+    ("body-latin1-qp", 'body :contains "café"'),
+    ("body-soft-break", 'body :contains "line twojoined"'),
+    ("body-raw-undecoded", 'body :raw :contains "caf=E9"'),
+    ("body-matches-all", 'body :text :matches "*"'),
+]:
+    case(f"hdr-{name}", HB + f'if {test} {{ fileinto "Yes"; }}', "headers")
+case("hdr-matches-trimmed-var", HB + 'if header :matches "subject" "*" { fileinto "S${1}S"; }', "headers")
+case("hdr-matches-second-occurrence", HB + 'if header :matches "x-multi" "s*" { fileinto "${1}"; }', "headers")
+
 # --- where we follow the issue/RFC and Pigeonhole does not (docs/sieve.md, "Differences") ------
 case("diff-ereject", req("ereject") + 'ereject "No thanks";')
 case("diff-ereject-conditional", req("ereject") + 'if header :contains "subject" "Hello" { ereject "no"; }')
 case("diff-redirect-to-sender", 'redirect "snd@example.com";')
+case("diff-notify-two-recipients", req("enotify") + 'notify "mailto:a@example.org,b@example.org";')
 case("diff-redirect-to-sender-copy", req("copy") + 'redirect :copy "snd@example.com"; discard;')

@@ -180,3 +180,28 @@ async def test_notify_and_mime_vacation(setup: tuple[MaildirAgent, Outbox, Path,
     reply = email.message_from_bytes(v, policy=email.policy.default)
     assert reply["From"] == "Alice <alice@example.test>" and reply["Subject"] == "Auto: report"
     assert reply.get_content_type() == "text/plain" and reply.get_content().strip() == "Gone fishing."
+
+
+async def test_a_user_script_that_does_not_compile_leaves_sieve_before(
+        tmp_path: Path, setup: tuple[MaildirAgent, Outbox, Path, SieveFilter]) -> None:
+    agent, _outbox, home, _ = setup
+    (tmp_path / "before").mkdir()
+    (tmp_path / "before" / "junk.sieve").write_text(
+        'require "fileinto"; if header :contains "subject" "report" { fileinto "Junk"; }')
+    activate(home, 'require "fileinto"; fileinto "Work"')  # no ";": does not compile
+    await agent.deliver("carol@remote.test", ["alice@example.test"], MSG)
+    assert len(files(home / ".Junk")) == 1 and files(home) == []
+    await agent.deliver("carol@remote.test", ["alice@example.test"], MSG.replace(b"report", b"other"))
+    assert len(files(home)) == 1  # the implicit keep
+
+
+async def test_a_redirect_carries_the_header_as_it_was_then(
+        setup: tuple[MaildirAgent, Outbox, Path, SieveFilter]) -> None:
+    agent, outbox, home, _ = setup
+    activate(home, 'require ["editheader", "copy"]; addheader "X-One" "1"; redirect :copy "a@remote.test";'
+                   'addheader "X-Two" "2"; redirect "b@remote.test";')
+    await agent.deliver("carol@remote.test", ["alice@example.test"], MSG)
+    (_, _, first), (_, _, second) = outbox.sent
+    assert b"X-One: 1" in first and b"X-Two" not in first
+    assert b"X-One: 1" in second and b"X-Two: 2" in second
+    assert files(home) == []

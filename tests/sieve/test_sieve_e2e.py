@@ -70,10 +70,16 @@ def folder_count(imap: imaplib.IMAP4, folder: str) -> int:
 
 
 @pytest.fixture
-def server(tmp_path: Path, tls_files: tuple[str, str], sqlite_url: str) -> Iterator[tuple[ServerProcess, Sink, Path]]:
+def workers() -> str:
+    return "0"
+
+
+@pytest.fixture
+def server(tmp_path: Path, tls_files: tuple[str, str], sqlite_url: str,
+           workers: str) -> Iterator[tuple[ServerProcess, Sink, Path]]:
     (tmp_path / "before.sieve").write_text(BEFORE)
     with Sink() as sink:
-        conf = write_config(tmp_path, *tls_files, database_url=sqlite_url, worker_processes="0",
+        conf = write_config(tmp_path, *tls_files, database_url=sqlite_url, worker_processes=workers,
                             relayhost=f"[127.0.0.1]:{sink.port}", smtp_deny_networks="",
                             recipient_delimiter="+", sieve_before=str(tmp_path / "before.sieve"))
         for argv in (("db", "upgrade"), ("domain", "add", "example.test"),
@@ -126,6 +132,7 @@ def test_filed_by_the_users_script_and_sieve_before_seen_over_imap(
     assert not sink.messages
 
 
+@pytest.mark.parametrize("workers", ["0", "2"])  # with workers, delivery runs in the SMTP worker
 def test_redirect_vacation_and_reject_go_through_the_queue(server: tuple[ServerProcess, Sink, Path]) -> None:
     proc, sink, _vmail = server
     port = proc.ports["smtpd"]

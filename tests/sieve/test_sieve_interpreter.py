@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pymailsrv.sieve import Script, SieveError, compile_script
-from pymailsrv.sieve.interpreter import Context, run_script
+from pymailsrv.sieve.interpreter import Context, run_script, run_scripts
 from pymailsrv.sieve.message import Envelope, SieveMessage
 from pymailsrv.sieve.variables import MAX_VARIABLE_SIZE
 
@@ -137,3 +137,15 @@ def test_a_pathological_wildcard_pattern_runs_in_linear_time() -> None:
     t0 = time.process_time()
     assert run_script(compile_script(script), msg, Context(Envelope("s@x.y", "u@x.y"))).describe() == ["store INBOX"]
     assert time.process_time() - t0 < 2.0
+
+
+def test_a_failing_user_script_leaves_what_sieve_before_decided() -> None:
+    before = compile_script('require "fileinto"; if header :contains "subject" "hi" { fileinto "Junk"; }')
+    broken = compile_script('require "include"; redirect "a@example.org"; include "missing";')
+    msg = SieveMessage.parse(MSG)
+    result = run_scripts([before, broken], msg, Context(Envelope("s@x.y", "u@x.y")))
+    assert result.describe() == ["store Junk"] and result.error is not None
+    result = run_scripts([compile_script("keep;"), broken], msg, Context(Envelope("s@x.y", "u@x.y")))
+    assert result.describe() == ["store INBOX"]
+    result = run_scripts([broken], msg, Context(Envelope("s@x.y", "u@x.y")))
+    assert result.describe() == ["store INBOX"]  # nothing decided: the implicit keep
