@@ -271,8 +271,12 @@ class MaildirStore:
         root = self.root(account)
         stored = to_lf(data)
         limit = account.quota_bytes
-        if limit > 0 and quota.over_quota(root, limit, len(stored), self.usage_cache):
-            raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
+        if limit > 0:
+            usage = quota.known_usage(root, limit, self.usage_cache)
+            if usage is None:  # maildirsize to be recalculated: a scan, in a thread
+                usage = await asyncio.to_thread(quota.current, root, limit, self.usage_cache)
+            if usage.bytes_used + len(stored) > limit:
+                raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
         base = self.unique_base(len(stored), crlf_size(stored))
         tmp = os.path.join(path, "tmp", base)
         try:
@@ -293,7 +297,7 @@ class MaildirStore:
         finally:
             os.close(lock)
         if length > quota.RECALC_SIZE or length < 0:
-            await asyncio.to_thread(quota.recalculate, root, limit)
+            await asyncio.to_thread(quota.recalculate, root, limit, wait=False)
         self._notify(path)
         return Delivered(folder=name, filename=base, size=len(stored), extra={"path": final})
 

@@ -9,7 +9,10 @@ bytes (Courier's and Dovecot's rule) or its limits header differs from the accou
 
 Writers hold a shared ``flock`` on ``pymailsrv-quota.lock`` around "change the Maildir + append
 the line"; the recalculation holds it exclusively, so no line is lost and no message counted
-twice across a rewrite. (Dovecot's own ``maildirsize.lock`` dotlock is not reused: a persistent
+twice across a rewrite. A writer's recalculation never waits for the exclusive lock: the holders
+of the shared one may be waiting for the very threads (or event loop) a waiting recalculation
+would hold, a deadlock seen with 20 sessions delivering to one mailbox. When the lock is taken,
+the check counts the folders without rewriting the file, and the next writer tries again. (Dovecot's own ``maildirsize.lock`` dotlock is not reused: a persistent
 file of that name would look like a held lock to Dovecot.)
 """
 
@@ -107,8 +110,11 @@ def scan_usage(root: str) -> tuple[int, int]:
     return total, count
 
 
-def recalculate(root: str, bytes_limit: int) -> mdfiles.MaildirSize:
-    with quota_lock(root, exclusive=True):
+def recalculate(root: str, bytes_limit: int, *, wait: bool = True) -> mdfiles.MaildirSize | None:
+    """Rewrite maildirsize from a scan; without ``wait``, None if the lock is held (see above)."""
+    with quota_lock(root, exclusive=True, wait=wait) as locked:
+        if not locked:
+            return None
         total, count = scan_usage(root)
         text = mdfiles.format_quota_header(bytes_limit) + f"{total} {count}\n"
         tmp = os.path.join(root, f"tmp/{MAILDIRSIZE}.{os.getpid()}")
@@ -201,9 +207,15 @@ def known_usage(root: str, bytes_limit: int, cache: UsageCache | None = None) ->
 
 
 def current(root: str, bytes_limit: int, cache: UsageCache | None = None) -> mdfiles.MaildirSize:
-    """Usage from maildirsize, recalculating it when Courier/Dovecot would."""
+    """Usage from maildirsize, recalculating it when Courier/Dovecot would (or, while writers
+    hold the lock, counting the folders without rewriting it)."""
     usage = known_usage(root, bytes_limit, cache)
-    return usage if usage is not None else recalculate(root, bytes_limit)
+    if usage is None:
+        usage = recalculate(root, bytes_limit, wait=False)
+    if usage is None:
+        total, count = scan_usage(root)
+        usage = mdfiles.MaildirSize(bytes_limit, 0, total, count, 1)
+    return usage
 
 
 def over_quota(root: str, bytes_limit: int, adding: int, cache: UsageCache | None = None) -> bool:
@@ -234,4 +246,4 @@ def record(root: str, size: int, count: int, bytes_limit: int) -> None:
     with quota_lock(root, exclusive=False):
         length = append(root, size, count)
     if length > RECALC_SIZE:
-        recalculate(root, bytes_limit)
+        recalculate(root, bytes_limit, wait=False)

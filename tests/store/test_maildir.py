@@ -236,6 +236,29 @@ async def test_quota_refuses_when_full(tmp_path: Path) -> None:
     assert len(os.listdir(root_of(acct) / "new")) == 1 and os.listdir(root_of(acct) / "tmp") == []
 
 
+async def test_many_deliveries_to_one_mailbox_past_the_recalculation_size_finish(tmp_path: Path) -> None:
+    """Twenty writers to one Maildir with a quota, maildirsize past 5120 bytes: the recalculation
+    must not wait for the exclusive lock while the shared lock's holders wait for the threads it
+    holds (a deadlock seen under smtp-source load)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=2))
+    acct = Account("busy@example.test", str(tmp_path / "busy"), quota_bytes=100 << 20)
+    store = new_store(fsync=True)
+    await store.deliver(acct, MSG)
+    size_file = root_of(acct) / quota.MAILDIRSIZE
+    with open(size_file, "a") as f:  # just under RECALC_SIZE: the next writers cross it together
+        f.write("0 0\n" * ((quota.RECALC_SIZE - 40 - size_file.stat().st_size) // 4))
+
+    async def writer() -> None:
+        for _ in range(10):
+            await store.deliver(acct, MSG)
+
+    await asyncio.wait_for(asyncio.gather(*(writer() for _ in range(20))), 60)
+    assert len(os.listdir(root_of(acct) / "new")) == 201
+    assert quota.current(str(root_of(acct)), 100 << 20).count_used == 201
+
+
 async def test_folder_dirs_modified_utf7_and_subscriptions(acct: Account) -> None:
     store = new_store()
     await store.create_folder(acct, "Straße.Ünter")
