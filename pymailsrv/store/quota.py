@@ -12,7 +12,8 @@ the line"; the recalculation holds it exclusively, so no line is lost and no mes
 twice across a rewrite. A writer's recalculation never waits for the exclusive lock: the holders
 of the shared one may be waiting for the very threads (or event loop) a waiting recalculation
 would hold, a deadlock seen with 20 sessions delivering to one mailbox. When the lock is taken,
-the check counts the folders without rewriting the file, and the next writer tries again. (Dovecot's own ``maildirsize.lock`` dotlock is not reused: a persistent
+the check counts the folders without rewriting the file, and the next writer tries again.
+(Dovecot's own ``maildirsize.lock`` dotlock is not reused: a persistent
 file of that name would look like a held lock to Dovecot.)
 """
 
