@@ -76,7 +76,7 @@ def _aborted(s: Session, reason: str, user: str, method: str) -> Refusal:
 async def _challenge(s: Session, text: str) -> bytes:
     """RFC 5034 §4: send ``+ base64`` and read the client's line (``*`` cancels: SaslExchange)."""
     s.send(f"+ {text}\r\n".encode("ascii"))
-    line = await s.read_line()
+    line = await s.next_input()
     if line is None:
         raise ConnectionResetError("client closed during AUTH")
     if line is TOO_LONG:

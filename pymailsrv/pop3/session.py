@@ -19,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -28,11 +26,12 @@ from typing import Protocol
 
 from pymailsrv import meter
 from pymailsrv.auth.base import AuthUnavailable
-from pymailsrv.errors import ClientSyntaxError, Refusal, TemporaryFailure
+from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
 from pymailsrv.net.conn import Connection as NetConnection
-from pymailsrv.net.conn import ConnectionClosed, PlaintextPending
+from pymailsrv.net.conn import ConnectionClosed
 from pymailsrv.net.forward import BackendUnavailable, ClientInfo, Upstream
+from pymailsrv.net.session import ErrorReplies, LineSession, SessionConnection
 from pymailsrv.pop3 import replies
 from pymailsrv.pop3.maildrop import Maildrop
 from pymailsrv.pop3.options import Pop3Options, Pop3Services
@@ -59,30 +58,13 @@ TRANS_STATE = frozenset({State.TRANSACTION})
 ANY_STATE = frozenset(State)
 
 
-class Connection(Protocol):
-    """What a session needs of its byte pipe: the subset of ``net.conn.Connection`` we use
-    (a socket in production, a fake in unit tests)."""
+class Connection(SessionConnection, Protocol):
+    """The shared session's byte pipe, plus what proxying and the idle timeout read."""
 
-    peer_ip: str
     peer_port: int
-    local_ip: str
     local_port: int
     forwarded_by: str
-    tls: bool
-    last_activity: float
     transport: asyncio.Transport | None
-
-    async def read_some(self, max_bytes: int = 65536) -> bytes:
-        """Some bytes; raises ConnectionClosed at end of input."""
-        ...
-
-    def write(self, data: bytes) -> None: ...
-
-    async def drain(self) -> None: ...
-
-    async def start_tls(self, context: ssl.SSLContext, *, timeout: float = 30.0) -> None: ...
-
-    def close(self) -> None: ...
 
 
 Handler = Callable[["Session", Command], Awaitable[None]]
@@ -106,70 +88,48 @@ class Stats:
     retr_bytes: int = 0
 
 
-class Session:
+ERRORS = ErrorReplies(
+    name="POP3", starttls="STLS",
+    syntax=replies.err,
+    too_many=replies.err(replies.TOO_MANY_BAD),
+    refusal=lambda exc: replies.err(exc.text, exc.code),
+    temporary=replies.err(replies.TEMP_FAILURE, replies.CODE_SYS_TEMP),
+    internal=replies.err(replies.INTERNAL_ERROR, replies.CODE_SYS_TEMP),
+    shutdown=replies.err(replies.SHUTDOWN, replies.CODE_SYS_TEMP),  # as Dovecot, RFC 3206 [SYS/TEMP]
+)
+
+
+class Session(LineSession[Connection, Pop3Options, Line]):
+    errors = ERRORS
+    log = log
+    login_log = login_log
+    trace = trace
+
     def __init__(self, conn: Connection, options: Pop3Options, services: Pop3Services,
                  commands: dict[str, Pop3Command]) -> None:
-        self.conn = conn
-        self.options = options
+        super().__init__(conn, options)
         self.services = services
         self.commands = commands
         self.state = State.AUTHORIZATION
         self.user_arg: str | None = None  # USER given, waiting for PASS
-        self.account: Account | None = None
         self.mailbox: Mailbox | None = None
         self.maildrop: Maildrop | None = None
         self.seen: set[int] = set()  # UIDs RETR'd that were not \Seen yet
         self.stats = Stats()
-        self.quit = False  # leave the loop after flushing
-        self.starttls_requested = False
         self._splitter = LineSplitter(options.max_line_length)
-        self._lines: deque[Line] = deque()
-        self._out: list[bytes] = []
-        self._outsize = 0
-        self._errors = 0
         self._locks = contextlib.AsyncExitStack()
         self._userip_key: tuple[str, str] | None = None
         self.read_ahead: dict[int, bytes] = {}  # uid -> stored bytes read ahead of RETR
-        self.tracing = trace.isEnabledFor(TRACE)  # decided once: no cost per line when off
         self.files_readable = True  # Mailbox.path() gives files we may read ahead in a thread
         self._ended = False  # end_maildrop ran
-        self.idle = False  # waiting for input with every reply flushed (a goodbye may be sent)
         self.upstream: Upstream | None = None  # proxied: the backend spliced to after login
 
-    # --- output -------------------------------------------------------------------------------
-    def send(self, data: bytes) -> None:
-        if self.tracing:  # the status line only: message bodies never reach the trace
-            trace.log(TRACE, "S: %s", data[:200].partition(b"\r\n")[0].decode("utf-8", "replace"))
-        self._out.append(data)
-        self._outsize += len(data)
+    # --- the parser ---------------------------------------------------------------------------
+    def feed(self, data: bytes) -> list[Line]:
+        return self._splitter.feed(data)
 
-    async def flush(self) -> None:
-        if self._out:
-            data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
-            self._out.clear()
-            self._outsize = 0
-            self.conn.write(data)
-        await self.conn.drain()
-
-    # --- input --------------------------------------------------------------------------------
-    async def read_line(self) -> Line | None:
-        """The next line from the client (flushing replies first if we must wait); None at EOF."""
-        while not self._lines:
-            await self.flush()
-            self.idle = True
-            try:
-                data = await self.conn.read_some()
-            except ConnectionClosed:
-                return None
-            finally:
-                self.idle = False
-            self._lines.extend(self._splitter.feed(data))
-        return self._lines.popleft()
-
-    def notify_shutdown(self) -> None:
-        """Say goodbye if no reply is half-written (as Dovecot, RFC 3206 [SYS/TEMP])."""
-        if self.idle:
-            self.conn.write(replies.err(replies.SHUTDOWN, replies.CODE_SYS_TEMP))
+    def buffered(self) -> int:
+        return self._splitter.pending()
 
     def capabilities(self) -> list[str]:
         """RFC 2449 §5, derived from the command table: in TRANSACTION only what is usable there."""
@@ -184,10 +144,9 @@ class Session:
         return caps
 
     def plaintext_allowed(self) -> bool:
-        c = self.conn
-        if c.forwarded_by:  # the hop is from login_trusted_networks: secured (as Dovecot)
+        if self.conn.forwarded_by:  # the hop is from login_trusted_networks: secured (as Dovecot)
             return True
-        return self.options.plaintext.allows(tls=c.tls, remote_ip=c.peer_ip, local_ip=c.local_ip)
+        return super().plaintext_allowed()
 
     # --- the loop -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -195,12 +154,12 @@ class Session:
         try:
             self.send(replies.ok(replies.GREETING.format(mail_name=self.options.mail_name)))
             while not self.quit:
-                line = await self.read_line()
+                line = await self.next_input()
                 if line is None:
                     break
                 await self.dispatch(line)
                 if self.starttls_requested:
-                    await self._start_tls()
+                    await self.start_tls()
                 elif self._outsize >= FLUSH_AT:
                     await self.flush()
             if self.quit:
@@ -214,67 +173,31 @@ class Session:
             session_id.reset(token)
             self.conn.close()
 
-    async def dispatch(self, line: Line) -> None:
-        """One command: parse, gate by state, run, map the three error kinds to -ERR once."""
-        try:
-            if line is TOO_LONG:
-                raise ClientSyntaxError(replies.LINE_TOO_LONG)
-            assert isinstance(line, bytes)
-            cmd = parse_command(line)
-            if self.tracing:
-                shown = cmd.args[:1] if cmd.name == "AUTH" else () if cmd.name in SECRET_ARGS else cmd.args
-                trace.log(TRACE, "C: %s", " ".join((cmd.name, *shown)))
-            spec = self.commands.get(cmd.name)
-            meter.count("pymailsrv_commands_total", "pop3", cmd.name if spec is not None else "unknown")
-            if spec is None:
-                raise ClientSyntaxError(replies.UNKNOWN_COMMAND)
-            if self.state not in spec.states:
-                text = replies.NOT_AUTHENTICATED if self.state is State.AUTHORIZATION \
-                    else replies.ALREADY_AUTHENTICATED
-                raise ClientSyntaxError(text)
-            await spec.handler(self, cmd)
-        except ClientSyntaxError as exc:
-            self._errors += 1
-            if self._errors >= self.options.error_limit:
-                self.send(replies.err(replies.TOO_MANY_BAD))
-                self.quit = True
-            else:
-                self.send(replies.err(exc.text))
-        except MailboxInUse:
-            self.send(replies.err(replies.IN_USE, replies.CODE_IN_USE))
-        except AuthUnavailable:
-            self.send(replies.err(replies.AUTH_TEMP, replies.CODE_SYS_TEMP))
-        except TemporaryFailure as exc:  # a dependency that may heal (disk, database): no traceback
-            log.warning("%s: temporary failure: %s", self.username or "-", exc)
-            self.send(replies.err(replies.TEMP_FAILURE, replies.CODE_SYS_TEMP))
-        except Refusal as exc:
-            self.send(replies.err(exc.text, exc.code))
-        except (ConnectionError, ConnectionClosed, asyncio.CancelledError):
-            raise
-        except Exception:
-            log.exception("error: internal error in POP3 command (user=<%s>)", self.username)
-            self.send(replies.err(replies.INTERNAL_ERROR, replies.CODE_SYS_TEMP))
+    async def execute(self, line: Line) -> None:
+        """One command: parse, gate by state, run (``dispatch`` maps the errors to -ERR once)."""
+        if line is TOO_LONG:
+            raise ClientSyntaxError(replies.LINE_TOO_LONG)
+        assert isinstance(line, bytes)
+        cmd = parse_command(line)
+        if self.tracing:
+            shown = cmd.args[:1] if cmd.name == "AUTH" else () if cmd.name in SECRET_ARGS else cmd.args
+            trace.log(TRACE, "C: %s", " ".join((cmd.name, *shown)))
+        spec = self.commands.get(cmd.name)
+        meter.count("pymailsrv_commands_total", "pop3", cmd.name if spec is not None else "unknown")
+        if spec is None:
+            raise ClientSyntaxError(replies.UNKNOWN_COMMAND)
+        if self.state not in spec.states:
+            text = replies.NOT_AUTHENTICATED if self.state is State.AUTHORIZATION \
+                else replies.ALREADY_AUTHENTICATED
+            raise ClientSyntaxError(text)
+        await spec.handler(self, cmd)
 
-    @property
-    def username(self) -> str:
-        return self.account.username if self.account else ""
-
-    async def _start_tls(self) -> None:
-        """Called right after STLS's +OK is queued; no await may let input in before the upgrade."""
-        self.starttls_requested = False
-        assert self.options.tls_context is not None
-        pending = bool(self._lines) or self._splitter.pending() > 0
-        await self.flush()
-        try:
-            if pending:
-                raise PlaintextPending()
-            await self.conn.start_tls(self.options.tls_context)
-        except PlaintextPending:
-            # RFC 2595 §4 / RFC 3207 §4.2: plaintext pipelined after STLS must not be read as if
-            # it came encrypted (CVE-2011-0411); we close rather than guess (as net/ requires)
-            login_log.warning("Disconnected: STLS with pipelined plaintext: rip=%s", self.conn.peer_ip)
-            self.quit = True
-            self.conn.close()
+    def own_error_reply(self, exc: Exception) -> bytes | None:
+        if isinstance(exc, MailboxInUse):
+            return replies.err(replies.IN_USE, replies.CODE_IN_USE)
+        if isinstance(exc, AuthUnavailable):
+            return replies.err(replies.AUTH_TEMP, replies.CODE_SYS_TEMP)
+        return None
 
     # --- proxying (front nodes) ------------------------------------------------------------------
     async def forward(self, account: Account, password: str, method: str) -> bool:
@@ -303,15 +226,14 @@ class Session:
         self._userip_key = key
         self.account, self.upstream, self.quit = account, upstream, True
         self.send(upstream.reply + replies.CRLF)
-        login_log.info("Login: user=<%s>, method=%s, rip=%s, lip=%s%s, proxy", account.username, method,
-                       c.peer_ip, c.local_ip, ", TLS" if c.tls else "")
+        self.log_login(account, method, ", proxy")
         return True
 
     async def _proxied(self, upstream: Upstream) -> None:
         """Bytes both ways until one side closes; a backend gone without answering QUIT (killed,
         crashed) leaves the client a temporary failure."""
-        unread = b"".join(line + replies.CRLF for line in self._lines if isinstance(line, bytes))
-        self._lines.clear()
+        unread = b"".join(line + replies.CRLF for line in self._input if isinstance(line, bytes))
+        self._input.clear()
         assert isinstance(self.conn, NetConnection)
         ended = await upstream.splice(self.conn, unread + self._splitter.take_buffered())
         last = upstream.client_tail.rstrip(b"\r\n").rpartition(b"\n")[2].upper()
@@ -341,8 +263,7 @@ class Session:
         self.maildrop = Maildrop(mailbox.messages(), mailbox.uidvalidity, self.options.uidl_format,
                                  hide_deleted=self.options.hide_deleted)
         self.state = State.TRANSACTION
-        login_log.info("Login: user=<%s>, method=%s, rip=%s, lip=%s%s", account.username, method,
-                       self.conn.peer_ip, self.conn.local_ip, ", TLS" if self.conn.tls else "")
+        self.log_login(account, method)
 
     async def update(self) -> bool:
         """The UPDATE state (RFC 1939 §6): expunge what DELE marked; False if that failed.
