@@ -65,7 +65,7 @@ async def cmd_unauthenticate(s: Session, req: Request) -> None:
 async def _ask(s: Session, challenge: str) -> bytes:
     """RFC 5804 §2.1: the challenge as a string; the client answers with a string ("*" cancels)."""
     s.send(replies.string(challenge) + b"\r\n")
-    request = await s.read_request()
+    request = await s.next_input()
     if request is None:
         raise ConnectionResetError("client closed during AUTHENTICATE")
     if isinstance(request, BadRequest) or request.name or len(request.args) != 1 \

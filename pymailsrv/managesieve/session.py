@@ -14,22 +14,19 @@ Implementation notes:
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import ssl
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
 
 from pymailsrv.auth.base import AuthUnavailable
-from pymailsrv.errors import ClientSyntaxError, Refusal, TemporaryFailure
+from pymailsrv.errors import ClientSyntaxError
 from pymailsrv.log import TRACE, escape_for_log, get_logger, session_id, trace_logger
 from pymailsrv.managesieve import replies
 from pymailsrv.managesieve.options import SieveOptions, SieveServices
 from pymailsrv.managesieve.parser import BadRequest, Parser, Request
-from pymailsrv.net.conn import ConnectionClosed, PlaintextPending
+from pymailsrv.net.conn import ConnectionClosed
+from pymailsrv.net.session import ErrorReplies, LineSession, SessionConnection
 from pymailsrv.store.sievedir import ScriptError, SieveDir
 from pymailsrv.types import Account
 
@@ -51,22 +48,8 @@ AUTH = frozenset({State.AUTH})
 ANY = frozenset(State)
 
 
-class Connection(Protocol):
-    peer_ip: str
-    local_ip: str
-    tls: bool
-    last_activity: float
-
-    async def read_some(self, max_bytes: int = 65536) -> bytes: ...
-
-    def write(self, data: bytes) -> None: ...
-
-    async def drain(self) -> None: ...
-
-    async def start_tls(self, context: ssl.SSLContext, *, timeout: float = 30.0) -> None: ...
-
-    def close(self) -> None: ...
-
+Connection = SessionConnection
+Incoming = Request | BadRequest  # what the parser yields
 
 Handler = Callable[["Session", Request], Awaitable[None]]
 
@@ -88,60 +71,40 @@ def _traced(request: Request) -> str:
     return " ".join([request.name, *(escape_for_log(w, 80) for w in words)])
 
 
-class Session:
+ERRORS = ErrorReplies(
+    name="ManageSieve", starttls="STARTTLS",
+    syntax=replies.no,  # RFC 5804 §1.3: there is no BAD
+    too_many=replies.bye(replies.TOO_MANY_ERRORS),
+    refusal=lambda exc: replies.no(exc.text, exc.code or ""),
+    temporary=replies.no(replies.TEMP_FAILURE, replies.CODE_TRYLATER),
+    internal=replies.no(replies.INTERNAL_ERROR, replies.CODE_TRYLATER),
+    shutdown=replies.bye(replies.SHUTDOWN, replies.CODE_TRYLATER),
+)
+
+
+class Session(LineSession[Connection, SieveOptions, Incoming]):
+    errors = ERRORS
+    log = log
+    login_log = login_log
+    trace = trace
+
     def __init__(self, conn: Connection, options: SieveOptions, services: SieveServices,
                  commands: dict[str, SieveCommand]) -> None:
-        self.conn = conn
-        self.options = options
+        super().__init__(conn, options)
         self.services = services
         self.commands = commands
         self.state = State.NONAUTH
-        self.account: Account | None = None
         self.scripts: SieveDir | None = None
-        self.quit = False
-        self.starttls_requested = False
         self._parser = Parser(options.max_line_length, options.quota.max_script_size)
-        self._requests: deque[Request | BadRequest] = deque()
-        self._out: list[bytes] = []
-        self._errors = 0
-        self.tracing = trace.isEnabledFor(TRACE)
-        self.idle = False
 
-    # --- output and input ---------------------------------------------------------------------
-    def send(self, data: bytes) -> None:
-        if self.tracing:
-            trace.log(TRACE, "S: %s", data[:200].partition(b"\r\n")[0].decode("utf-8", "replace"))
-        self._out.append(data)
+    # --- the parser ---------------------------------------------------------------------------
+    def feed(self, data: bytes) -> list[Request | BadRequest]:
+        return self._parser.feed(data)
 
-    async def flush(self) -> None:
-        if self._out:
-            self.conn.write(b"".join(self._out))
-            self._out.clear()
-        await self.conn.drain()
-
-    async def read_request(self) -> Request | BadRequest | None:
-        """The next request (flushing replies first if we must wait); None at EOF."""
-        while not self._requests:
-            await self.flush()
-            self.idle = True
-            try:
-                data = await self.conn.read_some()
-            except ConnectionClosed:
-                return None
-            finally:
-                self.idle = False
-            self._requests.extend(self._parser.feed(data))
-        return self._requests.popleft()
-
-    def notify_shutdown(self) -> None:
-        if self.idle:
-            self.conn.write(replies.bye(replies.SHUTDOWN, replies.CODE_TRYLATER))
+    def buffered(self) -> int:
+        return self._parser.pending()
 
     # --- capabilities ---------------------------------------------------------------------------
-    def plaintext_allowed(self) -> bool:
-        c = self.conn
-        return self.options.plaintext.allows(tls=c.tls, remote_ip=c.peer_ip, local_ip=c.local_ip)
-
     def capabilities(self) -> list[tuple[str, str]]:
         """RFC 5804 §1.7, derived from the command table (only what a row implements)."""
         caps: list[tuple[str, str]] = [("IMPLEMENTATION", replies.IMPLEMENTATION)]
@@ -167,12 +130,13 @@ class Session:
             self.send_capabilities()
             self.send(replies.ok(replies.GREETING.format(mail_name=self.options.mail_name)))
             while not self.quit:
-                request = await self.read_request()
+                request = await self.next_input()
                 if request is None:
                     break
                 await self.dispatch(request)
-                if self.starttls_requested:
-                    await self._start_tls()
+                if self.starttls_requested and await self.start_tls():
+                    self.send_capabilities()  # RFC 5804 §2.2: the capabilities again, now under TLS
+                    self.send(replies.ok(replies.DONE))
             await self.flush()
         except (ConnectionError, ConnectionClosed, OSError) as exc:
             debug.debug("connection lost: %r", exc)
@@ -183,71 +147,33 @@ class Session:
             session_id.reset(token)
             self.conn.close()
 
-    async def dispatch(self, request: Request | BadRequest) -> None:
-        """One request: gate by state, run, map the error kinds to NO/BYE once."""
-        try:
-            if isinstance(request, BadRequest):
-                raise ClientSyntaxError(request.reason)
-            if self.tracing:
-                trace.log(TRACE, "C: %s", _traced(request))
-            spec = self.commands.get(request.name)
-            if spec is None:
-                raise ClientSyntaxError(replies.UNKNOWN_COMMAND)
-            if self.state not in spec.states:
-                raise ClientSyntaxError(replies.NOT_AUTHENTICATED if self.state is State.NONAUTH
-                                        else replies.ALREADY_AUTHENTICATED)
-            await spec.handler(self, request)
-        except ClientSyntaxError as exc:
-            self._errors += 1
-            if self._errors >= self.options.error_limit:
-                self.send(replies.bye(replies.TOO_MANY_ERRORS))
-                self.quit = True
-            else:
-                self.send(replies.no(exc.text))
-        except ScriptError as exc:
-            self.send(replies.no(exc.text, exc.code))
-        except AuthUnavailable:
-            self.send(replies.no(replies.AUTH_TEMP, replies.CODE_TRYLATER))
-        except TemporaryFailure as exc:
-            log.warning("%s: temporary failure: %s", self.username or "-", exc)
-            self.send(replies.no(replies.TEMP_FAILURE, replies.CODE_TRYLATER))
-        except Refusal as exc:
-            self.send(replies.no(exc.text, exc.code or ""))
-        except (ConnectionError, ConnectionClosed, asyncio.CancelledError):
-            raise
-        except Exception:
-            log.exception("error: internal error in ManageSieve command (user=<%s>)", self.username)
-            self.send(replies.no(replies.INTERNAL_ERROR, replies.CODE_TRYLATER))
+    async def execute(self, request: Request | BadRequest) -> None:
+        """One request: gate by state, run (``dispatch`` maps the errors to NO/BYE once)."""
+        if isinstance(request, BadRequest):
+            raise ClientSyntaxError(request.reason)
+        if self.tracing:
+            trace.log(TRACE, "C: %s", _traced(request))
+        spec = self.commands.get(request.name)
+        if spec is None:
+            raise ClientSyntaxError(replies.UNKNOWN_COMMAND)
+        if self.state not in spec.states:
+            raise ClientSyntaxError(replies.NOT_AUTHENTICATED if self.state is State.NONAUTH
+                                    else replies.ALREADY_AUTHENTICATED)
+        await spec.handler(self, request)
 
-    @property
-    def username(self) -> str:
-        return self.account.username if self.account else ""
-
-    async def _start_tls(self) -> None:
-        """Right after STARTTLS's OK is queued; no await may let input in before the upgrade."""
-        self.starttls_requested = False
-        assert self.options.tls_context is not None
-        pending = bool(self._requests) or self._parser.pending() > 0
-        await self.flush()
-        try:
-            if pending:
-                raise PlaintextPending()
-            await self.conn.start_tls(self.options.tls_context)
-        except PlaintextPending:
-            login_log.warning("Disconnected: STARTTLS with pipelined plaintext: rip=%s", self.conn.peer_ip)
-            self.quit = True
-            self.conn.close()
-            return
-        self.send_capabilities()  # RFC 5804 §2.2: the capabilities again, now under TLS
-        self.send(replies.ok(replies.DONE))
+    def own_error_reply(self, exc: Exception) -> bytes | None:
+        if isinstance(exc, ScriptError):
+            return replies.no(exc.text, exc.code)
+        if isinstance(exc, AuthUnavailable):
+            return replies.no(replies.AUTH_TEMP, replies.CODE_TRYLATER)
+        return None
 
     # --- login ----------------------------------------------------------------------------------
     def login(self, account: Account, method: str) -> None:
         self.account = account
         self.scripts = SieveDir(account.maildir, self.options.quota)
         self.state = State.AUTH
-        login_log.info("Login: user=<%s>, method=%s, rip=%s, lip=%s%s", account.username, method,
-                       self.conn.peer_ip, self.conn.local_ip, ", TLS" if self.conn.tls else "")
+        self.log_login(account, method)
 
     def logout(self) -> None:
         """UNAUTHENTICATE (RFC 5804 §2.14): back to the state after the greeting."""
