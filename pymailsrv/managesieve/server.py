@@ -17,20 +17,17 @@ from pymailsrv.managesieve.commands import COMMANDS
 from pymailsrv.managesieve.options import SieveOptions, SieveServices
 from pymailsrv.managesieve.session import Session
 from pymailsrv.net.conn import Connection
-from pymailsrv.net.server import Adopter, ConnectionRegistry, Server, start_server
+from pymailsrv.net.listeners import SessionListeners
+from pymailsrv.net.server import Adopter, Server, start_server
 
 login_log = get_logger("managesieve-login")
 
 
-class ManageSieveServer:
+class ManageSieveServer(SessionListeners[Session]):
     def __init__(self, options: SieveOptions, services: SieveServices) -> None:
+        super().__init__(services.clock, options)
         self.options = options
         self.services = services
-        self.registry = ConnectionRegistry(services.clock, idle_timeout=options.timeout,
-                                           max_per_ip=options.max_ip_connections, exempt=options.ip_limit_exceptions)
-        self.servers: list[Server] = []
-        self.ports: list[int] = []
-        self.sessions: set[Session] = set()
 
     async def listen(self, addresses: Iterable[Listen]) -> list[int]:
         """Start listening; the bound ports (port 0 gives an ephemeral one)."""
@@ -40,9 +37,7 @@ class ManageSieveServer:
         """One listener (``sock``, ``serve``: as net.start_server takes them)."""
         server = await start_server(self._session, addr.host or None, addr.port, None, clock=self.services.clock,
                                     registry=self.registry, name="managesieve", sock=sock, serve=serve)
-        self.servers.append(server)
-        self.ports.append(server.port)
-        return server
+        return self.add_server(server)
 
     def adopter(self, *, on_end: Callable[[], None] = lambda: None) -> Adopter:
         """Serves the connections the main process accepted and passed to this worker process."""
@@ -55,24 +50,4 @@ class ManageSieveServer:
             login_log.info("Disconnected: Maximum number of connections from IP exceeded: rip=%s", conn.peer_ip)
             return
         conn.timeout_message = replies.bye(replies.TIMEOUT)  # written by the registry's idle sweep
-        session = Session(conn, self.options, self.services, COMMANDS)
-        self.sessions.add(session)
-        try:
-            await session.run()
-        finally:
-            self.sessions.discard(session)
-
-    def stop_accepting(self) -> None:
-        """A reload: no new sessions here; those in progress finish."""
-        for server in self.servers:
-            server.stop_accepting()
-
-    async def close(self, grace: float = 5.0) -> None:
-        for server in self.servers:
-            server.server.close()
-        for server in self.servers:
-            await server.server.wait_closed()
-        for session in list(self.sessions):
-            session.notify_shutdown()
-        await self.registry.close_all(grace)
-        self.servers.clear()
+        await self.run_session(Session(conn, self.options, self.services, COMMANDS))

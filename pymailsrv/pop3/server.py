@@ -15,7 +15,8 @@ from pymailsrv.config.settings import Listen
 from pymailsrv.errors import ConfigError
 from pymailsrv.log import get_logger
 from pymailsrv.net.conn import Connection
-from pymailsrv.net.server import Adopter, ConnectionRegistry, Server, start_server
+from pymailsrv.net.listeners import SessionListeners
+from pymailsrv.net.server import Adopter, Server, start_server
 from pymailsrv.pop3 import replies
 from pymailsrv.pop3.commands import COMMANDS
 from pymailsrv.pop3.options import Pop3Options, Pop3Services
@@ -24,17 +25,13 @@ from pymailsrv.pop3.session import Session
 login_log = get_logger("pop3-login")
 
 
-class Pop3Server:
+class Pop3Server(SessionListeners[Session]):
     """Owns the listening sockets of one POP3 service (plain and/or implicit TLS)."""
 
     def __init__(self, options: Pop3Options, services: Pop3Services) -> None:
+        super().__init__(services.clock, options)
         self.options = options
         self.services = services
-        self.registry = ConnectionRegistry(services.clock, idle_timeout=options.timeout,
-                                           max_per_ip=options.max_ip_connections, exempt=options.ip_limit_exceptions)
-        self.servers: list[Server] = []
-        self.ports: list[int] = []  # every bound port, in listen order
-        self.sessions: set[Session] = set()
 
     async def listen(self, addresses: Iterable[Listen], *, implicit_tls: bool = False) -> list[int]:
         """Start listening; returns the bound ports (port 0 gives an ephemeral one)."""
@@ -49,23 +46,18 @@ class Pop3Server:
             self._session, addr.host or None, addr.port, self.options.tls_context if implicit_tls else None,
             clock=self.services.clock, registry=self.registry, name="pop3s" if implicit_tls else "pop3",
             sock=sock, serve=serve)
-        self.servers.append(server)
-        self.ports.append(server.port)
-        return server
+        return self.add_server(server)
 
     async def _session(self, conn: Connection) -> None:
         meter.count("pymailsrv_connections_total", "pop3")
         if conn.over_limit:
             self._refuse(conn)
             return
-        session = Session(conn, self.options, self.services, COMMANDS)
-        self.sessions.add(session)
         meter.gauge_add("pymailsrv_sessions", "pop3")
         try:
-            await session.run()
+            await self.run_session(Session(conn, self.options, self.services, COMMANDS))
         finally:
             meter.gauge_add("pymailsrv_sessions", "pop3", n=-1)
-            self.sessions.discard(session)
 
     def _refuse(self, conn: Connection) -> None:
         """Over login_max_ip_connections: what Dovecot's login processes do when a limit sends a
@@ -80,14 +72,3 @@ class Pop3Server:
             raise ConfigError("pop3s_listen needs tls_cert_file and tls_key_file")
         return Adopter(self._session, self.options.tls_context if implicit_tls else None, clock=self.services.clock,
                        registry=self.registry, name="pop3s" if implicit_tls else "pop3", on_end=on_end)
-
-    async def close(self, grace: float = 5.0) -> None:
-        """Stop listening and close every session (each applies its \\Seen flags, no deletions)."""
-        for server in self.servers:
-            server.server.close()
-        for server in self.servers:
-            await server.server.wait_closed()
-        for session in list(self.sessions):
-            session.notify_shutdown()
-        await self.registry.close_all(grace)
-        self.servers.clear()
