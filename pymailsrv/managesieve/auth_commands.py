@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from pymailsrv.auth import sasl
 from pymailsrv.errors import ClientSyntaxError, Refusal
-from pymailsrv.log import escape_for_log
 from pymailsrv.managesieve import replies
 from pymailsrv.managesieve.parser import BadRequest, Request
-from pymailsrv.managesieve.session import Session, login_log
+from pymailsrv.managesieve.session import Session
 
 
 def text_arg(value: object) -> str:
@@ -48,12 +47,8 @@ async def cmd_noop(s: Session, req: Request) -> None:
 
 async def cmd_starttls(s: Session, req: Request) -> None:
     arity(req, 0)
-    if s.conn.tls:
-        raise Refusal(replies.TLS_ACTIVE)
-    if s.options.tls_context is None:
-        raise Refusal(replies.TLS_UNAVAILABLE)
+    s.request_starttls(active=replies.TLS_ACTIVE, unavailable=replies.TLS_UNAVAILABLE)
     s.send(replies.ok(replies.BEGIN_TLS))
-    s.starttls_requested = True
 
 
 async def cmd_unauthenticate(s: Session, req: Request) -> None:
@@ -103,8 +98,7 @@ async def cmd_authenticate(s: Session, req: Request) -> None:
 
 
 def _aborted(s: Session, reason: str, user: str, method: str) -> Refusal:
-    login_log.info("Aborted login (%s): user=<%s>, method=%s, rip=%s, lip=%s%s", reason,
-                   escape_for_log(user), method, s.conn.peer_ip, s.conn.local_ip, ", TLS" if s.conn.tls else "")
+    s.log_aborted_login(reason, user, method)
     return Refusal(replies.AUTH_FAILED)
 
 

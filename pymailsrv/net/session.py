@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 from pymailsrv.errors import ClientSyntaxError, Refusal, TemporaryFailure
-from pymailsrv.log import TRACE
+from pymailsrv.log import TRACE, escape_for_log
 from pymailsrv.net.conn import ConnectionClosed, PlaintextPending
 from pymailsrv.types import Account
 
@@ -175,6 +175,12 @@ class LineSession(Generic[ConnT, OptionsT, ItemT]):
         self.login_log.info("Login: user=<%s>, method=%s, rip=%s, lip=%s%s%s", account.username, method,
                             c.peer_ip, c.local_ip, ", TLS" if c.tls else "", suffix)
 
+    def log_aborted_login(self, reason: str, user: str, method: str) -> None:
+        """The line fail2ban reads for a failed login (as Dovecot's login processes)."""
+        c = self.conn
+        self.login_log.info("Aborted login (%s): user=<%s>, method=%s, rip=%s, lip=%s%s", reason,
+                            escape_for_log(user), method, c.peer_ip, c.local_ip, ", TLS" if c.tls else "")
+
     # --- the dispatcher's error mapping -----------------------------------------------------------
     async def dispatch(self, item: ItemT) -> None:
         """One item; the three error kinds become replies here, once (STYLE.md rule 3)."""
@@ -205,6 +211,15 @@ class LineSession(Generic[ConnT, OptionsT, ItemT]):
         return self.errors.internal
 
     # --- STARTTLS -------------------------------------------------------------------------------
+    def request_starttls(self, *, active: str, unavailable: str) -> None:
+        """The STARTTLS command's checks; the session upgrades once the command's OK is flushed.
+        ``active``, ``unavailable``: the protocol's refusal texts."""
+        if self.conn.tls:
+            raise Refusal(active)
+        if self.options.tls_context is None:
+            raise Refusal(unavailable)
+        self.starttls_requested = True
+
     async def start_tls(self) -> bool:
         """Called right after STARTTLS's OK is queued; no await may let input in before the
         upgrade. False: plaintext was pipelined after the command, and the connection is closed."""

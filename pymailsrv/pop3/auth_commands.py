@@ -10,7 +10,6 @@ from __future__ import annotations
 from pymailsrv.auth import sasl
 from pymailsrv.auth.base import authenticate_counted
 from pymailsrv.errors import ClientSyntaxError, Refusal
-from pymailsrv.log import escape_for_log
 from pymailsrv.net.forward import adopt_forwarded_client
 from pymailsrv.net.networks import in_networks
 from pymailsrv.pop3 import replies
@@ -67,9 +66,7 @@ async def authenticate(s: Session, user: str, password: str, method: str) -> Non
 
 
 def _aborted(s: Session, reason: str, user: str, method: str) -> Refusal:
-    login_log.info("Aborted login (%s): user=<%s>, method=%s, rip=%s, lip=%s%s", reason,
-                   escape_for_log(user), method, s.conn.peer_ip, s.conn.local_ip,
-                   ", TLS" if s.conn.tls else "")
+    s.log_aborted_login(reason, user, method)
     return Refusal(replies.AUTH_FAILED, code=replies.CODE_AUTH)
 
 
@@ -152,12 +149,8 @@ def capa_stls(s: Session) -> str:
 async def cmd_stls(s: Session, cmd: Command) -> None:
     """RFC 2595 §4 STLS; the session upgrades after this reply is flushed."""
     _no_args(cmd)
-    if s.conn.tls:
-        raise Refusal(replies.TLS_ACTIVE)
-    if s.options.tls_context is None:
-        raise Refusal(replies.TLS_UNAVAILABLE)
+    s.request_starttls(active=replies.TLS_ACTIVE, unavailable=replies.TLS_UNAVAILABLE)
     s.send(replies.ok(replies.BEGIN_TLS))
-    s.starttls_requested = True
 
 
 async def cmd_quit(s: Session, cmd: Command) -> None:
