@@ -26,11 +26,10 @@ from pymailsrv.smtp.commands import (
     cmd_rset,
     cmd_starttls,
     cmd_vrfy,
-    rcpt_params,
+    recipient_argument,
 )
-from pymailsrv.smtp.data import receive_content
+from pymailsrv.smtp.data import data_transaction, receive_content
 from pymailsrv.smtp.session import SmtpSession
-from pymailsrv.smtp.wire import ArgumentError, parse_path_argument
 
 log = get_logger("lmtp")
 
@@ -76,18 +75,10 @@ async def cmd_lmtp_mail(s: SmtpSession, arg: str) -> None:
 
 async def cmd_lmtp_rcpt(s: SmtpSession, arg: str) -> None:
     ls = _lmtp(s)
-    txn = s.txn
-    if txn is None:
-        s.reply(R.NEED_MAIL)
+    parsed = recipient_argument(s, arg)
+    if parsed is None:
         return
-    try:
-        path = parse_path_argument(arg, "TO", R.RCPT_SYNTAX, R.BAD_RECIPIENT)
-        if not path.address:
-            raise ArgumentError(R.BAD_RECIPIENT)
-        rcpt = rcpt_params(path.address, path.params)
-    except ArgumentError as exc:
-        s.reply(exc.reply)
-        return
+    txn, _, rcpt = parsed
     addr = printable(rcpt.address)
     if len(txn.recipients) >= s.cfg.recipient_limit:
         s.reply(L.TOO_MANY_RECIPIENTS.format(addr=addr))
@@ -133,12 +124,8 @@ def _quota_reply(s: LmtpSession, addr: str) -> str:
 
 async def cmd_lmtp_data(s: SmtpSession, arg: str) -> None:
     ls = _lmtp(s)
-    txn = s.txn
-    if txn is None or not txn.recipients:
-        s.reply(R.NO_VALID_RCPT if txn is not None else R.NEED_RCPT)
-        return
-    if arg:
-        s.reply(R.DATA_SYNTAX)
+    txn = data_transaction(s, arg)
+    if txn is None:
         return
     s.reply(R.DATA_GO)
     content = await receive_content(s, replies=len(txn.recipients))

@@ -19,6 +19,7 @@ from pymailsrv.smtp.data import cmd_data
 from pymailsrv.smtp.session import SmtpSession, log
 from pymailsrv.smtp.wire import (
     ArgumentError,
+    PathArgument,
     decode_xtext,
     parse_notify,
     parse_orcpt,
@@ -177,20 +178,12 @@ async def _sender_owned(s: SmtpSession, sender: str) -> bool:
 
 
 async def cmd_rcpt(s: SmtpSession, arg: str) -> None:
-    txn = s.txn
-    if txn is None:
-        s.reply(R.NEED_MAIL)
+    parsed = recipient_argument(s, arg)
+    if parsed is None:
         return
-    try:
-        path = parse_path_argument(arg, "TO", R.RCPT_SYNTAX, R.BAD_RECIPIENT)
-        if not path.address:
-            raise ArgumentError(R.BAD_RECIPIENT)
-        rcpt = rcpt_params(path.address, path.params)
-        if path.raw != path.address:
-            rcpt.original = path.raw
-    except ArgumentError as exc:
-        s.reply(exc.reply)
-        return
+    txn, path, rcpt = parsed
+    if path.raw != path.address:
+        rcpt.original = path.raw
     if len(txn.recipients) >= s.cfg.recipient_limit:
         s.noqueue_reject("RCPT", R.TOO_MANY_RECIPIENTS, rcpt.original or rcpt.address)
         s.reply(R.TOO_MANY_RECIPIENTS)
@@ -203,6 +196,24 @@ async def cmd_rcpt(s: SmtpSession, arg: str) -> None:
     txn.recipients.append(rcpt)
     s.state.recipient_count = len(txn.recipients)
     s.reply(R.RCPT_OK)
+
+
+def recipient_argument(s: SmtpSession, arg: str) -> tuple[Transaction, PathArgument, Recipient] | None:
+    """RCPT's transaction and parsed argument (SMTP's and LMTP's), or None after the reply
+    (no MAIL yet, a bad argument)."""
+    txn = s.txn
+    if txn is None:
+        s.reply(R.NEED_MAIL)
+        return None
+    try:
+        path = parse_path_argument(arg, "TO", R.RCPT_SYNTAX, R.BAD_RECIPIENT)
+        if not path.address:
+            raise ArgumentError(R.BAD_RECIPIENT)
+        rcpt = rcpt_params(path.address, path.params)
+    except ArgumentError as exc:
+        s.reply(exc.reply)
+        return None
+    return txn, path, rcpt
 
 
 def rcpt_params(address: str, params: dict[str, str]) -> Recipient:

@@ -22,12 +22,8 @@ debug = logging.getLogger("pymailsrv.smtp")
 
 
 async def cmd_data(s: SmtpSession, arg: str) -> None:
-    txn = s.txn
-    if txn is None or not txn.recipients:
-        s.reply(R.NO_VALID_RCPT if txn is not None else R.NEED_RCPT)
-        return
-    if arg:
-        s.reply(R.DATA_SYNTAX)
+    txn = data_transaction(s, arg)
+    if txn is None:
         return
     if s.lines.pending:  # RFC 2920 §3.1: DATA must end a pipelined group
         s.state.pipelining_violation = True
@@ -40,6 +36,19 @@ async def cmd_data(s: SmtpSession, arg: str) -> None:
     s.reset_transaction(aborted=content is None)
     if content is not None:
         await _finish_message(s, txn, content)
+
+
+def data_transaction(s: SmtpSession, arg: str) -> Transaction | None:
+    """The transaction DATA may start (SMTP's and LMTP's), or None after the reply (no valid
+    recipient yet, an argument)."""
+    txn = s.txn
+    if txn is None or not txn.recipients:
+        s.reply(R.NO_VALID_RCPT if txn is not None else R.NEED_RCPT)
+        return None
+    if arg:
+        s.reply(R.DATA_SYNTAX)
+        return None
+    return txn
 
 
 async def receive_content(s: SmtpSession, replies: int = 1) -> bytes | None:
