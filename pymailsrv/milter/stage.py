@@ -30,6 +30,7 @@ from pymailsrv.milter import protocol as P
 from pymailsrv.milter.client import MilterConnection, MilterFailure, MilterSpec, Reply, parse_socket
 from pymailsrv.milter.protocol import Modification, ProtocolError
 from pymailsrv.pipeline.base import ACCEPT, EVENTS, BaseStage, Event, Session, Transaction, Verdict, refusal
+from pymailsrv.pipeline.build import parse_item
 from pymailsrv.pipeline.message import Message
 from pymailsrv.pipeline.runner import Pipeline
 from pymailsrv.policy.context import format_log
@@ -156,7 +157,7 @@ class MilterStage(BaseStage):
                 return []
             try:
                 return [_with_options(replace(self.base, socket=sock), options, "smtpd_milter_maps")
-                        for sock, options in (_parse_milter_item(item, "smtpd_milter_maps")
+                        for sock, options in (parse_item(item, "smtpd_milter_maps", MILTER_OPTIONS)
                                               for item in split_list(value))
                         if _checked_socket(sock)]
             except (ConfigError, ValueError) as exc:
@@ -467,31 +468,13 @@ def milter_specs(settings: Settings, param: str) -> list[MilterSpec]:
     base = _base_spec(settings)
     specs = []
     for item in settings.get_list(param):
-        socket, options = _parse_milter_item(item, param)
+        socket, options = parse_item(item, param, MILTER_OPTIONS)
         try:
             parse_socket(socket)
         except ValueError as exc:
             raise ConfigError(f"{param}: {exc}") from None
         specs.append(_with_options(replace(base, socket=socket), options, param))
     return specs
-
-
-def _parse_milter_item(item: str, param: str) -> tuple[str, dict[str, str]]:
-    """``socket`` or ``{ socket, option = value, … }`` → (socket, options)."""
-    if not item.startswith("{"):
-        return item, {}
-    if not item.endswith("}"):
-        raise ConfigError(f'{param}: missing "}}" in "{item}"')
-    parts = [p.strip() for p in item[1:-1].split(",") if p.strip()]
-    if not parts:
-        raise ConfigError(f'{param}: empty "{{ }}"')
-    options = {}
-    for part in parts[1:]:
-        key, eq, value = (x.strip() for x in part.partition("="))
-        if not eq or key not in MILTER_OPTIONS:
-            raise ConfigError(f'{param}: {parts[0]}: unknown option "{part}" ({", ".join(MILTER_OPTIONS)})')
-        options[key] = value
-    return parts[0], options
 
 
 def _with_options(spec: MilterSpec, options: dict[str, str], param: str) -> MilterSpec:

@@ -13,7 +13,7 @@ pipeline_stage_timeout), as Postfix 3 sets one milter's options.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
 from pymailsrv.config.settings import Settings, parse_time
@@ -47,8 +47,10 @@ def build_pipeline(param: str, settings: Settings, builtins: Mapping[str, StageF
     return Pipeline(slots)
 
 
-def parse_item(item: str, param: str) -> tuple[str, dict[str, str]]:
-    """``name`` or ``{ name, key = value, … }`` → (name, options)."""
+def parse_item(item: str, param: str, known: Sequence[str] = ("default_action", "timeout")
+               ) -> tuple[str, dict[str, str]]:
+    """``name`` or ``{ name, key = value, … }`` → (name, options); ``known``: the option names
+    (a stage's by default; the milter lists take the same form with their own)."""
     if not item.startswith("{"):
         return item, {}
     if not item.endswith("}"):
@@ -59,8 +61,8 @@ def parse_item(item: str, param: str) -> tuple[str, dict[str, str]]:
     name, options = parts[0], {}
     for part in parts[1:]:
         key, eq, value = (x.strip() for x in part.partition("="))
-        if not eq or key not in ("default_action", "timeout"):
-            raise ConfigError(f'{param}: {name}: unknown option "{part}" (default_action, timeout)')
+        if not eq or key not in known:
+            raise ConfigError(f'{param}: {name}: unknown option "{part}" ({", ".join(known)})')
         options[key] = value
     return name, options
 
