@@ -1,5 +1,6 @@
-"""One ManageSieve session: the read loop, the dispatcher with state gating and the error budget,
-and the one place where errors become responses (STYLE.md rules 2 and 3).
+"""One ManageSieve session: the dispatcher with state gating (STYLE.md rule 2) and ManageSieve's
+words for the error kinds, on net.session's LineSession (the read loop, the error budget and the
+one place where errors become responses, rule 3).
 
 Implementation notes:
 - Requests are parsed by ``managesieve.parser`` (pure); replies are buffered and written when the
@@ -26,7 +27,7 @@ from pymailsrv.managesieve import replies
 from pymailsrv.managesieve.options import SieveOptions, SieveServices
 from pymailsrv.managesieve.parser import BadRequest, Parser, Request
 from pymailsrv.net.conn import ConnectionClosed
-from pymailsrv.net.session import ErrorReplies, LineSession, SessionConnection
+from pymailsrv.net.session import Dialect, LineSession, SessionConnection
 from pymailsrv.store.sievedir import ScriptError, SieveDir
 from pymailsrv.types import Account
 
@@ -71,8 +72,8 @@ def _traced(request: Request) -> str:
     return " ".join([request.name, *(escape_for_log(w, 80) for w in words)])
 
 
-ERRORS = ErrorReplies(
-    name="ManageSieve", starttls="STARTTLS",
+DIALECT = Dialect(
+    component="managesieve", name="ManageSieve", starttls="STARTTLS",
     syntax=replies.no,  # RFC 5804 §1.3: there is no BAD
     too_many=replies.bye(replies.TOO_MANY_ERRORS),
     refusal=lambda exc: replies.no(exc.text, exc.code or ""),
@@ -83,10 +84,7 @@ ERRORS = ErrorReplies(
 
 
 class Session(LineSession[Connection, SieveOptions, Incoming]):
-    errors = ERRORS
-    log = log
-    login_log = login_log
-    trace = trace
+    dialect = DIALECT
 
     def __init__(self, conn: Connection, options: SieveOptions, services: SieveServices,
                  commands: dict[str, SieveCommand]) -> None:

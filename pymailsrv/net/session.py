@@ -2,7 +2,7 @@
 the read loop, the error budget, the one place where errors become replies (STYLE.md rule 3),
 and STARTTLS that refuses to upgrade while plaintext is pending. A protocol's session subclasses
 ``LineSession`` and supplies its parser (``feed``/``buffered``), its dispatcher (``execute``) and
-its wording of the errors (``ErrorReplies``, ``own_error_reply``).
+its dialect: log names and the wording of the errors (``Dialect``, ``own_error_reply``).
 
 Implementation notes:
 - Replies are buffered and written when the session is about to wait for input, so pipelined
@@ -16,7 +16,6 @@ Implementation notes:
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 from pymailsrv.errors import ClientSyntaxError, Refusal, TemporaryFailure
-from pymailsrv.log import TRACE, escape_for_log
+from pymailsrv.log import TRACE, escape_for_log, get_logger, trace_logger
 from pymailsrv.net.conn import ConnectionClosed, PlaintextPending
 from pymailsrv.types import Account
 
@@ -71,9 +70,11 @@ class SessionOptions(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class ErrorReplies:
-    """How one protocol words the error kinds the dispatcher maps, as ready wire lines."""
+class Dialect:
+    """How one protocol speaks: the names of its logs, and its words for the error kinds the
+    dispatcher maps, as ready wire lines."""
 
+    component: str  # its logs: "pop3", "pop3-login", the "pop3" trace
     name: str  # in the log line of an internal error ("POP3")
     starttls: str  # the command's name, in the log line of a refused upgrade ("STLS")
     syntax: Callable[[str], bytes]  # the input does not parse (text from the parser or dispatcher)
@@ -92,12 +93,12 @@ ItemT = TypeVar("ItemT")
 class LineSession(Generic[ConnT, OptionsT, ItemT]):
     """The shared part of a session; ``ItemT`` is what the protocol's parser yields."""
 
-    errors: ClassVar[ErrorReplies]
-    log: ClassVar[logging.Logger]  # the protocol's event log ("pop3")
-    login_log: ClassVar[logging.Logger]  # its login log ("pop3-login")
-    trace: ClassVar[logging.Logger]  # its protocol trace
+    dialect: ClassVar[Dialect]
 
     def __init__(self, conn: ConnT, options: OptionsT) -> None:
+        self.log = get_logger(self.dialect.component)
+        self.login_log = get_logger(f"{self.dialect.component}-login")
+        self.trace = trace_logger(self.dialect.component)
         self.conn = conn
         self.options = options
         self.account: Account | None = None
@@ -160,7 +161,7 @@ class LineSession(Generic[ConnT, OptionsT, ItemT]):
     def notify_shutdown(self) -> None:
         """Say goodbye if no reply is half-written."""
         if self.idle:
-            self.conn.write(self.errors.shutdown)
+            self.conn.write(self.dialect.shutdown)
 
     def plaintext_allowed(self) -> bool:
         c = self.conn
@@ -199,16 +200,16 @@ class LineSession(Generic[ConnT, OptionsT, ItemT]):
             self._errors += 1
             if self._errors >= self.options.error_limit:
                 self.quit = True
-                return self.errors.too_many
-            return self.errors.syntax(exc.text)
+                return self.dialect.too_many
+            return self.dialect.syntax(exc.text)
         if isinstance(exc, TemporaryFailure):  # may heal: no traceback
             self.log.warning("%s: temporary failure: %s", self.username or "-", exc)
-            return self.errors.temporary
+            return self.dialect.temporary
         if isinstance(exc, Refusal):
-            return self.errors.refusal(exc)
-        self.log.error("error: internal error in %s command (user=<%s>)", self.errors.name, self.username,
+            return self.dialect.refusal(exc)
+        self.log.error("error: internal error in %s command (user=<%s>)", self.dialect.name, self.username,
                        exc_info=exc)
-        return self.errors.internal
+        return self.dialect.internal
 
     # --- STARTTLS -------------------------------------------------------------------------------
     def request_starttls(self, *, active: str, unavailable: str) -> None:
@@ -234,7 +235,7 @@ class LineSession(Generic[ConnT, OptionsT, ItemT]):
         except PlaintextPending:
             # RFC 2595 §4 / RFC 3207 §4.2: plaintext pipelined after STARTTLS must not be read as
             # if it came encrypted (CVE-2011-0411); we close rather than guess
-            self.login_log.warning("Disconnected: %s with pipelined plaintext: rip=%s", self.errors.starttls,
+            self.login_log.warning("Disconnected: %s with pipelined plaintext: rip=%s", self.dialect.starttls,
                                    self.conn.peer_ip)
             self.quit = True
             self.conn.close()

@@ -1,5 +1,6 @@
-"""One POP3 session: the read loop, the dispatcher with state gating and the error budget, and
-the one place where errors become replies (STYLE.md rules 2 and 3).
+"""One POP3 session: the dispatcher with state gating (STYLE.md rule 2) and POP3's words for the
+error kinds, on net.session's LineSession (the read loop, the error budget and the one place where
+errors become replies, rule 3).
 
 Implementation notes:
 - Replies are buffered and written when the session is about to wait for input, so pipelined
@@ -31,7 +32,7 @@ from pymailsrv.log import TRACE, get_logger, session_id, trace_logger
 from pymailsrv.net.conn import Connection as NetConnection
 from pymailsrv.net.conn import ConnectionClosed
 from pymailsrv.net.forward import BackendUnavailable, ClientInfo, Upstream
-from pymailsrv.net.session import ErrorReplies, LineSession, SessionConnection
+from pymailsrv.net.session import Dialect, LineSession, SessionConnection
 from pymailsrv.pop3 import replies
 from pymailsrv.pop3.maildrop import Maildrop
 from pymailsrv.pop3.options import Pop3Options, Pop3Services
@@ -88,8 +89,8 @@ class Stats:
     retr_bytes: int = 0
 
 
-ERRORS = ErrorReplies(
-    name="POP3", starttls="STLS",
+DIALECT = Dialect(
+    component="pop3", name="POP3", starttls="STLS",
     syntax=replies.err,
     too_many=replies.err(replies.TOO_MANY_BAD),
     refusal=lambda exc: replies.err(exc.text, exc.code),
@@ -100,10 +101,7 @@ ERRORS = ErrorReplies(
 
 
 class Session(LineSession[Connection, Pop3Options, Line]):
-    errors = ERRORS
-    log = log
-    login_log = login_log
-    trace = trace
+    dialect = DIALECT
 
     def __init__(self, conn: Connection, options: Pop3Options, services: Pop3Services,
                  commands: dict[str, Pop3Command]) -> None:
