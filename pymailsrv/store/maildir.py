@@ -36,7 +36,7 @@ import shutil
 import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -62,12 +62,13 @@ from pymailsrv.store.base import (
 )
 from pymailsrv.store.folder import Folder, NewFile, ensure_maildir
 from pymailsrv.store.view import (
-    SessionView,
+    ViewedMailbox,
     check_rename,
     clean_flags,
     folder_infos,
     select_uids,
     wait_event,
+    wake,
 )
 from pymailsrv.types import Account
 
@@ -96,9 +97,7 @@ class _Hub:
     pending: dict[tuple[int, str], bytes] = field(default_factory=dict)  # cache_put not yet written
 
     def notify(self, exclude: asyncio.Event | None = None) -> None:
-        for ev in self.waiters:
-            if ev is not exclude:
-                ev.set()
+        wake(self.waiters, exclude)
 
 
 class MaildirStore:
@@ -525,45 +524,24 @@ def _poll_stamps(hubs: list[_Hub]) -> list[tuple[int, ...]]:
     return [hub.folder.poll_stamp() for hub in hubs]
 
 
-class MaildirMailbox:
+class MaildirMailbox(ViewedMailbox):
     def __init__(self, store: MaildirStore, account: Account, folder: str, hub: _Hub, readonly: bool) -> None:
+        uidlist = hub.folder.uidlist
+        assert uidlist is not None
+        super().__init__(account, folder, readonly, uidlist.uidvalidity, uidlist.next_uid, 0)
         self.store = store
-        self.account = account
-        self.folder = folder
-        self.readonly = readonly
         self._hub = hub
         self._f = hub.folder
-        assert self._f.uidlist is not None
-        self.uidvalidity = self._f.uidlist.uidvalidity
-        self._uidnext = self._f.uidlist.next_uid
-        self._view = SessionView()
         self._generation = -1
-        self._highest = 0
         self._track = False
-        self._event = asyncio.Event()
         self._closed = False
         hub.waiters.add(self._event)
-
-    @property
-    def uidnext(self) -> int:
-        return self._uidnext
-
-    @property
-    def highestmodseq(self) -> int:
-        return self._highest
 
     def want_modseqs(self) -> None:
         self._track = True
 
     async def expunged_since(self, modseq: int) -> list[int] | None:
         return await asyncio.to_thread(self._f.expunged_since, modseq)
-
-    def messages(self) -> Sequence[MessageInfo]:
-        return self._view.infos
-
-    def _writable(self) -> None:
-        if self.readonly:
-            raise Refusal("Mailbox is read-only.", code="READ-ONLY")
 
     def _live(self, look: bool = False) -> None:
         """Raise MailboxGone if the folder went away; ``look``: also ask the disk (one stat)."""

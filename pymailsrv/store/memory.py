@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pymailsrv.clock import Clock, SystemClock
@@ -36,13 +36,14 @@ from pymailsrv.store.base import (
     SyncResult,
 )
 from pymailsrv.store.view import (
-    SessionView,
+    ViewedMailbox,
     apply_flags,
     check_rename,
     clean_flags,
     folder_infos,
     select_uids,
     wait_event,
+    wake,
 )
 from pymailsrv.types import Account
 
@@ -72,9 +73,7 @@ class _Folder:
             self.vanished[uid] = self.modseq
 
     def notify(self, exclude: asyncio.Event | None = None) -> None:
-        for ev in self.waiters:
-            if ev is not exclude:
-                ev.set()
+        wake(self.waiters, exclude)
 
     def add(self, data: bytes, flags: frozenset[str], internal_date: float) -> int:
         uid = self.uidnext
@@ -243,40 +242,18 @@ class MemoryLock:
             self._held = False
 
 
-class MemoryMailbox:
+class MemoryMailbox(ViewedMailbox):
     def __init__(self, store: MemoryStore, account: Account, folder: str, state: _Folder, readonly: bool) -> None:
+        super().__init__(account, folder, readonly, state.uidvalidity, state.uidnext, state.modseq)
         self.store = store
-        self.account = account
-        self.folder = folder
-        self.readonly = readonly
-        self.uidvalidity = state.uidvalidity
         self._state = state
-        self._view = SessionView()
-        self._uidnext = state.uidnext
-        self._highest = state.modseq
-        self._event = asyncio.Event()
         state.waiters.add(self._event)
-
-    @property
-    def uidnext(self) -> int:
-        return self._uidnext
-
-    @property
-    def highestmodseq(self) -> int:
-        return self._highest
 
     def want_modseqs(self) -> None:
         pass  # one process: every change is seen at once
 
     async def expunged_since(self, modseq: int) -> list[int] | None:
         return sorted(uid for uid, m in self._state.vanished.items() if m > modseq)
-
-    def messages(self) -> Sequence[MessageInfo]:
-        return self._view.infos
-
-    def _writable(self) -> None:
-        if self.readonly:
-            raise Refusal("Mailbox is read-only.", code="READ-ONLY")
 
     def _gone(self) -> bool:
         acct = self.store._accounts.get(self.account.username)

@@ -14,6 +14,7 @@ from pymailsrv.clock import Clock
 from pymailsrv.errors import Refusal
 from pymailsrv.store import names
 from pymailsrv.store.base import RECENT, FlagMode, FolderExists, FolderInfo, MessageInfo, SyncResult
+from pymailsrv.types import Account
 
 
 def clean_flags(flags: Iterable[str]) -> frozenset[str]:
@@ -27,6 +28,45 @@ def apply_flags(current: frozenset[str], flags: frozenset[str], mode: FlagMode) 
     if mode == "add":
         return current | flags
     return current - flags
+
+
+class ViewedMailbox:
+    """What every Mailbox implementation keeps alike: the folder's identity, this session's view of
+    it, the UIDNEXT and HIGHESTMODSEQ the view last took, the event that wakes its waits, the
+    read-only guard."""
+
+    def __init__(self, account: Account, folder: str, readonly: bool, uidvalidity: int, uidnext: int,
+                 highestmodseq: int) -> None:
+        self.account = account
+        self.folder = folder
+        self.readonly = readonly
+        self.uidvalidity = uidvalidity
+        self._view = SessionView()
+        self._uidnext = uidnext
+        self._highest = highestmodseq
+        self._event = asyncio.Event()
+
+    @property
+    def uidnext(self) -> int:
+        return self._uidnext
+
+    @property
+    def highestmodseq(self) -> int:
+        return self._highest
+
+    def messages(self) -> Sequence[MessageInfo]:
+        return self._view.infos
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise Refusal("Mailbox is read-only.", code="READ-ONLY")
+
+
+def wake(waiters: Iterable[asyncio.Event], exclude: asyncio.Event | None = None) -> None:
+    """A folder changed: wake every session waiting on it but the one that changed it."""
+    for ev in waiters:
+        if ev is not exclude:
+            ev.set()
 
 
 class SessionView:
