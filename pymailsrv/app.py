@@ -506,39 +506,32 @@ async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
     the rest to the main process) and the IMAP/POP3 connections the main process passes it; stops
     on SIGTERM or when the main process is gone; on SIGHUP (a reload) it stops accepting and ends
     once its sessions have, while the next worker serves the new ones."""
+    from pymailsrv import workers
     from pymailsrv.meter import METER
     from pymailsrv.smtp.server import make_limiter
-    from pymailsrv.workers import (
-        Inbox,
-        MainChannel,
-        MeterReports,
-        RemoteLimiter,
-        RemoteSessionCounter,
-        RemoteThrottle,
-    )
 
-    channel = await MainChannel.connect(spec.channel)
+    channel = await workers.MainChannel.connect(spec.channel)
     core = _core(settings)
-    core.authenticator.throttle = RemoteThrottle(channel, core.authenticator.throttle)
+    core.authenticator.throttle = workers.RemoteThrottle(channel, core.authenticator.throttle)
     stops: list[Callable[[], Awaitable[None]]] = [channel.close]
     if _ops_on(settings):  # the main process adds up every worker's counts
-        stops.append(MeterReports(channel, METER).close)
+        stops.append(workers.MeterReports(channel, METER).close)
     serving: _Serving | None = None
     try:
         queue, stop_queue = await start_queue(settings, core.directory, core.store, clock=core.clock,
                                               worker=(spec.slot, channel.pickup))
         stops.append(stop_queue)
-        limiter = RemoteLimiter(channel, make_limiter(settings, core.clock))
+        limiter = workers.RemoteLimiter(channel, make_limiter(settings, core.clock))
         inherited = spec.sockets()
         adopters: dict[tuple[str, int], Any] = {}
 
         def ended() -> None:
             channel.send("gone")
 
-        user_ip = {"imap": RemoteSessionCounter(channel, "imap"), "pop3": RemoteSessionCounter(channel, "pop3")}
+        user_ip = {p: workers.RemoteSessionCounter(channel, p) for p in ("imap", "pop3")}
         serving = await _Serving.start(settings, core, queue, limiter, user_ip, owns_core=False,
                                        smtp_sockets=inherited, adopters=adopters, on_end=ended)
-        serving.inbox = Inbox(spec.inbox, adopters, channel)
+        serving.inbox = workers.Inbox(spec.inbox, adopters, channel)
         channel.send("ready")
         log.info("worker process %d serving %d listening socket(s) and %d passed", spec.slot,
                  sum(len(socks) for socks in inherited.values()), len(adopters))
