@@ -13,6 +13,7 @@
 # password), and the repo's .venv or PYTHON.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(dirname "$HERE")"
+cd "$ROOT"  # python -m/-c import from the current directory first: this checkout's code
 ANCHORS="${ANCHORS:-$ROOT/../shared/anchors}"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"; [ -x "$PY" ] || PY=python3
 ROUNDS="${ROUNDS:-2}"

@@ -15,6 +15,7 @@
 # (removed again at exit), so do not run it beside another benchmark of the anchor.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(dirname "$HERE")"
+cd "$ROOT"  # python -m/-c import from the current directory first: this checkout's code
 ANCHORS="${ANCHORS:-$ROOT/../shared/anchors}"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"; [ -x "$PY" ] || PY=python3
 MODE="${MODE:-sign}"; ROUNDS="${ROUNDS:-2}"

@@ -42,14 +42,15 @@ login_max_ip_connections = 0
 smtpd_listen =
 imap_listen = 127.0.0.1:$port
 CONF
-    pym() { PYTHONPATH="$checkout" "$PY" -m pymailsrv --config "$work/pymailsrv.conf" "$@"; }
+    # in the checkout: python -m/-c import from the current directory before PYTHONPATH
+    pym() { (cd "$checkout" && PYTHONPATH="$checkout" "$PY" -m pymailsrv --config "$work/pymailsrv.conf" "$@"); }
     pym db upgrade >/dev/null; pym domain add bench.test >/dev/null
-    PYTHONPATH="$checkout" "$PY" -c 'import sys
+    (cd "$checkout" && PYTHONPATH="$checkout" "$PY" -c 'import sys
 from pymailsrv.cli import main
 for i in range(100):
     main(["--config", sys.argv[1], "mailbox", "add", f"u{i}@bench.test", "--password", "pw"])' \
-        "$work/pymailsrv.conf" >/dev/null
-    PYTHONPATH="$checkout" "$PY" -m pymailsrv --config "$work/pymailsrv.conf" serve >/dev/null 2>&1 &
+        "$work/pymailsrv.conf" >/dev/null)
+    (cd "$checkout" && exec env PYTHONPATH="$checkout" "$PY" -m pymailsrv --config "$work/pymailsrv.conf" serve) >/dev/null 2>&1 &
     pids+=("$!"); ports+=("$port"); labels+=("pymailsrv:$(basename "$checkout")@$(git -C "$checkout" rev-parse --short HEAD)")
     for _ in $(seq 150); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
     port=$((port + 1))

@@ -7,6 +7,7 @@
 # the repo's .venv (or PYTHON).
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(dirname "$HERE")"
+cd "$ROOT"  # python -m/-c import from the current directory first: this checkout's code
 PY="${PYTHON:-$ROOT/.venv/bin/python}"; [ -x "$PY" ] || PY=python3
 IMAPTEST="${IMAPTEST:-/opt/lab-build/imaptest/src/imaptest}"
 TESTS="${TESTS:-$(dirname "$IMAPTEST")/tests}"

@@ -6,6 +6,7 @@
 # Needs Debian's postfix (for smtp-source) and the repo's .venv or PYTHON.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(dirname "$HERE")"
+cd "$ROOT"  # python -m/-c import from the current directory first: this checkout's code
 PY="${PYTHON:-$ROOT/.venv/bin/python}"; [ -x "$PY" ] || PY=python3
 SESSIONS="${SESSIONS:-20}"; MSGS="${MSGS:-20000}"; RELOADS="${RELOADS:-5}"; PORT="${PYM_PORT:-2528}"
 SMTP_SOURCE="${SMTP_SOURCE:-$(command -v smtp-source || echo /usr/sbin/smtp-source)}"
