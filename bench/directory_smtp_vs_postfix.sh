@@ -88,8 +88,8 @@ postconf -e \
 postfix reload >/dev/null 2>&1
 trap 'for n in sqlite mariadb; do kill $(cat $WORK/$n/pymailsrv.pid 2>/dev/null) 2>/dev/null || true; done; "$ANCHORS/postfix-setup.sh" >/dev/null 2>&1 || true' EXIT
 
-for name in sqlite mariadb; do
-    pym "$name" serve >/dev/null 2>&1 &
+for name in sqlite mariadb; do  # python itself in the background, so the pid file names it
+    PYTHONPATH="$ROOT" "$PY" -m pymailsrv --config "$WORK/$name/pymailsrv.conf" serve >/dev/null 2>&1 &
     echo $! > "$WORK/$name/pymailsrv.pid"
 done
 for port in "$SQLITE_PORT" "$MARIADB_PORT"; do
