@@ -117,3 +117,35 @@ async def stop_smtp_stack(servers: Any, stop_queue: Any, engine: Any, directory:
     await stop_queue()
     await engine.close()
     await directory.close()
+
+
+async def start_memory_stack(settings: Any, vmail: Path, hostname: str, stops: list[Any], *,
+                             authenticator: Any = None) -> tuple[dict[str, int], Any, Any]:
+    """The SMTP side of ``pymailsrv serve`` (app.start_queue, app.start_smtp, the restriction
+    engine) over an in-memory directory (example.com: alice, bob) and a real Maildir store:
+    (ports by listener kind, the queue, the directory); what to stop is appended to ``stops``."""
+    from pymailsrv import app
+    from pymailsrv.db.memory import MemoryDirectory
+    from pymailsrv.policy.restrictions import RestrictionEngine
+    from pymailsrv.store.maildir import MaildirStore
+
+    directory = MemoryDirectory(str(vmail))
+    directory.add_domain("example.com")
+    for user in ("alice", "bob"):
+        directory.add_mailbox(f"{user}@example.com")
+    store = MaildirStore(str(vmail), hostname, fsync=False)
+    queue, stop_queue = await app.start_queue(settings, directory, store)
+    stops.append(stop_queue)
+    engine = RestrictionEngine(settings, directory)
+    stops.append(engine.close)
+    servers = await app.start_smtp(settings, authenticator=authenticator, restrictions=engine, queue=queue,
+                                   directory=directory)
+
+    async def close_servers() -> None:
+        for s in servers:
+            s.close()
+        for s in servers:
+            await s.wait_closed()
+
+    stops.append(close_servers)
+    return {s.kind: s.port for s in servers}, queue, directory

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from pymailsrv import app
-from pymailsrv.db.memory import MemoryDirectory
+from tests.fakes import start_memory_stack
 
 STAGES = "python:tests.pipeline.stages:"
 DEFAULT = "restrictions, header_checks, cleanup, content_filter"
@@ -45,9 +44,6 @@ class Stack:
 
 @pytest.fixture
 async def stack_factory(settings_factory: Callable[..., Any], tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    from pymailsrv.policy.restrictions import RestrictionEngine
-    from pymailsrv.store.maildir import MaildirStore
-
     stops: list[Callable[[], Any]] = []
 
     async def make(**params: str) -> Stack:
@@ -56,26 +52,8 @@ async def stack_factory(settings_factory: Callable[..., Any], tmp_path: Path) ->
                 "virtual_mailbox_base": str(vmail), "dns_nameservers": "127.0.0.1:9", "smtpd_error_sleep_time": "0"}
         base.update(params)
         settings = settings_factory(**base)
-        directory = MemoryDirectory(str(vmail))
-        directory.add_domain("example.com")
-        for user in ("alice", "bob"):
-            directory.add_mailbox(f"{user}@example.com")
-        store = MaildirStore(str(vmail), "mx.example.test", fsync=False)
-        queue, stop_queue = await app.start_queue(settings, directory, store)
-        stops.append(stop_queue)
-        engine = RestrictionEngine(settings, directory)
-        stops.append(engine.close)
-        servers = await app.start_smtp(settings, authenticator=None, restrictions=engine, queue=queue,
-                                       directory=directory)
-
-        async def close_servers() -> None:
-            for s in servers:
-                s.close()
-            for s in servers:
-                await s.wait_closed()
-
-        stops.append(close_servers)
-        return Stack({s.kind: s.port for s in servers}, queue, vmail)
+        ports, queue, _ = await start_memory_stack(settings, vmail, "mx.example.test", stops)
+        return Stack(ports, queue, vmail)
 
     yield make
     for stop in reversed(stops):

@@ -18,10 +18,10 @@ from typing import Any
 import dns.resolver
 import pytest
 
-from pymailsrv import app
 from pymailsrv.db.memory import MemoryDirectory
 from pymailsrv.senderauth import keys
 from tests.dns_responder import DnsResponder, in_thread
+from tests.fakes import start_memory_stack
 
 PIPELINE = "restrictions, header_checks, cleanup, sender_auth, dkim_sign, content_filter"
 
@@ -128,9 +128,6 @@ class Stack:
 @pytest.fixture
 async def stack_factory(settings_factory: Callable[..., Any], tmp_path: Path,
                         dns_server: DnsResponder) -> AsyncIterator[Callable[..., Any]]:
-    from pymailsrv.policy.restrictions import RestrictionEngine
-    from pymailsrv.store.maildir import MaildirStore
-
     stops: list[Callable[[], Any]] = []
 
     async def make(inside: bool = False, auth: bool = False, **params: str) -> Stack:
@@ -140,31 +137,14 @@ async def stack_factory(settings_factory: Callable[..., Any], tmp_path: Path,
                 "smtpd_error_sleep_time": "0", "smtpd_pipeline": PIPELINE, "myhostname": "mx.example.com"}
         base.update(params)
         settings = settings_factory(**base)
-        directory = MemoryDirectory(str(vmail))
-        directory.add_domain("example.com")
-        for user in ("alice", "bob"):
-            directory.add_mailbox(f"{user}@example.com")
-        directory.add_alias("carol@example.com", "dest@remote.test")
-        store = MaildirStore(str(vmail), "mx.example.com", fsync=False)
-        queue, stop_queue = await app.start_queue(settings, directory, store)
-        stops.append(stop_queue)
-        engine = RestrictionEngine(settings, directory)
-        stops.append(engine.close)
         authenticator = None
         if auth:
             from pymailsrv.auth.memory import MemoryAuthenticator
             authenticator = MemoryAuthenticator({"alice@example.com": "{PLAIN}secret"}, settings=settings)
-        servers = await app.start_smtp(settings, authenticator=authenticator, restrictions=engine, queue=queue,
-                                       directory=directory)
-
-        async def close_servers() -> None:
-            for s in servers:
-                s.close()
-            for s in servers:
-                await s.wait_closed()
-
-        stops.append(close_servers)
-        return Stack({s.kind: s.port for s in servers}, vmail, directory)
+        ports, _, directory = await start_memory_stack(settings, vmail, "mx.example.com", stops,
+                                                       authenticator=authenticator)
+        directory.add_alias("carol@example.com", "dest@remote.test")
+        return Stack(ports, vmail, directory)
 
     yield make
     for stop in reversed(stops):
