@@ -149,3 +149,28 @@ async def start_memory_stack(settings: Any, vmail: Path, hostname: str, stops: l
 
     stops.append(close_servers)
     return {s.kind: s.port for s in servers}, queue, directory
+
+
+def play_transcript(client: Any, path: Path) -> None:
+    """Run a raw protocol transcript against ``client`` (send, expect, closed, close): ``C:`` lines
+    are sent, batched until the next expectation (a written ``\\r\\n`` is a CR LF inside a line),
+    ``S:`` lines expected, ``CLOSED`` the server closed; blank lines and ``#`` comments skipped."""
+    outgoing: list[str] = []
+    try:
+        for lineno, raw in enumerate(path.read_text().splitlines(), 1):
+            if raw.startswith("#") or not raw.strip():
+                continue
+            if raw.startswith("C: "):
+                outgoing.append(raw[3:].replace("\\r\\n", "\r\n") + "\r\n")
+                continue
+            if outgoing:
+                client.send("".join(outgoing))
+                outgoing.clear()
+            if raw == "CLOSED":
+                assert client.closed(), f"{path.name}:{lineno}: connection still open"
+            elif raw.startswith("S:"):
+                client.expect(raw[3:])
+            else:
+                raise AssertionError(f"{path.name}:{lineno}: bad transcript line {raw!r}")
+    finally:
+        client.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import play_transcript
 from tests.managesieve.conftest import Harness, RawClient
 
 HERE = Path(__file__).parent / "transcripts"
@@ -18,22 +19,4 @@ HERE = Path(__file__).parent / "transcripts"
 def test_transcript(sieve: Harness, name: str) -> None:
     c = RawClient(sieve.port)
     c.response()
-    outgoing: list[str] = []
-    try:
-        for lineno, raw in enumerate((HERE / name).read_text().splitlines(), 1):
-            if raw.startswith("#") or not raw.strip():
-                continue
-            if raw.startswith("C: "):
-                outgoing.append(raw[3:].replace("\\r\\n", "\r\n") + "\r\n")
-                continue
-            if outgoing:
-                c.send("".join(outgoing))
-                outgoing.clear()
-            if raw == "CLOSED":
-                assert c.closed(), f"{name}:{lineno}: connection still open"
-            elif raw.startswith("S:"):
-                c.expect(raw[3:])
-            else:
-                raise AssertionError(f"{name}:{lineno}: bad transcript line {raw!r}")
-    finally:
-        c.close()
+    play_transcript(c, HERE / name)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import play_transcript
 from tests.pop3.conftest import USERS, RawClient
 
 HERE = Path(__file__).parent / "transcripts"
@@ -20,22 +21,4 @@ def test_transcript(pop3, name: str) -> None:  # type: ignore[no-untyped-def]
     for m in MSGS:
         pop3.deliver(USERS[0], m)
     c = RawClient(pop3.port)
-    outgoing: list[str] = []
-    try:
-        for lineno, raw in enumerate((HERE / name).read_text().splitlines(), 1):
-            if raw.startswith("#") or not raw.strip():
-                continue
-            if raw.startswith("C: "):
-                outgoing.append(raw[3:] + "\r\n")
-                continue
-            if outgoing:
-                c.send("".join(outgoing))
-                outgoing.clear()
-            if raw == "CLOSED":
-                assert c.closed(), f"{name}:{lineno}: connection still open"
-            elif raw.startswith("S:"):
-                c.expect(raw[3:])
-            else:
-                raise AssertionError(f"{name}:{lineno}: bad transcript line {raw!r}")
-    finally:
-        c.close()
+    play_transcript(c, HERE / name)
