@@ -318,6 +318,8 @@ class Folder(FolderState):
                     return None  # on the loop: the list was replaced; a thread reads it whole
             elif self._on_loop:
                 return None  # lost: a thread writes a new one
+            elif self.uidlist is not None:
+                self._replaced()  # the UIDs this picture knows are another folder's now
             if self.uidlist is None:
                 self.uidlist = mdfiles.UidList(uidvalidity=self._new_validity())
             ul = self.uidlist
@@ -356,8 +358,9 @@ class Folder(FolderState):
         newest = next(reversed(self.infos), 0)
         with self.uidlist_lock() as held:
             assert held  # never on the loop (refresh)
-            if os.path.exists(os.path.join(self.path, UIDLIST)):
-                self._load_uidlist()
+            if not os.path.exists(os.path.join(self.path, UIDLIST)):
+                self._replaced()  # (never write the picture's list into another folder)
+            self._load_uidlist()
             on_disk = {n.partition(mdfiles.INFO_SEP)[0] for sub in ("new", "cur") for n in self._listdir(sub)}
             ul.records = {b: u for b, u in ul.records.items() if b in on_disk or u > newest}
             self._write_uidlist(ul)

@@ -13,11 +13,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.store import mdfiles
-from pymailsrv.store.base import MessageInfo
+from pymailsrv.store.base import MailboxGone, MessageInfo
 from pymailsrv.store.index import EXPUNGED, FolderIndex, IndexBusy, ModseqChanges, first_modseq, stored_uidvalidity
 
 UIDLIST = "dovecot-uidlist"
@@ -31,6 +31,7 @@ LOCK_TIMEOUT = 30.0
 TRUST_AFTER = 0.1  # seconds; several kernel timestamp ticks (use more on NFS)
 OWN_TRUST = 1.0  # seconds a young stamp left by our own change is taken as read (IDLE polls as often)
 CHANGE_LOG = 20_000  # entries kept; a session further behind does one full diff
+HEADER_PEEK = 256  # bytes read to check a uidlist's header (Dovecot's is about 50)
 
 
 def base_of(rel: str) -> str:
@@ -56,6 +57,11 @@ def dir_identity(path: str) -> tuple[int, int] | None:
 def flags_info(rel: str) -> str:
     """The info a modseq is recorded for ("" for a file without one, as in new/)."""
     return info_of(rel) or ""
+
+
+class FolderReplaced(MailboxGone):
+    """The directory at a picture's path holds another folder than the one pictured: its uidlist
+    has another UIDVALIDITY, or none while the picture has UIDs (``FolderState._replaced``)."""
 
 
 class FolderState:
@@ -104,7 +110,9 @@ class FolderState:
     def gone(self) -> bool:
         """The directory this picture is of was deleted or renamed away: by this process
         (``evicted`` at once), or by another (no directory at ``path`` now, or another one).
-        A gone picture is never used again: a new one is made for whatever holds the name."""
+        A gone picture is never used again: a new one is made for whatever holds the name.
+        A folder deleted and created again may have the old directory's inode number (ext4
+        hands a freed one out again at once): the uidlist tells then (``_replaced``)."""
         if not self.evicted and self.identity is not None and dir_identity(self.path) != self.identity:
             self.evicted = True
         return self.evicted
@@ -276,7 +284,7 @@ class FolderState:
         if self.uidlist is not None and self._ul_stamp is not None:
             try:
                 with open(path, "rb") as f:
-                    if os.fstat(f.fileno()).st_ino == self._ul_stamp[0]:
+                    if os.fstat(f.fileno()).st_ino == self._ul_stamp[0] and self._same_list(f.fileno()):
                         f.seek(self._ul_stamp[1])
                         chunk = f.read()
                         end = chunk.rfind(b"\n") + 1
@@ -288,14 +296,41 @@ class FolderState:
         if self._on_loop:
             return False
         got = self._read_uidlist()
+        if self.uidlist is not None and (got is None or got[0].uidvalidity != self.uidlist.uidvalidity):
+            self._replaced()
         if got is None:
             self._create_uidlist()  # missing or unreadable: the UIDs are lost
             return True
-        ul, stamp = got
-        if self.uidlist is not None and ul.uidvalidity != self.uidlist.uidvalidity:
-            self._reset()
-        self.uidlist, self._ul_stamp, self._records_complete = ul, stamp, True
+        self.uidlist, self._ul_stamp = got
+        self._records_complete = True
         return True
+
+    def _same_list(self, fd: int) -> bool:
+        """The open uidlist, with the inode number of the one the picture read, is that list: its
+        header has the picture's UIDVALIDITY. Else (another folder's list, or a header too long to
+        peek at) the caller reads it whole."""
+        assert self.uidlist is not None
+        line, newline, _ = os.pread(fd, HEADER_PEEK, 0).partition(b"\n")
+        try:
+            header = mdfiles.parse_uidlist_header(line.decode("utf-8", "replace"))
+        except mdfiles.UidListError:
+            return False
+        return bool(newline) and header.uidvalidity == self.uidlist.uidvalidity
+
+    def _replaced(self) -> NoReturn:
+        """The uidlist is not the picture's any more: another UIDVALIDITY, or none (or an unreadable
+        one) while the picture has UIDs. The folder was deleted and created again under its name
+        by another process (its directory's inode number may be the old one's, so ``gone`` can't
+        tell), or its UIDs were lost. Either way the picture is dead, as when gone: its sessions
+        end (MailboxGone) and the name gets a new picture. Nothing it still holds is written:
+        its index may be the new folder's."""
+        self.evicted = True
+        self._unrecorded.clear()
+        self.index_backlog.clear()
+        if self.index is not None:
+            self.index.close()
+            self.index = None
+        raise FolderReplaced(f"{self.path}: the folder was replaced", code="NONEXISTENT")
 
     def _need_records(self) -> None:
         if not self._records_complete:
@@ -677,7 +712,8 @@ class FolderState:
         with self.lock:
             stale = self._unsaved or self._seen != self._snap_seen  # changes, or newly trusted stamps
             if not self.evicted and (stale or not os.path.exists(os.path.join(self.path, SNAPSHOT))):
-                self.save_snapshot()  # (never into a directory that is now another folder's)
+                with contextlib.suppress(FolderReplaced):  # (found by reading the uidlist: none then)
+                    self.save_snapshot()  # (never into a directory that is now another folder's)
             self._drain_backlog()
             if self._unrecorded:
                 self._settle(listed=False)

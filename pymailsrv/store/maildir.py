@@ -61,6 +61,7 @@ from pymailsrv.store.base import (
     SyncResult,
 )
 from pymailsrv.store.folder import Folder, NewFile, ensure_maildir
+from pymailsrv.store.folder_state import FolderReplaced
 from pymailsrv.store.view import (
     ViewedMailbox,
     check_rename,
@@ -79,6 +80,7 @@ IDLE_FOLDERS = 64
 POP3_LOCK = "pymailsrv-pop3.lock"
 OVER_QUOTA = "Quota exceeded (mailbox for user is full)"
 INLINE_DIFF = 500  # changed messages a sync diffs on the event loop (~1 µs each)
+REPLACED_RETRIES = 3  # new pictures tried for a name whose folder is deleted and created meanwhile
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 _Op = Callable[[list[_T]], tuple[list[_R], list[_T]]]  # a Folder write: todo -> (done, left)
@@ -319,16 +321,35 @@ class MaildirStore:
                 raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
 
         await asyncio.to_thread(prepare)
-        hub = self._acquire(account, path)
-        try:
-            if await asyncio.to_thread(hub.folder.refresh, not readonly):
-                hub.notify()  # another process's change, found by this scan before the poller
+        for _ in range(REPLACED_RETRIES):
+            hub = await self._current(account, path, functools.partial(Folder.refresh, move_new=not readonly))
+            if hub is None:
+                continue
             if hub.folder.uidlist is None or hub.folder.evicted:  # deleted between the check and the scan
-                raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
+                await self._release(hub)
+                break
+            return MaildirMailbox(self, account, name, hub, readonly)
+        raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
+
+    async def _current(self, account: Account, path: str, look: Callable[[Folder], _T]) -> _Hub | None:
+        """The hub of ``path`` after ``look`` (in a thread; a refresh) brought its picture up to
+        date; None if that found the picture dead (``FolderReplaced``: the folder was deleted
+        and created again by another process), detached then: the caller tries again and gets
+        a new picture. The caller releases the hub it gets."""
+        hub = self._acquire(account, path)
+        generation = hub.folder.generation
+        try:
+            await asyncio.to_thread(look, hub.folder)
+        except FolderReplaced:
+            self._detach(hub)
+            await self._release(hub)
+            return None
         except BaseException:
             await self._release(hub)
             raise
-        return MaildirMailbox(self, account, name, hub, readonly)
+        if hub.folder.generation != generation:
+            hub.notify()  # another process's change, found by this scan before the poller
+        return hub
 
     def _list(self, account: Account) -> list[FolderInfo]:
         root = self.root(account)
@@ -451,17 +472,23 @@ class MaildirStore:
         path = self.folder_path(account, name)
         if name != names.INBOX and not await asyncio.to_thread(os.path.isdir, path):
             raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
-        hub = self._acquire(account, path)
-        try:
-            return await asyncio.to_thread(self._status, hub.folder)
-        finally:
-            await self._release(hub)
+        for _ in range(REPLACED_RETRIES):
+            hub = await self._current(account, path, self._status_refresh)
+            if hub is not None:
+                try:
+                    return await asyncio.to_thread(self._status, hub.folder)
+                finally:
+                    await self._release(hub)
+        raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
 
     @staticmethod
-    def _status(f: Folder) -> FolderStatus:
+    def _status_refresh(f: Folder) -> None:
         if f.path == f.root:
             ensure_maildir(f.root, subfolder=False)
         f.refresh(move_new=False)
+
+    @staticmethod
+    def _status(f: Folder) -> FolderStatus:
         with f.lock:
             infos = list(f.infos.values())
             if f.uidlist is None or f.evicted:
@@ -765,11 +792,21 @@ class MaildirMailbox(ViewedMailbox):
         if name != names.INBOX and not await asyncio.to_thread(os.path.isdir, path):
             raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
         chosen = [m.uid for m in select_uids(self._view, uids)]
-        target = self.store._acquire(self.account, path)
-        try:
-            validity, pairs = await asyncio.to_thread(self._transfer_files, chosen, target.folder, move)
-        finally:
-            await self.store._release(target)
+        for _ in range(REPLACED_RETRIES):
+            target = self.store._acquire(self.account, path)
+            try:
+                got = await asyncio.to_thread(self._transfer_files, chosen, target.folder, move)
+            except FolderReplaced:  # the target, created again after the files went in: not ours
+                self.store._detach(target)
+                raise Refusal("The destination mailbox was replaced meanwhile", temporary=True) from None
+            finally:
+                await self.store._release(target)
+            if got is not None:
+                break
+            self.store._detach(target)  # a dead picture of the target: the next try makes a new one
+        else:
+            raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
+        validity, pairs = got
         if pairs:
             target.notify()
             if move:
@@ -777,7 +814,14 @@ class MaildirMailbox(ViewedMailbox):
                 self._changed()
         return validity, pairs
 
-    def _transfer_files(self, chosen: list[int], target: Folder, move: bool) -> tuple[int, list[tuple[int, int]]]:
+    def _transfer_files(
+        self, chosen: list[int], target: Folder, move: bool
+    ) -> tuple[int, list[tuple[int, int]]] | None:
+        """None, having done nothing, if the target's picture is dead (``FolderReplaced``)."""
+        try:
+            target.refresh(move_new=False)
+        except FolderReplaced:
+            return None
         f, limit = self._f, self.account.quota_bytes
         files: list[NewFile] = []
         sources: list[int] = []
@@ -798,8 +842,6 @@ class MaildirMailbox(ViewedMailbox):
             and quota.over_quota(f.root, limit, sum(nf.size for nf in files), self.store.usage_cache)
         ):
             raise QuotaExceeded(OVER_QUOTA, code="OVERQUOTA")
-        if target.uidlist is None:
-            target.refresh(move_new=False)
         new_uids = target.add_files(files)
         if self.store.fsync and files:
             durable.fsync_dir(os.path.join(target.path, "cur"))
