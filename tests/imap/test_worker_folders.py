@@ -21,6 +21,7 @@ from tests.app.server_process import ServerProcess, write_config
 from tests.imap.conftest import RawClient
 
 USER = "alice@example.test"
+READY = re.compile(r"worker process (\d+) serving")
 LOGIN = re.compile(r"imap-login\[(\d+)\]: Login: user=<" + re.escape(USER) + ">")
 pytestmark = pytest.mark.slow  # a real server with workers
 
@@ -33,6 +34,10 @@ def server(tmp_path: Path, tls_files: tuple[str, str]) -> Iterator[ServerProcess
     assert main(["--config", str(conf), "domain", "add", "example.test"]) == 0
     assert main(["--config", str(conf), "mailbox", "add", USER, "--password", "pw"]) == 0
     proc = ServerProcess(conf).start()
+    deadline = time.monotonic() + 30
+    while len(set(READY.findall(proc.text()))) < 2:  # both workers accept connections
+        assert time.monotonic() < deadline, proc.text()
+        time.sleep(0.05)
     yield proc
     assert proc.stop() == 0
 
