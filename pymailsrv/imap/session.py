@@ -161,6 +161,21 @@ class Session:
         self.keywords |= new
         return bool(new)
 
+    def take(self, infos: list[MessageInfo], also: frozenset[str] | set[str] = frozenset()) -> list[MessageInfo]:
+        """A write's results (the messages' flags now) into the view. They may hold keywords
+        another session set meanwhile, which this one was not told of yet: a FLAGS response
+        announces them first (RFC 3501 §7.2.6; imaptest: "Keyword used without being in FLAGS").
+        ``also``: flags the write set (new keywords are announced even if no message changed).
+        Returns the messages still in the view."""
+        taken = [m for m in infos if m.uid in self.info]
+        new = self.note_keywords(also)
+        for m in taken:
+            self.info[m.uid] = m
+            new |= self.note_keywords(m.flags)
+        if new:
+            self.flags_untagged()
+        return taken
+
     def flags_untagged(self) -> None:
         flags = list(PERMANENT_FLAGS) + sorted(self.keywords)
         self.untagged(b"FLAGS " + wire.flag_list(flags))

@@ -236,10 +236,7 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
     if not s.readonly and any(_sets_seen(x) for x in atts):
         unseen = [u for u in uids if SEEN not in s.info[u].flags]
         if unseen:
-            for info in await s.mailbox.set_flags(unseen, [SEEN], "add"):
-                if info.uid in s.info:
-                    s.info[info.uid] = info
-                    seen_changed.add(info.uid)
+            seen_changed.update(m.uid for m in s.take(await s.mailbox.set_flags(unseen, [SEEN], "add")))
     if all(x.name in _INFO_ATTS for x in atts):
         s.write(_info_lines(s, uids, [x.name for x in atts]))
         return Done("Fetch completed.")

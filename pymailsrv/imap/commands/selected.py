@@ -72,11 +72,7 @@ async def store(srv: Server, s: Session, cmd: Command) -> Done:
         uids = [u for u in uids if s.info[u].modseq <= a.unchangedsince]
     before = {u: s.info[u].modseq for u in uids}
     changed = await _mb(s).set_flags(uids, flags, a.mode) if uids else []  # type: ignore[arg-type]
-    for info in changed:
-        if info.uid in s.info:
-            s.info[info.uid] = info
-    if s.note_keywords(set(flags)):
-        s.flags_untagged()
+    s.take(changed, also=set(flags))
     if not a.silent:
         for u in uids:
             if u in s.info:
