@@ -461,9 +461,23 @@ class FolderState:
             if self._unrecorded and self._settle(listed=False):
                 self.generation += 1
 
-    def save_meta(self) -> None:
-        # read when written: a queued write stores the then current value
-        self._index_write(lambda ix: ix.set_meta({"first_recent": self.first_recent}))
+    def claim_recent(self, upto: int) -> int | None:
+        """For a read-write session catching up to UIDNEXT ``upto``: the first UID it may report
+        \\Recent, the UIDs below ``upto`` claimed for it. The index decides among processes
+        (``FolderIndex.claim_recent``); without one, this process's watermark. None on the loop
+        if the index is busy (a thread claims)."""
+        start = self.first_recent
+        ix = self.index
+        if ix is not None and ix.conn is not None:
+            try:
+                with ix.nowait() if self._on_loop else contextlib.nullcontext():
+                    stored = ix.claim_recent(upto)
+            except IndexBusy:
+                return None
+            if stored is not None:
+                start = max(start, stored)
+        self.first_recent = max(self.first_recent, upto)
+        return start
 
     # -- modification sequences (RFC 7162; the scheme is in store/folder.py's notes) -------------
     @property

@@ -221,8 +221,20 @@ class FolderIndex:
         rows = self._run("SELECT value FROM meta WHERE key=?", (key,))
         return int(rows[0][0]) if rows else default
 
-    def set_meta(self, values: dict[str, int]) -> None:
-        self._write(lambda c: c.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items()))
+    def claim_recent(self, upto: int) -> int | None:
+        """The first UID no session of any process has reported \\Recent yet (``first_recent``),
+        having claimed every UID below ``upto`` for the caller, in one write transaction: of two
+        processes' sessions that see a new message, one reports it \\Recent (RFC 3501 §2.3.2).
+        None if the index could not be written."""
+        got: list[int] = []
+
+        def claim(c: sqlite3.Connection) -> None:
+            row = c.execute("SELECT value FROM meta WHERE key='first_recent'").fetchone()
+            got.append(int(row[0]) if row else 1)
+            if upto > got[0]:
+                c.execute("INSERT OR REPLACE INTO meta VALUES ('first_recent', ?)", (upto,))
+
+        return got[0] if self._write(claim, "BEGIN IMMEDIATE") and got else None
 
     def cache_put(self, rows: list[tuple[int, str, bytes]]) -> None:
         if rows:

@@ -625,16 +625,19 @@ class MaildirMailbox(ViewedMailbox):
         uids = f.changes_since(self._generation)
         if limit is not None and (uids is None or len(uids) > limit):
             return None
-        self._uidnext = f.uidlist.next_uid
+        uidnext, first_recent = f.uidlist.next_uid, f.first_recent
+        if not self.readonly and first_recent < uidnext:
+            claimed = f.claim_recent(uidnext)  # (another process's session may have been first)
+            if claimed is None:
+                return None  # on the loop, another process writing the index: a thread claims
+            first_recent = claimed
+        self._uidnext = uidnext
         self._highest = f.modseq
         if uids is None:
-            result = self._view.sync_to(f.infos, f.first_recent)
+            result = self._view.sync_to(f.infos, first_recent)
         else:
-            result = self._view.sync_some(f.infos, uids, f.first_recent)
+            result = self._view.sync_some(f.infos, uids, first_recent)
         self._generation = f.generation
-        if not self.readonly and f.first_recent < self._uidnext:
-            f.first_recent = self._uidnext
-            f.save_meta()
         return result
 
     async def _flush_index(self) -> None:

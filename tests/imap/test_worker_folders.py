@@ -1,10 +1,11 @@
-"""Two sessions of one user in different worker processes of a real ``pymailsrv serve``, while one
+"""Two sessions of one user in different worker processes of a real ``pymailsrv serve``. One
 deletes a folder and creates it again under the same name (imaptest's scripts start that way).
 
 The kernel hands a freed inode number out again at once (ext4 does, almost every time), so the
 new directory and its new ``dovecot-uidlist`` can carry the old ones' inode numbers: the other
 process must still see another folder — a greater UIDVALIDITY and the new UIDs, never the picture
-it kept of the old one — and a session that had the old folder selected must end (``* BYE``)."""
+it kept of the old one — and a session that had the old folder selected must end (``* BYE``).
+And a new message is \\Recent in one of them only."""
 
 from __future__ import annotations
 
@@ -129,5 +130,33 @@ def test_a_folder_created_again_is_another_folder_in_every_worker(server: Server
         records = [line.split()[0] for line in f.readlines()[1:]]
     assert [int(r) for r in records] == uids
     print(f"directory and uidlist inodes handed out again in {reused} of 5 rounds")
+    for c in (a, b, *spare):
+        c.close()
+
+
+def _recent(c: RawClient, tag: str) -> set[int]:
+    """The UIDs the session reports \\Recent (after a NOOP has told it of new messages)."""
+    _ok(c, f"n{tag}", "NOOP")
+    lines = _ok(c, f"r{tag}", "FETCH 1:* (UID FLAGS)")
+    return {int(m.group(1)) for x in lines if (m := re.match(r"\* \d+ FETCH \(UID (\d+) FLAGS \(.*\\Recent", x))}
+
+
+def test_recent_goes_to_one_session_across_workers(server: ServerProcess) -> None:
+    """RFC 3501 §2.3.2: a new message is \\Recent in one session only, though the two sessions
+    that see it are in different processes (imaptest: "has \\Recent flag in multiple sessions")."""
+    a, b, spare = _two_workers(server)
+    writer = spare[0] if spare else _login(server)[0]
+    _ok(writer, "c", "CREATE box")
+    _ok(a, "s", "SELECT box")
+    _ok(b, "s", "SELECT box")
+    sessions = {"a": a, "b": b}
+    seen: dict[str, set[int]] = {"a": set(), "b": set()}
+    appended: list[int] = []
+    for rnd in range(4):
+        appended += [_append(writer, f"w{rnd}{i}", f"new {rnd} {i}") for i in range(2)]
+        for name in "ab" if rnd % 2 else "ba":  # either may be the first to look
+            seen[name] |= _recent(sessions[name], f"{rnd}{name}")
+    assert not seen["a"] & seen["b"]
+    assert seen["a"] | seen["b"] == set(appended)
     for c in (a, b, *spare):
         c.close()
