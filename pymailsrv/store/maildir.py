@@ -17,10 +17,15 @@ Implementation notes:
   by other processes are found by one poller for all watched folders (mtimes of new/, cur/ and the
   uidlist), shared by every waiting session.
 - A Folder (the shared picture) is one directory, not a name: when DELETE or RENAME moves it
-  away (here: ``_evict``; elsewhere: its inode changed, ``Folder.gone``) it is dead, its
-  sessions get MailboxGone, and the name gets a new Folder — nothing (UIDs, UIDNEXT, a cached
-  picture, a snapshot) is inherited by a folder created again under it. New folders take their
-  UIDVALIDITY from the user's counter (store/uidvalidity.py, Dovecot's dovecot-uidvalidity).
+  away (here: ``_evict``; elsewhere: its inode changed, ``Folder.gone``, or — the kernel hands
+  a freed inode number out again at once — its uidlist has another UIDVALIDITY or is gone,
+  ``FolderReplaced``) it is dead, its sessions get MailboxGone, and the name gets a new Folder
+  — nothing (UIDs, UIDNEXT, a cached picture, a snapshot) is inherited by a folder created
+  again under it. New folders take their UIDVALIDITY from the user's counter
+  (store/uidvalidity.py, Dovecot's dovecot-uidvalidity).
+- \\Recent: a read-write session that catches up to a new UIDNEXT claims the UIDs below it in
+  the index (``first_recent``, one write transaction), so of the sessions of all processes
+  that see a new message one reports it \\Recent.
 """
 
 from __future__ import annotations

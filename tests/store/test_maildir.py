@@ -131,6 +131,42 @@ async def test_uidlist_lost_changes_uidvalidity(acct: Account) -> None:
     assert [m.uid for m in box2.messages()] == [1]
 
 
+async def test_a_uidlist_of_another_folder_under_the_old_inode_ends_the_picture(acct: Account) -> None:
+    """Another process deleted the folder and created it again, and the kernel gave the new
+    uidlist the old one's inode number (ext4 does): here written in place, with a greater
+    UIDVALIDITY. The picture this process kept is dead — its session gets MailboxGone, nothing
+    of it is written into the new list — and the name opens as the new folder."""
+    a = new_store()
+    for _ in range(2):
+        await a.deliver(acct, MSG)
+    box = await a.open(acct)
+    await box.sync()
+    validity = box.uidvalidity
+    ul = root_of(acct) / UIDLIST
+    inode = os.stat(ul).st_ino
+    for name in os.listdir(root_of(acct) / "cur"):
+        os.unlink(root_of(acct) / "cur" / name)
+    await new_store().deliver(acct, MSG)
+    (base,) = os.listdir(root_of(acct) / "new")
+    with open(ul, "r+") as f:
+        f.truncate()
+        f.write(f"3 V{validity + 1} N2\n1 :{base}\n")
+    assert os.stat(ul).st_ino == inode
+    with pytest.raises(MailboxGone):
+        await box.sync()
+    assert ul.read_text() == f"3 V{validity + 1} N2\n1 :{base}\n"
+    await box.close()
+    again = await a.open(acct)
+    await again.sync()
+    assert again.uidvalidity == validity + 1
+    assert [m.uid for m in again.messages()] == [1]
+    await again.close()
+    # the kept (idle) picture, its uidlist gone: a new one with a greater UIDVALIDITY
+    os.unlink(ul)
+    status = await a.status(acct, "INBOX")
+    assert status.uidvalidity > validity + 1 and status.messages == 1
+
+
 async def test_two_processes_assign_distinct_uids(acct: Account) -> None:
     a, b = new_store(), new_store()
     box_a = await a.open(acct)
