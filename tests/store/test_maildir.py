@@ -167,6 +167,25 @@ async def test_a_uidlist_of_another_folder_under_the_old_inode_ends_the_picture(
     assert status.uidvalidity > validity + 1 and status.messages == 1
 
 
+async def test_recent_goes_to_one_session_of_two_processes(acct: Account) -> None:
+    """RFC 3501 §2.3.2: a new message is \\Recent in one session only, whichever process's
+    session sees it first (the index's first_recent is claimed, not just written back)."""
+    a, b = new_store(), new_store()
+    box_a, box_b = await a.open(acct), await b.open(acct)
+    await box_a.sync()
+    await box_b.sync()
+    recent_a: set[int] = set()
+    recent_b: set[int] = set()
+    for i in range(4):
+        await (a, b)[i % 2].deliver(acct, MSG)
+        await a.deliver(acct, MSG)
+        first, second = (box_a, box_b) if i % 2 else (box_b, box_a)
+        for box in (first, second):
+            (recent_a if box is box_a else recent_b).update((await box.sync()).recent)
+    assert not recent_a & recent_b
+    assert recent_a | recent_b == set(range(1, 9))
+
+
 async def test_two_processes_assign_distinct_uids(acct: Account) -> None:
     a, b = new_store(), new_store()
     box_a = await a.open(acct)
