@@ -9,15 +9,16 @@
 #   RUNS=3             the alone pass and the whole-folder run this many times (one server)
 #   STRESS=60 SCRIPTS=0 bench/imaptest_scripts.sh         (the stress run only; MBOX=file to
 #                      append from, default one made by ../shared/anchors/gen-mbox.py 200 42)
-# Needs imaptest built by ../shared/anchors/build-imaptest.sh (IMAPTEST, TESTS to override) and
-# the repo's .venv (or PYTHON).
+# Needs ../shared/anchors beside the repository (ANCHORS to override), imaptest built by its
+# build-imaptest.sh (IMAPTEST, TESTS to override) and the repo's .venv (or PYTHON).
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(dirname "$HERE")"
 cd "$ROOT"  # python -m/-c import from the current directory first: this checkout's code
 PY="${PYTHON:-$ROOT/.venv/bin/python}"; [ -x "$PY" ] || PY=python3
-IMAPTEST="${IMAPTEST:-/opt/lab-build/imaptest/src/imaptest}"
+ANCHORS="${ANCHORS:-$ROOT/../shared/anchors}"
+[ -n "${IMAPTEST:-}" ] || { . "$ANCHORS/lab-common.sh"; IMAPTEST="$LAB_BUILD/imaptest/src/imaptest"; }
 TESTS="${TESTS:-$(dirname "$IMAPTEST")/tests}"
-[ -x "$IMAPTEST" ] || { echo "imaptest not built: run ../shared/anchors/build-imaptest.sh" >&2; exit 1; }
+[ -x "$IMAPTEST" ] || { echo "imaptest not built: run $ANCHORS/build-imaptest.sh" >&2; exit 1; }
 WORK="$(mktemp -d)"; PORT="${PORT:-1149}"
 cat > "$WORK/pymailsrv.conf" <<CONF
 myhostname = mx.compliance.test
@@ -59,7 +60,7 @@ done
 if [ "${STRESS:-0}" -gt 0 ]; then
     for i in 1 2 3 4 5; do pym mailbox add "u$i@compliance.test" --password pw >/dev/null || exit 1; done
     MBOX="${MBOX:-$WORK/stress.mbox}"
-    [ -f "$MBOX" ] || python3 "$ROOT/../shared/anchors/gen-mbox.py" "$MBOX" 200 42 >/dev/null || exit 1
+    [ -f "$MBOX" ] || python3 "$ANCHORS/gen-mbox.py" "$MBOX" 200 42 >/dev/null || exit 1
     out="$(TIMEOUT=$((STRESS + 120)) it user='u%d@compliance.test' pass=pw users=5 clients=5 secs="$STRESS" mbox="$MBOX" 2>&1)"
     rc=$?
     errors="$(grep -cE "Error:|Panic:|Fatal:" <<<"$out")"
