@@ -147,6 +147,30 @@ def _scale_out(settings: Settings, core: _Core) -> None:
                                                      core.clock)
 
 
+def _shared_sessions(settings: Settings, user_ip: dict[str, Any], clock: Clock) -> Callable[[], Awaitable[None]]:
+    """connection_limits_shared: the main process's IMAP and POP3 session counters (which the
+    workers ask) also count in the database; returns what stops them (deletes this node's rows)."""
+    from pymailsrv.auth.shared_sessions import SharedSessionCounter, node_id
+    from pymailsrv.db.shared_sessions import SharedSessions
+
+    if not settings.get_bool("connection_limits_shared"):
+        async def nothing() -> None:
+            return None
+        return nothing
+    store = SharedSessions(settings.expanded("database_url"), prefix=settings.expanded("database_table_prefix"))
+    node = node_id(settings.get_str("myhostname"))
+    counters = {service: SharedSessionCounter(local, store, service, node, clock,
+                                              expiry=settings.get_seconds("connection_limits_shared_expiry"))
+                for service, local in user_ip.items()}
+    user_ip.update(counters)
+
+    async def stop() -> None:
+        for counter in counters.values():
+            await counter.stop()
+        await store.close_store()
+    return stop
+
+
 def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -321,7 +345,8 @@ async def _serve(settings: Settings, config_path: str) -> int:
         await schema.upgrade(url, settings.get_str("database_table_prefix"))
     core = _core(settings)
     limiter = make_limiter(settings, core.clock)
-    user_ip = {"imap": UserIpCounter(), "pop3": UserIpCounter()}
+    user_ip: dict[str, Any] = {"imap": UserIpCounter(), "pop3": UserIpCounter()}
+    shared_sessions = _shared_sessions(settings, user_ip, core.clock)
     processes = settings.get_int("worker_processes")
     # this process holds every listening socket; workers, or the servers of the current
     # configuration in this process, serve them (a reload replaces those, not the sockets)
@@ -449,6 +474,7 @@ async def _serve(settings: Settings, config_path: str) -> int:
     if serving is not None:
         stops.append(serving.close)
     await _stop_all(stops)
+    await shared_sessions()
     await core.close()
     with contextlib.suppress(OSError):
         os.unlink(pid_file)

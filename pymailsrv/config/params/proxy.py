@@ -35,4 +35,20 @@ PARAMS = (
           "on every node sharing database_url. A database that cannot be reached is ignored "
           "(the node's own count still applies): no node needs another, nor the database, "
           "to throttle."),
+    Param("greylist_shared", "bool", "no",
+          "Keep check_greylist's triplets in the database (tables pymailsrv_greylist and "
+          "pymailsrv_greylist_client, created by 'pymailsrv db upgrade'), so that a retry "
+          "reaching another MX node sharing database_url passes as it would on the first. "
+          "Passed triplets are cached on each node. A database that is slow (2s) or down is "
+          "ignored: the node decides on its own state (a retry may be deferred once more)."),
+    Param("connection_limits_shared", "bool", "no",
+          "Count IMAP and POP3 sessions for mail_max_userip_connections on every node sharing "
+          "database_url (table pymailsrv_session, created by 'pymailsrv db upgrade'), so the "
+          "limit holds across front nodes. Set it where the clients connect (the front nodes, or "
+          "every node of a fleet without fronts), not also on backends behind fronts (they would "
+          "count a proxied session twice). A database that is slow (2s) or down is ignored: the "
+          "node's own count still applies."),
+    Param("connection_limits_shared_expiry", "time", "120s",
+          "connection_limits_shared: how long the sessions of a node that stopped renewing them "
+          "(crashed, cut off) still count. Each node renews its own every third of this."),
 )
