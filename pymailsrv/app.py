@@ -248,7 +248,7 @@ class _Serving:
                                     forwarder=core.forwarder,
                                     inherited=sockets, adopters=adopters, on_end=on_end)
             managesieve = await start_managesieve(settings, core.authenticator, core.clock, inherited=sockets,
-                                                  adopters=adopters, on_end=on_end)
+                                                  adopters=adopters, on_end=on_end, forwarder=core.forwarder)
         except BaseException:
             await cls(core, smtp, imap, pop3, owns_core, managesieve=managesieve).close()
             raise
@@ -1002,7 +1002,8 @@ def sieve_checker(settings: Settings | None = None) -> tuple[Callable[[str], str
 async def start_managesieve(settings: Settings, authenticator: Authenticator, clock: Clock | None = None, *,
                             serve: bool = True, sockets: Sockets | None = None, inherited: Sockets | None = None,
                             adopters: dict[tuple[str, int], Any] | None = None,
-                            on_end: Callable[[], None] = lambda: None) -> ManageSieveServer | None:
+                            on_end: Callable[[], None] = lambda: None,
+                            forwarder: Any = None) -> ManageSieveServer | None:
     """Start managesieve_listen (RFC 5804, STARTTLS when a certificate is set); None when it is
     empty. ``await server.close()`` on shutdown. ``serve``/``sockets``/``inherited``/``adopters``/
     ``on_end``: as for start_imap (with workers, the main process accepts and passes connections)."""
@@ -1014,7 +1015,8 @@ async def start_managesieve(settings: Settings, authenticator: Authenticator, cl
     if not addresses:
         return None
     options, check, extensions = _managesieve_config(settings)
-    server = ManageSieveServer(options, SieveServices(authenticator, check, extensions, clock or SystemClock()))
+    server = ManageSieveServer(options, SieveServices(authenticator, check, extensions, clock or SystemClock(),
+                                                      forwarder=forwarder))
     try:
         for index, address in enumerate(addresses):
             key = ("managesieve_listen", index)

@@ -13,12 +13,15 @@ PARAMS = (
           "SQL query on database_url answering the backend of a user, as Dovecot's passdb "
           "proxy/host/port extra fields: its first row's first column is the host, an optional "
           "second column the port (NULL or absent: proxy_imap_port/proxy_pop3_port). %u is "
-          "the login, %d its domain, %n its local part, %s the service (imap or pop3); they "
+          "the login, %d its domain, %n its local part, %s the service (imap, pop3, sieve, lmtp); they "
           "are passed as bound parameters, never pasted into the SQL. A host of '' or NULL, or "
           "no row, falls back to proxy_backends; with proxy_backends empty the user is served "
           "by this node itself."),
     Param("proxy_imap_port", "int", "143", "The backends' IMAP port.", minimum=1, maximum=65535),
     Param("proxy_pop3_port", "int", "110", "The backends' POP3 port.", minimum=1, maximum=65535),
+    Param("proxy_sieve_port", "int", "4190",
+          "The backends' ManageSieve port (a front node with managesieve_listen proxies ManageSieve "
+          "sessions too; %s is sieve in proxy_host_query).", minimum=1, maximum=65535),
     Param("lmtp_proxy", "bool", "no",
           "On a front node (proxy_backends or proxy_host_query set), deliver mail for virtual "
           "mailboxes over LMTP to the user's backend, chosen as for IMAP and POP3 (service "
