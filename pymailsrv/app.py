@@ -163,6 +163,7 @@ def _shared_sessions(settings: Settings, user_ip: dict[str, Any], clock: Clock) 
                                               expiry=settings.get_seconds("connection_limits_shared_expiry"))
                 for service, local in user_ip.items()}
     user_ip.update(counters)
+    log.info("connection_limits_shared: IMAP and POP3 sessions counted in the database as node %s", node)
 
     async def stop() -> None:
         for counter in counters.values():
