@@ -16,6 +16,7 @@ caller then decides on the node's own state.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 
@@ -104,16 +105,14 @@ class SharedGreylistStore:
 
     async def save(self, key: str, net: str, entry: StoredTriplet, *, new: bool, max_age: float) -> None:
         """Record the triplet (``new``: insert it, else update it). Two nodes inserting the same
-        triplet at once: the later insert finds the row and updates it instead."""
+        triplet at once: the row first written stays (its first attempt is the earlier)."""
         t = self.triplets
         values = {"first_seen": int(entry.first), "last_seen": int(entry.last), "passed": entry.passed}
         async with bounded("shared greylist (save)", self.timeout), self.engine.connect() as conn:
             if new:
-                try:
+                with contextlib.suppress(sa_exc.IntegrityError):
                     await conn.execute(insert(t).values(triplet=key, client_net=net[:64], **values))
-                except sa_exc.IntegrityError:
-                    new = False
-            if not new:
+            else:
                 await conn.execute(update(t).where(t.c.triplet == key).values(**values))
             if entry.last - self._purged >= PURGE_EVERY:
                 self._purged = entry.last

@@ -4,9 +4,12 @@ db/shared_greylist.py), with the rules of policy/greylist.py.
 
 Implementation notes:
 * Cheap: triplets that passed, and auto-whitelisted networks, are cached on the node, so a known
-  sender costs no query; a triplet not in the cache costs one round of two primary-key reads,
-  and a write only when its state changes (first seen, retried, passed). The cache refreshes the
-  rows' last use in the database at most once per TOUCH_EVERY, so they do not age out while used.
+  sender costs no query; a triplet not in the cache costs two primary-key reads on one
+  connection. Writes (first seen, retried, passed) run off the RCPT's path: the retry they
+  matter to comes ``greylist_delay`` later. The cache refreshes the rows' last use in the
+  database at most once per TOUCH_EVERY, so they do not age out while used.
+* Two nodes that see the same new triplet at once: the first row written wins (its first
+  attempt is the earlier), the other insert changes nothing.
 * Nothing requires the database: a call that fails or takes longer than the store's timeout is
   decided by the node's own Greylist (a retry may then be deferred once more: a 4xx, never a
   refused or lost message), with one warning per outage.
@@ -35,6 +38,7 @@ from pymailsrv.policy.greylist import (
 
 log = get_logger("greylist")
 TOUCH_EVERY = 3600.0  # how stale the database's "last used" of a cached pass may get
+MAX_PENDING = 64  # database writes in flight before verdicts wait for theirs
 
 
 class GreylistStore(Protocol):
@@ -75,9 +79,7 @@ class SharedGreylist:
         try:
             return await self._decide(key, net, now)
         except TemporaryFailure as exc:
-            if not self._warned:  # once per outage, not once per message
-                log.warning("shared greylist unavailable, deciding on this node only: %s", exc)
-            self._warned = True
+            self._unavailable(exc)
             return g.check(client_address, sender, recipient)
 
     async def _decide(self, key: str, net: str, now: float) -> Verdict:
@@ -90,12 +92,13 @@ class SharedGreylist:
             return Verdict(False, whitelisted=True)
         old = Entry(stored.first, stored.last, stored.passed) if stored is not None else None
         verdict, entry = decide(old, now, g.delay, g.retry_window, g.max_age)
-        await self.store.save(key, net, StoredTriplet(entry.first, entry.last, entry.passed),
-                              new=stored is None, max_age=g.max_age)
+        # the verdict does not wait for the write: the retry it matters to comes minutes later
+        await self._write(self.store.save(key, net, StoredTriplet(entry.first, entry.last, entry.passed),
+                                          new=stored is None, max_age=g.max_age))
         if entry.passed:
             self._remember(self._passed, key, now)
         if verdict.first_pass:
-            self._background(self.store.client_passed(net, now))
+            await self._write(self.store.client_passed(net, now))
         return verdict
 
     def _cached(self, cache: dict[str, tuple[float, float]], key: str, now: float,
@@ -116,16 +119,32 @@ class SharedGreylist:
             cache.pop(next(iter(cache)))
         cache[key] = (now, now)
 
+    async def _write(self, write: Coroutine[Any, Any, None]) -> None:
+        """In the background; in line when MAX_PENDING are in flight already (a flood of new
+        triplets then waits for its own writes instead of piling them up)."""
+        if len(self._tasks) < MAX_PENDING:
+            self._background(write)
+            return
+        try:
+            await write
+        except TemporaryFailure as exc:
+            self._unavailable(exc)
+
     def _background(self, write: Coroutine[Any, Any, None]) -> None:
         async def run() -> None:
             try:
                 await write
             except TemporaryFailure as exc:
-                log.warning("shared greylist: update not recorded: %s", exc)
+                self._unavailable(exc)
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _unavailable(self, exc: TemporaryFailure) -> None:
+        if not self._warned:  # once per outage, not once per message
+            log.warning("shared greylist unavailable, deciding on this node only: %s", exc)
+        self._warned = True
 
     async def drain(self) -> None:
         """Wait for the database writes in flight (tests, shutdown)."""
