@@ -29,9 +29,12 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    cast,
     delete,
     insert,
+    literal,
     select,
+    union_all,
     update,
 )
 from sqlalchemy import exc as sa_exc
@@ -94,14 +97,21 @@ class SharedGreylistStore:
 
     async def lookup(self, key: str, net: str) -> tuple[StoredTriplet | None, tuple[int, float]]:
         """The triplet's row (None: never seen) and its network's (passes, last pass): two
-        primary-key reads on one connection."""
+        primary-key reads in one statement (one round trip)."""
         t, c = self.triplets, self.clients
+        stmt = union_all(
+            select(literal(0).label("kind"), t.c.first_seen.label("a"), t.c.last_seen.label("b"),
+                   cast(t.c.passed, Integer).label("c")).where(t.c.triplet == key),
+            select(literal(1), cast(c.c.passes, BigInteger), c.c.last_pass, literal(0)).where(c.c.client_net == net))
         async with bounded("shared greylist (lookup)", self.timeout), self.engine.connect() as conn:
-            row = (await conn.execute(select(t.c.first_seen, t.c.last_seen, t.c.passed)
-                                      .where(t.c.triplet == key))).first()
-            client = (await conn.execute(select(c.c.passes, c.c.last_pass).where(c.c.client_net == net))).first()
-        stored = StoredTriplet(float(row[0]), float(row[1]), bool(row[2])) if row is not None else None
-        return stored, ((int(client[0]), float(client[1])) if client is not None else (0, 0.0))
+            rows = (await conn.execute(stmt)).all()
+        stored, client = None, (0, 0.0)
+        for kind, a, b, passed in rows:
+            if kind == 0:
+                stored = StoredTriplet(float(a), float(b), bool(passed))
+            else:
+                client = (int(a), float(b))
+        return stored, client
 
     async def save(self, key: str, net: str, entry: StoredTriplet, *, new: bool, max_age: float) -> None:
         """Record the triplet (``new``: insert it, else update it). Two nodes inserting the same

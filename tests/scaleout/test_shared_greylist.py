@@ -97,3 +97,45 @@ async def test_a_database_that_is_down_leaves_each_node_its_own_greylist(
     await _maildir(vmail, 1)
     warnings = [r.getMessage() for r in caplog.records if "shared greylist unavailable" in r.getMessage()]
     assert len(warnings) == 1, warnings  # once per outage
+
+
+@pytest.fixture(params=["sqlite", "mariadb", "postgres"])
+def any_db(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+async def test_two_nodes_on_each_engine_follow_postgreys_rules(any_db: str) -> None:
+    """SharedGreylist of two nodes on a FakeClock: the retry window, the pass, the auto-whitelist."""
+    from pymailsrv.clock import FakeClock
+    from pymailsrv.db.shared_greylist import SharedGreylistStore
+    from pymailsrv.policy.greylist import Greylist
+    from pymailsrv.policy.shared_greylist import SharedGreylist
+
+    await schema.create_schema(any_db)
+    clock = FakeClock()
+
+    def node() -> SharedGreylist:
+        local = Greylist(clock, delay=300, retry_window=3600, max_age=86400, auto_whitelist=2)
+        return SharedGreylist(local, SharedGreylistStore(any_db), clock)
+
+    a, b = node(), node()
+    try:
+        async def on(n: SharedGreylist, sender: str, rcpt: str = "u@example.com") -> Any:
+            verdict = await n.verdict("192.0.2.1", sender, rcpt)
+            await n.drain()
+            return verdict
+
+        assert (await on(a, "x@s.example")).greylisted
+        await clock.advance(4000)  # past the retry window: starts over, on the other node too
+        assert (await on(b, "x@s.example")).greylisted
+        await clock.advance(301)
+        passed = await on(a, "x+tag@s.example")  # the address extension does not matter
+        assert not passed.greylisted and passed.delayed == 301
+        assert not (await on(b, "x@s.example")).greylisted  # known on B from the database
+        assert (await on(b, "y@s.example")).greylisted
+        await clock.advance(301)
+        assert not (await on(b, "y@s.example")).greylisted  # the network's second pass
+        assert (await on(a, "z@s.example", "v@example.com")).whitelisted  # A learns it from the database
+    finally:
+        await a.close()
+        await b.close()

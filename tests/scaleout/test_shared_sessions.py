@@ -133,3 +133,30 @@ async def test_a_database_that_is_down_leaves_the_nodes_own_count(caplog: pytest
             await asyncio.to_thread(_imap_login, a.imap)
         await asyncio.to_thread(first.logout)
     assert any("shared imap session count unavailable" in r.getMessage() for r in caplog.records)
+
+
+@pytest.fixture(params=["sqlite", "mariadb", "postgres"])
+def any_db(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+async def test_the_store_on_each_engine(any_db: str) -> None:
+    """Counting, closing, the heartbeat that keeps a node's rows and drops a dead node's."""
+    await schema.create_schema(any_db)
+    store = SharedSessions(any_db)
+    try:
+        now = 1_700_000_000.0
+        a1, n = await store.open("a", "imap", USER, "192.0.2.1", now, 60)
+        assert n == 1
+        _, n = await store.open("b", "imap", USER, "192.0.2.1", now, 60)
+        assert n == 2
+        assert (await store.open("b", "pop3", USER, "192.0.2.1", now, 60))[1] == 1  # counted per service
+        await store.close(a1)
+        await store.heartbeat("b", now + 50, 60)  # b renews its rows, a is gone
+        row, n = await store.open("c", "imap", USER, "192.0.2.1", now + 100, 60)
+        assert n == 2  # b's (renewed) and c's own
+        await store.forget_node("b")
+        assert (await store.open("c", "imap", USER, "192.0.2.1", now + 100, 60))[1] == 2  # c's two
+        assert (await store.open("d", "imap", USER, "192.0.2.1", now + 200, 60))[1] == 1  # c's expired
+    finally:
+        await store.close_store()
