@@ -153,7 +153,7 @@ async def test_the_store_on_each_engine(any_db: str) -> None:
         assert (await store.open("b", "pop3", USER, "192.0.2.1", now, 60))[1] == 1  # counted per service
         await store.close(a1)
         await store.heartbeat("b", now + 50, 60)  # b renews its rows, a is gone
-        row, n = await store.open("c", "imap", USER, "192.0.2.1", now + 100, 60)
+        _, n = await store.open("c", "imap", USER, "192.0.2.1", now + 100, 60)
         assert n == 2  # b's (renewed) and c's own
         await store.forget_node("b")
         assert (await store.open("c", "imap", USER, "192.0.2.1", now + 100, 60))[1] == 2  # c's two
