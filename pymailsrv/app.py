@@ -147,6 +147,31 @@ def _scale_out(settings: Settings, core: _Core) -> None:
                                                      core.clock)
 
 
+def _shared_sessions(settings: Settings, user_ip: dict[str, Any], clock: Clock) -> Callable[[], Awaitable[None]]:
+    """connection_limits_shared: the main process's IMAP and POP3 session counters (which the
+    workers ask) also count in the database; returns what stops them (deletes this node's rows)."""
+    from pymailsrv.auth.shared_sessions import SharedSessionCounter, node_id
+    from pymailsrv.db.shared_sessions import SharedSessions
+
+    if not settings.get_bool("connection_limits_shared"):
+        async def nothing() -> None:
+            return None
+        return nothing
+    store = SharedSessions(settings.expanded("database_url"), prefix=settings.expanded("database_table_prefix"))
+    node = node_id(settings.get_str("myhostname"))
+    counters = {service: SharedSessionCounter(local, store, service, node, clock,
+                                              expiry=settings.get_seconds("connection_limits_shared_expiry"))
+                for service, local in user_ip.items()}
+    user_ip.update(counters)
+    log.info("connection_limits_shared: IMAP and POP3 sessions counted in the database as node %s", node)
+
+    async def stop() -> None:
+        for counter in counters.values():
+            await counter.stop()
+        await store.close_store()
+    return stop
+
+
 def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -224,7 +249,7 @@ class _Serving:
                                     forwarder=core.forwarder,
                                     inherited=sockets, adopters=adopters, on_end=on_end)
             managesieve = await start_managesieve(settings, core.authenticator, core.clock, inherited=sockets,
-                                                  adopters=adopters, on_end=on_end)
+                                                  adopters=adopters, on_end=on_end, forwarder=core.forwarder)
         except BaseException:
             await cls(core, smtp, imap, pop3, owns_core, managesieve=managesieve).close()
             raise
@@ -321,7 +346,8 @@ async def _serve(settings: Settings, config_path: str) -> int:
         await schema.upgrade(url, settings.get_str("database_table_prefix"))
     core = _core(settings)
     limiter = make_limiter(settings, core.clock)
-    user_ip = {"imap": UserIpCounter(), "pop3": UserIpCounter()}
+    user_ip: dict[str, Any] = {"imap": UserIpCounter(), "pop3": UserIpCounter()}
+    shared_sessions = _shared_sessions(settings, user_ip, core.clock)
     processes = settings.get_int("worker_processes")
     # this process holds every listening socket; workers, or the servers of the current
     # configuration in this process, serve them (a reload replaces those, not the sockets)
@@ -449,6 +475,7 @@ async def _serve(settings: Settings, config_path: str) -> int:
     if serving is not None:
         stops.append(serving.close)
     await _stop_all(stops)
+    await shared_sessions()
     await core.close()
     with contextlib.suppress(OSError):
         os.unlink(pid_file)
@@ -976,7 +1003,8 @@ def sieve_checker(settings: Settings | None = None) -> tuple[Callable[[str], str
 async def start_managesieve(settings: Settings, authenticator: Authenticator, clock: Clock | None = None, *,
                             serve: bool = True, sockets: Sockets | None = None, inherited: Sockets | None = None,
                             adopters: dict[tuple[str, int], Any] | None = None,
-                            on_end: Callable[[], None] = lambda: None) -> ManageSieveServer | None:
+                            on_end: Callable[[], None] = lambda: None,
+                            forwarder: Any = None) -> ManageSieveServer | None:
     """Start managesieve_listen (RFC 5804, STARTTLS when a certificate is set); None when it is
     empty. ``await server.close()`` on shutdown. ``serve``/``sockets``/``inherited``/``adopters``/
     ``on_end``: as for start_imap (with workers, the main process accepts and passes connections)."""
@@ -988,7 +1016,8 @@ async def start_managesieve(settings: Settings, authenticator: Authenticator, cl
     if not addresses:
         return None
     options, check, extensions = _managesieve_config(settings)
-    server = ManageSieveServer(options, SieveServices(authenticator, check, extensions, clock or SystemClock()))
+    server = ManageSieveServer(options, SieveServices(authenticator, check, extensions, clock or SystemClock(),
+                                                      forwarder=forwarder))
     try:
         for index, address in enumerate(addresses):
             key = ("managesieve_listen", index)

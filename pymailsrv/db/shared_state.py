@@ -26,6 +26,16 @@ AUTH_FAILURE = "pymailsrv_auth_failure"
 PURGE_EVERY = 60.0
 
 
+@asynccontextmanager
+async def bounded(what: str, timeout: float) -> AsyncIterator[None]:
+    """translate_errors within a deadline: a hung database is as unavailable as a down one."""
+    try:
+        async with asyncio.timeout(timeout), translate_errors(what):
+            yield
+    except TimeoutError as exc:
+        raise TemporaryFailure(f"{what} unavailable: timed out") from exc
+
+
 def auth_failure_table(metadata: MetaData, prefix: str = "") -> Table:
     name = prefix + AUTH_FAILURE
     return Table(
@@ -53,12 +63,12 @@ class SharedFailures:
         """Failures of ``client`` at or after ``since`` (Unix time), on any node."""
         t = self.table
         stmt = select(func.count()).select_from(t).where(t.c.client == client, t.c.failed_at >= int(since))
-        async with self._bounded("count"), self.engine.connect() as conn:
+        async with bounded("shared login throttle (count)", self.timeout), self.engine.connect() as conn:
             return int((await conn.execute(stmt)).scalar() or 0)
 
     async def add(self, client: str, login: str, now: float, window: float) -> None:
         t = self.table
-        async with self._bounded("add"), self.engine.begin() as conn:
+        async with bounded("shared login throttle (add)", self.timeout), self.engine.begin() as conn:
             await conn.execute(insert(t).values(client=client, login=login[:255], failed_at=int(now)))
             if now - self._purged >= PURGE_EVERY:
                 self._purged = now
@@ -66,17 +76,8 @@ class SharedFailures:
 
     async def forget(self, client: str) -> None:
         t = self.table
-        async with self._bounded("forget"), self.engine.begin() as conn:
+        async with bounded("shared login throttle (forget)", self.timeout), self.engine.begin() as conn:
             await conn.execute(delete(t).where(t.c.client == client))
-
-    @asynccontextmanager
-    async def _bounded(self, what: str) -> AsyncIterator[None]:
-        """translate_errors within a deadline: a hung database is as unavailable as a down one."""
-        try:
-            async with asyncio.timeout(self.timeout), translate_errors(f"shared login throttle ({what})"):
-                yield
-        except TimeoutError as exc:
-            raise TemporaryFailure(f"shared login throttle ({what}) unavailable: timed out") from exc
 
     async def close(self) -> None:
         if self._owns:

@@ -8,7 +8,9 @@ from pymailsrv.auth import sasl
 from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.managesieve import replies
 from pymailsrv.managesieve.parser import BadRequest, Request
-from pymailsrv.managesieve.session import Session
+from pymailsrv.managesieve.session import Session, login_log
+from pymailsrv.net.forward import adopt_forwarded_client
+from pymailsrv.net.networks import in_networks
 
 
 def text_arg(value: object) -> str:
@@ -93,6 +95,8 @@ async def cmd_authenticate(s: Session, req: Request) -> None:
         credentials.authcid, credentials.password, service="sieve", remote_ip=s.conn.peer_ip)
     if account is None:
         raise _aborted(s, "auth failed", credentials.authcid, credentials.mechanism)
+    if await s.forward(account, credentials.password, credentials.mechanism):
+        return
     s.login(account, credentials.mechanism)
     s.send(replies.ok(replies.LOGGED_IN))
 
@@ -116,3 +120,25 @@ def capa_starttls(s: Session) -> tuple[str, str] | None:
 def capa_unauthenticate(s: Session) -> tuple[str, str] | None:
     return ("UNAUTHENTICATE", "")  # RFC 5804 §2.14.1
 
+
+async def cmd_xclient(s: Session, req: Request) -> None:
+    """Pigeonhole's XCLIENT ADDR=... PORT=... [SESSION=...]: a proxy in login_trusted_networks
+    says whose connection this is; anybody else is refused. Unknown attributes are ignored."""
+    fields: dict[str, str] = {}
+    for arg in req.args:
+        if not isinstance(arg, bytes):
+            raise ClientSyntaxError(replies.BAD_ARGUMENTS)
+        key, _, value = arg.decode("ascii", "replace").partition("=")
+        fields[key.upper()] = value
+    if "ADDR" not in fields:
+        raise ClientSyntaxError(replies.BAD_ARGUMENTS)
+    if not adopt_forwarded_client(s.conn, fields["ADDR"], fields.get("PORT"), s.options.plaintext.trusted_networks):
+        raise Refusal(replies.XCLIENT_UNTRUSTED)
+    login_log.info("proxied client: rip=%s, proxy=%s", s.conn.peer_ip, s.conn.forwarded_by)
+    s.send(replies.ok())
+
+
+def capa_xclient(s: Session) -> tuple[str, str] | None:
+    """Advertised only to login_trusted_networks (as Dovecot), before a proxy has used it."""
+    trusted = s.options.plaintext.trusted_networks
+    return ("XCLIENT", "") if not s.conn.forwarded_by and in_networks(s.conn.peer_ip, trusted) else None

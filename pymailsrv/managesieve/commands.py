@@ -24,4 +24,5 @@ COMMANDS: Final[dict[str, SieveCommand]] = {
     "CHECKSCRIPT": SieveCommand(AUTH, sc.cmd_checkscript),  # §2.12
     "NOOP": SieveCommand(ANY, a.cmd_noop),  # §2.13
     "UNAUTHENTICATE": SieveCommand(AUTH, a.cmd_unauthenticate, a.capa_unauthenticate),  # §2.14
+    "XCLIENT": SieveCommand(NONAUTH, a.cmd_xclient, a.capa_xclient),  # Pigeonhole's, for proxies
 }

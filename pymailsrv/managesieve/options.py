@@ -10,6 +10,7 @@ from pymailsrv.auth.base import Authenticator
 from pymailsrv.auth.login import LoginOptions
 from pymailsrv.clock import Clock, SystemClock
 from pymailsrv.config.settings import Settings
+from pymailsrv.net.forward import Forwarder
 from pymailsrv.store.sievedir import Quota
 
 MAX_SCRIPT_SIZE = 1 << 20
@@ -48,3 +49,4 @@ class SieveServices:
     check: ScriptChecker = accept_any
     extensions: tuple[str, ...] = ()  # the SIEVE capability (RFC 5804 §1.7)
     clock: Clock = field(default_factory=SystemClock)
+    forwarder: Forwarder | None = None  # a proxy front node's (net/forward.py)

@@ -23,6 +23,7 @@ Arg = bytes | int  # a string (quoted or literal) or a number
 _ATOM = re.compile(rb"[A-Za-z][A-Za-z0-9_-]*")
 _NUMBER = re.compile(rb"[0-9]{1,10}")
 _LITERAL = re.compile(rb"\{([0-9]{1,10})(\+?)\}$")
+_XCLIENT_FIELD = re.compile(rb"[A-Za-z]+=[\x21-\x7e]*")  # Dovecot's XCLIENT ADDR=... PORT=...: atoms
 
 
 @dataclass(slots=True)
@@ -51,6 +52,23 @@ class Parser:
     def pending(self) -> int:
         """Bytes received and not yet part of a completed request (STARTTLS must find none)."""
         return len(self._buf) + (1 if self._request is not None or self._bad is not None else 0)
+
+    def take_buffered(self) -> bytes:
+        """What was received and not yet returned as a request, as bytes again, and the parser
+        reset: a proxy front node passes it on to the backend after the login. A request being
+        refused (too long, malformed) is dropped."""
+        if self._bad is not None or self._skip:
+            rest = b""
+        elif self._request is not None:  # inside a request: its part so far, then the raw rest
+            head = unparse(self._request)
+            if self._literal:
+                head += (b" " if head else b"") + b"{%d+}\r\n" % self._literal
+            rest = head + bytes(self._buf)
+        else:
+            rest = bytes(self._buf)
+        self._buf.clear()
+        self._request, self._literal, self._skip, self._line_used, self._bad = None, 0, 0, 0, None
+        return rest
 
     def feed(self, data: bytes) -> list[Request | BadRequest]:
         self._buf += data
@@ -141,6 +159,9 @@ class Parser:
                 if m is None:
                     raise ValueError("Bad literal.")
                 return int(m.group(1))
+            elif request.name == "XCLIENT" and (m := _XCLIENT_FIELD.match(line, i)) is not None:
+                request.args.append(m.group())
+                i = m.end()
             else:
                 m = _NUMBER.match(line, i)
                 if m is None or (m.end() < n and line[m.end():m.end() + 1] != b" "):
@@ -169,3 +190,12 @@ def _quoted(line: bytes, i: int) -> tuple[bytes, int]:
         out.append(c)
         i += 1
     raise ValueError("Unterminated quoted string.")
+
+
+def unparse(request: Request) -> bytes:
+    """A parsed request as the client could have sent it (strings as non-synchronizing
+    literals), without the final CRLF: what a proxy passes on of requests read past the login."""
+    tokens = [request.name.encode("ascii")] if request.name else []
+    for arg in request.args:
+        tokens.append(str(arg).encode("ascii") if isinstance(arg, int) else b"{%d+}\r\n" % len(arg) + arg)
+    return b" ".join(tokens)

@@ -15,18 +15,22 @@ Implementation notes:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
 from pymailsrv.auth.base import AuthUnavailable
-from pymailsrv.errors import ClientSyntaxError
+from pymailsrv.errors import ClientSyntaxError, Refusal
 from pymailsrv.log import TRACE, escape_for_log, get_logger, session_id, trace_logger
 from pymailsrv.managesieve import replies
 from pymailsrv.managesieve.options import SieveOptions, SieveServices
-from pymailsrv.managesieve.parser import BadRequest, Parser, Request
+from pymailsrv.managesieve.parser import BadRequest, Parser, Request, unparse
+from pymailsrv.net.conn import Connection as NetConnection
 from pymailsrv.net.conn import ConnectionClosed
+from pymailsrv.net.forward import BackendUnavailable, ClientInfo, Upstream
 from pymailsrv.net.session import Dialect, LineSession, SessionConnection
 from pymailsrv.store.sievedir import ScriptError, SieveDir
 from pymailsrv.types import Account
@@ -49,7 +53,15 @@ AUTH = frozenset({State.AUTH})
 ANY = frozenset(State)
 
 
-Connection = SessionConnection
+class Connection(SessionConnection, Protocol):
+    """The shared session's byte pipe, plus what proxying reads."""
+
+    peer_port: int
+    local_port: int
+    forwarded_by: str
+    transport: asyncio.Transport | None
+
+
 Incoming = Request | BadRequest  # what the parser yields
 
 Handler = Callable[["Session", Request], Awaitable[None]]
@@ -93,6 +105,7 @@ class Session(LineSession[Connection, SieveOptions, Incoming]):
         self.commands = commands
         self.state = State.NONAUTH
         self.scripts: SieveDir | None = None
+        self.upstream: Upstream | None = None  # proxied: the backend spliced to after login
         self._parser = Parser(options.max_line_length, options.quota.max_script_size)
 
     # --- the parser ---------------------------------------------------------------------------
@@ -136,6 +149,8 @@ class Session(LineSession[Connection, SieveOptions, Incoming]):
                     self.send_capabilities()  # RFC 5804 §2.2: the capabilities again, now under TLS
                     self.send(replies.ok(replies.DONE))
             await self.flush()
+            if self.upstream is not None:
+                await self._proxied(self.upstream)
         except (ConnectionError, ConnectionClosed, OSError) as exc:
             debug.debug("connection lost: %r", exc)
         finally:
@@ -165,6 +180,45 @@ class Session(LineSession[Connection, SieveOptions, Incoming]):
         if isinstance(exc, AuthUnavailable):
             return replies.no(replies.AUTH_TEMP, replies.CODE_TRYLATER)
         return None
+
+    def plaintext_allowed(self) -> bool:
+        if self.conn.forwarded_by:  # the hop is from login_trusted_networks: secured (as Dovecot)
+            return True
+        return super().plaintext_allowed()
+
+    # --- proxying (front nodes) ------------------------------------------------------------------
+    async def forward(self, account: Account, password: str, method: str) -> bool:
+        """A front node: log in to the user's backend and relay its OK; the session is then
+        spliced to it (``_proxied``). False: this node serves the user."""
+        forwarder = self.services.forwarder
+        if forwarder is None:
+            return False
+        c = self.conn
+        client = ClientInfo(c.peer_ip, c.peer_port, c.local_ip, c.local_port, f"sieve-{id(self):x}")
+        try:
+            upstream = await forwarder.open("sieve", account.username, password, client)
+        except BackendUnavailable:
+            raise Refusal(replies.BACKEND_UNAVAILABLE, code=replies.CODE_TRYLATER, temporary=True) from None
+        if upstream is None:
+            return False
+        self.account, self.upstream, self.quit = account, upstream, True
+        self.send(upstream.reply + b"\r\n")
+        self.log_login(account, method, ", proxy")
+        return True
+
+    async def _proxied(self, upstream: Upstream) -> None:
+        """Bytes both ways until one side closes (requests read past the login go first); a
+        backend gone without a BYE or a LOGOUT (killed, crashed) leaves the client a BYE (TRYLATER)."""
+        unread = b"".join(unparse(r) + b"\r\n" for r in self._input if isinstance(r, Request))
+        self._input.clear()
+        assert isinstance(self.conn, NetConnection)
+        ended = await upstream.splice(self.conn, unread + self._parser.take_buffered())
+        said = upstream.backend_tail.rstrip(b"\r\n").rpartition(b"\n")[2].upper()
+        asked = upstream.client_tail.rstrip(b"\r\n").rpartition(b"\n")[2].upper()
+        if ended == "backend" and not said.startswith(b"BYE") and not asked.startswith(b"LOGOUT"):
+            self.conn.write(replies.bye(replies.BACKEND_GONE, replies.CODE_TRYLATER))
+            login_log.info("proxy(%s): disconnecting %s (backend %s closed the connection)", self.username,
+                           self.conn.peer_ip, upstream.backend)
 
     # --- login ----------------------------------------------------------------------------------
     def login(self, account: Account, method: str) -> None:

@@ -154,7 +154,7 @@ async def check_greylist(engine: RestrictionEngine, ctx: Ctx) -> Decision:
     state = ctx.state
     if ctx.stage != "rcpt" or not state.recipient or state.sender is None:
         return DUNNO
-    verdict = engine.greylist().check(state.client_address, state.sender, state.recipient)
+    verdict = await engine.greylist().verdict(state.client_address, state.sender, state.recipient)
     if verdict.greylisted:
         text = engine.settings.get_str("greylist_text")
         return await engine.action(ctx, f"DEFER_IF_PERMIT 4.2.0 {text}", ctx.reply_name, ctx.reply_class,

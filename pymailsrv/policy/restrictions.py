@@ -38,6 +38,7 @@ from pymailsrv.policy.delegation import PolicyClient
 from pymailsrv.policy.dns import Resolver
 from pymailsrv.policy.domains import Domains
 from pymailsrv.policy.greylist import Greylist
+from pymailsrv.policy.shared_greylist import SharedGreylist
 from pymailsrv.policy.tables import close_table, open_table
 from pymailsrv.policy.tables.cidr import parse_ip
 
@@ -131,7 +132,7 @@ class RestrictionEngine:
         self._tables: dict[str, LookupTable] = {}
         self._table_interval = table_check_interval
         self._policy: dict[str, PolicyClient] = {}
-        self._greylist: Greylist | None = None
+        self._greylist: Greylist | SharedGreylist | None = None
         self._builtins = builtins.BUILTINS
         self.delay_reject = settings.get_bool("smtpd_delay_reject")
         self.delimiter = settings.get_str("recipient_delimiter")
@@ -159,14 +160,21 @@ class RestrictionEngine:
             self._tables[spec] = table
         return table
 
-    def greylist(self) -> Greylist:
+    def greylist(self) -> Greylist | SharedGreylist:
+        """check_greylist's state: this node's, or with greylist_shared the database's."""
         if self._greylist is None:
             s = self.settings
-            self._greylist = Greylist(self.clock, delay=s.get_seconds("greylist_delay"),
-                                      retry_window=s.get_seconds("greylist_retry_window"),
-                                      max_age=s.get_seconds("greylist_max_age"),
-                                      auto_whitelist=s.get_int("greylist_auto_whitelist_clients"),
-                                      delimiters=self.delimiter or "+")
+            local = Greylist(self.clock, delay=s.get_seconds("greylist_delay"),
+                             retry_window=s.get_seconds("greylist_retry_window"),
+                             max_age=s.get_seconds("greylist_max_age"),
+                             auto_whitelist=s.get_int("greylist_auto_whitelist_clients"),
+                             delimiters=self.delimiter or "+")
+            self._greylist = local
+            if s.get_bool("greylist_shared"):
+                from pymailsrv.db.shared_greylist import SharedGreylistStore
+
+                store = SharedGreylistStore(s.expanded("database_url"), prefix=s.expanded("database_table_prefix"))
+                self._greylist = SharedGreylist(local, store, self.clock)
         return self._greylist
 
     def policy_client(self, target: str, timeout: float) -> PolicyClient:
@@ -227,6 +235,8 @@ class RestrictionEngine:
                               "check_relay_domains")
 
     async def close(self) -> None:
+        if isinstance(self._greylist, SharedGreylist):
+            await self._greylist.close()
         for client in self._policy.values():
             await client.close()
         for table in self._tables.values():

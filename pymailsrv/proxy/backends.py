@@ -52,7 +52,7 @@ class BackendChooser:
 
     @classmethod
     def from_settings(cls, settings: Settings, lookup: HostLookup | None) -> BackendChooser:
-        ports = {service: settings.get_int(f"proxy_{service}_port") for service in ("imap", "pop3", "lmtp")}
+        ports = {service: settings.get_int(f"proxy_{service}_port") for service in ("imap", "pop3", "lmtp", "sieve")}
         return cls(settings.get_list("proxy_backends"), ports, lookup)
 
     @property

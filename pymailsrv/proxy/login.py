@@ -4,7 +4,9 @@ user's own credentials (SASL PLAIN), after telling the backend who the client is
 IMAP: ``ID ("x-originating-ip" ... "x-originating-port" ... "x-connected-ip" ...
 "x-connected-port" ... "x-session-id" ...)`` then ``AUTHENTICATE PLAIN`` with SASL-IR (RFC 4959;
 without SASL-IR in the greeting, the response follows a ``+``). POP3: ``XCLIENT ADDR=... PORT=...
-SESSION=...`` (Dovecot's), then ``AUTH PLAIN`` with an initial response (RFC 5034). A backend
+SESSION=...`` (Dovecot's), then ``AUTH PLAIN`` with an initial response (RFC 5034). ManageSieve
+(RFC 5804): ``XCLIENT ADDR=... PORT=... SESSION=...`` when the backend's capabilities offer it
+(Pigeonhole's), then ``AUTHENTICATE "PLAIN" "..."`` with an initial response. A backend
 believes the forwarded address only from login_trusted_networks, so the front node must be in
 the backends' login_trusted_networks.
 
@@ -17,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 
 from pymailsrv.net.forward import BackendUnavailable, ClientInfo
 
 MAX_LINE = 64 * 1024
+_LITERAL_END = re.compile(rb"\{([0-9]{1,10})\+?\}$")
 
 
 def plain_response(login: str, password: str) -> bytes:
@@ -98,4 +102,38 @@ async def pop3_login(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     return reply
 
 
-LOGINS = {"imap": imap_login, "pop3": pop3_login}
+async def _sieve_response(reader: asyncio.StreamReader) -> tuple[list[bytes], bytes]:
+    """A ManageSieve response (RFC 5804 §4): the lines before it (capabilities) and the OK/NO/BYE
+    line; a literal a line announces at its end is read with it."""
+    before: list[bytes] = []
+    while True:
+        line = await _line(reader)
+        while (m := _LITERAL_END.search(line)) is not None:  # a literal goes on after its octets
+            size = int(m.group(1))
+            if size > MAX_LINE:
+                raise BackendUnavailable("backend literal too long")
+            line += b"\r\n" + await reader.readexactly(size) + await _line(reader)
+        if line[:2].upper() == b"OK" or line[:2].upper() == b"NO" or line[:3].upper() == b"BYE":
+            return before, line
+        before.append(line)
+
+
+async def sieve_login(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, login: str, password: str,
+                      client: ClientInfo) -> bytes:
+    capabilities, greeting = await _sieve_response(reader)
+    if not greeting.upper().startswith(b"OK"):
+        raise BackendUnavailable(f"backend greeting: {greeting[:100]!r}")
+    if any(cap.upper().startswith(b'"XCLIENT"') for cap in capabilities):
+        session = f" SESSION={client.session}" if client.session else ""
+        writer.write(f"XCLIENT ADDR={client.ip} PORT={client.port}{session}\r\n".encode())
+        await writer.drain()
+        await _sieve_response(reader)  # NO from a backend that does not trust us: it logs our address
+    writer.write(b'AUTHENTICATE "PLAIN" "' + plain_response(login, password) + b'"\r\n')
+    await writer.drain()
+    _, reply = await _sieve_response(reader)
+    if not reply.upper().startswith(b"OK"):
+        raise BackendUnavailable(f"backend refused the login: {reply[:200].decode('utf-8', 'replace')}")
+    return reply
+
+
+LOGINS = {"imap": imap_login, "pop3": pop3_login, "sieve": sieve_login}

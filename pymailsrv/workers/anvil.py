@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from pymailsrv.auth.base import AuthUnavailable, UserIpCounter
+from pymailsrv.auth.base import AuthUnavailable, SessionCounter
 from pymailsrv.auth.throttle import LoginThrottle
 from pymailsrv.net.limits import ConnectionLimiter
 
@@ -26,7 +26,7 @@ class Holdings:
 
 class Anvil:
     def __init__(self, limiter: ConnectionLimiter, throttle: LoginThrottle | None = None,
-                 user_ip: Mapping[str, UserIpCounter] | None = None,
+                 user_ip: Mapping[str, SessionCounter] | None = None,
                  ip_limits: Mapping[str, ConnectionLimiter] | None = None) -> None:
         self.limiter = limiter
         self.throttle = throttle
@@ -46,12 +46,12 @@ class Anvil:
         elif verb == "ip-close":
             self._ip_close(worker, arg)
         elif verb.startswith("userip"):
-            return self._userip(worker, verb, *(unquote(x) for x in arg.split(" ")))
+            return await self._userip(worker, verb, *(unquote(x) for x in arg.split(" ")))
         elif verb.startswith("auth"):
             return await self._auth(verb, *(unquote(x) for x in arg.split(" ", 1)))
         return ""
 
-    def _userip(self, worker: Holdings, verb: str, service: str = "", user: str = "", ip: str = "",
+    async def _userip(self, worker: Holdings, verb: str, service: str = "", user: str = "", ip: str = "",
                 limit: str = "0") -> str:
         counter = self.user_ip.get(service)
         key = (service, user, ip)
@@ -62,7 +62,7 @@ class Anvil:
             return ""
         if counter is None:
             return "ok"
-        if not counter.try_open(user, ip, int(limit) if limit.isdigit() else 0):
+        if not await counter.open(user, ip, int(limit) if limit.isdigit() else 0):
             return "no"
         worker.logins[key] += 1
         return "ok"

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymailsrv.auth.base import UserIpCounter
+from pymailsrv.auth.base import SessionCounter
 from pymailsrv.auth.throttle import LoginThrottle
 from pymailsrv.log import get_logger
 from pymailsrv.meter import Hub, Snapshot
@@ -66,7 +66,7 @@ class WorkerPool:
                  sockets: Mapping[tuple[str, int], Sequence[socket.socket]],
                  limiter: ConnectionLimiter, pickup: Callable[[str], Awaitable[None]],
                  throttle: LoginThrottle | None = None,
-                 user_ip: Mapping[str, UserIpCounter] | None = None,
+                 user_ip: Mapping[str, SessionCounter] | None = None,
                  passed: Mapping[tuple[str, int], Sequence[socket.socket]] | None = None,
                  ip_limits: Mapping[str, ConnectionLimiter] | None = None, hub: Hub | None = None) -> None:
         self.count = count

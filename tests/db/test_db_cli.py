@@ -52,7 +52,7 @@ def test_db_upgrade_and_current(env: Env, capsys: pytest.CaptureFixture[str]) ->
     assert "nothing to do" in capsys.readouterr().out
     assert env.run("db", "current") == 0
     out = capsys.readouterr().out
-    assert "pymailsrv revision: 0002" in out and "PostfixAdmin schema version 1847" in out
+    assert "pymailsrv revision: 0003" in out and "PostfixAdmin schema version 1847" in out
     assert env.rows("SELECT name, value FROM config") == [{"name": "version", "value": "1847"}]
 
 

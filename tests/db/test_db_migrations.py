@@ -20,8 +20,12 @@ from pymailsrv.db.models import TABLES
 from pymailsrv.errors import ConfigError
 
 DATA = Path(__file__).parent / "data"
-# migration 0002: pymailsrv's own table beside PostfixAdmin's (which stay untouched)
-SHARED_STATE = "created pymailsrv_auth_failure (failed logins shared by nodes)"
+# migrations 0002 and 0003: pymailsrv's own tables beside PostfixAdmin's (which stay untouched)
+SHARED_STATE = ["created pymailsrv_auth_failure (failed logins shared by nodes)",
+                "created pymailsrv_greylist (greylisting triplets shared by nodes)",
+                "created pymailsrv_greylist_client (greylisting auto-whitelist shared by nodes)",
+                "created pymailsrv_session (logged-in sessions shared by nodes)"]
+OWN_TABLES = ["pymailsrv_auth_failure", "pymailsrv_greylist", "pymailsrv_greylist_client", "pymailsrv_session"]
 
 
 def sync_engine(url: str) -> sa.Engine:
@@ -193,12 +197,12 @@ def test_upgrade_on_existing_postfixadmin_database_changes_nothing(db_url: str) 
     before = dump(db_url)
     messages = asyncio.run(schema.upgrade(db_url))
     assert messages == ["recognised an existing PostfixAdmin database (version 1847); changed nothing",
-                        SHARED_STATE]
+                        *SHARED_STATE]
     after = dump(db_url)
-    assert after.pop("tables") == sorted([*before.pop("tables"), schema.VERSION_TABLE, "pymailsrv_auth_failure"])
+    assert after.pop("tables") == sorted([*before.pop("tables"), schema.VERSION_TABLE, *OWN_TABLES])
     assert after == before
-    assert asyncio.run(schema.upgrade(db_url)) == ["already at revision 0002; nothing to do"]
-    assert asyncio.run(schema.current(db_url))[0] == "0002"
+    assert asyncio.run(schema.upgrade(db_url)) == ["already at revision 0003; nothing to do"]
+    assert asyncio.run(schema.current(db_url))[0] == "0003"
 
     async def lookups() -> None:
         d = SqlDirectory(db_url, BASE, "+", cache_ttl=0)
@@ -251,8 +255,8 @@ def test_postgresql_schema_created_and_recognised(postgres_url: str) -> None:
     asyncio.run(schema.create_schema(postgres_url))
     assert asyncio.run(_merge_quota2(postgres_url)) == [20, 2]
     revision, state = asyncio.run(schema.current(postgres_url))
-    assert (revision, state.kind, state.version) == ("0002", "postfixadmin", 1847)
-    assert asyncio.run(schema.upgrade(postgres_url)) == ["already at revision 0002; nothing to do"]
+    assert (revision, state.kind, state.version) == ("0003", "postfixadmin", 1847)
+    assert asyncio.run(schema.upgrade(postgres_url)) == ["already at revision 0003; nothing to do"]
 
 
 async def _pg_describe(url: str) -> dict[str, Any]:
@@ -305,5 +309,5 @@ def test_postgresql_schema_matches_postfixadmin(postgres_url: str) -> None:
     assert {k: got[k] for k in want if got[k] != want[k]} == {}
     assert {"trigger mergequota", "trigger mergequota2"} <= set(got)
     assert asyncio.run(schema.upgrade(postgres_url)) == [
-        "recognised an existing PostfixAdmin database (version 1847); changed nothing", SHARED_STATE]
+        "recognised an existing PostfixAdmin database (version 1847); changed nothing", *SHARED_STATE]
 

@@ -69,3 +69,21 @@ def test_any_input_parses_without_raising(chunks: list[bytes]) -> None:
     for chunk in chunks:
         for item in p.feed(chunk):
             assert isinstance(item, Request | BadRequest)
+
+
+def test_what_a_proxy_passes_on_parses_to_the_same_requests() -> None:
+    """unparse + take_buffered: requests read past the login, and the part of one still coming."""
+    from pymailsrv.managesieve.parser import unparse
+
+    p = Parser()
+    got = p.feed(b'PUTSCRIPT "a" {5+}\r\nhello\r\nNOOP "x"\r\nHAVESPACE "b" 42\r\nGETSCRIPT {3+}\r\nab')
+    raw = b"".join(unparse(r) + b"\r\n" for r in got if isinstance(r, Request)) + p.take_buffered()
+    assert p.take_buffered() == b""
+    again = Parser().feed(raw + b"c\r\n")
+    assert again == [*got, Request("GETSCRIPT", [b"abc"])]
+
+
+def test_xclient_takes_dovecots_unquoted_fields() -> None:
+    assert Parser().feed(b"XCLIENT ADDR=192.0.2.7 PORT=4711 SESSION=abc\r\n") == [
+        Request("XCLIENT", [b"ADDR=192.0.2.7", b"PORT=4711", b"SESSION=abc"])]
+    assert isinstance(Parser().feed(b"NOOP ADDR=192.0.2.7\r\n")[0], BadRequest)

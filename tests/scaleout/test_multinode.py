@@ -1,5 +1,6 @@
 """Scale-out over real processes: two backends and one IMAP/POP3 front node, each a
-``pymailsrv serve`` with its own data directory on loopback ports, on one MariaDB database.
+``pymailsrv serve`` with its own data directory on loopback ports, on one MariaDB database
+(IMAP, POP3 and ManageSieve proxied; SMTP queued on the front and sent over LMTP).
 
 The backends are told apart by a row per user and service in a table the site owns
 (``proxy_host``), read through proxy_host_query; a user without a row goes to proxy_backends by
@@ -29,7 +30,9 @@ PASSWORD = "s3cret-pass"
 USERS = ("alice@example.test", "bob@example.test", "carol@example.test")
 QUERY = "SELECT host, port FROM proxy_host WHERE username = '%u' AND service = '%s'"
 START = 90.0  # a loaded 2-core machine starts three servers slowly
-BACKEND_SERVICES = (*SERVICES, "lmtp")
+BACKEND_SERVICES = (*SERVICES, "lmtp", "managesieve")
+FRONT_SERVICES = (*SERVICES, "managesieve")
+USERIP_LIMIT = 3  # the front's mail_max_userip_connections, counted across nodes (connection_limits_shared)
 # the front node retries a backend that was down within seconds, not Postfix's 300s
 FAST_RETRY = {"minimal_backoff_time": "1s", "maximal_backoff_time": "2s", "queue_run_delay": "1s"}
 
@@ -120,7 +123,8 @@ def cluster(tmp_path: Path, tls_files: tuple[str, str], mariadb_url: str) -> Ite
     for name in ("b1", "b2", "front"):
         (tmp_path / name).mkdir()
     common = {"database_url": mariadb_url, "worker_processes": "0", "disable_plaintext_auth": "no"}
-    backend = {**common, "login_trusted_networks": "127.0.0.0/8", "lmtp_listen": "127.0.0.1:0"}
+    backend = {**common, "login_trusted_networks": "127.0.0.0/8", "lmtp_listen": "127.0.0.1:0",
+               "managesieve_listen": "127.0.0.1:0"}
     first = write_config(tmp_path / "b1", *tls_files, **backend)
     assert main(["--config", str(first), "db", "upgrade"]) == 0
     assert main(["--config", str(first), "domain", "add", "example.test"]) == 0
@@ -139,9 +143,10 @@ def cluster(tmp_path: Path, tls_files: tuple[str, str], mariadb_url: str) -> Ite
         b1 = start(first, BACKEND_SERVICES)
         b2 = start(write_config(tmp_path / "b2", *tls_files, **backend), BACKEND_SERVICES)
         for user, node in (("alice@example.test", b1), ("bob@example.test", b2)):
-            for service in ("imap", "pop3", "lmtp"):
+            for service, listener in (("imap", "imap"), ("pop3", "pop3"), ("lmtp", "lmtp"),
+                                      ("sieve", "managesieve")):
                 _admin(mariadb_url, "INSERT INTO proxy_host VALUES (%s, %s, %s, %s)",
-                       (user, service, "127.0.0.1", node.ports[service]))
+                       (user, service, "127.0.0.1", node.ports[listener]))
         # carol has no row: consistent hashing over proxy_backends (one backend here: b1)
         # the front node serves from a worker process (connections passed by the main process),
         # the backends from their main process: both ways of serving are on the path
@@ -149,7 +154,9 @@ def cluster(tmp_path: Path, tls_files: tuple[str, str], mariadb_url: str) -> Ite
                                    proxy_host_query=QUERY,
                                    proxy_backends="127.0.0.1", proxy_imap_port=str(b1.ports["imap"]),
                                    proxy_pop3_port=str(b1.ports["pop3"]), proxy_lmtp_port=str(b1.ports["lmtp"]),
-                                   proxy_connect_timeout="10s", lmtp_proxy="yes", **FAST_RETRY))
+                                   proxy_sieve_port=str(b1.ports["managesieve"]), managesieve_listen="127.0.0.1:0",
+                                   connection_limits_shared="yes", mail_max_userip_connections=str(USERIP_LIMIT),
+                                   proxy_connect_timeout="10s", lmtp_proxy="yes", **FAST_RETRY), FRONT_SERVICES)
         cluster = Cluster(mariadb_url, tmp_path, tls_files, b1, b2, front, procs)
         # each backend holds mail the other has not: alice's and carol's on b1, bob's on b2, and a
         # decoy for alice on b2 that the front must never show her
@@ -262,3 +269,50 @@ def test_backend_killed_mid_session_then_restarted(cluster: Cluster) -> None:
     cluster.restart(cluster.b1)
     _wait(lambda: len(_inbox_subjects(front["imap"], "alice@example.test")) == 2, "the queued mail", timeout=60)
     assert _inbox_subjects(front["imap"], "alice@example.test") == ["alice on b1", "while b1 was down"]
+
+
+SCRIPT = 'require "fileinto";\r\nif header :contains "subject" "x" { fileinto "X"; }\r\n'
+
+
+def _scripts(node: Node, tmp: Path, user: str) -> list[str]:
+    local, _, domain = user.partition("@")
+    return sorted(p.name for p in (tmp / node.name / "data" / "vmail" / domain / local).glob("**/*.sieve")
+                  if not p.name.startswith("."))  # not the active-script link
+
+
+@pytest.mark.filterwarnings("ignore:Credentials are sent over an unencrypted connection")
+def test_managesieve_through_the_front_lands_on_each_users_backend(cluster: Cluster) -> None:
+    from sievelib.managesieve import Client
+
+    for user in ("alice@example.test", "bob@example.test", "carol@example.test"):
+        client = Client("127.0.0.1", cluster.front.ports["managesieve"])
+        client.read_timeout = 60
+        assert client.connect(user, PASSWORD, authmech="PLAIN")
+        name = user.split("@")[0] + "-rules"
+        assert client.putscript(name, SCRIPT) and client.setactive(name)
+        assert client.getscript(name).split() == SCRIPT.split()
+        client.logout()
+    b1, b2, tmp = cluster.b1, cluster.b2, cluster.tmp
+    assert _scripts(b1, tmp, "alice@example.test") == ["alice-rules.sieve"]
+    assert _scripts(b2, tmp, "bob@example.test") == ["bob-rules.sieve"]
+    assert _scripts(b1, tmp, "carol@example.test") == ["carol-rules.sieve"]  # no row: proxy_backends
+    assert _scripts(b2, tmp, "alice@example.test") == _scripts(b1, tmp, "bob@example.test") == []
+    assert "proxied client: rip=127.0.0.1, proxy=127.0.0.1" in b1.proc.text()  # XCLIENT
+
+
+def test_the_per_user_limit_counts_the_sessions_of_other_nodes(cluster: Cluster) -> None:
+    """Another front node holds carol's sessions up to the limit, then dies: its rows expire."""
+    expires = int(time.time()) + 10  # time enough for the logins below on a loaded machine
+    for _ in range(USERIP_LIMIT):
+        _admin(cluster.url, "INSERT INTO pymailsrv_session (node, service, username, client, expires_at) "
+                            "VALUES ('front2/1/dead', 'imap', 'carol@example.test', '127.0.0.1', %s)", (expires,))
+    imap = imaplib.IMAP4("127.0.0.1", cluster.front.ports["imap"], timeout=30)
+    with pytest.raises(imaplib.IMAP4.error, match=r"\[LIMIT\]"):
+        imap.login("carol@example.test", PASSWORD)
+    imap.logout()
+    pop = poplib.POP3("127.0.0.1", cluster.front.ports["pop3"], timeout=30)  # POP3 is counted apart
+    pop.user("carol@example.test")
+    assert pop.pass_(PASSWORD).startswith(b"+OK")
+    pop.quit()
+    time.sleep(max(0.0, expires + 1.2 - time.time()))  # the dead node's rows expire (whole seconds)
+    assert _inbox_subjects(cluster.front.ports["imap"], "carol@example.test") == ["carol on b1"]
