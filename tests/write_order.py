@@ -260,11 +260,11 @@ class _Checker:
             self.fs_syncs.append((None, call.start, call.end, call.text))
         elif name in RENAMES or name in LINKS:
             old, new = _path_args(call)
-            f = self.by_path.pop(old, None) if name in RENAMES else self.by_path.get(old)
-            if f is not None:
-                self.by_path[new] = f
-                f.names.append((new, call.start, call.end))
-                f.lines.append(call.text)
+            moved = self.by_path.pop(old, None) if name in RENAMES else self.by_path.get(old)
+            if moved is not None:
+                self.by_path[new] = moved
+                moved.names.append((new, call.start, call.end))
+                moved.lines.append(call.text)
         elif name == "unlink":
             for s in _STRING.findall(call.args)[:1]:
                 self.by_path.pop(unescape(s).decode("utf-8", "surrogateescape"), None)
