@@ -171,3 +171,20 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 wait_postfix_queue_empty || true
 lab_clear_maildirs "$PF_BASE"
+
+# --- the issue's table: delivered msg/s of every round, the median ratio, CPU per message ------
+python3 - "$RESULTS" "${ROW_NAME[@]:1}" <<'PYEOF'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+names = sys.argv[2:]
+print("| load | Postfix msg/s | pymailsrv msg/s | ratio (median of rounds) | CPU ms/msg Postfix / pymailsrv |")
+print("|---|---|---|---|---|")
+for row in sorted({r[0] for r in rows}, key=int):
+    pick = lambda who, col: [float(r[col]) for r in rows if r[0] == row and r[2] == who]
+    pf, py = pick("postfix", 4), pick("pymailsrv", 4)
+    ratios = [b / a for a, b in zip(pf, py) if a > 0]
+    fmt = lambda v: " / ".join(f"{x:.0f}" for x in v)
+    print(f"| {names[int(row) - 1]} | {fmt(pf)} | {fmt(py)} | {statistics.median(ratios):.2f}x |"
+          f" {statistics.median(pick('postfix', 5)):.2f} / {statistics.median(pick('pymailsrv', 5)):.2f} |")
+PYEOF
+echo "== done in ${SECONDS}s"
