@@ -135,3 +135,18 @@ def test_relative_names_resolve_against_the_dirfd_and_errors_do_not_count() -> N
 
 def test_unescape_reads_strace_literals() -> None:
     assert unescape(r"a\r\n\t\"\\\x41\101\0") == b'a\r\n\t"\\AA\x00'
+
+
+def test_a_folder_made_during_the_run_needs_its_own_entry_flushed() -> None:
+    folder = f"{HOME}/.Archive"
+    made = [f'101 0.5 mkdir("{folder}", 0777) = 0',
+            f'101 0.6 mkdirat(AT_FDCWD</srv>, "{folder}/new", 0777) = 0']
+    lines = maildir_delivery(home=folder)
+    archived = {"AAA1": Expect(b"tok-1", frozenset({folder}))}
+    report = check([*made, *lines, ack()], archived, SPOOL, _fs)
+    assert report.failures and f"its directory {folder}/new was made" in report.failures[0]
+    flushed = [*made, f"101 0.7 fsync(3<{folder}>) = 0", f"101 0.8 fsync(3<{HOME}>) = 0"]
+    assert check([*flushed, *lines, ack()], archived, SPOOL, _fs).failures == []
+    only_one = [*made, f"101 0.7 fsync(3<{folder}>) = 0"]
+    report = check([*only_one, *lines, ack()], archived, SPOOL, _fs)
+    assert report.failures and f"its directory {folder} was made" in report.failures[0]

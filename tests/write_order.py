@@ -11,7 +11,9 @@ counts as durable at its 250 when a file whose written bytes hold the message's 
 (b) got its final name by a rename/link before the 250 — in the queue's spool (any directory
     there but ``incoming/``, the scratch area) or in a Maildir's ``new/`` or ``cur/``;
 (c) had that name flushed — an fsync of the directory, or a syncfs/sync, that started after the
-    rename ended and ended before the 250.
+    rename ended and ended before the 250; and every directory above it that the log shows being
+    made (a Sieve folder, a Maildir made on first delivery) had its own entry flushed as well (an
+    fsync of its parent or a syncfs after the mkdir), or the message is lost with its folder.
 
 Either one such copy in the spool, or one in every expected Maildir (a server that delivers
 before it answers), makes the message durable. The order is the order of the log's lines: strace
@@ -41,6 +43,7 @@ SENDS = frozenset({"sendto", "sendmsg", "write", "writev"})
 FILE_SYNCS = frozenset({"fsync", "fdatasync"})
 RENAMES = frozenset({"rename", "renameat", "renameat2"})
 LINKS = frozenset({"link", "linkat"})
+MKDIRS = frozenset({"mkdir", "mkdirat"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +135,7 @@ def _clean(path: str) -> str:
 def _path_args(call: Call) -> list[str]:
     """The path arguments of rename/link(at): resolved against their dirfd's path (``-y``)."""
     parts = _split_args(call.args)
-    if call.name in ("rename", "link"):
+    if call.name in ("rename", "link", "mkdir"):
         return [_literal(p) for p in parts[:2]]
     paths = []
     for dirfd, name in ((parts[0], parts[1]), (parts[2], parts[3])):
@@ -140,6 +143,15 @@ def _path_args(call: Call) -> list[str]:
         base = _FD_ARG.match(dirfd)
         paths.append(rel if os.path.isabs(rel) or base is None else os.path.join(_clean(base.group(2)), rel))
     return paths
+
+
+def _mkdir_path(call: Call) -> str:
+    parts = _split_args(call.args)
+    if call.name == "mkdir":
+        return _literal(parts[0])
+    rel = _literal(parts[1])
+    base = _FD_ARG.match(parts[0])
+    return rel if os.path.isabs(rel) or base is None else os.path.join(_clean(base.group(2)), rel)
 
 
 def _literal(arg: str) -> str:
@@ -224,6 +236,7 @@ class _Checker:
         self.files: list[_File] = []
         self.dir_syncs: dict[str, list[tuple[int, int, str]]] = {}
         self.fs_syncs: list[tuple[Hashable, int, int, str]] = []  # fs None: sync(2), every fs
+        self.made_dirs: dict[str, tuple[int, str]] = {}  # mkdir'ed during the log: when, the line
         self.report = Report()
 
     def _file(self, path: str, fresh: bool = False) -> _File:
@@ -265,6 +278,9 @@ class _Checker:
                 self.by_path[new] = moved
                 moved.names.append((new, call.start, call.end))
                 moved.lines.append(call.text)
+        elif name in MKDIRS:
+            path = _mkdir_path(call)
+            self.made_dirs[os.path.normpath(path)] = (call.end, call.text)
         elif name == "unlink":
             for s in _STRING.findall(call.args)[:1]:
                 self.by_path.pop(unescape(s).decode("utf-8", "surrogateescape"), None)
@@ -304,6 +320,15 @@ class _Checker:
             or self._fs_synced(name, re_, ack) is not None
         if not named:
             return f"{name}: no fsync of {directory} (nor syncfs) between its rename and the 250"
+        while directory != os.path.dirname(directory):
+            made = self.made_dirs.get(directory)
+            parent = os.path.dirname(directory)
+            if made is not None and not (
+                    any(made[0] < s and e < ack for s, e, _ in self.dir_syncs.get(parent, ()))
+                    or self._fs_synced(directory, made[0], ack) is not None):
+                return (f"{name}: its directory {directory} was made during the run but no fsync of {parent}"
+                        f" (nor syncfs) followed before the 250\n    mkdir: {made[1][:300]}")
+            directory = parent
         return None
 
     def _place(self, name: str, maildirs: frozenset[str]) -> str | None:

@@ -27,9 +27,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_queue_crash_server import cli, free_port  # noqa: E402  (the crash test's server helpers)
 
 TRACED = ("openat,write,pwrite64,writev,fsync,fdatasync,syncfs,sync,rename,renameat,renameat2,"
-          "link,linkat,unlink,sendto,sendmsg")
+          "link,linkat,unlink,mkdir,mkdirat,sendto,sendmsg")
 USERS = 3
 ALIAS = "team@dur.test"  # -> u0 and u1: one message, two Maildirs
+SIEVE_USER = "u2"  # its active Sieve script files every message into a folder of its own
+SIEVE_FOLDER = "Archive"
 
 
 def _strace() -> str:
@@ -89,8 +91,10 @@ class _Client:
         self.errors: list[BaseException] = []
 
     def homes(self, rcpt: str) -> frozenset[str]:
+        """The Maildirs (folders) a message to ``rcpt`` lands in."""
         users = ("u0", "u1") if rcpt == ALIAS else (rcpt.partition("@")[0],)
-        return frozenset(os.path.join(self.vmail, "dur.test", u) for u in users)
+        return frozenset(os.path.join(self.vmail, "dur.test", u, f".{SIEVE_FOLDER}" if u == SIEVE_USER else "")
+                         .rstrip("/") for u in users)
 
     def session(self, rcpts: list[str], size: int = 2048) -> None:
         try:
@@ -125,6 +129,11 @@ def test_every_250_follows_the_flush_of_the_message_and_its_name(tmp_path, proce
     for u in range(USERS):
         cli(conf, "mailbox", "add", f"u{u}@dur.test", "--password", "pw")
     cli(conf, "alias", "add", ALIAS, "u0@dur.test,u1@dur.test")
+    home = tmp_path / "vmail" / "dur.test" / SIEVE_USER  # Dovecot's layout: sieve/NAME + .dovecot.sieve
+    (home / "sieve").mkdir(parents=True, exist_ok=True)
+    (home / "sieve" / "archive.sieve").write_text(
+        f'require ["fileinto", "mailbox"];\nfileinto :create "{SIEVE_FOLDER}";\n')
+    (home / ".dovecot.sieve").symlink_to("sieve/archive.sieve")
     rcpts = [f"u{u}@dur.test" for u in range(USERS)] + [ALIAS]
     trace = str(tmp_path / "strace.log")
     client = _Client(port, str(tmp_path / "vmail"))
