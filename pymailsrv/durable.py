@@ -63,6 +63,31 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def make_dirs(*paths: str, fsync: bool = True) -> list[str]:
+    """``os.makedirs(path, exist_ok=True)`` for each path, and the directories it made survive a
+    power loss: a new directory's entry is durable only once its parent is fsynced, and a file
+    later renamed into it is lost with it. Each parent is fsynced once, and only when something
+    was made (the common call finds everything there). Returns the directories made."""
+    made: list[str] = []
+    for path in paths:
+        missing: list[str] = []
+        here = os.path.abspath(path)
+        while not os.path.isdir(here):
+            missing.append(here)
+            here = os.path.dirname(here)
+        for directory in reversed(missing):
+            try:
+                os.mkdir(directory)
+                made.append(directory)
+            except FileExistsError:  # made meanwhile by another process
+                if not os.path.isdir(directory):
+                    raise
+    if fsync:
+        for parent in dict.fromkeys(os.path.dirname(d) for d in made):
+            fsync_dir(parent)
+    return made
+
+
 def _load_syncfs() -> Callable[[int], int] | None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)

@@ -116,3 +116,22 @@ def test_create_refuses_an_existing_file(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         asyncio.run(durable.create(str(tmp_path / "f"), b"new"))
     assert (tmp_path / "f").read_bytes() == b"old"
+
+
+def test_make_dirs_fsyncs_the_parent_of_each_directory_it_made_once(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "cur").mkdir()
+    calls = _calls(monkeypatch)
+    folder = tmp_path / "home" / ".Archive"
+    made = durable.make_dirs(*(str(folder / sub) for sub in ("cur", "new", "tmp")))
+    assert made == [str(folder), str(folder / "cur"), str(folder / "new"), str(folder / "tmp")]
+    assert calls == [("fsync", str(tmp_path / "home")), ("fsync", str(folder))]
+    calls.clear()
+    assert durable.make_dirs(str(folder / "new"), str(tmp_path / "home" / "cur")) == []
+    assert calls == [], "nothing made, nothing flushed"
+    assert durable.make_dirs(str(tmp_path / "x" / "y"), fsync=False) == [str(tmp_path / "x"), str(tmp_path / "x" / "y")]
+    assert calls == []
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(FileExistsError):
+        durable.make_dirs(str(tmp_path / "file"))

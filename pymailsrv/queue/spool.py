@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pymailsrv.clock import Clock
-from pymailsrv.durable import CommitBatcher, create, fsync_dir
+from pymailsrv.durable import CommitBatcher, create, fsync_dir, make_dirs
 from pymailsrv.errors import NotFound, TemporaryFailure
 from pymailsrv.log import get_logger
 from pymailsrv.queue.base import STATES, CorruptFile, Envelope, QueueFile, Recipient
@@ -120,8 +120,8 @@ class FileSpool:
         self.fsync = fsync
         self.id_suffix = id_suffix
         self._last_us = 0
-        for name in _DIRS:
-            os.makedirs(os.path.join(directory, name), exist_ok=True)
+        # durably: the first message ever acknowledged is renamed into active/ made just now
+        make_dirs(*(os.path.join(directory, name) for name in _DIRS), fsync=fsync)
         self._commits = CommitBatcher(fsync=fsync)
 
     # --- names ----------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from pymailsrv import durable
 from pymailsrv.errors import Refusal
 from pymailsrv.message.lines import crlf_size
 from pymailsrv.store import mdfiles, quota
@@ -105,8 +106,9 @@ class NewFile:
 
 
 def ensure_maildir(path: str, subfolder: bool) -> None:
-    for sub in ("cur", "new", "tmp"):
-        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    # durably: a message delivered into a folder made here (Sieve's fileinto :create, a Maildir
+    # made on first delivery) is acknowledged only as durable as the folder's own entry
+    durable.make_dirs(*(os.path.join(path, sub) for sub in ("cur", "new", "tmp")))
     if subfolder and not os.path.exists(os.path.join(path, "maildirfolder")):
         with open(os.path.join(path, "maildirfolder"), "wb"):
             pass
