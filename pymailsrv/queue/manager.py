@@ -263,8 +263,11 @@ class QueueManager:
             return False
         qf = QueueFile(qid, "active", env, len(content), -1)
         self._log_active(qf)
-        outcomes = await asyncio.gather(*(self._deliver_one(i, f, r, env.sender, content)
-                                          for i, f, r in plan))
+        if len(plan) == 1:  # the common case: no task and gather callbacks (3 loop callbacks)
+            outcomes = [await self._deliver_one(*plan[0], env.sender, content)]
+        else:
+            outcomes = await asyncio.gather(*(self._deliver_one(i, f, r, env.sender, content)
+                                              for i, f, r in plan))
         if all(o.result.outcome == "sent" for o in outcomes):
             for o in outcomes:
                 self._log_result(qf, o)
