@@ -4,6 +4,9 @@ Prints median and 99th percentile per step for each server, in interleaved round
 
     python bench/smtp_latency.py --messages 500 --rounds 2 postfix=127.0.0.1:2525 pymailsrv=127.0.0.1:2526
 
+With ``LABEL=HOST:PORT@PID`` (or ``@PIDFILE``) the CPU time of that process and its descendants
+(utime+stime+cutime+cstime from /proc, Postfix's master for Postfix) per message is printed too.
+
 A raw socket client (no smtplib parsing on the measured path); on one session the client is far
 from saturated, so a Python driver does not hide the servers' latency.
 """
@@ -11,6 +14,7 @@ from saturated, so a Python driver does not hide the servers' latency.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import time
@@ -69,23 +73,48 @@ def message(size: int) -> bytes:
     return head + line * max(1, size // len(line))
 
 
-def run(label: str, addr: tuple[str, int], n: int, body: bytes, rcpt: str) -> None:
+def tree_cpu(root: int) -> float:
+    """CPU seconds of ``root`` and every process below it (children that ended included)."""
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(name))
+        ticks[int(name)] = sum(int(x) for x in fields[11:15])
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += ticks.get(pid, 0)
+        todo.extend(children.get(pid, ()))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run(label: str, addr: tuple[str, int], n: int, body: bytes, rcpt: str, pid: int = 0) -> None:
     times: dict[str, list[float]] = {s: [] for s in STEPS}
+    cpu = tree_cpu(pid) if pid else 0.0
     start = time.perf_counter()
     for _ in range(n):
         send_one(addr, body, rcpt, times)
     wall = time.perf_counter() - start
+    cpu = tree_cpu(pid) - cpu if pid else 0.0
     parts = []
     for s in STEPS:
         v = sorted(times[s])
         p99 = v[min(len(v) - 1, int(len(v) * 0.99))]
         parts.append(f"{s} {statistics.median(v) * 1e3:.2f}/{p99 * 1e3:.2f}")
-    print(f"{label:12s} {n / wall:7.0f} msg/s  ms median/p99: " + ", ".join(parts), flush=True)
+    per = f"  cpu {cpu * 1e3 / n:.2f} ms/msg" if pid else ""
+    print(f"{label:12s} {n / wall:7.0f} msg/s{per}  ms median/p99: " + ", ".join(parts), flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("servers", nargs="+", help="LABEL=HOST:PORT")
+    ap.add_argument("servers", nargs="+", help="LABEL=HOST:PORT[@PID|@PIDFILE]")
     ap.add_argument("--messages", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--size", type=int, default=2048)
@@ -95,11 +124,15 @@ def main() -> None:
     targets = []
     for spec in args.servers:
         label, _, hostport = spec.partition("=")
+        hostport, _, pid = hostport.partition("@")
         host, _, port = hostport.rpartition(":")
-        targets.append((label, (host, int(port))))
+        if pid and not pid.isdigit():
+            with open(pid) as f:
+                pid = f.read().split()[0]
+        targets.append((label, (host, int(port)), int(pid or 0)))
     for r in range(1, args.rounds + 1):
-        for label, addr in targets:
-            run(f"{label}#{r}", addr, args.messages, body, args.rcpt)
+        for label, addr, root in targets:
+            run(f"{label}#{r}", addr, args.messages, body, args.rcpt, root)
 
 
 if __name__ == "__main__":

@@ -123,7 +123,11 @@ def _core(settings: Settings, store: MaildirStore | None = None) -> _Core:
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="io"))
     directory = SqlDirectory.from_settings(settings, clock=clock)
     if store is None:
-        store = MaildirStore(settings.get_str("virtual_mailbox_base"), settings.get_str("myhostname"), clock)
+        from pymailsrv.net.conn import live_connections
+
+        # one client connection in the process: its delivery's fsyncs run on the loop, no thread hop
+        store = MaildirStore(settings.get_str("virtual_mailbox_base"), settings.get_str("myhostname"), clock,
+                             commit_inline=lambda: live_connections() <= 1)
     core = _Core(clock, directory, DirectoryAuthenticator(directory, settings, clock), store,
                  RestrictionEngine(settings, directory, clock=clock))
     _scale_out(settings, core)

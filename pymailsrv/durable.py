@@ -192,9 +192,11 @@ class CommitBatcher:
     """Makes written files durable under their final names, in batches (see the module notes).
     With ``fsync`` False (tests, benchmarks that say so) a commit is just the rename."""
 
-    def __init__(self, *, parallel: int = 1, fsync: bool = True) -> None:
+    def __init__(self, *, parallel: int = 1, fsync: bool = True,
+                 inline_when: Callable[[], bool] | None = None) -> None:
         self.parallel = parallel
         self.fsync = fsync
+        self.inline_when = inline_when
         self._pending: list[_Commit] = []
         self._running = 0
         self._scheduled = False
@@ -205,6 +207,11 @@ class CommitBatcher:
         if not self.fsync:
             os.close(fd)
             os.rename(tmp, final)
+            return
+        if not self._pending and not self._running and self.inline_when is not None and self.inline_when():
+            error = _commit_by_fsync([(fd, tmp, final)])[0]
+            if error is not None:
+                raise error
             return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()

@@ -135,3 +135,49 @@ def test_make_dirs_fsyncs_the_parent_of_each_directory_it_made_once(tmp_path: Pa
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(FileExistsError):
         durable.make_dirs(str(tmp_path / "file"))
+
+
+def test_inline_commit_runs_on_the_loop_in_the_same_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``inline_when`` true and nothing batched: fsync, rename, directory fsync without a thread;
+    false: the batch in a thread, as before."""
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "new").mkdir()
+    calls = _calls(monkeypatch)
+    batches: list[int] = []
+    real_run = durable._run_batch
+
+    def run(batch: list[tuple[int, str, str]]) -> list[OSError | None]:
+        batches.append(len(batch))
+        return real_run(batch)
+
+    monkeypatch.setattr(durable, "_run_batch", run)
+    alone = [True]
+
+    async def main() -> None:
+        batcher = durable.CommitBatcher(inline_when=lambda: alone[0])
+        for i, lone in enumerate((True, False)):
+            alone[0] = lone
+            tmp = str(tmp_path / "tmp" / f"m{i}")
+            fd = await durable.create(tmp, b"hello")
+            await batcher.commit(fd, tmp, str(tmp_path / "new" / f"m{i}"))
+            assert _durable_before_return(calls, tmp, str(tmp_path / "new" / f"m{i}"))
+
+    asyncio.run(main())
+    assert batches == [1]  # only the second went to a thread
+    assert calls[:3] == [("fsync", str(tmp_path / "tmp" / "m0")), ("rename", str(tmp_path / "new" / "m0")),
+                         ("fsync", str(tmp_path / "new"))]
+    assert sorted(os.listdir(tmp_path / "new")) == ["m0", "m1"]
+
+
+def test_a_failed_inline_commit_raises_and_leaves_no_file(tmp_path: Path) -> None:
+    (tmp_path / "tmp").mkdir()
+
+    async def main() -> None:
+        batcher = durable.CommitBatcher(inline_when=lambda: True)
+        tmp = str(tmp_path / "tmp" / "m")
+        fd = await durable.create(tmp, b"data")
+        with pytest.raises(FileNotFoundError):
+            await batcher.commit(fd, tmp, str(tmp_path / "missing" / "m"))
+        assert not os.path.exists(tmp)
+
+    asyncio.run(main())

@@ -1,4 +1,4 @@
-"""Postfix-style log lines, written once per event-loop iteration when logged on a loop."""
+"""Postfix-style log lines, written in batches of whole lines when logged on a loop."""
 
 from __future__ import annotations
 
@@ -37,19 +37,36 @@ def test_lines_have_postfix_shape(log_file: Path) -> None:
     assert [x.group(2) for x in m if x] == ["connect from unknown[192.0.2.7]", "warning: too many errors"]
 
 
-def test_lines_logged_on_a_loop_are_written_together_at_the_end_of_the_iteration(log_file: Path) -> None:
-    async def main() -> list[str]:
+def test_lines_logged_on_a_loop_are_written_together_a_moment_later(log_file: Path) -> None:
+    from pymailsrv.log import LoopFileHandler
+
+    async def main() -> tuple[list[str], list[str]]:
         for i in range(20):
             get_logger("smtpd").info("line %d", i)
         before = log_file.read_text().splitlines()
-        await asyncio.sleep(0)  # the iteration ends: one flush
+        await asyncio.sleep(0)  # iterations go by: still buffered (one write for many sessions)
         await asyncio.sleep(0)
-        return before
+        between = log_file.read_text().splitlines()
+        await asyncio.sleep(LoopFileHandler.FLUSH_DELAY * 2)
+        return before, between
 
-    before = asyncio.run(main())
-    assert before == []  # nothing written mid-iteration
+    before, between = asyncio.run(main())
+    assert before == between == []
     lines = log_file.read_text().splitlines()
     assert [LINE.match(x).group(2) for x in lines] == [f"line {i}" for i in range(20)]  # type: ignore[union-attr]
+
+
+def test_a_full_buffer_is_written_at_once_in_whole_lines(log_file: Path) -> None:
+    from pymailsrv.log import LoopFileHandler
+
+    async def main() -> list[str]:
+        n = LoopFileHandler.FLUSH_BYTES // 40 + 1  # lines of more than 40 bytes
+        for i in range(n):
+            get_logger("smtpd").info("line %d", i)
+        return log_file.read_text().splitlines(keepends=True)
+
+    written = asyncio.run(main())
+    assert written and all(x.endswith("\n") for x in written)
 
 
 def test_lines_logged_in_a_thread_are_written_at_once(log_file: Path) -> None:

@@ -54,6 +54,7 @@ log = logging.getLogger("pymailsrv.db")
 
 RECURSION_LIMIT = 100  # Postfix virtual_alias_recursion_limit is 1000; real chains are a few deep
 EXPANSION_LIMIT = 1000  # Postfix virtual_alias_expansion_limit
+ACCOUNT_MEMO = 4096  # rows whose Account is kept (cleared when full)
 RELAY_TRANSPORTS = ("smtp", "relay")
 
 
@@ -83,6 +84,9 @@ class RulesDirectory:
         self.source: Source = self.cache if self.cache is not None else source
         self.base = virtual_mailbox_base
         self.delimiters = recipient_delimiter
+        # Account by row: a message asks for its recipient's three times (smtpd's unlisted
+        # check, the router, the delivery agent); the path checks are done once per row
+        self._accounts: dict[MailboxRow, Account] = {}
 
     def lookup(self, *addresses: str) -> Lookup:
         """A Lookup for one operation on ``addresses`` (normalised): see db.lookup."""
@@ -215,6 +219,18 @@ class RulesDirectory:
     # --- mailboxes ----------------------------------------------------------------------------
     def account(self, row: MailboxRow) -> Account | None:
         """The Account of a row; None (logged) if its maildir would leave virtual_mailbox_base."""
+        try:
+            return self._accounts[row]
+        except KeyError:
+            pass
+        account = self._account(row)
+        if account is not None:  # one outside the base is logged whenever asked for
+            if len(self._accounts) >= ACCOUNT_MEMO:
+                self._accounts.clear()
+            self._accounts[row] = account
+        return account
+
+    def _account(self, row: MailboxRow) -> Account | None:
         base = posixpath.normpath(self.base)
         path = posixpath.normpath(posixpath.join(base, row.maildir.lstrip("/")))
         if path == base or not path.startswith(base.rstrip("/") + "/"):
@@ -248,7 +264,7 @@ class RulesDirectory:
         row = await self.raw.password_row(normalize(login))  # uncached: a new password works at once
         if row is None:
             return None
-        account = self.account(row)
+        account = self._account(row)  # not kept: the row holds the password hash
         if account is None:
             return None
         return PasswordEntry(username=row.username, password=row.password or "", active=row.active,

@@ -29,6 +29,14 @@ from pymailsrv.net.transform import Transform, TransformError
 SEND_SLICE = 256 * 1024  # ``send`` of a transformed stream yields to other sessions between slices
 
 
+_live = 0  # client connections open in this process
+
+
+def live_connections() -> int:
+    """Client connections open in this process (a disk wait on the loop would stall them)."""
+    return _live
+
+
 class ConnectionClosed(Exception):
     """The peer closed the connection (or it was closed under us) before the read completed."""
 
@@ -77,9 +85,14 @@ class Connection(asyncio.Protocol):
         # the per-IP limit this connection is over ("count"); its session only says so and ends
         self.over_limit = ""
         self.transform: Transform | None = None
+        self._counted = False
 
     # --- asyncio.Protocol callbacks -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        global _live
+        if not self._counted:
+            self._counted = True
+            _live += 1
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):  # a UNIX socket's names are paths
@@ -130,6 +143,10 @@ class Connection(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        global _live
+        if self._counted:
+            self._counted = False
+            _live -= 1
         self._eof = True
         self._closed = True
         self._wake()

@@ -14,6 +14,7 @@ Implementation notes:
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from pymailsrv.net.networks import Network, client_address, in_networks
 MAX_TRACKED = 10_000  # clients with recent connection attempts kept before pruning
 
 
+@functools.lru_cache(maxsize=4096)  # three times a session: open, active, close (str() of an address is slow)
 def _client(ip: str) -> str:
     addr = client_address(ip)
     return str(addr) if addr is not None else ip

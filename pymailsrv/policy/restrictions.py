@@ -84,6 +84,8 @@ def own_ip_addresses(settings: Settings) -> set[str]:
     return own
 
 
+_STAGES: tuple[Stage, ...] = ("connect", "helo", "mail", "rcpt", "data", "end_of_data")
+
 def normalized(state: SmtpState) -> SmtpState:
     """The state with sender/recipient in the internal form smtpd keeps (no brackets, no source
     route, local part unquoted), so replies and logs name them as Postfix does."""
@@ -151,6 +153,12 @@ class RestrictionEngine:
         self.lists = {param: self.compile(settings.get_list(param), param) for param in LISTS}
         self._check_relay_guard()
         self._dynamic: dict[str, list[Step]] = {}
+        self.unlisted_sender = settings.get_bool("smtpd_reject_unlisted_sender")
+        self.unlisted_recipient = settings.get_bool("smtpd_reject_unlisted_recipient")
+        # stages where nothing can refuse or act (Postfix's defaults: all but rcpt): after the
+        # syntax check they answer at once, not through a context and empty lists (5 of 6 checks
+        # of a message)
+        self._idle_stages = frozenset(stage for stage in _STAGES if self._idle(stage))
 
     # --- set-up ---------------------------------------------------------------------------------
     def table(self, spec: str) -> LookupTable:
@@ -242,12 +250,20 @@ class RestrictionEngine:
         for table in self._tables.values():
             await close_table(table)
 
+    def _idle(self, stage: Stage) -> bool:
+        if any(self.lists[param] for param in self._due(stage)):
+            return False
+        sender_due = stage == "rcpt" if self.delay_reject else stage == "mail"
+        return not (sender_due and self.unlisted_sender) and not (stage == "rcpt" and self.unlisted_recipient)
+
     # --- evaluation -----------------------------------------------------------------------------
     async def check(self, stage: Stage, state: SmtpState) -> Decision:
         state = normalized(state)
         bad_syntax = syntax_check(stage, state)
         if bad_syntax is not None:
             return bad_syntax  # smtpd answers these without a "NOQUEUE: reject" log line
+        if stage in self._idle_stages:
+            return DUNNO
         ctx = Ctx(stage, state)
         try:
             decision = await self._check(ctx)
@@ -300,14 +316,13 @@ class RestrictionEngine:
 
         state = ctx.state
         sender_due = ctx.stage == "rcpt" if self.delay_reject else ctx.stage == "mail"
-        if sender_due and state.sender and self.settings.get_bool("smtpd_reject_unlisted_sender"):
+        if sender_due and state.sender and self.unlisted_sender:
             ctx.reply_class, ctx.reply_name = replies.SENDER, state.sender
             decision = await unlisted(self, ctx, state.sender, replies.SENDER)
             if decision.refused:
                 ctx.decided_by = "smtpd_reject_unlisted_sender"
                 return decision
-        if ctx.stage == "rcpt" and state.recipient and \
-                self.settings.get_bool("smtpd_reject_unlisted_recipient"):
+        if ctx.stage == "rcpt" and state.recipient and self.unlisted_recipient:
             ctx.reply_class, ctx.reply_name = replies.RECIPIENT, state.recipient
             decision = await unlisted(self, ctx, state.recipient, replies.RECIPIENT)
             if decision.refused:

@@ -57,6 +57,7 @@ bounce_log = get_logger("bounce")
 _INLINE_READ = 256 * 1024
 _AGENT_NAMES = ("virtual", "smtp", "lmtp", "error", "discard", "vacation")  # larger contents are read in a thread
 _LOCAL_AGENTS = ("virtual", "vacation")  # delivered on the fast path, before the 250
+_AGENT_LOGS = {name: get_logger(name) for name in _AGENT_NAMES}  # not a getLogger (a lock) per line
 
 
 @dataclass(slots=True)
@@ -263,8 +264,11 @@ class QueueManager:
             return False
         qf = QueueFile(qid, "active", env, len(content), -1)
         self._log_active(qf)
-        outcomes = await asyncio.gather(*(self._deliver_one(i, f, r, env.sender, content)
-                                          for i, f, r in plan))
+        if len(plan) == 1:  # the common case: no task and gather callbacks (3 loop callbacks)
+            outcomes = [await self._deliver_one(*plan[0], env.sender, content)]
+        else:
+            outcomes = await asyncio.gather(*(self._deliver_one(i, f, r, env.sender, content)
+                                              for i, f, r in plan))
         if all(o.result.outcome == "sent" for o in outcomes):
             for o in outcomes:
                 self._log_result(qf, o)
@@ -738,7 +742,7 @@ class QueueManager:
         total = max(0.0, o.finished - arrival)
         status = {"sent": "sent", "deferred": "deferred", "bounced": "bounced"}[r.outcome]
         _count_result(o.route.transport, status, d, total)
-        get_logger(o.route.transport if o.route.transport in _AGENT_NAMES else "qmgr").info(
+        _AGENT_LOGS.get(o.route.transport, log).info(
             "%s: to=<%s>%s, relay=%s, delay=%s, delays=%s/%s/0/%s, dsn=%s, status=%s (%s)",
             qf.queue_id, o.final, orig_part, r.relay, fmt_delay(total), fmt_delay(a), fmt_delay(b),
             fmt_delay(d), r.dsn, status, r.text)

@@ -117,6 +117,7 @@ class MaildirStore:
         poll_interval: float = 1.0,
         fsync: bool = True,
         idle_messages: int = 200_000,
+        commit_inline: Callable[[], bool] | None = None,
     ) -> None:
         self.base = virtual_mailbox_base
         self.host = mdfiles.escape_host(hostname or socket.gethostname())
@@ -130,7 +131,8 @@ class MaildirStore:
         self._last_validity = 0
         self._subs_lock = threading.Lock()
         self._pop3: dict[str, int] = {}
-        self._commits = durable.CommitBatcher(fsync=fsync)
+        # commit_inline: nobody else in the process waits on the loop (durable.CommitBatcher)
+        self._commits = durable.CommitBatcher(fsync=fsync, inline_when=commit_inline)
         self.usage_cache = quota.UsageCache()
         self._idle: OrderedDict[str, Folder] = OrderedDict()  # released folders, oldest first
         self._idle_messages = 0

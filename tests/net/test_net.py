@@ -191,3 +191,28 @@ async def test_backpressure_bounds_buffer() -> None:
         w.close()
     finally:
         await srv.close()
+
+
+async def test_live_connections_counts_open_client_connections() -> None:
+    """What the Maildir store asks before it fsyncs on the loop: one connection, nobody else waits."""
+    from pymailsrv.net.conn import live_connections
+
+    before = live_connections()
+    srv = await serve()
+    try:
+        clients = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(2)]
+        for r, _ in clients:
+            assert await r.readline() == b"* hello\r\n"
+        assert live_connections() == before + 2
+        for r, w in clients:
+            w.write(b"QUIT\r\n")
+            assert await r.readline() == b"BYE\r\n"
+            assert await r.read() == b""
+            w.close()
+        for _ in range(50):
+            if live_connections() == before:
+                break
+            await asyncio.sleep(0.01)
+        assert live_connections() == before
+    finally:
+        await srv.close()
