@@ -75,6 +75,11 @@ print(f"{label:26s} {n / wall:7.0f} msg/s  server CPU {cpu:6.2f} s = {cpu / n * 
 EOF
 }
 
+for i in 0 1; do  # what the processes spend doing nothing (timers, metrics reports) is in every figure
+    c0="$(cpu "${pids[$i]}")"; sleep "${IDLE_SECS:-5}"; c1="$(cpu "${pids[$i]}")"
+    python3 -c 'import sys; print(f"{sys.argv[1]:26s} idle: server CPU {(float(sys.argv[3]) - float(sys.argv[2])) / float(sys.argv[4]) * 1e3:.1f} ms/s")' \
+        "${LOOPS[$i]}" "$c0" "$c1" "${IDLE_SECS:-5}"
+done
 for ((r = 1; r <= ROUNDS; r++)); do
     for i in 0 1; do
         loop="${LOOPS[$i]}"; port="${PORTS[$i]}"; pid="${pids[$i]}"
