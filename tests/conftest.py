@@ -33,8 +33,8 @@ def _unavailable(what: str, exc: BaseException) -> None:
 
 if os.environ.get("PYMAILSRV_TEST_EVENT_LOOP", "asyncio") == "uvloop":
     # PYMAILSRV_TEST_EVENT_LOOP=uvloop runs the in-process servers of the async tests on uvloop, the
-    # loop ``pymailsrv serve`` runs on by default (event_loop = auto); servers started as processes
-    # follow their configuration.
+    # loop ``pymailsrv serve`` runs on with event_loop = uvloop (or auto where it is installed);
+    # servers started as processes follow their configuration.
     import uvloop
 
     def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
