@@ -27,7 +27,12 @@ CHECKOUTS=("$@"); [ ${#CHECKOUTS[@]} -gt 0 ] || CHECKOUTS=("$ROOT")
 "$ANCHORS/dovecot-setup.sh" >/dev/null
 DPID="$(cat /run/lab-dovecot/master.pid)"
 labels=(dovecot); ports=(1143); pids=("$DPID")
-cleanup() { for p in "${pids[@]:1}"; do kill "$p" 2>/dev/null || true; done; chown -R vmail:vmail "$BASE" 2>/dev/null || true; }
+# Dovecot too: started here, it holds what this script holds open, /tmp/bench.lock under flock among them
+cleanup() {
+    for p in "${pids[@]:1}"; do kill "$p" 2>/dev/null || true; done
+    chown -R vmail:vmail "$BASE" 2>/dev/null || true
+    "$ANCHORS/dovecot-stop.sh" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 read -ra LOOPS <<< "${EVENT_LOOPS:-default}"
 port=1144
