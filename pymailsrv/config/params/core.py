@@ -20,8 +20,8 @@ PARAMS = (
           "at most 4, none on a single core.", minimum=0, auto=_one_per_core),
     Param("event_loop", "enum", "asyncio", "The event loop of the serving processes (the main one and "
           "every worker; one-shot commands use asyncio's): asyncio, the standard library's; uvloop (libuv, "
-          "pip install 'pymailsrv[uvloop]'), measured on the same checkout at 4-7% less CPU per message for "
-          "one SMTP session and none for 20 sessions or IMAP, which is why it is not the default; auto: "
+          "pip install 'pymailsrv[uvloop]'), measured on the same checkout at about 5% less CPU per message for "
+          "one SMTP session, 8% for 20 sessions and none for IMAP, which is why it is not the default; auto: "
           "uvloop when it is installed, else asyncio. A reload keeps the loop; restart to change it.",
           choices=("auto", "uvloop", "asyncio")),
     # Postfix names (POSTFIX-SEMANTICS §2)
