@@ -8,7 +8,9 @@
 # …), so two versions compare in the same run (e.g. main and an older worktree).
 # Needs ../shared/anchors beside the repository (ANCHORS to override), Debian's dovecot-imapd and
 # imaptest built by the anchors' build-imaptest.sh (IMAPTEST to override); PYTHON (default: the
-# repo's .venv) runs every checkout. Env: PROCS (worker_processes, auto), SEED (123), USERS (0-99).
+# repo's .venv) runs every checkout. Env: PROCS (worker_processes, auto), SEED (123), USERS (0-99),
+# EVENT_LOOPS (e.g. "asyncio uvloop": each checkout is served once per event_loop, side by side;
+# default: the checkout's own default), DOVECOT (0: serve the anchor's Maildirs but run no load on it).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(dirname "$HERE")"
 ANCHORS="${ANCHORS:-$ROOT/../shared/anchors}"
@@ -25,11 +27,18 @@ CHECKOUTS=("$@"); [ ${#CHECKOUTS[@]} -gt 0 ] || CHECKOUTS=("$ROOT")
 "$ANCHORS/dovecot-setup.sh" >/dev/null
 DPID="$(cat /run/lab-dovecot/master.pid)"
 labels=(dovecot); ports=(1143); pids=("$DPID")
-cleanup() { for p in "${pids[@]:1}"; do kill "$p" 2>/dev/null || true; done; chown -R vmail:vmail "$BASE" 2>/dev/null || true; }
+# Dovecot too: started here, it holds what this script holds open, /tmp/bench.lock under flock among them
+cleanup() {
+    for p in "${pids[@]:1}"; do kill "$p" 2>/dev/null || true; done
+    chown -R vmail:vmail "$BASE" 2>/dev/null || true
+    "$ANCHORS/dovecot-stop.sh" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
+read -ra LOOPS <<< "${EVENT_LOOPS:-default}"
 port=1144
 for checkout in "${CHECKOUTS[@]}"; do
-    checkout="$(cd "$checkout" && pwd)"
+  checkout="$(cd "$checkout" && pwd)"
+  for loop in "${LOOPS[@]}"; do
     work="/var/lab/pymailsrv-imaptest-$port"; rm -rf "$work"; mkdir -p "$work"
     cat > "$work/pymailsrv.conf" <<CONF
 myhostname = mx.bench.test
@@ -45,6 +54,7 @@ CONF
     if grep -rqs login_max_ip_connections "$checkout/pymailsrv/config"; then
         echo "login_max_ip_connections = 0" >> "$work/pymailsrv.conf"
     fi
+    [ "$loop" = default ] || echo "event_loop = $loop" >> "$work/pymailsrv.conf"
     # in the checkout: python -m/-c import from the current directory before PYTHONPATH
     pym() { (cd "$checkout" && PYTHONPATH="$checkout" "$PY" -m pymailsrv --config "$work/pymailsrv.conf" "$@"); }
     pym db upgrade >/dev/null; pym domain add bench.test >/dev/null
@@ -54,9 +64,11 @@ for i in range(100):
     main(["--config", sys.argv[1], "mailbox", "add", f"u{i}@bench.test", "--password", "pw"])' \
         "$work/pymailsrv.conf" >/dev/null)
     (cd "$checkout" && exec env PYTHONPATH="$checkout" "$PY" -m pymailsrv --config "$work/pymailsrv.conf" serve) >/dev/null 2>&1 &
-    pids+=("$!"); ports+=("$port"); labels+=("pymailsrv:$(basename "$checkout")@$(git -C "$checkout" rev-parse --short HEAD)")
+    pids+=("$!"); ports+=("$port")
+    labels+=("pymailsrv:$(basename "$checkout")@$(git -C "$checkout" rev-parse --short HEAD)$([ "$loop" = default ] || echo "+$loop")")
     for _ in $(seq 150); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
     port=$((port + 1))
+  done
 done
 sleep 3  # the workers start
 
@@ -97,6 +109,7 @@ EOF
 for ((r = 1; r <= ROUNDS; r++)); do
     for mix in nologout default; do
         for i in "${!labels[@]}"; do
+            [ "$i" = 0 ] && [ "${DOVECOT:-1}" = 0 ] && continue
             run "${labels[$i]}#$r" "${ports[$i]}" "${pids[$i]}" "$mix"
         done
     done

@@ -4,7 +4,8 @@
 # Uses ../shared/anchors (bench-smtp.sh measures accept and delivery rates and CPU).
 #   ROUNDS=2 SESSIONS=20 MSGS=20000 SIZE=2048 REPS=1 PROCS=2 bench/smtp_vs_postfix.sh
 # (PROCS: pymailsrv's worker_processes; SIEVE=1: every pymailsrv user u0..u99 has the 30-rule
-# Sieve script of bench/sieve_rules.py as its active script, issue 15's performance case)
+# Sieve script of bench/sieve_rules.py as its active script, issue 15's performance case;
+# EVENT_LOOP: pymailsrv's event_loop, asyncio or uvloop; default: the checkout's default)
 # Needs root (Postfix), Debian's postfix package, and the repo's .venv or PYTHON.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(dirname "$HERE")"
@@ -26,6 +27,7 @@ data_directory = $WORK
 virtual_mailbox_base = $BASE
 smtpd_listen = 127.0.0.1:$PORT
 worker_processes = ${PROCS:-2}
+${EVENT_LOOP:+event_loop = $EVENT_LOOP}
 mynetworks = 127.0.0.0/8
 log_file = $WORK/pymailsrv.log
 # SPREAD=1: fold smtp-source's <seq>u@bench.test onto u0..u99, as the Postfix anchor does
@@ -53,5 +55,5 @@ for _ in $(seq 1 100); do ss -ltn "sport = :$PORT" | grep -q ":$PORT" && break; 
 
 for ((r = 1; r <= ROUNDS; r++)); do
     "$ANCHORS/bench-smtp.sh" 127.0.0.1 2525 /var/lab/postfix-vmail postfix
-    "$ANCHORS/bench-smtp.sh" 127.0.0.1 "$PORT" "$BASE" "pymailsrv$([ "${SIEVE:-0}" = 1 ] && echo +sieve)"
+    "$ANCHORS/bench-smtp.sh" 127.0.0.1 "$PORT" "$BASE" "pymailsrv$([ "${SIEVE:-0}" = 1 ] && echo +sieve)$([ -z "${EVENT_LOOP:-}" ] || echo "+$EVENT_LOOP")"
 done

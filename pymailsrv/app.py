@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pymailsrv import eventloop
 from pymailsrv.config.settings import Settings
 from pymailsrv.errors import ConfigError
 from pymailsrv.log import LogTarget, get_logger, setup_logging
@@ -69,11 +70,12 @@ def serve(settings: Settings | None, *, config_path: str, demo: bool = False, wo
     assert settings is not None
     _setup_logging(settings)
     try:
+        loop = eventloop.choose(settings.get_str("event_loop"))
         if worker:
             from pymailsrv.workers import WorkerSpec
 
-            return asyncio.run(_serve_worker(settings, WorkerSpec.parse(worker)))
-        return asyncio.run(_serve(settings, config_path))
+            return loop.run(_serve_worker(settings, WorkerSpec.parse(worker)))
+        return loop.run(_serve(settings, config_path))
     except ConfigError as exc:
         log.critical("fatal: %s", exc)
         return 1
@@ -212,7 +214,8 @@ RESTART_ONLY = ("smtpd_listen", "submission_listen", "smtps_listen", "reinject_l
                 "data_directory", "queue_directory", "virtual_mailbox_base", "database_url", "database_table_prefix",
                 "default_process_limit", "myhostname", "acme_directory_url", "acme_http_listen", "acme_tls_listen",
                 "lmtp_listen", "dovecot_auth_listen", "quota_status_listen", "service_socket_mode",
-                "service_socket_group", "metrics_listen", "stats_listen", "stats_database", "stats_update_interval")
+                "service_socket_group", "metrics_listen", "stats_listen", "stats_database", "stats_update_interval",
+                "event_loop")
 
 
 def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
@@ -467,8 +470,8 @@ async def _serve(settings: Settings, config_path: str) -> int:
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hup)
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, _renew_certificate_on_usr2(acme))
     pid_file = _write_pid(settings)
-    log.info("daemon started -- version %s, data directory %s", __import__("pymailsrv").__version__,
-             settings.get_str("data_directory"))
+    log.info("daemon started -- version %s, data directory %s, event loop %s", __import__("pymailsrv").__version__,
+             settings.get_str("data_directory"), eventloop.running())
     notifier.ready()
     await stop.wait()
     log.info("terminating on signal")
@@ -564,8 +567,8 @@ async def _serve_worker(settings: Settings, spec: WorkerSpec) -> int:
                                        smtp_sockets=inherited, adopters=adopters, on_end=ended)
         serving.inbox = workers.Inbox(spec.inbox, adopters, channel)
         channel.send("ready")
-        log.info("worker process %d serving %d listening socket(s) and %d passed", spec.slot,
-                 sum(len(socks) for socks in inherited.values()), len(adopters))
+        log.info("worker process %d serving %d listening socket(s) and %d passed, event loop %s", spec.slot,
+                 sum(len(socks) for socks in inherited.values()), len(adopters), eventloop.running())
         stop = _stop_event()
         retire = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -31,6 +31,16 @@ def _unavailable(what: str, exc: BaseException) -> None:
     pytest.skip(f"{what} unreachable: {exc}")
 
 
+if os.environ.get("PYMAILSRV_TEST_EVENT_LOOP", "asyncio") == "uvloop":
+    # PYMAILSRV_TEST_EVENT_LOOP=uvloop runs the in-process servers of the async tests on uvloop, the
+    # loop ``pymailsrv serve`` runs on with event_loop = uvloop (or auto where it is installed);
+    # servers started as processes follow their configuration.
+    import uvloop
+
+    def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
+        return {"uvloop": uvloop.new_event_loop}
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", default=False,
                      help="rewrite golden files (BODYSTRUCTURE, Received headers, DSN bodies …)")

@@ -81,6 +81,8 @@ managesieve_listen = {managesieve_listen}
 # service_socket_group = postfix
 # Worker processes (SMTP, IMAP, POP3) beside the main one (auto: one per CPU core, at most 4; 0: none)
 # worker_processes = auto
+# Event loop of the serving processes: asyncio, uvloop (pip install 'pymailsrv[uvloop]'), auto
+# event_loop = asyncio
 
 # --- SMTP policy (Postfix names and defaults) -------------------------------------------------
 # message_size_limit = 10240000

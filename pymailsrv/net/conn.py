@@ -290,6 +290,11 @@ class Connection(asyncio.Protocol):
         if self.transport is None or self._closed:
             raise ConnectionClosed()
         loop = asyncio.get_running_loop()
+        # The client's handshake may follow our "go ahead" before start_tls runs (wait_for runs it
+        # in a task of its own: a turn of the loop later): read now, it would land in our plaintext
+        # buffer, unseen by TLS, and both sides wait. Paused, it waits in the socket; start_tls
+        # resumes reading once TLS is in place (uvloop polls for input before it runs that task).
+        self.transport.pause_reading()
         try:
             new = await asyncio.wait_for(
                 loop.start_tls(self.transport, self, context, server_side=True), timeout
