@@ -56,6 +56,10 @@ class Loaded:
             self._data = to_crlf(raw)
         return self._data
 
+    @property
+    def parsed(self) -> mime.Part | None:
+        return self._root
+
     async def root(self) -> mime.Part:
         if self._root is None:
             self._root = mime.parse(await self.data())
@@ -125,6 +129,14 @@ async def _section_bytes(msg: Loaded, sec: Section, spec: str) -> bytes | None:
         return await msg.header()
     if not sec.part and sec.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
         return await msg.header_fields(sec, spec)
+    if msg.parsed is None:  # the whole message, its text, or part 1 of a single part: no MIME parse
+        if not sec.part and sec.text in ("", "TEXT"):
+            data = await msg.data()
+            return data if not sec.text else mime.split_message(data)[1]
+        if sec.part == (1,) and not sec.text:
+            body = mime.single_part_body(await msg.data())
+            if body is not None:
+                return body
     return mime.section(await msg.root(), await msg.data(), sec)
 
 
