@@ -9,7 +9,8 @@ Implementation notes:
 - A thread hop costs more CPU than a few system calls (GIL hand-offs, futex wake-ups), so the
   common cases run on the loop under ``Folder.on_loop``: a sync that finds the disk as the
   picture has it (stamps unchanged, or a small listing that matches), a STORE's renames, an
-  EXPUNGE's unlinks, a UID assignment, index writes, reading a message the page cache holds
+  EXPUNGE's renames into tmp/ (store/reaper.py unlinks them: freeing blocks waits for the
+  journal), a UID assignment, index writes, reading a message the page cache holds
   (pymailsrv/pagecache.py). Only what waits or scans (a big listing, a whole uidlist, a held
   lock, a read from the disk) goes to ``asyncio.to_thread``, one hop per operation (a sync is
   one hop however many files it touches).

@@ -19,7 +19,7 @@ import pytest
 
 from pymailsrv import pagecache
 from pymailsrv.clock import SystemClock
-from pymailsrv.store import folder_state, quota
+from pymailsrv.store import folder_state, quota, reaper
 from pymailsrv.store.base import DELETED, SEEN, SyncResult
 from pymailsrv.store.folder_state import LOCK_SOURCE, OWN_TRUST, UIDLIST, UIDLIST_LOCK, FolderState
 from pymailsrv.store.index import INDEX_FILE
@@ -127,6 +127,41 @@ async def test_store_and_expunge_on_the_loop_keep_the_view_current(acct: Account
     other = await MaildirStore(hostname="other", clock=SystemClock()).open(acct)  # the index too
     await other.sync()
     assert [m.uid for m in other.messages()] == [1, 3]
+
+
+async def test_expunge_on_the_loop_leaves_the_unlink_to_the_reaper(acct: Account, hops: list[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Freeing a file's blocks waits for the journal: the loop only renames the file out of cur/
+    (into tmp/), the reaper thread unlinks it; one a dead process left there goes at the next open."""
+    _, box = await opened(acct)
+    settle(acct)
+    await box.sync()
+    unlinked: list[str] = []
+    real_unlink = os.unlink
+
+    def unlink(path: Any, *a: Any, **kw: Any) -> None:
+        unlinked.append(threading.current_thread().name)
+        real_unlink(path, *a, **kw)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    await box.set_flags([1, 3], [DELETED], "add")
+    hops.clear()
+    assert await box.expunge() == [1, 3]
+    assert hops == [] and len(os.listdir(Path(acct.maildir) / "cur")) == 1
+    reaper.drain()
+    monkeypatch.undo()
+    assert unlinked == ["pymailsrv-reaper"] * 2
+    tmp = Path(acct.maildir) / "tmp"
+    assert not [n for n in os.listdir(tmp) if n.startswith(reaper.PREFIX)]
+    left = tmp / (reaper.PREFIX + "1.M1P1.host")  # the reaper of a process that died never ran
+    left.write_bytes(MSG)
+    young = tmp / (reaper.PREFIX + "2.M2P1.host")
+    young.write_bytes(MSG)
+    os.utime(left, (1_000_000.0, 1_000_000.0))
+    again = await MaildirStore(hostname="other", clock=SystemClock()).open(acct)
+    await again.sync()
+    assert not left.exists() and young.exists()  # (a young one may be another process's, queued)
+    assert [m.uid for m in again.messages()] == [2]
 
 
 async def test_store_finds_a_file_renamed_under_it_in_a_thread(acct: Account, hops: list[str]) -> None:
