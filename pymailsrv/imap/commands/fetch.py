@@ -112,12 +112,25 @@ class Loaded:
         if cached is not None:
             return cached
         root = await self.root()
-        if name == "ENVELOPE":
-            value = mime.envelope(root)
-        else:
-            value = mime.bodystructure(root, extended=name == "BODYSTRUCTURE")
+        value = _derive(root, name)
         await self.remember(key, value)
+        if self.cache is not None:
+            # The other items (and the header) cost little more now than another read and parse
+            # later: clients that ask one ask the others (imaptest's FETCH, mutt, iOS Mail).
+            # The process-wide cache only; the store's keeps what was asked for.
+            for other, other_key in CACHE_KEYS.items():
+                if other != name and self.cache.get(self._key(other_key)) is None:
+                    self.cache.put(self._key(other_key), _derive(root, other))
+            if self._header is None:
+                self._header = root.header
+                self.cache.put(self._key(HEADER_KEY), root.header)
         return value
+
+
+def _derive(root: mime.Part, name: str) -> bytes:
+    if name == "ENVELOPE":
+        return mime.envelope(root)
+    return mime.bodystructure(root, extended=name == "BODYSTRUCTURE")
 
 
 def _sets_seen(att: FetchAtt) -> bool:
