@@ -79,7 +79,7 @@ from pymailsrv.store.folder_state import (
     flags_info,
     info_of,
 )
-from pymailsrv.store.index import EXPUNGED
+from pymailsrv.store.index import EXPUNGED, delete_rows, put_rows
 from pymailsrv.store.view import apply_flags
 
 SNAPSHOT_EVERY = 2000  # changes between snapshot rewrites while the folder stays open
@@ -248,7 +248,7 @@ class Folder(FolderState):
                 self._note(uid, EXPUNGED)
             if rel is not None and self._in[rel[:3]].get(rel[4:]) == uid:
                 del self._in[rel[:3]][rel[4:]]
-        self._index_write(lambda ix: ix.delete(uids))
+        self._ride(delete_rows(uids))  # (every caller settles next)
         self._unsaved += len(uids)
         return True
 
@@ -544,12 +544,13 @@ class Folder(FolderState):
             if uids is None:
                 return [], files
             self._open_index()
-            rows = [(uids[nf.base], nf.idate, nf.vsize) for nf in files]
-            self._index_write(lambda ix: ix.put(rows))
+            self._ride(put_rows([(uids[nf.base], nf.idate, nf.vsize) for nf in files]))
             found = sorted((uids[nf.base], "cur", os.path.basename(nf.source), nf.idate, nf.vsize) for nf in files)
             if self._insert(found):
-                self._settle(listed=False)
+                self._settle(listed=False)  # (the rows and their modseqs: one transaction)
                 self.generation += 1
+            else:
+                self._unride()
             if before is not None:
                 self.own_changes(before)
             return [uids[nf.base] for nf in files], []

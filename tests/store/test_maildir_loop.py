@@ -164,6 +164,30 @@ async def test_expunge_on_the_loop_leaves_the_unlink_to_the_reaper(acct: Account
     assert [m.uid for m in again.messages()] == [2]
 
 
+async def test_append_store_and_expunge_each_write_the_index_once(acct: Account) -> None:
+    """A message's rows and the modseq of the change go in one transaction, and the busy
+    timeout is not switched back and forth around each write on the loop."""
+    _, box = await opened(acct)
+    settle(acct)
+    await box.sync()
+    statements: list[str] = []
+    ix = box._f.index
+    assert ix is not None and ix.conn is not None
+    ix.conn.set_trace_callback(statements.append)
+    uid = await box.append(MSG, [DELETED])
+    await box.sync()
+    await box.set_flags([1], [SEEN], "add")
+    assert await box.expunge() == [uid]
+    ix.conn.set_trace_callback(None)
+    begins = [x for x in statements if x.startswith("BEGIN")]
+    assert len(begins) == 4, statements  # APPEND, the \\Recent watermark its sync moved, STORE, EXPUNGE
+    assert sum("busy_timeout" in x for x in statements) <= 1
+    other = await MaildirStore(hostname="other", clock=SystemClock()).open(acct)
+    await other.sync()
+    assert [m.uid for m in other.messages()] == [1, 2, 3]
+    assert other.messages()[0].modseq > 1
+
+
 async def test_store_finds_a_file_renamed_under_it_in_a_thread(acct: Account, hops: list[str]) -> None:
     _, box = await opened(acct)
     cur = Path(acct.maildir) / "cur"
