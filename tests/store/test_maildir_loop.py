@@ -180,7 +180,7 @@ async def test_append_store_and_expunge_each_write_the_index_once(acct: Account)
     assert await box.expunge() == [uid]
     ix.conn.set_trace_callback(None)
     begins = [x for x in statements if x.startswith("BEGIN")]
-    assert len(begins) == 4, statements  # APPEND, the \\Recent watermark its sync moved, STORE, EXPUNGE
+    assert len(begins) == 4, statements  # APPEND, the \Recent watermark its sync moved, STORE, EXPUNGE
     assert sum("busy_timeout" in x for x in statements) <= 1
     other = await MaildirStore(hostname="other", clock=SystemClock()).open(acct)
     await other.sync()
