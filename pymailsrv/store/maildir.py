@@ -454,28 +454,43 @@ class MaildirStore:
             raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
         hub = self._acquire(account, path)
         try:
-            return await asyncio.to_thread(self._status, hub.folder)
+            f = hub.folder
+            generation = f.generation
+            st: FolderStatus | None = None
+            with f.on_loop() as held:  # a folder open here (the selected one, often) and current
+                if held and f.loaded and not f.evicted and f.refresh_on_loop(move_new=False, track=True):
+                    st = self._counts(f)
+            if st is None:
+                st = await asyncio.to_thread(self._status, f)
+            if f.generation != generation:
+                hub.notify()  # what this look found is news to the folder's sessions too
+            return st
         finally:
             await self._release(hub)
 
-    @staticmethod
-    def _status(f: Folder) -> FolderStatus:
+    @classmethod
+    def _status(cls, f: Folder) -> FolderStatus:
         if f.path == f.root:
             ensure_maildir(f.root, subfolder=False)
         f.refresh(move_new=False)
         with f.lock:
-            infos = list(f.infos.values())
-            if f.uidlist is None or f.evicted:
-                raise FolderNotFound("Mailbox doesn't exist", code="NONEXISTENT")
-            return FolderStatus(
-                messages=len(infos),
-                recent=sum(1 for m in infos if m.uid >= f.first_recent),
-                unseen=sum(1 for m in infos if SEEN not in m.flags),
-                uidnext=f.uidlist.next_uid,
-                uidvalidity=f.uidlist.uidvalidity,
-                size=sum(m.size for m in infos),
-                highestmodseq=f.modseq,
-            )
+            return cls._counts(f)
+
+    @staticmethod
+    def _counts(f: Folder) -> FolderStatus:
+        """The STATUS items of the picture (the caller holds the lock)."""
+        infos = list(f.infos.values())
+        if f.uidlist is None or f.evicted:
+            raise FolderNotFound("Mailbox doesn't exist", code="NONEXISTENT")
+        return FolderStatus(
+            messages=len(infos),
+            recent=sum(1 for m in infos if m.uid >= f.first_recent),
+            unseen=sum(1 for m in infos if SEEN not in m.flags),
+            uidnext=f.uidlist.next_uid,
+            uidvalidity=f.uidlist.uidvalidity,
+            size=sum(m.size for m in infos),
+            highestmodseq=f.modseq,
+        )
 
     async def quota(self, account: Account) -> QuotaUsage:
         root = self.root(account)

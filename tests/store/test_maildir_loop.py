@@ -188,6 +188,19 @@ async def test_append_store_and_expunge_each_write_the_index_once(acct: Account)
     assert other.messages()[0].modseq > 1
 
 
+async def test_status_of_an_open_current_folder_takes_no_thread(acct: Account, hops: list[str]) -> None:
+    store, box = await opened(acct)
+    settle(acct)
+    await box.sync()
+    await box.set_flags([1], [SEEN], "add")
+    hops.clear()
+    st = await store.status(acct, "INBOX")
+    assert (st.messages, st.unseen, st.uidnext) == (3, 2, 4) and hops == []
+    await MaildirStore(hostname="other", clock=SystemClock()).deliver(acct, MSG)  # another process
+    st = await store.status(acct, "INBOX")
+    assert (st.messages, st.unseen, st.uidnext) == (4, 3, 5) and hops == ["_status"]
+
+
 async def test_store_finds_a_file_renamed_under_it_in_a_thread(acct: Account, hops: list[str]) -> None:
     _, box = await opened(acct)
     cur = Path(acct.maildir) / "cur"
