@@ -14,7 +14,7 @@ Implementation notes:
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pymailsrv.imap import mime, wire
 from pymailsrv.imap.cache import ContentCache, Key
@@ -213,7 +213,7 @@ def _info_lines(s: Session, uids: list[int], names: list[str]) -> bytes:
 class _Planned:
     """A FETCH item with its section text and response label, computed once per command."""
 
-    __slots__ = ("att", "label", "spec")
+    __slots__ = ("att", "cache_what", "label", "literal", "prefix", "spec")
 
     def __init__(self, att: FetchAtt) -> None:
         self.att = att
@@ -222,6 +222,30 @@ class _Planned:
         if att.partial is not None:
             label += b"<%d>" % att.partial[0]
         self.label = label + b" "
+        # what the ContentCache holds the whole answer under, and what precedes it
+        self.cache_what = ""
+        self.prefix = b""
+        self.literal = False  # the cached bytes go out as a literal
+        sec = att.section
+        if att.name in CACHE_KEYS:
+            self.cache_what, self.prefix = CACHE_KEYS[att.name], att.name.encode() + b" "
+        elif (sec is not None and not sec.part and sec.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT")
+              and att.partial is None):
+            self.cache_what, self.prefix, self.literal = "fields " + self.spec, self.label, True
+
+
+def _ready_item(s: Session, info: MessageInfo, msg_key: tuple[str, str, int, int], item: _Planned) -> bytes | None:
+    """The item without I/O or an await, when the MessageInfo or the ContentCache has it
+    (``msg_key``: the message's part of the cache key); None otherwise."""
+    name = item.att.name
+    if name in _INFO_ATTS:
+        return _info_item(s, info, name)
+    if not item.cache_what or s.cache is None:
+        return None
+    got = s.cache.get((*msg_key, item.cache_what))
+    if got is None:
+        return None
+    return item.prefix + (wire.literal(got) if item.literal else got)
 
 
 async def _item(s: Session, info: MessageInfo, msg: Loaded, item: _Planned) -> bytes:
@@ -270,17 +294,26 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
         return Done("Fetch completed.")
     reads = _Prefetch(s.mailbox, uids) if len(uids) > 1 and any(_needs_file(x) for x in atts) else None
     plan = [_Planned(att) for att in atts]
+    folder, validity = s.mailbox.folder, s.mailbox.uidvalidity
     try:
         for uid in uids:
             cur = s.info.get(uid)
             if cur is None:
                 continue
             info = cur
-            msg = Loaded(s.mailbox, uid, s.cache, user, reads.start(uid) if reads else None)
-            try:
-                items = [await _item(s, info, msg, item) for item in plan]
-            except KeyError:
-                continue  # the file vanished under us: expunged by another session
+            ready = None
+            if reads is None:  # answered from memory, no coroutine per item (clients' listings)
+                msg_key = (user, folder, validity, uid)
+                ready = [_ready_item(s, info, msg_key, item) for item in plan]
+            if ready is None or None in ready:
+                msg = Loaded(s.mailbox, uid, s.cache, user, reads.start(uid) if reads else None)
+                try:
+                    items = [got if ready is not None and (got := ready[i]) is not None
+                             else await _item(s, info, msg, item) for i, item in enumerate(plan)]
+                except KeyError:
+                    continue  # the file vanished under us: expunged by another session
+            else:
+                items = cast("list[bytes]", ready)
             if uid in seen_changed:
                 items += _seen_items(s, info, atts)
             s.write(b"* %d FETCH (" % s.seq_of(uid) + b" ".join(items) + b")\r\n")
