@@ -718,9 +718,10 @@ class MaildirMailbox(ViewedMailbox):
         if kw is None:
             kw = await asyncio.to_thread(f.keyword_index, wanted)
             assert kw is not None
-        base = self.store.unique_base(len(stored), crlf_size(stored))
+        vsize = crlf_size(stored)
+        base = self.store.unique_base(len(stored), vsize)
         tmp = os.path.join(f.path, "tmp", base)
-        nf = NewFile(base, wanted, when, len(stored), crlf_size(stored), tmp)
+        nf = NewFile(base, wanted, when, len(stored), vsize, tmp)
         nf = replace(nf, source=os.path.join(f.path, "cur", f.file_name(nf, kw)))
         try:
             fd = await durable.create(tmp, stored)
