@@ -16,10 +16,8 @@ import contextlib
 import os
 import queue
 import threading
-import time
 
 PREFIX = "expunged."
-STALE_AFTER = 3600.0  # seconds: a file this old in tmp/ was left by a process that died
 _DRAIN_TIMEOUT = 10.0
 
 _queue: queue.SimpleQueue[list[str] | threading.Event] = queue.SimpleQueue()
@@ -39,22 +37,20 @@ def tmp_name(folder_path: str, base: str) -> str:
     return os.path.join(folder_path, "tmp", PREFIX + base)
 
 
-def sweep(folder_path: str, now: float | None = None) -> int:
-    """Remove expunged files older than STALE_AFTER from a folder's tmp/ (blocking: in a
-    thread); how many went."""
+def sweep(folder_path: str) -> int:
+    """Remove expunged files from a folder's tmp/ (blocking: in a thread); how many went. Each
+    is garbage from the moment it was renamed there: one that another process's reaper has
+    queued just isn't there any more when that reaper gets to it."""
     tmp = os.path.join(folder_path, "tmp")
-    cutoff = (time.time() if now is None else now) - STALE_AFTER
     removed = 0
     try:
         names = [n for n in os.listdir(tmp) if n.startswith(PREFIX)]
     except FileNotFoundError:
         return 0
     for name in names:
-        path = os.path.join(tmp, name)
         with contextlib.suppress(FileNotFoundError):
-            if os.stat(path).st_mtime < cutoff:
-                os.unlink(path)
-                removed += 1
+            os.unlink(os.path.join(tmp, name))
+            removed += 1
     return removed
 
 
