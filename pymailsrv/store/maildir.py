@@ -313,18 +313,21 @@ class MaildirStore:
         path = self.folder_path(account, name)
         root = self.root(account)
 
-        def prepare() -> None:
+        def prepare_and_refresh(f: Folder) -> bool:
             if path == root:
                 ensure_maildir(root, subfolder=False)
             elif not os.path.isdir(path):
                 raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
+            return f.refresh(not readonly)
 
-        await asyncio.to_thread(prepare)
         hub = self._acquire(account, path)
         try:
-            if await asyncio.to_thread(hub.folder.refresh, not readonly):
+            f = hub.folder
+            with f.on_loop() as held:  # open here already (another session, a recent one) and current
+                current = held and f.loaded and not f.evicted and f.refresh_on_loop(move_new=not readonly)
+            if not current and await asyncio.to_thread(prepare_and_refresh, f):
                 hub.notify()  # another process's change, found by this scan before the poller
-            if hub.folder.uidlist is None or hub.folder.evicted:  # deleted between the check and the scan
+            if f.uidlist is None or f.evicted:  # deleted between the check and the scan
                 raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
         except BaseException:
             await self._release(hub)

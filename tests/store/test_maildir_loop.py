@@ -187,6 +187,21 @@ async def test_append_store_and_expunge_each_write_the_index_once(acct: Account)
     assert other.messages()[0].modseq > 1
 
 
+async def test_open_takes_one_thread_hop_and_none_beside_a_current_session(acct: Account, hops: list[str]) -> None:
+    store = MaildirStore(hostname="mx.example.test", clock=SystemClock(), poll_interval=0.02)
+    await store.deliver(acct, MSG)
+    hops.clear()
+    box = await store.open(acct)
+    assert hops == ["prepare_and_refresh"]
+    await box.sync()
+    settle(acct)
+    await box.sync()
+    hops.clear()
+    second = await store.open(acct)
+    await second.sync()
+    assert hops == [] and [m.uid for m in second.messages()] == [1]
+
+
 async def test_status_of_an_open_current_folder_takes_no_thread(acct: Account, hops: list[str]) -> None:
     store, box = await opened(acct)
     settle(acct)
