@@ -198,8 +198,9 @@ async def test_open_takes_one_thread_hop_and_none_beside_a_current_session(acct:
     await box.sync()
     hops.clear()
     second = await store.open(acct)
+    assert hops == []
     await second.sync()
-    assert hops == [] and [m.uid for m in second.messages()] == [1]
+    assert [m.uid for m in second.messages()] == [1]
 
 
 async def test_status_of_an_open_current_folder_takes_no_thread(acct: Account, hops: list[str]) -> None:
