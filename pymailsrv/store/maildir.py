@@ -334,13 +334,28 @@ class MaildirStore:
             raise
         return MaildirMailbox(self, account, name, hub, readonly)
 
-    def _list(self, account: Account) -> list[FolderInfo]:
+    def _list(self, account: Account, may_write: bool = True) -> list[FolderInfo] | None:
+        """The folders (one listing of the root: directory entries say what they are) and the
+        subscriptions. Unless ``may_write`` (on the loop), None where something must be created
+        first (the INBOX directories, the special-use folders)."""
         root = self.root(account)
-        ensure_maildir(root, subfolder=False)
-        existing = {n for n in (names.from_dirname(e) for e in os.listdir(root)) if n and n != names.INBOX}
-        existing = {n for n in existing if os.path.isdir(os.path.join(root, names.dirname(n)))}
+        if may_write:
+            ensure_maildir(root, subfolder=False)
+        try:
+            with os.scandir(root) as it:
+                entries = {e.name: _is_dir(e) for e in it}
+        except FileNotFoundError:
+            if may_write:
+                raise
+            return None
+        if not may_write and not all(entries.get(sub) for sub in ("cur", "new", "tmp")):
+            return None
+        existing = {n for n in (names.from_dirname(e) for e in entries) if n and n != names.INBOX}
+        existing = {n for n in existing if entries.get(names.dirname(n), False)}
         subs = self._read_subs(root)
         created = [n for n in names.SPECIAL_USE if n not in existing]
+        if created and not may_write:
+            return None
         for n in created:
             ensure_maildir(os.path.join(root, names.dirname(n)), subfolder=True)
             existing.add(n)
@@ -350,7 +365,11 @@ class MaildirStore:
         return folder_infos(existing | {names.INBOX}, set(subs))
 
     async def list_folders(self, account: Account) -> list[FolderInfo]:
-        return await asyncio.to_thread(self._list, account)
+        got = self._list(account, may_write=False)  # a listing and a small read: on the loop
+        if got is None:
+            got = await asyncio.to_thread(self._list, account)
+            assert got is not None
+        return got
 
     async def create_folder(self, account: Account, name: str) -> None:
         name = names.creatable(name.removesuffix(names.SEP) or name)
@@ -537,6 +556,15 @@ class MaildirLock:
             self._registry.pop(self._root, None)
             os.close(self._fd)
             self._fd = -1
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """``os.path.isdir`` of a listed entry (the directory entry's type; a stat only where the
+    filesystem doesn't record it)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _poll_stamps(hubs: list[_Hub]) -> list[tuple[int, ...]]:

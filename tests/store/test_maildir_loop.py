@@ -203,6 +203,20 @@ async def test_open_takes_one_thread_hop_and_none_beside_a_current_session(acct:
     assert [m.uid for m in second.messages()] == [1]
 
 
+async def test_list_takes_a_thread_only_to_create_folders(acct: Account, hops: list[str]) -> None:
+    store = MaildirStore(hostname="mx.example.test", clock=SystemClock())
+    await store.deliver(acct, MSG)
+    hops.clear()
+    first = await store.list_folders(acct)  # the special-use folders are made: in a thread
+    assert hops == ["_list"]
+    hops.clear()
+    assert await store.list_folders(acct) == first and hops == []
+    os.mkdir(Path(acct.maildir) / ".Work")  # another process's CREATE
+    (Path(acct.maildir) / ".Plain").write_bytes(b"")  # a file is no folder
+    names_now = [f.name for f in await store.list_folders(acct)]
+    assert "Work" in names_now and "Plain" not in names_now and hops == []
+
+
 async def test_status_of_an_open_current_folder_takes_no_thread(acct: Account, hops: list[str]) -> None:
     store, box = await opened(acct)
     settle(acct)
