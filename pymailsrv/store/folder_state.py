@@ -700,7 +700,10 @@ class FolderState:
                         return os.path.join(self.path, sub, name)
             return None
 
-    def close(self) -> None:
+    def close(self, keep_index: bool = False) -> None:
+        """Save what the last session left (snapshot, queued index writes). ``keep_index``: the
+        picture is kept for a session to come (the store's idle folders), and so is the index
+        connection (opening one costs ~0.5 ms of CPU); ``close_index`` when it is dropped."""
         with self.lock:
             stale = self._unsaved or self._seen != self._snap_seen  # changes, or newly trusted stamps
             if not self.evicted and (stale or not os.path.exists(os.path.join(self.path, SNAPSHOT))):
@@ -710,6 +713,11 @@ class FolderState:
                 self._settle(listed=False)
             self._unride()
             self._drop_lock_source()
+            if not keep_index:
+                self.close_index()
+
+    def close_index(self) -> None:
+        with self.lock:
             if self.index is not None:
                 self.index.close()
                 self.index = None

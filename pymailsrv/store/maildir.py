@@ -170,6 +170,7 @@ class MaildirStore:
             if folder is not None:
                 self._idle_messages -= len(folder.infos)
                 if folder.gone():
+                    self._close_later(folder)
                     folder = None
             if folder is None:
                 root = self.root(account)
@@ -207,17 +208,28 @@ class MaildirStore:
 
     async def _retire(self, folder: Folder) -> None:
         try:
-            await asyncio.to_thread(folder.close)
+            await asyncio.to_thread(folder.close, keep_index=True)
         except Exception:
             log.exception("closing folder %s", folder.path)
             return
         if folder.path in self._hubs or folder.evicted:
+            self._close_later(folder)
             return
         self._idle[folder.path] = folder
         self._idle_messages += len(folder.infos)
         while self._idle and (self._idle_messages > self.idle_messages or len(self._idle) > IDLE_FOLDERS):
             _, old = self._idle.popitem(last=False)
             self._idle_messages -= len(old.infos)
+            self._close_later(old)
+
+    def _close_later(self, folder: Folder) -> None:
+        """An idle folder's picture is dropped: its index connection closes in a thread (a
+        close may checkpoint the WAL), unless a session is using the same Folder again."""
+        if self._hubs.get(folder.path) is not None and self._hubs[folder.path].folder is folder:
+            return
+        task = asyncio.create_task(asyncio.to_thread(folder.close_index))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     # -- outside writers: one poller for every watched folder -------------------------------------
     def _watch(self, hub: _Hub, delta: int) -> None:
@@ -253,7 +265,9 @@ class MaildirStore:
             return path == prefix or path.startswith(prefix + names.SEP)
 
         for path in [p for p in self._idle if moved(p)]:
-            self._idle_messages -= len(self._idle.pop(path).infos)
+            folder = self._idle.pop(path)
+            self._idle_messages -= len(folder.infos)
+            self._close_later(folder)
         for hub in [h for h in self._hubs.values() if moved(h.folder.path)]:
             self._detach(hub)
 
