@@ -170,7 +170,8 @@ class Folder(FolderState):
         modseqs other processes recorded (for sessions that report them)."""
         taken = time.time_ns()
         stamps = self._dir_stamps()
-        if self.index is None or not self.loaded or (move_new and self._in["new"]) or self._unrecorded:
+        if (self.index is None or self._meta_stale or not self.loaded or (move_new and self._in["new"])
+                or self._unrecorded):
             return False
         if track and self._settle(listed=False):
             self.generation += 1

@@ -101,6 +101,7 @@ class FolderState:
         self._log_uids: list[int] = []
         self._log_floor = 0  # sessions older than this generation need a full diff
         self.index: FolderIndex | None = None
+        self._meta_stale = False  # the index stayed open while idle: its meta may have moved on
         self.index_backlog: list[Callable[[FolderIndex], None]] = []  # loop writes that found it busy
         self._riders: list[Rider] = []  # writes for the next ``_settle``'s transaction (``_ride``)
         self._on_loop = False  # the event loop holds the lock (``on_loop``): never wait
@@ -391,6 +392,9 @@ class FolderState:
         return flags
 
     def _open_index(self) -> None:
+        if self.index is not None and self._meta_stale:  # kept open while the folder sat idle:
+            self._meta_stale = False  # \Recent claimed meanwhile by other processes' sessions
+            self.first_recent = max(self.first_recent, self.index.get_meta("first_recent", 1))
         if self.index is None and self.uidlist is not None:
             ul = self.uidlist
             self.index = FolderIndex(self.path, ul.uidvalidity, first_modseq(ul.next_uid > 1 or bool(ul.records)))
@@ -713,7 +717,9 @@ class FolderState:
                 self._settle(listed=False)
             self._unride()
             self._drop_lock_source()
-            if not keep_index:
+            if keep_index:
+                self._meta_stale = True  # (``_open_index`` reads it again, in a thread)
+            else:
                 self.close_index()
 
     def close_index(self) -> None:
