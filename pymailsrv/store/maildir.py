@@ -212,7 +212,7 @@ class MaildirStore:
         except Exception:
             log.exception("closing folder %s", folder.path)
             return
-        if folder.path in self._hubs or folder.evicted:
+        if folder.path in self._hubs or folder.evicted or not folder.loaded:  # (not loaded: no such folder)
             self._close_later(folder)
             return
         self._idle[folder.path] = folder
