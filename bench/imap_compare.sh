@@ -15,7 +15,10 @@ ANCHORS="${ANCHORS:-$ROOT/../shared/anchors}"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"; [ -x "$PY" ] || PY=python3
 export PYTHONPATH="$ROOT"
 LOAD="$PY bench/imap_load.py --procs ${DRIVERS:-1}"
-"$ANCHORS/dovecot-setup.sh" >/dev/null
+# Dovecot daemonizes and outlives this run: it must not inherit our descriptors, above all the
+# bench lock's (flock /tmp/bench.lock …): holding it, it would keep every later run waiting.
+(for fd in /proc/self/fd/*; do fd="${fd##*/}"; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+ exec "$ANCHORS/dovecot-setup.sh") >/dev/null
 DPID="$(cat /run/lab-dovecot/master.pid)"
 for ((i = FIRST; i < FIRST + 10; i++)); do rm -rf "$BASE/bench.test/u$i"; done
 $LOAD x 0 --prefill "$BASE" --users 10 --first-user "$FIRST" --per-user "$PER_USER"

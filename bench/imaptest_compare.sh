@@ -24,7 +24,10 @@ MBOX="${MBOX:-/var/lab/data/bench.mbox}"
 [ -f "$MBOX" ] || { mkdir -p "$(dirname "$MBOX")"; python3 "$ANCHORS/gen-mbox.py" "$MBOX" 200 42; }
 CHECKOUTS=("$@"); [ ${#CHECKOUTS[@]} -gt 0 ] || CHECKOUTS=("$ROOT")
 
-"$ANCHORS/dovecot-setup.sh" >/dev/null
+# Dovecot daemonizes and outlives this run: it must not inherit our descriptors, above all the
+# bench lock's (flock /tmp/bench.lock …): holding it, it would keep every later run waiting.
+(for fd in /proc/self/fd/*; do fd="${fd##*/}"; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+ exec "$ANCHORS/dovecot-setup.sh") >/dev/null
 DPID="$(cat /run/lab-dovecot/master.pid)"
 labels=(dovecot); ports=(1143); pids=("$DPID")
 # Dovecot too: started here, it holds what this script holds open, /tmp/bench.lock under flock among them

@@ -21,6 +21,7 @@ import email.header
 import email.utils
 import quopri
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from pymailsrv.imap import addresses
@@ -81,6 +82,21 @@ def split_message(data: bytes) -> tuple[bytes, bytes]:
     if start < 0:
         return data, b""
     return data[:start], data[start:]
+
+
+def single_part_body(data: bytes) -> bytes | None:
+    """The body of a message that is not a multipart (what BODY[1] is then, as ``section``
+    of ``parse`` would find it), None for a multipart, without parsing its parts."""
+    header, body = split_message(data)
+    ct = None
+    for name, value in parse_fields(header):
+        if name == b"content-type":
+            ct = value
+            break
+    maintype, _, params = parse_content_type(ct)
+    if maintype == b"multipart" and dict(params).get(b"boundary"):
+        return None
+    return body
 
 
 def parse_content_type(value: bytes | None) -> tuple[bytes, bytes, list[tuple[bytes, bytes]]]:
@@ -193,12 +209,11 @@ def _extend(part: Part, tail: bytes) -> None:
 def split_multipart(body: bytes, boundary: bytes) -> list[tuple[bytes, bool]]:
     """The parts between ``--boundary`` delimiter lines (RFC 2046 §5.1.1), each with whether a
     line end (the delimiter's) follows it."""
-    delim = re.compile(rb"(?:\A|\r\n)--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r\n|\Z)")
     parts: list[tuple[bytes, bool]] = []
     start = -1
-    for m in delim.finditer(body):
+    for begin, m in _delimiters(body, boundary):
         if start >= 0:
-            parts.append((body[start: m.start()], body.startswith(b"\r\n", m.start())))
+            parts.append((body[start:begin], body.startswith(b"\r\n", begin)))
         if m.group(1):
             return parts
         start = m.end()
@@ -207,6 +222,26 @@ def split_multipart(body: bytes, boundary: bytes) -> list[tuple[bytes, bool]]:
     if start >= 0:
         parts.append((body[start:], False))
     return parts
+
+
+def _delimiters(body: bytes, boundary: bytes) -> Iterator[tuple[int, re.Match[bytes]]]:
+    """(where it begins, its match) of each delimiter line: at the start of the body, or after a
+    CRLF that the previous delimiter's line end did not take. ``bytes.find`` looks for them (a
+    regex that begins with an alternation tries every position of an attachment in Python)."""
+    line = re.compile(b"--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r\n|\Z)")
+    needle = b"\r\n--" + boundary
+    at = 0
+    m = line.match(body)
+    if m is not None:
+        yield 0, m
+        at = m.end()
+    while (pos := body.find(needle, at)) >= 0:
+        m = line.match(body, pos + 2)
+        if m is None:
+            at = pos + 1
+            continue
+        yield pos, m
+        at = m.end()
 
 
 # --- ENVELOPE -------------------------------------------------------------------------------

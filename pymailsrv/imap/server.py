@@ -137,11 +137,8 @@ class ImapServer:
             if not plaintext:
                 caps.append("LOGINDISABLED")  # RFC 3501 §6.2.3: LOGIN sends the password itself
             return caps
-        for name, spec in COMMANDS.items():
-            if name in ("STARTTLS", "AUTHENTICATE", "LOGIN"):
-                continue
-            caps += [c for c in spec.caps if c not in caps]
-        return caps
+        return caps + _LOGGED_IN_CAPS
+
 
     # --- connection --------------------------------------------------------------------------
     async def handle(self, conn: Connection) -> None:
@@ -292,6 +289,19 @@ class ImapServer:
         if s.mailbox_lost:
             s.untagged("BYE " + wire.MAILBOX_GONE)
             s.state = LOGOUT
+
+
+def _logged_in_caps() -> list[str]:
+    """What the command table adds once logged in (computed once: the table is fixed)."""
+    caps: list[str] = []
+    for name, spec in COMMANDS.items():
+        if name in ("STARTTLS", "AUTHENTICATE", "LOGIN"):
+            continue
+        caps += [c for c in spec.caps if c not in caps and c not in BASE_CAPS]
+    return caps
+
+
+_LOGGED_IN_CAPS = _logged_in_caps()
 
 
 __all__ = ["AUTH", "SELECTED", "ImapConfig", "ImapServer"]

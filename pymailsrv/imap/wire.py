@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 
@@ -27,14 +28,14 @@ WRONG_STATE = "Command not allowed in this state."
 BAD_SEQSET = "Error in IMAP command: Invalid messageset"
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_QUOTE_OK = frozenset(range(0x20, 0x7F)) - {0x22, 0x5C}
+_QUOTABLE = re.compile(rb"[\x20-\x7e]*")  # 7-bit text without CR/LF (quote and backslash escaped)
 
 
 def string(value: bytes | str) -> bytes:
     """A quoted string when it is short 7-bit text, else a literal."""
     if isinstance(value, str):
         value = value.encode("utf-8")
-    if len(value) < 1024 and all(c in _QUOTE_OK or c in (0x22, 0x5C) for c in value):
+    if len(value) < 1024 and _QUOTABLE.fullmatch(value):
         return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
     return literal(value)
 
@@ -50,12 +51,12 @@ def literal(value: bytes) -> bytes:
 def astring(value: str) -> bytes:
     """An atom when possible (mailbox names in LIST/STATUS), else a quoted string/literal."""
     raw = value.encode("utf-8")
-    if raw and all(c in _ATOM_OK for c in raw):
+    if raw and _ATOM.fullmatch(raw):
         return raw
     return string(raw)
 
 
-_ATOM_OK = frozenset(c for c in range(0x21, 0x7F) if c not in b'(){ %*"\\]')
+_ATOM = re.compile(rb'[^\x00-\x20\x7f-\xff(){ %*"\\\]]+')
 
 
 def flag_list(flags: Iterable[str]) -> bytes:

@@ -69,7 +69,7 @@ from dataclasses import dataclass, replace
 from pymailsrv import durable
 from pymailsrv.errors import Refusal
 from pymailsrv.message.lines import crlf_size
-from pymailsrv.store import mdfiles, quota
+from pymailsrv.store import mdfiles, quota, reaper
 from pymailsrv.store.base import DELETED, FlagMode, MessageInfo
 from pymailsrv.store.folder_state import (
     KEYWORDS,
@@ -80,13 +80,12 @@ from pymailsrv.store.folder_state import (
     flags_info,
     info_of,
 )
-from pymailsrv.store.index import EXPUNGED
+from pymailsrv.store.index import EXPUNGED, delete_rows, put_rows
 from pymailsrv.store.view import apply_flags
 
 SNAPSHOT_EVERY = 2000  # changes between snapshot rewrites while the folder stays open
 COMPACT_MIN = 1024  # stale uidlist records tolerated before a rewrite
-INLINE_FILES = 32  # renames or unlinks done on the event loop in one call (~10 µs each)
-INLINE_UNLINK_BYTES = 8 << 20  # freeing a big file's blocks can take milliseconds
+INLINE_FILES = 32  # renames done on the event loop in one call (~10 µs each)
 INLINE_LISTING = 2000  # names a directory listed on the loop may hold (~0.3 µs each)
 
 
@@ -141,6 +140,7 @@ class Folder(FolderState):
             self.poll_seen = self.poll_stamp()
             if not self.loaded:
                 self.loaded = True
+                reaper.sweep(self.path)  # expunged files a process that died left in tmp/
                 if self._load_snapshot():  # unchanged since the snapshot's scan: no listing at all
                     same = self._accepted_subs(stamps, taken)
             self._load_uidlist()
@@ -172,7 +172,8 @@ class Folder(FolderState):
         modseqs other processes recorded (for sessions that report them)."""
         taken = time.time_ns()
         stamps = self._dir_stamps()
-        if self.index is None or not self.loaded or (move_new and self._in["new"]) or self._unrecorded:
+        if (self.index is None or self._meta_stale or not self.loaded or (move_new and self._in["new"])
+                or self._unrecorded):
             return False
         if track and self._settle(listed=False):
             self.generation += 1
@@ -250,7 +251,7 @@ class Folder(FolderState):
                 self._note(uid, EXPUNGED)
             if rel is not None and self._in[rel[:3]].get(rel[4:]) == uid:
                 del self._in[rel[:3]][rel[4:]]
-        self._index_write(lambda ix: ix.delete(uids))
+        self._ride(delete_rows(uids))  # (every caller settles next)
         self._unsaved += len(uids)
         return True
 
@@ -458,12 +459,11 @@ class Folder(FolderState):
         """Unlink the messages among ``uids`` flagged \\Deleted; (removed, left)."""
         with self.lock:
             doomed = [u for u in uids if (m := self.infos.get(u)) is not None and DELETED in m.flags]
-            if self._on_loop and (
-                len(doomed) > INLINE_FILES or sum(map(self.stored_size, doomed)) > INLINE_UNLINK_BYTES
-            ):
+            if self._on_loop and len(doomed) > INLINE_FILES:
                 return [], uids
             removed: list[int] = []
             left: list[int] = []
+            reap: list[str] = []
             freed = count = 0
             before = self.sub_stamps()
             with quota.quota_lock(self.root, exclusive=False, wait=not self._on_loop) as locked:
@@ -474,7 +474,12 @@ class Folder(FolderState):
                     path = self.file_path(uid) if self._on_loop else self.locate(uid)
                     if path is not None:
                         try:
-                            os.unlink(path)
+                            if self._on_loop:  # out of cur/ now; the blocks are freed off the loop
+                                target = reaper.tmp_name(self.path, base_of(self.loc[uid]))
+                                os.rename(path, target)
+                                reap.append(target)
+                            else:
+                                os.unlink(path)
                             freed += size
                             count += 1
                         except FileNotFoundError:
@@ -484,6 +489,7 @@ class Folder(FolderState):
                     removed.append(uid)
                 if count:
                     quota.append(self.root, -freed, -count)
+            reaper.discard(reap)
             self.forget(removed)
             if count:
                 self.own_changes(before)
@@ -544,12 +550,13 @@ class Folder(FolderState):
             if uids is None:
                 return [], files
             self._open_index()
-            rows = [(uids[nf.base], nf.idate, nf.vsize) for nf in files]
-            self._index_write(lambda ix: ix.put(rows))
+            self._ride(put_rows([(uids[nf.base], nf.idate, nf.vsize) for nf in files]))
             found = sorted((uids[nf.base], "cur", os.path.basename(nf.source), nf.idate, nf.vsize) for nf in files)
             if self._insert(found):
-                self._settle(listed=False)
+                self._settle(listed=False)  # (the rows and their modseqs: one transaction)
                 self.generation += 1
+            else:
+                self._unride()
             if before is not None:
                 self.own_changes(before)
             return [uids[nf.base] for nf in files], []

@@ -63,6 +63,25 @@ class ModseqChanges:
     others: list[tuple[int, int, str | None]] = field(default_factory=list)  # (uid, modseq, info|EXPUNGED)
 
 
+Rider = Callable[[sqlite3.Connection], object]  # a write that joins another's transaction
+
+
+def put_rows(rows: list[tuple[int, float, int]]) -> Rider:
+    """(uid, internal date, RFC822 size) rows for ``msg``."""
+    return lambda c: c.executemany("INSERT OR REPLACE INTO msg VALUES (?, ?, ?)", rows)
+
+
+def delete_rows(uids: list[int]) -> Rider:
+    """Everything the index holds for expunged UIDs but their modseq records."""
+    keys = [(u,) for u in uids]
+
+    def fill(c: sqlite3.Connection) -> None:
+        c.executemany("DELETE FROM msg WHERE uid=?", keys)
+        c.executemany("DELETE FROM cache WHERE uid=?", keys)
+
+    return fill
+
+
 class IndexBusy(Exception):
     """A write inside ``FolderIndex.nowait()`` found the database locked by another writer."""
 
@@ -108,6 +127,7 @@ class FolderIndex:
         self.reader: sqlite3.Connection | None = None
         self.epoch = 0  # set when the modseq counter starts; a snapshot of another epoch is stale
         self._wait = True
+        self._busy_ms = BUSY_TIMEOUT_MS  # the connection's (``_connect``)
         self._open(uidvalidity, start_modseq)
 
     def _open(self, uidvalidity: int, start: int) -> None:
@@ -153,20 +173,28 @@ class FolderIndex:
         if self.conn is None:
             yield
             return
-        self.conn.execute("PRAGMA busy_timeout=0")
+        self._timeout(0)
         self._wait = False
         try:
             yield
         finally:
             self._wait = True
-            if self.conn is not None:
-                self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    def _timeout(self, ms: int) -> None:
+        """Set the busy timeout only when it changes: most writes are on the loop, in ``nowait``,
+        and the two PRAGMAs each way cost a quarter of a small transaction. Whatever may wait
+        sets it back first (``_write``, ``_run``)."""
+        if self._busy_ms != ms and self.conn is not None:
+            self.conn.execute(f"PRAGMA busy_timeout={ms}")
+            self._busy_ms = ms
 
     def _write(self, fill: Callable[[sqlite3.Connection], object], begin: str = "BEGIN") -> bool:
         """One transaction (reads too); errors are logged, except IndexBusy in ``nowait``. False if
         it failed."""
         if self.conn is None:
             return False
+        if self._wait:
+            self._timeout(BUSY_TIMEOUT_MS)
         try:
             with self.conn:
                 self.conn.execute(begin)
@@ -183,6 +211,8 @@ class FolderIndex:
     def _run(self, sql: str, args: Iterable[object] = ()) -> list[tuple[Any, ...]]:
         if self.conn is None:
             return []
+        if self._wait:
+            self._timeout(BUSY_TIMEOUT_MS)
         try:
             return self.conn.execute(sql, tuple(args)).fetchall()
         except sqlite3.Error as exc:
@@ -204,18 +234,15 @@ class FolderIndex:
 
     def put(self, rows: list[tuple[int, float, int]]) -> None:
         if rows:
-            self._write(lambda c: c.executemany("INSERT OR REPLACE INTO msg VALUES (?, ?, ?)", rows))
+            self._write(put_rows(rows))
 
     def delete(self, uids: list[int]) -> None:
-        if not uids:
-            return
-        keys = [(u,) for u in uids]
+        if uids:
+            self._write(delete_rows(uids))
 
-        def fill(c: sqlite3.Connection) -> None:
-            c.executemany("DELETE FROM msg WHERE uid=?", keys)
-            c.executemany("DELETE FROM cache WHERE uid=?", keys)
-
-        self._write(fill)
+    def run(self, rider: Rider) -> None:
+        """A rider in a transaction of its own."""
+        self._write(rider)
 
     def get_meta(self, key: str, default: int) -> int:
         rows = self._run("SELECT value FROM meta WHERE key=?", (key,))
@@ -278,17 +305,21 @@ class FolderIndex:
 
         return out if self._write(read) else None
 
-    def record(self, known: int, changes: Mapping[int, str | None], alone: bool = False) -> ModseqChanges | None:
+    def record(self, known: int, changes: Mapping[int, str | None], alone: bool = False,
+               riders: Iterable[Rider] = ()) -> ModseqChanges | None:
         """Give modseqs to ``changes`` (uid -> the flags info a message now has, or EXPUNGED) in
         one write transaction, and return them with what others recorded after ``known``. A
         change another process recorded after ``known`` for the same state is adopted, not
         counted twice; everything else gets the next value of the counter, one for the whole
         call. ``alone``: the caller knows nobody else wrote since it read the counter as
-        ``known`` (``data_version``), so nothing is read back. None if the index is unusable;
-        IndexBusy inside ``nowait``."""
+        ``known`` (``data_version``), so nothing is read back. ``riders`` (the rows of the change
+        recorded) run in the same transaction. None if the index is unusable; IndexBusy inside
+        ``nowait``."""
         out = ModseqChanges(0, self.epoch)
 
         def fill(c: sqlite3.Connection) -> None:
+            for rider in riders:
+                rider(c)
             out.highest = known if alone else self._meta(c, "highestmodseq")
             new = out.highest + 1  # taken only if something isn't adopted: HIGHESTMODSEQ moves on a change
             if not alone:

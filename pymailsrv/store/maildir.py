@@ -9,7 +9,8 @@ Implementation notes:
 - A thread hop costs more CPU than a few system calls (GIL hand-offs, futex wake-ups), so the
   common cases run on the loop under ``Folder.on_loop``: a sync that finds the disk as the
   picture has it (stamps unchanged, or a small listing that matches), a STORE's renames, an
-  EXPUNGE's unlinks, a UID assignment, index writes, reading a message the page cache holds
+  EXPUNGE's renames into tmp/ (store/reaper.py unlinks them: freeing blocks waits for the
+  journal), a UID assignment, index writes, reading a message the page cache holds
   (pymailsrv/pagecache.py). Only what waits or scans (a big listing, a whole uidlist, a held
   lock, a read from the disk) goes to ``asyncio.to_thread``, one hop per operation (a sync is
   one hop however many files it touches).
@@ -178,6 +179,7 @@ class MaildirStore:
             if folder is not None:
                 self._idle_messages -= len(folder.infos)
                 if folder.gone():
+                    self._close_later(folder)
                     folder = None
             if folder is None:
                 root = self.root(account)
@@ -215,17 +217,28 @@ class MaildirStore:
 
     async def _retire(self, folder: Folder) -> None:
         try:
-            await asyncio.to_thread(folder.close)
+            await asyncio.to_thread(folder.close, keep_index=True)
         except Exception:
             log.exception("closing folder %s", folder.path)
             return
-        if folder.path in self._hubs or folder.evicted:
+        if folder.path in self._hubs or folder.evicted or not folder.loaded:  # (not loaded: no such folder)
+            self._close_later(folder)
             return
         self._idle[folder.path] = folder
         self._idle_messages += len(folder.infos)
         while self._idle and (self._idle_messages > self.idle_messages or len(self._idle) > IDLE_FOLDERS):
             _, old = self._idle.popitem(last=False)
             self._idle_messages -= len(old.infos)
+            self._close_later(old)
+
+    def _close_later(self, folder: Folder) -> None:
+        """An idle folder's picture is dropped: its index connection closes in a thread (a
+        close may checkpoint the WAL), unless a session is using the same Folder again."""
+        if self._hubs.get(folder.path) is not None and self._hubs[folder.path].folder is folder:
+            return
+        task = asyncio.create_task(asyncio.to_thread(folder.close_index))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     # -- outside writers: one poller for every watched folder -------------------------------------
     def _watch(self, hub: _Hub, delta: int) -> None:
@@ -261,7 +274,9 @@ class MaildirStore:
             return path == prefix or path.startswith(prefix + names.SEP)
 
         for path in [p for p in self._idle if moved(p)]:
-            self._idle_messages -= len(self._idle.pop(path).infos)
+            folder = self._idle.pop(path)
+            self._idle_messages -= len(folder.infos)
+            self._close_later(folder)
         for hub in [h for h in self._hubs.values() if moved(h.folder.path)]:
             self._detach(hub)
 
@@ -321,15 +336,16 @@ class MaildirStore:
         path = self.folder_path(account, name)
         root = self.root(account)
 
-        def prepare() -> None:
+        def prepare_and_refresh(f: Folder) -> bool:
             if path == root:
                 ensure_maildir(root, subfolder=False)
             elif not os.path.isdir(path):
                 raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
+            return f.refresh(not readonly)
 
-        await asyncio.to_thread(prepare)
         for _ in range(REPLACED_RETRIES):
-            hub = await self._current(account, path, functools.partial(Folder.refresh, move_new=not readonly))
+            hub = await self._current(account, path, prepare_and_refresh,
+                                      functools.partial(Folder.refresh_on_loop, move_new=not readonly))
             if hub is None:
                 continue
             if hub.folder.uidlist is None or hub.folder.evicted:  # deleted between the check and the scan
@@ -338,15 +354,23 @@ class MaildirStore:
             return MaildirMailbox(self, account, name, hub, readonly)
         raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
 
-    async def _current(self, account: Account, path: str, look: Callable[[Folder], _T]) -> _Hub | None:
+    async def _current(self, account: Account, path: str, look: Callable[[Folder], _T],
+                       look_on_loop: Callable[[Folder], bool] | None = None) -> _Hub | None:
         """The hub of ``path`` after ``look`` (in a thread; a refresh) brought its picture up to
-        date; None if that found the picture dead (``FolderReplaced``: the folder was deleted
-        and created again by another process), detached then: the caller tries again and gets
-        a new picture. The caller releases the hub it gets."""
+        date — or ``look_on_loop``, when the folder is open here and that finds it current (no
+        thread hop); None if the thread's look found the picture dead (``FolderReplaced``: the
+        folder was deleted and created again by another process), detached then: the caller
+        tries again and gets a new picture. The caller releases the hub it gets."""
         hub = self._acquire(account, path)
-        generation = hub.folder.generation
+        f = hub.folder
+        generation = f.generation
         try:
-            await asyncio.to_thread(look, hub.folder)
+            current = False
+            if look_on_loop is not None:
+                with f.on_loop() as held:  # open here already (another session, a recent one)
+                    current = held and f.loaded and not f.evicted and look_on_loop(f)
+            if not current:
+                await asyncio.to_thread(look, f)
         except FolderReplaced:
             self._detach(hub)
             await self._release(hub)
@@ -358,13 +382,28 @@ class MaildirStore:
             hub.notify()  # another process's change, found by this scan before the poller
         return hub
 
-    def _list(self, account: Account) -> list[FolderInfo]:
+    def _list(self, account: Account, may_write: bool = True) -> list[FolderInfo] | None:
+        """The folders (one listing of the root: directory entries say what they are) and the
+        subscriptions. Unless ``may_write`` (on the loop), None where something must be created
+        first (the INBOX directories, the special-use folders)."""
         root = self.root(account)
-        ensure_maildir(root, subfolder=False)
-        existing = {n for n in (names.from_dirname(e) for e in os.listdir(root)) if n and n != names.INBOX}
-        existing = {n for n in existing if os.path.isdir(os.path.join(root, names.dirname(n)))}
+        if may_write:
+            ensure_maildir(root, subfolder=False)
+        try:
+            with os.scandir(root) as it:
+                entries = {e.name: _is_dir(e) for e in it}
+        except FileNotFoundError:
+            if may_write:
+                raise
+            return None
+        if not may_write and not all(entries.get(sub) for sub in ("cur", "new", "tmp")):
+            return None
+        existing = {n for n in (names.from_dirname(e) for e in entries) if n and n != names.INBOX}
+        existing = {n for n in existing if entries.get(names.dirname(n), False)}
         subs = self._read_subs(root)
         created = [n for n in names.SPECIAL_USE if n not in existing]
+        if created and not may_write:
+            return None
         for n in created:
             ensure_maildir(os.path.join(root, names.dirname(n)), subfolder=True)
             existing.add(n)
@@ -374,7 +413,11 @@ class MaildirStore:
         return folder_infos(existing | {names.INBOX}, set(subs))
 
     async def list_folders(self, account: Account) -> list[FolderInfo]:
-        return await asyncio.to_thread(self._list, account)
+        got = self._list(account, may_write=False)  # a listing and a small read: on the loop
+        if got is None:
+            got = await asyncio.to_thread(self._list, account)
+            assert got is not None
+        return got
 
     async def create_folder(self, account: Account, name: str) -> None:
         name = names.creatable(name.removesuffix(names.SEP) or name)
@@ -480,35 +523,48 @@ class MaildirStore:
         if name != names.INBOX and not await asyncio.to_thread(os.path.isdir, path):
             raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
         for _ in range(REPLACED_RETRIES):
-            hub = await self._current(account, path, self._status_refresh)
-            if hub is not None:
-                try:
-                    return await asyncio.to_thread(self._status, hub.folder)
-                finally:
-                    await self._release(hub)
+            hub = self._acquire(account, path)
+            f = hub.folder
+            generation = f.generation
+            try:
+                st: FolderStatus | None = None
+                with f.on_loop() as held:  # a folder open here (the selected one, often) and current
+                    if held and f.loaded and not f.evicted and f.refresh_on_loop(move_new=False, track=True):
+                        st = self._counts(f)
+                if st is None:
+                    st = await asyncio.to_thread(self._status, f)
+                if f.generation != generation:
+                    hub.notify()  # what this look found is news to the folder's sessions too
+                return st
+            except FolderReplaced:
+                self._detach(hub)  # another process made the name anew: look again with a new picture
+            finally:
+                await self._release(hub)
         raise FolderNotFound(f"Mailbox doesn't exist: {name}", code="NONEXISTENT")
 
-    @staticmethod
-    def _status_refresh(f: Folder) -> None:
+    @classmethod
+    def _status(cls, f: Folder) -> FolderStatus:
         if f.path == f.root:
             ensure_maildir(f.root, subfolder=False)
         f.refresh(move_new=False)
+        with f.lock:
+            return cls._counts(f)
 
     @staticmethod
-    def _status(f: Folder) -> FolderStatus:
-        with f.lock:
-            infos = list(f.infos.values())
-            if f.uidlist is None or f.evicted:
-                raise FolderNotFound("Mailbox doesn't exist", code="NONEXISTENT")
-            return FolderStatus(
-                messages=len(infos),
-                recent=sum(1 for m in infos if m.uid >= f.first_recent),
-                unseen=sum(1 for m in infos if SEEN not in m.flags),
-                uidnext=f.uidlist.next_uid,
-                uidvalidity=f.uidlist.uidvalidity,
-                size=sum(m.size for m in infos),
-                highestmodseq=f.modseq,
-            )
+    def _counts(f: Folder) -> FolderStatus:
+        """The STATUS items of the picture (the caller holds the lock)."""
+        infos = list(f.infos.values())
+        if f.uidlist is None or f.evicted:
+            raise FolderNotFound("Mailbox doesn't exist", code="NONEXISTENT")
+        return FolderStatus(
+            messages=len(infos),
+            recent=sum(1 for m in infos if m.uid >= f.first_recent),
+            unseen=sum(1 for m in infos if SEEN not in m.flags),
+            uidnext=f.uidlist.next_uid,
+            uidvalidity=f.uidlist.uidvalidity,
+            size=sum(m.size for m in infos),
+            highestmodseq=f.modseq,
+        )
 
     async def quota(self, account: Account) -> QuotaUsage:
         root = self.root(account)
@@ -552,6 +608,15 @@ class MaildirLock:
             self._registry.pop(self._root, None)
             os.close(self._fd)
             self._fd = -1
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """``os.path.isdir`` of a listed entry (the directory entry's type; a stat only where the
+    filesystem doesn't record it)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _poll_stamps(hubs: list[_Hub]) -> list[tuple[int, ...]]:
@@ -739,9 +804,10 @@ class MaildirMailbox(ViewedMailbox):
         if kw is None:
             kw = await asyncio.to_thread(f.keyword_index, wanted)
             assert kw is not None
-        base = self.store.unique_base(len(stored), crlf_size(stored))
+        vsize = crlf_size(stored)
+        base = self.store.unique_base(len(stored), vsize)
         tmp = os.path.join(f.path, "tmp", base)
-        nf = NewFile(base, wanted, when, len(stored), crlf_size(stored), tmp)
+        nf = NewFile(base, wanted, when, len(stored), vsize, tmp)
         nf = replace(nf, source=os.path.join(f.path, "cur", f.file_name(nf, kw)))
         try:
             fd = await durable.create(tmp, stored)

@@ -55,6 +55,22 @@ def test_select_fetch_store_search(imap) -> None:  # type: ignore[no-untyped-def
     c.logout()
 
 
+def test_fetch_answered_from_the_cache_is_the_same(imap) -> None:  # type: ignore[no-untyped-def]
+    """A FETCH whose items the process cache holds (no file read, no parse) answers byte for byte
+    as the first one did; the items it lacks are still computed."""
+    for i in range(3):
+        imap.deliver(msg(f"m{i}", body=f"body {i}\n"))
+    c = imap.client()
+    c.select("INBOX")
+    items = "(UID ENVELOPE BODY BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)] FLAGS BODYSTRUCTURE)"
+    first = c.fetch("1:3", items)
+    assert first[0] == "OK" and len(first[1]) == 6  # (a literal each: imaplib splits the lines)
+    assert c.fetch("1:3", items) == first
+    assert c.fetch("1:3", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)] ENVELOPE)")[1][0][1] == b"Subject: m0\r\n\r\n"
+    assert c.fetch("2", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.5>)")[1][0][1] == b"Subje"
+    c.logout()
+
+
 def test_append_expunge_uidplus(imap) -> None:  # type: ignore[no-untyped-def]
     c = imap.client()
     typ, data = c.append("INBOX", "(\\Seen)", imaplib.Time2Internaldate(1700000000), msg("appended"))

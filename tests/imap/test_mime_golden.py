@@ -64,3 +64,24 @@ def test_sizes_agree_with_lf_and_crlf_storage() -> None:
     lf = (CORPUS / "simple.eml").read_bytes()
     crlf = lf.replace(b"\n", b"\r\n")
     assert render(lf) == render(crlf)
+
+
+@pytest.mark.parametrize("path", MESSAGES, ids=lambda p: p.stem)
+def test_single_part_body_is_section_1(path: Path) -> None:
+    """FETCH answers BODY[1] of a single-part message without a MIME parse: the same bytes."""
+    whole = to_crlf(path.read_bytes())
+    got = mime.single_part_body(whole)
+    root = mime.parse(whole)
+    if got is None:
+        assert root.is_multipart
+    else:
+        assert got == mime.section(root, whole, _section("1"))
+
+
+def test_split_multipart_delimiters() -> None:
+    """A delimiter begins the body or follows a CRLF no earlier delimiter's line end took; a
+    boundary inside a line (or a long attachment line) is content."""
+    body = b"--b\r\nA\r\n--b\r\n--b\r\nx --b\r\n--bz\r\nB\r\n--b-- \r\ntail"
+    assert mime.split_multipart(body, b"b") == [(b"A", True), (b"--b\r\nx --b\r\n--bz\r\nB", True)]
+    big = b"--b\r\n" + b"QUJD--b" * 100_000 + b"\r\n--b--"
+    assert mime.split_multipart(big, b"b") == [(b"QUJD--b" * 100_000, True)]

@@ -19,7 +19,7 @@ import pytest
 
 from pymailsrv import pagecache
 from pymailsrv.clock import SystemClock
-from pymailsrv.store import folder_state, quota
+from pymailsrv.store import folder_state, quota, reaper
 from pymailsrv.store.base import DELETED, SEEN, SyncResult
 from pymailsrv.store.folder_state import LOCK_SOURCE, OWN_TRUST, UIDLIST, UIDLIST_LOCK, FolderState
 from pymailsrv.store.index import INDEX_FILE
@@ -127,6 +127,132 @@ async def test_store_and_expunge_on_the_loop_keep_the_view_current(acct: Account
     other = await MaildirStore(hostname="other", clock=SystemClock()).open(acct)  # the index too
     await other.sync()
     assert [m.uid for m in other.messages()] == [1, 3]
+
+
+async def test_expunge_on_the_loop_leaves_the_unlink_to_the_reaper(acct: Account, hops: list[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Freeing a file's blocks waits for the journal: the loop only renames the file out of cur/
+    (into tmp/), the reaper thread unlinks it; one a dead process left there goes at the next open."""
+    _, box = await opened(acct)
+    settle(acct)
+    await box.sync()
+    unlinked: list[str] = []
+    real_unlink = os.unlink
+
+    def unlink(path: Any, *a: Any, **kw: Any) -> None:
+        unlinked.append(threading.current_thread().name)
+        real_unlink(path, *a, **kw)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    await box.set_flags([1, 3], [DELETED], "add")
+    hops.clear()
+    assert await box.expunge() == [1, 3]
+    assert hops == [] and len(os.listdir(Path(acct.maildir) / "cur")) == 1
+    reaper.drain()
+    monkeypatch.undo()
+    assert unlinked == ["pymailsrv-reaper"] * 2
+    tmp = Path(acct.maildir) / "tmp"
+    assert not [n for n in os.listdir(tmp) if n.startswith(reaper.PREFIX)]
+    left = tmp / (reaper.PREFIX + "1.M1P1.host")  # the reaper of a process that died never ran
+    left.write_bytes(MSG)
+    other = tmp / "1.M2P1.host"  # a delivery being written
+    other.write_bytes(MSG)
+    again = await MaildirStore(hostname="other", clock=SystemClock()).open(acct)
+    await again.sync()
+    assert not left.exists() and other.exists()
+    assert [m.uid for m in again.messages()] == [2]
+
+
+async def test_append_store_and_expunge_each_write_the_index_once(acct: Account) -> None:
+    """A message's rows and the modseq of the change go in one transaction, and the busy
+    timeout is not switched back and forth around each write on the loop."""
+    _, box = await opened(acct)
+    settle(acct)
+    await box.sync()
+    statements: list[str] = []
+    ix = box._f.index
+    assert ix is not None and ix.conn is not None
+    ix.conn.set_trace_callback(statements.append)
+    uid = await box.append(MSG, [DELETED])
+    await box.sync()
+    await box.set_flags([1], [SEEN], "add")
+    assert await box.expunge() == [uid]
+    ix.conn.set_trace_callback(None)
+    begins = [x for x in statements if x.startswith("BEGIN")]
+    assert len(begins) == 4, statements  # APPEND, the \Recent watermark its sync moved, STORE, EXPUNGE
+    assert sum("busy_timeout" in x for x in statements) <= 1
+    other = await MaildirStore(hostname="other", clock=SystemClock()).open(acct)
+    await other.sync()
+    assert [m.uid for m in other.messages()] == [1, 2, 3]
+    assert other.messages()[0].modseq > 1
+
+
+async def test_open_takes_one_thread_hop_and_none_beside_a_current_session(acct: Account, hops: list[str]) -> None:
+    store = MaildirStore(hostname="mx.example.test", clock=SystemClock(), poll_interval=0.02)
+    await store.deliver(acct, MSG)
+    hops.clear()
+    box = await store.open(acct)
+    assert hops == ["prepare_and_refresh"]
+    await box.sync()
+    settle(acct)
+    await box.sync()
+    hops.clear()
+    second = await store.open(acct)
+    assert hops == []
+    await second.sync()
+    assert [m.uid for m in second.messages()] == [1]
+
+
+async def test_a_released_folder_keeps_its_index_until_it_is_dropped(acct: Account, hops: list[str]) -> None:
+    """Opening an index costs ~0.5 ms: a folder kept for the next session (a client that logs in
+    again) keeps it open; a dropped one closes it."""
+    store, box = await opened(acct)
+    settle(acct)
+    await box.sync()
+    index = box._f.index
+    await box.close()
+    await store.aclose()
+    assert box._f.index is index and index is not None and index.conn is not None
+    hops.clear()
+    again = await store.open(acct)  # (one hop: the \Recent watermark is read again)
+    assert hops == ["prepare_and_refresh"] and again._f.index is index
+    await again.close()
+    await store.create_folder(acct, "Work")
+    work = await store.open(acct, "Work")
+    folder = work._f
+    await work.close()
+    await store.aclose()
+    assert folder.index is not None
+    await store.delete_folder(acct, "Work")
+    await store.aclose()
+    assert folder.index is None
+
+
+async def test_list_takes_a_thread_only_to_create_folders(acct: Account, hops: list[str]) -> None:
+    store = MaildirStore(hostname="mx.example.test", clock=SystemClock())
+    await store.deliver(acct, MSG)
+    hops.clear()
+    first = await store.list_folders(acct)  # the special-use folders are made: in a thread
+    assert hops == ["_list"]
+    hops.clear()
+    assert await store.list_folders(acct) == first and hops == []
+    os.mkdir(Path(acct.maildir) / ".Work")  # another process's CREATE
+    (Path(acct.maildir) / ".Plain").write_bytes(b"")  # a file is no folder
+    names_now = [f.name for f in await store.list_folders(acct)]
+    assert "Work" in names_now and "Plain" not in names_now and hops == []
+
+
+async def test_status_of_an_open_current_folder_takes_no_thread(acct: Account, hops: list[str]) -> None:
+    store, box = await opened(acct)
+    settle(acct)
+    await box.sync()
+    await box.set_flags([1], [SEEN], "add")
+    hops.clear()
+    st = await store.status(acct, "INBOX")
+    assert (st.messages, st.unseen, st.uidnext) == (3, 2, 4) and hops == []
+    await MaildirStore(hostname="other", clock=SystemClock()).deliver(acct, MSG)  # another process
+    st = await store.status(acct, "INBOX")
+    assert (st.messages, st.unseen, st.uidnext) == (4, 3, 5) and hops == ["_status"]
 
 
 async def test_store_finds_a_file_renamed_under_it_in_a_thread(acct: Account, hops: list[str]) -> None:

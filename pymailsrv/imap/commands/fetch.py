@@ -14,7 +14,7 @@ Implementation notes:
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pymailsrv.imap import mime, wire
 from pymailsrv.imap.cache import ContentCache, Key
@@ -55,6 +55,10 @@ class Loaded:
             raw = await self.pending if self.pending is not None else await self.mailbox.read(self.uid)
             self._data = to_crlf(raw)
         return self._data
+
+    @property
+    def parsed(self) -> mime.Part | None:
+        return self._root
 
     async def root(self) -> mime.Part:
         if self._root is None:
@@ -108,12 +112,25 @@ class Loaded:
         if cached is not None:
             return cached
         root = await self.root()
-        if name == "ENVELOPE":
-            value = mime.envelope(root)
-        else:
-            value = mime.bodystructure(root, extended=name == "BODYSTRUCTURE")
+        value = _derive(root, name)
         await self.remember(key, value)
+        if self.cache is not None:
+            # The other items (and the header) cost little more now than another read and parse
+            # later: clients that ask one ask the others (imaptest's FETCH, mutt, iOS Mail).
+            # The process-wide cache only; the store's keeps what was asked for.
+            for other, other_key in CACHE_KEYS.items():
+                if other != name and self.cache.get(self._key(other_key)) is None:
+                    self.cache.put(self._key(other_key), _derive(root, other))
+            if self._header is None:
+                self._header = root.header
+                self.cache.put(self._key(HEADER_KEY), root.header)
         return value
+
+
+def _derive(root: mime.Part, name: str) -> bytes:
+    if name == "ENVELOPE":
+        return mime.envelope(root)
+    return mime.bodystructure(root, extended=name == "BODYSTRUCTURE")
 
 
 def _sets_seen(att: FetchAtt) -> bool:
@@ -125,6 +142,14 @@ async def _section_bytes(msg: Loaded, sec: Section, spec: str) -> bytes | None:
         return await msg.header()
     if not sec.part and sec.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
         return await msg.header_fields(sec, spec)
+    if msg.parsed is None:  # the whole message, its text, or part 1 of a single part: no MIME parse
+        if not sec.part and sec.text in ("", "TEXT"):
+            data = await msg.data()
+            return data if not sec.text else mime.split_message(data)[1]
+        if sec.part == (1,) and not sec.text:
+            body = mime.single_part_body(await msg.data())
+            if body is not None:
+                return body
     return mime.section(await msg.root(), await msg.data(), sec)
 
 
@@ -188,7 +213,7 @@ def _info_lines(s: Session, uids: list[int], names: list[str]) -> bytes:
 class _Planned:
     """A FETCH item with its section text and response label, computed once per command."""
 
-    __slots__ = ("att", "label", "spec")
+    __slots__ = ("att", "cache_what", "label", "literal", "prefix", "spec")
 
     def __init__(self, att: FetchAtt) -> None:
         self.att = att
@@ -197,6 +222,30 @@ class _Planned:
         if att.partial is not None:
             label += b"<%d>" % att.partial[0]
         self.label = label + b" "
+        # what the ContentCache holds the whole answer under, and what precedes it
+        self.cache_what = ""
+        self.prefix = b""
+        self.literal = False  # the cached bytes go out as a literal
+        sec = att.section
+        if att.name in CACHE_KEYS:
+            self.cache_what, self.prefix = CACHE_KEYS[att.name], att.name.encode() + b" "
+        elif (sec is not None and not sec.part and sec.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT")
+              and att.partial is None):
+            self.cache_what, self.prefix, self.literal = "fields " + self.spec, self.label, True
+
+
+def _ready_item(s: Session, info: MessageInfo, msg_key: tuple[str, str, int, int], item: _Planned) -> bytes | None:
+    """The item without I/O or an await, when the MessageInfo or the ContentCache has it
+    (``msg_key``: the message's part of the cache key); None otherwise."""
+    name = item.att.name
+    if name in _INFO_ATTS:
+        return _info_item(s, info, name)
+    if not item.cache_what or s.cache is None:
+        return None
+    got = s.cache.get((*msg_key, item.cache_what))
+    if got is None:
+        return None
+    return item.prefix + (wire.literal(got) if item.literal else got)
 
 
 async def _item(s: Session, info: MessageInfo, msg: Loaded, item: _Planned) -> bytes:
@@ -242,17 +291,26 @@ async def fetch(srv: object, s: Session, cmd: Command) -> Done:
         return Done("Fetch completed.")
     reads = _Prefetch(s.mailbox, uids) if len(uids) > 1 and any(_needs_file(x) for x in atts) else None
     plan = [_Planned(att) for att in atts]
+    folder, validity = s.mailbox.folder, s.mailbox.uidvalidity
     try:
         for uid in uids:
             cur = s.info.get(uid)
             if cur is None:
                 continue
             info = cur
-            msg = Loaded(s.mailbox, uid, s.cache, user, reads.start(uid) if reads else None)
-            try:
-                items = [await _item(s, info, msg, item) for item in plan]
-            except KeyError:
-                continue  # the file vanished under us: expunged by another session
+            ready = None
+            if reads is None:  # answered from memory, no coroutine per item (clients' listings)
+                msg_key = (user, folder, validity, uid)
+                ready = [_ready_item(s, info, msg_key, item) for item in plan]
+            if ready is None or None in ready:
+                msg = Loaded(s.mailbox, uid, s.cache, user, reads.start(uid) if reads else None)
+                try:
+                    items = [got if ready is not None and (got := ready[i]) is not None
+                             else await _item(s, info, msg, item) for i, item in enumerate(plan)]
+                except KeyError:
+                    continue  # the file vanished under us: expunged by another session
+            else:
+                items = cast("list[bytes]", ready)
             if uid in seen_changed:
                 items += _seen_items(s, info, atts)
             s.write(b"* %d FETCH (" % s.seq_of(uid) + b" ".join(items) + b")\r\n")
