@@ -1,0 +1,135 @@
+#!/bin/bash
+# IMAP proxy overhead (issue 16): imaptest's load against one pymailsrv backend directly and
+# through a pymailsrv front node (proxy_backends = that backend), interleaved rounds in the same
+# run, both mixes (nologout: 10 long sessions, as ../shared/anchors/bench-imap.sh MIX=nologout;
+# default: a login per ~10 commands). Prints ops/s of both, the ratio proxied/direct (issue 16's
+# target: >= 0.90 in long sessions) and the CPU per operation of the front node and the backend
+# (their process trees, /proc), which is the figure a busy shared machine does not blur.
+#   ROUNDS=2 SECS=15 CLIENTS=10 bench/imap_proxy_overhead.sh
+# Run as root from the checkout to measure. Needs ../shared/anchors beside the repository
+# (ANCHORS to override) and imaptest built by its build-imaptest.sh (IMAPTEST to override); PYTHON
+# (default: the repo's .venv) runs pymailsrv. Env: PORT (backend; the front is PORT+1, default
+# 2570), PROCS (worker_processes of both, auto), FRONT_PROCS (the front's, default PROCS), SEED,
+# USERS (0-99), MIXES ("nologout default"), WORK (scratch directory).
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(dirname "$HERE")"
+ANCHORS="${ANCHORS:-$ROOT/../shared/anchors}"
+PY="${PYTHON:-$ROOT/.venv/bin/python}"; [ -x "$PY" ] || PY=python3
+. "$ANCHORS/lab-common.sh"
+IMAPTEST="${IMAPTEST:-$LAB_BUILD/imaptest/src/imaptest}"
+ROUNDS="${ROUNDS:-2}"; SECS="${SECS:-15}"; CLIENTS="${CLIENTS:-10}"; USERS="${USERS:-0-99}"; SEED="${SEED:-123}"
+PORT="${PORT:-2570}"; FPORT=$((PORT + 1)); MIXES="${MIXES:-nologout default}"
+WORK="${WORK:-/var/lab/pymailsrv-proxybench-$PORT}"
+MBOX="${MBOX:-/var/lab/data/bench.mbox}"
+[ -x "$IMAPTEST" ] || { echo "imaptest not built: run $ANCHORS/build-imaptest.sh" >&2; exit 1; }
+[ -f "$MBOX" ] || { mkdir -p "$(dirname "$MBOX")"; python3 "$ANCHORS/gen-mbox.py" "$MBOX" 200 42; }
+
+rm -rf "$WORK"; mkdir -p "$WORK/backend" "$WORK/front" "$WORK/vmail"
+pids=()
+cleanup() {  # stop both servers and wait for them (they shut down gracefully)
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done; done
+}
+trap cleanup EXIT
+
+pym() {  # CONF ARGS...: the CLI of this checkout (python -m imports from the cwd first)
+    local conf="$1"; shift
+    (cd "$ROOT" && PYTHONPATH="$ROOT" "$PY" -m pymailsrv --config "$conf" "$@")
+}
+node() {  # NAME PORT EXTRA-CONFIG: write the config, create u0..u99@bench.test / pw, start
+    local name="$1" port="$2" conf="$WORK/$1/pymailsrv.conf"
+    cat > "$conf" <<CONF
+myhostname = $name.bench.test
+data_directory = $WORK/$name
+virtual_mailbox_base = $WORK/vmail
+log_file = $WORK/$name/pymailsrv.log
+worker_processes = $4
+mail_max_userip_connections = 1000
+login_max_ip_connections = 0
+smtpd_listen =
+imap_listen = 127.0.0.1:$port
+$3
+CONF
+    pym "$conf" db upgrade >/dev/null; pym "$conf" domain add bench.test >/dev/null
+    (cd "$ROOT" && PYTHONPATH="$ROOT" "$PY" -c 'import sys
+from pymailsrv.cli import main
+for i in range(100):
+    main(["--config", sys.argv[1], "mailbox", "add", f"u{i}@bench.test", "--password", "pw"])' "$conf" >/dev/null)
+    (cd "$ROOT" && exec env PYTHONPATH="$ROOT" "$PY" -m pymailsrv --config "$conf" serve) >/dev/null 2>&1 &
+    pids+=("$!")
+    for _ in $(seq 150); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0; sleep 0.2; done
+    echo "$name did not start: $WORK/$name/pymailsrv.log" >&2; exit 1
+}
+# the backend believes the front's forwarded client address (ID x-originating-ip)
+node backend "$PORT" "login_trusted_networks = 127.0.0.1/32" "${PROCS:-auto}"; BPID="${pids[0]}"
+node front "$FPORT" "proxy_backends = 127.0.0.1
+proxy_imap_port = $PORT" "${FRONT_PROCS:-${PROCS:-auto}}"; FPID="${pids[1]}"
+sleep 3  # the workers start
+echo "# imaptest clients=$CLIENTS secs=$SECS users=$USERS; backend 127.0.0.1:$PORT (pid $BPID), front 127.0.0.1:$FPORT (pid $FPID), $(git -C "$ROOT" rev-parse --short HEAD)"
+
+run() {  # LABEL PORT MIX ROUND: one imaptest run; CPU of both process trees
+    local mixargs="" snap log cpu_b cpu_f
+    [ "$3" = nologout ] && mixargs="logout=0"
+    timeout 330 python3 "$ANCHORS/imap-reset.py" 127.0.0.1 "$PORT" "$USERS" 0 >/dev/null
+    sync
+    lab_wait_idle "${IDLE_MAX:-15}" "${IDLE_WAIT:-60}" >/dev/null || true
+    snap="$(mktemp)"; log="$(mktemp)"
+    python3 "$ANCHORS/cpu-account.py" snap "$snap"
+    LD_LIBRARY_PATH=/usr/lib/dovecot timeout $((SECS + 120)) "$IMAPTEST" host=127.0.0.1 port="$2" \
+        user='u%d@bench.test' pass=pw users="$USERS" clients="$CLIENTS" secs="$SECS" mbox="$MBOX" \
+        seed="$SEED" $mixargs > "$log" 2>&1 || true
+    cpu_b="$(python3 "$ANCHORS/cpu-account.py" diff "$snap" "$BPID")"
+    cpu_f="$(python3 "$ANCHORS/cpu-account.py" diff "$snap" "$FPID")"
+    rate="$(python3 - "$1#$4" "$3" "$SECS" "$log" "$cpu_b" "$cpu_f" <<'EOF'
+import re, sys
+label, mix, secs, log, cpu_b, cpu_f = sys.argv[1:]
+txt = open(log, errors="replace").read().splitlines()
+ours = lambda cpu: float(re.search(r"ours=([\d.]+)", cpu).group(1))
+foreign = float(re.search(r"foreign=([\d.]+)", cpu_b).group(1))
+errors = sum(1 for ln in txt if "Error:" in ln or "error:" in ln)
+total = logins = 0
+if "Totals:" in txt:
+    i = txt.index("Totals:")
+    cols = txt[i + 1].split()
+    for ln in txt[i + 2:]:
+        if re.fullmatch(r"\s*\d+(\s+\d+)*\s*", ln) and len(ln.split()) == len(cols):
+            counts = dict(zip(cols, map(int, ln.split())))
+            total, logins = sum(counts.values()), counts.get("Logi", 0)
+            break
+rate = total / float(secs)
+per_op = lambda s: s / total * 1e6 if total else 0.0
+b, f = ours(cpu_b), ours(cpu_f)
+print(f"{label:10s} {mix:9s} {rate:7.0f} ops/s ({logins / float(secs):5.1f} logins/s)  CPU/op: backend "
+      f"{per_op(b):5.0f} µs, front {per_op(f):5.0f} µs  (backend {b:5.1f} s, front {f:5.1f} s, "
+      f"other processes {foreign:5.1f} s)  errors={errors}", file=sys.stderr)
+print(f"{rate:.1f}")
+EOF
+)"
+    echo "$1 $3 $4 $rate" >> "$WORK/rates"
+    rm -f "$snap" "$log"
+}
+
+for ((r = 1; r <= ROUNDS; r++)); do
+    for mix in $MIXES; do
+        # alternate which goes first, so a drift of the machine's speed hits both alike
+        if (( r % 2 )); then order="direct proxied"; else order="proxied direct"; fi
+        for side in $order; do
+            if [ "$side" = direct ]; then run direct "$PORT" "$mix" "$r"; else run proxied "$FPORT" "$mix" "$r"; fi
+        done
+    done
+done
+for mix in $MIXES; do
+    python3 - "$mix" "$ROUNDS" "$WORK/rates" <<'EOF'
+import sys
+mix, rounds, path = sys.argv[1:]
+rates = {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in open(path).read().splitlines()}
+ratios = []
+for r in range(1, int(rounds) + 1):
+    d, p = rates.get(f"direct {mix} {r}", 0.0), rates.get(f"proxied {mix} {r}", 0.0)
+    if d:
+        ratios.append(p / d)
+        print(f"round {r} {mix:9s} proxied/direct = {p:.0f}/{d:.0f} = {p / d:.2f}")
+if ratios:
+    print(f"{mix:9s} mean ratio proxied/direct {sum(ratios) / len(ratios):.2f} (target >= 0.90)")
+EOF
+done
