@@ -72,7 +72,7 @@ run() {  # LABEL PORT MIX ROUND: one imaptest run; CPU of both process trees
     [ "$3" = nologout ] && mixargs="logout=0"
     timeout 330 python3 "$ANCHORS/imap-reset.py" 127.0.0.1 "$PORT" "$USERS" 0 >/dev/null
     sync
-    lab_wait_idle "${IDLE_MAX:-15}" "${IDLE_WAIT:-60}" >/dev/null || true
+    lab_wait_idle "${IDLE_MAX:-15}" "${IDLE_WAIT:-10}" >/dev/null || true
     snap="$(mktemp)"; log="$(mktemp)"
     python3 "$ANCHORS/cpu-account.py" snap "$snap"
     LD_LIBRARY_PATH=/usr/lib/dovecot timeout $((SECS + 120)) "$IMAPTEST" host=127.0.0.1 port="$2" \
