@@ -10,7 +10,12 @@
 # (ANCHORS to override) and imaptest built by its build-imaptest.sh (IMAPTEST to override); PYTHON
 # (default: the repo's .venv) runs pymailsrv. Env: PORT (backend; the front is PORT+1, default
 # 2570), PROCS (worker_processes of both, auto), FRONT_PROCS (the front's, default PROCS), SEED,
-# USERS (0-99), MIXES ("nologout default"), WORK (scratch directory).
+# USERS (0-99), MIXES ("nologout default"), WORK (scratch directory), IDLE_CONNS (after the
+# rounds: that many IDLE sessions directly, then through the front, with bench/imap_idle_conns.py:
+# the memory per session of the backend and of the front; default 0, none), LATENCY (before the
+# rounds: that many NOOP round trips in one session, direct and proxied alternately, 3 times: the
+# latency the hop adds, medians; default 2000, 0 none), PROFILE (a directory: py-spy records the
+# front node's processes during the proxied runs of round 1, py-spy from PATH or PYSPY).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(dirname "$HERE")"
 ANCHORS="${ANCHORS:-$ROOT/../shared/anchors}"
@@ -24,6 +29,8 @@ MBOX="${MBOX:-/var/lab/data/bench.mbox}"
 [ -x "$IMAPTEST" ] || { echo "imaptest not built: run $ANCHORS/build-imaptest.sh" >&2; exit 1; }
 [ -f "$MBOX" ] || { mkdir -p "$(dirname "$MBOX")"; python3 "$ANCHORS/gen-mbox.py" "$MBOX" 200 42; }
 
+IDLE_CONNS="${IDLE_CONNS:-0}"
+(( IDLE_CONNS == 0 )) || ulimit -n $((IDLE_CONNS * 2 + 2000))  # the servers hold them all (front: two each)
 rm -rf "$WORK"; mkdir -p "$WORK/backend" "$WORK/front" "$WORK/vmail"
 pids=()
 cleanup() {  # stop both servers and wait for them (they shut down gracefully)
@@ -67,7 +74,7 @@ proxy_imap_port = $PORT" "${FRONT_PROCS:-${PROCS:-auto}}"; FPID="${pids[1]}"
 sleep 3  # the workers start
 echo "# imaptest clients=$CLIENTS secs=$SECS users=$USERS; backend 127.0.0.1:$PORT (pid $BPID), front 127.0.0.1:$FPORT (pid $FPID), $(git -C "$ROOT" rev-parse --short HEAD)"
 
-run() {  # LABEL PORT MIX ROUND: one imaptest run; CPU of both process trees
+run() {  # LABEL PORT MIX ROUND [PROFILE]: one imaptest run; CPU of both process trees
     local mixargs="" snap log cpu_b cpu_f
     [ "$3" = nologout ] && mixargs="logout=0"
     timeout 330 python3 "$ANCHORS/imap-reset.py" 127.0.0.1 "$PORT" "$USERS" 0 >/dev/null
@@ -75,6 +82,10 @@ run() {  # LABEL PORT MIX ROUND: one imaptest run; CPU of both process trees
     lab_wait_idle "${IDLE_MAX:-15}" "${IDLE_WAIT:-10}" >/dev/null || true
     snap="$(mktemp)"; log="$(mktemp)"
     python3 "$ANCHORS/cpu-account.py" snap "$snap"
+    if [ -n "${5:-}" ]; then  # the front's processes, sampled mid-run (py-spy does not stop them)
+        (sleep 2; "$PYSPY" record --nonblocking --subprocesses --pid "$FPID" --duration $((SECS / 2)) \
+            --format raw --output "$5" >/dev/null 2>&1) &
+    fi
     LD_LIBRARY_PATH=/usr/lib/dovecot timeout $((SECS + 120)) "$IMAPTEST" host=127.0.0.1 port="$2" \
         user='u%d@bench.test' pass=pw users="$USERS" clients="$CLIENTS" secs="$SECS" mbox="$MBOX" \
         seed="$SEED" $mixargs > "$log" 2>&1 || true
@@ -109,12 +120,46 @@ EOF
     rm -f "$snap" "$log"
 }
 
+LATENCY="${LATENCY:-2000}"
+if (( LATENCY > 0 )); then
+    "$PY" - "$PORT" "$FPORT" "$LATENCY" <<'EOF'
+import socket, statistics, sys, time
+direct, proxied, n = map(int, sys.argv[1:])
+
+def rtts(port: int) -> list[float]:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b'a LOGIN "u0@bench.test" "pw"\r\n')
+        while not f.readline().startswith(b"a "):
+            pass
+        out = []
+        for _ in range(n):
+            t = time.perf_counter()
+            s.sendall(b"n NOOP\r\n")
+            f.readline()
+            out.append(time.perf_counter() - t)
+        s.sendall(b"z LOGOUT\r\n")
+        return out
+
+for i in range(3):
+    d, p = statistics.median(rtts(direct)) * 1e6, statistics.median(rtts(proxied)) * 1e6
+    print(f"latency#{i + 1}  NOOP round trip, median of {n}: direct {d:6.0f} µs, proxied {p:6.0f} µs, "
+          f"the hop adds {p - d:5.0f} µs")
+EOF
+fi
+
+PYSPY="${PYSPY:-$(command -v py-spy || true)}"
 for ((r = 1; r <= ROUNDS; r++)); do
     for mix in $MIXES; do
         # alternate which goes first, so a drift of the machine's speed hits both alike
         if (( r % 2 )); then order="direct proxied"; else order="proxied direct"; fi
         for side in $order; do
-            if [ "$side" = direct ]; then run direct "$PORT" "$mix" "$r"; else run proxied "$FPORT" "$mix" "$r"; fi
+            if [ "$side" = direct ]; then run direct "$PORT" "$mix" "$r"; continue; fi
+            prof=""
+            if [ -n "${PROFILE:-}" ] && [ "$r" = 1 ] && [ -n "$PYSPY" ]; then mkdir -p "$PROFILE"; prof="$PROFILE/front-$mix.txt"; fi
+            run proxied "$FPORT" "$mix" "$r" "$prof"
         done
     done
 done
@@ -133,3 +178,12 @@ if ratios:
     print(f"{mix:9s} mean ratio proxied/direct {sum(ratios) / len(ratios):.2f} (target >= 0.90)")
 EOF
 done
+if (( IDLE_CONNS > 0 )); then
+    for side in direct proxied; do
+        port="$PORT"; spids=(--server-pid "$BPID")
+        [ "$side" = proxied ] && port="$FPORT" spids=(--server-pid "$FPID" --server-pid "$BPID")
+        echo "IDLE $side: $IDLE_CONNS sessions (pids: backend $BPID, front $FPID)"
+        "$PY" "$HERE/imap_idle_conns.py" 127.0.0.1 "$port" "${spids[@]}" --conns "$IDLE_CONNS" --timeout 120
+        sleep 3  # the sessions end
+    done
+fi
