@@ -113,10 +113,10 @@ b, f = ours(cpu_b), ours(cpu_f)
 print(f"{label:10s} {mix:9s} {rate:7.0f} ops/s ({logins / float(secs):5.1f} logins/s)  CPU/op: backend "
       f"{per_op(b):5.0f} µs, front {per_op(f):5.0f} µs  (backend {b:5.1f} s, front {f:5.1f} s, "
       f"other processes {foreign:5.1f} s)  errors={errors}", file=sys.stderr)
-print(f"{rate:.1f}")
+print(f"{rate:.1f} {per_op(b):.1f} {per_op(f):.1f}")
 EOF
 )"
-    echo "$1 $3 $4 $rate" >> "$WORK/rates"
+    echo "$1 $3 $4 $rate" >> "$WORK/rates"  # rate = "ops/s backend-µs/op front-µs/op"
     rm -f "$snap" "$log"
 }
 
@@ -167,7 +167,10 @@ for mix in $MIXES; do
     python3 - "$mix" "$ROUNDS" "$WORK/rates" <<'EOF'
 import sys
 mix, rounds, path = sys.argv[1:]
-rates = {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in open(path).read().splitlines()}
+rates, cpu = {}, {}  # "side mix round" -> ops/s; -> (backend, front) CPU µs per op
+for ln in open(path).read().splitlines():
+    side, m, r, rate, b, f = ln.split()
+    rates[f"{side} {m} {r}"], cpu[f"{side} {m} {r}"] = float(rate), (float(b), float(f))
 ratios = []
 for r in range(1, int(rounds) + 1):
     d, p = rates.get(f"direct {mix} {r}", 0.0), rates.get(f"proxied {mix} {r}", 0.0)
@@ -180,6 +183,15 @@ if ratios:
     print(f"{mix:9s} proxied/direct: median of the rounds {statistics.median(ratios):.2f}, geometric mean "
           f"{statistics.geometric_mean(ratios):.2f}, all ops {sum(p for _, p in both) / sum(d for d, _ in both):.2f} "
           f"(issue 16's target: >= 0.90)")
+    # what CPU alone predicts when front and backend share the cores (this machine): the
+    # direct backend's CPU per op over the proxied one's plus the front's
+    d = [cpu[f"direct {mix} {r}"][0] for r in range(1, int(rounds) + 1) if f"direct {mix} {r}" in cpu]
+    pb = [cpu[f"proxied {mix} {r}"] for r in range(1, int(rounds) + 1) if f"proxied {mix} {r}" in cpu]
+    if d and pb:
+        bd, bp, fp = statistics.median(d), statistics.median(b for b, _ in pb), statistics.median(f for _, f in pb)
+        print(f"{mix:9s} CPU per op, medians: direct backend {bd:.0f} µs; proxied backend {bp:.0f} µs + front "
+              f"{fp:.0f} µs; on shared cores that predicts proxied/direct = {bd / (bp + fp):.2f}, on a "
+              f"machine of its own a 2-core front carries {2e6 / fp:,.0f} ops/s" if fp else "")
 EOF
 done
 if (( IDLE_CONNS > 0 )); then
