@@ -22,7 +22,9 @@ MBOX="${MBOX:-/var/lab/data/bench.mbox}"
 [ -f "$MBOX" ] || { mkdir -p "$(dirname "$MBOX")"; python3 "$ANCHORS/gen-mbox.py" "$MBOX" 200 42; }
 CHECKOUTS=("$@"); [ ${#CHECKOUTS[@]} -gt 0 ] || CHECKOUTS=("$ROOT")
 
-"$ANCHORS/dovecot-setup.sh" >/dev/null
+# the anchor Dovecot outlives this script and keeps the fds it inherits: not the one of
+# `flock /tmp/bench.lock` (it would hold the machine-wide lock for as long as it runs)
+"$ANCHORS/dovecot-setup.sh" >/dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
 DPID="$(cat /run/lab-dovecot/master.pid)"
 labels=(dovecot); ports=(1143); pids=("$DPID")
 cleanup() { for p in "${pids[@]:1}"; do kill "$p" 2>/dev/null || true; done; chown -R vmail:vmail "$BASE" 2>/dev/null || true; }
