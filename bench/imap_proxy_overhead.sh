@@ -31,7 +31,7 @@ MBOX="${MBOX:-/var/lab/data/bench.mbox}"
 
 IDLE_CONNS="${IDLE_CONNS:-0}"
 (( IDLE_CONNS == 0 )) || ulimit -n $((IDLE_CONNS * 2 + 2000))  # the servers hold them all (front: two each)
-rm -rf "$WORK"; mkdir -p "$WORK/backend" "$WORK/front" "$WORK/vmail"
+rm -rf "$WORK"; mkdir -p "$WORK/backend" "$WORK/front" "$WORK/vmail"; : > "$WORK/rates"
 pids=()
 cleanup() {  # stop both servers and wait for them (they shut down gracefully)
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
