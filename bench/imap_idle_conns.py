@@ -60,6 +60,9 @@ async def one(host: str, port: int, user: str, ready: list[int], hold: asyncio.E
             return
         if line.startswith(b"+ "):
             break
+        if line[:2] in (b"a ", b"b ", b"c ") and not line[2:].startswith(b"OK"):
+            w.close()  # refused (a proxy's NO [UNAVAILABLE], a limit): an error, not a wait
+            raise ConnectionError(line.decode(errors="replace").strip())
     ready.append(1)
     await hold.wait()
     w.write(b"DONE\r\nd LOGOUT\r\n")
