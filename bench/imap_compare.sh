@@ -15,10 +15,9 @@ ANCHORS="${ANCHORS:-$ROOT/../shared/anchors}"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"; [ -x "$PY" ] || PY=python3
 export PYTHONPATH="$ROOT"
 LOAD="$PY bench/imap_load.py --procs ${DRIVERS:-1}"
-# Dovecot daemonizes and outlives this run: it must not inherit our descriptors, above all the
-# bench lock's (flock /tmp/bench.lock …): holding it, it would keep every later run waiting.
-(for fd in /proc/self/fd/*; do fd="${fd##*/}"; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
- exec "$ANCHORS/dovecot-setup.sh") >/dev/null
+# the anchor Dovecot outlives this script and keeps the fds it inherits: not the one of
+# `flock /tmp/bench.lock` (it would hold the machine-wide lock for as long as it runs)
+"$ANCHORS/dovecot-setup.sh" >/dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
 DPID="$(cat /run/lab-dovecot/master.pid)"
 for ((i = FIRST; i < FIRST + 10; i++)); do rm -rf "$BASE/bench.test/u$i"; done
 $LOAD x 0 --prefill "$BASE" --users 10 --first-user "$FIRST" --per-user "$PER_USER"

@@ -24,10 +24,9 @@ MBOX="${MBOX:-/var/lab/data/bench.mbox}"
 [ -f "$MBOX" ] || { mkdir -p "$(dirname "$MBOX")"; python3 "$ANCHORS/gen-mbox.py" "$MBOX" 200 42; }
 CHECKOUTS=("$@"); [ ${#CHECKOUTS[@]} -gt 0 ] || CHECKOUTS=("$ROOT")
 
-# Dovecot daemonizes and outlives this run: it must not inherit our descriptors, above all the
-# bench lock's (flock /tmp/bench.lock …): holding it, it would keep every later run waiting.
-(for fd in /proc/self/fd/*; do fd="${fd##*/}"; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
- exec "$ANCHORS/dovecot-setup.sh") >/dev/null
+# the anchor Dovecot outlives this script and keeps the fds it inherits: not the one of
+# `flock /tmp/bench.lock` (it would hold the machine-wide lock for as long as it runs)
+"$ANCHORS/dovecot-setup.sh" >/dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
 DPID="$(cat /run/lab-dovecot/master.pid)"
 labels=(dovecot); ports=(1143); pids=("$DPID")
 # Dovecot too: started here, it holds what this script holds open, /tmp/bench.lock under flock among them

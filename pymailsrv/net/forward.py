@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.net.conn import Connection, ConnectionClosed
 from pymailsrv.net.networks import Network, client_address, in_networks
+from pymailsrv.net.pipe import Pipe
 
 CHUNK = 64 * 1024
 TAIL = 512
@@ -115,6 +116,8 @@ class StreamUpstream:
         return self._reply
 
     async def splice(self, client: Connection, unread: bytes) -> str:
+        if client.transform is None and client.transport is not None:
+            return await self._pipe(client, unread)
         if self._unread:
             client.write(self._unread)
         tasks = (asyncio.create_task(self._client_to_backend(client, unread)),
@@ -128,6 +131,21 @@ class StreamUpstream:
             self.close()
         ended = next(iter(done)).result()
         return "timeout" if ended == "client" and client.timed_out else ended
+
+    async def _pipe(self, client: Connection, unread: bytes) -> str:
+        """The splice by the transports themselves (net/pipe.py): no task per chunk. What the
+        backend sent past the login reply is still in our StreamReader: take it first."""
+        if client.pending:
+            unread += await client.read_some(client.pending)
+        self.reader.feed_eof()  # read() now returns the buffered bytes at once
+        backend_unread = self._unread + await self.reader.read()
+        pipe = Pipe(client, cast(asyncio.Transport, self.writer.transport))
+        try:
+            return await pipe.run(unread, backend_unread)
+        finally:
+            self.backend_tail = pipe.from_backend.tail
+            self.client_tail = pipe.from_client.tail
+            self.close()
 
     async def _client_to_backend(self, client: Connection, unread: bytes) -> str:
         data = unread

@@ -16,6 +16,7 @@ import poplib
 import signal
 import smtplib
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -114,6 +115,13 @@ def _inbox_subjects(port: int, user: str) -> list[str]:
         imap.logout()
 
 
+def _unverified() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 def _delivered(node: Node, user: str, count: int) -> bool:
     return len(_inbox_subjects(node.ports["imap"], user)) >= count
 
@@ -179,6 +187,15 @@ def test_imap_through_the_front_reaches_each_users_backend(cluster: Cluster) -> 
     assert _inbox_subjects(port, "alice@example.test") == ["alice on b1"]
     assert _inbox_subjects(port, "bob@example.test") == ["bob on b2"]
     assert _inbox_subjects(port, "carol@example.test") == ["carol on b1"]  # no row: proxy_backends
+    # over TLS to the front (the splice then runs on the TLS transport), plain to the backend
+    imaps = imaplib.IMAP4_SSL("127.0.0.1", cluster.front.ports["imaps"], ssl_context=_unverified(), timeout=30)
+    try:
+        imaps.login("bob@example.test", PASSWORD)
+        imaps.select("INBOX")
+        _, msg = imaps.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert b"Subject: bob on b2" in msg[0][1]  # type: ignore[index]
+    finally:
+        imaps.logout()
     log = cluster.front.proc.text()
     assert f"proxy(alice@example.test): started proxying to 127.0.0.1:{cluster.b1.ports['imap']}" in log
     assert f"proxy(bob@example.test): started proxying to 127.0.0.1:{cluster.b2.ports['imap']}" in log

@@ -1,7 +1,8 @@
 """A front node's IMAP and POP3 sessions in one process, over real loopback sockets: a backend
 ImapServer/Pop3Server and a front whose ProxyForwarder points at it. What the multi-node test
 does not reach cheaply: pipelining across the login, a backend that never greets, a backend
-that refuses the login the front accepted."""
+that refuses the login the front accepted, the splice's flow control (a big literal each way, a
+client that stops reading) and its idle timeout."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ class Pair:
 
 @asynccontextmanager
 async def pair(*, backend_password: str = PASSWORD, silent_backend: bool = False,
-               timeout: float = 10.0) -> AsyncIterator[Pair]:
+               timeout: float = 10.0, front_idle: float = 1800.0) -> AsyncIterator[Pair]:
     """A backend (or a socket that accepts and never speaks) and a front node proxying to it."""
     store = MemoryStore(SystemClock())
     servers: list[Server] = []
@@ -62,7 +63,7 @@ async def pair(*, backend_password: str = PASSWORD, silent_backend: bool = False
             pop3_port = (await backend_pop3.listen([Listen("127.0.0.1", 0)]))[0]
         chooser = BackendChooser(["127.0.0.1"], {"imap": imap_port, "pop3": pop3_port}, None)
         forwarder = ProxyForwarder(chooser, timeout=timeout)
-        front = ImapServer(ImapConfig(), _auth(), MemoryStore(SystemClock()), forwarder=forwarder)
+        front = ImapServer(ImapConfig(timeout=front_idle), _auth(), MemoryStore(SystemClock()), forwarder=forwarder)
         servers.append(await start_server(front.handle, "127.0.0.1", 0, registry=front.registry))
         front_pop3 = Pop3Server(Pop3Options(timeout=30.0), Pop3Services(_auth(), MemoryStore(SystemClock()),
                                                                         forwarder=forwarder))
@@ -148,3 +149,52 @@ def _plain() -> str:
     import base64
 
     return base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode()
+
+
+async def _login(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 24)
+    await reader.readline()
+    writer.write(f'a LOGIN {USER} "{PASSWORD}"\r\n'.encode())
+    assert (await reader.readuntil(b"a OK")).endswith(b"a OK")
+    await reader.readline()
+    return reader, writer
+
+
+def test_a_big_literal_crosses_the_front_both_ways_to_a_client_that_reads_late() -> None:
+    body = b"Subject: big\r\n\r\n" + b"".join(b"%07d " % i + b"x" * 70 + b"\r\n" for i in range(60_000))
+
+    async def run() -> bytes:
+        async with pair() as p:
+            reader, writer = await _login(p.front_imap)
+            writer.write(b"b APPEND INBOX {%d}\r\n" % len(body))
+            assert (await asyncio.wait_for(reader.readline(), 20)).startswith(b"+")
+            writer.write(body + b"\r\nc SELECT INBOX\r\nd FETCH 1 BODY.PEEK[]\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.5)  # the backend's answer fills the buffers: the front must hold, not lose
+            got = await asyncio.wait_for(reader.readuntil(b"d OK"), 30)
+            writer.close()
+            return got
+
+    got = asyncio.run(run())
+    assert b"b OK" in got
+    literal = b"{%d}\r\n" % len(body)
+    assert got[got.index(literal) + len(literal):].startswith(body)
+
+
+def test_the_idle_timeout_ends_a_proxied_session_only_when_nobody_uses_it() -> None:
+    async def run() -> tuple[bytes, bytes]:
+        async with pair(front_idle=1.0) as p:
+            reader, writer = await _login(p.front_imap)
+            for _ in range(8):  # 2.4 s of traffic through the splice: longer than the idle timeout
+                writer.write(b"n NOOP\r\n")
+                await asyncio.wait_for(reader.readuntil(b"n OK"), 10)
+                await asyncio.sleep(0.3)
+            writer.write(b"m NOOP\r\n")
+            alive = await asyncio.wait_for(reader.readuntil(b"m OK"), 10)
+            rest = await asyncio.wait_for(reader.read(), 10)  # silence: the front hangs up
+            writer.close()
+            return alive, rest
+
+    alive, rest = asyncio.run(run())
+    assert alive.endswith(b"m OK")
+    assert rest.endswith(b"* BYE Disconnected for inactivity.\r\n")
