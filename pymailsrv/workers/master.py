@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import signal
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +30,12 @@ CHANNEL_LINE_LIMIT = 1 << 20  # a worker's metrics report is one line of JSON
 RESTART_PAUSE = 1.0  # Postfix's master waits too before it restarts a failed service
 RESTART_PAUSE_MAX = 60.0
 STOP_TIMEOUT = 15.0
+# accepted IMAP/POP3 connections held while every worker's inbox is full (the kernel queues only
+# net.unix.max_dgram_qlen datagrams, often 10, per inbox): accepting stops meanwhile, and the rest
+# wait in the listen backlog
+WAITING_MAX = 64
+INBOX_RETRY = 0.05  # seconds; besides the inboxes' writability, in case a wake-up is missed
+_INBOX_FULL = (errno.EAGAIN, errno.ENOBUFS, errno.ETOOMANYREFS)  # try again later; other errors: gone
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,9 @@ class WorkerPool:
         self.passed = {key: [_nonblocking(socket.socket(fileno=os.dup(s.fileno()))) for s in socks]
                        for key, socks in (passed or {}).items()}
         self._accepting = False
+        self._waiting: deque[_Waiting] = deque()  # accepted, every inbox full
+        self._watched: set[int] = set()  # inbox fds watched for writability while some wait
+        self._retry: asyncio.TimerHandle | None = None
         self.anvil = Anvil(limiter, throttle, user_ip, ip_limits)
         self.config_path = os.path.abspath(config_path)
         self.sockets = sockets
@@ -195,6 +206,9 @@ class WorkerPool:
                 await answering
             writer.close()
             worker.ready, worker.sessions = False, 0
+            if inbox.fileno() in self._watched:  # before the descriptor is closed (and reused)
+                asyncio.get_running_loop().remove_writer(inbox.fileno())
+                self._watched.discard(inbox.fileno())
             inbox.close()
             worker.inbox = None
             self._update_accepting()
@@ -243,8 +257,11 @@ class WorkerPool:
 
     # --- IMAP/POP3 connections, accepted here and passed on ---------------------------------------
     def _update_accepting(self) -> None:
-        """Accept while some worker can take connections; else they wait in the backlog."""
-        want = not self._stopping and any(w.ready and w.inbox is not None for w in self.workers)
+        """Accept while some worker can take connections and none wait; else they wait in the
+        backlog."""
+        self._flush()
+        want = (not self._stopping and not self._waiting
+                and any(w.ready and w.inbox is not None for w in self.workers))
         if want == self._accepting:
             return
         loop = asyncio.get_running_loop()
@@ -258,6 +275,8 @@ class WorkerPool:
 
     def _accept(self, listener: socket.socket, key: tuple[str, int]) -> None:
         for _ in range(64):  # what is pending now; then back to the loop
+            if self._waiting:  # every inbox is full: the rest wait in the backlog
+                return
             try:
                 conn, _ = listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -265,30 +284,68 @@ class WorkerPool:
             except OSError as exc:  # EMFILE and the like: the connection waits, we log
                 log.warning("cannot accept a %s connection: %s", key[0].split("_")[0], exc.strerror or exc)
                 return
-            with conn:
-                self._pass(conn, key)
+            param = key[0]
+            ip = _peer_ip(conn)
+            verdict, counted = self.anvil.admit_passed(param, ip)
+            waiting = _Waiting(conn, param, ip if counted else "",
+                               f"{param} {key[1]} {verdict or 'ok'} {ip if counted else '-'}".encode())
+            if not self._pass(waiting):
+                self._waiting.append(waiting)
+                self._update_accepting()
 
-    def _pass(self, conn: socket.socket, key: tuple[str, int]) -> None:
+    def _pass(self, waiting: _Waiting) -> bool:
         """To the ready worker with the fewest sessions, with the per-IP limit's verdict (counted
-        here, for every worker: login_max_ip_connections)."""
-        param = key[0]
-        ip = _peer_ip(conn)
-        verdict, counted = self.anvil.admit_passed(param, ip)
-        message = f"{param} {key[1]} {verdict or 'ok'} {ip if counted else '-'}".encode()
+        here, for every worker: login_max_ip_connections). False when every inbox is full: it
+        waits. A connection that no worker can take for another reason (gone) is closed."""
         ready = [w for w in self.workers if w.ready and w.inbox is not None]
+        full = False
         for worker in sorted(ready, key=lambda w: w.sessions):
             assert worker.inbox is not None
             try:
-                socket.send_fds(worker.inbox, [message], [conn.fileno()])
-            except OSError:
+                socket.send_fds(worker.inbox, [waiting.message], [waiting.conn.fileno()])
+            except OSError as exc:
+                full = full or exc.errno in _INBOX_FULL
                 continue  # its inbox is full or gone: the next one
             worker.sessions += 1
-            if counted:
-                self.anvil.passed_to(worker.holdings, param, ip)
-            return
-        if counted:
-            self.anvil.not_passed(param, ip)
-        log.warning("no worker process could take a %s connection; closed", param.split("_")[0])
+            if waiting.ip:
+                self.anvil.passed_to(worker.holdings, waiting.param, waiting.ip)
+            waiting.conn.close()  # the worker has its own descriptor now
+            return True
+        if (full or not ready) and not self._stopping:
+            return False
+        self._drop(waiting)
+        log.warning("no worker process could take a %s connection; closed", waiting.param.split("_")[0])
+        return True
+
+    def _drop(self, waiting: _Waiting) -> None:
+        waiting.conn.close()
+        if waiting.ip:
+            self.anvil.not_passed(waiting.param, waiting.ip)
+
+    def _flush(self) -> None:
+        """Pass the waiting connections, oldest first, while an inbox takes them; watch the
+        inboxes (and a timer) while some still wait."""
+        if self._stopping:
+            while self._waiting:
+                self._drop(self._waiting.popleft())
+        while self._waiting and self._pass(self._waiting[0]):
+            self._waiting.popleft()
+        loop = asyncio.get_running_loop()
+        inboxes = {w.inbox.fileno() for w in self.workers
+                   if w.ready and w.inbox is not None} if self._waiting else set()
+        for fd in self._watched - inboxes:
+            loop.remove_writer(fd)
+        for fd in inboxes - self._watched:
+            loop.add_writer(fd, self._writable)
+        self._watched = inboxes
+        if self._retry is not None:
+            self._retry.cancel()
+        # no ready worker: its "ready" calls back here
+        self._retry = loop.call_later(INBOX_RETRY, self._writable) if inboxes else None
+
+    def _writable(self) -> None:
+        self._retry = None
+        self._update_accepting()
 
     async def _pickup(self, queue_id: str) -> None:
         try:
@@ -318,6 +375,16 @@ class WorkerPool:
         for socks in self.passed.values():  # our duplicates; the servers close the originals
             for sock in socks:
                 sock.close()
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """An accepted connection not yet passed: what its worker is told, and its per-IP count."""
+
+    conn: socket.socket
+    param: str
+    ip: str  # counted for login_max_ip_connections ("" not counted)
+    message: bytes
 
 
 def _peer_ip(conn: socket.socket) -> str:
