@@ -107,7 +107,7 @@ class _Core:
         if self.shared is not None:
             await self.shared.close()
         if store:
-            await self.store.aclose()  # index snapshots still being written in the background
+            await self.store.close()  # index snapshots still being written in the background
         await self.directory.close()
 
 

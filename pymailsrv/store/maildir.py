@@ -215,6 +215,21 @@ class MaildirStore:
         while self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
+    async def close(self) -> None:
+        """Shutdown: the poller stops, the background closes (released folders being retired)
+        finish, and the folders kept for a next session close their indexes: no task is left
+        pending when the loop ends."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+        await self.aclose()
+        while self._idle:
+            self._close_later(self._idle.popitem(last=False)[1])
+        self._idle_messages = 0
+        await self.aclose()
+
     async def _retire(self, folder: Folder) -> None:
         try:
             await asyncio.to_thread(folder.close, keep_index=True)

@@ -99,6 +99,9 @@ class MemoryStore:
         self._locks: set[str] = set()
         self._validity = itertools.count(int(self.clock.time()))
 
+    async def close(self) -> None:
+        """Shutdown: nothing runs in the background here (MaildirStore.close)."""
+
     # -- helpers ------------------------------------------------------------------------------
     def _account(self, account: Account) -> _Account:
         acct = self._accounts.get(account.username)

@@ -90,6 +90,7 @@ def imap_factory(tmp_path: Path, tls_files: tuple[str, str], store_kind: str):  
     for h in made:
         for srv in h.listeners:
             asyncio.run_coroutine_threadsafe(srv.close(grace=1), loop).result(10)
+        asyncio.run_coroutine_threadsafe(h.store.close(), loop).result(10)  # as the server does on stop
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
     loop.close()

@@ -86,6 +86,7 @@ def pop3_factory(tmp_path: Path, tls_files: tuple[str, str], store_kind: str):  
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     servers: list[Pop3Server] = []
+    stores: list[Any] = []
 
     def make(**overrides: Any) -> Harness:
         store = make_store(store_kind, tmp_path)
@@ -107,11 +108,14 @@ def pop3_factory(tmp_path: Path, tls_files: tuple[str, str], store_kind: str):  
 
         port, tls_port = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
         servers.append(server)
+        stores.append(store)
         return Harness(loop, server, store, auth, accounts, port, tls_port)
 
     yield make
     for server in servers:
         asyncio.run_coroutine_threadsafe(server.close(), loop).result(30)
+    for store in stores:  # as the server does on stop: folders released at the end retire in the background
+        asyncio.run_coroutine_threadsafe(store.close(), loop).result(30)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
     loop.close()

@@ -28,8 +28,10 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def store(store_kind: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    return make_store(store_kind, tmp_path)
+async def store(store_kind: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    made = make_store(store_kind, tmp_path)
+    yield made
+    await made.close()  # folders released by the test retire in the background
 
 
 @pytest.fixture
