@@ -257,10 +257,10 @@ class WorkerPool:
 
     # --- IMAP/POP3 connections, accepted here and passed on ---------------------------------------
     def _update_accepting(self) -> None:
-        """Accept while some worker can take connections and none wait; else they wait in the
-        backlog."""
+        """Accept while some worker can take connections and fewer than WAITING_MAX wait; else
+        they wait in the backlog."""
         self._flush()
-        want = (not self._stopping and not self._waiting
+        want = (not self._stopping and len(self._waiting) < WAITING_MAX
                 and any(w.ready and w.inbox is not None for w in self.workers))
         if want == self._accepting:
             return
@@ -275,7 +275,7 @@ class WorkerPool:
 
     def _accept(self, listener: socket.socket, key: tuple[str, int]) -> None:
         for _ in range(64):  # what is pending now; then back to the loop
-            if self._waiting:  # every inbox is full: the rest wait in the backlog
+            if len(self._waiting) >= WAITING_MAX:  # every inbox is full: the rest wait in the backlog
                 return
             try:
                 conn, _ = listener.accept()
@@ -289,9 +289,9 @@ class WorkerPool:
             verdict, counted = self.anvil.admit_passed(param, ip)
             waiting = _Waiting(conn, param, ip if counted else "",
                                f"{param} {key[1]} {verdict or 'ok'} {ip if counted else '-'}".encode())
-            if not self._pass(waiting):
+            if self._waiting or not self._pass(waiting):  # in their order
                 self._waiting.append(waiting)
-                self._update_accepting()
+                self._update_accepting()  # watch the inboxes; stop accepting at WAITING_MAX
 
     def _pass(self, waiting: _Waiting) -> bool:
         """To the ready worker with the fewest sessions, with the per-IP limit's verdict (counted
