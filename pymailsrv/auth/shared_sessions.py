@@ -27,6 +27,7 @@ from pymailsrv.auth.base import SessionCounter
 from pymailsrv.clock import Clock
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.log import get_logger
+from pymailsrv.sideline import Sideline
 
 log = get_logger("auth")
 
@@ -61,10 +62,9 @@ class SharedSessionCounter:
         self.clock = clock
         self.expiry = expiry
         self._rows: dict[tuple[str, str], list[int]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.writes = Sideline(log, f"shared {service} session count unavailable, counting on this node only: %s")
         self._beat: asyncio.Task[None] | None = None
         self._orphans: set[int] = set()  # closed sessions whose row could not be deleted yet
-        self._warned = False
 
     async def open(self, user: str, ip: str, limit: int) -> bool:
         if not await self.local.open(user, ip, limit):
@@ -75,12 +75,12 @@ class SharedSessionCounter:
         try:
             row_id, count = await self.store.open(self.node, self.service, user, ip, self.clock.time(), self.expiry)
         except TemporaryFailure as exc:
-            self._unavailable(exc)
+            self.writes.unavailable(exc)
             return True
         except BaseException:
             self.local.close(user, ip)
             raise
-        self._warned = False
+        self.writes.available()
         if count > limit:
             self._close_row(row_id)
             self.local.close(user, ip)
@@ -110,28 +110,15 @@ class SharedSessionCounter:
                     self._orphans.discard(row_id)
                 await self.store.heartbeat(self.node, self.clock.time(), self.expiry)
             except TemporaryFailure as exc:
-                self._unavailable(exc)
+                self.writes.unavailable(exc)
 
     def _close_row(self, row_id: int) -> None:
-        async def run() -> None:
-            try:
-                await self.store.close(row_id)
-            except TemporaryFailure as exc:
-                self._unavailable(exc)
-                self._orphans.add(row_id)  # the heartbeat would renew it: deleted on the next one
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _unavailable(self, exc: TemporaryFailure) -> None:
-        if not self._warned:  # once per outage, not once per login
-            log.warning("shared %s session count unavailable, counting on this node only: %s", self.service, exc)
-        self._warned = True
+        # a row that cannot be deleted now would be renewed by the heartbeat: it deletes it next
+        self.writes.start(self.store.close(row_id), on_unavailable=lambda: self._orphans.add(row_id))
 
     async def drain(self) -> None:
         """Wait for the database writes in flight (tests, shutdown)."""
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.writes.drain()
 
     async def stop(self) -> None:
         """Stop the heartbeat and delete this node's rows."""

@@ -16,9 +16,7 @@ Implementation notes:
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
-from typing import Any, Protocol
+from typing import Protocol
 
 from pymailsrv.auth.plaintext import trusted_networks
 from pymailsrv.auth.throttle import LoginThrottle, Throttle, client_key
@@ -27,6 +25,7 @@ from pymailsrv.config.settings import Settings
 from pymailsrv.errors import TemporaryFailure
 from pymailsrv.log import get_logger
 from pymailsrv.net.networks import in_networks
+from pymailsrv.sideline import Sideline
 
 log = get_logger("auth")
 
@@ -52,8 +51,7 @@ class SharedThrottle:
         self.window = settings.get_seconds("auth_failure_window")
         self.penalties = Throttle(clock, delay=settings.get_seconds("auth_failure_delay"))
         self.exempt = trusted_networks(settings)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._warned = False
+        self.writes = Sideline(log, "shared login throttle unavailable, counting on this node only: %s")
 
     async def admit(self, remote_ip: str, login: str) -> float:
         wait = await self.local.admit(remote_ip, login)
@@ -62,12 +60,12 @@ class SharedThrottle:
         try:
             failures = await self.store.count(client_key(remote_ip), self.clock.time() - self.window)
         except TemporaryFailure as exc:
-            self._unavailable(exc)
+            self.writes.unavailable(exc)
             return wait
         except BaseException:
             self.local.cancel(remote_ip, login)
             raise
-        self._warned = False
+        self.writes.available()
         return max(wait, self.penalties.penalty(failures))
 
     def cancel(self, remote_ip: str, login: str) -> None:
@@ -76,29 +74,13 @@ class SharedThrottle:
     def success(self, remote_ip: str, login: str) -> None:
         self.local.success(remote_ip, login)
         if not in_networks(remote_ip, self.exempt):
-            self._background(self.store.forget(client_key(remote_ip)))
+            self.writes.start(self.store.forget(client_key(remote_ip)))
 
     def failed(self, remote_ip: str, login: str) -> None:
         self.local.failed(remote_ip, login)
         if not in_networks(remote_ip, self.exempt):
-            self._background(self.store.add(client_key(remote_ip), login, self.clock.time(), self.window))
-
-    def _background(self, write: Coroutine[Any, Any, None]) -> None:
-        async def run() -> None:
-            try:
-                await write
-            except TemporaryFailure as exc:
-                self._unavailable(exc)
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _unavailable(self, exc: TemporaryFailure) -> None:
-        if not self._warned:  # once per outage, not once per login
-            log.warning("shared login throttle unavailable, counting on this node only: %s", exc)
-        self._warned = True
+            self.writes.start(self.store.add(client_key(remote_ip), login, self.clock.time(), self.window))
 
     async def drain(self) -> None:
         """Wait for the database writes in flight (tests, shutdown)."""
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.writes.drain()

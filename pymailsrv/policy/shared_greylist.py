@@ -17,7 +17,6 @@ Implementation notes:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -35,6 +34,7 @@ from pymailsrv.policy.greylist import (
     normalize_sender,
     whitelisted,
 )
+from pymailsrv.sideline import Sideline
 
 log = get_logger("greylist")
 TOUCH_EVERY = 3600.0  # how stale the database's "last used" of a cached pass may get
@@ -64,8 +64,7 @@ class SharedGreylist:
         self.clock = clock
         self._passed: dict[str, tuple[float, float]] = {}  # triplet key -> (last use, last written)
         self._whitelisted: dict[str, tuple[float, float]] = {}  # network -> (last use, last written)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._warned = False
+        self.writes = Sideline(log, "shared greylist unavailable, deciding on this node only: %s")
 
     async def verdict(self, client_address: str, sender: str, recipient: str) -> Verdict:
         g = self.local
@@ -79,16 +78,16 @@ class SharedGreylist:
         try:
             return await self._decide(key, net, now)
         except TemporaryFailure as exc:
-            self._unavailable(exc)
+            self.writes.unavailable(exc)
             return g.check(client_address, sender, recipient)
 
     async def _decide(self, key: str, net: str, now: float) -> Verdict:
         g = self.local
         stored, (passes, last_pass) = await self.store.lookup(key, net)
-        self._warned = False
+        self.writes.available()
         if whitelisted(g.auto_whitelist, passes, last_pass, now, g.max_age):
             self._remember(self._whitelisted, net, now)
-            self._background(self.store.client_passed(net, now))
+            self.writes.start(self.store.client_passed(net, now))
             return Verdict(False, whitelisted=True)
         old = Entry(stored.first, stored.last, stored.passed) if stored is not None else None
         verdict, entry = decide(old, now, g.delay, g.retry_window, g.max_age)
@@ -110,7 +109,7 @@ class SharedGreylist:
         written = hit[1]
         if now - written >= TOUCH_EVERY:
             written = now
-            self._background(refresh(key, now))
+            self.writes.start(refresh(key, now))
         cache[key] = (now, written)
         return True
 
@@ -122,33 +121,17 @@ class SharedGreylist:
     async def _write(self, write: Coroutine[Any, Any, None]) -> None:
         """In the background; in line when MAX_PENDING are in flight already (a flood of new
         triplets then waits for its own writes instead of piling them up)."""
-        if len(self._tasks) < MAX_PENDING:
-            self._background(write)
+        if len(self.writes) < MAX_PENDING:
+            self.writes.start(write)
             return
         try:
             await write
         except TemporaryFailure as exc:
-            self._unavailable(exc)
-
-    def _background(self, write: Coroutine[Any, Any, None]) -> None:
-        async def run() -> None:
-            try:
-                await write
-            except TemporaryFailure as exc:
-                self._unavailable(exc)
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _unavailable(self, exc: TemporaryFailure) -> None:
-        if not self._warned:  # once per outage, not once per message
-            log.warning("shared greylist unavailable, deciding on this node only: %s", exc)
-        self._warned = True
+            self.writes.unavailable(exc)
 
     async def drain(self) -> None:
         """Wait for the database writes in flight (tests, shutdown)."""
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.writes.drain()
 
     async def close(self) -> None:
         await self.drain()
