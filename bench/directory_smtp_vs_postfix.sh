@@ -61,12 +61,7 @@ RE
 setup_instance sqlite "$SQLITE_PORT" ""
 setup_instance mariadb "$MARIADB_PORT" "mysql://root@127.0.0.1:3306/$DB"
 for name in sqlite mariadb; do
-    PYTHONPATH="$ROOT" "$PY" -c 'import sys
-from pymailsrv.cli import main
-main(["--config", sys.argv[1], "domain", "add", "bench.test"])
-for i in range(100):
-    main(["--config", sys.argv[1], "mailbox", "add", f"u{i}@bench.test", "--password", "pw"])
-' "$WORK/$name/pymailsrv.conf" >/dev/null
+    PYTHONPATH="$ROOT" "$PY" "$HERE/bench_site.py" "$WORK/$name/pymailsrv.conf" >/dev/null
 done
 
 # --- Postfix on the same PostfixAdmin database, as PostfixAdmin's POSTFIX_CONF documents --------

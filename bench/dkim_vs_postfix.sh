@@ -38,7 +38,6 @@ cleanup() {
 trap cleanup EXIT
 
 # --- keys, the message, the DNS records --------------------------------------------------------
-pym() { PYTHONPATH="$ROOT" "$PY" -m pymailsrv --config "$WORK/pymailsrv.conf" "$@"; }
 PYTHONPATH="$ROOT" "$PY" - "$WORK" "$SIZE" "$MODE" <<'PYEOF'
 import sys
 from pathlib import Path
@@ -136,17 +135,7 @@ dkim_signing_table = refile:$WORK/SigningTable
 dns_nameservers = 127.0.0.1:$(cat "$WORK/dns.port" 2>/dev/null || echo 53)
 virtual_alias_maps = regexp:$WORK/valias.regexp
 CONF
-cat > "$WORK/valias.regexp" <<'RE'
-/([1-9][0-9])u@bench\.test$/    u$1@bench.test
-/([0-9])u@bench\.test$/         u$1@bench.test
-RE
-pym db upgrade >/dev/null
-pym domain add bench.test >/dev/null
-PYTHONPATH="$ROOT" "$PY" -c 'import sys
-from pymailsrv.cli import main
-for i in range(100):
-    main(["--config", sys.argv[1], "mailbox", "add", f"u{i}@bench.test", "--password", "pw"])
-' "$WORK/pymailsrv.conf" >/dev/null
+PYTHONPATH="$ROOT" "$PY" "$HERE/bench_site.py" "$WORK/pymailsrv.conf" --valias "$WORK/valias.regexp" >/dev/null
 if ss -ltn "sport = :$PORT" | grep -q ":$PORT"; then echo "port $PORT is taken (PYM_PORT=...)" >&2; exit 2; fi
 # started directly (not through pym) so that $! is the server itself and the trap stops it
 PYTHONPATH="$ROOT" "$PY" -m pymailsrv --config "$WORK/pymailsrv.conf" serve >/dev/null 2>&1 &

@@ -41,12 +41,7 @@ mail_max_userip_connections = 1000
 smtpd_listen =
 imap_listen = 127.0.0.1:1144
 CONF
-  pym() { "$PY" -m pymailsrv --config "$WORK/pymailsrv.conf" "$@"; }
-  pym db upgrade >/dev/null; pym domain add bench.test >/dev/null
-  "$PY" -c 'import sys
-from pymailsrv.cli import main
-for i in range(100):
-    main(["--config", sys.argv[1], "mailbox", "add", f"u{i}@bench.test", "--password", "pw"])' "$WORK/pymailsrv.conf" >/dev/null
+  "$PY" "$HERE/bench_site.py" "$WORK/pymailsrv.conf" >/dev/null
   "$PY" -m pymailsrv --config "$WORK/pymailsrv.conf" serve > /dev/null 2>&1 &
   SPID=$!; PORT=1144
   for _ in $(seq 100); do grep -q "serving" "$WORK/pymailsrv.log" 2>/dev/null && break; sleep 0.2; done

@@ -39,10 +39,6 @@ cleanup() {  # stop both servers and wait for them (they shut down gracefully)
 }
 trap cleanup EXIT
 
-pym() {  # CONF ARGS...: the CLI of this checkout (python -m imports from the cwd first)
-    local conf="$1"; shift
-    (cd "$ROOT" && PYTHONPATH="$ROOT" "$PY" -m pymailsrv --config "$conf" "$@")
-}
 node() {  # NAME PORT EXTRA-CONFIG: write the config, create u0..u99@bench.test / pw, start
     local name="$1" port="$2" conf="$WORK/$1/pymailsrv.conf"
     cat > "$conf" <<CONF
@@ -57,11 +53,7 @@ smtpd_listen =
 imap_listen = 127.0.0.1:$port
 $3
 CONF
-    pym "$conf" db upgrade >/dev/null; pym "$conf" domain add bench.test >/dev/null
-    (cd "$ROOT" && PYTHONPATH="$ROOT" "$PY" -c 'import sys
-from pymailsrv.cli import main
-for i in range(100):
-    main(["--config", sys.argv[1], "mailbox", "add", f"u{i}@bench.test", "--password", "pw"])' "$conf" >/dev/null)
+    (cd "$ROOT" && PYTHONPATH="$ROOT" "$PY" "$HERE/bench_site.py" "$conf" >/dev/null)
     (cd "$ROOT" && exec env PYTHONPATH="$ROOT" "$PY" -m pymailsrv --config "$conf" serve) >/dev/null 2>&1 &
     pids+=("$!")
     for _ in $(seq 150); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0; sleep 0.2; done

@@ -58,13 +58,7 @@ CONF
     fi
     [ "$loop" = default ] || echo "event_loop = $loop" >> "$work/pymailsrv.conf"
     # in the checkout: python -m/-c import from the current directory before PYTHONPATH
-    pym() { (cd "$checkout" && PYTHONPATH="$checkout" "$PY" -m pymailsrv --config "$work/pymailsrv.conf" "$@"); }
-    pym db upgrade >/dev/null; pym domain add bench.test >/dev/null
-    (cd "$checkout" && PYTHONPATH="$checkout" "$PY" -c 'import sys
-from pymailsrv.cli import main
-for i in range(100):
-    main(["--config", sys.argv[1], "mailbox", "add", f"u{i}@bench.test", "--password", "pw"])' \
-        "$work/pymailsrv.conf" >/dev/null)
+    (cd "$checkout" && PYTHONPATH="$checkout" "$PY" "$HERE/bench_site.py" "$work/pymailsrv.conf" >/dev/null)
     (cd "$checkout" && exec env PYTHONPATH="$checkout" "$PY" -m pymailsrv --config "$work/pymailsrv.conf" serve) >/dev/null 2>&1 &
     pids+=("$!"); ports+=("$port")
     labels+=("pymailsrv:$(basename "$checkout")@$(git -C "$checkout" rev-parse --short HEAD)$([ "$loop" = default ] || echo "+$loop")")

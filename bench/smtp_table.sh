@@ -52,18 +52,7 @@ log_file = $WORK/pymailsrv.log
 # the spread row: fold smtp-source's <seq>u@bench.test onto u0..u99, as the Postfix anchor does
 virtual_alias_maps = regexp:$WORK/valias.regexp
 CONF
-cat > "$WORK/valias.regexp" <<'RE'
-/([1-9][0-9])u@bench\.test$/    u$1@bench.test
-/([0-9])u@bench\.test$/         u$1@bench.test
-RE
-pym() { PYTHONPATH="$ROOT" "$PY" -m pymailsrv --config "$WORK/pymailsrv.conf" "$@"; }
-pym db upgrade >/dev/null
-pym domain add bench.test >/dev/null
-PYTHONPATH="$ROOT" "$PY" -c 'import sys
-from pymailsrv.cli import main
-for i in range(100):
-    main(["--config", sys.argv[1], "mailbox", "add", f"u{i}@bench.test", "--password", "pw"])
-' "$WORK/pymailsrv.conf" >/dev/null
+PYTHONPATH="$ROOT" "$PY" "$HERE/bench_site.py" "$WORK/pymailsrv.conf" --valias "$WORK/valias.regexp" >/dev/null
 PYTHONPATH="$ROOT" "$PY" -m pymailsrv --config "$WORK/pymailsrv.conf" serve >/dev/null 2>&1 &
 echo $! > "$WORK/pymailsrv.pid"
 trap stop_pymailsrv EXIT
